@@ -1,0 +1,79 @@
+// Lint rules that carry the architecture: the import arrows of design.md, and raw Electron IPC only
+// in the transport files.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+const NODE_BUILTINS = ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'http', 'crypto', 'worker_threads'];
+
+export default tseslint.config(
+  { ignores: ['out/**', 'node_modules/**', '.cache/**', 'test-results/**', 'playwright-report/**', 'artifacts/**', 'dist/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-control-regex': 'off',
+    },
+  },
+  {
+    // Raw IPC only in the Electron transport files (GitHub Desktop's rule).
+    files: ['**/*.ts', '**/*.tsx'],
+    ignores: ['main/app/ipc-transport.ts', 'main/app/preload.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'electron', importNames: ['ipcMain', 'ipcRenderer'], message: 'Use the typed contract (main/common/rpc); raw IPC lives in main/app/ipc-transport.ts and preload.ts only.' }] },
+      ],
+    },
+  },
+  {
+    // main/common is pure: no node, no electron, no DOM-only code, no services.
+    files: ['main/common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'electron', message: 'main/common must stay pure.' }],
+          patterns: [
+            { group: NODE_BUILTINS, message: 'main/common must stay pure (no node).' },
+            { group: ['**/services/**', '**/app/**', '**/server/**', '**/cli/**', '**/renderer/**'], message: 'main/common imports nothing outside main/common.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // services never import electron or the front ends.
+    files: ['main/services/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'electron', message: 'services are node-only; Electron lives in main/app.' }],
+          patterns: [{ group: ['**/app/**', '**/server/**', '**/cli/**', '**/renderer/**'], message: 'services must not import front ends.' }],
+        },
+      ],
+    },
+  },
+  {
+    // The renderer talks to the engine only through main/common (contract + RPC client).
+    files: ['renderer/**/*.ts', 'renderer/**/*.tsx'],
+    ignores: ['renderer/vite.config.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'electron', message: 'The renderer is sandboxed: use the RPC client.' }],
+          patterns: [
+            { group: NODE_BUILTINS, message: 'The renderer has no node.' },
+            { group: ['**/main/services/**', '**/main/app/**', '**/main/server/**', '**/main/cli/**'], message: 'The renderer imports only main/common.' },
+          ],
+        },
+      ],
+    },
+  },
+);

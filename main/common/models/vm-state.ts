@@ -1,0 +1,56 @@
+/** Runtime state of VMs as every front end sees it. */
+import type { Accel, VmConfig } from './vm-config';
+
+export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'broken'] as const;
+export type VmState = (typeof VM_STATES)[number];
+
+export type ExitReason =
+  /** The guest powered itself off, or accepted an ACPI shutdown request. */
+  | 'shutdown'
+  /** Vivarium stopped it (QMP quit or a signal from the stop ladder). */
+  | 'stopped'
+  /** QEMU died without being asked to: killed by someone else, a crash, an abort. */
+  | 'crashed'
+  /** QEMU refused to start (bad option, missing file, locked image). */
+  | 'failed';
+
+export interface LastExit {
+  readonly reason: ExitReason;
+  readonly at: string;
+  /** Exit status when QEMU exited by itself, else null. */
+  readonly code: number | null;
+  /** Signal name when QEMU was killed by a signal ("SIGKILL"), else null. */
+  readonly signal: string | null;
+  /** A sentence for the user. */
+  readonly message: string;
+  /** The last lines QEMU wrote to stderr. */
+  readonly stderrTail: readonly string[];
+}
+
+/** One entry of the library. `config` is null for a broken bundle. */
+export interface VmInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly state: VmState;
+  /** QEMU's pid, only while it runs. */
+  readonly pid: number | null;
+  /** The accelerator QEMU runs with (when running) or would run with (configured choice). */
+  readonly accel: Accel | 'auto' | null;
+  readonly lastExit: LastExit | null;
+  /** Why a bundle is broken (state "broken"), or why the last action failed. */
+  readonly error: string | null;
+  readonly config: VmConfig | null;
+  /** The bundle folder. */
+  readonly path: string;
+  readonly startedAt: string | null;
+}
+
+export interface VmDetails extends VmInfo {
+  /** The exact QEMU command line (argv[0] is the binary) for the VM as configured on this host, or
+   *  as it was started when running. */
+  readonly argv: readonly string[] | null;
+}
+
+export type VmChange =
+  | { readonly kind: 'updated'; readonly vm: VmInfo }
+  | { readonly kind: 'removed'; readonly id: string };
