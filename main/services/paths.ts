@@ -25,7 +25,12 @@ export const BundleFile = {
   qemuLog: 'qemu.log',
   lastExit: 'last-exit.json',
   thumbnail: 'thumbnail.png',
+  /** Vivarium's own log of what it did to this VM (each rung of the stop ladder, starts, exits). */
+  eventLog: 'vivarium.log',
 } as const;
+
+/** Where `delete --keep-disks` moves a deleted VM's own disks. */
+export const KEPT_DISKS_DIR = 'kept-disks';
 
 /** Files inside a running VM's runtime folder. */
 export const RuntimeFile = {
@@ -93,6 +98,7 @@ export interface VmBundlePaths {
   readonly qemuLog: string;
   readonly lastExit: string;
   readonly thumbnail: string;
+  readonly eventLog: string;
   file(name: string): string;
 }
 
@@ -139,6 +145,7 @@ export class Layout {
       qemuLog: path.join(dir, BundleFile.qemuLog),
       lastExit: path.join(dir, BundleFile.lastExit),
       thumbnail: path.join(dir, BundleFile.thumbnail),
+      eventLog: path.join(dir, BundleFile.eventLog),
       file: (name: string) => {
         if (name.includes('/') || name.includes('\\') || name === '..' || name === '.') {
           throw new VivariumError(ErrorCode.InvalidArgument, `"${name}" is not a file name inside the bundle.`);

@@ -118,7 +118,9 @@ export interface VmService {
   get(ref: string): Promise<VmDetails>;
   create(spec: CreateVmSpec): Promise<VmInfo>;
   edit(ref: string, patch: EditVmSpec): Promise<VmInfo>;
-  delete(ref: string, options: DeleteOptions): Promise<void>;
+  /** Removes the VM. With keepDisks, its own disk images are moved out of the bundle first; the
+   *  result lists where they went. */
+  delete(ref: string, options: DeleteOptions): Promise<{ readonly keptFiles: readonly string[] }>;
   start(ref: string, options: StartOptions): Promise<VmInfo>;
   stop(ref: string, options: StopOptions): Promise<VmInfo>;
   pause(ref: string): Promise<VmInfo>;
@@ -144,10 +146,23 @@ export interface StatsService {
   onDidSample: Event<StatsSample>;
 }
 
+export const StreamKind = z.enum(['serial', 'vnc']);
+export type StreamKind = z.infer<typeof StreamKind>;
+
+export interface ConsoleService {
+  /**
+   * A single-use WebSocket URL carrying the raw bytes of a VM's serial console or VNC display
+   * (the engine relays the unix socket; QEMU never listens on TCP). The ticket in the URL expires
+   * after 30 s if unused.
+   */
+  openStream(ref: string, kind: StreamKind): Promise<{ readonly url: string }>;
+}
+
 export interface Services {
   readonly vms: VmService;
   readonly host: HostService;
   readonly stats: StatsService;
+  readonly console: ConsoleService;
 }
 
 // ---- the schema table ------------------------------------------------------------------------------
@@ -192,6 +207,10 @@ export const contract: Contract = {
       ]),
     },
     events: ['onDidSample'],
+  },
+  console: {
+    methods: { openStream: z.tuple([VmRef, StreamKind]) },
+    events: [],
   },
 };
 

@@ -1,0 +1,97 @@
+/** A small, strict argument parser: unknown flags and missing values are usage errors, never ignored. */
+import { errors } from '../common/errors';
+
+export type FlagType = 'string' | 'boolean' | 'number';
+export interface FlagSpec {
+  readonly type: FlagType;
+  readonly multiple?: boolean;
+  readonly help: string;
+  readonly value?: string;
+}
+
+export interface CommandSpec {
+  readonly usage: string;
+  readonly summary: string;
+  readonly positionals: readonly string[];
+  /** Positionals that may be omitted (from the end). */
+  readonly optionalPositionals?: number;
+  readonly flags: Readonly<Record<string, FlagSpec>>;
+}
+
+export interface Parsed {
+  readonly positionals: readonly string[];
+  readonly flags: Readonly<Record<string, string | boolean | number | readonly string[] | undefined>>;
+}
+
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command: string | null,
+  ) {
+    super(message);
+  }
+}
+
+export function parseArgs(command: string, spec: CommandSpec, argv: readonly string[]): Parsed {
+  const positionals: string[] = [];
+  const flags: Record<string, string | boolean | number | string[] | undefined> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('--') && arg.length > 2) {
+      const eq = arg.indexOf('=');
+      const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
+      const f = spec.flags[name];
+      if (!f) throw new UsageError(`unknown option --${name}`, command);
+      let value: string | undefined = eq > 0 ? arg.slice(eq + 1) : undefined;
+      if (f.type === 'boolean') {
+        if (value !== undefined) throw new UsageError(`--${name} takes no value`, command);
+        flags[name] = true;
+        continue;
+      }
+      if (value === undefined) {
+        value = argv[i + 1];
+        if (value === undefined) throw new UsageError(`--${name} needs a value (${f.value ?? f.type})`, command);
+        i++;
+      }
+      if (f.type === 'number') {
+        const n = Number(value);
+        if (value.trim() === '' || !Number.isFinite(n)) throw errors.invalid(`--${name} must be a number, not "${value}".`);
+        flags[name] = n;
+      } else if (f.multiple) {
+        flags[name] = [...((flags[name] as string[] | undefined) ?? []), value];
+      } else {
+        flags[name] = value;
+      }
+      continue;
+    }
+    if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
+      throw new UsageError(`unknown option ${arg}`, command);
+    }
+    positionals.push(arg);
+  }
+  const min = spec.positionals.length - (spec.optionalPositionals ?? 0);
+  if (positionals.length < min) {
+    throw new UsageError(`missing ${spec.positionals.slice(positionals.length).join(' ')}`, command);
+  }
+  if (positionals.length > spec.positionals.length) {
+    throw new UsageError(`unexpected argument "${positionals[spec.positionals.length]}"`, command);
+  }
+  return { positionals, flags };
+}
+
+export function formatHelp(name: string, spec: CommandSpec): string {
+  const lines = [`Usage: vivarium ${spec.usage}`, '', spec.summary];
+  const entries = Object.entries(spec.flags);
+  if (entries.length) {
+    lines.push('', 'Options:');
+    const left = entries.map(([n, f]) => `  --${n}${f.type === 'boolean' ? '' : ` ${f.value ?? f.type.toUpperCase()}`}`);
+    const width = Math.max(...left.map((l) => l.length)) + 2;
+    entries.forEach(([, f], i) => lines.push(`${left[i]!.padEnd(width)}${f.help}`));
+  }
+  void name;
+  return lines.join('\n');
+}

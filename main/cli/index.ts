@@ -1,0 +1,385 @@
+/**
+ * `vivarium …`: the command line. Talks to a running engine (the app or `vivarium serve`) over its
+ * unix socket when there is one, so that only one process ever holds a VM's QMP; otherwise hosts an
+ * engine for the length of the command. VMs keep running either way.
+ *
+ * Output: human text by default, `--json` where documented (README). Errors: one line on stderr that
+ * says what to do, exit status 1 (2 for usage errors).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
+import { isVivariumError, errors } from '../common/errors';
+import type { HostReport } from '../common/models/host-report';
+import { formatMiB, parseSize, PortForward, type Arch } from '../common/models/vm-config';
+import type { VmInfo } from '../common/models/vm-state';
+import { formatHelp, parseArgs, UsageError, type Parsed } from './args';
+import { COMMANDS } from './commands';
+import { openEngine, type EngineHandle } from './engine-connection';
+import { attachSerial } from './serial';
+import { runStats } from './stats';
+import { runServe } from '../server/serve';
+
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const VERSION = '0.1.0';
+
+export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const [command, ...rest] = argv;
+  const out = (s: string) => io.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    const topic = rest[0];
+    const spec = topic ? COMMANDS[topic] : undefined;
+    out(spec ? formatHelp(topic!, spec) : generalHelp());
+    return 0;
+  }
+  if (command === '--version' || command === 'version') {
+    out(VERSION);
+    return 0;
+  }
+  const spec = COMMANDS[command];
+  if (!spec) {
+    io.stderr.write(`vivarium: unknown command "${command}". Run \`vivarium help\` for the list.\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    out(formatHelp(command, spec));
+    return 0;
+  }
+  let engine: EngineHandle | null = null;
+  try {
+    const parsed = parseArgs(command, spec, rest);
+    if (command === 'serve') {
+      return await runServe({ host: str(parsed, 'host'), port: num(parsed, 'port'), env: io.env, stdout: io.stdout, stderr: io.stderr });
+    }
+    // Validate what we can before touching the engine: bad input must not write anything.
+    const plan = prepare(command, parsed);
+    engine = await openEngine(io.env);
+    return await run(command, parsed, plan, engine.services, io, engine);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`vivarium ${command}: ${e.message}. Run \`vivarium help ${command}\` for usage.\n`);
+      return 2;
+    }
+    if (isVivariumError(e)) {
+      io.stderr.write(`vivarium: ${e.message}\n`);
+      return 1;
+    }
+    io.stderr.write(`vivarium: internal error: ${(e as Error).message ?? String(e)}. Please report this as a bug.\n`);
+    if (io.env.VIVARIUM_DEBUG) io.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  } finally {
+    engine?.dispose();
+  }
+}
+
+type Plan = { readonly create?: CreateVmSpec; readonly edit?: EditVmSpec };
+
+function prepare(command: string, p: Parsed): Plan {
+  if (command === 'create') return { create: createSpec(p) };
+  if (command === 'edit') return { edit: editSpec(p) };
+  return {};
+}
+
+async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliIo, engine: EngineHandle): Promise<number> {
+  const out = (text: string) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const json = (v: unknown) => out(JSON.stringify(v, null, 2));
+  const ref = p.positionals[0] ?? '';
+  const asJson = p.flags.json === true;
+  const printVm = (vm: VmInfo) => (asJson ? json(publicVm(vm)) : out(`${vm.name}: ${vm.state}${vm.pid ? ` (pid ${vm.pid})` : ''}`));
+  switch (command) {
+    case 'doctor': {
+      const report = await s.host.doctor();
+      if (asJson) json(report);
+      else out(formatDoctor(report));
+      return report.binaries.some((b) => b.path) ? 0 : 1;
+    }
+    case 'create': {
+      const vm = await s.vms.create(plan.create!);
+      if (asJson) json(publicVm(vm));
+      else out(vm.id);
+      return 0;
+    }
+    case 'list': {
+      const vms = await s.vms.list();
+      if (asJson) json(vms.map(publicVm));
+      else out(formatList(vms));
+      return 0;
+    }
+    case 'show': {
+      const vm = await s.vms.get(ref);
+      if (asJson) {
+        json({ ...publicVm(vm), startedAt: vm.startedAt, path: vm.path, config: vm.config, argv: vm.argv });
+      } else {
+        out(formatShow(vm));
+      }
+      return 0;
+    }
+    case 'start': {
+      const vm = await s.vms.start(ref, { waitSerial: str(p, 'wait-serial'), timeoutSec: num(p, 'timeout') });
+      printVm(vm);
+      return 0;
+    }
+    case 'stop': {
+      const vm = await s.vms.stop(ref, { force: p.flags.force === true, timeoutSec: num(p, 'timeout') });
+      if (asJson) json(publicVm(vm));
+      else out(`${vm.name}: ${vm.state}${vm.lastExit ? ` (${vm.lastExit.message})` : ''}`);
+      return 0;
+    }
+    case 'pause':
+      printVm(await s.vms.pause(ref));
+      return 0;
+    case 'resume':
+      printVm(await s.vms.resume(ref));
+      return 0;
+    case 'reset':
+      printVm(await s.vms.reset(ref));
+      return 0;
+    case 'serial': {
+      if (p.flags.log === true) {
+        io.stdout.write(await s.vms.serialLog(ref, {}));
+        return 0;
+      }
+      return attachSerial(ref, s, engine, io);
+    }
+    case 'screenshot': {
+      const file = path.resolve(p.positionals[1]!);
+      const shot = await s.vms.screenshot(ref);
+      fs.writeFileSync(file, Buffer.from(shot.pngBase64, 'base64'));
+      out(`${file} (${shot.width}×${shot.height})`);
+      return 0;
+    }
+    case 'edit': {
+      if (Object.keys(plan.edit!).length === 0) throw new UsageError('nothing to change: give at least one option', 'edit');
+      printVm(await s.vms.edit(ref, plan.edit!));
+      return 0;
+    }
+    case 'delete': {
+      const vm = await s.vms.get(ref);
+      const res = await s.vms.delete(vm.id, { keepDisks: p.flags['keep-disks'] === true });
+      out(`Deleted ${vm.name}.`);
+      for (const f of res.keptFiles) out(`Kept disk: ${f}`);
+      return 0;
+    }
+    case 'stats': {
+      return runStats(s, { vm: p.positionals[0], json: asJson, watch: p.flags.watch === true }, io);
+    }
+    default:
+      throw new UsageError(`"${command}" is not implemented`, command);
+  }
+}
+
+// ---- specs from flags ----------------------------------------------------------------------------
+
+function str(p: Parsed, name: string): string | undefined {
+  const v = p.flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+function num(p: Parsed, name: string): number | undefined {
+  const v = p.flags[name];
+  return typeof v === 'number' ? v : undefined;
+}
+
+function memoryMiB(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const bytes = parseSize(text, 'M');
+  if (bytes === null || bytes <= 0) throw errors.invalid(`--memory must be a size like 512M or 2G, not "${text}".`);
+  const mib = bytes / 1024 ** 2;
+  if (!Number.isInteger(mib)) throw errors.invalid(`--memory must be a whole number of MiB, not "${text}".`);
+  return mib;
+}
+
+function enumFlag<T extends string>(p: Parsed, name: string, allowed: readonly T[]): T | undefined {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw errors.invalid(`--${name} must be one of ${allowed.join(', ')}, not "${v}".`);
+  return v as T;
+}
+
+function absPath(p: Parsed, name: string): string | undefined {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  if (v.trim() === '') throw errors.invalid(`--${name} needs a path.`);
+  return path.resolve(v);
+}
+
+function forwards(p: Parsed): PortForward[] | undefined {
+  const list = p.flags.forward as readonly string[] | undefined;
+  if (!list) return undefined;
+  return list.map((f) => {
+    const m = /^(tcp|udp):(\d{1,5}):(\d{1,5})$/.exec(f);
+    const parsed = m && PortForward.safeParse({ protocol: m[1], hostPort: Number(m[2]), guestPort: Number(m[3]) });
+    if (!parsed || !parsed.success) throw errors.invalid(`--forward must look like tcp:2222:22 (ports 1-65535), not "${f}".`);
+    return parsed.data;
+  });
+}
+
+function createSpec(p: Parsed): CreateVmSpec {
+  const diskSize = str(p, 'disk-size');
+  let diskSizeBytes: number | undefined;
+  if (diskSize !== undefined) {
+    const b = parseSize(diskSize, 'B');
+    if (b === null || (b > 0 && b < 1024 * 1024)) throw errors.invalid(`--disk-size must be a size like 8G (or 0 for no disk), not "${diskSize}".`);
+    diskSizeBytes = b;
+  }
+  if (diskSize !== undefined && str(p, 'disk') !== undefined) throw errors.invalid('Give either --disk-size or --disk, not both.');
+  const cpus = num(p, 'cpus');
+  if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
+  return stripUndefined({
+    name: p.positionals[0]!,
+    arch: enumFlag<Arch>(p, 'arch', ['x86_64', 'aarch64']),
+    cpus,
+    memoryMiB: memoryMiB(str(p, 'memory')),
+    accel: enumFlag(p, 'accel', ['auto', 'kvm', 'hvf', 'tcg'] as const),
+    firmware: enumFlag(p, 'firmware', ['bios', 'uefi'] as const),
+    diskSizeBytes,
+    diskPath: absPath(p, 'disk'),
+    iso: absPath(p, 'iso'),
+    kernel: absPath(p, 'kernel'),
+    initrd: absPath(p, 'initrd'),
+    append: str(p, 'append'),
+    net: enumFlag(p, 'net', ['user', 'none'] as const),
+    forwards: forwards(p),
+    display: enumFlag(p, 'display', ['vnc', 'none'] as const),
+    os: str(p, 'os'),
+  });
+}
+
+function editSpec(p: Parsed): EditVmSpec {
+  const both = (a: string, b: string) => {
+    if (p.flags[a] !== undefined && p.flags[b] !== undefined) throw errors.invalid(`Give either --${a} or --${b}, not both.`);
+  };
+  both('iso', 'no-iso');
+  both('kernel', 'no-kernel');
+  both('forward', 'no-forwards');
+  const cpus = num(p, 'cpus');
+  if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
+  return stripUndefined({
+    name: str(p, 'name'),
+    cpus,
+    memoryMiB: memoryMiB(str(p, 'memory')),
+    accel: enumFlag(p, 'accel', ['auto', 'kvm', 'hvf', 'tcg'] as const),
+    firmware: enumFlag(p, 'firmware', ['bios', 'uefi'] as const),
+    iso: p.flags['no-iso'] ? null : absPath(p, 'iso'),
+    kernel: p.flags['no-kernel'] ? null : absPath(p, 'kernel'),
+    initrd: absPath(p, 'initrd'),
+    append: str(p, 'append'),
+    net: enumFlag(p, 'net', ['user', 'none'] as const),
+    forwards: p.flags['no-forwards'] ? [] : forwards(p),
+    display: enumFlag(p, 'display', ['vnc', 'none'] as const),
+    os: str(p, 'os'),
+  });
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+// ---- output --------------------------------------------------------------------------------------
+
+/** The documented, stable JSON shape of a VM in `list --json` (README). */
+export function publicVm(vm: VmInfo): {
+  name: string;
+  id: string;
+  state: string;
+  pid?: number;
+  accel: string | null;
+  lastExit: VmInfo['lastExit'];
+  error: string | null;
+} {
+  return {
+    name: vm.name,
+    id: vm.id,
+    state: vm.state,
+    ...(vm.pid !== null ? { pid: vm.pid } : {}),
+    accel: vm.accel,
+    lastExit: vm.lastExit,
+    error: vm.error,
+  };
+}
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('').trimEnd()).join('\n');
+}
+
+function formatList(vms: readonly VmInfo[]): string {
+  if (vms.length === 0) return 'No VMs yet. Create one with `vivarium create NAME --iso PATH`.';
+  const rows = [['NAME', 'ID', 'STATE', 'PID', 'ACCEL', 'NOTE']];
+  for (const vm of vms) {
+    const note = vm.error ?? (vm.state === 'stopped' && vm.lastExit?.reason === 'crashed' ? vm.lastExit.message : '');
+    rows.push([vm.name, vm.id.slice(0, 8), vm.state, vm.pid ? String(vm.pid) : '-', vm.accel ?? '-', note]);
+  }
+  return table(rows);
+}
+
+function formatShow(vm: VmInfo & { argv: readonly string[] | null }): string {
+  const c = vm.config;
+  const lines = [`${vm.name}  (${vm.id})`, `  state:    ${vm.state}${vm.pid ? ` (pid ${vm.pid})` : ''}`];
+  if (vm.error) lines.push(`  error:    ${vm.error}`);
+  if (c) {
+    lines.push(
+      `  arch:     ${c.arch}, ${c.cpus} CPU${c.cpus > 1 ? 's' : ''}, ${formatMiB(c.memoryMiB)}, ${c.firmware}, accel ${vm.accel}`,
+      `  disks:    ${c.disks.map((d) => ('bundle' in d.source ? d.source.bundle : d.source.path)).join(', ') || 'none'}`,
+      `  cd-rom:   ${c.cdrom ?? 'none'}`,
+    );
+    if (c.kernel) lines.push(`  kernel:   ${c.kernel.path}${c.kernel.initrd ? ` + ${c.kernel.initrd}` : ''} "${c.kernel.append}"`);
+    lines.push(
+      `  network:  ${c.network.mode}${c.network.forwards.map((f) => ` ${f.protocol}:127.0.0.1:${f.hostPort}->${f.guestPort}`).join('')}`,
+      `  display:  ${c.display}`,
+    );
+  }
+  if (vm.lastExit) lines.push(`  last exit: ${vm.lastExit.reason} at ${vm.lastExit.at}: ${vm.lastExit.message}`);
+  lines.push(`  folder:   ${vm.path}`);
+  if (vm.argv) lines.push('', '  ' + vm.argv.map(shellQuote).join(' \\\n    '));
+  return lines.join('\n');
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=,@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function formatDoctor(r: HostReport): string {
+  const lines = [`Host: ${r.os} ${r.hostArch}`, `Library: ${r.home}`, `Runtime: ${r.runtimeDir}`, ''];
+  for (const b of r.binaries) {
+    lines.push(`qemu-system-${b.arch}: ${b.path ? `${b.path} (QEMU ${b.version})` : 'not found'}`);
+    for (const a of b.accels) lines.push(`  ${a.usable ? '✓' : '✗'} ${a.accel}: ${a.reason}`);
+  }
+  lines.push(`qemu-img: ${r.qemuImg.path ?? 'not found'}`);
+  for (const f of r.firmware) lines.push(`UEFI firmware (${f.arch}): ${f.code}${f.secureBoot ? ' (Secure Boot)' : ''}`);
+  if (r.firmware.length === 0) lines.push('UEFI firmware: not found');
+  if (r.problems.length) lines.push('', 'Problems:', ...r.problems.map((p) => `  - ${p}`));
+  return lines.join('\n');
+}
+
+function generalHelp(): string {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  return [
+    'vivarium — run and manage local QEMU virtual machines',
+    '',
+    'Usage: vivarium COMMAND [options]',
+    '',
+    'Commands:',
+    ...names.map((n) => `  ${n.padEnd(width)}${COMMANDS[n]!.summary}`),
+    '',
+    'NAME may be a VM\'s name or id. The library lives in $VIVARIUM_HOME when set.',
+    'Run `vivarium help COMMAND` for a command\'s options.',
+  ].join('\n');
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`vivarium: internal error: ${String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,78 @@
+/**
+ * The engine: every service of the contract, wired together. Front ends (CLI, `vivarium serve`,
+ * the Electron app) create one and hand `services` to an RpcServer or call it directly.
+ */
+import type { ConsoleService, HostService, Services, StatsService } from '../common/contract';
+import { ErrorCode, VivariumError } from '../common/errors';
+import type { HostCapabilities } from '../common/models/host';
+import { Emitter } from './emitter';
+import { Layout } from './paths';
+import { hostReport, probeHost } from './qemu/host-probe';
+import { VmManager } from './vm-manager';
+
+export interface EngineOptions {
+  readonly layout?: Layout;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Long-lived hosts (serve, app) watch the library and hold QMP for events. */
+  readonly watch?: boolean;
+  /** Provided by hosts that run a stream bridge (serve, app). */
+  readonly console?: ConsoleService;
+  readonly stats?: StatsService;
+  readonly log?: (line: string) => void;
+}
+
+export interface Engine {
+  readonly layout: Layout;
+  readonly services: Services;
+  readonly manager: VmManager;
+  host(): Promise<HostCapabilities>;
+  dispose(): void;
+}
+
+export function createEngine(options: EngineOptions = {}): Engine {
+  const env = options.env ?? process.env;
+  const layout = options.layout ?? Layout.fromEnv(env);
+  let caps: Promise<HostCapabilities> | null = null;
+  const host = (): Promise<HostCapabilities> => {
+    caps ??= probeHost({ env, cacheFile: layout.hostCache }).catch((e: unknown) => {
+      caps = null;
+      throw e;
+    });
+    return caps as Promise<HostCapabilities>;
+  };
+  const manager = new VmManager({ layout, host, log: options.log });
+  const hostService: HostService = {
+    doctor: async () => hostReport(await host(), layout),
+  };
+  const services: Services = {
+    vms: manager,
+    host: hostService,
+    stats: options.stats ?? unavailableStats(),
+    console: options.console ?? {
+      openStream: async () => {
+        throw new VivariumError(
+          ErrorCode.Unsupported,
+          'Live consoles are served by a running engine. Start one with `vivarium serve` (or open the app) and try again.',
+        );
+      },
+    },
+  };
+  if (options.watch) manager.watch();
+  return {
+    layout,
+    services,
+    manager,
+    host,
+    dispose: () => manager.dispose(),
+  };
+}
+
+function unavailableStats(): StatsService {
+  const never = new Emitter<never>();
+  return {
+    sample: async () => {
+      throw new VivariumError(ErrorCode.Unsupported, 'Resource statistics are not available in this engine.');
+    },
+    onDidSample: never.event,
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * Running QEMU so that it outlives whoever started it, and finding it again later.
+ *
+ * QEMU is spawned detached (its own session) under a tiny supervising `/bin/sh` whose only job is to
+ * wait for QEMU and write its exit status to a file (the conmon pattern, with sh instead of a C
+ * binary). That way an engine that starts later — or `vivarium list` after `vivarium start` has long
+ * returned — can still tell "the guest shut down" (status 0, pidfile removed by QEMU) from "QEMU was
+ * killed by SIGKILL" (status 137, pidfile left behind). stdout/stderr go to the bundle's qemu.log,
+ * never into our process.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { errors } from '../../common/errors';
+import { writeFileAtomic, type VmRuntimePaths } from '../paths';
+
+/** What we know about a running VM; written to the runtime folder as vm.json. */
+export interface RuntimeRecord {
+  readonly pid: number;
+  readonly supervisorPid: number;
+  readonly id: string;
+  readonly startedAt: string;
+  readonly accel: 'kvm' | 'hvf' | 'tcg';
+  readonly argv: readonly string[];
+  /** Last known run state, updated by whoever performs a transition. */
+  readonly status: 'running' | 'paused' | 'stopping';
+}
+
+const SUPERVISOR_SCRIPT =
+  // $1 = exit-status file; the rest is QEMU's argv. `$?` is 128+N when QEMU died of signal N.
+  'f="$1"; shift; "$@"; s=$?; printf "%s\\n" "$s" > "$f.tmp" && mv -f "$f.tmp" "$f"';
+
+export interface LaunchRequest {
+  readonly binary: string;
+  readonly args: readonly string[];
+  readonly runtime: VmRuntimePaths;
+  readonly logFile: string;
+  readonly timeoutMs?: number;
+}
+
+export interface Launched {
+  readonly pid: number;
+  readonly supervisorPid: number;
+}
+
+export async function launchQemu(req: LaunchRequest): Promise<Launched> {
+  const logFd = fs.openSync(req.logFile, 'w', 0o644);
+  let child;
+  try {
+    child = spawn('/bin/sh', ['-c', SUPERVISOR_SCRIPT, 'vivarium-supervisor', req.runtime.exitStatus, req.binary, ...req.args], {
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+      cwd: req.runtime.dir,
+    });
+  } finally {
+    fs.closeSync(logFd);
+  }
+  const supervisorPid = child.pid;
+  child.unref();
+  if (supervisorPid === undefined) throw errors.qemu('Could not start /bin/sh to supervise QEMU.');
+  let childExited = false;
+  child.once('exit', () => {
+    childExited = true;
+  });
+
+  // Ready = QEMU wrote its pidfile (it does so after parsing options and opening every file and
+  // socket) and created the QMP socket. Failed = the supervisor recorded an exit status.
+  const deadline = Date.now() + (req.timeoutMs ?? 30_000);
+  for (;;) {
+    const status = readExitStatus(req.runtime.exitStatus);
+    if (status !== null || childExited) {
+      throw errors.qemu(`QEMU refused to start: ${lastLines(req.logFile, 3).join(' ') || `exit status ${status}`}`, {
+        stderrTail: lastLines(req.logFile, 20),
+      });
+    }
+    const pid = readPidFile(req.runtime.pidfile);
+    if (pid !== null && fs.existsSync(req.runtime.qmp)) return { pid, supervisorPid };
+    if (Date.now() > deadline) {
+      try {
+        process.kill(-supervisorPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      throw errors.timeout('QEMU did not come up within 30 seconds; it was stopped. See qemu.log in the VM folder.');
+    }
+    await sleep(20);
+  }
+}
+
+export function readPidFile(file: string): number | null {
+  try {
+    const n = Number.parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The supervisor's record of how QEMU exited: exit code, or 128+signal. */
+export function readExitStatus(file: string): number | null {
+  try {
+    const text = fs.readFileSync(file, 'utf8').trim();
+    if (text === '') return null;
+    const n = Number.parseInt(text, 10);
+    return Number.isInteger(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+export function signalName(status: number): string | null {
+  if (status <= 128) return null;
+  const n = status - 128;
+  const entry = Object.entries(osConstants.signals).find(([, v]) => v === n);
+  return entry ? entry[0] : `signal ${n}`;
+}
+
+/**
+ * Is `pid` alive and really the QEMU for VM `id`? (A pid may be reused after a reboot or crash; the
+ * uuid on QEMU's command line — `-name guest=<uuid>` — proves identity.)
+ */
+export function isQemuFor(pid: number, id: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (process.platform === 'linux') {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes(`guest=${id}`);
+    } catch {
+      return false; // a zombie or gone
+    }
+  }
+  // Elsewhere the uuid check happens over QMP (query-uuid) when we connect.
+  return true;
+}
+
+export function readRecord(paths: VmRuntimePaths): RuntimeRecord | null {
+  try {
+    const r = JSON.parse(fs.readFileSync(paths.record, 'utf8')) as RuntimeRecord;
+    return typeof r.pid === 'number' && typeof r.id === 'string' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+export function writeRecord(paths: VmRuntimePaths, record: RuntimeRecord): void {
+  writeFileAtomic(paths.record, JSON.stringify(record), 0o600);
+}
+
+export function lastLines(file: string, n: number, maxBytes = 64 * 1024): string[] {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const len = Math.min(size, maxBytes);
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      return buf
+        .toString('utf8')
+        .split('\n')
+        .map((l) => l.trimEnd())
+        .filter((l) => l.length > 0)
+        .slice(-n);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return [];
+  }
+}
+
+/** Reads the last `maxBytes` of a file as text ('' when it does not exist). */
+export function readTail(file: string, maxBytes: number): string {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const len = Math.min(size, maxBytes);
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      return buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until `pid` is no longer the VM's QEMU. Returns false on timeout. */
+export async function waitForExit(pid: number, id: string, timeoutMs: number, pollMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isQemuFor(pid, id)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(pollMs);
+  }
+  return true;
+}
