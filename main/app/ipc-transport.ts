@@ -1,0 +1,141 @@
+/**
+ * RPC over Electron IPC: one channel, one generic pipe (main/app/preload.ts is the other end).
+ *
+ * Wire: `ipcRenderer.send(IPC_CHANNEL, session, json)` and `frame.send(IPC_CHANNEL, session, json)`.
+ * `session` is a random id the preload picks once per loaded document. A reload or navigation starts
+ * a new document with a new session, so its Connection (and every subscription the old page made)
+ * is closed and ids from the old page can never collide with the new page's, whatever order the
+ * navigation events and the new page's first messages arrive in.
+ *
+ * Only the main frame of a webContents may talk, and only while it shows a trusted URL: an iframe
+ * or a page the window was navigated to gets nothing.
+ */
+import { ipcMain } from 'electron';
+import type { IpcMainEvent, WebContents, WebFrameMain } from 'electron';
+import type { Disposable } from '../common/contract';
+import { IPC_CHANNEL, MAX_REQUEST_BYTES, createConnection } from '../common/rpc/protocol';
+import type { ConnectionHandle } from '../common/rpc/protocol';
+import type { RpcServer } from '../common/rpc/server';
+
+export interface ServeIpcOptions {
+  /** Whether this frame, showing `url`, may use the engine (e.g. it is the app:// origin). */
+  isTrustedSender(frame: WebFrameMain | null, url: string): boolean;
+  readonly maxMessageBytes?: number;
+  /** Told about each rejected message (for the log). */
+  readonly onRejected?: (reason: string, url: string) => void;
+}
+
+const MAX_SESSION_LENGTH = 64;
+/** Sessions of documents that are gone, remembered so their late messages are dropped. */
+const REMEMBERED_CLOSED_SESSIONS = 16;
+
+interface Tab {
+  readonly webContents: WebContents;
+  current: { readonly session: string; readonly handle: ConnectionHandle } | null;
+  readonly closedSessions: string[];
+  readonly cleanup: () => void;
+}
+
+export function serveIpc(server: RpcServer, options: ServeIpcOptions): Disposable {
+  const maxBytes = options.maxMessageBytes ?? MAX_REQUEST_BYTES;
+  const tabs = new Map<number, Tab>();
+
+  const reject = (reason: string, url: string): void => options.onRejected?.(reason, url);
+
+  const endSession = (tab: Tab): void => {
+    const current = tab.current;
+    if (!current) return;
+    tab.current = null;
+    tab.closedSessions.push(current.session);
+    if (tab.closedSessions.length > REMEMBERED_CLOSED_SESSIONS) tab.closedSessions.shift();
+    current.handle.closed();
+  };
+
+  const forget = (tab: Tab): void => {
+    endSession(tab);
+    tab.cleanup();
+    tabs.delete(tab.webContents.id);
+  };
+
+  const tabFor = (wc: WebContents): Tab => {
+    const known = tabs.get(wc.id);
+    if (known) return known;
+    const onNavigate = (details: Electron.Event<Electron.WebContentsDidStartNavigationEventParams>): void => {
+      if (details.isMainFrame && !details.isSameDocument) endSession(tab);
+    };
+    const onGone = (): void => endSession(tab);
+    const onDestroyed = (): void => forget(tab);
+    wc.on('did-start-navigation', onNavigate);
+    wc.on('render-process-gone', onGone);
+    wc.once('destroyed', onDestroyed);
+    const tab: Tab = {
+      webContents: wc,
+      current: null,
+      closedSessions: [],
+      cleanup: () => {
+        if (wc.isDestroyed()) return;
+        wc.off('did-start-navigation', onNavigate);
+        wc.off('render-process-gone', onGone);
+        wc.off('destroyed', onDestroyed);
+      },
+    };
+    tabs.set(wc.id, tab);
+    return tab;
+  };
+
+  const connectionFor = (tab: Tab, session: string): ConnectionHandle | null => {
+    if (tab.current?.session === session) return tab.current.handle;
+    if (tab.closedSessions.includes(session)) return null; // a straggler from a document that is gone
+    endSession(tab); // a new document in this webContents: the old one's subscriptions go
+    const wc = tab.webContents;
+    const handle = createConnection({
+      write(msg) {
+        const json = JSON.stringify(msg);
+        if (!wc.isDestroyed()) wc.mainFrame.send(IPC_CHANNEL, session, json);
+      },
+      end() {
+        // The renderer can't be hung up on; forgetting the session is the close.
+        if (tab.current?.handle === handle) {
+          tab.current = null;
+          tab.closedSessions.push(session);
+        }
+      },
+    });
+    tab.current = { session, handle };
+    server.serve(handle.connection);
+    return handle;
+  };
+
+  const onMessage = (e: IpcMainEvent, session: unknown, json: unknown): void => {
+    const wc = e.sender;
+    const frame = e.senderFrame;
+    const url = frame?.url ?? '';
+    if (!frame || !isMainFrame(wc, frame)) return reject('message from a frame that is not the main frame', url);
+    if (!options.isTrustedSender(frame, url)) return reject('message from an untrusted page', url);
+    if (typeof session !== 'string' || session.length === 0 || session.length > MAX_SESSION_LENGTH) {
+      return reject('message without a session id', url);
+    }
+    if (typeof json !== 'string' || json.length > maxBytes) return reject('message is not a JSON string of an acceptable size', url);
+    let msg: unknown;
+    try {
+      msg = JSON.parse(json);
+    } catch {
+      return reject('message is not valid JSON', url);
+    }
+    connectionFor(tabFor(wc), session)?.receive(msg);
+  };
+
+  ipcMain.on(IPC_CHANNEL, onMessage);
+  return {
+    dispose() {
+      ipcMain.off(IPC_CHANNEL, onMessage);
+      for (const tab of [...tabs.values()]) forget(tab);
+    },
+  };
+}
+
+function isMainFrame(wc: WebContents, frame: WebFrameMain): boolean {
+  if (wc.isDestroyed() || frame.isDestroyed() || frame.parent !== null) return false;
+  const main = wc.mainFrame;
+  return main.processId === frame.processId && main.routingId === frame.routingId;
+}
