@@ -1,0 +1,81 @@
+// Shared helpers for the benchmarks: temp libraries, timing, medians, the result table.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(REPO, 'bin', 'vivarium.js');
+
+export function tempHome() {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-bench-'));
+  const runtimeDir = fs.mkdtempSync('/tmp/vb-');
+  const env = { ...process.env, VIVARIUM_HOME: home, VIVARIUM_RUNTIME_DIR: runtimeDir };
+  return {
+    home,
+    runtimeDir,
+    env,
+    cleanup() {
+      // Kill anything still running from this library, then remove it.
+      for (const d of fs.existsSync(runtimeDir) ? fs.readdirSync(runtimeDir) : []) {
+        const pidfile = path.join(runtimeDir, d, 'qemu.pid');
+        if (fs.existsSync(pidfile)) {
+          try {
+            process.kill(Number(fs.readFileSync(pidfile, 'utf8')), 'SIGKILL');
+          } catch {}
+        }
+      }
+      fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(runtimeDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function cli(args, env) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`vivarium ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+export function cliAsync(args, env) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`vivarium ${args.join(' ')}: ${err}`))));
+  });
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function guest() {
+  const file = path.join(REPO, '.cache', 'test-guest', 'guest.json');
+  if (!fs.existsSync(file)) {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'build-test-guest.mjs')], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('could not build the test guest');
+  }
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+/** Prints the result table. Each row: {bench, measure, value, baseline, ratio, target, ok}. */
+export function printTable(rows) {
+  const cols = ['bench', 'measure', 'vivarium', 'baseline', 'ratio', 'target', 'result'];
+  const cells = rows.map((r) => [r.bench, r.measure, r.value, r.baseline ?? '-', r.ratio ?? '-', r.target, r.ok === null ? 'n/a' : r.ok ? 'PASS' : 'FAIL']);
+  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => String(row[i]).length)));
+  const line = (row) => row.map((c, i) => String(c).padEnd(widths[i])).join('  ');
+  console.log(line(cols));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of cells) console.log(line(row));
+}

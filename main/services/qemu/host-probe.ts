@@ -1,0 +1,681 @@
+/**
+ * The host probe: which QEMU binaries exist, what they were built with, which accelerators would
+ * work for each guest architecture (and, when not, why and what to do), and which UEFI firmware to
+ * use. The result is plain data (HostCapabilities) handed to the pure argv builder.
+ *
+ * Every CLI command needs it, so the result is cached in a file keyed by a fingerprint that costs
+ * only a few stat() calls; a cache hit spawns nothing.
+ *
+ * Effects live in two injectable places: `HostFacts` (files under /dev and /sys, sysctl, os-release)
+ * so tests can simulate any host, and the QEMU binaries themselves, which are run for real.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { ErrorCode, VivariumError } from '../../common/errors';
+import type { AccelStatus, HostCapabilities, HostOs, QemuBinary, QemuVersion, UefiFirmware } from '../../common/models/host';
+import { formatVersion } from '../../common/models/host';
+import type { HostReport } from '../../common/models/host-report';
+import type { Accel, Arch } from '../../common/models/vm-config';
+import { writeFileAtomic } from '../paths';
+import { findUefiFirmware, firmwareSearchDirs } from './firmware';
+
+const ARCHES: readonly Arch[] = ['x86_64', 'aarch64'];
+const RUN_TIMEOUT_MS = 5000;
+/** Bumped whenever the probe's output changes meaning, so old cache files are ignored. */
+const CACHE_VERSION = 1;
+
+export const KVM_DEVICE = '/dev/kvm';
+export const KVM_MODULE = '/sys/module/kvm';
+export const KVM_PVM_MODULE = '/sys/module/kvm_pvm';
+
+// ---------------------------------------------------------------------------------------------
+// Host facts
+
+/** The host checks that are not "run a QEMU binary", injectable so tests can simulate any host. */
+export interface HostFacts {
+  exists(p: string): boolean;
+  /** Opens `p` read-write and closes it: null when that worked, else the errno code ("EACCES"). */
+  openReadWrite(p: string): string | null;
+  /** `sysctl -n <name>` (macOS), trimmed; null when it fails. */
+  sysctl(name: string): Promise<string | null>;
+  readText(p: string): string | null;
+}
+
+export const realHostFacts: HostFacts = {
+  exists: (p) => fs.existsSync(p),
+  openReadWrite: (p) => {
+    try {
+      fs.closeSync(fs.openSync(p, fs.constants.O_RDWR));
+      return null;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code ?? 'EIO';
+    }
+  },
+  sysctl: async (name) => {
+    const r = await run('sysctl', ['-n', name], process.env);
+    return r.ok ? r.stdout.trim() : null;
+  },
+  readText: (p) => {
+    try {
+      return fs.readFileSync(p, 'utf8');
+    } catch {
+      return null;
+    }
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Probe problems: things the probe found broken, kept as data so the report can word them.
+
+export type ProbeTool = Arch | 'qemu-img';
+
+export type ProbeProblem =
+  /** VIVARIUM_QEMU_DIR is set (so nothing else is searched) but lacks required tools. */
+  | { readonly kind: 'qemu-dir'; readonly dir: string; readonly dirExists: boolean; readonly missing: readonly string[] }
+  /** A binary exists but does not run or answers nonsense. */
+  | { readonly kind: 'broken-binary'; readonly tool: ProbeTool; readonly path: string; readonly detail: string };
+
+/** HostCapabilities plus what went wrong while probing (for the doctor report). */
+export interface ProbedCapabilities extends HostCapabilities {
+  readonly probeProblems: readonly ProbeProblem[];
+}
+
+export interface ProbeOptions {
+  env?: NodeJS.ProcessEnv;
+  platform?: NodeJS.Platform;
+  /** Node's (`x64`, `arm64`) or QEMU's (`x86_64`, `aarch64`) name. Default: process.arch. */
+  hostArch?: string;
+  /** Where to cache the result (Layout.hostCache); null or absent: always probe. */
+  cacheFile?: string | null;
+  facts?: HostFacts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running binaries
+
+interface RunResult {
+  readonly ok: boolean;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Why it failed, for a problem sentence. */
+  readonly failure: string;
+}
+
+/** Runs a program without a shell; never rejects. */
+function run(bin: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(
+      bin,
+      args,
+      { env, timeout: RUN_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, windowsHide: true },
+      (err, stdout, stderr) => {
+        if (!err) return resolve({ ok: true, stdout, stderr, failure: '' });
+        const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null };
+        const failure = e.killed
+          ? `no answer within ${RUN_TIMEOUT_MS / 1000} s`
+          : typeof e.code === 'string'
+            ? e.code
+            : firstLine(stderr) || (e.signal ? `killed by ${e.signal}` : `exit code ${String(e.code)}`);
+        resolve({ ok: false, stdout, stderr, failure });
+      },
+    );
+  });
+}
+
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0]?.trim() ?? '';
+}
+
+export function parseQemuVersion(text: string): QemuVersion | null {
+  const m = /version (\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
+  if (!m) return null;
+  return { major: Number(m[1]), minor: Number(m[2]), micro: Number(m[3] ?? 0) };
+}
+
+/** `-accel help` → the accelerators Vivarium knows (xen, whpx, nvmm… are ignored). */
+export function parseAccelHelp(text: string): Accel[] {
+  const known: readonly Accel[] = ['kvm', 'hvf', 'tcg'];
+  const lines = text.split('\n').map((l) => l.trim());
+  const start = lines.findIndex((l) => /^Accelerators supported/i.test(l));
+  return lines.slice(start + 1).filter((l): l is Accel => (known as readonly string[]).includes(l));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locating binaries
+
+export function normalizeArch(arch: string): Arch {
+  switch (arch) {
+    case 'x64':
+    case 'x86_64':
+    case 'amd64':
+      return 'x86_64';
+    case 'arm64':
+    case 'aarch64':
+      return 'aarch64';
+    default:
+      throw new VivariumError(ErrorCode.Unsupported, `Vivarium runs on x86_64 and arm64 hosts; this host is ${arch}.`);
+  }
+}
+
+function hostOs(platform: NodeJS.Platform): HostOs {
+  if (platform === 'linux' || platform === 'darwin' || platform === 'win32') return platform;
+  throw new VivariumError(ErrorCode.Unsupported, `Vivarium runs on Linux, macOS and Windows; this host is ${platform}.`);
+}
+
+interface SearchPlan {
+  readonly dirs: readonly string[];
+  /** Set when VIVARIUM_QEMU_DIR restricts the search to one folder. */
+  readonly qemuDir: string | null;
+}
+
+/** Searched after PATH: Homebrew (Apple silicon; Intel uses /usr/local), source builds, and RHEL's
+ *  /usr/libexec/qemu-kvm. GUI apps on macOS start with a minimal PATH, so these matter there. */
+const EXTRA_DIRS: readonly string[] = ['/opt/homebrew/bin', '/usr/local/bin', '/usr/libexec'];
+const EXTRA_DIRS_WIN32: readonly string[] = ['C:\\Program Files\\qemu'];
+
+function searchPlan(env: NodeJS.ProcessEnv, platform: NodeJS.Platform): SearchPlan {
+  if (env.VIVARIUM_QEMU_DIR) {
+    const dir = path.resolve(env.VIVARIUM_QEMU_DIR);
+    return { dirs: [dir], qemuDir: dir };
+  }
+  const fromPath = (env.PATH ?? '').split(platform === 'win32' ? ';' : ':').filter((d) => d && path.isAbsolute(d));
+  const extra = platform === 'win32' ? EXTRA_DIRS_WIN32 : EXTRA_DIRS;
+  return { dirs: [...new Set([...fromPath, ...extra])], qemuDir: null };
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    if (!fs.statSync(p).isFile()) return false;
+    fs.accessSync(p, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findExecutable(dirs: readonly string[], name: string, platform: NodeJS.Platform): string | null {
+  const file = platform === 'win32' ? `${name}.exe` : name;
+  for (const d of dirs) {
+    const p = path.join(d, file);
+    if (isExecutableFile(p)) return p;
+  }
+  return null;
+}
+
+interface Located {
+  readonly system: Partial<Record<Arch, string>>;
+  readonly img: string | null;
+}
+
+function locate(plan: SearchPlan, platform: NodeJS.Platform, hostArch: Arch): Located {
+  const system: Partial<Record<Arch, string>> = {};
+  for (const arch of ARCHES) {
+    const p = findExecutable(plan.dirs, `qemu-system-${arch}`, platform);
+    if (p) system[arch] = p;
+  }
+  // RHEL/CentOS ship only /usr/libexec/qemu-kvm: a system emulator for the host's own arch.
+  if (!system[hostArch] && platform === 'linux') {
+    const kvm = findExecutable(plan.dirs, 'qemu-kvm', platform);
+    if (kvm) system[hostArch] = kvm;
+  }
+  return { system, img: findExecutable(plan.dirs, 'qemu-img', platform) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accelerators
+
+const TCG_REASON = 'software emulation: works everywhere, slower';
+
+export interface AccelContext {
+  readonly platform: NodeJS.Platform;
+  readonly hostArch: Arch;
+  readonly facts: HostFacts;
+}
+
+/** KVM for a guest arch, checked in the order that gives the most useful reason. */
+export function kvmStatus(guest: Arch, binaryAccels: readonly Accel[], ctx: AccelContext): AccelStatus {
+  const no = (reason: string): AccelStatus => ({ accel: 'kvm', usable: false, reason });
+  if (guest !== ctx.hostArch) {
+    return no(`KVM runs only ${ctx.hostArch} guests on this ${ctx.hostArch} host; ${guest} guests use TCG software emulation.`);
+  }
+  if (!binaryAccels.includes('kvm')) return no('This QEMU build has no KVM support; install your distribution\'s QEMU package.');
+  if (ctx.facts.exists(KVM_PVM_MODULE)) {
+    // kvm_pvm is a paravirtual KVM for nested use: SeaBIOS runs, but OVMF fails and stock kernels
+    // hang, so `auto` must not trust /dev/kvm here (qemu-notes "These machines").
+    return no(
+      '/dev/kvm is provided by kvm_pvm (a nested, paravirtual KVM) under which stock guests and UEFI firmware hang, so Vivarium uses TCG; choose the kvm accelerator explicitly to try it anyway.',
+    );
+  }
+  if (!ctx.facts.exists(KVM_MODULE)) {
+    return no(
+      'KVM kernel module not loaded: enable virtualization (VT-x/AMD-V) in the firmware settings and run `sudo modprobe kvm_intel` or `sudo modprobe kvm_amd`.',
+    );
+  }
+  const err = ctx.facts.openReadWrite(KVM_DEVICE);
+  if (err === null) return { accel: 'kvm', usable: true, reason: 'hardware virtualization with KVM.' };
+  if (err === 'ENOENT') return no('/dev/kvm does not exist although the kvm module is loaded; load kvm_intel or kvm_amd (`sudo modprobe kvm_intel`).');
+  if (err === 'EACCES' || err === 'EPERM') {
+    return no('You may not open /dev/kvm: add yourself to the kvm group with `sudo usermod -aG kvm $USER` and log in again.');
+  }
+  return no(`/dev/kvm cannot be opened (${err}); guests use TCG software emulation.`);
+}
+
+export async function hvfStatus(guest: Arch, binaryAccels: readonly Accel[], ctx: AccelContext): Promise<AccelStatus> {
+  const no = (reason: string): AccelStatus => ({ accel: 'hvf', usable: false, reason });
+  if (guest !== ctx.hostArch) {
+    return no(`HVF runs only ${ctx.hostArch} guests on this ${ctx.hostArch === 'aarch64' ? 'Apple silicon' : 'Intel'} Mac; ${guest} guests use TCG software emulation.`);
+  }
+  if (!binaryAccels.includes('hvf')) return no('This QEMU build has no HVF support: reinstall it with `brew reinstall qemu`.');
+  const hv = await ctx.facts.sysctl('kern.hv_support');
+  if (hv !== '1') {
+    return no('This Mac does not offer the Hypervisor framework (sysctl kern.hv_support is not 1, e.g. inside a VM without nested virtualization); guests use TCG.');
+  }
+  return { accel: 'hvf', usable: true, reason: 'hardware virtualization with Apple\'s Hypervisor framework.' };
+}
+
+export function tcgStatus(binaryAccels: readonly Accel[]): AccelStatus {
+  return binaryAccels.includes('tcg')
+    ? { accel: 'tcg', usable: true, reason: TCG_REASON }
+    : { accel: 'tcg', usable: false, reason: 'This QEMU build has no TCG (software emulation); install a full QEMU package.' };
+}
+
+/** Hardware accelerator first, then TCG: pickAccel's `auto` takes the first usable non-TCG one. */
+export async function accelStatuses(guest: Arch, binaryAccels: readonly Accel[], ctx: AccelContext): Promise<AccelStatus[]> {
+  const list: AccelStatus[] = [];
+  if (ctx.platform === 'linux') list.push(kvmStatus(guest, binaryAccels, ctx));
+  if (ctx.platform === 'darwin') list.push(await hvfStatus(guest, binaryAccels, ctx));
+  list.push(tcgStatus(binaryAccels));
+  return list;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probing
+
+type BinaryProbe =
+  | { readonly ok: true; readonly binary: QemuBinary; readonly seccomp: boolean }
+  | { readonly ok: false; readonly problem: ProbeProblem };
+
+async function probeSystemBinary(arch: Arch, bin: string, env: NodeJS.ProcessEnv, platform: NodeJS.Platform): Promise<BinaryProbe> {
+  const broken = (detail: string): BinaryProbe => ({ ok: false, problem: { kind: 'broken-binary', tool: arch, path: bin, detail } });
+  // seccomp: QEMU parses `-sandbox` in its option loop before it reaches `-version`, and a build
+  // without seccomp exits 1 there ("-sandbox support is not enabled in this QEMU binary"). So
+  // `-sandbox on -version` exiting 0 proves support in one ~20 ms run, without starting a VM or
+  // QMP (query-command-line-options would need both). macOS/Windows builds never have it.
+  const [version, accel, sandbox] = await Promise.all([
+    run(bin, ['-version'], env),
+    run(bin, ['-accel', 'help'], env),
+    platform === 'linux' ? run(bin, ['-sandbox', 'on', '-version'], env) : Promise.resolve(null),
+  ]);
+  if (!version.ok) return broken(`\`-version\` failed: ${version.failure}`);
+  const v = parseQemuVersion(version.stdout);
+  if (!v) return broken(`\`-version\` printed no QEMU version: "${firstLine(version.stdout)}"`);
+  if (!accel.ok) return broken(`\`-accel help\` failed: ${accel.failure}`);
+  const accels = parseAccelHelp(accel.stdout);
+  if (accels.length === 0) return broken('`-accel help` lists no accelerator');
+  return { ok: true, binary: { arch, path: bin, version: v, accels }, seccomp: sandbox?.ok ?? false };
+}
+
+async function probeQemuImg(bin: string, env: NodeJS.ProcessEnv): Promise<ProbeProblem | null> {
+  const r = await run(bin, ['--version'], env);
+  const broken = (detail: string): ProbeProblem => ({ kind: 'broken-binary', tool: 'qemu-img', path: bin, detail });
+  if (!r.ok) return broken(`\`--version\` failed: ${r.failure}`);
+  return parseQemuVersion(r.stdout) ? null : broken(`\`--version\` printed no version: "${firstLine(r.stdout)}"`);
+}
+
+function defaultMachine(arch: Arch, v: QemuVersion): string {
+  // The versioned name QEMU's `q35`/`virt` alias resolves to; descriptors glob against it.
+  return arch === 'x86_64' ? `pc-q35-${v.major}.${v.minor}` : `virt-${v.major}.${v.minor}`;
+}
+
+interface Context {
+  readonly env: NodeJS.ProcessEnv;
+  readonly platform: NodeJS.Platform;
+  readonly os: HostOs;
+  readonly hostArch: Arch;
+  readonly facts: HostFacts;
+  readonly plan: SearchPlan;
+  readonly located: Located;
+}
+
+async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
+  const { env, platform, hostArch, facts, located } = ctx;
+  const entries = ARCHES.flatMap((arch) => {
+    const bin = located.system[arch];
+    return bin ? [{ arch, bin }] : [];
+  });
+  const [systemResults, imgProblem] = await Promise.all([
+    Promise.all(entries.map(({ arch, bin }) => probeSystemBinary(arch, bin, env, platform))),
+    located.img ? probeQemuImg(located.img, env) : Promise.resolve(null),
+  ]);
+
+  const problems: ProbeProblem[] = [];
+  const binaries: Partial<Record<Arch, QemuBinary>> = {};
+  const accels: Partial<Record<Arch, readonly AccelStatus[]>> = {};
+  const firmware: Partial<Record<Arch, UefiFirmware>> = {};
+  const seccomp: boolean[] = [];
+  const accelCtx: AccelContext = { platform, hostArch, facts };
+  for (const r of systemResults) {
+    if (!r.ok) {
+      problems.push(r.problem);
+      continue;
+    }
+    const { arch } = r.binary;
+    binaries[arch] = r.binary;
+    seccomp.push(r.seccomp);
+    accels[arch] = await accelStatuses(arch, r.binary.accels, accelCtx);
+    const fw = findUefiFirmware(arch, {
+      dirs: firmwareSearchDirs(env, platform, r.binary.path),
+      machine: defaultMachine(arch, r.binary.version),
+    });
+    if (fw) firmware[arch] = fw;
+  }
+  if (imgProblem) problems.push(imgProblem);
+  if (!binaries[hostArch]) {
+    // No usable emulator yet: still say whether the firmware is installed, so the doctor's install
+    // command names only what is missing.
+    const fw = findUefiFirmware(hostArch, { dirs: firmwareSearchDirs(env, platform, null) });
+    if (fw) firmware[hostArch] = fw;
+  }
+
+  if (ctx.plan.qemuDir) {
+    const missing = [
+      ...(located.system[hostArch] ? [] : [`qemu-system-${hostArch}`]),
+      ...(located.img ? [] : ['qemu-img']),
+    ];
+    if (missing.length > 0) {
+      problems.unshift({ kind: 'qemu-dir', dir: ctx.plan.qemuDir, dirExists: facts.exists(ctx.plan.qemuDir), missing });
+    }
+  }
+
+  return {
+    os: ctx.os,
+    hostArch,
+    qemuImg: located.img && !imgProblem ? located.img : null,
+    binaries,
+    accels,
+    firmware,
+    // One flag for all binaries (the type has no per-binary flag): only claim it when all have it.
+    seccomp: platform === 'linux' && seccomp.length > 0 && seccomp.every(Boolean),
+    nativeAio: platform === 'linux',
+    probeProblems: problems,
+  };
+}
+
+export async function probeHost(opts: ProbeOptions = {}): Promise<ProbedCapabilities> {
+  const env = opts.env ?? process.env;
+  const platform = opts.platform ?? process.platform;
+  const ctxBase = {
+    env,
+    platform,
+    os: hostOs(platform),
+    hostArch: normalizeArch(opts.hostArch ?? process.arch),
+    facts: opts.facts ?? realHostFacts,
+    plan: searchPlan(env, platform),
+  };
+  const ctx: Context = { ...ctxBase, located: locate(ctxBase.plan, platform, ctxBase.hostArch) };
+  const cacheFile = opts.cacheFile ?? null;
+  if (!cacheFile) return probeLocated(ctx);
+
+  const fp = fingerprint(ctx);
+  const cached = readCache(cacheFile, fp);
+  if (cached) return cached;
+  const caps = await probeLocated(ctx);
+  writeCache(cacheFile, fp, caps);
+  return caps;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache
+
+function statPart(p: string): { readonly path: string; readonly real: string; readonly size: number; readonly mtimeMs: number } | null {
+  try {
+    const real = fs.realpathSync(p);
+    const st = fs.statSync(real);
+    return { path: p, real, size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return null;
+  }
+}
+
+function dirMtime(d: string): number | null {
+  try {
+    return fs.statSync(d).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Everything the probe's answer depends on that can change between runs, at the cost of stat()s:
+ * the binaries (realpath + size + mtime, so an upgrade re-probes), where we looked, the KVM state
+ * (including whether /dev/kvm opens: joining the kvm group must show up without deleting the
+ * cache), and the firmware descriptor dirs (installing ovmf creates or touches them).
+ */
+function fingerprint(ctx: Context): string {
+  const { located, facts, platform } = ctx;
+  const tools = [...ARCHES.map((a) => located.system[a] ?? null), located.img].map((p) => (p ? statPart(p) : null));
+  const fwDirs = [
+    ...new Set(ARCHES.flatMap((a) => firmwareSearchDirs(ctx.env, platform, located.system[a] ?? null))),
+  ].map((d) => [d, dirMtime(d)]);
+  const kvm =
+    platform === 'linux'
+      ? {
+          dev: facts.exists(KVM_DEVICE),
+          open: facts.exists(KVM_DEVICE) ? facts.openReadWrite(KVM_DEVICE) : null,
+          module: facts.exists(KVM_MODULE),
+          pvm: facts.exists(KVM_PVM_MODULE),
+        }
+      : null;
+  const parts = {
+    v: CACHE_VERSION,
+    platform,
+    hostArch: ctx.hostArch,
+    qemuDir: ctx.env.VIVARIUM_QEMU_DIR ?? null,
+    searched: ctx.plan.dirs,
+    tools,
+    kvm,
+    fwDirs,
+  };
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+const ArchS = z.enum(['x86_64', 'aarch64']);
+const AccelS = z.enum(['kvm', 'hvf', 'tcg']);
+const ImgFormatS = z.enum(['raw', 'qcow2']);
+const AccelStatusS = z.object({ accel: AccelS, usable: z.boolean(), reason: z.string() });
+const BinaryS = z.object({
+  arch: ArchS,
+  path: z.string(),
+  version: z.object({ major: z.number(), minor: z.number(), micro: z.number() }),
+  accels: z.array(AccelS),
+});
+const FirmwareS = z.object({
+  code: z.string(),
+  codeFormat: ImgFormatS,
+  varsTemplate: z.string(),
+  varsFormat: ImgFormatS,
+  secureBoot: z.boolean(),
+  source: z.string(),
+});
+const ProblemS = z.union([
+  z.object({ kind: z.literal('qemu-dir'), dir: z.string(), dirExists: z.boolean(), missing: z.array(z.string()) }),
+  z.object({ kind: z.literal('broken-binary'), tool: z.union([ArchS, z.literal('qemu-img')]), path: z.string(), detail: z.string() }),
+]);
+/** The cache is ours, but it is still a file on disk: check its shape before trusting it. */
+const CacheFileS = z.object({
+  version: z.literal(CACHE_VERSION),
+  fingerprint: z.string(),
+  caps: z.object({
+    os: z.enum(['linux', 'darwin', 'win32']),
+    hostArch: ArchS,
+    qemuImg: z.string().nullable(),
+    binaries: z.partialRecord(ArchS, BinaryS),
+    accels: z.partialRecord(ArchS, z.array(AccelStatusS)),
+    firmware: z.partialRecord(ArchS, FirmwareS),
+    seccomp: z.boolean(),
+    nativeAio: z.boolean(),
+    probeProblems: z.array(ProblemS),
+  }),
+});
+
+function readCache(file: string, fp: string): ProbedCapabilities | null {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    const parsed = CacheFileS.safeParse(JSON.parse(raw));
+    return parsed.success && parsed.data.fingerprint === fp ? parsed.data.caps : null;
+  } catch {
+    return null; // Corrupt: probe again and overwrite it.
+  }
+}
+
+function writeCache(file: string, fp: string, caps: ProbedCapabilities): void {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    writeFileAtomic(file, `${JSON.stringify({ version: CACHE_VERSION, fingerprint: fp, caps }, null, 2)}\n`);
+  } catch {
+    // The cache only saves time; a read-only home must not break every command.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The doctor report
+
+export type Distro = 'debian' | 'fedora' | 'arch' | 'other';
+
+/** /etc/os-release → the package family whose install commands we know. */
+export function distroFromOsRelease(text: string | null): Distro {
+  if (!text) return 'other';
+  const values = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m?.[1] && m[2] !== undefined) values.set(m[1], m[2].replace(/^["']|["']$/g, ''));
+  }
+  const ids = [values.get('ID') ?? '', ...(values.get('ID_LIKE') ?? '').split(/\s+/)].filter(Boolean);
+  for (const id of ids) {
+    if (id === 'debian' || id === 'ubuntu') return 'debian';
+    if (id === 'fedora' || id === 'rhel' || id === 'centos') return 'fedora';
+    if (id === 'arch') return 'arch';
+  }
+  return 'other';
+}
+
+type Component = { readonly kind: 'system'; readonly arch: Arch } | { readonly kind: 'img' } | { readonly kind: 'firmware'; readonly arch: Arch };
+
+function packageFor(distro: Distro, c: Component, hostArch: Arch): string | null {
+  switch (distro) {
+    case 'debian':
+      if (c.kind === 'system') return c.arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm';
+      if (c.kind === 'img') return 'qemu-utils';
+      return c.arch === 'x86_64' ? 'ovmf' : 'qemu-efi-aarch64';
+    case 'fedora':
+      // qemu-kvm pulls in the emulator for the host's own arch; other arches have their own package.
+      if (c.kind === 'system') return c.arch === hostArch ? 'qemu-kvm' : `qemu-system-${c.arch === 'x86_64' ? 'x86' : 'aarch64'}`;
+      if (c.kind === 'img') return 'qemu-img';
+      return c.arch === 'x86_64' ? 'edk2-ovmf' : 'edk2-aarch64';
+    case 'arch':
+      if (c.kind === 'firmware') return c.arch === 'x86_64' ? 'edk2-ovmf' : 'edk2-aarch64';
+      return 'qemu-full';
+    case 'other':
+      return null;
+  }
+}
+
+function installCommand(os: HostOs, distro: Distro, components: readonly Component[], hostArch: Arch): string {
+  if (os === 'darwin') return 'Install it with `brew install qemu` (Homebrew\'s QEMU includes the UEFI firmware).';
+  if (os === 'win32') return 'Install QEMU for Windows from https://www.qemu.org/download/#windows.';
+  const pkgs = [...new Set(components.map((c) => packageFor(distro, c, hostArch)))];
+  if (pkgs.some((p) => p === null)) {
+    return 'Install QEMU (qemu-system-*, qemu-img) and UEFI firmware (OVMF/edk2) with your distribution\'s package manager.';
+  }
+  const list = pkgs.join(' ');
+  const cmd = distro === 'debian' ? `sudo apt install ${list}` : distro === 'fedora' ? `sudo dnf install ${list}` : `sudo pacman -S ${list}`;
+  return `Install with \`${cmd}\`.`;
+}
+
+function describe(c: Component): string {
+  switch (c.kind) {
+    case 'system':
+      return `qemu-system-${c.arch}`;
+    case 'img':
+      return 'qemu-img';
+    case 'firmware':
+      return `UEFI firmware for ${c.arch} guests (BIOS guests still work)`;
+  }
+}
+
+export interface HostReportOptions {
+  /** Contents of /etc/os-release (picks the install command on Linux). Default: read it. */
+  readonly osRelease?: string | null;
+}
+
+export function hostReport(
+  caps: HostCapabilities & { readonly probeProblems?: readonly ProbeProblem[] },
+  layout: { readonly home: string; readonly runtimeRoot: string },
+  opts: HostReportOptions = {},
+): HostReport {
+  const probeProblems = caps.probeProblems ?? [];
+  const brokenPath = (t: ProbeTool) =>
+    probeProblems.find((p): p is Extract<ProbeProblem, { kind: 'broken-binary' }> => p.kind === 'broken-binary' && p.tool === t)?.path ?? null;
+  const distro =
+    caps.os === 'linux' ? distroFromOsRelease(opts.osRelease !== undefined ? opts.osRelease : realHostFacts.readText('/etc/os-release')) : 'other';
+  const install = (components: readonly Component[]) => installCommand(caps.os, distro, components, caps.hostArch);
+
+  const problems: string[] = [];
+  const qemuDirSet = probeProblems.some((p) => p.kind === 'qemu-dir');
+  for (const p of probeProblems) {
+    if (p.kind === 'qemu-dir') {
+      problems.push(
+        `VIVARIUM_QEMU_DIR is set to ${p.dir}, so Vivarium looks for QEMU only there, but ${p.dirExists ? 'it has no' : 'that folder does not exist (no'} ${p.missing.join(' or ')}${p.dirExists ? '' : ')'}. Put QEMU there, or unset VIVARIUM_QEMU_DIR to use the installed QEMU.`,
+      );
+    } else {
+      const c: Component = p.tool === 'qemu-img' ? { kind: 'img' } : { kind: 'system', arch: p.tool };
+      problems.push(`${p.path} is installed but does not work (${p.detail}). Reinstall it. ${install([c])}`);
+    }
+  }
+
+  // Missing pieces, gathered into one install command. A missing emulator for a foreign guest arch
+  // is not a problem (most users never run one); the host's own arch and qemu-img are required.
+  const missing: Component[] = [];
+  if (!qemuDirSet) {
+    if (!caps.binaries[caps.hostArch] && !brokenPath(caps.hostArch)) missing.push({ kind: 'system', arch: caps.hostArch });
+    if (!caps.qemuImg && !brokenPath('qemu-img')) missing.push({ kind: 'img' });
+  }
+  for (const arch of ARCHES) {
+    const needs = caps.binaries[arch] || (arch === caps.hostArch && missing.some((c) => c.kind === 'system'));
+    if (needs && !caps.firmware[arch]) missing.push({ kind: 'firmware', arch });
+  }
+  if (missing.length > 0) problems.push(`Missing: ${missing.map(describe).join(', ')}. ${install(missing)}`);
+
+  const own = caps.accels[caps.hostArch];
+  if (caps.binaries[caps.hostArch] && own && !own.some((a) => a.usable && a.accel !== 'tcg')) {
+    const hw = own.find((a) => a.accel !== 'tcg');
+    problems.push(`${caps.hostArch} guests will run with TCG software emulation, which is much slower.${hw ? ` ${hw.reason}` : ''}`);
+  }
+
+  return {
+    os: caps.os,
+    hostArch: caps.hostArch,
+    qemuImg: { path: caps.qemuImg ?? brokenPath('qemu-img'), ok: caps.qemuImg !== null },
+    binaries: ARCHES.map((arch) => {
+      const b = caps.binaries[arch];
+      return b
+        ? { arch, path: b.path, version: formatVersion(b.version), accels: caps.accels[arch] ?? [] }
+        : { arch, path: brokenPath(arch), version: null, accels: [] };
+    }),
+    firmware: ARCHES.flatMap((arch) => {
+      const fw = caps.firmware[arch];
+      return fw ? [{ arch, ...fw }] : [];
+    }),
+    problems,
+    home: layout.home,
+    runtimeDir: layout.runtimeRoot,
+  };
+}
