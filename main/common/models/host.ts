@@ -26,6 +26,8 @@ export interface AccelStatus {
   readonly usable: boolean;
   /** A sentence for the user: why it is (not) usable and what to do. */
   readonly reason: string;
+  /** Not picked by `auto`, but a user who chooses it explicitly may try it (kvm_pvm). */
+  readonly forceable?: boolean;
 }
 
 export interface UefiFirmware {

@@ -260,21 +260,17 @@ esac`),
 
   it('a second probe with the same fingerprint spawns nothing', async () => {
     const cacheFile = path.join(tmp, 'home', 'host-probe.json');
-    const t0 = performance.now();
     const first = await probeHost({ env, cacheFile });
-    const cold = performance.now() - t0;
     // -version, -accel help, -sandbox on -version, qemu-img --version.
     expect(spawned()).toBe(4);
     expect(first.binaries.x86_64?.version).toEqual({ major: 7, minor: 2, micro: 0 });
     expect(first.seccomp).toBe(true);
     expect(JSON.parse(fs.readFileSync(cacheFile, 'utf8')).caps).toEqual(first);
 
-    const t1 = performance.now();
     const second = await probeHost({ env, cacheFile });
-    const cached = performance.now() - t1;
+    // The spawn count is the proof; timings belong in bench/.
     expect(spawned()).toBe(4);
     expect(second).toEqual(first);
-    expect(cached).toBeLessThan(cold);
   });
 
   it('a changed binary, or a change in KVM state, invalidates the cache', async () => {

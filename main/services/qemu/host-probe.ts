@@ -245,9 +245,12 @@ export function kvmStatus(guest: Arch, binaryAccels: readonly Accel[], ctx: Acce
   if (ctx.facts.exists(KVM_PVM_MODULE)) {
     // kvm_pvm is a paravirtual KVM for nested use: SeaBIOS runs, but OVMF fails and stock kernels
     // hang, so `auto` must not trust /dev/kvm here (qemu-notes "These machines").
-    return no(
-      '/dev/kvm is provided by kvm_pvm (a nested, paravirtual KVM) under which stock guests and UEFI firmware hang, so Vivarium uses TCG; choose the kvm accelerator explicitly to try it anyway.',
-    );
+    return {
+      ...no(
+        '/dev/kvm is provided by kvm_pvm (a nested, paravirtual KVM) under which stock guests and UEFI firmware hang, so Vivarium uses TCG; choose the kvm accelerator explicitly to try it anyway.',
+      ),
+      forceable: ctx.facts.openReadWrite(KVM_DEVICE) === null,
+    };
   }
   if (!ctx.facts.exists(KVM_MODULE)) {
     return no(
@@ -485,7 +488,7 @@ function fingerprint(ctx: Context): string {
 const ArchS = z.enum(['x86_64', 'aarch64']);
 const AccelS = z.enum(['kvm', 'hvf', 'tcg']);
 const ImgFormatS = z.enum(['raw', 'qcow2']);
-const AccelStatusS = z.object({ accel: AccelS, usable: z.boolean(), reason: z.string() });
+const AccelStatusS = z.object({ accel: AccelS, usable: z.boolean(), reason: z.string(), forceable: z.boolean().optional() });
 const BinaryS = z.object({
   arch: ArchS,
   path: z.string(),

@@ -1,0 +1,653 @@
+/**
+ * The QEMU command line for a VM, as a pure function of its config, the host's capabilities and its
+ * paths: no I/O, no clock, no environment. Everything host-specific (which binary, which
+ * accelerator works, where the firmware is) was probed elsewhere and arrives in `caps`, so golden
+ * tests can pin the whole argv for every host kind.
+ *
+ * The argv is assembled from small sections, each returning `readonly string[]`, in a fixed order
+ * (see `buildQemuArgs`). The line follows shared/qemu-notes.md §1.1/§1.2; comments here say why a
+ * piece deviates from or adds to it.
+ *
+ * Security rules carried here: QEMU never listens on TCP (QMP, VNC, serial and the guest agent are
+ * unix sockets in the private runtime dir; port forwards bind 127.0.0.1), and the extra raw
+ * arguments are appended verbatim only because the user set them on purpose.
+ */
+import { ErrorCode, VivariumError, assertNever } from '../../common/errors';
+import { pickAccel, versionAtLeast, formatVersion } from '../../common/models/host';
+import type { HostCapabilities, QemuBinary, UefiFirmware } from '../../common/models/host';
+import type { Accel, Arch, Disk, VmConfig } from '../../common/models/vm-config';
+import type { VmPaths } from '../paths';
+
+export interface BuiltArgv {
+  readonly binary: string;
+  readonly args: readonly string[];
+  readonly accel: Accel;
+}
+
+export interface BuildOptions {
+  /** Add `-S`: QEMU sets everything up but leaves the vCPUs stopped until QMP `cont`. */
+  readonly startPaused?: boolean;
+}
+
+/** Node and device names the rest of the engine refers to (QMP commands, stats). */
+export const QemuIds = {
+  qmpChardev: 'qmp',
+  serialChardev: 'ser0',
+  agentChardev: 'qga0',
+  agentPort: 'qgaport',
+  iothread: 'io0',
+  fwCode: 'fw-code',
+  fwVars: 'fw-vars',
+  cdromNode: 'cd0',
+  cdromDevice: 'cd0',
+  netdev: 'net0',
+  nic: 'nic0',
+  balloon: 'balloon0',
+  video: 'video0',
+} as const;
+
+/** The guest agent's well-known virtio-serial port name (qemu-guest-agent looks for it). */
+const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';
+
+// ---- option strings ----------------------------------------------------------------------------
+
+/**
+ * QEMU's option parser (QemuOpts and keyval, used by -blockdev, -chardev, -device, -vnc, -netdev)
+ * splits on commas; a literal comma inside a value is written doubled. Every value that can hold a
+ * path or other free text goes through here.
+ */
+export function escapeOptionValue(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+type OptPart = string | readonly [key: string, value: string | number] | null | false;
+
+/**
+ * Joins option parts with commas: a bare string is emitted as is (an implied first value such as
+ * the driver or machine type; never user text), a `[key, value]` pair as `key=value` with the value
+ * escaped, and null/false parts are dropped so optional pieces read inline.
+ */
+function opts(...parts: readonly OptPart[]): string {
+  const out: string[] = [];
+  for (const p of parts) {
+    if (p === null || p === false) continue;
+    out.push(typeof p === 'string' ? p : `${p[0]}=${escapeOptionValue(String(p[1]))}`);
+  }
+  return out.join(',');
+}
+
+// ---- resolving what the host can do -----------------------------------------------------------
+
+interface Ctx {
+  readonly config: VmConfig;
+  readonly caps: HostCapabilities;
+  readonly paths: VmPaths;
+  readonly binary: QemuBinary;
+  readonly accel: Accel;
+  /** null: no pflash firmware (BIOS/SeaBIOS on x86, or an aarch64 direct kernel boot). */
+  readonly firmware: UefiFirmware | null;
+}
+
+const ACCEL_NAME: Readonly<Record<Accel, string>> = {
+  kvm: 'KVM',
+  hvf: 'HVF (Hypervisor.framework)',
+  tcg: 'TCG emulation',
+};
+
+function unsupported(message: string, data?: unknown): VivariumError {
+  return new VivariumError(ErrorCode.Unsupported, message, data);
+}
+
+function qemuInstallHint(caps: HostCapabilities, arch: Arch): string {
+  switch (caps.os) {
+    case 'linux':
+      return `Install it (Debian/Ubuntu: sudo apt install ${arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'})`;
+    case 'darwin':
+      return 'Install it with Homebrew (brew install qemu)';
+    case 'win32':
+      return 'Install QEMU from qemu.org';
+    default:
+      return assertNever(caps.os, 'host OS');
+  }
+}
+
+function firmwareInstallHint(caps: HostCapabilities, arch: Arch): string {
+  switch (caps.os) {
+    case 'linux':
+      return `Install it (Debian/Ubuntu: sudo apt install ${arch === 'x86_64' ? 'ovmf' : 'qemu-efi-aarch64'})`;
+    case 'darwin':
+      return "Homebrew's qemu ships it: reinstall it (brew reinstall qemu)";
+    case 'win32':
+      return 'Reinstall QEMU from qemu.org, which ships it';
+    default:
+      return assertNever(caps.os, 'host OS');
+  }
+}
+
+function resolveBinary(config: VmConfig, caps: HostCapabilities): QemuBinary {
+  const binary = caps.binaries[config.arch];
+  if (!binary) {
+    // qemu-missing rather than unsupported: the fix is an install, and the UI can offer it.
+    throw new VivariumError(
+      ErrorCode.QemuMissing,
+      `No QEMU for ${config.arch} guests was found (qemu-system-${config.arch}). ${qemuInstallHint(caps, config.arch)}, then run \`vivarium doctor\` to check.`,
+      { arch: config.arch },
+    );
+  }
+  return binary;
+}
+
+function resolveAccel(config: VmConfig, caps: HostCapabilities, binary: QemuBinary): Accel {
+  const arch = config.arch;
+  const status = pickAccel(caps, arch, config.accel);
+  if (config.accel === 'auto') {
+    if (!status) {
+      throw unsupported(
+        `Nothing on this host can run ${arch} guests, not even TCG emulation. Run \`vivarium doctor\` to see what is missing.`,
+        { arch },
+      );
+    }
+  } else {
+    const fallback = pickAccel(caps, arch, 'auto');
+    const instead = fallback ? ` Set the VM's accelerator to "auto" to use ${ACCEL_NAME[fallback.accel]} instead.` : '';
+    if (!status) {
+      throw unsupported(`The VM is set to use ${ACCEL_NAME[config.accel]}, which this host does not offer for ${arch} guests.${instead}`, {
+        arch,
+        accel: config.accel,
+      });
+    }
+    if (!status.usable && !status.forceable) {
+      throw unsupported(
+        `The VM is set to use ${ACCEL_NAME[config.accel]}, but it cannot be used here: ${status.reason}${instead}`,
+        { arch, accel: config.accel, reason: status.reason },
+      );
+    }
+  }
+  if (!binary.accels.includes(status.accel)) {
+    throw unsupported(
+      `${binary.path} (QEMU ${formatVersion(binary.version)}) was built without ${ACCEL_NAME[status.accel]}. Install a QEMU build that has it, or set the VM's accelerator to "tcg".`,
+      { arch, accel: status.accel },
+    );
+  }
+  return status.accel;
+}
+
+function resolveFirmware(config: VmConfig, caps: HostCapabilities): UefiFirmware | null {
+  const arch = config.arch;
+  switch (config.firmware) {
+    case 'bios':
+      // aarch64 `virt` has no BIOS: without UEFI nothing can boot a disk or CD. A direct kernel boot
+      // needs no firmware at all (QEMU loads the kernel itself), so that case is allowed.
+      if (arch === 'aarch64' && !config.kernel) {
+        throw unsupported(
+          'aarch64 virtual machines have no BIOS: they need UEFI firmware to boot from a disk or CD. Set the VM\'s firmware to "uefi" (or boot a kernel directly).',
+          { arch, firmware: 'bios' },
+        );
+      }
+      return null;
+    case 'uefi': {
+      const fw = caps.firmware[arch];
+      if (!fw) {
+        const orBios = arch === 'x86_64' ? ' Or set the VM\'s firmware to "bios".' : '';
+        throw unsupported(
+          `This VM boots with UEFI, but no UEFI firmware for ${arch} guests was found. ${firmwareInstallHint(caps, arch)}, then run \`vivarium doctor\` to check.${orBios}`,
+          { arch, firmware: 'uefi' },
+        );
+      }
+      if (!config.uefiVars) {
+        throw new VivariumError(
+          ErrorCode.InvalidState,
+          `This VM boots with UEFI but its config names no UEFI variable store ("uefiVars"). Set "uefiVars" to a qcow2 copy of ${fw.varsTemplate} inside the VM's folder, or set the firmware to "bios".`,
+          { firmware: 'uefi' },
+        );
+      }
+      return fw;
+    }
+    default:
+      return assertNever(config.firmware, 'firmware');
+  }
+}
+
+/** HVF on QEMU before 8.0 has no GICv3, so aarch64 guests get GICv2, which stops at 8 vCPUs. */
+function hvfHasGicV3(binary: QemuBinary): boolean {
+  return versionAtLeast(binary.version, 8, 0);
+}
+const GICV2_MAX_CPUS = 8;
+
+function checkLimits(ctx: Ctx): void {
+  const { config, binary, accel } = ctx;
+  if (config.arch === 'aarch64' && accel === 'hvf' && !hvfHasGicV3(binary) && config.cpus > GICV2_MAX_CPUS) {
+    throw unsupported(
+      `QEMU ${formatVersion(binary.version)} with HVF can give an aarch64 guest at most ${GICV2_MAX_CPUS} CPUs (it lacks GICv3 support). Lower the VM's CPU count to ${GICV2_MAX_CPUS}, or update QEMU to 8.0 or later.`,
+      { cpus: config.cpus, max: GICV2_MAX_CPUS },
+    );
+  }
+}
+
+// ---- sections ----------------------------------------------------------------------------------
+
+/**
+ * Identity: reattach checks `/proc/PID/cmdline` for `guest=<uuid>` and QMP `query-uuid`.
+ * `process=` (the Linux comm, shown by top/ps) and `debug-threads=` are Linux-only: elsewhere QEMU
+ * exits with "Change of process name not supported" and complains about thread naming.
+ */
+function identitySection(ctx: Ctx): readonly string[] {
+  const { id } = ctx.config;
+  const linux = ctx.caps.os === 'linux';
+  const name = opts(['guest', id], linux && ['process', `qemu-${id.slice(0, 8)}`], linux && ['debug-threads', 'on']);
+  return ['-name', name, '-uuid', id, '-nodefaults', '-no-user-config', '-msg', 'timestamp=on'];
+}
+
+/**
+ * TCG translation-cache size in MiB. QEMU 7.2 defaults to 1 GiB; the cache is host memory on top
+ * of guest RAM and, once full, stays resident until flushed. A quarter of guest RAM, between 128
+ * and 512 MiB (Lima's fixed choice), keeps small guests light while big guests — which run more
+ * distinct code (desktops, compilers) — get the largest cache before frequent flushes cost
+ * retranslation time. Pages are touched lazily, so a small guest never fills a big cache anyway.
+ */
+export function tcgTranslationCacheMiB(memoryMiB: number): number {
+  return Math.min(512, Math.max(128, Math.floor(memoryMiB / 4)));
+}
+
+function accelOption(ctx: Ctx): string {
+  switch (ctx.accel) {
+    case 'kvm':
+    case 'hvf':
+      return ctx.accel;
+    case 'tcg':
+      // MTTCG: one host thread per vCPU. For x86 guests on arm64 hosts QEMU warns about the weaker
+      // host memory order, but inserts the barriers the guest needs.
+      return opts('tcg', ['thread', 'multi'], ['tb-size', tcgTranslationCacheMiB(ctx.config.memoryMiB)]);
+    default:
+      return assertNever(ctx.accel, 'accelerator');
+  }
+}
+
+/**
+ * aarch64 interrupt controller. GICv2 (QEMU's default) stops at 8 vCPUs, so ask for GICv3:
+ *  - KVM: `max`, the best the host's GIC can virtualize (v2-only hosts such as GIC-400 boards get
+ *    v2; a fixed `3` would fail there);
+ *  - TCG: `3`, QEMU's emulated GICv3 (`max` would also pick 3 today, but pinning it keeps the
+ *    guest hardware stable across QEMU updates);
+ *  - HVF: `3` from QEMU 8.0, which added GICv3 to HVF; before that, leave the default (GICv2) —
+ *    checkLimits() refuses more than 8 vCPUs there.
+ */
+function gicVersion(ctx: Ctx): string | null {
+  switch (ctx.accel) {
+    case 'kvm':
+      return 'max';
+    case 'tcg':
+      return '3';
+    case 'hvf':
+      return hvfHasGicV3(ctx.binary) ? '3' : null;
+    default:
+      return assertNever(ctx.accel, 'accelerator');
+  }
+}
+
+/**
+ * Accelerator and board. `config.machine` replaces only the type (e.g. a pinned `pc-q35-7.2` or
+ * `virt-7.2`); the arch's properties stay, so an override must be a variant of q35/pc or virt.
+ */
+function machineSection(ctx: Ctx): readonly string[] {
+  const { config, firmware } = ctx;
+  const pflash: readonly OptPart[] = firmware ? [['pflash0', QemuIds.fwCode], ['pflash1', QemuIds.fwVars]] : [];
+  switch (config.arch) {
+    case 'x86_64': {
+      // Secure Boot OVMF builds keep their variables safe in SMM and hang without it; the plain
+      // build runs with SMM off (less emulated surface).
+      const smm = firmware?.secureBoot ? 'on' : 'off';
+      const machine = opts(config.machine ?? 'q35', ['smm', smm], ['vmport', 'off'], ['dump-guest-core', 'off'], ...pflash);
+      return ['-accel', accelOption(ctx), '-machine', machine, '-rtc', 'base=utc,driftfix=slew'];
+    }
+    case 'aarch64': {
+      // QEMU before 7.0 with HVF rejected the high memory map on Apple's 36-bit IPA ("VCPU supports
+      // less PA bits"); from 7.0 highmem=on is right and sizes itself to the host (Lima #703).
+      const highmem = ctx.accel === 'hvf' && !versionAtLeast(ctx.binary.version, 7, 0) ? 'off' : 'on';
+      const gic = gicVersion(ctx);
+      const machine = opts(config.machine ?? 'virt', ['highmem', highmem], gic !== null && ['gic-version', gic], ['dump-guest-core', 'off'], ...pflash);
+      return ['-accel', accelOption(ctx), '-machine', machine];
+    }
+    default:
+      return assertNever(config.arch, 'arch');
+  }
+}
+
+/**
+ * CPU model. With a hypervisor, the host CPU. Intel Macs under HVF: 1 GiB pages and AVX-512VL are
+ * advertised but break guests there, so they are masked (as Lima does). Under TCG, `max` (all
+ * features QEMU can emulate; notes: it aborts only under the broken kvm_pvm, never under TCG). For
+ * aarch64 TCG, `pauth-impdef=on` swaps the architected QARMA pointer-auth hash — very slow to
+ * emulate — for QEMU's cheap one; guests cannot tell.
+ */
+function cpuSection(ctx: Ctx): readonly string[] {
+  const { config, caps, accel } = ctx;
+  let cpu: string;
+  if (accel === 'tcg') {
+    cpu = config.arch === 'aarch64' && versionAtLeast(ctx.binary.version, 6, 0) ? 'max,pauth-impdef=on' : 'max';
+  } else if (accel === 'hvf' && caps.os === 'darwin' && config.arch === 'x86_64') {
+    cpu = 'host,-pdpe1gb,-avx512vl';
+  } else {
+    cpu = 'host';
+  }
+  const n = config.cpus;
+  return ['-cpu', cpu, '-smp', `${n},sockets=1,cores=${n},threads=1`];
+}
+
+function memorySection(ctx: Ctx): readonly string[] {
+  return ['-m', String(ctx.config.memoryMiB), '-overcommit', 'mem-lock=off'];
+}
+
+/**
+ * Host-side hardening and bookkeeping. Seccomp with spawn=deny: nothing this argv uses forks
+ * (no smb=, no tap scripts, no exec: migration). The pidfile is locked by QEMU while it runs.
+ */
+function hostSection(ctx: Ctx): readonly string[] {
+  const sandbox = ctx.caps.seccomp
+    ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']
+    : [];
+  return [...sandbox, '-pidfile', ctx.paths.runtime.pidfile];
+}
+
+function qmpSection(ctx: Ctx): readonly string[] {
+  return [
+    '-chardev',
+    opts('socket', ['id', QemuIds.qmpChardev], ['path', ctx.paths.runtime.qmp], ['server', 'on'], ['wait', 'off']),
+    '-mon',
+    opts(['chardev', QemuIds.qmpChardev], ['mode', 'control']),
+  ];
+}
+
+/**
+ * UEFI as two pflash devices fed by -blockdev: the read-only code image straight from the host's
+ * firmware package, and the VM's own variable store (qcow2, so internal snapshots include it).
+ * The machine option points pflash0/pflash1 at these nodes (machineSection).
+ */
+function firmwareSection(ctx: Ctx): readonly string[] {
+  const fw = ctx.firmware;
+  const varsName = ctx.config.uefiVars;
+  if (!fw || !varsName) return [];
+  const vars = ctx.paths.bundle.file(varsName);
+  const codeFile = `${QemuIds.fwCode}-file`;
+  const varsFile = `${QemuIds.fwVars}-file`;
+  return [
+    '-blockdev',
+    opts(['driver', 'file'], ['filename', fw.code], ['node-name', codeFile], ['read-only', 'on']),
+    '-blockdev',
+    opts(['driver', fw.codeFormat], ['file', codeFile], ['node-name', QemuIds.fwCode], ['read-only', 'on']),
+    '-blockdev',
+    opts(['driver', 'file'], ['filename', vars], ['node-name', varsFile]),
+    '-blockdev',
+    opts(['driver', 'qcow2'], ['file', varsFile], ['node-name', QemuIds.fwVars]),
+    // Secure Boot builds also need the varstore flash to be reachable from SMM only.
+    ...(fw.secureBoot ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
+  ];
+}
+
+/** Direct kernel boot. Each value is its own argv element: no shell, no escaping (QEMU takes
+ *  these strings whole, commas included). */
+function kernelSection(ctx: Ctx): readonly string[] {
+  const k = ctx.config.kernel;
+  if (!k) return [];
+  return [
+    '-kernel',
+    k.path,
+    ...(k.initrd ? ['-initrd', k.initrd] : []),
+    ...(k.append ? ['-append', k.append] : []),
+  ];
+}
+
+/**
+ * Boot order: with a CD attached, it boots first and the disks follow in config order (like
+ * VMware with an installer ISO attached: an empty disk is skipped by the firmware anyway, and once
+ * installed the user detaches the ISO). A direct kernel boot outranks every bootindex (SeaBIOS's
+ * linuxboot ROM has index 0; OVMF/AAVMF try the fw_cfg kernel first), so it needs no special case.
+ */
+function bootIndexes(config: VmConfig): { readonly cdrom: number; readonly firstDisk: number } {
+  return config.cdrom ? { cdrom: 1, firstDisk: 2 } : { cdrom: 0, firstDisk: 1 };
+}
+
+function diskPath(ctx: Ctx, disk: Disk): string {
+  return 'bundle' in disk.source ? ctx.paths.bundle.file(disk.source.bundle) : disk.source.path;
+}
+
+/** Guest-style device ids (vda, vdb, …): the config allows at most 8 disks. */
+function diskDeviceId(index: number): string {
+  return `vd${String.fromCharCode(0x61 + index)}`;
+}
+
+/**
+ * Disks: a protocol node (the file) and a format node per disk, always with an explicit format (an
+ * untrusted image must never pick its own), on virtio-blk with a shared iothread. Linux gets
+ * O_DIRECT + native AIO (no double caching in the host page cache); discard and zero detection
+ * pass guest TRIM through so qcow2 files shrink back. Read-only disks are opened read-only on both
+ * nodes and get no discard.
+ */
+function drivesSection(ctx: Ctx): readonly string[] {
+  const { config, caps } = ctx;
+  if (config.disks.length === 0) return [];
+  const direct = caps.nativeAio;
+  const { firstDisk } = bootIndexes(config);
+  const out: string[] = ['-object', opts('iothread', ['id', QemuIds.iothread])];
+  config.disks.forEach((disk, i) => {
+    const fileNode = `${disk.id}-file`;
+    const ro = disk.readOnly;
+    out.push(
+      '-blockdev',
+      opts(
+        ['driver', 'file'],
+        ['filename', diskPath(ctx, disk)],
+        ['node-name', fileNode],
+        direct && ['cache.direct', 'on'],
+        direct && ['aio', 'native'],
+        ro ? ['read-only', 'on'] : ['discard', 'unmap'],
+      ),
+      '-blockdev',
+      opts(
+        ['driver', disk.format],
+        ['file', fileNode],
+        ['node-name', disk.id],
+        direct && ['cache.direct', 'on'],
+        ro ? ['read-only', 'on'] : ['discard', 'unmap'],
+        !ro && ['detect-zeroes', 'unmap'],
+      ),
+      '-device',
+      opts(
+        'virtio-blk-pci',
+        ['id', diskDeviceId(i)],
+        ['drive', disk.id],
+        ['iothread', QemuIds.iothread],
+        ['bootindex', firstDisk + i],
+      ),
+    );
+  });
+  return out;
+}
+
+/**
+ * The CD (raw, read-only). x86: the q35 board's built-in AHCI port ide.0 — every OS installer
+ * has an AHCI driver. aarch64 `virt` has no IDE/AHCI, so: virtio-scsi + scsi-cd. Chosen over
+ * usb-storage because it is fast, AAVMF boots from it, Linux/BSD installers carry the driver, and
+ * media can be changed at run time (blockdev-change-medium). Guests without virtio drivers
+ * (Windows on Arm) will need usb-storage; that is a later OS preset.
+ */
+function cdromSection(ctx: Ctx): readonly string[] {
+  const { config } = ctx;
+  if (!config.cdrom) return [];
+  const fileNode = `${QemuIds.cdromNode}-file`;
+  const { cdrom: bootindex } = bootIndexes(config);
+  const nodes = [
+    '-blockdev',
+    opts(['driver', 'file'], ['filename', config.cdrom], ['node-name', fileNode], ['read-only', 'on']),
+    '-blockdev',
+    opts(['driver', 'raw'], ['file', fileNode], ['node-name', QemuIds.cdromNode], ['read-only', 'on']),
+  ];
+  switch (config.arch) {
+    case 'x86_64':
+      return [
+        ...nodes,
+        '-device',
+        opts('ide-cd', ['id', QemuIds.cdromDevice], ['bus', 'ide.0'], ['drive', QemuIds.cdromNode], ['bootindex', bootindex]),
+      ];
+    case 'aarch64':
+      return [
+        ...nodes,
+        '-device',
+        opts('virtio-scsi-pci', ['id', 'scsi0']),
+        '-device',
+        opts('scsi-cd', ['id', QemuIds.cdromDevice], ['bus', 'scsi0.0'], ['drive', QemuIds.cdromNode], ['bootindex', bootindex]),
+      ];
+    default:
+      return assertNever(config.arch, 'arch');
+  }
+}
+
+/**
+ * User-mode networking. Port forwards always bind 127.0.0.1: a forward on 0.0.0.0 would expose
+ * the guest's SSH to the whole network. With mode "none" there is no NIC at all (-nodefaults
+ * already dropped QEMU's default one). On aarch64 the NIC gets no option ROM: QEMU's
+ * efi-virtio.rom is x86 code (AAVMF has its own virtio-net driver) and a missing ROM file would
+ * stop QEMU from starting.
+ */
+function netSection(ctx: Ctx): readonly string[] {
+  const { network, arch } = ctx.config;
+  switch (network.mode) {
+    case 'none':
+      return [];
+    case 'user': {
+      const forwards = network.forwards.map(
+        (f): OptPart => ['hostfwd', `${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`],
+      );
+      return [
+        '-netdev',
+        opts('user', ['id', QemuIds.netdev], ...forwards),
+        '-device',
+        opts(
+          'virtio-net-pci',
+          ['id', QemuIds.nic],
+          ['netdev', QemuIds.netdev],
+          ['mac', network.mac],
+          arch === 'aarch64' && ['romfile', ''],
+        ),
+      ];
+    }
+    default:
+      return assertNever(network.mode, 'network mode');
+  }
+}
+
+/** Entropy for the guest's early boot, and a balloon that gives memory back to the host. */
+function miscDevicesSection(_ctx: Ctx): readonly string[] {
+  return [
+    '-object',
+    'rng-random,id=rng0,filename=/dev/urandom',
+    '-device',
+    'virtio-rng-pci,rng=rng0',
+    '-device',
+    opts('virtio-balloon-pci', ['id', QemuIds.balloon], ['deflate-on-oom', 'on'], ['free-page-reporting', 'on']),
+  ];
+}
+
+/** qemu-guest-agent's channel: IPs, graceful shutdown, time sync after host sleep. */
+function agentSection(ctx: Ctx): readonly string[] {
+  return [
+    '-device',
+    'virtio-serial-pci,id=vser0',
+    '-chardev',
+    opts('socket', ['id', QemuIds.agentChardev], ['path', ctx.paths.runtime.qga], ['server', 'on'], ['wait', 'off']),
+    '-device',
+    opts(
+      'virtserialport',
+      ['bus', 'vser0.0'],
+      ['chardev', QemuIds.agentChardev],
+      ['id', QemuIds.agentPort],
+      ['name', AGENT_PORT_NAME],
+    ),
+  ];
+}
+
+/** The first serial port on a unix socket, logged to the bundle even when no one is connected. */
+function serialSection(ctx: Ctx): readonly string[] {
+  return [
+    '-chardev',
+    opts(
+      'socket',
+      ['id', QemuIds.serialChardev],
+      ['path', ctx.paths.runtime.serial],
+      ['server', 'on'],
+      ['wait', 'off'],
+      ['logfile', ctx.paths.bundle.serialLog],
+    ),
+    '-serial',
+    `chardev:${QemuIds.serialChardev}`,
+  ];
+}
+
+/**
+ * Display. VNC on a unix socket only (the engine relays it; never TCP). virtio-vga on x86 keeps a
+ * VGA core, so SeaBIOS and OVMF both draw on it; aarch64 has no VGA, virtio-gpu-pci is what AAVMF
+ * and Linux drive. Both forward client resizes to the guest. Pointer: usb-tablet (absolute, so
+ * the VNC cursor lines up); keyboard: q35 has PS/2 built in, virt needs usb-kbd. Headless VMs get
+ * no video or input devices at all, and `-display none` so QEMU opens no local window.
+ */
+function displaySection(ctx: Ctx): readonly string[] {
+  const { config, paths } = ctx;
+  switch (config.display) {
+    case 'none':
+      return ['-display', 'none'];
+    case 'vnc': {
+      const aarch64 = config.arch === 'aarch64';
+      return [
+        '-device',
+        'qemu-xhci,id=xhci',
+        '-device',
+        'usb-tablet,bus=xhci.0',
+        ...(aarch64 ? ['-device', 'usb-kbd,bus=xhci.0'] : []),
+        '-device',
+        opts(aarch64 ? 'virtio-gpu-pci' : 'virtio-vga', ['id', QemuIds.video]),
+        '-vnc',
+        `unix:${escapeOptionValue(paths.runtime.vnc)}`,
+      ];
+    }
+    default:
+      return assertNever(config.display, 'display');
+  }
+}
+
+// ---- the whole line ----------------------------------------------------------------------------
+
+/**
+ * Builds the full command line. Throws VivariumError when the VM cannot run on this host: no QEMU
+ * for its arch (qemu-missing), accelerator forced but unusable, UEFI without firmware, aarch64 with
+ * BIOS, too many vCPUs for the interrupt controller (unsupported), UEFI without a variable store
+ * (invalid-state).
+ */
+export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: VmPaths, options: BuildOptions = {}): BuiltArgv {
+  const binary = resolveBinary(config, caps);
+  const accel = resolveAccel(config, caps, binary);
+  const firmware = resolveFirmware(config, caps);
+  const ctx: Ctx = { config, caps, paths, binary, accel, firmware };
+  checkLimits(ctx);
+
+  const args = [
+    ...identitySection(ctx),
+    ...machineSection(ctx),
+    ...cpuSection(ctx),
+    ...memorySection(ctx),
+    ...hostSection(ctx),
+    ...qmpSection(ctx),
+    ...firmwareSection(ctx),
+    ...kernelSection(ctx),
+    ...drivesSection(ctx),
+    ...cdromSection(ctx),
+    ...netSection(ctx),
+    ...miscDevicesSection(ctx),
+    ...agentSection(ctx),
+    ...serialSection(ctx),
+    ...displaySection(ctx),
+    ...(options.startPaused ? ['-S'] : []),
+    // Last and verbatim: the user's explicit advanced setting may override anything above.
+    ...config.extraArgs,
+  ];
+  return { binary: binary.path, args, accel };
+}
