@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { VmConfig } from '../../main/common/models/vm-config';
+import { DEFAULT_VM_FORM, formFromConfig, parseMemoryMiB, toCreateSpec, toEditPatch, type VmFormValues } from './vm-form';
+
+const form = (patch: Partial<VmFormValues>): VmFormValues => ({ ...DEFAULT_VM_FORM, name: 'web', iso: '/isos/debian.iso', ...patch });
+
+describe('parseMemoryMiB', () => {
+  it('reads plain MiB and units', () => {
+    expect(parseMemoryMiB('2048')).toEqual({ ok: true, value: 2048 });
+    expect(parseMemoryMiB('1G')).toEqual({ ok: true, value: 1024 });
+    expect(parseMemoryMiB('1.5GiB')).toEqual({ ok: true, value: 1536 });
+    expect(parseMemoryMiB('512m')).toEqual({ ok: true, value: 512 });
+  });
+  it('rejects text and fractions of a MiB', () => {
+    expect(parseMemoryMiB('lots').ok).toBe(false);
+    expect(parseMemoryMiB('1.1G').ok).toBe(false);
+  });
+});
+
+describe('toCreateSpec', () => {
+  it('builds a spec from the defaults plus a name and an ISO', () => {
+    expect(toCreateSpec(form({}))).toEqual({
+      ok: true,
+      value: {
+        name: 'web',
+        cpus: 2,
+        memoryMiB: 2048,
+        diskSizeBytes: 20 * 1024 ** 3,
+        firmware: 'bios',
+        net: 'user',
+        display: 'vnc',
+        iso: '/isos/debian.iso',
+      },
+    });
+  });
+  it('builds a direct-kernel spec and drops the ISO', () => {
+    const r = toCreateSpec(
+      form({ bootSource: 'kernel', kernel: '/k/vmlinuz', initrd: '/k/initrd', append: 'console=ttyS0', network: false, display: false, diskGiB: '0', os: 'Linux' }),
+    );
+    expect(r).toEqual({
+      ok: true,
+      value: {
+        name: 'web',
+        os: 'Linux',
+        cpus: 2,
+        memoryMiB: 2048,
+        diskSizeBytes: 0,
+        firmware: 'bios',
+        net: 'none',
+        display: 'none',
+        kernel: '/k/vmlinuz',
+        initrd: '/k/initrd',
+        append: 'console=ttyS0',
+      },
+    });
+  });
+  it('reports every field at once, in sentences, using the contract limits', () => {
+    const r = toCreateSpec(form({ name: '   ', cpus: '0', memory: '8M', diskGiB: 'big', iso: '' }));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors).toEqual({
+      name: 'Name is required.',
+      cpus: 'CPUs must be at least 1.',
+      memory: 'Memory must be at least 16 MiB.',
+      diskGiB: 'Disk size must be a number of GiB, such as 20 (0 for no disk).',
+      iso: 'Enter the path of an ISO image, or choose another boot source.',
+    });
+  });
+  it('uses upper limits and custom schema messages', () => {
+    const r = toCreateSpec(form({ name: 'a\u0001b', cpus: '999', memory: '2T', diskGiB: '100000' }));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.name).toBe('Name must not contain control characters.');
+    expect(r.errors.cpus).toBe('CPUs must be at most 256.');
+    expect(r.errors.memory).toBe('Memory must be at most 1 TiB.');
+    expect(r.errors.diskGiB).toBe('Disk size must be at most 65536 GiB.');
+  });
+  it('needs a kernel path for kernel boot', () => {
+    const r = toCreateSpec(form({ bootSource: 'kernel' }));
+    expect(r.ok ? null : r.errors.kernel).toMatch(/kernel image/);
+  });
+});
+
+const config = VmConfig.parse({
+  version: 1,
+  id: '4f0c7f8e-4b7a-4d8e-9c55-2d1f0b7f6a11',
+  name: 'web',
+  createdAt: '2025-01-01T00:00:00Z',
+  arch: 'x86_64',
+  cpus: 2,
+  memoryMiB: 1536,
+  cdrom: '/isos/a.iso',
+  network: { mac: '52:54:00:12:34:56' },
+});
+
+describe('formFromConfig / toEditPatch', () => {
+  it('shows a config as form values', () => {
+    expect(formFromConfig(config)).toMatchObject({ name: 'web', bootSource: 'iso', iso: '/isos/a.iso', cpus: '2', memory: '1536M', network: true, display: true });
+  });
+  it('sends nothing when nothing changed', () => {
+    expect(toEditPatch(formFromConfig(config), config)).toEqual({ ok: true, value: {} });
+  });
+  it('sends only changed fields', () => {
+    const v = { ...formFromConfig(config), cpus: '4', memory: '4G', display: false };
+    expect(toEditPatch(v, config)).toEqual({ ok: true, value: { cpus: 4, memoryMiB: 4096, display: 'none' } });
+  });
+  it('removes the CD when switching to kernel boot, and both for none', () => {
+    const k = { ...formFromConfig(config), bootSource: 'kernel' as const, kernel: '/k/vmlinuz' };
+    expect(toEditPatch(k, config)).toEqual({ ok: true, value: { kernel: '/k/vmlinuz', initrd: null, append: '', iso: null } });
+    const none = { ...formFromConfig(config), bootSource: 'none' as const };
+    expect(toEditPatch(none, config)).toEqual({ ok: true, value: { iso: null } });
+  });
+  it('validates edits like creation', () => {
+    const r = toEditPatch({ ...formFromConfig(config), memory: 'x', name: '' }, config);
+    expect(r.ok ? null : r.errors).toEqual({ memory: 'Memory must be a size such as 2048, 512M or 2G.', name: 'Name is required.' });
+  });
+});

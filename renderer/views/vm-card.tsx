@@ -1,0 +1,74 @@
+import { useRef, type ReactNode } from 'react';
+import type { VmInfo } from '../../main/common/models/vm-state';
+import { Icon } from '../components/icons';
+import { StateBadge } from '../components/state-badge';
+import { useThumbnail } from '../hooks/use-thumbnail';
+import { useInView } from '../hooks/use-visibility';
+import { formatOsArch, formatResources } from '../lib/format';
+import { hasDisplay, isLive, problemText } from '../lib/vm-actions';
+
+export function optionId(vmId: string): string {
+  return `vm-option-${vmId}`;
+}
+
+/** One VM in the library: an option of the listbox, named by the VM's name and described by the
+ *  rest (state, OS, resources, problems). */
+export function VmCard(props: {
+  readonly vm: VmInfo;
+  readonly selected: boolean;
+  readonly onSelect: () => void;
+  readonly onOpen: () => void;
+}): ReactNode {
+  const { vm, selected } = props;
+  const ref = useRef<HTMLDivElement>(null);
+  const inView = useInView(ref);
+  const thumb = useThumbnail(vm, inView);
+  const problem = problemText(vm);
+  const nameId = `${optionId(vm.id)}-name`;
+  const descId = `${optionId(vm.id)}-desc`;
+  const c = vm.config;
+
+  return (
+    <div
+      ref={ref}
+      id={optionId(vm.id)}
+      role="option"
+      aria-selected={selected}
+      aria-labelledby={nameId}
+      aria-describedby={descId}
+      tabIndex={selected ? 0 : -1}
+      className={`vm-card state-${vm.state}`}
+      data-vm-id={vm.id}
+      onClick={props.onSelect}
+      onDoubleClick={props.onOpen}
+    >
+      <div className="vm-thumb">
+        {thumb ? (
+          <img src={thumb} alt={`Screen of ${vm.name}`} draggable={false} data-testid="vm-thumbnail" />
+        ) : (
+          <div className="vm-thumb-placeholder" aria-hidden="true">
+            <Icon name={c && !hasDisplay(vm) ? 'terminal' : 'monitor'} />
+            {isLive(vm.state) && c && !hasDisplay(vm) && <span>No display</span>}
+          </div>
+        )}
+      </div>
+      <div className="vm-card-body">
+        <div className="vm-card-title">
+          <span id={nameId} className="vm-name" title={vm.name}>
+            {vm.name}
+          </span>
+        </div>
+        <div id={descId} className="vm-card-facts">
+          <StateBadge state={vm.state} />
+          {c && (
+            <>
+              <span className="fact">{formatOsArch(c)}</span>
+              <span className="fact">{formatResources(c)}</span>
+            </>
+          )}
+          {problem && <span className="vm-problem">{problem}</span>}
+        </div>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,229 @@
+/** A VM's own window (#/vm/<id>): power toolbar, Display and Serial consoles, settings, delete. */
+import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
+import type { VmInfo } from '../../main/common/models/vm-state';
+import { Icon, type IconName } from '../components/icons';
+import { StateBadge } from '../components/state-badge';
+import { Tabs } from '../components/tabs';
+import { DeleteDialog, SettingsDialog } from '../components/vm-dialogs';
+import { useServices } from '../engine';
+import { useVm } from '../hooks/use-vms';
+import { errorMessage } from '../lib/errors';
+import { base64ToBytes, formatOsArch, formatResources, screenshotFileName } from '../lib/format';
+import { hasDisplay, isActionEnabled, problemText, type VmAction } from '../lib/vm-actions';
+import { leaveVmWindow } from '../navigation';
+import { DisplayConsole } from './display-console';
+import { SerialConsole } from './serial-console';
+
+type ConsoleTab = 'display' | 'serial';
+type OpenDialog = 'settings' | 'delete' | null;
+
+export function VmWindow({ id }: { readonly id: string }): ReactNode {
+  const { view, apply } = useVm(id);
+
+  useEffect(() => {
+    document.title = view.kind === 'ready' ? `${view.vm.name} — Vivarium` : 'Vivarium';
+  }, [view]);
+
+  if (view.kind === 'loading') {
+    return (
+      <main className="center-page" aria-busy="true">
+        <p className="muted">Loading…</p>
+      </main>
+    );
+  }
+  if (view.kind === 'removed' || view.kind === 'error') {
+    return (
+      <main className="center-page">
+        <div className={`notice ${view.kind === 'error' ? 'notice-danger' : ''}`} role="alert">
+          <h1 className="notice-title">{view.kind === 'removed' ? 'This VM no longer exists' : 'Cannot show this VM'}</h1>
+          <p>{view.kind === 'removed' ? 'It was deleted, or the link is out of date.' : view.message}</p>
+          <a className="btn" href="#/">
+            Go to the library
+          </a>
+        </div>
+      </main>
+    );
+  }
+  return <VmWindowReady vm={view.vm} apply={apply} />;
+}
+
+interface ToolbarButton {
+  readonly action: VmAction;
+  readonly label: string;
+  readonly icon: IconName;
+  readonly danger?: boolean;
+}
+
+function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm: VmInfo) => void }): ReactNode {
+  const services = useServices();
+  const [tab, setTab] = useState<ConsoleTab>(() => (hasDisplay(vm) ? 'display' : 'serial'));
+  const [dialog, setDialog] = useState<OpenDialog>(null);
+  const [pending, setPending] = useState<ReadonlySet<VmAction>>(new Set());
+  const [actionError, setActionError] = useState<string | null>(null);
+  const toolbarRef = useRef<HTMLDivElement>(null);
+  const problem = problemText(vm);
+  const c = vm.config;
+
+  const run = async (action: VmAction, fn: () => Promise<VmInfo | void>): Promise<void> => {
+    setActionError(null);
+    setPending((p) => new Set(p).add(action));
+    try {
+      const result = await fn();
+      if (result) apply(result);
+    } catch (e) {
+      setActionError(errorMessage(e));
+    } finally {
+      setPending((p) => {
+        const next = new Set(p);
+        next.delete(action);
+        return next;
+      });
+    }
+  };
+
+  const screenshot = async (): Promise<void> => {
+    const shot = await services.vms.screenshot(vm.id);
+    const url = URL.createObjectURL(new Blob([base64ToBytes(shot.pngBase64)], { type: 'image/png' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = screenshotFileName(vm.name, new Date());
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  };
+
+  const handlers: Readonly<Record<VmAction, () => void>> = {
+    start: () => void run('start', () => services.vms.start(vm.id, {})),
+    pause: () => void run('pause', () => services.vms.pause(vm.id)),
+    resume: () => void run('resume', () => services.vms.resume(vm.id)),
+    reset: () => void run('reset', () => services.vms.reset(vm.id)),
+    shutdown: () => void run('shutdown', () => services.vms.stop(vm.id, {})),
+    forceOff: () => void run('forceOff', () => services.vms.stop(vm.id, { force: true })),
+    ctrlAltDel: () => void run('ctrlAltDel', () => services.vms.sendKeys(vm.id, ['ctrl', 'alt', 'delete'])),
+    screenshot: () => void run('screenshot', screenshot),
+    settings: () => setDialog('settings'),
+    delete: () => setDialog('delete'),
+  };
+
+  // Pause and Resume share a slot: the label follows the state.
+  const pauseOrResume: ToolbarButton = vm.state === 'paused' ? { action: 'resume', label: 'Resume', icon: 'play' } : { action: 'pause', label: 'Pause', icon: 'pause' };
+  const groups: readonly (readonly ToolbarButton[])[] = [
+    [
+      { action: 'start', label: 'Start', icon: 'play' },
+      pauseOrResume,
+      // "Reset", not "Restart": it is the hardware reset button (QMP system_reset), not a reboot.
+      { action: 'reset', label: 'Reset', icon: 'reset' },
+      { action: 'shutdown', label: 'Shut Down', icon: 'power' },
+      { action: 'forceOff', label: 'Force Off', icon: 'plug', danger: true },
+    ],
+    [
+      { action: 'ctrlAltDel', label: 'Send Ctrl+Alt+Del', icon: 'keyboard' },
+      { action: 'screenshot', label: 'Screenshot', icon: 'camera' },
+    ],
+    [
+      { action: 'settings', label: 'Settings', icon: 'sliders' },
+      { action: 'delete', label: 'Delete', icon: 'trash', danger: true },
+    ],
+  ];
+
+  // Arrow keys move between toolbar buttons (Tab still visits each one).
+  const onToolbarKeyDown = (e: KeyboardEvent<HTMLDivElement>): void => {
+    if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft' && e.key !== 'Home' && e.key !== 'End') return;
+    const buttons = Array.from(toolbarRef.current?.querySelectorAll<HTMLButtonElement>('button:not([disabled])') ?? []);
+    const i = buttons.indexOf(document.activeElement as HTMLButtonElement);
+    if (i < 0 || buttons.length === 0) return;
+    e.preventDefault();
+    const next = e.key === 'Home' ? 0 : e.key === 'End' ? buttons.length - 1 : (i + (e.key === 'ArrowRight' ? 1 : -1) + buttons.length) % buttons.length;
+    buttons[next]?.focus();
+  };
+
+  return (
+    <div className="page vm-page">
+      <header className="vm-header">
+        <a className="btn btn-ghost btn-small" href="#/" aria-label="Library">
+          <Icon name="back" />
+          Library
+        </a>
+        <h1 className="vm-title">{vm.name}</h1>
+        <StateBadge state={vm.state} />
+        {c && (
+          <span className="vm-facts">
+            {formatOsArch(c)} · {formatResources(c)}
+            {vm.accel && vm.accel !== 'auto' ? ` · ${vm.accel.toUpperCase()}` : ''}
+          </span>
+        )}
+      </header>
+
+      <div ref={toolbarRef} className="toolbar" role="toolbar" aria-label="VM controls" onKeyDown={onToolbarKeyDown}>
+        {groups.map((group, gi) => (
+          <div className="toolbar-group" key={gi}>
+            {group.map((b) => {
+              const enabled = isActionEnabled(b.action, vm) && !pending.has(b.action);
+              return (
+                <button
+                  key={b.action}
+                  type="button"
+                  className={`btn btn-tool ${b.danger ? 'btn-tool-danger' : ''}`}
+                  disabled={!enabled}
+                  aria-busy={pending.has(b.action) || undefined}
+                  onClick={handlers[b.action]}
+                >
+                  <Icon name={b.icon} />
+                  <span>{b.label}</span>
+                </button>
+              );
+            })}
+          </div>
+        ))}
+      </div>
+
+      {problem && (
+        <div className="banner banner-danger" role="alert">
+          {problem}
+        </div>
+      )}
+      {actionError && (
+        <div className="banner banner-danger" role="alert">
+          <span>{actionError}</span>
+          <button type="button" className="btn btn-small btn-ghost" onClick={() => setActionError(null)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+
+      <Tabs<ConsoleTab>
+        label="Consoles"
+        className="console-tabs"
+        active={tab}
+        onActive={setTab}
+        tabs={[
+          { key: 'display', label: 'Display', icon: <Icon name="monitor" />, panel: <DisplayConsole vm={vm} /> },
+          { key: 'serial', label: 'Serial', icon: <Icon name="terminal" />, panel: <SerialConsole vm={vm} active={tab === 'serial'} /> },
+        ]}
+      />
+
+      {dialog === 'settings' && c && (
+        <SettingsDialog
+          vm={vm}
+          config={c}
+          onClose={() => setDialog(null)}
+          onSaved={(updated) => {
+            apply(updated);
+            setDialog(null);
+          }}
+        />
+      )}
+      {dialog === 'delete' && (
+        <DeleteDialog
+          vm={vm}
+          onClose={() => setDialog(null)}
+          onDeleted={() => {
+            setDialog(null);
+            leaveVmWindow();
+          }}
+        />
+      )}
+    </div>
+  );
+}
