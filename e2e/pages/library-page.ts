@@ -1,0 +1,77 @@
+import type { Locator, Page } from '@playwright/test';
+
+/** The VM library (route #/). */
+export class LibraryPage {
+  readonly list: Locator;
+  readonly newVmButton: Locator;
+  readonly filter: Locator;
+  readonly status: Locator;
+
+  constructor(readonly page: Page) {
+    this.list = page.getByRole('listbox', { name: 'Virtual machines' });
+    this.newVmButton = page.getByRole('button', { name: 'New VM' });
+    this.filter = page.getByRole('searchbox', { name: 'Filter by name' });
+    this.status = page.getByText(/\d+ VMs? ·/);
+  }
+
+  async goto(url: string): Promise<void> {
+    await this.page.goto(url);
+    await this.newVmButton.waitFor();
+  }
+
+  vm(name: string): Locator {
+    return this.list.getByRole('option', { name, exact: true });
+  }
+
+  async openNewVmDialog(): Promise<NewVmDialog> {
+    await this.newVmButton.click();
+    const dialog = new NewVmDialog(this.page);
+    await dialog.root.waitFor();
+    return dialog;
+  }
+
+  /** Opens a VM's window by keyboard (select + Enter), as the app does: a new page in the browser. */
+  async openVm(name: string): Promise<Page> {
+    const popup = this.page.context().waitForEvent('page');
+    await this.vm(name).focus();
+    await this.page.keyboard.press('Enter');
+    const vmPage = await popup;
+    await vmPage.waitForLoadState();
+    return vmPage;
+  }
+}
+
+/** The New VM dialog. */
+export class NewVmDialog {
+  readonly root: Locator;
+  constructor(readonly page: Page) {
+    this.root = page.getByRole('dialog', { name: 'New VM' });
+  }
+
+  field(name: string): Locator {
+    return this.root.getByRole('textbox', { name, exact: true });
+  }
+
+  async fillKernelBoot(o: { name: string; kernel: string; initrd: string; append: string; memory: string; cpus: string; diskGiB: string }): Promise<void> {
+    await this.field('Name').fill(o.name);
+    await this.root.getByRole('radio', { name: 'Linux kernel' }).check();
+    await this.field('Kernel path').fill(o.kernel);
+    await this.field('Initrd path').fill(o.initrd);
+    await this.field('Kernel command line').fill(o.append);
+    await this.field('CPUs').fill(o.cpus);
+    await this.field('Memory').fill(o.memory);
+    await this.field('Disk size (GiB)').fill(o.diskGiB);
+  }
+
+  async fillIsoBoot(o: { name: string; iso: string; memory: string; diskGiB: string }): Promise<void> {
+    await this.field('Name').fill(o.name);
+    await this.root.getByRole('radio', { name: 'ISO image' }).check();
+    await this.field('ISO image path').fill(o.iso);
+    await this.field('Memory').fill(o.memory);
+    await this.field('Disk size (GiB)').fill(o.diskGiB);
+  }
+
+  async create(): Promise<void> {
+    await this.root.getByRole('button', { name: 'Create' }).click();
+  }
+}
