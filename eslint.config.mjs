@@ -19,6 +19,11 @@ export default tseslint.config(
     },
   },
   {
+    // The bin shim is plain CommonJS by design (it must run before anything is compiled).
+    files: ['bin/**/*.js'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Raw IPC only in the Electron transport files (GitHub Desktop's rule).
     files: ['**/*.ts', '**/*.tsx'],
     ignores: ['main/app/ipc-transport.ts', 'main/app/preload.ts'],

@@ -12,7 +12,9 @@ async function firstLine(file, t0, timeoutMs = 60_000) {
   for (;;) {
     try {
       if (fs.readFileSync(file, 'latin1').includes('\n')) return performance.now() - t0;
-    } catch {}
+    } catch {
+      // not there yet
+    }
     if (performance.now() - t0 > timeoutMs) throw new Error(`no serial output in ${file}`);
     await sleep(5);
   }

@@ -23,7 +23,9 @@ export function tempHome() {
         if (fs.existsSync(pidfile)) {
           try {
             process.kill(Number(fs.readFileSync(pidfile, 'utf8')), 'SIGKILL');
-          } catch {}
+          } catch {
+      // not there yet
+    }
         }
       }
       fs.rmSync(home, { recursive: true, force: true });

@@ -41,7 +41,7 @@ async function startServe(home: TestHome): Promise<{ proc: ChildProcess; url: st
 
 export const test = base.extend<{ guest: GuestInfo }, { served: Served }>({
   served: [
-    async ({}, use) => {
+    async ({ playwright: _unused }, use) => {
       const home = makeTestHome();
       const { proc, url } = await startServe(home);
       await use({
@@ -56,7 +56,7 @@ export const test = base.extend<{ guest: GuestInfo }, { served: Served }>({
     },
     { scope: 'worker' },
   ],
-  guest: async ({}, use) => {
+  guest: async ({ baseURL: _unused }, use) => {
     await use(testGuest());
   },
 });
