@@ -38,7 +38,7 @@ test('the token becomes an HttpOnly SameSite=Strict cookie; foreign Origins are 
 
   const token = new URL(served.url).searchParams.get('token')!;
   const wsUrl = served.origin.replace('http', 'ws') + '/rpc';
-  const withCookie = { Cookie: `vivarium_token=${token}` };
+  const withCookie = { Cookie: `vivarium_token_${new URL(served.url).port}=${token}` };
   expect(await upgradeStatus(wsUrl, { ...withCookie, Origin: served.origin })).toBe(101);
   expect(await upgradeStatus(wsUrl, { ...withCookie, Origin: 'https://evil.example' })).toBe(403);
   expect(await upgradeStatus(wsUrl, { ...withCookie })).toBe(403);

@@ -12,7 +12,7 @@ import { createRpcClient } from '../common/rpc/client';
 import { RpcServer } from '../common/rpc/server';
 import { createEngine, type Engine } from '../services/engine';
 import { makeTestHome, type TestHome } from '../test-support/home';
-import { APP_ORIGIN, TOKEN_COOKIE, resolveStaticPath, startHttpServer, tokensEqual, type HttpServerHandle } from './http-server';
+import { APP_ORIGIN, tokenCookieName, resolveStaticPath, startHttpServer, tokensEqual, type HttpServerHandle } from './http-server';
 import { TicketBook, type StreamGrant } from './stream-bridge';
 import { wsConnection } from './transports/websocket';
 
@@ -87,7 +87,7 @@ function request(rawPath: string, headers: http.OutgoingHttpHeaders = {}, method
   });
 }
 
-const cookie = () => `${TOKEN_COOKIE}=${server.token}`;
+const cookie = () => `${tokenCookieName(server.port)}=${server.token}`;
 const ownOrigin = () => `http://127.0.0.1:${server.port}`;
 
 /** The HTTP status an upgrade gets (101 when it is accepted). */
@@ -133,7 +133,7 @@ describe('access token', () => {
     expect(r.status).toBe(302);
     expect(r.headers.location).toBe('/');
     const setCookie = r.headers['set-cookie']?.[0] ?? '';
-    expect(setCookie).toBe(`${TOKEN_COOKIE}=${server.token}; HttpOnly; SameSite=Strict; Path=/`);
+    expect(setCookie).toBe(`${tokenCookieName(server.port)}=${server.token}; HttpOnly; SameSite=Strict; Path=/`);
     expect(r.headers['cache-control']).toBe('no-store');
     // Other parameters survive the redirect.
     const r2 = await request(`/assets/app.js?v=3&token=${server.token}&x=y`);
@@ -156,8 +156,8 @@ describe('access token', () => {
     const q = await request(`/?token=${wrong}`);
     expect(q.status).toBe(401);
     expect(q.headers['set-cookie']).toBeUndefined();
-    expect((await request('/', { cookie: `${TOKEN_COOKIE}=${wrong}` })).status).toBe(401);
-    expect((await request('/', { cookie: `${TOKEN_COOKIE}=` })).status).toBe(401);
+    expect((await request('/', { cookie: `${tokenCookieName(server.port)}=${wrong}` })).status).toBe(401);
+    expect((await request('/', { cookie: `${tokenCookieName(server.port)}=` })).status).toBe(401);
     expect(await upgradeStatus(`${server.wsUrl}/rpc?token=${wrong}`, {}, ownOrigin())).toBe(401);
     expect(tokensEqual('a', 'a')).toBe(true);
     expect(tokensEqual('a', 'ab')).toBe(false);

@@ -34,6 +34,12 @@ import { wsConnection } from './transports/websocket';
 
 export const TOKEN_COOKIE = 'vivarium_token';
 /** The Electron window's origin (main/app registers the app:// scheme with this host). */
+/** Browsers key cookies by host, not port: two engines on one machine (two libraries) must not sign
+ *  each other out, so the cookie name carries the port. */
+export function tokenCookieName(port: number): string {
+  return `${TOKEN_COOKIE}_${port}`;
+}
+
 export const APP_ORIGIN = 'app://vivarium';
 /** Largest client → engine frame on a stream (VNC client messages, a clipboard paste, keystrokes). */
 const MAX_STREAM_FRAME_BYTES = 4 * 1024 * 1024;
@@ -154,7 +160,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     const q = url.searchParams.get('token');
     if (q !== null) return tokensEqual(q, token) ? 'query' : null;
     for (const [name, value] of parseCookies(req.headers.cookie)) {
-      if (name === TOKEN_COOKIE && tokensEqual(value, token)) return 'cookie';
+      if (name === tokenCookieName(port) && tokensEqual(value, token)) return 'cookie';
     }
     return null;
   };
@@ -189,7 +195,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
       const location = `${url.pathname}${url.searchParams.size ? `?${url.searchParams.toString()}` : ''}`;
       return reply(302, 'Signed in.', {
         Location: location,
-        'Set-Cookie': `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`,
+        'Set-Cookie': `${tokenCookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/`,
       });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, 'Method not allowed.', { Allow: 'GET, HEAD' });
