@@ -2,7 +2,10 @@
 // measured in the same run wherever a baseline exists (these machines are noisy).
 import { printTable } from './lib.mjs';
 
-const suites = [['engine', './engine.bench.mjs']];
+const suites = [
+  ['engine', './engine.bench.mjs'],
+  ['app', './app.bench.mjs'],
+];
 const only = process.argv[2];
 const rows = [];
 for (const [name, mod] of suites) {
