@@ -5,9 +5,9 @@
 import type { ConsoleService, HostService, Services, StatsService } from '../common/contract';
 import { ErrorCode, VivariumError } from '../common/errors';
 import type { HostCapabilities } from '../common/models/host';
-import { Emitter } from './emitter';
 import { Layout } from './paths';
 import { hostReport, probeHost } from './qemu/host-probe';
+import { StatsEngine } from './stats/stats-service';
 import { VmManager } from './vm-manager';
 
 export interface EngineOptions {
@@ -44,10 +44,13 @@ export function createEngine(options: EngineOptions = {}): Engine {
   const hostService: HostService = {
     doctor: async () => hostReport(await host(), layout),
   };
+  // Built here unless the host brings its own; either way one sampler serves every client.
+  let ownStats: StatsEngine | null = null;
+  const stats: StatsService = options.stats ?? (ownStats = new StatsEngine({ vms: manager, layout, log: options.log }));
   const services: Services = {
     vms: manager,
     host: hostService,
-    stats: options.stats ?? unavailableStats(),
+    stats,
     console: options.console ?? {
       openStream: async () => {
         throw new VivariumError(
@@ -63,16 +66,9 @@ export function createEngine(options: EngineOptions = {}): Engine {
     services,
     manager,
     host,
-    dispose: () => manager.dispose(),
-  };
-}
-
-function unavailableStats(): StatsService {
-  const never = new Emitter<never>();
-  return {
-    sample: async () => {
-      throw new VivariumError(ErrorCode.Unsupported, 'Resource statistics are not available in this engine.');
+    dispose: () => {
+      ownStats?.dispose();
+      manager.dispose();
     },
-    onDidSample: never.event,
   };
 }

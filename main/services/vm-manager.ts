@@ -640,6 +640,14 @@ export class VmManager implements VmService {
     });
   }
 
+  /**
+   * The engine's QMP connection to a running VM, for other services (stats) that must not open a
+   * second one: QEMU serves one QMP client at a time. Do not close it; it lives as long as the VM.
+   */
+  qmpFor(id: string): Promise<QmpClient> {
+    return this.connect(id);
+  }
+
   /** One QMP connection per VM per engine; QEMU allows only one client at a time. */
   private connect(id: string): Promise<QmpClient> {
     const existing = this.qmp.get(id);

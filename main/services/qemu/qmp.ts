@@ -146,6 +146,9 @@ function isPeerGone(e: Error): boolean {
   return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
+/** How long a refused connection is retried (QEMU's bind-then-listen window). */
+const REFUSED_RETRY_MS = 500;
+
 function connectError(e: Error, socketPath: string): VivariumError {
   if (e instanceof VivariumError) return e;
   const code = (e as NodeJS.ErrnoException).code;
@@ -201,6 +204,21 @@ export class QmpClient {
    * it), 'invalid-state' when nothing listens there (the VM is not running).
    */
   static async connect(socketPath: string, opts: { readonly timeoutMs?: number } = {}): Promise<QmpClient> {
+    // QEMU binds its socket a moment before it listens, so a fresh socket file may refuse the very
+    // first connection. Retry a refusal briefly; a socket that keeps refusing belongs to a dead VM.
+    const started = Date.now();
+    for (;;) {
+      try {
+        return await QmpClient.connectOnce(socketPath, opts);
+      } catch (e) {
+        const cause = e instanceof VivariumError ? (e.data as { cause?: string } | undefined)?.cause : undefined;
+        if (cause !== 'ECONNREFUSED' || Date.now() - started > REFUSED_RETRY_MS) throw e;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  }
+
+  private static async connectOnce(socketPath: string, opts: { readonly timeoutMs?: number }): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     const socket = net.createConnection({ path: socketPath });
