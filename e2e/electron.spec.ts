@@ -26,7 +26,7 @@ test.describe('Electron app', () => {
 
   test('opens the library window with locked-down web preferences and lists VMs', async () => {
     const home = makeTestHome();
-    const app = await electron.launch({ executablePath: binary!, args: [path.join(__dirname, '..')], env: { ...home.env } as Record<string, string> });
+    const app = await electron.launch({ executablePath: binary!, args: [path.join(__dirname, '..'), ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])], env: { ...home.env } as Record<string, string> });
     try {
       const win = await app.firstWindow();
       await expect(win.getByRole('button', { name: 'New VM' })).toBeVisible();

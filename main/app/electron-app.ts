@@ -1,0 +1,472 @@
+/**
+ * The Electron main process: windows, menu, dialogs and the app:// origin around the same engine
+ * `vivarium serve` runs (main/server/engine-host.ts). Thin on purpose: every VM operation is the
+ * contract's, called by the page over IPC; this file only decides what a window may do and what
+ * quitting means.
+ *
+ * Electron comes in as a parameter (`ElectronApi`), so a test drives all of this with a fake and a
+ * real engine; main.ts passes the real module.
+ *
+ * Security (design.md): every window is locked (context isolation, sandbox, no node, no webview),
+ * may load only app://vivarium, can't open windows (our own VM windows and https links in the
+ * user's browser are the only things window.open leads to), and gets only two permissions.
+ */
+import * as path from 'node:path';
+import type { BaseWindow, BrowserWindow, MessageBoxOptions, WebContents, WebPreferences } from 'electron';
+import { ErrorCode, VivariumError, assertNever } from '../common/errors';
+import type { VmInfo } from '../common/models/vm-state';
+import { readEngineInfo } from '../server/engine-host';
+import type { HostEngineOptions, HostedEngine } from '../server/engine-host';
+import { Layout } from '../services/paths';
+import {
+  APP_SCHEME,
+  APP_SCHEME_PRIVILEGES,
+  appPageUrl,
+  classifyWindowOpen,
+  createAppProtocolHandler,
+  isAppOrigin,
+  isAppUrl,
+} from './app-protocol';
+import { serveIpc } from './ipc-transport';
+import { buildMenuTemplate, menuEventScript } from './menu';
+import type { MenuAction } from './menu';
+
+/** The part of `typeof import('electron')` the app uses. */
+export interface ElectronApi {
+  readonly app: Electron.App;
+  readonly BrowserWindow: typeof Electron.BrowserWindow;
+  readonly Menu: typeof Electron.Menu;
+  readonly dialog: Electron.Dialog;
+  readonly protocol: Electron.Protocol;
+  readonly session: typeof Electron.Session;
+  readonly shell: Electron.Shell;
+  readonly nativeTheme: Electron.NativeTheme;
+}
+
+export interface AppDeps {
+  readonly env: NodeJS.ProcessEnv;
+  /** The built renderer (out/renderer). */
+  readonly rendererDir: string;
+  /** The compiled preload script (out/main/app/preload.js). */
+  readonly preloadPath: string;
+  readonly hostEngine: (options: HostEngineOptions) => Promise<HostedEngine>;
+  /** Default: process.platform. */
+  readonly platform?: NodeJS.Platform;
+  /** Default: stderr. */
+  readonly log?: (line: string) => void;
+}
+
+export interface StartedApp {
+  readonly hosted: HostedEngine;
+  /** Opens the library window, or focuses it. */
+  showLibrary(): BrowserWindow;
+  /** Opens the VM's window, or focuses the one it already has. */
+  showVm(id: string): BrowserWindow;
+}
+
+export interface AppController {
+  /** The engine is up and the library window open; null when this instance quit instead (another
+   *  instance has the lock, another engine owns the library, or the engine failed to start). */
+  readonly started: Promise<StartedApp | null>;
+  /** Quitting finished: IPC and the engine are closed (running VMs are left running). */
+  readonly stopped: Promise<void>;
+}
+
+/** Exactly these, on every window. */
+export function lockedWebPreferences(preload: string): WebPreferences {
+  return {
+    preload,
+    contextIsolation: true,
+    sandbox: true,
+    nodeIntegration: false,
+    nodeIntegrationInWorker: false,
+    nodeIntegrationInSubFrames: false,
+    webSecurity: true,
+    allowRunningInsecureContent: false,
+    webviewTag: false,
+    spellcheck: false,
+    navigateOnDragDrop: false,
+  };
+}
+
+const ALLOWED_PERMISSIONS: ReadonlySet<string> = new Set(['fullscreen', 'clipboard-sanitized-write']);
+
+/** Fullscreen (the VM display) and writing to the clipboard, for our own pages only. */
+export function permissionAllowed(permission: string, requestingOriginOrUrl: string): boolean {
+  return ALLOWED_PERMISSIONS.has(permission) && isAppOrigin(requestingOriginOrUrl);
+}
+
+export const QUIT_BUTTONS = ['Keep Running in Background', 'Shut Down All', 'Cancel'] as const;
+/** How long each VM gets to shut down after the ACPI request when the user picks Shut Down All. */
+export const SHUT_DOWN_ALL_TIMEOUT_SEC = 30;
+
+/** 'quit' leaves running VMs running (they are detached; the next engine reattaches). */
+export type QuitDecision = 'quit' | 'shut-down-all' | 'cancel';
+
+/** What quitting does, given how many VMs run and which button of the prompt was chosen (null when
+ *  there was no prompt). Escape answers with cancelId, 2. */
+export function quitDecision(runningCount: number, buttonIndex: number | null): QuitDecision {
+  if (runningCount <= 0) return 'quit';
+  switch (buttonIndex) {
+    case 0:
+      return 'quit';
+    case 1:
+      return 'shut-down-all';
+    default:
+      return 'cancel';
+  }
+}
+
+export function quitPromptOptions(runningCount: number): MessageBoxOptions {
+  return {
+    type: 'question',
+    title: 'Quit Vivarium',
+    message: runningCount === 1 ? '1 virtual machine is running.' : `${runningCount} virtual machines are running.`,
+    detail:
+      'They can keep running in the background: open Vivarium again, or use the vivarium command, to get back to them. ' +
+      `Or shut them down now: each gets ${SHUT_DOWN_ALL_TIMEOUT_SEC} seconds to shut down cleanly before it is turned off.`,
+    buttons: [...QUIT_BUTTONS],
+    defaultId: 0,
+    cancelId: 2,
+    noLink: true,
+  };
+}
+
+/** VMs whose QEMU process runs, as the quit prompt counts them. */
+export function runningVms(vms: readonly VmInfo[]): readonly VmInfo[] {
+  return vms.filter((vm) => vm.state === 'running' || vm.state === 'paused');
+}
+
+/** Whether closing the last window quits the app: not on macOS, where apps stay in the Dock. */
+export function lastWindowQuits(platform: NodeJS.Platform): boolean {
+  return platform !== 'darwin';
+}
+
+/** The page and preload, relative to the compiled main.js (out/main/app/main.js). */
+export function appPaths(compiledDir: string): { readonly rendererDir: string; readonly preloadPath: string } {
+  return { rendererDir: path.resolve(compiledDir, '..', '..', 'renderer'), preloadPath: path.join(compiledDir, 'preload.js') };
+}
+
+const LIBRARY_SIZE = { width: 1100, height: 720, minWidth: 720, minHeight: 480 } as const;
+const VM_SIZE = { width: 1024, height: 800, minWidth: 640, minHeight: 480 } as const;
+
+/**
+ *  starting → running ⇄ asking → (stopping →) quitting
+ *  starting → quitting (lock lost, engine busy or broken)
+ */
+type Phase = 'starting' | 'running' | 'asking' | 'stopping' | 'quitting';
+
+export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
+  const { app, BrowserWindow, Menu, dialog, protocol, shell, nativeTheme } = electron;
+  const platform = deps.platform ?? process.platform;
+  const log = deps.log ?? ((line: string) => process.stderr.write(`vivarium: ${line}\n`));
+
+  // Both must happen before 'ready'.
+  protocol.registerSchemesAsPrivileged([APP_SCHEME_PRIVILEGES]);
+  app.enableSandbox();
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+
+  if (!app.requestSingleInstanceLock()) {
+    // The first instance got 'second-instance' and shows its window.
+    app.quit();
+    resolveStopped();
+    return { started: Promise.resolve(null), stopped };
+  }
+
+  let phase: Phase = 'starting';
+  let hosted: HostedEngine | null = null;
+  let ipc: { dispose(): void } | null = null;
+  let engineClosed = false;
+  let library: BrowserWindow | null = null;
+  const vmWindows = new Map<string, BrowserWindow>();
+
+  const focus = (win: BrowserWindow): void => {
+    if (win.isMinimized()) win.restore();
+    win.show();
+    win.focus();
+  };
+
+  const harden = (wc: WebContents): void => {
+    wc.setWindowOpenHandler((details) => {
+      const target = classifyWindowOpen(details.url);
+      switch (target.kind) {
+        case 'vm':
+          showVm(target.id);
+          break;
+        case 'external':
+          shell.openExternal(target.url).catch((e: unknown) => log(`could not open ${target.url}: ${String(e)}`));
+          break;
+        case 'deny':
+          log(`refused to open a window for ${details.url.slice(0, 200)}`);
+          break;
+        default:
+          assertNever(target, 'window.open target');
+      }
+      return { action: 'deny' };
+    });
+    const guard = (e: { readonly url: string; preventDefault(): void }): void => {
+      if (isAppUrl(e.url)) return;
+      e.preventDefault();
+      log(`refused to navigate to ${e.url.slice(0, 200)}`);
+    };
+    wc.on('will-navigate', (e) => guard(e));
+    wc.on('will-redirect', (e) => guard(e));
+    wc.on('will-attach-webview', (e) => e.preventDefault());
+  };
+
+  const createWindow = (url: string, size: typeof LIBRARY_SIZE | typeof VM_SIZE): BrowserWindow => {
+    const win = new BrowserWindow({
+      ...size,
+      title: 'Vivarium',
+      show: true,
+      backgroundColor: nativeTheme.shouldUseDarkColors ? '#1e1e1e' : '#ffffff',
+      webPreferences: lockedWebPreferences(deps.preloadPath),
+    });
+    harden(win.webContents);
+    win.on('close', (e) => onWindowClose(e, win));
+    win.loadURL(url).catch((e: unknown) => log(`loading ${url}: ${String(e)}`));
+    return win;
+  };
+
+  const live = (win: BrowserWindow | null): win is BrowserWindow => win !== null && !win.isDestroyed();
+
+  function showLibrary(): BrowserWindow {
+    if (live(library)) {
+      focus(library);
+      return library;
+    }
+    const win = createWindow(appPageUrl({ kind: 'library' }), LIBRARY_SIZE);
+    library = win;
+    win.on('closed', () => {
+      if (library === win) library = null;
+    });
+    return win;
+  }
+
+  function showVm(id: string): BrowserWindow {
+    const known = vmWindows.get(id) ?? null;
+    if (live(known)) {
+      focus(known);
+      return known;
+    }
+    const win = createWindow(appPageUrl({ kind: 'vm', id }), VM_SIZE);
+    vmWindows.set(id, win);
+    win.on('closed', () => {
+      if (vmWindows.get(id) === win) vmWindows.delete(id);
+    });
+    return win;
+  }
+
+  const ourWindow = (w: BaseWindow | undefined): BrowserWindow | null => {
+    const candidate = w ?? BrowserWindow.getFocusedWindow() ?? undefined;
+    if (candidate === undefined) return null;
+    const all = [library, ...vmWindows.values()];
+    return all.find((x): x is BrowserWindow => live(x) && x === candidate) ?? null;
+  };
+
+  const dispatch = (win: BrowserWindow, action: MenuAction): void => {
+    win.webContents.executeJavaScript(menuEventScript(action)).catch((e: unknown) => log(`menu ${action}: ${String(e)}`));
+  };
+
+  const onMenuAction = (action: MenuAction, focused: BaseWindow | undefined): void => {
+    if (action === 'new-vm') {
+      // The wizard lives in the library window, whichever window is in front.
+      const existed = live(library);
+      const win = showLibrary();
+      if (existed && !win.webContents.isLoading()) dispatch(win, action);
+      else win.webContents.once('did-finish-load', () => dispatch(win, action));
+      return;
+    }
+    const win = ourWindow(focused);
+    if (win) dispatch(win, action);
+  };
+
+  const runningNow = async (): Promise<readonly VmInfo[]> => {
+    if (!hosted) return [];
+    try {
+      return runningVms(await hosted.engine.services.vms.list());
+    } catch (e) {
+      // Quitting leaves VMs running anyway, so not knowing is no reason to keep the app open.
+      log(`could not list VMs before quitting: ${String(e)}`);
+      return [];
+    }
+  };
+
+  const quitNow = (): void => {
+    phase = 'quitting';
+    app.quit();
+  };
+
+  async function confirmQuit(parent: BrowserWindow | null): Promise<void> {
+    phase = 'asking';
+    const running = await runningNow();
+    let button: number | null = null;
+    if (running.length > 0) {
+      const options = quitPromptOptions(running.length);
+      const answer = live(parent) ? await dialog.showMessageBox(parent, options) : await dialog.showMessageBox(options);
+      button = answer.response;
+    }
+    const decision = quitDecision(running.length, button);
+    switch (decision) {
+      case 'cancel':
+        phase = 'running';
+        return;
+      case 'quit':
+        return quitNow();
+      case 'shut-down-all': {
+        phase = 'stopping';
+        const vms = hosted!.engine.services.vms;
+        const results = await Promise.allSettled(running.map((vm) => vms.stop(vm.id, { timeoutSec: SHUT_DOWN_ALL_TIMEOUT_SEC })));
+        results.forEach((r, i) => {
+          if (r.status === 'rejected') log(`could not shut down ${running[i]!.name}: ${String(r.reason)}`);
+        });
+        return quitNow();
+      }
+      default:
+        assertNever(decision, 'quit decision');
+    }
+  }
+
+  const askToQuit = (parent: BrowserWindow | null): void => {
+    confirmQuit(parent).catch((e: unknown) => {
+      log(`quit: ${String(e)}`);
+      phase = 'running';
+    });
+  };
+
+  function onWindowClose(e: { preventDefault(): void }, win: BrowserWindow): void {
+    const others = BrowserWindow.getAllWindows().filter((w) => w !== win && !w.isDestroyed());
+    if (others.length > 0 || !lastWindowQuits(platform)) return;
+    // The last window: closing it is quitting, and the prompt must come while it can still stay.
+    if (phase === 'running') {
+      e.preventDefault();
+      askToQuit(win);
+    } else if (phase === 'asking' || phase === 'stopping') {
+      e.preventDefault();
+    }
+  }
+
+  app.on('second-instance', () => {
+    if (phase === 'running') showLibrary();
+  });
+
+  app.on('activate', () => {
+    if (phase === 'running' && BrowserWindow.getAllWindows().length === 0) showLibrary();
+  });
+
+  app.on('window-all-closed', () => {
+    // Listening at all keeps Electron from quitting on its own (macOS keeps running).
+    if (phase === 'running' && lastWindowQuits(platform)) app.quit();
+  });
+
+  app.on('before-quit', (e) => {
+    if (phase === 'running') {
+      e.preventDefault();
+      askToQuit(null);
+    } else if (phase === 'asking' || phase === 'stopping') {
+      e.preventDefault();
+    }
+  });
+
+  let closing: Promise<void> | null = null;
+  app.on('will-quit', (e) => {
+    if (engineClosed || (!hosted && !ipc)) return resolveStopped();
+    e.preventDefault();
+    closing ??= (async () => {
+      ipc?.dispose();
+      ipc = null;
+      try {
+        await hosted?.close();
+      } catch (err) {
+        log(`closing the engine: ${String(err)}`);
+      }
+      engineClosed = true;
+      app.quit();
+    })();
+  });
+
+  const started = app.whenReady().then(async (): Promise<StartedApp | null> => {
+    const ses = electron.session.defaultSession;
+    ses.setPermissionRequestHandler((_wc, permission, callback, details) => callback(permissionAllowed(permission, details.requestingUrl)));
+    ses.setPermissionCheckHandler((_wc, permission, requestingOrigin) => permissionAllowed(permission, requestingOrigin));
+
+    let h: HostedEngine;
+    try {
+      h = await deps.hostEngine({ env: deps.env, http: { host: '127.0.0.1', port: 0, staticDir: null }, log });
+    } catch (err) {
+      await reportStartFailure(err);
+      quitNow();
+      return null;
+    }
+    if (phase !== 'starting') {
+      // Quit while the engine was starting.
+      await h.close();
+      return null;
+    }
+    hosted = h;
+    protocol.handle(APP_SCHEME, createAppProtocolHandler({ rendererDir: deps.rendererDir, wsOrigins: [wsOrigin(h.origin)], log }));
+    ipc = serveIpc(h.rpcServer, {
+      isTrustedSender: (_frame, url) => isAppUrl(url),
+      onRejected: (reason, url) => log(`ipc: ${reason} (${url.slice(0, 200)})`),
+    });
+    Menu.setApplicationMenu(
+      Menu.buildFromTemplate(
+        buildMenuTemplate(
+          { platform, appName: app.name, dev: !app.isPackaged },
+          {
+            action: onMenuAction,
+            showLibrary: () => void showLibrary(),
+            showLibraryFolder: () => {
+              shell.openPath(h.engine.layout.home).then(
+                (problem) => problem && log(`could not open the library folder: ${problem}`),
+                (err: unknown) => log(`could not open the library folder: ${String(err)}`),
+              );
+            },
+          },
+        ),
+      ),
+    );
+    phase = 'running';
+    showLibrary();
+    return { hosted: h, showLibrary, showVm };
+  });
+
+  async function reportStartFailure(err: unknown): Promise<void> {
+    log(`engine did not start: ${String(err)}`);
+    if (err instanceof VivariumError && err.code === ErrorCode.Busy) {
+      await dialog.showMessageBox({
+        type: 'error',
+        title: 'Vivarium',
+        message: 'Another Vivarium engine is already running for this library.',
+        detail: busyDetail(err, deps.env),
+        buttons: ['Quit'],
+        noLink: true,
+      });
+      return;
+    }
+    const message =
+      err instanceof VivariumError ? err.message : `Internal error: ${err instanceof Error ? err.message : String(err)}. Please report this as a bug.`;
+    dialog.showErrorBox('Vivarium could not start', message);
+  }
+
+  return { started, stopped };
+}
+
+/** `http://127.0.0.1:PORT` → `ws://127.0.0.1:PORT`: where the pages open console streams. */
+function wsOrigin(httpOrigin: string): string {
+  return httpOrigin.replace(/^http:/, 'ws:');
+}
+
+function busyDetail(err: VivariumError, env: NodeJS.ProcessEnv): string {
+  const info = readEngineInfo(Layout.fromEnv(env));
+  const data = (err.data ?? {}) as { readonly pid?: unknown };
+  const pid = info?.pid ?? (typeof data.pid === 'number' ? data.pid : null);
+  const who = `It is probably \`vivarium serve\`${pid !== null ? ` (process ${pid}` : ''}${info ? `, ${info.origin}` : ''}${pid !== null ? ')' : ''}.`;
+  return (
+    `${who} Only one engine can manage a library at a time. ` +
+    'Keep using that one through the address it printed, or stop it (Ctrl+C in its terminal) and open Vivarium again. ' +
+    'Your virtual machines keep running either way.'
+  );
+}
