@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { APP_ORIGIN, contentSecurityPolicy, resolveStaticPath } from '../server/http-server';
+import { APP_ORIGIN, CONTENT_TYPES, contentSecurityPolicy, resolveStaticPath } from '../server/http-server';
 
 export const APP_SCHEME = 'app';
 /** Every page and asset URL of the app starts with this (host "vivarium", no port, no userinfo). */
@@ -94,25 +94,6 @@ export interface AppProtocolOptions {
   readonly log?: (line: string) => void;
 }
 
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.ttf': 'font/ttf',
-  '.wasm': 'application/wasm',
-  '.txt': 'text/plain; charset=utf-8',
-};
 
 /** The headers every app:// response carries. */
 export function appResponseHeaders(wsOrigins: readonly string[]): Readonly<Record<string, string>> {

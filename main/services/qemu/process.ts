@@ -151,25 +151,11 @@ export function writeRecord(paths: VmRuntimePaths, record: RuntimeRecord): void 
 }
 
 export function lastLines(file: string, n: number, maxBytes = 64 * 1024): string[] {
-  try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const len = Math.min(size, maxBytes);
-      const buf = Buffer.alloc(len);
-      fs.readSync(fd, buf, 0, len, size - len);
-      return buf
-        .toString('utf8')
-        .split('\n')
-        .map((l) => l.trimEnd())
-        .filter((l) => l.length > 0)
-        .slice(-n);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return [];
-  }
+  return readTail(file, maxBytes)
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0)
+    .slice(-n);
 }
 
 /** Reads the last `maxBytes` of a file as text ('' when it does not exist). */
