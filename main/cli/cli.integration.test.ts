@@ -155,6 +155,8 @@ describe('vivarium CLI library handling', () => {
       [['create', 'x', '--cpus', '0'], /--cpus/],
       [['create', 'x', '--forward', 'tcp:99999:22'], /--forward must look like/],
       [['create', 'x', '--accel', 'warp'], /--accel must be one of/],
+      [['create', 'x', '--net', 'none', '--forward', 'tcp:2222:22'], /Port forwards need networking/],
+      [['create', 'x', '--initrd', '/etc/hostname'], /--initrd and --append need --kernel/],
       [['start', 'no-such-vm'], /No VM named or with id "no-such-vm"/],
       [['create', 'x', '--bogus'], /unknown option --bogus/],
       [['create'], /missing NAME/],

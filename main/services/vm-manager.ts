@@ -126,6 +126,9 @@ export class VmManager implements VmService {
     this.assertNameFree(spec.name, null);
     const arch = spec.arch ?? (caps.binaries[caps.hostArch] ? caps.hostArch : 'x86_64');
     const firmware = spec.firmware ?? (arch === 'aarch64' ? 'uefi' : 'bios');
+    if (spec.net === 'none' && (spec.forwards?.length ?? 0) > 0) {
+      throw errors.invalid('Port forwards need networking: drop --net none, or drop the --forward options.');
+    }
     if ((spec.initrd !== undefined || spec.append !== undefined) && spec.kernel === undefined) {
       throw errors.invalid('--initrd and --append need --kernel: give the kernel to boot directly.');
     }
@@ -220,6 +223,10 @@ export class VmManager implements VmService {
               initrd: patch.initrd === undefined ? c.kernel?.initrd ?? null : patch.initrd,
               append: patch.append ?? c.kernel?.append ?? '',
             };
+      const netMode = patch.net ?? c.network.mode;
+      if (netMode === 'none' && (patch.forwards ?? c.network.forwards).length > 0) {
+        throw errors.invalid('Port forwards need networking: use --net user, or remove the forwards (--no-forwards).');
+      }
       const firmware = patch.firmware ?? c.firmware;
       const caps = await this.deps.host();
       let uefiVars = c.uefiVars;
