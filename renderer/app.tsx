@@ -5,6 +5,7 @@ import { Library } from './views/library';
 
 // The VM window carries noVNC and xterm.js; the library does not need to load them.
 const VmWindow = lazy(() => import('./views/vm-window').then((m) => ({ default: m.VmWindow })));
+const HostView = lazy(() => import('./views/host-view').then((m) => ({ default: m.HostView })));
 
 export function App(): ReactNode {
   return (
@@ -22,6 +23,12 @@ function Routes(): ReactNode {
   switch (route.kind) {
     case 'library':
       return <Library />;
+    case 'host':
+      return (
+        <Suspense fallback={<main className="center-page" aria-busy="true" />}>
+          <HostView />
+        </Suspense>
+      );
     case 'vm':
       // keyed: a different VM in the same window starts from a clean slate.
       return (

@@ -16,6 +16,11 @@ export function openVmWindow(id: string): void {
   if (!opened && !isElectron()) window.location.hash = routeHash({ kind: 'vm', id });
 }
 
+/** The host's resources and virtualization facts, in this window. */
+export function goToHost(): void {
+  window.location.hash = routeHash({ kind: 'host' });
+}
+
 export function goToLibrary(): void {
   window.location.hash = routeHash({ kind: 'library' });
 }

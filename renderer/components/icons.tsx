@@ -20,7 +20,8 @@ export type IconName =
   | 'clipboard'
   | 'pointer'
   | 'back'
-  | 'open';
+  | 'open'
+  | 'chart';
 
 const PATHS: Readonly<Record<IconName, ReactNode>> = {
   play: <path d="M5 3.5v9l7-4.5z" fill="currentColor" stroke="none" />,
@@ -102,6 +103,12 @@ const PATHS: Readonly<Record<IconName, ReactNode>> = {
     <>
       <path d="M9 2.5h4.5V7M13.5 2.5 7.5 8.5" />
       <path d="M12 9.5v4H2.5V4h4" />
+    </>
+  ),
+  chart: (
+    <>
+      <path d="M2.5 2.5v11h11" />
+      <path d="M4.5 10.5 7 7.5l2 2 4-5" />
     </>
   ),
 };

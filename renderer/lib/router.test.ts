@@ -7,6 +7,11 @@ describe('parseRoute', () => {
     expect(parseRoute('#')).toEqual({ kind: 'library' });
     expect(parseRoute('#/')).toEqual({ kind: 'library' });
   });
+  it('maps #/host to the host view', () => {
+    expect(parseRoute('#/host')).toEqual({ kind: 'host' });
+    expect(parseRoute('#/host/')).toEqual({ kind: 'host' });
+    expect(parseRoute('#/hosts')).toEqual({ kind: 'not-found', path: '/hosts' });
+  });
   it('reads a VM id, decoding it', () => {
     expect(parseRoute('#/vm/0b7c1f1e-1')).toEqual({ kind: 'vm', id: '0b7c1f1e-1' });
     expect(parseRoute('#/vm/a%20b/')).toEqual({ kind: 'vm', id: 'a b' });
@@ -21,7 +26,7 @@ describe('parseRoute', () => {
 
 describe('routeHash / routeUrl', () => {
   it('round-trips through parseRoute', () => {
-    for (const r of [{ kind: 'library' }, { kind: 'vm', id: 'x/y z' }] as const) {
+    for (const r of [{ kind: 'library' }, { kind: 'host' }, { kind: 'vm', id: 'x/y z' }] as const) {
       expect(parseRoute(routeHash(r))).toEqual(r);
     }
   });

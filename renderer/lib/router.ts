@@ -4,13 +4,16 @@
  */
 export type Route =
   | { readonly kind: 'library' }
+  | { readonly kind: 'host' }
   | { readonly kind: 'vm'; readonly id: string }
   | { readonly kind: 'not-found'; readonly path: string };
 
-/** `#/`, `#`, `` → library; `#/vm/<id>` → VM window. Anything else is not found. */
+/** `#/`, `#`, `` → library; `#/host` → host resources; `#/vm/<id>` → VM window. Anything else is
+ *  not found. */
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '');
   if (path === '' || path === '/') return { kind: 'library' };
+  if (path === '/host' || path === '/host/') return { kind: 'host' };
   const m = /^\/vm\/([^/?#]+)\/?$/.exec(path);
   if (m && m[1]) {
     let id: string;
@@ -29,6 +32,8 @@ export function routeHash(route: Route): string {
   switch (route.kind) {
     case 'library':
       return '#/';
+    case 'host':
+      return '#/host';
     case 'vm':
       return `#/vm/${encodeURIComponent(route.id)}`;
     case 'not-found':

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { VmStats } from '../../main/common/models/stats';
 import type { VmInfo, VmState } from '../../main/common/models/vm-state';
 import { applyVmChange, isSortKey, matchesFilter, visibleVms, vmMapFrom } from './vm-list';
 
@@ -54,6 +55,33 @@ describe('visibleVms', () => {
   });
   it('knows its sort keys', () => {
     expect(isSortKey('state')).toBe(true);
-    expect(isSortKey('cpu')).toBe(false);
+    expect(isSortKey('cpu')).toBe(true);
+    expect(isSortKey('memory')).toBe(true);
+    expect(isSortKey('disk')).toBe(false);
+  });
+  const stats = (id: string, cpuPercent: number | null, rssBytes: number | null): VmStats => ({
+    id,
+    name: id,
+    cpuPercent,
+    vcpuPercent: null,
+    rssBytes,
+    guestMemTotalBytes: null,
+    guestMemAvailableBytes: null,
+    diskReadBps: null,
+    diskWriteBps: null,
+    diskReadIops: null,
+    diskWriteIops: null,
+    netRxBps: null,
+    netTxBps: null,
+  });
+  const ctx = { stats: new Map([['1', stats('1', 5, 900)], ['2', stats('2', 80, 100)], ['4', stats('4', null, 500)]]) };
+  it('sorts by CPU, busiest first; VMs without a figure after, by name', () => {
+    expect(visibleVms(map, '', 'cpu', ctx).map((v) => v.name)).toEqual(['vm9', 'vm10', 'Alpha', 'beta']);
+  });
+  it('sorts by memory (QEMU resident size), largest first', () => {
+    expect(visibleVms(map, '', 'memory', ctx).map((v) => v.name)).toEqual(['vm10', 'beta', 'vm9', 'Alpha']);
+  });
+  it('sorts by name when there are no figures yet', () => {
+    expect(visibleVms(map, '', 'cpu').map((v) => v.name)).toEqual(['Alpha', 'beta', 'vm9', 'vm10']);
   });
 });

@@ -37,13 +37,16 @@ function normalize(s: string): string {
 }
 
 /**
- * Sort keys. Adding "cpu" or "memory" later means: a key here, a comparator below reading
- * `ctx.stats`, and an option in the library's sort menu.
+ * Sort keys. A new one means: a key here, a comparator below (reading `ctx.stats` if it sorts by
+ * live figures, see STATS_SORT_KEYS) and its label; the library's menu lists them all.
  */
-export const SORT_KEYS = ['name', 'state'] as const;
+export const SORT_KEYS = ['name', 'state', 'cpu', 'memory'] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 
-export const SORT_LABELS: Readonly<Record<SortKey, string>> = { name: 'Name', state: 'State' };
+export const SORT_LABELS: Readonly<Record<SortKey, string>> = { name: 'Name', state: 'State', cpu: 'CPU', memory: 'Memory' };
+
+/** Keys that sort by live figures: the library feeds `ctx.stats` only while one of them is chosen. */
+export const STATS_SORT_KEYS: ReadonlySet<SortKey> = new Set(['cpu', 'memory']);
 
 /** What comparators may look at beyond the VM itself. */
 export interface SortContext {
@@ -67,9 +70,29 @@ const STATE_ORDER: Readonly<Record<VmState, number>> = {
   broken: 5,
 };
 
+/** Busiest first; VMs without the figure (stopped, or the host can't tell) after all that have
+ *  it, by name. */
+function byFigure(figure: (s: VmStats) => number | null): VmComparator {
+  const value = (vm: VmInfo, ctx: SortContext): number | null => {
+    const s = ctx.stats?.get(vm.id);
+    const v = s ? figure(s) : null;
+    return v !== null && Number.isFinite(v) ? v : null;
+  };
+  return (a, b, ctx) => {
+    const va = value(a, ctx);
+    const vb = value(b, ctx);
+    if (va !== null && vb !== null && va !== vb) return vb - va;
+    if ((va === null) !== (vb === null)) return va === null ? 1 : -1;
+    return byName(a, b, ctx);
+  };
+}
+
 export const COMPARATORS: Readonly<Record<SortKey, VmComparator>> = {
   name: byName,
   state: (a, b, ctx) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || byName(a, b, ctx),
+  cpu: byFigure((s) => s.cpuPercent),
+  // What the VM costs the host: QEMU's resident memory.
+  memory: byFigure((s) => s.rssBytes),
 };
 
 export function isSortKey(s: string): s is SortKey {

@@ -3,10 +3,12 @@ import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type ReactNod
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { Icon } from '../components/icons';
 import { NewVmDialog } from '../components/vm-dialogs';
+import { useVmStatsSnapshot } from '../hooks/use-stats';
 import { useVmList } from '../hooks/use-vms';
 import { gridMove } from '../lib/keys';
-import { isSortKey, SORT_KEYS, SORT_LABELS, visibleVms, type SortKey } from '../lib/vm-list';
-import { openVmWindow } from '../navigation';
+import { isSortKey, SORT_KEYS, SORT_LABELS, STATS_SORT_KEYS, visibleVms, type SortKey } from '../lib/vm-list';
+import { goToHost, openVmWindow } from '../navigation';
+import { HostStrip } from './host-strip';
 import { optionId, VmCard } from './vm-card';
 
 const SORT_STORAGE_KEY = 'vivarium.library.sort';
@@ -47,7 +49,9 @@ export function Library(): ReactNode {
   }, [sort]);
 
   const all = list.kind === 'ready' ? list.value : null;
-  const vms = useMemo(() => (all ? visibleVms(all, filter, sort) : []), [all, filter, sort]);
+  // Live figures reach the sort every 5 s, and only while sorting by them.
+  const stats = useVmStatsSnapshot(STATS_SORT_KEYS.has(sort));
+  const vms = useMemo(() => (all ? visibleVms(all, filter, sort, { stats }) : []), [all, filter, sort, stats]);
   // Selection follows focus; when the selected VM is filtered out or removed, the first one is active.
   const selected: VmInfo | null = vms.find((v) => v.id === selectedId) ?? vms[0] ?? null;
   const running = all ? [...all.values()].filter((v) => v.state === 'running').length : 0;
@@ -83,6 +87,10 @@ export function Library(): ReactNode {
           <Icon name="open" />
           Open
         </button>
+        <button type="button" className="btn" onClick={goToHost}>
+          <Icon name="chart" />
+          Host
+        </button>
         <div className="spacer" />
         <input
           type="search"
@@ -112,6 +120,8 @@ export function Library(): ReactNode {
           </select>
         </label>
       </header>
+
+      <HostStrip />
 
       <main className="library-main">
         {list.kind === 'loading' && <p className="empty muted">Loading VMs…</p>}

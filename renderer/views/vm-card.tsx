@@ -1,10 +1,13 @@
-import { useRef, type ReactNode } from 'react';
+import { useMemo, useRef, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { Icon } from '../components/icons';
 import { StateBadge } from '../components/state-badge';
+import { StatsGraph } from '../components/stats-graph';
+import { useStats } from '../hooks/use-stats';
 import { useThumbnail } from '../hooks/use-thumbnail';
 import { useInView } from '../hooks/use-visibility';
 import { formatOsArch, formatResources } from '../lib/format';
+import { vmCpuGraph } from '../lib/stats-graphs';
 import { hasDisplay, isLive, problemText } from '../lib/vm-actions';
 
 export function optionId(vmId: string): string {
@@ -67,8 +70,18 @@ export function VmCard(props: {
             </>
           )}
           {problem && <span className="vm-problem">{problem}</span>}
+          {vm.state === 'running' && <VmCpuSpark id={vm.id} name={vm.name} />}
         </div>
       </div>
     </div>
   );
+}
+
+/** A running VM's CPU over the last two minutes. Inside the card's description, so its hidden
+ *  text ("Now 12.3%.") is read with the card. */
+function VmCpuSpark({ id, name }: { readonly id: string; readonly name: string }): ReactNode {
+  const { store, status } = useStats();
+  const spec = useMemo(() => vmCpuGraph(id, `CPU usage graph of ${name}`), [id, name]);
+  if (status.kind === 'unavailable') return null;
+  return <StatsGraph store={store} variant="spark" title="CPU" spec={spec} className="vm-card-spark" />;
 }

@@ -13,8 +13,9 @@ import { hasDisplay, isActionEnabled, problemText, type VmAction } from '../lib/
 import { leaveVmWindow } from '../navigation';
 import { DisplayConsole } from './display-console';
 import { SerialConsole } from './serial-console';
+import { VmStatsPanel } from './vm-stats';
 
-type ConsoleTab = 'display' | 'serial';
+type ConsoleTab = 'display' | 'serial' | 'stats';
 type OpenDialog = 'settings' | 'delete' | null;
 
 export function VmWindow({ id }: { readonly id: string }): ReactNode {
@@ -200,6 +201,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
         tabs={[
           { key: 'display', label: 'Display', icon: <Icon name="monitor" />, panel: <DisplayConsole vm={vm} /> },
           { key: 'serial', label: 'Serial', icon: <Icon name="terminal" />, panel: <SerialConsole vm={vm} active={tab === 'serial'} /> },
+          { key: 'stats', label: 'Stats', icon: <Icon name="chart" />, panel: <VmStatsPanel vm={vm} /> },
         ]}
       />
 
