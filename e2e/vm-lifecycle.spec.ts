@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect, test } from './fixtures';
-import { LibraryPage } from './pages/library-page';
+import { LibraryPage, NewVmDialog } from './pages/library-page';
 import { VmWindowPage } from './pages/vm-window-page';
 
 const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
@@ -55,7 +55,10 @@ test('create a VM from the dialog, boot it, use its serial console, force it off
 test('the dialog refuses bad input with a sentence next to the field and creates nothing', async ({ page, served }) => {
   const library = new LibraryPage(page);
   await library.goto(served.url);
-  const dialog = await library.openNewVmDialog();
+  // The Electron menu's "New VM…" arrives as a DOM event; it opens the same dialog as the button.
+  await page.evaluate(() => window.dispatchEvent(new CustomEvent('vivarium:menu', { detail: { action: 'new-vm' } })));
+  const dialog = new NewVmDialog(page);
+  await expect(dialog.root).toBeVisible();
   await dialog.fillIsoBoot({ name: 'bad', iso: '/nonexistent/x.iso', memory: 'lots', diskGiB: '1' });
   await dialog.create();
   await expect(dialog.root).toContainText(/memory/i);

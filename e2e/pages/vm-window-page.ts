@@ -22,7 +22,7 @@ export class VmWindowPage {
     return (await this.page.locator('header').first().innerText()).toLowerCase();
   }
 
-  async openTab(name: 'Display' | 'Serial'): Promise<void> {
+  async openTab(name: 'Display' | 'Serial' | 'Stats'): Promise<void> {
     await this.tabs.getByRole('tab', { name }).click();
     await expect(this.tabs.getByRole('tab', { name })).toHaveAttribute('aria-selected', 'true');
   }

@@ -10,14 +10,9 @@
  */
 import type { BaseWindow, MenuItemConstructorOptions } from 'electron';
 
-export const MENU_EVENT = 'vivarium:menu';
+import { isMenuAction, MENU_EVENT, type MenuAction } from '../common/menu-actions';
 
-export const MENU_ACTIONS = ['new-vm', 'start', 'pause', 'resume', 'restart', 'shutdown', 'force-off', 'ctrl-alt-del', 'screenshot'] as const;
-export type MenuAction = (typeof MENU_ACTIONS)[number];
-
-export function isMenuAction(x: unknown): x is MenuAction {
-  return typeof x === 'string' && (MENU_ACTIONS as readonly string[]).includes(x);
-}
+export { isMenuAction, MENU_ACTIONS, MENU_EVENT, type MenuAction } from '../common/menu-actions';
 
 /** The script that hands an action to a page: `webContents.executeJavaScript(menuEventScript(a))`.
  *  Refuses anything that is not a MenuAction, so no other string can ever be spliced into code. */

@@ -14,6 +14,7 @@ import { useServices } from '../engine';
 import { errorMessage } from '../lib/errors';
 import { isReleaseCombo, RELEASE_COMBO_LABEL } from '../lib/keys';
 import { hasDisplay, isLive } from '../lib/vm-actions';
+import { streamUrlForPage } from '../lib/stream-url';
 
 type LinkStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting';
 
@@ -64,7 +65,7 @@ export function DisplayConsole({ vm }: { readonly vm: VmInfo }): ReactNode {
       if (cancelled) return;
       setStatus((s) => (s === 'reconnecting' ? s : 'connecting'));
       try {
-        const { url } = await services.console.openStream(vm.id, 'vnc');
+        const url = streamUrlForPage((await services.console.openStream(vm.id, 'vnc')).url, window.location);
         if (cancelled) return;
         const r = new RFB(target, url, { shared: true });
         rfb = r;

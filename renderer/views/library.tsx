@@ -6,6 +6,7 @@ import { NewVmDialog } from '../components/vm-dialogs';
 import { useVmStatsSnapshot } from '../hooks/use-stats';
 import { useVmList } from '../hooks/use-vms';
 import { gridMove } from '../lib/keys';
+import { onMenuAction } from '../lib/menu-events';
 import { isSortKey, SORT_KEYS, SORT_LABELS, STATS_SORT_KEYS, visibleVms, type SortKey } from '../lib/vm-list';
 import { goToHost, openVmWindow } from '../navigation';
 import { HostStrip } from './host-strip';
@@ -36,6 +37,9 @@ export function Library(): ReactNode {
   const [selectedId, setSelectedId] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
   const listRef = useRef<HTMLDivElement>(null);
+
+  // The app menu's New VM (Electron) opens the same dialog as the button.
+  useEffect(() => onMenuAction((action) => (action === 'new-vm' ? (setCreating(true), true) : false)), []);
 
   useEffect(() => {
     document.title = 'Vivarium';

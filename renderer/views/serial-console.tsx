@@ -12,6 +12,7 @@ import { useServices } from '../engine';
 import { usePrefersDark } from '../hooks/use-visibility';
 import { errorMessage } from '../lib/errors';
 import { isLive } from '../lib/vm-actions';
+import { streamUrlForPage } from '../lib/stream-url';
 
 type LinkStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting';
 
@@ -138,7 +139,7 @@ export function SerialConsole({ vm, active }: { readonly vm: VmInfo; readonly ac
       if (cancelled) return;
       setStatus((s) => (s === 'reconnecting' ? s : 'connecting'));
       try {
-        const { url } = await services.console.openStream(vm.id, 'serial');
+        const url = streamUrlForPage((await services.console.openStream(vm.id, 'serial')).url, window.location);
         if (cancelled) return;
         const socket = new WebSocket(url);
         socket.binaryType = 'arraybuffer';

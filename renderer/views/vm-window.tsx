@@ -8,6 +8,8 @@ import { DeleteDialog, SettingsDialog } from '../components/vm-dialogs';
 import { useServices } from '../engine';
 import { useVm } from '../hooks/use-vms';
 import { errorMessage } from '../lib/errors';
+import { onMenuAction } from '../lib/menu-events';
+import type { MenuAction } from '../../main/common/menu-actions';
 import { base64ToBytes, formatOsArch, formatResources, screenshotFileName } from '../lib/format';
 import { hasDisplay, isActionEnabled, problemText, type VmAction } from '../lib/vm-actions';
 import { leaveVmWindow } from '../navigation';
@@ -54,6 +56,17 @@ interface ToolbarButton {
   readonly icon: IconName;
   readonly danger?: boolean;
 }
+
+const MENU_TO_ACTION: Readonly<Partial<Record<MenuAction, VmAction>>> = {
+  start: 'start',
+  pause: 'pause',
+  resume: 'resume',
+  restart: 'reset',
+  shutdown: 'shutdown',
+  'force-off': 'forceOff',
+  'ctrl-alt-del': 'ctrlAltDel',
+  screenshot: 'screenshot',
+};
 
 function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm: VmInfo) => void }): ReactNode {
   const services = useServices();
@@ -106,6 +119,21 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
     settings: () => setDialog('settings'),
     delete: () => setDialog('delete'),
   };
+
+  // Commands from the app menu (Electron) act like the toolbar buttons, and only when those are enabled.
+  const latest = useRef({ vm, handlers, pending });
+  latest.current = { vm, handlers, pending };
+  useEffect(
+    () =>
+      onMenuAction((menu) => {
+        const action = MENU_TO_ACTION[menu];
+        if (!action) return false;
+        const { vm: current, handlers: h, pending: busy } = latest.current;
+        if (isActionEnabled(action, current) && !busy.has(action)) h[action]();
+        return true;
+      }),
+    [],
+  );
 
   // Pause and Resume share a slot: the label follows the state.
   const pauseOrResume: ToolbarButton = vm.state === 'paused' ? { action: 'resume', label: 'Resume', icon: 'play' } : { action: 'pause', label: 'Pause', icon: 'pause' };
