@@ -5,6 +5,7 @@ import { printTable } from './lib.mjs';
 const suites = [
   ['engine', './engine.bench.mjs'],
   ['app', './app.bench.mjs'],
+  ['stats', './stats.bench.mjs'],
 ];
 const only = process.argv[2];
 const rows = [];
