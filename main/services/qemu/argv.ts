@@ -44,10 +44,14 @@ export const QemuIds = {
   nic: 'nic0',
   balloon: 'balloon0',
   video: 'video0',
+  clipboardChardev: 'vdagent0',
+  clipboardPort: 'vdaport',
 } as const;
 
 /** The guest agent's well-known virtio-serial port name (qemu-guest-agent looks for it). */
 const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';
+/** The SPICE agent's port name: spice-vdagent in the guest talks to QEMU's qemu-vdagent on it. */
+const VDAGENT_PORT_NAME = 'com.redhat.spice.0';
 
 // ---- option strings ----------------------------------------------------------------------------
 
@@ -563,6 +567,22 @@ function agentSection(ctx: Ctx): readonly string[] {
       ['id', QemuIds.agentPort],
       ['name', AGENT_PORT_NAME],
     ),
+    ...clipboardSection(ctx),
+  ];
+}
+
+/**
+ * Clipboard sharing for the graphical console: QEMU's built-in qemu-vdagent (6.1+) speaks to
+ * spice-vdagent in the guest and to VNC clients through the extended clipboard (qemu-notes §4).
+ * mouse=off because usb-tablet already gives an absolute pointer. Only with a display.
+ */
+function clipboardSection(ctx: Ctx): readonly string[] {
+  if (ctx.config.display !== 'vnc' || !versionAtLeast(ctx.binary.version, 6, 1)) return [];
+  return [
+    '-chardev',
+    opts('qemu-vdagent', ['id', QemuIds.clipboardChardev], ['name', 'vdagent'], ['clipboard', 'on'], ['mouse', 'off']),
+    '-device',
+    opts('virtserialport', ['bus', 'vser0.0'], ['chardev', QemuIds.clipboardChardev], ['id', QemuIds.clipboardPort], ['name', VDAGENT_PORT_NAME]),
   ];
 }
 
