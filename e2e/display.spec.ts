@@ -4,7 +4,7 @@ import { expect, test } from './fixtures';
 import { LibraryPage } from './pages/library-page';
 import { VmWindowPage } from './pages/vm-window-page';
 
-test('an ISO guest shows a non-blank screen in the Display tab', async ({ page, served, guest }) => {
+test('an ISO guest shows a non-blank screen in the Display tab', async ({ appPage: page, served, guest }) => {
   const iso = guest.memtestIso ?? guest.grubRescueIso;
   expect(iso, 'memtest86+ or grub-rescue-pc must be installed (.ci/run does it)').toBeTruthy();
   expect((await served.cli(['create', 'iso guest', '--iso', iso!, '--memory', '256M', '--disk-size', '0', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);

@@ -8,7 +8,7 @@ import { VmWindowPage } from './pages/vm-window-page';
 const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 const PERCENT = /^\d+(\.\d)?%$/;
 
-test('the Host view draws live graphs and states what the host can run', async ({ page, served }) => {
+test('the Host view draws live graphs and states what the host can run', async ({ appPage: page, served }) => {
   const library = new LibraryPage(page);
   await library.goto(served.url);
   // The library's strip is live before anyone opens the host view.
@@ -46,7 +46,7 @@ test('the Host view draws live graphs and states what the host can run', async (
   await expect(library.newVmButton).toBeVisible();
 });
 
-test("a running VM's Stats tab shows its CPU; the library sorts by CPU and draws it per card", async ({ page, served, guest }) => {
+test("a running VM's Stats tab shows its CPU; the library sorts by CPU and draws it per card", async ({ appPage: page, served, guest }) => {
   const name = 'stats guest';
   const created = await served.cli(['create', name, '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append, '--memory', '128M', '--disk-size', '0', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
   expect(created.code, created.stderr).toBe(0);

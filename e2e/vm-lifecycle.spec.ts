@@ -6,7 +6,7 @@ import { VmWindowPage } from './pages/vm-window-page';
 
 const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 
-test('create a VM from the dialog, boot it, use its serial console, force it off and delete it', async ({ page, served, guest }) => {
+test('create a VM from the dialog, boot it, use its serial console, force it off and delete it', async ({ appPage: page, served, guest }) => {
   const library = new LibraryPage(page);
   await library.goto(served.url);
 
@@ -52,7 +52,7 @@ test('create a VM from the dialog, boot it, use its serial console, force it off
   expect(after.map((v) => v.name)).not.toContain('e2e linux');
 });
 
-test('the dialog refuses bad input with a sentence next to the field and creates nothing', async ({ page, served }) => {
+test('the dialog refuses bad input with a sentence next to the field and creates nothing', async ({ appPage: page, served }) => {
   const library = new LibraryPage(page);
   await library.goto(served.url);
   // The Electron menu's "New VM…" arrives as a DOM event; it opens the same dialog as the button.
@@ -69,7 +69,7 @@ test('the dialog refuses bad input with a sentence next to the field and creates
   expect(listed.map((v) => v.name)).not.toContain('bad');
 });
 
-test('changes made with the CLI appear in the library without a reload', async ({ page, served }) => {
+test('changes made with the CLI appear in the library without a reload', async ({ appPage: page, served }) => {
   const library = new LibraryPage(page);
   await library.goto(served.url);
   const r = await served.cli(['create', 'from-cli', '--disk-size', '0', '--display', 'none', '--accel', 'tcg']);

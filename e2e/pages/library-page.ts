@@ -14,8 +14,9 @@ export class LibraryPage {
     this.status = page.getByText(/\d+ VMs? ·/);
   }
 
-  async goto(url: string): Promise<void> {
-    await this.page.goto(url);
+  /** Opens the library: the served URL in a browser; in the Electron app (url null) it is already open. */
+  async goto(url: string | null): Promise<void> {
+    if (url !== null) await this.page.goto(url);
     await this.newVmButton.waitFor();
   }
 
