@@ -9,13 +9,10 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { WebSocket } from 'ws';
-import { CLI, REPO, cli, guest, median, percentile, sleep, tempHome } from './lib.mjs';
-
-const require = createRequire(import.meta.url);
+import { REPO, cli, guest, median, percentile, rpcConnect, sleep, startServe, stopProcess, tempHome } from './lib.mjs';
 
 const KEYS_PER_LINE = 40;
 const SERIAL_LINES = Number(process.env.BENCH_SERIAL_LINES ?? 5); // 5 × 40 = 200 keystrokes
@@ -38,48 +35,7 @@ function requireBuilt() {
 
 // ---- processes -----------------------------------------------------------------------------------
 
-/** `vivarium serve --port 0` on a library; resolves once it printed its URL. */
-async function startServe(env) {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr.on('data', (d) => (err += d));
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`vivarium serve printed no URL in 20 s: ${err}`)), 20_000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /^(http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+)$/m.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`vivarium serve exited (${code}): ${err}`));
-    });
-  }).catch((e) => {
-    proc.kill('SIGKILL');
-    throw e;
-  });
-  const u = new URL(url);
-  return {
-    url,
-    origin: u.origin,
-    token: u.searchParams.get('token'),
-    stop: () => stopProcess(proc, 'SIGTERM'),
-  };
-}
 
-/** Signals a child and waits for it to exit (SIGKILL after 5 s). */
-async function stopProcess(proc, signal) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill(signal);
-  const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-}
 
 /** Best effort: a failed stop must not hide the measurement's own error (cleanup() kills it anyway). */
 function stopVm(name, t) {
@@ -131,19 +87,6 @@ async function startWebsockify(socketPath) {
   return { url: `ws://127.0.0.1:${port}/`, stop: () => stopProcess(proc, 'SIGTERM') };
 }
 
-/**
- * The RPC client the browser uses, from Node: ws://…/rpc with the page's own Origin. The token goes
- * as `?token=` (the server takes it there as well as from its cookie, whose name is its business).
- */
-async function rpcConnect(served) {
-  const { createRpcClient } = require('../out/main/common/rpc/client.js');
-  const { wsConnection } = require('../out/main/server/transports/websocket.js');
-  const ws = new WebSocket(`${served.origin.replace(/^http/, 'ws')}/rpc?token=${encodeURIComponent(served.token)}`, {
-    headers: { Origin: served.origin },
-  });
-  await openedWs(ws);
-  return createRpcClient(wsConnection(ws), { onError: () => {} });
-}
 
 function openedWs(ws) {
   return new Promise((resolve, reject) => {

@@ -1,5 +1,7 @@
 // Shared helpers for the benchmarks: temp libraries, timing, medians, the result table.
 import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { WebSocket } from 'ws';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -80,4 +82,59 @@ export function printTable(rows) {
   console.log(line(cols));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of cells) console.log(line(row));
+}
+
+const requireCjs = createRequire(import.meta.url);
+
+/** SIGTERM (or `signal`), SIGKILL after 5 s; resolves when the child has exited. */
+export async function stopProcess(proc, signal = 'SIGTERM') {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill(signal);
+  const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** `vivarium serve --port 0` on a library; resolves with its URL, origin, token and pid once it printed the URL. */
+export async function startServe(env) {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => (err += d));
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`vivarium serve printed no URL in 20 s: ${err}`)), 20_000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /^(http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+)$/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`vivarium serve exited (${code}): ${err}`));
+    });
+  }).catch((e) => {
+    proc.kill('SIGKILL');
+    throw e;
+  });
+  const u = new URL(url);
+  return { url, origin: u.origin, token: u.searchParams.get('token'), pid: proc.pid, stop: () => stopProcess(proc) };
+}
+
+/** The browser's RPC client, from Node: ws://…/rpc with the page's Origin and the token as ?token=. */
+export async function rpcConnect(served) {
+  const { createRpcClient } = requireCjs('../out/main/common/rpc/client.js');
+  const { wsConnection } = requireCjs('../out/main/server/transports/websocket.js');
+  const ws = new WebSocket(`${served.origin.replace(/^http/, 'ws')}/rpc?token=${encodeURIComponent(served.token)}`, {
+    headers: { Origin: served.origin },
+  });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`WebSocket refused: HTTP ${res.statusCode}`)));
+  });
+  return createRpcClient(wsConnection(ws), { onError: () => {} });
 }

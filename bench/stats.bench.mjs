@@ -8,14 +8,11 @@
 //    events dropped before the app sees them.
 // Needs the built app (`npm run bench` builds it). The 10 guests are idle TCG VMs: on a 2-core
 // machine their own CPU is a constant background to both phases (reported in its own row).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { WebSocket } from 'ws';
-import { CLI, REPO, cli, guest, sleep, tempHome } from './lib.mjs';
-
-const require = createRequire(import.meta.url);
+import { REPO, cli, guest, rpcConnect, sleep, startServe, tempHome } from './lib.mjs';
 
 const VMS = 10;
 /** Length of each engine phase. */
@@ -111,58 +108,8 @@ function cpuBetween(a, b) {
 
 // ---- processes and RPC ---------------------------------------------------------------------------
 
-/** `vivarium serve --port 0`; resolves with its URL, token and pid once it printed the URL. */
-async function startServe(env) {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr.on('data', (d) => (err += d));
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`vivarium serve printed no URL in 20 s: ${err}`)), 20_000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /^(http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+)$/m.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`vivarium serve exited (${code}): ${err}`));
-    });
-  }).catch((e) => {
-    proc.kill('SIGKILL');
-    throw e;
-  });
-  const u = new URL(url);
-  return { url, origin: u.origin, token: u.searchParams.get('token'), pid: proc.pid, stop: () => stopProcess(proc) };
-}
 
-/** SIGTERM, SIGKILL after 5 s; resolves when the child has exited. */
-async function stopProcess(proc) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-}
 
-/** The browser's RPC client, from Node: ws://…/rpc with the page's Origin and the token as ?token=. */
-async function rpcConnect(served) {
-  const { createRpcClient } = require('../out/main/common/rpc/client.js');
-  const { wsConnection } = require('../out/main/server/transports/websocket.js');
-  const ws = new WebSocket(`${served.origin.replace(/^http/, 'ws')}/rpc?token=${encodeURIComponent(served.token)}`, {
-    headers: { Origin: served.origin },
-  });
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`WebSocket refused: HTTP ${res.statusCode}`)));
-  });
-  return createRpcClient(wsConnection(ws), { onError: () => {} });
-}
 
 // ---- the 10 VMs -------------------------------------------------------------------------------------
 
