@@ -2,7 +2,9 @@
  * The CLI against real QEMU (TCG), the way a user drives it: every command is a separate process,
  * so everything here also proves that VMs outlive the process that started them.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -189,6 +191,74 @@ describe('vivarium CLI library handling', () => {
     expect(fs.existsSync(kept)).toBe(true);
     expect(fs.existsSync(path.join(t.home, 'vms', id))).toBe(false);
     expect(await list()).toEqual([]);
+  });
+});
+
+describe('untrusted files and a hostile host', () => {
+  it('refuses a disk image that names a backing file, and never opens one a bundle disk names', async () => {
+    const secret = path.join(t.home, 'secret.txt');
+    fs.writeFileSync(secret, 'top secret');
+    const overlay = path.join(t.home, 'overlay.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', overlay]);
+    const r = await cli(['create', 'overlay', '--disk', overlay, '--accel', 'tcg']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is an overlay on .*secret\.txt/);
+    // A bundle whose own disk was swapped for such an overlay still starts without opening it.
+    const g = testGuest();
+    const id = await createLinuxGuest('swapped');
+    const disk = path.join(t.home, 'vms', id, 'disk0.qcow2');
+    fs.rmSync(disk);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', disk]);
+    expect((await cli(['start', id, '--wait-serial', g.readyMarker])).code).toBe(0);
+    const pid = (await list())[0]!.pid!;
+    const open = fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    expect(open).toContain(disk);
+    expect(open).not.toContain(secret);
+    expect((await cli(['stop', id, '--force'])).code).toBe(0);
+  });
+
+  it('does not follow a symlink planted as the serial log', async () => {
+    const g = testGuest();
+    const id = await createLinuxGuest('linked');
+    const victim = path.join(t.home, 'victim.txt');
+    fs.writeFileSync(victim, 'keep me');
+    fs.symlinkSync(victim, path.join(t.home, 'vms', id, 'serial.log'));
+    expect((await cli(['start', id, '--wait-serial', g.readyMarker])).code).toBe(0);
+    expect(fs.readFileSync(victim, 'utf8')).toBe('keep me');
+    expect((await cli(['stop', id, '--force'])).code).toBe(0);
+  });
+
+  it('refuses a runtime folder that belongs to another user', async () => {
+    const id = await createLinuxGuest('hijack');
+    fs.chownSync(t.runtimeDir, 65534, 65534);
+    const r = await cli(['start', id]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/belongs to another user/);
+    expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+    fs.chownSync(t.runtimeDir, process.getuid!(), process.getgid!());
+  });
+
+  it('reports a port forward whose host port is taken as a failed start, in plain words', async () => {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const id = await createLinuxGuest('fwd', ['--forward', `tcp:${port}:22`]);
+      const r = await cli(['start', id]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`host port ${port} \\(tcp\\) is already in use`));
+      const vm = (await list())[0]!;
+      expect(vm.state).toBe('stopped');
+      expect(vm.lastExit?.reason).toBe('failed');
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import type { Services } from '../common/contract';
 import { createRpcClient } from '../common/rpc/client';
+import { validatedServices } from '../common/rpc/validated';
 import { createEngine } from '../services/engine';
 import { Layout } from '../services/paths';
 import { connectUnix } from '../server/transports/unix-socket';
@@ -20,7 +21,8 @@ export interface EngineHandle {
 
 export async function openEngine(env: NodeJS.ProcessEnv): Promise<EngineHandle> {
   const layout = Layout.fromEnv(env);
-  if (env.VIVARIUM_NO_ENGINE !== '1' && fs.existsSync(layout.engineSocket)) {
+  // Verify the runtime folders are ours before trusting a socket in them (shared /tmp).
+  if (env.VIVARIUM_NO_ENGINE !== '1' && layout.runtimeRootIsOurs() && fs.existsSync(layout.engineSocket)) {
     try {
       const conn = await connectUnix(layout.engineSocket, { timeoutMs: 2000 });
       const client = createRpcClient(conn);
@@ -30,5 +32,5 @@ export async function openEngine(env: NodeJS.ProcessEnv): Promise<EngineHandle> 
     }
   }
   const engine = createEngine({ layout, env });
-  return { services: engine.services, remote: false, layout, dispose: () => engine.dispose() };
+  return { services: validatedServices(engine.services), remote: false, layout, dispose: () => engine.dispose() };
 }

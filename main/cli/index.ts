@@ -19,6 +19,7 @@ import { openEngine, type EngineHandle } from './engine-connection';
 import { attachSerial } from './serial';
 import { runStats } from './stats';
 import { runServe } from '../server/serve';
+import { shellArg } from '../services/vm-manager';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
@@ -52,12 +53,23 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   }
   let engine: EngineHandle | null = null;
   try {
-    const parsed = parseArgs(command, spec, rest);
+    let parsed: Parsed;
+    try {
+      parsed = parseArgs(command, spec, rest);
+    } catch (e) {
+      // A malformed option value is a usage error (exit 2), like an unknown option.
+      if (isVivariumError(e) && e.code === 'invalid-argument') throw new UsageError(e.message.replace(/\.$/, ''), command);
+      throw e;
+    }
     if (command === 'serve') {
       return await runServe({ host: str(parsed, 'host'), port: num(parsed, 'port'), env: io.env, stdout: io.stdout, stderr: io.stderr });
     }
     // Validate what we can before touching the engine: bad input must not write anything.
     const plan = prepare(command, parsed);
+    if (command === 'screenshot') {
+      const dir = path.dirname(path.resolve(parsed.positionals[1]!));
+      if (!fs.existsSync(dir)) throw new UsageError(`the folder ${dir} does not exist; create it or save the screenshot elsewhere`, command);
+    }
     engine = await openEngine(io.env);
     return await run(command, parsed, plan, engine.services, io, engine);
   } catch (e) {
@@ -80,9 +92,19 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
 type Plan = { readonly create?: CreateVmSpec; readonly edit?: EditVmSpec };
 
 function prepare(command: string, p: Parsed): Plan {
-  if (command === 'create') return { create: createSpec(p) };
-  if (command === 'edit') return { edit: editSpec(p) };
-  return {};
+  try {
+    const timeout = num(p, 'timeout');
+    if (timeout !== undefined && (timeout < 0 || (command === 'start' && timeout === 0))) {
+      throw errors.invalid(`--timeout must be a number of seconds${command === 'start' ? ' above 0' : ', 0 or more'}, not ${timeout}.`);
+    }
+    if (command === 'create') return { create: createSpec(p) };
+    if (command === 'edit') return { edit: editSpec(p) };
+    return {};
+  } catch (e) {
+    // Flag values that can be judged without the engine are usage errors (exit 2).
+    if (isVivariumError(e) && e.code === 'invalid-argument') throw new UsageError(e.message.replace(/\.$/, ''), command);
+    throw e;
+  }
 }
 
 async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliIo, engine: EngineHandle): Promise<number> {
@@ -332,16 +354,14 @@ function formatShow(vm: VmInfo & { argv: readonly string[] | null }): string {
       `  network:  ${c.network.mode}${c.network.forwards.map((f) => ` ${f.protocol}:127.0.0.1:${f.hostPort}->${f.guestPort}`).join('')}`,
       `  display:  ${c.display}`,
     );
+    if (c.extraArgs.length) lines.push(`  extra QEMU arguments (advanced, from config.json): ${c.extraArgs.map(shellArg).join(' ')}`);
   }
   if (vm.lastExit) lines.push(`  last exit: ${vm.lastExit.reason} at ${vm.lastExit.at}: ${vm.lastExit.message}`);
   lines.push(`  folder:   ${vm.path}`);
-  if (vm.argv) lines.push('', '  ' + vm.argv.map(shellQuote).join(' \\\n    '));
+  if (vm.argv) lines.push('', '  ' + vm.argv.map(shellArg).join(' \\\n    '));
   return lines.join('\n');
 }
 
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:=,@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 function formatDoctor(r: HostReport): string {
   const lines = [`Host: ${r.os} ${r.hostArch}`, `Library: ${r.home}`, `Runtime: ${r.runtimeDir}`, ''];

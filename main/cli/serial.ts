@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { WebSocket } from 'ws';
 import type { Services } from '../common/contract';
 import { errors } from '../common/errors';
+import { shellArg } from '../services/vm-manager';
 import type { CliIo } from './index';
 import type { EngineHandle } from './engine-connection';
 
@@ -22,7 +23,7 @@ interface Pipe {
 export async function attachSerial(ref: string, s: Services, engine: EngineHandle, io: CliIo): Promise<number> {
   const vm = await s.vms.get(ref);
   if (vm.state !== 'running' && vm.state !== 'paused') {
-    throw errors.state(`"${vm.name}" is ${vm.state}. Start it first: vivarium start "${vm.name}".`);
+    throw errors.state(`"${vm.name}" is ${vm.state}. Start it first: vivarium start ${shellArg(vm.name)}.`);
   }
   const pipe = engine.remote ? await viaEngine(s, vm.id) : await direct(engine.layout.runtime(vm.id).serial);
   const stdin = process.stdin;

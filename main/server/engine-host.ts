@@ -22,7 +22,7 @@ import { RpcServer } from '../common/rpc/server';
 import type { VmService } from '../common/contract';
 import { createEngine } from '../services/engine';
 import type { Engine } from '../services/engine';
-import { Layout, ensurePrivateDir, writeFileAtomic } from '../services/paths';
+import { Layout, writeFileAtomic } from '../services/paths';
 import { startHttpServer } from './http-server';
 import type { HttpServerHandle } from './http-server';
 import { StreamBridge } from './stream-bridge';
@@ -77,7 +77,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
   const layout = o.layout ?? Layout.fromEnv(o.env);
   const log = o.log ?? (() => {});
   const useSocket = o.engineSocket ?? true;
-  ensurePrivateDir(layout.runtimeRoot);
+  layout.ensureRuntimeDir(layout.runtimeRoot);
   if (useSocket) await refuseIfRunning(layout);
 
   let http: HttpServerHandle | null = null;

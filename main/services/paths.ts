@@ -65,17 +65,25 @@ export function defaultHome(env: NodeJS.ProcessEnv = process.env, platform = pro
   }
 }
 
-/** A short, private runtime root for a given library. */
-export function defaultRuntimeRoot(home: string, env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
-  const tag = createHash('sha256').update(home).digest('hex').slice(0, 8);
+/** The folder Vivarium itself creates for runtime state (per user), below which everything must be
+ *  a private directory of ours. */
+export function defaultRuntimeBase(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   // XDG_RUNTIME_DIR is per user and 0700 already; elsewhere fall back to /tmp (macOS's $TMPDIR is too
   // long for socket paths).
-  const base =
-    platform === 'linux' && env.XDG_RUNTIME_DIR && env.XDG_RUNTIME_DIR.length < 40
-      ? path.join(env.XDG_RUNTIME_DIR, 'vivarium')
-      : path.join(platform === 'win32' ? os.tmpdir() : '/tmp', `vivarium-${uid}`);
-  return path.join(base, tag);
+  return platform === 'linux' && env.XDG_RUNTIME_DIR && env.XDG_RUNTIME_DIR.length < 40
+    ? path.join(env.XDG_RUNTIME_DIR, 'vivarium')
+    : path.join(platform === 'win32' ? os.tmpdir() : '/tmp', `vivarium-${uid}`);
+}
+
+/** A short, private runtime root for a given library. */
+export function defaultRuntimeRoot(home: string, env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
+  return path.join(defaultRuntimeBase(env, platform), runtimeTag(home));
+}
+
+/** A library's runtime folder name: short, stable, different for different libraries. */
+function runtimeTag(home: string): string {
+  return createHash('sha256').update(home).digest('hex').slice(0, 8);
 }
 
 export interface VmRuntimePaths {
@@ -112,16 +120,37 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export class Layout {
   readonly bundlesDir: string;
+  /** The top runtime folder Vivarium creates; it and everything below must be private and ours. */
+  readonly runtimeBase: string;
   constructor(
     readonly home: string,
     readonly runtimeRoot: string,
+    runtimeBase?: string,
   ) {
     this.bundlesDir = path.join(home, BUNDLES_DIR);
+    this.runtimeBase = runtimeBase ?? runtimeRoot;
   }
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): Layout {
     const home = defaultHome(env);
-    return new Layout(home, env.VIVARIUM_RUNTIME_DIR ? path.resolve(env.VIVARIUM_RUNTIME_DIR) : defaultRuntimeRoot(home, env));
+    // VIVARIUM_RUNTIME_DIR replaces the base; each library still gets its own folder below it, so
+    // two libraries (and their engines) never share sockets.
+    const base = env.VIVARIUM_RUNTIME_DIR ? path.resolve(env.VIVARIUM_RUNTIME_DIR) : defaultRuntimeBase(env);
+    return new Layout(home, path.join(base, runtimeTag(home)), base);
+  }
+
+  /** Creates (if needed) and verifies a runtime folder and every level above it up to runtimeBase:
+   *  each must be a real directory (not a symlink), owned by us, mode 0700. */
+  ensureRuntimeDir(dir: string): void {
+    ensurePrivateDir(dir, this.runtimeBase);
+  }
+
+  /** For clients: whether the runtime root exists, verifying it is ours before anything in it is
+   *  trusted (another local user could pre-create a shared /tmp path and plant a fake engine). */
+  runtimeRootIsOurs(): boolean {
+    if (!fs.existsSync(this.runtimeRoot)) return false;
+    verifyPrivateChain(this.runtimeRoot, this.runtimeBase);
+    return true;
   }
 
   get engineSocket(): string {
@@ -157,8 +186,9 @@ export class Layout {
 
   runtime(id: string): VmRuntimePaths {
     assertUuid(id);
-    // 12 hex chars of the UUID keep socket paths short; collisions are checked on start.
-    const dir = path.join(this.runtimeRoot, id.replace(/-/g, '').slice(0, 12));
+    // The whole id without dashes (32 chars): still well under the 104/108-byte socket path limits
+    // with the short runtime roots above, and never shared by two VMs.
+    const dir = path.join(this.runtimeRoot, id.replace(/-/g, ''));
     const f = (n: string) => path.join(dir, n);
     return {
       dir,
@@ -183,21 +213,53 @@ function assertUuid(id: string): void {
   if (!UUID_RE.test(id)) throw new VivariumError(ErrorCode.InvalidArgument, `"${id}" is not a VM id.`);
 }
 
-/**
- * Creates a private directory (0700), refusing one that is a symlink or owned by someone else —
- * the runtime root may live in a shared /tmp.
- */
-export function ensurePrivateDir(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+/** The levels from `base` down to `dir` (just `dir` when it is not below `base`). */
+function chain(dir: string, base: string): string[] {
+  const rel = path.relative(base, dir);
+  if (rel === '' ) return [base];
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return [dir];
+  const out = [base];
+  for (const part of rel.split(path.sep)) out.push(path.join(out[out.length - 1]!, part));
+  return out;
+}
+
+function refusePrivate(dir: string, why: string): never {
+  throw new VivariumError(
+    ErrorCode.Internal,
+    `${dir} ${why}, so it is not safe for Vivarium's sockets. Remove it (or set VIVARIUM_RUNTIME_DIR to a private folder) and try again.`,
+  );
+}
+
+/** Checks one level: a real directory owned by us; tightens its mode if it is ours but too open. */
+function checkPrivate(dir: string): void {
   const st = fs.lstatSync(dir);
   const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
-  if (!st.isDirectory() || st.uid !== uid) {
-    throw new VivariumError(
-      ErrorCode.Internal,
-      `${dir} is not a private directory owned by you. Remove it or set VIVARIUM_RUNTIME_DIR to another folder.`,
-    );
-  }
+  if (st.isSymbolicLink()) refusePrivate(dir, 'is a symbolic link');
+  if (!st.isDirectory()) refusePrivate(dir, 'is not a directory');
+  if (st.uid !== uid) refusePrivate(dir, `belongs to another user (uid ${st.uid})`);
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
+}
+
+function verifyPrivateChain(dir: string, base: string): void {
+  for (const level of chain(dir, base)) checkPrivate(level);
+}
+
+/**
+ * Creates a private directory (0700) and every level from `base` down to it, one mkdir at a time,
+ * refusing any level that is a symlink or owned by someone else — the runtime base may live in a
+ * shared /tmp where another user could have created it first.
+ */
+export function ensurePrivateDir(dir: string, base: string = dir): void {
+  const levels = chain(dir, base);
+  fs.mkdirSync(path.dirname(levels[0]!), { recursive: true });
+  for (const level of levels) {
+    try {
+      fs.mkdirSync(level, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    checkPrivate(level);
+  }
 }
 
 /** Atomic write: temp file in the same folder, fsync, rename, fsync the folder. */

@@ -28,11 +28,12 @@ import type { LastExit, VmChange, VmDetails, VmInfo, VmState } from '../common/m
 import { BundleStore, type BundleEntry } from './bundles/bundle-store';
 import { QemuImg } from './disks/qemu-img';
 import { Emitter } from './emitter';
-import { ensurePrivateDir, BundleFile, type Layout, type VmRuntimePaths, writeFileAtomic } from './paths';
+import { BundleFile, type Layout, type VmRuntimePaths, writeFileAtomic } from './paths';
 import { buildQemuArgs } from './qemu/argv';
 import {
   isQemuFor,
   lastLines,
+  readPidFile,
   launchQemu,
   readExitStatus,
   readRecord,
@@ -140,17 +141,31 @@ export class VmManager implements VmService {
     ] as const) {
       if (p !== undefined) assertReadableFile(what, p);
     }
+    if (!caps.binaries[arch]) {
+      throw new VivariumError(
+        ErrorCode.QemuMissing,
+        arch === 'aarch64'
+          ? 'qemu-system-aarch64 was not found, so ARM guests cannot run here. Install it (Debian/Ubuntu: qemu-system-arm qemu-efi-aarch64; Fedora: qemu-system-aarch64 edk2-aarch64; macOS: brew install qemu) and see `vivarium doctor`.'
+          : 'qemu-system-x86_64 was not found. Install QEMU (Debian/Ubuntu: qemu-system-x86; Fedora: qemu-kvm; macOS: brew install qemu) and see `vivarium doctor`.',
+      );
+    }
     const uefi = firmware === 'uefi' ? caps.firmware[arch] : undefined;
     if (firmware === 'uefi' && !uefi) {
+      const pkg = arch === 'aarch64' ? 'Debian/Ubuntu: qemu-efi-aarch64; Fedora: edk2-aarch64' : 'Debian/Ubuntu: ovmf; Fedora: edk2-ovmf';
       throw new VivariumError(
         ErrorCode.Unsupported,
-        `No UEFI firmware for ${arch} was found. Install it (Debian/Ubuntu: ovmf; Fedora: edk2-ovmf; macOS: brew install qemu) or use --firmware bios.`,
+        `No UEFI firmware for ${arch} was found. Install it (${pkg}; macOS: brew install qemu)${arch === 'aarch64' ? '' : ' or use --firmware bios'}.`,
       );
     }
     const qemuImg = new QemuImg(caps.qemuImg);
     const disks: Disk[] = [];
     if (spec.diskPath !== undefined) {
       const info = await qemuImg.info(spec.diskPath);
+      if (info.backingFilename !== null) {
+        throw errors.invalid(
+          `${spec.diskPath} is an overlay on ${info.backingFilename}. Vivarium uses standalone images (it never opens backing files an image names); make one first: qemu-img convert -O qcow2 "${spec.diskPath}" standalone.qcow2`,
+        );
+      }
       if (info.format !== 'qcow2' && info.format !== 'raw') {
         throw errors.invalid(
           `${spec.diskPath} is a ${info.format} image. Convert it first: qemu-img convert -O qcow2 "${spec.diskPath}" disk.qcow2`,
@@ -265,7 +280,17 @@ export class VmManager implements VmService {
     const entry = this.resolve(ref);
     return this.exclusive(entry.id, async () => {
       this.assertStopped(entry, 'delete it');
-      const kept = this.store.remove(entry, options.keepDisks ?? false);
+      // Hold the start lock while the bundle goes, so a start from another process cannot slip in.
+      const rt = this.deps.layout.runtime(entry.id);
+      this.deps.layout.ensureRuntimeDir(rt.dir);
+      const release = acquireStartLock(rt, entry.ok ? entry.config.name : entry.id);
+      let kept: string[];
+      try {
+        if (this.runStateLocked(entry).state !== 'stopped') throw errors.state('The VM was started meanwhile. Shut it down first.');
+        kept = this.store.remove(entry, options.keepDisks ?? false);
+      } finally {
+        release();
+      }
       fs.rmSync(this.deps.layout.runtime(entry.id).dir, { recursive: true, force: true });
       this.lastSeen.delete(entry.id);
       this.changes.fire({ kind: 'removed', id: entry.id });
@@ -293,8 +318,8 @@ export class VmManager implements VmService {
       const caps = await this.deps.host();
       const built = buildQemuArgs(config, caps, paths);
       assertMediaPresent(config);
-      ensurePrivateDir(this.deps.layout.runtimeRoot);
-      ensurePrivateDir(paths.runtime.dir);
+      assertSocketPathsFit(paths.runtime);
+      this.deps.layout.ensureRuntimeDir(paths.runtime.dir);
       const release = acquireStartLock(paths.runtime, config.name);
       this.changes.fire({ kind: 'updated', vm: this.info(entry) });
       try {
@@ -309,6 +334,7 @@ export class VmManager implements VmService {
           args: built.args,
           runtime: paths.runtime,
           logFile: paths.bundle.qemuLog,
+          qemuWrites: [paths.bundle.serialLog],
           timeoutMs: Math.min(timeoutMs, 60_000),
         }).catch((e: unknown) => {
           this.recordExit(entry, paths.runtime, 'failed', e instanceof Error ? e.message : String(e));
@@ -346,9 +372,24 @@ export class VmManager implements VmService {
       const rt = this.deps.layout.runtime(entry.id);
       const { pid } = rs.record;
       const wasPaused = rs.record.status === 'paused';
+      if (!options.force) {
+        // Another program holding the VM's one QMP connection must not turn a polite shutdown into
+        // a kill: say so, and let the user retry or force it.
+        try {
+          await this.connect(entry.id);
+        } catch (e) {
+          if (e instanceof VivariumError && e.code === ErrorCode.Busy) {
+            throw errors.busy(`${e.message} Or use --force to power "${entry.config.name}" off without asking the guest.`);
+          }
+          throw e;
+        }
+      }
       writeRecord(rt, { ...rs.record, status: 'stopping' });
       this.emitInfo(entry.id);
       let exited = false;
+      if (!options.force && wasPaused) {
+        this.appendEvent(entry.id, 'stop: the VM is paused, so the guest cannot answer an ACPI request; quitting QEMU');
+      }
       if (!options.force && !wasPaused) {
         const timeoutMs = (options.timeoutSec ?? DEFAULTS.stopTimeoutSec) * 1000;
         try {
@@ -472,7 +513,8 @@ export class VmManager implements VmService {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  resolve(ref: string): BundleEntry {
+  resolve(rawRef: string): BundleEntry {
+    const ref = rawRef.trim();
     const all = this.store.list();
     const byId = all.find((e) => e.id === ref);
     if (byId) return byId;
@@ -542,7 +584,7 @@ export class VmManager implements VmService {
   /** The VM's run state from its runtime folder; a dead QEMU is reconciled into lastExit here. */
   private runState(entry: BundleEntry): RunState {
     const rt = this.deps.layout.runtime(entry.id);
-    const rec = readRecord(rt);
+    const rec = this.recordOf(entry.id, rt);
     if (rec && isQemuFor(rec.pid, entry.id)) return { state: rec.status, record: rec };
     if (!rec && !fs.existsSync(rt.startLock)) return { state: 'stopped' };
     // QEMU is gone but its supervisor has not written the exit status yet: a moment's transition.
@@ -551,6 +593,7 @@ export class VmManager implements VmService {
     // lock so we never clean up under a concurrent start.
     let release: (() => void) | null = null;
     try {
+      this.deps.layout.ensureRuntimeDir(rt.dir);
       release = acquireStartLock(rt, entry.ok ? entry.config.name : entry.id);
     } catch {
       return { state: 'starting', pid: null };
@@ -565,23 +608,56 @@ export class VmManager implements VmService {
   /** Same as runState, for callers already holding the start lock. */
   private runStateLocked(entry: BundleEntry): RunState {
     const rt = this.deps.layout.runtime(entry.id);
-    const rec = readRecord(rt);
+    const rec = this.recordOf(entry.id, rt);
     if (rec && isQemuFor(rec.pid, entry.id)) return { state: rec.status, record: rec };
     if (rec) this.reconcileExit(entry, rt);
     return { state: 'stopped' };
+  }
+
+  /**
+   * The runtime record of this VM. A record for another id is ignored. When the record is missing
+   * but QEMU's locked pidfile names a live QEMU for this VM (the process that started it died before
+   * writing the record), the VM is adopted: a record is rebuilt from QEMU's own command line, so it
+   * is never orphaned or started twice.
+   */
+  private recordOf(id: string, rt: VmRuntimePaths): RuntimeRecord | null {
+    const rec = readRecord(rt);
+    if (rec) return rec.id === id ? rec : null;
+    const pid = readPidFile(rt.pidfile);
+    if (pid === null || !isQemuFor(pid, id) || process.platform !== 'linux') return null;
+    const argv = safeRead(`/proc/${pid}/cmdline`).split('\0').filter((a) => a.length > 0);
+    const accelArg = argv[argv.indexOf('-accel') + 1] ?? '';
+    const accel = accelArg.startsWith('kvm') ? 'kvm' : accelArg.startsWith('hvf') ? 'hvf' : 'tcg';
+    const ppid = Number(safeRead(`/proc/${pid}/stat`).split(') ').pop()?.split(' ')[1]);
+    const adopted: RuntimeRecord = {
+      pid,
+      supervisorPid: Number.isInteger(ppid) && ppid > 1 ? ppid : pid,
+      id,
+      startedAt: new Date(fs.statSync(rt.pidfile).mtimeMs).toISOString(),
+      accel,
+      argv,
+      status: 'running',
+    };
+    writeRecord(rt, adopted);
+    this.appendEvent(id, `adopted QEMU pid ${pid} from its pidfile (its record was missing)`);
+    return adopted;
   }
 
   private reconcileExit(entry: BundleEntry, rt: VmRuntimePaths): void {
     const status = readExitStatus(rt.exitStatus);
     const stopRequested = fs.existsSync(rt.stopRequested);
     const pidfileLeft = fs.existsSync(rt.pidfile);
-    const signal = status !== null ? signalName(status) : null;
+    const signal = status !== null ? signalName(status) ?? (status === 0 && !stopRequested ? killedBy(this.deps.layout.bundle(entry.id).qemuLog) : null) : null;
     const code = status !== null && status <= 128 ? status : null;
     let reason: LastExit['reason'];
     let message: string;
     if (stopRequested) {
       reason = 'stopped';
       message = 'Stopped by Vivarium.';
+    } else if (status === 0 && killedBy(this.deps.layout.bundle(entry.id).qemuLog) !== null) {
+      const sig = killedBy(this.deps.layout.bundle(entry.id).qemuLog)!;
+      reason = 'crashed';
+      message = `QEMU was stopped by ${sig} from another program (not by the guest or Vivarium).`;
     } else if (status === 0 && !pidfileLeft) {
       reason = 'shutdown';
       message = 'The guest shut down.';
@@ -754,7 +830,7 @@ export class VmManager implements VmService {
     const rs = this.runState(entry);
     if (rs.state !== 'stopped') {
       const name = entry.ok ? entry.config.name : entry.id;
-      throw errors.state(`"${name}" is ${rs.state}. Shut it down first (vivarium stop "${name}"), then ${what}.`);
+      throw errors.state(`"${name}" is ${rs.state}. Shut it down first (vivarium stop ${shellArg(name)}), then ${what}.`);
     }
   }
 
@@ -782,6 +858,12 @@ export class VmManager implements VmService {
 
 // ---- helpers ------------------------------------------------------------------------------------
 
+/** A VM name as one shell word, for commands we suggest: names are any text, and a suggestion
+ *  that is pasted into a terminal must never run part of a name. */
+export function shellArg(s: string): string {
+  return /^[A-Za-z0-9_./:@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 function randomMac(): string {
   const b = randomBytes(3);
   return `52:54:00:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
@@ -802,10 +884,20 @@ function assertReadableFile(what: string, p: string): void {
   }
 }
 
+/** Unix socket paths are capped at 108 bytes on Linux and 104 on macOS. */
+function assertSocketPathsFit(rt: VmRuntimePaths): void {
+  const longest = [rt.qmp, rt.serial, rt.vnc, rt.qga].reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a));
+  if (Buffer.byteLength(longest) > 103) {
+    throw errors.state(
+      `The runtime folder path is too long for unix sockets (${longest}). Set VIVARIUM_RUNTIME_DIR to a short folder such as /tmp/vivarium-$USER and try again.`,
+    );
+  }
+}
+
 function assertMediaPresent(c: VmConfig): void {
   const check = (what: string, p: string | null | undefined, flag: string) => {
     if (p && !fs.existsSync(p)) {
-      throw errors.state(`${what} ${p} no longer exists. Put it back or change it: vivarium edit "${c.name}" ${flag} PATH.`);
+      throw errors.state(`${what} ${p} no longer exists. Put it back or change it: vivarium edit ${shellArg(c.name)} ${flag} PATH.`);
     }
   };
   check('The ISO', c.cdrom, '--iso');
@@ -819,12 +911,13 @@ function assertMediaPresent(c: VmConfig): void {
  * CLI and the app) can never both launch QEMU. A lock whose owner died is stale and taken over.
  */
 function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
-  ensurePrivateDir(rt.dir);
   for (let attempt = 0; attempt < 3; attempt++) {
+    // Written whole under a temporary name, then hard-linked into place (atomic, fails if it exists):
+    // a reader never sees an empty lock and takes it for a stale one.
+    const tmp = `${rt.startLock}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
     try {
-      const fd = fs.openSync(rt.startLock, 'wx', 0o600);
-      fs.writeSync(fd, `${process.pid}\n`);
-      fs.closeSync(fd);
+      fs.linkSync(tmp, rt.startLock);
       return () => fs.rmSync(rt.startLock, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -836,9 +929,17 @@ function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
         throw errors.busy(`"${name}" is already being started. Wait for it to finish.`);
       }
       fs.rmSync(rt.startLock, { force: true });
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
   }
   throw errors.busy(`Could not lock "${name}" for starting. Try again.`);
+}
+
+/** QEMU logs "terminating on signal N" when a signal (not the guest, not QMP) ends it. */
+function killedBy(qemuLog: string): string | null {
+  const m = /terminating on signal (\d+)/.exec(lastLines(qemuLog, 5).join('\n'));
+  return m ? signalName(128 + Number(m[1])) : null;
 }
 
 function pidAlive(pid: number): boolean {

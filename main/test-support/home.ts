@@ -49,13 +49,18 @@ export function makeTestHome(): TestHome {
 
 /** PIDs from every <runtimeDir>/<vm>/qemu.pid (and one in the root itself, should a VM put it there). */
 export function pidfilePids(runtimeDir: string): readonly number[] {
+  // <runtimeDir>/<library tag>/<vm id>/qemu.pid, and one level up for safety.
   const files = [path.join(runtimeDir, RuntimeFile.pid)];
-  try {
-    for (const e of fs.readdirSync(runtimeDir, { withFileTypes: true })) {
-      if (e.isDirectory()) files.push(path.join(runtimeDir, e.name, RuntimeFile.pid));
+  const subdirs = (dir: string): string[] => {
+    try {
+      return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name));
+    } catch {
+      return [];
     }
-  } catch {
-    return [];
+  };
+  for (const lib of subdirs(runtimeDir)) {
+    files.push(path.join(lib, RuntimeFile.pid));
+    for (const vm of subdirs(lib)) files.push(path.join(vm, RuntimeFile.pid));
   }
   const pids: number[] = [];
   for (const f of files) {

@@ -39,9 +39,22 @@ const AbsPath = z
   .max(4096)
   .refine((p) => !p.includes('\0'), 'must not contain NUL');
 
+/** A name for a new or renamed VM: any text, but not something that reads as a VM id, so that a
+ *  NAME argument can never mean two VMs. */
+const NewVmName = VmName.refine((n) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(n), 'a VM name must not look like a VM id');
+
+/** Port forwards: each host port (per protocol) at most once, or QEMU refuses to start. */
+const Forwards = z
+  .array(PortForward)
+  .max(64)
+  .refine(
+    (list) => new Set(list.map((f) => `${f.protocol}:${f.hostPort}`)).size === list.length,
+    'two port forwards use the same host port',
+  );
+
 export const CreateVmSpec = z
   .object({
-    name: VmName,
+    name: NewVmName,
     arch: Arch.optional(),
     cpus: z.number().int().min(1).max(MAX_CPUS).optional(),
     memoryMiB: z.number().int().min(MIN_MEMORY_MIB).max(MAX_MEMORY_MIB).optional(),
@@ -56,7 +69,7 @@ export const CreateVmSpec = z
     initrd: AbsPath.optional(),
     append: z.string().max(4096).optional(),
     net: NetMode.optional(),
-    forwards: z.array(PortForward).max(64).optional(),
+    forwards: Forwards.optional(),
     display: DisplayKind.optional(),
     os: z.string().max(100).optional(),
   })
@@ -65,7 +78,7 @@ export type CreateVmSpec = z.infer<typeof CreateVmSpec>;
 
 export const EditVmSpec = z
   .object({
-    name: VmName.optional(),
+    name: NewVmName.optional(),
     cpus: z.number().int().min(1).max(MAX_CPUS).optional(),
     memoryMiB: z.number().int().min(MIN_MEMORY_MIB).max(MAX_MEMORY_MIB).optional(),
     accel: AccelChoice.optional(),
@@ -77,7 +90,7 @@ export const EditVmSpec = z
     initrd: AbsPath.nullable().optional(),
     append: z.string().max(4096).optional(),
     net: NetMode.optional(),
-    forwards: z.array(PortForward).max(64).optional(),
+    forwards: Forwards.optional(),
     display: DisplayKind.optional(),
     os: z.string().max(100).optional(),
   })

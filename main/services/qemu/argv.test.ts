@@ -461,7 +461,7 @@ describe('machine, firmware and devices', () => {
       'driver=file,filename=/usr/share/OVMF/OVMF_CODE_4M.fd,node-name=fw-code-file,read-only=on',
       'driver=raw,file=fw-code-file,node-name=fw-code,read-only=on',
       `driver=file,filename=${HOME}/vms/${id}/efivars.qcow2,node-name=fw-vars-file`,
-      'driver=qcow2,file=fw-vars-file,node-name=fw-vars',
+      '{"driver":"qcow2","file":"fw-vars-file","node-name":"fw-vars","backing":null}',
     ]);
   });
 

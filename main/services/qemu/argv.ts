@@ -382,7 +382,7 @@ function firmwareSection(ctx: Ctx): readonly string[] {
     '-blockdev',
     opts(['driver', 'file'], ['filename', vars], ['node-name', varsFile]),
     '-blockdev',
-    opts(['driver', 'qcow2'], ['file', varsFile], ['node-name', QemuIds.fwVars]),
+    standaloneQcow2({ file: varsFile, nodeName: QemuIds.fwVars, direct: false, readOnly: false, plain: true }),
     // Secure Boot builds also need the varstore flash to be reachable from SMM only.
     ...(fw.secureBoot ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
   ];
@@ -447,14 +447,16 @@ function drivesSection(ctx: Ctx): readonly string[] {
         ro ? ['read-only', 'on'] : ['discard', 'unmap'],
       ),
       '-blockdev',
-      opts(
-        ['driver', disk.format],
-        ['file', fileNode],
-        ['node-name', disk.id],
-        direct && ['cache.direct', 'on'],
-        ro ? ['read-only', 'on'] : ['discard', 'unmap'],
-        !ro && ['detect-zeroes', 'unmap'],
-      ),
+      disk.format === 'qcow2'
+        ? standaloneQcow2({ file: fileNode, nodeName: disk.id, direct, readOnly: ro })
+        : opts(
+            ['driver', disk.format],
+            ['file', fileNode],
+            ['node-name', disk.id],
+            direct && ['cache.direct', 'on'],
+            ro ? ['read-only', 'on'] : ['discard', 'unmap'],
+            !ro && ['detect-zeroes', 'unmap'],
+          ),
       '-device',
       opts(
         'virtio-blk-pci',
@@ -466,6 +468,22 @@ function drivesSection(ctx: Ctx): readonly string[] {
     );
   });
   return out;
+}
+
+/**
+ * A qcow2 node that never opens a backing file. A qcow2 names its own backing file, and an image
+ * from elsewhere could name any host file (qemu-notes §8); Vivarium's images are standalone. Only
+ * the JSON form can say `"backing": null` — in the dotted form `backing=null` names a node "null".
+ */
+function standaloneQcow2(o: { file: string; nodeName: string; direct: boolean; readOnly: boolean; plain?: boolean }): string {
+  return JSON.stringify({
+    driver: 'qcow2',
+    file: o.file,
+    'node-name': o.nodeName,
+    backing: null,
+    ...(o.direct ? { cache: { direct: true } } : {}),
+    ...(o.readOnly ? { 'read-only': true } : o.plain ? {} : { discard: 'unmap', 'detect-zeroes': 'unmap' }),
+  });
 }
 
 /**

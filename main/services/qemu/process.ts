@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { errors } from '../../common/errors';
 import { writeFileAtomic, type VmRuntimePaths } from '../paths';
+import { QmpClient } from './qmp';
 
 /** What we know about a running VM; written to the runtime folder as vm.json. */
 export interface RuntimeRecord {
@@ -35,6 +36,9 @@ export interface LaunchRequest {
   readonly args: readonly string[];
   readonly runtime: VmRuntimePaths;
   readonly logFile: string;
+  /** Files QEMU itself will open for writing (the serial log): a symlink there is removed first, so a
+   *  planted link can never make QEMU truncate or fill another file. */
+  readonly qemuWrites?: readonly string[];
   readonly timeoutMs?: number;
 }
 
@@ -44,7 +48,8 @@ export interface Launched {
 }
 
 export async function launchQemu(req: LaunchRequest): Promise<Launched> {
-  const logFd = fs.openSync(req.logFile, 'w', 0o644);
+  for (const f of [req.logFile, ...(req.qemuWrites ?? [])]) removeIfSymlink(f);
+  const logFd = fs.openSync(req.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o644);
   let child;
   try {
     child = spawn('/bin/sh', ['-c', SUPERVISOR_SCRIPT, 'vivarium-supervisor', req.runtime.exitStatus, req.binary, ...req.args], {
@@ -63,18 +68,28 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
     childExited = true;
   });
 
-  // Ready = QEMU wrote its pidfile (it does so after parsing options and opening every file and
-  // socket) and created the QMP socket. Failed = the supervisor recorded an exit status.
+  // Ready = QEMU answers on QMP. Its pidfile and QMP socket appear early, before it has set up
+  // disks, networking (a host port forward that is taken fails here) or the display; the monitor
+  // greets only once initialisation is over and the main loop runs. Failed = the supervisor recorded
+  // an exit status.
   const deadline = Date.now() + (req.timeoutMs ?? 30_000);
+  const failed = (status: number | null) =>
+    errors.qemu(`QEMU refused to start: ${explainQemuError(lastLines(req.logFile, 3)) || `exit status ${status}`}`, {
+      stderrTail: lastLines(req.logFile, 20),
+    });
   for (;;) {
     const status = readExitStatus(req.runtime.exitStatus);
-    if (status !== null || childExited) {
-      throw errors.qemu(`QEMU refused to start: ${lastLines(req.logFile, 3).join(' ') || `exit status ${status}`}`, {
-        stderrTail: lastLines(req.logFile, 20),
-      });
-    }
+    if (status !== null || childExited) throw failed(status);
     const pid = readPidFile(req.runtime.pidfile);
-    if (pid !== null && fs.existsSync(req.runtime.qmp)) return { pid, supervisorPid };
+    if (pid !== null && fs.existsSync(req.runtime.qmp)) {
+      try {
+        const qmp = await QmpClient.connect(req.runtime.qmp, { timeoutMs: Math.max(500, deadline - Date.now()) });
+        qmp.close();
+        return { pid, supervisorPid };
+      } catch {
+        // QEMU died while initialising (the loop reports why), or is still busy: look again.
+      }
+    }
     if (Date.now() > deadline) {
       try {
         process.kill(-supervisorPid, 'SIGKILL');
@@ -84,6 +99,30 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
       throw errors.timeout('QEMU did not come up within 30 seconds; it was stopped. See qemu.log in the VM folder.');
     }
     await sleep(20);
+  }
+}
+
+/**
+ * QEMU's last words as a sentence: without the timestamp and program prefix, and with the common
+ * cases (a host port already taken, an image locked by another VM) said plainly.
+ */
+export function explainQemuError(lines: readonly string[]): string {
+  const text = lines.map((l) => l.replace(/^\S+Z /, '').replace(/^qemu-system-[\w-]+: /, '')).join(' ');
+  const port = /Could not set up host forwarding rule '(tcp|udp):[^:]*:(\d+)-/.exec(text);
+  if (port) {
+    return `host port ${port[2]} (${port[1]}) is already in use by another program, so the port forward cannot be set up. Free the port or change the VM's port forwards.`;
+  }
+  if (/Failed to get "write" lock/.test(text)) {
+    return `${text} (Another VM or program is using the same disk image; stop it first.)`;
+  }
+  return text;
+}
+
+function removeIfSymlink(file: string): void {
+  try {
+    if (fs.lstatSync(file).isSymbolicLink()) fs.rmSync(file);
+  } catch {
+    // absent: fine
   }
 }
 
