@@ -623,6 +623,9 @@ export class VmManager implements VmService {
   private recordOf(id: string, rt: VmRuntimePaths): RuntimeRecord | null {
     const rec = readRecord(rt);
     if (rec) return rec.id === id ? rec : null;
+    // While a start is in progress its QEMU has a pidfile but no record yet: that one is not an
+    // orphan, and must not be adopted (or its QMP taken) under the starter.
+    if (startLockHeld(rt)) return null;
     const pid = readPidFile(rt.pidfile);
     if (pid === null || !isQemuFor(pid, id) || process.platform !== 'linux') return null;
     const argv = safeRead(`/proc/${pid}/cmdline`).split('\0').filter((a) => a.length > 0);
@@ -940,6 +943,12 @@ function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
 function killedBy(qemuLog: string): string | null {
   const m = /terminating on signal (\d+)/.exec(lastLines(qemuLog, 5).join('\n'));
   return m ? signalName(128 + Number(m[1])) : null;
+}
+
+/** Whether a live process holds the VM's start lock. */
+function startLockHeld(rt: VmRuntimePaths): boolean {
+  const owner = Number.parseInt(safeRead(rt.startLock), 10);
+  return Number.isInteger(owner) && owner > 0 && pidAlive(owner);
 }
 
 function pidAlive(pid: number): boolean {
