@@ -334,7 +334,9 @@ function formatList(vms: readonly VmInfo[]): string {
   const rows = [['NAME', 'ID', 'STATE', 'PID', 'ACCEL', 'NOTE']];
   for (const vm of vms) {
     const note = vm.error ?? (vm.state === 'stopped' && vm.lastExit?.reason === 'crashed' ? vm.lastExit.message : '');
-    rows.push([vm.name, vm.id.slice(0, 8), vm.state, vm.pid ? String(vm.pid) : '-', vm.accel ?? '-', note]);
+    // One line per VM, whatever a name or an error message holds.
+    const oneLine = (t: string) => t.replace(/[\r\n\t]+/g, ' ');
+    rows.push([oneLine(vm.name), vm.id.slice(0, 8), vm.state, vm.pid ? String(vm.pid) : '-', vm.accel ?? '-', oneLine(note)]);
   }
   return table(rows);
 }

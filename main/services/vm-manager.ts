@@ -440,7 +440,7 @@ export class VmManager implements VmService {
   }
 
   async reset(ref: string): Promise<VmInfo> {
-    return this.transition(ref, ['running', 'paused'], 'system_reset', null, 'restart');
+    return this.transition(ref, ['running', 'paused'], 'system_reset', null, 'reset');
   }
 
   async sendKeys(ref: string, keys: readonly string[]): Promise<void> {

@@ -212,7 +212,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
           {problem}
         </div>
       )}
-      {actionError && (
+      {actionError && actionError !== problem && (
         <div className="banner banner-danger" role="alert">
           <span>{actionError}</span>
           <button type="button" className="btn btn-small btn-ghost" onClick={() => setActionError(null)}>

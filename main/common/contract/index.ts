@@ -57,7 +57,7 @@ export const CreateVmSpec = z
     name: NewVmName,
     arch: Arch.optional(),
     cpus: z.number().int().min(1).max(MAX_CPUS).optional(),
-    memoryMiB: z.number().int().min(MIN_MEMORY_MIB).max(MAX_MEMORY_MIB).optional(),
+    memoryMiB: z.number().int().min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB`).max(MAX_MEMORY_MIB, 'memory must be at most 1 TiB').optional(),
     accel: AccelChoice.optional(),
     firmware: Firmware.optional(),
     /** Size of a new, empty qcow2 disk. 0 = no disk. Ignored when diskPath is given. */
@@ -80,7 +80,7 @@ export const EditVmSpec = z
   .object({
     name: NewVmName.optional(),
     cpus: z.number().int().min(1).max(MAX_CPUS).optional(),
-    memoryMiB: z.number().int().min(MIN_MEMORY_MIB).max(MAX_MEMORY_MIB).optional(),
+    memoryMiB: z.number().int().min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB`).max(MAX_MEMORY_MIB, 'memory must be at most 1 TiB').optional(),
     accel: AccelChoice.optional(),
     firmware: Firmware.optional(),
     /** null removes the CD. */

@@ -86,8 +86,12 @@ export const VmConfig = z
     accel: AccelChoice.default('auto'),
     /** null = the builder's modern default for the arch (q35 / virt). */
     machine: z.string().regex(/^[a-z0-9._-]+$/).nullable().default(null),
-    cpus: z.number().int().min(1).max(MAX_CPUS),
-    memoryMiB: z.number().int().min(MIN_MEMORY_MIB).max(MAX_MEMORY_MIB),
+    cpus: z.number().int().min(1, 'a VM needs at least 1 CPU').max(MAX_CPUS, `at most ${MAX_CPUS} CPUs`),
+    memoryMiB: z
+      .number()
+      .int()
+      .min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB`)
+      .max(MAX_MEMORY_MIB, 'memory must be at most 1 TiB'),
     firmware: Firmware.default('bios'),
     /** Per-VM UEFI variable store (qcow2 so that internal snapshots work), inside the bundle. */
     uefiVars: BundleFileName.nullable().default(null),
