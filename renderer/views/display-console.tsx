@@ -11,14 +11,13 @@ import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { Icon } from '../components/icons';
 import { useServices } from '../engine';
-import { errorMessage } from '../lib/errors';
 import { isReleaseCombo, RELEASE_COMBO_LABEL } from '../lib/keys';
 import { hasDisplay, isLive } from '../lib/vm-actions';
 import { streamUrlForPage } from '../lib/stream-url';
+import { startStreamSession } from '../lib/stream-session';
 
 type LinkStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting';
 
-const MAX_RETRY_MS = 5000;
 
 export function DisplayConsole({ vm }: { readonly vm: VmInfo }): ReactNode {
   const services = useServices();
@@ -50,25 +49,12 @@ export function DisplayConsole({ vm }: { readonly vm: VmInfo }): ReactNode {
       setLinkError(null);
       return;
     }
-    let cancelled = false;
-    let attempt = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let rfb: RFB | null = null;
-
-    const retry = (): void => {
-      if (cancelled) return;
-      setStatus('reconnecting');
-      timer = setTimeout(() => void connect(), Math.min(MAX_RETRY_MS, 500 * 2 ** attempt++));
-    };
-
-    const connect = async (): Promise<void> => {
-      if (cancelled) return;
-      setStatus((s) => (s === 'reconnecting' ? s : 'connecting'));
-      try {
-        const url = streamUrlForPage((await services.console.openStream(vm.id, 'vnc')).url, window.location);
-        if (cancelled) return;
+    return startStreamSession({
+      openUrl: async () => streamUrlForPage((await services.console.openStream(vm.id, 'vnc')).url, window.location),
+      onStatus: setStatus,
+      onError: setLinkError,
+      attach: (url, events) => {
         const r = new RFB(target, url, { shared: true });
-        rfb = r;
         rfbRef.current = r;
         r.scaleViewport = scaleRef.current;
         r.clipViewport = false;
@@ -76,9 +62,7 @@ export function DisplayConsole({ vm }: { readonly vm: VmInfo }): ReactNode {
         r.focusOnClick = true;
         r.background = 'transparent';
         r.addEventListener('connect', () => {
-          attempt = 0;
-          setLinkError(null);
-          setStatus('connected');
+          events.connected();
           // noVNC's canvas has no role or name. "application": keys go to the guest, not to the
           // screen reader's browse mode; the name says what has focus.
           const canvas = target.querySelector('canvas');
@@ -88,29 +72,20 @@ export function DisplayConsole({ vm }: { readonly vm: VmInfo }): ReactNode {
         });
         r.addEventListener('disconnect', () => {
           if (rfbRef.current === r) rfbRef.current = null;
-          rfb = null;
           setCaptured(false);
-          retry();
+          events.closed();
         });
         r.addEventListener('securityfailure', (e) => {
           setLinkError(`The display refused the connection${e.detail.reason ? `: ${e.detail.reason}` : ''}.`);
         });
         r.addEventListener('clipboard', (e) => setGuestText(e.detail.text));
-      } catch (e) {
-        if (cancelled) return;
-        setLinkError(errorMessage(e));
-        retry();
-      }
-    };
-
-    void connect();
-    return () => {
-      cancelled = true;
-      clearTimeout(timer);
-      rfbRef.current = null;
-      rfb?.disconnect();
-      setCaptured(false);
-    };
+        return () => {
+          if (rfbRef.current === r) rfbRef.current = null;
+          r.disconnect();
+          setCaptured(false);
+        };
+      },
+    });
   }, [runKey, services, vm.id]);
 
   // Ctrl+Alt+G: listen in the capture phase on the frame, so the combo is seen before noVNC's

@@ -10,13 +10,12 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { useServices } from '../engine';
 import { usePrefersDark } from '../hooks/use-visibility';
-import { errorMessage } from '../lib/errors';
 import { isLive } from '../lib/vm-actions';
 import { streamUrlForPage } from '../lib/stream-url';
+import { startStreamSession } from '../lib/stream-session';
 
 type LinkStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting';
 
-const MAX_RETRY_MS = 5000;
 /** How much of a stopped VM's last output to show. */
 const LOG_TAIL_BYTES = 256 * 1024;
 
@@ -124,32 +123,16 @@ export function SerialConsole({ vm, active }: { readonly vm: VmInfo; readonly ac
       setLinkError(null);
       return;
     }
-    let cancelled = false;
-    let attempt = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let ws: WebSocket | null = null;
-
-    const retry = (): void => {
-      if (cancelled) return;
-      setStatus('reconnecting');
-      timer = setTimeout(() => void connect(), Math.min(MAX_RETRY_MS, 500 * 2 ** attempt++));
-    };
-
-    const connect = async (): Promise<void> => {
-      if (cancelled) return;
-      setStatus((s) => (s === 'reconnecting' ? s : 'connecting'));
-      try {
-        const url = streamUrlForPage((await services.console.openStream(vm.id, 'serial')).url, window.location);
-        if (cancelled) return;
+    return startStreamSession({
+      openUrl: async () => streamUrlForPage((await services.console.openStream(vm.id, 'serial')).url, window.location),
+      onStatus: setStatus,
+      onError: setLinkError,
+      attach: (url, events) => {
         const socket = new WebSocket(url);
         socket.binaryType = 'arraybuffer';
-        ws = socket;
         socket.onopen = () => {
-          if (cancelled) return;
-          attempt = 0;
           socketRef.current = socket;
-          setLinkError(null);
-          setStatus('connected');
+          events.connected();
           setShowingLog(false);
           // The stream starts with the scrollback: start from a clean screen so nothing repeats.
           termRef.current?.reset();
@@ -162,23 +145,15 @@ export function SerialConsole({ vm, active }: { readonly vm: VmInfo; readonly ac
         };
         socket.onclose = () => {
           if (socketRef.current === socket) socketRef.current = null;
-          if (ws === socket) ws = null;
-          retry();
+          events.closed();
         };
-      } catch (e) {
-        if (cancelled) return;
-        setLinkError(errorMessage(e));
-        retry();
-      }
-    };
-
-    void connect();
-    return () => {
-      cancelled = true;
-      clearTimeout(timer);
-      socketRef.current = null;
-      ws?.close();
-    };
+        return () => {
+          if (socketRef.current === socket) socketRef.current = null;
+          socket.onclose = null;
+          socket.close();
+        };
+      },
+    });
   }, [runKey, services, vm.id]);
 
   return (
