@@ -93,6 +93,16 @@ export function VmFormFields(props: {
         <CheckboxField label="Network" checked={v.network} onChecked={(network) => onChange({ network })} disabled={disabled} />
         <CheckboxField label="Graphical display" checked={v.display} onChecked={(display) => onChange({ display })} disabled={disabled} />
       </div>
+      <div className="span-2">
+        <TextField
+          label="Port forwards"
+          value={v.forwards}
+          onValue={(forwards) => onChange({ forwards })}
+          error={errors.forwards}
+          hint="Host port on 127.0.0.1 to guest port, e.g. tcp:2222:22; separate several with commas."
+          disabled={disabled}
+        />
+      </div>
     </div>
   );
 }

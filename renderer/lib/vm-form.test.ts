@@ -115,3 +115,27 @@ describe('formFromConfig / toEditPatch', () => {
     expect(r.ok ? null : r.errors).toEqual({ memory: 'Memory must be a size such as 2048, 512M or 2G.', name: 'Name is required.' });
   });
 });
+
+describe('port forwards in the form', () => {
+  const valid: VmFormValues = { ...DEFAULT_VM_FORM, name: 'web', iso: '/isos/x.iso' };
+
+  it('turns "tcp:2222:22, udp:5353:53" into forwards, and refuses malformed ones next to the field', () => {
+    const ok = toCreateSpec({ ...valid, forwards: 'tcp:2222:22, udp:5353:53' });
+    expect(ok.ok && ok.value.forwards).toEqual([
+      { protocol: 'tcp', hostPort: 2222, guestPort: 22 },
+      { protocol: 'udp', hostPort: 5353, guestPort: 53 },
+    ]);
+    const bad = toCreateSpec({ ...valid, forwards: 'ssh' });
+    expect(!bad.ok && bad.errors.forwards).toMatch(/"ssh" is not a port forward/);
+    const noNet = toCreateSpec({ ...valid, network: false, forwards: 'tcp:2222:22' });
+    expect(!noNet.ok && noNet.errors.forwards).toMatch(/need networking/);
+  });
+
+  it('lets Settings clear the forwards of a VM that has them', () => {
+    const c = VmConfig.parse({ ...config, network: { ...config.network, forwards: [{ protocol: 'tcp', hostPort: 2222, guestPort: 22 }] } });
+    const form = formFromConfig(c);
+    expect(form.forwards).toBe('tcp:2222:22');
+    const patch = toEditPatch({ ...form, network: false, forwards: '' }, c);
+    expect(patch.ok && patch.value).toEqual({ net: 'none', forwards: [] });
+  });
+});

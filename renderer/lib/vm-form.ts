@@ -25,11 +25,13 @@ export interface VmFormValues {
   readonly diskGiB: string;
   readonly firmware: Firmware;
   readonly network: boolean;
+  /** "tcp:2222:22, udp:5353:53": host port (bound to 127.0.0.1) → guest port. */
+  readonly forwards: string;
   readonly display: boolean;
 }
 
 /** Fields that can carry a message; `form` is for issues no field owns. */
-export type VmFormField = 'name' | 'os' | 'iso' | 'kernel' | 'initrd' | 'append' | 'cpus' | 'memory' | 'diskGiB' | 'form';
+export type VmFormField = 'name' | 'os' | 'iso' | 'kernel' | 'initrd' | 'append' | 'cpus' | 'memory' | 'diskGiB' | 'forwards' | 'form';
 export type FieldErrors = Readonly<Partial<Record<VmFormField, string>>>;
 
 export type FormResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: FieldErrors };
@@ -44,6 +46,7 @@ export const FIELD_LABELS: Readonly<Record<VmFormField, string>> = {
   cpus: 'CPUs',
   memory: 'Memory',
   diskGiB: 'Disk size',
+  forwards: 'Port forwards',
   form: '',
 };
 
@@ -60,6 +63,7 @@ export const DEFAULT_VM_FORM: VmFormValues = {
   diskGiB: '20',
   firmware: 'bios',
   network: true,
+  forwards: '',
   display: true,
 };
 
@@ -77,6 +81,7 @@ const SPEC_FIELD: Readonly<Record<string, VmFormField>> = {
   cpus: 'cpus',
   memoryMiB: 'memory',
   diskSizeBytes: 'diskGiB',
+  forwards: 'forwards',
 };
 
 // ---- text → numbers ---------------------------------------------------------------------------------
@@ -101,6 +106,30 @@ export function parseMemoryMiB(text: string): Parsed {
 export function parseDiskBytes(text: string): Parsed {
   if (!/^\s*\d+(\.\d+)?\s*$/.test(text)) return { ok: false, message: 'Disk size must be a number of GiB, such as 20 (0 for no disk).' };
   return { ok: true, value: Math.round(Number(text) * GIB) };
+}
+
+type PortForwardValue = { readonly protocol: 'tcp' | 'udp'; readonly hostPort: number; readonly guestPort: number };
+
+/** "tcp:2222:22, udp:5353:53" (commas or spaces between entries; empty = none). */
+export function parseForwards(text: string): { readonly ok: true; readonly value: PortForwardValue[] } | { readonly ok: false; readonly message: string } {
+  const out: PortForwardValue[] = [];
+  for (const item of text.split(/[\s,]+/).filter((x) => x !== '')) {
+    const m = /^(tcp|udp):(\d{1,5}):(\d{1,5})$/i.exec(item);
+    if (!m) return { ok: false, message: `"${item}" is not a port forward; write them like tcp:2222:22 (host port, then guest port).` };
+    out.push({ protocol: m[1]!.toLowerCase() as 'tcp' | 'udp', hostPort: Number(m[2]), guestPort: Number(m[3]) });
+  }
+  return { ok: true, value: out };
+}
+
+export function formatForwards(list: readonly PortForwardValue[]): string {
+  return list.map((f) => `${f.protocol}:${f.hostPort}:${f.guestPort}`).join(', ');
+}
+
+function forwardErrors(v: VmFormValues): FieldErrors {
+  const f = parseForwards(v.forwards);
+  if (!f.ok) return { forwards: f.message };
+  if (!v.network && f.value.length > 0) return { forwards: 'Port forwards need networking: clear them or turn Network on.' };
+  return {};
 }
 
 // ---- issues → sentences -------------------------------------------------------------------------------
@@ -184,7 +213,7 @@ function hasErrors(e: FieldErrors): boolean {
 
 export function toCreateSpec(v: VmFormValues): FormResult<CreateVmSpec> {
   const { values, errors } = parseCommon(v, true);
-  const pre: FieldErrors = { ...errors, ...bootErrors(v) };
+  const pre: FieldErrors = { ...errors, ...bootErrors(v), ...forwardErrors(v) };
   const raw: Record<string, unknown> = {
     name: v.name,
     ...values,
@@ -192,6 +221,8 @@ export function toCreateSpec(v: VmFormValues): FormResult<CreateVmSpec> {
     net: v.network ? 'user' : 'none',
     display: v.display ? 'vnc' : 'none',
   };
+  const forwards = parseForwards(v.forwards);
+  if (forwards.ok && forwards.value.length > 0) raw.forwards = forwards.value;
   if (v.os.trim() !== '') raw.os = v.os.trim();
   if (v.bootSource === 'iso') raw.iso = v.iso.trim();
   if (v.bootSource === 'kernel') {
@@ -221,6 +252,7 @@ export function formFromConfig(c: VmConfig): VmFormValues {
     diskGiB: '0',
     firmware: c.firmware,
     network: c.network.mode !== 'none',
+    forwards: formatForwards(c.network.forwards),
     display: c.display !== 'none',
   };
 }
@@ -228,7 +260,7 @@ export function formFromConfig(c: VmConfig): VmFormValues {
 /** Only what changed, so editing the CPU count never touches the boot media. */
 export function toEditPatch(v: VmFormValues, c: VmConfig): FormResult<EditVmSpec> {
   const { values, errors } = parseCommon(v, false);
-  const pre: FieldErrors = { ...errors, ...bootErrors(v) };
+  const pre: FieldErrors = { ...errors, ...bootErrors(v), ...forwardErrors(v) };
   const before = formFromConfig(c);
   const raw: Record<string, unknown> = {};
   if (v.name.trim() !== c.name) raw.name = v.name;
@@ -237,6 +269,8 @@ export function toEditPatch(v: VmFormValues, c: VmConfig): FormResult<EditVmSpec
   if (values.memoryMiB !== undefined && values.memoryMiB !== c.memoryMiB) raw.memoryMiB = values.memoryMiB;
   if (v.firmware !== c.firmware) raw.firmware = v.firmware;
   if (v.network !== before.network) raw.net = v.network ? 'user' : 'none';
+  const forwards = parseForwards(v.forwards);
+  if (forwards.ok && formatForwards(forwards.value) !== before.forwards) raw.forwards = forwards.value;
   if (v.display !== before.display) raw.display = v.display ? 'vnc' : 'none';
 
   const bootChanged =
