@@ -71,6 +71,10 @@ export interface EngineInfo {
   readonly socket: string | null;
   /** Without the token. */
   readonly origin: string;
+  /** The address to open in a browser, with its token, when pages are served. The file is 0600 in
+   *  a verified 0700 folder, so only its owner can read it; it lets a second `vivarium serve` point
+   *  to the running one instead of leaving the user without a way in. */
+  readonly openUrl?: string | null;
 }
 
 export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
@@ -126,6 +130,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
       startedAt: new Date().toISOString(),
       socket: unix ? unix.path : null,
       origin: http.url,
+      openUrl: o.http.staticDir === null ? null : http.loginUrl,
     };
     if (useSocket) writeFileAtomic(layout.engineInfo, JSON.stringify(info, null, 2) + '\n', 0o600);
   } catch (e) {
@@ -178,10 +183,12 @@ async function refuseIfRunning(layout: Layout): Promise<void> {
 }
 
 function busyError(layout: Layout): VivariumError {
-  const pid = readEngineInfo(layout)?.pid;
+  const info = readEngineInfo(layout);
+  const pid = info?.pid;
+  const open = info?.openUrl ? ` It serves ${info.openUrl} — open that.` : '';
   return new VivariumError(
     ErrorCode.Busy,
-    `Another Vivarium engine is running (pid ${pid ?? 'unknown'}). Use it, or stop it first.`,
+    `Another Vivarium engine is running (pid ${pid ?? 'unknown'}).${open} Use it, or stop it first.`,
     { pid: pid ?? null, socket: layout.engineSocket },
   );
 }
