@@ -75,11 +75,13 @@ describe('vivarium serve', () => {
     expect((await get(s.url.replace(/\?token=.*/, ''))).status).toBe(401);
 
     const layout = Layout.fromEnv(t.env);
-    // engine.json: private, names this process, never the token.
+    // engine.json: private (0600 in a 0700 folder), names this process and the URL to open, so a
+    // second serve can point the user to it.
     const info = readEngineInfo(layout);
     expect(info?.pid).toBe(process.pid);
     expect(fs.statSync(layout.engineInfo).mode & 0o777).toBe(0o600);
-    expect(fs.readFileSync(layout.engineInfo, 'utf8')).not.toContain(s.url.split('token=')[1]);
+    expect(fs.statSync(path.dirname(layout.engineInfo)).mode & 0o777).toBe(0o700);
+    expect(JSON.parse(fs.readFileSync(layout.engineInfo, 'utf8')).openUrl).toBe(s.url);
 
     // The CLI's route in: RPC on the engine socket.
     const cli = createRpcClient(await connectUnix(layout.engineSocket));
@@ -88,7 +90,7 @@ describe('vivarium serve', () => {
 
     // A second engine on the same library is refused, naming the first.
     await expect(hostEngine({ env: t.env, http: { port: 0, staticDir: null } })).rejects.toThrow(
-      `Another Vivarium engine is running (pid ${process.pid}). Use it, or stop it first.`,
+      `Another Vivarium engine is running (pid ${process.pid}). It serves ${s.url} — open that. Use it, or stop it first.`,
     );
 
     stop.abort();
