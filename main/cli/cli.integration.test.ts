@@ -262,6 +262,26 @@ describe('untrusted files and a hostile host', () => {
   });
 });
 
+describe('libraries on unusual filesystems', () => {
+  // tmpfs refuses O_DIRECT before Linux 6.6; Vivarium then drops cache.direct for that start.
+  it.skipIf(!fs.existsSync('/dev/shm'))('starts a VM whose library is on tmpfs', async () => {
+    const home = fs.mkdtempSync('/dev/shm/vivarium-home-');
+    const env = { ...t.env, VIVARIUM_HOME: home };
+    try {
+      const g = testGuest();
+      const c = await runCli(['create', 'tmpfs', '--accel', 'tcg', '--memory', '256M', '--disk-size', '64M', '--display', 'none',
+        '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append], { env });
+      expect(c.code).toBe(0);
+      const s = await runCli(['start', 'tmpfs', '--wait-serial', g.readyMarker], { env });
+      expect(s.stderr).toBe('');
+      expect(s.code).toBe(0);
+      expect((await runCli(['stop', 'tmpfs', '--force'], { env })).code).toBe(0);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('firmware and ISO guests', () => {
   it('boots OVMF (UEFI) to the UEFI shell on the serial console', async () => {
     const r = await cli(['create', 'uefi', '--accel', 'tcg', '--firmware', 'uefi', '--memory', '256M', '--disk-size', '0', '--net', 'none', '--display', 'none']);

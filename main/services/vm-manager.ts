@@ -105,7 +105,9 @@ export class VmManager implements VmService {
       argv = rs.record.argv;
     } else if (entry.ok) {
       try {
-        const built = buildQemuArgs(entry.config, await this.deps.host(), this.deps.layout.paths(entry.id));
+        const paths = this.deps.layout.paths(entry.id);
+        const caps = withDirectIoWhereSupported(await this.deps.host(), entry.config, paths.bundle.file.bind(paths.bundle));
+        const built = buildQemuArgs(entry.config, caps, paths);
         argv = [built.binary, ...built.args];
       } catch (e) {
         if (!(e instanceof VivariumError)) throw e;
@@ -315,7 +317,7 @@ export class VmManager implements VmService {
     const paths = this.deps.layout.paths(entry.id);
     const startedAt = Date.now();
     const record = await this.exclusive(entry.id, async () => {
-      const caps = await this.deps.host();
+      const caps = withDirectIoWhereSupported(await this.deps.host(), config, paths.bundle.file.bind(paths.bundle));
       const built = buildQemuArgs(config, caps, paths);
       assertMediaPresent(config);
       assertSocketPathsFit(paths.runtime);
@@ -885,6 +887,26 @@ function assertReadableFile(what: string, p: string): void {
   } catch {
     throw errors.invalid(`${what} ${p} is not readable by you. Fix its permissions and try again.`);
   }
+}
+
+/**
+ * `cache.direct=on,aio=native` needs O_DIRECT, which some filesystems refuse (tmpfs — /tmp on many
+ * distributions — and some network and FUSE filesystems): QEMU would then fail to open the disk.
+ * Try it on each disk and fall back to QEMU's defaults for this start when any refuses.
+ */
+function withDirectIoWhereSupported(caps: HostCapabilities, c: VmConfig, bundleFile: (name: string) => string): HostCapabilities {
+  const O_DIRECT = (fs.constants as Record<string, number>).O_DIRECT;
+  if (!caps.nativeAio || O_DIRECT === undefined) return caps;
+  for (const d of c.disks) {
+    const file = 'bundle' in d.source ? bundleFile(d.source.bundle) : d.source.path;
+    try {
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDONLY | O_DIRECT));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EINVAL') return { ...caps, nativeAio: false };
+      // Missing or unreadable files are reported elsewhere, with better words.
+    }
+  }
+  return caps;
 }
 
 /** Unix socket paths are capped at 108 bytes on Linux and 104 on macOS. */
