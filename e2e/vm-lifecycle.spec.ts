@@ -26,6 +26,12 @@ test('create a VM from the dialog, boot it, use its serial console, force it off
   await vm.openTab('Serial');
   await expect.poll(() => vm.serialText(), { timeout: 90_000 }).toContain(guest.readyMarker);
 
+  // Clicking the Serial tab puts the keyboard in the console, as in other workstation apps.
+  await vm.openTab('Display');
+  await vm.openTab('Serial');
+  await vmPage.keyboard.type('echo $((5*5))-after-click\n');
+  await expect.poll(() => vm.serialText(), { timeout: 30_000 }).toContain('25-after-click');
+
   await vm.typeSerial('echo $((6*7))-from-e2e\n');
   await expect.poll(() => vm.serialText(), { timeout: 30_000 }).toContain('42-from-e2e');
 

@@ -13,7 +13,8 @@ export function Tabs<K extends string>(props: {
   readonly label: string;
   readonly tabs: readonly TabSpec<K>[];
   readonly active: K;
-  readonly onActive: (k: K) => void;
+  /** `by` says how: a pointer click may move focus into the panel; the keyboard keeps it on the tab. */
+  readonly onActive: (k: K, by: 'pointer' | 'keyboard') => void;
   readonly className?: string;
 }): ReactNode {
   const base = useId();
@@ -31,7 +32,7 @@ export function Tabs<K extends string>(props: {
     e.preventDefault();
     const k = keys[next];
     if (k === undefined) return;
-    props.onActive(k);
+    props.onActive(k, 'keyboard');
     refs.current.get(k)?.focus();
   };
 
@@ -54,7 +55,7 @@ export function Tabs<K extends string>(props: {
               aria-controls={`${base}-panel-${t.key}`}
               tabIndex={selected ? 0 : -1}
               className="tab"
-              onClick={() => props.onActive(t.key)}
+              onClick={(e) => props.onActive(t.key, e.detail === 0 ? 'keyboard' : 'pointer')}
             >
               {t.icon}
               {t.label}

@@ -32,7 +32,7 @@ const DARK: ITheme = {
   selectionBackground: '#36507a',
 };
 
-export function SerialConsole({ vm, active }: { readonly vm: VmInfo; readonly active: boolean }): ReactNode {
+export function SerialConsole({ vm, active, focusRequest = 0 }: { readonly vm: VmInfo; readonly active: boolean; readonly focusRequest?: number }): ReactNode {
   const services = useServices();
   const hostRef = useRef<HTMLDivElement>(null);
   const termRef = useRef<Terminal | null>(null);
@@ -93,6 +93,10 @@ export function SerialConsole({ vm, active }: { readonly vm: VmInfo; readonly ac
   useEffect(() => {
     if (active) requestAnimationFrame(() => fitRef.current?.fit());
   }, [active]);
+
+  useEffect(() => {
+    if (focusRequest > 0) requestAnimationFrame(() => termRef.current?.focus());
+  }, [focusRequest]);
 
   const live = isLive(vm.state);
   const runKey = live ? `${vm.startedAt ?? ''}:${vm.pid ?? ''}` : null;

@@ -74,6 +74,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const [dialog, setDialog] = useState<OpenDialog>(null);
   const [pending, setPending] = useState<ReadonlySet<VmAction>>(new Set());
   const [actionError, setActionError] = useState<string | null>(null);
+  const [serialFocus, setSerialFocus] = useState(0);
   const toolbarRef = useRef<HTMLDivElement>(null);
   const problem = problemText(vm);
   const c = vm.config;
@@ -225,10 +226,14 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
         label="Consoles"
         className="console-tabs"
         active={tab}
-        onActive={setTab}
+        onActive={(next, by) => {
+          setTab(next);
+          // Clicking Serial means "I want to type there", as in other workstation apps.
+          if (next === 'serial' && by === 'pointer') setSerialFocus((n) => n + 1);
+        }}
         tabs={[
           { key: 'display', label: 'Display', icon: <Icon name="monitor" />, panel: <DisplayConsole vm={vm} /> },
-          { key: 'serial', label: 'Serial', icon: <Icon name="terminal" />, panel: <SerialConsole vm={vm} active={tab === 'serial'} /> },
+          { key: 'serial', label: 'Serial', icon: <Icon name="terminal" />, panel: <SerialConsole vm={vm} active={tab === 'serial'} focusRequest={serialFocus} /> },
           { key: 'stats', label: 'Stats', icon: <Icon name="chart" />, panel: <VmStatsPanel vm={vm} /> },
         ]}
       />
