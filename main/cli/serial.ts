@@ -68,7 +68,8 @@ function direct(socketPath: string): Promise<Pipe> {
 }
 
 async function viaEngine(s: Services, id: string): Promise<Pipe> {
-  const { url } = await s.console.openStream(id, 'serial');
+  // Like a direct attach: only what the guest writes from now on (`serial --log` prints the past).
+  const { url } = await s.console.openStream(id, 'serial', { history: false });
   const ws = new WebSocket(url);
   ws.binaryType = 'nodebuffer';
   await new Promise<void>((resolve, reject) => {

@@ -195,7 +195,7 @@ describe('TicketBook', () => {
 });
 
 describe('SerialHub against a chardev stand-in', () => {
-  async function setup(options: { scrollbackBytes?: number; lingerMs?: number } = {}) {
+  async function setup(options: { scrollbackBytes?: number; lingerMs?: number } = {}, attach: { history?: boolean } = {}) {
     const dir = tempDir();
     const dev = await FakeChardev.start(path.join(dir, 'serial.sock'), path.join(dir, 'serial.log'));
     let hub: SerialHub | null = null;
@@ -205,7 +205,7 @@ describe('SerialHub against a chardev stand-in', () => {
         hubsMade++;
         hub = new SerialHub({ socketPath: path.join(dir, 'serial.sock'), logPath: dev.logPath, ...options });
       }
-      hub.attach(ws);
+      hub.attach(ws, attach);
     });
     return { dir, dev, srv, hub: () => hub, hubsMade: () => hubsMade };
   }
@@ -269,6 +269,17 @@ describe('SerialHub against a chardev stand-in', () => {
     expect(got.length).toBeGreaterThan(1000);
     expect(got.length).toBeLessThan(log.length);
     expect(got.equals(log.subarray(log.length - got.length))).toBe(true);
+  });
+
+  it('gives a client that asked for no history only what the guest writes after it joined', async () => {
+    const { dev, srv } = await setup({}, { history: false });
+    dev.write('old boot output\n');
+    await sleep(30);
+    const c = await srv.connect();
+    await sleep(50);
+    dev.write('fresh line\n');
+    const got = await c.until((b) => b.includes('fresh line'));
+    expect(got.toString()).toBe('fresh line\n');
   });
 
   it('delivers the last words, then closes every client with "The VM stopped." when QEMU goes', async () => {

@@ -35,7 +35,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { RawData, WebSocket } from 'ws';
-import type { ConsoleService, StreamKind, VmService } from '../common/contract';
+import type { ConsoleService, StreamKind, StreamOptions, VmService } from '../common/contract';
 import { ErrorCode, VivariumError, errors } from '../common/errors';
 import type { Layout } from '../services/paths';
 import { isSocketAlive } from './transports/unix-socket';
@@ -59,6 +59,8 @@ const WS_OPEN = 1;
 export interface StreamGrant {
   readonly vmId: string;
   readonly kind: StreamKind;
+  /** Serial: send what the guest wrote before this client joined (default true). */
+  readonly history?: boolean;
 }
 
 // ---- tickets ---------------------------------------------------------------------------------------
@@ -120,6 +122,8 @@ interface SerialClient {
   readonly ws: WebSocket;
   /** Has had its scrollback and now gets live bytes. */
   ready: boolean;
+  /** Wants the scrollback at all (a terminal attach from the CLI does not). */
+  readonly history: boolean;
 }
 
 type HubState = 'connecting' | 'open' | 'closed';
@@ -178,7 +182,7 @@ export class SerialHub {
     return this.state === 'closed';
   }
 
-  attach(ws: WebSocket): void {
+  attach(ws: WebSocket, options: { readonly history?: boolean } = {}): void {
     if (this.state === 'closed') {
       ws.close(StreamCloseCode.unreachable, 'The serial console is closed. Open it again.');
       return;
@@ -187,7 +191,7 @@ export class SerialHub {
       clearTimeout(this.lingerTimer);
       this.lingerTimer = null;
     }
-    const client: SerialClient = { ws, ready: false };
+    const client: SerialClient = { ws, ready: false, history: options.history ?? true };
     this.clients.add(client);
     ws.on('message', (data: RawData) => this.input(data));
     const leave = (): void => {
@@ -318,7 +322,7 @@ export class SerialHub {
       for (const c of this.clients) {
         if (c.ready) continue;
         c.ready = true;
-        if (this.logFile) {
+        if (this.logFile && c.history) {
           const from = Math.max(0, this.offset - this.scrollbackBytes);
           const back = await readRange(this.logFile, from, this.offset);
           if (back.length) this.sendTo(c, back);
@@ -523,7 +527,7 @@ export class StreamBridge implements ConsoleService {
     this.tickets = new TicketBook(deps.ticketTtlMs ?? STREAM_TICKET_TTL_MS);
   }
 
-  async openStream(ref: string, kind: StreamKind): Promise<{ readonly url: string }> {
+  async openStream(ref: string, kind: StreamKind, options: StreamOptions = {}): Promise<{ readonly url: string }> {
     if (this.disposed) throw new VivariumError(ErrorCode.InvalidState, 'The Vivarium engine is shutting down. Reconnect to the new one.');
     const vm = await this.deps.vms.get(ref);
     if (vm.state !== 'running' && vm.state !== 'paused') {
@@ -537,7 +541,7 @@ export class StreamBridge implements ConsoleService {
         id: vm.id,
       });
     }
-    const ticket = this.tickets.mint({ vmId: vm.id, kind });
+    const ticket = this.tickets.mint({ vmId: vm.id, kind, history: options.history ?? true });
     return { url: `${this.deps.baseUrl()}/streams/${ticket}` };
   }
 
@@ -569,7 +573,7 @@ export class StreamBridge implements ConsoleService {
         hub = created;
         this.serialHubs.set(grant.vmId, hub);
       }
-      hub.attach(ws);
+      hub.attach(ws, { history: grant.history });
       return;
     }
     const relay: VncRelay = relayVnc(ws, {
