@@ -139,3 +139,10 @@ describe('port forwards in the form', () => {
     expect(patch.ok && patch.value).toEqual({ net: 'none', forwards: [] });
   });
 });
+
+describe('paths in the form', () => {
+  it('asks for absolute paths: a relative one would resolve against whichever engine serves the call', () => {
+    const r = toCreateSpec({ ...DEFAULT_VM_FORM, name: 'x', iso: '../../etc/passwd' });
+    expect(!r.ok && r.errors.iso).toMatch(/absolute path/);
+  });
+});

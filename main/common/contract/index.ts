@@ -33,11 +33,15 @@ export type Event<T> = (listener: (e: T) => void) => Disposable;
 /** A VM reference: its name or its id. */
 export const VmRef = z.string().min(1, 'a VM name or id is required').max(200);
 
+/** A host path from a front end: absolute (a relative one would resolve against whichever process
+ *  happens to serve the call), without NUL or `..` segments. */
 const AbsPath = z
   .string()
   .min(1)
   .max(4096)
-  .refine((p) => !p.includes('\0'), 'must not contain NUL');
+  .refine((p) => !p.includes('\0'), 'must not contain NUL')
+  .refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path')
+  .refine((p) => !p.split(/[\\/]/).includes('..'), 'must not contain ".." segments');
 
 /** A name for a new or renamed VM: any text, but not something that reads as a VM id, so that a
  *  NAME argument can never mean two VMs. */
