@@ -176,7 +176,10 @@ describe('vivarium CLI library handling', () => {
     await createLinuxGuest('dup');
     const dup = await cli(['create', 'DUP', '--disk-size', '0']);
     expect(dup.code).toBe(1);
-    expect(dup.stderr).toMatch(/already exists/);
+    expect(dup.stderr).toMatch(/A VM named "dup" already exists \(names are compared without regard to case\)/);
+    const huge = await cli(['create', 'huge', '--memory', '512G', '--disk-size', '0']);
+    expect(huge.code).toBe(1);
+    expect(huge.stderr).toMatch(/more memory than this host has/);
     expect(fs.readdirSync(vmsDir)).toHaveLength(1);
   });
 

@@ -13,6 +13,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type {
   CreateVmSpec,
   DeleteOptions,
@@ -198,6 +199,7 @@ export class VmManager implements VmService {
       os: spec.os ?? 'Other',
       extraArgs: [],
     };
+    assertMemoryFits(candidate.memoryMiB);
     const parsed = VmConfig.safeParse(candidate);
     if (!parsed.success) throw errors.invalid(`Invalid VM settings: ${formatZodIssues(parsed.error)}`);
     const config = parsed.data;
@@ -267,6 +269,7 @@ export class VmManager implements VmService {
         os: patch.os ?? c.os,
       });
       if (!next.success) throw errors.invalid(`Invalid VM settings: ${formatZodIssues(next.error)}`);
+      if (patch.memoryMiB !== undefined) assertMemoryFits(patch.memoryMiB);
       buildQemuArgs(next.data, caps, this.deps.layout.paths(c.id));
       if (needVars && uefi) {
         await this.makeUefiVars(new QemuImg(caps.qemuImg), uefi.varsTemplate, uefi.varsFormat, this.deps.layout.bundle(c.id).file(BundleFile.uefiVars));
@@ -828,7 +831,11 @@ export class VmManager implements VmService {
     const clash = this.store
       .list()
       .find((e) => e.id !== exceptId && (e.ok ? e.config.name : e.name)?.toLowerCase() === name.trim().toLowerCase());
-    if (clash) throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${name.trim()}" already exists. Choose another name.`);
+    if (clash) {
+      const existing = clash.ok ? clash.config.name : clash.name;
+      const caseNote = existing !== name.trim() ? ' (names are compared without regard to case)' : '';
+      throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${existing}" already exists${caseNote}. Choose another name.`);
+    }
   }
 
   private assertStopped(entry: BundleEntry, what: string): void {
@@ -907,6 +914,14 @@ function withDirectIoWhereSupported(caps: HostCapabilities, c: VmConfig, bundleF
     }
   }
   return caps;
+}
+
+/** A VM can't be given more memory than the host has: QEMU would only fail later, at start. */
+function assertMemoryFits(memoryMiB: number): void {
+  const hostMiB = Math.floor(os.totalmem() / 1024 ** 2);
+  if (memoryMiB > hostMiB) {
+    throw errors.invalid(`${memoryMiB} MiB is more memory than this host has (${hostMiB} MiB). Give the VM less, e.g. --memory ${Math.max(256, Math.floor(hostMiB / 2 / 256) * 256)}M.`);
+  }
 }
 
 /** Unix socket paths are capped at 108 bytes on Linux and 104 on macOS. */
