@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { WebSocket } from 'ws';
-import { REPO, cli, guest, median, percentile, rpcConnect, sleep, startServe, stopProcess, tempHome } from './lib.mjs';
+import { cli, guest, median, percentile, rpcConnect, sleep, startServe, stopProcess, tempHome, part, requireBuilt } from './lib.mjs';
 
 const KEYS_PER_LINE = 40;
 const SERIAL_LINES = Number(process.env.BENCH_SERIAL_LINES ?? 5); // 5 × 40 = 200 keystrokes
@@ -26,12 +26,6 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage
   '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
 
 const ms = (x) => x.toFixed(2);
-
-function requireBuilt() {
-  for (const f of ['out/main/common/rpc/client.js', 'out/main/server/transports/websocket.js', 'out/renderer/index.html']) {
-    if (!fs.existsSync(path.join(REPO, f))) throw new Error(`${f} is missing: run \`npm run build\` (or \`npm run bench\`) first`);
-  }
-}
 
 // ---- processes -----------------------------------------------------------------------------------
 
@@ -613,15 +607,6 @@ async function libraryRows(g, rowsOut) {
 }
 
 // ---- the suite --------------------------------------------------------------------------------------
-
-/** One failed row per part that threw, so the other parts still report. */
-async function part(name, rows, f) {
-  try {
-    await f();
-  } catch (e) {
-    rows.push({ bench: name, measure: `failed: ${e.message.split('\n')[0]}`, value: '-', target: '-', ok: false });
-  }
-}
 
 export async function run() {
   requireBuilt();

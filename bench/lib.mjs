@@ -138,3 +138,19 @@ export async function rpcConnect(served) {
   });
   return createRpcClient(wsConnection(ws), { onError: () => {} });
 }
+
+/** The compiled engine and renderer the suites load; `npm run bench` builds them. */
+export function requireBuilt() {
+  for (const f of ['out/main/common/rpc/client.js', 'out/main/server/transports/websocket.js', 'out/renderer/index.html']) {
+    if (!fs.existsSync(path.join(REPO, f))) throw new Error(`${f} is missing: run \`npm run build\` (or \`npm run bench\`) first`);
+  }
+}
+
+/** Runs one part of a suite; a part that throws becomes one failed row, so the other parts still report. */
+export async function part(name, rows, f) {
+  try {
+    await f();
+  } catch (e) {
+    rows.push({ bench: name, measure: `failed: ${e.message.split('\n')[0]}`, value: '-', target: '-', ok: false });
+  }
+}

@@ -10,9 +10,8 @@
 // machine their own CPU is a constant background to both phases (reported in its own row).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { WebSocket } from 'ws';
-import { REPO, cli, guest, rpcConnect, sleep, startServe, tempHome } from './lib.mjs';
+import { cli, guest, rpcConnect, sleep, startServe, tempHome, part, requireBuilt } from './lib.mjs';
 
 const VMS = 10;
 /** Length of each engine phase. */
@@ -31,12 +30,6 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage
 const VIEWPORT = { width: 1440, height: 1000 };
 
 const pct = (x) => x.toFixed(2);
-
-function requireBuilt() {
-  for (const f of ['out/main/common/rpc/client.js', 'out/main/server/transports/websocket.js', 'out/renderer/index.html']) {
-    if (!fs.existsSync(path.join(REPO, f))) throw new Error(`${f} is missing: run \`npm run build\` (or \`npm run bench\`) first`);
-  }
-}
 
 // ---- CPU accounting from /proc --------------------------------------------------------------------
 
@@ -363,14 +356,6 @@ async function rendererRows(served, vms, rows) {
 }
 
 // ---- the suite --------------------------------------------------------------------------------------
-
-async function part(name, rows, f) {
-  try {
-    await f();
-  } catch (e) {
-    rows.push({ bench: name, measure: `failed: ${e.message.split('\n')[0]}`, value: '-', target: '-', ok: false });
-  }
-}
 
 export async function run() {
   requireBuilt();

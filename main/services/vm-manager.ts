@@ -547,6 +547,8 @@ export class VmManager implements VmService {
   }
 
   private info(entry: BundleEntry): VmInfo {
+    // runState first: it may just have recorded an exit that lastExit must show.
+    const rs: RunState = entry.ok ? this.runState(entry) : { state: 'stopped' };
     const lastExit = readLastExit(this.deps.layout.bundle(entry.id).lastExit);
     if (!entry.ok) {
       return {
@@ -562,7 +564,6 @@ export class VmManager implements VmService {
         startedAt: null,
       };
     }
-    const rs = this.runState(entry);
     const running = 'record' in rs ? rs.record : null;
     return {
       id: entry.id,
@@ -570,8 +571,7 @@ export class VmManager implements VmService {
       state: rs.state,
       pid: running?.pid ?? null,
       accel: running?.accel ?? entry.config.accel,
-      // Read after runState, which may just have recorded an exit.
-      lastExit: running ? lastExit : readLastExit(this.deps.layout.bundle(entry.id).lastExit),
+      lastExit,
       error: null,
       config: entry.config,
       path: entry.dir,
