@@ -19,15 +19,28 @@ export function tempHome() {
     runtimeDir,
     env,
     cleanup() {
-      // Kill anything still running from this library, then remove it.
-      for (const d of fs.existsSync(runtimeDir) ? fs.readdirSync(runtimeDir) : []) {
-        const pidfile = path.join(runtimeDir, d, 'qemu.pid');
-        if (fs.existsSync(pidfile)) {
-          try {
-            process.kill(Number(fs.readFileSync(pidfile, 'utf8')), 'SIGKILL');
-          } catch {
-      // not there yet
-    }
+      // Kill every QEMU of this library: pidfiles live at <runtime>/<library>/<vm>/qemu.pid, and
+      // as a backstop any process whose command line names the runtime folder.
+      const pids = new Set();
+      const sub = (d) => (fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name)) : []);
+      for (const lib of sub(runtimeDir)) {
+        for (const vm of sub(lib)) {
+          const pidfile = path.join(vm, 'qemu.pid');
+          if (fs.existsSync(pidfile)) pids.add(Number(fs.readFileSync(pidfile, 'utf8')));
+        }
+      }
+      for (const p of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+        try {
+          if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(runtimeDir)) pids.add(Number(p));
+        } catch {
+          // gone
+        }
+      }
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
         }
       }
       fs.rmSync(home, { recursive: true, force: true });
