@@ -154,7 +154,9 @@ describe('probeHost on this machine (real QEMU 7.2)', () => {
     const report = hostReport(caps, LAYOUT, { osRelease: DEBIAN });
     expect(report.binaries.find((b) => b.arch === 'x86_64')?.version).toMatch(/^7\.2\.\d+$/);
     expect(report.qemuImg.ok).toBe(true);
-    expect(report.firmware).toHaveLength(1);
+    // One UEFI firmware per installed QEMU architecture (CI installs qemu-system-arm + AAVMF too).
+    expect(report.firmware).toHaveLength(Object.keys(caps.binaries).length);
+    if (caps.binaries.aarch64) expect(caps.firmware.aarch64?.code).toMatch(/AAVMF_CODE/);
     // The only problem: no hardware acceleration, and why.
     expect(report.problems).toHaveLength(1);
     expect(report.problems[0]).toMatch(/TCG software emulation.*kvm_pvm/);
