@@ -15,6 +15,8 @@ import { VivariumError, ErrorCode } from '../common/errors';
 
 export const BUNDLES_DIR = 'vms';
 export const HOST_CACHE_FILE = 'host-probe.json';
+/** Downloaded installer ISOs and images (verified), with their partial downloads (main/services/media). */
+export const MEDIA_DIR = 'media';
 
 /** Files inside a VM bundle. */
 export const BundleFile = {
@@ -161,6 +163,10 @@ export class Layout {
   }
   get hostCache(): string {
     return path.join(this.home, HOST_CACHE_FILE);
+  }
+  /** `<library>/media`: downloaded installer ISOs and images (main/services/media). */
+  get mediaDir(): string {
+    return path.join(this.home, MEDIA_DIR);
   }
 
   /** Bundle folders are named by id only: a VM's name never becomes a path. */
