@@ -14,6 +14,20 @@ export type ExitReason =
   /** QEMU refused to start (bad option, missing file, locked image). */
   | 'failed';
 
+/** A rung of the stop ladder (main/services/drivers/qemu/stop-ladder.ts): the ACPI power button,
+ *  QMP quit, then SIGTERM and SIGKILL to QEMU. */
+export type StopRungName = 'acpi' | 'quit' | 'SIGTERM' | 'SIGKILL';
+
+/** Where a Shut Down is, while it runs: a UI shows "Waiting for the guest to shut down… (Ns)" from
+ *  `deadline` and offers Force Off Now (stop with force). */
+export interface StopProgress {
+  /** ISO time the stop began. */
+  readonly startedAt: string;
+  /** ISO time the current rung gives up and the ladder escalates; null when it waits for nothing. */
+  readonly deadline: string | null;
+  readonly rung: StopRungName;
+}
+
 export interface LastExit {
   readonly reason: ExitReason;
   readonly at: string;
@@ -43,6 +57,11 @@ export interface VmInfo {
   /** The bundle folder. */
   readonly path: string;
   readonly startedAt: string | null;
+  /** State "paused": why, in QEMU's words (query-status: "paused" by a client, "io-error",
+   *  "guest-panicked", "internal-error", "suspended", …); null otherwise or when unknown. */
+  readonly pausedReason?: string | null;
+  /** State "stopping": the stop ladder's progress; null otherwise. */
+  readonly stopping?: StopProgress | null;
 }
 
 export interface VmDetails extends VmInfo {
