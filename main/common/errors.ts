@@ -18,6 +18,8 @@ export const ErrorCode = {
   Timeout: 'timeout',
   Unsupported: 'unsupported',
   Unauthorized: 'unauthorized',
+  /** No space left (ENOSPC) or quota used up (EDQUOT) where Vivarium writes: expected, not a bug. */
+  DiskFull: 'disk-full',
   Internal: 'internal',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -60,6 +62,14 @@ export function isVivariumError(e: unknown): e is VivariumError {
  *  `internal` with a message that does not leak a stack trace. */
 export function serializeError(e: unknown): SerializedError {
   if (e instanceof VivariumError) return e.toJSON();
+  // A full disk can surface from any write (ours, a library's): an expected error, said plainly.
+  const errno = (e as { code?: unknown } | null)?.code;
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    return {
+      code: ErrorCode.DiskFull,
+      message: `The disk holding your library is full${errno === 'EDQUOT' ? ' (your disk quota is used up)' : ''}. Free some space and try again.`,
+    };
+  }
   const message = e instanceof Error ? e.message : String(e);
   return { code: ErrorCode.Internal, message: `Internal error: ${message}. Please report this as a bug.` };
 }

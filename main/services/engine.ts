@@ -5,7 +5,7 @@
 import type { ConsoleService, HostService, Services, StatsService } from '../common/contract';
 import { ErrorCode, VivariumError } from '../common/errors';
 import type { HostCapabilities } from '../common/models/host';
-import { Layout } from './paths';
+import { Layout, makeLibraryPrivate } from './paths';
 import { hostReport, probeHost } from './qemu/host-probe';
 import { StatsEngine } from './stats/stats-service';
 import { VmManager } from './vm-manager';
@@ -32,6 +32,8 @@ export interface Engine {
 export function createEngine(options: EngineOptions = {}): Engine {
   const env = options.env ?? process.env;
   const layout = options.layout ?? Layout.fromEnv(env);
+  // Everything this engine (and the QEMU/qemu-img it spawns) writes is owner-only (issue 8).
+  void makeLibraryPrivate(layout.home, options.log ?? ((line) => void process.stderr.write(`vivarium: ${line}\n`)));
   let caps: Promise<HostCapabilities> | null = null;
   const host = (): Promise<HostCapabilities> => {
     caps ??= probeHost({ env, cacheFile: layout.hostCache }).catch((e: unknown) => {

@@ -7,7 +7,7 @@
  *    108 bytes on Linux and 104 on macOS), private (0700) and per library, so two libraries (two
  *    test runs) never see each other's VMs.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -229,11 +229,8 @@ function chain(dir: string, base: string): string[] {
   return out;
 }
 
-function refusePrivate(dir: string, why: string): never {
-  throw new VivariumError(
-    ErrorCode.Internal,
-    `${dir} ${why}, so it is not safe for Vivarium's sockets. Remove it (or set VIVARIUM_RUNTIME_DIR to a private folder) and try again.`,
-  );
+function refusePrivate(dir: string, why: string, advice = 'Remove it (or set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own) and try again.'): never {
+  throw new VivariumError(ErrorCode.InvalidState, `${dir} ${why}, so it is not safe for Vivarium's sockets. ${advice}`, { path: dir });
 }
 
 /** Checks one level: a real directory owned by us; tightens its mode if it is ours but too open. */
@@ -243,6 +240,11 @@ function checkPrivate(dir: string): void {
   if (st.isSymbolicLink()) refusePrivate(dir, 'is a symbolic link');
   if (!st.isDirectory()) refusePrivate(dir, 'is not a directory');
   if (st.uid !== uid) refusePrivate(dir, `belongs to another user (uid ${st.uid})`);
+  // A shared folder (/tmp itself, mode 1777, or one anybody may write to) is refused, never
+  // chmod'ed: narrowing /tmp to 0700 as root would break every other program on the machine.
+  if ((st.mode & 0o1000) !== 0 || (st.mode & 0o002) !== 0) {
+    refusePrivate(dir, `is a shared folder (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}: others may create files in it)`, 'Set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own (or unset it) and try again.');
+  }
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }
 
@@ -268,24 +270,133 @@ export function ensurePrivateDir(dir: string, base: string = dir): void {
   }
 }
 
-/** Atomic write: temp file in the same folder, fsync, rename, fsync the folder. */
-export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`;
-  const fd = fs.openSync(tmp, 'w', mode);
+
+// ---- private files ------------------------------------------------------------------------------
+//
+// Everything Vivarium writes is private to its user: a VM's disk, serial log and config are as
+// personal as a home folder. Three layers make that true whoever does the writing:
+//  1. the process umask is 077 (usePrivateUmask), so files QEMU, qemu-img and the supervising shell
+//     create — which never pass through our code — are born owner-only;
+//  2. our own writers pass explicit modes and fchmod the new file, so a writer in a process that
+//     could not set the umask (a worker thread) is still private;
+//  3. a library made by an older version, or touched by other tools, is tightened once on first use
+//     (tightenLibrary), and the user is told.
+
+/** Mode of every folder Vivarium creates: owner only. */
+export const PRIVATE_DIR_MODE = 0o700;
+/** Mode of every file Vivarium creates: owner read/write only. */
+export const PRIVATE_FILE_MODE = 0o600;
+/** The umask Vivarium runs with (and its children inherit). */
+export const PRIVATE_UMASK = 0o077;
+/** The largest config.json (or other small JSON file of ours) read: real ones are a few KiB. */
+export const MAX_SMALL_FILE_BYTES = 1024 * 1024;
+
+const IS_WINDOWS = process.platform === 'win32';
+const NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
+const NONBLOCK = fs.constants.O_NONBLOCK ?? 0;
+
+/**
+ * Sets the process umask to (at least) 077, so every file this process and the programs it spawns
+ * (QEMU with its logfile and serial.log, qemu-img outputs, the supervisor's exit-status file) create
+ * is owner-only whatever the user's umask. Returns false where a umask cannot be set (Windows, a
+ * worker thread); our own writers set modes explicitly either way.
+ */
+export function usePrivateUmask(): boolean {
+  if (IS_WINDOWS) return false;
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const old = process.umask(PRIVATE_UMASK);
+    if ((old | PRIVATE_UMASK) !== PRIVATE_UMASK) process.umask(old | PRIVATE_UMASK);
+    return true;
+  } catch {
+    return false; // ERR_WORKER_UNSUPPORTED_OPERATION
   }
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
+}
+
+/** The file's name as a person would look for it in a VM folder: `config.json`, `vivarium.log`. */
+function shortName(file: string): string {
+  return path.basename(file);
+}
+
+/** The error for a symbolic link where Vivarium expects a file or folder of its own. The message
+ *  never includes anything read from the link's target. */
+export function symlinkError(file: string): VivariumError {
+  return new VivariumError(
+    ErrorCode.BrokenBundle,
+    `${shortName(file)} is a symbolic link; Vivarium does not follow links in a VM folder. Replace it with a real file (or remove it) and try again.`,
+    { path: file },
+  );
+}
+
+function notRegularError(file: string): VivariumError {
+  return new VivariumError(
+    ErrorCode.BrokenBundle,
+    `${shortName(file)} is not a regular file (a folder, pipe or device sits in its place). Remove it and try again.`,
+    { path: file },
+  );
+}
+
+function mib(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / (1024 * 1024)));
+}
+
+/** Free bytes on the filesystem holding `p` (its nearest existing ancestor), or null. */
+function freeBytes(p: string): number | null {
+  for (let dir = p; ; dir = path.dirname(dir)) {
+    try {
+      const s = fs.statfsSync(dir);
+      return s.bavail * s.bsize;
+    } catch {
+      if (path.dirname(dir) === dir) return null;
+    }
   }
+}
+
+/**
+ * Turns a file system failure into an expected error a person can act on — a full disk (ENOSPC), a
+ * used-up quota (EDQUOT), a read-only filesystem (EROFS), a symbolic link where we refuse one
+ * (ELOOP from an O_NOFOLLOW open) — and returns anything else unchanged (a bug stays a bug).
+ * `neededBytes`, when known, is said in the message ("N MB needed").
+ */
+export function expectedFsError(e: unknown, file: string, neededBytes?: number): unknown {
+  if (e instanceof VivariumError) return e;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const need = neededBytes !== undefined && neededBytes > 0 ? `; ${mib(neededBytes)} MB needed` : '';
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT': {
+      const free = freeBytes(path.dirname(file));
+      const what = code === 'EDQUOT' ? 'your disk quota on the disk holding your library is used up' : 'the disk holding your library is full';
+      const freeText = free !== null ? ` (${Math.floor(free / (1024 * 1024))} MB free)` : '';
+      return new VivariumError(
+        ErrorCode.DiskFull,
+        `Could not write ${shortName(file)}: ${what}${need}${freeText}. Free some space and try again.`,
+        { path: file, errno: code, ...(neededBytes !== undefined ? { neededBytes } : {}), ...(free !== null ? { freeBytes: free } : {}) },
+      );
+    }
+    case 'EROFS':
+      return new VivariumError(ErrorCode.InvalidState, `Could not write ${file}: its filesystem is read-only. Remount it read-write and try again.`, {
+        path: file,
+        errno: code,
+      });
+    case 'ELOOP':
+      return symlinkError(file);
+    default:
+      return e;
+  }
+}
+
+/** Writes all of `buf` (write(2) may take less than asked). */
+function writeAll(fd: number, buf: Uint8Array): void {
+  for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+
+function tempName(file: string): string {
+  return `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+}
+
+function fsyncDir(dir: string): void {
   try {
-    const dfd = fs.openSync(path.dirname(file), 'r');
+    const dfd = fs.openSync(dir, 'r');
     try {
       fs.fsyncSync(dfd);
     } finally {
@@ -294,4 +405,299 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
   } catch {
     // Directory fsync is not supported everywhere (Windows); the rename is still atomic.
   }
+}
+
+/**
+ * Atomic write: a new temp file in the same folder (O_EXCL|O_NOFOLLOW, mode `mode`, fchmod'ed so the
+ * umask cannot loosen or tighten it), fsync, rename over `file`, fsync the folder. A failure at any
+ * step removes the temp file and throws; a full disk becomes an expected error (expectedFsError).
+ * `file` being a symbolic link does not matter: rename replaces the link, never its target.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode: number = PRIVATE_FILE_MODE): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  const tmp = tempName(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | NOFOLLOW, mode);
+  } catch (e) {
+    throw expectedFsError(e, file, buf.length);
+  }
+  try {
+    try {
+      if (!IS_WINDOWS) fs.fchmodSync(fd, mode);
+      writeAll(fd, buf);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw expectedFsError(e, file, buf.length);
+  }
+  fsyncDir(path.dirname(file));
+}
+
+/** writeFileAtomic without blocking the event loop (same guarantees). */
+export async function writeFileAtomicAsync(file: string, data: string | Uint8Array, mode: number = PRIVATE_FILE_MODE): Promise<void> {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  const tmp = tempName(file);
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | NOFOLLOW, mode);
+  } catch (e) {
+    throw expectedFsError(e, file, buf.length);
+  }
+  try {
+    try {
+      if (!IS_WINDOWS) await fh.chmod(mode);
+      await fh.writeFile(buf);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(tmp, file);
+  } catch (e) {
+    await fs.promises.rm(tmp, { force: true });
+    throw expectedFsError(e, file, buf.length);
+  }
+  try {
+    const dh = await fs.promises.open(path.dirname(file), 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // as fsyncDir
+  }
+}
+
+const APPEND_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | NOFOLLOW | NONBLOCK;
+
+/**
+ * Appends to a log in a VM folder without ever following a link: O_NOFOLLOW (a planted
+ * `vivarium.log -> ~/.bashrc` is refused with symlinkError, nothing is written), O_NONBLOCK plus an
+ * fstat check (a FIFO or device in its place is refused instead of blocking or writing to it). A new
+ * file is created `mode` (0600).
+ */
+export function appendFileNoFollow(file: string, data: string | Uint8Array, mode: number = PRIVATE_FILE_MODE): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, APPEND_FLAGS, mode);
+  } catch (e) {
+    throw expectedFsError(e, file, buf.length);
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw notRegularError(file);
+    writeAll(fd, buf);
+  } catch (e) {
+    throw expectedFsError(e, file, buf.length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** appendFileNoFollow without blocking the event loop. */
+export async function appendFileNoFollowAsync(file: string, data: string | Uint8Array, mode: number = PRIVATE_FILE_MODE): Promise<void> {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, APPEND_FLAGS, mode);
+  } catch (e) {
+    throw expectedFsError(e, file, buf.length);
+  }
+  try {
+    if (!(await fh.stat()).isFile()) throw notRegularError(file);
+    await fh.appendFile(buf);
+  } catch (e) {
+    throw expectedFsError(e, file, buf.length);
+  } finally {
+    await fh.close();
+  }
+}
+
+const READ_FLAGS = fs.constants.O_RDONLY | NOFOLLOW | NONBLOCK;
+
+function tooBigError(file: string, size: number, maxBytes: number): VivariumError {
+  return new VivariumError(
+    ErrorCode.BrokenBundle,
+    `${shortName(file)} is ${mib(size)} MB, far larger than Vivarium ever writes (at most ${mib(maxBytes)} MB); it was not read. Replace it with a valid file.`,
+    { path: file, size },
+  );
+}
+
+/**
+ * Reads a small file of ours (config.json, last-exit.json, vm.json) without following a link and
+ * without reading more than `maxBytes`: a link is refused with symlinkError (whose text holds none
+ * of the target's bytes), a FIFO/device/folder with a sentence, an oversized file is not read.
+ */
+export function readFileNoFollow(file: string, maxBytes: number = MAX_SMALL_FILE_BYTES): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, READ_FLAGS);
+  } catch (e) {
+    throw expectedFsError(e, file);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw notRegularError(file);
+    if (st.size > maxBytes) throw tooBigError(file, st.size, maxBytes);
+    const buf = Buffer.alloc(st.size);
+    let filled = 0;
+    while (filled < buf.length) {
+      const n = fs.readSync(fd, buf, filled, buf.length - filled, filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    return buf.subarray(0, filled);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** readFileNoFollow without blocking the event loop. */
+export async function readFileNoFollowAsync(file: string, maxBytes: number = MAX_SMALL_FILE_BYTES): Promise<Buffer> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, READ_FLAGS);
+  } catch (e) {
+    throw expectedFsError(e, file);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw notRegularError(file);
+    if (st.size > maxBytes) throw tooBigError(file, st.size, maxBytes);
+    const buf = Buffer.alloc(st.size);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Refuses a symbolic link (or anything but a regular file) at `file` — for files a VM folder names
+ * that another program opens (QEMU opens a bundle's disk images and UEFI vars; qemu-img reads them):
+ * those programs follow links, so the check is ours to make before handing them the path. Missing
+ * files pass (the caller reports those in its own words).
+ */
+export function assertNotLink(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (st.isSymbolicLink()) throw symlinkError(file);
+}
+
+/**
+ * Creates `dir` (and missing parents) owner-only, or checks an existing one: a symbolic link is
+ * refused (symlinkError), a folder of ours that others can read is tightened to 0700. Returns true
+ * when it had to tighten.
+ */
+export function mkdirPrivate(dir: string): boolean {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  } catch (e) {
+    throw expectedFsError(e, dir);
+  }
+  const st = fs.lstatSync(dir);
+  if (st.isSymbolicLink()) throw symlinkError(dir);
+  if (IS_WINDOWS) return false;
+  const uid = process.getuid?.() ?? st.uid;
+  if (st.uid === uid && (st.mode & 0o077) !== 0) {
+    fs.chmodSync(dir, st.mode & 0o700);
+    return true;
+  }
+  return false;
+}
+
+/** What tightenLibrary changed. */
+export interface TightenResult {
+  /** Paths whose mode lost its group/other bits (old mode, octal). */
+  readonly tightened: readonly { readonly path: string; readonly from: string }[];
+  /** Entries left alone because another user owns them (we never chmod what is not ours). */
+  readonly foreign: readonly string[];
+}
+
+/** Entries visited at most by tightenLibrary (a library has a handful of files per VM). */
+const MAX_TIGHTEN_ENTRIES = 100_000;
+
+/**
+ * Makes an existing library private: `home` and every folder and file below it that belongs to this
+ * user lose their group/other permission bits (0755 → 0700, 0644 → 0600). Symbolic links are never
+ * followed (nor changed); other users' files are listed, not touched. Runs off the event loop's
+ * critical path (async); call it once when an engine starts and tell the user what it returns.
+ */
+export async function tightenLibrary(home: string): Promise<TightenResult> {
+  const tightened: { path: string; from: string }[] = [];
+  const foreign: string[] = [];
+  if (IS_WINDOWS) return { tightened, foreign };
+  const uid = process.getuid?.() ?? -1;
+  let visited = 0;
+  const visit = async (p: string): Promise<void> => {
+    if (++visited > MAX_TIGHTEN_ENTRIES) return;
+    let st: fs.Stats;
+    try {
+      st = await fs.promises.lstat(p);
+    } catch {
+      return; // vanished meanwhile
+    }
+    if (st.isSymbolicLink()) return;
+    if (st.uid !== uid) {
+      foreign.push(p);
+      return;
+    }
+    if ((st.mode & 0o077) !== 0 && (st.isDirectory() || st.isFile())) {
+      try {
+        await fs.promises.chmod(p, st.mode & 0o700);
+        tightened.push({ path: p, from: (st.mode & 0o777).toString(8).padStart(4, '0') });
+      } catch {
+        // Removed or locked meanwhile: the next start tries again.
+      }
+    }
+    if (!st.isDirectory()) return;
+    let names: string[];
+    try {
+      names = await fs.promises.readdir(p);
+    } catch {
+      return;
+    }
+    for (const n of names) await visit(path.join(p, n));
+  };
+  await visit(home);
+  return { tightened, foreign };
+}
+
+/** The sentence for the user (log/stderr) about what tightenLibrary did, or null when nothing. */
+export function describeTightening(home: string, r: TightenResult): string | null {
+  const parts: string[] = [];
+  if (r.tightened.length > 0) {
+    parts.push(
+      `made ${r.tightened.length} file${r.tightened.length === 1 ? '' : 's'} and folder${r.tightened.length === 1 ? '' : 's'} in the library ${home} private (owner only): other users on this machine could read them before`,
+    );
+  }
+  if (r.foreign.length > 0) {
+    parts.push(`${r.foreign.length} entr${r.foreign.length === 1 ? 'y belongs' : 'ies belong'} to another user and were left alone (first: ${r.foreign[0]})`);
+  }
+  return parts.length ? `${parts.join('; ')}.` : null;
+}
+
+/**
+ * What every engine does once when it starts on a library: the private umask (usePrivateUmask), then
+ * tightenLibrary in the background; `tell` gets the sentence for the user when something had to be
+ * tightened (the engine's log, or stderr for the CLI). Never throws.
+ */
+export function makeLibraryPrivate(home: string, tell: (line: string) => void): Promise<void> {
+  usePrivateUmask();
+  return tightenLibrary(home)
+    .then((r) => {
+      const line = describeTightening(home, r);
+      if (line) tell(line);
+    })
+    .catch((e: unknown) => tell(`could not check the library's permissions: ${(e as Error).message}`));
 }

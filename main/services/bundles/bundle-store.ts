@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errors } from '../../common/errors';
 import { parseVmConfig, type VmConfig } from '../../common/models/vm-config';
-import { BundleFile, KEPT_DISKS_DIR, type Layout, writeFileAtomic } from '../paths';
+import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivate, PRIVATE_DIR_MODE, readFileNoFollow, symlinkError, writeFileAtomic } from '../paths';
 
 export type BundleEntry =
   | { readonly id: string; readonly dir: string; readonly ok: true; readonly config: VmConfig }
@@ -17,6 +17,9 @@ export type BundleEntry =
 
 const UUID_DIR_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const STAGING_PREFIX = '.creating-';
+const DELETING_PREFIX = '.deleting-';
+/** `.creating-<id>-<pid>` / `.deleting-<id>-<pid>`: the pid says whether its maker still lives. */
+const LEFTOVER_RE = /^\.(?:creating|deleting)-[0-9a-f-]{36}-(\d+)$/;
 
 interface CacheSlot {
   readonly mtimeMs: number;
@@ -26,10 +29,17 @@ interface CacheSlot {
 
 export class BundleStore {
   private readonly cache = new Map<string, CacheSlot>();
+  private swept = false;
 
   constructor(private readonly layout: Layout) {}
 
   list(): BundleEntry[] {
+    // Any process that lists (the CLI too, not only a long-running engine) clears what an
+    // interrupted create or delete left behind.
+    if (!this.swept) {
+      this.swept = true;
+      this.sweepStaging();
+    }
     let names: string[];
     try {
       names = fs.readdirSync(this.layout.bundlesDir);
@@ -49,22 +59,41 @@ export class BundleStore {
     return out;
   }
 
-  /** Reads one bundle; null when the folder has no config.json at all (not a VM). */
+  /**
+   * Reads one bundle; null when the folder has no config.json at all (not a VM). Links are never
+   * followed: a VM folder that is a symbolic link, or a config.json that is one, shows as broken
+   * with a sentence that holds nothing read from the link's target.
+   */
   read(id: string): BundleEntry | null {
     const b = this.layout.bundle(id);
     let st: fs.Stats;
     try {
-      st = fs.statSync(b.config);
+      const dirSt = fs.lstatSync(b.dir);
+      if (dirSt.isSymbolicLink()) {
+        this.cache.delete(id);
+        return {
+          id,
+          dir: b.dir,
+          ok: false,
+          error: 'This VM folder is a symbolic link; Vivarium does not follow links in its library. Move the real folder into the library instead.',
+          name: null,
+        };
+      }
+      st = fs.lstatSync(b.config);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
       return { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
     }
+    if (st.isSymbolicLink()) {
+      this.cache.delete(id);
+      return { id, dir: b.dir, ok: false, error: symlinkError(b.config).message, name: null };
+    }
     const slot = this.cache.get(id);
     if (slot && slot.mtimeMs === st.mtimeMs && slot.size === st.size) return slot.entry;
     let entry: BundleEntry;
     try {
-      const text = fs.readFileSync(b.config, 'utf8');
+      const text = readFileNoFollow(b.config).toString('utf8');
       const result = parseVmConfig(text);
       if (result.ok && result.config.id !== id) {
         entry = {
@@ -92,23 +121,35 @@ export class BundleStore {
    * files (disks, UEFI vars) into the staging folder.
    */
   async create(config: VmConfig, prepare: (stagingDir: string) => Promise<void>): Promise<void> {
-    fs.mkdirSync(this.layout.bundlesDir, { recursive: true });
+    mkdirPrivate(this.layout.home);
+    mkdirPrivate(this.layout.bundlesDir);
     const finalDir = this.layout.bundle(config.id).dir;
-    const staging = path.join(this.layout.bundlesDir, `${STAGING_PREFIX}${config.id}`);
-    fs.mkdirSync(staging, { mode: 0o755 });
+    const staging = path.join(this.layout.bundlesDir, `${STAGING_PREFIX}${config.id}-${process.pid}`);
+    try {
+      fs.mkdirSync(staging, { mode: PRIVATE_DIR_MODE });
+      fs.chmodSync(staging, PRIVATE_DIR_MODE);
+    } catch (e) {
+      throw expectedFsError(e, staging);
+    }
     try {
       await prepare(staging);
       writeFileAtomic(path.join(staging, BundleFile.config), serializeConfig(config));
       fs.renameSync(staging, finalDir);
     } catch (e) {
       fs.rmSync(staging, { recursive: true, force: true });
-      throw e;
+      throw expectedFsError(e, finalDir);
     }
   }
 
   save(config: VmConfig): void {
     const b = this.layout.bundle(config.id);
-    if (!fs.existsSync(b.dir)) throw errors.notFound(config.id);
+    let dir: fs.Stats;
+    try {
+      dir = fs.lstatSync(b.dir);
+    } catch {
+      throw errors.notFound(config.id);
+    }
+    if (dir.isSymbolicLink()) throw symlinkError(b.dir);
     writeFileAtomic(b.config, serializeConfig(config));
   }
 
@@ -122,7 +163,7 @@ export class BundleStore {
       const owned = entry.config.disks.flatMap((d) => ('bundle' in d.source ? [d.source.bundle] : []));
       if (owned.length > 0) {
         const dest = path.join(this.layout.home, KEPT_DISKS_DIR, `${safeFileStem(entry.config.name)}-${entry.id.slice(0, 8)}`);
-        fs.mkdirSync(dest, { recursive: true });
+        mkdirPrivate(dest);
         for (const file of owned) {
           const from = this.layout.bundle(entry.id).file(file);
           if (!fs.existsSync(from)) continue;
@@ -133,14 +174,18 @@ export class BundleStore {
       }
     }
     // Move aside first so a half-deleted bundle never shows up as a broken VM.
-    const trash = path.join(this.layout.bundlesDir, `.deleting-${entry.id}-${process.pid}`);
+    const trash = path.join(this.layout.bundlesDir, `${DELETING_PREFIX}${entry.id}-${process.pid}`);
     fs.renameSync(entry.dir, trash);
     fs.rmSync(trash, { recursive: true, force: true });
     this.cache.delete(entry.id);
     return kept;
   }
 
-  /** Removes staging folders left by a create or delete that was interrupted. */
+  /**
+   * Removes staging folders left by a create or delete that was interrupted (killed, power cut): at
+   * once when the process that made one is gone (its pid is in the name), else once it is older than
+   * `maxAgeMs` (a pid reused by another program). A link is removed as a link, never followed.
+   */
   sweepStaging(maxAgeMs = 10 * 60_000): void {
     let names: string[] = [];
     try {
@@ -149,14 +194,25 @@ export class BundleStore {
       return;
     }
     for (const n of names) {
-      if (!n.startsWith(STAGING_PREFIX) && !n.startsWith('.deleting-')) continue;
+      if (!n.startsWith(STAGING_PREFIX) && !n.startsWith(DELETING_PREFIX)) continue;
       const p = path.join(this.layout.bundlesDir, n);
       try {
-        if (Date.now() - fs.statSync(p).mtimeMs > maxAgeMs) fs.rmSync(p, { recursive: true, force: true });
+        const pid = Number(LEFTOVER_RE.exec(n)?.[1] ?? NaN);
+        const ownerGone = Number.isSafeInteger(pid) && pid !== process.pid && !processAlive(pid);
+        if (ownerGone || Date.now() - fs.lstatSync(p).mtimeMs > maxAgeMs) fs.rmSync(p, { recursive: true, force: true });
       } catch {
         // Someone else removed it first.
       }
     }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
   }
 }
 
