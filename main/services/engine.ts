@@ -6,6 +6,7 @@ import type { ConsoleService, HostService, Services, StatsService } from '../com
 import { ErrorCode, VivariumError } from '../common/errors';
 import type { HostCapabilities } from '../common/models/host';
 import { Layout, makeLibraryPrivate } from './paths';
+import { defaultsFor } from './host-defaults';
 import { hostReport, probeHost } from './qemu/host-probe';
 import { StatsEngine } from './stats/stats-service';
 import { VmManager } from './vm-manager';
@@ -45,6 +46,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
   const manager = new VmManager({ layout, host, log: options.log });
   const hostService: HostService = {
     doctor: async () => hostReport(await host(), layout),
+    defaults: async (o) => defaultsFor(await host(), o),
   };
   // Built here unless the host brings its own; either way one sampler serves every client.
   let ownStats: StatsEngine | null = null;

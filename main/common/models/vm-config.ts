@@ -72,6 +72,15 @@ export const VmName = z
   .max(100, 'name must be at most 100 characters')
   .refine((n) => !/[\u0000-\u001f\u007f]/.test(n), 'name must not contain control characters');
 
+/** The sentences of the cross-field rules, one home for each: the schemas below and in
+ *  contract/vms.ts attach them to a field path; each front end adds its own remedy. */
+export const RULE_MESSAGES = {
+  forwardsNeedNetwork: 'port forwards need networking',
+  isoOrKernel: 'boot either from an ISO image or from a kernel, not both',
+  kernelPartsNeedKernel: 'needs a kernel to boot directly',
+  diskPathOrSize: 'give either an existing disk image or the size of a new one, not both',
+} as const;
+
 export const MIN_MEMORY_MIB = 16;
 export const MAX_MEMORY_MIB = 1024 * 1024;
 export const MAX_CPUS = 256;
@@ -115,7 +124,12 @@ export const VmConfig = z
      *  from UI text fields; only set by the user on purpose. */
     extraArgs: z.array(z.string().max(4096)).max(64).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.network.mode === 'none' && c.network.forwards.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['network', 'forwards'], message: RULE_MESSAGES.forwardsNeedNetwork });
+    }
+  });
 export type VmConfig = z.infer<typeof VmConfig>;
 export type VmConfigInput = z.input<typeof VmConfig>;
 

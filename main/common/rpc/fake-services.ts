@@ -3,7 +3,7 @@
  * every call (so a test can prove a rejected call never reached it) and counts event listeners (so a
  * test can prove subscriptions are disposed). It is not a VM manager and must not be used as one.
  */
-import type { Disposable, Services, StatsService, VmService } from '../contract';
+import { SERVICE_NAMES, type Disposable, type Services } from '../contract';
 import { errors } from '../errors';
 import type { StatsSample } from '../models/stats';
 import type { VmChange, VmInfo } from '../models/vm-state';
@@ -82,11 +82,9 @@ export class FakeStats {
 export function fakeServices(): { readonly services: Services; readonly vms: FakeVms; readonly stats: FakeStats } {
   const vms = new FakeVms();
   const stats = new FakeStats();
-  const services = {
-    vms: vms as unknown as VmService,
-    host: {},
-    stats: stats as unknown as StatsService,
-    console: {},
-  } as unknown as Services;
+  // Every service of the contract exists (empty unless faked here), so the server's "not available"
+  // path is reachable for the rest.
+  const faked: Partial<Record<keyof Services, object>> = { vms, stats };
+  const services = Object.fromEntries(SERVICE_NAMES.map((name) => [name, faked[name] ?? {}])) as unknown as Services;
   return { services, vms, stats };
 }

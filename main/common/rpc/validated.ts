@@ -19,5 +19,7 @@ export function validatedServices(services: Services, contract: Contract = defau
       },
     }) as unknown as Services[K];
   };
-  return { vms: wrap('vms'), host: wrap('host'), stats: wrap('stats'), console: wrap('console') };
+  const out: Partial<Record<ServiceName, unknown>> = {};
+  for (const name of Object.keys(contract) as ServiceName[]) out[name] = wrap(name);
+  return out as Services;
 }

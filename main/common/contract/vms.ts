@@ -1,0 +1,174 @@
+/**
+ * The `vms` service: the library (list, get, create, edit, delete) and each VM's lifecycle.
+ *
+ * The spec schemas carry the cross-field rules of a create or an edit *with field paths*, so a form
+ * gets one message per field straight from `safeParse`, and the engine refuses the same input with
+ * the same sentence (main/common/models/vm-settings.ts applies the rules that need the current
+ * config or the host).
+ */
+import { z } from 'zod';
+import { AccelChoice, Arch, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, PortForward, RULE_MESSAGES, VmName } from '../models/vm-config';
+import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
+import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
+
+/** A name for a new or renamed VM: any text, but not something that reads as a VM id, so that a
+ *  NAME argument can never mean two VMs. */
+const NewVmName = VmName.refine((n) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(n), 'a VM name must not look like a VM id');
+
+/** Port forwards: each host port (per protocol) at most once, or QEMU refuses to start. */
+const Forwards = z
+  .array(PortForward)
+  .max(64)
+  .refine(
+    (list) => new Set(list.map((f) => `${f.protocol}:${f.hostPort}`)).size === list.length,
+    'two port forwards use the same host port',
+  );
+
+/** vCPUs: the absolute bound; what a machine type can start is checked against the host. */
+const Cpus = z.number().int().min(1, 'a VM needs at least 1 CPU').max(MAX_CPUS, `at most ${MAX_CPUS} CPUs`);
+/** Memory in MiB: the absolute bounds; what the host has is checked against the host. */
+const MemoryMiB = z
+  .number()
+  .int()
+  .min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB`)
+  .max(MAX_MEMORY_MIB, 'memory must be at most 1 TiB');
+
+export const CreateVmSpec = z
+  .object({
+    name: NewVmName,
+    arch: Arch.optional(),
+    cpus: Cpus.optional(),
+    memoryMiB: MemoryMiB.optional(),
+    accel: AccelChoice.optional(),
+    firmware: Firmware.optional(),
+    /** Size of a new, empty qcow2 disk. 0 = no disk. */
+    diskSizeBytes: z.number().int().min(0).max(64 * 1024 ** 4).optional(),
+    /** Use an existing disk image in place (never deleted by Vivarium). */
+    diskPath: AbsPath.optional(),
+    iso: AbsPath.optional(),
+    kernel: AbsPath.optional(),
+    initrd: AbsPath.optional(),
+    append: z.string().max(4096).optional(),
+    net: NetMode.optional(),
+    forwards: Forwards.optional(),
+    display: DisplayKind.optional(),
+    os: z.string().max(100).optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
+      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork });
+    }
+    if (s.iso !== undefined && s.kernel !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel });
+    }
+    if (s.kernel === undefined) {
+      if (s.initrd !== undefined) ctx.addIssue({ code: 'custom', path: ['initrd'], message: RULE_MESSAGES.kernelPartsNeedKernel });
+      if (s.append !== undefined) ctx.addIssue({ code: 'custom', path: ['append'], message: RULE_MESSAGES.kernelPartsNeedKernel });
+    }
+    if (s.diskPath !== undefined && s.diskSizeBytes !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['diskSizeBytes'], message: RULE_MESSAGES.diskPathOrSize });
+    }
+  });
+export type CreateVmSpec = z.infer<typeof CreateVmSpec>;
+
+/**
+ * A patch: absent = unchanged. Rules that depend on the current config (a forward added to a VM
+ * without networking, an ISO added to a VM that boots a kernel) are checked by `applyEdit` on the
+ * result, with the same sentences and field paths.
+ */
+export const EditVmSpec = z
+  .object({
+    name: NewVmName.optional(),
+    cpus: Cpus.optional(),
+    memoryMiB: MemoryMiB.optional(),
+    accel: AccelChoice.optional(),
+    firmware: Firmware.optional(),
+    /** null removes the CD. */
+    iso: AbsPath.nullable().optional(),
+    /** null removes direct kernel boot. */
+    kernel: AbsPath.nullable().optional(),
+    initrd: AbsPath.nullable().optional(),
+    append: z.string().max(4096).optional(),
+    net: NetMode.optional(),
+    forwards: Forwards.optional(),
+    display: DisplayKind.optional(),
+    os: z.string().max(100).optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
+      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork });
+    }
+    if (typeof s.iso === 'string' && typeof s.kernel === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel });
+    }
+  });
+export type EditVmSpec = z.infer<typeof EditVmSpec>;
+
+export const StartOptions = z
+  .object({
+    /** Resolve only once the guest's serial output matches this regular expression. */
+    waitSerial: z.string().max(1000).optional(),
+    timeoutSec: z.number().positive().max(3600).optional(),
+  })
+  .strict();
+export type StartOptions = z.infer<typeof StartOptions>;
+
+export const StopOptions = z
+  .object({
+    /** Skip the ACPI request: quit QEMU at once (then TERM, then KILL). */
+    force: z.boolean().optional(),
+    /** How long to wait for the guest to shut down after the ACPI request. */
+    timeoutSec: z.number().min(0).max(3600).optional(),
+  })
+  .strict();
+export type StopOptions = z.infer<typeof StopOptions>;
+
+export const DeleteOptions = z.object({ keepDisks: z.boolean().optional() }).strict();
+export type DeleteOptions = z.infer<typeof DeleteOptions>;
+
+/** QEMU qcodes ("ctrl", "alt", "delete", "a", "f1"…). */
+export const KeyCombo = z.array(z.string().regex(/^[a-z0-9_]{1,20}$/)).min(1).max(8);
+
+export const SerialLogOptions = z.object({ maxBytes: z.number().int().min(1).max(16 * 1024 * 1024).optional() }).strict();
+
+export interface VmService {
+  list(): Promise<readonly VmInfo[]>;
+  get(ref: string): Promise<VmDetails>;
+  create(spec: CreateVmSpec): Promise<VmInfo>;
+  edit(ref: string, patch: EditVmSpec): Promise<VmInfo>;
+  /** Removes the VM. With keepDisks, its own disk images are moved out of the bundle first; the
+   *  result lists where they went. */
+  delete(ref: string, options: DeleteOptions): Promise<{ readonly keptFiles: readonly string[] }>;
+  start(ref: string, options: StartOptions): Promise<VmInfo>;
+  stop(ref: string, options: StopOptions): Promise<VmInfo>;
+  pause(ref: string): Promise<VmInfo>;
+  resume(ref: string): Promise<VmInfo>;
+  reset(ref: string): Promise<VmInfo>;
+  sendKeys(ref: string, keys: readonly string[]): Promise<void>;
+  /** A PNG of the guest's screen, base64. */
+  screenshot(ref: string): Promise<{ readonly pngBase64: string; readonly width: number; readonly height: number }>;
+  /** What the guest has written to its serial port so far (the tail, up to maxBytes). */
+  serialLog(ref: string, options: { maxBytes?: number }): Promise<string>;
+  onDidChange: Event<VmChange>;
+}
+
+export const vmsSchema: ServiceSchema<VmService> = {
+  methods: {
+    list: z.tuple([]),
+    get: z.tuple([VmRef]),
+    create: z.tuple([CreateVmSpec]),
+    edit: z.tuple([VmRef, EditVmSpec]),
+    delete: z.tuple([VmRef, DeleteOptions]),
+    start: z.tuple([VmRef, StartOptions]),
+    stop: z.tuple([VmRef, StopOptions]),
+    pause: z.tuple([VmRef]),
+    resume: z.tuple([VmRef]),
+    reset: z.tuple([VmRef]),
+    sendKeys: z.tuple([VmRef, KeyCombo]),
+    screenshot: z.tuple([VmRef]),
+    serialLog: z.tuple([VmRef, SerialLogOptions]),
+  },
+  events: ['onDidChange'],
+};
