@@ -276,7 +276,8 @@ async function serialRows(g, t, rowsOut) {
   cli(['create', 'serial-bench', '--accel', 'tcg', '--memory', '256M', '--cpus', '1', '--display', 'none', '--disk-size', '0',
     '--net', 'none', '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append], t.env);
   const vm = JSON.parse(cli(['start', 'serial-bench', '--wait-serial', g.readyMarker, '--json'], t.env));
-  const sockPath = path.join(t.runtimeDir, vm.id.replace(/-/g, '').slice(0, 12), 'serial.sock');
+  // Where the product put the socket (never a copy of its layout).
+  const sockPath = JSON.parse(cli(['show', 'serial-bench', '--json'], t.env)).runtime.serial;
 
   // Direct, while no engine holds the socket (QEMU's chardev takes one client).
   const sock = await connectUnix(sockPath);
@@ -436,7 +437,7 @@ async function displayRows(g, t, rowsOut) {
   cli(['create', 'display-bench', '--accel', 'tcg', '--memory', '256M', '--cpus', '1', '--disk-size', '0', '--net', 'none',
     '--display', 'vnc', '--iso', g.memtestIso], t.env);
   const vm = JSON.parse(cli(['start', 'display-bench', '--json'], t.env));
-  const vncSock = path.join(t.runtimeDir, vm.id.replace(/-/g, '').slice(0, 12), 'vnc.sock');
+  const vncSock = JSON.parse(cli(['show', 'display-bench', '--json'], t.env)).runtime.vnc;
   const deadline = performance.now() + 60_000;
   while (!(fs.existsSync(vncSock) && (await screenIsBusy(vncSock)))) {
     if (performance.now() > deadline) throw new Error('memtest86+ drew nothing in 60 s');
@@ -503,9 +504,9 @@ async function displayRows(g, t, rowsOut) {
 function fillLibrary(g, t, count) {
   cli(['create', 'vm-0', '--accel', 'tcg', '--memory', '256M', '--cpus', '1', '--display', 'none', '--disk-size', '0',
     '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append], t.env);
-  const vmsDir = path.join(t.home, 'vms');
-  const [first] = fs.readdirSync(vmsDir);
-  const config = JSON.parse(fs.readFileSync(path.join(vmsDir, first, 'config.json'), 'utf8'));
+  const bundle = JSON.parse(cli(['show', 'vm-0', '--json'], t.env)).path;
+  const vmsDir = path.dirname(bundle);
+  const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
   for (let i = 1; i < count; i++) {
     const id = randomUUID();
     fs.mkdirSync(path.join(vmsDir, id));

@@ -38,7 +38,8 @@ async function rawQemu(g, dir) {
 }
 
 async function vivariumStart(g, t, name) {
-  const log = path.join(t.home, 'vms', JSON.parse(cli(['show', name, '--json'], t.env)).id, 'serial.log');
+  // The bundle folder as the product reports it; serial.log is a documented bundle file (README).
+  const log = path.join(JSON.parse(cli(['show', name, '--json'], t.env)).path, 'serial.log');
   fs.rmSync(log, { force: true });
   const t0 = performance.now();
   await cliAsync(['start', name], t.env);
@@ -65,9 +66,9 @@ export async function run() {
     rows.push({ bench: 'start', measure: `start → first serial line, median of ${RUNS} (ms)`, value: v.toFixed(0), baseline: `${r.toFixed(0)} (raw qemu)`, ratio: (v / r).toFixed(2), target: '≤ 1.15', ok: v / r <= 1.15 });
 
     // 200 bundles: copies of one real config with fresh ids and names.
-    const vmsDir = path.join(t.home, 'vms');
-    const [first] = fs.readdirSync(vmsDir);
-    const config = JSON.parse(fs.readFileSync(path.join(vmsDir, first, 'config.json'), 'utf8'));
+    const bundle = JSON.parse(cli(['show', 'bench', '--json'], t.env)).path;
+    const vmsDir = path.dirname(bundle);
+    const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
     for (let i = 1; i < 200; i++) {
       const id = randomUUID();
       fs.mkdirSync(path.join(vmsDir, id));

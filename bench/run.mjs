@@ -4,6 +4,7 @@ import { printTable } from './lib.mjs';
 
 const suites = [
   ['engine', './engine.bench.mjs'],
+  ['cli', './cli.bench.mjs'],
   ['app', './app.bench.mjs'],
   ['stats', './stats.bench.mjs'],
 ];

@@ -16,9 +16,6 @@ import type { VmInfo } from '../common/models/vm-state';
 import { formatHelp, parseArgs, UsageError, type Parsed } from './args';
 import { COMMANDS } from './commands';
 import { openEngine, type EngineHandle } from './engine-connection';
-import { attachSerial } from './serial';
-import { runStats } from './stats';
-import { runServe } from '../server/serve';
 import { shellArg } from '../services/vm-manager';
 
 export interface CliIo {
@@ -62,6 +59,9 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
       throw e;
     }
     if (command === 'serve') {
+      // Loaded only by the commands that use them (start-up is most of a short command's time). The
+      // .js suffix: tsc (node16) keeps import() as a real ESM import; esbuild and vitest map it to .ts.
+      const { runServe } = await import('../server/serve.js');
       return await runServe({ host: str(parsed, 'host'), port: num(parsed, 'port'), env: io.env, stdout: io.stdout, stderr: io.stderr });
     }
     // Validate what we can before touching the engine: bad input must not write anything.
@@ -135,7 +135,11 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     case 'show': {
       const vm = await s.vms.get(ref);
       if (asJson) {
-        json({ ...publicVm(vm), startedAt: vm.startedAt, path: vm.path, config: vm.config, argv: vm.argv });
+        // `runtime`: where the running VM's sockets are (scripts and the benchmarks attach to them
+        // instead of rebuilding Vivarium's layout by hand).
+        const rt = engine.layout.runtime(vm.id);
+        const runtime = { dir: rt.dir, qmp: rt.qmp, serial: rt.serial, vnc: rt.vnc, qga: rt.qga };
+        json({ ...publicVm(vm), startedAt: vm.startedAt, path: vm.path, runtime, config: vm.config, argv: vm.argv });
       } else {
         out(formatShow(vm));
       }
@@ -166,6 +170,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
         io.stdout.write(await s.vms.serialLog(ref, {}));
         return 0;
       }
+      const { attachSerial } = await import('./serial.js');
       return attachSerial(ref, s, engine, io);
     }
     case 'screenshot': {
@@ -188,6 +193,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       return 0;
     }
     case 'stats': {
+      const { runStats } = await import('./stats.js');
       return runStats(s, { vm: p.positionals[0], json: asJson, watch: p.flags.watch === true }, io);
     }
     default:

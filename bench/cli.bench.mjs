@@ -1,0 +1,153 @@
+// Issue 7 benchmarks for the command line, each against a baseline measured in the same run:
+//  - list: `vivarium list` on a library of 20 VMs vs `node -e 0` (Node's own start-up), interleaved;
+//    target: no more than 80 ms above it (the bundled CLI and its code cache, scripts/build-cli.mjs).
+//  - start: `vivarium start NAME --wait-serial REGEX` until it returns on the guest's first line of
+//    text vs a hand-written QEMU command line on the same guest until that line reaches its stdout;
+//    interleaved pairs, median of the per-pair ratios; target ≤ 1.05.
+// Paths come from the product (`vivarium show --json`), never from a copy of its layout.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CLI, REPO, cli, guest, median, tempHome, part } from './lib.mjs';
+
+const LIST_RUNS = Number(process.env.BENCH_LIST_RUNS ?? 15);
+const LIST_VMS = 20;
+const LIST_SLACK_MS = 80;
+const START_PAIRS = Number(process.env.BENCH_START_PAIRS ?? process.env.BENCH_RUNS ?? 7);
+const START_TARGET = 1.05;
+/** The guest's first line with text: busybox's banner (the kernel is `quiet`). */
+const FIRST_LINE = 'BusyBox v';
+
+/** Wall time of one process from spawn to exit, in ms; rejects on a non-zero exit. */
+function timed(args, env) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      const ms = performance.now() - t0;
+      if (code === 0) resolve(ms);
+      else reject(new Error(`node ${args.join(' ')} exited ${code}: ${err.trim()}`));
+    });
+  });
+}
+
+async function listRow(rows) {
+  const t = tempHome();
+  try {
+    for (let i = 0; i < LIST_VMS; i++) {
+      cli(['create', `vm-${String(i).padStart(2, '0')}`, '--accel', 'tcg', '--memory', '128M', '--disk-size', '0', '--display', 'none', '--net', 'none'], t.env);
+    }
+    if (JSON.parse(cli(['list', '--json'], t.env)).length !== LIST_VMS) throw new Error(`list did not show ${LIST_VMS} VMs`);
+    const node = [];
+    const viv = [];
+    await timed(['-e', '0'], t.env); // warm the file cache for both
+    await timed([CLI, 'list'], t.env);
+    for (let i = 0; i < LIST_RUNS; i++) {
+      const order = i % 2 ? [[viv, [CLI, 'list']], [node, ['-e', '0']]] : [[node, ['-e', '0']], [viv, [CLI, 'list']]];
+      for (const [into, args] of order) into.push(await timed(args, t.env));
+    }
+    const v = median(viv);
+    const n = median(node);
+    rows.push({
+      bench: 'cli',
+      measure: `list, ${LIST_VMS} VMs, median of ${LIST_RUNS} (ms)`,
+      value: v.toFixed(0),
+      baseline: `${n.toFixed(0)} (node -e 0)`,
+      ratio: `+${(v - n).toFixed(0)} ms`,
+      target: `≤ node + ${LIST_SLACK_MS} ms`,
+      ok: v - n <= LIST_SLACK_MS,
+    });
+  } finally {
+    t.cleanup();
+  }
+}
+
+/** The same guest by hand: what a person would type, serial on stdout; ms until FIRST_LINE. */
+async function handWritten(g) {
+  const t0 = performance.now();
+  // prettier-ignore
+  const p = spawn('qemu-system-x86_64', [
+    '-accel', 'tcg', '-machine', 'q35', '-cpu', 'max', '-m', '256', '-smp', '1', '-nodefaults', '-display', 'none',
+    '-kernel', g.kernel, '-initrd', g.initrd, '-append', g.append, '-serial', 'stdio', '-net', 'none',
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    return await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`the hand-written QEMU printed no "${FIRST_LINE}" in 120 s`)), 120_000);
+      p.stdout.on('data', (d) => {
+        out += d.toString('latin1');
+        if (out.includes(FIRST_LINE)) {
+          clearTimeout(timer);
+          resolve(performance.now() - t0);
+        }
+      });
+      p.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the hand-written QEMU exited (${code}) before "${FIRST_LINE}"`));
+      });
+    });
+  } finally {
+    const exited = new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', r)));
+    p.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function startRow(rows) {
+  const g = guest();
+  const t = tempHome();
+  try {
+    cli(['create', 'start-bench', '--accel', 'tcg', '--memory', '256M', '--cpus', '1', '--display', 'none', '--disk-size', '0',
+      '--net', 'none', '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append], t.env);
+    const vivarium = async () => {
+      const ms = await timed([CLI, 'start', 'start-bench', '--wait-serial', FIRST_LINE, '--timeout', '120'], t.env);
+      cli(['stop', 'start-bench', '--force'], t.env);
+      return ms;
+    };
+    // One of each first (page cache, the host probe's cache), not counted.
+    await handWritten(g);
+    await vivarium();
+    const ratios = [];
+    const viv = [];
+    const raw = [];
+    for (let i = 0; i < START_PAIRS; i++) {
+      let v;
+      let r;
+      if (i % 2) {
+        v = await vivarium();
+        r = await handWritten(g);
+      } else {
+        r = await handWritten(g);
+        v = await vivarium();
+      }
+      viv.push(v);
+      raw.push(r);
+      ratios.push(v / r);
+    }
+    const ratio = median(ratios);
+    rows.push({
+      bench: 'cli',
+      measure: `start --wait-serial → guest's first line, ${START_PAIRS} interleaved pairs (ms)`,
+      value: median(viv).toFixed(0),
+      baseline: `${median(raw).toFixed(0)} (hand-written qemu)`,
+      ratio: ratio.toFixed(3),
+      target: `≤ ${START_TARGET}`,
+      ok: ratio <= START_TARGET,
+    });
+  } finally {
+    t.cleanup();
+  }
+}
+
+export async function run() {
+  if (!fs.existsSync(path.join(REPO, 'out', 'main', 'cli', 'vivarium.js'))) {
+    throw new Error('out/main/cli/vivarium.js is missing: run `npm run build` (or `npm run bench`) first');
+  }
+  const rows = [];
+  await part('cli', rows, () => listRow(rows));
+  await part('cli', rows, () => startRow(rows));
+  return rows;
+}

@@ -1,0 +1,72 @@
+// Bundles the `vivarium` command into one file, out/main/cli/vivarium.js, which bin/vivarium.js
+// runs. Loading ~60 compiled modules one by one cost ~100 ms of every command (issue 7); one
+// bundled file is read and compiled at once. Run by `npm run build:main` after tsc (which type-checks
+// and emits the modules the app and the tests use).
+//
+// - zod is bundled from its ES modules (mainFields module first) so that what the CLI never uses
+//   can be dropped; ws too.
+// - node-pty (native) and systeminformation stay outside: the first is loaded only by a serving
+//   engine, the second only inside the host-sampler worker.
+// - V8's code cache for the bundle is recorded by running `vivarium list` once on an empty, temporary
+//   library (bin/vivarium.js loads it; a cache that does not fit is ignored by V8).
+// - The worker is bundled next to the CLI (host-sampler.ts looks for host-sampler-worker.js in its
+//   own folder), and the bundle sits in out/main/cli/ like tsc's index.js, so paths resolved from
+//   __dirname (the renderer for `serve`) are the same.
+import * as esbuild from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = path.join(REPO, 'out', 'main', 'cli');
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  mainFields: ['module', 'main'],
+  external: ['node-pty', 'systeminformation', 'electron'],
+  minifyWhitespace: true,
+  minifySyntax: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+  absWorkingDir: REPO,
+};
+
+await Promise.all([
+  esbuild.build({ ...common, entryPoints: [path.join(REPO, 'main', 'cli', 'index.ts')], outfile: path.join(OUT, 'vivarium.js') }),
+  esbuild.build({
+    ...common,
+    entryPoints: [path.join(REPO, 'main', 'services', 'stats', 'host-sampler-worker.ts')],
+    outfile: path.join(OUT, 'host-sampler-worker.js'),
+  }),
+]);
+
+// The code cache: compiled in a separate Node (the flags V8 checks are those of a plain `node`).
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-build-'));
+try {
+  const script = `
+    const fs = require('node:fs');
+    const { Writable } = require('node:stream');
+    const { loadCli, BUNDLE } = require(${JSON.stringify(path.join(REPO, 'bin', 'vivarium.js'))});
+    const cli = loadCli(BUNDLE, { produceCache: true });
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    const env = { ...process.env, VIVARIUM_HOME: ${JSON.stringify(path.join(tmp, 'home'))}, VIVARIUM_RUNTIME_DIR: ${JSON.stringify(path.join(tmp, 'run'))}, VIVARIUM_NO_ENGINE: '1' };
+    cli.exports.main(['list', '--json'], { stdout: sink, stderr: process.stderr, env }).then((code) => {
+      if (code !== 0) process.exit(code);
+      fs.writeFileSync(BUNDLE + '.cache', cli.createCache());
+      process.exit(0);
+    });
+  `;
+  fs.rmSync(path.join(OUT, 'vivarium.js.cache'), { force: true });
+  const r = spawnSync(process.execPath, ['-e', script], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('build-cli: could not record the code cache (the CLI still works, only slower to start).');
+  }
+} finally {
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
