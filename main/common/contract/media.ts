@@ -1,0 +1,212 @@
+/**
+ * The `media` service: the OS catalog, verified resumable downloads into `<library>/media/`, and the
+ * list of what is there. Implemented by main/services/media/media-service.ts.
+ *
+ * A download is identified by an id derived from its URL (the same URL always gives the same id), so
+ * asking for the same URL or catalog entry again joins a running download or resumes a partial one.
+ */
+import { z } from 'zod';
+import type { Event, ServiceSchema } from './index';
+
+// ---- the catalog -----------------------------------------------------------------------------------
+
+/** Lower-case hex digests. */
+export const Sha256Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, 'a SHA-256 checksum is 64 hexadecimal digits')
+  .transform((s) => s.toLowerCase());
+export const Sha512Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{128}$/, 'a SHA-512 checksum is 128 hexadecimal digits')
+  .transform((s) => s.toLowerCase());
+
+export const ChecksumAlgorithm = z.enum(['sha256', 'sha512']);
+export type ChecksumAlgorithm = z.infer<typeof ChecksumAlgorithm>;
+
+/** Only plain web downloads: no file:, ftp:, data: or credentials in the URL. */
+export const DownloadUrl = z
+  .string()
+  .max(2048)
+  .refine((u) => {
+    try {
+      const url = new URL(u);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL without a user name or password');
+
+/** How a catalog entry's SUMS file is signed (verifying the signature is left to the user; see README). */
+export const SumsSignature = z.discriminatedUnion('kind', [
+  /** A detached OpenPGP signature of the SUMS file at `url` (Debian's SHA512SUMS.sign, Ubuntu's SHA256SUMS.gpg, Alpine's .asc). */
+  z.object({ kind: z.literal('detached'), url: DownloadUrl, keysUrl: DownloadUrl }).strict(),
+  /** The SUMS file itself is an OpenPGP clear-signed message (Fedora's CHECKSUM files). */
+  z.object({ kind: z.literal('clearsigned'), keysUrl: DownloadUrl }).strict(),
+  /** A detached signature of the image itself, not of the SUMS file (Arch's .iso.sig). */
+  z.object({ kind: z.literal('image-detached'), url: DownloadUrl, keysUrl: DownloadUrl }).strict(),
+  /** No signature is published; the SUMS file is trusted because it comes over HTTPS from the
+   *  distro's own server (Debian's and Ubuntu's cloud image folders). */
+  z.object({ kind: z.literal('none'), note: z.string().max(300) }).strict(),
+]);
+export type SumsSignature = z.infer<typeof SumsSignature>;
+
+/** Hardware a guest of this OS wants; the New VM wizard's preset starts from these. */
+export const PresetHints = z
+  .object({
+    preset: z.enum(['debian', 'ubuntu', 'fedora', 'alpine', 'arch', 'linux', 'windows11', 'windows10', 'other']),
+    minMemoryMiB: z.number().int().min(64),
+    recommendedMemoryMiB: z.number().int().min(64),
+    recommendedDiskGiB: z.number().int().min(1),
+    recommendedCpus: z.number().int().min(1),
+    firmware: z.enum(['bios', 'uefi']),
+    diskBus: z.enum(['virtio', 'sata', 'nvme']),
+    nic: z.enum(['virtio-net-pci', 'e1000e']),
+  })
+  .strict();
+export type PresetHints = z.infer<typeof PresetHints>;
+
+/** One downloadable OS image. `sizeBytes` is the published size, rounded (for display and free-space
+ *  checks); the server's Content-Length is what a download trusts. */
+export const CatalogEntry = z
+  .object({
+    /** Stable, e.g. "debian-13-netinst-x86_64". */
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,63}$/),
+    name: z.string().min(1).max(100),
+    version: z.string().min(1).max(40),
+    arch: z.enum(['x86_64', 'aarch64']),
+    /** `installer`: an ISO to boot and install from; `cloud`: a ready disk image for cloud-init. */
+    kind: z.enum(['installer', 'cloud']),
+    url: DownloadUrl,
+    /** The distro's SUMS file listing `url`'s file name. */
+    checksumUrl: DownloadUrl,
+    checksumAlgorithm: ChecksumAlgorithm,
+    signature: SumsSignature,
+    sizeBytes: z.number().int().positive(),
+    /** Image format of the file: an installer is `iso` (raw), a cloud image usually `qcow2`. */
+    format: z.enum(['iso', 'qcow2', 'raw']),
+    presetHints: PresetHints,
+    /** The distro's page that documents this download. */
+    homepage: DownloadUrl,
+  })
+  .strict();
+export type CatalogEntry = z.infer<typeof CatalogEntry>;
+
+export const Catalog = z
+  .object({ version: z.literal(1), entries: z.array(CatalogEntry).min(1) })
+  .strict()
+  .refine((c) => new Set(c.entries.map((e) => e.id)).size === c.entries.length, 'catalog ids must be unique');
+export type Catalog = z.infer<typeof Catalog>;
+
+export const CatalogQuery = z
+  .object({ arch: z.enum(['x86_64', 'aarch64']).optional(), kind: z.enum(['installer', 'cloud']).optional() })
+  .strict();
+export type CatalogQuery = z.infer<typeof CatalogQuery>;
+
+// ---- downloads -------------------------------------------------------------------------------------
+
+/** What to download and how to verify it. Without a checksum, `source` must be a catalog id (whose
+ *  SUMS file is used) or `sumsUrl` must be given: nothing unverified is ever handed out. */
+export const DownloadRequest = z
+  .object({
+    /** A catalog id or an http(s) URL. */
+    source: z.string().min(1).max(2048),
+    sha256: Sha256Hex.optional(),
+    sha512: Sha512Hex.optional(),
+    /** A SUMS file (GNU `sha256sum` or BSD `SHA256 (file) = …` format) that lists the file. */
+    sumsUrl: DownloadUrl.optional(),
+  })
+  .strict()
+  .refine((r) => [r.sha256, r.sha512, r.sumsUrl].filter((x) => x !== undefined).length <= 1, 'give one of sha256, sha512 or sumsUrl, not several');
+export type DownloadRequest = z.infer<typeof DownloadRequest>;
+
+/** A download id: 16 hex digits (from the URL). */
+export const DownloadId = z.string().regex(/^[0-9a-f]{16}$/, 'a download id is 16 hexadecimal digits (see `vivarium media status`)');
+
+export type DownloadState =
+  /** Connecting or receiving bytes. */
+  | 'downloading'
+  /** All bytes are in; the checksum is being compared. */
+  | 'verifying'
+  /** Verified and moved to `path`. */
+  | 'done'
+  /** Stopped (cancelled, or the connection failed too often); the partial file is kept for a resume. */
+  | 'paused'
+  /** Ended for good (wrong checksum, file not found on the server); nothing is left on disk. */
+  | 'failed';
+
+export interface DownloadInfo {
+  readonly id: string;
+  /** What was asked for: a catalog id or the URL. */
+  readonly source: string;
+  readonly url: string;
+  /** The file's name in `<library>/media/`. */
+  readonly name: string;
+  /** Where the verified file is (or will be). */
+  readonly path: string;
+  readonly state: DownloadState;
+  readonly receivedBytes: number;
+  /** From the server's Content-Length/Content-Range; null until known. */
+  readonly totalBytes: number | null;
+  /** Average over the last few seconds; 0 when not downloading. */
+  readonly bytesPerSecond: number;
+  /** Estimated from the rate; null when unknown. */
+  readonly secondsLeft: number | null;
+  /** How it will be verified: the algorithm and where the expected digest comes from. */
+  readonly checksum: { readonly algorithm: ChecksumAlgorithm; readonly from: string };
+  /** Why it is paused or failed, in a sentence that says what to do. */
+  readonly error: string | null;
+}
+
+/** A verified file in `<library>/media/`. */
+export interface MediaItem {
+  readonly path: string;
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly sha256: string;
+  /** Where it came from: the URL (and catalog id, when it came from the catalog). */
+  readonly source: string;
+  readonly catalogId: string | null;
+  /** ISO 8601. */
+  readonly downloadedAt: string;
+}
+
+export interface MediaService {
+  /** The OS catalog (resources/catalog), optionally filtered. */
+  catalog(query: CatalogQuery): Promise<readonly CatalogEntry[]>;
+  /** Verified files in `<library>/media/`, newest first. */
+  list(): Promise<readonly MediaItem[]>;
+  /** Downloads running in this engine and partial ones left on disk. */
+  downloads(): Promise<readonly DownloadInfo[]>;
+  /**
+   * Starts a download (or joins the running one for the same URL, or resumes its partial file) and
+   * returns at once; follow it with `onDidProgress` and `wait`. An already verified file returns
+   * `state: "done"`. Errors: invalid-argument (unknown catalog id, no checksum), busy (another process
+   * is downloading it).
+   */
+  download(request: DownloadRequest): Promise<DownloadInfo>;
+  /** Resolves with the verified file once download `id` is done; rejects with the reason when it is
+   *  paused or fails. */
+  wait(id: string): Promise<MediaItem>;
+  /** Stops a running download, keeping the partial file (state `paused`); `download` or `resume` go on. */
+  cancel(id: string): Promise<DownloadInfo>;
+  /** Continues a paused download where it stopped. */
+  resume(id: string): Promise<DownloadInfo>;
+  /** Stops a download if it runs and deletes its partial file. */
+  discard(id: string): Promise<void>;
+  /** Progress of every download (several times a second while bytes flow, and on each state change). */
+  onDidProgress: Event<DownloadInfo>;
+}
+
+export const mediaContract: ServiceSchema<MediaService> = {
+  methods: {
+    catalog: z.tuple([CatalogQuery]),
+    list: z.tuple([]),
+    downloads: z.tuple([]),
+    download: z.tuple([DownloadRequest]),
+    wait: z.tuple([DownloadId]),
+    cancel: z.tuple([DownloadId]),
+    resume: z.tuple([DownloadId]),
+    discard: z.tuple([DownloadId]),
+  },
+  events: ['onDidProgress'],
+};

@@ -1,0 +1,800 @@
+/**
+ * The `media` service (main/common/contract/media.ts): the OS catalog and verified, resumable
+ * downloads into `<library>/media/`.
+ *
+ * A download:
+ *  1. resolves the expected digest first (a given SHA-256/512, or the line for the file's name in the
+ *     SUMS file), so a file the SUMS file does not list fails before any byte is fetched;
+ *  2. streams the body into `.downloads/<id>.part` (0600) while hashing it; a cut connection is
+ *     retried with `Range: bytes=<n>-` (and `If-Range` with the server's ETag/Last-Modified, so a
+ *     file that changed on the server restarts from zero instead of being spliced — RFC 9110 §14.2,
+ *     §13.1.5); the state JSON next to the partial keeps what a resume needs;
+ *  3. compares the digest: a mismatch deletes the partial and fails with a sentence saying so;
+ *     a match renames it to `<library>/media/<name>` and writes its metadata.
+ * Cancel keeps the partial (`paused`); an engine that stops while downloading leaves `running: true`
+ * in the state, and the next long-lived engine (`resumeInterrupted`) goes on where it stopped.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import * as path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import {
+  DownloadUrl,
+  type CatalogEntry,
+  type CatalogQuery,
+  type ChecksumAlgorithm,
+  type DownloadInfo,
+  type DownloadRequest,
+  type DownloadState,
+  type MediaItem,
+  type MediaService,
+} from '../../common/contract/media';
+import { ErrorCode, VivariumError, errors } from '../../common/errors';
+import { Emitter } from '../emitter';
+import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from './catalog';
+import { MediaStore, type MediaMeta, type PartialState } from './store';
+import { findDigest } from './sums';
+
+export interface MediaManagerOptions {
+  /** `<library>/media`. */
+  readonly dir: string;
+  /** The folder holding catalog/os-catalog.json (default: the repo's or package's resources/). */
+  readonly resourcesDir?: string;
+  readonly log?: (line: string) => void;
+  /** Consecutive failed attempts (no byte received) before a download pauses. Default 5. */
+  readonly maxRetries?: number;
+  /** First retry delay, doubled each time (ms). Default 500. */
+  readonly retryDelayMs?: number;
+}
+
+const PROGRESS_INTERVAL_MS = 250;
+const RATE_WINDOW_MS = 5000;
+
+/** Why a running download was stopped. */
+type StopReason = 'cancel' | 'discard' | 'shutdown';
+
+class Stopped extends Error {
+  constructor(readonly reason: StopReason) {
+    super(`stopped: ${reason}`);
+  }
+}
+
+/** A download id: the first 16 hex digits of SHA-256(url). */
+export function downloadId(url: string): string {
+  return createHash('sha256').update(url).digest('hex').slice(0, 16);
+}
+
+/** A safe file name from a URL's last path segment. */
+export function fileNameFromUrl(url: string): string {
+  let base = '';
+  try {
+    base = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
+  } catch {
+    base = '';
+  }
+  const safe = base.replace(/[^A-Za-z0-9._+-]/g, '_').replace(/^[.]+/, '');
+  return safe.length > 0 && safe.length <= 200 ? safe : 'download';
+}
+
+const LABEL: Readonly<Record<ChecksumAlgorithm, string>> = { sha256: 'SHA-256', sha512: 'SHA-512' };
+
+export class MediaManager implements MediaService {
+  private readonly store: MediaStore;
+  private readonly resourcesDir: string;
+  private readonly progress = new Emitter<DownloadInfo>();
+  readonly onDidProgress = this.progress.event;
+  private readonly jobs = new Map<string, Job>();
+  private catalogCache: Promise<readonly CatalogEntry[]> | null = null;
+  private disposed = false;
+
+  constructor(private readonly options: MediaManagerOptions) {
+    this.store = new MediaStore(options.dir);
+    this.resourcesDir = options.resourcesDir ?? defaultResourcesDir();
+  }
+
+  async catalog(query: CatalogQuery): Promise<readonly CatalogEntry[]> {
+    return filterCatalog(await this.entries(), query);
+  }
+
+  private entries(): Promise<readonly CatalogEntry[]> {
+    this.catalogCache ??= loadCatalog(path.join(this.resourcesDir, CATALOG_FILE)).then(
+      (c) => c.entries,
+      (e: unknown) => {
+        this.catalogCache = null;
+        throw e;
+      },
+    );
+    return this.catalogCache;
+  }
+
+  async list(): Promise<readonly MediaItem[]> {
+    const out: MediaItem[] = [];
+    for (const m of await this.store.metas()) {
+      const st = await fs.stat(this.store.file(m.name)).catch(() => null);
+      if (!st || !st.isFile() || st.size !== m.sizeBytes) continue;
+      out.push(toItem(this.store, m));
+    }
+    return out.sort((a, b) => b.downloadedAt.localeCompare(a.downloadedAt));
+  }
+
+  async downloads(): Promise<readonly DownloadInfo[]> {
+    const out = new Map<string, DownloadInfo>();
+    for (const job of this.jobs.values()) out.set(job.id, job.info());
+    for (const s of await this.store.states()) {
+      if (out.has(s.id)) continue;
+      const received = (await fs.stat(this.store.part(s.id)).catch(() => null))?.size ?? 0;
+      const holder = await this.store.lockHolder(s.id);
+      out.set(s.id, stateInfo(this.store, s, holder !== null ? 'downloading' : 'paused', received, holder !== null ? `Being downloaded by another Vivarium process (pid ${holder}).` : s.error));
+    }
+    return [...out.values()];
+  }
+
+  async download(request: DownloadRequest): Promise<DownloadInfo> {
+    this.assertOpen();
+    const plan = await this.plan(request);
+    const running = this.jobs.get(plan.id);
+    if (running) return running.info();
+    // Already here and verified (with the same digest, when one was given)?
+    const done = await this.findDone(plan.id);
+    if (done && (plan.checksum.expected === null || plan.checksum.expected === (plan.checksum.algorithm === 'sha256' ? done.sha256 : done.sha512))) {
+      return doneInfo(this.store, done, plan.source);
+    }
+    const holder = await this.store.lockHolder(plan.id);
+    if (holder !== null) {
+      throw errors.busy(`${fileNameFromUrl(plan.url)} is already being downloaded by another Vivarium process (pid ${holder}). Wait for it, or cancel it there.`, { id: plan.id });
+    }
+    const existing = await this.store.readState(plan.id);
+    let state: PartialState;
+    if (existing && existing.url === plan.url && (plan.checksum.expected === null || existing.checksum.expected === plan.checksum.expected)) {
+      // Resume the partial; keep its digest (already read from the SUMS file) and validators.
+      state = { ...existing, source: plan.source, running: true, error: null };
+    } else {
+      if (existing) await this.store.removePartial(plan.id);
+      state = {
+        version: 1,
+        id: plan.id,
+        source: plan.source,
+        url: plan.url,
+        name: await this.freeName(plan.id, fileNameFromUrl(plan.url)),
+        catalogId: plan.catalogId,
+        checksum: plan.checksum,
+        etag: null,
+        lastModified: null,
+        totalBytes: null,
+        running: true,
+        error: null,
+        updatedAt: new Date().toISOString(),
+      };
+    }
+    return this.startJob(state);
+  }
+
+  async resume(id: string): Promise<DownloadInfo> {
+    this.assertOpen();
+    const running = this.jobs.get(id);
+    if (running) return running.info();
+    const state = await this.store.readState(id);
+    if (!state) {
+      const done = await this.findDone(id);
+      if (done) return doneInfo(this.store, done, done.catalogId ?? done.url);
+      throw noDownload(id);
+    }
+    return this.startJob({ ...state, running: true, error: null });
+  }
+
+  async wait(id: string): Promise<MediaItem> {
+    const job = this.jobs.get(id);
+    if (job) return job.done;
+    const done = await this.findDone(id);
+    if (done) return toItem(this.store, done);
+    const state = await this.store.readState(id);
+    if (state) {
+      const holder = await this.store.lockHolder(id);
+      throw errors.state(
+        holder !== null
+          ? `${state.name} is being downloaded by another Vivarium process (pid ${holder}); wait for it there.`
+          : `The download of ${state.name} is paused${state.error ? ` (${state.error})` : ''}. Resume it to go on.`,
+        { id },
+      );
+    }
+    throw noDownload(id);
+  }
+
+  async cancel(id: string): Promise<DownloadInfo> {
+    const job = this.jobs.get(id);
+    if (job) {
+      await job.stop('cancel');
+      return job.info();
+    }
+    const state = await this.store.readState(id);
+    if (!state) throw noDownload(id);
+    const holder = await this.store.lockHolder(id);
+    if (holder !== null) {
+      throw errors.busy(`${state.name} is being downloaded by another Vivarium process (pid ${holder}); cancel it there.`, { id });
+    }
+    if (state.running) await this.store.writeState({ ...state, running: false, updatedAt: new Date().toISOString() });
+    const received = (await fs.stat(this.store.part(id)).catch(() => null))?.size ?? 0;
+    return stateInfo(this.store, state, 'paused', received, state.error);
+  }
+
+  async discard(id: string): Promise<void> {
+    const job = this.jobs.get(id);
+    if (job) await job.stop('discard');
+    else {
+      const holder = await this.store.lockHolder(id);
+      if (holder !== null) throw errors.busy(`This download is running in another Vivarium process (pid ${holder}); cancel it there first.`, { id });
+    }
+    await this.store.removePartial(id);
+  }
+
+  /** Resumes downloads that were running when the previous engine stopped (long-lived engines only). */
+  async resumeInterrupted(): Promise<readonly string[]> {
+    const resumed: string[] = [];
+    for (const s of await this.store.states()) {
+      if (!s.running || this.jobs.has(s.id) || (await this.store.lockHolder(s.id)) !== null) continue;
+      try {
+        await this.startJob({ ...s, error: null });
+        resumed.push(s.id);
+      } catch (e) {
+        this.options.log?.(`media: could not resume ${s.name}: ${(e as Error).message}`);
+      }
+    }
+    return resumed;
+  }
+
+  /** Stops every download (keeping partials and `running: true`, so the next engine resumes them). */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await Promise.all([...this.jobs.values()].map((j) => j.stop('shutdown')));
+    this.progress.dispose();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.disposed) throw errors.state('The engine is shutting down; try again.');
+  }
+
+  private async startJob(state: PartialState): Promise<DownloadInfo> {
+    await this.store.ensure();
+    const holder = await this.store.lock(state.id);
+    if (holder !== null) {
+      throw errors.busy(`${state.name} is already being downloaded by another Vivarium process (pid ${holder}). Wait for it, or cancel it there.`, { id: state.id });
+    }
+    const job = new Job(this.store, state, {
+      maxRetries: this.options.maxRetries ?? 5,
+      retryDelayMs: this.options.retryDelayMs ?? 500,
+      emit: (info) => this.progress.fire(info),
+      onEnd: () => {
+        if (this.jobs.get(state.id) === job) this.jobs.delete(state.id);
+      },
+      log: this.options.log,
+    });
+    this.jobs.set(state.id, job);
+    job.done.catch(() => undefined);
+    void job.run();
+    return job.info();
+  }
+
+  private async findDone(id: string): Promise<MediaMeta | null> {
+    for (const m of await this.store.metas()) {
+      if (m.id !== id) continue;
+      const st = await fs.stat(this.store.file(m.name)).catch(() => null);
+      if (st && st.isFile() && st.size === m.sizeBytes) return m;
+    }
+    return null;
+  }
+
+  /** `base`, or `base` with the id in it when another URL's file already has that name. */
+  private async freeName(id: string, base: string): Promise<string> {
+    const taken = async (n: string) => {
+      const meta = await this.store.readMeta(n);
+      if (meta && meta.id !== id) return true;
+      const exists = await fs.stat(this.store.file(n)).then(() => true, () => false);
+      return exists && !meta;
+    };
+    if (!(await taken(base))) return base;
+    const ext = path.extname(base);
+    return `${base.slice(0, base.length - ext.length)}-${id.slice(0, 8)}${ext}`;
+  }
+
+  private async plan(r: DownloadRequest): Promise<{
+    id: string;
+    source: string;
+    url: string;
+    catalogId: string | null;
+    checksum: PartialState['checksum'];
+  }> {
+    const isUrl = /^[a-z][a-z0-9+.-]*:/i.test(r.source);
+    let url: string;
+    let entry: CatalogEntry | null = null;
+    if (isUrl) {
+      const ok = DownloadUrl.safeParse(r.source);
+      if (!ok.success) throw errors.invalid(`"${r.source}" cannot be downloaded: only http:// and https:// URLs without a user name or password are.`);
+      url = new URL(r.source).toString();
+    } else {
+      entry = (await this.entries()).find((e) => e.id === r.source) ?? null;
+      if (!entry) throw new VivariumError(ErrorCode.NotFound, `No OS with id "${r.source}" in the catalog. Run \`vivarium catalog\` to see the ids, or give a URL.`, { source: r.source });
+      url = entry.url;
+    }
+    let checksum: PartialState['checksum'];
+    if (r.sha256) checksum = { algorithm: 'sha256', expected: r.sha256, sumsUrl: null, from: 'the given SHA-256' };
+    else if (r.sha512) checksum = { algorithm: 'sha512', expected: r.sha512, sumsUrl: null, from: 'the given SHA-512' };
+    else if (r.sumsUrl) checksum = { algorithm: 'sha256', expected: null, sumsUrl: r.sumsUrl, from: r.sumsUrl };
+    else if (entry) checksum = { algorithm: entry.checksumAlgorithm, expected: null, sumsUrl: entry.checksumUrl, from: entry.checksumUrl };
+    else {
+      throw errors.invalid(
+        `Vivarium only keeps downloads it can verify: give the SHA-256 or SHA-512 checksum of ${url}, or the address of the SUMS file that lists it (the distro publishes one next to the image).`,
+        { field: 'checksum' },
+      );
+    }
+    return { id: downloadId(url), source: r.source, url, catalogId: entry?.id ?? null, checksum };
+  }
+}
+
+function noDownload(id: string): VivariumError {
+  return new VivariumError(ErrorCode.NotFound, `No download with id ${id}. Run \`vivarium media status\` to see the downloads.`, { id });
+}
+
+function toItem(store: MediaStore, m: MediaMeta): MediaItem {
+  return { path: store.file(m.name), name: m.name, sizeBytes: m.sizeBytes, sha256: m.sha256, source: m.url, catalogId: m.catalogId, downloadedAt: m.downloadedAt };
+}
+
+function doneInfo(store: MediaStore, m: MediaMeta, source: string): DownloadInfo {
+  return {
+    id: m.id,
+    source,
+    url: m.url,
+    name: m.name,
+    path: store.file(m.name),
+    state: 'done',
+    receivedBytes: m.sizeBytes,
+    totalBytes: m.sizeBytes,
+    bytesPerSecond: 0,
+    secondsLeft: 0,
+    checksum: { algorithm: m.sha512 ? 'sha512' : 'sha256', from: m.verifiedWith },
+    error: null,
+  };
+}
+
+function stateInfo(store: MediaStore, s: PartialState, state: DownloadState, received: number, error: string | null): DownloadInfo {
+  return {
+    id: s.id,
+    source: s.source,
+    url: s.url,
+    name: s.name,
+    path: store.file(s.name),
+    state,
+    receivedBytes: received,
+    totalBytes: s.totalBytes,
+    bytesPerSecond: 0,
+    secondsLeft: null,
+    checksum: { algorithm: s.checksum.algorithm, from: s.checksum.from },
+    error,
+  };
+}
+
+// ---- one download ------------------------------------------------------------------------------------
+
+interface JobOptions {
+  readonly maxRetries: number;
+  readonly retryDelayMs: number;
+  readonly emit: (info: DownloadInfo) => void;
+  /** Called when the job has ended, before its waiters are told. */
+  readonly onEnd: () => void;
+  readonly log?: (line: string) => void;
+}
+
+/** A failure that retrying will not fix (404, wrong checksum, not in the SUMS file). */
+class Permanent extends Error {}
+
+class Job {
+  readonly id: string;
+  readonly done: Promise<MediaItem>;
+  private resolveDone!: (item: MediaItem) => void;
+  private rejectDone!: (e: unknown) => void;
+  private readonly abort = new AbortController();
+  private stopReason: StopReason | null = null;
+  private stateName: DownloadState = 'downloading';
+  private received = 0;
+  private error: string | null = null;
+  private lastEmit = 0;
+  private samples: { t: number; bytes: number }[] = [];
+  private ended: Promise<void> | null = null;
+  /** What to tell waiters once the job has fully ended. */
+  private settle: () => void = () => undefined;
+  /** Hashes of bytes [0, hashedBytes) of the partial file. */
+  private hashes: { sha256: Hash; sha512: Hash | null; bytes: number } | null = null;
+
+  constructor(
+    private readonly store: MediaStore,
+    private state: PartialState,
+    private readonly o: JobOptions,
+  ) {
+    this.id = state.id;
+    this.done = new Promise<MediaItem>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+  }
+
+  info(): DownloadInfo {
+    const rate = this.stateName === 'downloading' ? this.rate() : 0;
+    const total = this.state.totalBytes;
+    return {
+      id: this.id,
+      source: this.state.source,
+      url: this.state.url,
+      name: this.state.name,
+      path: this.store.file(this.state.name),
+      state: this.stateName,
+      receivedBytes: this.received,
+      totalBytes: total,
+      bytesPerSecond: Math.round(rate),
+      secondsLeft: this.stateName === 'done' ? 0 : total !== null && rate > 0 ? Math.max(0, Math.round((total - this.received) / rate)) : null,
+      checksum: { algorithm: this.state.checksum.algorithm, from: this.state.checksum.from },
+      error: this.error,
+    };
+  }
+
+  /** Stops the download; resolves once it has stopped and its state is written. */
+  async stop(reason: StopReason): Promise<void> {
+    if (this.stopReason === null) {
+      this.stopReason = reason;
+      this.abort.abort(new Stopped(reason));
+    }
+    await this.ended;
+  }
+
+  run(): Promise<void> {
+    this.ended ??= this.runInner();
+    return this.ended;
+  }
+
+  private async runInner(): Promise<void> {
+    const name = this.state.name;
+    try {
+      this.received = (await fs.stat(this.store.part(this.id)).catch(() => null))?.size ?? 0;
+      await this.save({ running: true });
+      this.emit(true);
+      await this.resolveExpected();
+      await this.transfer();
+      this.setState('verifying');
+      const item = await this.verifyAndKeep();
+      this.settle = () => {
+        this.setState('done');
+        this.resolveDone(item);
+      };
+    } catch (e) {
+      if (e instanceof Stopped || this.stopReason !== null) {
+        const reason = this.stopReason ?? (e as Stopped).reason;
+        if (reason === 'discard') {
+          await this.store.removePartial(this.id);
+          this.error = 'The download was discarded.';
+          this.fail('failed', errors.state(`The download of ${name} was discarded.`, { id: this.id }));
+        } else {
+          this.error = reason === 'cancel' ? 'Cancelled.' : 'The engine stopped; it resumes when Vivarium runs again.';
+          // A shutdown keeps `running` so the next engine resumes; a cancel does not.
+          await this.save({ running: reason === 'shutdown', error: this.error }).catch(() => undefined);
+          this.fail(
+            'paused',
+            errors.state(
+              reason === 'cancel'
+                ? `The download of ${name} was cancelled at ${this.received} bytes; the partial file is kept. Resume it (id ${this.id}) to go on.`
+                : `The download of ${name} stopped with the engine at ${this.received} bytes; it resumes when Vivarium runs again.`,
+              { id: this.id, receivedBytes: this.received },
+            ),
+          );
+        }
+      } else if (e instanceof Permanent) {
+        await this.store.removePartial(this.id);
+        this.error = e.message;
+        this.fail('failed', new VivariumError(ErrorCode.InvalidState, e.message, { id: this.id }));
+      } else {
+        // Retries exhausted: keep the partial for a later resume.
+        this.error = `${(e as Error).message}`;
+        await this.save({ running: false, error: this.error }).catch(() => undefined);
+        this.fail(
+          'paused',
+          errors.state(`The download of ${name} paused after repeated failures: ${this.error} The partial file is kept; resume it (id ${this.id}) to go on.`, {
+            id: this.id,
+          }),
+        );
+      }
+    } finally {
+      await this.store.unlock(this.id).catch(() => undefined);
+      // Settle only once the lock is gone and the job has left the manager, so whoever waited sees
+      // the final picture (no lock, no running job).
+      this.o.onEnd();
+      this.settle();
+    }
+  }
+
+  private async save(patch: Partial<PartialState>): Promise<void> {
+    this.state = { ...this.state, ...patch, updatedAt: new Date().toISOString() };
+    await this.store.writeState(this.state);
+  }
+
+  /** Ends the job in `state`, rejecting its waiters with `error` (once it has fully ended). */
+  private fail(state: DownloadState, error: unknown): void {
+    this.settle = () => {
+      this.setState(state);
+      this.rejectDone(error);
+    };
+  }
+
+  private setState(s: DownloadState): void {
+    this.stateName = s;
+    this.emit(true);
+  }
+
+  private emit(force = false): void {
+    const now = Date.now();
+    if (!force && now - this.lastEmit < PROGRESS_INTERVAL_MS) return;
+    this.lastEmit = now;
+    this.o.emit(this.info());
+  }
+
+  private rate(): number {
+    const s = this.samples;
+    if (s.length < 2) return 0;
+    const first = s[0]!;
+    const last = s[s.length - 1]!;
+    const dt = (last.t - first.t) / 1000;
+    return dt > 0 ? (last.bytes - first.bytes) / dt : 0;
+  }
+
+  private sample(): void {
+    const now = Date.now();
+    this.samples.push({ t: now, bytes: this.received });
+    while (this.samples.length > 2 && now - this.samples[0]!.t > RATE_WINDOW_MS) this.samples.shift();
+  }
+
+  private async fetchChecked(url: string, init: RequestInit = {}): Promise<Response> {
+    try {
+      return await fetch(url, { ...init, signal: this.abort.signal, redirect: 'follow' });
+    } catch (e) {
+      if (this.stopReason !== null) throw new Stopped(this.stopReason);
+      throw new Error(`could not reach ${new URL(url).host}: ${describeFetchError(e)}.`);
+    }
+  }
+
+  /** Reads the expected digest from the SUMS file (once; it is kept in the state). */
+  private async resolveExpected(): Promise<void> {
+    const c = this.state.checksum;
+    if (c.expected !== null) return;
+    const sumsUrl = c.sumsUrl!;
+    let text: string | null = null;
+    let lastError: unknown = null;
+    for (let attempt = 0; attempt <= this.o.maxRetries && text === null; attempt++) {
+      if (attempt > 0) await this.delay(attempt);
+      try {
+        const res = await this.fetchChecked(sumsUrl);
+        if (res.status >= 400 && res.status < 500) {
+          throw new Permanent(`The checksum file ${sumsUrl} could not be fetched (${res.status} ${res.statusText}). Check the address, or give the checksum itself.`);
+        }
+        if (!res.ok) throw new Error(`${sumsUrl} answered ${res.status} ${res.statusText}.`);
+        const body = await res.text();
+        if (body.length > 4 * 1024 * 1024) throw new Permanent(`${sumsUrl} is too large to be a checksum file.`);
+        text = body;
+      } catch (e) {
+        if (e instanceof Permanent || e instanceof Stopped) throw e;
+        lastError = e;
+      }
+    }
+    if (text === null) throw lastError instanceof Error ? lastError : new Error(String(lastError));
+    const fileName = decodeURIComponent(new URL(this.state.url).pathname.split('/').pop() ?? '');
+    // A catalog entry names the algorithm; a SUMS URL given by the user may list either.
+    const entry = findDigest(text, fileName, this.state.catalogId ? c.algorithm : undefined);
+    if (!entry) {
+      throw new Permanent(`The checksum file ${sumsUrl} does not list ${fileName}, so the download cannot be verified. Check that they belong together, or give the checksum itself.`);
+    }
+    await this.save({ checksum: { ...c, algorithm: entry.algorithm, expected: entry.digest, from: `${path.posix.basename(new URL(sumsUrl).pathname) || 'the SUMS file'} at ${sumsUrl}` } });
+  }
+
+  private async delay(attempt: number): Promise<void> {
+    const ms = this.o.retryDelayMs * 2 ** (attempt - 1);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, ms);
+      this.abort.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          reject(new Stopped(this.stopReason ?? 'cancel'));
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** Fetches until the partial holds the whole file, retrying cut connections with Range. */
+  private async transfer(): Promise<void> {
+    let failures = 0;
+    for (;;) {
+      if (this.stopReason !== null) throw new Stopped(this.stopReason);
+      const before = this.received;
+      try {
+        const complete = await this.attempt();
+        if (complete) return;
+      } catch (e) {
+        if (e instanceof Permanent || e instanceof Stopped || this.stopReason !== null) throw e;
+        failures = this.received > before ? 1 : failures + 1;
+        this.o.log?.(`media: ${this.state.name}: ${(e as Error).message} (attempt ${failures} of ${this.o.maxRetries})`);
+        if (failures > this.o.maxRetries) throw e;
+        this.error = `${(e as Error).message} Retrying…`;
+        this.emit(true);
+        await this.delay(failures);
+        this.error = null;
+      }
+    }
+  }
+
+  /** One request. Returns true when the partial file is complete. */
+  private async attempt(): Promise<boolean> {
+    const part = this.store.part(this.id);
+    const offset = (await fs.stat(part).catch(() => null))?.size ?? 0;
+    this.received = offset;
+    const total = this.state.totalBytes;
+    if (total !== null && offset === total && offset > 0) return true;
+    if (total !== null && offset > total) {
+      await fs.truncate(part, 0);
+      this.received = 0;
+      return this.attempt();
+    }
+    const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+    if (offset > 0) {
+      headers.range = `bytes=${offset}-`;
+      const validator = this.state.etag && !this.state.etag.startsWith('W/') ? this.state.etag : this.state.lastModified;
+      if (validator) headers['if-range'] = validator;
+    }
+    const res = await this.fetchChecked(this.state.url, { headers });
+    let start = 0;
+    let newTotal: number | null = null;
+    if (res.status === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      if (!m || Number(m[1]) !== offset) {
+        await res.body?.cancel().catch(() => undefined);
+        // The server sent some other range: start over.
+        await fs.truncate(part, 0).catch(() => undefined);
+        this.hashes = null;
+        throw new Error(`${new URL(this.state.url).host} sent an unexpected range (${res.headers.get('content-range') ?? 'none'}); starting over.`);
+      }
+      start = offset;
+      newTotal = m[3] === '*' ? null : Number(m[3]);
+    } else if (res.status === 200) {
+      start = 0;
+      const len = res.headers.get('content-length');
+      newTotal = len !== null && /^\d+$/.test(len) ? Number(len) : null;
+      if (offset > 0) this.o.log?.(`media: ${this.state.name}: the server did not resume (200 instead of 206); starting over.`);
+    } else if (res.status === 416 && offset > 0) {
+      await res.body?.cancel().catch(() => undefined);
+      // Nothing past our end: the partial may already be complete (state saved before the last
+      // byte's bookkeeping); verification decides. Otherwise start over.
+      if (total === null || total === offset) {
+        this.state = { ...this.state, totalBytes: offset };
+        return true;
+      }
+      await fs.truncate(part, 0);
+      this.hashes = null;
+      throw new Error(`${new URL(this.state.url).host} refused to resume; starting over.`);
+    } else {
+      await res.body?.cancel().catch(() => undefined);
+      const what = `${res.status} ${res.statusText}`.trim();
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+        throw new Permanent(`${this.state.url} could not be downloaded: the server answered ${what}. Check the address${this.state.catalogId ? ' (the catalog may be out of date; a newer Vivarium has newer links)' : ''}.`);
+      }
+      throw new Error(`the server answered ${what}.`);
+    }
+    if (!res.body) throw new Error('the server sent no body.');
+    await this.save({
+      totalBytes: newTotal,
+      etag: res.headers.get('etag'),
+      lastModified: res.headers.get('last-modified'),
+      error: null,
+    });
+    if (newTotal !== null) await this.checkSpace(newTotal - start);
+    await this.primeHashes(part, start);
+    this.received = start;
+    this.samples = [{ t: Date.now(), bytes: start }];
+    const hashes = this.hashes!;
+    const counter = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        hashes.sha256.update(chunk);
+        hashes.sha512?.update(chunk);
+        hashes.bytes += chunk.length;
+        this.received += chunk.length;
+        this.sample();
+        this.emit();
+        cb(null, chunk);
+      },
+    });
+    const out = createWriteStream(part, { flags: start === 0 ? 'w' : 'a', mode: 0o600 });
+    try {
+      await pipeline(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), counter, out, { signal: this.abort.signal });
+    } catch (e) {
+      // What was hashed but not written makes the hash state useless: redo it from the file.
+      this.hashes = null;
+      if (this.stopReason !== null) throw new Stopped(this.stopReason);
+      throw new Error(`the connection broke at ${this.received} bytes (${describeFetchError(e)}).`);
+    }
+    const size = (await fs.stat(part)).size;
+    if (size !== hashes.bytes) this.hashes = null;
+    this.received = size;
+    if (newTotal !== null && size < newTotal) throw new Error(`the connection ended early at ${size} of ${newTotal} bytes.`);
+    if (newTotal === null) this.state = { ...this.state, totalBytes: size };
+    await this.save({});
+    return true;
+  }
+
+  /** Makes `this.hashes` cover bytes [0, start) of the partial, reading them from disk if needed. */
+  private async primeHashes(part: string, start: number): Promise<void> {
+    if (this.hashes && this.hashes.bytes === start) return;
+    const sha512 = this.state.checksum.algorithm === 'sha512';
+    const h = { sha256: createHash('sha256'), sha512: sha512 ? createHash('sha512') : null, bytes: 0 };
+    if (start > 0) {
+      const stream = createReadStream(part, { start: 0, end: start - 1, highWaterMark: 1 << 20 });
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        h.sha256.update(chunk);
+        h.sha512?.update(chunk);
+        h.bytes += chunk.length;
+      }
+    }
+    this.hashes = h;
+  }
+
+  private async checkSpace(needed: number): Promise<void> {
+    const st = await fs.statfs(this.store.downloadsDir).catch(() => null);
+    if (!st) return;
+    const free = st.bavail * st.bsize;
+    if (needed > free) {
+      throw new Permanent(
+        `${this.state.name} needs ${(needed / 1024 ** 3).toFixed(1)} GiB more but only ${(free / 1024 ** 3).toFixed(1)} GiB is free in ${this.store.dir}. Free some space and download it again.`,
+      );
+    }
+  }
+
+  private async verifyAndKeep(): Promise<MediaItem> {
+    const part = this.store.part(this.id);
+    const size = (await fs.stat(part)).size;
+    await this.primeHashes(part, size);
+    const h = this.hashes!;
+    const sha256 = h.sha256.digest('hex');
+    const sha512 = h.sha512 ? h.sha512.digest('hex') : null;
+    this.hashes = null;
+    const c = this.state.checksum;
+    const got = c.algorithm === 'sha256' ? sha256 : sha512!;
+    if (got !== c.expected) {
+      throw new Permanent(
+        `${this.state.name} did not match its ${LABEL[c.algorithm]} checksum from ${c.from} (expected ${c.expected}, got ${got}), so it was deleted. The file was damaged or altered on the way; download it again, from another mirror if it happens again.`,
+      );
+    }
+    const file = this.store.file(this.state.name);
+    await fs.chmod(part, 0o600);
+    await fs.rename(part, file);
+    const meta: MediaMeta = {
+      version: 1,
+      id: this.id,
+      name: this.state.name,
+      url: this.state.url,
+      catalogId: this.state.catalogId,
+      sizeBytes: size,
+      sha256,
+      sha512,
+      verifiedWith: `${LABEL[c.algorithm]} from ${c.from}`,
+      downloadedAt: new Date().toISOString(),
+    };
+    await this.store.writeMeta(meta);
+    await fs.rm(this.store.stateFile(this.id), { force: true });
+    this.received = size;
+    return toItem(this.store, meta);
+  }
+}
+
+function describeFetchError(e: unknown): string {
+  const err = e as { message?: string; cause?: { code?: string; message?: string } };
+  const cause = err.cause?.code ?? err.cause?.message;
+  return [err.message ?? String(e), cause].filter(Boolean).join(': ');
+}
