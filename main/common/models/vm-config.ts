@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 
-export const CONFIG_VERSION = 1;
+export const CONFIG_VERSION = 2;
 
 export const Arch = z.enum(['x86_64', 'aarch64']);
 export type Arch = z.infer<typeof Arch>;
@@ -42,19 +42,110 @@ export const BundleFileName = z
 export const DiskFormat = z.enum(['qcow2', 'raw']);
 export type DiskFormat = z.infer<typeof DiskFormat>;
 
-export const Disk = z.object({
-  /** Stable id, used as the QEMU node name ("disk0"). */
-  id: z.string().regex(/^disk[0-9]{1,2}$/),
-  /** Either `{bundle: "disk0.qcow2"}` (owned by the bundle, deleted with it) or `{path: "/abs"}`
-   *  (an existing image the user pointed at; never deleted by Vivarium). */
-  source: z.union([
-    z.object({ bundle: BundleFileName }).strict(),
-    z.object({ path: HostPath }).strict(),
-  ]),
-  format: DiskFormat,
-  readOnly: z.boolean().default(false),
-});
+/** Where an image lives: `{bundle: "disk0.qcow2"}` is owned by the bundle (deleted with it),
+ *  `{path: "/abs"}` is an image the user pointed at (never deleted by Vivarium). */
+export const ImageSource = z.union([
+  z.object({ bundle: BundleFileName }).strict(),
+  z.object({ path: HostPath }).strict(),
+]);
+export type ImageSource = z.infer<typeof ImageSource>;
+
+/** What the disk is for: the one "system" disk holds the OS (boot order, installers, clones);
+ *  "data" disks are everything else. */
+export const DiskRole = z.enum(['system', 'data']);
+export type DiskRole = z.infer<typeof DiskRole>;
+
+/** The guest-side controller. Only virtio-blk today; issue 9 adds SATA and NVMe. */
+export const DiskBus = z.enum(['virtio']);
+export type DiskBus = z.infer<typeof DiskBus>;
+
+/** One read-only layer below a disk's top image. */
+export const BackingLayer = z.object({ source: ImageSource, format: DiskFormat }).strict();
+export type BackingLayer = z.infer<typeof BackingLayer>;
+
+/** The most layers a disk's backing chain may have (linked clone + a few external snapshots). */
+export const MAX_BACKING_LAYERS = 8;
+
+/**
+ * A disk: a top image plus an explicit backing chain that Vivarium itself opens (qemu-notes §8).
+ *
+ * `backing` lists the layers below the top image, nearest first: `backing[0]` is the top image's
+ * backing file, `backing[1]` is `backing[0]`'s, and so on; `[]` means a standalone image. The argv
+ * builder emits one `-blockdev` pair per layer with its own node name and `backing=<node>`, and
+ * `backing: null` at the bottom, so whatever backing file an image header names is never opened.
+ * Layers are always opened read-only; only the top image is written (unless `readOnly`).
+ * Rules: a raw image cannot have a backing file, so every image that has one below it is qcow2
+ * (only the last layer may be raw). Start-time preflight (main/services/disks/preflight.ts) checks
+ * that each file's header agrees with this chain.
+ */
+export const Disk = z
+  .object({
+    /** Stable id, also the QEMU node name of the top image ("disk0", "disk1", …). */
+    id: z.string().regex(/^disk[0-9]{1,2}$/, 'must be disk0..disk99'),
+    role: DiskRole.default('data'),
+    bus: DiskBus.default('virtio'),
+    source: ImageSource,
+    format: DiskFormat,
+    readOnly: z.boolean().default(false),
+    backing: z.array(BackingLayer).max(MAX_BACKING_LAYERS).default([]),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    const chain = [{ format: d.format }, ...d.backing];
+    chain.slice(0, -1).forEach((layer, i) => {
+      if (layer.format !== 'qcow2') {
+        ctx.addIssue({
+          code: 'custom',
+          path: i === 0 ? ['format'] : ['backing', i - 1, 'format'],
+          message: 'only a qcow2 image can have a backing image below it',
+        });
+      }
+    });
+  });
 export type Disk = z.infer<typeof Disk>;
+
+/** Every image file of a disk, top first: what a start checks and what a delete must consider. */
+export function diskImages(d: Disk): readonly BackingLayer[] {
+  return [{ source: d.source, format: d.format }, ...d.backing];
+}
+
+/** The next free disk id ("disk0", "disk1", …) for a VM's disk list. */
+export function nextDiskId(disks: readonly Pick<Disk, 'id'>[]): string {
+  const used = new Set(disks.map((d) => d.id));
+  for (let i = 0; ; i++) if (!used.has(`disk${i}`)) return `disk${i}`;
+}
+
+/** The most disks a VM may have. */
+export const MAX_DISKS = 8;
+
+/** A VM's disk list with its cross-field rules: unique ids, at most one system disk, and no image
+ *  file written by one disk and also used by another (a base shared read-only is fine). */
+export const DiskList = z
+  .array(Disk)
+  .max(MAX_DISKS, `at most ${MAX_DISKS} disks`)
+  .superRefine((disks, ctx) => {
+    const ids = new Set<string>();
+    const tops = new Set<string>();
+    const layers = new Set<string>();
+    const key = (s: ImageSource) => ('bundle' in s ? `bundle:${s.bundle}` : `path:${s.path}`);
+    let system = 0;
+    disks.forEach((d, i) => {
+      if (ids.has(d.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `two disks are called ${d.id}` });
+      ids.add(d.id);
+      if (d.role === 'system' && ++system > 1) ctx.addIssue({ code: 'custom', path: [i, 'role'], message: 'only one disk can be the system disk' });
+      const top = key(d.source);
+      if (tops.has(top) || layers.has(top)) ctx.addIssue({ code: 'custom', path: [i, 'source'], message: 'this image is already used by another disk' });
+      tops.add(top);
+      const chain = new Set<string>([top]);
+      d.backing.forEach((l, j) => {
+        const k = key(l.source);
+        if (chain.has(k)) ctx.addIssue({ code: 'custom', path: [i, 'backing', j, 'source'], message: 'this image is already in the chain above it (a loop)' });
+        else if (tops.has(k)) ctx.addIssue({ code: 'custom', path: [i, 'backing', j, 'source'], message: 'a backing image cannot also be a disk\'s top image' });
+        chain.add(k);
+        layers.add(k);
+      });
+    });
+  });
 
 export const PortForward = z
   .object({
@@ -104,7 +195,7 @@ export const VmConfig = z
     firmware: Firmware.default('bios'),
     /** Per-VM UEFI variable store (qcow2 so that internal snapshots work), inside the bundle. */
     uefiVars: BundleFileName.nullable().default(null),
-    disks: z.array(Disk).max(8).default([]),
+    disks: DiskList.default([]),
     cdrom: HostPath.nullable().default(null),
     kernel: z
       .object({ path: HostPath, initrd: HostPath.nullable().default(null), append: z.string().max(4096).default('') })
@@ -140,6 +231,22 @@ export const MIGRATIONS: Readonly<Record<number, Migration>> = {
   // Version 0 was never written by a release; it is the shape of a hand-written config without a
   // version field. Accept it by stamping the version, so people may write configs by hand.
   0: (raw) => ({ ...raw, version: 1 }),
+  // v2: disks became a list of typed disks with a role, a bus and an explicit backing chain. v1
+  // disks were standalone images (v1 never opened a backing file), so the chain is empty; the first
+  // disk was the one the VM booted from.
+  1: (raw) => ({
+    ...raw,
+    version: 2,
+    ...(Array.isArray(raw.disks)
+      ? {
+          disks: (raw.disks as unknown[]).map((d, i) =>
+            d && typeof d === 'object' && !Array.isArray(d)
+              ? { role: i === 0 ? 'system' : 'data', bus: 'virtio', backing: [], ...(d as Record<string, unknown>) }
+              : d,
+          ),
+        }
+      : {}),
+  }),
 };
 
 export type LoadResult =

@@ -1,0 +1,238 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import {
+  SeedInputError,
+  USER_PART_MERGE_TYPE,
+  buildSeed,
+  checkPublicKey,
+  cloudConfig,
+  describeSeed,
+  mimeMultipart,
+  ninePMountCommand,
+  parseCloudConfig,
+  splitUserData,
+  userDataPartType,
+  type SeedInput,
+} from './cloud-init';
+import { hashPassword, verifyPassword, PasswordError } from './password-hash';
+import { seedIsoImage, writeSeedIso } from './seed-iso';
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJIyD+RlzF23a8pDBQyUhfQLcBSmaT0KQYAFuXAlTT8B dev@laptop';
+// A comment full of YAML syntax: must come back as the same string.
+const ODD_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJIyD+RlzF23a8pDBQyUhfQLcBSmaT0KQYAFuXAlTT8B a: b # c - [x] {y} \'"';
+
+const base: SeedInput = {
+  instanceId: 'b7a0c1d2-0000-4000-8000-000000000001',
+  hostname: 'sandbox-1',
+  user: { name: 'dev', sshAuthorizedKeys: [KEY] },
+};
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-seed-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('buildSeed: files round-trip as YAML', () => {
+  it('meta-data carries the instance id and host name', () => {
+    const seed = buildSeed(base);
+    expect(parse(seed.metaData)).toEqual({ 'instance-id': base.instanceId, 'local-hostname': 'sandbox-1' });
+  });
+
+  it('user-data is a #cloud-config with the user, key, locked password and no SSH passwords', () => {
+    const seed = buildSeed(base);
+    expect(seed.userData.startsWith('#cloud-config\n')).toBe(true);
+    const cfg = parseCloudConfig(seed.userData);
+    expect(cfg).toEqual(cloudConfig(base));
+    expect(cfg.hostname).toBe('sandbox-1');
+    expect(cfg.ssh_pwauth).toBe(false);
+    expect(cfg.disable_root).toBe(true);
+    const users = cfg.users as Record<string, unknown>[];
+    expect(users).toHaveLength(1);
+    expect(users[0]).toMatchObject({ name: 'dev', lock_passwd: true, ssh_authorized_keys: [KEY], sudo: 'ALL=(ALL) NOPASSWD:ALL' });
+    expect(users[0]).not.toHaveProperty('passwd');
+    // The guest agent is installed by default and started either way.
+    expect(cfg.packages).toEqual(['qemu-guest-agent']);
+    expect(cfg.package_update).toBe(true);
+    expect(JSON.stringify(cfg.runcmd)).toContain('qemu-guest-agent');
+    // Re-serialising what was parsed gives the same data (no YAML surprises like "no" → false).
+    expect(parse(stringify(cfg))).toEqual(cfg);
+  });
+
+  it('keeps strings full of YAML syntax intact', () => {
+    const seed = buildSeed({ ...base, user: { name: 'dev', sshAuthorizedKeys: [ODD_KEY] }, packages: ['yes', 'no', 'on', '1.0', 'null'] });
+    const cfg = parseCloudConfig(seed.userData);
+    expect((cfg.users as { ssh_authorized_keys: string[] }[])[0]!.ssh_authorized_keys).toEqual([ODD_KEY]);
+    expect(cfg.packages).toEqual(['yes', 'no', 'on', '1.0', 'null', 'qemu-guest-agent']);
+  });
+
+  it('a password hash unlocks the account and allows SSH passwords', async () => {
+    const hash = await hashPassword('correct horse battery staple\n');
+    expect(hash).toMatch(/^\$6\$[./A-Za-z0-9]{16}\$[./A-Za-z0-9]{86}$/);
+    expect(await verifyPassword('correct horse battery staple', hash)).toBe(true);
+    expect(await verifyPassword('wrong', hash)).toBe(false);
+    const cfg = parseCloudConfig(buildSeed({ ...base, user: { ...base.user, passwordHash: hash } }).userData);
+    expect((cfg.users as Record<string, unknown>[])[0]).toMatchObject({ lock_passwd: false, passwd: hash });
+    expect(cfg.ssh_pwauth).toBe(true);
+  });
+
+  it('mounts shares over 9p at /mnt/<tag>, read-only ones ro', () => {
+    const cfg = parseCloudConfig(
+      buildSeed({ ...base, shares: [{ tag: 'src', readOnly: false }, { tag: 'docs', readOnly: true }], installGuestAgent: false }).userData,
+    );
+    expect(cfg.mounts).toEqual([
+      ['src', '/mnt/src', '9p', 'trans=virtio,version=9p2000.L,msize=131072,cache=mmap,nofail', '0', '0'],
+      ['docs', '/mnt/docs', '9p', 'trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro,nofail', '0', '0'],
+    ]);
+    expect(cfg).not.toHaveProperty('packages');
+    expect(ninePMountCommand({ tag: 'docs', readOnly: true })).toBe(
+      'sudo mkdir -p /mnt/docs && sudo mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro docs /mnt/docs',
+    );
+  });
+
+  it('network-config (v2) matches the NIC by MAC; none without a MAC', () => {
+    expect(buildSeed(base).networkConfig).toBeNull();
+    const net = parse(buildSeed({ ...base, network: { macAddress: '52:54:00:12:34:56' } }).networkConfig!);
+    expect(net).toEqual({
+      version: 2,
+      ethernets: { eth0: { match: { macaddress: '52:54:00:12:34:56' }, 'set-name': 'eth0', dhcp4: true } },
+    });
+  });
+});
+
+describe('extra user-data: MIME multi-part', () => {
+  const extra = '#cloud-config\nruncmd:\n  - [touch, /run/extra-ran]\nhostname: not-this-one\n';
+
+  it('puts Vivarium\'s #cloud-config first and the user\'s part second with the append merge type', () => {
+    const seed = buildSeed({ ...base, extraUserData: extra });
+    expect(seed.userData).toMatch(/^Content-Type: multipart\/mixed; boundary="==vivarium-[0-9a-f]{24}=="\nMIME-Version: 1\.0\n/);
+    const parts = splitUserData(seed.userData);
+    expect(parts.map((p) => p.type)).toEqual(['text/cloud-config', 'text/cloud-config']);
+    expect(parseCloudConfig(parts[0]!.body)).toEqual(cloudConfig(base));
+    expect(parts[1]!.body).toBe(extra);
+    expect(parts[1]!.mergeType).toBe(USER_PART_MERGE_TYPE);
+    expect(parts[0]!.mergeType).toBeUndefined();
+  });
+
+  it('passes scripts through with their MIME type', () => {
+    const parts = splitUserData(buildSeed({ ...base, extraUserData: '#!/bin/sh\necho hi > /run/x\n' }).userData);
+    expect(parts[1]).toMatchObject({ type: 'text/x-shellscript', body: '#!/bin/sh\necho hi > /run/x\n' });
+    expect(parts[1]!.mergeType).toBeUndefined();
+  });
+
+  it('survives any bytes in the user\'s part (base64)', () => {
+    const body = '#cloud-config\nwrite_files:\n  - path: /x\n    content: "--==vivarium-boundary==\\n é ✓"\n';
+    const mime = mimeMultipart([{ type: 'text/cloud-config', filename: 'a', body }], '==fixed==');
+    expect(splitUserData(mime)[0]!.body).toBe(body);
+  });
+
+  it('refuses what cloud-init would ignore or misread, saying how to fix it', () => {
+    const bad = (extraUserData: string): SeedInputError => {
+      try {
+        buildSeed({ ...base, extraUserData });
+      } catch (e) {
+        expect(e).toBeInstanceOf(SeedInputError);
+        expect((e as SeedInputError).field).toBe('extraUserData');
+        return e as SeedInputError;
+      }
+      throw new Error('accepted');
+    };
+    expect(bad('packages: [git]\n').message).toMatch(/first line must be "#cloud-config"/);
+    expect(bad('#cloud-config\nfoo: [unclosed\n').message).toMatch(/not valid YAML \(line \d+, column \d+\)/);
+    expect(bad('#cloud-config\n- a\n- b\n').message).toMatch(/mapping/);
+    expect(bad('Content-Type: multipart/mixed; boundary="x"\nMIME-Version: 1.0\n\n--x--\n').message).toMatch(/already MIME/);
+    expect(userDataPartType('## template: jinja\n#cloud-config\n')).toBe('text/jinja2');
+  });
+});
+
+describe('input checks', () => {
+  const field = (input: Partial<SeedInput>): string => {
+    try {
+      buildSeed({ ...base, ...input });
+    } catch (e) {
+      expect(e).toBeInstanceOf(SeedInputError);
+      return (e as SeedInputError).field;
+    }
+    return 'accepted';
+  };
+  it('names the field that is wrong', () => {
+    expect(field({ hostname: 'bad_host' })).toBe('hostname');
+    expect(field({ hostname: '-x' })).toBe('hostname');
+    expect(field({ hostname: `a${'b'.repeat(63)}` })).toBe('hostname');
+    expect(field({ instanceId: '../x' })).toBe('instanceId');
+    expect(field({ user: { name: 'Dev', sshAuthorizedKeys: [KEY] } })).toBe('user.name');
+    expect(field({ user: { name: 'root', sshAuthorizedKeys: [KEY] } })).toBe('user.name');
+    expect(field({ user: { name: 'dev', sshAuthorizedKeys: [] } })).toBe('user.sshAuthorizedKeys');
+    expect(field({ user: { name: 'dev', sshAuthorizedKeys: ['ssh-ed25519 notbase64!'] } })).toBe('user.sshAuthorizedKeys');
+    expect(field({ user: { name: 'dev', sshAuthorizedKeys: [KEY], passwordHash: 'hunter2' } })).toBe('user.passwordHash');
+    expect(field({ packages: ['git; rm -rf /'] })).toBe('packages');
+    expect(field({ shares: [{ tag: 'a b', readOnly: false }] })).toBe('shares');
+    expect(field({ shares: [{ tag: 'a', readOnly: false }, { tag: 'a', readOnly: true }] })).toBe('shares');
+    expect(field({ network: { macAddress: '52:54:00:12:34' } })).toBe('network.macAddress');
+  });
+
+  it('refuses a private key with a sentence that does not repeat it', () => {
+    const priv = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----';
+    expect(() => checkPublicKey(priv)).toThrow(/private SSH key.*public key/);
+    try {
+      checkPublicKey(priv);
+    } catch (e) {
+      expect((e as Error).message).not.toContain('b3BlbnNzaC1rZXktdjEAAAAABG5vbmU');
+    }
+  });
+
+  it('refuses an empty password', async () => {
+    await expect(hashPassword('\n')).rejects.toBeInstanceOf(PasswordError);
+  });
+});
+
+describe('secrets stay out of logs', () => {
+  it('describeSeed and error messages never carry the password, its hash, keys or user-data text', async () => {
+    const clear = 'S3cret-Passw0rd!';
+    const token = 'ghp_TOKENabcdef1234567890SECRET';
+    const hash = await hashPassword(clear);
+    const input: SeedInput = {
+      ...base,
+      user: { ...base.user, passwordHash: hash },
+      extraUserData: `#cloud-config\nwrite_files:\n  - path: /etc/token\n    content: ${token}\n`,
+    };
+    const seed = buildSeed(input);
+    const line = describeSeed(input, seed);
+    expect(line).toMatch(/user dev, 1 SSH key\(s\), password set/);
+    for (const secret of [clear, hash, hash.split('$')[3]!, token, 'AAAAC3NzaC1lZDI1NTE5']) expect(line).not.toContain(secret);
+
+    // A broken user-data file: the YAML error is reported without echoing the line that holds the secret.
+    try {
+      buildSeed({ ...base, extraUserData: `#cloud-config\ntoken: [${token}\n` });
+      throw new Error('accepted');
+    } catch (e) {
+      expect((e as Error).message).toMatch(/not valid YAML/);
+      expect((e as Error).message).not.toContain(token);
+    }
+
+    // The clear password is nowhere in the seed, in memory or on disk; the hash is, in a 0600 file.
+    const image = seedIsoImage(seed);
+    expect(image.includes(Buffer.from(clear))).toBe(false);
+    for (const text of [seed.metaData, seed.userData, seed.networkConfig ?? '']) expect(text).not.toContain(clear);
+    const file = path.join(tmp, 'seed.iso');
+    await writeSeedIso(file, seed);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(file).includes(Buffer.from(clear))).toBe(false);
+  });
+});
+
+describe('the seed image', () => {
+  it('holds meta-data, user-data and network-config under their names, label cidata', async () => {
+    const seed = buildSeed({ ...base, network: { macAddress: '52:54:00:ab:cd:ef' } });
+    const file = path.join(tmp, 'seed2.iso');
+    expect(await writeSeedIso(file, seed)).toBe(fs.statSync(file).size);
+    const listing = execFileSync('isoinfo', ['-i', file, '-J', '-l'], { encoding: 'utf8' });
+    for (const name of ['meta-data', 'user-data', 'network-config']) expect(listing).toMatch(new RegExp(`\\s${name}\\s*$`, 'm'));
+    expect(execFileSync('isoinfo', ['-i', file, '-d'], { encoding: 'utf8' })).toMatch(/^Volume id: cidata$/m);
+    const userData = execFileSync('isoinfo', ['-i', file, '-J', '-x', '/user-data'], { encoding: 'utf8' });
+    expect(userData).toBe(seed.userData);
+    // No leftover temp files next to it.
+    expect(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});

@@ -1,0 +1,358 @@
+/**
+ * cloud-init NoCloud seed contents, built as pure data: meta-data, user-data and network-config.
+ *
+ * Sources: cloud-init docs — "NoCloud" datasource (files `meta-data`, `user-data`, `network-config`,
+ * label `cidata`), "Cloud config examples" (users, ssh_authorized_keys, ssh_pwauth, packages, mounts,
+ * runcmd), "Networking config Version 2", "User-data formats" (MIME multi-part) and "Merging
+ * user-data sections" (the `Merge-Type` header). Shared-folder mounts follow qemu-notes §6 (9p,
+ * `trans=virtio,version=9p2000.L`) and Lima's cloud-config (mounts by 9p tag, `nofail`).
+ *
+ * Extra user-data from the user is combined with Vivarium's by **MIME multi-part**, cloud-init's own
+ * mechanism, not by merging YAML here: Vivarium's `#cloud-config` is the first part; the user's
+ * file is the second part, sent as it is (any type cloud-init knows: `#cloud-config`, `#!` scripts,
+ * `#cloud-boothook`, `#include`, `## template: jinja`…). A `#cloud-config` part from the user
+ * carries `Merge-Type: dict(recurse_array,no_replace)+list(append)`, so cloud-init merges it this
+ * way: lists are appended to Vivarium's (users, packages, runcmd, mounts, write_files… all keep
+ * both sides' entries), mappings are merged key by key, and where both give a scalar value
+ * (hostname, ssh_pwauth…) Vivarium's value stays — the fields Vivarium asks for win, everything
+ * else the user adds. Without extra user-data, user-data is a plain `#cloud-config` document.
+ *
+ * Secrets: the password reaches this module only as a SHA-512 crypt hash (see password-hash.ts);
+ * user-data may still hold secrets the user put in extra user-data, so callers must never log
+ * these strings — log `describeSeed()` instead.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import sshpk from 'sshpk';
+import { parse, parseDocument, stringify } from 'yaml';
+
+/** A 9p shared folder as the guest mounts it: `tag` is QEMU's `mount_tag`, mounted at `/mnt/<tag>`. */
+export interface SeedShare {
+  readonly tag: string;
+  readonly readOnly: boolean;
+}
+
+/** Everything the seed is made from. Strings are checked by `buildSeed`; nothing is trusted. */
+export interface SeedInput {
+  /** meta-data `instance-id`: cloud-init re-runs its per-instance steps when it changes. Use the VM's id. */
+  readonly instanceId: string;
+  /** Host name (RFC 1123: 1–63 letters, digits, hyphens; not starting or ending with a hyphen). */
+  readonly hostname: string;
+  /** The account cloud-init creates (with passwordless sudo). The distro's default user is not created. */
+  readonly user: {
+    readonly name: string;
+    /** OpenSSH public key lines (`ssh-ed25519 AAAA… comment`); at least one. */
+    readonly sshAuthorizedKeys: readonly string[];
+    /** A crypt(3) hash (`$6$…`, from `hashPassword`), or null: then password login is locked and SSH refuses passwords. */
+    readonly passwordHash?: string | null;
+  };
+  /** Packages the guest installs on first boot (needs the guest to reach its mirror). */
+  readonly packages?: readonly string[];
+  /** Install qemu-guest-agent on first boot (default true). It is started either way when present. */
+  readonly installGuestAgent?: boolean;
+  /** 9p shares to mount at /mnt/<tag> on every boot. */
+  readonly shares?: readonly SeedShare[];
+  /**
+   * The NIC to configure by DHCP, matched by MAC (`52:54:00:xx:xx:xx`). null/absent → no
+   * network-config file: cloud-init then uses DHCP on the first NIC (its fallback).
+   */
+  readonly network?: { readonly macAddress: string } | null;
+  /** The user's own user-data file contents, combined as described above. */
+  readonly extraUserData?: string | null;
+}
+
+/** The seed's files, as text. `networkConfig` is null when the seed has none. */
+export interface Seed {
+  readonly metaData: string;
+  readonly userData: string;
+  readonly networkConfig: string | null;
+}
+
+/** A field of `SeedInput` that is not acceptable, with the sentence to show. */
+export class SeedInputError extends Error {
+  override name = 'SeedInputError';
+  constructor(
+    /** Dotted path of the offending field in SeedInput, e.g. "user.name". */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Where a share appears in a cloud-init guest. */
+export function shareMountPoint(tag: string): string {
+  return `/mnt/${tag}`;
+}
+
+/** The mount options for a 9p share (qemu-notes §6), read-only shares mounted `ro`. */
+export function ninePMountOptions(readOnly: boolean): string {
+  return `trans=virtio,version=9p2000.L,msize=131072,cache=mmap${readOnly ? ',ro' : ''},nofail`;
+}
+
+/** The command to mount a share by hand in a guest without cloud-init (shown to the user). */
+export function ninePMountCommand(share: SeedShare): string {
+  const mp = shareMountPoint(share.tag);
+  return `sudo mkdir -p ${mp} && sudo mount -t 9p -o ${ninePMountOptions(share.readOnly).replace(/,nofail$/, '')} ${share.tag} ${mp}`;
+}
+
+/** The Merge-Type given to a #cloud-config part from the user (see the module comment). */
+export const USER_PART_MERGE_TYPE = 'dict(recurse_array,no_replace)+list(append)';
+
+const HOSTNAME_RE = /^(?=.{1,63}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
+// useradd's default NAME_REGEX (Debian adduser.conf), 32 characters at most.
+const USERNAME_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
+const RESERVED_USERS = new Set(['root', 'daemon', 'bin', 'sys', 'sync', 'nobody', 'sshd']);
+// 9p mount tags: QEMU accepts longer ones, but keep them to what every guest kernel and a path take.
+const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$/;
+// Package names with an optional version pin (apt "name=ver", dnf/apk "name-ver" are plain names).
+const PACKAGE_RE = /^[A-Za-z0-9][A-Za-z0-9+._@:-]{0,127}(=[A-Za-z0-9+._~:-]{1,128})?$/;
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const INSTANCE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const CRYPT_RE = /^\$(6|5|y|2[aby])\$[./A-Za-z0-9$=,]+$/;
+const MAX_EXTRA_USER_DATA = 1024 * 1024;
+
+/**
+ * Checks one OpenSSH public key line and returns it normalised (`type base64 [comment]`).
+ * @throws SeedInputError for a private key, several keys on one line, or anything sshpk cannot parse.
+ */
+export function checkPublicKey(line: string, field = 'user.sshAuthorizedKeys'): string {
+  const text = line.trim();
+  if (/PRIVATE KEY/.test(text)) {
+    throw new SeedInputError(field, 'That is a private SSH key. Give the public key (the .pub file) instead; the private key must stay on this computer.');
+  }
+  if (text.includes('\n')) throw new SeedInputError(field, 'Give one SSH public key per line.');
+  try {
+    sshpk.parseKey(text, 'ssh');
+  } catch (e) {
+    throw new SeedInputError(field, `Not an OpenSSH public key (${(e as Error).message}). Give a line like "ssh-ed25519 AAAA… you@host", as in a .pub file.`);
+  }
+  return text;
+}
+
+function check(cond: boolean, field: string, message: string): void {
+  if (!cond) throw new SeedInputError(field, message);
+}
+
+/** The first line of a user-data document decides its type (cloud-init "User-data formats"). */
+const PART_TYPES: readonly (readonly [RegExp, string])[] = [
+  [/^#cloud-config\s*$/, 'text/cloud-config'],
+  [/^#!/, 'text/x-shellscript'],
+  [/^#cloud-boothook\s*$/, 'text/cloud-boothook'],
+  [/^#include(-once)?\s*$/, 'text/x-include-url'],
+  [/^#part-handler\s*$/, 'text/part-handler'],
+  [/^#cloud-config-archive\s*$/, 'text/cloud-config-archive'],
+  [/^## template:\s*jinja\s*$/, 'text/jinja2'],
+];
+
+/** The MIME type cloud-init gives a user-data document, or null when it would not recognise it. */
+export function userDataPartType(text: string): string | null {
+  const first = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0] ?? '';
+  return PART_TYPES.find(([re]) => re.test(first))?.[1] ?? null;
+}
+
+function checkExtraUserData(text: string): string {
+  check(Buffer.byteLength(text) <= MAX_EXTRA_USER_DATA, 'extraUserData', 'The user-data file is larger than 1 MiB; cloud-init seeds are meant for small configuration.');
+  if (/^(MIME-Version|Content-Type):/im.test(text.split(/\r?\n\r?\n/, 1)[0] ?? '')) {
+    throw new SeedInputError('extraUserData', 'The user-data file is already MIME multi-part. Give its parts as one #cloud-config or script file.');
+  }
+  const type = userDataPartType(text);
+  if (!type) {
+    throw new SeedInputError(
+      'extraUserData',
+      'cloud-init would ignore this user-data file: its first line must be "#cloud-config", "#!" (a script), ' +
+        '"#cloud-boothook", "#include" or "## template: jinja".',
+    );
+  }
+  if (type === 'text/cloud-config') {
+    const doc = parseDocument(text);
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const where = e.linePos?.[0] ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';
+      throw new SeedInputError('extraUserData', `The user-data file is not valid YAML${where}: ${e.message.split('\n')[0]}`);
+    }
+    const value: unknown = doc.toJS();
+    check(value === null || (typeof value === 'object' && !Array.isArray(value)), 'extraUserData', 'A #cloud-config file must hold a mapping (key: value lines) at the top.');
+  }
+  return type;
+}
+
+/** The #cloud-config document Vivarium asks for, as a plain object (exported for tests and the UI's preview). */
+export function cloudConfig(input: SeedInput): Record<string, unknown> {
+  const u = input.user;
+  const hash = u.passwordHash ?? null;
+  const packages = [...(input.packages ?? [])];
+  if (input.installGuestAgent !== false && !packages.includes('qemu-guest-agent')) packages.push('qemu-guest-agent');
+  const shares = input.shares ?? [];
+  const config: Record<string, unknown> = {
+    hostname: input.hostname,
+    manage_etc_hosts: true,
+    users: [
+      {
+        name: u.name,
+        gecos: u.name,
+        groups: ['sudo'],
+        shell: '/bin/bash',
+        sudo: 'ALL=(ALL) NOPASSWD:ALL',
+        lock_passwd: hash === null,
+        ...(hash === null ? {} : { passwd: hash }),
+        ssh_authorized_keys: u.sshAuthorizedKeys.map((k) => k.trim()),
+      },
+    ],
+    disable_root: true,
+    // Password login over SSH only when a password was set.
+    ssh_pwauth: hash !== null,
+  };
+  if (packages.length > 0) {
+    config.package_update = true;
+    config.packages = packages;
+  }
+  if (shares.length > 0) {
+    config.mounts = shares.map((s) => [s.tag, shareMountPoint(s.tag), '9p', ninePMountOptions(s.readOnly), '0', '0']);
+  }
+  // Debian's unit is started by udev when the agent's port appears; starting it here also covers
+  // an image where it was just installed. Failure (no agent) must not fail the boot.
+  config.runcmd = [['sh', '-c', 'systemctl start qemu-guest-agent.service 2>/dev/null || true']];
+  return config;
+}
+
+function validate(input: SeedInput): void {
+  check(INSTANCE_ID_RE.test(input.instanceId), 'instanceId', 'The instance id must be 1–128 letters, digits, ".", "_" or "-".');
+  check(
+    HOSTNAME_RE.test(input.hostname),
+    'hostname',
+    `"${input.hostname}" is not a valid host name: use 1–63 letters, digits and hyphens, not starting or ending with a hyphen.`,
+  );
+  const u = input.user;
+  check(
+    USERNAME_RE.test(u.name),
+    'user.name',
+    `"${u.name}" is not a valid Linux user name: start with a lower-case letter or "_", then up to 31 lower-case letters, digits, "_" or "-".`,
+  );
+  check(!RESERVED_USERS.has(u.name), 'user.name', `"${u.name}" is a system account; choose another user name.`);
+  check(u.sshAuthorizedKeys.length > 0, 'user.sshAuthorizedKeys', 'Give at least one SSH public key (or let Vivarium make a key pair).');
+  u.sshAuthorizedKeys.forEach((k) => checkPublicKey(k));
+  if (u.passwordHash != null) {
+    check(CRYPT_RE.test(u.passwordHash), 'user.passwordHash', 'The password must be given as a crypt(3) hash ($6$…); hash it with hashPassword().');
+  }
+  for (const p of input.packages ?? []) {
+    check(PACKAGE_RE.test(p), 'packages', `"${p}" is not a package name (letters, digits, + . _ - and an optional =version).`);
+  }
+  const tags = new Set<string>();
+  for (const s of input.shares ?? []) {
+    check(TAG_RE.test(s.tag), 'shares', `"${s.tag}" is not a usable share tag: 1–31 letters, digits, ".", "_" or "-", starting with a letter or digit.`);
+    check(!tags.has(s.tag), 'shares', `Two shared folders use the tag "${s.tag}"; give each its own.`);
+    tags.add(s.tag);
+  }
+  if (input.network) {
+    check(MAC_RE.test(input.network.macAddress), 'network.macAddress', `"${input.network.macAddress}" is not a MAC address (six lower-case hex pairs, colon-separated).`);
+  }
+}
+
+/**
+ * Builds the seed's files.
+ * @throws SeedInputError naming the field (see SeedInput for the rules).
+ */
+export function buildSeed(input: SeedInput): Seed {
+  validate(input);
+  const metaData = stringify({ 'instance-id': input.instanceId, 'local-hostname': input.hostname });
+  const config = `#cloud-config\n${stringify(cloudConfig(input), { lineWidth: 0 })}`;
+  let userData = config;
+  if (input.extraUserData != null && input.extraUserData.trim() !== '') {
+    const type = checkExtraUserData(input.extraUserData);
+    userData = mimeMultipart([
+      { type: 'text/cloud-config', filename: 'vivarium.cfg', body: config },
+      {
+        type,
+        filename: 'user-data-extra',
+        body: input.extraUserData,
+        ...(type === 'text/cloud-config' ? { mergeType: USER_PART_MERGE_TYPE } : {}),
+      },
+    ]);
+  }
+  const networkConfig = input.network
+    ? stringify({
+        version: 2,
+        ethernets: {
+          eth0: { match: { macaddress: input.network.macAddress }, 'set-name': 'eth0', dhcp4: true },
+        },
+      })
+    : null;
+  return { metaData, userData, networkConfig };
+}
+
+/** A part of a MIME multi-part user-data. */
+export interface UserDataPart {
+  readonly type: string;
+  readonly filename: string;
+  readonly body: string;
+  readonly mergeType?: string;
+}
+
+/**
+ * A MIME multi-part/mixed message as cloud-init reads it (Python's email parser): bodies base64
+ * encoded, so any byte survives and no body can contain the boundary.
+ */
+export function mimeMultipart(parts: readonly UserDataPart[], boundary = `==vivarium-${randomBytes(12).toString('hex')}==`): string {
+  const lines = [
+    `Content-Type: multipart/mixed; boundary="${boundary}"`,
+    'MIME-Version: 1.0',
+    '',
+  ];
+  for (const p of parts) {
+    lines.push(`--${boundary}`);
+    lines.push(`Content-Type: ${p.type}; charset="utf-8"`);
+    lines.push('MIME-Version: 1.0');
+    lines.push('Content-Transfer-Encoding: base64');
+    if (p.mergeType) lines.push(`Merge-Type: ${p.mergeType}`);
+    lines.push(`Content-Disposition: attachment; filename="${p.filename}"`);
+    lines.push('');
+    lines.push(...(Buffer.from(p.body, 'utf8').toString('base64').match(/.{1,76}/g) ?? ['']));
+  }
+  lines.push(`--${boundary}--`, '');
+  return lines.join('\n');
+}
+
+/**
+ * Reads back what `mimeMultipart` wrote (for tests and `describeSeed`); a non-MIME user-data is one
+ * part. Not a general MIME parser.
+ */
+export function splitUserData(userData: string): UserDataPart[] {
+  const m = /^Content-Type: multipart\/mixed; boundary="([^"]+)"/.exec(userData);
+  if (!m) return [{ type: userDataPartType(userData) ?? 'text/plain', filename: 'user-data', body: userData }];
+  const boundary = m[1]!;
+  const chunks = userData.split(`--${boundary}`).slice(1, -1);
+  return chunks.map((chunk) => {
+    const [head = '', ...rest] = chunk.replace(/^\n/, '').split('\n\n');
+    const header = (name: string): string | undefined => new RegExp(`^${name}: ([^\\n;]+)`, 'mi').exec(head)?.[1]?.trim();
+    const body = Buffer.from(rest.join('\n\n').replace(/\s+/g, ''), 'base64').toString('utf8');
+    const mergeType = header('Merge-Type');
+    return {
+      type: header('Content-Type') ?? 'text/plain',
+      filename: /filename="([^"]+)"/.exec(head)?.[1] ?? '',
+      body,
+      ...(mergeType ? { mergeType } : {}),
+    };
+  });
+}
+
+/**
+ * A one-line summary of a seed that is safe to log: sizes and hashes of the files, the user name and
+ * hostname, counts — never keys, password hashes or user-data text.
+ */
+export function describeSeed(input: SeedInput, seed: Seed): string {
+  const h = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
+  const parts = splitUserData(seed.userData).map((p) => p.type.replace(/^text\//, '')).join('+');
+  return (
+    `cloud-init seed for ${input.hostname} (instance ${input.instanceId}): user ${input.user.name}, ` +
+    `${input.user.sshAuthorizedKeys.length} SSH key(s), password ${input.user.passwordHash ? 'set' : 'locked'}, ` +
+    `${(input.packages ?? []).length} package(s), ${(input.shares ?? []).length} share(s); ` +
+    `user-data ${Buffer.byteLength(seed.userData)} B [${parts}] sha256:${h(seed.userData)}, ` +
+    `meta-data ${Buffer.byteLength(seed.metaData)} B, network-config ${seed.networkConfig ? `${Buffer.byteLength(seed.networkConfig)} B` : 'none'}`
+  );
+}
+
+/** Parses a #cloud-config document (or throws): helper for tests and previews. */
+export function parseCloudConfig(text: string): Record<string, unknown> {
+  if (!text.startsWith('#cloud-config\n')) throw new Error('not a #cloud-config document');
+  return parse(text) as Record<string, unknown>;
+}
