@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
-import { VmConfig, type VmConfigInput } from '../../common/models/vm-config';
+import { CONFIG_VERSION, VmConfig, type VmConfigInput } from '../../common/models/vm-config';
 import { Layout, ensurePrivateDir } from '../paths';
 import { buildQemuArgs, escapeOptionValue, tcgTranslationCacheMiB, type BuiltArgv } from './argv';
 import { HOST_KINDS, HOST_KIND_NAMES, type HostKind } from './test-fixtures/host-kinds';
@@ -31,7 +31,7 @@ type FixtureInput = Omit<VmConfigInput, 'version' | 'createdAt'>;
 
 /** Fixtures go through the real schema, so defaults are filled exactly as on load. */
 function vm(input: FixtureInput): VmConfig {
-  return VmConfig.parse({ version: 1, createdAt: '2025-01-01T00:00:00.000Z', ...input });
+  return VmConfig.parse({ version: CONFIG_VERSION, createdAt: '2025-01-01T00:00:00.000Z', ...input });
 }
 
 const FIXTURES = {
@@ -95,6 +95,30 @@ const FIXTURES = {
     disks: [{ id: 'disk0', source: { bundle: 'disk0.qcow2' }, format: 'qcow2' }],
     cdrom: '/home/u/Downloads/debian-12.8.0-arm64-netinst.iso',
     network: { mac: '52:54:00:c0:ff:ee', forwards: [{ protocol: 'tcp', hostPort: 2200, guestPort: 22 }] },
+  }),
+  // A linked clone with an external snapshot on top: an explicit chain, nearest layer first, ending
+  // in a read-only raw base outside the bundle (with a comma in its path).
+  'linked-clone': vm({
+    id: '11c1a2b3-c4d5-4e6f-8a7b-8c9d0e1f2a3b',
+    name: 'Clone',
+    arch: 'x86_64',
+    cpus: 2,
+    memoryMiB: 1024,
+    disks: [
+      {
+        id: 'disk0',
+        role: 'system',
+        source: { bundle: 'disk0.qcow2' },
+        format: 'qcow2',
+        backing: [
+          { source: { bundle: 'snap1.qcow2' }, format: 'qcow2' },
+          { source: { path: '/home/u/Images/golden,base.raw' }, format: 'raw' },
+        ],
+      },
+      { id: 'disk1', source: { bundle: 'data.qcow2' }, format: 'qcow2' },
+    ],
+    network: { mac: '52:54:00:11:c1:a2' },
+    display: 'none',
   }),
 } as const satisfies Record<string, VmConfig>;
 type FixtureName = keyof typeof FIXTURES;
@@ -234,7 +258,7 @@ describe('no TCP listener', () => {
 
   it('appears in no argv of any fixture on any host', () => {
     const built = allBuilt();
-    expect(built.length).toBe(18);
+    expect(built.length).toBe(23);
     for (const { name, built: b } of built) expect(tcpProblems(b.args), name).toEqual([]);
   });
 
@@ -689,5 +713,112 @@ describe('real QEMU accepts the built argv', () => {
     expect(nodes).toEqual(expect.arrayContaining(['disk0', 'disk1', 'cd0', ...(uefi ? ['fw-code', 'fw-vars'] : [])]));
     expect(replies['query-vnc']).toMatchObject({ enabled: true, family: 'unix', service: paths.runtime.vnc });
     expect(stderr).not.toMatch(/error/i);
+  });
+});
+
+describe('real QEMU opens exactly the declared backing chain', () => {
+  let child: ChildProcess | null = null;
+  let tmp: string | null = null;
+
+  afterEach(async () => {
+    const c = child;
+    child = null;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((resolve) => c.once('exit', resolve));
+      c.kill('SIGKILL');
+      await exited;
+    }
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    tmp = null;
+  });
+
+  it.skipIf(SKIP_REAL !== '')(`a chain whose headers lie: QEMU reads the declared base, never the header's file${SKIP_REAL}`, async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-chain-'));
+    const realLayout = new Layout(path.join(tmp, 'lib'), path.join(tmp, 'run'));
+    const id = '7e57a160-0000-4000-8000-0000000c4a17';
+    const paths = realLayout.paths(id);
+    fs.mkdirSync(paths.bundle.dir, { recursive: true });
+    ensurePrivateDir(paths.runtime.dir);
+    const img = (...a: string[]) => execFileSync(QEMU_IMG, a, { stdio: 'pipe' });
+    // The declared base: raw, 0xab in its first 64 KiB. A decoy with 0xcd that the headers name.
+    const base = path.join(tmp, 'base,1.raw');
+    fs.writeFileSync(base, Buffer.alloc(4 * 1024 * 1024, 0xab));
+    const decoy = path.join(tmp, 'decoy.raw');
+    fs.writeFileSync(decoy, Buffer.alloc(4 * 1024 * 1024, 0xcd));
+    const mid = paths.bundle.file('snap1.qcow2');
+    const top = paths.bundle.file('disk0.qcow2');
+    // Both overlays' headers point at the decoy; the config says top → mid → base.
+    img('create', '-q', '-f', 'qcow2', '-b', decoy, '-F', 'raw', mid, '4M');
+    img('create', '-q', '-f', 'qcow2', '-b', decoy, '-F', 'raw', top, '4M');
+    const config = vm({
+      id,
+      name: 'Chain',
+      arch: 'x86_64',
+      cpus: 1,
+      memoryMiB: 128,
+      disks: [
+        {
+          id: 'disk0',
+          role: 'system',
+          source: { bundle: 'disk0.qcow2' },
+          format: 'qcow2',
+          backing: [
+            { source: { bundle: 'snap1.qcow2' }, format: 'qcow2' },
+            { source: { path: base }, format: 'raw' },
+          ],
+        },
+      ],
+      network: { mode: 'none', mac: '52:54:00:7e:57:a2' },
+      display: 'none',
+    });
+    const fixture = HOST_KINDS['linux-x86_64-tcg'];
+    const bin = fixture.binaries.x86_64;
+    if (!bin) throw new Error('fixture has no x86_64 binary');
+    const caps: HostCapabilities = { ...fixture, binaries: { x86_64: { ...bin, path: QEMU } }, firmware: {}, nativeAio: false };
+    const built = buildQemuArgs(config, caps, paths, { startPaused: true });
+    let stderr = '';
+    let stdout = '';
+    // HMP's qemu-io prints to QEMU's stdout on 7.2, not into the QMP reply.
+    const c = spawn(built.binary, [...built.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = c;
+    c.stderr?.setEncoding('utf8');
+    c.stderr?.on('data', (d: string) => (stderr += d));
+    c.stdout?.setEncoding('utf8');
+    c.stdout?.on('data', (d: string) => (stdout += d));
+    const deadline = Date.now() + 10_000;
+    while (!fs.existsSync(paths.runtime.qmp) && c.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(c.exitCode, `QEMU exited early: ${stderr}`).toBeNull();
+    const replies = await qmpQuery(paths.runtime.qmp, ['query-named-block-nodes']);
+    const nodes = replies['query-named-block-nodes'] as { 'node-name': string; file: string; ro: boolean; backing_file_depth: number }[];
+    const byName = new Map(nodes.map((n) => [n['node-name'], n]));
+    expect(byName.get('disk0-file')).toMatchObject({ file: top, ro: false });
+    expect(byName.get('disk0-b0-file')).toMatchObject({ file: mid, ro: true });
+    expect(byName.get('disk0-b1-file')).toMatchObject({ file: base, ro: true });
+    expect(byName.get('disk0')).toMatchObject({ ro: false, backing_file_depth: 2 });
+    expect(byName.get('disk0-b0')).toMatchObject({ ro: true, backing_file_depth: 1 });
+    expect(byName.get('disk0-b1')).toMatchObject({ ro: true, backing_file_depth: 0 });
+    expect(nodes.some((n) => n.file.includes('decoy'))).toBe(false);
+    // What the guest would read: the base's bytes through both overlays, not the decoy's.
+    const conn = net.connect(paths.runtime.qmp);
+    await new Promise<void>((resolve, reject) => {
+      let buf = '';
+      let sent = false;
+      conn.setEncoding('utf8');
+      conn.on('error', reject);
+      conn.on('data', (d: string) => {
+        buf += d;
+        if (!sent && buf.includes('"QMP"')) {
+          sent = true;
+          conn.write('{"execute":"qmp_capabilities"}\n');
+          conn.write(`${JSON.stringify({ execute: 'human-monitor-command', arguments: { 'command-line': 'qemu-io disk0 "read -P 0xab 0 64k"' } })}\n`);
+        }
+        if (/"return": ""/.test(buf)) resolve();
+      });
+    });
+    conn.destroy();
+    const readDeadline = Date.now() + 5000;
+    while (!/read 65536\/65536|Pattern verification failed/.test(stdout) && Date.now() < readDeadline) await new Promise((r) => setTimeout(r, 20));
+    expect(stdout).toMatch(/read 65536\/65536 bytes/);
+    expect(stdout).not.toMatch(/Pattern verification failed/);
   });
 });

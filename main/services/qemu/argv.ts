@@ -15,14 +15,13 @@
 import { ErrorCode, VivariumError, assertNever } from '../../common/errors';
 import { pickAccel, versionAtLeast, formatVersion } from '../../common/models/host';
 import type { HostCapabilities, QemuBinary, UefiFirmware } from '../../common/models/host';
-import type { Accel, Arch, Disk, VmConfig } from '../../common/models/vm-config';
+import { diskImages } from '../../common/models/vm-config';
+import type { Accel, Arch, Disk, DiskFormat, ImageSource, VmConfig } from '../../common/models/vm-config';
 import type { VmPaths } from '../paths';
+import type { LaunchPlan } from './launch-plan';
 
-export interface BuiltArgv {
-  readonly binary: string;
-  readonly args: readonly string[];
-  readonly accel: Accel;
-}
+/** @deprecated the launch plan; kept so callers written before it compile. */
+export type BuiltArgv = LaunchPlan;
 
 export interface BuildOptions {
   /** Add `-S`: QEMU sets everything up but leaves the vCPUs stopped until QMP `cont`. */
@@ -382,7 +381,7 @@ function firmwareSection(ctx: Ctx): readonly string[] {
     '-blockdev',
     opts(['driver', 'file'], ['filename', vars], ['node-name', varsFile]),
     '-blockdev',
-    standaloneQcow2({ file: varsFile, nodeName: QemuIds.fwVars, direct: false, readOnly: false, plain: true }),
+    qcow2Node({ file: varsFile, nodeName: QemuIds.fwVars, backing: null, direct: false, readOnly: false, plain: true }),
     // Secure Boot builds also need the varstore flash to be reachable from SMM only.
     ...(fw.secureBoot ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
   ];
@@ -411,8 +410,8 @@ function bootIndexes(config: VmConfig): { readonly cdrom: number; readonly first
   return config.cdrom ? { cdrom: 1, firstDisk: 2 } : { cdrom: 0, firstDisk: 1 };
 }
 
-function diskPath(ctx: Ctx, disk: Disk): string {
-  return 'bundle' in disk.source ? ctx.paths.bundle.file(disk.source.bundle) : disk.source.path;
+function imagePath(ctx: Ctx, source: ImageSource): string {
+  return 'bundle' in source ? ctx.paths.bundle.file(source.bundle) : source.path;
 }
 
 /** Guest-style device ids (vda, vdb, …): the config allows at most 8 disks. */
@@ -421,11 +420,60 @@ function diskDeviceId(index: number): string {
 }
 
 /**
- * Disks: a protocol node (the file) and a format node per disk, always with an explicit format (an
- * untrusted image must never pick its own), on virtio-blk with a shared iothread. Linux gets
- * O_DIRECT + native AIO (no double caching in the host page cache); discard and zero detection
- * pass guest TRIM through so qcow2 files shrink back. Read-only disks are opened read-only on both
- * nodes and get no discard.
+ * Node names of one disk's chain, top first: the top image's format node is the disk id (QMP
+ * commands and stats refer to it), backing layer i is `<id>-b<i>`; each has a protocol (file)
+ * node `<name>-file`. All are at most 15 characters, well under QEMU's 31.
+ */
+export function diskNodeNames(disk: Pick<Disk, 'id' | 'backing'>): readonly string[] {
+  return [disk.id, ...disk.backing.map((_, i) => `${disk.id}-b${i}`)];
+}
+
+interface LayerNode {
+  readonly path: string;
+  readonly format: DiskFormat;
+  readonly nodeName: string;
+  /** The node below this one, or null: the bottom (or a standalone image). */
+  readonly backing: string | null;
+  readonly readOnly: boolean;
+}
+
+/**
+ * One image as a protocol node plus a format node. The format is always given (an untrusted image
+ * must never pick its own), and a qcow2 node always names its backing explicitly: the next layer's
+ * node, or null at the bottom, so a backing file named in an image header is never opened
+ * (qemu-notes §8). Writable images get discard + zero detection (guest TRIM shrinks the qcow2);
+ * read-only ones are read-only on both nodes. O_DIRECT + native AIO where the host has them.
+ */
+function imageNodes(layer: LayerNode, direct: boolean): readonly string[] {
+  const fileNode = `${layer.nodeName}-file`;
+  const ro = layer.readOnly;
+  return [
+    '-blockdev',
+    opts(
+      ['driver', 'file'],
+      ['filename', layer.path],
+      ['node-name', fileNode],
+      direct && ['cache.direct', 'on'],
+      direct && ['aio', 'native'],
+      ro ? ['read-only', 'on'] : ['discard', 'unmap'],
+    ),
+    '-blockdev',
+    layer.format === 'qcow2'
+      ? qcow2Node({ file: fileNode, nodeName: layer.nodeName, backing: layer.backing, direct, readOnly: ro })
+      : opts(
+          ['driver', layer.format],
+          ['file', fileNode],
+          ['node-name', layer.nodeName],
+          direct && ['cache.direct', 'on'],
+          ro ? ['read-only', 'on'] : ['discard', 'unmap'],
+          !ro && ['detect-zeroes', 'unmap'],
+        ),
+  ];
+}
+
+/**
+ * Disks on virtio-blk with a shared iothread. Each disk's chain is emitted bottom first (a node
+ * must exist before another names it as its backing); backing layers are always read-only.
  */
 function drivesSection(ctx: Ctx): readonly string[] {
   const { config, caps } = ctx;
@@ -434,29 +482,18 @@ function drivesSection(ctx: Ctx): readonly string[] {
   const { firstDisk } = bootIndexes(config);
   const out: string[] = ['-object', opts('iothread', ['id', QemuIds.iothread])];
   config.disks.forEach((disk, i) => {
-    const fileNode = `${disk.id}-file`;
-    const ro = disk.readOnly;
+    const names = diskNodeNames(disk);
+    const layers = diskImages(disk).map(
+      (img, j): LayerNode => ({
+        path: imagePath(ctx, img.source),
+        format: img.format,
+        nodeName: names[j] as string,
+        backing: names[j + 1] ?? null,
+        readOnly: j > 0 || disk.readOnly,
+      }),
+    );
+    for (const layer of [...layers].reverse()) out.push(...imageNodes(layer, direct));
     out.push(
-      '-blockdev',
-      opts(
-        ['driver', 'file'],
-        ['filename', diskPath(ctx, disk)],
-        ['node-name', fileNode],
-        direct && ['cache.direct', 'on'],
-        direct && ['aio', 'native'],
-        ro ? ['read-only', 'on'] : ['discard', 'unmap'],
-      ),
-      '-blockdev',
-      disk.format === 'qcow2'
-        ? standaloneQcow2({ file: fileNode, nodeName: disk.id, direct, readOnly: ro })
-        : opts(
-            ['driver', disk.format],
-            ['file', fileNode],
-            ['node-name', disk.id],
-            direct && ['cache.direct', 'on'],
-            ro ? ['read-only', 'on'] : ['discard', 'unmap'],
-            !ro && ['detect-zeroes', 'unmap'],
-          ),
       '-device',
       opts(
         'virtio-blk-pci',
@@ -471,16 +508,17 @@ function drivesSection(ctx: Ctx): readonly string[] {
 }
 
 /**
- * A qcow2 node that never opens a backing file. A qcow2 names its own backing file, and an image
- * from elsewhere could name any host file (qemu-notes §8); Vivarium's images are standalone. Only
- * the JSON form can say `"backing": null` — in the dotted form `backing=null` names a node "null".
+ * A qcow2 format node whose backing is exactly what Vivarium says: another node's name, or null.
+ * A qcow2 names its own backing file, and an image from elsewhere could name any host file
+ * (qemu-notes §8). Only the JSON form can say `"backing": null` — in the dotted form
+ * `backing=null` names a node "null".
  */
-function standaloneQcow2(o: { file: string; nodeName: string; direct: boolean; readOnly: boolean; plain?: boolean }): string {
+function qcow2Node(o: { file: string; nodeName: string; backing: string | null; direct: boolean; readOnly: boolean; plain?: boolean }): string {
   return JSON.stringify({
     driver: 'qcow2',
     file: o.file,
     'node-name': o.nodeName,
-    backing: null,
+    backing: o.backing,
     ...(o.direct ? { cache: { direct: true } } : {}),
     ...(o.readOnly ? { 'read-only': true } : o.plain ? {} : { discard: 'unmap', 'detect-zeroes': 'unmap' }),
   });
@@ -660,7 +698,7 @@ function displaySection(ctx: Ctx): readonly string[] {
  * BIOS, too many vCPUs for the interrupt controller (unsupported), UEFI without a variable store
  * (invalid-state).
  */
-export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: VmPaths, options: BuildOptions = {}): BuiltArgv {
+export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: VmPaths, options: BuildOptions = {}): LaunchPlan {
   const binary = resolveBinary(config, caps);
   const accel = resolveAccel(config, caps, binary);
   const firmware = resolveFirmware(config, caps);
@@ -687,5 +725,5 @@ export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: V
     // Last and verbatim: the user's explicit advanced setting may override anything above.
     ...config.extraArgs,
   ];
-  return { binary: binary.path, args, accel };
+  return { binary: binary.path, args, accel, sideProcesses: [], generatedFiles: [], warnings: [] };
 }
