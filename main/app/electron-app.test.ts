@@ -390,6 +390,7 @@ describe('startApp with a fake Electron and a real engine', () => {
       host: { s: 'host', m: 'doctor', a: [] },
       stats: { s: 'stats', m: 'sample', a: [{}] },
       console: { s: 'console', m: 'openStream', a: ['no-such-vm', 'serial'] },
+      media: { s: 'media', m: 'downloads', a: [] },
     };
     expect(Object.keys(calls).sort()).toEqual([...SERVICE_NAMES].sort());
     const wc = library!.webContents;
@@ -400,6 +401,7 @@ describe('startApp with a fake Electron and a real engine', () => {
     expect(reply('vms')).toMatchObject({ ok: true, v: [] });
     expect(reply('host')).toMatchObject({ ok: true, v: expect.objectContaining({}) });
     expect(reply('console')).toMatchObject({ ok: false, e: { code: ErrorCode.NotFound } });
+    expect(reply('media')).toMatchObject({ ok: true, v: [] });
     // This engine has no stats service (yet): a typed refusal, not a crash.
     const stats = reply('stats');
     if (!stats.ok) expect(stats.e!.code).toBe(ErrorCode.Unsupported);

@@ -1,5 +1,6 @@
 /** The command table: each command's flags, help, and how it maps onto the contract. */
 import type { CommandSpec } from './args';
+import { MEDIA_COMMANDS } from './media-commands';
 
 const VM = 'NAME';
 
@@ -131,4 +132,5 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       watch: { type: 'boolean', help: 'keep printing a sample every second' },
     },
   },
+  ...MEDIA_COMMANDS,
 };

@@ -15,6 +15,7 @@ import { formatMiB, parseSize, PortForward, type Arch } from '../common/models/v
 import type { VmInfo } from '../common/models/vm-state';
 import { formatHelp, parseArgs, UsageError, type Parsed } from './args';
 import { COMMANDS } from './commands';
+import { prepareMedia } from './media-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../services/vm-manager';
 
@@ -97,6 +98,7 @@ function prepare(command: string, p: Parsed): Plan {
     if (timeout !== undefined && (timeout < 0 || (command === 'start' && timeout === 0))) {
       throw errors.invalid(`--timeout must be a number of seconds${command === 'start' ? ' above 0' : ', 0 or more'}, not ${timeout}.`);
     }
+    if (command === 'catalog' || command === 'media') prepareMedia(command, p);
     if (command === 'create') return { create: createSpec(p) };
     if (command === 'edit') return { edit: editSpec(p) };
     return {};
@@ -195,6 +197,11 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     case 'stats': {
       const { runStats } = await import('./stats.js');
       return runStats(s, { vm: p.positionals[0], json: asJson, watch: p.flags.watch === true }, io);
+    }
+    case 'catalog':
+    case 'media': {
+      const { runMedia } = await import('./media-commands.js');
+      return runMedia(command, p, s, io);
     }
     default:
       throw new UsageError(`"${command}" is not implemented`, command);

@@ -8,6 +8,7 @@ import type { HostCapabilities } from '../common/models/host';
 import { Layout, makeLibraryPrivate } from './paths';
 import { defaultsFor } from './host-defaults';
 import { hostReport, probeHost } from './qemu/host-probe';
+import { MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
 import { VmManager } from './vm-manager';
 
@@ -51,7 +52,9 @@ export function createEngine(options: EngineOptions = {}): Engine {
   // Built here unless the host brings its own; either way one sampler serves every client.
   let ownStats: StatsEngine | null = null;
   const stats: StatsService = options.stats ?? (ownStats = new StatsEngine({ vms: manager, layout, log: options.log }));
+  const media = new MediaManager({ dir: layout.mediaDir, log: options.log });
   const services: Services = {
+    media,
     vms: manager,
     host: hostService,
     stats,
@@ -65,6 +68,8 @@ export function createEngine(options: EngineOptions = {}): Engine {
     },
   };
   if (options.watch) manager.watch();
+  // Long-lived engines go on with downloads an earlier engine was running when it stopped.
+  if (options.watch) void media.resumeInterrupted().catch((e: unknown) => options.log?.(`media: ${String(e)}`));
   return {
     layout,
     services,
@@ -72,6 +77,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
     host,
     dispose: () => {
       ownStats?.dispose();
+      void media.dispose();
       manager.dispose();
     },
   };

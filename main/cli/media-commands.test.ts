@@ -1,0 +1,126 @@
+/**
+ * `vivarium catalog` and `vivarium media …` through the CLI's own entry point (main(argv, io)) with a
+ * hosted engine, against a real HTTP server on 127.0.0.1.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startFileServer, type FileServer } from '../test-support/file-server';
+import { makeTestHome, type TestHome } from '../test-support/home';
+import { Layout } from '../services/paths';
+import { main } from './index';
+
+const SIZE = 24 * 1024 * 1024 + 7;
+let src: string;
+let sha256: string;
+let srv: FileServer;
+let t: TestHome;
+
+beforeAll(async () => {
+  src = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-cli-media-'));
+  const data = randomBytes(SIZE);
+  fs.writeFileSync(path.join(src, 'tiny.iso'), data);
+  sha256 = createHash('sha256').update(data).digest('hex');
+  srv = await startFileServer({ '/tiny.iso': { file: path.join(src, 'tiny.iso') }, '/SHA256SUMS': { text: `${sha256}  tiny.iso\n` } });
+});
+afterAll(async () => {
+  await srv.close();
+  fs.rmSync(src, { recursive: true, force: true });
+});
+beforeEach(() => {
+  t = makeTestHome();
+  srv.behave('/tiny.iso', { times: 0 });
+});
+afterEach(() => t.cleanup());
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (d: Buffer) => out.push(d));
+  stderr.on('data', (d: Buffer) => err.push(d));
+  const code = await main(args, { stdout, stderr, env: { ...t.env, VIVARIUM_NO_ENGINE: '1' } });
+  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+describe('vivarium catalog', () => {
+  it('lists the catalog as documented, filtered by architecture', async () => {
+    const all = await cli(['catalog', '--json']);
+    expect(all.code).toBe(0);
+    const rows = JSON.parse(all.stdout) as Record<string, unknown>[];
+    expect(rows.length).toBeGreaterThan(10);
+    for (const r of rows) expect(Object.keys(r).sort()).toEqual(['arch', 'checksumUrl', 'id', 'kind', 'name', 'sizeBytes', 'url', 'version']);
+    const arm = JSON.parse((await cli(['catalog', '--arch', 'aarch64', '--json'])).stdout) as { arch: string }[];
+    expect(arm.length).toBeGreaterThan(0);
+    expect(arm.every((r) => r.arch === 'aarch64')).toBe(true);
+    const text = await cli(['catalog']);
+    expect(text.stdout).toMatch(/^ID\s+NAME\s+VERSION\s+ARCH\s+SIZE/);
+    expect(text.stdout).toContain('debian-13-netinst-x86_64');
+    const bad = await cli(['catalog', '--arch', 'sparc']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--arch must be x86_64 or aarch64');
+  });
+});
+
+describe('vivarium media', () => {
+  it('downloads with a SUMS file: progress on stderr, the path on stdout, then lists it', async () => {
+    const r = await cli(['media', 'download', srv.url('/tiny.iso'), '--sums', srv.url('/SHA256SUMS'), '--json']);
+    expect(r.stderr).toContain(`Downloading ${srv.url('/tiny.iso')}`);
+    expect(r.stderr).toMatch(/tiny\.iso: [\d.]+ \w?i?B of 24 MiB \(\d+%\)/);
+    expect(r.code).toBe(0);
+    const media = Layout.fromEnv(t.env).mediaDir;
+    expect(JSON.parse(r.stdout)).toEqual({ path: path.join(media, 'tiny.iso'), sha256, sizeBytes: SIZE });
+    expect(createHash('sha256').update(fs.readFileSync(path.join(media, 'tiny.iso'))).digest('hex')).toBe(sha256);
+    const list = await cli(['media', 'list', '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([{ path: path.join(media, 'tiny.iso'), sizeBytes: SIZE, sha256, source: srv.url('/tiny.iso') }]);
+    // Plain text: just the path.
+    const again = await cli(['media', 'download', srv.url('/tiny.iso'), '--sha256', sha256]);
+    expect(again.stdout).toBe(`${path.join(media, 'tiny.iso')}\n`);
+    expect(again.stderr).toContain('already downloaded and verified');
+  });
+
+  it('refuses a wrong checksum and what it cannot verify, with exit status 1 and nothing left', async () => {
+    const wrong = await cli(['media', 'download', srv.url('/tiny.iso'), '--sha256', 'f'.repeat(64)]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/tiny\.iso did not match its SHA-256 checksum .* so it was deleted/);
+    expect(fs.readdirSync(Layout.fromEnv(t.env).mediaDir, { recursive: true }).filter((f) => !['.downloads', '.meta'].includes(String(f)))).toEqual([]);
+    const unverified = await cli(['media', 'download', srv.url('/tiny.iso')]);
+    expect(unverified.code).toBe(2);
+    expect(unverified.stderr).toContain('a URL needs --sha256 HEX, --sha512 HEX or --sums URL');
+    const usage = await cli(['media', 'download', srv.url('/tiny.iso'), '--sha256', 'xyz']);
+    expect(usage.code).toBe(2);
+    expect((await cli(['media', 'fetch', 'x'])).code).toBe(2);
+  });
+
+  it('Ctrl-C pauses keeping the partial; status shows it; resume ends verified', async () => {
+    srv.behave('/tiny.iso', { bytesPerSecond: 4 * 1024 * 1024 });
+    const downloads = path.join(Layout.fromEnv(t.env).mediaDir, '.downloads');
+    const running = cli(['media', 'download', srv.url('/tiny.iso'), '--sha256', sha256]);
+    // Wait until bytes are on disk, then "press" Ctrl-C.
+    for (let i = 0; i < 200; i++) {
+      const part = fs.existsSync(downloads) ? fs.readdirSync(downloads).find((f) => f.endsWith('.part')) : undefined;
+      if (part && fs.statSync(path.join(downloads, part)).size > 1024 * 1024) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.emit('SIGINT');
+    const r = await running;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/paused; the partial file is kept\. Run `vivarium media resume [0-9a-f]{16}`/);
+    const status = JSON.parse((await cli(['media', 'status', '--json'])).stdout) as { id: string; state: string; receivedBytes: number; totalBytes: number }[];
+    expect(status).toHaveLength(1);
+    expect(status[0]).toMatchObject({ state: 'paused', totalBytes: SIZE });
+    expect(status[0]!.receivedBytes).toBeGreaterThan(1024 * 1024);
+    expect(status[0]!.receivedBytes).toBeLessThan(SIZE);
+
+    srv.behave('/tiny.iso', { times: 0 });
+    const resumed = await cli(['media', 'resume', status[0]!.id, '--json']);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ sha256, sizeBytes: SIZE });
+    expect(srv.requests.filter((q) => q.path === '/tiny.iso').at(-1)).toMatchObject({ range: `bytes=${status[0]!.receivedBytes}-`, status: 206 });
+    expect(JSON.parse((await cli(['media', 'status', '--json'])).stdout)).toEqual([]);
+  });
+});
