@@ -15,6 +15,7 @@ import { formatMiB, parseSize, PortForward, type Arch } from '../common/models/v
 import type { VmInfo } from '../common/models/vm-state';
 import { formatHelp, parseArgs, UsageError, type Parsed } from './args';
 import { COMMANDS } from './commands';
+import { formatCliError } from './remedy';
 import { prepareMedia } from './media-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../services/vm-manager';
@@ -79,7 +80,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
       return 2;
     }
     if (isVivariumError(e)) {
-      io.stderr.write(`vivarium: ${e.message}\n`);
+      io.stderr.write(`vivarium: ${formatCliError(e, { command })}\n`);
       return 1;
     }
     io.stderr.write(`vivarium: internal error: ${(e as Error).message ?? String(e)}. Please report this as a bug.\n`);

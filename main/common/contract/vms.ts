@@ -9,7 +9,20 @@
 import { z } from 'zod';
 import { AccelChoice, Arch, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, PortForward, RULE_MESSAGES, VmName } from '../models/vm-config';
 import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
+import { Remedy } from '../errors';
 import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
+
+/** The remedy a cross-field rule suggests, carried in the zod issue's params (see `issueRemedy`). */
+function ruleRemedy(remedy: Remedy): { readonly remedy: Remedy } {
+  return { remedy };
+}
+
+/** The remedy a schema rule attached to an issue, if any. */
+export function issueRemedy(issue: { readonly code: string; readonly params?: unknown }): Remedy | undefined {
+  if (issue.code !== 'custom' || typeof issue.params !== 'object' || issue.params === null) return undefined;
+  const parsed = Remedy.safeParse((issue.params as { remedy?: unknown }).remedy);
+  return parsed.success ? parsed.data : undefined;
+}
 
 /** A name for a new or renamed VM: any text, but not something that reads as a VM id, so that a
  *  NAME argument can never mean two VMs. */
@@ -57,17 +70,18 @@ export const CreateVmSpec = z
   .strict()
   .superRefine((s, ctx) => {
     if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
-      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork });
+      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork, params: ruleRemedy({ kind: 'change-setting', field: 'net', to: 'user' }) });
     }
     if (s.iso !== undefined && s.kernel !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel });
+      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel, params: ruleRemedy({ kind: 'change-setting', field: 'iso', to: null }) });
     }
     if (s.kernel === undefined) {
-      if (s.initrd !== undefined) ctx.addIssue({ code: 'custom', path: ['initrd'], message: RULE_MESSAGES.kernelPartsNeedKernel });
-      if (s.append !== undefined) ctx.addIssue({ code: 'custom', path: ['append'], message: RULE_MESSAGES.kernelPartsNeedKernel });
+      const needKernel = ruleRemedy({ kind: 'change-setting', field: 'kernel' });
+      if (s.initrd !== undefined) ctx.addIssue({ code: 'custom', path: ['initrd'], message: RULE_MESSAGES.kernelPartsNeedKernel, params: needKernel });
+      if (s.append !== undefined) ctx.addIssue({ code: 'custom', path: ['append'], message: RULE_MESSAGES.kernelPartsNeedKernel, params: needKernel });
     }
     if (s.diskPath !== undefined && s.diskSizeBytes !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['diskSizeBytes'], message: RULE_MESSAGES.diskPathOrSize });
+      ctx.addIssue({ code: 'custom', path: ['diskSizeBytes'], message: RULE_MESSAGES.diskPathOrSize, params: ruleRemedy({ kind: 'change-setting', field: 'diskSizeBytes', to: null }) });
     }
   });
 export type CreateVmSpec = z.infer<typeof CreateVmSpec>;
@@ -98,10 +112,10 @@ export const EditVmSpec = z
   .strict()
   .superRefine((s, ctx) => {
     if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
-      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork });
+      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork, params: ruleRemedy({ kind: 'change-setting', field: 'net', to: 'user' }) });
     }
     if (typeof s.iso === 'string' && typeof s.kernel === 'string') {
-      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel });
+      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel, params: ruleRemedy({ kind: 'change-setting', field: 'iso', to: null }) });
     }
   });
 export type EditVmSpec = z.infer<typeof EditVmSpec>;

@@ -218,7 +218,12 @@ export const VmConfig = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.network.mode === 'none' && c.network.forwards.length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['network', 'forwards'], message: RULE_MESSAGES.forwardsNeedNetwork });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['network', 'forwards'],
+        message: RULE_MESSAGES.forwardsNeedNetwork,
+        params: { remedy: { kind: 'change-setting', field: 'net', to: 'user' } },
+      });
     }
   });
 export type VmConfig = z.infer<typeof VmConfig>;

@@ -23,7 +23,9 @@ import {
   CONFIG_VERSION,
   formatMiB,
 } from './vm-config';
-import { CreateVmSpec, EditVmSpec } from '../contract/vms';
+import type { z } from 'zod';
+import { CreateVmSpec, EditVmSpec, issueRemedy } from '../contract/vms';
+import { issueText, pathWords } from '../rpc/issue-words';
 import { ErrorCode, VivariumError, type FieldIssue as WireFieldIssue, type Packages, type Remedy, type SettingField } from '../errors';
 
 // ---- facts and defaults ------------------------------------------------------------------------------
@@ -177,14 +179,13 @@ export type SettingsResult =
 export function settingsError(errs: readonly SettingIssue[]): VivariumError {
   const first = errs[0];
   if (!first) return new VivariumError(ErrorCode.Internal, 'Internal error: a settings check failed without saying why. Please report this as a bug.');
-  const fields: WireFieldIssue[] = errs.map((e) => ({ field: e.field, message: e.message, remedy: e.remedy }));
-  const message = errs
-    .map((e) => {
-      const word = FIELD_WORDS[e.field];
-      // "memory must be at least 16 MiB" names its field already.
-      return e.message.toLowerCase().startsWith(word.toLowerCase()) ? capitalize(e.message) : `${capitalize(word)}: ${e.message}`;
-    })
-    .join('; ');
+  // Each part names its field in words ("Memory must be…", "CPUs: the machine…"): no flag, no control.
+  const parts = errs.map((e) => {
+    const word = FIELD_WORDS[e.field];
+    return e.message.toLowerCase().startsWith(word.toLowerCase()) ? capitalize(e.message) : `${capitalize(word)}: ${e.message}`;
+  });
+  const fields: WireFieldIssue[] = errs.map((e, i) => ({ field: e.field, message: parts[i]!, remedy: e.remedy }));
+  const message = parts.join('; ');
   return new VivariumError(first.code, `${message}.`, undefined, { field: first.field, remedy: first.remedy, fields });
 }
 
@@ -235,16 +236,24 @@ export function settingFieldOf(path: readonly PropertyKey[]): SettingField | nul
 const SETTING_FIELDS: ReadonlySet<string> = new Set<SettingField>(Object.keys(FIELD_WORDS) as SettingField[]);
 
 /** zod issues → setting issues (issues no setting owns go to `name`'s neighbour: the first field). */
-function schemaIssues(
-  issues: readonly { readonly path: readonly PropertyKey[]; readonly message: string }[],
-  vm: string | undefined,
-): SettingIssue[] {
+function schemaIssues(issues: readonly z.core.$ZodIssue[], vm: string | undefined): SettingIssue[] {
   const out: SettingIssue[] = [];
+  const onVm = vm ? { vm } : {};
   for (const i of issues) {
     const field = settingFieldOf(i.path) ?? 'name';
-    out.push({ code: ErrorCode.InvalidArgument, field, message: i.message, remedy: { kind: 'change-setting', field, ...(vm ? { vm } : {}) } });
+    const rule = issueRemedy(i);
+    const remedy: Remedy = rule ? ('vm' in rule || !['change-setting', 'lower', 'rename'].includes(rule.kind) ? rule : ({ ...rule, ...onVm } as Remedy)) : { kind: 'change-setting', field, ...onVm };
+    out.push({ code: ErrorCode.InvalidArgument, field, message: `${pathWordsPrefix(i.path, field)}${issueText(i)}`, remedy });
   }
   return out;
+}
+
+/** "port forward 1: host port " for nested paths; "" for a setting itself (the setting's word is
+ *  added by `settingsError`). */
+function pathWordsPrefix(path: readonly PropertyKey[], field: SettingField): string {
+  const rest = path.slice(field === 'forwards' && path[0] === 'network' ? 2 : 1);
+  const words = pathWords(rest);
+  return words === '' ? '' : `${words} `;
 }
 
 // ---- the host rules ------------------------------------------------------------------------------------

@@ -86,19 +86,32 @@ describe('calls', () => {
   });
 
   it.each([
-    ['a wrong type', () => ({ name: 'x', cpus: 'two' }), /arg1\.cpus/],
-    ['an extra key', () => ({ name: 'x', sneaky: true }), /arg1: Unrecognized key: "sneaky"/],
-    ['a __proto__ key', () => JSON.parse('{"name":"x","__proto__":{"polluted":true}}') as unknown, /__proto__/],
-    ['a value out of range', () => ({ name: 'x', memoryMiB: 1 }), /arg1\.memoryMiB/],
-  ])('rejects %s with invalid-argument, and the service is not called', async (_what, spec, message) => {
+    ['a wrong type', () => ({ name: 'x', cpus: 'two' }), /^Invalid VM settings: CPUs must be a number\.$/, 'cpus'],
+    ['an extra key', () => ({ name: 'x', sneaky: true }), /^Invalid request: Has unknown setting "sneaky"\.$/, ''],
+    ['a __proto__ key', () => JSON.parse('{"name":"x","__proto__":{"polluted":true}}') as unknown, /__proto__/, ''],
+    ['a value out of range', () => ({ name: 'x', memoryMiB: 1 }), /^Invalid VM settings: Memory must be at least 16 MiB\.$/, 'memoryMiB'],
+  ])('rejects %s with invalid-argument in words, with the field a form maps, and the service is not called', async (_what, spec, message, field) => {
     const r = rig();
     const e = await rejection(r.services.vms.create(spec() as never));
     expect(e.code).toBe(ErrorCode.InvalidArgument);
-    expect(e.message).toMatch(/^Invalid arguments to vms\.create: /);
     expect(e.message).toMatch(message);
+    // Internal names never reach a person.
+    expect(e.message).not.toMatch(/arg\d|memoryMiB|vms\.create/);
+    expect(e.fields[0]?.field).toBe(field);
+    if (field) expect(e.remedy).toEqual({ kind: 'change-setting', field });
     expect(e.data).toMatchObject({ issues: [expect.objectContaining({ path: expect.any(Array) })] });
     expect(r.vms.calls).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('a cross-field rule arrives on its field with the remedy the rule names', async () => {
+    const r = rig();
+    const e = await rejection(r.services.vms.create({ name: 'x', net: 'none', forwards: [{ protocol: 'tcp', hostPort: 2222, guestPort: 22 }] }));
+    expect(e.message).toBe('Invalid VM settings: Port forwards need networking.');
+    expect(e.field).toBe('forwards');
+    expect(e.remedy).toEqual({ kind: 'change-setting', field: 'net', to: 'user' });
+    expect(e.fields).toEqual([{ field: 'forwards', message: 'Port forwards need networking' }]);
+    expect(r.vms.calls).toEqual([]);
   });
 
   it('rejects the wrong number of arguments readably', async () => {
@@ -107,7 +120,7 @@ describe('calls', () => {
     expect(tooMany.message).toBe('vms.list takes 0 arguments, got 1.');
     const tooFew = await rejection((r.services.vms.get as (...a: unknown[]) => Promise<unknown>)());
     expect(tooFew.code).toBe(ErrorCode.InvalidArgument);
-    expect(tooFew.message).toContain('expected 1 argument, got 0');
+    expect(tooFew.message).toBe('vms.get expected 1 argument, got 0.');
     expect(r.vms.calls).toEqual([]);
   });
 

@@ -9,8 +9,9 @@
 import { z } from 'zod';
 import { contract as defaultContract } from '../contract';
 import type { Contract, Disposable, ServiceName, Services } from '../contract';
-import { ErrorCode, VivariumError, errors, serializeError } from '../errors';
-import { formatZodIssues } from '../models/vm-config';
+import { issueRemedy } from '../contract/vms';
+import { ErrorCode, SettingField, VivariumError, errors, serializeError, type Remedy } from '../errors';
+import { describeIssues } from './issue-words';
 import { parseMessage } from './protocol';
 import type { CallMessage, Connection, RpcId, RpcMessage, SubMessage } from './protocol';
 
@@ -195,6 +196,15 @@ function disposeQuietly(d: Disposable, report: ((reason: string) => void) | unde
   }
 }
 
+/** The remedy for an argument issue: the one its schema rule names, else "change this setting". */
+function remedyOf(issue: z.core.$ZodIssue | undefined): { readonly remedy?: Remedy } {
+  if (!issue) return {};
+  const rule = issueRemedy(issue);
+  if (rule) return { remedy: rule };
+  const field = SettingField.safeParse(issue.path[1]);
+  return field.success ? { remedy: { kind: 'change-setting', field: field.data } } : {};
+}
+
 /** Validates a call's arguments; the count first, because zod's tuple message for it is cryptic. */
 export function parseArgs(tuple: z.ZodTuple, args: readonly unknown[], where: string): unknown[] {
   const expected = tuple.def.items.length;
@@ -203,19 +213,21 @@ export function parseArgs(tuple: z.ZodTuple, args: readonly unknown[], where: st
   }
   const parsed = tuple.safeParse(args);
   if (parsed.success) return parsed.data as unknown[];
-  // Paths start with the argument's index; "arg2.cpus" reads better than "1.cpus".
-  const issues = parsed.error.issues.map((i) =>
-    i.path.length === 0 && (i.code === 'too_small' || i.code === 'too_big')
-      ? { ...i, message: `expected ${expected} argument${expected === 1 ? '' : 's'}, got ${args.length}` }
-      : { ...i, path: labelPath(i.path) },
+  // A missing argument: a client bug, said plainly.
+  const arity = parsed.error.issues.find((i) => i.path.length === 0 && (i.code === 'too_small' || i.code === 'too_big'));
+  if (arity) throw errors.invalid(`${where} expected ${expected} argument${expected === 1 ? '' : 's'}, got ${args.length}.`);
+  // Issues per argument, in words: the field path inside the argument (which a form maps to its
+  // control), never "arg2.memoryMiB".
+  const described = describeIssues(parsed.error.issues.map((i) => ({ ...i, path: i.path.slice(1) })));
+  const settings = parsed.error.issues.some((i) => SettingField.safeParse(i.path[1]).success);
+  const first = described.fields[0];
+  throw errors.invalid(
+    `${settings ? 'Invalid VM settings' : 'Invalid request'}: ${described.sentence}.`,
+    { issues: parsed.error.issues.map((i) => ({ arg: typeof i.path[0] === 'number' ? i.path[0] : 0, path: i.path.slice(1).map(String), message: i.message })) },
+    {
+      fields: described.fields,
+      ...(first && first.field !== '' ? { field: first.field } : {}),
+      ...remedyOf(parsed.error.issues[0]),
+    },
   );
-  const readable = formatZodIssues(new z.ZodError(issues));
-  throw errors.invalid(`Invalid arguments to ${where}: ${readable}. Check the values and try again.`, {
-    issues: issues.map((i) => ({ path: i.path.map(String), message: i.message })),
-  });
-}
-
-function labelPath(path: readonly PropertyKey[]): PropertyKey[] {
-  const [first, ...rest] = path;
-  return typeof first === 'number' ? [`arg${first + 1}`, ...rest] : [...path];
 }

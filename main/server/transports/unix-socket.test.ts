@@ -102,7 +102,7 @@ describe('unix socket transport', () => {
     const e: unknown = await c.services.vms.create({ name: 'x', cpus: -1 }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(VivariumError);
     expect((e as VivariumError).code).toBe(ErrorCode.InvalidArgument);
-    expect((e as VivariumError).message).toContain('arg1.cpus');
+    expect((e as VivariumError).message).toBe('Invalid VM settings: CPUs: a VM needs at least 1 CPU.');
     expect(fake.vms.calls).toEqual([]);
   });
 
