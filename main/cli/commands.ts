@@ -114,12 +114,14 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     flags: { 'keep-disks': { type: 'boolean', help: 'keep its disk images (moved to <library>/kept-disks/)' } },
   },
   serve: {
-    usage: 'serve [--host 127.0.0.1] [--port N]',
+    usage: 'serve [--host 127.0.0.1] [--port N] [--tls-cert FILE --tls-key FILE]',
     summary: 'Serve the Vivarium UI to a browser. Prints the URL (with its access token).',
     positionals: [],
     flags: {
       host: { type: 'string', value: 'ADDR', help: 'address to listen on (default 127.0.0.1)' },
       port: { type: 'number', value: 'N', help: 'port (default 8780; 0 picks a free one)' },
+      'tls-cert': { type: 'string', value: 'FILE', help: 'PEM certificate: serve https (needed to use --host beyond this machine safely)' },
+      'tls-key': { type: 'string', value: 'FILE', help: 'the PEM private key of --tls-cert' },
     },
   },
   stats: {

@@ -64,7 +64,15 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
       // Loaded only by the commands that use them (start-up is most of a short command's time). The
       // .js suffix: tsc (node16) keeps import() as a real ESM import; esbuild and vitest map it to .ts.
       const { runServe } = await import('../server/serve.js');
-      return await runServe({ host: str(parsed, 'host'), port: num(parsed, 'port'), env: io.env, stdout: io.stdout, stderr: io.stderr });
+      return await runServe({
+        host: str(parsed, 'host'),
+        port: num(parsed, 'port'),
+        tlsCert: str(parsed, 'tls-cert'),
+        tlsKey: str(parsed, 'tls-key'),
+        env: io.env,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
     }
     // Validate what we can before touching the engine: bad input must not write anything.
     const plan = prepare(command, parsed);

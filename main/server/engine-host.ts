@@ -13,18 +13,26 @@
  *    app:// and speaks RPC over IPC: attach your IPC transport to `rpcServer`); the server only carries
  *    ticket streams, which the window opens with Origin app://vivarium.
  *
- * engine.json (0600, in the 0700 runtime folder) records pid, socket and origin for other tools. The
- * access token is never written to disk.
+ * engine.json records pid, socket and origin for other tools, and — when pages are served — the
+ * address to open *with its access token*, so that a second `vivarium serve` can point the user to
+ * the running one instead of leaving them without a way in. So the token IS on disk while the engine
+ * runs: in a 0600 file inside the verified 0700 runtime folder (readable by its owner only, like
+ * ~/.ssh keys), removed when the engine stops, and ignored when stale (its pid no longer runs).
+ *
+ * Every RPC connection (a browser tab, the app window, a CLI) is its own client: its console tickets
+ * are charged to it (at most MAX_TICKETS_PER_CLIENT unused at once) and revoked when it goes away.
  */
 import * as fs from 'node:fs';
 import { ErrorCode, VivariumError } from '../common/errors';
+import type { Connection } from '../common/rpc/protocol';
 import { RpcServer } from '../common/rpc/server';
-import type { VmService } from '../common/contract';
+import type { RpcServerOptions } from '../common/rpc/server';
+import type { Disposable, Services, VmService } from '../common/contract';
 import { createEngine } from '../services/engine';
 import type { Engine } from '../services/engine';
-import { Layout, writeFileAtomic } from '../services/paths';
+import { Layout, PRIVATE_FILE_MODE, readFileNoFollow, writeFileAtomic } from '../services/paths';
 import { startHttpServer } from './http-server';
-import type { HttpServerHandle } from './http-server';
+import type { HttpServerHandle, TlsFiles } from './http-server';
 import { StreamBridge } from './stream-bridge';
 import { isSocketAlive, listenUnix } from './transports/unix-socket';
 import type { UnixListener } from './transports/unix-socket';
@@ -42,6 +50,8 @@ export interface HostEngineOptions {
     readonly staticDir: string | null;
     /** Default: a fresh random token. */
     readonly token?: string;
+    /** Serve https/wss with this certificate. */
+    readonly tls?: TlsFiles | null;
   };
   /** Also serve RPC on layout.engineSocket for the CLI (default true). */
   readonly engineSocket?: boolean;
@@ -59,6 +69,12 @@ export interface HostedEngine {
   readonly url: string;
   /** `http://127.0.0.1:PORT`. */
   readonly origin: string;
+  /** Every base URL that reaches the server (`origin` first; one per interface for a wildcard). */
+  readonly origins: readonly string[];
+  /** Reachable from other machines (bound beyond loopback). */
+  readonly exposed: boolean;
+  /** Speaks TLS. */
+  readonly secure: boolean;
   readonly port: number;
   readonly token: string;
   /** Closes clients, the servers and the engine's QMP connections. VMs keep running. */
@@ -105,7 +121,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
     log,
   });
   engine = createEngine({ layout, env: o.env, watch: true, console: bridge, log });
-  const rpcServer = new RpcServer(engine.services, undefined, { onProtocolError: (r) => log(`rpc: ${r}`) });
+  const rpcServer = new ClientScopedRpcServer(engine.services, bridge, { onProtocolError: (r) => log(`rpc: ${r}`) });
 
   let unix: UnixListener | null = null;
   try {
@@ -116,6 +132,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
       rpcServer: o.http.staticDir === null ? null : rpcServer,
       bridge,
       token: o.http.token,
+      tls: o.http.tls ?? null,
       log,
     });
     if (useSocket) {
@@ -132,7 +149,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
       origin: http.url,
       openUrl: o.http.staticDir === null ? null : http.loginUrl,
     };
-    if (useSocket) writeFileAtomic(layout.engineInfo, JSON.stringify(info, null, 2) + '\n', 0o600);
+    if (useSocket) writeFileAtomic(layout.engineInfo, JSON.stringify(info, null, 2) + '\n', PRIVATE_FILE_MODE);
   } catch (e) {
     bridge.dispose();
     await http?.close();
@@ -150,6 +167,9 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
     bridge,
     url: o.http.staticDir === null ? h.url : h.loginUrl,
     origin: h.url,
+    origins: h.urls,
+    exposed: h.exposed,
+    secure: h.secure,
     port: h.port,
     token: h.token,
     close() {
@@ -167,18 +187,61 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
   };
 }
 
-/** What engine.json says, or null when it is missing or unreadable. */
+/** What engine.json says, or null when it is missing, unreadable, a link, or stale (its engine's
+ *  process is gone: a crash left it behind). */
 export function readEngineInfo(layout: Layout): EngineInfo | null {
   try {
-    const raw = JSON.parse(fs.readFileSync(layout.engineInfo, 'utf8')) as Partial<EngineInfo>;
-    return typeof raw.pid === 'number' ? (raw as EngineInfo) : null;
+    const raw = JSON.parse(readFileNoFollow(layout.engineInfo, 64 * 1024).toString('utf8')) as Partial<EngineInfo>;
+    if (typeof raw.pid !== 'number' || !Number.isSafeInteger(raw.pid) || raw.pid <= 0) return null;
+    if (!processAlive(raw.pid)) return null;
+    return raw as EngineInfo;
   } catch {
     return null;
   }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * An RpcServer that makes each connection its own client: the console service it sees charges
+ * stream tickets to that connection (StreamBridge.forClient), and the connection's unused tickets
+ * are revoked when it closes. Everything else is the shared engine.
+ */
+export class ClientScopedRpcServer extends RpcServer {
+  private nextClient = 0;
+
+  constructor(
+    private readonly shared: Services,
+    private readonly streams: Pick<StreamBridge, 'forClient' | 'releaseClient'>,
+    private readonly rpcOptions: RpcServerOptions = {},
+  ) {
+    super(shared, undefined, rpcOptions);
+  }
+
+  override serve(conn: Connection): Disposable {
+    const id = `client-${++this.nextClient}`;
+    const server = new RpcServer({ ...this.shared, console: this.streams.forClient(id) }, undefined, this.rpcOptions);
+    const serving = server.serve(conn);
+    const release = (): void => this.streams.releaseClient(id);
+    const onClose = conn.onClose(release);
+    return {
+      dispose: () => {
+        serving.dispose();
+        onClose.dispose();
+        release();
+      },
+    };
+  }
+}
+
 async function refuseIfRunning(layout: Layout): Promise<void> {
-  if (!fs.existsSync(layout.engineSocket)) return;
   if (await isSocketAlive(layout.engineSocket)) throw busyError(layout);
 }
 
@@ -195,7 +258,7 @@ function busyError(layout: Layout): VivariumError {
 
 function removeOwnInfo(file: string): void {
   try {
-    const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid?: unknown };
+    const raw = JSON.parse(readFileNoFollow(file, 64 * 1024).toString('utf8')) as { pid?: unknown };
     if (raw.pid === process.pid) fs.rmSync(file, { force: true });
   } catch {
     // Already gone, or someone else's: leave it.

@@ -3,14 +3,22 @@
  * `/rpc`, and console streams over `/streams/<ticket>`.
  *
  * Security (design.md, "Security rules"):
- *  - Binds 127.0.0.1 unless told otherwise.
+ *  - Binds 127.0.0.1 unless told otherwise, and exactly what it is told: `--host 0.0.0.0` listens on
+ *    every IPv4 interface and the handle lists a URL for each interface address (`urls`), so what is
+ *    printed is what reaches it. Beyond loopback the token travels in clear text unless a certificate
+ *    is given (`tls`: https + wss); serve.ts says so.
  *  - A random 256-bit token guards every request and every upgrade. The printed URL carries it as
  *    `?token=`; the server answers that with a 302 to the same URL without it and sets an HttpOnly,
  *    SameSite=Strict cookie, so the token leaves the address bar and history at once. Tokens are
  *    compared in constant time.
- *  - The Host header must name this server (127.0.0.1/localhost and the port), which stops DNS
- *    rebinding before the token check even runs.
- *  - WebSocket upgrades must come from this server's own origin (either loopback spelling). Stream
+ *  - The Host header must name this server — one of the addresses it is bound to (for a wildcard
+ *    bind: this machine's interface addresses) or `localhost` when loopback is bound, with the port —
+ *    which stops DNS rebinding before the token check even runs: a rebinding page's Host is the
+ *    attacker's name, and no attacker-chosen name is ever accepted, whatever the bind.
+ *  - WebSocket upgrades must come from an origin that is itself an accepted host (same scheme): an
+ *    attacker can choose both Origin and Host only by naming this machine, which is no attack.
+ *  - Connections are bounded: at most `maxRpcClients` RPC WebSockets and `maxStreams` console
+ *    streams at once (503 beyond), slow request headers are cut after 10 s. Stream
  *    URLs are different: the ticket in them is the credential (single use, 30 s, minted only for an
  *    authenticated RPC caller), so they need no token and also accept
  *      - Origin `app://vivarium`: the Electron window, whose page is not served from here;
@@ -21,8 +29,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type * as net from 'node:net';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
@@ -50,24 +60,50 @@ export interface StreamEndpoint {
   attach(ws: WebSocket, grant: StreamGrant): void;
 }
 
+/** A PEM certificate (chain) and its private key: the server speaks https/wss. */
+export interface TlsFiles {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+}
+
+/** Default bounds on what clients can hold open at once. */
+export const MAX_RPC_CLIENTS = 64;
+export const MAX_STREAM_CLIENTS = 256;
+
 export interface HttpServerOptions {
-  /** Default 127.0.0.1. */
+  /** Default 127.0.0.1. An address (IPv4/IPv6), `localhost`, or a wildcard (0.0.0.0, ::). */
   readonly host?: string;
   /** 0 picks a free port. */
   readonly port: number;
   /** The built renderer; null serves no pages (the Electron app loads its pages from app://). */
   readonly staticDir: string | null;
   /** Served on /rpc; null refuses /rpc (the Electron app speaks RPC over IPC). */
-  readonly rpcServer: RpcServer | null;
+  readonly rpcServer: Pick<RpcServer, 'serve'> | null;
   readonly bridge: StreamEndpoint;
   /** Default: 32 random bytes, base64url. */
   readonly token?: string;
   readonly log?: (line: string) => void;
+  /** Serve https/wss with this certificate instead of http/ws. */
+  readonly tls?: TlsFiles | null;
+  /** This machine's interfaces (default os.networkInterfaces; tests pass their own). */
+  readonly interfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+  /** At most this many RPC WebSockets at once (default MAX_RPC_CLIENTS). */
+  readonly maxRpcClients?: number;
+  /** At most this many console streams at once (default MAX_STREAM_CLIENTS). */
+  readonly maxStreams?: number;
 }
 
 export interface HttpServerHandle {
-  /** `http://127.0.0.1:PORT` (or the bound host). */
+  /** `http://127.0.0.1:PORT` (or the bound host; https with TLS). For a wildcard bind, the loopback
+   *  URL. */
   readonly url: string;
+  /** Every base URL that reaches this server: `url` first, then (wildcard bind) one per address of
+   *  this machine's interfaces. */
+  readonly urls: readonly string[];
+  /** Whether other machines can reach it (bound beyond loopback). */
+  readonly exposed: boolean;
+  /** Whether it speaks TLS (https/wss). */
+  readonly secure: boolean;
   /** `ws://127.0.0.1:PORT`: the base of stream URLs. */
   readonly wsUrl: string;
   /** The URL to open: `url` + `/?token=…`. */
@@ -120,20 +156,70 @@ export function parseCookies(header: string | undefined): readonly (readonly [st
 }
 
 function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::' || host === '';
+  return host === '0.0.0.0' || host === '::' || host === '' || host === '::0' || host === '0:0:0:0:0:0:0:0';
+}
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped forms, and the name localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return net.isIPv4(v4) && v4.startsWith('127.');
 }
 
 function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** The Host header values (host:port) a browser uses for this server; null = any (wildcard bind). */
-export function allowedHosts(host: string, port: number): ReadonlySet<string> | null {
-  if (isWildcard(host)) return null;
-  const names = new Set([hostPort(host, port)]);
-  if (host === '127.0.0.1' || host === '::1' || host === 'localhost') {
-    names.add(hostPort('127.0.0.1', port)).add(hostPort('localhost', port));
-    if (host === '::1') names.add(hostPort('::1', port));
+/** The addresses a wildcard bind answers on: every interface's (IPv4 only for 0.0.0.0), without
+ *  IPv6 link-local ones (a browser cannot use those in a URL). Loopback first. */
+export function interfaceAddresses(bindHost: string, interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): string[] {
+  const v4only = bindHost === '0.0.0.0' || bindHost === '';
+  const out: string[] = [];
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) {
+      const family = String(a.family);
+      const isV4 = family === 'IPv4' || family === '4';
+      if (v4only && !isV4) continue;
+      if (!isV4 && a.address.toLowerCase().startsWith('fe80:')) continue;
+      out.push(a.address.toLowerCase());
+    }
+  }
+  return [...new Set(out)].sort((a, b) => Number(isLoopback(b)) - Number(isLoopback(a)));
+}
+
+/**
+ * The Host header values (lowercase host:port; the bare host too on the scheme's default port) a
+ * browser may use for this server: the bound address, `localhost` when loopback is bound, and for a
+ * wildcard bind every interface address. Never a name an outsider chooses.
+ */
+export function allowedHosts(
+  bindHost: string,
+  boundAddress: string,
+  port: number,
+  interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>,
+  secure = false,
+): ReadonlySet<string> {
+  const addrs = new Set<string>();
+  if (isWildcard(bindHost)) {
+    for (const a of interfaceAddresses(bindHost, interfaces)) addrs.add(a);
+    addrs.add('localhost').add('127.0.0.1');
+    if (bindHost !== '0.0.0.0' && bindHost !== '') addrs.add('::1');
+  } else {
+    addrs.add(boundAddress.toLowerCase());
+    // The name the user asked for (e.g. --host myhost.lan) names this machine by their own choice.
+    if (!net.isIP(bindHost)) addrs.add(bindHost.toLowerCase());
+    if (isLoopback(boundAddress)) {
+      addrs.add('localhost');
+      if (net.isIPv4(boundAddress)) addrs.add('127.0.0.1');
+      else addrs.add('::1');
+    }
+  }
+  const names = new Set<string>();
+  const defaultPort = secure ? 443 : 80;
+  for (const a of addrs) {
+    names.add(hostPort(a, port));
+    if (port === defaultPort) names.add(a.includes(':') ? `[${a}]` : a);
   }
   return names;
 }
@@ -143,30 +229,53 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   const token = o.token ?? newToken();
   const log = o.log ?? (() => {});
   const staticRoot = o.staticDir ? await fs.promises.realpath(o.staticDir) : null;
+  const secure = !!o.tls;
+  const scheme = secure ? 'https' : 'http';
+  const wsScheme = secure ? 'wss' : 'ws';
+  const interfaces = o.interfaces ?? os.networkInterfaces;
+  const maxRpcClients = o.maxRpcClients ?? MAX_RPC_CLIENTS;
+  const maxStreams = o.maxStreams ?? MAX_STREAM_CLIENTS;
+  const wildcard = isWildcard(host);
   let port = o.port;
-  let hosts: ReadonlySet<string> | null = null;
+  let boundAddress = host;
+  let hosts: ReadonlySet<string> = new Set();
+  // A wildcard bind follows the machine's interfaces (a laptop changes networks): an unknown Host
+  // re-reads them, at most once a second, before it is refused.
+  let hostsReadAt = 0;
+  const refreshHosts = (): void => {
+    hosts = allowedHosts(host, boundAddress, port, interfaces(), secure);
+    hostsReadAt = Date.now();
+  };
 
   /** The validated Host header (host:port), or null when it is not ours. */
   const requestHost = (req: http.IncomingMessage): string | null => {
     const h = (req.headers.host ?? '').toLowerCase();
-    if (hosts === null) return h || hostPort(printableHost(host), port);
-    return hosts.has(h) ? h : null;
+    if (hosts.has(h)) return h;
+    if (wildcard && Date.now() - hostsReadAt > 1000) {
+      refreshHosts();
+      if (hosts.has(h)) return h;
+    }
+    return null;
   };
 
-  const ownOrigins = (reqHost: string): ReadonlySet<string> =>
-    new Set([...(hosts ?? [reqHost])].map((h) => `http://${h}`));
+  /** An Origin is ours when it is this server's scheme and an accepted Host. */
+  const isOwnOrigin = (origin: string | undefined): boolean => {
+    if (origin === undefined) return false;
+    const prefix = `${scheme}://`;
+    return origin.toLowerCase().startsWith(prefix) && hosts.has(origin.slice(prefix.length).toLowerCase());
+  };
 
   const hasToken = (req: http.IncomingMessage, url: URL): 'query' | 'cookie' | null => {
     const q = url.searchParams.get('token');
     if (q !== null) return tokensEqual(q, token) ? 'query' : null;
-    for (const [name, value] of parseCookies(req.headers.cookie)) {
+    for (const [name, value] of parseCookies(req.headers.cookie).slice(0, 64)) {
       if (name === tokenCookieName(port) && tokensEqual(value, token)) return 'cookie';
     }
     return null;
   };
 
   const headersFor = (reqHost: string): Record<string, string> => ({
-    'Content-Security-Policy': contentSecurityPolicy([...(hosts ?? [reqHost])].map((h) => `ws://${h}`)),
+    'Content-Security-Policy': contentSecurityPolicy((wildcard ? [reqHost] : [...hosts].filter((h) => h.endsWith(`:${port}`))).map((h) => `${wsScheme}://${h}`)),
     'X-Content-Type-Options': 'nosniff',
     'Referrer-Policy': 'no-referrer',
     'X-Frame-Options': 'DENY',
@@ -177,7 +286,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   const rpcWss = new WebSocketServer({ noServer: true, maxPayload: MAX_REQUEST_BYTES });
   const streamWss = new WebSocketServer({ noServer: true, maxPayload: MAX_STREAM_FRAME_BYTES });
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const reqHost = requestHost(req);
     const headers = headersFor(reqHost ?? hostPort(printableHost(host), port));
     const reply = (status: number, text: string, extra: Record<string, string> = {}): void => {
@@ -195,7 +304,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
       const location = `${url.pathname}${url.searchParams.size ? `?${url.searchParams.toString()}` : ''}`;
       return reply(302, 'Signed in.', {
         Location: location,
-        'Set-Cookie': `${tokenCookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/`,
+        'Set-Cookie': `${tokenCookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/${secure ? '; Secure' : ''}`,
       });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, 'Method not allowed.', { Allow: 'GET, HEAD' });
@@ -206,7 +315,12 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
       if (!res.headersSent) reply(500, 'Internal error.');
       else res.destroy();
     });
-  });
+  };
+  const server: http.Server = o.tls ? createTlsServer(o.tls, onRequest) : http.createServer(onRequest);
+  // Slow-loris: headers must arrive within 10 s, a whole request within 30 s.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.maxConnections = maxRpcClients + maxStreams + 64;
 
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.on('error', () => {}); // a reset during the handshake must not crash the engine
@@ -215,13 +329,16 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     const url = parseUrl(req.url);
     if (!url) return refuse(socket, 400, 'Bad request.');
     const origin = req.headers.origin;
-    const own = origin !== undefined && ownOrigins(reqHost).has(origin);
+    const own = isOwnOrigin(origin);
 
     if (url.pathname === '/rpc') {
       if (!own) return refuse(socket, 403, 'Forbidden: WebSocket from a foreign origin.');
       if (!hasToken(req, url)) return refuse(socket, 401, UNAUTHORIZED_TEXT);
       const rpcServer = o.rpcServer;
       if (!rpcServer) return refuse(socket, 404, 'Not found.');
+      if (rpcWss.clients.size >= maxRpcClients) {
+        return refuse(socket, 503, `Too many windows are connected to this engine (${maxRpcClients}). Close some and reload.`);
+      }
       rpcWss.handleUpgrade(req, socket, head, (ws) => {
         const serving = rpcServer.serve(wsConnection(ws, { maxMessageBytes: MAX_REQUEST_BYTES }));
         ws.once('close', () => serving.dispose());
@@ -232,6 +349,9 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     const m = /^\/streams\/([^/]+)$/.exec(url.pathname);
     if (m) {
       if (!(own || origin === undefined || origin === APP_ORIGIN)) return refuse(socket, 403, 'Forbidden: WebSocket from a foreign origin.');
+      if (streamWss.clients.size >= maxStreams) {
+        return refuse(socket, 503, `Too many consoles are open on this engine (${maxStreams}). Close some and try again.`);
+      }
       const grant = o.bridge.redeem(m[1]!);
       if (!grant) return refuse(socket, 401, 'This console link has expired or was already used. Open the console again.');
       streamWss.handleUpgrade(req, socket, head, (ws) => o.bridge.attach(ws, grant));
@@ -249,15 +369,27 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(host, o.port, e)));
     server.listen(o.port, host, () => resolve());
   });
-  port = (server.address() as AddressInfo).port;
-  hosts = allowedHosts(host, port);
+  const address = server.address() as AddressInfo;
+  port = address.port;
+  boundAddress = address.address;
+  refreshHosts();
 
-  const shown = hostPort(printableHost(host), port);
-  const url = `http://${shown}`;
+  const shown = hostPort(wildcard ? printableHost(host) : printableHost(boundAddress), port);
+  const url = `${scheme}://${shown}`;
+  const urls = [url];
+  if (wildcard) {
+    for (const a of interfaceAddresses(host, interfaces())) {
+      const u = `${scheme}://${hostPort(a, port)}`;
+      if (!urls.includes(u)) urls.push(u);
+    }
+  }
   let closing: Promise<void> | null = null;
   return {
     url,
-    wsUrl: `ws://${shown}`,
+    urls,
+    exposed: wildcard || !isLoopback(boundAddress),
+    secure,
+    wsUrl: `${wsScheme}://${shown}`,
     loginUrl: `${url}/?token=${token}`,
     port,
     token,
@@ -287,6 +419,21 @@ const UNAUTHORIZED_TEXT =
 /** The host a local browser should use: a wildcard bind is reachable on loopback. */
 function printableHost(host: string): string {
   return isWildcard(host) ? '127.0.0.1' : host;
+}
+
+/** An https server, with the certificate's problems said in words (the PEM text never is). */
+function createTlsServer(tls: TlsFiles, onRequest: http.RequestListener): http.Server {
+  try {
+    return https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, onRequest) as unknown as http.Server;
+  } catch (e) {
+    const why = (e as Error).message;
+    const text = /key values mismatch/i.test(why)
+      ? 'The TLS key does not belong to the certificate. Give the key that was made with this certificate.'
+      : /PEM|no start line|bad base64|asn1|DECODER/i.test(why)
+        ? 'The TLS certificate or key is not in PEM format (a file that starts with -----BEGIN …-----). Give PEM files.'
+        : `The TLS certificate or key cannot be used: ${why}.`;
+    throw new VivariumError(ErrorCode.InvalidArgument, text);
+  }
 }
 
 export function contentSecurityPolicy(wsOrigins: readonly string[]): string {

@@ -1,12 +1,19 @@
 /**
- * `vivarium serve`: the engine served to a browser. Prints exactly one line to stdout — the address
- * with its access token — logs to stderr, and runs until SIGINT/SIGTERM. Stopping it closes the
- * servers and the engine's QMP connections; the VMs keep running (any later engine reattaches).
+ * `vivarium serve`: the engine served to a browser. Prints the address with its access token to
+ * stdout — one line, or for a wildcard `--host` (0.0.0.0, ::) one line per address of this machine
+ * that reaches it, loopback first — logs to stderr, and runs until SIGINT/SIGTERM. Stopping it closes
+ * the servers and the engine's QMP connections; the VMs keep running (any later engine reattaches).
+ *
+ * Listening beyond loopback is said plainly on stderr: without `--tls-cert/--tls-key` the token and
+ * every keystroke cross the network unencrypted, so it says to give a certificate or to use SSH
+ * forwarding instead.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { errors } from '../common/errors';
 import { hostEngine } from './engine-host';
+import type { TlsFiles } from './http-server';
 
 export const DEFAULT_PORT = 8780;
 
@@ -14,6 +21,9 @@ export interface ServeOptions {
   readonly host?: string;
   /** Default 8780; 0 picks a free port. */
   readonly port?: number;
+  /** PEM certificate and key files: serve https/wss (both or neither). */
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
   readonly env: NodeJS.ProcessEnv;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
@@ -44,15 +54,51 @@ export async function runServe(o: ServeOptions): Promise<number> {
     return 1;
   }
 
-  const hosted = await hostEngine({ env: o.env, http: { host: o.host, port, staticDir }, log: err });
-  await new Promise<void>((resolve) => o.stdout.write(`${hosted.url}\n`, () => resolve()));
-  err(`serving ${staticDir} on ${hosted.origin}; the CLI reaches this engine at ${hosted.engine.layout.engineSocket}. Ctrl-C stops it (VMs keep running).`);
+  const tls = readTlsFiles(o.tlsCert, o.tlsKey);
+
+  const hosted = await hostEngine({ env: o.env, http: { host: o.host, port, staticDir, tls }, log: err });
+  const lines = hosted.origins.map((u) => `${u}/?token=${hosted.token}`);
+  await new Promise<void>((resolve) => o.stdout.write(`${lines.join('\n')}\n`, () => resolve()));
+  err(`serving ${staticDir} on ${hosted.origins.join(', ')}; the CLI reaches this engine at ${hosted.engine.layout.engineSocket}. Ctrl-C stops it (VMs keep running).`);
+  if (hosted.exposed && !hosted.secure) {
+    err(
+      `WARNING: --host ${o.host ?? ''} makes this engine reachable from other machines over plain HTTP: the access token, ` +
+        'and everything typed into a console, cross the network unencrypted, and anyone who sees the token controls your VMs. ' +
+        `Give a certificate with --tls-cert FILE --tls-key FILE, or keep the default 127.0.0.1 and reach it from the other machine through SSH: ` +
+        `ssh -L ${hosted.port}:127.0.0.1:${hosted.port} ${sshTarget()}, then open http://127.0.0.1:${hosted.port}/ there.`,
+    );
+  } else if (hosted.exposed) {
+    err(`note: reachable from other machines (TLS on). The token in the URL is the only key: share it with nobody.`);
+  }
 
   const why = await untilStopped(o.signal);
   err(`${why}: closing (VMs keep running)…`);
   await hosted.close();
   err('stopped.');
   return 0;
+}
+
+/** Reads --tls-cert/--tls-key (both or neither) into memory, with a sentence for each problem. */
+function readTlsFiles(cert: string | undefined, key: string | undefined): TlsFiles | null {
+  if (cert === undefined && key === undefined) return null;
+  if (cert === undefined || key === undefined) {
+    throw errors.invalid('--tls-cert and --tls-key go together: give both (a PEM certificate and its private key), or neither.');
+  }
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return fs.readFileSync(path.resolve(file));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      throw errors.invalid(`Cannot read the TLS ${what} ${file}: ${why}.`);
+    }
+  };
+  return { cert: read(cert, 'certificate'), key: read(key, 'key') };
+}
+
+function sshTarget(): string {
+  const user = process.env.USER ?? process.env.LOGNAME;
+  return `${user ? `${user}@` : ''}${os.hostname()}`;
 }
 
 /** Resolves with what stopped us: a signal's name, or "aborted". */

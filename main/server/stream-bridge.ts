@@ -43,7 +43,11 @@ import { isSocketAlive } from './transports/unix-socket';
 export const STREAM_TICKET_TTL_MS = 30_000;
 export const SERIAL_SCROLLBACK_BYTES = 256 * 1024;
 /** Tickets minted but not yet used, at most; more is a client bug (or abuse). */
-const MAX_OUTSTANDING_TICKETS = 1024;
+export const MAX_OUTSTANDING_TICKETS = 1024;
+/** Tickets one client (one RPC connection: a browser tab, the app window, a CLI) may hold unused at
+ *  once. A window opens at most a display and a serial console per VM at a time, so this is far
+ *  above honest use, and far below the total: one client can never starve the others. */
+export const MAX_TICKETS_PER_CLIENT = 32;
 
 export const StreamCloseCode = {
   vmStopped: 4000,
@@ -65,23 +69,56 @@ export interface StreamGrant {
 
 // ---- tickets ---------------------------------------------------------------------------------------
 
-/** Single-use, short-lived capabilities. 32 random bytes each, base64url (43 characters). */
+/**
+ * Single-use, short-lived capabilities. 32 random bytes each, base64url (43 characters).
+ *
+ * Each ticket is charged to the client that asked for it (`owner`, one per RPC connection): a
+ * client may hold at most `perClient` unused tickets, and all clients together `total`, so one
+ * client (a buggy page, a script in a loop) can never leave every other client's consoles "busy".
+ * A client's tickets are revoked when it disconnects (`revokeOwner`).
+ */
 export class TicketBook {
-  private readonly tickets = new Map<string, { readonly grant: StreamGrant; readonly expires: number }>();
+  private readonly tickets = new Map<string, { readonly grant: StreamGrant; readonly expires: number; readonly owner: string | null }>();
+  private readonly perOwner = new Map<string, number>();
 
   constructor(
     private readonly ttlMs: number = STREAM_TICKET_TTL_MS,
     private readonly now: () => number = Date.now,
+    private readonly limits: { readonly total: number; readonly perClient: number } = { total: MAX_OUTSTANDING_TICKETS, perClient: MAX_TICKETS_PER_CLIENT },
   ) {}
 
-  mint(grant: StreamGrant): string {
+  /** A new ticket for `grant`, charged to `owner` (null: a trusted in-process caller, counted in
+   *  the total only). Throws `busy` when the owner or everyone together holds too many. */
+  mint(grant: StreamGrant, owner: string | null = null): string {
     this.sweep();
-    if (this.tickets.size >= MAX_OUTSTANDING_TICKETS) {
-      throw errors.busy(`Too many console streams are waiting to be opened (${MAX_OUTSTANDING_TICKETS}). Wait half a minute and try again.`);
+    if (owner !== null && (this.perOwner.get(owner) ?? 0) >= this.limits.perClient) {
+      throw errors.busy(
+        `This window already has ${this.limits.perClient} consoles waiting to be opened. Open or close those first, or wait half a minute and try again.`,
+        { limit: this.limits.perClient, scope: 'client' },
+      );
+    }
+    if (this.tickets.size >= this.limits.total) {
+      throw errors.busy(`Too many console streams are waiting to be opened (${this.limits.total}). Wait half a minute and try again.`, {
+        limit: this.limits.total,
+        scope: 'engine',
+      });
     }
     const ticket = randomBytes(32).toString('base64url');
-    this.tickets.set(ticket, { grant, expires: this.now() + this.ttlMs });
+    this.tickets.set(ticket, { grant, expires: this.now() + this.ttlMs, owner });
+    if (owner !== null) this.perOwner.set(owner, (this.perOwner.get(owner) ?? 0) + 1);
     return ticket;
+  }
+
+  /** Drops every unused ticket of `owner` (it disconnected: nobody can use them any more). */
+  revokeOwner(owner: string): void {
+    for (const [t, e] of this.tickets) if (e.owner === owner) this.tickets.delete(t);
+    this.perOwner.delete(owner);
+  }
+
+  /** Unused tickets charged to `owner`. */
+  heldBy(owner: string): number {
+    this.sweep();
+    return this.perOwner.get(owner) ?? 0;
   }
 
   /** The grant, once: a ticket is deleted when redeemed, and an expired one is worth nothing. */
@@ -89,7 +126,7 @@ export class TicketBook {
     if (!TICKET_RE.test(ticket)) return null;
     const entry = this.tickets.get(ticket);
     if (!entry) return null;
-    this.tickets.delete(ticket);
+    this.drop(ticket, entry.owner);
     return entry.expires > this.now() ? entry.grant : null;
   }
 
@@ -97,9 +134,17 @@ export class TicketBook {
     return this.tickets.size;
   }
 
+  private drop(ticket: string, owner: string | null): void {
+    this.tickets.delete(ticket);
+    if (owner === null) return;
+    const n = (this.perOwner.get(owner) ?? 1) - 1;
+    if (n > 0) this.perOwner.set(owner, n);
+    else this.perOwner.delete(owner);
+  }
+
   private sweep(): void {
     const now = this.now();
-    for (const [t, e] of this.tickets) if (e.expires <= now) this.tickets.delete(t);
+    for (const [t, e] of this.tickets) if (e.expires <= now) this.drop(t, e.owner);
   }
 }
 
@@ -528,6 +573,23 @@ export class StreamBridge implements ConsoleService {
   }
 
   async openStream(ref: string, kind: StreamKind, options: StreamOptions = {}): Promise<{ readonly url: string }> {
+    return this.openStreamFor(null, ref, kind, options);
+  }
+
+  /**
+   * The console service as one client sees it: its tickets are charged to `clientId` (at most
+   * MAX_TICKETS_PER_CLIENT unused at once) and revoked by `releaseClient` when it goes away.
+   */
+  forClient(clientId: string): ConsoleService {
+    return { openStream: (ref, kind, options) => this.openStreamFor(clientId, ref, kind, options) };
+  }
+
+  /** A client disconnected: its unused tickets are worth nothing any more. */
+  releaseClient(clientId: string): void {
+    this.tickets.revokeOwner(clientId);
+  }
+
+  private async openStreamFor(owner: string | null, ref: string, kind: StreamKind, options: StreamOptions = {}): Promise<{ readonly url: string }> {
     if (this.disposed) throw new VivariumError(ErrorCode.InvalidState, 'The Vivarium engine is shutting down. Reconnect to the new one.');
     const vm = await this.deps.vms.get(ref);
     if (vm.state !== 'running' && vm.state !== 'paused') {
@@ -541,7 +603,7 @@ export class StreamBridge implements ConsoleService {
         id: vm.id,
       });
     }
-    const ticket = this.tickets.mint({ vmId: vm.id, kind, history: options.history ?? true });
+    const ticket = this.tickets.mint({ vmId: vm.id, kind, history: options.history ?? true }, owner);
     return { url: `${this.deps.baseUrl()}/streams/${ticket}` };
   }
 

@@ -21,7 +21,12 @@ export interface UnixListener {
 export interface ListenUnixOptions {
   /** Largest line accepted from a client; a bigger one closes that connection. */
   readonly maxMessageBytes?: number;
+  /** Connections open at once, at most (default MAX_UNIX_CLIENTS); more are closed at once. */
+  readonly maxConnections?: number;
 }
+
+/** Local clients (CLI commands, `vivarium serial`) connected at once, at most. */
+export const MAX_UNIX_CLIENTS = 128;
 
 export interface ConnectUnixOptions {
   readonly timeoutMs?: number;
@@ -117,6 +122,7 @@ export async function listenUnix(
     socket.on('close', () => sockets.delete(socket));
     onConnection(socketConnection(socket, options.maxMessageBytes ?? MAX_REQUEST_BYTES));
   });
+  server.maxConnections = options.maxConnections ?? MAX_UNIX_CLIENTS;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(socketPath, e)));
