@@ -1,5 +1,4 @@
 /** A small, strict argument parser: unknown flags and missing values are usage errors, never ignored. */
-import { errors } from '../common/errors';
 
 export type FlagType = 'string' | 'boolean' | 'number';
 export interface FlagSpec {
@@ -32,6 +31,15 @@ export class UsageError extends Error {
   }
 }
 
+/** A decimal number as a person types it ("4", "2.5", "-1"); not "0x10", "1e3", "" or "Infinity". */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
+
+/**
+ * Parses `argv` (the words after the command) against `spec`. Options may come before, between or
+ * after positionals, as `--name value` or `--name=value`; everything after `--` is a positional, so a
+ * VM named "-x" is `vivarium start -- -x`. Throws UsageError (exit 2) for an unknown option, a
+ * missing or malformed value, an option given twice, and a missing or extra positional.
+ */
 export function parseArgs(command: string, spec: CommandSpec, argv: readonly string[]): Parsed {
   const positionals: string[] = [];
   const flags: Record<string, string | boolean | number | string[] | undefined> = {};
@@ -44,8 +52,9 @@ export function parseArgs(command: string, spec: CommandSpec, argv: readonly str
     if (arg.startsWith('--') && arg.length > 2) {
       const eq = arg.indexOf('=');
       const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-      const f = spec.flags[name];
+      const f = Object.hasOwn(spec.flags, name) ? spec.flags[name] : undefined;
       if (!f) throw new UsageError(`unknown option --${name}`, command);
+      if (flags[name] !== undefined && !f.multiple) throw new UsageError(`--${name} was given twice`, command);
       let value: string | undefined = eq > 0 ? arg.slice(eq + 1) : undefined;
       if (f.type === 'boolean') {
         if (value !== undefined) throw new UsageError(`--${name} takes no value`, command);
@@ -58,9 +67,8 @@ export function parseArgs(command: string, spec: CommandSpec, argv: readonly str
         i++;
       }
       if (f.type === 'number') {
-        const n = Number(value);
-        if (value.trim() === '' || !Number.isFinite(n)) throw errors.invalid(`--${name} must be a number, not "${value}".`);
-        flags[name] = n;
+        if (!DECIMAL.test(value.trim())) throw new UsageError(`--${name} must be a number, not "${value}"`, command);
+        flags[name] = Number(value);
       } else if (f.multiple) {
         flags[name] = [...((flags[name] as string[] | undefined) ?? []), value];
       } else {
@@ -68,8 +76,9 @@ export function parseArgs(command: string, spec: CommandSpec, argv: readonly str
       }
       continue;
     }
-    if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
-      throw new UsageError(`unknown option ${arg}`, command);
+    if (arg.startsWith('-') && arg.length > 1) {
+      const hint = spec.positionals.length > 0 ? ` (a ${spec.positionals[0]} that starts with "-" goes after "--", at the end)` : '';
+      throw new UsageError(`unknown option ${arg}${hint}`, command);
     }
     positionals.push(arg);
   }
@@ -81,6 +90,15 @@ export function parseArgs(command: string, spec: CommandSpec, argv: readonly str
     throw new UsageError(`unexpected argument "${positionals[spec.positionals.length]}"`, command);
   }
   return { positionals, flags };
+}
+
+/** True when `--help` or `-h` comes before any `--` (after it, they are names). */
+export function asksForHelp(argv: readonly string[]): boolean {
+  for (const a of argv) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
 }
 
 export function formatHelp(name: string, spec: CommandSpec): string {

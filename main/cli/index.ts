@@ -9,16 +9,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
-import { isVivariumError, errors } from '../common/errors';
+import { ErrorCode, isVivariumError, errors } from '../common/errors';
 import type { HostReport } from '../common/models/host-report';
 import { formatMiB, parseSize, PortForward, type Arch } from '../common/models/vm-config';
 import type { VmInfo } from '../common/models/vm-state';
-import { formatHelp, parseArgs, UsageError, type Parsed } from './args';
+import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type Parsed } from './args';
 import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
 import { prepareMedia } from './media-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
-import { shellArg } from '../services/vm-manager';
+import { shellArg } from '../common/shell-arg';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
@@ -31,35 +31,36 @@ const VERSION = '0.1.0';
 export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const [command, ...rest] = argv;
   const out = (s: string) => io.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+  const usage = (message: string, about: string | null): number => {
+    io.stderr.write(`vivarium${about ? ` ${about}` : ''}: ${message}. Run \`vivarium help${about ? ` ${about}` : ''}\` for usage.\n`);
+    return 2;
+  };
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     const topic = rest[0];
-    const spec = topic ? COMMANDS[topic] : undefined;
-    out(spec ? formatHelp(topic!, spec) : generalHelp());
+    if (topic === undefined) {
+      out(generalHelp());
+      return 0;
+    }
+    const spec = commandSpec(topic);
+    if (!spec) return usage(`there is no command "${topic}"`, null);
+    out(formatHelp(topic, spec));
     return 0;
   }
   if (command === '--version' || command === 'version') {
     out(VERSION);
     return 0;
   }
-  const spec = COMMANDS[command];
-  if (!spec) {
-    io.stderr.write(`vivarium: unknown command "${command}". Run \`vivarium help\` for the list.\n`);
-    return 2;
-  }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  const spec = commandSpec(command);
+  if (!spec) return usage(command.startsWith('-') ? `unknown option ${command}` : `unknown command "${command}"`, null);
+  if (asksForHelp(rest)) {
     out(formatHelp(command, spec));
     return 0;
   }
   let engine: EngineHandle | null = null;
   try {
-    let parsed: Parsed;
-    try {
-      parsed = parseArgs(command, spec, rest);
-    } catch (e) {
-      // A malformed option value is a usage error (exit 2), like an unknown option.
-      if (isVivariumError(e) && e.code === 'invalid-argument') throw new UsageError(e.message.replace(/\.$/, ''), command);
-      throw e;
-    }
+    const parsed = parseArgs(command, spec, rest);
+    // Validate what we can before touching the engine: bad input must not write anything.
+    const plan = prepare(command, parsed);
     if (command === 'serve') {
       // Loaded only by the commands that use them (start-up is most of a short command's time). The
       // .js suffix: tsc (node16) keeps import() as a real ESM import; esbuild and vitest map it to .ts.
@@ -74,8 +75,6 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         stderr: io.stderr,
       });
     }
-    // Validate what we can before touching the engine: bad input must not write anything.
-    const plan = prepare(command, parsed);
     if (command === 'screenshot') {
       const dir = path.dirname(path.resolve(parsed.positionals[1]!));
       if (!fs.existsSync(dir)) throw new UsageError(`the folder ${dir} does not exist; create it or save the screenshot elsewhere`, command);
@@ -83,13 +82,12 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     engine = await openEngine(io.env);
     return await run(command, parsed, plan, engine.services, io, engine);
   } catch (e) {
-    if (e instanceof UsageError) {
-      io.stderr.write(`vivarium ${command}: ${e.message}. Run \`vivarium help ${command}\` for usage.\n`);
-      return 2;
-    }
+    if (e instanceof UsageError) return usage(e.message, command);
     if (isVivariumError(e)) {
       io.stderr.write(`vivarium: ${formatCliError(e, { command })}\n`);
-      return 1;
+      // Exit 2 whenever what was typed must change (a value the engine judged invalid included);
+      // 1 when the operation itself failed.
+      return e.code === ErrorCode.InvalidArgument ? 2 : 1;
     }
     io.stderr.write(`vivarium: internal error: ${(e as Error).message ?? String(e)}. Please report this as a bug.\n`);
     if (io.env.VIVARIUM_DEBUG) io.stderr.write(`${(e as Error).stack}\n`);
@@ -101,11 +99,24 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
 
 type Plan = { readonly create?: CreateVmSpec; readonly edit?: EditVmSpec };
 
+/** The longest --timeout: a day (timers in Node cannot wait longer than ~24.8 days anyway). */
+const MAX_TIMEOUT_SEC = 24 * 60 * 60;
+
+/** The command's table entry; never one of Object.prototype's keys ("constructor"). */
+function commandSpec(name: string): CommandSpec | undefined {
+  return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
 function prepare(command: string, p: Parsed): Plan {
   try {
     const timeout = num(p, 'timeout');
-    if (timeout !== undefined && (timeout < 0 || (command === 'start' && timeout === 0))) {
-      throw errors.invalid(`--timeout must be a number of seconds${command === 'start' ? ' above 0' : ', 0 or more'}, not ${timeout}.`);
+    const minTimeout = command === 'start' ? 'above 0' : '0 or more';
+    if (timeout !== undefined && (timeout < 0 || (command === 'start' && timeout === 0) || timeout > MAX_TIMEOUT_SEC)) {
+      throw errors.invalid(`--timeout must be a number of seconds, ${minTimeout} and at most ${MAX_TIMEOUT_SEC}, not ${timeout}.`);
+    }
+    const port = num(p, 'port');
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+      throw errors.invalid(`--port must be a whole number from 0 to 65535, not ${port}.`);
     }
     if (command === 'catalog' || command === 'media') prepareMedia(command, p);
     if (command === 'create') return { create: createSpec(p) };

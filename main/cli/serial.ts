@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { WebSocket } from 'ws';
 import type { Services } from '../common/contract';
 import { errors } from '../common/errors';
-import { shellArg } from '../services/vm-manager';
+import { shellArg } from '../common/shell-arg';
 import type { CliIo } from './index';
 import type { EngineHandle } from './engine-connection';
 
