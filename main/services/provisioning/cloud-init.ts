@@ -44,6 +44,8 @@ export interface SeedInput {
     readonly sshAuthorizedKeys: readonly string[];
     /** A crypt(3) hash (`$6$…`, from `hashPassword`), or null: then password login is locked and SSH refuses passwords. */
     readonly passwordHash?: string | null;
+    /** Login shell, default `/bin/bash`; Alpine images have only `/bin/sh` (busybox ash). */
+    readonly shell?: string;
   };
   /** Packages the guest installs on first boot (needs the guest to reach its mirror). */
   readonly packages?: readonly string[];
@@ -191,7 +193,7 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
         name: u.name,
         gecos: u.name,
         groups: ['sudo'],
-        shell: '/bin/bash',
+        shell: u.shell ?? '/bin/bash',
         sudo: 'ALL=(ALL) NOPASSWD:ALL',
         lock_passwd: hash === null,
         ...(hash === null ? {} : { passwd: hash }),
@@ -229,6 +231,7 @@ function validate(input: SeedInput): void {
     `"${u.name}" is not a valid Linux user name: start with a lower-case letter or "_", then up to 31 lower-case letters, digits, "_" or "-".`,
   );
   check(!RESERVED_USERS.has(u.name), 'user.name', `"${u.name}" is a system account; choose another user name.`);
+  if (u.shell !== undefined) check(/^\/[A-Za-z0-9_./-]{1,63}$/.test(u.shell) && !u.shell.includes('..'), 'user.shell', `"${u.shell}" is not a shell path such as /bin/bash.`);
   check(u.sshAuthorizedKeys.length > 0, 'user.sshAuthorizedKeys', 'Give at least one SSH public key (or let Vivarium make a key pair).');
   u.sshAuthorizedKeys.forEach((k) => checkPublicKey(k));
   if (u.passwordHash != null) {
