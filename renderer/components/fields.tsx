@@ -75,17 +75,19 @@ export function SelectField<T extends string>(props: {
   readonly onValue: (v: T) => void;
   readonly disabled?: boolean;
   readonly hint?: string;
+  readonly error?: string | undefined;
   readonly fieldClassName?: string;
 }): ReactNode {
   return (
-    <FieldShell label={props.label} hint={props.hint} className={props.fieldClassName}>
-      {({ id, describedBy }) => (
+    <FieldShell label={props.label} hint={props.hint} error={props.error} className={props.fieldClassName}>
+      {({ id, describedBy, invalid }) => (
         <select
           id={id}
           className="input select"
           value={props.value}
           disabled={props.disabled}
           aria-describedby={describedBy}
+          aria-invalid={invalid || undefined}
           onChange={(e) => {
             const found = props.options.find((o) => o.value === e.target.value);
             if (found) props.onValue(found.value);

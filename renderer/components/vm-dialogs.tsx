@@ -1,11 +1,13 @@
 /** New VM, Settings and Delete dialogs. Each validates on the client with the contract's schemas and
  *  shows the engine's own sentence when the engine says no. */
-import { useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
-import type { VmConfig } from '../../main/common/models/vm-config';
+import type { Arch, VmConfig } from '../../main/common/models/vm-config';
+import type { HostDefaults } from '../../main/common/models/vm-settings';
 import { useServices } from '../engine';
 import { errorMessage } from '../lib/errors';
-import { DEFAULT_VM_FORM, formFromConfig, toCreateSpec, toEditPatch, type FieldErrors, type VmFormValues } from '../lib/vm-form';
+import { uiError } from '../lib/remedy';
+import { DEFAULT_VM_FORM, formFromConfig, formFromDefaults, formWarnings, toCreateSpec, toEditPatch, type FieldErrors, type VmFormValues } from '../lib/vm-form';
 import { Dialog } from './dialog';
 import { CheckboxField, FormError } from './fields';
 import { VmFormFields } from './vm-form-fields';
@@ -29,19 +31,59 @@ function useVmForm(initial: VmFormValues) {
       return next;
     });
   };
-  return { values, errors, setErrors, serverError, setServerError, busy, setBusy, onChange };
+  /** An engine refusal: messages on the fields it names, the sentence (and its remedy) below. */
+  const showServerError = (err: unknown): void => {
+    const e = uiError(err, 'form');
+    const onFields = Object.keys(e.fields).filter((k) => k !== 'form');
+    if (onFields.length > 0) setErrors((prev) => ({ ...prev, ...e.fields }));
+    const remedyText = e.remedy && e.remedy.kind !== 'field' ? ` ${e.remedy.text}` : '';
+    setServerError(onFields.length > 0 ? null : `${e.message}${remedyText}`);
+  };
+  return { values, setValues, errors, setErrors, serverError, setServerError, showServerError, busy, setBusy, onChange };
+}
+
+/** This host's defaults and limits for a VM of `arch` (null until they arrive, or if the engine
+ *  cannot say: the form then leaves the hardware fields to the engine). */
+function useHostDefaults(arch?: Arch): HostDefaults | null {
+  const services = useServices();
+  const [defaults, setDefaults] = useState<HostDefaults | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    services.host.defaults(arch ? { arch } : {}).then(
+      (d) => !cancelled && setDefaults(d),
+      () => undefined,
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [services, arch]);
+  return defaults;
 }
 
 export function NewVmDialog({ onClose, onCreated }: { readonly onClose: () => void; readonly onCreated: (vm: VmInfo) => void }): ReactNode {
   const services = useServices();
   const form = useVmForm(DEFAULT_VM_FORM);
   const formRef = useRef<HTMLFormElement>(null);
+  const defaults = useHostDefaults();
+  const { setValues } = form;
+  // Show the host's defaults in the hardware fields the user has not typed in yet.
+  useEffect(() => {
+    if (!defaults) return;
+    const shown = formFromDefaults(defaults);
+    setValues((v) => ({
+      ...v,
+      cpus: v.cpus === '' ? shown.cpus : v.cpus,
+      memory: v.memory === '' ? shown.memory : v.memory,
+      diskGiB: v.diskGiB === '' ? shown.diskGiB : v.diskGiB,
+      firmware: v.firmware === '' ? shown.firmware : v.firmware,
+    }));
+  }, [defaults, setValues]);
 
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     if (form.busy) return;
     form.setServerError(null);
-    const result = toCreateSpec(form.values);
+    const result = toCreateSpec(form.values, defaults);
     if (!result.ok) {
       form.setErrors(result.errors);
       focusFirstInvalid(formRef.current);
@@ -52,15 +94,16 @@ export function NewVmDialog({ onClose, onCreated }: { readonly onClose: () => vo
       const vm = await services.vms.create(result.value);
       onCreated(vm);
     } catch (err) {
-      form.setServerError(errorMessage(err));
+      form.showServerError(err);
       form.setBusy(false);
+      focusFirstInvalid(formRef.current);
     }
   };
 
   return (
     <Dialog title="New VM" onClose={onClose} className="dialog-form">
       <form ref={formRef} noValidate onSubmit={(e) => void submit(e)} aria-busy={form.busy}>
-        <VmFormFields values={form.values} errors={form.errors} onChange={form.onChange} mode="create" />
+        <VmFormFields values={form.values} errors={form.errors} onChange={form.onChange} mode="create" defaults={defaults} warnings={formWarnings(form.values, defaults)} />
         <FormError message={form.errors.form ?? form.serverError} />
         <div className="dialog-actions">
           <button type="button" className="btn" onClick={onClose}>
@@ -92,12 +135,13 @@ export function SettingsDialog({
   // Settings apply to the next start; the engine refuses edits to a running VM, so say it first.
   const locked = vm.state !== 'stopped';
   const noteId = useId();
+  const defaults = useHostDefaults(config.arch);
 
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     if (form.busy || locked) return;
     form.setServerError(null);
-    const result = toEditPatch(form.values, config);
+    const result = toEditPatch(form.values, config, defaults);
     if (!result.ok) {
       form.setErrors(result.errors);
       focusFirstInvalid(formRef.current);
@@ -111,8 +155,9 @@ export function SettingsDialog({
     try {
       onSaved(await services.vms.edit(vm.id, result.value));
     } catch (err) {
-      form.setServerError(errorMessage(err));
+      form.showServerError(err);
       form.setBusy(false);
+      focusFirstInvalid(formRef.current);
     }
   };
 
@@ -124,7 +169,16 @@ export function SettingsDialog({
             Shut down the VM to change its settings.
           </p>
         )}
-        <VmFormFields values={form.values} errors={form.errors} onChange={form.onChange} mode="edit" disabled={locked} />
+        <VmFormFields
+          values={form.values}
+          errors={form.errors}
+          onChange={form.onChange}
+          mode="edit"
+          disabled={locked}
+          defaults={defaults}
+          warnings={formWarnings(form.values, defaults)}
+          arch={config.arch}
+        />
         <FormError message={form.errors.form ?? form.serverError} />
         <div className="dialog-actions">
           <button type="button" className="btn" onClick={onClose}>

@@ -1,6 +1,8 @@
 /** The fields shared by the New VM and Settings dialogs. */
 import type { ReactNode } from 'react';
 import type { Firmware } from '../../main/common/models/vm-config';
+import type { HostDefaults } from '../../main/common/models/vm-settings';
+import { formatMemoryMiB } from '../lib/format';
 import type { BootSource, FieldErrors, VmFormValues } from '../lib/vm-form';
 import { CheckboxField, RadioGroup, SelectField, TextField } from './fields';
 
@@ -10,10 +12,17 @@ const BOOT_OPTIONS = [
   { value: 'none', label: 'None' },
 ] as const satisfies readonly { value: BootSource; label: string }[];
 
-const FIRMWARE_OPTIONS = [
-  { value: 'bios', label: 'BIOS' },
-  { value: 'uefi', label: 'UEFI' },
-] as const satisfies readonly { value: Firmware; label: string }[];
+const FIRMWARE_LABELS: Readonly<Record<Firmware, string>> = { bios: 'BIOS', uefi: 'UEFI' };
+
+/** The firmware choices: what this host offers for the VM's architecture (aarch64: UEFI only);
+ *  "Default for this host" only while the engine's defaults are unknown. */
+function firmwareOptions(value: Firmware | '', defaults: HostDefaults | null | undefined, arch: string | undefined): readonly { value: Firmware | ''; label: string }[] {
+  const kinds: readonly Firmware[] = defaults ? defaults.firmwares : arch === 'aarch64' ? ['uefi'] : ['bios', 'uefi'];
+  const list: { value: Firmware | ''; label: string }[] = kinds.map((k) => ({ value: k, label: FIRMWARE_LABELS[k] }));
+  if (value === '') list.unshift({ value: '', label: 'Default for this host' });
+  else if (!kinds.includes(value)) list.push({ value, label: FIRMWARE_LABELS[value] });
+  return list;
+}
 
 export function VmFormFields(props: {
   readonly values: VmFormValues;
@@ -21,8 +30,16 @@ export function VmFormFields(props: {
   readonly onChange: (patch: Partial<VmFormValues>) => void;
   readonly mode: 'create' | 'edit';
   readonly disabled?: boolean;
+  /** This host's defaults and limits (`host.defaults`), when known. */
+  readonly defaults?: HostDefaults | null;
+  /** Notes that do not block, per field (more CPUs than the host has cores). */
+  readonly warnings?: FieldErrors;
+  /** The VM's architecture (Settings). */
+  readonly arch?: string;
 }): ReactNode {
-  const { values: v, errors, onChange, mode, disabled } = props;
+  const { values: v, errors, onChange, mode, disabled, defaults, warnings } = props;
+  const limits = defaults?.limits;
+  const defaultNote = (text: string): string | undefined => (mode === 'create' && defaults ? text : undefined);
   return (
     <div className="form-grid">
       <TextField label="Name" value={v.name} onValue={(name) => onChange({ name })} error={errors.name} required disabled={disabled} fieldClassName="span-2" />
@@ -67,13 +84,23 @@ export function VmFormFields(props: {
         </>
       )}
 
-      <TextField label="CPUs" value={v.cpus} onValue={(cpus) => onChange({ cpus })} error={errors.cpus} inputMode="numeric" disabled={disabled} />
+      <TextField
+        label="CPUs"
+        value={v.cpus}
+        onValue={(cpus) => onChange({ cpus })}
+        error={errors.cpus}
+        hint={warnings?.cpus ?? (limits ? `This host has ${limits.hostCores} core${limits.hostCores === 1 ? '' : 's'}.` : undefined)}
+        placeholder={defaultNote(`${defaults?.cpus ?? ''} (default)`)}
+        inputMode="numeric"
+        disabled={disabled}
+      />
       <TextField
         label="Memory"
         value={v.memory}
         onValue={(memory) => onChange({ memory })}
         error={errors.memory}
-        hint="MiB, or with a unit: 512M, 2G."
+        hint={`MiB, or with a unit: 512M, 2G.${limits ? ` This host has ${formatMemoryMiB(limits.maxMemoryMiB)}.` : ''}`}
+        placeholder={defaultNote(`${defaults ? formatMemoryMiB(defaults.memoryMiB) : ''} (default)`)}
         disabled={disabled}
       />
       {mode === 'create' && (
@@ -87,10 +114,17 @@ export function VmFormFields(props: {
           disabled={disabled}
         />
       )}
-      <SelectField label="Firmware" value={v.firmware} options={FIRMWARE_OPTIONS} onValue={(firmware) => onChange({ firmware })} disabled={disabled} />
+      <SelectField<Firmware | ''>
+        label="Firmware"
+        value={v.firmware}
+        options={firmwareOptions(v.firmware, mode === 'create' ? defaults : null, props.arch ?? defaults?.arch)}
+        onValue={(firmware) => onChange({ firmware })}
+        error={errors.firmware}
+        disabled={disabled}
+      />
 
       <div className="span-2 check-row">
-        <CheckboxField label="Network" checked={v.network} onChecked={(network) => onChange({ network })} disabled={disabled} />
+        <CheckboxField label="Network" checked={v.network} onChecked={(network) => onChange({ network })} disabled={disabled} hint={errors.network} />
         <CheckboxField label="Graphical display" checked={v.display} onChecked={(display) => onChange({ display })} disabled={disabled} />
       </div>
       <div className="span-2">

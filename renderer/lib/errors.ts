@@ -1,13 +1,7 @@
-/** Turning anything thrown into the one sentence the user sees. Never a stack trace. */
-import { isVivariumError } from '../../main/common/errors';
+/** Turning anything thrown into the one sentence the user sees. Never a stack trace, never a CLI
+ *  command (renderer/lib/remedy.ts words the remedy as a button or a field message instead). */
+import { uiError } from './remedy';
 
 export function errorMessage(e: unknown): string {
-  if (isVivariumError(e)) return e.message;
-  // Errors rebuilt by another copy of the module, or plain `{code, message}` objects from a transport.
-  if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') {
-    const msg = (e as { message: string }).message.split('\n')[0]?.trim();
-    if (msg) return msg;
-  }
-  if (typeof e === 'string' && e.trim() !== '') return e.split('\n')[0]!.trim();
-  return 'Something went wrong. Try again; if it keeps happening, check the engine log.';
+  return uiError(e).message;
 }

@@ -1,8 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { VmConfig } from '../../main/common/models/vm-config';
-import { DEFAULT_VM_FORM, formFromConfig, parseMemoryMiB, toCreateSpec, toEditPatch, type VmFormValues } from './vm-form';
+import { CONFIG_VERSION, VmConfig } from '../../main/common/models/vm-config';
+import { hostDefaults, type HostDefaults, type HostFacts } from '../../main/common/models/vm-settings';
+import { DEFAULT_VM_FORM, formFromConfig, formFromDefaults, formWarnings, parseMemoryMiB, toCreateSpec, toEditPatch, type VmFormValues } from './vm-form';
 
-const form = (patch: Partial<VmFormValues>): VmFormValues => ({ ...DEFAULT_VM_FORM, name: 'web', iso: '/isos/debian.iso', ...patch });
+const linux: HostFacts = {
+  os: 'linux',
+  arch: 'x86_64',
+  binaries: ['x86_64'],
+  firmware: ['x86_64'],
+  accels: { x86_64: [{ accel: 'tcg', usable: true, reason: 'emulation.' }] },
+  memoryMiB: 8192,
+  cores: 4,
+  maxCpus: { x86_64: 255 },
+};
+const defaults: HostDefaults = hostDefaults(linux);
+/** The New VM form as it shows once the engine's defaults arrived. */
+const shown = formFromDefaults(defaults);
+const form = (patch: Partial<VmFormValues>): VmFormValues => ({ ...shown, name: 'web', iso: '/isos/debian.iso', ...patch });
 
 describe('parseMemoryMiB', () => {
   it('reads plain MiB and units', () => {
@@ -18,34 +32,35 @@ describe('parseMemoryMiB', () => {
 });
 
 describe('toCreateSpec', () => {
-  it('builds a spec from the defaults plus a name and an ISO', () => {
-    expect(toCreateSpec(form({}))).toEqual({
+  it('shows the host defaults, and sends only what the user chose (never a firmware the host did not pick)', () => {
+    expect(shown).toMatchObject({ cpus: '2', memory: '2G', diskGiB: '20', firmware: 'bios' });
+    expect(toCreateSpec(form({}), defaults)).toEqual({ ok: true, value: { name: 'web', net: 'user', display: 'vnc', iso: '/isos/debian.iso' } });
+    // Before the defaults arrive, empty hardware fields send nothing either: the engine fills them.
+    expect(toCreateSpec({ ...DEFAULT_VM_FORM, name: 'web', iso: '/isos/debian.iso' })).toEqual({
       ok: true,
-      value: {
-        name: 'web',
-        cpus: 2,
-        memoryMiB: 2048,
-        diskSizeBytes: 20 * 1024 ** 3,
-        firmware: 'bios',
-        net: 'user',
-        display: 'vnc',
-        iso: '/isos/debian.iso',
-      },
+      value: { name: 'web', net: 'user', display: 'vnc', iso: '/isos/debian.iso' },
     });
+  });
+  it('an Apple Silicon host offers UEFI only, and a default New VM does not send firmware at all', () => {
+    const mac = hostDefaults({ ...linux, os: 'darwin', arch: 'aarch64', binaries: ['aarch64'], firmware: ['aarch64'], accels: {}, maxCpus: {} });
+    const f = formFromDefaults(mac);
+    expect(f.firmware).toBe('uefi');
+    const r = toCreateSpec({ ...f, name: 'arm', iso: '/i.iso' }, mac);
+    expect(r.ok && 'firmware' in r.value).toBe(false);
   });
   it('builds a direct-kernel spec and drops the ISO', () => {
     const r = toCreateSpec(
-      form({ bootSource: 'kernel', kernel: '/k/vmlinuz', initrd: '/k/initrd', append: 'console=ttyS0', network: false, display: false, diskGiB: '0', os: 'Linux' }),
+      form({ bootSource: 'kernel', kernel: '/k/vmlinuz', initrd: '/k/initrd', append: 'console=ttyS0', network: false, display: false, diskGiB: '0', os: 'Linux', cpus: '1', firmware: 'uefi' }),
+      defaults,
     );
     expect(r).toEqual({
       ok: true,
       value: {
         name: 'web',
         os: 'Linux',
-        cpus: 2,
-        memoryMiB: 2048,
+        cpus: 1,
         diskSizeBytes: 0,
-        firmware: 'bios',
+        firmware: 'uefi',
         net: 'none',
         display: 'none',
         kernel: '/k/vmlinuz',
@@ -55,7 +70,7 @@ describe('toCreateSpec', () => {
     });
   });
   it('reports every field at once, in sentences, using the contract limits', () => {
-    const r = toCreateSpec(form({ name: '   ', cpus: '0', memory: '8M', diskGiB: 'big', iso: '' }));
+    const r = toCreateSpec(form({ name: '   ', cpus: '0', memory: '8M', diskGiB: 'big', iso: '' }), defaults);
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors).toEqual({
@@ -75,6 +90,19 @@ describe('toCreateSpec', () => {
     expect(r.errors.memory).toBe('Memory must be at most 1 TiB.');
     expect(r.errors.diskGiB).toBe('Disk size must be at most 65536 GiB.');
   });
+  it('applies the host limits with the engine\'s own rule: an error above them, a note above the cores', () => {
+    const r = toCreateSpec(form({ cpus: '300', memory: '16G' }), defaults);
+    expect(!r.ok && r.errors).toMatchObject({
+      cpus: 'The x86_64 machine starts with at most 255 CPUs. Use 255 CPUs or fewer.',
+      memory: '16 GiB is more memory than this host has (8 GiB). Use 4 GiB or less.',
+    });
+    expect(formWarnings(form({ cpus: '6' }), defaults).cpus).toMatch(/^6 CPUs is more than this host's 4; .* Use 4 CPUs or fewer\.$/);
+    expect(toCreateSpec(form({ cpus: '6' }), defaults).ok).toBe(true);
+  });
+  it('no message names a CLI flag', () => {
+    const r = toCreateSpec(form({ network: false, forwards: 'tcp:2222:22', bootSource: 'kernel', kernel: '', cpus: 'x' }), defaults);
+    expect(Object.values(r.ok ? {} : r.errors).join(' ')).not.toMatch(/--|vivarium /);
+  });
   it('needs a kernel path for kernel boot', () => {
     const r = toCreateSpec(form({ bootSource: 'kernel' }));
     expect(r.ok ? null : r.errors.kernel).toMatch(/kernel image/);
@@ -82,7 +110,7 @@ describe('toCreateSpec', () => {
 });
 
 const config = VmConfig.parse({
-  version: 1,
+  version: CONFIG_VERSION,
   id: '4f0c7f8e-4b7a-4d8e-9c55-2d1f0b7f6a11',
   name: 'web',
   createdAt: '2025-01-01T00:00:00Z',
@@ -128,7 +156,7 @@ describe('port forwards in the form', () => {
     const bad = toCreateSpec({ ...valid, forwards: 'ssh' });
     expect(!bad.ok && bad.errors.forwards).toMatch(/"ssh" is not a port forward/);
     const noNet = toCreateSpec({ ...valid, network: false, forwards: 'tcp:2222:22' });
-    expect(!noNet.ok && noNet.errors.forwards).toMatch(/need networking/);
+    expect(!noNet.ok && noNet.errors.forwards).toBe('Port forwards need networking. Turn Network on.');
   });
 
   it('lets Settings clear the forwards of a VM that has them', () => {
@@ -137,6 +165,9 @@ describe('port forwards in the form', () => {
     expect(form.forwards).toBe('tcp:2222:22');
     const patch = toEditPatch({ ...form, network: false, forwards: '' }, c);
     expect(patch.ok && patch.value).toEqual({ net: 'none', forwards: [] });
+    // Turning Network off while keeping forwards: the same rule, on the forwards field.
+    const kept = toEditPatch({ ...form, network: false }, c);
+    expect(!kept.ok && kept.errors.forwards).toBe('Port forwards need networking. Turn Network on.');
   });
 });
 

@@ -1,12 +1,20 @@
 /**
  * The New VM and Settings forms as pure data: text the user typed → a CreateVmSpec or an EditVmSpec
- * patch, or a message per field. The contract's zod schemas decide what is valid (one source of
- * rules with the engine); this module only turns form text into numbers and issues into sentences.
+ * patch, or a message per field. The contract's zod schemas and the settings rules
+ * (main/common/models/vm-settings.ts) decide what is valid — one home with the engine; this module
+ * only turns form text into numbers and issues into sentences.
+ *
+ * A new VM's defaults come from the engine (`host.defaults`): the form shows them, and sends only
+ * what the user changed, so the engine fills the rest with the same values for this host.
  */
 import type { z } from 'zod';
-import { CreateVmSpec, EditVmSpec } from '../../main/common/contract';
+import { CreateVmSpec, EditVmSpec, issueRemedy } from '../../main/common/contract';
 import { parseSize, type Firmware, type VmConfig } from '../../main/common/models/vm-config';
+import { checkLimits, type HostDefaults } from '../../main/common/models/vm-settings';
 import { formatMemoryMiB } from './format';
+import { SETTING_TO_FORM_FIELD, uiRemedy, type VmFormField } from './remedy';
+
+export type { VmFormField } from './remedy';
 
 export type BootSource = 'iso' | 'kernel' | 'none';
 
@@ -23,15 +31,14 @@ export interface VmFormValues {
   readonly memory: string;
   /** GiB; "0" = no disk. Only when creating. */
   readonly diskGiB: string;
-  readonly firmware: Firmware;
+  /** "" = the host's default (New VM only). */
+  readonly firmware: Firmware | '';
   readonly network: boolean;
   /** "tcp:2222:22, udp:5353:53": host port (bound to 127.0.0.1) → guest port. */
   readonly forwards: string;
   readonly display: boolean;
 }
 
-/** Fields that can carry a message; `form` is for issues no field owns. */
-export type VmFormField = 'name' | 'os' | 'iso' | 'kernel' | 'initrd' | 'append' | 'cpus' | 'memory' | 'diskGiB' | 'forwards' | 'form';
 export type FieldErrors = Readonly<Partial<Record<VmFormField, string>>>;
 
 export type FormResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: FieldErrors };
@@ -46,10 +53,15 @@ export const FIELD_LABELS: Readonly<Record<VmFormField, string>> = {
   cpus: 'CPUs',
   memory: 'Memory',
   diskGiB: 'Disk size',
+  firmware: 'Firmware',
+  network: 'Network',
+  display: 'Graphical display',
   forwards: 'Port forwards',
   form: '',
 };
 
+/** The New VM form before the engine's defaults arrive: hardware fields empty (= the host's
+ *  default; nothing is sent for them). */
 export const DEFAULT_VM_FORM: VmFormValues = {
   name: '',
   os: '',
@@ -58,14 +70,29 @@ export const DEFAULT_VM_FORM: VmFormValues = {
   kernel: '',
   initrd: '',
   append: '',
-  cpus: '2',
-  memory: '2G',
-  diskGiB: '20',
-  firmware: 'bios',
+  cpus: '',
+  memory: '',
+  diskGiB: '',
+  firmware: '',
   network: true,
   forwards: '',
   display: true,
 };
+
+/** Memory as the form writes it: "2G" for whole GiB, else "1536M". */
+export function memoryText(mib: number): string {
+  return mib % 1024 === 0 ? `${mib / 1024}G` : `${mib}M`;
+}
+
+function diskText(bytes: number): string {
+  const gib = bytes / GIB;
+  return Number.isInteger(gib) ? String(gib) : gib.toFixed(1);
+}
+
+/** The New VM form showing this host's defaults (`host.defaults`). */
+export function formFromDefaults(d: HostDefaults): VmFormValues {
+  return { ...DEFAULT_VM_FORM, cpus: String(d.cpus), memory: memoryText(d.memoryMiB), diskGiB: diskText(d.diskSizeBytes), firmware: d.firmware };
+}
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -125,11 +152,10 @@ export function formatForwards(list: readonly PortForwardValue[]): string {
   return list.map((f) => `${f.protocol}:${f.hostPort}:${f.guestPort}`).join(', ');
 }
 
+/** Forwards that do not parse. (Forwards without networking are the schema's rule.) */
 function forwardErrors(v: VmFormValues): FieldErrors {
   const f = parseForwards(v.forwards);
-  if (!f.ok) return { forwards: f.message };
-  if (!v.network && f.value.length > 0) return { forwards: 'Port forwards need networking: clear them or turn Network on.' };
-  return {};
+  return f.ok ? {} : { forwards: f.message };
 }
 
 // ---- issues → sentences -------------------------------------------------------------------------------
@@ -156,10 +182,13 @@ export function issueMessage(issue: z.core.$ZodIssue, field: VmFormField): strin
     const bound = issue.code === 'too_small' ? 'at least' : 'at most';
     return isText ? `${label} must be ${bound} ${limit} characters.` : `${label} must be ${bound} ${formatLimit(field, limit)}.`;
   }
-  // Custom messages in the schemas read "name must not…" or "must not contain NUL".
+  // Custom messages in the schemas read "name must not…" or "must not contain NUL"; a rule's own
+  // remedy follows in the form's words ("Port forwards need networking. Turn Network on.").
   const msg = issue.message.trim();
-  if (/^must\b/i.test(msg)) return sentence(`${label} ${msg}`);
-  return sentence(msg);
+  const base = /^(must|needs)\b/i.test(msg) ? sentence(`${label} ${msg}`) : sentence(msg);
+  const rule = issueRemedy(issue);
+  const extra = rule ? uiRemedy(rule, 'form') : null;
+  return extra && extra.kind === 'field' ? `${base} ${extra.text}` : base;
 }
 
 function errorsFromIssues(issues: readonly z.core.$ZodIssue[], prior: FieldErrors): FieldErrors {
@@ -172,6 +201,28 @@ function errorsFromIssues(issues: readonly z.core.$ZodIssue[], prior: FieldError
   return out;
 }
 
+/** The host's limits (from `host.defaults`) applied to the form, with the engine's own rule. */
+function limitIssues(values: Common, defaults: HostDefaults | null, vm?: string): { readonly errors: FieldErrors; readonly warnings: FieldErrors } {
+  if (!defaults) return { errors: {}, warnings: {} };
+  const checked = checkLimits({ cpus: values.cpus, memoryMiB: values.memoryMiB, arch: defaults.arch }, defaults.limits, vm);
+  const words = (list: typeof checked.errors): FieldErrors => {
+    const out: Partial<Record<VmFormField, string>> = {};
+    for (const i of list) {
+      const field = SETTING_TO_FORM_FIELD[i.field];
+      const r = uiRemedy(i.remedy, 'form');
+      out[field] ??= `${sentence(i.message)}${r.kind === 'field' ? ` ${r.text}` : ''}`;
+    }
+    return out;
+  };
+  return { errors: words(checked.errors), warnings: words(checked.warnings) };
+}
+
+/** Notes that do not block (more CPUs than the host has cores), per field. */
+export function formWarnings(v: VmFormValues, defaults: HostDefaults | null): FieldErrors {
+  const { values } = parseCommon(v, false, true);
+  return limitIssues(values, defaults).warnings;
+}
+
 // ---- building the spec ---------------------------------------------------------------------------------
 
 interface Common {
@@ -180,16 +231,23 @@ interface Common {
   readonly diskSizeBytes?: number;
 }
 
-function parseCommon(v: VmFormValues, withDisk: boolean): { readonly values: Common; readonly errors: FieldErrors } {
+/** Numbers from the form's text. With `emptyIsDefault` (New VM), an empty field means "the host's
+ *  default" and yields no value. */
+function parseCommon(v: VmFormValues, withDisk: boolean, emptyIsDefault = false): { readonly values: Common; readonly errors: FieldErrors } {
   const errors: Partial<Record<VmFormField, string>> = {};
   const values: { cpus?: number; memoryMiB?: number; diskSizeBytes?: number } = {};
-  const cpus = parseCpus(v.cpus);
-  if (cpus.ok) values.cpus = cpus.value;
-  else errors.cpus = cpus.message;
-  const mem = parseMemoryMiB(v.memory);
-  if (mem.ok) values.memoryMiB = mem.value;
-  else errors.memory = mem.message;
-  if (withDisk) {
+  const skip = (text: string): boolean => emptyIsDefault && text.trim() === '';
+  if (!skip(v.cpus)) {
+    const cpus = parseCpus(v.cpus);
+    if (cpus.ok) values.cpus = cpus.value;
+    else errors.cpus = cpus.message;
+  }
+  if (!skip(v.memory)) {
+    const mem = parseMemoryMiB(v.memory);
+    if (mem.ok) values.memoryMiB = mem.value;
+    else errors.memory = mem.message;
+  }
+  if (withDisk && !skip(v.diskGiB)) {
     const disk = parseDiskBytes(v.diskGiB);
     if (disk.ok) values.diskSizeBytes = disk.value;
     else errors.diskGiB = disk.message;
@@ -211,16 +269,25 @@ function hasErrors(e: FieldErrors): boolean {
   return Object.keys(e).length > 0;
 }
 
-export function toCreateSpec(v: VmFormValues): FormResult<CreateVmSpec> {
-  const { values, errors } = parseCommon(v, true);
-  const pre: FieldErrors = { ...errors, ...bootErrors(v), ...forwardErrors(v) };
+/**
+ * The create spec: only what the user chose. A hardware value equal to the host's default (or left
+ * empty) is not sent, so the engine fills it — the same value, decided in one place.
+ */
+export function toCreateSpec(v: VmFormValues, defaults: HostDefaults | null = null): FormResult<CreateVmSpec> {
+  const { values, errors } = parseCommon(v, true, true);
+  const limits = limitIssues(values, defaults);
+  const pre: FieldErrors = { ...errors, ...limits.errors, ...bootErrors(v), ...forwardErrors(v) };
+  const chosen: { cpus?: number; memoryMiB?: number; diskSizeBytes?: number } = {};
+  if (values.cpus !== undefined && values.cpus !== defaults?.cpus) chosen.cpus = values.cpus;
+  if (values.memoryMiB !== undefined && values.memoryMiB !== defaults?.memoryMiB) chosen.memoryMiB = values.memoryMiB;
+  if (values.diskSizeBytes !== undefined && values.diskSizeBytes !== defaults?.diskSizeBytes) chosen.diskSizeBytes = values.diskSizeBytes;
   const raw: Record<string, unknown> = {
     name: v.name,
-    ...values,
-    firmware: v.firmware,
+    ...chosen,
     net: v.network ? 'user' : 'none',
     display: v.display ? 'vnc' : 'none',
   };
+  if (v.firmware !== '' && v.firmware !== defaults?.firmware) raw.firmware = v.firmware;
   const forwards = parseForwards(v.forwards);
   if (forwards.ok && forwards.value.length > 0) raw.forwards = forwards.value;
   if (v.os.trim() !== '') raw.os = v.os.trim();
@@ -258,16 +325,22 @@ export function formFromConfig(c: VmConfig): VmFormValues {
 }
 
 /** Only what changed, so editing the CPU count never touches the boot media. */
-export function toEditPatch(v: VmFormValues, c: VmConfig): FormResult<EditVmSpec> {
+export function toEditPatch(v: VmFormValues, c: VmConfig, defaults: HostDefaults | null = null): FormResult<EditVmSpec> {
   const { values, errors } = parseCommon(v, false);
-  const pre: FieldErrors = { ...errors, ...bootErrors(v), ...forwardErrors(v) };
+  // Host limits only for what changes: an old VM is not refused for a value nobody touched.
+  const touched: Common = {
+    ...(values.cpus !== c.cpus ? { cpus: values.cpus } : {}),
+    ...(values.memoryMiB !== c.memoryMiB ? { memoryMiB: values.memoryMiB } : {}),
+  };
+  const limits = limitIssues(touched, defaults ? { ...defaults, arch: c.arch } : null, c.name);
+  const pre: FieldErrors = { ...errors, ...limits.errors, ...bootErrors(v), ...forwardErrors(v) };
   const before = formFromConfig(c);
   const raw: Record<string, unknown> = {};
   if (v.name.trim() !== c.name) raw.name = v.name;
   if (v.os.trim() !== c.os) raw.os = v.os.trim();
   if (values.cpus !== undefined && values.cpus !== c.cpus) raw.cpus = values.cpus;
   if (values.memoryMiB !== undefined && values.memoryMiB !== c.memoryMiB) raw.memoryMiB = values.memoryMiB;
-  if (v.firmware !== c.firmware) raw.firmware = v.firmware;
+  if (v.firmware !== '' && v.firmware !== c.firmware) raw.firmware = v.firmware;
   if (v.network !== before.network) raw.net = v.network ? 'user' : 'none';
   const forwards = parseForwards(v.forwards);
   if (forwards.ok && formatForwards(forwards.value) !== before.forwards) raw.forwards = forwards.value;
@@ -294,6 +367,9 @@ export function toEditPatch(v: VmFormValues, c: VmConfig): FormResult<EditVmSpec
   }
   const parsed = EditVmSpec.safeParse(raw);
   if (!parsed.success) return { ok: false, errors: errorsFromIssues(parsed.error.issues, pre) };
-  if (hasErrors(pre)) return { ok: false, errors: pre };
+  // The rules on the whole picture (forwards need networking even when only one of them changed).
+  const whole = EditVmSpec.safeParse({ ...raw, net: v.network ? 'user' : 'none', ...(forwards.ok ? { forwards: forwards.value } : {}) });
+  const wholeErrors = whole.success ? pre : errorsFromIssues(whole.error.issues, pre);
+  if (hasErrors(wholeErrors)) return { ok: false, errors: wholeErrors };
   return { ok: true, value: parsed.data };
 }

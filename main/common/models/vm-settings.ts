@@ -332,31 +332,54 @@ function hostIssues(c: Candidate, host: HostFacts, changed: ReadonlySet<SettingF
       });
     }
   }
-  if (changed.has('cpus') || changed.has('arch')) {
-    const max = maxCpusFor(host, c.arch);
-    if (c.cpus > max) {
+  const limits = hostDefaults(host, c.arch).limits;
+  const checked = checkLimits(
+    { cpus: changed.has('cpus') || changed.has('arch') ? c.cpus : undefined, memoryMiB: changed.has('memoryMiB') ? c.memoryMiB : undefined, arch: c.arch },
+    limits,
+    vm,
+  );
+  errors.push(...checked.errors);
+  warnings.push(...checked.warnings);
+  return { errors, warnings };
+}
+
+/**
+ * The host's limits on CPUs and memory, for the engine and a form alike (a form passes the `limits`
+ * of `host.defaults`): CPUs above what the machine type starts and memory above the host's are
+ * errors; CPUs above the host's cores a warning. Undefined values are not checked.
+ */
+export function checkLimits(
+  values: { readonly cpus?: number; readonly memoryMiB?: number; readonly arch: Arch },
+  limits: HostDefaults['limits'],
+  vm?: string,
+): { readonly errors: SettingIssue[]; readonly warnings: SettingIssue[] } {
+  const errors: SettingIssue[] = [];
+  const warnings: SettingIssue[] = [];
+  const onVm = vm ? { vm } : {};
+  const { cpus, memoryMiB } = values;
+  if (cpus !== undefined) {
+    if (cpus > limits.maxCpus) {
       errors.push({
         code: ErrorCode.InvalidArgument,
         field: 'cpus',
-        message: `the ${c.arch} machine starts with at most ${max} CPUs`,
-        remedy: { kind: 'lower', field: 'cpus', max, ...onVm },
+        message: `the ${values.arch} machine starts with at most ${limits.maxCpus} CPUs`,
+        remedy: { kind: 'lower', field: 'cpus', max: limits.maxCpus, ...onVm },
       });
-    } else if (c.cpus > host.cores) {
+    } else if (cpus > limits.hostCores) {
       warnings.push({
         code: ErrorCode.InvalidArgument,
         field: 'cpus',
-        message: `${c.cpus} CPUs is more than this host's ${host.cores}; the VM will run, but slower than with ${host.cores} or fewer`,
-        remedy: { kind: 'lower', field: 'cpus', max: host.cores, ...onVm },
+        message: `${cpus} CPUs is more than this host's ${limits.hostCores}; the VM will run, but slower than with ${limits.hostCores} or fewer`,
+        remedy: { kind: 'lower', field: 'cpus', max: limits.hostCores, ...onVm },
       });
     }
   }
-  if (changed.has('memoryMiB') && c.memoryMiB > host.memoryMiB) {
-    const suggest = Math.max(MIN_MEMORY_MIB, round256(host.memoryMiB / 2));
+  if (memoryMiB !== undefined && memoryMiB > limits.maxMemoryMiB) {
     errors.push({
       code: ErrorCode.InvalidArgument,
       field: 'memoryMiB',
-      message: `${formatMiB(c.memoryMiB)} is more memory than this host has (${formatMiB(Math.floor(host.memoryMiB))})`,
-      remedy: { kind: 'lower', field: 'memoryMiB', max: suggest, ...onVm },
+      message: `${formatMiB(memoryMiB)} is more memory than this host has (${formatMiB(limits.maxMemoryMiB)})`,
+      remedy: { kind: 'lower', field: 'memoryMiB', max: Math.max(MIN_MEMORY_MIB, round256(limits.maxMemoryMiB / 2)), ...onVm },
     });
   }
   return { errors, warnings };
