@@ -7,6 +7,7 @@ const suites = [
   ['cli', './cli.bench.mjs'],
   ['app', './app.bench.mjs'],
   ['stats', './stats.bench.mjs'],
+  ['install', './install.bench.mjs'],
 ];
 const only = process.argv[2];
 const rows = [];
