@@ -13,14 +13,38 @@ export type Event<T> = (listener: (e: T) => void) => Disposable;
 /** A VM reference: its name or its id. */
 export const VmRef = z.string().min(1, 'a VM name or id is required').max(200);
 
-/** A host path from a front end: absolute (a relative one would resolve against whichever process
- *  happens to serve the call), without NUL or `..` segments. */
+/** Whose rules an absolute path follows: the platform of the process checking it (the engine checks
+ *  every call, with its own platform's rules); where there is no process (a browser page's form),
+ *  either, since the engine checks again. */
+export type PathRules = 'posix' | 'win32' | 'either';
+
+export function hostPathRules(): PathRules {
+  const platform = (globalThis as { process?: { platform?: string } }).process?.platform;
+  return platform === undefined ? 'either' : platform === 'win32' ? 'win32' : 'posix';
+}
+
+/**
+ * Whether `p` is absolute under `rules`, as path.posix/path.win32 would say, but stricter on Windows:
+ * a drive path (`C:\…`, `C:/…`) or a UNC share (`\\server\share\…`); device namespaces
+ * (`\\?\`, `\\.\`) and drive-relative forms (`\x`, `C:x`) are refused. On Linux and macOS only
+ * `/…`: `c:/boot/vmlinuz` is a relative path there.
+ */
+export function isAbsoluteFor(p: string, rules: PathRules = hostPathRules()): boolean {
+  const posix = p.startsWith('/');
+  const win = /^[A-Za-z]:[\\/]/.test(p) || /^[\\/]{2}(?![?.][\\/])[^\\/]+[\\/][^\\/]+/.test(p);
+  return rules === 'posix' ? posix : rules === 'win32' ? win : posix || win;
+}
+
+/** A host path from a front end: absolute by the rules of the host that will use it (a relative one
+ *  would resolve against whichever process happens to serve the call), without NUL or `..` segments. */
 export const AbsPath = z
   .string()
   .min(1)
   .max(4096)
   .refine((p) => !p.includes('\0'), 'must not contain NUL')
-  .refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path')
+  .refine((p) => isAbsoluteFor(p), {
+    error: () => (hostPathRules() === 'win32' ? 'must be an absolute path, such as C:\\images\\disk.qcow2' : 'must be an absolute path, starting with /'),
+  })
   .refine((p) => !p.split(/[\\/]/).includes('..'), 'must not contain ".." segments');
 
 /** The method names of a service interface: every member not named `onDidX`. */

@@ -7,7 +7,7 @@
  * config or the host).
  */
 import { z } from 'zod';
-import { AccelChoice, Arch, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, PortForward, RULE_MESSAGES, VmName } from '../models/vm-config';
+import { AccelChoice, Arch, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, PortForward, RULE_MESSAGES } from '../models/vm-config';
 import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
 import { Remedy } from '../errors';
 import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
@@ -24,9 +24,6 @@ export function issueRemedy(issue: { readonly code: string; readonly params?: un
   return parsed.success ? parsed.data : undefined;
 }
 
-/** A name for a new or renamed VM: any text, but not something that reads as a VM id, so that a
- *  NAME argument can never mean two VMs. */
-const NewVmName = VmName.refine((n) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(n), 'a VM name must not look like a VM id');
 
 /** Port forwards: each host port (per protocol) at most once, or QEMU refuses to start. */
 const Forwards = z

@@ -163,6 +163,62 @@ export const VmName = z
   .max(100, 'name must be at most 100 characters')
   .refine((n) => !/[\u0000-\u001f\u007f]/.test(n), 'name must not contain control characters');
 
+/** The shortest id prefix a reference may use (main/services/library/resolve.ts: MIN_ID_PREFIX). */
+const MIN_ID_REFERENCE = 8;
+/** A VM id's spelling: hex digits, dashes at these places. */
+const UUID_SHAPE = 'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx';
+
+/**
+ * Whether `name` could be taken for a VM id where a VM is referred to: the full id, or a prefix of at
+ * least 8 characters of an id's spelling (resolve() matches ids by such prefixes), compared without
+ * case and after NFKC folding (fullwidth ０-９/ａ-ｆ count as digits).
+ */
+export function readsAsVmId(name: string): boolean {
+  const n = name.trim().normalize('NFKC').toLowerCase();
+  if (n.length < MIN_ID_REFERENCE || n.length > UUID_SHAPE.length) return false;
+  for (let i = 0; i < n.length; i++) {
+    const c = n[i]!;
+    if (UUID_SHAPE[i] === '-' ? c !== '-' : !/[0-9a-f]/.test(c)) return false;
+  }
+  return true;
+}
+
+/**
+ * Characters that make two names look alike or reorder what is shown: format characters (zero-width
+ * space/joiners, bidi embeddings, overrides and isolates, soft hyphen, BOM: \p{Cf}), other
+ * default-ignorable code points (Hangul fillers, tags…), line/paragraph separators (\p{Zl}, \p{Zp}),
+ * spaces other than the plain one (\p{Zs}: no-break, ideographic, thin…), controls, surrogates,
+ * private-use and unassigned code points. Emoji variation selectors (U+FE0E, U+FE0F) stay allowed.
+ */
+const INVISIBLE = /(?![\uFE0E\uFE0F])[\p{Cf}\p{Zl}\p{Zp}\p{Cc}\p{Cs}\p{Co}\p{Cn}\p{Default_Ignorable_Code_Point}]|(?! )\p{Zs}/u;
+
+/** The first invisible or direction-changing character of `name`, as `U+XXXX`, or null. */
+export function invisibleCharacter(name: string): string | null {
+  const m = INVISIBLE.exec(name);
+  return m ? `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}` : null;
+}
+
+/**
+ * A name for a new or renamed VM: any visible text, but never something that reads as a VM id (so
+ * a reference can never mean two VMs) and never an invisible or text-direction character (so two
+ * names that look the same are the same). Existing configs are loaded with the laxer VmName.
+ */
+export const NewVmName = VmName.superRefine((n, ctx) => {
+  if (readsAsVmId(n)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'name must not look like a VM id (8 or more hexadecimal digits, as VM ids are shown): add a letter or word that is not hexadecimal',
+    });
+  }
+  const bad = invisibleCharacter(n);
+  if (bad) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `name must not contain invisible or text-direction characters (it contains ${bad}); type it again with visible characters only`,
+    });
+  }
+});
+
 /** The sentences of the cross-field rules, one home for each: the schemas below and in
  *  contract/vms.ts attach them to a field path; each front end adds its own remedy. */
 export const RULE_MESSAGES = {
