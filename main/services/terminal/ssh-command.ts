@@ -14,6 +14,11 @@
  * - `ConnectTimeout`, `ServerAliveInterval`/`CountMax`: a dead guest is noticed in seconds.
  * - `LogLevel=ERROR`: no "Warning: Permanently added" chatter in a terminal or a command's output.
  * - `--` ends ssh's options, so a command word that starts with `-` is never read as one.
+ *
+ * The command: ssh joins its words with spaces and the guest's login shell parses the result, so
+ * `ssh host sh -c 'exit 7'` would run `sh -c exit 7`. Each word is therefore quoted for a POSIX
+ * shell: the guest runs exactly the argv given (as `limactl shell` and `multipass exec` do), and
+ * its exit status comes back as ssh's. Shell syntax is asked for explicitly: `["sh", "-c", "a | b"]`.
  */
 
 /** What the command is built from. */
@@ -31,7 +36,7 @@ export interface SshTarget {
 }
 
 export interface SshCommandOptions {
-  /** The command to run in the guest, as words; none → an interactive login shell. */
+  /** The command to run in the guest, as argv words (each arrives whole); none → an interactive login shell. */
   readonly command?: readonly string[];
   /** Force a tty even with a command (`-t`), as the Terminal tab wants for `top` etc. */
   readonly tty?: boolean;
@@ -79,7 +84,7 @@ export function buildSshCommand(target: SshTarget, options: SshCommandOptions = 
   ];
   if (options.tty) args.push('-t');
   args.push(`${target.user}@${host}`);
-  if (options.command && options.command.length > 0) args.push('--', ...options.command);
+  if (options.command && options.command.length > 0) args.push('--', ...options.command.map(shellQuote));
   return { file: options.sshBinary ?? 'ssh', args };
 }
 
@@ -91,7 +96,8 @@ export function sshCommandLine(cmd: SshCommand): string {
   return [cmd.file, ...cmd.args].map(shellQuote).join(' ');
 }
 
-function shellQuote(word: string): string {
+/** `word` as one word for a POSIX shell: bare when it is plain, else single-quoted ('' for empty). */
+export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 

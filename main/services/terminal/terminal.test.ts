@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { MAX_COLS, handleTerminalMessage, startPtySession, type PtySession } from './pty-session';
 import { buildSshCommand, sshCommandLine } from './ssh-command';
@@ -25,11 +26,17 @@ describe('buildSshCommand', () => {
     ]);
   });
 
-  it('puts a command after "--" word for word, so nothing in it becomes an ssh option', () => {
-    const cmd = buildSshCommand(target, { command: ['-oProxyCommand=evil', 'x y'], tty: true, allowPassword: true, sshBinary: '/usr/bin/ssh' });
+  it('puts a command after "--", quoted so the guest shell gets back each word whole', () => {
+    const words = ['-oProxyCommand=evil', 'x y', "it's", '$HOME;rm', '', 'exit 7'];
+    const cmd = buildSshCommand(target, { command: words, tty: true, allowPassword: true, sshBinary: '/usr/bin/ssh' });
     expect(cmd.file).toBe('/usr/bin/ssh');
-    expect(cmd.args.slice(-5)).toEqual(['-t', 'dev@127.0.0.1', '--', '-oProxyCommand=evil', 'x y']);
+    const at = cmd.args.indexOf('--');
+    expect(cmd.args.slice(at - 2, at)).toEqual(['-t', 'dev@127.0.0.1']);
     expect(cmd.args).toContain('PasswordAuthentication=yes');
+    // ssh joins the words with spaces; the remote login shell parses that string.
+    const remote = cmd.args.slice(at + 1).join(' ');
+    const parsed = execFileSync('/bin/sh', ['-c', `set -- ${remote}; for a; do printf '[%s]\\n' "$a"; done`], { encoding: 'utf8' });
+    expect(parsed).toBe(words.map((w) => `[${w}]\n`).join(''));
   });
 
   it('refuses what it must not pass on', () => {
@@ -38,10 +45,12 @@ describe('buildSshCommand', () => {
     expect(() => buildSshCommand({ ...target, identityFile: 'id_ed25519' })).toThrow(/absolute/);
   });
 
-  it('quotes the command line for a POSIX shell', () => {
-    const line = sshCommandLine(buildSshCommand(target, { command: ['echo', "it's"] }));
+  it('quotes the whole command line for a POSIX shell (what a user pastes into a terminal)', () => {
+    const cmd = buildSshCommand(target, { command: ['echo', "it's"] });
+    const line = sshCommandLine(cmd);
     expect(line).toContain("-i '/vms/a b/ssh/id_ed25519'");
-    expect(line).toContain("-p 40022 dev@127.0.0.1 -- echo 'it'\\''s'");
+    const parsed = execFileSync('/bin/sh', ['-c', `set -- ${line}; for a; do printf '[%s]\\n' "$a"; done`], { encoding: 'utf8' });
+    expect(parsed).toBe([cmd.file, ...cmd.args].map((w) => `[${w}]\n`).join(''));
   });
 });
 
