@@ -18,6 +18,9 @@ export interface QemuBinary {
   readonly version: QemuVersion;
   /** Accelerators this binary was built with (`-accel help`). */
   readonly accels: readonly Accel[];
+  /** `cpu-max` per machine type, by name and by alias ("q35", "pc-q35-7.2", "virt"), from QMP
+   *  `query-machines`; absent when not probed. See machine-limits.ts. */
+  readonly cpuMax?: Readonly<Record<string, number>>;
 }
 
 export interface AccelStatus {
@@ -55,6 +58,8 @@ export interface HostCapabilities {
   readonly seccomp: boolean;
   /** `aio=native` needs O_DIRECT and Linux AIO: Linux only. */
   readonly nativeAio: boolean;
+  /** CPU threads the host can run at once (os.availableParallelism()); absent when not probed. */
+  readonly hostCpus?: number;
 }
 
 export function versionAtLeast(v: QemuVersion, major: number, minor = 0): boolean {

@@ -822,3 +822,57 @@ describe('real QEMU opens exactly the declared backing chain', () => {
     expect(stdout).not.toMatch(/Pattern verification failed/);
   });
 });
+
+describe('vCPU limits hold on real QEMU 7.2 (TCG)', () => {
+  /** Starts QEMU paused with a built argv (no disks) and says whether it stayed up, with stderr. */
+  async function starts(built: BuiltArgv, args: readonly string[]): Promise<{ readonly up: boolean; readonly stderr: string }> {
+    const c = spawn(built.binary, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    c.stderr?.setEncoding('utf8');
+    c.stderr?.on('data', (d: string) => (stderr += d));
+    const exited = new Promise((r) => c.once('exit', r));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    const up = c.exitCode === null && c.signalCode === null;
+    if (up) {
+      c.kill('SIGKILL');
+      await exited;
+    }
+    return { up, stderr };
+  }
+
+  it.skipIf(SKIP_REAL !== '')(`q35 starts with the limit (255) and QEMU itself refuses one more, which the builder refuses first with a sentence${SKIP_REAL}`, async () => {
+    const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-cpus-'));
+    try {
+      const realLayout = new Layout(path.join(tmpDir, 'lib'), path.join(tmpDir, 'run'));
+      const base = withConfig(FIXTURES['kernel-headless'], { disks: [], kernel: null, memoryMiB: 256 });
+      const paths = realLayout.paths(base.id);
+      fs.mkdirSync(paths.bundle.dir, { recursive: true });
+      ensurePrivateDir(paths.runtime.dir);
+      const fixture = HOST_KINDS['linux-x86_64-tcg'];
+      const bin = fixture.binaries.x86_64;
+      if (!bin) throw new Error('fixture has no x86_64 binary');
+      const caps: HostCapabilities = { ...fixture, binaries: { x86_64: { ...bin, path: QEMU, cpuMax: { q35: 288, pc: 255 } } } };
+      const at = buildQemuArgs(withConfig(base, { cpus: 255 }), caps, paths, { startPaused: true });
+      const ok = await starts(at, at.args);
+      expect(ok.up, ok.stderr).toBe(true);
+      // The same line with 256: QEMU refuses it (so the limit is real, not a guess)…
+      const over = at.args.map((a) => a.replace(/^255,sockets=1,cores=255,threads=1$/, '256,sockets=1,cores=256,threads=1'));
+      expect(over).not.toEqual(at.args);
+      const refused = await starts(at, over);
+      expect(refused.up).toBe(false);
+      expect(refused.stderr).toMatch(/X2APIC|requires/);
+      // …and the builder refuses it first, in words, with the bound a form can use.
+      const err = expectError(() => buildQemuArgs(withConfig(base, { cpus: 256 }), caps, paths), ErrorCode.Unsupported, 'IOMMU', 'Lower the VM\'s CPU count to 255.');
+      expect(err.field).toBe('cpus');
+      expect(err.remedy).toEqual({ kind: 'lower', field: 'cpus', max: 255 });
+    } finally {
+      fs.rmSync(tmpDir, { recursive: true, force: true });
+    }
+  });
+
+  it('more vCPUs than host CPUs is a warning in the plan, not an error', () => {
+    const caps: HostCapabilities = { ...HOST_KINDS['linux-x86_64-kvm'], hostCpus: 2 };
+    expect(build(withConfig(FIXTURES['minimal-bios-disk'], { cpus: 2 }), caps).warnings).toEqual([]);
+    expect(build(withConfig(FIXTURES['minimal-bios-disk'], { cpus: 4 }), caps).warnings).toEqual([expect.stringContaining('The VM has 4 CPUs but this host has 2')]);
+  });
+});

@@ -19,6 +19,7 @@ import { diskImages } from '../../common/models/vm-config';
 import type { Accel, Arch, Disk, DiskFormat, ImageSource, VmConfig } from '../../common/models/vm-config';
 import type { VmPaths } from '../paths';
 import type { LaunchPlan } from './launch-plan';
+import { aarch64HasGicV3, vcpuLimit, vcpuOvercommitWarning, type VcpuLimit } from '../../common/models/machine-limits';
 
 /** @deprecated the launch plan; kept so callers written before it compile. */
 export type BuiltArgv = LaunchPlan;
@@ -213,18 +214,32 @@ function resolveFirmware(config: VmConfig, caps: HostCapabilities): UefiFirmware
 
 /** HVF on QEMU before 8.0 has no GICv3, so aarch64 guests get GICv2, which stops at 8 vCPUs. */
 function hvfHasGicV3(binary: QemuBinary): boolean {
-  return versionAtLeast(binary.version, 8, 0);
+  return aarch64HasGicV3('hvf', binary.version);
 }
-const GICV2_MAX_CPUS = 8;
+
+/** The vCPU limit (common/models/machine-limits.ts, one home for the rule) for this resolved build. */
+function cpuLimit(ctx: Ctx): VcpuLimit {
+  const { config, binary, accel } = ctx;
+  const machine = config.machine ?? (config.arch === 'x86_64' ? 'q35' : 'virt');
+  return vcpuLimit({ arch: config.arch, machine: config.machine, accel, qemuVersion: binary.version, cpuMax: binary.cpuMax?.[machine] ?? null });
+}
 
 function checkLimits(ctx: Ctx): void {
-  const { config, binary, accel } = ctx;
-  if (config.arch === 'aarch64' && accel === 'hvf' && !hvfHasGicV3(binary) && config.cpus > GICV2_MAX_CPUS) {
-    throw unsupported(
-      `QEMU ${formatVersion(binary.version)} with HVF can give an aarch64 guest at most ${GICV2_MAX_CPUS} CPUs (it lacks GICv3 support). Lower the VM's CPU count to ${GICV2_MAX_CPUS}, or update QEMU to 8.0 or later.`,
-      { cpus: config.cpus, max: GICV2_MAX_CPUS },
+  const { config } = ctx;
+  const limit = cpuLimit(ctx);
+  if (config.cpus > limit.max) {
+    const raise = limit.raiseBy ? `, or ${limit.raiseBy}` : '';
+    throw new VivariumError(
+      ErrorCode.Unsupported,
+      `${capitalize(limit.because)}. Lower the VM's CPU count to ${limit.max}${raise}.`,
+      { cpus: config.cpus, max: limit.max },
+      { field: 'cpus', remedy: { kind: 'lower', field: 'cpus', max: limit.max } },
     );
   }
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 // ---- sections ----------------------------------------------------------------------------------
@@ -725,5 +740,6 @@ export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: V
     // Last and verbatim: the user's explicit advanced setting may override anything above.
     ...config.extraArgs,
   ];
-  return { binary: binary.path, args, accel, sideProcesses: [], generatedFiles: [], warnings: [] };
+  const overcommit = vcpuOvercommitWarning(config.cpus, caps.hostCpus);
+  return { binary: binary.path, args, accel, sideProcesses: [], generatedFiles: [], warnings: overcommit ? [overcommit] : [] };
 }

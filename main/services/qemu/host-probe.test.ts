@@ -150,6 +150,9 @@ describe('probeHost on this machine (real QEMU 7.2)', () => {
     expect(caps.firmware.x86_64?.code).toBe('/usr/share/OVMF/OVMF_CODE_4M.fd');
     expect(caps.qemuImg).toMatch(/\/qemu-img$/);
     expect(caps).toMatchObject({ os: 'linux', hostArch: 'x86_64', seccomp: true, nativeAio: true, probeProblems: [] });
+    // cpu-max per machine from QMP query-machines: i440fx 255, q35 288 on 7.2 (by alias and name).
+    expect(x86?.cpuMax).toMatchObject({ pc: 255, q35: 288, 'pc-q35-7.2': 288 });
+    expect(caps.hostCpus).toBe(os.availableParallelism());
 
     const report = hostReport(caps, LAYOUT, { osRelease: DEBIAN });
     expect(report.binaries.find((b) => b.arch === 'x86_64')?.version).toMatch(/^7\.2\.\d+$/);
@@ -263,33 +266,33 @@ esac`),
   it('a second probe with the same fingerprint spawns nothing', async () => {
     const cacheFile = path.join(tmp, 'home', 'host-probe.json');
     const first = await probeHost({ env, cacheFile });
-    // -version, -accel help, -sandbox on -version, qemu-img --version.
-    expect(spawned()).toBe(4);
+    // -version, -accel help, -sandbox on -version, query-machines (-machine none -qmp stdio), qemu-img --version.
+    expect(spawned()).toBe(5);
     expect(first.binaries.x86_64?.version).toEqual({ major: 7, minor: 2, micro: 0 });
     expect(first.seccomp).toBe(true);
     expect(JSON.parse(fs.readFileSync(cacheFile, 'utf8')).caps).toEqual(first);
 
     const second = await probeHost({ env, cacheFile });
     // The spawn count is the proof; timings belong in bench/.
-    expect(spawned()).toBe(4);
+    expect(spawned()).toBe(5);
     expect(second).toEqual(first);
   });
 
   it('a changed binary, or a change in KVM state, invalidates the cache', async () => {
     const cacheFile = path.join(tmp, 'host-probe.json');
     await probeHost({ env, cacheFile });
-    expect(spawned()).toBe(4);
+    expect(spawned()).toBe(5);
     const later = new Date(Date.now() + 60_000);
     fs.utimesSync(path.join(tmp, 'bin', 'qemu-system-x86_64'), later, later);
     await probeHost({ env, cacheFile });
-    expect(spawned()).toBe(8);
+    expect(spawned()).toBe(10);
     // kvm_pvm gone (simulated): re-probed, and the result differs.
     const caps = await probeHost({ env, cacheFile, facts: linuxFacts({}) });
-    expect(spawned()).toBe(12);
+    expect(spawned()).toBe(15);
     expect(caps.accels.x86_64?.[0]).toMatchObject({ accel: 'kvm', usable: true });
     // Same files, but /dev/kvm stops opening (left the kvm group): re-probed too.
     const denied = await probeHost({ env, cacheFile, facts: linuxFacts({ open: 'EACCES' }) });
-    expect(spawned()).toBe(16);
+    expect(spawned()).toBe(20);
     expect(denied.accels.x86_64?.[0]).toMatchObject({ accel: 'kvm', usable: false });
   });
 
@@ -299,7 +302,7 @@ esac`),
       fs.writeFileSync(cacheFile, junk);
       const before = spawned();
       const caps = await probeHost({ env, cacheFile });
-      expect(spawned()).toBe(before + 4);
+      expect(spawned()).toBe(before + 5);
       expect(JSON.parse(fs.readFileSync(cacheFile, 'utf8')).caps).toEqual(caps);
     }
     // And the rewritten file is a hit again.

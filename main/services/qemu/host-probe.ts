@@ -9,9 +9,10 @@
  * Effects live in two injectable places: `HostFacts` (files under /dev and /sys, sysctl, os-release)
  * so tests can simulate any host, and the QEMU binaries themselves, which are run for real.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, VivariumError } from '../../common/errors';
@@ -25,7 +26,7 @@ import { findUefiFirmware, firmwareSearchDirs } from './firmware';
 const ARCHES: readonly Arch[] = ['x86_64', 'aarch64'];
 const RUN_TIMEOUT_MS = 5000;
 /** Bumped whenever the probe's output changes meaning, so old cache files are ignored. */
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
 export const KVM_DEVICE = '/dev/kvm';
 export const KVM_MODULE = '/sys/module/kvm';
@@ -307,10 +308,11 @@ async function probeSystemBinary(arch: Arch, bin: string, env: NodeJS.ProcessEnv
   // without seccomp exits 1 there ("-sandbox support is not enabled in this QEMU binary"). So
   // `-sandbox on -version` exiting 0 proves support in one ~20 ms run, without starting a VM or
   // QMP (query-command-line-options would need both). macOS/Windows builds never have it.
-  const [version, accel, sandbox] = await Promise.all([
+  const [version, accel, sandbox, cpuMax] = await Promise.all([
     run(bin, ['-version'], env),
     run(bin, ['-accel', 'help'], env),
     platform === 'linux' ? run(bin, ['-sandbox', 'on', '-version'], env) : Promise.resolve(null),
+    probeCpuMax(bin, env),
   ]);
   if (!version.ok) return broken(`\`-version\` failed: ${version.failure}`);
   const v = parseQemuVersion(version.stdout);
@@ -318,7 +320,67 @@ async function probeSystemBinary(arch: Arch, bin: string, env: NodeJS.ProcessEnv
   if (!accel.ok) return broken(`\`-accel help\` failed: ${accel.failure}`);
   const accels = parseAccelHelp(accel.stdout);
   if (accels.length === 0) return broken('`-accel help` lists no accelerator');
-  return { ok: true, binary: { arch, path: bin, version: v, accels }, seccomp: sandbox?.ok ?? false };
+  return {
+    ok: true,
+    binary: { arch, path: bin, version: v, accels, ...(Object.keys(cpuMax).length > 0 ? { cpuMax } : {}) },
+    seccomp: sandbox?.ok ?? false,
+  };
+}
+
+/**
+ * `cpu-max` of every machine type, by name and alias, from QMP `query-machines` on a QEMU started
+ * with `-machine none` (no guest, no devices; about 50 ms). An empty map when it fails: the limits
+ * then fall back to the rules in machine-limits.ts.
+ */
+export async function probeCpuMax(bin: string, env: NodeJS.ProcessEnv): Promise<Record<string, number>> {
+  const out = await new Promise<string>((resolve) => {
+    let stdout = '';
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(stdout);
+    };
+    const child = spawn(bin, ['-machine', 'none', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', 'stdio'], {
+      env,
+      stdio: ['pipe', 'pipe', 'ignore'],
+      windowsHide: true,
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      done();
+    }, RUN_TIMEOUT_MS);
+    child.on('error', done);
+    child.on('close', done);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => (stdout += d));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end('{"execute":"qmp_capabilities"}\n{"execute":"query-machines"}\n{"execute":"quit"}\n');
+  });
+  return parseCpuMax(out);
+}
+
+/** The `query-machines` reply among QMP lines → cpu-max by machine name and alias. */
+export function parseCpuMax(qmpLines: string): Record<string, number> {
+  const map: Record<string, number> = {};
+  for (const line of qmpLines.split('\n')) {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const ret = (msg as { return?: unknown } | null)?.return;
+    if (!Array.isArray(ret)) continue;
+    for (const m of ret as { name?: unknown; alias?: unknown; 'cpu-max'?: unknown }[]) {
+      const max = m['cpu-max'];
+      if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) continue;
+      if (typeof m.name === 'string') map[m.name] = max;
+      if (typeof m.alias === 'string') map[m.alias] = max;
+    }
+  }
+  return map;
 }
 
 async function probeQemuImg(bin: string, env: NodeJS.ProcessEnv): Promise<ProbeProblem | null> {
@@ -403,6 +465,7 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
     // One flag for all binaries (the type has no per-binary flag): only claim it when all have it.
     seccomp: platform === 'linux' && seccomp.length > 0 && seccomp.every(Boolean),
     nativeAio: platform === 'linux',
+    hostCpus: os.availableParallelism(),
     probeProblems: problems,
   };
 }
@@ -494,6 +557,7 @@ const BinaryS = z.object({
   path: z.string(),
   version: z.object({ major: z.number(), minor: z.number(), micro: z.number() }),
   accels: z.array(AccelS),
+  cpuMax: z.record(z.string(), z.number().int().min(1)).optional(),
 });
 const FirmwareS = z.object({
   code: z.string(),
@@ -520,6 +584,7 @@ const CacheFileS = z.object({
     firmware: z.partialRecord(ArchS, FirmwareS),
     seccomp: z.boolean(),
     nativeAio: z.boolean(),
+    hostCpus: z.number().int().min(1).optional(),
     probeProblems: z.array(ProblemS),
   }),
 });
