@@ -1,0 +1,368 @@
+/**
+ * The cloud-init path against a real guest: the Debian image built from Debian packages by
+ * scripts/build-cloud-guest.mjs, booted under TCG with the product's argv builder and launcher, the
+ * seed written by Vivarium's own ISO writer attached as the CD, the SSH port forwarded to a free
+ * 127.0.0.1 port. Two VMs boot side by side: "plain" (generated key, no password, two 9p shares)
+ * and "pw" (a password and extra user-data merged in).
+ *
+ * What a user would check: `ssh … hostname` prints the chosen name; the generated key works; the
+ * server offers passwords only where one was set; the host key ssh trusts is the one the guest printed
+ * on its console; the shares are mounted at /mnt/<tag> and the read-only one refuses writes; the
+ * Terminal's pty session resizes the guest's tty.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VmConfig, type VmConfigInput } from '../../common/models/vm-config';
+import { makeTestHome, type TestHome } from '../../test-support/home';
+import { isAlive } from '../../test-support/qemu-procs';
+import { Layout } from '../paths';
+import { buildQemuArgs } from '../qemu/argv';
+import { probeHost } from '../qemu/host-probe';
+import { launchQemu } from '../qemu/process';
+import { buildSshCommand, sshCommandLine, type SshTarget } from '../terminal/ssh-command';
+import { startPtySession } from '../terminal/pty-session';
+import { buildSeed, describeSeed, type SeedInput } from './cloud-init';
+import { learnHostKeys, parseHostKeysFromConsole } from './known-hosts';
+import { hashPassword } from './password-hash';
+import { writeSeedIso } from './seed-iso';
+import { createVmKeyPair } from './ssh-keys';
+// @ts-expect-error -- plain ESM script without type declarations
+import { buildCloudGuest } from '../../../scripts/build-cloud-guest.mjs';
+
+const execFileP = promisify(execFile);
+
+interface CloudGuestInfo {
+  disk: string;
+  kernel: string;
+  initrd: string;
+  append: string;
+}
+
+interface Booted {
+  readonly name: string;
+  readonly id: string;
+  readonly bundleDir: string;
+  readonly serialLog: string;
+  readonly knownHosts: string;
+  readonly port: number;
+  readonly target: SshTarget;
+  readonly pid: number;
+  readonly shares: Readonly<Record<string, string>>;
+  readonly launchedAt: number;
+  hostKeysAt?: number;
+  sshAt?: number;
+}
+
+const BOOT_TIMEOUT_MS = 8 * 60_000;
+const PASSWORD = 'Tr0ub4dor&3-vivarium';
+
+let home: TestHome;
+let guest: CloudGuestInfo;
+const vms: Booted[] = [];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function run(file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+  try {
+    const r = await execFileP(file, [...args], { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number | string; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+function ssh(vm: Booted, command: readonly string[], extra: Partial<Parameters<typeof buildSshCommand>[1]> = {}) {
+  const cmd = buildSshCommand(vm.target, { command, ...extra });
+  return run(cmd.file, cmd.args);
+}
+
+async function boot(name: string, seedFor: (id: string, publicKey: string) => Promise<SeedInput>, shares: Record<string, { readOnly: boolean }>): Promise<Booted> {
+  const id = randomUUID();
+  const layout = new Layout(home.home, path.join(home.runtimeDir, 'lib'));
+  const paths = layout.paths(id);
+  fs.mkdirSync(paths.bundle.dir, { recursive: true });
+  fs.mkdirSync(paths.runtime.dir, { recursive: true, mode: 0o700 });
+
+  // The image is never modified: the VM's disk is an overlay on the cached image.
+  const overlay = paths.bundle.file('disk0.qcow2');
+  await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', guest.disk, '-F', 'qcow2', overlay]);
+
+  const keys = await createVmKeyPair(paths.bundle.dir, `vivarium@${name}`);
+  const seedInput = await seedFor(id, keys.publicKey);
+  const seed = buildSeed(seedInput);
+  const seedIso = paths.bundle.file('cidata.iso');
+  await writeSeedIso(seedIso, seed);
+  // What a log line about the seed may say (checked for secrets in the unit tests).
+  expect(describeSeed(seedInput, seed)).toContain(`cloud-init seed for ${seedInput.hostname}`);
+
+  const shareDirs: Record<string, string> = {};
+  const virtfs: string[] = [];
+  Object.entries(shares).forEach(([tag, s], i) => {
+    const dir = path.join(home.home, `share-${name}-${tag}`);
+    fs.mkdirSync(dir, { recursive: true });
+    shareDirs[tag] = dir;
+    // The argv builder has no shares yet (issue 11, "core"/"disks"): the explicit extra-arguments setting carries them.
+    virtfs.push('-virtfs', `local,path=${dir},mount_tag=${tag},security_model=none,id=fs${i}${s.readOnly ? ',readonly=on' : ''}`);
+  });
+
+  const port = await freePort();
+  const mac = `52:54:00:${[0, 1, 2].map(() => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join(':')}`;
+  const input: VmConfigInput = {
+    version: 2,
+    id,
+    name,
+    createdAt: new Date().toISOString(),
+    arch: 'x86_64',
+    accel: 'tcg',
+    cpus: 2,
+    memoryMiB: 1024,
+    firmware: 'bios',
+    disks: [
+      {
+        id: 'disk0',
+        role: 'system',
+        source: { path: overlay },
+        format: 'qcow2',
+        backing: [{ source: { path: guest.disk }, format: 'qcow2' }],
+      },
+    ],
+    cdrom: seedIso,
+    kernel: { path: guest.kernel, initrd: guest.initrd, append: guest.append },
+    network: { mode: 'user', mac, forwards: [{ protocol: 'tcp', hostPort: port, guestPort: 22 }] },
+    display: 'none',
+    os: 'Debian 12',
+    extraArgs: virtfs,
+  };
+  const config = VmConfig.parse(input);
+  const plan = buildQemuArgs(config, await probeHost(), paths);
+  expect(plan.args.join(' ')).toContain(`hostfwd=tcp:127.0.0.1:${port}-:22`);
+  const launchedAt = Date.now();
+  const launched = await launchQemu({
+    binary: plan.binary,
+    args: plan.args,
+    runtime: paths.runtime,
+    logFile: paths.bundle.qemuLog,
+    qemuWrites: [paths.bundle.serialLog],
+  });
+  const knownHosts = path.join(paths.bundle.dir, 'ssh', 'known_hosts');
+  const vm: Booted = {
+    name,
+    id,
+    bundleDir: paths.bundle.dir,
+    serialLog: paths.bundle.serialLog,
+    knownHosts,
+    port,
+    target: { user: seedInput.user.name, port, identityFile: keys.paths.privateKey, knownHostsFile: knownHosts },
+    pid: launched.pid,
+    shares: shareDirs,
+    launchedAt,
+  };
+  vms.push(vm);
+  return vm;
+}
+
+/** Waits for the host keys on the console, writes known_hosts, then waits for `ssh … true`. */
+async function waitForSsh(vm: Booted): Promise<void> {
+  const deadline = vm.launchedAt + BOOT_TIMEOUT_MS;
+  while ((await learnHostKeys(vm.serialLog, vm.knownHosts, vm.port).catch(() => [])).length === 0) {
+    if (Date.now() > deadline) throw new Error(`${vm.name}: no SSH host keys on the console after ${BOOT_TIMEOUT_MS / 1000} s. Tail:\n${tail(vm.serialLog)}`);
+    if (!isAlive(vm.pid)) throw new Error(`${vm.name}: QEMU exited. Tail:\n${tail(vm.serialLog)}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  vm.hostKeysAt = Date.now();
+  for (;;) {
+    const r = await ssh(vm, ['true'], { connectTimeoutSeconds: 5 });
+    if (r.code === 0) break;
+    if (Date.now() > deadline) throw new Error(`${vm.name}: ssh never succeeded (${r.stderr.trim()}). Tail:\n${tail(vm.serialLog)}`);
+    await new Promise((r2) => setTimeout(r2, 1000));
+  }
+  vm.sshAt = Date.now();
+}
+
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'latin1').slice(-3000);
+  } catch {
+    return '(no serial log)';
+  }
+}
+
+let plain: Booted;
+let pw: Booted;
+
+beforeAll(async () => {
+  guest = (await buildCloudGuest()) as CloudGuestInfo;
+  home = makeTestHome();
+  plain = await boot(
+    'plain',
+    async (id, publicKey) => ({
+      instanceId: id,
+      hostname: 'viv-plain',
+      user: { name: 'dev', sshAuthorizedKeys: [publicKey] },
+      installGuestAgent: false, // the image has it; installing would need the internet
+      shares: [
+        { tag: 'work', readOnly: false },
+        { tag: 'docs', readOnly: true },
+      ],
+    }),
+    { work: { readOnly: false }, docs: { readOnly: true } },
+  );
+  fs.writeFileSync(path.join(plain.shares.docs!, 'readme.txt'), 'from the host\n');
+  pw = await boot(
+    'pw',
+    async (id, publicKey) => ({
+      instanceId: id,
+      hostname: 'viv-pw',
+      user: { name: 'alice', sshAuthorizedKeys: [publicKey], passwordHash: await hashPassword(PASSWORD) },
+      installGuestAgent: false,
+      network: null,
+      extraUserData: '#cloud-config\nhostname: not-this-one\nruncmd:\n  - [sh, -c, "echo merged > /run/extra-user-data"]\n',
+    }),
+    {},
+  );
+  await Promise.all([waitForSsh(plain), waitForSsh(pw)]);
+  for (const vm of vms) {
+    process.stderr.write(
+      `[cloud-guest] ${vm.name}: host keys on the console after ${((vm.hostKeysAt! - vm.launchedAt) / 1000).toFixed(1)} s, ` +
+        `first ssh after ${((vm.sshAt! - vm.launchedAt) / 1000).toFixed(1)} s (TCG, two guests side by side)\n`,
+    );
+  }
+}, 20 * 60_000);
+
+afterAll(async () => {
+  for (const vm of vms) {
+    try {
+      process.kill(vm.pid, 'SIGTERM');
+    } catch {
+      // gone
+    }
+  }
+  const until = Date.now() + 10_000;
+  while (vms.some((vm) => isAlive(vm.pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  await home?.cleanup();
+  for (const vm of vms) expect(isAlive(vm.pid)).toBe(false);
+}, 60_000);
+
+describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
+  it('answers ssh with the generated key and prints the chosen hostname', async () => {
+    const a = await ssh(plain, ['hostname']);
+    expect(a.stderr).toBe('');
+    expect(a.stdout.trim()).toBe('viv-plain');
+    // The user's extra user-data asked for another hostname: Vivarium's value wins (no_replace).
+    const b = await ssh(pw, ['hostname']);
+    expect(b.stdout.trim()).toBe('viv-pw');
+    // The command's exit status comes back.
+    expect((await ssh(plain, ['sh', '-c', 'exit 7'])).code).toBe(7);
+    // The key file is private.
+    expect(fs.statSync(plain.target.identityFile).mode & 0o777).toBe(0o600);
+  });
+
+  it('trusts only the host key the guest printed on its serial console', async () => {
+    const printed = parseHostKeysFromConsole(fs.readFileSync(plain.serialLog, 'latin1'));
+    expect(printed.length).toBeGreaterThan(0);
+    const known = fs.readFileSync(plain.knownHosts, 'utf8');
+    for (const k of printed) expect(known).toContain(`[127.0.0.1]:${plain.port} ${k.type} ${k.key}`);
+    // The guest's real key (read inside the guest) is among them.
+    const inGuest = await ssh(plain, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub']);
+    expect(known).toContain(inGuest.stdout.trim().split(/\s+/).slice(0, 2).join(' '));
+    // With another guest's key in known_hosts, ssh refuses to connect: nothing is accepted blindly.
+    const wrong = path.join(plain.bundleDir, 'ssh', 'known_hosts.wrong');
+    fs.writeFileSync(wrong, fs.readFileSync(pw.knownHosts, 'utf8').replaceAll(`]:${pw.port} `, `]:${plain.port} `));
+    const r = await ssh({ ...plain, target: { ...plain.target, knownHostsFile: wrong } }, ['true']);
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+  });
+
+  it('offers password login only where a password was set', async () => {
+    const probe = (vm: Booted) =>
+      run('ssh', [
+        '-o', 'BatchMode=yes', '-o', 'PubkeyAuthentication=no', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityFile=/dev/null',
+        '-o', `UserKnownHostsFile=${vm.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'GlobalKnownHostsFile=/dev/null',
+        '-p', String(vm.port), `${vm.target.user}@127.0.0.1`, 'true',
+      ]);
+    // The server lists the methods it would accept.
+    const a = await probe(plain);
+    expect(a.code).toBe(255);
+    expect(a.stderr).toMatch(/Permission denied \(publickey\)/);
+    const b = await probe(pw);
+    expect(b.stderr).toMatch(/Permission denied \(publickey,password\)/);
+
+    // And the password really logs in (OpenSSH's askpass, no tty needed).
+    const askpass = path.join(home.home, 'askpass.sh');
+    fs.writeFileSync(askpass, `#!/bin/sh\necho '${PASSWORD}'\n`, { mode: 0o700 });
+    const login = await run(
+      'ssh',
+      [
+        '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password', '-o', 'NumberOfPasswordPrompts=1',
+        '-o', `UserKnownHostsFile=${pw.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'GlobalKnownHostsFile=/dev/null',
+        '-p', String(pw.port), 'alice@127.0.0.1', 'id -un',
+      ],
+      { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' } },
+    );
+    expect(login.stdout.trim()).toBe('alice');
+    // No password hash was set for "dev": the account is locked.
+    const shadow = await ssh(plain, ['sudo', 'getent', 'shadow', 'dev']);
+    expect(shadow.stdout).toMatch(/^dev:!/);
+  });
+
+  it('merges the user\'s extra user-data (its runcmd ran beside Vivarium\'s)', async () => {
+    const r = await ssh(pw, ['cat', '/run/extra-user-data']);
+    expect(r.stdout.trim()).toBe('merged');
+  });
+
+  it('mounts shared folders at /mnt/<tag>; the read-only one refuses writes', async () => {
+    const mounts = await ssh(plain, ['findmnt', '-rn', '-t', '9p', '-o', 'SOURCE,TARGET,OPTIONS']);
+    expect(mounts.stdout).toMatch(/^work \/mnt\/work \S*rw/m);
+    expect(mounts.stdout).toMatch(/^docs \/mnt\/docs \S*ro/m);
+    fs.writeFileSync(path.join(plain.shares.work!, 'from-host.txt'), 'hello guest\n');
+    expect((await ssh(plain, ['cat', '/mnt/work/from-host.txt'])).stdout).toBe('hello guest\n');
+    expect((await ssh(plain, ['cat', '/mnt/docs/readme.txt'])).stdout).toBe('from the host\n');
+    const w = await ssh(plain, ['sh', '-c', 'echo x > /mnt/docs/new.txt']);
+    expect(w.code).not.toBe(0);
+    expect(w.stderr).toMatch(/Read-only file system/);
+    expect(fs.existsSync(path.join(plain.shares.docs!, 'new.txt'))).toBe(false);
+  });
+
+  it('runs an interactive session on a pty whose resize reaches the guest (stty size)', async () => {
+    const session = startPtySession(buildSshCommand(plain.target, { tty: true }), { cols: 80, rows: 24 });
+    let out = '';
+    session.onData((d) => {
+      out += d.toString('utf8');
+    });
+    const waitFor = async (re: RegExp): Promise<void> => {
+      const until = Date.now() + 60_000;
+      while (!re.test(out)) {
+        if (Date.now() > until || session.exited) throw new Error(`pty: ${re} not seen; got:\n${out.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      session.write('stty size; echo SIZE-DONE-1\n');
+      await waitFor(/24 80\s+SIZE-DONE-1/);
+      session.resize(132, 43);
+      session.write('stty size; echo SIZE-DONE-2\n');
+      await waitFor(/43 132\s+SIZE-DONE-2/);
+      session.write('exit 0\n');
+      expect(await session.done).toMatchObject({ exitCode: 0 });
+    } finally {
+      session.kill();
+    }
+    // The same command, as a user pastes it into a terminal.
+    expect(sshCommandLine(buildSshCommand(plain.target))).toContain(`-p ${plain.port} dev@127.0.0.1`);
+  });
+});
