@@ -45,8 +45,19 @@ test('create a VM from the dialog, boot it, use its serial console, force it off
   await expect(library.vm('e2e linux')).toContainText(/running/i);
   await page.screenshot({ path: path.join(ARTIFACTS, 'library.png') });
 
-  await vm.button('Force Off').click();
-  await expect(vm.button('Start')).toBeEnabled({ timeout: 30_000 });
+  // Shut Down with a guest that ignores the power button (its acpid stopped): the window says it is
+  // waiting, with a countdown, keeps the console live, and offers Force Off Now.
+  await vm.typeSerial('kill $(cat /run/acpid.pid) && echo acpid-$((3*3))-gone\n');
+  await expect.poll(() => vm.serialText(), { timeout: 30_000 }).toContain('acpid-9-gone');
+  await vmPage.bringToFront();
+  await vm.button('Shut Down').click();
+  const progress = vmPage.getByTestId('stop-progress');
+  await expect(progress).toContainText(/Waiting for the guest to shut down… \(\d+ s\)|Shutting down…/, { timeout: 15_000 });
+  await vm.typeSerial('echo $((7*8))-while-stopping\n');
+  await expect.poll(() => vm.serialText(), { timeout: 30_000 }).toContain('56-while-stopping');
+  await progress.getByRole('button', { name: 'Force Off Now' }).click();
+  await expect(vm.button('Start')).toBeEnabled({ timeout: 60_000 });
+  await expect(vmPage.getByTestId('stop-outcome')).toBeVisible();
   const stopped = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[];
   expect(stopped.find((v) => v.name === 'e2e linux')).toMatchObject({ state: 'stopped', lastExit: { reason: 'stopped' } });
 
@@ -83,4 +94,26 @@ test('changes made with the CLI appear in the library without a reload', async (
   await expect(library.vm('from-cli')).toBeVisible({ timeout: 5_000 });
   expect((await served.cli(['delete', 'from-cli'])).code).toBe(0);
   await expect(library.vm('from-cli')).toHaveCount(0, { timeout: 5_000 });
+});
+
+test('starting again after a failed start visibly retries', async ({ appPage: page, served, guest }) => {
+  // A kernel that is there at create and gone at start: every start fails with the same sentence.
+  const kernel = path.join(served.home.home, 'vmlinuz-copy');
+  fs.copyFileSync(guest.kernel, kernel);
+  const created = await served.cli(['create', 'retry me', '--kernel', kernel, '--memory', '128M', '--disk-size', '0', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code).toBe(0);
+  fs.rmSync(kernel);
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vm = new VmWindowPage(await library.openVm('retry me'));
+  const alerts = vm.page.getByRole('alert').filter({ hasText: /kernel/i });
+  await vm.button('Start').click();
+  await expect(alerts.first()).toBeVisible({ timeout: 30_000 });
+  // The failure names no CLI command in the window.
+  await expect(alerts.first()).not.toContainText(/vivarium |--kernel/);
+  const first = await alerts.first().elementHandle();
+  await vm.button('Start').click();
+  // A new alert replaces the old one (announced again), not the same text left standing.
+  await expect.poll(async () => (await alerts.first().elementHandle()) !== null && !(await first!.evaluate((n) => n.isConnected)), { timeout: 30_000 }).toBe(true);
+  await expect(alerts.first()).toBeVisible();
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmConfig } from '../../main/common/models/vm-config';
 import { VM_STATES, type LastExit, type VmState } from '../../main/common/models/vm-state';
-import { STATE_LABELS, STATE_TONES, enabledActions, isActionEnabled, problemText, wantsThumbnail } from './vm-actions';
+import { STATE_LABELS, STATE_TONES, enabledActions, isActionEnabled, isLive, pausedText, problemText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
 
 const config = { display: 'vnc' } as VmConfig;
 const headless = { display: 'none' } as VmConfig;
@@ -67,5 +67,42 @@ describe('problemText', () => {
   it('says nothing after a normal shutdown or while running again', () => {
     expect(problemText({ state: 'stopped', error: null, lastExit: exit('shutdown') })).toBeNull();
     expect(problemText({ state: 'running', error: null, lastExit: exit('crashed') })).toBeNull();
+  });
+});
+
+describe('Shut Down feedback', () => {
+  const t0 = Date.parse('2026-01-01T10:00:00Z');
+  const stopping = (rung: 'acpi' | 'quit' | 'SIGTERM' | 'SIGKILL', deadline: string | null) =>
+    ({ state: 'stopping' as const, stopping: { startedAt: '2026-01-01T10:00:00Z', deadline, rung } });
+
+  it('counts down the seconds the guest has left while the ACPI request waits', () => {
+    expect(stopProgressText(stopping('acpi', '2026-01-01T10:00:30Z'), t0)).toBe('Waiting for the guest to shut down… (30 s)');
+    expect(stopProgressText(stopping('acpi', '2026-01-01T10:00:30Z'), t0 + 12_400)).toBe('Waiting for the guest to shut down… (18 s)');
+    expect(stopProgressText(stopping('acpi', '2026-01-01T10:00:30Z'), t0 + 99_000)).toBe('Waiting for the guest to shut down… (0 s)');
+    // Without a deadline: the seconds since the request.
+    expect(stopProgressText(stopping('acpi', null), t0 + 5_000)).toBe('Waiting for the guest to shut down… (5 s)');
+  });
+  it('says when the ladder escalated, and nothing when no stop runs', () => {
+    expect(stopProgressText(stopping('quit', null), t0)).toMatch(/did not shut down in time/);
+    expect(stopProgressText(stopping('SIGKILL', null), t0)).toMatch(/ending its process/);
+    expect(stopProgressText({ state: 'stopping', stopping: null }, t0)).toBe('Shutting down…');
+    expect(stopProgressText({ state: 'running', stopping: null }, t0)).toBeNull();
+  });
+  it('the consoles stay live while the guest shuts down', () => {
+    expect(isLive('stopping')).toBe(true);
+    expect(isLive('stopped')).toBe(false);
+  });
+  it('words the outcome: a clean shutdown, or what the engine had to do', () => {
+    const exit = (reason: 'shutdown' | 'stopped', message: string) => ({ reason, message, at: '', code: 0, signal: null, stderrTail: [] });
+    expect(stopOutcomeText(exit('shutdown', 'The guest shut down.'))).toEqual({ text: 'The guest shut down.', escalated: false });
+    const forced = 'The guest did not respond to the power button; forced off after 30 s.';
+    expect(stopOutcomeText(exit('stopped', forced))).toEqual({ text: forced, escalated: true });
+    expect(stopOutcomeText(null)).toBeNull();
+  });
+  it('says why a VM is paused when QEMU paused it', () => {
+    expect(pausedText({ state: 'paused', pausedReason: 'io-error' })).toMatch(/disk reported an error/);
+    expect(pausedText({ state: 'paused', pausedReason: 'paused' })).toBeNull();
+    expect(pausedText({ state: 'paused', pausedReason: 'colo' })).toBe('Paused (QEMU says "colo").');
+    expect(pausedText({ state: 'running', pausedReason: 'io-error' })).toBeNull();
   });
 });

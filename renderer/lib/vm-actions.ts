@@ -2,7 +2,7 @@
  * What each VM state looks like and which actions apply in it. The toolbar, the library and the
  * tests read these tables, so "can I press Start now?" has one answer.
  */
-import type { VmInfo, VmState } from '../../main/common/models/vm-state';
+import type { LastExit, StopProgress, VmInfo, VmState } from '../../main/common/models/vm-state';
 
 export const STATE_LABELS: Readonly<Record<VmState, string>> = {
   stopped: 'Stopped',
@@ -77,14 +77,73 @@ export function enabledActions(vm: VmFacts): ReadonlySet<VmAction> {
   return new Set(VM_ACTIONS.filter((a) => isActionEnabled(a, vm)));
 }
 
-/** The engine is running QEMU for this VM (its display and serial streams can exist). */
+/** The engine is running QEMU for this VM (its display and serial streams can exist). A VM that is
+ *  stopping still runs while the guest shuts down: its consoles stay live, so the person sees the
+ *  guest's shutdown (or why it does not). */
 export function isLive(state: VmState): boolean {
-  return state === 'running' || state === 'paused';
+  return state === 'running' || state === 'paused' || state === 'stopping';
 }
 
 /** Whether a running VM should get a live library thumbnail. */
 export function wantsThumbnail(vm: VmFacts): boolean {
-  return isLive(vm.state) && hasDisplay(vm);
+  // Not while stopping: screenshots need a guest that is running or paused.
+  return (vm.state === 'running' || vm.state === 'paused') && hasDisplay(vm);
+}
+
+/**
+ * What a Shut Down is doing, for the VM window: while the guest has the ACPI request, "Waiting for
+ * the guest to shut down… (Ns)" with the seconds left before Vivarium stops waiting (or, without a
+ * deadline, the seconds since the request); once the ladder has escalated, that it is forcing the VM
+ * off. null when no stop is in progress. `now` in ms since the epoch.
+ */
+export function stopProgressText(vm: Pick<VmInfo, 'state' | 'stopping'>, now: number): string | null {
+  if (vm.state !== 'stopping') return null;
+  const p: StopProgress | null | undefined = vm.stopping;
+  if (!p) return 'Shutting down…';
+  if (p.rung === 'acpi') {
+    const deadline = p.deadline ? Date.parse(p.deadline) : NaN;
+    const seconds = Number.isFinite(deadline) ? Math.max(0, Math.ceil((deadline - now) / 1000)) : Math.max(0, Math.floor((now - Date.parse(p.startedAt)) / 1000));
+    return `Waiting for the guest to shut down… (${Number.isFinite(seconds) ? seconds : 0} s)`;
+  }
+  return p.rung === 'quit'
+    ? 'The guest did not shut down in time; turning the VM off…'
+    : 'The VM did not stop when asked; ending its process…';
+}
+
+/** How a shutdown ended, for the notice the VM window shows after it: the guest shut down by itself,
+ *  or (when the ladder escalated) the engine's sentence saying what it had to do. */
+export function stopOutcomeText(exit: LastExit | null): { readonly text: string; readonly escalated: boolean } | null {
+  if (!exit) return null;
+  switch (exit.reason) {
+    case 'shutdown':
+      return { text: 'The guest shut down.', escalated: false };
+    case 'stopped':
+      return { text: exit.message, escalated: true };
+    case 'crashed':
+    case 'failed':
+      return { text: exit.message, escalated: true };
+  }
+}
+
+/** Why a VM is paused, from QEMU's run state (query-status), as a sentence; null when not paused. */
+export function pausedText(vm: Pick<VmInfo, 'state' | 'pausedReason'>): string | null {
+  if (vm.state !== 'paused') return null;
+  switch (vm.pausedReason ?? 'paused') {
+    case 'paused':
+      return null; // paused on purpose (by Vivarium or another client): the badge says it
+    case 'io-error':
+      return 'Paused because a disk reported an error (the disk holding it may be full). Free some space, then Resume.';
+    case 'guest-panicked':
+      return 'Paused because the guest crashed (its kernel panicked). Reset it or shut it down.';
+    case 'internal-error':
+      return 'Paused because QEMU hit an internal error. Force it off and start it again.';
+    case 'suspended':
+      return 'The guest is asleep (suspended). Resume wakes it.';
+    case 'watchdog':
+      return "Paused by the guest's watchdog. Resume or reset it.";
+    default:
+      return `Paused (QEMU says "${vm.pausedReason}").`;
+  }
 }
 
 /** A sentence for the library card and the VM window when something went wrong, or null. */

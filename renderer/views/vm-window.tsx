@@ -7,11 +7,11 @@ import { Tabs } from '../components/tabs';
 import { DeleteDialog, SettingsDialog } from '../components/vm-dialogs';
 import { useServices } from '../engine';
 import { useVm } from '../hooks/use-vms';
-import { errorMessage } from '../lib/errors';
+import { uiError, type RemedyAction, type UiError } from '../lib/remedy';
 import { onMenuAction } from '../lib/menu-events';
 import type { MenuAction } from '../../main/common/menu-actions';
 import { base64ToBytes, formatOsArch, formatResources, screenshotFileName } from '../lib/format';
-import { hasDisplay, isActionEnabled, problemText, type VmAction } from '../lib/vm-actions';
+import { hasDisplay, isActionEnabled, pausedText, problemText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
 import { leaveVmWindow } from '../navigation';
 import { DisplayConsole } from './display-console';
 import { SerialConsole } from './serial-console';
@@ -50,6 +50,43 @@ export function VmWindow({ id }: { readonly id: string }): ReactNode {
   return <VmWindowReady vm={view.vm} apply={apply} />;
 }
 
+/** The current time, updated every second while `active` (for countdowns). */
+function useTicker(active: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    setNow(Date.now());
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [active]);
+  return now;
+}
+
+/** "14:03:07" in the viewer's time zone. */
+function formatClock(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** Which toolbar action a remedy's button performs here ("retry" repeats the failed one). */
+function remedyButton(action: RemedyAction, failed: VmAction): VmAction | null {
+  switch (action) {
+    case 'shutdown':
+      return 'shutdown';
+    case 'forceOff':
+      return 'forceOff';
+    case 'start':
+      return 'start';
+    case 'settings':
+      return 'settings';
+    case 'retry':
+      return failed;
+    case 'host':
+    case 'library':
+      return null;
+  }
+}
+
 interface ToolbarButton {
   readonly action: VmAction;
   readonly label: string;
@@ -73,20 +110,35 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const [tab, setTab] = useState<ConsoleTab>(() => (hasDisplay(vm) ? 'display' : 'serial'));
   const [dialog, setDialog] = useState<OpenDialog>(null);
   const [pending, setPending] = useState<ReadonlySet<VmAction>>(new Set());
-  const [actionError, setActionError] = useState<string | null>(null);
+  const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction }) | null>(null);
   const [serialFocus, setSerialFocus] = useState(0);
+  const [outcome, setOutcome] = useState<{ readonly text: string; readonly escalated: boolean } | null>(null);
   const toolbarRef = useRef<HTMLDivElement>(null);
-  const problem = problemText(vm);
   const c = vm.config;
+  // A start in flight hides the last failure: pressing Start again visibly retries.
+  const problem = pending.has('start') ? null : problemText(vm);
+  const paused = pausedText(vm);
+  const now = useTicker(vm.state === 'stopping');
+  const stopping = stopProgressText(vm, now);
+
+  // When a stop ends (from here, the CLI or another window), say how: the guest shut down, or what
+  // the engine had to do ("the guest did not respond to the power button; forced off after 30 s").
+  const previous = useRef(vm.state);
+  useEffect(() => {
+    if (previous.current === 'stopping' && vm.state === 'stopped') setOutcome(stopOutcomeText(vm.lastExit));
+    if (vm.state === 'starting' || vm.state === 'running') setOutcome(null);
+    previous.current = vm.state;
+  }, [vm.state, vm.lastExit]);
 
   const run = async (action: VmAction, fn: () => Promise<VmInfo | void>): Promise<void> => {
     setActionError(null);
+    if (action === 'start') setOutcome(null);
     setPending((p) => new Set(p).add(action));
     try {
       const result = await fn();
       if (result) apply(result);
     } catch (e) {
-      setActionError(errorMessage(e));
+      setActionError({ ...uiError(e, 'window'), action });
     } finally {
       setPending((p) => {
         const next = new Set(p);
@@ -208,14 +260,60 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
         ))}
       </div>
 
-      {problem && (
-        <div className="banner banner-danger" role="alert">
-          {problem}
+      {stopping && (
+        <div className="banner banner-busy" role="status" data-testid="stop-progress">
+          <span>{stopping}</span>
+          <button
+            type="button"
+            className="btn btn-small btn-danger"
+            disabled={pending.has('forceOff') || !isActionEnabled('forceOff', vm)}
+            onClick={handlers.forceOff}
+          >
+            Force Off Now
+          </button>
         </div>
       )}
-      {actionError && actionError !== problem && (
+      {outcome && !stopping && (
+        <div className={`banner ${outcome.escalated ? 'banner-warning' : 'banner-info'}`} role="status" data-testid="stop-outcome">
+          <span>{outcome.text}</span>
+          <button type="button" className="btn btn-small btn-ghost" onClick={() => setOutcome(null)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      {paused && (
+        <div className="banner banner-warning" role="status">
+          <span>{paused}</span>
+        </div>
+      )}
+      {problem && (
+        // Keyed by the failure's time: each new failed start is a new alert, announced again.
+        <div key={vm.lastExit?.at ?? 'problem'} className="banner banner-danger" role="alert" data-testid="vm-problem">
+          <span>
+            {problem}
+            {vm.lastExit && vm.state === 'stopped' ? <span className="banner-time"> ({formatClock(vm.lastExit.at)})</span> : null}
+          </span>
+        </div>
+      )}
+      {actionError && actionError.message !== problem && (
         <div className="banner banner-danger" role="alert">
-          <span>{actionError}</span>
+          <span>
+            {actionError.message}
+            {actionError.remedy && actionError.remedy.kind !== 'field' ? ` ${actionError.remedy.text}` : ''}
+          </span>
+          {actionError.remedy?.kind === 'action' && remedyButton(actionError.remedy.action, actionError.action) && (
+            <button
+              type="button"
+              className="btn btn-small"
+              onClick={() => {
+                const act = remedyButton(actionError.remedy?.kind === 'action' ? actionError.remedy.action : 'retry', actionError.action);
+                setActionError(null);
+                if (act) handlers[act]();
+              }}
+            >
+              {actionError.remedy.label}
+            </button>
+          )}
           <button type="button" className="btn btn-small btn-ghost" onClick={() => setActionError(null)}>
             Dismiss
           </button>
