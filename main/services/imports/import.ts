@@ -201,6 +201,7 @@ export async function runImport(file: string, o: ImportOptions): Promise<ImportP
       const dest = path.join(o.destDir, o.diskFileName?.(i) ?? `disk${i}.qcow2`);
       if (await fs.lstat(dest).then(() => true, () => false)) throw new ImportError(`${dest} already exists; Vivarium never overwrites a disk.`);
       let source = d.source;
+      let virtualSizeBytes = d.virtualSizeBytes;
       if (d.gzip) {
         const tmp = path.join(o.destDir, `.import-${i}.vmdk`);
         temps.push(tmp);
@@ -208,7 +209,7 @@ export async function runImport(file: string, o: ImportOptions): Promise<ImportP
         const k = await detectKind(tmp);
         if (k.kind !== 'disk') throw new ImportError(`${d.label} in ${file} is not a disk image once decompressed.`);
         source = { file: tmp, format: k.format };
-        await checkedProbe(qemuImg, source, d.label);
+        virtualSizeBytes = (await checkedProbe(qemuImg, source, d.label)).virtualSizeBytes;
       }
       written.push(dest);
       try {
@@ -220,8 +221,8 @@ export async function runImport(file: string, o: ImportOptions): Promise<ImportP
         throw new ImportError(`Importing ${d.label} failed: ${(e as Error).message}.`);
       }
       await fs.chmod(dest, 0o600);
-      const probed = await probeImage(qemuImg, { file: dest, format: 'qcow2' });
-      out.push({ path: dest, format: 'qcow2', virtualSizeBytes: probed.virtualSizeBytes, attached: false });
+      // qemu-img convert keeps the virtual size.
+      out.push({ path: dest, format: 'qcow2', virtualSizeBytes, attached: false });
     }
   } catch (e) {
     await Promise.all(written.map((w) => fs.rm(w, { force: true })));

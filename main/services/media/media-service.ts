@@ -14,9 +14,9 @@
  * Cancel keeps the partial (`paused`); an engine that stops while downloading leaves `running: true`
  * in the state, and the next long-lived engine (`resumeInterrupted`) goes on where it stopped.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -36,6 +36,7 @@ import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import { Emitter } from '../emitter';
 import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from './catalog';
 import { MediaStore, type MediaMeta, type PartialState } from './store';
+import { FileHasher } from './file-hasher';
 import { findDigest } from './sums';
 
 export interface MediaManagerOptions {
@@ -406,8 +407,8 @@ class Job {
   private ended: Promise<void> | null = null;
   /** What to tell waiters once the job has fully ended. */
   private settle: () => void = () => undefined;
-  /** Hashes of bytes [0, hashedBytes) of the partial file. */
-  private hashes: { sha256: Hash; sha512: Hash | null; bytes: number } | null = null;
+  /** Follows the partial file as it grows (null after a truncate, until the next attempt). */
+  private hasher: FileHasher | null = null;
 
   constructor(
     private readonly store: MediaStore,
@@ -505,6 +506,7 @@ class Job {
         );
       }
     } finally {
+      this.dropHasher();
       await this.store.unlock(this.id).catch(() => undefined);
       // Settle only once the lock is gone and the job has left the manager, so whoever waited sees
       // the final picture (no lock, no running job).
@@ -640,6 +642,7 @@ class Job {
     const total = this.state.totalBytes;
     if (total !== null && offset === total && offset > 0) return true;
     if (total !== null && offset > total) {
+      this.dropHasher();
       await fs.truncate(part, 0);
       this.received = 0;
       return this.attempt();
@@ -658,8 +661,8 @@ class Job {
       if (!m || Number(m[1]) !== offset) {
         await res.body?.cancel().catch(() => undefined);
         // The server sent some other range: start over.
+        this.dropHasher();
         await fs.truncate(part, 0).catch(() => undefined);
-        this.hashes = null;
         throw new Error(`${new URL(this.state.url).host} sent an unexpected range (${res.headers.get('content-range') ?? 'none'}); starting over.`);
       }
       start = offset;
@@ -677,8 +680,8 @@ class Job {
         this.state = { ...this.state, totalBytes: offset };
         return true;
       }
+      this.dropHasher();
       await fs.truncate(part, 0);
-      this.hashes = null;
       throw new Error(`${new URL(this.state.url).host} refused to resume; starting over.`);
     } else {
       await res.body?.cancel().catch(() => undefined);
@@ -696,32 +699,31 @@ class Job {
       error: null,
     });
     if (newTotal !== null) await this.checkSpace(newTotal - start);
-    await this.primeHashes(part, start);
+    // A 200 rewrites the file from its first byte: what was hashed no longer holds.
+    if (start === 0) this.dropHasher();
+    const hasher = this.followHasher(part);
+    hasher.advance(start, true);
     this.received = start;
     this.samples = [{ t: Date.now(), bytes: start }];
-    const hashes = this.hashes!;
+    const out = createWriteStream(part, { flags: start === 0 ? 'w' : 'a', mode: 0o600 });
     const counter = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
-        hashes.sha256.update(chunk);
-        hashes.sha512?.update(chunk);
-        hashes.bytes += chunk.length;
         this.received += chunk.length;
+        // Only bytes already on disk are hashed; the worker reads them back.
+        hasher.advance(start + out.bytesWritten);
         this.sample();
         this.emit();
         cb(null, chunk);
       },
     });
-    const out = createWriteStream(part, { flags: start === 0 ? 'w' : 'a', mode: 0o600 });
     try {
       await pipeline(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), counter, out, { signal: this.abort.signal });
     } catch (e) {
-      // What was hashed but not written makes the hash state useless: redo it from the file.
-      this.hashes = null;
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
       throw new Error(`the connection broke at ${this.received} bytes (${describeFetchError(e)}).`);
     }
     const size = (await fs.stat(part)).size;
-    if (size !== hashes.bytes) this.hashes = null;
+    hasher.advance(size, true);
     this.received = size;
     if (newTotal !== null && size < newTotal) throw new Error(`the connection ended early at ${size} of ${newTotal} bytes.`);
     if (newTotal === null) this.state = { ...this.state, totalBytes: size };
@@ -729,20 +731,15 @@ class Job {
     return true;
   }
 
-  /** Makes `this.hashes` cover bytes [0, start) of the partial, reading them from disk if needed. */
-  private async primeHashes(part: string, start: number): Promise<void> {
-    if (this.hashes && this.hashes.bytes === start) return;
-    const sha512 = this.state.checksum.algorithm === 'sha512';
-    const h = { sha256: createHash('sha256'), sha512: sha512 ? createHash('sha512') : null, bytes: 0 };
-    if (start > 0) {
-      const stream = createReadStream(part, { start: 0, end: start - 1, highWaterMark: 1 << 20 });
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        h.sha256.update(chunk);
-        h.sha512?.update(chunk);
-        h.bytes += chunk.length;
-      }
-    }
-    this.hashes = h;
+  /** The hasher following the partial file (a new one hashes what is already there). */
+  private followHasher(part: string): FileHasher {
+    this.hasher ??= new FileHasher(part, this.state.checksum.algorithm === 'sha512' ? ['sha256', 'sha512'] : ['sha256']);
+    return this.hasher;
+  }
+
+  private dropHasher(): void {
+    this.hasher?.dispose();
+    this.hasher = null;
   }
 
   private async checkSpace(needed: number): Promise<void> {
@@ -759,11 +756,11 @@ class Job {
   private async verifyAndKeep(): Promise<MediaItem> {
     const part = this.store.part(this.id);
     const size = (await fs.stat(part)).size;
-    await this.primeHashes(part, size);
-    const h = this.hashes!;
-    const sha256 = h.sha256.digest('hex');
-    const sha512 = h.sha512 ? h.sha512.digest('hex') : null;
-    this.hashes = null;
+    const { digests, bytes } = await this.followHasher(part).finish(size);
+    this.hasher = null;
+    if (bytes !== size) throw new Error(`the partial file changed while it was verified (${bytes} of ${size} bytes hashed).`);
+    const sha256 = digests.sha256!;
+    const sha512 = digests.sha512 ?? null;
     const c = this.state.checksum;
     const got = c.algorithm === 'sha256' ? sha256 : sha512!;
     if (got !== c.expected) {
