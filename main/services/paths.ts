@@ -49,6 +49,9 @@ export const RuntimeFile = {
   startLock: 'start.lock',
   /** Written when Vivarium itself asked QEMU to go (quit/TERM/KILL), so the exit reads "stopped". */
   stopRequested: 'stop-requested',
+  /** Held (O_EXCL, with the holder's pid) by a `vivarium serial` attached straight to serial.sock,
+   *  which takes one client: a second attach is refused instead of queued. */
+  serialAttachLock: 'serial-attach.lock',
 } as const;
 
 export const ENGINE_SOCKET = 'engine.sock';
@@ -99,6 +102,7 @@ export interface VmRuntimePaths {
   readonly exitStatus: string;
   readonly startLock: string;
   readonly stopRequested: string;
+  readonly serialAttachLock: string;
 }
 
 export interface VmBundlePaths {
@@ -207,6 +211,7 @@ export class Layout {
       exitStatus: f(RuntimeFile.exitStatus),
       startLock: f(RuntimeFile.startLock),
       stopRequested: f(RuntimeFile.stopRequested),
+      serialAttachLock: f(RuntimeFile.serialAttachLock),
     };
   }
 
