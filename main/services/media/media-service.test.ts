@@ -3,12 +3,14 @@
  * refused on a wrong checksum, resumed with Range after a cut, paused by cancel, and resumed by the
  * next engine after a restart.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { DownloadInfo } from '../../common/contract/media';
+import { CLI_BIN } from '../../test-support/cli';
 import { startFileServer, type FileServer } from '../../test-support/file-server';
 import { makeTestHome, type TestHome } from '../../test-support/home';
 import { Layout } from '../paths';
@@ -275,6 +277,34 @@ describe('media downloads', () => {
     expect(after[0]).toMatchObject({ range: `bytes=${kept}-`, status: 206 });
     // A cancelled download is not resumed by the next engine.
     expect(await manager().resumeInterrupted()).toEqual([]);
+  });
+
+  it('a vivarium process killed mid-download (SIGKILL) leaves a partial the next engine resumes', async () => {
+    srv.behave('/os/tiny-os-1.0-amd64.iso', { bytesPerSecond: 8 * 1024 * 1024 });
+    const id = downloadId(ISO());
+    const part = path.join(mediaDir, '.downloads', `${id}.part`);
+    const child = spawn(process.execPath, [CLI_BIN, 'media', 'download', ISO(), '--sha256', sha256], {
+      env: { ...t.env, VIVARIUM_NO_ENGINE: '1' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((r) => child.once('exit', r));
+    for (let i = 0; i < 300 && !(fs.existsSync(part) && fs.statSync(part).size > 2 * 1024 * 1024); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await exited;
+    const kept = fs.statSync(part).size;
+    expect(kept).toBeGreaterThan(2 * 1024 * 1024);
+    const state = JSON.parse(fs.readFileSync(path.join(mediaDir, '.downloads', `${id}.json`), 'utf8')) as { running: boolean };
+    expect(state.running).toBe(true);
+    // Its lock names a process that is gone: taken over, not a reason to refuse.
+    expect(fs.readFileSync(path.join(mediaDir, '.downloads', `${id}.lock`), 'utf8')).toBe(String(child.pid));
+
+    srv.behave('/os/tiny-os-1.0-amd64.iso', { times: 0 });
+    const before = srv.requests.length;
+    const next = manager();
+    expect(await next.resumeInterrupted()).toEqual([id]);
+    expect((await next.wait(id)).sha256).toBe(sha256);
+    const resumedFrom = Number(/^bytes=(\d+)-$/.exec(srv.requests.slice(before)[0]!.range ?? '')?.[1]);
+    expect(resumedFrom).toBe(kept);
   });
 
   it('refuses a download another live process holds', async () => {
