@@ -10,7 +10,7 @@ import { defaultsFor } from './host-defaults';
 import { hostReport, probeHost } from './qemu/host-probe';
 import { MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
-import { VmManager } from './vm-manager';
+import { LocalVmService as VmManager } from './vm-service';
 
 export interface EngineOptions {
   readonly layout?: Layout;

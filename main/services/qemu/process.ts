@@ -10,22 +10,11 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { errors } from '../../common/errors';
-import { writeFileAtomic, type VmRuntimePaths } from '../paths';
+import type { VmRuntimePaths } from '../paths';
+import { isQemuFor, readExitStatus, readPidFile } from '../runtime/records';
+import { lastLines } from '../runtime/tail';
 import { QmpClient } from './qmp';
-
-/** What we know about a running VM; written to the runtime folder as vm.json. */
-export interface RuntimeRecord {
-  readonly pid: number;
-  readonly supervisorPid: number;
-  readonly id: string;
-  readonly startedAt: string;
-  readonly accel: 'kvm' | 'hvf' | 'tcg';
-  readonly argv: readonly string[];
-  /** Last known run state, updated by whoever performs a transition. */
-  readonly status: 'running' | 'paused' | 'stopping';
-}
 
 const SUPERVISOR_SCRIPT =
   // $1 = exit-status file; the rest is QEMU's argv. `$?` is 128+N when QEMU died of signal N.
@@ -123,95 +112,6 @@ function removeIfSymlink(file: string): void {
     if (fs.lstatSync(file).isSymbolicLink()) fs.rmSync(file);
   } catch {
     // absent: fine
-  }
-}
-
-export function readPidFile(file: string): number | null {
-  try {
-    const n = Number.parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
-    return Number.isInteger(n) && n > 0 ? n : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The supervisor's record of how QEMU exited: exit code, or 128+signal. */
-export function readExitStatus(file: string): number | null {
-  try {
-    const text = fs.readFileSync(file, 'utf8').trim();
-    if (text === '') return null;
-    const n = Number.parseInt(text, 10);
-    return Number.isInteger(n) ? n : null;
-  } catch {
-    return null;
-  }
-}
-
-export function signalName(status: number): string | null {
-  if (status <= 128) return null;
-  const n = status - 128;
-  const entry = Object.entries(osConstants.signals).find(([, v]) => v === n);
-  return entry ? entry[0] : `signal ${n}`;
-}
-
-/**
- * Is `pid` alive and really the QEMU for VM `id`? (A pid may be reused after a reboot or crash; the
- * uuid on QEMU's command line — `-name guest=<uuid>` — proves identity.)
- */
-export function isQemuFor(pid: number, id: string): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  if (process.platform === 'linux') {
-    try {
-      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmdline.includes(`guest=${id}`);
-    } catch {
-      return false; // a zombie or gone
-    }
-  }
-  // Elsewhere the uuid check happens over QMP (query-uuid) when we connect.
-  return true;
-}
-
-export function readRecord(paths: VmRuntimePaths): RuntimeRecord | null {
-  try {
-    const r = JSON.parse(fs.readFileSync(paths.record, 'utf8')) as RuntimeRecord;
-    return typeof r.pid === 'number' && typeof r.id === 'string' ? r : null;
-  } catch {
-    return null;
-  }
-}
-
-export function writeRecord(paths: VmRuntimePaths, record: RuntimeRecord): void {
-  writeFileAtomic(paths.record, JSON.stringify(record), 0o600);
-}
-
-export function lastLines(file: string, n: number, maxBytes = 64 * 1024): string[] {
-  return readTail(file, maxBytes)
-    .split('\n')
-    .map((l) => l.trimEnd())
-    .filter((l) => l.length > 0)
-    .slice(-n);
-}
-
-/** Reads the last `maxBytes` of a file as text ('' when it does not exist). */
-export function readTail(file: string, maxBytes: number): string {
-  try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const len = Math.min(size, maxBytes);
-      const buf = Buffer.alloc(len);
-      fs.readSync(fd, buf, 0, len, size - len);
-      return buf.toString('utf8');
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return '';
   }
 }
 

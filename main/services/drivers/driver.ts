@@ -1,0 +1,114 @@
+/**
+ * The driver interface: how the VM service runs a VM, whatever runs it. The QEMU driver (./qemu/) is
+ * the first; a libvirt or remote-host driver can sit beside it. After Lima's pkg/driver/driver.go: a
+ * small required interface, and optional features as separate interfaces that a driver may or may
+ * not implement (checked with the `has…` guards, never by the driver's name).
+ *
+ * Drivers sit above library/ and runtime/ (they read and write runtime records) and below the VM
+ * service facade; they tell the facade about changes through `onDidChange`, never by calling it.
+ */
+import type { Event } from '../../common/contract';
+import type { VmConfig } from '../../common/models/vm-config';
+import type { StopRungName } from '../../common/models/vm-state';
+import type { RuntimeRecord } from '../runtime/records';
+
+/** A loadable VM as drivers see it. */
+export interface DriverVm {
+  readonly id: string;
+  readonly config: VmConfig;
+}
+
+export interface DriverStartOptions {
+  /** The whole start (launch until QEMU answers) may take this long, in ms. */
+  readonly timeoutMs: number;
+}
+
+export interface DriverStopOptions {
+  /** Skip asking the guest (Force Off). */
+  readonly force: boolean;
+  /** How long the guest gets after the power button, in seconds. */
+  readonly timeoutSec: number;
+}
+
+export interface StopOutcome {
+  /** One sentence: what the stop did ("The guest did not respond to the power button; forced off after 30 s."). */
+  readonly message: string;
+  readonly rung: StopRungName | null;
+  readonly escalated: boolean;
+}
+
+/** What QEMU (or another hypervisor) says about a running VM right now. */
+export type LiveStatus =
+  | { readonly kind: 'running' }
+  | { readonly kind: 'paused'; readonly reason: string }
+  /** The process lives but does not answer (stopped with SIGSTOP, hung): `why` is a clause. */
+  | { readonly kind: 'not-responding'; readonly why: string }
+  /** Someone else holds the monitor; nothing can be said. */
+  | { readonly kind: 'unknown'; readonly why: string };
+
+export type DriverEvent =
+  /** The VM's run state may have changed (paused, resumed, monitor lost): re-read it. */
+  | { readonly kind: 'changed'; readonly id: string };
+
+export interface VmDriver {
+  /** Stable name ("qemu"). */
+  readonly name: string;
+  /** The command line this VM would run with on this host (argv[0] the binary). */
+  commandLine(vm: DriverVm): Promise<readonly string[]>;
+  /**
+   * Starts the VM; resolves once it runs, with its runtime record. Holds the start lock meanwhile.
+   * @throws VivariumError invalid-state (already running), busy (being started elsewhere), qemu-failed.
+   */
+  start(vm: DriverVm, options: DriverStartOptions): Promise<RuntimeRecord>;
+  /** Runs the stop ladder until the VM is gone. @throws VivariumError qemu-failed when it survives. */
+  stop(vm: DriverVm, record: RuntimeRecord, options: DriverStopOptions): Promise<StopOutcome>;
+  pause(vm: DriverVm, record: RuntimeRecord): Promise<void>;
+  resume(vm: DriverVm, record: RuntimeRecord): Promise<void>;
+  reset(vm: DriverVm, record: RuntimeRecord): Promise<void>;
+  /** Asks the hypervisor, within `timeoutMs`, how the VM really is (another client may have paused it). */
+  liveStatus(vm: DriverVm, record: RuntimeRecord, timeoutMs: number): Promise<LiveStatus>;
+  /** Long-lived hosts: keep listening to this running VM's events. */
+  watch(id: string): void;
+  /** The VM is gone: drop what the driver holds for it. */
+  forget(id: string): void;
+  readonly onDidChange: Event<DriverEvent>;
+  dispose(): void;
+}
+
+/** Screenshots of the guest's display. */
+export interface Screenshotter {
+  screenshot(vm: DriverVm, record: RuntimeRecord): Promise<{ readonly png: Buffer; readonly width: number; readonly height: number }>;
+}
+
+/** Keys pressed on the guest's keyboard. */
+export interface KeySender {
+  sendKeys(vm: DriverVm, record: RuntimeRecord, qcodes: readonly string[]): Promise<void>;
+}
+
+/** Snapshots (issue: snapshot tree). Declared so drivers can grow into it; none implements it yet. */
+export interface Snapshotter {
+  saveSnapshot(vm: DriverVm, record: RuntimeRecord | null, name: string): Promise<void>;
+  restoreSnapshot(vm: DriverVm, name: string): Promise<void>;
+  deleteSnapshot(vm: DriverVm, name: string): Promise<void>;
+}
+
+/** Suspend to disk and resume from it. Declared; none implements it yet. */
+export interface Suspender {
+  suspend(vm: DriverVm, record: RuntimeRecord): Promise<void>;
+}
+
+export function hasScreenshotter(d: VmDriver): d is VmDriver & Screenshotter {
+  return typeof (d as Partial<Screenshotter>).screenshot === 'function';
+}
+
+export function hasKeySender(d: VmDriver): d is VmDriver & KeySender {
+  return typeof (d as Partial<KeySender>).sendKeys === 'function';
+}
+
+export function hasSnapshotter(d: VmDriver): d is VmDriver & Snapshotter {
+  return typeof (d as Partial<Snapshotter>).saveSnapshot === 'function';
+}
+
+export function hasSuspender(d: VmDriver): d is VmDriver & Suspender {
+  return typeof (d as Partial<Suspender>).suspend === 'function';
+}

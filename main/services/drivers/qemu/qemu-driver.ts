@@ -1,0 +1,391 @@
+/**
+ * The QEMU driver: runs a VM as a detached qemu-system process (qemu/process.ts), talks to it through
+ * the typed monitor (qemu/monitor.ts) — one QMP connection per VM per engine, since QEMU serves one
+ * QMP client at a time — and stops it with the data-driven ladder (stop-ladder.ts).
+ *
+ * It reads and writes runtime records (runtime/) and tells the layer above about changes only through
+ * `onDidChange`.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import { ErrorCode, errors, VivariumError } from '../../../common/errors';
+import type { HostCapabilities } from '../../../common/models/host';
+import { Emitter } from '../../emitter';
+import type { Layout, VmRuntimePaths } from '../../paths';
+import { buildQemuArgs } from '../../qemu/argv';
+import { QemuMonitor, type Monitor } from '../../qemu/monitor';
+import { launchQemu, sleep, waitForExit } from '../../qemu/process';
+import { QmpClient } from '../../qemu/qmp';
+import type { EventLog } from '../../runtime/event-log';
+import {
+  clearRuntime,
+  isQemuFor,
+  processState,
+  scanQemuProcesses,
+  writeRecord,
+  writeStopRequest,
+  type RuntimeRecord,
+} from '../../runtime/records';
+import type { RunStates } from '../../runtime/run-state';
+import { acquireStartLock } from '../../runtime/start-lock';
+import type {
+  DriverEvent,
+  DriverStartOptions,
+  DriverStopOptions,
+  DriverVm,
+  KeySender,
+  LiveStatus,
+  Screenshotter,
+  StopOutcome,
+  VmDriver,
+} from '../driver';
+import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported } from './start-checks';
+import { planStop, runStopLadder, type LadderPort, type StopCause } from './stop-ladder';
+
+export interface QemuDriverDeps {
+  readonly layout: Layout;
+  readonly host: () => Promise<HostCapabilities>;
+  readonly runStates: RunStates;
+  readonly events: EventLog;
+  readonly log?: (line: string) => void;
+}
+
+/** How long a monitor connection may take before QEMU counts as not answering. */
+const MONITOR_CONNECT_MS = 3_000;
+
+/** The data of an error for a QEMU that does not answer its monitor. */
+interface NotResponding {
+  readonly notResponding: true;
+  /** A clause: "is not responding (its process is stopped …)". */
+  readonly why: string;
+}
+
+function notRespondingOf(e: unknown): NotResponding | null {
+  if (!(e instanceof VivariumError)) return null;
+  const d = e.data as Partial<NotResponding> | undefined;
+  return d?.notResponding === true && typeof d.why === 'string' ? (d as NotResponding) : null;
+}
+
+export class QemuDriver implements VmDriver, Screenshotter, KeySender {
+  readonly name = 'qemu';
+  private readonly monitors = new Map<string, Promise<Monitor>>();
+  private readonly emitter = new Emitter<DriverEvent>();
+  readonly onDidChange = this.emitter.event;
+  private watched = new Set<string>();
+
+  constructor(private readonly deps: QemuDriverDeps) {}
+
+  async commandLine(vm: DriverVm): Promise<readonly string[]> {
+    const paths = this.deps.layout.paths(vm.id);
+    const caps = withDirectIoWhereSupported(await this.deps.host(), vm.config, paths.bundle.file.bind(paths.bundle));
+    const plan = buildQemuArgs(vm.config, caps, paths);
+    return [plan.binary, ...plan.args];
+  }
+
+  async start(vm: DriverVm, options: DriverStartOptions): Promise<RuntimeRecord> {
+    const { config } = vm;
+    const paths = this.deps.layout.paths(vm.id);
+    const caps = withDirectIoWhereSupported(await this.deps.host(), config, paths.bundle.file.bind(paths.bundle));
+    const plan = buildQemuArgs(config, caps, paths);
+    assertMediaPresent(config);
+    assertSocketPathsFit(paths.runtime);
+    this.deps.layout.ensureRuntimeDir(paths.runtime.dir);
+    const live = await scanQemuProcesses();
+    const release = acquireStartLock(paths.runtime, config.name);
+    try {
+      this.emitter.fire({ kind: 'changed', id: vm.id });
+      const rs = this.deps.runStates.getLocked({ id: vm.id, name: config.name }, live);
+      if (rs.state !== 'stopped') {
+        const pid = 'record' in rs ? ` (pid ${rs.record.pid})` : '';
+        throw errors.state(`"${config.name}" is already ${rs.state}${pid}. Stop it first or open its console.`);
+      }
+      clearRuntime(paths.runtime);
+      let launched;
+      try {
+        launched = await launchQemu({
+          binary: plan.binary,
+          args: plan.args,
+          runtime: paths.runtime,
+          logFile: paths.bundle.qemuLog,
+          qemuWrites: [paths.bundle.serialLog],
+          timeoutMs: Math.min(options.timeoutMs, 60_000),
+        });
+      } catch (e) {
+        this.deps.runStates.recordFailedStart(vm.id, e instanceof Error ? e.message : String(e));
+        throw e;
+      }
+      const rec: RuntimeRecord = {
+        pid: launched.pid,
+        supervisorPid: launched.supervisorPid,
+        id: vm.id,
+        startedAt: new Date().toISOString(),
+        accel: plan.accel,
+        argv: [plan.binary, ...plan.args],
+        status: 'running',
+        pausedReason: null,
+        stopping: null,
+      };
+      writeRecord(paths.runtime, rec);
+      this.deps.events.append(vm.id, `started, pid ${rec.pid}, accel ${rec.accel}`);
+      return rec;
+    } finally {
+      release();
+    }
+  }
+
+  async stop(vm: DriverVm, record: RuntimeRecord, options: DriverStopOptions): Promise<StopOutcome> {
+    const { id } = vm;
+    const { pid } = record;
+    const rt = this.deps.layout.runtime(id);
+    let cause: StopCause = options.force ? { kind: 'force' } : record.status === 'paused' ? { kind: 'paused' } : { kind: 'asked' };
+    let monitor: Monitor | null = null;
+    try {
+      monitor = await this.monitor(id, pid);
+    } catch (e) {
+      const nr = notRespondingOf(e);
+      if (!options.force && !nr && e instanceof VivariumError && e.code === ErrorCode.Busy) {
+        // Another program holding the VM's one QMP connection must not turn a polite shutdown into
+        // a kill: say so, and let the person retry or force it.
+        throw errors.busy(`${e.message} Or Force Off "${vm.config.name}" (vivarium stop --force) to power it off without asking the guest.`);
+      }
+      const why = nr?.why ?? (e instanceof Error ? `could not be reached (${e.message})` : 'could not be reached');
+      this.deps.events.append(id, `stop: QEMU ${why}; going on to signals`);
+      if (!options.force) cause = { kind: 'unreachable', why };
+    }
+    if (monitor && cause.kind === 'asked') {
+      // The record may not know that another client paused it: a paused guest cannot answer.
+      const st = await monitor.queryStatus().catch(() => null);
+      if (st && !st.running) cause = { kind: 'paused' };
+    }
+    if (cause.kind === 'paused') this.deps.events.append(id, 'stop: the VM is paused, so the guest cannot answer an ACPI request; quitting QEMU');
+    const mon = monitor;
+    const port: LadderPort = {
+      powerdown: async () => {
+        if (!mon) throw new Error('no monitor');
+        await mon.systemPowerdown();
+      },
+      quit: async (ms) => {
+        if (!mon || mon.closed) throw new Error("QEMU's monitor is not connected");
+        await mon.quit({ timeoutMs: ms });
+      },
+      signal: (sig) => process.kill(pid, sig),
+      waitForExit: (ms) => waitForExit(pid, id, ms),
+      now: Date.now,
+      enter: (rung, progress, forcefulMessage) => {
+        this.deps.runStates.update(id, pid, { status: 'stopping', stopping: progress });
+        const message = forcefulMessage ?? 'The guest shut down when asked (ACPI power button).';
+        try {
+          writeStopRequest(rt, { by: process.pid, rung: rung.name, message });
+        } catch (e) {
+          this.deps.log?.(`[${id.slice(0, 8)}] could not record the stop request: ${(e as Error).message}`);
+        }
+        this.emitter.fire({ kind: 'changed', id });
+      },
+      log: (line) => this.deps.events.append(id, line),
+    };
+    const outcome = await runStopLadder(planStop({ force: options.force, paused: cause.kind === 'paused', timeoutSec: options.timeoutSec }), cause, port);
+    this.forget(id);
+    if (!outcome.exited) throw errors.qemu(`QEMU (pid ${pid}) survived SIGKILL. Check the process with your system tools.`);
+    // Give the supervising shell a moment to record the exit status.
+    await waitForFile(rt.exitStatus, 2_000);
+    return { message: outcome.message, rung: outcome.rung, escalated: outcome.escalated };
+  }
+
+  async pause(vm: DriverVm, record: RuntimeRecord): Promise<void> {
+    await (await this.monitor(vm.id, record.pid)).stop();
+    this.deps.runStates.update(vm.id, record.pid, { status: 'paused', pausedReason: 'paused' });
+  }
+
+  async resume(vm: DriverVm, record: RuntimeRecord): Promise<void> {
+    await (await this.monitor(vm.id, record.pid)).cont();
+    this.deps.runStates.update(vm.id, record.pid, { status: 'running', pausedReason: null });
+  }
+
+  async reset(vm: DriverVm, record: RuntimeRecord): Promise<void> {
+    await (await this.monitor(vm.id, record.pid)).systemReset();
+  }
+
+  async liveStatus(vm: DriverVm, record: RuntimeRecord, timeoutMs: number): Promise<LiveStatus> {
+    let live: LiveStatus;
+    try {
+      const monitor = await this.monitor(vm.id, record.pid, timeoutMs);
+      const st = await withTimeout(monitor.queryStatus(), timeoutMs);
+      live = st.running ? { kind: 'running' } : { kind: 'paused', reason: st.status };
+    } catch (e) {
+      const nr = notRespondingOf(e);
+      if (nr) return { kind: 'not-responding', why: nr.why };
+      return { kind: 'unknown', why: e instanceof Error ? e.message : String(e) };
+    }
+    if (record.status !== 'stopping') this.syncRecord(vm.id, record, live);
+    return live;
+  }
+
+  async sendKeys(vm: DriverVm, record: RuntimeRecord, qcodes: readonly string[]): Promise<void> {
+    await (await this.monitor(vm.id, record.pid)).sendKey(qcodes);
+  }
+
+  async screenshot(vm: DriverVm, record: RuntimeRecord): Promise<{ readonly png: Buffer; readonly width: number; readonly height: number }> {
+    const rt = this.deps.layout.runtime(vm.id);
+    const file = `${rt.dir}/screen-${randomBytes(4).toString('hex')}.png`;
+    try {
+      await (await this.monitor(vm.id, record.pid)).screendump(file);
+      const png = await fsp.readFile(file);
+      if (png.length < 24 || png.readUInt32BE(0) !== 0x89504e47) throw errors.qemu('QEMU wrote an invalid screenshot.');
+      return { png, width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+    } finally {
+      await fsp.rm(file, { force: true });
+    }
+  }
+
+  /** The engine's QMP connection to a running VM, for services that must not open a second one. */
+  async qmpFor(id: string): Promise<QmpClient> {
+    const m = await this.monitor(id, null);
+    return (m as QemuMonitor).client;
+  }
+
+  watch(id: string): void {
+    this.watched.add(id);
+    this.monitor(id, null).catch((e: unknown) => {
+      this.deps.log?.(`could not attach to VM ${id}: ${(e as Error).message}`);
+    });
+  }
+
+  /** Whether this driver holds (or is opening) a monitor connection to VM `id`. */
+  holds(id: string): boolean {
+    return this.monitors.has(id);
+  }
+
+  forget(id: string): void {
+    this.watched.delete(id);
+    const p = this.monitors.get(id);
+    this.monitors.delete(id);
+    p?.then((m) => m.close()).catch(() => undefined);
+  }
+
+  dispose(): void {
+    for (const id of [...this.monitors.keys()]) this.forget(id);
+    this.emitter.dispose();
+  }
+
+  // ---- the monitor pool ------------------------------------------------------------------------
+
+  /**
+   * One monitor per VM per engine; QEMU allows only one QMP client at a time. Checks the VM's
+   * identity (query-uuid) and tells a QEMU that does not answer from one whose monitor another
+   * program holds.
+   * @param pid QEMU's pid when known (for the not-responding diagnosis).
+   */
+  private monitor(id: string, pid: number | null, timeoutMs = MONITOR_CONNECT_MS): Promise<Monitor> {
+    const existing = this.monitors.get(id);
+    if (existing) return existing;
+    const rt = this.deps.layout.runtime(id);
+    const p: Promise<Monitor> = QmpClient.connect(rt.qmp, { timeoutMs })
+      .catch(async (e: unknown) => {
+        throw await this.explainUnreachable(e, id, pid, rt);
+      })
+      .then(async (client) => {
+        const monitor = new QemuMonitor(client);
+        const uuid = await monitor.queryUuid();
+        if (uuid !== id) {
+          monitor.close();
+          throw errors.state(`The control socket of VM ${id} belongs to another VM (${uuid}).`);
+        }
+        monitor.onClose(() => {
+          if (this.monitors.get(id) === p) this.monitors.delete(id);
+          this.emitter.fire({ kind: 'changed', id });
+        });
+        monitor.onEvent((e) => {
+          if (e.event === 'STOP' || e.event === 'RESUME') void this.onRunStateEvent(id, monitor);
+        });
+        return monitor;
+      });
+    this.monitors.set(id, p);
+    p.catch(() => {
+      if (this.monitors.get(id) === p) this.monitors.delete(id);
+    });
+    return p;
+  }
+
+  /** QEMU paused or resumed (by us, another client, an I/O error, a guest panic): record why. */
+  private async onRunStateEvent(id: string, monitor: Monitor): Promise<void> {
+    const rec = this.deps.runStates.currentRecord(id);
+    if (!rec || rec.status === 'stopping') return;
+    const st = await monitor.queryStatus().catch(() => null);
+    if (!st) return;
+    this.syncRecord(id, rec, st.running ? { kind: 'running' } : { kind: 'paused', reason: st.status });
+  }
+
+  private syncRecord(id: string, rec: RuntimeRecord, live: LiveStatus): void {
+    if (live.kind !== 'running' && live.kind !== 'paused') return;
+    const status = live.kind;
+    const pausedReason = live.kind === 'paused' ? live.reason : null;
+    if (rec.status === status && (rec.pausedReason ?? null) === pausedReason) return;
+    if (this.deps.runStates.update(id, rec.pid, { status, pausedReason })) {
+      this.deps.events.append(id, live.kind === 'paused' ? `paused (QEMU says: ${live.reason})` : 'running again');
+      this.emitter.fire({ kind: 'changed', id });
+    }
+  }
+
+  private async explainUnreachable(e: unknown, id: string, pid: number | null, rt: VmRuntimePaths): Promise<unknown> {
+    if (!(e instanceof VivariumError)) return e;
+    const qemuPid = pid ?? this.deps.runStates.currentRecord(id)?.pid ?? null;
+    const cause = (e.data as { cause?: string } | undefined)?.cause;
+    if (qemuPid !== null && cause === 'ENOENT' && isQemuFor(qemuPid, id)) {
+      const why = `(pid ${qemuPid}) runs, but its control socket was removed`;
+      return errors.state(`QEMU ${why}; Vivarium can only force it off.`, { notResponding: true, why });
+    }
+    if (e.code !== ErrorCode.Busy || qemuPid === null) return e;
+    const state = processState(qemuPid);
+    if (state === 'T' || state === 't') {
+      const why = `(pid ${qemuPid}) is not responding: its process is stopped (kill -STOP; kill -CONT ${qemuPid} resumes it)`;
+      return errors.timeout(`QEMU ${why}.`, { notResponding: true, why });
+    }
+    if ((await qmpClientConnected(rt.qmp)) === false) {
+      const why = `(pid ${qemuPid}) is not responding: it accepts no connection on its control socket`;
+      return errors.timeout(`QEMU ${why}.`, { notResponding: true, why });
+    }
+    return e;
+  }
+}
+
+/**
+ * Whether a client is connected to the unix socket at `socketPath` (Linux /proc/net/unix: an accepted
+ * connection is listed with the listener's path in state 03 "connected"; one waiting in the backlog,
+ * never accepted, is state 02). null when that cannot be known (not Linux).
+ */
+export async function qmpClientConnected(socketPath: string): Promise<boolean | null> {
+  if (process.platform !== 'linux') return null;
+  let table: string;
+  try {
+    table = await fsp.readFile('/proc/net/unix', 'utf8');
+  } catch {
+    return null;
+  }
+  return table.split('\n').some((line) => {
+    const cols = line.trim().split(/\s+/);
+    return cols.length >= 8 && cols.slice(7).join(' ') === socketPath && cols[5] === '03';
+  });
+}
+
+async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fsp.access(file);
+      return;
+    } catch {
+      if (Date.now() >= deadline) return;
+      await sleep(20);
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(errors.timeout(`QEMU did not answer within ${ms} ms.`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

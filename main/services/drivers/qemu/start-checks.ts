@@ -1,0 +1,54 @@
+/**
+ * Checks the QEMU driver makes before every start, because files change between create and start.
+ * (Disk content checks — format, backing files, the qcow2 corrupt flag — are disks/preflight.ts.)
+ */
+import * as fs from 'node:fs';
+import { errors } from '../../../common/errors';
+import type { HostCapabilities } from '../../../common/models/host';
+import type { VmConfig } from '../../../common/models/vm-config';
+import { shellArg } from '../../../common/shell-arg';
+import type { VmRuntimePaths } from '../../paths';
+
+/**
+ * `cache.direct=on,aio=native` needs O_DIRECT, which some filesystems refuse (tmpfs — /tmp on many
+ * distributions — and some network and FUSE filesystems): QEMU would then fail to open the disk.
+ * Try it on each disk and fall back to QEMU's defaults for this start when any refuses.
+ */
+export function withDirectIoWhereSupported(caps: HostCapabilities, c: VmConfig, bundleFile: (name: string) => string): HostCapabilities {
+  const O_DIRECT = (fs.constants as Record<string, number>).O_DIRECT;
+  if (!caps.nativeAio || O_DIRECT === undefined) return caps;
+  for (const d of c.disks) {
+    const file = 'bundle' in d.source ? bundleFile(d.source.bundle) : d.source.path;
+    try {
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDONLY | O_DIRECT));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EINVAL') return { ...caps, nativeAio: false };
+      // Missing or unreadable files are reported elsewhere, with better words.
+    }
+  }
+  return caps;
+}
+
+/** Unix socket paths are capped at 108 bytes on Linux and 104 on macOS. */
+export function assertSocketPathsFit(rt: VmRuntimePaths): void {
+  const longest = [rt.qmp, rt.serial, rt.vnc, rt.qga].reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a));
+  if (Buffer.byteLength(longest) > 103) {
+    throw errors.state(
+      `The runtime folder path is too long for unix sockets (${longest}). Set VIVARIUM_RUNTIME_DIR to a short folder such as /tmp/vivarium-$USER and try again.`,
+    );
+  }
+}
+
+/** External media named by the config must still exist. */
+export function assertMediaPresent(c: VmConfig): void {
+  const check = (what: string, p: string | null | undefined, remedy: string) => {
+    if (p && !fs.existsSync(p)) throw errors.state(`${what} ${p} no longer exists. Put it back, or ${remedy}.`);
+  };
+  const edit = (flag: string) => `change it: vivarium edit ${shellArg(c.name)} ${flag} PATH`;
+  check('The ISO', c.cdrom, edit('--iso'));
+  check('The kernel', c.kernel?.path, edit('--kernel'));
+  check('The initrd', c.kernel?.initrd, edit('--initrd'));
+  for (const d of c.disks) {
+    if ('path' in d.source) check('The disk image', d.source.path, 'create a new VM with that image where it is now (vivarium create NAME --disk PATH)');
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Creating a VM: a new bundle from a CreateVmSpec. The settings rules and defaults are
+ * main/common/models/vm-settings.ts (`newConfig`); this adds what needs the file system (the files a
+ * person names must be readable, an existing disk image must be standalone qcow2 or raw), then writes
+ * the bundle whole or not at all (BundleStore.create stages it).
+ */
+import { randomUUID } from 'node:crypto';
+import type { CreateVmSpec } from '../../common/contract';
+import { ErrorCode, errors } from '../../common/errors';
+import type { HostCapabilities } from '../../common/models/host';
+import type { DiskFormat, VmConfig } from '../../common/models/vm-config';
+import { newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
+import { QemuImg } from '../disks/qemu-img';
+import { hostFacts } from '../host-defaults';
+import { BundleFile } from '../paths';
+import { buildQemuArgs } from '../qemu/argv';
+import { assertReadableFile, libraryNames, makeUefiVars, randomMac } from './checks';
+import type { Library } from './library';
+
+export interface CreateDeps {
+  readonly library: Library;
+  readonly host: () => Promise<HostCapabilities>;
+}
+
+export interface Created {
+  readonly config: VmConfig;
+  /** Settings that work but are unwise (more vCPUs than host cores). */
+  readonly warnings: readonly SettingIssue[];
+}
+
+/**
+ * Creates the VM's bundle.
+ * @throws VivariumError with field and remedy: invalid-argument, already-exists, qemu-missing, unsupported
+ */
+export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Created> {
+  const { library } = deps;
+  const layout = library.layout;
+  const caps = await deps.host();
+  for (const [field, what, p] of [
+    ['iso', 'ISO', spec.iso],
+    ['kernel', 'Kernel', spec.kernel],
+    ['initrd', 'Initrd', spec.initrd],
+    ['diskPath', 'Disk', spec.diskPath],
+  ] as const) {
+    if (p !== undefined) assertReadableFile(field, what, p);
+  }
+  let diskPathFormat: DiskFormat | undefined;
+  if (spec.diskPath !== undefined) {
+    const info = await new QemuImg(caps.qemuImg).info(spec.diskPath);
+    if (info.backingFilename !== null) {
+      throw errors.field(
+        ErrorCode.InvalidArgument,
+        'diskPath',
+        `${spec.diskPath} is an overlay on ${info.backingFilename}. Vivarium uses standalone images (it never opens backing files an image names); make one first: qemu-img convert -O qcow2 "${spec.diskPath}" standalone.qcow2`,
+      );
+    }
+    if (info.format !== 'qcow2' && info.format !== 'raw') {
+      throw errors.field(ErrorCode.InvalidArgument, 'diskPath', `${spec.diskPath} is a ${info.format} image. Convert it first: qemu-img convert -O qcow2 "${spec.diskPath}" disk.qcow2`);
+    }
+    diskPathFormat = info.format;
+  }
+  const { config, warnings } = unwrapSettings(
+    newConfig(spec, hostFacts(caps), {
+      id: randomUUID(),
+      createdAt: new Date().toISOString(),
+      mac: randomMac(),
+      files: { disk0: BundleFile.disk0, uefiVars: BundleFile.uefiVars },
+      diskPathFormat,
+      library: libraryNames(library),
+    }),
+  );
+  const uefi = config.uefiVars !== null ? caps.firmware[config.arch] : undefined;
+  // Fail before writing anything if this host can't build a command line for it.
+  buildQemuArgs(config, caps, layout.paths(config.id));
+  const qemuImg = new QemuImg(caps.qemuImg);
+  const size = spec.diskSizeBytes ?? 20 * 1024 ** 3;
+  await library.store.create(config, async (dir) => {
+    for (const d of config.disks) {
+      if ('bundle' in d.source) await qemuImg.createQcow2(`${dir}/${d.source.bundle}`, size);
+    }
+    if (uefi && config.uefiVars !== null) await makeUefiVars(qemuImg, uefi.varsTemplate, uefi.varsFormat, `${dir}/${config.uefiVars}`);
+  });
+  return { config, warnings };
+}

@@ -1,0 +1,42 @@
+/**
+ * Deleting a VM's bundle — never under a live QEMU: the start lock is held while the bundle goes (so
+ * no start from another process slips in), and the run state is read under it, with QEMUs found by
+ * process identity too (a VM whose runtime folder was removed still counts as running).
+ */
+import * as fsp from 'node:fs/promises';
+import { errors } from '../../common/errors';
+import { shellArg } from '../../common/shell-arg';
+import type { BundleEntry } from '../bundles/bundle-store';
+import { scanQemuProcesses } from '../runtime/records';
+import type { RunStates } from '../runtime/run-state';
+import { acquireStartLock } from '../runtime/start-lock';
+import type { Library } from './library';
+import { nameOf } from './resolve';
+
+export interface DeleteDeps {
+  readonly library: Library;
+  readonly runStates: RunStates;
+}
+
+/** Removes the VM; returns where kept disks went. @throws invalid-state when it runs, busy when being started */
+export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: { readonly keepDisks?: boolean }): Promise<readonly string[]> {
+  const layout = deps.library.layout;
+  const name = nameOf(entry) ?? entry.id;
+  const rt = layout.runtime(entry.id);
+  layout.ensureRuntimeDir(rt.dir);
+  const live = await scanQemuProcesses();
+  const release = acquireStartLock(rt, name);
+  let kept: string[];
+  try {
+    const rs = deps.runStates.getLocked({ id: entry.id, name }, live);
+    if (rs.state !== 'stopped') {
+      const pid = 'record' in rs ? ` (QEMU pid ${rs.record.pid})` : '';
+      throw errors.state(`"${name}" is ${rs.state}${pid}. Shut it down first (vivarium stop ${shellArg(name)}), then delete it.`);
+    }
+    kept = deps.library.store.remove(entry, options.keepDisks ?? false);
+  } finally {
+    release();
+  }
+  await fsp.rm(rt.dir, { recursive: true, force: true });
+  return kept;
+}

@@ -1,0 +1,49 @@
+/**
+ * Editing a stopped VM's settings. The rules are main/common/models/vm-settings.ts (`applyEdit`); this
+ * adds the file checks, creates a UEFI variable store for a VM switched to UEFI, and saves atomically.
+ */
+import type { EditVmSpec } from '../../common/contract';
+import { ErrorCode, VivariumError } from '../../common/errors';
+import type { HostCapabilities } from '../../common/models/host';
+import type { VmConfig } from '../../common/models/vm-config';
+import { applyEdit, firmwarePackages, unwrapSettings } from '../../common/models/vm-settings';
+import { QemuImg } from '../disks/qemu-img';
+import { hostFacts } from '../host-defaults';
+import { BundleFile } from '../paths';
+import { buildQemuArgs } from '../qemu/argv';
+import { assertReadableFile, libraryNames, makeUefiVars } from './checks';
+import type { Library, OkEntry } from './library';
+
+export interface EditDeps {
+  readonly library: Library;
+  readonly host: () => Promise<HostCapabilities>;
+}
+
+/** Applies `patch` to a stopped VM (the caller checks it is stopped) and returns the saved config. */
+export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec): Promise<VmConfig> {
+  const { library } = deps;
+  const layout = library.layout;
+  const c = entry.config;
+  for (const [field, what, p] of [
+    ['iso', 'ISO', patch.iso],
+    ['kernel', 'Kernel', patch.kernel],
+    ['initrd', 'Initrd', patch.initrd],
+  ] as const) {
+    if (typeof p === 'string') assertReadableFile(field, what, p);
+  }
+  const caps = await deps.host();
+  const { config: next } = unwrapSettings(applyEdit(c, patch, hostFacts(caps), { files: { uefiVars: BundleFile.uefiVars }, library: libraryNames(library) }));
+  buildQemuArgs(next, caps, layout.paths(c.id));
+  if (next.uefiVars !== null && c.uefiVars === null) {
+    const uefi = caps.firmware[c.arch];
+    if (!uefi) {
+      throw new VivariumError(ErrorCode.Unsupported, `No UEFI firmware for ${c.arch} guests was found on this host.`, undefined, {
+        field: 'firmware',
+        remedy: { kind: 'install', what: `UEFI firmware for ${c.arch} guests`, packages: firmwarePackages(c.arch) },
+      });
+    }
+    await makeUefiVars(new QemuImg(caps.qemuImg), uefi.varsTemplate, uefi.varsFormat, layout.bundle(c.id).file(next.uefiVars));
+  }
+  library.store.save(next);
+  return next;
+}

@@ -1,0 +1,123 @@
+/**
+ * The typed QEMU monitor: one method per QMP command Vivarium uses, over a QmpClient (as libvirt's
+ * qemu_monitor.c sits over its JSON transport). No QMP command string appears above this file.
+ *
+ * Command reference: QEMU's qapi/*.json (docs/interop/qemu-qmp-ref), names and argument shapes as of
+ * QEMU 7.2.
+ */
+import type { Disposable, QmpClient, QmpCloseInfo, QmpEvent } from './qmp';
+
+/** query-status `status` (qapi/run-state.json RunState). Newer QEMUs may add values. */
+export type QemuRunState =
+  | 'debug'
+  | 'inmigrate'
+  | 'internal-error'
+  | 'io-error'
+  | 'paused'
+  | 'postmigrate'
+  | 'prelaunch'
+  | 'finish-migrate'
+  | 'restore-vm'
+  | 'running'
+  | 'save-vm'
+  | 'shutdown'
+  | 'suspended'
+  | 'watchdog'
+  | 'guest-panicked'
+  | 'colo';
+
+/** query-status's answer. `running` is false whenever the vCPUs are stopped, for any reason. */
+export interface StatusInfo {
+  readonly running: boolean;
+  readonly status: QemuRunState | (string & {});
+}
+
+/** What the service layer may ask of a VM's monitor (the QEMU driver's port; tests fake it). */
+export interface Monitor {
+  /** query-status: whether the vCPUs run, and QEMU's run state (why they do not). */
+  queryStatus(): Promise<StatusInfo>;
+  /** system_powerdown: presses the ACPI power button; the guest decides what to do. */
+  systemPowerdown(): Promise<void>;
+  /** quit: QEMU exits at once (the guest gets no say). Resolves when QEMU answered or closed. */
+  quit(options?: { readonly timeoutMs?: number }): Promise<void>;
+  /** stop: pauses the vCPUs. */
+  stop(): Promise<void>;
+  /** cont: resumes the vCPUs (also from io-error, once the cause is fixed). */
+  cont(): Promise<void>;
+  /** system_reset: the reset button. */
+  systemReset(): Promise<void>;
+  /** send-key: presses `qcodes` together ("ctrl", "alt", "delete") for `holdTimeMs` (default 100 ms). */
+  sendKey(qcodes: readonly string[], holdTimeMs?: number): Promise<void>;
+  /** screendump: writes the display to `file` as PNG (QEMU 7.1+ `format`). */
+  screendump(file: string): Promise<void>;
+  /** query-uuid: the `-uuid` QEMU runs with (a Vivarium VM's id). */
+  queryUuid(): Promise<string>;
+  /** human-monitor-command: runs an HMP line, returns its text; HMP's printed errors reject. */
+  humanMonitorCommand(commandLine: string, options?: { readonly timeoutMs?: number }): Promise<string>;
+  onEvent(listener: (e: QmpEvent) => void): Disposable;
+  onClose(listener: (info: QmpCloseInfo) => void): Disposable;
+  readonly closed: boolean;
+  close(): void;
+}
+
+export class QemuMonitor implements Monitor {
+  constructor(readonly client: QmpClient) {}
+
+  async queryStatus(): Promise<StatusInfo> {
+    const r = await this.client.execute<{ running?: unknown; status?: unknown }>('query-status');
+    return { running: r.running === true, status: typeof r.status === 'string' ? r.status : 'unknown' };
+  }
+
+  async systemPowerdown(): Promise<void> {
+    await this.client.execute('system_powerdown');
+  }
+
+  async quit(options: { readonly timeoutMs?: number } = {}): Promise<void> {
+    await this.client.execute('quit', {}, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  }
+
+  async stop(): Promise<void> {
+    await this.client.execute('stop');
+  }
+
+  async cont(): Promise<void> {
+    await this.client.execute('cont');
+  }
+
+  async systemReset(): Promise<void> {
+    await this.client.execute('system_reset');
+  }
+
+  async sendKey(qcodes: readonly string[], holdTimeMs = 100): Promise<void> {
+    await this.client.execute('send-key', { keys: qcodes.map((k) => ({ type: 'qcode', data: k })), 'hold-time': holdTimeMs });
+  }
+
+  async screendump(file: string): Promise<void> {
+    await this.client.execute('screendump', { filename: file, format: 'png' });
+  }
+
+  async queryUuid(): Promise<string> {
+    const r = await this.client.execute<{ UUID?: unknown }>('query-uuid');
+    return typeof r.UUID === 'string' ? r.UUID : '';
+  }
+
+  humanMonitorCommand(commandLine: string, options: { readonly timeoutMs?: number } = {}): Promise<string> {
+    return this.client.hmp(commandLine, options);
+  }
+
+  onEvent(listener: (e: QmpEvent) => void): Disposable {
+    return this.client.onEvent(listener);
+  }
+
+  onClose(listener: (info: QmpCloseInfo) => void): Disposable {
+    return this.client.onClose(listener);
+  }
+
+  get closed(): boolean {
+    return this.client.closed;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Runtime records: what Vivarium knows about a running VM, kept in its runtime folder so that any
+ * process (the app, `vivarium serve`, a short-lived CLI) sees the same truth. Plain data and files;
+ * nothing here talks to QEMU.
+ *
+ * Files (see paths.ts RuntimeFile): vm.json (the record), qemu.pid (QEMU's own, locked pidfile),
+ * exit-status (written by the supervising shell), stop-requested (what the stop ladder did),
+ * start.lock (held while a start is in progress).
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import type { Accel } from '../../common/models/vm-config';
+import type { StopProgress, StopRungName } from '../../common/models/vm-state';
+import { writeFileAtomic, type VmRuntimePaths } from '../paths';
+
+export type { StopProgress, StopRungName };
+
+/** What we know about a running VM; written to the runtime folder as vm.json. */
+export interface RuntimeRecord {
+  readonly pid: number;
+  readonly supervisorPid: number;
+  /** The VM's id (a uuid); QEMU carries it as `-name guest=<id>`, which proves a pid is this VM's. */
+  readonly id: string;
+  /** ISO time QEMU was launched. */
+  readonly startedAt: string;
+  readonly accel: Accel;
+  /** QEMU's argv, argv[0] the binary. */
+  readonly argv: readonly string[];
+  /** Last known run state, updated by whoever performs a transition or hears QEMU's STOP/RESUME. */
+  readonly status: 'running' | 'paused' | 'stopping';
+  /** With status "paused": QEMU's run state (query-status `status`: "paused", "io-error",
+   *  "guest-panicked", "internal-error", …), null when unknown. */
+  readonly pausedReason?: string | null;
+  /** With status "stopping": where the stop ladder is. */
+  readonly stopping?: StopProgress | null;
+}
+
+/** What the stop ladder asked of QEMU, written to `stop-requested` before a forceful rung so that the
+ *  exit is read as "stopped by Vivarium", with the ladder's own sentence. */
+export interface StopRequest {
+  /** Pid of the Vivarium process that ran the ladder. */
+  readonly by: number;
+  /** The rung in effect when QEMU went away. */
+  readonly rung: StopRungName;
+  /** What happened, as a sentence for the person ("The guest did not respond to the power button; forced off after 30 s."). */
+  readonly message: string;
+}
+
+function isRecordShape(r: unknown): r is RuntimeRecord {
+  if (typeof r !== 'object' || r === null) return false;
+  const o = r as Record<string, unknown>;
+  return (
+    typeof o.pid === 'number' &&
+    Number.isInteger(o.pid) &&
+    o.pid > 0 &&
+    typeof o.id === 'string' &&
+    typeof o.supervisorPid === 'number' &&
+    Array.isArray(o.argv) &&
+    (o.status === 'running' || o.status === 'paused' || o.status === 'stopping')
+  );
+}
+
+/** Parses a vm.json text; null when it is not a record (a half-written or foreign file). */
+export function parseRecord(text: string): RuntimeRecord | null {
+  try {
+    const r = JSON.parse(text) as unknown;
+    return isRecordShape(r) ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+export function readRecord(rt: VmRuntimePaths): RuntimeRecord | null {
+  return parseRecord(safeRead(rt.record));
+}
+
+export async function readRecordAsync(rt: VmRuntimePaths): Promise<RuntimeRecord | null> {
+  return parseRecord(await safeReadAsync(rt.record));
+}
+
+export function writeRecord(rt: VmRuntimePaths, record: RuntimeRecord): void {
+  writeFileAtomic(rt.record, JSON.stringify(record), 0o600);
+}
+
+export function writeStopRequest(rt: VmRuntimePaths, request: StopRequest): void {
+  writeFileAtomic(rt.stopRequested, `${JSON.stringify(request)}\n`, 0o600);
+}
+
+/** The stop request left by a ladder; a bare pid (older engines wrote just that) reads as a plain stop. */
+export function readStopRequest(rt: VmRuntimePaths): StopRequest | null {
+  const text = safeRead(rt.stopRequested);
+  if (text === '' && !fs.existsSync(rt.stopRequested)) return null;
+  try {
+    const r = JSON.parse(text) as Partial<StopRequest>;
+    if (typeof r === 'object' && r !== null && typeof r.message === 'string' && typeof r.rung === 'string') {
+      return { by: typeof r.by === 'number' ? r.by : 0, rung: r.rung, message: r.message };
+    }
+  } catch {
+    // older format
+  }
+  return { by: Number.parseInt(text, 10) || 0, rung: 'quit', message: 'Stopped by Vivarium.' };
+}
+
+export function readPidFile(file: string): number | null {
+  const n = Number.parseInt(safeRead(file).trim(), 10);
+  return Number.isInteger(n) && n > 0 ? n : null;
+}
+
+/** The supervisor's record of how QEMU exited: exit code, or 128+signal; null when not written. */
+export function readExitStatus(file: string): number | null {
+  const text = safeRead(file).trim();
+  if (text === '') return null;
+  const n = Number.parseInt(text, 10);
+  return Number.isInteger(n) ? n : null;
+}
+
+/** Removes what a previous QEMU left behind (sockets, pidfile, status, record), never the start lock. */
+export function clearRuntime(rt: VmRuntimePaths): void {
+  for (const f of [rt.record, rt.pidfile, rt.exitStatus, rt.stopRequested, rt.qmp, rt.serial, rt.vnc, rt.qga]) {
+    fs.rmSync(f, { force: true });
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Is `pid` alive and really the QEMU for VM `id`? (A pid may be reused after a reboot or crash; the
+ * uuid on QEMU's command line — `-name guest=<uuid>` — proves identity.)
+ */
+export function isQemuFor(pid: number, id: string): boolean {
+  if (!pidAlive(pid)) return false;
+  if (process.platform === 'linux') {
+    const cmdline = safeRead(`/proc/${pid}/cmdline`);
+    return cmdline.split('\0').some((a) => a === `guest=${id}` || a.startsWith(`guest=${id},`));
+  }
+  // Elsewhere the uuid check happens over QMP (query-uuid) when we connect.
+  return true;
+}
+
+/**
+ * The kernel's scheduling state of a process (Linux /proc/PID/stat, field 3): "R" running, "S"
+ * sleeping, "D" in uninterruptible I/O, "T" stopped by a signal (kill -STOP), "t" traced, "Z" zombie.
+ * null when unknown (not Linux, or gone).
+ */
+export function processState(pid: number): string | null {
+  if (process.platform !== 'linux') return null;
+  const stat = safeRead(`/proc/${pid}/stat`);
+  const after = stat.slice(stat.lastIndexOf(')') + 2);
+  return after.length > 0 ? after[0]! : null;
+}
+
+/**
+ * Finds the live QEMU of VM `id` by process identity alone (Linux: every /proc/PID/cmdline carrying
+ * `guest=<id>`), for when its runtime folder or pidfile was removed while it ran. Returns the pid, or
+ * null when there is none (or on hosts without /proc).
+ */
+export async function findQemuByIdentity(id: string): Promise<number | null> {
+  return (await scanQemuProcesses()).get(id) ?? null;
+}
+
+let scanInFlight: Promise<ReadonlyMap<string, number>> | null = null;
+
+/** Every live QEMU started by a Vivarium (`-name guest=<uuid>`), by VM id. Linux only; empty elsewhere.
+ *  Callers that ask while a scan runs share it (issue 8: many clients listing at once must not
+ *  multiply a walk over every process of the machine). */
+export function scanQemuProcesses(): Promise<ReadonlyMap<string, number>> {
+  scanInFlight ??= scanOnce().finally(() => {
+    scanInFlight = null;
+  });
+  return scanInFlight;
+}
+
+async function scanOnce(): Promise<ReadonlyMap<string, number>> {
+  const found = new Map<string, number>();
+  if (process.platform !== 'linux') return found;
+  let names: string[];
+  try {
+    names = await fsp.readdir('/proc');
+  } catch {
+    return found;
+  }
+  const pids = names.filter((n) => /^\d+$/.test(n));
+  await Promise.all(
+    pids.map(async (p) => {
+      const cmdline = await safeReadAsync(`/proc/${p}/cmdline`);
+      if (!cmdline.includes('qemu-system')) return;
+      for (const a of cmdline.split('\0')) {
+        const m = /^guest=([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(,|$)/.exec(a);
+        if (m) found.set(m[1]!, Number(p));
+      }
+    }),
+  );
+  return found;
+}
+
+/** The record of a QEMU found without one: rebuilt from its own command line (Linux /proc). */
+export function recordFromProcess(pid: number, id: string, startedAtMs: number): RuntimeRecord {
+  const argv = safeRead(`/proc/${pid}/cmdline`).split('\0').filter((a) => a.length > 0);
+  const accelArg = argv[argv.indexOf('-accel') + 1] ?? '';
+  const accel: Accel = accelArg.startsWith('kvm') ? 'kvm' : accelArg.startsWith('hvf') ? 'hvf' : 'tcg';
+  const ppid = Number(safeRead(`/proc/${pid}/stat`).split(') ').pop()?.split(' ')[1]);
+  return {
+    pid,
+    supervisorPid: Number.isInteger(ppid) && ppid > 1 ? ppid : pid,
+    id,
+    startedAt: new Date(startedAtMs).toISOString(),
+    accel,
+    argv,
+    status: 'running',
+  };
+}
+
+export function safeRead(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export async function safeReadAsync(file: string): Promise<string> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Run state: is a VM stopped, starting, running, paused or stopping — read from its runtime folder and
+ * the process table, never from QEMU's monitor, so listing never fights QMP's single client slot.
+ *
+ * A QEMU that is gone is reconciled here, once, under the start lock: its exit is classified
+ * (classifyExit) and written to the bundle's last-exit.json, and the runtime folder is cleared. A
+ * live QEMU whose record, pidfile or whole runtime folder vanished is adopted again (found by its
+ * pidfile, or by process identity: `guest=<id>` on its command line), so it never looks stopped,
+ * startable twice or deletable.
+ *
+ * Changes travel upward as events (onDidExit, onDidAdopt); nothing here calls into a higher layer.
+ */
+import * as fs from 'node:fs';
+import type { LastExit } from '../../common/models/vm-state';
+import { Emitter } from '../emitter';
+import { writeFileAtomic, type Layout, type VmRuntimePaths } from '../paths';
+import { lastLines } from './tail';
+import type { EventLog } from './event-log';
+import { classifyExit, signalInQemuLog } from './exit';
+import {
+  clearRuntime,
+  isQemuFor,
+  pidAlive,
+  readExitStatus,
+  readPidFile,
+  readRecord,
+  readStopRequest,
+  recordFromProcess,
+  writeRecord,
+  type RuntimeRecord,
+} from './records';
+import { acquireStartLock, startLockHeld } from './start-lock';
+
+export type RunState =
+  | { readonly state: 'stopped' }
+  | { readonly state: 'starting'; readonly pid: null }
+  | { readonly state: 'running' | 'paused' | 'stopping'; readonly record: RuntimeRecord };
+
+/** A VM as this layer needs it: its id, and a name for messages. */
+export interface VmKey {
+  readonly id: string;
+  readonly name: string;
+}
+
+export type RuntimeEvent =
+  | { readonly kind: 'exited'; readonly id: string; readonly exit: LastExit }
+  | { readonly kind: 'adopted'; readonly id: string; readonly pid: number; readonly how: 'pidfile' | 'identity' };
+
+export interface RunStatesDeps {
+  readonly layout: Layout;
+  readonly events: EventLog;
+  readonly log?: (line: string) => void;
+}
+
+export class RunStates {
+  private readonly emitter = new Emitter<RuntimeEvent>();
+  /** Fired after an exit is recorded (last-exit.json written, runtime folder cleared) or a QEMU adopted. */
+  readonly onDidChange = this.emitter.event;
+
+  constructor(private readonly deps: RunStatesDeps) {}
+
+  /**
+   * The VM's run state; a dead QEMU is reconciled into lastExit here.
+   * @param live pids of live QEMUs by VM id (scanQemuProcesses), to find one whose runtime folder vanished.
+   */
+  get(entry: VmKey, live?: ReadonlyMap<string, number>): RunState {
+    const rt = this.deps.layout.runtime(entry.id);
+    const rec = this.recordOf(entry.id, rt, live);
+    if (rec && isQemuFor(rec.pid, entry.id)) return { state: rec.status, record: rec };
+    if (!rec && !fs.existsSync(rt.startLock)) return { state: 'stopped' };
+    // QEMU is gone but its supervisor has not written the exit status yet: a moment's transition.
+    if (rec && readExitStatus(rt.exitStatus) === null && rec.supervisorPid !== rec.pid && pidAlive(rec.supervisorPid)) {
+      return { state: 'stopping', record: rec };
+    }
+    // Either a start is in progress, or a QEMU died and nobody has noticed yet: take the start lock
+    // so we never clean up under a concurrent start.
+    let release: (() => void) | null = null;
+    try {
+      this.deps.layout.ensureRuntimeDir(rt.dir);
+      release = acquireStartLock(rt, entry.name);
+    } catch {
+      return { state: 'starting', pid: null };
+    }
+    try {
+      return this.getLocked(entry, live);
+    } finally {
+      release();
+    }
+  }
+
+  /** Same as get, for callers already holding the start lock. */
+  getLocked(entry: VmKey, live?: ReadonlyMap<string, number>): RunState {
+    const rt = this.deps.layout.runtime(entry.id);
+    const rec = this.recordOf(entry.id, rt, live);
+    if (rec && isQemuFor(rec.pid, entry.id)) return { state: rec.status, record: rec };
+    if (rec) this.reconcileExit(entry.id, rt);
+    return { state: 'stopped' };
+  }
+
+  /**
+   * Rewrites the record of a running VM with `patch`, only if it still describes QEMU `pid` (a stop
+   * that finished meanwhile must not bring a record back). Returns the new record, or null.
+   */
+  update(id: string, pid: number, patch: Partial<Pick<RuntimeRecord, 'status' | 'pausedReason' | 'stopping'>>): RuntimeRecord | null {
+    const rt = this.deps.layout.runtime(id);
+    const rec = readRecord(rt);
+    if (!rec || rec.pid !== pid || rec.id !== id) return null;
+    const next = { ...rec, ...patch };
+    writeRecord(rt, next);
+    return next;
+  }
+
+  /** The VM's runtime record as it is on disk now (no reconciliation), or null. */
+  currentRecord(id: string): RuntimeRecord | null {
+    const rec = readRecord(this.deps.layout.runtime(id));
+    return rec && rec.id === id ? rec : null;
+  }
+
+  /** Records the end of a start that QEMU refused, and clears what it left. */
+  recordFailedStart(id: string, message: string): void {
+    const rt = this.deps.layout.runtime(id);
+    const qemuLog = this.deps.layout.bundle(id).qemuLog;
+    const verdict = classifyExit({
+      status: readExitStatus(rt.exitStatus),
+      stopRequest: null,
+      pidfileLeft: false,
+      signalInLog: null,
+      startFailure: message,
+    });
+    this.writeLastExit(id, { ...verdict, at: new Date().toISOString(), stderrTail: lastLines(qemuLog, 10) });
+    clearRuntime(rt);
+  }
+
+  /** The last exit recorded for a VM, or null. */
+  lastExit(id: string): LastExit | null {
+    try {
+      return JSON.parse(fs.readFileSync(this.deps.layout.bundle(id).lastExit, 'utf8')) as LastExit;
+    } catch {
+      return null;
+    }
+  }
+
+  dispose(): void {
+    this.emitter.dispose();
+  }
+
+  /**
+   * The runtime record of this VM. A record for another id is ignored. When the record is missing
+   * but a live QEMU for this VM is found — by QEMU's pidfile, or by process identity when the whole
+   * runtime folder is gone — the VM is adopted: a record is rebuilt from QEMU's own command line, so
+   * it is never orphaned or started twice.
+   */
+  private recordOf(id: string, rt: VmRuntimePaths, live?: ReadonlyMap<string, number>): RuntimeRecord | null {
+    const rec = readRecord(rt);
+    if (rec) return rec.id === id ? rec : null;
+    // While a start is in progress its QEMU has a pidfile but no record yet: that one is not an
+    // orphan, and must not be adopted (or its QMP taken) under the starter.
+    if (startLockHeld(rt)) return null;
+    if (process.platform !== 'linux') return null;
+    const fromPidfile = readPidFile(rt.pidfile);
+    let pid: number | null = null;
+    let how: 'pidfile' | 'identity' = 'pidfile';
+    if (fromPidfile !== null && isQemuFor(fromPidfile, id)) {
+      pid = fromPidfile;
+    } else {
+      const found = live?.get(id);
+      if (found !== undefined && isQemuFor(found, id)) {
+        pid = found;
+        how = 'identity';
+      }
+    }
+    if (pid === null) return null;
+    this.deps.layout.ensureRuntimeDir(rt.dir);
+    let startedAtMs = Date.now();
+    try {
+      startedAtMs = fs.statSync(how === 'pidfile' ? rt.pidfile : `/proc/${pid}`).mtimeMs;
+    } catch {
+      // keep now
+    }
+    const adopted = recordFromProcess(pid, id, startedAtMs);
+    writeRecord(rt, adopted);
+    this.deps.events.append(
+      id,
+      how === 'pidfile'
+        ? `adopted QEMU pid ${pid} from its pidfile (its record was missing)`
+        : `adopted QEMU pid ${pid} by its process identity (its runtime folder was removed; its control sockets are gone, so it can only be forced off)`,
+    );
+    this.emitter.fire({ kind: 'adopted', id, pid, how });
+    return adopted;
+  }
+
+  private reconcileExit(id: string, rt: VmRuntimePaths): void {
+    const qemuLog = this.deps.layout.bundle(id).qemuLog;
+    const verdict = classifyExit({
+      status: readExitStatus(rt.exitStatus),
+      stopRequest: readStopRequest(rt),
+      pidfileLeft: fs.existsSync(rt.pidfile),
+      signalInLog: signalInQemuLog(lastLines(qemuLog, 5)),
+    });
+    const exit: LastExit = { ...verdict, at: new Date().toISOString(), stderrTail: lastLines(qemuLog, 10) };
+    this.writeLastExit(id, exit);
+    const { reason, signal, code } = verdict;
+    this.deps.events.append(id, `exited: ${reason}${signal ? ` (${signal})` : code !== null ? ` (status ${code})` : ''}`);
+    clearRuntime(rt);
+    this.emitter.fire({ kind: 'exited', id, exit });
+  }
+
+  private writeLastExit(id: string, exit: LastExit): void {
+    const b = this.deps.layout.bundle(id);
+    if (!fs.existsSync(b.dir)) return; // deleted meanwhile: nothing to record it in
+    try {
+      writeFileAtomic(b.lastExit, `${JSON.stringify(exit, null, 2)}\n`, 0o600);
+    } catch (e) {
+      this.deps.log?.(`[${id.slice(0, 8)}] could not record the last exit (${exit.reason}: ${exit.message}): ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The start lock: `start.lock` in a VM's runtime folder, created atomically and holding the owner's
+ * pid, so two concurrent starts (two CLIs, a CLI and the app) can never both launch QEMU. Deletes and
+ * exit reconciliation hold it too, so neither runs under a start. A lock whose owner died is stale and
+ * taken over.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { errors } from '../../common/errors';
+import type { VmRuntimePaths } from '../paths';
+import { pidAlive, safeRead } from './records';
+
+/**
+ * Takes the start lock of a VM (`name` is for messages). Returns the release function.
+ * @throws VivariumError busy — another live process (or this one) holds it.
+ */
+export function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    // Written whole under a temporary name, then hard-linked into place (atomic, fails if it exists):
+    // a reader never sees an empty lock and takes it for a stale one.
+    const tmp = `${rt.startLock}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
+    try {
+      fs.linkSync(tmp, rt.startLock);
+      return () => fs.rmSync(rt.startLock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = lockOwner(rt);
+      if (owner !== null && owner !== process.pid && pidAlive(owner)) {
+        throw errors.busy(`"${name}" is being started by another Vivarium process (pid ${owner}). Wait for it to finish.`);
+      }
+      if (owner === process.pid) {
+        throw errors.busy(`"${name}" is already being started. Wait for it to finish.`);
+      }
+      fs.rmSync(rt.startLock, { force: true });
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+  throw errors.busy(`Could not lock "${name}" for starting. Try again.`);
+}
+
+/** Whether a live process holds the VM's start lock. */
+export function startLockHeld(rt: VmRuntimePaths): boolean {
+  const owner = lockOwner(rt);
+  return owner !== null && pidAlive(owner);
+}
+
+function lockOwner(rt: VmRuntimePaths): number | null {
+  const owner = Number.parseInt(safeRead(rt.startLock), 10);
+  return Number.isInteger(owner) && owner > 0 ? owner : null;
+}

@@ -1,0 +1,77 @@
+/** Reading the end of a log file (qemu.log, serial.log) without loading all of it. */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+
+/** The last `n` non-empty lines among the last `maxBytes` of a file ([] when it does not exist). */
+export function lastLines(file: string, n: number, maxBytes = 64 * 1024): string[] {
+  return splitLast(readTail(file, maxBytes), n);
+}
+
+function splitLast(text: string, n: number): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0)
+    .slice(-n);
+}
+
+/** Reads the last `maxBytes` of a file as text ('' when it does not exist). */
+export function readTail(file: string, maxBytes: number): string {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const len = Math.min(size, maxBytes);
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      return buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+/** readTail without blocking the event loop. */
+export async function readTailAsync(file: string, maxBytes: number): Promise<string> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, size - len);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Up to `maxBytes` of a file from `offset` (empty when it is shorter, gone or unreadable). */
+export async function readFrom(file: string, offset: number, maxBytes = 1024 * 1024): Promise<Buffer> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const size = (await fh.stat()).size;
+    if (size <= offset) return Buffer.alloc(0);
+    const len = Math.min(size - offset, maxBytes);
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, offset);
+    return buf.subarray(0, bytesRead);
+  } catch {
+    return Buffer.alloc(0);
+  } finally {
+    await fh.close();
+  }
+}

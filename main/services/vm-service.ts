@@ -1,0 +1,395 @@
+/**
+ * The VM service: the contract's `vms` facade. It resolves a reference (library/), runs the work as a
+ * job (runtime/jobs.ts), hands it to the VM's driver (drivers/), and emits changes. The rooms below
+ * never call it; they tell it about changes through their `onDidChange` events.
+ *
+ * Two ways to host it, same code:
+ *  - short-lived (the CLI with no engine running): reads state from disk, acts, exits. VMs keep
+ *    running; the next process finds them through the runtime folder.
+ *  - long-lived (`vivarium serve`, the app): additionally `watch()`es — holds one monitor connection
+ *    per running VM for events, and re-reads the library once a second so changes made by anyone show.
+ *
+ *   vm-service.ts          resolve · job · driver · emit
+ *   drivers/qemu/          start, stop ladder, typed monitor           (drivers/driver.ts: interfaces)
+ *   library/  runtime/     bundles, resolve, create/edit/delete  ·  records, start lock, run state,
+ *                          exit classification, jobs, event log
+ */
+import type { CreateVmSpec, DeleteOptions, EditVmSpec, StartOptions, StopOptions, VmService } from '../common/contract';
+import { errors } from '../common/errors';
+import type { HostCapabilities } from '../common/models/host';
+import type { VmChange, VmDetails, VmInfo, VmState } from '../common/models/vm-state';
+import { DEFAULTS } from '../common/models/vm-settings';
+import type { BundleEntry } from './bundles/bundle-store';
+import { hasKeySender, hasScreenshotter, type DriverVm, type LiveStatus, type VmDriver } from './drivers/driver';
+import { QemuDriver } from './drivers/qemu/qemu-driver';
+import { Emitter } from './emitter';
+import { createVm } from './library/create';
+import { deleteVm } from './library/delete';
+import { editVm } from './library/edit';
+import { byName, toVmInfo } from './library/info';
+import { Library, requireOk, type OkEntry } from './library/library';
+import { nameOf } from './library/resolve';
+import type { Layout } from './paths';
+import type { QmpClient } from './qemu/qmp';
+import { compileSerialPattern, waitForSerial, type SerialPattern } from './runtime/serial-wait';
+import { EventLog } from './runtime/event-log';
+import { Jobs, type JobName } from './runtime/jobs';
+import { isQemuFor, scanQemuProcesses, type RuntimeRecord } from './runtime/records';
+import { RunStates, type RunState } from './runtime/run-state';
+import { readTailAsync } from './runtime/tail';
+
+export { DEFAULTS };
+
+export interface VmServiceDeps {
+  readonly layout: Layout;
+  readonly host: () => Promise<HostCapabilities>;
+  readonly log?: (line: string) => void;
+}
+
+/** How long `list` (short-lived hosts) asks each running QEMU for its real run state. */
+const LIVE_STATUS_MS = 500;
+
+export class LocalVmService implements VmService {
+  readonly library: Library;
+  readonly runStates: RunStates;
+  readonly jobs = new Jobs();
+  readonly events: EventLog;
+  private readonly driver: QemuDriver;
+  private readonly changes = new Emitter<VmChange>();
+  readonly onDidChange = this.changes.event;
+  private lastSeen = new Map<string, string>();
+  private watchTimer: NodeJS.Timeout | null = null;
+  private watching = false;
+  private readonly subscriptions: { dispose(): void }[] = [];
+
+  constructor(private readonly deps: VmServiceDeps) {
+    this.library = new Library(deps.layout);
+    this.events = new EventLog(deps.layout, deps.log);
+    this.runStates = new RunStates({ layout: deps.layout, events: this.events, log: deps.log });
+    this.driver = new QemuDriver({ layout: deps.layout, host: deps.host, runStates: this.runStates, events: this.events, log: deps.log });
+    this.subscriptions.push(
+      this.runStates.onDidChange((e) => {
+        if (e.kind === 'exited') this.driver.forget(e.id);
+        if (this.watching) this.emitSoon(e.id);
+      }),
+      this.driver.onDidChange((e) => {
+        if (this.changes.size > 0) this.emitInfo(e.id);
+      }),
+    );
+  }
+
+  /** The bundle store (for tests and tools that read bundles directly). */
+  get store(): Library['store'] {
+    return this.library.store;
+  }
+
+  /** The driver that runs a VM. One today; a VM's config will choose once there are more. */
+  driverFor(_vm: DriverVm): VmDriver {
+    return this.driver;
+  }
+
+  // ---- queries ---------------------------------------------------------------------------------
+
+  /** Every VM. A short-lived host also asks each running QEMU whether it is really running (another
+   *  program may have paused it); a long-lived one hears that as events. */
+  async list(): Promise<readonly VmInfo[]> {
+    const live = await scanQemuProcesses();
+    const entries = this.library.entries();
+    const infos = await Promise.all(
+      entries.map(async (e) => {
+        const rs = this.runState(e, live);
+        if (!this.watching && e.ok && 'record' in rs && (rs.state === 'running' || rs.state === 'paused') && !this.driver.holds(e.id)) {
+          const status = await this.driver.liveStatus(vmOf(e), rs.record, LIVE_STATUS_MS);
+          return this.infoAfterProbe(e, status);
+        }
+        return this.infoOf(e, rs);
+      }),
+    );
+    return infos.sort(byName);
+  }
+
+  /** Every VM from the files alone (no process scan, no monitor): for callers that cannot wait. */
+  listSync(): VmInfo[] {
+    return this.library
+      .entries()
+      .map((e) => this.infoOf(e, this.runState(e)))
+      .sort(byName);
+  }
+
+  async get(ref: string): Promise<VmDetails> {
+    const entry = this.library.resolve(ref);
+    const info = this.info(entry);
+    let argv: readonly string[] | null = null;
+    let error = info.error;
+    const rs = this.runState(entry);
+    if ('record' in rs) {
+      argv = rs.record.argv;
+    } else if (entry.ok) {
+      try {
+        argv = await this.driverFor(vmOf(entry)).commandLine(vmOf(entry));
+      } catch (e) {
+        if (!(e instanceof Error) || !('code' in e)) throw e;
+        error = error ?? e.message;
+      }
+    }
+    return { ...info, error, argv };
+  }
+
+  async serialLog(ref: string, options: { maxBytes?: number }): Promise<string> {
+    const entry = this.library.resolve(ref);
+    return readTailAsync(this.deps.layout.bundle(entry.id).serialLog, options.maxBytes ?? 1024 * 1024);
+  }
+
+  /** Resolves a reference to a bundle. @throws not-found, invalid-argument (ambiguous) */
+  resolve(ref: string): BundleEntry {
+    return this.library.resolve(ref);
+  }
+
+  // ---- library edits ---------------------------------------------------------------------------
+
+  async create(spec: CreateVmSpec): Promise<VmInfo> {
+    const { config, warnings } = await createVm({ library: this.library, host: this.deps.host }, spec);
+    this.events.append(config.id, `created "${config.name}"`);
+    for (const w of warnings) this.events.append(config.id, `warning: ${w.message}`);
+    return this.emitInfo(config.id);
+  }
+
+  async edit(ref: string, patch: EditVmSpec): Promise<VmInfo> {
+    const entry = this.library.resolveOk(ref);
+    return this.job(entry, 'edit', async () => {
+      this.assertStopped(entry, 'change its settings');
+      await editVm({ library: this.library, host: this.deps.host }, entry, patch);
+      this.events.append(entry.id, `settings changed: ${Object.keys(patch).join(', ')}`);
+      return this.emitInfo(entry.id);
+    });
+  }
+
+  async delete(ref: string, options: DeleteOptions): Promise<{ readonly keptFiles: readonly string[] }> {
+    const entry = this.library.resolve(ref);
+    return this.job(entry, 'delete', async () => {
+      const kept = await deleteVm({ library: this.library, runStates: this.runStates }, entry, options);
+      this.driver.forget(entry.id);
+      this.lastSeen.delete(entry.id);
+      this.changes.fire({ kind: 'removed', id: entry.id });
+      return { keptFiles: kept };
+    });
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  async start(ref: string, options: StartOptions): Promise<VmInfo> {
+    const entry = this.library.resolveOk(ref);
+    const pattern: SerialPattern | null = options.waitSerial === undefined ? null : compileSerialPattern(options.waitSerial);
+    const timeoutMs = (options.timeoutSec ?? DEFAULTS.startTimeoutSec) * 1000;
+    const startedAt = Date.now();
+    const vm = vmOf(entry);
+    const record = await this.job(entry, 'start', () => this.driverFor(vm).start(vm, { timeoutMs }));
+    const info = this.emitInfo(entry.id);
+    if (this.watching) this.driver.watch(entry.id);
+    if (pattern) {
+      await waitForSerial({
+        file: this.deps.layout.bundle(entry.id).serialLog,
+        pattern,
+        timeoutMs: Math.max(1000, timeoutMs - (Date.now() - startedAt)),
+        alive: () => isQemuFor(record.pid, entry.id),
+        name: entry.config.name,
+        lastExit: () => this.info(this.library.resolve(entry.id)).lastExit,
+      });
+    }
+    return this.info(this.library.resolve(entry.id)) ?? info;
+  }
+
+  /** Shut Down (the stop ladder from the ACPI power button) or, with force, Force Off (from QMP quit).
+   *  Force Off runs even while another job (a shutdown, a snapshot save) is in progress. */
+  async stop(ref: string, options: StopOptions): Promise<VmInfo> {
+    const entry = this.library.resolveOk(ref);
+    const force = options.force === true;
+    return this.job(entry, force ? 'forceOff' : 'stop', async () => {
+      const rs = this.runState(entry, await scanQemuProcesses());
+      if (rs.state === 'stopped') return this.info(entry);
+      if (rs.state === 'starting') throw errors.busy(`"${entry.config.name}" is starting. Try again in a moment.`);
+      const vm = vmOf(entry);
+      await this.driverFor(vm).stop(vm, rs.record, { force, timeoutSec: options.timeoutSec ?? DEFAULTS.stopTimeoutSec });
+      this.runState(entry); // reconciles: records lastExit (with the ladder's sentence), clears the runtime folder
+      return this.emitInfo(entry.id);
+    });
+  }
+
+  async pause(ref: string): Promise<VmInfo> {
+    return this.transition(ref, 'pause', 'running', (d, vm, rec) => d.pause(vm, rec));
+  }
+
+  async resume(ref: string): Promise<VmInfo> {
+    return this.transition(ref, 'resume', 'paused', (d, vm, rec) => d.resume(vm, rec));
+  }
+
+  async reset(ref: string): Promise<VmInfo> {
+    return this.transition(ref, 'reset', null, (d, vm, rec) => d.reset(vm, rec));
+  }
+
+  async sendKeys(ref: string, keys: readonly string[]): Promise<void> {
+    const entry = this.library.resolveOk(ref);
+    const vm = vmOf(entry);
+    const driver = this.driverFor(vm);
+    if (!hasKeySender(driver)) throw errors.state(`"${entry.config.name}" cannot be sent keys by its ${driver.name} driver.`);
+    await this.job(entry, 'sendKeys', async () => driver.sendKeys(vm, this.requireRunning(entry, 'send keys to it'), keys));
+  }
+
+  async screenshot(ref: string): Promise<{ readonly pngBase64: string; readonly width: number; readonly height: number }> {
+    const entry = this.library.resolveOk(ref);
+    if (entry.config.display === 'none') {
+      throw errors.state(`"${entry.config.name}" has no display (it was created with --display none). Use its serial console.`);
+    }
+    const vm = vmOf(entry);
+    const driver = this.driverFor(vm);
+    if (!hasScreenshotter(driver)) throw errors.state(`"${entry.config.name}" cannot be captured by its ${driver.name} driver.`);
+    return this.job(entry, 'screenshot', async () => {
+      const shot = await driver.screenshot(vm, this.requireRunning(entry, 'take a screenshot'));
+      return { pngBase64: shot.png.toString('base64'), width: shot.width, height: shot.height };
+    });
+  }
+
+  /**
+   * The engine's QMP connection to a running VM, for other services (stats) that must not open a
+   * second one: QEMU serves one QMP client at a time. Do not close it; it lives as long as the VM.
+   */
+  qmpFor(id: string): Promise<QmpClient> {
+    return this.driver.qmpFor(id);
+  }
+
+  // ---- long-lived mode -------------------------------------------------------------------------
+
+  /** Re-reads the library once a second and holds the monitor of running VMs (events, crash detection). */
+  watch(intervalMs = 1000): void {
+    if (this.watching) return;
+    this.watching = true;
+    this.library.store.sweepStaging();
+    let busy = false;
+    const tick = () => {
+      if (busy) return;
+      busy = true;
+      this.refresh()
+        .catch((e: unknown) => this.deps.log?.(`refresh failed: ${(e as Error).message}`))
+        .finally(() => (busy = false));
+    };
+    tick();
+    this.watchTimer = setInterval(tick, intervalMs);
+    this.watchTimer.unref?.();
+  }
+
+  /** Re-reads the library and fires a change for every VM that differs from last time. */
+  async refresh(): Promise<void> {
+    const live = await scanQemuProcesses();
+    const now = new Map<string, string>();
+    for (const entry of this.library.entries()) {
+      const info = this.infoOf(entry, this.runState(entry, live));
+      const key = JSON.stringify(info);
+      now.set(info.id, key);
+      if (this.lastSeen.get(info.id) !== key) this.changes.fire({ kind: 'updated', vm: info });
+      if (this.watching && (info.state === 'running' || info.state === 'paused') && !this.driver.holds(info.id)) {
+        this.driver.watch(info.id);
+      }
+    }
+    for (const id of this.lastSeen.keys()) if (!now.has(id)) this.changes.fire({ kind: 'removed', id });
+    this.lastSeen = now;
+  }
+
+  dispose(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watching = false;
+    for (const s of this.subscriptions) s.dispose();
+    this.driver.dispose();
+    this.runStates.dispose();
+    this.changes.dispose();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private job<T>(entry: BundleEntry, name: JobName, fn: () => Promise<T>): Promise<T> {
+    return this.jobs.run(entry.id, nameOf(entry) ?? entry.id, name, fn);
+  }
+
+  private async transition(
+    ref: string,
+    job: 'pause' | 'resume' | 'reset',
+    from: 'running' | 'paused' | null,
+    act: (d: VmDriver, vm: DriverVm, rec: RuntimeRecord) => Promise<void>,
+  ): Promise<VmInfo> {
+    const entry = this.library.resolveOk(ref);
+    return this.job(entry, job, async () => {
+      const rs = this.runState(entry);
+      const vm = vmOf(entry);
+      const driver = this.driverFor(vm);
+      if (!('record' in rs) || (rs.state !== 'running' && rs.state !== 'paused')) {
+        throw errors.state(`Cannot ${job} "${entry.config.name}": it is ${rs.state}.`);
+      }
+      let state: VmState = rs.state;
+      if (from !== null) {
+        // Another program (or QEMU itself) may have paused or resumed it since the record was written.
+        const live = await driver.liveStatus(vm, rs.record, 3_000);
+        if (live.kind === 'not-responding') throw errors.state(`Cannot ${job} "${entry.config.name}": QEMU ${live.why}.`);
+        if (live.kind === 'running' || live.kind === 'paused') state = live.kind;
+        if (state !== from) throw errors.state(`Cannot ${job} "${entry.config.name}": it is ${state}.`);
+      }
+      await act(driver, vm, rs.record);
+      this.events.append(entry.id, job);
+      return this.emitInfo(entry.id);
+    });
+  }
+
+  private runState(entry: BundleEntry, live?: ReadonlyMap<string, number>): RunState {
+    return entry.ok ? this.runStates.get({ id: entry.id, name: entry.config.name }, live) : { state: 'stopped' };
+  }
+
+  private info(entry: BundleEntry): VmInfo {
+    return this.infoOf(entry, this.runState(entry));
+  }
+
+  private infoOf(entry: BundleEntry, rs: RunState): VmInfo {
+    // The run state first: it may just have recorded an exit that lastExit must show.
+    return toVmInfo(entry, rs, this.runStates.lastExit(entry.id));
+  }
+
+  /** Info after asking QEMU: its record was brought up to date by the probe. */
+  private infoAfterProbe(entry: OkEntry, status: LiveStatus): VmInfo {
+    const info = this.info(entry);
+    if (status.kind === 'not-responding') return { ...info, error: `QEMU ${status.why}.` };
+    return info;
+  }
+
+  private emitInfo(id: string): VmInfo {
+    const info = this.info(this.library.resolve(id));
+    this.lastSeen.set(id, JSON.stringify(info));
+    this.changes.fire({ kind: 'updated', vm: info });
+    return info;
+  }
+
+  /** An exit noticed during a read: emit once the read is over (never re-enter it). */
+  private emitSoon(id: string): void {
+    setImmediate(() => {
+      try {
+        this.emitInfo(id);
+      } catch {
+        // deleted meanwhile
+      }
+    });
+  }
+
+  private assertStopped(entry: BundleEntry, what: string): void {
+    const rs = this.runState(entry);
+    if (rs.state !== 'stopped') throw errors.mustStop(nameOf(entry) ?? entry.id, rs.state, what);
+  }
+
+  private requireRunning(entry: OkEntry, what: string): RuntimeRecord {
+    const rs = this.runState(entry);
+    if ((rs.state !== 'running' && rs.state !== 'paused') || !('record' in rs)) {
+      throw errors.state(`"${entry.config.name}" is ${rs.state}. Start it to ${what}.`);
+    }
+    return rs.record;
+  }
+}
+
+function vmOf(entry: BundleEntry): DriverVm {
+  const ok = requireOk(entry);
+  return { id: ok.id, config: ok.config };
+}
