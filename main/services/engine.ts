@@ -52,7 +52,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
   // Built here unless the host brings its own; either way one sampler serves every client.
   let ownStats: StatsEngine | null = null;
   const stats: StatsService = options.stats ?? (ownStats = new StatsEngine({ vms: manager, layout, log: options.log }));
-  const media = new MediaManager({ dir: layout.mediaDir, log: options.log });
+  const media = new MediaManager({ dir: layout.mediaDir, log: options.log, qemuImg: async () => (await host()).qemuImg });
   const services: Services = {
     media,
     vms: manager,
