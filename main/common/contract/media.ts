@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import type { Event, ServiceSchema } from './index';
+import { AbsPath } from './shared';
 
 // ---- the catalog -----------------------------------------------------------------------------------
 
@@ -170,6 +171,21 @@ export interface MediaItem {
   readonly downloadedAt: string;
 }
 
+/** What an image or appliance to import holds (nothing is written to look). */
+export interface ImportSummary {
+  readonly path: string;
+  readonly kind: 'disk' | 'ova' | 'ovf';
+  /** From the OVF, else the file's name without its extension. */
+  readonly name: string;
+  readonly cpus: number | null;
+  readonly memoryMiB: number | null;
+  readonly firmware: 'uefi' | 'bios' | null;
+  /** Boot disk first. `format` is decided from the file's magic bytes (qcow2, raw, vmdk, vdi, vhdx, vpc). */
+  readonly disks: readonly { readonly label: string; readonly format: string; readonly virtualSizeBytes: number }[];
+  /** Whether the disks can be used in place (qcow2/raw files) instead of converted copies. */
+  readonly attachable: boolean;
+}
+
 export interface MediaService {
   /** The OS catalog (resources/catalog), optionally filtered. */
   catalog(query: CatalogQuery): Promise<readonly CatalogEntry[]>;
@@ -193,6 +209,12 @@ export interface MediaService {
   resume(id: string): Promise<DownloadInfo>;
   /** Stops a download if it runs and deletes its partial file. */
   discard(id: string): Promise<void>;
+  /**
+   * Looks inside a disk image (qcow2, raw, vmdk, vdi, vhdx, vhd) or appliance (OVA, OVF) a VM could be
+   * created from. Errors: invalid-argument with a sentence when it is not an image, or is unsafe
+   * (a backing file, an external data file, disks outside the appliance).
+   */
+  inspectImport(path: string): Promise<ImportSummary>;
   /** Progress of every download (several times a second while bytes flow, and on each state change). */
   onDidProgress: Event<DownloadInfo>;
 }
@@ -207,6 +229,7 @@ export const mediaContract: ServiceSchema<MediaService> = {
     cancel: z.tuple([DownloadId]),
     resume: z.tuple([DownloadId]),
     discard: z.tuple([DownloadId]),
+    inspectImport: z.tuple([AbsPath]),
   },
   events: ['onDidProgress'],
 };

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listTar } from './tar';
 import { parseOvf, unitBytes } from './ovf';
 import { inspectImport, runImport } from './import';
+import { MediaManager } from '../media/media-service';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
@@ -219,6 +220,31 @@ describe('appliances (OVA/OVF)', () => {
     await expect(inspectImport(path.join(ovfDir, 'evil.ovf'))).rejects.toThrow(/names a disk file "..\/..\/etc\/passwd" outside itself/);
     const evilOva = buildOva('evil.ova', { 'evil.ovf': ovfXml({ name: 'Evil', cpus: 1, memoryMiB: 512, href: '/etc/passwd' }) });
     await expect(inspectImport(evilOva)).rejects.toThrow(/outside itself/);
+  });
+
+  it('the media service tells a front end what an appliance holds, and refuses unsafe images as invalid input', async () => {
+    const ova = buildOva('summary.ova', {
+      'summary.ovf': ovfXml({ name: 'Summary', cpus: 2, memoryMiB: 1024, href: 'app-disk1.vmdk' }),
+      'app-disk1.vmdk': fs.readFileSync(vmdk),
+    });
+    const m = new MediaManager({ dir: path.join(dir, 'media') });
+    try {
+      expect(await m.inspectImport(ova)).toEqual({
+        path: ova,
+        kind: 'ova',
+        name: 'Summary',
+        cpus: 2,
+        memoryMiB: 1024,
+        firmware: null,
+        disks: [{ label: 'app-disk1.vmdk', format: 'vmdk', virtualSizeBytes: SIZE }],
+        attachable: false,
+      });
+      const overlay = path.join(dir, 'summary-overlay.qcow2');
+      qemuImg('create', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay);
+      await expect(m.inspectImport(overlay)).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/names a backing file/) });
+    } finally {
+      await m.dispose();
+    }
   });
 
   it('reads OVF units and exporters\' variants', () => {

@@ -29,11 +29,13 @@ import {
   type DownloadInfo,
   type DownloadRequest,
   type DownloadState,
+  type ImportSummary,
   type MediaItem,
   type MediaService,
 } from '../../common/contract/media';
 import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import { Emitter } from '../emitter';
+import { ImportError, inspectImport } from '../imports/import';
 import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from './catalog';
 import { MediaStore, type MediaMeta, type PartialState } from './store';
 import { FileHasher } from './file-hasher';
@@ -45,6 +47,8 @@ export interface MediaManagerOptions {
   /** The folder holding catalog/os-catalog.json (default: the repo's or package's resources/). */
   readonly resourcesDir?: string;
   readonly log?: (line: string) => void;
+  /** The qemu-img to inspect imports with (default: `qemu-img` on PATH). */
+  readonly qemuImg?: () => Promise<string | null>;
   /** Consecutive failed attempts (no byte received) before a download pauses. Default 5. */
   readonly maxRetries?: number;
   /** First retry delay, doubled each time (ms). Default 500. */
@@ -229,6 +233,26 @@ export class MediaManager implements MediaService {
       if (holder !== null) throw errors.busy(`This download is running in another Vivarium process (pid ${holder}); cancel it there first.`, { id });
     }
     await this.store.removePartial(id);
+  }
+
+  async inspectImport(file: string): Promise<ImportSummary> {
+    const qemuImg = (await this.options.qemuImg?.()) ?? 'qemu-img';
+    try {
+      const f = await inspectImport(file, { qemuImg });
+      return {
+        path: file,
+        kind: f.kind,
+        name: f.name,
+        cpus: f.cpus,
+        memoryMiB: f.memoryMiB,
+        firmware: f.firmware,
+        disks: f.disks.map((d) => ({ label: d.label, format: d.source.format, virtualSizeBytes: d.virtualSizeBytes })),
+        attachable: f.attachable,
+      };
+    } catch (e) {
+      if (e instanceof ImportError) throw errors.invalid(e.message, { field: 'import' });
+      throw e;
+    }
   }
 
   /** Resumes downloads that were running when the previous engine stopped (long-lived engines only). */
