@@ -1,6 +1,5 @@
 import { lazy, Suspense, useEffect, type ReactNode } from 'react';
 import { EngineGate } from './engine';
-import { FirstRunGate } from './views/first-run';
 import { useRoute } from './hooks/use-route';
 import { Library } from './views/library';
 
@@ -11,9 +10,7 @@ const HostView = lazy(() => import('./views/host-view').then((m) => ({ default: 
 export function App(): ReactNode {
   return (
     <EngineGate>
-      <FirstRunGate>
-        <Routes />
-      </FirstRunGate>
+      <Routes />
     </EngineGate>
   );
 }

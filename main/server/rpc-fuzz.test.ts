@@ -353,7 +353,15 @@ beforeAll(async () => {
      runServe({ port: 0, env: process.env, stdout: process.stdout, stderr: process.stderr, staticDir: process.argv[2] })
        .then((c) => process.exit(c), (e) => { console.error('FATAL', e); process.exit(70); });`,
   );
-  const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['node-pty', 'systeminformation', 'electron'], logLevel: 'error', absWorkingDir: repo } as const;
+  const common: esbuild.BuildOptions = {
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: ['node-pty', 'systeminformation', 'electron'],
+    logLevel: 'error',
+    absWorkingDir: repo,
+  };
   await Promise.all([
     esbuild.build({ ...common, entryPoints: [entry], outfile: path.join(buildDir, 'serve.js') }),
     esbuild.build({ ...common, entryPoints: [path.join(repo, 'main', 'services', 'stats', 'host-sampler-worker.ts')], outfile: path.join(buildDir, 'host-sampler-worker.js') }),
