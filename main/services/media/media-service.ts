@@ -57,6 +57,8 @@ export interface MediaManagerOptions {
 
 const PROGRESS_INTERVAL_MS = 250;
 const RATE_WINDOW_MS = 5000;
+/** One rate sample per this long (a fast download delivers thousands of chunks a second). */
+const SAMPLE_INTERVAL_MS = 100;
 
 /** Why a running download was stopped. */
 type StopReason = 'cancel' | 'discard' | 'shutdown';
@@ -575,6 +577,8 @@ class Job {
 
   private sample(): void {
     const now = Date.now();
+    const last = this.samples[this.samples.length - 1];
+    if (last && now - last.t < SAMPLE_INTERVAL_MS) return;
     this.samples.push({ t: now, bytes: this.received });
     while (this.samples.length > 2 && now - this.samples[0]!.t > RATE_WINDOW_MS) this.samples.shift();
   }
