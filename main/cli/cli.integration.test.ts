@@ -12,6 +12,7 @@ import { runCli, runCliJson } from '../test-support/cli';
 import { testGuest } from '../test-support/guest';
 import { makeTestHome, type TestHome } from '../test-support/home';
 import { qemuProcessesUnder } from '../test-support/qemu-procs';
+import { QmpClient } from '../services/qemu/qmp';
 
 interface ListedVm {
   name: string;
@@ -366,3 +367,121 @@ function litPixelShare(png: Buffer): number {
   }
   return lit / (width * height);
 }
+
+// ---- the engine's view matches reality (issue 7, items 1 and 6) ---------------------------------
+
+interface ShownVm extends ListedVm {
+  runtime: { dir: string; qmp: string; serial: string };
+  pausedReason?: string;
+  stopping?: { startedAt: string; deadline: string | null; rung: string };
+}
+
+async function startReady(name: string): Promise<{ id: string; shown: ShownVm }> {
+  const g = testGuest();
+  const id = await createLinuxGuest(name);
+  const r = await cli(['start', id, '--wait-serial', g.readyMarker], 120_000);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return { id, shown: await runCliJson<ShownVm>(['show', id, '--json'], { env: t.env }) };
+}
+
+/** Types a line into the guest's shell through its serial socket (no engine holds it here). */
+async function typeIntoGuest(serialSocket: string, line: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = net.createConnection(serialSocket, () => {
+      s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 300));
+    });
+    s.on('error', reject);
+  });
+}
+
+describe('whatever happens outside Vivarium, it tells the truth', () => {
+  it('shows a VM paused by another QMP client as paused, with the reason, and resumes it', async () => {
+    const { id, shown } = await startReady('paused-elsewhere');
+    const other = await QmpClient.connect(shown.runtime.qmp);
+    await other.execute('stop');
+    other.close();
+    const vm = (await list())[0] as ListedVm & { pausedReason?: string };
+    expect(vm.state).toBe('paused');
+    expect(vm.pausedReason).toBe('paused');
+    const resumed = await cli(['resume', id]);
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    const after = (await list())[0] as ListedVm & { pausedReason?: string };
+    expect(after.state).toBe('running');
+    expect(after.pausedReason).toBeUndefined();
+    expect((await cli(['stop', id, '--force'])).code).toBe(0);
+  });
+
+  it('says a QEMU that stopped answering (kill -STOP) is not responding, and Shut Down goes on to the signals', async () => {
+    const { id } = await startReady('frozen');
+    const pid = (await list())[0]!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const vm = (await list())[0]!;
+    expect(vm.state).toBe('running');
+    expect(vm.error).toMatch(/not responding/);
+    expect(vm.error).not.toMatch(/another program/i);
+    const stop = await cli(['stop', id, '--timeout', '30'], 60_000);
+    expect(stop.stderr).toBe('');
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toMatch(/frozen: stopped \(QEMU \(pid \d+\) is not responding: its process is stopped .*killed \(SIGKILL\) after \d+ s\.\)/);
+    const after = (await list())[0]!;
+    expect(after.state).toBe('stopped');
+    expect(after.lastExit).toMatchObject({ reason: 'stopped', signal: 'SIGKILL' });
+    expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  });
+
+  it('a running VM whose runtime folder was removed still shows as running, cannot be started twice or deleted, and stops', async () => {
+    const { id, shown } = await startReady('orphan');
+    const pid = (await list())[0]!.pid!;
+    fs.rmSync(shown.runtime.dir, { recursive: true, force: true });
+    const vm = (await list())[0]!;
+    expect(vm.state).toBe('running');
+    expect(vm.pid).toBe(pid);
+    const again = await cli(['start', id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already running \(pid \d+\)/);
+    const del = await cli(['delete', id]);
+    expect(del.code).not.toBe(0);
+    expect(del.stderr).toMatch(/is running/);
+    expect(fs.existsSync(path.join(t.home, 'vms', id, 'config.json'))).toBe(true);
+    const stop = await cli(['stop', id], 60_000);
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toMatch(/control socket was removed/);
+    expect((await list())[0]!.state).toBe('stopped');
+    expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  });
+
+  it('Shut Down shows its progress while it waits, and says when it had to force the VM off', async () => {
+    const { id, shown } = await startReady('deaf');
+    // The guest stops listening to the power button.
+    await typeIntoGuest(shown.runtime.serial, 'kill $(cat /run/acpid.pid)');
+    await new Promise((r) => setTimeout(r, 500));
+    const stopping = cli(['stop', id, '--timeout', '4'], 60_000);
+    let seen: ShownVm | null = null;
+    await waitUntil(async () => {
+      const vm = (await list())[0] as ShownVm;
+      if (vm.state === 'stopping' && vm.stopping) seen = vm;
+      return seen !== null;
+    }, 20_000);
+    const progress = (seen as ShownVm | null)!.stopping!;
+    expect(progress.rung).toBe('acpi');
+    const waitMs = Date.parse(progress.deadline!) - Date.parse(progress.startedAt);
+    expect(waitMs).toBeGreaterThanOrEqual(3_900);
+    expect(waitMs).toBeLessThanOrEqual(4_500);
+    const stop = await stopping;
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toMatch(/deaf: stopped \(The guest did not respond to the power button; forced off after [45] s\.\)/);
+    const after = (await list())[0]!;
+    expect(after.lastExit).toMatchObject({ reason: 'stopped' });
+    expect(after.lastExit!.message).toMatch(/did not respond to the power button; forced off after [45] s/);
+  });
+
+  it('a guest that answers the power button shuts down and says so', async () => {
+    const { id } = await startReady('polite');
+    const stop = await cli(['stop', id], 60_000);
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toMatch(/polite: stopped \(The guest shut down when asked \(ACPI power button\)\.\)/);
+    expect((await list())[0]!.lastExit).toMatchObject({ reason: 'shutdown', code: 0 });
+  });
+});

@@ -345,6 +345,8 @@ export function publicVm(vm: VmInfo): {
   accel: string | null;
   lastExit: VmInfo['lastExit'];
   error: string | null;
+  pausedReason?: string;
+  stopping?: NonNullable<VmInfo['stopping']>;
 } {
   return {
     name: vm.name,
@@ -354,6 +356,9 @@ export function publicVm(vm: VmInfo): {
     accel: vm.accel,
     lastExit: vm.lastExit,
     error: vm.error,
+    // Why QEMU paused ("paused", "io-error", "guest-panicked"…) and where a Shut Down is.
+    ...(vm.state === 'paused' && vm.pausedReason ? { pausedReason: vm.pausedReason } : {}),
+    ...(vm.state === 'stopping' && vm.stopping ? { stopping: vm.stopping } : {}),
   };
 }
 
@@ -366,7 +371,9 @@ function formatList(vms: readonly VmInfo[]): string {
   if (vms.length === 0) return 'No VMs yet. Create one with `vivarium create NAME --iso PATH`.';
   const rows = [['NAME', 'ID', 'STATE', 'PID', 'ACCEL', 'NOTE']];
   for (const vm of vms) {
-    const note = vm.error ?? (vm.state === 'stopped' && vm.lastExit?.reason === 'crashed' ? vm.lastExit.message : '');
+    const note =
+      vm.error ??
+      (vm.state === 'stopped' && vm.lastExit?.reason === 'crashed' ? vm.lastExit.message : vm.state === 'paused' && vm.pausedReason && vm.pausedReason !== 'paused' ? `QEMU paused it: ${vm.pausedReason}` : '');
     // One line per VM, whatever a name or an error message holds.
     const oneLine = (t: string) => t.replace(/[\r\n\t]+/g, ' ');
     rows.push([oneLine(vm.name), vm.id.slice(0, 8), vm.state, vm.pid ? String(vm.pid) : '-', vm.accel ?? '-', oneLine(note)]);
