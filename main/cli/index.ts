@@ -198,7 +198,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     case 'screenshot': {
       const file = path.resolve(p.positionals[1]!);
       const shot = await s.vms.screenshot(ref);
-      fs.writeFileSync(file, Buffer.from(shot.pngBase64, 'base64'));
+      fs.writeFileSync(file, Buffer.from(shot.pngBase64, 'base64'), { mode: 0o600 });
       out(`${file} (${shot.width}×${shot.height})`);
       return 0;
     }

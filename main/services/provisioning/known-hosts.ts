@@ -71,7 +71,7 @@ export async function learnHostKeys(serialLogPath: string, knownHostsPath: strin
   if (keys.length === 0) return [];
   const tmp = path.join(path.dirname(knownHostsPath), `.${path.basename(knownHostsPath)}.${process.pid}.tmp`);
   await fsp.mkdir(path.dirname(knownHostsPath), { recursive: true });
-  await fsp.writeFile(tmp, knownHostsText(keys, port), { mode: 0o644 });
+  await fsp.writeFile(tmp, knownHostsText(keys, port), { mode: 0o600 });
   await fsp.rename(tmp, knownHostsPath);
   return keys;
 }

@@ -60,6 +60,6 @@ export async function createVmKeyPair(bundleDir: string, comment: string): Promi
   // 'wx': create, never overwrite; the mode applies at creation, then chmod undoes any umask.
   await fsp.writeFile(paths.privateKey, pair.privateKey, { flag: 'wx', mode: 0o600 });
   await fsp.chmod(paths.privateKey, 0o600);
-  await fsp.writeFile(paths.publicKey, `${pair.publicKey}\n`, { flag: 'wx', mode: 0o644 });
+  await fsp.writeFile(paths.publicKey, `${pair.publicKey}\n`, { flag: 'wx', mode: 0o600 });
   return { ...pair, paths };
 }

@@ -38,7 +38,7 @@ export interface Launched {
 
 export async function launchQemu(req: LaunchRequest): Promise<Launched> {
   for (const f of [req.logFile, ...(req.qemuWrites ?? [])]) removeIfSymlink(f);
-  const logFd = fs.openSync(req.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o644);
+  const logFd = fs.openSync(req.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
   let child;
   try {
     child = spawn('/bin/sh', ['-c', SUPERVISOR_SCRIPT, 'vivarium-supervisor', req.runtime.exitStatus, req.binary, ...req.args], {

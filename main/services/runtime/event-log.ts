@@ -3,9 +3,7 @@
  * stop ladder, exits, adoptions). Appending never fails an operation; a failure is reported to the
  * engine's log instead.
  */
-import { constants } from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import type { Layout } from '../paths';
+import { appendFileNoFollowAsync, type Layout } from '../paths';
 
 export type LogSink = (line: string) => void;
 
@@ -36,12 +34,6 @@ export class EventLog {
   private chain: Promise<void> = Promise.resolve();
 }
 
-/** Appends without following a symlink planted in place of the log (O_NOFOLLOW: ELOOP instead). */
-async function appendNoFollow(file: string, text: string): Promise<void> {
-  const fh = await fsp.open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  try {
-    await fh.appendFile(text);
-  } finally {
-    await fh.close();
-  }
-}
+/** Appends without following a symlink planted in place of the log (paths.ts: O_NOFOLLOW, no FIFO,
+ *  0600, a full disk said as such). */
+const appendNoFollow = appendFileNoFollowAsync;

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import type { LastExit } from '../../common/models/vm-state';
 import { Emitter } from '../emitter';
-import { writeFileAtomic, type Layout, type VmRuntimePaths } from '../paths';
+import { readFileNoFollow, writeFileAtomic, type Layout, type VmRuntimePaths } from '../paths';
 import { lastLines } from './tail';
 import type { EventLog } from './event-log';
 import { classifyExit, signalInQemuLog } from './exit';
@@ -134,7 +134,7 @@ export class RunStates {
   /** The last exit recorded for a VM, or null. */
   lastExit(id: string): LastExit | null {
     try {
-      return JSON.parse(fs.readFileSync(this.deps.layout.bundle(id).lastExit, 'utf8')) as LastExit;
+      return JSON.parse(readFileNoFollow(this.deps.layout.bundle(id).lastExit, 256 * 1024).toString('utf8')) as LastExit;
     } catch {
       return null;
     }

@@ -2,6 +2,9 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 
+/** Read-only, never through a symbolic link planted in a VM folder, never blocking on a FIFO. */
+const READ_NOFOLLOW = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0);
+
 /** The last `n` non-empty lines among the last `maxBytes` of a file ([] when it does not exist). */
 export function lastLines(file: string, n: number, maxBytes = 64 * 1024): string[] {
   return splitLast(readTail(file, maxBytes), n);
@@ -18,7 +21,7 @@ function splitLast(text: string, n: number): string[] {
 /** Reads the last `maxBytes` of a file as text ('' when it does not exist). */
 export function readTail(file: string, maxBytes: number): string {
   try {
-    const fd = fs.openSync(file, 'r');
+    const fd = fs.openSync(file, READ_NOFOLLOW);
     try {
       const size = fs.fstatSync(fd).size;
       const len = Math.min(size, maxBytes);
@@ -37,7 +40,7 @@ export function readTail(file: string, maxBytes: number): string {
 export async function readTailAsync(file: string, maxBytes: number): Promise<string> {
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(file, 'r');
+    fh = await fsp.open(file, READ_NOFOLLOW);
   } catch {
     return '';
   }
@@ -58,7 +61,7 @@ export async function readTailAsync(file: string, maxBytes: number): Promise<str
 export async function readFrom(file: string, offset: number, maxBytes = 1024 * 1024): Promise<Buffer> {
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(file, 'r');
+    fh = await fsp.open(file, READ_NOFOLLOW);
   } catch {
     return Buffer.alloc(0);
   }
