@@ -19,6 +19,22 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware rules: one TypeScript program (tsconfig.test.json includes main, renderer, e2e and
+    // bench) keeps `eslint .` to one type-check. A promise nobody awaits loses its errors (say
+    // `void p` when that is meant); a switch over a union must handle every member (or have a
+    // default on purpose).
+    files: ['**/*.ts', '**/*.tsx'],
+    // scripts/ holds build helpers and their tests, outside every tsconfig: no types to check there.
+    ignores: ['scripts/**'],
+    languageOptions: {
+      parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+    },
+  },
+  {
     // The bin shim is plain CommonJS by design (it must run before anything is compiled).
     files: ['bin/**/*.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
@@ -59,6 +75,27 @@ export default tseslint.config(
         {
           paths: [{ name: 'electron', message: 'services are node-only; Electron lives in main/app.' }],
           patterns: [{ group: ['**/app/**', '**/server/**', '**/cli/**', '**/renderer/**'], message: 'services must not import front ends.' }],
+        },
+      ],
+    },
+  },
+  {
+    // The CLI is a front end: it reaches the engine through main/services/engine.ts and the contract,
+    // never a service's internals (which may move; issue 7's split).
+    files: ['main/cli/**/*.ts'],
+    ignores: ['main/cli/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'electron', message: 'The CLI runs on plain Node.' }],
+          patterns: [
+            {
+              group: ['**/services/**', '!**/services/engine', '!**/services/engine.js'],
+              message: 'main/cli may import main/services/engine.ts and main/common only, not service internals.',
+            },
+            { group: ['**/app/**', '**/renderer/**'], message: 'The CLI does not import other front ends.' },
+          ],
         },
       ],
     },

@@ -6,7 +6,7 @@
  * helpers are unreachable. Arguments are parsed with the method's zod tuple and the service gets the
  * parsed values (unknown keys rejected or stripped, defaults applied), never the raw ones.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { contract as defaultContract } from '../contract';
 import type { Contract, Disposable, ServiceName, Services } from '../contract';
 import { issueRemedy } from '../contract/vms';
