@@ -5,13 +5,10 @@
  */
 import * as os from 'node:os';
 import type { HostDefaultsOptions } from '../common/contract';
-import { type HostCapabilities, versionAtLeast } from '../common/models/host';
+import type { HostCapabilities } from '../common/models/host';
+import { vcpuLimitOnHost } from '../common/models/machine-limits';
 import type { Arch } from '../common/models/vm-config';
-import { defaultArch, hostDefaults, MACHINE_MAX_CPUS, type HostDefaults, type HostFacts } from '../common/models/vm-settings';
-
-/** HVF before QEMU 8.0 has no GICv3, so an aarch64 guest gets GICv2, which stops at 8 vCPUs
- *  (the same limit main/services/qemu/argv.ts enforces at start). */
-const GICV2_MAX_CPUS = 8;
+import { defaultArch, hostDefaults, type HostDefaults, type HostFacts } from '../common/models/vm-settings';
 
 /** The machine's own figures, injectable for tests. */
 export interface MachineFigures {
@@ -30,11 +27,10 @@ export function hostFacts(caps: HostCapabilities, machine: MachineFigures = mach
   const arches = (Object.keys(caps.binaries) as Arch[]).filter((a) => caps.binaries[a] !== undefined);
   const maxCpus: Partial<Record<Arch, number>> = {};
   for (const arch of arches) {
-    let max = MACHINE_MAX_CPUS[arch];
-    const binary = caps.binaries[arch];
-    const hvfPicked = (caps.accels[arch] ?? []).find((a) => a.usable && a.accel !== 'tcg')?.accel === 'hvf';
-    if (arch === 'aarch64' && hvfPicked && binary && !versionAtLeast(binary.version, 8, 0)) max = GICV2_MAX_CPUS;
-    maxCpus[arch] = max;
+    // The one vCPU rule (machine-limits.ts): the default machine type with the accelerator `auto`
+    // picks, bounded by QEMU's own cpu-max when the probe has it.
+    const limit = vcpuLimitOnHost({ arch, machine: null, accel: 'auto' }, caps);
+    if (limit) maxCpus[arch] = limit.max;
   }
   return {
     os: caps.os,
@@ -43,7 +39,7 @@ export function hostFacts(caps: HostCapabilities, machine: MachineFigures = mach
     firmware: (Object.keys(caps.firmware) as Arch[]).filter((a) => caps.firmware[a] !== undefined),
     accels: caps.accels,
     memoryMiB: Math.floor(machine.totalMemBytes / 1024 ** 2),
-    cores: Math.max(1, machine.cores),
+    cores: Math.max(1, caps.hostCpus ?? machine.cores),
     maxCpus,
   };
 }
