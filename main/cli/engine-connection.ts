@@ -7,8 +7,7 @@ import * as fs from 'node:fs';
 import type { Services } from '../common/contract';
 import { createRpcClient } from '../common/rpc/client';
 import { validatedServices } from '../common/rpc/validated';
-import { createEngine } from '../services/engine';
-import { Layout } from '../services/paths';
+import { createEngine, Layout } from '../services/engine';
 import { connectUnix } from '../server/transports/unix-socket';
 
 export interface EngineHandle {

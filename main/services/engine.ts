@@ -12,6 +12,10 @@ import { MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
 import { LocalVmService as VmManager } from './vm-service';
 
+/** Where a library's files and sockets are: front ends find a running engine with it before they
+ *  create one of their own (the CLI). */
+export { Layout, type VmRuntimePaths } from './paths';
+
 export interface EngineOptions {
   readonly layout?: Layout;
   readonly env?: NodeJS.ProcessEnv;
