@@ -27,8 +27,12 @@ export interface SshTarget {
   readonly user: string;
   /** Host port forwarded to the guest's port 22. */
   readonly port: number;
-  /** Private key file (OpenSSH format, mode 0600). */
-  readonly identityFile: string;
+  /**
+   * Private key file (OpenSSH format, mode 0600): the VM's generated key, or the private half of the
+   * public key the user gave. null → no `-i` and no IdentitiesOnly: ssh offers the agent's and the
+   * default keys (the user gave a public key whose private half Vivarium does not know).
+   */
+  readonly identityFile: string | null;
   /** The VM's known_hosts file. */
   readonly knownHostsFile: string;
   /** Default 127.0.0.1: forwards are bound to loopback only. */
@@ -65,15 +69,14 @@ export function buildSshCommand(target: SshTarget, options: SshCommandOptions = 
   if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new RangeError(`SSH port ${target.port} is not 1–65535.`);
   if (!USER_RE.test(target.user)) throw new RangeError(`"${target.user}" is not a guest user name.`);
   for (const p of [target.identityFile, target.knownHostsFile]) {
-    if (!isAbsolute(p)) throw new RangeError(`"${p}" must be an absolute path.`);
+    if (p !== null && !isAbsolute(p)) throw new RangeError(`"${p}" must be an absolute path.`);
   }
   const host = target.host ?? '127.0.0.1';
   const args = [
-    '-i', target.identityFile,
+    ...(target.identityFile === null ? [] : ['-i', target.identityFile, '-o', 'IdentitiesOnly=yes']),
     '-o', `UserKnownHostsFile=${target.knownHostsFile}`,
     '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'IdentitiesOnly=yes',
     '-o', `PasswordAuthentication=${options.allowPassword ? 'yes' : 'no'}`,
     '-o', `KbdInteractiveAuthentication=${options.allowPassword ? 'yes' : 'no'}`,
     '-o', `ConnectTimeout=${options.connectTimeoutSeconds ?? 10}`,

@@ -11,10 +11,10 @@ describe('buildSshCommand', () => {
     expect(cmd.file).toBe('ssh');
     expect(cmd.args).toEqual([
       '-i', '/vms/a b/ssh/id_ed25519',
+      '-o', 'IdentitiesOnly=yes',
       '-o', 'UserKnownHostsFile=/vms/a b/ssh/known_hosts',
       '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'IdentitiesOnly=yes',
       '-o', 'PasswordAuthentication=no',
       '-o', 'KbdInteractiveAuthentication=no',
       '-o', 'ConnectTimeout=10',
@@ -37,6 +37,13 @@ describe('buildSshCommand', () => {
     const remote = cmd.args.slice(at + 1).join(' ');
     const parsed = execFileSync('/bin/sh', ['-c', `set -- ${remote}; for a; do printf '[%s]\\n' "$a"; done`], { encoding: 'utf8' });
     expect(parsed).toBe(words.map((w) => `[${w}]\n`).join(''));
+  });
+
+  it('leaves key choice to ssh (agent, default keys) when the user brought their own key', () => {
+    const args = buildSshCommand({ ...target, identityFile: null }).args;
+    expect(args).not.toContain('-i');
+    expect(args).not.toContain('IdentitiesOnly=yes');
+    expect(args).toContain('StrictHostKeyChecking=yes');
   });
 
   it('refuses what it must not pass on', () => {
