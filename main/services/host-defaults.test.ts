@@ -14,7 +14,7 @@ describe('host.defaults on each host kind', () => {
       id: '4f0c7f8e-4b7a-4d8e-9c55-2d1f0b7f6a11',
       createdAt: '2026-01-01T00:00:00Z',
       mac: '52:54:00:00:00:01',
-      files: { disk0: 'disk0.qcow2', uefiVars: 'efivars.qcow2' },
+      files: { uefiVars: 'efivars.qcow2' },
     });
     expect(r.ok && r.config).toMatchObject({ arch: 'aarch64', firmware: 'uefi', uefiVars: 'efivars.qcow2' });
   });

@@ -36,7 +36,7 @@ import { EventLog } from './runtime/event-log';
 import { Jobs, type JobName } from './runtime/jobs';
 import { isQemuFor, scanQemuProcesses, type RuntimeRecord } from './runtime/records';
 import { RunStates, type RunState } from './runtime/run-state';
-import { readTailAsync } from './runtime/tail';
+import { SerialLogKeeper, readSerialLogTail } from './logs/serial-log';
 
 export { DEFAULTS };
 
@@ -61,8 +61,12 @@ export class LocalVmService implements VmService {
   private watchTimer: NodeJS.Timeout | null = null;
   private watching = false;
   private readonly subscriptions: { dispose(): void }[] = [];
+  /** serial.log of each running VM, as of the last refresh: kept bounded (logs/serial-log.ts). */
+  private runningSerialLogs: readonly string[] = [];
+  private readonly serialLogKeeper: SerialLogKeeper;
 
   constructor(private readonly deps: VmServiceDeps) {
+    this.serialLogKeeper = new SerialLogKeeper(() => this.runningSerialLogs, { log: deps.log });
     this.library = new Library(deps.layout);
     this.events = new EventLog(deps.layout, deps.log);
     this.runStates = new RunStates({ layout: deps.layout, events: this.events, log: deps.log });
@@ -105,6 +109,8 @@ export class LocalVmService implements VmService {
         return this.infoOf(e, rs);
       }),
     );
+    // No long-lived engine keeps serial logs bounded: a short-lived one trims them as it passes.
+    if (!this.watching) await this.serialLogKeeper.pass(this.serialLogsOf(infos));
     return infos.sort(byName);
   }
 
@@ -137,7 +143,7 @@ export class LocalVmService implements VmService {
 
   async serialLog(ref: string, options: { maxBytes?: number }): Promise<string> {
     const entry = this.library.resolve(ref);
-    return readTailAsync(this.deps.layout.bundle(entry.id).serialLog, options.maxBytes ?? 1024 * 1024);
+    return readSerialLogTail(this.deps.layout.bundle(entry.id).serialLog, options.maxBytes ?? 1024 * 1024);
   }
 
   /** Resolves a reference to a bundle. @throws not-found, invalid-argument (ambiguous) */
@@ -275,14 +281,22 @@ export class LocalVmService implements VmService {
     tick();
     this.watchTimer = setInterval(tick, intervalMs);
     this.watchTimer.unref?.();
+    this.serialLogKeeper.start();
+  }
+
+  /** The serial.log files of the running (or paused) VMs among `infos`. */
+  private serialLogsOf(infos: readonly VmInfo[]): string[] {
+    return infos.filter((i) => i.state === 'running' || i.state === 'paused').map((i) => this.deps.layout.bundle(i.id).serialLog);
   }
 
   /** Re-reads the library and fires a change for every VM that differs from last time. */
   async refresh(): Promise<void> {
     const live = await scanQemuProcesses();
     const now = new Map<string, string>();
+    const infos: VmInfo[] = [];
     for (const entry of this.library.entries()) {
       const info = this.infoOf(entry, this.runState(entry, live));
+      infos.push(info);
       const key = JSON.stringify(info);
       now.set(info.id, key);
       if (this.lastSeen.get(info.id) !== key) this.changes.fire({ kind: 'updated', vm: info });
@@ -292,10 +306,12 @@ export class LocalVmService implements VmService {
     }
     for (const id of this.lastSeen.keys()) if (!now.has(id)) this.changes.fire({ kind: 'removed', id });
     this.lastSeen = now;
+    this.runningSerialLogs = this.serialLogsOf(infos);
   }
 
   dispose(): void {
     if (this.watchTimer) clearInterval(this.watchTimer);
+    this.serialLogKeeper.dispose();
     this.watching = false;
     for (const s of this.subscriptions) s.dispose();
     this.driver.dispose();

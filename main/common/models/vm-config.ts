@@ -109,6 +109,11 @@ export function diskImages(d: Disk): readonly BackingLayer[] {
   return [{ source: d.source, format: d.format }, ...d.backing];
 }
 
+/** The file name of a disk Vivarium makes inside the bundle, from its id ("disk1" → "disk1.qcow2"). */
+export function bundleDiskFile(id: string): string {
+  return `${id}.qcow2`;
+}
+
 /** The next free disk id ("disk0", "disk1", …) for a VM's disk list. */
 export function nextDiskId(disks: readonly Pick<Disk, 'id'>[]): string {
   const used = new Set(disks.map((d) => d.id));

@@ -47,7 +47,7 @@ const ctx = (patch: Partial<NewConfigContext> = {}): NewConfigContext => ({
   id: `4f0c7f8e-4b7a-4d8e-9c55-2d1f0b7f6a${String(10 + (n++ % 80)).padStart(2, '0')}`,
   createdAt: '2026-01-01T00:00:00.000Z',
   mac: '52:54:00:12:34:56',
-  files: { disk0: 'disk0.qcow2', uefiVars: 'efivars.qcow2' },
+  files: { uefiVars: 'efivars.qcow2' },
   ...patch,
 });
 

@@ -21,7 +21,9 @@ import {
   RULE_MESSAGES,
   VmConfig,
   CONFIG_VERSION,
+  bundleDiskFile,
   formatMiB,
+  nextDiskId,
 } from './vm-config';
 import type { z } from 'zod';
 import { CreateVmSpec, EditVmSpec, issueRemedy } from '../contract/vms';
@@ -410,7 +412,7 @@ export interface NewConfigContext {
   /** A fresh locally administered MAC ("52:54:00:xx:xx:xx"). */
   readonly mac: string;
   /** Bundle file names (main/services/paths.ts BundleFile). */
-  readonly files: { readonly disk0: string; readonly uefiVars: string };
+  readonly files: { readonly uefiVars: string };
   /** The format of `spec.diskPath` as qemu-img found it; required when the spec gives one. */
   readonly diskPathFormat?: DiskFormat;
   /** The VMs already in the library, for the name rule. */
@@ -447,6 +449,7 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
   errors.push(...fromHost.errors);
 
   const disks: unknown[] = [];
+  const systemDisk = nextDiskId([]);
   if (spec.diskPath !== undefined) {
     if (ctx.diskPathFormat === undefined) {
       errors.push({
@@ -456,9 +459,9 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
         remedy: { kind: 'change-setting', field: 'diskPath' },
       });
     }
-    disks.push({ id: 'disk0', role: 'system', source: { path: spec.diskPath }, format: ctx.diskPathFormat ?? 'raw', readOnly: false });
+    disks.push({ id: systemDisk, role: 'system', source: { path: spec.diskPath }, format: ctx.diskPathFormat ?? 'raw', readOnly: false });
   } else if ((spec.diskSizeBytes ?? d.diskSizeBytes) > 0) {
-    disks.push({ id: 'disk0', role: 'system', source: { bundle: ctx.files.disk0 }, format: 'qcow2', readOnly: false });
+    disks.push({ id: systemDisk, role: 'system', source: { bundle: bundleDiskFile(systemDisk) }, format: 'qcow2', readOnly: false });
   }
   const raw = {
     version: CONFIG_VERSION,

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errors } from '../../common/errors';
-import { parseVmConfig, type VmConfig } from '../../common/models/vm-config';
+import { diskImages, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
 import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivate, PRIVATE_DIR_MODE, readFileNoFollow, symlinkError, writeFileAtomic } from '../paths';
 
 export type BundleEntry =
@@ -160,7 +160,8 @@ export class BundleStore {
   remove(entry: BundleEntry, keepDisks: boolean): string[] {
     const kept: string[] = [];
     if (keepDisks && entry.ok) {
-      const owned = entry.config.disks.flatMap((d) => ('bundle' in d.source ? [d.source.bundle] : []));
+      // Every image of every disk's chain that lives in the bundle (a linked clone's base layers too).
+      const owned = [...new Set(entry.config.disks.flatMap((d) => diskImages(d).flatMap((l) => ('bundle' in l.source ? [l.source.bundle] : []))))];
       if (owned.length > 0) {
         const dest = path.join(this.layout.home, KEPT_DISKS_DIR, `${safeFileStem(entry.config.name)}-${entry.id.slice(0, 8)}`);
         mkdirPrivate(dest);

@@ -6,14 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { CreateVmSpec } from '../../common/contract';
-import { ErrorCode, errors } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import type { DiskFormat, VmConfig } from '../../common/models/vm-config';
 import { newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
+import { checkDiskImage } from '../disks/preflight';
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
 import { buildQemuArgs } from '../qemu/argv';
+import { prepareImport } from '../imports/create-import';
 import { assertReadableFile, libraryNames, makeUefiVars, randomMac } from './checks';
 import type { Library } from './library';
 
@@ -44,38 +45,29 @@ export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Cr
   ] as const) {
     if (p !== undefined) assertReadableFile(field, what, p);
   }
-  let diskPathFormat: DiskFormat | undefined;
-  if (spec.diskPath !== undefined) {
-    const info = await new QemuImg(caps.qemuImg).info(spec.diskPath);
-    if (info.backingFilename !== null) {
-      throw errors.field(
-        ErrorCode.InvalidArgument,
-        'diskPath',
-        `${spec.diskPath} is an overlay on ${info.backingFilename}. Vivarium uses standalone images (it never opens backing files an image names); make one first: qemu-img convert -O qcow2 "${spec.diskPath}" standalone.qcow2`,
-      );
-    }
-    if (info.format !== 'qcow2' && info.format !== 'raw') {
-      throw errors.field(ErrorCode.InvalidArgument, 'diskPath', `${spec.diskPath} is a ${info.format} image. Convert it first: qemu-img convert -O qcow2 "${spec.diskPath}" disk.qcow2`);
-    }
-    diskPathFormat = info.format;
-  }
-  const { config, warnings } = unwrapSettings(
-    newConfig(spec, hostFacts(caps), {
+  // An existing image must really be a disk image (not /etc/passwd, not an ISO): disks/preflight.ts.
+  const diskPathFormat: DiskFormat | undefined = spec.diskPath !== undefined ? (await checkDiskImage(spec.diskPath, new QemuImg(caps.qemuImg))).format : undefined;
+  // --import: the image's disks and the appliance's settings (main/services/imports/create-import.ts).
+  const imported = spec.import ? await prepareImport(spec, caps.qemuImg ?? 'qemu-img') : null;
+  const { config: made, warnings } = unwrapSettings(
+    newConfig(imported?.spec ?? spec, hostFacts(caps), {
       id: randomUUID(),
       createdAt: new Date().toISOString(),
       mac: randomMac(),
-      files: { disk0: BundleFile.disk0, uefiVars: BundleFile.uefiVars },
-      diskPathFormat,
+      files: { uefiVars: BundleFile.uefiVars },
+      diskPathFormat: imported?.diskPathFormat ?? diskPathFormat,
       library: libraryNames(library),
     }),
   );
+  const config = imported ? imported.complete(made) : made;
   const uefi = config.uefiVars !== null ? caps.firmware[config.arch] : undefined;
   // Fail before writing anything if this host can't build a command line for it.
   buildQemuArgs(config, caps, layout.paths(config.id));
   const qemuImg = new QemuImg(caps.qemuImg);
   const size = spec.diskSizeBytes ?? 20 * 1024 ** 3;
   await library.store.create(config, async (dir) => {
-    for (const d of config.disks) {
+    if (imported?.copies) await imported.materialize(dir, config);
+    else for (const d of config.disks) {
       if ('bundle' in d.source) await qemuImg.createQcow2(`${dir}/${d.source.bundle}`, size);
     }
     if (uefi && config.uefiVars !== null) await makeUefiVars(qemuImg, uefi.varsTemplate, uefi.varsFormat, `${dir}/${config.uefiVars}`);

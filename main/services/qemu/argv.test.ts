@@ -323,7 +323,7 @@ describe('option escaping', () => {
     const runDir = paths.runtime.dir.replace(/,/g, ',,');
     expect(valuesOf(args, '-chardev')).toContain(`socket,id=qmp,path=${runDir}/qmp.sock,server=on,wait=off`);
     expect(valuesOf(args, '-chardev')).toContain(
-      `socket,id=ser0,path=${runDir}/serial.sock,server=on,wait=off,logfile=/home/u/My VMs,,old/vms/${config.id}/serial.log`,
+      `socket,id=ser0,path=${runDir}/serial.sock,server=on,wait=off,logfile=/home/u/My VMs,,old/vms/${config.id}/serial.log,logappend=on`,
     );
     expect(valuesOf(args, '-vnc')).toEqual([`unix:${runDir}/vnc.sock`]);
     // Whole values, not option strings: QEMU takes them verbatim.

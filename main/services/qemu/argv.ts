@@ -657,7 +657,8 @@ function clipboardSection(ctx: Ctx): readonly string[] {
   ];
 }
 
-/** The first serial port on a unix socket, logged to the bundle even when no one is connected. */
+/** The first serial port on a unix socket, logged to the bundle even when no one is connected (the
+ *  log is emptied at each start and kept bounded by logs/serial-log.ts). */
 function serialSection(ctx: Ctx): readonly string[] {
   return [
     '-chardev',
@@ -668,6 +669,9 @@ function serialSection(ctx: Ctx): readonly string[] {
       ['server', 'on'],
       ['wait', 'off'],
       ['logfile', ctx.paths.bundle.serialLog],
+      // O_APPEND, so Vivarium may truncate the log in place to keep it bounded (logs/serial-log.ts);
+      // without it QEMU truncates the log when it opens it and then writes at its own offset.
+      ['logappend', 'on'],
     ),
     '-serial',
     `chardev:${QemuIds.serialChardev}`,

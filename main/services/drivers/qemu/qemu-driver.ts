@@ -10,7 +10,11 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { ErrorCode, errors, VivariumError } from '../../../common/errors';
 import type { HostCapabilities } from '../../../common/models/host';
+import { preflightDisks } from '../../disks/preflight';
+import { QemuImg } from '../../disks/qemu-img';
+import { ensureUefiVars } from '../../disks/uefi-vars';
 import { Emitter } from '../../emitter';
+import { resetSerialLog } from '../../logs/serial-log';
 import type { Layout, VmRuntimePaths } from '../../paths';
 import { buildQemuArgs } from '../../qemu/argv';
 import { QemuMonitor, type Monitor } from '../../qemu/monitor';
@@ -100,6 +104,14 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
         throw errors.state(`"${config.name}" is already ${rs.state}${pid}. Stop it first or open its console.`);
       }
       clearRuntime(paths.runtime);
+      // Re-check what create checked, rebuild what Vivarium generated, start the serial log afresh
+      // (disks/preflight.ts, disks/uefi-vars.ts, logs/serial-log.ts).
+      const qemuImg = new QemuImg(caps.qemuImg);
+      const uefiNotice = await ensureUefiVars(config, paths.bundle, caps.firmware[config.arch], qemuImg);
+      if (uefiNotice) this.deps.events.append(vm.id, uefiNotice.message);
+      await preflightDisks(config, paths.bundle, qemuImg);
+      for (const w of plan.warnings) this.deps.events.append(vm.id, `warning: ${w}`);
+      await resetSerialLog(paths.bundle.serialLog);
       let launched;
       try {
         launched = await launchQemu({
@@ -146,7 +158,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
       if (!options.force && !nr && e instanceof VivariumError && e.code === ErrorCode.Busy) {
         // Another program holding the VM's one QMP connection must not turn a polite shutdown into
         // a kill: say so, and let the person retry or force it.
-        throw errors.busy(`${e.message} Or Force Off "${vm.config.name}" (vivarium stop --force) to power it off without asking the guest.`);
+        throw errors.busy(`${e.message} Or force "${vm.config.name}" off without asking the guest.`, undefined, { remedy: { kind: 'force-stop', vm: vm.config.name } });
       }
       const why = nr?.why ?? (e instanceof Error ? `could not be reached (${e.message})` : 'could not be reached');
       this.deps.events.append(id, `stop: QEMU ${why}; going on to signals`);
