@@ -47,8 +47,8 @@ export function vmKeyPaths(bundleDir: string): { readonly privateKey: string; re
 }
 
 /**
- * Makes the VM's key pair and writes it into `<bundle>/ssh/` (folder 0700, private key 0600 — OpenSSH
- * refuses a private key others can read — public key 0644). Refuses to overwrite an existing key.
+ * Makes the VM's key pair and writes it into `<bundle>/ssh/` (folder 0700, both keys 0600 — OpenSSH
+ * refuses a private key others can read; everything Vivarium writes is private). Refuses to overwrite an existing key.
  * @returns the pair and where it was written.
  * @throws the fs error (EEXIST when a key is already there).
  */
