@@ -218,8 +218,8 @@ export const errors = {
   /** A field of a setting is wrong; `remedy` defaults to "change this setting". */
   field: (code: ErrorCode, field: SettingField, message: string, remedy?: Remedy) =>
     new VivariumError(code, message, undefined, { field, remedy: remedy ?? { kind: 'change-setting', field } }),
-  state: (message: string, data?: unknown) => new VivariumError(ErrorCode.InvalidState, message, data),
-  busy: (message: string, data?: unknown) => new VivariumError(ErrorCode.Busy, message, data),
-  timeout: (message: string, data?: unknown) => new VivariumError(ErrorCode.Timeout, message, data),
-  qemu: (message: string, data?: unknown) => new VivariumError(ErrorCode.QemuFailed, message, data),
+  state: (message: string, data?: unknown, details?: ErrorDetails) => new VivariumError(ErrorCode.InvalidState, message, data, details),
+  busy: (message: string, data?: unknown, details?: ErrorDetails) => new VivariumError(ErrorCode.Busy, message, data, details),
+  timeout: (message: string, data?: unknown, details?: ErrorDetails) => new VivariumError(ErrorCode.Timeout, message, data, details),
+  qemu: (message: string, data?: unknown, details?: ErrorDetails) => new VivariumError(ErrorCode.QemuFailed, message, data, details),
 } as const;
