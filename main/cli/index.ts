@@ -16,7 +16,7 @@ import type { VmInfo } from '../common/models/vm-state';
 import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type Parsed } from './args';
 import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
-import { prepareMedia } from './media-commands';
+import { importFlag, prepareMedia } from './media-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../common/shell-arg';
 
@@ -301,6 +301,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     forwards: forwards(p),
     display: enumFlag(p, 'display', ['vnc', 'none'] as const),
     os: str(p, 'os'),
+    import: importFlag(p),
   });
 }
 

@@ -7,6 +7,7 @@
  * Ctrl-C pauses a download this command follows, keeping the partial file; `media resume ID` or the
  * same `media download` command goes on from there.
  */
+import * as path from 'node:path';
 import type { DownloadInfo, DownloadRequest, MediaItem } from '../common/contract/media';
 import type { Services } from '../common/contract';
 import { errors, isVivariumError } from '../common/errors';
@@ -76,6 +77,23 @@ export function prepareMedia(command: string, p: Parsed): void {
   if (typeof sha256 === 'string' && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new UsageError('--sha256 must be 64 hexadecimal digits', command);
   const sha512 = p.flags.sha512;
   if (typeof sha512 === 'string' && !/^[0-9a-fA-F]{128}$/.test(sha512)) throw new UsageError('--sha512 must be 128 hexadecimal digits', command);
+}
+
+/** `create --import FILE [--copy|--attach]` → the spec's `import` (throws invalid-argument: a usage error). */
+export function importFlag(p: Parsed): { path: string; mode: 'copy' | 'attach' } | undefined {
+  const file = p.flags.import;
+  const copy = p.flags.copy === true;
+  const attach = p.flags.attach === true;
+  if (file === undefined) {
+    if (copy || attach) throw errors.invalid(`--${copy ? 'copy' : 'attach'} goes with --import FILE.`);
+    return undefined;
+  }
+  if (typeof file !== 'string' || file.trim() === '') throw errors.invalid('--import needs a file: a disk image (qcow2, raw, vmdk, vdi, vhdx, vhd) or an appliance (ova, ovf).');
+  if (copy && attach) throw errors.invalid('Give either --copy or --attach, not both.');
+  for (const f of ['disk', 'disk-size']) {
+    if (p.flags[f] !== undefined) throw errors.invalid(`--import brings its own disks; leave out --${f}.`);
+  }
+  return { path: path.resolve(file), mode: attach ? 'attach' : 'copy' };
 }
 
 export async function runMedia(command: string, p: Parsed, s: Services, io: Io): Promise<number> {

@@ -63,6 +63,10 @@ export const CreateVmSpec = z
     forwards: Forwards.optional(),
     display: DisplayKind.optional(),
     os: z.string().max(100).optional(),
+    /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
+     *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
+     *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
+    import: z.object({ path: AbsPath, mode: z.enum(['copy', 'attach']) }).strict().optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
