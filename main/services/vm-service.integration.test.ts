@@ -1,0 +1,141 @@
+/**
+ * The VM service in-process against a real TCG guest: what needs the engine's own thread to be
+ * observed (a --wait-serial pattern must never stall it) and jobs on a real VM.
+ */
+import * as net from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { VivariumError } from '../common/errors';
+import { testGuest } from '../test-support/guest';
+import { makeTestHome, type TestHome } from '../test-support/home';
+import { qemuProcessesUnder } from '../test-support/qemu-procs';
+import { createEngine, type Engine } from './engine';
+
+let t: TestHome;
+let engine: Engine | null = null;
+
+beforeEach(() => {
+  t = makeTestHome();
+});
+
+afterEach(async () => {
+  if (engine) {
+    for (const vm of engine.manager.listSync()) {
+      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
+    }
+    engine.dispose();
+    engine = null;
+  }
+  await t.cleanup();
+  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+});
+
+async function startGuest(e: Engine, name: string): Promise<string> {
+  const id = await createGuest(e, name);
+  await e.manager.start(id, { waitSerial: testGuest().readyMarker, timeoutSec: 90 });
+  return id;
+}
+
+async function createGuest(e: Engine, name: string): Promise<string> {
+  const g = testGuest();
+  const vm = await e.manager.create({
+    name,
+    accel: 'tcg',
+    cpus: 1,
+    memoryMiB: 256,
+    diskSizeBytes: 0,
+    kernel: g.kernel,
+    initrd: g.initrd,
+    append: g.append,
+    net: 'none',
+    display: 'none',
+  });
+  return vm.id;
+}
+
+function typeLine(socketPath: string, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(socketPath, () => s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 200)));
+    s.on('error', reject);
+  });
+}
+
+/** The longest gap between timer ticks while `fn` runs: how long the engine's thread was held. */
+async function worstStall<T>(fn: () => Promise<T>): Promise<{ result: T; worstMs: number }> {
+  let last = performance.now();
+  let worst = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 10);
+  try {
+    return { result: await fn(), worstMs: worst };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+describe('--wait-serial on the engine thread', () => {
+  it('a pattern that backtracks exponentially, (a+)+Q#, against a guest printing many "a"s never stalls a concurrent list', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'chatty');
+    // Start, waiting for a pattern the output will nearly match: 45 "a"s then no "Q#".
+    const waiting = e.manager.start(id, { waitSerial: '(a+)+Q#', timeoutSec: 25 });
+    const settled = waiting.then(
+      () => 'matched',
+      (err: unknown) => (err instanceof VivariumError ? err.code : 'bug'),
+    );
+    const g = testGuest();
+    const rt = e.layout.runtime(id);
+    // Wait for the shell, then print the a's (the echoed command line carries them too).
+    const { worstMs } = await worstStall(async () => {
+      for (let i = 0; i < 400 && !(await e.manager.serialLog(id, {})).includes(g.readyMarker); i++) await new Promise((r) => setTimeout(r, 100));
+      await typeLine(rt.serial, `echo ${'a'.repeat(45)}`);
+      await typeLine(rt.serial, `echo ${'a'.repeat(45)}`);
+      // Lists keep being answered while the pattern is tried on every new chunk.
+      for (let i = 0; i < 20; i++) {
+        const started = performance.now();
+        const vms = await e.manager.list();
+        expect(vms.map((v) => v.state)).toEqual(['running']);
+        expect(performance.now() - started).toBeLessThan(2_000);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+    expect((await e.manager.serialLog(id, {})).includes('a'.repeat(45))).toBe(true);
+    // A backtracking engine needs ~2^45 steps here (hours); RE2 is linear: the thread is never held.
+    expect(worstMs).toBeLessThan(1_000);
+    expect(await settled).toBe('timeout');
+  }, 120_000);
+
+  it('says plainly when a pattern is not RE2 (no lookaround), before starting anything', async () => {
+    engine = createEngine({ env: t.env });
+    const g = testGuest();
+    const vm = await engine.manager.create({ name: 'p', accel: 'tcg', memoryMiB: 256, diskSizeBytes: 0, kernel: g.kernel, initrd: g.initrd, append: g.append, display: 'none', net: 'none' });
+    await expect(engine.manager.start(vm.id, { waitSerial: '(?<=login)x' })).rejects.toThrow(/--wait-serial is not a valid pattern: .*RE2 syntax/);
+    expect((await engine.manager.list())[0]!.state).toBe('stopped');
+  });
+});
+
+describe('jobs on a real VM', () => {
+  it('Force Off is never blocked by a Shut Down that waits for the guest, and the exit says it was forced', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await startGuest(e, 'slowpoke');
+    // The guest stops listening to the power button, so the Shut Down waits its full time.
+    await typeLine(e.layout.runtime(id).serial, 'kill $(cat /run/acpid.pid)');
+    await new Promise((r) => setTimeout(r, 500));
+    const shutDown = e.manager.stop(id, { timeoutSec: 60 });
+    for (let i = 0; i < 100 && (await e.manager.list())[0]!.state !== 'stopping'; i++) await new Promise((r) => setTimeout(r, 100));
+    // A second mutating job is refused with a sentence naming the running one.
+    await expect(e.manager.edit(id, { cpus: 1 })).rejects.toThrow(/"slowpoke" is busy: it is shutting down \(started \d+ s ago\)\. Wait for it or Force Off\./);
+    const started = Date.now();
+    const off = await e.manager.stop(id, { force: true });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(off.state).toBe('stopped');
+    expect(off.lastExit).toMatchObject({ reason: 'stopped', message: 'Forced off by Vivarium.' });
+    const after = await shutDown;
+    expect(after.state).toBe('stopped');
+    expect(after.lastExit?.message).toBe('Forced off by Vivarium.');
+  }, 120_000);
+});
