@@ -1,5 +1,6 @@
 import { lazy, Suspense, useEffect, type ReactNode } from 'react';
 import { EngineGate } from './engine';
+import { FirstRunGate } from './views/first-run';
 import { useRoute } from './hooks/use-route';
 import { Library } from './views/library';
 
@@ -10,7 +11,9 @@ const HostView = lazy(() => import('./views/host-view').then((m) => ({ default: 
 export function App(): ReactNode {
   return (
     <EngineGate>
-      <Routes />
+      <FirstRunGate>
+        <Routes />
+      </FirstRunGate>
     </EngineGate>
   );
 }

@@ -728,10 +728,136 @@ export async function buildTestGuest(opts = {}) {
   return withLock(path.join(cacheDir, '.lock'), () => upToDate(cacheDir, key) ?? build(cacheDir, key, kernel, busybox, extras));
 }
 
+
+// ───────────────────────────── the aarch64 guest ─────────────────────────────
+// The same tiny Linux for ARM guests under TCG: Debian's arm64 cloud kernel and busybox-static:arm64,
+// fetched with `apt-get download` for the foreign architecture (needs `dpkg --add-architecture arm64`
+// and `apt-get update`; .ci/run does both) and unpacked with `dpkg -x`. Output:
+// <cache>/aarch64/{vmlinuz,initrd.img,guest.json}; when it cannot be built, <cache>/aarch64/error.txt
+// says why (the x86_64 guest is still built, and only the ARM tests fail, with that sentence).
+
+export const ARM_APPEND = 'console=ttyAMA0 quiet panic=-1';
+const ARM_GUEST_JSON_VERSION = 1;
+const EM_AARCH64 = 183;
+// The AAVMF (edk2 for aarch64) code/vars pair of Debian's qemu-efi-aarch64.
+const AAVMF_PAIRS = Object.freeze([['/usr/share/AAVMF/AAVMF_CODE.fd', '/usr/share/AAVMF/AAVMF_VARS.fd']]);
+
+/** True for a 64-bit little-endian ELF for aarch64. */
+export function isAarch64Elf(buf) {
+  return buf.length >= 20 && buf.readUInt32BE(0) === 0x7f454c46 && buf[4] === 2 && buf[5] === 1 && buf.readUInt16LE(18) === EM_AARCH64;
+}
+
+/**
+ * The initramfs for the ARM guest: the x86 guest's files, but its busybox cannot run on this host to
+ * list its applets, so /init installs the applet links itself before anything else (only /bin/sh,
+ * which runs /init, is linked up front). No kernel modules: the virt machine's serial (PL011) and
+ * virtio-mmio/pci are built into Debian's arm64 kernels.
+ * @param {Uint8Array} busybox
+ */
+export function armInitramfsEntries(busybox) {
+  return initramfsEntries({ busybox, applets: ['sh'], modules: [] }).map((e) =>
+    e.name === 'init' && e.type === 'file'
+      ? { ...e, data: String(e.data).replace('export PATH=/bin HOME=/root\n', 'export PATH=/bin HOME=/root\n/bin/busybox --install -s /bin\n') }
+      : e,
+  );
+}
+
+/** The arm64 cloud kernel package the meta-package points at, from the arm64 lists. */
+function locateArmInputs() {
+  const deps = tryRun('apt-cache', ['depends', 'linux-image-cloud-arm64:arm64']) ?? '';
+  const kernelPkg = /Depends:\s*(linux-image-\S+-cloud-arm64)(?::arm64)?\s*$/m.exec(deps)?.[1];
+  const kernelVersion = kernelPkg ? aptCandidate(`${kernelPkg}:arm64`) : null;
+  const busyboxVersion = aptCandidate('busybox-static:arm64');
+  if (!kernelPkg || !kernelVersion || !busyboxVersion) {
+    throw new BuildError(
+      'apt knows no arm64 packages, so the ARM test guest cannot be downloaded. Run ' +
+        '`dpkg --add-architecture arm64 && apt-get update` (as root; .ci/run does this), then build again.',
+    );
+  }
+  const aavmf = AAVMF_PAIRS.find(([c, v]) => fs.existsSync(c) && fs.existsSync(v)) ?? [null, null];
+  return { kernelPkg, kernelVersion, busyboxVersion, aavmfCode: aavmf[0], aavmfVars: aavmf[1] };
+}
+
+function buildArm(dir, key, inputs) {
+  for (const f of fs.readdirSync(dir)) {
+    if (f.startsWith('.build-')) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+  }
+  const work = fs.mkdtempSync(path.join(dir, '.build-'));
+  try {
+    const kroot = path.join(work, 'kernel');
+    aptExtract(`${inputs.kernelPkg}:arm64`, work, kroot);
+    const kernelVersion = inputs.kernelPkg.replace(/^linux-image-/, '');
+    const vmlinuz = firstIn(kroot, [`boot/vmlinuz-${kernelVersion}`]);
+    if (!vmlinuz) throw new BuildError(`${inputs.kernelPkg} did not contain boot/vmlinuz-${kernelVersion}.`);
+    const broot = path.join(work, 'busybox');
+    aptExtract('busybox-static:arm64', work, broot);
+    const bb = firstIn(broot, ['bin/busybox', 'usr/bin/busybox']);
+    if (!bb) throw new BuildError('busybox-static:arm64 did not contain bin/busybox.');
+    const busybox = fs.readFileSync(bb);
+    if (!isAarch64Elf(busybox) || !isStaticElf(busybox)) throw new BuildError(`${bb} is not a static aarch64 executable.`);
+
+    const stagedKernel = path.join(work, 'vmlinuz');
+    fs.copyFileSync(vmlinuz, stagedKernel);
+    fs.chmodSync(stagedKernel, 0o644);
+    const stagedInitrd = path.join(work, 'initrd.img');
+    fs.writeFileSync(stagedInitrd, zlib.gzipSync(cpioNewc(armInitramfsEntries(busybox)), { level: 9 }));
+    const info = {
+      version: ARM_GUEST_JSON_VERSION,
+      arch: 'aarch64',
+      key,
+      kernel: path.join(dir, 'vmlinuz'),
+      initrd: path.join(dir, 'initrd.img'),
+      append: ARM_APPEND,
+      kernelVersion,
+      readyMarker: READY_MARKER,
+      prompt: PROMPT,
+      aavmfCode: inputs.aavmfCode,
+      aavmfVars: inputs.aavmfVars,
+    };
+    const stagedJson = path.join(work, 'guest.json');
+    fs.writeFileSync(stagedJson, `${JSON.stringify(info, null, 2)}\n`);
+    fs.renameSync(stagedKernel, info.kernel);
+    fs.renameSync(stagedInitrd, info.initrd);
+    fs.renameSync(stagedJson, path.join(dir, 'guest.json'));
+    log(`built the aarch64 guest: ${kernelVersion} + busybox initramfs (${(fs.statSync(info.initrd).size / 1024).toFixed(0)} KiB)`);
+    return info;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds (or reuses) the aarch64 test guest; returns its guest.json. On failure writes the reason to
+ * <cache>/aarch64/error.txt and throws.
+ * @param {{ cacheDir?: string }} [opts]
+ */
+export async function buildArmTestGuest(opts = {}) {
+  const dir = path.join(path.resolve(opts.cacheDir ?? process.env.VIVARIUM_TEST_CACHE ?? DEFAULT_CACHE_DIR), 'aarch64');
+  fs.mkdirSync(dir, { recursive: true });
+  const errorFile = path.join(dir, 'error.txt');
+  try {
+    const inputs = locateArmInputs();
+    const builder = createHash('sha256').update(fs.readFileSync(SCRIPT)).digest('hex').slice(0, 16);
+    const key = createHash('sha256').update(JSON.stringify({ builder, ...inputs })).digest('hex').slice(0, 24);
+    const current = () => {
+      const info = readGuestJson(dir);
+      return info?.key === key && info.kernel === path.join(dir, 'vmlinuz') && fs.existsSync(info.kernel) && fs.existsSync(info.initrd) ? info : null;
+    };
+    const info = current() ?? (await withLock(path.join(dir, '.lock'), () => current() ?? buildArm(dir, key, inputs)));
+    fs.rmSync(errorFile, { force: true });
+    return info;
+  } catch (e) {
+    fs.writeFileSync(errorFile, `${e instanceof BuildError ? e.message : e.stack}\n`);
+    throw e;
+  }
+}
+
 if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url) {
   buildTestGuest().then(
-    (info) => {
+    async (info) => {
       process.stdout.write(`${path.join(path.dirname(info.kernel), 'guest.json')}\n`);
+      // The ARM guest is extra: without it only the aarch64 tests fail, saying why (aarch64/error.txt).
+      await buildArmTestGuest().catch((e) => log(`WARNING: the aarch64 test guest was not built: ${e instanceof BuildError ? e.message : e.stack}`));
     },
     (e) => {
       process.stderr.write(`[test-guest] ERROR: ${e instanceof BuildError ? e.message : e.stack}\n`);

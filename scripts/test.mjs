@@ -6,6 +6,9 @@ import { spawnSync } from 'node:child_process';
 const steps = [
   ['build', 'npm', ['run', 'build']],
   ['lint', 'npx', ['eslint', '.']],
+  // Electron security anti-patterns in main/app and renderer (@doyensec/electronegativity); answered
+  // false positives are listed in the script.
+  ['electron-security', 'node', ['scripts/electronegativity.mjs']],
   ['typecheck', 'npm', ['run', 'typecheck']],
   ['unit + integration', 'npx', ['vitest', 'run']],
   ['e2e', 'npx', ['playwright', 'test']],

@@ -33,7 +33,7 @@ vi.mock('electron', async () => {
 });
 
 const ipcMain = (await import('electron')).ipcMain as unknown as EventEmitter;
-const { appPaths, lockedWebPreferences, permissionAllowed, quitDecision, quitPromptOptions, startApp } = await import('./electron-app');
+const { appPaths, libraryUserDataDir, lockedWebPreferences, permissionAllowed, quitDecision, quitPromptOptions, startApp, vmFileArgs } = await import('./electron-app');
 const { APP_SCHEME_PRIVILEGES, classifyWindowOpen, createAppProtocolHandler } = await import('./app-protocol');
 const { MENU_ACTIONS, MENU_EVENT, buildMenuTemplate, menuEventScript } = await import('./menu');
 
@@ -71,6 +71,7 @@ class FakeWebContents extends EventEmitter {
   readonly mainFrame = new FakeFrame(this.id, 1, '');
   readonly scripts: string[] = [];
   loading = true;
+  reloads = 0;
   private openHandler: ((d: { url: string }) => { action: string }) | null = null;
   private destroyed = false;
   setWindowOpenHandler(h: (d: { url: string }) => { action: string }): void {
@@ -82,6 +83,9 @@ class FakeWebContents extends EventEmitter {
   }
   isLoading(): boolean {
     return this.loading;
+  }
+  reload(): void {
+    this.reloads++;
   }
   isDestroyed(): boolean {
     return this.destroyed;
@@ -174,7 +178,16 @@ function fakeElectron(answers: { prompt: (options: Electron.MessageBoxOptions) =
     isPackaged = false;
     name = 'Vivarium';
     quitCalls = 0;
+    refusedQuits = 0;
     quitted = false;
+    readonly paths = new Map<string, string>([['appData', '/home/u/.config']]);
+    getPath(name: string): string {
+      return this.paths.get(name) ?? `/fake/${name}`;
+    }
+    setPath(name: string, value: string): void {
+      order.push(`setPath:${name}`);
+      this.paths.set(name, value);
+    }
     requestSingleInstanceLock(): boolean {
       order.push('requestSingleInstanceLock');
       return this.lock;
@@ -190,7 +203,10 @@ function fakeElectron(answers: { prompt: (options: Electron.MessageBoxOptions) =
       this.quitCalls++;
       const bq = ev({});
       this.emit('before-quit', bq);
-      if (bq.defaultPrevented) return;
+      if (bq.defaultPrevented) {
+        this.refusedQuits++;
+        return;
+      }
       quitInProgress = true;
       for (const w of [...windows]) w.close();
       quitInProgress = false;
@@ -310,7 +326,7 @@ function rendererBuild(): string {
   return build;
 }
 
-async function launch(t: TestHome, o: { platform?: NodeJS.Platform } = {}): Promise<Launched> {
+async function launch(t: TestHome, o: { platform?: NodeJS.Platform; argv?: string[] } = {}): Promise<Launched> {
   const logs: string[] = [];
   let answer = 2;
   const fake = fakeElectron({ prompt: () => answer });
@@ -321,6 +337,7 @@ async function launch(t: TestHome, o: { platform?: NodeJS.Platform } = {}): Prom
     hostEngine,
     platform: o.platform ?? 'linux',
     log: (line) => logs.push(line),
+    argv: o.argv,
   });
   const started = await controller.started;
   if (!started) throw new Error(`the app did not start: ${logs.join('\n')}`);
@@ -382,6 +399,7 @@ describe('startApp with a fake Electron and a real engine', () => {
       webviewTag: false,
       spellcheck: false,
       navigateOnDragDrop: false,
+      disableBlinkFeatures: 'Auxclick',
     });
 
     // One call per service; a new service in the contract fails this until it is added here.
@@ -476,6 +494,12 @@ describe('startApp with a fake Electron and a real engine', () => {
     const ask = (permission: string, requestingUrl: string) =>
       new Promise<boolean>((resolve) => request!(wc, permission, resolve, { requestingUrl }));
     expect(await ask('fullscreen', 'app://vivarium/index.html#/vm/x')).toBe(true);
+    // Chromium's Local Network Access: our page must be let open ws://127.0.0.1 (the consoles).
+    expect(await ask('local-network-access', 'app://vivarium/index.html#/vm/x')).toBe(true);
+    expect(await ask('loopback-network', 'app://vivarium/index.html')).toBe(true);
+    expect(await ask('loopback-network', 'https://evil.example/')).toBe(false);
+    expect(check!(wc, 'loopback-network', 'app://vivarium')).toBe(true);
+    expect(check!(wc, 'local-network-access', 'http://127.0.0.1:8080')).toBe(false);
     expect(await ask('clipboard-sanitized-write', 'app://vivarium/index.html')).toBe(true);
     expect(await ask('fullscreen', 'https://evil.example/')).toBe(false);
     for (const p of ['media', 'geolocation', 'notifications', 'clipboard-read', 'openExternal']) {
@@ -577,6 +601,71 @@ describe('startApp with a fake Electron and a real engine', () => {
     expect(l.fake.prompts).toEqual([]);
     expect(fs.existsSync(socket)).toBe(false);
     expect(ipcMain.listenerCount(IPC_CHANNEL)).toBe(0);
+  });
+
+  it('lets Quit (Cmd+Q, logout, an update) through at once when no VM runs: before-quit refuses nothing', async () => {
+    const t = newHome();
+    const l = await launch(t, { platform: 'darwin' });
+    l.fake.app.quit();
+    await l.controller.stopped;
+    expect(l.fake.app.refusedQuits).toBe(0);
+    expect(l.fake.app.quitted).toBe(true);
+    expect(l.fake.prompts).toEqual([]);
+  });
+
+  it('reloads a window whose renderer crashed, and stops after repeated crashes, saying so', async () => {
+    const t = newHome();
+    const l = await launch(t);
+    const wc = l.fake.windows()[0]!.webContents;
+    wc.emit('render-process-gone', ev({}), { reason: 'clean-exit', exitCode: 0 });
+    expect(wc.reloads).toBe(0);
+    wc.emit('render-process-gone', ev({}), { reason: 'crashed', exitCode: 139 });
+    expect(wc.reloads).toBe(1);
+    wc.emit('render-process-gone', ev({}), { reason: 'oom', exitCode: 0 });
+    wc.emit('render-process-gone', ev({}), { reason: 'killed', exitCode: 9 });
+    expect(wc.reloads).toBe(3);
+    expect(l.fake.errorBoxes).toEqual([]);
+    wc.emit('render-process-gone', ev({}), { reason: 'crashed', exitCode: 139 });
+    expect(wc.reloads).toBe(3);
+    expect(l.fake.errorBoxes).toHaveLength(1);
+    expect(l.fake.errorBoxes[0]![1]).toMatch(/stopped working 4 times in a minute .*your virtual machines are not affected/);
+  });
+
+  it('opens a double-clicked .vivarium file (open-file on macOS, argv elsewhere) and says plainly that import is not available yet', async () => {
+    const t = newHome();
+    const file = path.join(tempDir('viv-file-'), 'web server.vivarium');
+    fs.writeFileSync(file, 'not yet a real export');
+    const l = await launch(t, { argv: ['--no-sandbox', '.', file] });
+    const vms = l.started.hosted.engine.services.vms as unknown as Record<string, unknown>;
+    if (typeof vms['import'] === 'function') {
+      // Issue 10 landed: the file goes to the real import, which refuses this one with a sentence.
+      await waitFor(() => l.fake.errorBoxes.length === 1, 'the import error');
+      expect(l.fake.errorBoxes[0]![0]).toBe('Could not import web server.vivarium');
+      return;
+    }
+    await waitFor(() => l.fake.prompts.length === 1, 'the message about import');
+    expect(l.fake.prompts[0]!.options.message).toBe('This version of Vivarium cannot import VM files yet.');
+    expect(l.fake.prompts[0]!.options.detail).toContain('web server.vivarium was not opened');
+    const macOpen = ev({});
+    l.fake.app.emit('open-file', macOpen, file);
+    expect(macOpen.defaultPrevented).toBe(true);
+    await waitFor(() => l.fake.prompts.length === 2, 'the second message');
+    l.fake.app.emit('second-instance', ev({}), ['/opt/Vivarium/vivarium', file], '/');
+    await waitFor(() => l.fake.prompts.length === 3, 'the third message');
+  });
+
+  it('keeps one app per library: Electron’s userData (the lock’s key) follows VIVARIUM_HOME', async () => {
+    const a = newHome();
+    const b = newHome();
+    const la = await launch(a);
+    const lb = await launch(b);
+    const ua = la.fake.app.getPath('userData');
+    const ub = lb.fake.app.getPath('userData');
+    expect(ua).toBe(libraryUserDataDir('/home/u/.config', a.env.VIVARIUM_HOME!));
+    expect(ub).not.toBe(ua);
+    expect(path.dirname(ua)).toBe('/home/u/.config/Vivarium Desktop');
+    expect(la.fake.order.indexOf('setPath:userData')).toBeLessThan(la.fake.order.indexOf('requestSingleInstanceLock'));
+    expect(libraryUserDataDir('/x', `${a.env.VIVARIUM_HOME!}/`)).toBe(libraryUserDataDir('/x', a.env.VIVARIUM_HOME!));
   });
 
   it('on macOS keeps running when the last window closes, and reopens the library on activate', async () => {
@@ -712,6 +801,15 @@ describe('permissions', () => {
   });
 });
 
+describe('VM files on the command line', () => {
+  it('takes absolute .vivarium paths only', () => {
+    expect(vmFileArgs(['/opt/Vivarium/vivarium', '--no-sandbox', '/home/u/a.vivarium', 'b.vivarium', '/home/u/c.VIVARIUM', '--x=/y.vivarium', '/home/u/d.txt'])).toEqual([
+      '/home/u/a.vivarium',
+      '/home/u/c.VIVARIUM',
+    ]);
+  });
+});
+
 describe('window.open targets', () => {
   it('classifies', () => {
     expect(classifyWindowOpen(`#/vm/${VM_ID}`)).toEqual({ kind: 'vm', id: VM_ID });
@@ -758,6 +856,18 @@ describe('menu', () => {
     expect(roles(dev)).toContain('reload');
     expect(dev[0]!.label).toBe('Vivarium');
     expect(template[0]!.label).toBe('File');
+  });
+
+  it('has an Edit menu: Cmd+C/V/X/A on macOS; elsewhere shown but not registered, so Ctrl+C reaches a guest console', () => {
+    const mac = buildMenuTemplate({ platform: 'darwin', appName: 'Vivarium', dev: false }, { action: () => {}, showLibrary: () => {}, showLibraryFolder: () => {} });
+    const macEdit = (mac.find((m) => m.label === 'Edit')?.submenu ?? []) as MenuItemConstructorOptions[];
+    const roles = macEdit.map((i) => i.role).filter(Boolean);
+    for (const r of ['undo', 'redo', 'cut', 'copy', 'paste', 'selectAll']) expect(roles).toContain(r);
+    expect(macEdit.every((i) => i.registerAccelerator === undefined)).toBe(true);
+    expect(mac.map((m) => m.label ?? m.role).slice(0, 3)).toEqual(['Vivarium', 'File', 'Edit']);
+    const linuxEdit = items('Edit');
+    expect(linuxEdit.filter((i) => i.role).map((i) => i.role)).toEqual(['undo', 'redo', 'cut', 'copy', 'paste', 'delete', 'selectAll']);
+    expect(linuxEdit.filter((i) => i.role).every((i) => i.registerAccelerator === false)).toBe(true);
   });
 
   it('builds the event script from the fixed list only', () => {

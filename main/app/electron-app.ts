@@ -11,13 +11,14 @@
  * may load only app://vivarium, can't open windows (our own VM windows and https links in the
  * user's browser are the only things window.open leads to), and gets only two permissions.
  */
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { BaseWindow, BrowserWindow, MessageBoxOptions, WebContents, WebPreferences } from 'electron';
 import { ErrorCode, VivariumError, assertNever } from '../common/errors';
 import type { VmInfo } from '../common/models/vm-state';
 import { readEngineInfo } from '../server/engine-host';
 import type { HostEngineOptions, HostedEngine } from '../server/engine-host';
-import { Layout } from '../services/paths';
+import { Layout, defaultHome } from '../services/paths';
 import {
   APP_SCHEME,
   APP_SCHEME_PRIVILEGES,
@@ -54,7 +55,12 @@ export interface AppDeps {
   readonly platform?: NodeJS.Platform;
   /** Default: stderr. */
   readonly log?: (line: string) => void;
+  /** The process's arguments (a .vivarium file among them is opened); default none. */
+  readonly argv?: readonly string[];
 }
+
+/** The VmService method issue 10 adds for `vivarium import FILE`: (file, { name? }) → VmInfo. */
+const IMPORT_METHOD = 'import';
 
 export interface StartedApp {
   readonly hosted: HostedEngine;
@@ -86,15 +92,49 @@ export function lockedWebPreferences(preload: string): WebPreferences {
     webviewTag: false,
     spellcheck: false,
     navigateOnDragDrop: false,
+    // Middle-click on a link must not try to open a window (window.open is denied anyway).
+    disableBlinkFeatures: 'Auxclick',
   };
 }
 
-const ALLOWED_PERMISSIONS: ReadonlySet<string> = new Set(['fullscreen', 'clipboard-sanitized-write']);
+/**
+ * Fullscreen (the VM display), writing to the clipboard, and Chromium's Local Network Access
+ * permissions: an app:// page counts as a public origin, so Chromium asks ('local-network-access',
+ * and 'loopback-network' for 127.0.0.1) before the page may open ws://127.0.0.1:PORT, the engine's
+ * stream bridge that carries the Display and Serial consoles. Where the page may connect is still
+ * fixed by the CSP's connect-src (the bridge's one origin: main/app/app-protocol.ts).
+ */
+const ALLOWED_PERMISSIONS: ReadonlySet<string> = new Set(['fullscreen', 'clipboard-sanitized-write', 'local-network-access', 'loopback-network']);
 
-/** Fullscreen (the VM display) and writing to the clipboard, for our own pages only. */
+/** Whether a permission is granted: only those above, and only to our own app:// pages. */
 export function permissionAllowed(permission: string, requestingOriginOrUrl: string): boolean {
   return ALLOWED_PERMISSIONS.has(permission) && isAppOrigin(requestingOriginOrUrl);
 }
+
+/**
+ * Electron's userData folder for a library: one per library, so the single-instance lock (which
+ * Electron keys on userData) allows one app per library, and two libraries (VIVARIUM_HOME) can be
+ * open side by side. Beside the library, never inside it: `<appData>/Vivarium Desktop/<id>`, where
+ * id is the first 16 hex digits of the SHA-256 of the library's absolute path.
+ */
+export function libraryUserDataDir(appData: string, libraryHome: string): string {
+  const id = createHash('sha256').update(path.resolve(libraryHome)).digest('hex').slice(0, 16);
+  return path.join(appData, 'Vivarium Desktop', id);
+}
+
+/** The extension of Vivarium's VM file (one exported VM; electron-builder.yml fileAssociations). */
+export const VM_FILE_EXTENSION = '.vivarium';
+
+/** The VM files among command-line arguments (a double-click on Linux/Windows passes the path):
+ *  absolute paths ending in .vivarium, never a switch. */
+export function vmFileArgs(argv: readonly string[]): string[] {
+  return argv.filter((a) => !a.startsWith('-') && path.isAbsolute(a) && a.toLowerCase().endsWith(VM_FILE_EXTENSION));
+}
+
+/** A renderer that died gets reloaded this many times in RENDERER_CRASH_WINDOW_MS; then the window
+ *  stays as it is and the user is told (a page that crashes at once would otherwise loop forever). */
+export const RENDERER_CRASH_RELOADS = 3;
+export const RENDERER_CRASH_WINDOW_MS = 60_000;
 
 export const QUIT_BUTTONS = ['Keep Running in Background', 'Shut Down All', 'Cancel'] as const;
 /** How long each VM gets to shut down after the ACPI request when the user picks Shut Down All. */
@@ -168,6 +208,8 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
 
+  // Before the lock: Electron keys the single-instance lock on userData, so one app per library.
+  app.setPath('userData', libraryUserDataDir(app.getPath('appData'), defaultHome(deps.env, platform)));
   if (!app.requestSingleInstanceLock()) {
     // The first instance got 'second-instance' and shows its window.
     app.quit();
@@ -181,6 +223,12 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
   let engineClosed = false;
   let library: BrowserWindow | null = null;
   const vmWindows = new Map<string, BrowserWindow>();
+  /** Ids of VMs whose QEMU runs, kept current from the engine's events, so that a quit with nothing
+   *  running goes through at once (before-quit must decide synchronously). */
+  const running = new Set<string>();
+  /** VM files opened before the engine was up (macOS sends open-file before ready). */
+  const pendingFiles: string[] = [];
+  let runningSub: { dispose(): void } | null = null;
 
   const focus = (win: BrowserWindow): void => {
     if (win.isMinimized()) win.restore();
@@ -214,9 +262,30 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     wc.on('will-navigate', (e) => guard(e));
     wc.on('will-redirect', (e) => guard(e));
     wc.on('will-attach-webview', (e) => e.preventDefault());
+    // A crashed or killed renderer leaves a blank window: load the page again (a few times).
+    const crashes: number[] = [];
+    wc.on('render-process-gone', (_e, details) => {
+      if (details.reason === 'clean-exit' || wc.isDestroyed()) return;
+      const now = Date.now();
+      while (crashes.length > 0 && now - crashes[0]! > RENDERER_CRASH_WINDOW_MS) crashes.shift();
+      crashes.push(now);
+      if (crashes.length > RENDERER_CRASH_RELOADS) {
+        log(`the window's page stopped again (${details.reason}); not reloading it`);
+        dialog.showErrorBox(
+          'Vivarium',
+          `This window stopped working ${crashes.length} times in a minute (${details.reason}), so it was not reloaded again. ` +
+            'Close it and open it again from the Window menu; your virtual machines are not affected.',
+        );
+        return;
+      }
+      log(`the window's page stopped (${details.reason}, exit code ${details.exitCode}); reloading it`);
+      wc.reload();
+    });
   };
 
   const createWindow = (url: string, size: typeof LIBRARY_SIZE | typeof VM_SIZE): BrowserWindow => {
+    // electronegativity flags this constructor (context isolation, sandbox, auxclick) because it
+    // cannot see into lockedWebPreferences(); answered in scripts/electronegativity.mjs.
     const win = new BrowserWindow({
       ...size,
       title: 'Vivarium',
@@ -340,6 +409,8 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     const others = BrowserWindow.getAllWindows().filter((w) => w !== win && !w.isDestroyed());
     if (others.length > 0 || !lastWindowQuits(platform)) return;
     // The last window: closing it is quitting, and the prompt must come while it can still stay.
+    // Nothing runs: let it close; 'window-all-closed' then quits.
+    if (phase === 'running' && running.size === 0) return;
     if (phase === 'running') {
       e.preventDefault();
       askToQuit(win);
@@ -348,9 +419,52 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     }
   }
 
-  app.on('second-instance', () => {
+  app.on('second-instance', (_e, argv) => {
+    const files = vmFileArgs(Array.isArray(argv) ? argv : []);
+    if (files.length > 0) return openVmFiles(files);
     if (phase === 'running') showLibrary();
   });
+
+  // macOS: a double-clicked .vivarium file (also before 'ready', when it launched the app).
+  app.on('open-file', (e, file) => {
+    e.preventDefault();
+    openVmFiles([file]);
+  });
+
+  function openVmFiles(files: readonly string[]): void {
+    if (phase !== 'running' || !hosted) {
+      pendingFiles.push(...files);
+      return;
+    }
+    for (const file of files) {
+      importVmFile(file).catch((err: unknown) => log(`opening ${file}: ${String(err)}`));
+    }
+  }
+
+  /** Issue 10's import (`vivarium import FILE`), once the engine has it; until then, says so. */
+  async function importVmFile(file: string): Promise<void> {
+    const vms = hosted!.engine.services.vms as unknown as Record<string, unknown>;
+    const importer = vms[IMPORT_METHOD];
+    if (typeof importer !== 'function') {
+      showLibrary();
+      await dialog.showMessageBox({
+        type: 'info',
+        title: 'Vivarium',
+        message: 'This version of Vivarium cannot import VM files yet.',
+        detail: `${path.basename(file)} was not opened. Importing exported virtual machines (${VM_FILE_EXTENSION} files) comes in a later version.`,
+        buttons: ['OK'],
+        noLink: true,
+      });
+      return;
+    }
+    try {
+      const vm = (await (importer as (f: string, o: object) => Promise<VmInfo>).call(vms, file, {})) as VmInfo;
+      showVm(vm.id);
+    } catch (err) {
+      showLibrary();
+      dialog.showErrorBox(`Could not import ${path.basename(file)}`, err instanceof VivariumError ? err.message : String(err));
+    }
+  }
 
   app.on('activate', () => {
     if (phase === 'running' && BrowserWindow.getAllWindows().length === 0) showLibrary();
@@ -362,6 +476,11 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
   });
 
   app.on('before-quit', (e) => {
+    // Nothing runs: quit now, without a round trip (a refused quit breaks logout and updates).
+    if (phase === 'running' && running.size === 0) {
+      phase = 'quitting';
+      return;
+    }
     if (phase === 'running') {
       e.preventDefault();
       askToQuit(null);
@@ -375,6 +494,7 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     if (engineClosed || (!hosted && !ipc)) return resolveStopped();
     e.preventDefault();
     closing ??= (async () => {
+      runningSub?.dispose();
       ipc?.dispose();
       ipc = null;
       try {
@@ -428,8 +548,20 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
         ),
       ),
     );
+    const track = (vm: VmInfo): void => {
+      if (vm.state === 'running' || vm.state === 'paused' || vm.state === 'starting' || vm.state === 'stopping') running.add(vm.id);
+      else running.delete(vm.id);
+    };
+    runningSub = h.engine.services.vms.onDidChange((change) => (change.kind === 'removed' ? running.delete(change.id) : track(change.vm)));
+    try {
+      for (const vm of await h.engine.services.vms.list()) track(vm);
+    } catch (err) {
+      log(`could not list VMs: ${String(err)}`);
+    }
     phase = 'running';
     showLibrary();
+    const initialFiles = [...pendingFiles.splice(0), ...vmFileArgs(deps.argv ?? [])];
+    if (initialFiles.length > 0) openVmFiles(initialFiles);
     return { hosted: h, showLibrary, showVm };
   });
 

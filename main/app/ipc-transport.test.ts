@@ -129,15 +129,20 @@ describe('electron ipc transport', () => {
     expect(t.fake.vms.changes.size).toBe(0);
   });
 
-  it('ends the session on a main-frame navigation, not on a same-document one', async () => {
+  it('ends the session when a main-frame navigation commits, not when one starts (it may be cancelled) or stays in the page', async () => {
     const t = setup();
     t.send({ t: 'sub', id: 1, s: 'vms', ev: 'onDidChange' });
     await waitFor(() => t.fake.vms.changes.size === 1, 'the subscription');
-    t.wc.emit('did-start-navigation', { isMainFrame: true, isSameDocument: true });
+    // Electron's order for a link to a foreign page: did-start-navigation, then will-navigate, which
+    // the app cancels. The page stays, and so must its connection.
+    t.wc.emit('did-start-navigation', { url: 'https://example.org/', isMainFrame: true, isSameDocument: false });
+    t.wc.emit('will-navigate', { url: 'https://example.org/', preventDefault() {} });
+    t.wc.emit('did-navigate-in-page', {}, 'app://vivarium/index.html#/host', true);
+    t.send({ t: 'call', id: 2, s: 'vms', m: 'list', a: [] });
+    await waitFor(() => t.replies().some((r) => r.id === 2), 'a reply after the cancelled navigation');
     expect(t.fake.vms.changes.size).toBe(1);
-    t.wc.emit('did-start-navigation', { isMainFrame: false, isSameDocument: false });
-    expect(t.fake.vms.changes.size).toBe(1);
-    t.wc.emit('did-start-navigation', { isMainFrame: true, isSameDocument: false });
+    // A reload or a navigation that commits: the old document's subscriptions go.
+    t.wc.emit('did-navigate', {}, 'app://vivarium/index.html', 200, 'OK');
     expect(t.fake.vms.changes.size).toBe(0);
   });
 

@@ -4,7 +4,7 @@
  * Wire: `ipcRenderer.send(IPC_CHANNEL, session, json)` and `frame.send(IPC_CHANNEL, session, json)`.
  * `session` is a random id the preload picks once per loaded document. A reload or navigation starts
  * a new document with a new session, so its Connection (and every subscription the old page made)
- * is closed and ids from the old page can never collide with the new page's, whatever order the
+ * is closed (at the latest when the navigation commits: 'did-navigate') and ids from the old page can never collide with the new page's, whatever order the
  * navigation events and the new page's first messages arrive in.
  *
  * Only the main frame of a webContents may talk, and only while it shows a trusted URL: an iframe
@@ -60,12 +60,14 @@ export function serveIpc(server: RpcServer, options: ServeIpcOptions): Disposabl
   const tabFor = (wc: WebContents): Tab => {
     const known = tabs.get(wc.id);
     if (known) return known;
-    const onNavigate = (details: Electron.Event<Electron.WebContentsDidStartNavigationEventParams>): void => {
-      if (details.isMainFrame && !details.isSameDocument) endSession(tab);
-    };
+    // 'did-navigate': a main-frame, cross-document navigation that committed (never an in-page one).
+    // Not 'did-start-navigation', which also fires for navigations that 'will-navigate' then
+    // cancels (main/app/electron-app.ts refuses every page but app://): ending the session there
+    // would leave the page that stays without its engine connection.
+    const onNavigate = (): void => endSession(tab);
     const onGone = (): void => endSession(tab);
     const onDestroyed = (): void => forget(tab);
-    wc.on('did-start-navigation', onNavigate);
+    wc.on('did-navigate', onNavigate);
     wc.on('render-process-gone', onGone);
     wc.once('destroyed', onDestroyed);
     const tab: Tab = {
@@ -74,7 +76,7 @@ export function serveIpc(server: RpcServer, options: ServeIpcOptions): Disposabl
       closedSessions: [],
       cleanup: () => {
         if (wc.isDestroyed()) return;
-        wc.off('did-start-navigation', onNavigate);
+        wc.off('did-navigate', onNavigate);
         wc.off('render-process-gone', onGone);
         wc.off('destroyed', onDestroyed);
       },

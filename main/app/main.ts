@@ -14,4 +14,4 @@ if (typeof app !== 'object' || app === null) {
   process.exit(1);
 }
 
-startApp({ app, BrowserWindow, Menu, dialog, protocol, session, shell, nativeTheme }, { env: process.env, ...appPaths(__dirname), hostEngine });
+startApp({ app, BrowserWindow, Menu, dialog, protocol, session, shell, nativeTheme }, { env: process.env, argv: process.argv.slice(1), ...appPaths(__dirname), hostEngine });

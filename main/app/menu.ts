@@ -98,6 +98,27 @@ export function buildMenuTemplate(state: MenuState, handlers: MenuHandlers): Men
     ],
   };
 
+  // Cut/Copy/Paste/Select All in text fields. macOS routes Cmd+C/V/X/A only through the menu, so
+  // without these they do nothing there. Elsewhere the keys work in text fields without the menu,
+  // and a registered Ctrl+C would take it from a guest's console: shown, not registered.
+  const edit: MenuItemConstructorOptions = {
+    label: 'Edit',
+    submenu: (
+      [
+        { role: 'undo' },
+        { role: 'redo' },
+        SEPARATOR,
+        { role: 'cut' },
+        { role: 'copy' },
+        { role: 'paste' },
+        ...(mac ? [{ role: 'pasteAndMatchStyle' } as const] : []),
+        { role: 'delete' },
+        SEPARATOR,
+        { role: 'selectAll' },
+      ] as MenuItemConstructorOptions[]
+    ).map((i) => (mac || i.type === 'separator' ? i : { ...i, registerAccelerator: false })),
+  };
+
   const vm: MenuItemConstructorOptions = {
     label: 'VM',
     submenu: VM_COMMANDS.map((c) => (c === null ? SEPARATOR : item(c.action, c.label, c.accelerator))),
@@ -134,5 +155,5 @@ export function buildMenuTemplate(state: MenuState, handlers: MenuHandlers): Men
     ],
   };
 
-  return [...appMenu, file, vm, view, windowMenu, help];
+  return [...appMenu, file, edit, vm, view, windowMenu, help];
 }

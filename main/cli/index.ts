@@ -416,6 +416,14 @@ function formatDoctor(r: HostReport): string {
   for (const f of r.firmware) lines.push(`UEFI firmware (${f.arch}): ${f.code}${f.secureBoot ? ' (Secure Boot)' : ''}`);
   if (r.firmware.length === 0) lines.push('UEFI firmware: not found');
   if (r.problems.length) lines.push('', 'Problems:', ...r.problems.map((p) => `  - ${p}`));
+  // The first-run guide, as the app shows it (issue 12).
+  const s = r.setup;
+  if (!s.qemuFound) {
+    lines.push('', s.installCommand ? 'QEMU is not installed. Install it with:' : 'QEMU is not installed. Install QEMU, qemu-img and UEFI firmware (OVMF/edk2) with your package manager.');
+    if (s.installCommand) lines.push('', `    ${s.installCommand}`, '', 'then run `vivarium doctor` again.');
+  }
+  if (s.kvmPermission) lines.push('', s.kvmPermission.explanation, '', `    ${s.kvmPermission.command}`);
+  if (s.hvf) lines.push('', s.hvf.explanation);
   return lines.join('\n');
 }
 

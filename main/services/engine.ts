@@ -50,7 +50,12 @@ export function createEngine(options: EngineOptions = {}): Engine {
   };
   const manager = new VmManager({ layout, host, log: options.log });
   const hostService: HostService = {
-    doctor: async () => hostReport(await host(), layout),
+    doctor: async () => {
+      // Probe afresh each time ("Check again" after installing QEMU or joining the kvm group); the
+      // probe cache's fingerprint (binaries, /dev/kvm, firmware folders) keeps this a few stat()s.
+      caps = null;
+      return hostReport(await host(), layout);
+    },
     defaults: async (o) => defaultsFor(await host(), o),
   };
   // Built here unless the host brings its own; either way one sampler serves every client.

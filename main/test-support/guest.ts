@@ -60,3 +60,47 @@ export function testGuest(env: NodeJS.ProcessEnv = process.env): GuestInfo {
 export function directBootArgs(guest: GuestInfo = testGuest()): readonly string[] {
   return ['-kernel', guest.kernel, '-initrd', guest.initrd, '-append', guest.append];
 }
+
+const ArmGuestInfoSchema = z.object({
+  version: z.literal(1),
+  arch: z.literal('aarch64'),
+  key: z.string(),
+  kernel: z.string(),
+  initrd: z.string(),
+  /** Serial console on ttyAMA0 (the virt machine's PL011). */
+  append: z.string(),
+  kernelVersion: z.string(),
+  readyMarker: z.string(),
+  prompt: z.string(),
+  /** Debian's qemu-efi-aarch64 code/vars pair (null when not installed). */
+  aavmfCode: z.string().nullable(),
+  aavmfVars: z.string().nullable(),
+});
+
+export type ArmGuestInfo = Readonly<z.infer<typeof ArmGuestInfoSchema>>;
+
+/** The aarch64 test guest (Debian arm64 cloud kernel + busybox initramfs) that
+ *  scripts/build-test-guest.mjs builds into <cache>/aarch64/. Throws with the builder's reason
+ *  (aarch64/error.txt) when it could not be built. */
+export function armTestGuest(env: NodeJS.ProcessEnv = process.env): ArmGuestInfo {
+  const dir = path.join(testGuestDir(env), 'aarch64');
+  const file = path.join(dir, 'guest.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    let why = '';
+    try {
+      why = fs.readFileSync(path.join(dir, 'error.txt'), 'utf8').trim();
+    } catch {
+      // no reason recorded
+    }
+    throw new Error(
+      `The aarch64 test guest is not built (${file}: ${(e as Error).message}).${why ? ` The builder said: ${why}` : ''} ` +
+        'Run `node scripts/build-test-guest.mjs`.',
+    );
+  }
+  const parsed = ArmGuestInfoSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`${file} is not what this code expects (${parsed.error.message}). Rebuild: node scripts/build-test-guest.mjs`);
+  return parsed.data;
+}

@@ -58,7 +58,7 @@ describe('parsers', () => {
     expect(distroFromOsRelease('ID=linuxmint\nID_LIKE="ubuntu debian"\n')).toBe('debian');
     expect(distroFromOsRelease('ID="rocky"\nID_LIKE="rhel centos fedora"\n')).toBe('fedora');
     expect(distroFromOsRelease('ID=endeavouros\nID_LIKE=arch\n')).toBe('arch');
-    expect(distroFromOsRelease('ID=opensuse-tumbleweed\nID_LIKE="opensuse suse"\n')).toBe('other');
+    expect(distroFromOsRelease('ID=opensuse-tumbleweed\nID_LIKE="opensuse suse"\n')).toBe('suse');
     expect(distroFromOsRelease(null)).toBe('other');
   });
 });

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { ErrorCode, VivariumError } from '../../common/errors';
 import type { AccelStatus, HostCapabilities, HostOs, QemuBinary, QemuVersion, UefiFirmware } from '../../common/models/host';
 import { formatVersion } from '../../common/models/host';
-import type { HostReport } from '../../common/models/host-report';
+import type { HostReport, HostSetup, PackageManager } from '../../common/models/host-report';
 import type { Accel, Arch } from '../../common/models/vm-config';
 import { writeFileAtomic } from '../paths';
 import { findUefiFirmware, firmwareSearchDirs } from './firmware';
@@ -616,7 +616,7 @@ function writeCache(file: string, fp: string, caps: ProbedCapabilities): void {
 // ---------------------------------------------------------------------------------------------
 // The doctor report
 
-export type Distro = 'debian' | 'fedora' | 'arch' | 'other';
+export type Distro = 'debian' | 'fedora' | 'arch' | 'suse' | 'other';
 
 /** /etc/os-release → the package family whose install commands we know. */
 export function distroFromOsRelease(text: string | null): Distro {
@@ -631,6 +631,7 @@ export function distroFromOsRelease(text: string | null): Distro {
     if (id === 'debian' || id === 'ubuntu') return 'debian';
     if (id === 'fedora' || id === 'rhel' || id === 'centos') return 'fedora';
     if (id === 'arch') return 'arch';
+    if (id === 'suse' || id === 'sles' || id.startsWith('opensuse')) return 'suse';
   }
   return 'other';
 }
@@ -651,21 +652,79 @@ function packageFor(distro: Distro, c: Component, hostArch: Arch): string | null
     case 'arch':
       if (c.kind === 'firmware') return c.arch === 'x86_64' ? 'edk2-ovmf' : 'edk2-aarch64';
       return 'qemu-full';
+    case 'suse':
+      // openSUSE's split QEMU packages (qemu-x86 pulls in the SeaBIOS/iPXE images it needs).
+      if (c.kind === 'system') return c.arch === 'x86_64' ? 'qemu-x86' : 'qemu-arm';
+      if (c.kind === 'img') return 'qemu-tools';
+      return c.arch === 'x86_64' ? 'qemu-ovmf-x86_64' : 'qemu-uefi-aarch64';
     case 'other':
       return null;
+  }
+}
+
+const PACKAGE_MANAGERS: Readonly<Record<Exclude<Distro, 'other'>, PackageManager>> = { debian: 'apt', fedora: 'dnf', arch: 'pacman', suse: 'zypper' };
+
+/** The package manager the install command is for, or null when we do not know this OS's. */
+export function packageManagerFor(os: HostOs, distro: Distro): PackageManager | null {
+  if (os === 'darwin') return 'brew';
+  if (os !== 'linux' || distro === 'other') return null;
+  return PACKAGE_MANAGERS[distro];
+}
+
+/** The exact shell command that installs `components`, or null (unknown package manager). */
+export function installCommandLine(os: HostOs, distro: Distro, components: readonly Component[], hostArch: Arch): string | null {
+  const pm = packageManagerFor(os, distro);
+  if (pm === 'brew') return 'brew install qemu';
+  if (pm === null || components.length === 0) return null;
+  const pkgs = [...new Set(components.map((c) => packageFor(distro, c, hostArch)))];
+  if (pkgs.some((p) => p === null)) return null;
+  const list = pkgs.join(' ');
+  switch (pm) {
+    case 'apt':
+      return `sudo apt install ${list}`;
+    case 'dnf':
+      return `sudo dnf install ${list}`;
+    case 'pacman':
+      return `sudo pacman -S ${list}`;
+    case 'zypper':
+      return `sudo zypper install ${list}`;
   }
 }
 
 function installCommand(os: HostOs, distro: Distro, components: readonly Component[], hostArch: Arch): string {
   if (os === 'darwin') return 'Install it with `brew install qemu` (Homebrew\'s QEMU includes the UEFI firmware).';
   if (os === 'win32') return 'Install QEMU for Windows from https://www.qemu.org/download/#windows.';
-  const pkgs = [...new Set(components.map((c) => packageFor(distro, c, hostArch)))];
-  if (pkgs.some((p) => p === null)) {
+  const cmd = installCommandLine(os, distro, components, hostArch);
+  if (cmd === null) {
     return 'Install QEMU (qemu-system-*, qemu-img) and UEFI firmware (OVMF/edk2) with your distribution\'s package manager.';
   }
-  const list = pkgs.join(' ');
-  const cmd = distro === 'debian' ? `sudo apt install ${list}` : distro === 'fedora' ? `sudo dnf install ${list}` : `sudo pacman -S ${list}`;
   return `Install with \`${cmd}\`.`;
+}
+
+/** The `kvm` group fix, when /dev/kvm exists (and is a real KVM) but this user may not open it. */
+export function kvmPermissionFix(os: HostOs, facts: HostFacts): HostSetup['kvmPermission'] {
+  if (os !== 'linux' || !facts.exists(KVM_DEVICE) || facts.exists(KVM_PVM_MODULE)) return null;
+  const err = facts.openReadWrite(KVM_DEVICE);
+  if (err !== 'EACCES' && err !== 'EPERM') return null;
+  return {
+    command: 'sudo usermod -aG kvm $USER',
+    explanation:
+      'Your computer supports KVM, but your user may not open /dev/kvm, so virtual machines would run with slow software emulation. ' +
+      'Add yourself to the kvm group, then log out and back in (or restart) so the new group applies.',
+  };
+}
+
+/** macOS: why HVF is not used, with what Homebrew's QEMU has that others lack. */
+function hvfExplanation(os: HostOs, accels: readonly AccelStatus[] | undefined): HostSetup['hvf'] {
+  if (os !== 'darwin' || !accels) return null;
+  const hvf = accels.find((a) => a.accel === 'hvf');
+  if (!hvf || hvf.usable) return null;
+  return {
+    explanation:
+      `${hvf.reason} HVF also needs the com.apple.security.hypervisor entitlement on the QEMU binary: Homebrew's QEMU is signed with it, ` +
+      'a QEMU built from source or copied elsewhere is not, and then fails to start with HV_DENIED. Use Homebrew\'s (`brew reinstall qemu`), ' +
+      'or sign yours with that entitlement (`codesign --sign - --entitlements hvf.plist --force <qemu-system binary>`).',
+  };
 }
 
 function describe(c: Component): string {
@@ -682,6 +741,8 @@ function describe(c: Component): string {
 export interface HostReportOptions {
   /** Contents of /etc/os-release (picks the install command on Linux). Default: read it. */
   readonly osRelease?: string | null;
+  /** /dev/kvm and friends, for the kvm group check. Default: this host. */
+  readonly facts?: HostFacts;
 }
 
 export function hostReport(
@@ -728,9 +789,26 @@ export function hostReport(
     problems.push(`${caps.hostArch} guests will run with TCG software emulation, which is much slower.${hw ? ` ${hw.reason}` : ''}`);
   }
 
+  // The first-run guide names everything the host's own guests need, also when VIVARIUM_QEMU_DIR
+  // narrowed the search (the install command is what fills a machine without QEMU).
+  const qemuFound = !!caps.binaries[caps.hostArch] && caps.qemuImg !== null;
+  const guideMissing: Component[] = [
+    ...(caps.binaries[caps.hostArch] ? [] : [{ kind: 'system', arch: caps.hostArch } as const]),
+    ...(caps.qemuImg ? [] : [{ kind: 'img' } as const]),
+    ...(caps.firmware[caps.hostArch] ? [] : [{ kind: 'firmware', arch: caps.hostArch } as const]),
+  ];
+  const setup: HostSetup = {
+    qemuFound,
+    packageManager: packageManagerFor(caps.os, distro),
+    installCommand: caps.os === 'darwin' ? (qemuFound ? null : 'brew install qemu') : installCommandLine(caps.os, distro, guideMissing, caps.hostArch),
+    kvmPermission: kvmPermissionFix(caps.os, opts.facts ?? realHostFacts),
+    hvf: hvfExplanation(caps.os, caps.accels[caps.hostArch]),
+  };
+
   return {
     os: caps.os,
     hostArch: caps.hostArch,
+    setup,
     qemuImg: { path: caps.qemuImg ?? brokenPath('qemu-img'), ok: caps.qemuImg !== null },
     binaries: ARCHES.map((arch) => {
       const b = caps.binaries[arch];

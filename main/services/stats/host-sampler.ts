@@ -29,6 +29,10 @@ const WORKER_BASENAME = 'host-sampler-worker';
 /** The compiled worker next to this module, else (tests, from sources) the .ts transpiled on the fly. */
 export function defaultWorkerSource(dir: string = __dirname): WorkerSource {
   const js = path.join(dir, `${WORKER_BASENAME}.js`);
+  // The packaged app: a worker thread cannot run from inside app.asar, so electron-builder.yml
+  // unpacks it (asarUnpack) beside the archive.
+  const unpacked = js.replace(/([\\/])app\.asar([\\/])/, '$1app.asar.unpacked$2');
+  if (unpacked !== js && fs.existsSync(unpacked)) return { kind: 'file', path: unpacked };
   if (fs.existsSync(js)) return { kind: 'file', path: js };
   const ts = path.join(dir, `${WORKER_BASENAME}.ts`);
   if (fs.existsSync(ts)) return transpiledWorker(ts);
