@@ -67,7 +67,9 @@ export async function waitForSerial(w: SerialWait): Promise<void> {
   let offset = 0;
   let tail = '';
   for (;;) {
-    const chunk = await readFrom(w.file, offset);
+    const { data: chunk, size } = await readFrom(w.file, offset);
+    // Rotated (logs/serial-log.ts truncates it, keeping the tail elsewhere): read on from its start.
+    if (size >= 0 && size < offset) offset = 0;
     if (chunk.length > 0) {
       offset += chunk.length;
       const text = tail + chunk.toString('utf8');

@@ -57,23 +57,27 @@ export async function readTailAsync(file: string, maxBytes: number): Promise<str
   }
 }
 
-/** Up to `maxBytes` of a file from `offset` (empty when it is shorter, gone or unreadable). */
-export async function readFrom(file: string, offset: number, maxBytes = 1024 * 1024): Promise<Buffer> {
+/**
+ * Up to `maxBytes` of a file from `offset`, and the file's size then (empty data when it is no longer
+ * than `offset`, gone or unreadable; size -1 when gone). A size below `offset` means the file was
+ * truncated (serial.log is, when it is rotated): the caller starts again from 0.
+ */
+export async function readFrom(file: string, offset: number, maxBytes = 1024 * 1024): Promise<{ readonly data: Buffer; readonly size: number }> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(file, READ_NOFOLLOW);
   } catch {
-    return Buffer.alloc(0);
+    return { data: Buffer.alloc(0), size: -1 };
   }
   try {
     const size = (await fh.stat()).size;
-    if (size <= offset) return Buffer.alloc(0);
+    if (size <= offset) return { data: Buffer.alloc(0), size };
     const len = Math.min(size - offset, maxBytes);
     const buf = Buffer.alloc(len);
     const { bytesRead } = await fh.read(buf, 0, len, offset);
-    return buf.subarray(0, bytesRead);
+    return { data: buf.subarray(0, bytesRead), size };
   } catch {
-    return Buffer.alloc(0);
+    return { data: Buffer.alloc(0), size: -1 };
   } finally {
     await fh.close();
   }
