@@ -1,0 +1,123 @@
+/**
+ * Disk checks and generated state through the real `vivarium` command (run `npm run build:main`
+ * first), the way a person meets them: create refuses what is not a disk image, a start refuses a
+ * disk that changed since, in words; a UEFI VM whose variable store was deleted starts anyway and
+ * its log says the UEFI settings were reset; `serial --log` reads a rotated log whole.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli, runCliJson } from '../../test-support/cli';
+import { testGuest } from '../../test-support/guest';
+import { makeTestHome, type TestHome } from '../../test-support/home';
+import { rotateSerialLog } from '../logs/serial-log';
+
+let t: TestHome;
+/** Where the person keeps their own images: outside the library. */
+let files: string;
+beforeEach(() => {
+  t = makeTestHome();
+  files = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-user-files-'));
+});
+afterEach(async () => {
+  await t.cleanup();
+  fs.rmSync(files, { recursive: true, force: true });
+});
+
+const cli = (args: string[], timeoutMs?: number) => runCli(args, { env: t.env, timeoutMs });
+const noQemuJson = (s: string) => expect(s).not.toMatch(/\{"driver"|-blockdev|json:\{/);
+
+describe('create --disk takes only disk images', () => {
+  it('refuses /etc/passwd and creates nothing', async () => {
+    const r = await cli(['create', 'pw', '--accel', 'tcg', '--disk', '/etc/passwd']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/\/etc\/passwd (looks like a text or data file|is not a disk image)/);
+    noQemuJson(r.stderr);
+    expect(await runCliJson<unknown[]>(['list', '--json'], { env: t.env })).toEqual([]);
+  });
+
+  it('refuses an ISO and says to give it as the CD (--iso)', async () => {
+    const iso = path.join(files, 'installer.iso');
+    const real = testGuest().memtestIso;
+    if (real) fs.copyFileSync(real, iso);
+    else {
+      const dir = path.join(files, 'isodir');
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'a.txt'), 'a\n');
+      execFileSync('genisoimage', ['-quiet', '-o', iso, dir]);
+    }
+    const r = await cli(['create', 'cd', '--accel', 'tcg', '--disk', iso]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${iso} is a CD/DVD image (ISO 9660), not a disk image.`);
+    expect(r.stderr).toContain(`--iso ${iso}`);
+  });
+});
+
+describe('every start re-checks the disks', () => {
+  it('a disk image that vanished or became an overlay is a sentence, not QEMU JSON', async () => {
+    const g = testGuest();
+    const disk = path.join(files, 'ext.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '64M']);
+    const r = await cli(['create', 'ext', '--accel', 'tcg', '--memory', '256M', '--disk', disk, '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append, '--net', 'none', '--display', 'none']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+
+    fs.rmSync(disk);
+    const gone = await cli(['start', 'ext']);
+    expect(gone.code).not.toBe(0);
+    // (The driver's media check may say it before the disk preflight does: either sentence will do.)
+    expect(gone.stderr).toContain(disk);
+    expect(gone.stderr).toContain('no longer exists. Put');
+    noQemuJson(gone.stderr);
+
+    // Put back as an overlay on a file the config never named.
+    const secret = path.join(files, 'secret.raw');
+    fs.writeFileSync(secret, Buffer.alloc(1024 * 1024));
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', disk]);
+    const sneaky = await cli(['start', 'ext']);
+    expect(sneaky.code).not.toBe(0);
+    expect(sneaky.stderr).toContain(`now names ${secret} as its backing file`);
+    noQemuJson(sneaky.stderr);
+    const vms = await runCliJson<{ state: string }[]>(['list', '--json'], { env: t.env });
+    expect(vms.map((v) => v.state)).toEqual(['stopped']);
+  });
+
+  it('a UEFI VM whose variable store was deleted starts with a fresh one, and its log says the settings were reset', async () => {
+    const r = await cli(['create', 'efi', '--accel', 'tcg', '--memory', '256M', '--firmware', 'uefi', '--disk-size', '64M', '--net', 'none', '--display', 'none', '--json']);
+    expect(r.stderr).toBe('');
+    const id = (JSON.parse(r.stdout) as { id: string }).id;
+    const bundle = path.join(t.home, 'vms', id);
+    fs.rmSync(path.join(bundle, 'efivars.qcow2'));
+    const start = await cli(['start', 'efi'], 90_000);
+    expect(start.stderr).toBe('');
+    expect(start.code).toBe(0);
+    expect(fs.existsSync(path.join(bundle, 'efivars.qcow2'))).toBe(true);
+    expect(fs.readFileSync(path.join(bundle, 'vivarium.log'), 'utf8')).toContain(
+      'The UEFI settings store of "efi" was missing, so Vivarium made a new one from the firmware\'s defaults: the VM\'s UEFI settings (boot entries, boot order) were reset.',
+    );
+    const vms = await runCliJson<{ state: string }[]>(['list', '--json'], { env: t.env });
+    expect(vms.map((v) => v.state)).toEqual(['running']);
+    expect((await cli(['stop', 'efi', '--force'])).code).toBe(0);
+  });
+});
+
+describe('serial --log after rotations', () => {
+  it('shows the output that was rotated out of serial.log', async () => {
+    const g = testGuest();
+    const r = await cli(['create', 'chatty', '--accel', 'tcg', '--memory', '256M', '--disk-size', '0', '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append, '--net', 'none', '--display', 'none', '--json']);
+    expect(r.stderr).toBe('');
+    const id = (JSON.parse(r.stdout) as { id: string }).id;
+    const start = await cli(['start', 'chatty', '--wait-serial', g.readyMarker, '--timeout', '90'], 120_000);
+    expect(start.code).toBe(0);
+    const log = path.join(t.home, 'vms', id, 'serial.log');
+    // Rotate as an engine would (small limits, so the boot output is already enough).
+    expect(await rotateSerialLog(log, { rotateAtBytes: 16, keepBytes: 64 * 1024 })).toBe(true);
+    expect(fs.statSync(log).size).toBe(0);
+    const shown = await cli(['serial', 'chatty', '--log']);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(g.readyMarker);
+    expect((await cli(['stop', 'chatty', '--force'])).code).toBe(0);
+  });
+});
