@@ -153,9 +153,10 @@ describe('every file kind Vivarium writes is private, whatever the umask (022 he
       execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', user]);
       userMade = true;
       const canRead = (file: string): boolean => spawnSync('runuser', ['-u', user, '--', 'head', '-c', '1', file], { stdio: 'ignore' }).status === 0;
-      // Open every folder on the way by hand: only the files' own modes stand in the way now.
+      // Open every folder of ours on the way by hand (their parent, /tmp, is traversable by anyone):
+      // only the files' own modes stand in the way now.
       const bundle = layout.bundle(a.id).dir;
-      for (const d of [path.dirname(t.home), t.home, layout.bundlesDir, bundle, path.join(bundle, 'ssh'), t.runtimeDir, layout.runtimeRoot]) fs.chmodSync(d, 0o755);
+      for (const d of [t.home, layout.bundlesDir, bundle, path.join(bundle, 'ssh'), t.runtimeDir, layout.runtimeRoot]) fs.chmodSync(d, 0o755);
       const secrets = [
         path.join(bundle, 'disk0.qcow2'),
         path.join(bundle, 'serial.log'),

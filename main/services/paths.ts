@@ -21,6 +21,7 @@ export const MEDIA_DIR = 'media';
 /** Files inside a VM bundle. */
 export const BundleFile = {
   config: 'config.json',
+  disk0: 'disk0.qcow2',
   uefiVars: 'efivars.qcow2',
   serialLog: 'serial.log',
   qemuLog: 'qemu.log',
@@ -233,6 +234,16 @@ function chain(dir: string, base: string): string[] {
   return out;
 }
 
+/** Folders that belong to everyone: never a runtime folder of ours, never chmod'ed. */
+const SHARED_FOLDERS: ReadonlySet<string> = new Set(['/', '/tmp', '/var/tmp', '/dev/shm', '/run', '/private/tmp', path.resolve(os.tmpdir())]);
+
+/** A folder Vivarium must never narrow, even when it is (mis)used as the library: a shared one, or
+ *  the user's own home folder. */
+function neverNarrow(dir: string): boolean {
+  const d = path.resolve(dir);
+  return SHARED_FOLDERS.has(d) || d === path.resolve(os.homedir());
+}
+
 function refusePrivate(dir: string, why: string, advice = 'Remove it (or set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own) and try again.'): never {
   throw new VivariumError(ErrorCode.InvalidState, `${dir} ${why}, so it is not safe for Vivarium's sockets. ${advice}`, { path: dir });
 }
@@ -245,8 +256,9 @@ function checkPrivate(dir: string): void {
   if (!st.isDirectory()) refusePrivate(dir, 'is not a directory');
   if (st.uid !== uid) refusePrivate(dir, `belongs to another user (uid ${st.uid})`);
   // A shared folder (/tmp itself, mode 1777, or one anybody may write to) is refused, never
-  // chmod'ed: narrowing /tmp to 0700 as root would break every other program on the machine.
-  if ((st.mode & 0o1000) !== 0 || (st.mode & 0o002) !== 0) {
+  // chmod'ed: narrowing /tmp to 0700 as root would break every other program on the machine. The
+  // system's shared folders are refused by name too, whatever their mode today.
+  if ((st.mode & 0o1000) !== 0 || (st.mode & 0o002) !== 0 || SHARED_FOLDERS.has(path.resolve(dir))) {
     refusePrivate(dir, `is a shared folder (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}: others may create files in it)`, 'Set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own (or unset it) and try again.');
   }
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
@@ -611,7 +623,7 @@ export function mkdirPrivate(dir: string): boolean {
   }
   const st = fs.lstatSync(dir);
   if (st.isSymbolicLink()) throw symlinkError(dir);
-  if (IS_WINDOWS) return false;
+  if (IS_WINDOWS || neverNarrow(dir)) return false;
   const uid = process.getuid?.() ?? st.uid;
   if (st.uid === uid && (st.mode & 0o077) !== 0) {
     fs.chmodSync(dir, st.mode & 0o700);
@@ -631,11 +643,18 @@ export interface TightenResult {
 /** Entries visited at most by tightenLibrary (a library has a handful of files per VM). */
 const MAX_TIGHTEN_ENTRIES = 100_000;
 
+/** What Vivarium itself keeps in a library folder: the only entries tightenLibrary walks, so a
+ *  VIVARIUM_HOME pointed at a folder with other things in it (even the home folder) changes only
+ *  Vivarium's own files. */
+const LIBRARY_ENTRIES: readonly string[] = [BUNDLES_DIR, KEPT_DISKS_DIR, MEDIA_DIR, HOST_CACHE_FILE];
+
 /**
- * Makes an existing library private: `home` and every folder and file below it that belongs to this
- * user lose their group/other permission bits (0755 → 0700, 0644 → 0600). Symbolic links are never
- * followed (nor changed); other users' files are listed, not touched. Runs off the event loop's
- * critical path (async); call it once when an engine starts and tell the user what it returns.
+ * Makes an existing library private: `home` and Vivarium's own entries in it (vms/, kept-disks/,
+ * media/, the host cache) with everything below them that belongs to this user lose their
+ * group/other permission bits (0755 → 0700, 0644 → 0600). Symbolic links are never followed (nor
+ * changed); other users' files are listed, not touched; `home` itself is left alone when it is a
+ * shared folder or the user's home folder. Async; call it once when an engine starts and tell the
+ * user what it returns.
  */
 export async function tightenLibrary(home: string): Promise<TightenResult> {
   const tightened: { path: string; from: string }[] = [];
@@ -643,13 +662,13 @@ export async function tightenLibrary(home: string): Promise<TightenResult> {
   if (IS_WINDOWS) return { tightened, foreign };
   const uid = process.getuid?.() ?? -1;
   let visited = 0;
-  const visit = async (p: string): Promise<void> => {
+  const visit = async (p: string, below: boolean): Promise<void> => {
     if (++visited > MAX_TIGHTEN_ENTRIES) return;
     let st: fs.Stats;
     try {
       st = await fs.promises.lstat(p);
     } catch {
-      return; // vanished meanwhile
+      return; // missing, or vanished meanwhile
     }
     if (st.isSymbolicLink()) return;
     if (st.uid !== uid) {
@@ -664,16 +683,19 @@ export async function tightenLibrary(home: string): Promise<TightenResult> {
         // Removed or locked meanwhile: the next start tries again.
       }
     }
-    if (!st.isDirectory()) return;
+    if (!below || !st.isDirectory()) return;
     let names: string[];
     try {
       names = await fs.promises.readdir(p);
     } catch {
       return;
     }
-    for (const n of names) await visit(path.join(p, n));
+    for (const n of names) await visit(path.join(p, n), true);
   };
-  await visit(home);
+  if (!neverNarrow(home)) {
+    await visit(home, false);
+  }
+  for (const entry of LIBRARY_ENTRIES) await visit(path.join(home, entry), true);
   return { tightened, foreign };
 }
 

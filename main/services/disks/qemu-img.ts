@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import { errors, VivariumError, ErrorCode } from '../../common/errors';
 import type { DiskFormat } from '../../common/models/vm-config';
+import { expectedFsError } from '../paths';
 
 /** What `qemu-img info --output=json` says about one image (its header only: no backing file is
  *  opened). Sizes in bytes. */
@@ -40,7 +41,14 @@ function runResult(qemuImg: string, args: readonly string[], timeoutMs = 120_000
 
 async function run(qemuImg: string, args: readonly string[], timeoutMs = 120_000): Promise<string> {
   const r = await runResult(qemuImg, args, timeoutMs);
-  if (!r.ok) throw errors.qemu(`qemu-img ${args[0]} failed: ${r.reason}`);
+  if (!r.ok) {
+    // A full disk is an expected error (issue 8), said like every other writer says it; the file
+    // qemu-img writes is its last path argument (create FILE SIZE, convert IN OUT).
+    const full = /No space left on device|Disk quota exceeded/i.exec(r.reason);
+    const target = [...args].reverse().find((a) => a.startsWith('/')) ?? '';
+    if (full) throw expectedFsError(Object.assign(new Error(r.reason), { code: /quota/i.test(full[0]) ? 'EDQUOT' : 'ENOSPC' }), target);
+    throw errors.qemu(`qemu-img ${args[0]} failed: ${r.reason}`);
+  }
   return r.stdout;
 }
 

@@ -12,6 +12,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, VivariumError } from '../../common/errors';
+import { createRpcClient } from '../../common/rpc/client';
+import { createConnectionPair } from '../../common/rpc/memory-connection';
+import { RpcServer } from '../../common/rpc/server';
+import { createEngine } from '../engine';
 import { BundleStore } from '../bundles/bundle-store';
 import {
   appendFileNoFollow,
@@ -118,6 +122,21 @@ describe('private files whatever the umask (umask 022 here)', () => {
     // Second start: nothing left to do, nothing said.
     expect((await tightenLibrary(home)).tightened).toEqual([]);
   });
+
+  it('changes only Vivarium\'s own entries when VIVARIUM_HOME is a folder with other things in it', async () => {
+    const home = path.join(dir, 'someones-folder');
+    fs.mkdirSync(path.join(home, 'public'), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(path.join(home, 'public', 'index.html'), 'shared on purpose', { mode: 0o644 });
+    fs.writeFileSync(path.join(home, 'notes.txt'), 'x', { mode: 0o644 });
+    fs.mkdirSync(path.join(home, 'vms', ID), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(path.join(home, 'vms', ID, 'config.json'), '{}', { mode: 0o644 });
+    await tightenLibrary(home);
+    expect(mode(path.join(home, 'public'))).toBe(0o755);
+    expect(mode(path.join(home, 'public', 'index.html'))).toBe(0o644);
+    expect(mode(path.join(home, 'notes.txt'))).toBe(0o644);
+    expect(mode(path.join(home, 'vms', ID, 'config.json'))).toBe(0o600);
+    expect(mode(path.join(home, 'vms'))).toBe(0o700);
+  });
 });
 
 describe('links inside the library are never followed', () => {
@@ -210,6 +229,7 @@ describe('the runtime folder', () => {
 
   it.skipIf(!IS_ROOT)('refuses /tmp itself as root and leaves its mode alone (needs root: skipped otherwise)', () => {
     const before = mode('/tmp');
+    // Refused by name even if /tmp had lost its sticky bit (as a mis-set machine may have).
     const layout = Layout.fromEnv({ VIVARIUM_HOME: path.join(dir, 'lib'), VIVARIUM_RUNTIME_DIR: '/tmp' });
     expect(() => ensurePrivateDir(layout.runtimeRoot, layout.runtimeBase)).toThrow(/\/tmp is a shared folder/);
     expect(mode('/tmp')).toBe(before);
@@ -268,6 +288,49 @@ describe.skipIf(!IS_ROOT)('a real full disk (tmpfs; needs root to mount: skipped
       .catch((err: unknown) => err);
     expect((e as VivariumError).code).toBe(ErrorCode.DiskFull);
     expect(fs.readdirSync(layout.bundlesDir)).toEqual([]);
+  });
+});
+
+describe.skipIf(!IS_ROOT)('a full library through the engine (tmpfs; needs root to mount: skipped otherwise)', () => {
+  let mnt: string;
+  beforeEach(() => {
+    mnt = path.join(dir, 'mnt');
+    fs.mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+  });
+  afterEach(() => {
+    execFileSync('umount', [mnt]);
+  });
+
+  it('a create says the disk is full (qemu-img and our own writes alike), not "internal error", and leaves nothing behind', async () => {
+    const env = { ...process.env, VIVARIUM_HOME: path.join(mnt, 'lib'), VIVARIUM_RUNTIME_DIR: path.join(dir, 'rt') };
+    const engine = createEngine({ env });
+    const [a, b] = createConnectionPair();
+    new RpcServer(engine.services).serve(a);
+    const client = createRpcClient(b);
+    try {
+      await client.services.host.doctor();
+      const spec = { accel: 'tcg' as const, memoryMiB: 64, cpus: 1, net: 'none' as const, display: 'none' as const };
+      const free = (): number => {
+        const st = fs.statfsSync(mnt);
+        return st.bavail * st.bsize;
+      };
+      // Room for a config, not for a qcow2 header and its tables.
+      fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(free() - 48 * 1024, 1));
+      const e1: unknown = await client.services.vms.create({ name: 'full-disk', diskSizeBytes: 1024 * 1024, ...spec }).catch((err: unknown) => err);
+      expect((e1 as VivariumError).code).toBe(ErrorCode.DiskFull);
+      expect((e1 as VivariumError).message).toMatch(/^Could not write disk0\.qcow2: the disk holding your library is full \(0 MB free\)\. Free some space and try again\.$/);
+      // No room at all: our own config write says the same, with what it needed.
+      fs.appendFileSync(path.join(mnt, 'filler'), Buffer.alloc(free(), 1));
+      const e2: unknown = await client.services.vms.create({ name: 'full-config', diskSizeBytes: 0, ...spec }).catch((err: unknown) => err);
+      expect((e2 as VivariumError).code).toBe(ErrorCode.DiskFull);
+      expect((e2 as VivariumError).message).toMatch(/^Could not write config\.json: the disk holding your library is full; 1 MB needed/);
+      expect(fs.readdirSync(path.join(mnt, 'lib', 'vms'))).toEqual([]);
+      expect(await client.services.vms.list()).toEqual([]);
+    } finally {
+      client.dispose();
+      engine.dispose();
+    }
   });
 });
 
