@@ -166,6 +166,11 @@ function sameFile(a: string, b: string): boolean {
 }
 
 async function checkOne(img: ImageToCheck, qemuImg: QemuImg): Promise<string | null> {
+  // A VM's own image is a file in its folder: a link planted there would make QEMU open (and write)
+  // whatever it points at, so it is refused (issue 8). Images given by path are the user's choice.
+  if ('bundle' in img.layer.source && (await fs.promises.lstat(img.file).catch(() => null))?.isSymbolicLink()) {
+    return `${what(img)} is a symbolic link; Vivarium does not follow links in a VM folder. Put the image itself in the VM's folder (or remove the link), then start the VM again.`;
+  }
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(img.file);

@@ -13,7 +13,7 @@ import type { VmBundlePaths } from '../paths';
 import type { QemuImg } from './qemu-img';
 
 /** Why the store was rebuilt, for the notice. */
-export type UefiVarsFault = 'missing' | 'unreadable' | 'damaged';
+export type UefiVarsFault = 'missing' | 'unreadable' | 'damaged' | 'link';
 
 export interface UefiVarsNotice {
   readonly fault: UefiVarsFault;
@@ -36,6 +36,9 @@ export async function makeUefiVars(qemuImg: QemuImg, fw: Pick<UefiFirmware, 'var
 }
 
 async function fault(file: string, qemuImg: QemuImg): Promise<UefiVarsFault | null> {
+  // A link planted in the VM folder is never handed to QEMU (it would write the target): it is
+  // moved aside like a damaged store (rename moves the link, not its target).
+  if ((await fs.promises.lstat(file).catch(() => null))?.isSymbolicLink()) return 'link';
   try {
     await fs.promises.access(file, fs.constants.F_OK);
   } catch {
@@ -55,6 +58,7 @@ const WHY: Readonly<Record<UefiVarsFault, string>> = {
   missing: 'was missing',
   unreadable: 'could not be read and written',
   damaged: 'was damaged',
+  link: 'was a symbolic link (Vivarium does not follow links in a VM folder)',
 };
 
 /**
