@@ -16,10 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
 import * as path from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
   DownloadUrl,
@@ -59,6 +56,8 @@ const PROGRESS_INTERVAL_MS = 250;
 const RATE_WINDOW_MS = 5000;
 /** One rate sample per this long (a fast download delivers thousands of chunks a second). */
 const SAMPLE_INTERVAL_MS = 100;
+/** Received chunks are written to the partial file in batches of about this size. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /** Why a running download was stopped. */
 type StopReason = 'cancel' | 'discard' | 'shutdown';
@@ -733,22 +732,56 @@ class Job {
     hasher.advance(start, true);
     this.received = start;
     this.samples = [{ t: Date.now(), bytes: start }];
-    const out = createWriteStream(part, { flags: start === 0 ? 'w' : 'a', mode: 0o600 });
-    const counter = new Transform({
-      transform: (chunk: Buffer, _enc, cb) => {
-        this.received += chunk.length;
-        // Only bytes already on disk are hashed; the worker reads them back.
-        hasher.advance(start + out.bytesWritten);
+    // Chunks (about 64 KiB each) are gathered into 1 MiB writes: half the CPU of a write per chunk.
+    // One write is in flight while the next batch arrives; only written bytes are hashed.
+    const fh = await fs.open(part, start === 0 ? 'w' : 'a', 0o600);
+    let written = start;
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    let writing: Promise<void> = Promise.resolve();
+    const flush = (): Promise<void> => {
+      if (batchBytes === 0) return writing;
+      const buf = Buffer.concat(batch, batchBytes);
+      batch = [];
+      batchBytes = 0;
+      writing = writing.then(async () => {
+        await fh.write(buf, 0, buf.length);
+        written += buf.length;
+        hasher.advance(written);
+      });
+      // Observed later (the next await); never an unhandled rejection meanwhile.
+      writing.catch(() => undefined);
+      return writing;
+    };
+    const reader = (res.body as unknown as WebReadableStream<Uint8Array>).getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        batch.push(value);
+        batchBytes += value.length;
+        this.received += value.length;
         this.sample();
         this.emit();
-        cb(null, chunk);
-      },
-    });
-    try {
-      await pipeline(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), counter, out, { signal: this.abort.signal });
+        if (batchBytes >= WRITE_BATCH_BYTES) {
+          // Wait for the previous write before queuing another: memory stays at about two batches.
+          await writing;
+          void flush();
+        }
+      }
+      await flush();
     } catch (e) {
+      // What arrived before the break is good: keep it for the resume.
+      await flush().catch(() => undefined);
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
       throw new Error(`the connection broke at ${this.received} bytes (${describeFetchError(e)}).`);
+    } finally {
+      try {
+        reader.releaseLock();
+      } catch {
+        // already released
+      }
+      await fh.close();
     }
     const size = (await fs.stat(part)).size;
     hasher.advance(size, true);
