@@ -184,7 +184,10 @@ export function settingsError(errs: readonly SettingIssue[]): VivariumError {
   // Each part names its field in words ("Memory must be…", "CPUs: the machine…"): no flag, no control.
   const parts = errs.map((e) => {
     const word = FIELD_WORDS[e.field];
-    return e.message.toLowerCase().startsWith(word.toLowerCase()) ? capitalize(e.message) : `${capitalize(word)}: ${e.message}`;
+    // A message that names its field already, or is a sentence of its own (capital or number first:
+    // "4 GiB is more memory than…", "KVM cannot work here…"), needs no "Field:" before it.
+    const standsAlone = e.message.toLowerCase().startsWith(word.toLowerCase()) || /^[A-Z0-9]/.test(e.message);
+    return standsAlone ? capitalize(e.message) : `${capitalize(word)}: ${e.message}`;
   });
   const fields: WireFieldIssue[] = errs.map((e, i) => ({ field: e.field, message: parts[i]!, remedy: e.remedy }));
   const message = parts.join('; ');
@@ -395,8 +398,8 @@ function nameIssue(name: string, library: readonly LibraryName[], exceptId: stri
     code: ErrorCode.AlreadyExists,
     field: 'name',
     message: same
-      ? `a VM named "${clash.name}" already exists`
-      : `a VM named "${clash.name}" already exists (names are compared ignoring case and accents' encoding)`,
+      ? `A VM named "${clash.name}" already exists`
+      : `A VM named "${clash.name}" already exists (names are compared ignoring case and how accents are encoded)`,
     remedy: { kind: 'rename', taken: clash.name, ...(vm ? { vm } : {}) },
   };
 }
