@@ -3,7 +3,7 @@
  * checked against real QEMU in main/services/qemu/argv.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { vcpuLimit, vcpuOvercommitWarning } from './machine-limits';
+import { vcpuLimit } from './machine-limits';
 
 const V72 = { major: 7, minor: 2, micro: 22 };
 
@@ -23,15 +23,5 @@ describe('vcpuLimit', () => {
     expect(vcpuLimit({ arch: 'aarch64', machine: null, accel: 'kvm', qemuVersion: V72, cpuMax: null }).max).toBe(512);
     expect(vcpuLimit({ arch: 'aarch64', machine: null, accel: 'hvf', qemuVersion: V72, cpuMax: 512 })).toMatchObject({ max: 8, raiseBy: 'update QEMU to 8.0 or later' });
     expect(vcpuLimit({ arch: 'aarch64', machine: null, accel: 'hvf', qemuVersion: { major: 9, minor: 2, micro: 0 }, cpuMax: 512 }).max).toBe(512);
-  });
-});
-
-describe('vcpuOvercommitWarning', () => {
-  it('warns above the host CPU count only, and says it still starts', () => {
-    expect(vcpuOvercommitWarning(2, 2)).toBeNull();
-    expect(vcpuOvercommitWarning(4, undefined)).toBeNull();
-    expect(vcpuOvercommitWarning(4, 2)).toBe(
-      'The VM has 4 CPUs but this host has 2: it will start, but its CPUs take turns on the host\'s, so it runs slower than with 2 or fewer.',
-    );
   });
 });

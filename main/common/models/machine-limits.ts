@@ -1,7 +1,7 @@
 /**
  * How many vCPUs a VM can start with, as a pure function of its arch, machine type and accelerator
  * and of what the host probe found. One home for the rule: the argv builder refuses a config above
- * it, and the settings rules and the New VM dialog can ask it for the bound of the CPU field.
+ * it, and the settings rules (host-defaults.ts → vm-settings.ts) give it to forms as the CPU bound.
  *
  * The rules (each verified on QEMU 7.2 under TCG, see the tests):
  *  - x86 (q35 and pc): at most 255. An x86 vCPU's APIC ID is 8 bits in xAPIC mode; more than 255
@@ -102,14 +102,4 @@ export function vcpuLimitOnHost(vm: { readonly arch: Arch; readonly machine: str
   if (!binary || !accel) return null;
   const machine = vm.machine ?? (vm.arch === 'x86_64' ? 'q35' : 'virt');
   return vcpuLimit({ arch: vm.arch, machine: vm.machine, accel, qemuVersion: binary.version, cpuMax: binary.cpuMax?.[machine] ?? null });
-}
-
-/**
- * A warning (not an error) when a VM has more vCPUs than the host has CPU threads: it starts, but
- * vCPUs then take turns on the host's CPUs, which makes the guest slower, not faster. null when
- * fine or the host's count is unknown.
- */
-export function vcpuOvercommitWarning(cpus: number, hostCpus: number | null | undefined): string | null {
-  if (!hostCpus || cpus <= hostCpus) return null;
-  return `The VM has ${cpus} CPUs but this host has ${hostCpus}: it will start, but its CPUs take turns on the host's, so it runs slower than with ${hostCpus} or fewer.`;
 }

@@ -869,10 +869,4 @@ describe('vCPU limits hold on real QEMU 7.2 (TCG)', () => {
       fs.rmSync(tmpDir, { recursive: true, force: true });
     }
   });
-
-  it('more vCPUs than host CPUs is a warning in the plan, not an error', () => {
-    const caps: HostCapabilities = { ...HOST_KINDS['linux-x86_64-kvm'], hostCpus: 2 };
-    expect(build(withConfig(FIXTURES['minimal-bios-disk'], { cpus: 2 }), caps).warnings).toEqual([]);
-    expect(build(withConfig(FIXTURES['minimal-bios-disk'], { cpus: 4 }), caps).warnings).toEqual([expect.stringContaining('The VM has 4 CPUs but this host has 2')]);
-  });
 });

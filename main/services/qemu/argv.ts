@@ -19,7 +19,7 @@ import { diskImages } from '../../common/models/vm-config';
 import type { Accel, Arch, Disk, DiskFormat, ImageSource, VmConfig } from '../../common/models/vm-config';
 import type { VmPaths } from '../paths';
 import type { LaunchPlan } from './launch-plan';
-import { aarch64HasGicV3, vcpuLimit, vcpuOvercommitWarning, type VcpuLimit } from '../../common/models/machine-limits';
+import { aarch64HasGicV3, vcpuLimit, type VcpuLimit } from '../../common/models/machine-limits';
 
 /** @deprecated the launch plan; kept so callers written before it compile. */
 export type BuiltArgv = LaunchPlan;
@@ -744,6 +744,5 @@ export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: V
     // Last and verbatim: the user's explicit advanced setting may override anything above.
     ...config.extraArgs,
   ];
-  const overcommit = vcpuOvercommitWarning(config.cpus, caps.hostCpus);
-  return { binary: binary.path, args, accel, sideProcesses: [], generatedFiles: [], warnings: overcommit ? [overcommit] : [] };
+  return { binary: binary.path, args, accel, sideProcesses: [], generatedFiles: [], warnings: [] };
 }

@@ -83,7 +83,9 @@ export interface LaunchPlan {
   readonly sideProcesses: readonly SideProcess[];
   /** Files written before the start (empty for most VMs today). */
   readonly generatedFiles: readonly GeneratedFile[];
-  /** Sentences for the user that do not stop the start (e.g. more vCPUs than host cores). */
+  /** Sentences for the person that do not stop the start (the driver logs them to the VM's event
+   *  log). Settings that are merely unwise (more vCPUs than host cores) are warned about by the
+   *  settings rules at create/edit (common/models/vm-settings.ts), not here. */
   readonly warnings: readonly string[];
 }
 
