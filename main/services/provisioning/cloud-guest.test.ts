@@ -27,7 +27,7 @@ import { probeHost } from '../qemu/host-probe';
 import { launchQemu } from '../qemu/process';
 import { buildSshCommand, sshCommandLine, type SshTarget } from '../terminal/ssh-command';
 import { startPtySession } from '../terminal/pty-session';
-import { buildSeed, describeSeed, type SeedInput } from './cloud-init';
+import { SHARES_SCRIPT_PATH, buildSeed, describeSeed, type SeedInput } from './cloud-init';
 import { learnHostKeys, parseHostKeysFromConsole } from './known-hosts';
 import { hashPassword } from './password-hash';
 import { writeSeedIso } from './seed-iso';
@@ -341,6 +341,14 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     expect(w.code).not.toBe(0);
     expect(w.stderr).toMatch(/Read-only file system/);
     expect(fs.existsSync(path.join(plain.shares.docs!, 'new.txt'))).toBe(false);
+
+    // A share that is not mounted (as one added while the VM was stopped) is mounted by the
+    // per-boot script cloud-init runs on every boot.
+    expect((await ssh(plain, ['sudo', 'umount', '/mnt/work'])).code).toBe(0);
+    expect((await ssh(plain, ['cat', '/mnt/work/from-host.txt'])).code).not.toBe(0);
+    const again = await ssh(plain, ['sudo', SHARES_SCRIPT_PATH]);
+    expect(again.code).toBe(0);
+    expect((await ssh(plain, ['cat', '/mnt/work/from-host.txt'])).stdout).toBe('hello guest\n');
   });
 
   it('runs an interactive session on a pty whose resize reaches the guest (stty size)', async () => {

@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import {
+  SHARES_SCRIPT,
+  SHARES_SCRIPT_PATH,
   SeedInputError,
   USER_PART_MERGE_TYPE,
   buildSeed,
@@ -89,6 +91,15 @@ describe('buildSeed: files round-trip as YAML', () => {
     expect(ninePMountCommand({ tag: 'docs', readOnly: true })).toBe(
       'sudo mkdir -p /mnt/docs && sudo mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro docs /mnt/docs',
     );
+  });
+
+  it('installs a per-boot script that mounts shares added later, valid POSIX sh', () => {
+    const cfg = parseCloudConfig(buildSeed(base).userData);
+    expect(cfg.write_files).toEqual([{ path: SHARES_SCRIPT_PATH, permissions: '0755', owner: 'root:root', content: SHARES_SCRIPT }]);
+    expect(SHARES_SCRIPT).toContain('mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap "$tag" "$mp"');
+    execFileSync('/bin/sh', ['-n', '-c', SHARES_SCRIPT]);
+    // On a machine without 9p devices it does nothing and succeeds.
+    expect(execFileSync('/bin/sh', ['-c', SHARES_SCRIPT], { encoding: 'utf8' })).toBe('');
   });
 
   it('network-config (v2) matches the NIC by MAC; none without a MAC', () => {

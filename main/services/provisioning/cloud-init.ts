@@ -214,8 +214,33 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   // Debian's unit is started by udev when the agent's port appears; starting it here also covers
   // an image where it was just installed. Failure (no agent) must not fail the boot.
   config.runcmd = [['sh', '-c', 'systemctl start qemu-guest-agent.service 2>/dev/null || true']];
+  // Shares added after the first boot: cloud-init's mounts run once per instance, so a per-boot
+  // script mounts whatever 9p tag QEMU offers and is not mounted yet.
+  config.write_files = [{ path: SHARES_SCRIPT_PATH, permissions: '0755', owner: 'root:root', content: SHARES_SCRIPT }];
   return config;
 }
+
+/** Where the per-boot share script goes (cloud-init runs /var/lib/cloud/scripts/per-boot/* on every boot). */
+export const SHARES_SCRIPT_PATH = '/var/lib/cloud/scripts/per-boot/vivarium-9p-shares.sh';
+
+/**
+ * Mounts every 9p share the VM has at /mnt/<tag> unless something is mounted there already. The
+ * tags come from sysfs (9pnet_virtio's `mount_tag` attribute of each virtio device). POSIX sh, so
+ * busybox ash (Alpine) runs it too. A read-only share stays read-only: QEMU refuses its writes.
+ */
+export const SHARES_SCRIPT = `#!/bin/sh
+# Vivarium: mount the VM's 9p shared folders at /mnt/<tag> (shares added after the first boot too).
+for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag; do
+  [ -r "$f" ] || continue
+  tag=$(tr -d '\\000' < "$f")
+  case "$tag" in ''|*[!A-Za-z0-9_.-]*) continue ;; esac
+  mp="/mnt/$tag"
+  grep -qs " $mp " /proc/mounts && continue
+  mkdir -p "$mp"
+  mount -t 9p -o ${ninePMountOptions(false).replace(/,nofail$/, '')} "$tag" "$mp" || echo "vivarium: could not mount share $tag" >&2
+done
+exit 0
+`;
 
 function validate(input: SeedInput): void {
   check(INSTANCE_ID_RE.test(input.instanceId), 'instanceId', 'The instance id must be 1–128 letters, digits, ".", "_" or "-".');
