@@ -128,6 +128,8 @@ async function startRow(rows) {
       ratios.push(v / r);
     }
     const ratio = median(ratios);
+    // The pairs themselves, for reading a noisy run (stderr; the table has the medians).
+    console.error(`cli start pairs (vivarium/hand-written ms): ${viv.map((v, i) => `${v.toFixed(0)}/${raw[i].toFixed(0)}`).join(' ')}`);
     rows.push({
       bench: 'cli',
       measure: `start --wait-serial → guest's first line, ${START_PAIRS} interleaved pairs (ms)`,
