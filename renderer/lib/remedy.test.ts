@@ -85,6 +85,7 @@ describe('uiError', () => {
     expect(withoutCliText('The ISO /x.iso no longer exists. Put it back or change it: vivarium edit web --iso PATH.')).toBe('The ISO /x.iso no longer exists.');
     expect(withoutCliText('No VM named "x". Run `vivarium list` to see your VMs.')).toBe('No VM named "x".');
     expect(withoutCliText('Only a CLI hint: `vivarium doctor`.')).toBe('Only a CLI hint: `vivarium doctor`.');
+    expect(withoutCliText('"web" has no display (it was created with --display none). Use its serial console.')).toBe('"web" has no display. Use its serial console.');
     expect(errorMessage(errors.notFound('x'))).toBe('No VM named or with id "x".');
     expect(uiError(errors.mustStop('web', 'running', 'delete it')).remedy).toMatchObject({ action: 'shutdown' });
   });

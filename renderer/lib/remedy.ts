@@ -161,7 +161,9 @@ export function uiRemedy(r: Remedy, place: RemedyPlace = 'window'): UiRemedy {
  */
 export function withoutCliText(message: string): string {
   const cli = /`vivarium\b|\bvivarium [a-z]+ |(^|[\s(])--[a-z]/;
-  const cleaned = message.replace(/\s*\((?:see |run |e\.g\. )?`?vivarium [^)]*\)/g, '');
+  // A parenthesis that holds a command or a flag goes first: "(vivarium stop web)", "(it was
+  // created with --display none)"; the sentence around it stays.
+  const cleaned = message.replace(/\s*\([^()]*(?:`?vivarium [a-z]|(?:^|[\s(])--[a-z])[^()]*\)/g, '');
   const sentences = cleaned.match(/[^.!?]+(?:[.!?]+|$)/g) ?? [cleaned];
   const kept = sentences.filter((s) => !cli.test(s)).join('').trim();
   return kept === '' ? message : kept;
