@@ -7,6 +7,7 @@
  * runs before-quit → close every window → will-quit → quit, and 'window-all-closed' fires only when
  * the last window closes outside a quit. ipcMain (imported by ipc-transport.ts) is an EventEmitter.
  */
+import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -113,7 +114,7 @@ class FakeWebContents extends EventEmitter {
   }
 }
 
-function fakeElectron(answers: { prompt: (options: Electron.MessageBoxOptions) => number }) {
+function fakeElectron(answers: { prompt: (options: Electron.MessageBoxOptions) => number; tray?: boolean }) {
   const order: string[] = [];
   const windows: FakeWindow[] = [];
   let focused: FakeWindow | null = null;
@@ -181,6 +182,13 @@ function fakeElectron(answers: { prompt: (options: Electron.MessageBoxOptions) =
     refusedQuits = 0;
     quitted = false;
     readonly paths = new Map<string, string>([['appData', '/home/u/.config']]);
+    loginItem = { openAtLogin: false };
+    getLoginItemSettings(): { openAtLogin: boolean } {
+      return { ...this.loginItem };
+    }
+    setLoginItemSettings(s: { openAtLogin: boolean }): void {
+      this.loginItem = { openAtLogin: s.openAtLogin };
+    }
     getPath(name: string): string {
       return this.paths.get(name) ?? `/fake/${name}`;
     }
@@ -268,7 +276,44 @@ function fakeElectron(answers: { prompt: (options: Electron.MessageBoxOptions) =
     setApplicationMenu: (m: MenuItemConstructorOptions[]) => void (menu = m),
   };
 
-  const api = { app, BrowserWindow: FakeWindow, Menu, dialog, protocol, session, shell, nativeTheme: { shouldUseDarkColors: false } };
+  const trays: FakeTray[] = [];
+  class FakeTray extends EventEmitter {
+    menu: MenuItemConstructorOptions[] | null = null;
+    tooltip = '';
+    destroyed = false;
+    constructor(readonly image: unknown) {
+      super();
+      trays.push(this);
+    }
+    setContextMenu(m: MenuItemConstructorOptions[]): void {
+      this.menu = m;
+    }
+    setToolTip(t: string): void {
+      this.tooltip = t;
+    }
+    isDestroyed(): boolean {
+      return this.destroyed;
+    }
+    destroy(): void {
+      this.destroyed = true;
+    }
+  }
+  const nativeImage = {
+    createFromPath: (p: string) => ({ path: p, setTemplateImage: () => {} }),
+    createEmpty: () => ({ path: null, setTemplateImage: () => {} }),
+  };
+
+  const api = {
+    app,
+    BrowserWindow: FakeWindow,
+    Menu,
+    dialog,
+    protocol,
+    session,
+    shell,
+    nativeTheme: { shouldUseDarkColors: false },
+    ...(answers.tray ? { Tray: FakeTray, nativeImage } : {}),
+  };
   return {
     api: api as unknown as ElectronApi,
     app,
@@ -281,6 +326,7 @@ function fakeElectron(answers: { prompt: (options: Electron.MessageBoxOptions) =
     permissions,
     external,
     menu: () => menu,
+    trays,
   };
 }
 type Fake = ReturnType<typeof fakeElectron>;
@@ -326,10 +372,14 @@ function rendererBuild(): string {
   return build;
 }
 
-async function launch(t: TestHome, o: { platform?: NodeJS.Platform; argv?: string[] } = {}): Promise<Launched> {
+async function launch(
+  t: TestHome,
+  o: { platform?: NodeJS.Platform; argv?: string[]; tray?: boolean; homeDir?: string; userData?: string } = {},
+): Promise<Launched> {
   const logs: string[] = [];
   let answer = 2;
-  const fake = fakeElectron({ prompt: () => answer });
+  const fake = fakeElectron({ prompt: () => answer, tray: o.tray });
+  if (o.userData) fake.app.paths.set('appData', o.userData);
   const controller = startApp(fake.api, {
     env: t.env,
     rendererDir: rendererBuild(),
@@ -338,6 +388,9 @@ async function launch(t: TestHome, o: { platform?: NodeJS.Platform; argv?: strin
     platform: o.platform ?? 'linux',
     log: (line) => logs.push(line),
     argv: o.argv,
+    homeDir: o.homeDir,
+    launchCommand: ['/opt/Vivarium/vivarium'],
+    trayIcon: '/opt/Vivarium/resources/tray.png',
   });
   const started = await controller.started;
   if (!started) throw new Error(`the app did not start: ${logs.join('\n')}`);
@@ -360,6 +413,19 @@ async function launch(t: TestHome, o: { platform?: NodeJS.Platform; argv?: strin
       answer = n;
     },
   };
+}
+
+function findItem(menu: MenuItemConstructorOptions[], id: string): MenuItemConstructorOptions | undefined {
+  for (const i of menu) {
+    if (i.id === id) return i;
+    const sub = Array.isArray(i.submenu) ? findItem(i.submenu, id) : undefined;
+    if (sub) return sub;
+  }
+  return undefined;
+}
+
+function click(item: MenuItemConstructorOptions): void {
+  (item.click as (i: unknown, w: unknown, e: unknown) => void)({}, undefined, {});
 }
 
 async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
@@ -652,6 +718,92 @@ describe('startApp with a fake Electron and a real engine', () => {
     await waitFor(() => l.fake.prompts.length === 2, 'the second message');
     l.fake.app.emit('second-instance', ev({}), ['/opt/Vivarium/vivarium', file], '/');
     await waitFor(() => l.fake.prompts.length === 3, 'the third message');
+  });
+
+  it('has a tray listing VMs with their state; Start, Shut Down and Force Off from it act on a real VM', async () => {
+    const t = newHome();
+    const guest = testGuest();
+    const l = await launch(t, { tray: true });
+    const tray = () => l.fake.trays[0]!;
+    const item = (id: string) => findItem(tray().menu!, id);
+    await waitFor(() => tray().menu !== null, 'the tray menu');
+    expect(tray().image).toEqual(expect.objectContaining({ path: '/opt/Vivarium/resources/tray.png' }));
+    expect(tray().menu!.map((i) => i.label).filter(Boolean)).toEqual(['Open Vivarium', 'No virtual machines', 'Keep Running When Windows Close', 'Open Vivarium at Login', 'Quit Vivarium']);
+
+    const vms = l.started.hosted.engine.services.vms;
+    const vm = await vms.create({ name: 'tray & co', kernel: guest.kernel, initrd: guest.initrd, append: guest.append, accel: 'tcg', memoryMiB: 128, cpus: 1, diskSizeBytes: 0, net: 'none', display: 'none' });
+    await waitFor(() => item(`vm:${vm.id}`)?.label === 'tray && co — Stopped', 'the VM in the tray');
+    expect(item(`vm:${vm.id}:start`)!.enabled).toBe(true);
+    expect(item(`vm:${vm.id}:shutdown`)!.enabled).toBe(false);
+
+    click(item(`vm:${vm.id}:start`)!);
+    await waitFor(() => item(`vm:${vm.id}`)?.label === 'tray && co — Running', 'Running in the tray', 60_000);
+    expect((await vms.get(vm.id)).state).toBe('running');
+    expect(tray().tooltip).toBe('Vivarium — 1 virtual machine running');
+    expect(item(`vm:${vm.id}:start`)!.enabled).toBe(false);
+    expect(item(`vm:${vm.id}:shutdown`)!.enabled).toBe(true);
+
+    click(item(`vm:${vm.id}:open`)!);
+    expect(l.fake.windows().map((w) => w.url)).toContain(`app://vivarium/index.html#/vm/${vm.id}`);
+
+    click(item(`vm:${vm.id}:force-off`)!);
+    await waitFor(() => item(`vm:${vm.id}`)?.label === 'tray && co — Stopped', 'Stopped in the tray', 60_000);
+    expect((await vms.get(vm.id)).state).toBe('stopped');
+  });
+
+  it('keeps running in the tray when the user chose so: closing the last window neither prompts nor quits', async () => {
+    const t = newHome();
+    const appData = tempDir('viv-appdata-');
+    const l = await launch(t, { tray: true, userData: appData });
+    const tray = () => l.fake.trays[0]!;
+    await waitFor(() => tray().menu !== null, 'the tray menu');
+    expect(findItem(tray().menu!, 'run-in-background')!.checked).toBe(false);
+    click(findItem(tray().menu!, 'run-in-background')!);
+    await waitFor(() => findItem(tray().menu!, 'run-in-background')!.checked === true, 'the setting to show');
+    const saved = path.join(l.fake.app.getPath('userData'), 'settings.json');
+    expect(JSON.parse(fs.readFileSync(saved, 'utf8'))).toEqual({ runInBackground: true });
+    expect(fs.statSync(saved).mode & 0o777).toBe(0o600);
+
+    l.fake.windows()[0]!.close();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(l.fake.windows()).toHaveLength(0);
+    expect(l.fake.app.quitted).toBe(false);
+    expect(l.fake.prompts).toEqual([]);
+    tray().emit('click');
+    expect(l.fake.windows()[0]!.url).toBe('app://vivarium/index.html#/');
+    // Quit from the tray quits (nothing runs, so without a prompt), and the tray goes with it.
+    click(findItem(tray().menu!, 'quit')!);
+    await l.controller.stopped;
+    expect(l.fake.app.quitted).toBe(true);
+    expect(tray().destroyed).toBe(true);
+
+    // The choice is remembered by the next start of the same library.
+    const again = await launch(t, { tray: true, userData: appData });
+    await waitFor(() => again.fake.trays[0]?.menu != null, 'the tray menu');
+    expect(findItem(again.fake.trays[0]!.menu!, 'run-in-background')!.checked).toBe(true);
+  });
+
+  it('opens at login: an XDG autostart entry on Linux, Electron’s login item on macOS', async () => {
+    const linuxHome = tempDir('viv-userhome-');
+    const t = newHome();
+    const l = await launch(t, { tray: true, homeDir: linuxHome });
+    const tray = () => l.fake.trays[0]!;
+    await waitFor(() => tray().menu !== null, 'the tray menu');
+    const entry = path.join(linuxHome, '.config', 'autostart', 'vivarium.desktop');
+    click(findItem(tray().menu!, 'open-at-login')!);
+    await waitFor(() => findItem(tray().menu!, 'open-at-login')!.checked === true, 'checked');
+    const text = fs.readFileSync(entry, 'utf8');
+    expect(text).toContain(`Exec=env VIVARIUM_HOME=${t.env.VIVARIUM_HOME} /opt/Vivarium/vivarium`);
+    expect(spawnSync('desktop-file-validate', [entry], { encoding: 'utf8' }).status).toBe(0);
+    click(findItem(tray().menu!, 'open-at-login')!);
+    await waitFor(() => findItem(tray().menu!, 'open-at-login')!.checked === false, 'unchecked');
+    expect(fs.existsSync(entry)).toBe(false);
+
+    const mac = await launch(newHome(), { tray: true, platform: 'darwin' });
+    const macTray = () => mac.fake.trays[0]!;
+    await waitFor(() => macTray().menu !== null, 'the tray menu');
+    click(findItem(macTray().menu!, 'open-at-login')!);
+    expect(mac.fake.app.loginItem).toEqual({ openAtLogin: true });
   });
 
   it('keeps one app per library: Electron’s userData (the lock’s key) follows VIVARIUM_HOME', async () => {

@@ -12,6 +12,7 @@
  * user's browser are the only things window.open leads to), and gets only two permissions.
  */
 import { createHash } from 'node:crypto';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BaseWindow, BrowserWindow, MessageBoxOptions, WebContents, WebPreferences } from 'electron';
 import { ErrorCode, VivariumError, assertNever } from '../common/errors';
@@ -31,6 +32,8 @@ import {
 import { serveIpc } from './ipc-transport';
 import { buildMenuTemplate, menuEventScript } from './menu';
 import type { MenuAction } from './menu';
+import { buildTrayMenu, getOpenAtLogin, loadSettings, saveSettings, setOpenAtLogin, trayTooltip } from './tray';
+import type { AppSettings, TrayAction } from './tray';
 
 /** The part of `typeof import('electron')` the app uses. */
 export interface ElectronApi {
@@ -42,6 +45,9 @@ export interface ElectronApi {
   readonly session: typeof Electron.Session;
   readonly shell: Electron.Shell;
   readonly nativeTheme: Electron.NativeTheme;
+  /** The tray / menu-bar icon; without it (tests that don't need one) there is no tray. */
+  readonly Tray?: typeof Electron.Tray;
+  readonly nativeImage?: typeof Electron.nativeImage;
 }
 
 export interface AppDeps {
@@ -57,6 +63,12 @@ export interface AppDeps {
   readonly log?: (line: string) => void;
   /** The process's arguments (a .vivarium file among them is opened); default none. */
   readonly argv?: readonly string[];
+  /** The tray icon's PNG (main/app/tray.ts trayIconCandidates); null: an empty image. */
+  readonly trayIcon?: string | null;
+  /** The command that starts this app, for the Linux autostart entry; default process.execPath. */
+  readonly launchCommand?: readonly string[];
+  /** Default: os.homedir(). */
+  readonly homeDir?: string;
 }
 
 /** The VmService method issue 10 adds for `vivarium import FILE`: (file, { name? }) → VmInfo. */
@@ -229,6 +241,17 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
   /** VM files opened before the engine was up (macOS sends open-file before ready). */
   const pendingFiles: string[] = [];
   let runningSub: { dispose(): void } | null = null;
+  /** Every VM as last seen, for the tray menu. */
+  const known = new Map<string, VmInfo>();
+  let settings: AppSettings = loadSettings(app.getPath('userData'));
+  let tray: Electron.Tray | null = null;
+  let trayRefresh: ReturnType<typeof setTimeout> | null = null;
+  const loginCtx = {
+    platform,
+    env: deps.env,
+    homeDir: deps.homeDir ?? os.homedir(),
+    command: deps.launchCommand ?? [process.execPath],
+  };
 
   const focus = (win: BrowserWindow): void => {
     if (win.isMinimized()) win.restore();
@@ -409,8 +432,9 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     const others = BrowserWindow.getAllWindows().filter((w) => w !== win && !w.isDestroyed());
     if (others.length > 0 || !lastWindowQuits(platform)) return;
     // The last window: closing it is quitting, and the prompt must come while it can still stay.
-    // Nothing runs: let it close; 'window-all-closed' then quits.
-    if (phase === 'running' && running.size === 0) return;
+    // Nothing runs, or the user keeps Vivarium in the tray: let it close ('window-all-closed' then
+    // quits, or not).
+    if (phase === 'running' && (running.size === 0 || keepsRunning())) return;
     if (phase === 'running') {
       e.preventDefault();
       askToQuit(win);
@@ -471,9 +495,76 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
   });
 
   app.on('window-all-closed', () => {
-    // Listening at all keeps Electron from quitting on its own (macOS keeps running).
-    if (phase === 'running' && lastWindowQuits(platform)) app.quit();
+    // Listening at all keeps Electron from quitting on its own (macOS keeps running, and so does
+    // an app the user keeps in the tray).
+    if (phase === 'running' && lastWindowQuits(platform) && !keepsRunning()) app.quit();
   });
+
+  /** The user chose "Keep Running When Windows Close", and there is a tray to come back through. */
+  function keepsRunning(): boolean {
+    return settings.runInBackground && tray !== null;
+  }
+
+  function refreshTray(): void {
+    if (!tray || trayRefresh) return;
+    // Changes come in bursts (a start is several updates): one menu per burst.
+    trayRefresh = setTimeout(() => {
+      trayRefresh = null;
+      if (!tray || tray.isDestroyed()) return;
+      const vms = [...known.values()];
+      tray.setToolTip(trayTooltip(vms));
+      tray.setContextMenu(
+        Menu.buildFromTemplate(buildTrayMenu({ vms, settings, openAtLogin: getOpenAtLogin(app, loginCtx) }, (a) => onTrayAction(a))),
+      );
+    }, 50);
+  }
+
+  function onTrayAction(a: TrayAction): void {
+    const vms = hosted?.engine.services.vms;
+    const report = (what: string) => (err: unknown) => {
+      log(`${what}: ${String(err)}`);
+      dialog.showErrorBox('Vivarium', err instanceof VivariumError ? err.message : `${what}: ${String(err)}`);
+    };
+    switch (a.kind) {
+      case 'open-library':
+        showLibrary();
+        return;
+      case 'open-vm':
+        showVm(a.id);
+        return;
+      case 'start':
+        vms?.start(a.id, {}).catch(report('Could not start the virtual machine'));
+        return;
+      case 'shutdown':
+        vms?.stop(a.id, {}).catch(report('Could not shut down the virtual machine'));
+        return;
+      case 'force-off':
+        vms?.stop(a.id, { force: true }).catch(report('Could not turn off the virtual machine'));
+        return;
+      case 'run-in-background':
+        settings = { ...settings, runInBackground: a.enabled };
+        try {
+          saveSettings(app.getPath('userData'), settings);
+        } catch (err) {
+          log(`could not save settings: ${String(err)}`);
+        }
+        refreshTray();
+        return;
+      case 'open-at-login':
+        try {
+          setOpenAtLogin(app, loginCtx, a.enabled);
+        } catch (err) {
+          report('Could not change "Open Vivarium at Login"')(err);
+        }
+        refreshTray();
+        return;
+      case 'quit':
+        app.quit();
+        return;
+      default:
+        assertNever(a, 'tray action');
+    }
+  }
 
   app.on('before-quit', (e) => {
     // Nothing runs: quit now, without a round trip (a refused quit breaks logout and updates).
@@ -494,6 +585,9 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     if (engineClosed || (!hosted && !ipc)) return resolveStopped();
     e.preventDefault();
     closing ??= (async () => {
+      if (trayRefresh) clearTimeout(trayRefresh);
+      tray?.destroy();
+      tray = null;
       runningSub?.dispose();
       ipc?.dispose();
       ipc = null;
@@ -552,11 +646,30 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
       if (vm.state === 'running' || vm.state === 'paused' || vm.state === 'starting' || vm.state === 'stopping') running.add(vm.id);
       else running.delete(vm.id);
     };
-    runningSub = h.engine.services.vms.onDidChange((change) => (change.kind === 'removed' ? running.delete(change.id) : track(change.vm)));
+    runningSub = h.engine.services.vms.onDidChange((change) => {
+      if (change.kind === 'removed') {
+        running.delete(change.id);
+        known.delete(change.id);
+      } else {
+        track(change.vm);
+        known.set(change.vm.id, change.vm);
+      }
+      refreshTray();
+    });
     try {
-      for (const vm of await h.engine.services.vms.list()) track(vm);
+      for (const vm of await h.engine.services.vms.list()) {
+        track(vm);
+        known.set(vm.id, vm);
+      }
     } catch (err) {
       log(`could not list VMs: ${String(err)}`);
+    }
+    if (electron.Tray && electron.nativeImage) {
+      const image = deps.trayIcon ? electron.nativeImage.createFromPath(deps.trayIcon) : electron.nativeImage.createEmpty();
+      if (platform === 'darwin') image.setTemplateImage(false);
+      tray = new electron.Tray(image);
+      tray.on('click', () => void showLibrary());
+      refreshTray();
     }
     phase = 'running';
     showLibrary();

@@ -4,9 +4,11 @@
  *
  * Nothing else in the product imports Electron: the CLI and `vivarium serve` run on plain Node.
  */
-import { BrowserWindow, Menu, app, dialog, nativeTheme, protocol, session, shell } from 'electron';
+import * as fs from 'node:fs';
+import { BrowserWindow, Menu, Tray, app, dialog, nativeImage, nativeTheme, protocol, session, shell } from 'electron';
 import { hostEngine } from '../server/engine-host';
 import { appPaths, startApp } from './electron-app';
+import { trayIconCandidates } from './tray';
 
 // Under plain Node, require('electron') is the path of the binary, not the API.
 if (typeof app !== 'object' || app === null) {
@@ -14,4 +16,15 @@ if (typeof app !== 'object' || app === null) {
   process.exit(1);
 }
 
-startApp({ app, BrowserWindow, Menu, dialog, protocol, session, shell, nativeTheme }, { env: process.env, argv: process.argv.slice(1), ...appPaths(__dirname), hostEngine });
+startApp(
+  { app, BrowserWindow, Menu, dialog, protocol, session, shell, nativeTheme, Tray, nativeImage },
+  {
+    env: process.env,
+    argv: process.argv.slice(1),
+    ...appPaths(__dirname),
+    hostEngine,
+    trayIcon: trayIconCandidates(process.resourcesPath, __dirname).find((p) => fs.existsSync(p)) ?? null,
+    // Packaged: the executable; unpackaged: electron + this app's folder.
+    launchCommand: app.isPackaged ? [process.execPath] : [process.execPath, app.getAppPath()],
+  },
+);
