@@ -12,6 +12,7 @@ import { onMenuAction } from '../lib/menu-events';
 import type { MenuAction } from '../../main/common/menu-actions';
 import { base64ToBytes, formatOsArch, formatResources, screenshotFileName } from '../lib/format';
 import { hasDisplay, isActionEnabled, pausedText, problemText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
+import { routeHash } from '../lib/router';
 import { leaveVmWindow } from '../navigation';
 import { DisplayConsole } from './display-console';
 import { SerialConsole } from './serial-console';
@@ -68,8 +69,8 @@ function formatClock(iso: string): string {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
-/** Which toolbar action a remedy's button performs here ("retry" repeats the failed one). */
-function remedyButton(action: RemedyAction, failed: VmAction): VmAction | null {
+/** What a remedy's button does here: a toolbar action ("retry" repeats the failed one), or a page. */
+function remedyButton(action: RemedyAction, failed: VmAction): VmAction | 'host' | 'library' {
   switch (action) {
     case 'shutdown':
       return 'shutdown';
@@ -82,8 +83,9 @@ function remedyButton(action: RemedyAction, failed: VmAction): VmAction | null {
     case 'retry':
       return failed;
     case 'host':
+      return 'host';
     case 'library':
-      return null;
+      return 'library';
   }
 }
 
@@ -301,14 +303,17 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
             {actionError.message}
             {actionError.remedy && actionError.remedy.kind !== 'field' ? ` ${actionError.remedy.text}` : ''}
           </span>
-          {actionError.remedy?.kind === 'action' && remedyButton(actionError.remedy.action, actionError.action) && (
+          {actionError.remedy?.kind === 'action' && (
             <button
               type="button"
               className="btn btn-small"
               onClick={() => {
-                const act = remedyButton(actionError.remedy?.kind === 'action' ? actionError.remedy.action : 'retry', actionError.action);
+                const remedy = actionError.remedy;
+                const act = remedyButton(remedy?.kind === 'action' ? remedy.action : 'retry', actionError.action);
                 setActionError(null);
-                if (act) handlers[act]();
+                if (act === 'host') window.location.hash = routeHash({ kind: 'host' });
+                else if (act === 'library') leaveVmWindow();
+                else handlers[act]();
               }}
             >
               {actionError.remedy.label}
