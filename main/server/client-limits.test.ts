@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -140,5 +141,34 @@ describe('engine.json: the token on disk, said so and kept private', () => {
     fs.writeFileSync(elsewhere, JSON.stringify({ pid: process.pid, startedAt: '', socket: null, origin: 'http://evil', openUrl: 'http://evil/' }));
     fs.symlinkSync(elsewhere, layout.engineInfo);
     expect(readEngineInfo(layout)).toBeNull();
+  });
+});
+
+describe('a client that stops reading', () => {
+  it('is disconnected once 64 MiB of answers wait for it, and the engine goes on serving others', async () => {
+    hosted = await hostEngine({ env: t.env, http: { port: 0, staticDir } });
+    const layout = Layout.fromEnv(t.env);
+    const sock = net.connect(layout.engineSocket);
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    sock.pause(); // reads nothing from now on
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    sock.on('error', () => {});
+    // Large answers (the OS catalog), asked faster than a non-reader drains them.
+    const ask = JSON.stringify({ t: 'call', id: 1, s: 'media', m: 'catalog', a: [{}] });
+    const one = Buffer.byteLength(JSON.stringify(await (await client(layout)).services.media.catalog({})));
+    const rounds = Math.ceil((96 * 1024 * 1024) / one / 200);
+    let gone = false;
+    void closed.then(() => (gone = true));
+    for (let r = 0; r < rounds && !gone; r++) {
+      sock.write(`${Array.from({ length: 200 }, () => ask).join('\n')}\n`);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await closed;
+    // Everyone else is still served.
+    const other = await client(layout);
+    expect(Array.isArray(await other.services.vms.list())).toBe(true);
   });
 });

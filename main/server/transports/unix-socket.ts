@@ -42,7 +42,13 @@ export function socketConnection(socket: net.Socket, maxMessageBytes: number = M
   const handle = createConnection({
     write(msg) {
       const line = JSON.stringify(msg) + '\n';
-      if (!socket.destroyed && socket.writable) socket.write(line);
+      if (socket.destroyed || !socket.writable) return;
+      // A peer that stopped reading (events pile up) is cut off instead of growing our memory.
+      if (socket.writableLength > MAX_RESPONSE_BYTES) {
+        socket.destroy();
+        return;
+      }
+      socket.write(line);
     },
     end() {
       socket.end();

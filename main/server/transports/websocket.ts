@@ -6,7 +6,7 @@
  * the check here covers sockets built without it.
  */
 import type { RawData, WebSocket } from 'ws';
-import { MAX_REQUEST_BYTES, createConnection } from '../../common/rpc/protocol';
+import { MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, createConnection } from '../../common/rpc/protocol';
 import type { Connection } from '../../common/rpc/protocol';
 
 export interface WsConnectionOptions {
@@ -19,13 +19,23 @@ const OPEN = 1;
 const CLOSE_NORMAL = 1000;
 const CLOSE_UNSUPPORTED_DATA = 1003;
 const CLOSE_TOO_BIG = 1009;
+const CLOSE_POLICY = 1008;
+
+/** A peer with more than this queued and unread (events pile up for a client that stopped
+ *  reading) is disconnected instead of growing the engine's memory without bound. */
+export const MAX_UNREAD_BYTES = MAX_RESPONSE_BYTES;
 
 export function wsConnection(ws: WebSocket, options: WsConnectionOptions = {}): Connection {
   const maxBytes = options.maxMessageBytes ?? MAX_REQUEST_BYTES;
   const handle = createConnection({
     write(msg) {
       const text = JSON.stringify(msg);
-      if (ws.readyState === OPEN) ws.send(text);
+      if (ws.readyState !== OPEN) return;
+      if (ws.bufferedAmount > MAX_UNREAD_BYTES) {
+        ws.close(CLOSE_POLICY, 'This connection fell too far behind. Reconnect.');
+        return;
+      }
+      ws.send(text);
     },
     end() {
       ws.close(CLOSE_NORMAL);
