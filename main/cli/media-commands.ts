@@ -203,7 +203,7 @@ async function follow(s: Services, io: Io, asJson: boolean, start: () => Promise
       io.stderr.write(`${info.name} is already downloaded and verified.\n`);
       item = await s.media.wait(info.id);
     } else {
-      io.stderr.write(`Downloading ${info.url}\n  to ${info.path} (id ${info.id}; Ctrl-C pauses, \`vivarium media resume ${info.id}\` goes on)\n  verified with ${info.checksum.algorithm.toUpperCase()} from ${info.checksum.from}\n`);
+      io.stderr.write(`Downloading ${info.url}\n  to ${info.path} (id ${info.id}; Ctrl-C pauses, \`vivarium media resume ${info.id}\` goes on)\n  verified with ${info.checksum.algorithm === 'sha512' ? 'SHA-512' : 'SHA-256'} from ${info.checksum.from}\n`);
       try {
         item = await s.media.wait(info.id);
       } catch (e) {

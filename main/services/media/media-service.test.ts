@@ -307,6 +307,17 @@ describe('media downloads', () => {
     expect(resumedFrom).toBe(kept);
   });
 
+  it('pauses with a sentence when the server cannot be reached, keeping the download resumable', async () => {
+    const m = manager({ maxRetries: 1, retryDelayMs: 10 });
+    // A port that was just free: nothing listens there.
+    const probe = await startFileServer({});
+    const url = probe.url('/nothing-listens.iso');
+    await probe.close();
+    const info = await m.download({ source: url, sha256 });
+    await expect(m.wait(info.id)).rejects.toThrow(/paused after repeated failures: could not reach 127\.0\.0\.1:\d+: the server refused the connection \(ECONNREFUSED\)/);
+    expect(await m.downloads()).toEqual([expect.objectContaining({ id: info.id, state: 'paused', receivedBytes: 0 })]);
+  });
+
   it('refuses a download another live process holds', async () => {
     const m = manager();
     const id = downloadId(ISO());

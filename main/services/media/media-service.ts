@@ -851,8 +851,24 @@ class Job {
   }
 }
 
+const NETWORK_WORDS: Readonly<Record<string, string>> = {
+  ENOTFOUND: 'the host name does not resolve; check the network connection',
+  EAI_AGAIN: 'the host name could not be resolved just now; check the network connection',
+  ECONNREFUSED: 'the server refused the connection',
+  ECONNRESET: 'the connection was reset',
+  ETIMEDOUT: 'the connection timed out',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+  UND_ERR_CONNECT_TIMEOUT: 'the connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'the server did not answer in time',
+  UND_ERR_BODY_TIMEOUT: 'the server stopped sending',
+  UND_ERR_SOCKET: 'the connection closed',
+};
+
+/** A network failure in words (undici puts the system error in `cause`). */
 function describeFetchError(e: unknown): string {
-  const err = e as { message?: string; cause?: { code?: string; message?: string } };
-  const cause = err.cause?.code ?? err.cause?.message;
-  return [err.message ?? String(e), cause].filter(Boolean).join(': ');
+  const err = e as { message?: string; code?: string; cause?: { code?: string; message?: string } };
+  const code = err.cause?.code ?? err.code;
+  if (code && NETWORK_WORDS[code]) return `${NETWORK_WORDS[code]} (${code})`;
+  return [err.message ?? String(e), err.cause?.message].filter(Boolean).join(': ');
 }
