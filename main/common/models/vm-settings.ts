@@ -11,6 +11,7 @@
  * current config, and fills the defaults.
  */
 import type { AccelStatus, HostOs } from './host';
+import { VIRT_MAX_VCPUS, X86_MAX_VCPUS_WITHOUT_IOMMU } from './machine-limits';
 import {
   type AccelChoice,
   type Arch,
@@ -87,13 +88,9 @@ export const DEFAULTS = {
   os: 'Other',
 } as const;
 
-/**
- * vCPUs the default machine type starts with, for hosts whose probe does not say. x86_64 q35
- * without an IOMMU in x2APIC mode stops at 255 (APIC ids are 8 bits; QEMU: "current -smp
- * configuration requires kernel irqchip and X2APIC API support" / "Intel IOMMU with eim=on"), and
- * aarch64 `virt` with GICv3 at 512 (hw/arm/virt.c, GIC_NCPU… `mc->max_cpus = 512`).
- */
-export const MACHINE_MAX_CPUS: Readonly<Record<Arch, number>> = { x86_64: 255, aarch64: 512 };
+/** vCPUs the default machine type starts with, for hosts whose facts do not say (the engine's
+ *  facts come from machine-limits.ts `vcpuLimitOnHost`, the one vCPU rule). */
+export const MACHINE_MAX_CPUS: Readonly<Record<Arch, number>> = { x86_64: X86_MAX_VCPUS_WITHOUT_IOMMU, aarch64: VIRT_MAX_VCPUS };
 
 function maxCpusFor(host: HostFacts, arch: Arch): number {
   return Math.min(MAX_CPUS, host.maxCpus[arch] ?? MACHINE_MAX_CPUS[arch]);
