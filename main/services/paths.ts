@@ -81,6 +81,27 @@ export function defaultRuntimeBase(env: NodeJS.ProcessEnv = process.env, platfor
     : path.join(platform === 'win32' ? os.tmpdir() : '/tmp', `vivarium-${uid}`);
 }
 
+/**
+ * The longest unix socket path a platform accepts, in bytes without the terminating NUL:
+ * sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS and the BSDs (sys/un.h).
+ */
+export function maxSocketPathBytes(platform: NodeJS.Platform = process.platform): number {
+  return platform === 'linux' ? 107 : 103;
+}
+
+/** Refuses a socket path QEMU could not bind on this platform, saying what to change. */
+export function assertSocketPathFits(socketPath: string, platform: NodeJS.Platform = process.platform): void {
+  const bytes = Buffer.byteLength(socketPath);
+  const max = maxSocketPathBytes(platform);
+  if (bytes <= max) return;
+  const os = platform === 'darwin' ? 'macOS' : platform === 'linux' ? 'Linux' : platform;
+  throw new VivariumError(
+    ErrorCode.InvalidArgument,
+    `The runtime folder's path is too long for unix sockets on ${os}: ${socketPath} is ${bytes} bytes, at most ${max} work. ` +
+      'Set VIVARIUM_RUNTIME_DIR to a shorter folder (e.g. /tmp/vivarium-$UID), or unset it to use the default.',
+  );
+}
+
 /** A short, private runtime root for a given library. */
 export function defaultRuntimeRoot(home: string, env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
   return path.join(defaultRuntimeBase(env, platform), runtimeTag(home));
@@ -194,8 +215,10 @@ export class Layout {
     };
   }
 
-  runtime(id: string): VmRuntimePaths {
+  runtime(id: string, platform: NodeJS.Platform = process.platform): VmRuntimePaths {
     assertUuid(id);
+    // serial.sock is the longest socket name (qmp/vnc/qga are shorter).
+    assertSocketPathFits(path.join(this.runtimeRoot, id.replace(/-/g, ''), RuntimeFile.serial), platform);
     // The whole id without dashes (32 chars): still well under the 104/108-byte socket path limits
     // with the short runtime roots above, and never shared by two VMs.
     const dir = path.join(this.runtimeRoot, id.replace(/-/g, ''));

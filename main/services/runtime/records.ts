@@ -12,6 +12,7 @@ import * as fsp from 'node:fs/promises';
 import type { Accel } from '../../common/models/vm-config';
 import type { StopProgress, StopRungName } from '../../common/models/vm-state';
 import { writeFileAtomic, type VmRuntimePaths } from '../paths';
+import { isQemuProcessFor } from './process-identity';
 
 export type { StopProgress, StopRungName };
 
@@ -140,8 +141,8 @@ export function isQemuFor(pid: number, id: string): boolean {
     const cmdline = safeRead(`/proc/${pid}/cmdline`);
     return cmdline.split('\0').some((a) => a === `guest=${id}` || a.startsWith(`guest=${id},`));
   }
-  // Elsewhere the uuid check happens over QMP (query-uuid) when we connect.
-  return true;
+  // No /proc (macOS, the BSDs): ps prints the command line (process-identity.ts).
+  return isQemuProcessFor(pid, id);
 }
 
 /**
