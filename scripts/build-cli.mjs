@@ -37,14 +37,25 @@ const common = {
   absWorkingDir: REPO,
 };
 
-await Promise.all([
-  esbuild.build({ ...common, entryPoints: [path.join(REPO, 'main', 'cli', 'index.ts')], outfile: path.join(OUT, 'vivarium.js') }),
+const [cli] = await Promise.all([
+  esbuild.build({ ...common, metafile: true, entryPoints: [path.join(REPO, 'main', 'cli', 'index.ts')], outfile: path.join(OUT, 'vivarium.js') }),
   esbuild.build({
     ...common,
     entryPoints: [path.join(REPO, 'main', 'services', 'stats', 'host-sampler-worker.ts')],
     outfile: path.join(OUT, 'host-sampler-worker.js'),
   }),
 ]);
+
+// bin/vivarium.js runs the bundle as a vm.Script, where a real import() has no loader: every dynamic
+// import must be of a bundled module (esbuild turns those into plain calls).
+for (const [file, input] of Object.entries(cli.metafile.inputs)) {
+  for (const i of input.imports) {
+    if (i.kind === 'dynamic-import' && i.external) {
+      console.error(`build-cli: ${file} imports ${i.path} dynamically and it is not bundled; bundle it or load it with require().`);
+      process.exit(1);
+    }
+  }
+}
 
 // The code cache: compiled in a separate Node (the flags V8 checks are those of a plain `node`).
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-build-'));
