@@ -128,7 +128,8 @@ describe('rules that need the host', () => {
     expect(e!.message).toContain('/dev/kvm does not exist');
     // kvm_pvm style: not picked by auto, but a user who asks explicitly may try it.
     const forceable: HostFacts = { ...linux, accels: { x86_64: [{ ...KVM_NO, forceable: true }, TCG] } };
-    expect(newConfig({ name: 'x', accel: 'kvm' }, forceable, ctx()).ok).toBe(true);
+    const forced = newConfig({ name: 'x', accel: 'kvm' }, forceable, ctx());
+    expect(forced.ok && forced.warnings).toEqual([expect.objectContaining({ field: 'accel', message: expect.stringContaining('/dev/kvm does not exist') })]);
     expect(newConfig({ name: 'x', accel: 'tcg' }, noKvm, ctx()).ok).toBe(true);
   });
   it('memory is at most what the host has, with a lower value as the remedy', () => {

@@ -333,6 +333,15 @@ function hostIssues(c: Candidate, host: HostFacts, changed: ReadonlySet<SettingF
         remedy: { kind: 'change-setting', field: 'accel', to: 'auto', ...onVm },
       });
     }
+    if (status && !status.usable && status.forceable) {
+      // Chosen on purpose where `auto` would not pick it (kvm_pvm): allowed, with the probe's reason.
+      warnings.push({
+        code: ErrorCode.Unsupported,
+        field: 'accel',
+        message: `${c.accel.toUpperCase()} may not work here: ${status.reason.replace(/\.$/, '')}`,
+        remedy: { kind: 'change-setting', field: 'accel', to: 'auto', ...onVm },
+      });
+    }
   }
   const limits = hostDefaults(host, c.arch).limits;
   const checked = checkLimits(
