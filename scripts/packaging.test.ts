@@ -175,6 +175,12 @@ describe('npm run dist (electron-builder --linux dir, deb, rpm with a stub Elect
     }
   });
 
+  it('ships the tray icon beside the asar (process.resourcesPath/tray.png), a 32 px PNG', () => {
+    const png = fs.readFileSync(path.join(b().appDir, 'resources', 'tray.png'));
+    expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([32, 32]);
+  });
+
   it('node-pty’s native module and the host statistics worker are unpacked, and run from there', async () => {
     const { unpacked, asar: archive } = b();
     const asar = await import('@electron/asar');
