@@ -88,7 +88,10 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): { readonly 
   const parts: string[] = [];
   for (const issue of issues.slice(0, 10)) {
     const words = pathWords(issue.path);
-    const text = issueText(issue);
+    // A whole argument has no field name to lead with: its schema's own message says what it is
+    // ("a VM name or id is required"); zod's generic ones start "Too small", "Invalid input"…
+    const custom = !/^(Too (small|big)|Invalid|Unrecognized)/.test(issue.message);
+    const text = words === '' && custom ? issue.message : issueText(issue);
     const part = words === '' ? capitalize(text) : text.toLowerCase().startsWith(words.toLowerCase()) ? capitalize(text) : `${capitalize(words)}${joinVerb(text)}`;
     parts.push(part);
     fields.push({ field: issue.path.map(String).join('.'), message: part });

@@ -114,6 +114,12 @@ describe('calls', () => {
     expect(r.vms.calls).toEqual([]);
   });
 
+  it('a bad whole argument is named by its schema\'s own words', async () => {
+    const r = rig();
+    const e = await rejection(r.services.vms.get(''));
+    expect(e.message).toBe('Invalid request: A VM name or id is required.');
+  });
+
   it('rejects the wrong number of arguments readably', async () => {
     const r = rig();
     const tooMany = await rejection((r.services.vms.list as (...a: unknown[]) => Promise<unknown>)('extra'));
