@@ -394,7 +394,7 @@ function firmwareSection(ctx: Ctx): readonly string[] {
     '-blockdev',
     opts(['driver', fw.codeFormat], ['file', codeFile], ['node-name', QemuIds.fwCode], ['read-only', 'on']),
     '-blockdev',
-    opts(['driver', 'file'], ['filename', vars], ['node-name', varsFile]),
+    opts(['driver', 'file'], ['filename', vars], ['node-name', varsFile], imageLockingForced(ctx.caps) && ['locking', 'on']),
     '-blockdev',
     qcow2Node({ file: varsFile, nodeName: QemuIds.fwVars, backing: null, direct: false, readOnly: false, plain: true }),
     // Secure Boot builds also need the varstore flash to be reachable from SMM only.
@@ -453,13 +453,24 @@ interface LayerNode {
 }
 
 /**
+ * Whether writable images get `locking=on`. QEMU's default `auto` locks only where OFD locks exist
+ * (`use_lock = qemu_has_ofd_lock()` in block/file-posix.c), and macOS has none: without `on`, a
+ * second QEMU could open a running VM's disk. `on` falls back to POSIX locks there (QEMU warns that
+ * they "can be lost unexpectedly"; the engine's start lock and the pidfile stay the first guard).
+ * Linux keeps `auto` (OFD locks). qemu-notes.md "Stopping double starts".
+ */
+export function imageLockingForced(caps: Pick<HostCapabilities, 'os'>): boolean {
+  return caps.os === 'darwin';
+}
+
+/**
  * One image as a protocol node plus a format node. The format is always given (an untrusted image
  * must never pick its own), and a qcow2 node always names its backing explicitly: the next layer's
  * node, or null at the bottom, so a backing file named in an image header is never opened
  * (qemu-notes §8). Writable images get discard + zero detection (guest TRIM shrinks the qcow2);
  * read-only ones are read-only on both nodes. O_DIRECT + native AIO where the host has them.
  */
-function imageNodes(layer: LayerNode, direct: boolean): readonly string[] {
+function imageNodes(layer: LayerNode, direct: boolean, forceLocking: boolean): readonly string[] {
   const fileNode = `${layer.nodeName}-file`;
   const ro = layer.readOnly;
   return [
@@ -471,6 +482,7 @@ function imageNodes(layer: LayerNode, direct: boolean): readonly string[] {
       direct && ['cache.direct', 'on'],
       direct && ['aio', 'native'],
       ro ? ['read-only', 'on'] : ['discard', 'unmap'],
+      !ro && forceLocking && ['locking', 'on'],
     ),
     '-blockdev',
     layer.format === 'qcow2'
@@ -507,7 +519,7 @@ function drivesSection(ctx: Ctx): readonly string[] {
         readOnly: j > 0 || disk.readOnly,
       }),
     );
-    for (const layer of [...layers].reverse()) out.push(...imageNodes(layer, direct));
+    for (const layer of [...layers].reverse()) out.push(...imageNodes(layer, direct, imageLockingForced(ctx.caps)));
     out.push(
       '-device',
       opts(

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, VivariumError } from '../../common/errors';
 import { Layout, assertSocketPathFits, maxSocketPathBytes } from '../paths';
+import { imageLockingForced } from '../qemu/argv';
 import { argsNameGuest, isQemuProcessFor, processArgs, realIdentityProbe } from './process-identity';
 import type { IdentityProbe } from './process-identity';
 
@@ -102,5 +103,13 @@ describe('unix socket path length', () => {
     expect(err).toBeInstanceOf(VivariumError);
     expect((err as VivariumError).code).toBe(ErrorCode.InvalidArgument);
     expect((err as VivariumError).message).toMatch(/Set VIVARIUM_RUNTIME_DIR to a shorter folder/);
+  });
+});
+
+describe('image locking', () => {
+  it('asks for locking=on on macOS, where QEMU\'s auto means no locks (no OFD locks); Linux keeps auto', () => {
+    // The golden command lines (main/services/qemu/golden/*.darwin-*.txt) show it on every writable image.
+    expect(imageLockingForced({ os: 'darwin' })).toBe(true);
+    expect(imageLockingForced({ os: 'linux' })).toBe(false);
   });
 });
