@@ -57,7 +57,8 @@ test('create a VM from the dialog, boot it, use its serial console, force it off
   await expect.poll(() => vm.serialText(), { timeout: 30_000 }).toContain('56-while-stopping');
   await progress.getByRole('button', { name: 'Force Off Now' }).click();
   await expect(vm.button('Start')).toBeEnabled({ timeout: 60_000 });
-  await expect(vmPage.getByTestId('stop-outcome')).toBeVisible();
+  // The outcome says what happened (the engine's sentence from the stop ladder).
+  await expect(vmPage.getByTestId('stop-outcome')).toContainText(/forced off/i);
   const stopped = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[];
   expect(stopped.find((v) => v.name === 'e2e linux')).toMatchObject({ state: 'stopped', lastExit: { reason: 'stopped' } });
 
@@ -105,7 +106,12 @@ test('starting again after a failed start visibly retries', async ({ appPage: pa
   fs.rmSync(kernel);
   const library = new LibraryPage(page);
   await library.goto(served.url);
-  const vm = new VmWindowPage(await library.openVm('retry me'));
+  await expect(library.vm('retry me')).toBeVisible();
+  // This window shows the VM (by its route), whatever other VMs earlier specs left in the library.
+  const id = created.stdout.trim();
+  await page.evaluate((vmId) => void (window.location.hash = `#/vm/${vmId}`), id);
+  const vm = new VmWindowPage(page);
+  await expect(page.getByRole('heading', { name: 'retry me' })).toBeVisible();
   const alerts = vm.page.getByRole('alert').filter({ hasText: /kernel/i });
   await vm.button('Start').click();
   await expect(alerts.first()).toBeVisible({ timeout: 30_000 });
