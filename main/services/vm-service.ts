@@ -101,12 +101,12 @@ export class LocalVmService implements VmService {
     const entries = this.library.entries();
     const infos = await Promise.all(
       entries.map(async (e) => {
-        const rs = this.runState(e, live);
+        const rs = await this.runStateAsync(e, live);
         if (!this.watching && e.ok && 'record' in rs && (rs.state === 'running' || rs.state === 'paused') && !this.driver.holds(e.id)) {
           const status = await this.driver.liveStatus(vmOf(e), rs.record, LIVE_STATUS_MS);
           return this.infoAfterProbe(e, status);
         }
-        return this.infoOf(e, rs);
+        return this.infoOfAsync(e, rs);
       }),
     );
     // No long-lived engine keeps serial logs bounded: a short-lived one trims them as it passes.
@@ -295,7 +295,7 @@ export class LocalVmService implements VmService {
     const now = new Map<string, string>();
     const infos: VmInfo[] = [];
     for (const entry of this.library.entries()) {
-      const info = this.infoOf(entry, this.runState(entry, live));
+      const info = await this.infoOfAsync(entry, await this.runStateAsync(entry, live));
       infos.push(info);
       const key = JSON.stringify(info);
       now.set(info.id, key);
@@ -357,6 +357,14 @@ export class LocalVmService implements VmService {
     return entry.ok ? this.runStates.get({ id: entry.id, name: entry.config.name }, live) : { state: 'stopped' };
   }
 
+  private runStateAsync(entry: BundleEntry, live?: ReadonlyMap<string, number>): Promise<RunState> | RunState {
+    return entry.ok ? this.runStates.getAsync({ id: entry.id, name: entry.config.name }, live) : { state: 'stopped' };
+  }
+
+  private async infoOfAsync(entry: BundleEntry, rs: RunState): Promise<VmInfo> {
+    return toVmInfo(entry, rs, await this.runStates.lastExitAsync(entry.id));
+  }
+
   private info(entry: BundleEntry): VmInfo {
     return this.infoOf(entry, this.runState(entry));
   }
@@ -367,8 +375,8 @@ export class LocalVmService implements VmService {
   }
 
   /** Info after asking QEMU: its record was brought up to date by the probe. */
-  private infoAfterProbe(entry: OkEntry, status: LiveStatus): VmInfo {
-    const info = this.info(entry);
+  private async infoAfterProbe(entry: OkEntry, status: LiveStatus): Promise<VmInfo> {
+    const info = await this.infoOfAsync(entry, await this.runStateAsync(entry));
     if (status.kind === 'not-responding') return { ...info, error: `QEMU ${status.why}.` };
     return info;
   }

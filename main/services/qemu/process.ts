@@ -10,15 +10,28 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { errors } from '../../common/errors';
 import type { VmRuntimePaths } from '../paths';
-import { isQemuFor, readExitStatus, readPidFile } from '../runtime/records';
+import { isQemuForAsync, readExitStatusAsync, readPidFileAsync } from '../runtime/records';
 import { lastLines } from '../runtime/tail';
 import { QmpClient } from './qmp';
 
-const SUPERVISOR_SCRIPT =
-  // $1 = exit-status file; the rest is QEMU's argv. `$?` is 128+N when QEMU died of signal N.
-  'f="$1"; shift; "$@"; s=$?; printf "%s\\n" "$s" > "$f.tmp" && mv -f "$f.tmp" "$f"';
+/**
+ * The supervising shell: `$1` = exit-status file, the rest is QEMU's argv. `$?` is 128+N when QEMU died
+ * of signal N. After QEMU exits it ends the VM's side processes (VIVARIUM_SIDE_PIDS: SIGTERM, up to
+ * VIVARIUM_SIDE_WAIT tenths of a second, then SIGKILL) and removes its transient files
+ * (VIVARIUM_TRANSIENT, one path a line), then records the status — so helpers end with QEMU even when
+ * no Vivarium runs.
+ */
+export const SUPERVISOR_SCRIPT =
+  'f="$1"; shift; "$@"; s=$?; ' +
+  'if [ -n "$VIVARIUM_SIDE_PIDS" ]; then ' +
+  'for p in $VIVARIUM_SIDE_PIDS; do kill -TERM "$p" 2>/dev/null; done; i=0; ' +
+  'while [ "$i" -lt "${VIVARIUM_SIDE_WAIT:-50}" ]; do a=; for p in $VIVARIUM_SIDE_PIDS; do kill -0 "$p" 2>/dev/null && a=1; done; [ -z "$a" ] && break; sleep 0.1; i=$((i+1)); done; ' +
+  'for p in $VIVARIUM_SIDE_PIDS; do kill -KILL "$p" 2>/dev/null; done; fi; ' +
+  'if [ -n "$VIVARIUM_TRANSIENT" ]; then printf "%s\\n" "$VIVARIUM_TRANSIENT" | while IFS= read -r t; do rm -f -- "$t"; done; fi; ' +
+  'printf "%s\\n" "$s" > "$f.tmp" && mv -f "$f.tmp" "$f"';
 
 export interface LaunchRequest {
   readonly binary: string;
@@ -29,6 +42,10 @@ export interface LaunchRequest {
    *  planted link can never make QEMU truncate or fill another file. */
   readonly qemuWrites?: readonly string[];
   readonly timeoutMs?: number;
+  /** Side processes already running for this VM: the supervisor ends them when QEMU exits. */
+  readonly sides?: readonly { readonly pid: number; readonly stopTimeoutMs: number }[];
+  /** Files the supervisor removes when QEMU exits. */
+  readonly transientFiles?: readonly string[];
 }
 
 export interface Launched {
@@ -41,8 +58,18 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
   const logFd = fs.openSync(req.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
   let child;
   try {
+    const sides = req.sides ?? [];
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.VIVARIUM_SIDE_PIDS;
+    delete env.VIVARIUM_TRANSIENT;
+    if (sides.length > 0) {
+      env.VIVARIUM_SIDE_PIDS = sides.map((s) => s.pid).join(' ');
+      env.VIVARIUM_SIDE_WAIT = String(Math.ceil(Math.max(...sides.map((s) => s.stopTimeoutMs)) / 100));
+    }
+    if ((req.transientFiles ?? []).length > 0) env.VIVARIUM_TRANSIENT = req.transientFiles!.join('\n');
     child = spawn('/bin/sh', ['-c', SUPERVISOR_SCRIPT, 'vivarium-supervisor', req.runtime.exitStatus, req.binary, ...req.args], {
       detached: true,
+      env,
       stdio: ['ignore', logFd, logFd],
       cwd: req.runtime.dir,
     });
@@ -67,10 +94,10 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
       stderrTail: lastLines(req.logFile, 20),
     });
   for (;;) {
-    const status = readExitStatus(req.runtime.exitStatus);
+    const status = await readExitStatusAsync(req.runtime.exitStatus);
     if (status !== null || childExited) throw failed(status);
-    const pid = readPidFile(req.runtime.pidfile);
-    if (pid !== null && fs.existsSync(req.runtime.qmp)) {
+    const pid = await readPidFileAsync(req.runtime.pidfile);
+    if (pid !== null && (await fileExists(req.runtime.qmp))) {
       try {
         const qmp = await QmpClient.connect(req.runtime.qmp, { timeoutMs: Math.max(500, deadline - Date.now()) });
         qmp.close();
@@ -85,7 +112,8 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
       } catch {
         // already gone
       }
-      throw errors.timeout('QEMU did not come up within 30 seconds; it was stopped. See qemu.log in the VM folder.');
+      const secs = Math.round((req.timeoutMs ?? 30_000) / 1000);
+      throw errors.timeout(`QEMU did not come up within ${secs} seconds; it was stopped. See qemu.log in the VM folder.`);
     }
     await sleep(20);
   }
@@ -115,6 +143,15 @@ function removeIfSymlink(file: string): void {
   }
 }
 
+async function fileExists(file: string): Promise<boolean> {
+  try {
+    await fsp.lstat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -122,7 +159,7 @@ export function sleep(ms: number): Promise<void> {
 /** Waits until `pid` is no longer the VM's QEMU. Returns false on timeout. */
 export async function waitForExit(pid: number, id: string, timeoutMs: number, pollMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (isQemuFor(pid, id)) {
+  while (await isQemuForAsync(pid, id)) {
     if (Date.now() >= deadline) return false;
     await sleep(pollMs);
   }

@@ -115,6 +115,20 @@ export function readExitStatus(file: string): number | null {
   return Number.isInteger(n) ? n : null;
 }
 
+/** readPidFile without blocking the event loop. */
+export async function readPidFileAsync(file: string): Promise<number | null> {
+  const n = Number.parseInt((await safeReadAsync(file)).trim(), 10);
+  return Number.isInteger(n) && n > 0 ? n : null;
+}
+
+/** readExitStatus without blocking the event loop. */
+export async function readExitStatusAsync(file: string): Promise<number | null> {
+  const text = (await safeReadAsync(file)).trim();
+  if (text === '') return null;
+  const n = Number.parseInt(text, 10);
+  return Number.isInteger(n) ? n : null;
+}
+
 /** Removes what a previous QEMU left behind (sockets, pidfile, status, record), never the start lock. */
 export function clearRuntime(rt: VmRuntimePaths): void {
   for (const f of [rt.record, rt.pidfile, rt.exitStatus, rt.stopRequested, rt.qmp, rt.serial, rt.vnc, rt.qga]) {
@@ -143,6 +157,14 @@ export function isQemuFor(pid: number, id: string): boolean {
   }
   // No /proc (macOS, the BSDs): ps prints the command line (process-identity.ts).
   return isQemuProcessFor(pid, id);
+}
+
+/** isQemuFor without blocking the event loop on /proc. */
+export async function isQemuForAsync(pid: number, id: string): Promise<boolean> {
+  if (!pidAlive(pid)) return false;
+  if (process.platform !== 'linux') return isQemuProcessFor(pid, id);
+  const cmdline = await safeReadAsync(`/proc/${pid}/cmdline`);
+  return cmdline.split('\0').some((a) => a === `guest=${id}` || a.startsWith(`guest=${id},`));
 }
 
 /**

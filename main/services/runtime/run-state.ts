@@ -13,13 +13,17 @@
 import * as fs from 'node:fs';
 import type { LastExit } from '../../common/models/vm-state';
 import { Emitter } from '../emitter';
-import { readFileNoFollow, writeFileAtomic, type Layout, type VmRuntimePaths } from '../paths';
+import * as fsp from 'node:fs/promises';
+import { readFileNoFollow, readFileNoFollowAsync, writeFileAtomic, type Layout, type VmRuntimePaths } from '../paths';
 import { lastLines } from './tail';
 import type { EventLog } from './event-log';
 import { classifyExit, signalInQemuLog } from './exit';
 import {
   clearRuntime,
   isQemuFor,
+  isQemuForAsync,
+  parseRecord,
+  safeReadAsync,
   pidAlive,
   readExitStatus,
   readPidFile,
@@ -85,6 +89,28 @@ export class RunStates {
       return this.getLocked(entry, live);
     } finally {
       release();
+    }
+  }
+
+  /**
+   * get() without blocking the event loop on the common paths (a live QEMU with its record, a
+   * stopped VM with nothing left behind); what needs the start lock (an exit to reconcile, a QEMU to
+   * adopt, a start in progress) goes through get().
+   */
+  async getAsync(entry: VmKey, live?: ReadonlyMap<string, number>): Promise<RunState> {
+    const rt = this.deps.layout.runtime(entry.id);
+    const rec = parseRecord(await safeReadAsync(rt.record));
+    if (rec && rec.id === entry.id && (await isQemuForAsync(rec.pid, entry.id))) return { state: rec.status, record: rec };
+    if (!rec && !live?.has(entry.id) && !(await exists(rt.startLock)) && !(await exists(rt.pidfile))) return { state: 'stopped' };
+    return this.get(entry, live);
+  }
+
+  /** lastExit() without blocking the event loop. */
+  async lastExitAsync(id: string): Promise<LastExit | null> {
+    try {
+      return JSON.parse((await readFileNoFollowAsync(this.deps.layout.bundle(id).lastExit, 256 * 1024)).toString('utf8')) as LastExit;
+    } catch {
+      return null;
     }
   }
 
@@ -213,5 +239,14 @@ export class RunStates {
     } catch (e) {
       this.deps.log?.(`[${id.slice(0, 8)}] could not record the last exit (${exit.reason}: ${exit.message}): ${(e as Error).message}`);
     }
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fsp.lstat(file);
+    return true;
+  } catch {
+    return false;
   }
 }

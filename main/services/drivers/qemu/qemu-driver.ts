@@ -43,6 +43,7 @@ import type {
   StopOutcome,
   VmDriver,
 } from '../driver';
+import { startSideProcesses, stopSideProcesses, transientFiles, writeGeneratedFiles, type StartedSide } from './side-processes';
 import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported } from './start-checks';
 import { planStop, runStopLadder, type LadderPort, type StopCause } from './stop-ladder';
 
@@ -113,7 +114,13 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
       for (const w of plan.warnings) this.deps.events.append(vm.id, `warning: ${w}`);
       await resetSerialLog(paths.bundle.serialLog);
       let launched;
+      let sides: StartedSide[] = [];
       try {
+        // The plan's files and helpers (swtpm, virtiofsd…) come first; the supervisor ends the
+        // helpers and removes transient files when QEMU exits (side-processes.ts, qemu/process.ts).
+        await writeGeneratedFiles(plan.generatedFiles);
+        sides = await startSideProcesses(plan.sideProcesses, paths.runtime.dir);
+        for (const side of sides) this.deps.events.append(vm.id, `started ${side.name}, pid ${side.pid}`);
         launched = await launchQemu({
           binary: plan.binary,
           args: plan.args,
@@ -121,8 +128,11 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
           logFile: paths.bundle.qemuLog,
           qemuWrites: [paths.bundle.serialLog],
           timeoutMs: Math.min(options.timeoutMs, 60_000),
+          sides,
+          transientFiles: transientFiles(plan.generatedFiles),
         });
       } catch (e) {
+        await stopSideProcesses(sides);
         this.deps.runStates.recordFailedStart(vm.id, e instanceof Error ? e.message : String(e));
         throw e;
       }
