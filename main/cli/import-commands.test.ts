@@ -76,8 +76,9 @@ describe('vivarium create --import', () => {
     execFileSync('tar', ['--format=ustar', '-cf', ova, '-C', stage, 'app.ovf', 'disk1.vmdk']);
 
     const created = await cli(['create', 'from-ova', '--import', ova, '--accel', 'tcg', '--display', 'none', '--json']);
-    expect(created.stderr).toBe('');
     expect(created.code).toBe(0);
+    // The conversion's progress on stderr, ending at 100%.
+    expect(created.stderr).toMatch(/^(Importing app\.ova: \d+%\n)*Importing app\.ova: 100%\n$/);
     const shown = JSON.parse((await cli(['show', 'from-ova', '--json'])).stdout) as Shown;
     expect(shown.config).toMatchObject({ cpus: 3, memoryMiB: 768 });
     expect(shown.config.disks).toHaveLength(1);

@@ -16,7 +16,7 @@ import type { VmInfo } from '../common/models/vm-state';
 import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type Parsed } from './args';
 import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
-import { importFlag, prepareMedia } from './media-commands';
+import { createWithProgress, importFlag, prepareMedia } from './media-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../common/shell-arg';
 
@@ -143,7 +143,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       return report.binaries.some((b) => b.path) ? 0 : 1;
     }
     case 'create': {
-      const vm = await s.vms.create(plan.create!);
+      const vm = await createWithProgress(s, io, plan.create!, () => s.vms.create(plan.create!));
       if (asJson) json(publicVm(vm));
       else out(vm.id);
       return 0;

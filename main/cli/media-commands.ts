@@ -79,6 +79,34 @@ export function prepareMedia(command: string, p: Parsed): void {
   if (typeof sha512 === 'string' && !/^[0-9a-fA-F]{128}$/.test(sha512)) throw new UsageError('--sha512 must be 128 hexadecimal digits', command);
 }
 
+/** Runs a create and, when it converts an import, shows how far on stderr (`Importing app.ova: 42%`). */
+export async function createWithProgress<T>(s: Services, io: Io, spec: { readonly import?: { readonly path: string; readonly mode: string } }, create: () => Promise<T>): Promise<T> {
+  const imp = spec.import;
+  if (!imp || imp.mode === 'attach') return create();
+  const tty = (io.stderr as NodeJS.WriteStream).isTTY === true;
+  const name = imp.path.split(/[\\/]/).pop() ?? imp.path;
+  let lastPct = -1;
+  let lastAt = 0;
+  let drawn = false;
+  const sub = s.media.onDidImportProgress((p) => {
+    if (p.path !== imp.path) return;
+    const pct = Math.floor(p.fraction * 100);
+    const now = Date.now();
+    if (pct === lastPct || (!tty && pct < 100 && now - lastAt < 1000)) return;
+    lastPct = pct;
+    lastAt = now;
+    const line = `Importing ${name}${p.disks > 1 ? ` (disk ${p.disk + 1} of ${p.disks})` : ''}: ${pct}%`;
+    io.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+    drawn = true;
+  });
+  try {
+    return await create();
+  } finally {
+    sub.dispose();
+    if (drawn && tty) io.stderr.write('\n');
+  }
+}
+
 /** `create --import FILE [--copy|--attach]` → the spec's `import` (throws invalid-argument: a usage error). */
 export function importFlag(p: Parsed): { path: string; mode: 'copy' | 'attach' } | undefined {
   const file = p.flags.import;

@@ -186,6 +186,17 @@ export interface ImportSummary {
   readonly attachable: boolean;
 }
 
+/** How far an import's conversion has come (`vms.create` with `import`). */
+export interface ImportProgress {
+  /** The image or appliance being imported. */
+  readonly path: string;
+  /** 0..1 over all its disks. */
+  readonly fraction: number;
+  /** The disk being converted (0-based) and how many there are. */
+  readonly disk: number;
+  readonly disks: number;
+}
+
 export interface MediaService {
   /** The OS catalog (resources/catalog), optionally filtered. */
   catalog(query: CatalogQuery): Promise<readonly CatalogEntry[]>;
@@ -217,6 +228,8 @@ export interface MediaService {
   inspectImport(path: string): Promise<ImportSummary>;
   /** Progress of every download (several times a second while bytes flow, and on each state change). */
   onDidProgress: Event<DownloadInfo>;
+  /** Progress of imports being converted by `vms.create` (a few times a second, and at the end). */
+  onDidImportProgress: Event<ImportProgress>;
 }
 
 export const mediaContract: ServiceSchema<MediaService> = {
@@ -231,5 +244,5 @@ export const mediaContract: ServiceSchema<MediaService> = {
     discard: z.tuple([DownloadId]),
     inspectImport: z.tuple([AbsPath]),
   },
-  events: ['onDidProgress'],
+  events: ['onDidProgress', 'onDidImportProgress'],
 };

@@ -15,6 +15,7 @@ import type { CreateVmSpec } from '../../common/contract';
 import { errors } from '../../common/errors';
 import type { Disk, DiskFormat, VmConfig } from '../../common/models/vm-config';
 import { ImportError, inspectImport, runImport, type FoundImport } from './import';
+import { importReporter } from './progress';
 
 export interface PreparedImport {
   /** The spec for newConfig: without `import`; for attach, `diskPath` is the image; for copy, a
@@ -94,13 +95,18 @@ export async function prepareImport(spec: CreateVmSpec, qemuImg: string): Promis
     },
     async materialize(dir: string, config: VmConfig, onProgress?: (fraction: number) => void): Promise<void> {
       const names = config.disks.map((d) => ('bundle' in d.source ? d.source.bundle : null));
+      // Shown by front ends as media.onDidImportProgress.
+      const report = importReporter(imp.path);
       try {
         await runImport(imp.path, {
           mode: 'copy',
           destDir: dir,
           qemuImg,
           diskFileName: (i) => names[i] ?? `disk${i}.qcow2`,
-          onProgress: onProgress ? (p) => onProgress(p.fraction) : undefined,
+          onProgress: (p) => {
+            report(p);
+            onProgress?.(p.fraction);
+          },
         });
       } catch (e) {
         if (e instanceof ImportError) refuse(e.message);

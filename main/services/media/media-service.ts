@@ -33,6 +33,7 @@ import {
 import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import { Emitter } from '../emitter';
 import { ImportError, inspectImport } from '../imports/import';
+import { importProgress } from '../imports/progress';
 import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from './catalog';
 import { MediaStore, type MediaMeta, type PartialState } from './store';
 import { FileHasher } from './file-hasher';
@@ -92,6 +93,8 @@ export class MediaManager implements MediaService {
   private readonly resourcesDir: string;
   private readonly progress = new Emitter<DownloadInfo>();
   readonly onDidProgress = this.progress.event;
+  /** Imports run inside `vms.create`; their progress comes from the imports room's emitter. */
+  readonly onDidImportProgress = importProgress.event;
   private readonly jobs = new Map<string, Job>();
   private catalogCache: Promise<readonly CatalogEntry[]> | null = null;
   private disposed = false;
