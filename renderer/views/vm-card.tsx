@@ -43,6 +43,11 @@ export function VmCard(props: {
       className={`vm-card state-${vm.state}`}
       data-vm-id={vm.id}
       onClick={props.onSelect}
+      // Selection follows focus, however focus arrived (keyboard, a screen reader, a script), so
+      // Enter opens the VM that has the focus.
+      onFocus={(e) => {
+        if (e.target === e.currentTarget && !selected) props.onSelect();
+      }}
       onDoubleClick={props.onOpen}
     >
       <div className="vm-thumb">
