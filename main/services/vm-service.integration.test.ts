@@ -139,3 +139,57 @@ describe('jobs on a real VM', () => {
     expect(after.lastExit?.message).toBe('Forced off by Vivarium.');
   }, 120_000);
 });
+
+describe('a VM QEMU pauses by itself', () => {
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  it.skipIf(!root)('a full host disk pauses the VM with reason io-error, the engine shows it, and resume goes on once there is room', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const mnt = fs.mkdtempSync(path.join(t.home, 'small-disk-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mnt]);
+    try {
+      const image = path.join(mnt, 'data.raw');
+      fs.writeFileSync(image, '');
+      fs.truncateSync(image, 64 * 1024 * 1024);
+      const filler = path.join(mnt, 'filler');
+      fs.writeFileSync(filler, Buffer.alloc(9 * 1024 * 1024, 1));
+      // A long-lived engine, as `vivarium serve` and the app host it: it holds the monitor and hears STOP.
+      engine = createEngine({ env: t.env, watch: true });
+      const e = engine;
+      const g = testGuest();
+      const vm = await e.manager.create({ name: 'full', accel: 'tcg', cpus: 1, memoryMiB: 256, diskPath: image, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
+      await e.manager.start(vm.id, { waitSerial: g.readyMarker, timeoutSec: 90 });
+      const changes: string[] = [];
+      e.manager.onDidChange((c) => {
+        if (c.kind === 'updated' && c.vm.state === 'paused') changes.push(c.vm.pausedReason ?? 'none');
+      });
+      await typeLine(e.layout.runtime(vm.id).serial, 'dd if=/dev/urandom of=/dev/vda bs=1M count=12 conv=fsync && echo DD-$((6*7))');
+      let paused = (await e.manager.list())[0]!;
+      for (let i = 0; i < 600 && paused.state !== 'paused'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        paused = (await e.manager.list())[0]!;
+      }
+      expect(paused.state).toBe('paused');
+      expect(paused.pausedReason).toBe('io-error');
+      expect(changes).toContain('io-error');
+      // Make room, then resume: QEMU retries the write and the guest finishes.
+      fs.rmSync(filler);
+      const resumed = await e.manager.resume(vm.id);
+      expect(resumed.state).toBe('running');
+      expect(resumed.pausedReason).toBeNull();
+      let log = '';
+      for (let i = 0; i < 600 && !log.includes('DD-42'); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        log = await e.manager.serialLog(vm.id, {});
+      }
+      expect(log).toContain('DD-42');
+      await e.manager.stop(vm.id, { force: true });
+    } finally {
+      if (engine) {
+        for (const v of engine.manager.listSync()) if (v.state !== 'stopped') await engine.manager.stop(v.id, { force: true }).catch(() => undefined);
+      }
+      execFileSync('umount', ['-l', mnt]);
+    }
+  }, 150_000);
+});
