@@ -18,6 +18,9 @@ beforeAll(() => {
 });
 afterAll(() => t.cleanup());
 
+/** Each case runs real processes: generous on a loaded 2-core machine. */
+const SLOW_MS = 300_000;
+
 const cli = (...args: string[]) => runCli(args, { env: t.env, timeoutMs: 30_000 });
 
 /**
@@ -63,11 +66,11 @@ function expectUsage(r: CliResult, message: RegExp, what: string): void {
 describe('usage errors exit 2, in every command', () => {
   const names = Object.keys(COMMANDS);
 
-  it('an unknown option', async () => {
+  it('an unknown option', { timeout: SLOW_MS }, async () => {
     for (const name of names) expectUsage(await cli(name, '--no-such-option'), /unknown option --no-such-option/, name);
   });
 
-  it('a missing or extra positional', async () => {
+  it('a missing or extra positional', { timeout: SLOW_MS }, async () => {
     for (const name of names) {
       const spec = COMMANDS[name]!;
       const required = spec.positionals.length - (spec.optionalPositionals ?? 0);
@@ -77,7 +80,7 @@ describe('usage errors exit 2, in every command', () => {
     }
   });
 
-  it('a bad number, size, choice or port', async () => {
+  it('a bad number, size, choice or port', { timeout: SLOW_MS }, async () => {
     const cases: [string[], RegExp][] = [
       [['serve', '--port', '70000'], /--port must be a whole number from 0 to 65535/],
       [['serve', '--port', '-1'], /--port must be a whole number/],
@@ -105,7 +108,7 @@ describe('usage errors exit 2, in every command', () => {
     expect(fs.existsSync(vms) ? fs.readdirSync(vms) : []).toEqual([]);
   });
 
-  it('an unknown command or help topic', async () => {
+  it('an unknown command or help topic', { timeout: SLOW_MS }, async () => {
     expectUsage(await cli('frobnicate'), /unknown command "frobnicate"/, 'frobnicate');
     expectUsage(await cli('constructor'), /unknown command "constructor"/, 'constructor');
     expectUsage(await cli('--frobnicate'), /unknown option --frobnicate/, '--frobnicate');
@@ -117,7 +120,7 @@ describe('usage errors exit 2, in every command', () => {
 });
 
 describe('a name that starts with "-"', () => {
-  it('is refused before -- with a pointer to --, and works after it in every command that takes a name', async () => {
+  it('is refused before -- with a pointer to --, and works after it in every command that takes a name', { timeout: SLOW_MS }, async () => {
     expectUsage(await cli('create', '-dash'), /unknown option -dash .*after "--"/, 'create -dash');
     const created = await cli('create', '--disk-size', '0', '--display', 'none', '--net', 'none', '--memory', '128M', '--accel', 'tcg', '--', '-dash');
     expect(created.code, created.stderr).toBe(0);
