@@ -107,6 +107,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'no-forwards': { type: 'boolean', help: 'remove all port forwards' },
       display: createFlags.display,
       os: createFlags.os,
+      autostart: { type: 'boolean', help: 'start this VM when Vivarium starts (the app, or serve --autostart)' },
+      'no-autostart': { type: 'boolean', help: 'stop starting this VM when Vivarium starts' },
       json: { type: 'boolean', help: 'print the VM as JSON' },
     },
   },
@@ -117,7 +119,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     flags: { 'keep-disks': { type: 'boolean', help: 'keep its disk images (moved to <library>/kept-disks/)' } },
   },
   serve: {
-    usage: 'serve [--host 127.0.0.1] [--port N] [--tls-cert FILE --tls-key FILE]',
+    usage: 'serve [--host 127.0.0.1] [--port N] [--tls-cert FILE --tls-key FILE] [--autostart]',
     summary: 'Serve the Vivarium UI to a browser. Prints the URL (with its access token).',
     positionals: [],
     flags: {
@@ -125,6 +127,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       port: { type: 'number', value: 'N', help: 'port (default 8780; 0 picks a free one)' },
       'tls-cert': { type: 'string', value: 'FILE', help: 'PEM certificate: serve https (needed to use --host beyond this machine safely)' },
       'tls-key': { type: 'string', value: 'FILE', help: 'the PEM private key of --tls-cert' },
+      autostart: { type: 'boolean', help: 'also start the VMs marked to start automatically (vivarium edit NAME --autostart)' },
     },
   },
   stats: {

@@ -70,6 +70,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         port: num(parsed, 'port'),
         tlsCert: str(parsed, 'tls-cert'),
         tlsKey: str(parsed, 'tls-key'),
+        autostart: parsed.flags.autostart === true,
         env: io.env,
         stdout: io.stdout,
         stderr: io.stderr,
@@ -312,6 +313,7 @@ function editSpec(p: Parsed): EditVmSpec {
   both('iso', 'no-iso');
   both('kernel', 'no-kernel');
   both('forward', 'no-forwards');
+  both('autostart', 'no-autostart');
   const cpus = num(p, 'cpus');
   if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
   return stripUndefined({
@@ -328,6 +330,7 @@ function editSpec(p: Parsed): EditVmSpec {
     forwards: p.flags['no-forwards'] ? [] : forwards(p),
     display: enumFlag(p, 'display', ['vnc', 'none'] as const),
     os: str(p, 'os'),
+    autostart: p.flags.autostart === true ? true : p.flags['no-autostart'] === true ? false : undefined,
   });
 }
 

@@ -33,6 +33,7 @@ import type { Engine } from '../services/engine';
 import { Layout, PRIVATE_FILE_MODE, readFileNoFollow, writeFileAtomic } from '../services/paths';
 import { startHttpServer } from './http-server';
 import type { HttpServerHandle, TlsFiles } from './http-server';
+import { startAutostartVms } from '../services/autostart';
 import { StreamBridge } from './stream-bridge';
 import { isSocketAlive, listenUnix } from './transports/unix-socket';
 import type { UnixListener } from './transports/unix-socket';
@@ -59,10 +60,15 @@ export interface HostEngineOptions {
   /** How long a VM's serial connection stays open after its last viewer left (default 2 s). */
   readonly serialLingerMs?: number;
   readonly log?: (line: string) => void;
+  /** Start the VMs marked autostart once the engine is up (the app; `vivarium serve --autostart`). */
+  readonly autostart?: boolean;
 }
 
 export interface HostedEngine {
   readonly engine: Engine;
+  /** Names of the VMs this engine started because they are marked autostart (resolves once their
+   *  starts returned; empty without `autostart`). */
+  readonly autostarted: Promise<readonly string[]>;
   readonly rpcServer: RpcServer;
   readonly bridge: StreamBridge;
   /** The address to open: `http://127.0.0.1:PORT/?token=…` when pages are served, else the origin. */
@@ -160,9 +166,13 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
 
   const h = http;
   const hostedEngine = engine;
+  // Only the engine holding the library's socket gets here (a second one fails with Busy above), so
+  // two engines never both start a VM; the start lock and run state skip one that already runs.
+  const autostarted = o.autostart ? startAutostartVms(hostedEngine.services.vms, log) : Promise.resolve([]);
   let closing: Promise<void> | null = null;
   return {
     engine: hostedEngine,
+    autostarted,
     rpcServer,
     bridge,
     url: o.http.staticDir === null ? h.url : h.loginUrl,

@@ -24,6 +24,8 @@ export interface ServeOptions {
   /** PEM certificate and key files: serve https/wss (both or neither). */
   readonly tlsCert?: string;
   readonly tlsKey?: string;
+  /** Also start the VMs marked autostart (main/services/autostart.ts). */
+  readonly autostart?: boolean;
   readonly env: NodeJS.ProcessEnv;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
@@ -56,7 +58,7 @@ export async function runServe(o: ServeOptions): Promise<number> {
 
   const tls = readTlsFiles(o.tlsCert, o.tlsKey);
 
-  const hosted = await hostEngine({ env: o.env, http: { host: o.host, port, staticDir, tls }, log: err });
+  const hosted = await hostEngine({ env: o.env, http: { host: o.host, port, staticDir, tls }, log: err, autostart: o.autostart === true });
   const lines = hosted.origins.map((u) => `${u}/?token=${hosted.token}`);
   await new Promise<void>((resolve) => o.stdout.write(`${lines.join('\n')}\n`, () => resolve()));
   err(`serving ${staticDir} on ${hosted.origins.join(', ')}; the CLI reaches this engine at ${hosted.engine.layout.engineSocket}. Ctrl-C stops it (VMs keep running).`);

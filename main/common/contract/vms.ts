@@ -63,6 +63,8 @@ export const CreateVmSpec = z
     forwards: Forwards.optional(),
     display: DisplayKind.optional(),
     os: z.string().max(100).optional(),
+    /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
+    autostart: z.boolean().optional(),
     /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
      *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
      *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
@@ -109,6 +111,8 @@ export const EditVmSpec = z
     forwards: Forwards.optional(),
     display: DisplayKind.optional(),
     os: z.string().max(100).optional(),
+    /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
+    autostart: z.boolean().optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

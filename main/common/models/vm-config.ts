@@ -272,6 +272,9 @@ export const VmConfig = z
     display: DisplayKind.default('vnc'),
     /** Free-form label for the UI ("Debian 12", "Other"). */
     os: z.string().max(100).default('Other'),
+    /** Start this VM when an engine starts with autostart on (the desktop app, `vivarium serve
+     *  --autostart`); main/services/autostart.ts. */
+    autostart: z.boolean().default(false),
     /** Advanced, explicit, visible: raw extra QEMU arguments appended at the end. Never assembled
      *  from UI text fields; only set by the user on purpose. */
     extraArgs: z.array(z.string().max(4096)).max(64).default([]),

@@ -490,6 +490,7 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
     network: { mode: spec.net ?? DEFAULTS.net, mac: ctx.mac, forwards: spec.forwards ?? [] },
     display: spec.display ?? DEFAULTS.display,
     os: spec.os ?? DEFAULTS.os,
+    autostart: spec.autostart ?? false,
     extraArgs: [],
   };
   const parsed = VmConfig.safeParse(raw);
@@ -566,6 +567,7 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
     network: { ...config.network, mode: patch.net ?? config.network.mode, forwards: patch.forwards ?? config.network.forwards },
     display: patch.display ?? config.display,
     os: patch.os ?? config.os,
+    autostart: patch.autostart ?? config.autostart,
   };
   const parsed = VmConfig.safeParse(raw);
   if (!parsed.success) errors.push(...schemaIssues(parsed.error.issues, vm));
