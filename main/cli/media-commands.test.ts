@@ -83,6 +83,25 @@ describe('vivarium media', () => {
     expect(again.stderr).toContain('already downloaded and verified');
   });
 
+  it('media remove deletes a downloaded file, unless a VM uses it', async () => {
+    const r = await cli(['media', 'download', srv.url('/tiny.iso'), '--sha256', sha256, '--json']);
+    const file = (JSON.parse(r.stdout) as { path: string }).path;
+    expect((await cli(['create', 'installer', '--iso', file, '--disk-size', '0', '--accel', 'tcg', '--display', 'none'])).code).toBe(0);
+    const inUse = await cli(['media', 'remove', 'tiny.iso']);
+    expect(inUse.code).toBe(1);
+    expect(inUse.stderr).toContain('tiny.iso is used by the VM "installer"');
+    expect(fs.existsSync(file)).toBe(true);
+    expect((await cli(['delete', 'installer'])).code).toBe(0);
+    const removed = await cli(['media', 'remove', file]);
+    expect(removed.code).toBe(0);
+    expect(fs.existsSync(file)).toBe(false);
+    expect(JSON.parse((await cli(['media', 'list', '--json'])).stdout)).toEqual([]);
+    const unknown = await cli(['media', 'remove', '/etc/passwd']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('/etc/passwd is not a file Vivarium downloaded');
+    expect(fs.existsSync('/etc/passwd')).toBe(true);
+  });
+
   it('refuses a wrong checksum and what it cannot verify, with exit status 1 and nothing left', async () => {
     const wrong = await cli(['media', 'download', srv.url('/tiny.iso'), '--sha256', 'f'.repeat(64)]);
     expect(wrong.code).toBe(1);

@@ -20,7 +20,7 @@ interface Io {
   readonly stderr: NodeJS.WritableStream;
 }
 
-const ACTIONS = ['download', 'list', 'status', 'cancel', 'resume', 'discard'] as const;
+const ACTIONS = ['download', 'list', 'status', 'cancel', 'resume', 'discard', 'remove'] as const;
 type Action = (typeof ACTIONS)[number];
 
 export const MEDIA_COMMANDS: Readonly<Record<string, CommandSpec>> = {
@@ -39,7 +39,8 @@ export const MEDIA_COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'media download URL|CATALOG_ID [--sha256 HEX | --sha512 HEX | --sums URL] [--json]\n' +
       '       vivarium media list [--json]              (verified files in <library>/media)\n' +
       '       vivarium media status [--json]            (downloads running or paused)\n' +
-      '       vivarium media cancel|resume|discard ID   (pause keeping the partial file / go on / delete it)',
+      '       vivarium media cancel|resume|discard ID   (pause keeping the partial file / go on / delete it)\n' +
+      '       vivarium media remove PATH|NAME           (delete a downloaded file no VM uses)',
     summary: 'Download installer ISOs and disk images, verified against their checksum, into <library>/media.',
     positionals: ['ACTION', 'ARG'],
     optionalPositionals: 2,
@@ -64,8 +65,9 @@ export function prepareMedia(command: string, p: Parsed): void {
   const [action, arg] = p.positionals;
   if (action === undefined) throw new UsageError(`missing ACTION (one of ${ACTIONS.join(', ')})`, command);
   if (!(ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown action "${action}"; use one of ${ACTIONS.join(', ')}`, command);
-  const needsArg = action === 'download' || action === 'cancel' || action === 'resume' || action === 'discard';
-  if (needsArg && (arg === undefined || arg === '')) throw new UsageError(`media ${action} needs ${action === 'download' ? 'a URL or a catalog id' : 'a download id (see `vivarium media status`)'}`, command);
+  const needsArg = action !== 'list' && action !== 'status';
+  const what = action === 'download' ? 'a URL or a catalog id' : action === 'remove' ? 'a downloaded file (see `vivarium media list`)' : 'a download id (see `vivarium media status`)';
+  if (needsArg && (arg === undefined || arg === '')) throw new UsageError(`media ${action} needs ${what}`, command);
   if (!needsArg && arg !== undefined) throw new UsageError(`media ${action} takes no argument`, command);
   const checks = ['sha256', 'sha512', 'sums'].filter((f) => p.flags[f] !== undefined);
   if (checks.length > 0 && action !== 'download') throw new UsageError(`--${checks[0]} only goes with media download`, command);
@@ -168,6 +170,13 @@ export async function runMedia(command: string, p: Parsed, s: Services, io: Io):
       const id = await resolveId(s, arg);
       await s.media.discard(id);
       out(`Deleted the partial download ${id}.`);
+      return 0;
+    }
+    case 'remove': {
+      // A bare name is a file in the media folder; anything else a path.
+      const target = arg.includes('/') || arg.includes('\\') ? path.resolve(arg) : ((await s.media.list()).find((i) => i.name === arg)?.path ?? path.resolve(arg));
+      await s.media.remove(target);
+      out(`Deleted ${target}.`);
       return 0;
     }
     case 'resume': {

@@ -8,7 +8,7 @@ import type { HostCapabilities } from '../common/models/host';
 import { Layout, makeLibraryPrivate } from './paths';
 import { defaultsFor } from './host-defaults';
 import { hostReport, probeHost } from './qemu/host-probe';
-import { MediaManager } from './media/media-service';
+import { configNames, MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
 import { LocalVmService as VmManager } from './vm-service';
 
@@ -61,7 +61,12 @@ export function createEngine(options: EngineOptions = {}): Engine {
   // Built here unless the host brings its own; either way one sampler serves every client.
   let ownStats: StatsEngine | null = null;
   const stats: StatsService = options.stats ?? (ownStats = new StatsEngine({ vms: manager, layout, log: options.log }));
-  const media = new MediaManager({ dir: layout.mediaDir, log: options.log, qemuImg: async () => (await host()).qemuImg });
+  const media = new MediaManager({
+    dir: layout.mediaDir,
+    log: options.log,
+    qemuImg: async () => (await host()).qemuImg,
+    inUse: async (file) => (await manager.list()).find((vm) => configNames(vm.config, file))?.name ?? null,
+  });
   const services: Services = {
     media,
     vms: manager,

@@ -220,6 +220,9 @@ export interface MediaService {
   resume(id: string): Promise<DownloadInfo>;
   /** Stops a download if it runs and deletes its partial file. */
   discard(id: string): Promise<void>;
+  /** Deletes a verified file of `<library>/media/` (given by its path). Errors: not-found (not a file
+   *  Vivarium downloaded), invalid-state (a VM's settings name it; the message names the VM). */
+  remove(path: string): Promise<void>;
   /**
    * Looks inside a disk image (qcow2, raw, vmdk, vdi, vhdx, vhd) or appliance (OVA, OVF) a VM could be
    * created from. Errors: invalid-argument with a sentence when it is not an image, or is unsafe
@@ -243,6 +246,7 @@ export const mediaContract: ServiceSchema<MediaService> = {
     resume: z.tuple([DownloadId]),
     discard: z.tuple([DownloadId]),
     inspectImport: z.tuple([AbsPath]),
+    remove: z.tuple([AbsPath]),
   },
   events: ['onDidProgress', 'onDidImportProgress'],
 };

@@ -45,6 +45,8 @@ export interface MediaManagerOptions {
   /** The folder holding catalog/os-catalog.json (default: the repo's or package's resources/). */
   readonly resourcesDir?: string;
   readonly log?: (line: string) => void;
+  /** The name of a VM whose settings name `file`, or null (`remove` refuses files in use). */
+  readonly inUse?: (file: string) => Promise<string | null>;
   /** The qemu-img to inspect imports with (default: `qemu-img` on PATH). */
   readonly qemuImg?: () => Promise<string | null>;
   /** Consecutive failed attempts (no byte received) before a download pauses. Default 5. */
@@ -67,6 +69,14 @@ class Stopped extends Error {
   constructor(readonly reason: StopReason) {
     super(`stopped: ${reason}`);
   }
+}
+
+/** Whether any string in a VM's settings (`config`, any shape) is `file`: its CD, a disk, a kernel… */
+export function configNames(config: unknown, file: string): boolean {
+  if (typeof config === 'string') return config === file;
+  if (Array.isArray(config)) return config.some((v) => configNames(v, file));
+  if (config && typeof config === 'object') return Object.values(config).some((v) => configNames(v, file));
+  return false;
 }
 
 /** A download id: the first 16 hex digits of SHA-256(url). */
@@ -237,6 +247,17 @@ export class MediaManager implements MediaService {
       if (holder !== null) throw errors.busy(`This download is running in another Vivarium process (pid ${holder}); cancel it there first.`, { id });
     }
     await this.store.removePartial(id);
+  }
+
+  async remove(file: string): Promise<void> {
+    const meta = (await this.store.metas()).find((m) => this.store.file(m.name) === path.resolve(file));
+    if (!meta) {
+      throw new VivariumError(ErrorCode.NotFound, `${file} is not a file Vivarium downloaded. Run \`vivarium media list\` to see them.`, { path: file });
+    }
+    const vm = (await this.options.inUse?.(this.store.file(meta.name))) ?? null;
+    if (vm !== null) throw errors.state(`${meta.name} is used by the VM "${vm}". Take it out of that VM's settings first.`, { path: file, vm });
+    await fs.rm(this.store.file(meta.name), { force: true });
+    await fs.rm(this.store.metaFile(meta.name), { force: true });
   }
 
   async inspectImport(file: string): Promise<ImportSummary> {
