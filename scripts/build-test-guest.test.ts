@@ -187,7 +187,7 @@ describe('buildTestGuest (real Debian packages)', () => {
     const dir = tmp('viv-guest-par-');
     const runOne = () =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const c = spawn(process.execPath, [SCRIPT], { env: { ...process.env, VIVARIUM_TEST_CACHE: dir } });
+        const c = spawn(process.execPath, [SCRIPT], { env: { ...process.env, VIVARIUM_TEST_CACHE: dir, VIVARIUM_TEST_GUEST_ARM: '0' } });
         let out = '';
         let err = '';
         c.stdout.on('data', (d) => (out += d));
