@@ -132,6 +132,16 @@ export function explainQemuError(lines: readonly string[]): string {
   if (/Failed to get "write" lock/.test(text)) {
     return `${text} (Another VM or program is using the same disk image; stop it first.)`;
   }
+  if (/HV_DENIED/.test(text)) {
+    // macOS: Hypervisor.framework needs the com.apple.security.hypervisor entitlement on the binary.
+    return (
+      `${text} (macOS refused this QEMU the Hypervisor framework: the binary lacks the com.apple.security.hypervisor entitlement. ` +
+      "Homebrew's QEMU has it (`brew reinstall qemu`); sign a QEMU you built with it, or set the VM's accelerator to tcg.)"
+    );
+  }
+  if (/Could not access KVM kernel module: Permission denied/.test(text)) {
+    return `${text} (Add yourself to the kvm group: \`sudo usermod -aG kvm $USER\`, then log out and back in; or set the VM's accelerator to tcg.)`;
+  }
   return text;
 }
 

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, VivariumError } from '../../common/errors';
 import { Layout, assertSocketPathFits, maxSocketPathBytes } from '../paths';
 import { imageLockingForced } from '../qemu/argv';
+import { explainQemuError } from '../qemu/process';
 import { argsNameGuest, isQemuProcessFor, processArgs, realIdentityProbe } from './process-identity';
 import type { IdentityProbe } from './process-identity';
 
@@ -111,5 +112,14 @@ describe('image locking', () => {
     // The golden command lines (main/services/qemu/golden/*.darwin-*.txt) show it on every writable image.
     expect(imageLockingForced({ os: 'darwin' })).toBe(true);
     expect(imageLockingForced({ os: 'linux' })).toBe(false);
+  });
+});
+
+describe('HVF refused at start (a QEMU without the hypervisor entitlement)', () => {
+  it('explains the entitlement and what to do, in the start error', () => {
+    const msg = explainQemuError(['2026-11-30T10:00:00.000000Z qemu-system-aarch64: -accel hvf: Error: ret = HV_DENIED (0xfae94007, at ../target/arm/hvf/hvf.c:1039)']);
+    expect(msg).toMatch(/HV_DENIED .*com\.apple\.security\.hypervisor entitlement.*brew reinstall qemu.*accelerator to tcg/);
+    const kvm = explainQemuError(['qemu-system-x86_64: -accel kvm: Could not access KVM kernel module: Permission denied']);
+    expect(kvm).toMatch(/sudo usermod -aG kvm \$USER/);
   });
 });
