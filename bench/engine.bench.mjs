@@ -87,7 +87,9 @@ export async function run() {
     }
     const l = median(times);
     const n = median(nodeTimes);
-    rows.push({ bench: 'list', measure: `list --json, 200 bundles, median of ${RUNS} (ms)`, value: l.toFixed(0), baseline: `${n.toFixed(0)} (node -e 0)`, ratio: (l / n).toFixed(2), target: '< 300 ms', ok: l < 300 });
+    // Against Node's own start-up in the same run (was an absolute "< 300 ms", which only held on an
+    // idle machine): at most 200 ms above it.
+    rows.push({ bench: 'list', measure: `list --json, 200 bundles, median of ${RUNS} (ms)`, value: l.toFixed(0), baseline: `${n.toFixed(0)} (node -e 0)`, ratio: `+${(l - n).toFixed(0)} ms`, target: '≤ node + 200 ms', ok: l - n <= 200 });
   } finally {
     t.cleanup();
   }
