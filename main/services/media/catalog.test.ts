@@ -4,14 +4,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Catalog } from '../../common/contract/media';
 import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from './catalog';
 import { findDigest, parseSums } from './sums';
 
-const file = path.join(defaultResourcesDir({}), CATALOG_FILE);
+let file: string;
 
 describe('the OS catalog', () => {
+  beforeAll(async () => {
+    file = path.join(await defaultResourcesDir({}), CATALOG_FILE);
+  });
+
   it('is found from the sources and validates against the schema', async () => {
     expect(file).toBe(path.resolve(__dirname, '..', '..', '..', 'resources', 'catalog', 'os-catalog.json'));
     const parsed = Catalog.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));

@@ -2,7 +2,6 @@
  * The OS catalog: resources/catalog/os-catalog.json, validated by the contract's `Catalog` schema.
  */
 import * as fs from 'node:fs/promises';
-import * as fsSync from 'node:fs';
 import * as path from 'node:path';
 import { Catalog, type CatalogEntry, type CatalogQuery } from '../../common/contract/media';
 import { ErrorCode, VivariumError } from '../../common/errors';
@@ -14,12 +13,12 @@ export const CATALOG_FILE = path.join('catalog', 'os-catalog.json');
  * sources, out/main/services/media when built) to the folder that holds `resources/catalog`.
  * `VIVARIUM_RESOURCES` overrides it (a packaged app's resources path).
  */
-export function defaultResourcesDir(env: NodeJS.ProcessEnv = process.env, from: string = __dirname): string {
+export async function defaultResourcesDir(env: NodeJS.ProcessEnv = process.env, from: string = __dirname): Promise<string> {
   if (env.VIVARIUM_RESOURCES) return path.resolve(env.VIVARIUM_RESOURCES);
   let dir = from;
   for (let i = 0; i < 6; i++) {
     const candidate = path.join(dir, 'resources');
-    if (fsSync.existsSync(path.join(candidate, CATALOG_FILE))) return candidate;
+    if (await fs.access(path.join(candidate, CATALOG_FILE)).then(() => true, () => false)) return candidate;
     dir = path.dirname(dir);
   }
   return path.resolve(from, '..', '..', '..', 'resources');

@@ -100,7 +100,6 @@ const LABEL: Readonly<Record<ChecksumAlgorithm, string>> = { sha256: 'SHA-256', 
 
 export class MediaManager implements MediaService {
   private readonly store: MediaStore;
-  private readonly resourcesDir: string;
   private readonly progress = new Emitter<DownloadInfo>();
   readonly onDidProgress = this.progress.event;
   /** Imports run inside `vms.create`; their progress comes from the imports room's emitter. */
@@ -111,7 +110,6 @@ export class MediaManager implements MediaService {
 
   constructor(private readonly options: MediaManagerOptions) {
     this.store = new MediaStore(options.dir);
-    this.resourcesDir = options.resourcesDir ?? defaultResourcesDir();
   }
 
   async catalog(query: CatalogQuery): Promise<readonly CatalogEntry[]> {
@@ -119,7 +117,8 @@ export class MediaManager implements MediaService {
   }
 
   private entries(): Promise<readonly CatalogEntry[]> {
-    this.catalogCache ??= loadCatalog(path.join(this.resourcesDir, CATALOG_FILE)).then(
+    const dir = this.options.resourcesDir;
+    this.catalogCache ??= (dir !== undefined ? Promise.resolve(dir) : defaultResourcesDir()).then((d) => loadCatalog(path.join(d, CATALOG_FILE))).then(
       (c) => c.entries,
       (e: unknown) => {
         this.catalogCache = null;
