@@ -1,7 +1,7 @@
 /**
  * The cloud-init path against a real guest: the Debian image built from Debian packages by
  * scripts/build-cloud-guest.mjs, booted under TCG with the product's argv builder and launcher, the
- * seed written by Vivarium's own ISO writer attached as the CD, the SSH port forwarded to a free
+ * seed written by Vivarium's own ISO writer attached as a read-only virtio disk, the SSH port forwarded to a free
  * 127.0.0.1 port. Two VMs boot side by side: "plain" (generated key, no password, two 9p shares)
  * and "pw" (a password and extra user-data merged in).
  *
@@ -28,9 +28,10 @@ import { launchQemu } from '../qemu/process';
 import { buildSshCommand, sshCommandLine, type SshTarget } from '../terminal/ssh-command';
 import { startPtySession } from '../terminal/pty-session';
 import { SHARES_SCRIPT_PATH, buildSeed, describeSeed, type SeedInput } from './cloud-init';
-import { learnHostKeys, parseHostKeysFromConsole } from './known-hosts';
+import { parseHostKeysFromConsole } from './known-hosts';
 import { hashPassword } from './password-hash';
 import { writeSeedIso } from './seed-iso';
+import { waitForSshReady } from './ssh-ready';
 import { createVmKeyPair } from './ssh-keys';
 // @ts-expect-error -- plain ESM script without type declarations
 import { buildCloudGuest } from '../../../scripts/build-cloud-guest.mjs';
@@ -144,8 +145,11 @@ async function boot(name: string, seedFor: (id: string, publicKey: string) => Pr
         format: 'qcow2',
         backing: [{ source: { path: guest.disk }, format: 'qcow2' }],
       },
+      // The seed as a read-only virtio disk, not a CD: every cloud kernel has virtio-blk, while
+      // some (Debian's cloud kernel) lack the AHCI driver q35's CD drive needs.
+      { id: 'disk1', role: 'data', source: { path: seedIso }, format: 'raw', readOnly: true },
     ],
-    cdrom: seedIso,
+    cdrom: null,
     kernel: { path: guest.kernel, initrd: guest.initrd, append: guest.append },
     network: { mode: 'user', mac, forwards: [{ protocol: 'tcp', hostPort: port, guestPort: 22 }] },
     display: 'none',
@@ -181,21 +185,26 @@ async function boot(name: string, seedFor: (id: string, publicKey: string) => Pr
   return vm;
 }
 
-/** Waits for the host keys on the console, writes known_hosts, then waits for `ssh … true`. */
+/** The product's wait (host keys from the console, then sshd's banner), then one real `ssh … true`. */
 async function waitForSsh(vm: Booted): Promise<void> {
-  const deadline = vm.launchedAt + BOOT_TIMEOUT_MS;
-  while ((await learnHostKeys(vm.serialLog, vm.knownHosts, vm.port).catch(() => [])).length === 0) {
-    if (Date.now() > deadline) throw new Error(`${vm.name}: no SSH host keys on the console after ${BOOT_TIMEOUT_MS / 1000} s. Tail:\n${tail(vm.serialLog)}`);
-    if (!isAlive(vm.pid)) throw new Error(`${vm.name}: QEMU exited. Tail:\n${tail(vm.serialLog)}`);
-    await new Promise((r) => setTimeout(r, 1000));
+  const calledAt = Date.now();
+  let ready;
+  try {
+    ready = await waitForSshReady({
+      serialLog: vm.serialLog,
+      knownHostsFile: vm.knownHosts,
+      port: vm.port,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      alive: () => isAlive(vm.pid),
+    });
+  } catch (e) {
+    throw new Error(`${vm.name}: ${(e as Error).message}\nSerial tail:\n${tail(vm.serialLog)}`);
   }
-  vm.hostKeysAt = Date.now();
-  for (;;) {
-    const r = await ssh(vm, ['true'], { connectTimeoutSeconds: 5 });
-    if (r.code === 0) break;
-    if (Date.now() > deadline) throw new Error(`${vm.name}: ssh never succeeded (${r.stderr.trim()}). Tail:\n${tail(vm.serialLog)}`);
-    await new Promise((r2) => setTimeout(r2, 1000));
-  }
+  expect(ready.learnedKeys?.length).toBeGreaterThan(0);
+  expect(ready.banner).toMatch(/^SSH-2\.0-OpenSSH/);
+  vm.hostKeysAt = calledAt + ready.keysAfterMs;
+  const r = await ssh(vm, ['true'], { connectTimeoutSeconds: 30 });
+  if (r.code !== 0) throw new Error(`${vm.name}: the banner came but ssh failed (${r.stderr.trim()}).`);
   vm.sshAt = Date.now();
 }
 
@@ -273,6 +282,8 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     expect(b.stdout.trim()).toBe('viv-pw');
     // The command's exit status comes back.
     expect((await ssh(plain, ['sh', '-c', 'exit 7'])).code).toBe(7);
+    // cloud-init read Vivarium's seed from the read-only virtio disk.
+    expect(fs.readFileSync(plain.serialLog, 'latin1')).toMatch(/DataSourceNoCloud \[seed=\/dev\/vd[b-z]\]/);
     // The key file is private.
     expect(fs.statSync(plain.target.identityFile!).mode & 0o777).toBe(0o600);
   });
