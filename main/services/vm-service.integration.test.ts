@@ -193,3 +193,34 @@ describe('a VM QEMU pauses by itself', () => {
     }
   }, 150_000);
 });
+
+describe('a QEMU that stops answering while a long-lived engine holds its monitor', () => {
+  it('is shown as not responding, and Shut Down goes on to the signals without waiting out every command', async () => {
+    engine = createEngine({ env: t.env, watch: true });
+    const e = engine;
+    const id = await startGuest(e, 'sleeper');
+    const pid = (await e.manager.list())[0]!.pid!;
+    // Let the engine's watcher attach to the monitor, as it does for every running VM.
+    await new Promise((r) => setTimeout(r, 2_500));
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const vm = (await e.manager.list())[0]!;
+      expect(vm.state).toBe('running');
+      expect(vm.error).toBe(`QEMU (pid ${pid}) is not responding: its process is stopped (kill -STOP; kill -CONT ${pid} resumes it).`);
+      const started = Date.now();
+      const stopped = await e.manager.stop(id, { timeoutSec: 30 });
+      const tookMs = Date.now() - started;
+      expect(stopped.state).toBe('stopped');
+      expect(stopped.lastExit).toMatchObject({ reason: 'stopped', signal: 'SIGKILL' });
+      expect(stopped.lastExit!.message).toMatch(/^QEMU \(pid \d+\) is not responding: its process is stopped .*so it was killed \(SIGKILL\) after \d+ s\.$/);
+      // Not the 30 s power-button wait, nor 30 s command timeouts: the liveness check and SIGTERM's 5 s.
+      expect(tookMs).toBeLessThan(20_000);
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+  }, 120_000);
+});

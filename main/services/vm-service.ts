@@ -21,7 +21,7 @@ import type { VmChange, VmDetails, VmInfo, VmState } from '../common/models/vm-s
 import { DEFAULTS } from '../common/models/vm-settings';
 import type { BundleEntry } from './bundles/bundle-store';
 import { hasKeySender, hasScreenshotter, type DriverVm, type LiveStatus, type VmDriver } from './drivers/driver';
-import { QemuDriver } from './drivers/qemu/qemu-driver';
+import { notRespondingWhy, QemuDriver } from './drivers/qemu/qemu-driver';
 import { Emitter } from './emitter';
 import { createVm } from './library/create';
 import { deleteVm } from './library/delete';
@@ -34,7 +34,7 @@ import type { QmpClient } from './qemu/qmp';
 import { compileSerialPattern, waitForSerial, type SerialPattern } from './runtime/serial-wait';
 import { EventLog } from './runtime/event-log';
 import { Jobs, type JobName } from './runtime/jobs';
-import { isQemuFor, scanQemuProcesses, type RuntimeRecord } from './runtime/records';
+import { isQemuFor, processStateAsync, scanQemuProcesses, type RuntimeRecord } from './runtime/records';
 import { RunStates, type RunState } from './runtime/run-state';
 import { SerialLogKeeper, readSerialLogTail } from './logs/serial-log';
 
@@ -362,7 +362,13 @@ export class LocalVmService implements VmService {
   }
 
   private async infoOfAsync(entry: BundleEntry, rs: RunState): Promise<VmInfo> {
-    return toVmInfo(entry, rs, await this.runStates.lastExitAsync(entry.id));
+    let error: string | null = null;
+    if ('record' in rs && (rs.state === 'running' || rs.state === 'paused')) {
+      // Stopped by a signal (kill -STOP): it cannot answer anyone, whoever holds its monitor.
+      const st = await processStateAsync(rs.record.pid);
+      if (st === 'T' || st === 't') error = `QEMU ${notRespondingWhy(rs.record.pid, 'is stopped')}.`;
+    }
+    return toVmInfo(entry, rs, await this.runStates.lastExitAsync(entry.id), error);
   }
 
   private info(entry: BundleEntry): VmInfo {

@@ -179,6 +179,14 @@ export function processState(pid: number): string | null {
   return after.length > 0 ? after[0]! : null;
 }
 
+/** processState without blocking the event loop. */
+export async function processStateAsync(pid: number): Promise<string | null> {
+  if (process.platform !== 'linux') return null;
+  const stat = await safeReadAsync(`/proc/${pid}/stat`);
+  const after = stat.slice(stat.lastIndexOf(')') + 2);
+  return after.length > 0 ? after[0]! : null;
+}
+
 /**
  * Finds the live QEMU of VM `id` by process identity alone (Linux: every /proc/PID/cmdline carrying
  * `guest=<id>`), for when its runtime folder or pidfile was removed while it ran. Returns the pid, or

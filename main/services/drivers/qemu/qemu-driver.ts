@@ -57,6 +57,17 @@ export interface QemuDriverDeps {
 
 /** How long a monitor connection may take before QEMU counts as not answering. */
 const MONITOR_CONNECT_MS = 3_000;
+/** How long a quick monitor command (query-status, system_powerdown) may take before the stop ladder
+ *  counts QEMU as not answering. */
+const LIVENESS_MS = 2_000;
+
+/** "(pid N) is not responding: …" — with the kernel's word when the process is stopped. */
+export function notRespondingWhy(pid: number, otherwise: string): string {
+  const state = processState(pid);
+  return state === 'T' || state === 't'
+    ? `(pid ${pid}) is not responding: its process is stopped (kill -STOP; kill -CONT ${pid} resumes it)`
+    : `(pid ${pid}) is not responding: it ${otherwise}`;
+}
 
 /** The data of an error for a QEMU that does not answer its monitor. */
 interface NotResponding {
@@ -76,7 +87,6 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
   private readonly monitors = new Map<string, Promise<Monitor>>();
   private readonly emitter = new Emitter<DriverEvent>();
   readonly onDidChange = this.emitter.event;
-  private watched = new Set<string>();
 
   constructor(private readonly deps: QemuDriverDeps) {}
 
@@ -174,17 +184,26 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
       this.deps.events.append(id, `stop: QEMU ${why}; going on to signals`);
       if (!options.force) cause = { kind: 'unreachable', why };
     }
-    if (monitor && cause.kind === 'asked') {
-      // The record may not know that another client paused it: a paused guest cannot answer.
-      const st = await monitor.queryStatus().catch(() => null);
-      if (st && !st.running) cause = { kind: 'paused' };
+    if (monitor && !monitor.closed) {
+      // A monitor held from before may belong to a QEMU that stopped answering since (kill -STOP):
+      // ask once, briefly, so the ladder does not spend each rung's full command timeout on it.
+      // The record may also not know that another client paused it: a paused guest cannot answer.
+      try {
+        const st = await withTimeout(monitor.queryStatus(), LIVENESS_MS);
+        if (cause.kind === 'asked' && !st.running) cause = { kind: 'paused' };
+      } catch {
+        const why = notRespondingWhy(pid, `did not answer its monitor within ${LIVENESS_MS / 1000} s`);
+        this.deps.events.append(id, `stop: QEMU ${why}; going on to signals`);
+        monitor = null;
+        if (!options.force) cause = { kind: 'unreachable', why };
+      }
     }
     if (cause.kind === 'paused') this.deps.events.append(id, 'stop: the VM is paused, so the guest cannot answer an ACPI request; quitting QEMU');
     const mon = monitor;
     const port: LadderPort = {
       powerdown: async () => {
         if (!mon) throw new Error('no monitor');
-        await mon.systemPowerdown();
+        await withTimeout(mon.systemPowerdown(), LIVENESS_MS);
       },
       quit: async (ms) => {
         if (!mon || mon.closed) throw new Error("QEMU's monitor is not connected");
@@ -266,7 +285,6 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
   }
 
   watch(id: string): void {
-    this.watched.add(id);
     this.monitor(id, null).catch((e: unknown) => {
       this.deps.log?.(`could not attach to VM ${id}: ${(e as Error).message}`);
     });
@@ -278,7 +296,6 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
   }
 
   forget(id: string): void {
-    this.watched.delete(id);
     const p = this.monitors.get(id);
     this.monitors.delete(id);
     p?.then((m) => m.close()).catch(() => undefined);
@@ -358,12 +375,8 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
     }
     if (e.code !== ErrorCode.Busy || qemuPid === null) return e;
     const state = processState(qemuPid);
-    if (state === 'T' || state === 't') {
-      const why = `(pid ${qemuPid}) is not responding: its process is stopped (kill -STOP; kill -CONT ${qemuPid} resumes it)`;
-      return errors.timeout(`QEMU ${why}.`, { notResponding: true, why });
-    }
-    if ((await qmpClientConnected(rt.qmp)) === false) {
-      const why = `(pid ${qemuPid}) is not responding: it accepts no connection on its control socket`;
+    if (state === 'T' || state === 't' || (await qmpClientConnected(rt.qmp)) === false) {
+      const why = notRespondingWhy(qemuPid, 'accepts no connection on its control socket');
       return errors.timeout(`QEMU ${why}.`, { notResponding: true, why });
     }
     return e;
