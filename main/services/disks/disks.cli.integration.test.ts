@@ -121,3 +121,35 @@ describe('serial --log after rotations', () => {
     expect((await cli(['stop', 'chatty', '--force'])).code).toBe(0);
   });
 });
+
+describe('a file another VM uses is never deleted under it', () => {
+  it('a linked clone\'s base cannot go with its VM until the clone is gone', async () => {
+    const mk = async (name: string) => {
+      const r = await cli(['create', name, '--accel', 'tcg', '--memory', '128M', '--disk-size', '64M', '--net', 'none', '--display', 'none', '--json']);
+      expect(r.stderr).toBe('');
+      return (JSON.parse(r.stdout) as { id: string }).id;
+    };
+    const baseId = await mk('base');
+    const cloneId = await mk('clone');
+    // Make "clone" a linked clone by hand (issue 10 will have a command): an overlay on base's disk,
+    // declared in its config's backing chain.
+    const baseDisk = path.join(t.home, 'vms', baseId, 'disk0.qcow2');
+    const cloneDir = path.join(t.home, 'vms', cloneId);
+    fs.rmSync(path.join(cloneDir, 'disk0.qcow2'));
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', baseDisk, '-F', 'qcow2', path.join(cloneDir, 'disk0.qcow2')]);
+    const cfgFile = path.join(cloneDir, 'config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { disks: { backing: unknown[] }[] };
+    cfg.disks[0]!.backing = [{ source: { path: baseDisk }, format: 'qcow2' }];
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
+
+    for (const args of [['delete', 'base'], ['delete', 'base', '--keep-disks']]) {
+      const refused = await cli(args);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain(`"base" cannot be deleted: "clone" uses ${baseDisk} from its folder as a backing image of its disk disk0.`);
+      expect(fs.existsSync(baseDisk)).toBe(true);
+    }
+    expect((await cli(['delete', 'clone'])).code).toBe(0);
+    expect((await cli(['delete', 'base'])).code).toBe(0);
+    expect(fs.existsSync(baseDisk)).toBe(false);
+  });
+});

@@ -7,6 +7,7 @@ import * as fsp from 'node:fs/promises';
 import { errors } from '../../common/errors';
 import { shellArg } from '../../common/shell-arg';
 import type { BundleEntry } from '../bundles/bundle-store';
+import { deleteBlockedBy, usesOfFilesIn } from '../disks/image-users';
 import { scanQemuProcesses } from '../runtime/records';
 import type { RunStates } from '../runtime/run-state';
 import { acquireStartLock } from '../runtime/start-lock';
@@ -33,6 +34,10 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: { 
       const pid = 'record' in rs ? ` (QEMU pid ${rs.record.pid})` : '';
       throw errors.state(`"${name}" is ${rs.state}${pid}. Shut it down first (vivarium stop ${shellArg(name)}), then delete it.`);
     }
+    // Another VM using a file from this folder (a linked clone's base, a disk by path) keeps it here.
+    const others = deps.library.entries().flatMap((e) => (e.ok && e.id !== entry.id ? [{ config: e.config, dir: e.dir }] : []));
+    const blocked = deleteBlockedBy(name, usesOfFilesIn(entry.id, entry.dir, others));
+    if (blocked) throw errors.state(blocked);
     kept = deps.library.store.remove(entry, options.keepDisks ?? false);
   } finally {
     release();
