@@ -115,6 +115,9 @@ function prepare(command: string, p: Parsed): Plan {
     if (timeout !== undefined && (timeout < 0 || (command === 'start' && timeout === 0) || timeout > MAX_TIMEOUT_SEC)) {
       throw errors.invalid(`--timeout must be a number of seconds, ${minTimeout} and at most ${MAX_TIMEOUT_SEC}, not ${timeout}.`);
     }
+    // An empty --host would make the server listen on every interface.
+    const host = str(p, 'host');
+    if (host !== undefined && host.trim() === '') throw errors.invalid('--host needs an address, such as 127.0.0.1 (the default).');
     const port = num(p, 'port');
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
       throw errors.invalid(`--port must be a whole number from 0 to 65535, not ${port}.`);

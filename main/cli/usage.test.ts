@@ -87,6 +87,8 @@ describe('usage errors exit 2, in every command', () => {
       [['serve', '--port', '80.5'], /--port must be a whole number/],
       [['serve', '--port', '0x50'], /--port must be a number/],
       [['serve', '--port'], /--port needs a value/],
+      [['serve', '--host='], /--host needs an address/],
+      [['serve', '--host', ' '], /--host needs an address/],
       [['create', 'x', '--cpus', '1.5'], /--cpus/],
       [['create', 'x', '--cpus', '1e1'], /--cpus must be a number/],
       [['create', 'x', '--memory', '-1G'], /--memory must be a size/],
