@@ -21,7 +21,7 @@ export type ImportKind = { readonly kind: 'disk'; readonly format: ImageFormat }
 /** Formats a VM can use in place (Vivarium's argv attaches qcow2 and raw). */
 export const ATTACHABLE: ReadonlySet<ImageFormat> = new Set(['qcow2', 'raw']);
 
-const RAW_EXTENSIONS = ['.img', '.raw', '.bin', '.iso'];
+const RAW_EXTENSIONS = ['.img', '.raw', '.bin'];
 
 /** Reads the header (and a fixed VHD's footer) of `file` (or of a slice of it: a tar member) and
  *  names its kind. Throws with a sentence for files that are not disk images (or cannot be read). */
@@ -44,6 +44,14 @@ export async function detectKind(file: string, slice?: { readonly offset: number
     const text = head.toString('utf8').replace(/^\uFEFF/, '').trimStart();
     if (text.startsWith('<?xml') || text.startsWith('<')) {
       if (/<([A-Za-z_][\w.-]*:)?Envelope[\s>]/.test(text)) return { kind: 'ovf' };
+    }
+    // An ISO 9660 image: "CD001" in the primary volume descriptor at sector 16 (ECMA-119 §8.4).
+    if (size >= 0x8006) {
+      const pvd = Buffer.alloc(5);
+      await fh.read(pvd, 0, 5, base + 0x8001);
+      if (pvd.toString('latin1') === 'CD001') {
+        throw new Error(`${file} is an ISO 9660 image (an installer or data CD), not a disk to import. Attach it as a CD instead`);
+      }
     }
     if (size >= 512) {
       const foot = Buffer.alloc(512);

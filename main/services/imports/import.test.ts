@@ -150,6 +150,14 @@ describe('disk image imports', () => {
     const flat = path.join(dir, 'flat.vmdk');
     qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=monolithicFlat', raw, flat);
     await expect(inspectImport(flat)).rejects.toThrow(/monolithicFlat VMDK whose data lives in other files/);
+    // An installer ISO is a CD, not a disk, whatever its name says.
+    for (const name of ['installer.iso', 'installer.img']) {
+      const iso = path.join(dir, name);
+      const buf = Buffer.alloc(64 * 1024);
+      buf.write('CD001', 0x8001, 'latin1');
+      fs.writeFileSync(iso, buf);
+      await expect(inspectImport(iso)).rejects.toThrow(/is an ISO 9660 image \(an installer or data CD\), not a disk to import\. Attach it as a CD instead/);
+    }
     const text = path.join(dir, 'notes.txt');
     fs.writeFileSync(text, 'hello');
     await expect(inspectImport(text)).rejects.toThrow(/not a disk image Vivarium can import/);
