@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { ErrorCode, errors, type SettingField } from '../../common/errors';
 import type { LibraryName } from '../../common/models/vm-settings';
 import type { QemuImg } from '../disks/qemu-img';
+import { makeUefiVars as makeVarsStore } from '../disks/uefi-vars';
 import type { Library } from './library';
 import { nameOf } from './resolve';
 
@@ -38,8 +39,8 @@ export function randomMac(): string {
   return `52:54:00:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
 }
 
-/** A VM's own UEFI variable store, copied from the firmware's template as qcow2 (so that internal
- *  snapshots work later, qemu-notes §2). */
+/** A VM's own UEFI variable store, copied from the firmware's template as qcow2 (one home:
+ *  disks/uefi-vars.ts, which also rebuilds it at start when it is missing). */
 export async function makeUefiVars(qemuImg: QemuImg, template: string, format: 'raw' | 'qcow2', dest: string): Promise<void> {
-  await qemuImg.convert(template, format, dest, 'qcow2');
+  await makeVarsStore(qemuImg, { varsTemplate: template, varsFormat: format }, dest);
 }
