@@ -89,9 +89,10 @@ async function readRange(fh: fsp.FileHandle, from: number, to: number): Promise<
 
 async function readAll(file: string): Promise<Buffer> {
   try {
-    return await fsp.readFile(file);
+    return await fsp.readFile(file, { flag: fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+    // A link in place of serial.log.0 reads as empty; the atomic write replaces the link itself.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ELOOP') return Buffer.alloc(0);
     throw e;
   }
 }
@@ -164,7 +165,7 @@ export async function readSerialLogTail(file: string, maxBytes: number): Promise
     if (n <= 0) return Buffer.alloc(0);
     let fh: fsp.FileHandle;
     try {
-      fh = await fsp.open(f, 'r');
+      fh = await fsp.open(f, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     } catch {
       return Buffer.alloc(0);
     }
