@@ -10,6 +10,7 @@
  * the generated desktop entry instead of the package file.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -173,6 +174,22 @@ describe('npm run dist (electron-builder --linux dir, deb, rpm with a stub Elect
     for (const dev of Object.keys(PKG.devDependencies)) {
       if (!prod.has(dev)) expect(modules.has(dev), `dev dependency ${dev} is packaged`).toBe(false);
     }
+
+    // Every package the Electron main process requires (compiled app, server, services, common) is
+    // in the asar: a runtime import of a dev dependency would break only the installed app.
+    const required = new Set<string>();
+    for (const dir of ['app', 'server', 'services', 'common']) {
+      for (const f of fs.readdirSync(path.join(REPO, 'out', 'main', dir), { recursive: true }) as string[]) {
+        if (!f.endsWith('.js')) continue;
+        for (const m of fs.readFileSync(path.join(REPO, 'out', 'main', dir, f), 'utf8').matchAll(/require\("([^".][^"]*)"\)/g)) {
+          const spec = m[1]!;
+          if (spec.startsWith('node:') || builtinModules.includes(spec) || spec === 'electron') continue;
+          required.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+        }
+      }
+    }
+    expect(required.size).toBeGreaterThan(3);
+    for (const r of required) expect(files, `${r} is required at run time but not packaged`).toContain(`/node_modules/${r}/package.json`);
   });
 
   it('ships the tray icon beside the asar (process.resourcesPath/tray.png), a 32 px PNG', () => {
