@@ -115,7 +115,7 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
       const secs = Math.round((req.timeoutMs ?? 30_000) / 1000);
       throw errors.timeout(`QEMU did not come up within ${secs} seconds; it was stopped. See qemu.log in the VM folder.`);
     }
-    await sleep(20);
+    await sleep(10);
   }
 }
 

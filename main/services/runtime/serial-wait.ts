@@ -11,6 +11,7 @@
  * Each poll scans only the new output plus the last OVERLAP_BYTES before it, so the work per byte the
  * guest writes is bounded too; a match may span at most that much old output.
  */
+import * as fs from 'node:fs';
 import { RE2JS } from 're2js';
 import { errors } from '../../common/errors';
 import type { LastExit } from '../../common/models/vm-state';
@@ -20,6 +21,8 @@ import { readFrom } from './tail';
 /** Output kept from before the newest chunk, so a match may straddle two reads. */
 export const OVERLAP_BYTES = 16 * 1024;
 const POLL_MS = 25;
+/** With a file watch, polling only catches what the watch may miss (a rotated file). */
+const FALLBACK_POLL_MS = 100;
 
 export interface SerialPattern {
   readonly source: string;
@@ -66,27 +69,53 @@ export async function waitForSerial(w: SerialWait): Promise<void> {
   const deadline = Date.now() + w.timeoutMs;
   let offset = 0;
   let tail = '';
-  for (;;) {
-    const { data: chunk, size } = await readFrom(w.file, offset);
-    // Rotated (logs/serial-log.ts truncates it, keeping the tail elsewhere): read on from its start.
-    if (size >= 0 && size < offset) offset = 0;
-    if (chunk.length > 0) {
-      offset += chunk.length;
-      const text = tail + chunk.toString('utf8');
-      if (w.pattern.test(text)) return;
-      tail = text.slice(-OVERLAP_BYTES);
-      // More may be waiting: read on before sleeping (but never past the deadline).
-      if (Date.now() <= deadline) continue;
+  // Wake as soon as QEMU writes (inotify/kqueue), polling only as a fallback: the wait ends within
+  // a millisecond or so of the guest's line, not up to a poll period later.
+  let wake: (() => void) | null = null;
+  let watcher: fs.FSWatcher | null = null;
+  try {
+    watcher = fs.watch(w.file, { persistent: false }, () => wake?.());
+    watcher.on('error', () => undefined);
+  } catch {
+    // No such file yet, or no watch support: poll.
+  }
+  try {
+    return await scan();
+  } finally {
+    watcher?.close();
+  }
+
+  async function scan(): Promise<void> {
+    for (;;) {
+      const { data: chunk, size } = await readFrom(w.file, offset);
+      // Rotated (logs/serial-log.ts truncates it, keeping the tail elsewhere): read on from its start.
+      if (size >= 0 && size < offset) offset = 0;
+      if (chunk.length > 0) {
+        offset += chunk.length;
+        const text = tail + chunk.toString('utf8');
+        if (w.pattern.test(text)) return;
+        tail = text.slice(-OVERLAP_BYTES);
+        // More may be waiting: read on before sleeping (but never past the deadline).
+        if (Date.now() <= deadline) continue;
+      }
+      if (chunk.length === 0 && !w.alive()) {
+        const exit = w.lastExit();
+        throw errors.qemu(`"${w.name}" stopped before its serial output matched /${w.pattern.source}/: ${exit?.message ?? 'QEMU exited.'}`, { lastExit: exit });
+      }
+      if (Date.now() > deadline) {
+        throw errors.timeout(
+          `The serial output of "${w.name}" did not match /${w.pattern.source}/ within ${Math.round(w.timeoutMs / 1000)} s. The VM is still running: see \`vivarium serial ${shellArg(w.name)} --log\`, or stop it.`,
+        );
+      }
+      await new Promise<void>((r) => {
+        const timer = setTimeout(done, watcher ? FALLBACK_POLL_MS : POLL_MS);
+        function done(): void {
+          clearTimeout(timer);
+          wake = null;
+          r();
+        }
+        wake = done;
+      });
     }
-    if (chunk.length === 0 && !w.alive()) {
-      const exit = w.lastExit();
-      throw errors.qemu(`"${w.name}" stopped before its serial output matched /${w.pattern.source}/: ${exit?.message ?? 'QEMU exited.'}`, { lastExit: exit });
-    }
-    if (Date.now() > deadline) {
-      throw errors.timeout(
-        `The serial output of "${w.name}" did not match /${w.pattern.source}/ within ${Math.round(w.timeoutMs / 1000)} s. The VM is still running: see \`vivarium serial ${shellArg(w.name)} --log\`, or stop it.`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
