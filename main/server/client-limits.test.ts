@@ -172,3 +172,12 @@ describe('a client that stops reading', () => {
     expect(Array.isArray(await other.services.vms.list())).toBe(true);
   });
 });
+
+describe('the ticket book', () => {
+  it('holds what every accepted client may hold together, so the per-client limit is the one reached', async () => {
+    const { MAX_OUTSTANDING_TICKETS } = await import('./stream-bridge');
+    const { MAX_RPC_CLIENTS } = await import('./http-server');
+    const { MAX_UNIX_CLIENTS } = await import('./transports/unix-socket');
+    expect(MAX_OUTSTANDING_TICKETS).toBeGreaterThanOrEqual((MAX_RPC_CLIENTS + MAX_UNIX_CLIENTS) * MAX_TICKETS_PER_CLIENT);
+  });
+});

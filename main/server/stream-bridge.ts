@@ -42,8 +42,11 @@ import { isSocketAlive } from './transports/unix-socket';
 
 export const STREAM_TICKET_TTL_MS = 30_000;
 export const SERIAL_SCROLLBACK_BYTES = 256 * 1024;
-/** Tickets minted but not yet used, at most; more is a client bug (or abuse). */
-export const MAX_OUTSTANDING_TICKETS = 1024;
+/** Tickets minted but not yet used, at most. Above what every client the engine accepts at once can
+ *  hold together (64 browser + 128 local connections × MAX_TICKETS_PER_CLIENT = 6,144), so only the
+ *  per-client limit is ever reached by a client: no number of connections makes others "busy". A
+ *  ticket costs ~200 bytes; this bounds them at ~2 MB. */
+export const MAX_OUTSTANDING_TICKETS = 8192;
 /** Tickets one client (one RPC connection: a browser tab, the app window, a CLI) may hold unused at
  *  once. A window opens at most a display and a serial console per VM at a time, so this is far
  *  above honest use, and far below the total: one client can never starve the others. */
