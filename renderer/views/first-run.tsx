@@ -128,7 +128,11 @@ function InstallQemu(props: {
             <p>
               {setup.packageManager === 'brew' ? (
                 <>
-                  In Terminal, with <a href="https://brew.sh">Homebrew</a>, run:
+                  In Terminal, with{' '}
+                  <a href="https://brew.sh" target="_blank" rel="noreferrer">
+                    Homebrew
+                  </a>
+                  , run:
                 </>
               ) : (
                 <>Open a terminal and run{setup.packageManager ? ` (${OS_NAMES[setup.packageManager] ?? setup.packageManager})` : ''}:</>
