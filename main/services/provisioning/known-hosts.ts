@@ -11,6 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import sshpk from 'sshpk';
+import { olderSerialLog } from '../logs/serial-log';
 
 export const HOST_KEYS_BEGIN = '-----BEGIN SSH HOST KEY KEYS-----';
 export const HOST_KEYS_END = '-----END SSH HOST KEY KEYS-----';
@@ -67,7 +68,9 @@ export function knownHostsText(keys: readonly HostKey[], port: number, address =
  * @throws the fs error when the serial log cannot be read (ENOENT: the VM has not started).
  */
 export async function learnHostKeys(serialLogPath: string, knownHostsPath: string, port: number): Promise<HostKey[]> {
-  const keys = parseHostKeysFromConsole(await fsp.readFile(serialLogPath, 'latin1'));
+  // A chatty guest's log may have been rotated since the keys were printed: read the older part too.
+  const older = await fsp.readFile(olderSerialLog(serialLogPath), 'latin1').catch(() => '');
+  const keys = parseHostKeysFromConsole(older + (await fsp.readFile(serialLogPath, 'latin1')));
   if (keys.length === 0) return [];
   const tmp = path.join(path.dirname(knownHostsPath), `.${path.basename(knownHostsPath)}.${process.pid}.tmp`);
   await fsp.mkdir(path.dirname(knownHostsPath), { recursive: true });
