@@ -125,7 +125,7 @@ describe('the CLI words every remedy as a command that exists', () => {
 describe('formatCliError', () => {
   it('adds the remedy to the engine sentence, also after the error crossed a transport', () => {
     const e = deserializeError(JSON.parse(JSON.stringify(errors.mustStop('web', 'running', 'change its settings'))));
-    expect(formatCliError(e, { command: 'edit' })).toBe('"web" is running. Shut it down first, then change its settings. Shut it down first: `vivarium stop web`.');
+    expect(formatCliError(e, { command: 'edit' })).toBe('"web" is running; it must be shut down to change its settings. Shut it down first: `vivarium stop web`.');
     expect(formatCliError(errors.notFound('nope'))).toBe('No VM named or with id "nope". Run `vivarium list` to see your VMs.');
   });
   it('keeps a message that already names a command, and one without a remedy', () => {

@@ -214,7 +214,7 @@ export const errors = {
     new VivariumError(ErrorCode.NotFound, `No VM named or with id "${ref}".`, { ref }, { remedy: { kind: 'list-vms' } }),
   /** The VM must be shut down before `what` ("change its settings"). */
   mustStop: (vm: string, state: string, what: string) =>
-    new VivariumError(ErrorCode.InvalidState, `"${vm}" is ${state}. Shut it down first, then ${what}.`, { vm, state }, { remedy: { kind: 'stop-vm', vm } }),
+    new VivariumError(ErrorCode.InvalidState, `"${vm}" is ${state}; it must be shut down to ${what}.`, { vm, state }, { remedy: { kind: 'stop-vm', vm } }),
   /** A field of a setting is wrong; `remedy` defaults to "change this setting". */
   field: (code: ErrorCode, field: SettingField, message: string, remedy?: Remedy) =>
     new VivariumError(code, message, undefined, { field, remedy: remedy ?? { kind: 'change-setting', field } }),

@@ -5,7 +5,6 @@
  */
 import * as fsp from 'node:fs/promises';
 import { errors } from '../../common/errors';
-import { shellArg } from '../../common/shell-arg';
 import type { BundleEntry } from '../bundles/bundle-store';
 import { deleteBlockedBy, usesOfFilesIn } from '../disks/image-users';
 import { scanQemuProcesses } from '../runtime/records';
@@ -31,8 +30,7 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: { 
   try {
     const rs = deps.runStates.getLocked({ id: entry.id, name }, live);
     if (rs.state !== 'stopped') {
-      const pid = 'record' in rs ? ` (QEMU pid ${rs.record.pid})` : '';
-      throw errors.state(`"${name}" is ${rs.state}${pid}. Shut it down first (vivarium stop ${shellArg(name)}), then delete it.`);
+      throw errors.mustStop(name, rs.state, 'delete it');
     }
     // Another VM using a file from this folder (a linked clone's base, a disk by path) keeps it here.
     const others = deps.library.entries().flatMap((e) => (e.ok && e.id !== entry.id ? [{ config: e.config, dir: e.dir }] : []));
