@@ -4,6 +4,7 @@
  * memory and disk, and unsafe images are refused.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -203,6 +204,32 @@ describe('appliances (OVA/OVF)', () => {
     // Nothing was unpacked next to the OVA or in the VM's folder.
     expect(fs.readdirSync(dest)).toEqual(['disk0.qcow2']);
     await expect(runImport(ova, { mode: 'attach', destDir: dest })).rejects.toThrow(/disks inside an OVA archive cannot be used in place/);
+  });
+
+  it('an OVA\'s manifest is checked before the copy: a damaged disk is refused, a sound one imports', async () => {
+    const ovf = ovfXml({ name: 'Manifested', cpus: 1, memoryMiB: 512, href: 'app-disk1.vmdk' });
+    const disk = fs.readFileSync(vmdk);
+    const sha = (b: string | Buffer, a = 'sha256') => createHash(a).update(b).digest('hex');
+    const good = buildOva('manifest-good.ova', {
+      'm.ovf': ovf,
+      'm.mf': `SHA256(m.ovf)= ${sha(ovf)}\nSHA1(app-disk1.vmdk)= ${sha(disk, 'sha1')}\n`,
+      'app-disk1.vmdk': disk,
+    });
+    expect((await inspectImport(good)).manifest.map((c) => [c.member, c.algorithm])).toEqual([
+      ['m.ovf', 'sha256'],
+      ['app-disk1.vmdk', 'sha1'],
+    ]);
+    const plan = await runImport(good, { mode: 'copy', destDir: freshDest('manifest-good') });
+    expect(sameContents(raw, 'raw', plan.disks[0]!.path, 'qcow2')).toMatchObject({ same: true });
+
+    const damaged = buildOva('manifest-bad.ova', {
+      'm.ovf': ovf,
+      'm.mf': `SHA256(m.ovf)= ${sha(ovf)}\nSHA256(app-disk1.vmdk)= ${'0'.repeat(64)}\n`,
+      'app-disk1.vmdk': disk,
+    });
+    const dest = freshDest('manifest-bad');
+    await expect(runImport(damaged, { mode: 'copy', destDir: dest })).rejects.toThrow(/manifest-bad\.ova is damaged: app-disk1\.vmdk does not match the SHA256 digest in its manifest/);
+    expect(fs.readdirSync(dest)).toEqual([]);
   });
 
   it('an OVA with a gzip-compressed disk member is decompressed, then converted', async () => {

@@ -13,6 +13,7 @@
  * the archive as a raw offset/size slice under the vmdk driver, without unpacking the tar first
  * (gzip-compressed members are decompressed to a temporary file first).
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -48,6 +49,16 @@ export interface FoundImport {
   readonly disks: readonly FoundDisk[];
   /** Whether every disk can be used in place (qcow2 or raw files). */
   readonly attachable: boolean;
+  /** OVA: the digests its manifest (.mf) gives for the descriptor and the disks, checked before a copy. */
+  readonly manifest: readonly ManifestCheck[];
+}
+
+/** One line of an OVA manifest: `SHA256(disk1.vmdk)= <hex>` (OVF spec §5.1; SHA1 in OVF 1.x). */
+export interface ManifestCheck {
+  readonly member: string;
+  readonly algorithm: 'sha1' | 'sha256' | 'sha512';
+  readonly digest: string;
+  readonly slice: { readonly offset: number; readonly size: number };
 }
 
 export interface ImportedDisk {
@@ -107,6 +118,7 @@ export async function inspectImport(file: string, o: { qemuImg?: string } = {}):
       firmware: null,
       disks: [{ source, label: path.basename(file), virtualSizeBytes: probed.virtualSizeBytes, gzip: false }],
       attachable: ATTACHABLE.has(kind.format),
+      manifest: [],
     };
   }
   if (kind.kind === 'ovf') {
@@ -128,7 +140,7 @@ export async function inspectImport(file: string, o: { qemuImg?: string } = {}):
       const probed = await checkedProbe(qemuImg, source, name);
       disks.push({ source, label: name, virtualSizeBytes: probed.virtualSizeBytes, gzip: false });
     }
-    return found('ovf', ovf, stem, disks, disks.every((d) => ATTACHABLE.has(d.source.format)));
+    return found('ovf', ovf, stem, disks, disks.every((d) => ATTACHABLE.has(d.source.format)), []);
   }
   // OVA: a tar whose descriptor comes first (OVF spec §5.3), then the files it names.
   let members;
@@ -168,7 +180,25 @@ export async function inspectImport(file: string, o: { qemuImg?: string } = {}):
     const probed = await checkedProbe(qemuImg, source, `${name} in ${path.basename(file)}`);
     disks.push({ source, label: name, virtualSizeBytes: probed.virtualSizeBytes, gzip: false });
   }
-  return found('ova', ovf, stem, disks, false);
+  // The manifest, when there is one: digests of the descriptor and the disks we will read.
+  const manifest: ManifestCheck[] = [];
+  const mf = members.find((m) => m.type === '0' && m.name.toLowerCase().endsWith('.mf'));
+  if (mf && mf.size <= 1024 * 1024) {
+    const text = Buffer.alloc(mf.size);
+    const h = await fs.open(file, 'r');
+    try {
+      await h.read(text, 0, mf.size, mf.offset);
+    } finally {
+      await h.close();
+    }
+    const wanted = new Map([descriptor, ...disks.map((d) => members.find((m) => m.offset === d.source.slice?.offset)!)].map((m) => [m.name.replace(/^\.\//, ''), m]));
+    for (const line of text.toString('utf8').split(/\r?\n/)) {
+      const m = /^(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)\s*$/.exec(line.trim());
+      const member = m ? wanted.get(m[2]!.replace(/^\.\//, '')) : undefined;
+      if (m && member) manifest.push({ member: member.name, algorithm: m[1]!.toLowerCase() as ManifestCheck['algorithm'], digest: m[3]!.toLowerCase(), slice: { offset: member.offset, size: member.size } });
+    }
+  }
+  return found('ova', ovf, stem, disks, false, manifest);
 }
 
 /**
@@ -191,6 +221,15 @@ export async function runImport(file: string, o: ImportOptions): Promise<ImportP
       firmware: f.firmware,
       disks: f.disks.map((d) => ({ path: d.source.file, format: d.source.format as 'qcow2' | 'raw', virtualSizeBytes: d.virtualSizeBytes, attached: true })),
     };
+  }
+  // A damaged download of an OVA is caught here, before anything is written.
+  for (const c of f.manifest) {
+    const got = await hashSlice(file, c.slice, c.algorithm, o.signal);
+    if (got !== c.digest) {
+      throw new ImportError(
+        `${path.basename(file)} is damaged: ${c.member} does not match the ${c.algorithm.toUpperCase()} digest in its manifest. Download or export it again.`,
+      );
+    }
   }
   const written: string[] = [];
   const temps: string[] = [];
@@ -233,7 +272,7 @@ export async function runImport(file: string, o: ImportOptions): Promise<ImportP
   return { name: f.name, cpus: f.cpus, memoryMiB: f.memoryMiB, firmware: f.firmware, disks: out };
 }
 
-function found(kind: 'ova' | 'ovf', ovf: OvfDescriptor, stem: string, disks: FoundDisk[], attachable: boolean): FoundImport {
+function found(kind: 'ova' | 'ovf', ovf: OvfDescriptor, stem: string, disks: FoundDisk[], attachable: boolean, manifest: ManifestCheck[]): FoundImport {
   return {
     kind,
     name: ovf.name ?? stem,
@@ -242,6 +281,7 @@ function found(kind: 'ova' | 'ovf', ovf: OvfDescriptor, stem: string, disks: Fou
     firmware: ovf.firmware === 'efi' ? 'uefi' : ovf.firmware,
     disks,
     attachable,
+    manifest,
   };
 }
 
@@ -288,6 +328,14 @@ async function checkedProbe(qemuImg: string, src: ImageSource, label: string): P
   }
   if (!(p.virtualSizeBytes > 0)) throw new ImportError(`${label} has no size; it is not a usable disk image.`);
   return p;
+}
+
+async function hashSlice(file: string, slice: { offset: number; size: number }, algorithm: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash(algorithm);
+  if (slice.size === 0) return h.digest('hex');
+  const stream = createReadStream(file, { start: slice.offset, end: slice.offset + slice.size - 1, highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) });
+  for await (const chunk of stream as AsyncIterable<Buffer>) h.update(chunk);
+  return h.digest('hex');
 }
 
 async function gunzipSlice(src: ImageSource, dest: string, signal?: AbortSignal): Promise<void> {
