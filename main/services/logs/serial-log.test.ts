@@ -184,6 +184,19 @@ describe('a chatty guest on real QEMU keeps serial.log under the cap', () => {
       throw new Error(`serial output did not match ${re} in ${ms} ms: ${(await readSerialLogTail(log, 2000)).slice(-500)}`);
     };
     await waitFor(new RegExp(guest.readyMarker), 60_000);
+    // What makes truncating in place safe: QEMU 7.2 holds the log open with O_APPEND (octal 02000).
+    const fdFlags = fs
+      .readdirSync(`/proc/${q.pid}/fd`)
+      .filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/${q.pid}/fd/${fd}`) === log;
+        } catch {
+          return false;
+        }
+      })
+      .map((fd) => Number.parseInt(/flags:\s+([0-7]+)/.exec(fs.readFileSync(`/proc/${q.pid}/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0', 8));
+    expect(fdFlags.length).toBeGreaterThan(0);
+    for (const f of fdFlags) expect(f & fs.constants.O_APPEND).toBe(fs.constants.O_APPEND);
     const sock = net.connect(paths.runtime.serial);
     await new Promise<void>((resolve, reject) => {
       sock.once('connect', resolve);
