@@ -8,7 +8,7 @@
  * VM's serial.log, a channel only the guest writes. `ssh` then runs with this file and
  * `StrictHostKeyChecking=yes`: a different key on the forwarded port is refused, never accepted.
  */
-import { promises as fsp } from 'node:fs';
+import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import sshpk from 'sshpk';
 import { olderSerialLog } from '../logs/serial-log';
@@ -63,14 +63,16 @@ export function knownHostsText(keys: readonly HostKey[], port: number, address =
 
 /**
  * Reads `serialLogPath`, and when it holds the host keys, writes `knownHostsPath` for `port`
- * (atomically: temp file + rename; 0644). Returns the keys, or [] when the guest has not printed
+ * (atomically: temp file + rename; 0600). Returns the keys, or [] when the guest has not printed
  * them yet (nothing is written then; poll again).
  * @throws the fs error when the serial log cannot be read (ENOENT: the VM has not started).
  */
 export async function learnHostKeys(serialLogPath: string, knownHostsPath: string, port: number): Promise<HostKey[]> {
   // A chatty guest's log may have been rotated since the keys were printed: read the older part too.
-  const older = await fsp.readFile(olderSerialLog(serialLogPath), 'latin1').catch(() => '');
-  const keys = parseHostKeysFromConsole(older + (await fsp.readFile(serialLogPath, 'latin1')));
+  // Never through a link planted in the VM folder: host keys must come from this guest's console.
+  const read = { encoding: 'latin1' as const, flag: constants.O_RDONLY | constants.O_NOFOLLOW };
+  const older = await fsp.readFile(olderSerialLog(serialLogPath), read).catch(() => '');
+  const keys = parseHostKeysFromConsole(older + (await fsp.readFile(serialLogPath, read)));
   if (keys.length === 0) return [];
   const tmp = path.join(path.dirname(knownHostsPath), `.${path.basename(knownHostsPath)}.${process.pid}.tmp`);
   await fsp.mkdir(path.dirname(knownHostsPath), { recursive: true });
