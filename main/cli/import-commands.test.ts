@@ -90,6 +90,44 @@ describe('vivarium create --import', () => {
     expect((JSON.parse((await cli(['show', 'mine', '--json'])).stdout) as Shown).config).toMatchObject({ cpus: 1, memoryMiB: 768 });
   });
 
+  it('an appliance with two disks: the first is the system disk, the second a data disk, both converted', async () => {
+    const stage = fs.mkdtempSync(path.join(dir, 'two-'));
+    qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', raw, path.join(stage, 'a.vmdk'));
+    qemuImg('create', '-f', 'vmdk', path.join(stage, 'b.vmdk'), '8M');
+    const item = (id: number, type: number, extra: string) => `<Item><rasd:ElementName>i${id}</rasd:ElementName><rasd:InstanceID>${id}</rasd:InstanceID><rasd:ResourceType>${type}</rasd:ResourceType>${extra}</Item>`;
+    fs.writeFileSync(
+      path.join(stage, 'two.ovf'),
+      `<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
+  <References><File ovf:id="f1" ovf:href="a.vmdk"/><File ovf:id="f2" ovf:href="b.vmdk"/></References>
+  <DiskSection><Info>disks</Info><Disk ovf:diskId="d1" ovf:fileRef="f1"/><Disk ovf:diskId="d2" ovf:fileRef="f2"/></DiskSection>
+  <VirtualSystem ovf:id="two"><Info>vm</Info>
+    <VirtualHardwareSection><Info>hw</Info>
+      ${item(1, 3, '<rasd:VirtualQuantity>1</rasd:VirtualQuantity>')}
+      ${item(2, 4, '<rasd:VirtualQuantity>512</rasd:VirtualQuantity>')}
+      ${item(3, 17, '<rasd:HostResource>ovf:/disk/d1</rasd:HostResource>')}
+      ${item(4, 17, '<rasd:HostResource>ovf:/disk/d2</rasd:HostResource>')}
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+`,
+    );
+    const ova = path.join(dir, 'two.ova');
+    execFileSync('tar', ['--format=ustar', '-cf', ova, '-C', stage, 'two.ovf', 'a.vmdk', 'b.vmdk']);
+    const created = await cli(['create', 'two-disks', '--import', ova, '--accel', 'tcg', '--display', 'none']);
+    expect(created.stderr).toMatch(/Importing two\.ova \(disk 2 of 2\): 100%/);
+    expect(created.code).toBe(0);
+    const shown = JSON.parse((await cli(['show', 'two-disks', '--json'])).stdout) as Shown & { config: { disks: { role: string }[] } };
+    expect(shown.config.disks.map((d) => [d.id, d.role, d.source.bundle, d.format])).toEqual([
+      ['disk0', 'system', 'disk0.qcow2', 'qcow2'],
+      ['disk1', 'data', 'disk1.qcow2', 'qcow2'],
+    ]);
+    expect(spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', raw, path.join(shown.path, 'disk0.qcow2')]).status).toBe(0);
+    expect(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', path.join(shown.path, 'disk1.qcow2')], { encoding: 'utf8' }))['virtual-size']).toBe(8 * MiB);
+    // The QEMU command line carries both.
+    expect((await cli(['show', 'two-disks'])).stdout).toMatch(/disk1\.qcow2/);
+  });
+
   it('--attach uses a qcow2 in place; a vdi cannot be attached; a backing file is refused', async () => {
     const q = path.join(dir, 'inplace.qcow2');
     qemuImg('convert', '-f', 'raw', '-O', 'qcow2', raw, q);
