@@ -20,7 +20,7 @@ import type { AccelStatus, HostCapabilities, HostOs, QemuBinary, QemuVersion, Ue
 import { formatVersion } from '../../common/models/host';
 import type { HostReport, HostSetup, PackageManager } from '../../common/models/host-report';
 import type { Accel, Arch } from '../../common/models/vm-config';
-import { writeFileAtomic } from '../paths';
+import { mkdirPrivate, writeFileAtomic } from '../paths';
 import { findUefiFirmware, firmwareSearchDirs } from './firmware';
 
 const ARCHES: readonly Arch[] = ['x86_64', 'aarch64'];
@@ -606,7 +606,7 @@ function readCache(file: string, fp: string): ProbedCapabilities | null {
 
 function writeCache(file: string, fp: string, caps: ProbedCapabilities): void {
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    mkdirPrivate(path.dirname(file));
     writeFileAtomic(file, `${JSON.stringify({ version: CACHE_VERSION, fingerprint: fp, caps }, null, 2)}\n`);
   } catch {
     // The cache only saves time; a read-only home must not break every command.
