@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli, runCliJson } from '../../test-support/cli';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
-import { rotateSerialLog } from '../logs/serial-log';
+import { SERIAL_LOG_LIMITS, rotateSerialLog } from '../logs/serial-log';
 
 let t: TestHome;
 /** Where the person keeps their own images: outside the library. */
@@ -118,6 +118,16 @@ describe('serial --log after rotations', () => {
     const shown = await cli(['serial', 'chatty', '--log']);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toContain(g.readyMarker);
+
+    // With the real limits and no engine running: 4 MiB more output (appended the way QEMU appends),
+    // then any `vivarium list` trims the log and `serial --log` still ends with the newest line.
+    fs.appendFileSync(log, `${'x'.repeat(79)}\n`.repeat(52_429) + 'NEWEST-LINE\n');
+    expect(fs.statSync(log).size).toBeGreaterThan(SERIAL_LOG_LIMITS.rotateAtBytes);
+    expect((await cli(['list'])).code).toBe(0);
+    expect(fs.statSync(log).size).toBeLessThan(64 * 1024);
+    expect(fs.statSync(`${log}.0`).size).toBeLessThanOrEqual(SERIAL_LOG_LIMITS.keepBytes + 64 * 1024);
+    const latest = await cli(['serial', 'chatty', '--log']);
+    expect(latest.stdout.trimEnd().endsWith('NEWEST-LINE')).toBe(true);
     expect((await cli(['stop', 'chatty', '--force'])).code).toBe(0);
   });
 });
