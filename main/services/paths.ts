@@ -676,20 +676,21 @@ const LIBRARY_ENTRIES: readonly string[] = [BUNDLES_DIR, KEPT_DISKS_DIR, MEDIA_D
  * media/, the host cache) with everything below them that belongs to this user lose their
  * group/other permission bits (0755 → 0700, 0644 → 0600). Symbolic links are never followed (nor
  * changed); other users' files are listed, not touched; `home` itself is left alone when it is a
- * shared folder or the user's home folder. Async; call it once when an engine starts and tell the
- * user what it returns.
+ * shared folder or the user's home folder. Synchronous on purpose: it runs once, when an engine is
+ * made and before it serves anything (a short CLI command must finish it before it exits); a
+ * library is a handful of entries per VM, and the walk stops after MAX_TIGHTEN_ENTRIES.
  */
-export async function tightenLibrary(home: string): Promise<TightenResult> {
+export function tightenLibrarySync(home: string): TightenResult {
   const tightened: { path: string; from: string }[] = [];
   const foreign: string[] = [];
   if (IS_WINDOWS) return { tightened, foreign };
   const uid = process.getuid?.() ?? -1;
   let visited = 0;
-  const visit = async (p: string, below: boolean): Promise<void> => {
+  const visit = (p: string, below: boolean): void => {
     if (++visited > MAX_TIGHTEN_ENTRIES) return;
     let st: fs.Stats;
     try {
-      st = await fs.promises.lstat(p);
+      st = fs.lstatSync(p);
     } catch {
       return; // missing, or vanished meanwhile
     }
@@ -700,7 +701,7 @@ export async function tightenLibrary(home: string): Promise<TightenResult> {
     }
     if ((st.mode & 0o077) !== 0 && (st.isDirectory() || st.isFile())) {
       try {
-        await fs.promises.chmod(p, st.mode & 0o700);
+        fs.chmodSync(p, st.mode & 0o700);
         tightened.push({ path: p, from: (st.mode & 0o777).toString(8).padStart(4, '0') });
       } catch {
         // Removed or locked meanwhile: the next start tries again.
@@ -709,17 +710,20 @@ export async function tightenLibrary(home: string): Promise<TightenResult> {
     if (!below || !st.isDirectory()) return;
     let names: string[];
     try {
-      names = await fs.promises.readdir(p);
+      names = fs.readdirSync(p);
     } catch {
       return;
     }
-    for (const n of names) await visit(path.join(p, n), true);
+    for (const n of names) visit(path.join(p, n), true);
   };
-  if (!neverNarrow(home)) {
-    await visit(home, false);
-  }
-  for (const entry of LIBRARY_ENTRIES) await visit(path.join(home, entry), true);
+  if (!neverNarrow(home)) visit(home, false);
+  for (const entry of LIBRARY_ENTRIES) visit(path.join(home, entry), true);
   return { tightened, foreign };
+}
+
+/** tightenLibrarySync behind a promise (same result). */
+export async function tightenLibrary(home: string): Promise<TightenResult> {
+  return tightenLibrarySync(home);
 }
 
 /** The sentence for the user (log/stderr) about what tightenLibrary did, or null when nothing. */
@@ -738,15 +742,17 @@ export function describeTightening(home: string, r: TightenResult): string | nul
 
 /**
  * What every engine does once when it starts on a library: the private umask (usePrivateUmask), then
- * tightenLibrary in the background; `tell` gets the sentence for the user when something had to be
- * tightened (the engine's log, or stderr for the CLI). Never throws.
+ * tightenLibrarySync; `tell` gets the sentence for the user when something had to be tightened (the
+ * engine's log, or stderr for the CLI). Done when it returns (the promise is for callers that await);
+ * never throws.
  */
 export function makeLibraryPrivate(home: string, tell: (line: string) => void): Promise<void> {
   usePrivateUmask();
-  return tightenLibrary(home)
-    .then((r) => {
-      const line = describeTightening(home, r);
-      if (line) tell(line);
-    })
-    .catch((e: unknown) => tell(`could not check the library's permissions: ${(e as Error).message}`));
+  try {
+    const line = describeTightening(home, tightenLibrarySync(home));
+    if (line) tell(line);
+  } catch (e) {
+    tell(`could not check the library's permissions: ${(e as Error).message}`);
+  }
+  return Promise.resolve();
 }
