@@ -58,6 +58,8 @@ export class LocalVmService implements VmService {
   private readonly changes = new Emitter<VmChange>();
   readonly onDidChange = this.changes.event;
   private lastSeen = new Map<string, string>();
+  /** Long-lived mode: every VM as of the watcher's last pass (or a later change), by id. */
+  private lastInfos: Map<string, VmInfo> | null = null;
   private watchTimer: NodeJS.Timeout | null = null;
   private watching = false;
   private readonly subscriptions: { dispose(): void }[] = [];
@@ -114,8 +116,10 @@ export class LocalVmService implements VmService {
     return infos.sort(byName);
   }
 
-  /** Every VM from the files alone (no process scan, no monitor): for callers that cannot wait. */
+  /** Every VM from the files alone (no process scan, no monitor): for callers that cannot wait.
+   *  A long-lived engine answers from its watcher's last pass (at most a second old), without I/O. */
   listSync(): VmInfo[] {
+    if (this.watching && this.lastInfos !== null) return [...this.lastInfos.values()].sort(byName);
     return this.library
       .entries()
       .map((e) => this.infoOf(e, this.runState(e)))
@@ -176,6 +180,7 @@ export class LocalVmService implements VmService {
       const kept = await deleteVm({ library: this.library, runStates: this.runStates }, entry, options);
       this.driver.forget(entry.id);
       this.lastSeen.delete(entry.id);
+      this.lastInfos?.delete(entry.id);
       this.changes.fire({ kind: 'removed', id: entry.id });
       return { keptFiles: kept };
     });
@@ -306,6 +311,7 @@ export class LocalVmService implements VmService {
     }
     for (const id of this.lastSeen.keys()) if (!now.has(id)) this.changes.fire({ kind: 'removed', id });
     this.lastSeen = now;
+    this.lastInfos = new Map(infos.map((i) => [i.id, i]));
     this.runningSerialLogs = this.serialLogsOf(infos);
   }
 
@@ -390,6 +396,7 @@ export class LocalVmService implements VmService {
   private emitInfo(id: string): VmInfo {
     const info = this.info(this.library.resolve(id));
     this.lastSeen.set(id, JSON.stringify(info));
+    this.lastInfos?.set(id, info);
     this.changes.fire({ kind: 'updated', vm: info });
     return info;
   }
