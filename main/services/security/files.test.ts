@@ -16,6 +16,7 @@ import { createRpcClient } from '../../common/rpc/client';
 import { createConnectionPair } from '../../common/rpc/memory-connection';
 import { RpcServer } from '../../common/rpc/server';
 import { createEngine } from '../engine';
+import { runCli } from '../../test-support/cli';
 import { BundleStore } from '../bundles/bundle-store';
 import {
   appendFileNoFollow,
@@ -121,6 +122,18 @@ describe('private files whatever the umask (umask 022 here)', () => {
     expect(lines[0]).toMatch(/^made 6 files and folders in the library .* private \(owner only\): other users on this machine could read them before\.$/);
     // Second start: nothing left to do, nothing said.
     expect((await tightenLibrary(home)).tightened).toEqual([]);
+  });
+
+  it('a CLI command (its own engine) tightens a loose library before it exits and says so on stderr', async () => {
+    const home = path.join(dir, 'cli-home');
+    const bundle = path.join(home, 'vms', ID);
+    fs.mkdirSync(bundle, { recursive: true, mode: 0o755 });
+    fs.chmodSync(home, 0o755);
+    fs.writeFileSync(path.join(bundle, 'config.json'), minimalConfig(), { mode: 0o644 });
+    const r = await runCli(['list', '--json'], { env: { ...process.env, VIVARIUM_HOME: home, VIVARIUM_RUNTIME_DIR: path.join(dir, 'rt'), VIVARIUM_NO_ENGINE: '1' } });
+    expect(r.stderr).toContain(`vivarium: made 4 files and folders in the library ${home} private (owner only)`);
+    expect(mode(home)).toBe(0o700);
+    expect(mode(path.join(bundle, 'config.json'))).toBe(0o600);
   });
 
   it('changes only Vivarium\'s own entries when VIVARIUM_HOME is a folder with other things in it', async () => {
