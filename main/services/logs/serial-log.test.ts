@@ -85,6 +85,22 @@ describe('rotateSerialLog', () => {
     await resetSerialLog(path.join(tmp, 'none.log'));
   });
 
+  it('two rotations at once: one rotates, the other skips (a lock), and nothing is duplicated', async () => {
+    const f = path.join(tmp, 'serial.log');
+    const lines = Array.from({ length: 200 }, (_, i) => `line ${String(i).padStart(5, '0')}\n`).join('');
+    fs.writeFileSync(f, lines);
+    const results = await Promise.all([rotateSerialLog(f, small), rotateSerialLog(f, small), rotateSerialLog(f, small)]);
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await readSerialLogTail(f, 10_000)).toBe(lines.slice(-600));
+    expect(fs.existsSync(`${f}.rotating`)).toBe(false);
+    // A lock left by a process that died long ago is taken over.
+    fs.writeFileSync(f, lines);
+    fs.writeFileSync(`${f}.rotating`, '');
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(`${f}.rotating`, old, old);
+    expect(await rotateSerialLog(f, small)).toBe(true);
+  });
+
   it('never follows a symbolic link planted as the log', async () => {
     const victim = path.join(tmp, 'victim.txt');
     fs.writeFileSync(victim, 'precious\n'.repeat(500));

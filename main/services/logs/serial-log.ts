@@ -25,7 +25,9 @@
  *    over the running VMs when it starts. A VM left running with no engine and no command at all
  *    grows its log until one of these happens (the next command, engine or start).
  * Between checks the log can outgrow the rotation threshold by what the guest writes in one
- * interval; the threshold leaves 512 KiB of room for that below the cap.
+ * interval; the threshold leaves 512 KiB of room for that below the cap. Two engines looking at once
+ * take turns: a rotation holds `serial.log.rotating` (created exclusively; one older than 30 s was
+ * left by a process that died and is taken over), and the other skips.
  *
  * Readers read both files: `readSerialLogTail` (what `vivarium serial --log` prints).
  */
@@ -62,6 +64,7 @@ const RW_NOFOLLOW = fs.constants.O_RDWR | fs.constants.O_NOFOLLOW;
  *  its place is removed, not followed. */
 export async function resetSerialLog(file: string): Promise<void> {
   await fsp.rm(olderSerialLog(file), { force: true });
+  await fsp.rm(`${file}.rotating`, { force: true });
   try {
     const fh = await fsp.open(file, RW_NOFOLLOW);
     try {
@@ -114,6 +117,43 @@ async function writeAtomic(file: string, data: Buffer): Promise<void> {
  * meanwhile (the VM's bundle was deleted); other I/O errors propagate.
  */
 export async function rotateSerialLog(file: string, limits: SerialLogLimits = SERIAL_LOG_LIMITS): Promise<boolean> {
+  // Cheap first look, so the common case (under the threshold) takes no lock.
+  try {
+    if ((await fsp.lstat(file)).size <= limits.rotateAtBytes) return false;
+  } catch {
+    return false;
+  }
+  // Two engines (a long-lived one and a CLI's) may look at once: one rotates, the other skips.
+  const lock = await takeRotationLock(file);
+  if (!lock) return false;
+  try {
+    return await rotateLocked(file, limits);
+  } finally {
+    await fsp.rm(lock, { force: true });
+  }
+}
+
+/** A lock older than this was left by a process that died mid-rotation: taken over. */
+const STALE_LOCK_MS = 30_000;
+
+/** Creates `<file>.rotating` exclusively; returns its path, or null when another rotation holds it. */
+async function takeRotationLock(file: string): Promise<string | null> {
+  const lock = `${file}.rotating`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await (await fsp.open(lock, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)).close();
+      return lock;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const st = await fsp.lstat(lock).catch(() => null);
+      if (st && Date.now() - st.mtimeMs < STALE_LOCK_MS) return null;
+      await fsp.rm(lock, { force: true });
+    }
+  }
+  return null;
+}
+
+async function rotateLocked(file: string, limits: SerialLogLimits): Promise<boolean> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(file, RW_NOFOLLOW);
