@@ -125,10 +125,18 @@ describe('jobs on a real VM', () => {
     // The guest stops listening to the power button, so the Shut Down waits its full time.
     await typeLine(e.layout.runtime(id).serial, 'kill $(cat /run/acpid.pid)');
     await new Promise((r) => setTimeout(r, 500));
+    const progress: unknown[] = [];
+    e.manager.onDidChange((c) => {
+      if (c.kind === 'updated' && c.vm.state === 'stopping' && c.vm.stopping) progress.push(c.vm.stopping);
+    });
     const shutDown = e.manager.stop(id, { timeoutSec: 60 });
     for (let i = 0; i < 100 && (await e.manager.list())[0]!.state !== 'stopping'; i++) await new Promise((r) => setTimeout(r, 100));
     // A second mutating job is refused with a sentence naming the running one.
     await expect(e.manager.edit(id, { cpus: 1 })).rejects.toThrow(/"slowpoke" is busy: it is shutting down \(started \d+ s ago\)\. Wait for it or Force Off\./);
+    // A window hears where the Shut Down is: the power button, and when it will give up.
+    expect(progress[0]).toMatchObject({ rung: 'acpi' });
+    const first = progress[0] as { startedAt: string; deadline: string };
+    expect(Date.parse(first.deadline) - Date.parse(first.startedAt)).toBeGreaterThanOrEqual(59_000);
     const started = Date.now();
     const off = await e.manager.stop(id, { force: true });
     expect(Date.now() - started).toBeLessThan(20_000);
