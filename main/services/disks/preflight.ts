@@ -143,8 +143,9 @@ interface ImageToCheck {
   readonly depth: number;
   readonly layer: BackingLayer;
   readonly file: string;
-  /** The next layer's file, or null at the bottom of the chain. */
+  /** The next layer's file and format, or null at the bottom of the chain. */
   readonly declaredBacking: string | null;
+  readonly declaredBackingFormat: DiskFormat | null;
   readonly writable: boolean;
 }
 
@@ -156,10 +157,11 @@ function what(img: ImageToCheck): string {
   return img.depth === 0 ? `The image of disk ${img.disk.id} (${img.file})` : `The backing image ${img.file} (layer ${img.depth} of disk ${img.disk.id})`;
 }
 
-function sameFile(a: string, b: string): boolean {
+async function sameFile(a: string, b: string): Promise<boolean> {
   if (path.resolve(a) === path.resolve(b)) return true;
   try {
-    return fs.realpathSync.native(a) === fs.realpathSync.native(b);
+    const [ra, rb] = await Promise.all([fs.promises.realpath(a), fs.promises.realpath(b)]);
+    return ra === rb;
   } catch {
     return false;
   }
@@ -219,8 +221,8 @@ async function checkOne(img: ImageToCheck, qemuImg: QemuImg): Promise<string | n
     if (named === null && img.declaredBacking !== null) {
       return `${what(img)} has no backing file, but the VM's settings layer it on ${img.declaredBacking}: the chain was changed outside Vivarium (flattened or committed). Restore the original images, then start the VM again.`;
     }
-    if (named !== null && img.declaredBacking !== null && !sameFile(named, img.declaredBacking)) {
-      return `${what(img)} names ${named} as its backing file, but the VM's settings say ${img.declaredBacking}. Restore the original images (or fix the link with qemu-img rebase -u -b "${img.declaredBacking}" -F ${'qcow2'} "${img.file}" if the file only moved), then start the VM again.`;
+    if (named !== null && img.declaredBacking !== null && !(await sameFile(named, img.declaredBacking))) {
+      return `${what(img)} names ${named} as its backing file, but the VM's settings say ${img.declaredBacking}. Restore the original images (or, if the file only moved, fix the link with qemu-img rebase -u -b "${img.declaredBacking}" -F ${img.declaredBackingFormat ?? 'qcow2'} "${img.file}"), then start the VM again.`;
     }
   }
   return null;
@@ -237,6 +239,7 @@ function imagesOf(config: VmConfig, bundle: Pick<VmBundlePaths, 'file'>): ImageT
       layer,
       file: files[depth] as string,
       declaredBacking: files[depth + 1] ?? null,
+      declaredBackingFormat: layers[depth + 1]?.format ?? null,
       writable: depth === 0 && !disk.readOnly,
     }));
   });
