@@ -668,9 +668,15 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     if (electron.Tray && electron.nativeImage) {
       const image = deps.trayIcon ? electron.nativeImage.createFromPath(deps.trayIcon) : electron.nativeImage.createEmpty();
       if (platform === 'darwin') image.setTemplateImage(false);
-      tray = new electron.Tray(image);
-      tray.on('click', () => void showLibrary());
-      refreshTray();
+      try {
+        tray = new electron.Tray(image);
+        tray.on('click', () => void showLibrary());
+        refreshTray();
+      } catch (err) {
+        // A desktop without a status area: no tray, and so "keep running" stays off (keepsRunning).
+        log(`no tray icon: ${String(err)}`);
+        tray = null;
+      }
     }
     phase = 'running';
     showLibrary();
