@@ -1,6 +1,7 @@
 /** The command table: each command's flags, help, and how it maps onto the contract. */
 import type { CommandSpec } from './args';
 import { MEDIA_COMMANDS } from './media-commands';
+import { SNAPSHOT_COMMANDS } from './snapshot-commands';
 
 const VM = 'NAME';
 
@@ -141,4 +142,5 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
   },
   ...MEDIA_COMMANDS,
+  ...SNAPSHOT_COMMANDS,
 };

@@ -17,6 +17,7 @@ import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type 
 import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
 import { createWithProgress, importFlag, prepareMedia } from './media-commands';
+import { prepareSnapshot } from './snapshot-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../common/shell-arg';
 
@@ -123,6 +124,7 @@ function prepare(command: string, p: Parsed): Plan {
       throw errors.invalid(`--port must be a whole number from 0 to 65535, not ${port}.`);
     }
     if (command === 'catalog' || command === 'media') prepareMedia(command, p);
+    if (command === 'snapshot') prepareSnapshot(command, p);
     if (command === 'create') return { create: createSpec(p) };
     if (command === 'edit') return { edit: editSpec(p) };
     return {};
@@ -226,6 +228,11 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     case 'media': {
       const { runMedia } = await import('./media-commands.js');
       return runMedia(command, p, s, io);
+    }
+    case 'snapshot':
+    case 'clone': {
+      const { runSnapshot } = await import('./snapshot-commands.js');
+      return runSnapshot(command, p, s, io);
     }
     default:
       throw new UsageError(`"${command}" is not implemented`, command);

@@ -11,6 +11,7 @@ import { hostReport, probeHost } from './qemu/host-probe';
 import { configNames, MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
 import { LocalVmService as VmManager } from './vm-service';
+import { LocalSnapshotService } from './snapshots/snapshot-service';
 
 /** Where a library's files and sockets are: front ends find a running engine with it before they
  *  create one of their own (the CLI). */
@@ -67,8 +68,10 @@ export function createEngine(options: EngineOptions = {}): Engine {
     qemuImg: async () => (await host()).qemuImg,
     inUse: async (file) => (await manager.list()).find((vm) => configNames(vm.config, file))?.name ?? null,
   });
+  const snapshots = new LocalSnapshotService({ vms: manager, layout, host, log: options.log });
   const services: Services = {
     media,
+    snapshots,
     vms: manager,
     host: hostService,
     stats,
@@ -92,6 +95,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
     dispose: () => {
       ownStats?.dispose();
       void media.dispose();
+      snapshots.dispose();
       manager.dispose();
     },
   };

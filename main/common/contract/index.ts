@@ -22,6 +22,8 @@ import type { VmService } from './vms';
 import { vmsSchema } from './vms';
 import type { MediaService } from './media';
 import { mediaContract } from './media';
+import type { SnapshotService } from './snapshots';
+import { snapshotsSchema } from './snapshots';
 
 export * from './shared';
 export * from './vms';
@@ -29,6 +31,7 @@ export * from './host';
 export * from './stats';
 export * from './console';
 export * from './media';
+export * from './snapshots';
 
 export interface Services {
   readonly vms: VmService;
@@ -36,6 +39,7 @@ export interface Services {
   readonly stats: StatsService;
   readonly console: ConsoleService;
   readonly media: MediaService;
+  readonly snapshots: SnapshotService;
 }
 
 export type ServiceName = keyof Services;
@@ -49,6 +53,7 @@ export const contract: Contract = {
   stats: statsSchema,
   console: consoleSchema,
   media: mediaContract,
+  snapshots: snapshotsSchema,
 };
 
 export const SERVICE_NAMES = Object.keys(contract) as readonly ServiceName[];

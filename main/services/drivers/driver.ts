@@ -85,16 +85,53 @@ export interface KeySender {
   sendKeys(vm: DriverVm, record: RuntimeRecord, qcodes: readonly string[]): Promise<void>;
 }
 
-/** Snapshots (issue: snapshot tree). Declared so drivers can grow into it; none implements it yet. */
-export interface Snapshotter {
-  saveSnapshot(vm: DriverVm, record: RuntimeRecord | null, name: string): Promise<void>;
-  restoreSnapshot(vm: DriverVm, name: string): Promise<void>;
-  deleteSnapshot(vm: DriverVm, name: string): Promise<void>;
+/** One image an internal snapshot is written into: a writable qcow2 of the VM (a disk's top image,
+ *  the UEFI variable store). */
+export interface SnapshotImage {
+  /** The QEMU node name (a disk's id, "fw-vars"). */
+  readonly node: string;
+  /** Bundle-relative file name (only images inside the bundle take internal snapshots). */
+  readonly file: string;
+  /** For sentences: "disk disk0", "the UEFI variable store". */
+  readonly label: string;
 }
 
-/** Suspend to disk and resume from it. Declared; none implements it yet. */
+/** What a snapshot of a VM covers: its images, and the one that holds the memory (null: none can). */
+export interface SnapshotPlan {
+  readonly images: readonly SnapshotImage[];
+  readonly vmstate: SnapshotImage | null;
+}
+
+/** An internal snapshot found in an image (qemu-img info `snapshots[]`). */
+export interface ImageSnapshot {
+  readonly tag: string;
+  /** Bytes of saved VM state (RAM, devices) in this image; 0 for disk-only snapshots. */
+  readonly vmStateBytes: number;
+}
+
+/** How far a long snapshot job has come, 0..1 (QEMU's current-progress / total-progress). */
+export type SnapshotProgress = (fraction: number) => void;
+
+/**
+ * Internal snapshots (issue 10): every writable qcow2 of a VM, the UEFI variables included, under
+ * one tag. With a runtime record the VM is running and the snapshot holds its memory (QMP
+ * snapshot-save/-load/-delete jobs); without one it is stopped and only the disks are touched
+ * (qemu-img snapshot). Tags are Vivarium's snapshot ids; names and the tree are the caller's.
+ */
+export interface Snapshotter {
+  /** @throws VivariumError invalid-state naming a disk that cannot hold an internal snapshot. */
+  snapshotPlan(vm: DriverVm): SnapshotPlan;
+  saveSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void>;
+  loadSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void>;
+  deleteSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string): Promise<void>;
+  /** The snapshots each image of the plan holds, by bundle file name (read without locks). */
+  imageSnapshots(vm: DriverVm): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>>;
+}
+
+/** Suspend to disk: the whole running state saved to `file` (bundle-relative), QEMU ended. The
+ *  next start resumes from it (the driver's start sees the file). */
 export interface Suspender {
-  suspend(vm: DriverVm, record: RuntimeRecord): Promise<void>;
+  suspend(vm: DriverVm, record: RuntimeRecord, progress?: SnapshotProgress): Promise<void>;
 }
 
 export function hasScreenshotter(d: VmDriver): d is VmDriver & Screenshotter {
@@ -106,7 +143,7 @@ export function hasKeySender(d: VmDriver): d is VmDriver & KeySender {
 }
 
 export function hasSnapshotter(d: VmDriver): d is VmDriver & Snapshotter {
-  return typeof (d as Partial<Snapshotter>).saveSnapshot === 'function';
+  return typeof (d as Partial<Snapshotter>).snapshotPlan === 'function';
 }
 
 export function hasSuspender(d: VmDriver): d is VmDriver & Suspender {

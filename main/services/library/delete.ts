@@ -9,7 +9,7 @@ import type { BundleEntry } from '../bundles/bundle-store';
 import { deleteBlockedBy, usesOfFilesIn } from '../disks/image-users';
 import { scanQemuProcesses } from '../runtime/records';
 import type { RunStates } from '../runtime/run-state';
-import { acquireStartLock } from '../runtime/start-lock';
+import { acquireStartLockAsync } from '../runtime/start-lock';
 import type { Library } from './library';
 import { nameOf } from './resolve';
 
@@ -25,7 +25,7 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: { 
   const rt = layout.runtime(entry.id);
   layout.ensureRuntimeDir(rt.dir);
   const live = await scanQemuProcesses();
-  const release = acquireStartLock(rt, name);
+  const release = await acquireStartLockAsync(rt, name);
   let kept: string[];
   try {
     const rs = deps.runStates.getLocked({ id: entry.id, name }, live);
@@ -38,7 +38,7 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: { 
     if (blocked) throw errors.state(blocked);
     kept = deps.library.store.remove(entry, options.keepDisks ?? false);
   } finally {
-    release();
+    await release();
   }
   await fsp.rm(rt.dir, { recursive: true, force: true });
   return kept;

@@ -60,7 +60,35 @@ export interface Monitor {
   close(): void;
 }
 
-export class QemuMonitor implements Monitor {
+/** One QMP job as `query-jobs` reports it (qapi/job.json JobInfo). */
+export interface JobInfo {
+  readonly id: string;
+  readonly type: string;
+  /** created, running, paused, ready, standby, waiting, pending, aborting, concluded, undefined, null */
+  readonly status: string;
+  readonly currentProgress: number;
+  readonly totalProgress: number;
+  /** Set once a concluded job failed: QEMU's reason. */
+  readonly error: string | null;
+}
+
+/** The internal snapshot jobs of QEMU 6.0+ (qapi/migration.json snapshot-save/-load/-delete) and the
+ *  generic job commands that follow them (qapi/job.json). */
+export interface SnapshotJobMonitor {
+  /** snapshot-save: starts job `jobId` that saves tag `tag` on `devices` (format node names), the
+   *  VM state (RAM, devices) on node `vmstate`. */
+  snapshotSave(jobId: string, tag: string, vmstate: string, devices: readonly string[]): Promise<void>;
+  /** snapshot-load: starts job `jobId` that reverts `devices` and the VM state to tag `tag`. */
+  snapshotLoad(jobId: string, tag: string, vmstate: string, devices: readonly string[]): Promise<void>;
+  /** snapshot-delete: starts job `jobId` that deletes tag `tag` from `devices`. */
+  snapshotDelete(jobId: string, tag: string, devices: readonly string[]): Promise<void>;
+  /** query-jobs: every job QEMU has, concluded ones until dismissed. */
+  queryJobs(): Promise<readonly JobInfo[]>;
+  /** job-dismiss: forgets a concluded job. */
+  jobDismiss(jobId: string): Promise<void>;
+}
+
+export class QemuMonitor implements Monitor, SnapshotJobMonitor {
   constructor(readonly client: QmpClient) {}
 
   async queryStatus(): Promise<StatusInfo> {

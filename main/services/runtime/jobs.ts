@@ -47,6 +47,11 @@ export const JOBS = {
   reset: { kind: 'modify', allows: MUTATING_MASK, long: false, doing: 'it is being reset' },
   snapshotSave: { kind: 'async', allows: MUTATING_MASK, long: true, doing: 'a snapshot is being saved' },
   diskConvert: { kind: 'async', allows: MUTATING_MASK, long: true, doing: 'a disk is being converted' },
+  snapshotLoad: { kind: 'async', allows: MUTATING_MASK, long: true, doing: 'it is being reverted to a snapshot' },
+  snapshotDelete: { kind: 'async', allows: MUTATING_MASK, long: true, doing: 'a snapshot is being deleted' },
+  snapshotEdit: { kind: 'modify', allows: MUTATING_MASK, long: false, doing: 'a snapshot is being renamed' },
+  clone: { kind: 'async', allows: MUTATING_MASK, long: true, doing: 'it is being cloned' },
+  suspend: { kind: 'async', allows: MUTATING_MASK, long: true, doing: 'it is being suspended' },
 } as const satisfies Record<string, JobSpec>;
 
 export type JobName = keyof typeof JOBS;

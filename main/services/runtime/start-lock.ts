@@ -6,9 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { errors } from '../../common/errors';
 import type { VmRuntimePaths } from '../paths';
-import { pidAlive, safeRead } from './records';
+import { pidAlive, safeRead, safeReadAsync } from './records';
 
 /**
  * Takes the start lock of a VM (`name` is for messages). Returns the release function.
@@ -38,6 +39,34 @@ export function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
     }
   }
   throw errors.busy(`Could not lock "${name}" for starting. Try again.`);
+}
+
+/** acquireStartLock without blocking the event loop; the release function is async too. */
+export async function acquireStartLockAsync(rt: VmRuntimePaths, name: string): Promise<() => Promise<void>> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const tmp = `${rt.startLock}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    await fsp.writeFile(tmp, `${process.pid}\n`, { mode: 0o600 });
+    try {
+      await fsp.link(tmp, rt.startLock);
+      return () => fsp.rm(rt.startLock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = parseOwner(await safeReadAsync(rt.startLock));
+      if (owner !== null && owner !== process.pid && pidAlive(owner)) {
+        throw errors.busy(`"${name}" is being started by another Vivarium process (pid ${owner}). Wait for it to finish.`);
+      }
+      if (owner === process.pid) throw errors.busy(`"${name}" is already being started. Wait for it to finish.`);
+      await fsp.rm(rt.startLock, { force: true });
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+  throw errors.busy(`Could not lock "${name}" for starting. Try again.`);
+}
+
+function parseOwner(text: string): number | null {
+  const owner = Number.parseInt(text, 10);
+  return Number.isInteger(owner) && owner > 0 ? owner : null;
 }
 
 /** Whether a live process holds the VM's start lock. */

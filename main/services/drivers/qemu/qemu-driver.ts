@@ -31,7 +31,7 @@ import {
   type RuntimeRecord,
 } from '../../runtime/records';
 import type { RunStates } from '../../runtime/run-state';
-import { acquireStartLock } from '../../runtime/start-lock';
+import { acquireStartLockAsync } from '../../runtime/start-lock';
 import type {
   DriverEvent,
   DriverStartOptions,
@@ -40,9 +40,15 @@ import type {
   KeySender,
   LiveStatus,
   Screenshotter,
+  SnapshotPlan,
+  SnapshotProgress,
+  Snapshotter,
+  ImageSnapshot,
   StopOutcome,
   VmDriver,
 } from '../driver';
+import { QemuSnapshotter } from './snapshotter';
+import { withSshForward } from '../../sandbox/ssh-forward';
 import { startSideProcesses, stopSideProcesses, transientFiles, writeGeneratedFiles, type StartedSide } from './side-processes';
 import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported } from './start-checks';
 import { planStop, runStopLadder, type LadderPort, type StopCause } from './stop-ladder';
@@ -82,7 +88,7 @@ function notRespondingOf(e: unknown): NotResponding | null {
   return d?.notResponding === true && typeof d.why === 'string' ? (d as NotResponding) : null;
 }
 
-export class QemuDriver implements VmDriver, Screenshotter, KeySender {
+export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshotter {
   readonly name = 'qemu';
   private readonly monitors = new Map<string, Promise<Monitor>>();
   private readonly emitter = new Emitter<DriverEvent>();
@@ -98,7 +104,8 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
   }
 
   async start(vm: DriverVm, options: DriverStartOptions): Promise<RuntimeRecord> {
-    const { config } = vm;
+    // A cloud-init sandbox gets a free loopback port forwarded to its sshd (sandbox/ssh-forward.ts).
+    const config = await withSshForward(vm.config);
     const paths = this.deps.layout.paths(vm.id);
     const caps = withDirectIoWhereSupported(await this.deps.host(), config, paths.bundle.file.bind(paths.bundle));
     const plan = buildQemuArgs(config, caps, paths);
@@ -106,7 +113,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
     assertSocketPathsFit(paths.runtime);
     this.deps.layout.ensureRuntimeDir(paths.runtime.dir);
     const live = await scanQemuProcesses();
-    const release = acquireStartLock(paths.runtime, config.name);
+    const release = await acquireStartLockAsync(paths.runtime, config.name);
     try {
       this.emitter.fire({ kind: 'changed', id: vm.id });
       const rs = this.deps.runStates.getLocked({ id: vm.id, name: config.name }, live);
@@ -161,7 +168,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
       this.deps.events.append(vm.id, `started, pid ${rec.pid}, accel ${rec.accel}`);
       return rec;
     } finally {
-      release();
+      await release();
     }
   }
 
@@ -276,6 +283,38 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender {
     } finally {
       await fsp.rm(file, { force: true });
     }
+  }
+
+  // ---- snapshots (./snapshotter.ts) --------------------------------------------------------------
+
+  private snapshotterImpl: QemuSnapshotter | null = null;
+  private get snapshotter(): QemuSnapshotter {
+    this.snapshotterImpl ??= new QemuSnapshotter({
+      layout: this.deps.layout,
+      qemuImg: async () => (await this.deps.host()).qemuImg,
+      monitor: async (id) => new QemuMonitor(await this.qmpFor(id)),
+    });
+    return this.snapshotterImpl;
+  }
+
+  snapshotPlan(vm: DriverVm): SnapshotPlan {
+    return this.snapshotter.plan(vm);
+  }
+
+  saveSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void> {
+    return this.snapshotter.save(vm, record, tag, progress);
+  }
+
+  loadSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void> {
+    return this.snapshotter.load(vm, record, tag, progress);
+  }
+
+  deleteSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string): Promise<void> {
+    return this.snapshotter.delete(vm, record, tag);
+  }
+
+  imageSnapshots(vm: DriverVm): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>> {
+    return this.snapshotter.imageSnapshots(vm);
   }
 
   /** The engine's QMP connection to a running VM, for services that must not open a second one. */

@@ -1,0 +1,131 @@
+/**
+ * `vivarium snapshot …` and `vivarium clone` (issue 10): the `snapshots` service. JSON shapes are
+ * stable and documented in the README.
+ */
+import type { Services } from '../common/contract';
+import type { SnapshotInfo } from '../common/contract/snapshots';
+import { formatBytes } from '../common/format';
+import type { CommandSpec, Parsed } from './args';
+import { UsageError } from './args';
+
+interface Io {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+const ACTIONS = ['create', 'list', 'revert', 'delete', 'rename'] as const;
+type Action = (typeof ACTIONS)[number];
+
+export const SNAPSHOT_COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  snapshot: {
+    usage:
+      'snapshot create NAME [SNAPSHOT] [--description TEXT] [--json]\n' +
+      '       vivarium snapshot list NAME [--json]\n' +
+      '       vivarium snapshot revert NAME SNAPSHOT\n' +
+      '       vivarium snapshot delete NAME SNAPSHOT\n' +
+      '       vivarium snapshot rename NAME SNAPSHOT NEWNAME',
+    summary: 'Snapshots of a VM: with its memory while it runs (a revert resumes it mid-run), of its disks while it is shut down.',
+    positionals: ['ACTION', 'NAME', 'SNAPSHOT', 'NEWNAME'],
+    optionalPositionals: 3,
+    flags: {
+      description: { type: 'string', value: 'TEXT', help: 'create: a description of the snapshot' },
+      json: { type: 'boolean', help: 'create, list: print JSON ({id, name, description, createdAt, parentId, current, withMemory, sizeBytes})' },
+    },
+  },
+  clone: {
+    usage: 'clone NAME NEWNAME [--linked] [--json]',
+    summary: 'Copy a shut-down VM: a full, independent copy, or with --linked an instant clone sharing the source\'s disks (read-only).',
+    positionals: ['NAME', 'NEWNAME'],
+    flags: {
+      linked: { type: 'boolean', help: 'share the source\'s current disks as a read-only base (instant; the source cannot be deleted while the clone exists)' },
+      json: { type: 'boolean', help: 'print the new VM as JSON' },
+    },
+  },
+};
+
+/** Usage checks that need no engine (exit 2 on failure). */
+export function prepareSnapshot(command: string, p: Parsed): void {
+  if (command !== 'snapshot') return;
+  const [action, vm, snap, newName] = p.positionals;
+  if (action === undefined) throw new UsageError(`missing ACTION (one of ${ACTIONS.join(', ')})`, command);
+  if (!(ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown action "${action}"; use one of ${ACTIONS.join(', ')}`, command);
+  if (vm === undefined || vm === '') throw new UsageError(`snapshot ${action} needs the VM's NAME`, command);
+  const needs: Record<Action, number> = { create: 0, list: 0, revert: 1, delete: 1, rename: 2 };
+  const allows: Record<Action, number> = { create: 1, list: 0, revert: 1, delete: 1, rename: 2 };
+  const extra = [snap, newName].filter((x) => x !== undefined).length;
+  const a = action as Action;
+  if (extra < needs[a]) throw new UsageError(a === 'rename' ? 'snapshot rename needs NAME SNAPSHOT NEWNAME' : `snapshot ${a} needs NAME SNAPSHOT`, command);
+  if (extra > allows[a]) throw new UsageError(`unexpected argument "${[snap, newName][allows[a]]}"`, command);
+  if (p.flags.description !== undefined && a !== 'create') throw new UsageError('--description only goes with snapshot create', command);
+  if (p.flags.json === true && a !== 'create' && a !== 'list') throw new UsageError(`--json does not go with snapshot ${a}`, command);
+}
+
+/** The documented JSON shape of one snapshot (README). */
+export function publicSnapshot(s: SnapshotInfo): Omit<SnapshotInfo, 'hasThumbnail'> {
+  return { id: s.id, name: s.name, description: s.description, createdAt: s.createdAt, parentId: s.parentId, current: s.current, withMemory: s.withMemory, sizeBytes: s.sizeBytes };
+}
+
+export async function runSnapshot(command: string, p: Parsed, s: Services, io: Io): Promise<number> {
+  const out = (text: string) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const json = (v: unknown) => out(JSON.stringify(v, null, 2));
+  const asJson = p.flags.json === true;
+  if (command === 'clone') {
+    const [vm, newName] = p.positionals as [string, string];
+    const info = await s.snapshots.clone(vm, { name: newName, linked: p.flags.linked === true });
+    if (asJson) json({ name: info.name, id: info.id, state: info.state, linked: p.flags.linked === true });
+    else out(info.id);
+    return 0;
+  }
+  const [action, vm, snap, newName] = p.positionals as [Action, string, string | undefined, string | undefined];
+  switch (action) {
+    case 'create': {
+      const desc = p.flags.description;
+      const made = await s.snapshots.create(vm, { ...(snap !== undefined ? { name: snap } : {}), ...(typeof desc === 'string' ? { description: desc } : {}) });
+      if (asJson) json(publicSnapshot(made));
+      else out(`${made.name} (${made.id})${made.withMemory ? ', with memory' : ', disks only'}`);
+      return 0;
+    }
+    case 'list': {
+      const list = await s.snapshots.list(vm);
+      if (asJson) json(list.map(publicSnapshot));
+      else out(formatTree(list));
+      return 0;
+    }
+    case 'revert': {
+      const r = await s.snapshots.revert(vm, snap!);
+      out(`Reverted to ${r.name} (${r.id}).`);
+      return 0;
+    }
+    case 'delete': {
+      await s.snapshots.delete(vm, snap!);
+      out(`Deleted snapshot ${snap!}.`);
+      return 0;
+    }
+    case 'rename': {
+      const r = await s.snapshots.edit(vm, snap!, { name: newName! });
+      out(`Renamed to ${r.name} (${r.id}).`);
+      return 0;
+    }
+  }
+}
+
+/** The tree as indented lines, children under their parent, "you are here" marked. */
+function formatTree(list: readonly SnapshotInfo[]): string {
+  if (list.length === 0) return 'No snapshots. Take one with `vivarium snapshot create NAME`.';
+  const ids = new Set(list.map((s) => s.id));
+  const children = new Map<string | null, SnapshotInfo[]>();
+  for (const s of list) {
+    const parent = s.parentId !== null && ids.has(s.parentId) ? s.parentId : null;
+    children.set(parent, [...(children.get(parent) ?? []), s]);
+  }
+  const lines: string[] = [];
+  const walk = (parent: string | null, depth: number) => {
+    for (const s of children.get(parent) ?? []) {
+      const what = s.withMemory ? `memory ${formatBytes(s.sizeBytes)}` : 'disks only';
+      lines.push(`${'  '.repeat(depth)}${s.current ? '* ' : '- '}${s.name.replace(/[\r\n\t]+/g, ' ')}  (${s.id}, ${s.createdAt}, ${what})${s.current ? '  <- you are here' : ''}`);
+      walk(s.id, depth + 1);
+    }
+  };
+  walk(null, 0);
+  return lines.join('\n');
+}

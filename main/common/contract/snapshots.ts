@@ -1,0 +1,112 @@
+/**
+ * The `snapshots` service (issue 10): a VM's snapshot tree — take, list, revert, delete, rename —
+ * and clones. Implemented by main/services/snapshots/snapshot-service.ts.
+ *
+ * A snapshot of a running VM holds its memory (reverting puts the guest back mid-run); one of a
+ * stopped VM holds its disks only. The tree (parents, the "you are here" marker, names,
+ * descriptions, thumbnails) is Vivarium's metadata in the VM's folder; the data is internal qcow2
+ * snapshots in the VM's images, the UEFI variables included.
+ */
+import { z } from 'zod';
+import { NewVmName } from '../models/vm-config';
+import type { VmInfo } from '../models/vm-state';
+import { VmRef, type Event, type ServiceSchema } from './shared';
+
+/** A snapshot's name: visible text, one line. */
+export const SnapshotName = z
+  .string()
+  .trim()
+  .min(1, 'a snapshot name must not be empty')
+  .max(100, 'a snapshot name must be at most 100 characters')
+  .refine((n) => !/[\u0000-\u001f\u007f]/.test(n), 'a snapshot name must not contain control characters');
+
+/** A snapshot reference: its name or its id. */
+export const SnapshotRef = z.string().min(1, 'a snapshot name or id is required').max(200);
+
+export const SnapshotDescription = z.string().max(2000, 'a description must be at most 2000 characters');
+
+export const CreateSnapshotSpec = z
+  .object({
+    /** Default: "Snapshot N". */
+    name: SnapshotName.optional(),
+    description: SnapshotDescription.optional(),
+  })
+  .strict();
+export type CreateSnapshotSpec = z.infer<typeof CreateSnapshotSpec>;
+
+export const EditSnapshotSpec = z.object({ name: SnapshotName.optional(), description: SnapshotDescription.optional() }).strict();
+export type EditSnapshotSpec = z.infer<typeof EditSnapshotSpec>;
+
+export const CloneSpec = z
+  .object({
+    name: NewVmName,
+    /** A qcow2 overlay on the source's current disk state (instant) instead of a full copy. */
+    linked: z.boolean().optional(),
+  })
+  .strict();
+export type CloneSpec = z.infer<typeof CloneSpec>;
+
+/** One snapshot, as `vivarium snapshot list --json` prints it (README). */
+export interface SnapshotInfo {
+  /** Stable id ("snap-" and 12 hex digits); also the tag inside the images. */
+  readonly id: string;
+  readonly name: string;
+  readonly description: string;
+  /** ISO 8601. */
+  readonly createdAt: string;
+  /** The snapshot this one was taken after (the tree), null for a root. */
+  readonly parentId: string | null;
+  /** "You are here": the VM's state descends from this snapshot. */
+  readonly current: boolean;
+  /** Taken while running: holds the memory, a revert resumes the guest mid-run. */
+  readonly withMemory: boolean;
+  /** Bytes the snapshot's saved memory takes in the images (disk clusters are shared between
+   *  snapshots and the live image, so they are not counted). */
+  readonly sizeBytes: number;
+  /** Whether a screen thumbnail was saved with it. */
+  readonly hasThumbnail: boolean;
+}
+
+/** A long snapshot or clone operation's progress, for the UI. */
+export interface SnapshotProgressEvent {
+  readonly vmId: string;
+  readonly operation: 'create' | 'revert' | 'delete' | 'clone';
+  /** 0..1 */
+  readonly fraction: number;
+  readonly done: boolean;
+}
+
+export interface SnapshotService {
+  /** The VM's snapshots, oldest first. Reconciles the tree with what the images hold. */
+  list(vm: string): Promise<readonly SnapshotInfo[]>;
+  /** Takes a snapshot (with memory when the VM runs). Errors: invalid-state (a disk that cannot
+   *  hold one, named), already-exists (name taken), busy (another job). */
+  create(vm: string, spec: CreateSnapshotSpec): Promise<SnapshotInfo>;
+  /** Puts the VM back to the snapshot. A running VM needs a snapshot with memory; a stopped VM's
+   *  disks are reverted (it stays stopped). */
+  revert(vm: string, snapshot: string): Promise<SnapshotInfo>;
+  /** Deletes a snapshot; its children become children of its parent and stay revertible. */
+  delete(vm: string, snapshot: string): Promise<void>;
+  /** Renames a snapshot or changes its description. */
+  edit(vm: string, snapshot: string, patch: EditSnapshotSpec): Promise<SnapshotInfo>;
+  /** The screen at the moment of the snapshot, PNG base64; null when none was saved. */
+  thumbnail(vm: string, snapshot: string): Promise<{ readonly pngBase64: string } | null>;
+  /** Clones a stopped VM: linked (an overlay on the source's disks, which become read-only) or full. */
+  clone(vm: string, spec: CloneSpec): Promise<VmInfo>;
+  /** A VM's snapshot list changed. */
+  onDidChange: Event<{ readonly vmId: string }>;
+  onDidProgress: Event<SnapshotProgressEvent>;
+}
+
+export const snapshotsSchema: ServiceSchema<SnapshotService> = {
+  methods: {
+    list: z.tuple([VmRef]),
+    create: z.tuple([VmRef, CreateSnapshotSpec]),
+    revert: z.tuple([VmRef, SnapshotRef]),
+    delete: z.tuple([VmRef, SnapshotRef]),
+    edit: z.tuple([VmRef, SnapshotRef, EditSnapshotSpec]),
+    thumbnail: z.tuple([VmRef, SnapshotRef]),
+    clone: z.tuple([VmRef, CloneSpec]),
+  },
+  events: ['onDidChange', 'onDidProgress'],
+};

@@ -1,0 +1,215 @@
+/**
+ * Cloning a stopped VM (issue 10). The clone gets a new id, name and MAC address, its own copy of
+ * the UEFI variables, and none of the source's snapshots.
+ *
+ * - full: every disk's whole chain is copied into one standalone qcow2 in the clone's folder
+ *   (`qemu-img convert`, with progress). The clone shares nothing with the source.
+ * - linked: the source's current disk state becomes a read-only base both VMs stand on. Each
+ *   writable disk's top image is frozen (mode 0444, and only ever opened read-only by Vivarium), the
+ *   source gets a fresh overlay on it in its own folder, and the clone an overlay in its folder;
+ *   both configs list the chain explicitly (vm-config.ts `Disk.backing`). Instant whatever the disk
+ *   size. While a linked clone exists, deleting the source is refused (library/delete.ts: another VM
+ *   uses a file from its folder).
+ *
+ * A linked clone of a VM with snapshots is refused: the snapshots live in the image that would
+ * become the base, and would be cut off from the VM.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import type { CloneSpec } from '../../common/contract/snapshots';
+import { ErrorCode, errors, VivariumError } from '../../common/errors';
+import type { HostCapabilities } from '../../common/models/host';
+import { bundleDiskFile, diskImages, type BackingLayer, type Disk, type ImageSource, type VmConfig } from '../../common/models/vm-config';
+import { findNameClash } from '../../common/models/vm-settings';
+import { BundleFile } from '../paths';
+import { libraryNames, randomMac } from './checks';
+import type { Library, OkEntry } from './library';
+
+export interface CloneDeps {
+  readonly library: Library;
+  readonly host: () => Promise<HostCapabilities>;
+  /** 0..1 over the whole copy (full clones). */
+  readonly progress?: (fraction: number) => void;
+}
+
+/** The file Vivarium keeps a VM's snapshot tree in (main/services/snapshots/tree.ts). */
+const TREE_FILE = 'snapshots.json';
+
+/**
+ * Clones the stopped VM `source` (the caller holds its start lock and a job).
+ * @throws VivariumError already-exists (name taken), invalid-state (linked clone of a VM with
+ *   snapshots), qemu-failed (qemu-img)
+ */
+export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec): Promise<{ readonly config: VmConfig }> {
+  const { library } = deps;
+  const layout = library.layout;
+  const clash = findNameClash(spec.name, libraryNames(library));
+  if (clash) {
+    throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${clash.name}" already exists. Choose another name for the clone.`, undefined, {
+      field: 'name',
+      remedy: { kind: 'rename', taken: clash.name },
+    });
+  }
+  const caps = await deps.host();
+  const qemuImg = caps.qemuImg;
+  if (!qemuImg) throw errors.qemu('qemu-img was not found. Install QEMU and check what this host can run (the doctor) before trying again.', undefined, { remedy: { kind: 'check-host' } });
+  const src = layout.bundle(source.id);
+  const id = randomUUID();
+  const abs = (s: ImageSource): string => ('bundle' in s ? src.file(s.bundle) : s.path);
+  const base: VmConfig = {
+    ...source.config,
+    id,
+    name: spec.name.trim(),
+    createdAt: new Date().toISOString(),
+    network: { ...source.config.network, mac: randomMac() },
+    autostart: false,
+  };
+
+  if (spec.linked) {
+    if (await hasSnapshots(src.file(TREE_FILE))) {
+      throw errors.state(
+        `"${source.config.name}" has snapshots, which live in the disk images a linked clone would freeze as its base. Delete its snapshots first, or make a full clone.`,
+      );
+    }
+    const stamp = randomBytes(3).toString('hex');
+    const sourceDisks: Disk[] = [];
+    const cloneDisks: Disk[] = [];
+    const frozen: string[] = [];
+    const made: string[] = [];
+    try {
+      await library.store.create(base, async (dir) => {
+        for (const d of source.config.disks) {
+          if (d.readOnly) {
+            sourceDisks.push(d);
+            cloneDisks.push({ ...d, source: 'bundle' in d.source ? { path: abs(d.source) } : d.source, backing: d.backing.map((l) => absLayer(l, abs)) });
+            continue;
+          }
+          // The current top image becomes a shared, read-only base.
+          const topFile = abs(d.source);
+          const chainBelow: BackingLayer[] = [{ source: { path: topFile }, format: d.format }, ...d.backing.map((l) => absLayer(l, abs))];
+          const srcOverlay = `${d.id}-${stamp}.qcow2`;
+          await createOverlay(qemuImg, topFile, d.format, src.file(srcOverlay));
+          made.push(src.file(srcOverlay));
+          await createOverlay(qemuImg, topFile, d.format, `${dir}/${bundleDiskFile(d.id)}`);
+          // The source's own chain keeps bundle-relative names for files in its folder.
+          sourceDisks.push({
+            ...d,
+            source: { bundle: srcOverlay },
+            format: 'qcow2',
+            backing: [{ source: d.source, format: d.format }, ...d.backing],
+          });
+          cloneDisks.push({ ...d, source: { bundle: bundleDiskFile(d.id) }, format: 'qcow2', backing: chainBelow });
+          if ('bundle' in d.source) frozen.push(topFile);
+        }
+        if (source.config.uefiVars) await copyStandalone(qemuImg, src.file(source.config.uefiVars), 'qcow2', `${dir}/${BundleFile.uefiVars}`, []);
+        Object.assign(base, { disks: cloneDisks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
+      });
+    } catch (e) {
+      for (const f of made) await fsp.rm(f, { force: true });
+      throw e;
+    }
+    // Only now switch the source onto its overlay, and freeze the base (no one writes it again).
+    library.store.save({ ...source.config, disks: sourceDisks });
+    for (const f of frozen) await fsp.chmod(f, 0o444).catch(() => undefined);
+    deps.progress?.(1);
+    return { config: base };
+  }
+
+  // Full: each disk's chain flattened into one standalone qcow2.
+  const total = source.config.disks.length + (source.config.uefiVars ? 1 : 0);
+  let done = 0;
+  const step = (f: number) => deps.progress?.(Math.min(1, (done + f) / Math.max(1, total)));
+  const disks: Disk[] = [];
+  await library.store.create(base, async (dir) => {
+    for (const d of source.config.disks) {
+      const out = bundleDiskFile(d.id);
+      await copyStandalone(qemuImg, abs(d.source), d.format, `${dir}/${out}`, diskImages(d).slice(1).map((l) => ({ file: abs(l.source), format: l.format })), step);
+      disks.push({ ...d, source: { bundle: out }, format: 'qcow2', backing: [], readOnly: d.readOnly });
+      done++;
+    }
+    if (source.config.uefiVars) {
+      await copyStandalone(qemuImg, src.file(source.config.uefiVars), 'qcow2', `${dir}/${BundleFile.uefiVars}`, []);
+      done++;
+    }
+    Object.assign(base, { disks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
+  });
+  deps.progress?.(1);
+  return { config: base };
+}
+
+function absLayer(l: BackingLayer, abs: (s: ImageSource) => string): BackingLayer {
+  return { source: { path: abs(l.source) }, format: l.format };
+}
+
+async function hasSnapshots(treeFile: string): Promise<boolean> {
+  try {
+    const t = JSON.parse(await fsp.readFile(treeFile, 'utf8')) as { snapshots?: unknown[] };
+    return Array.isArray(t.snapshots) && t.snapshots.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+function run(binary: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { timeout: 120_000 }, (err, _stdout, stderr) => {
+      if (err) reject(errors.qemu(`qemu-img ${args[0]} failed: ${((stderr || err.message).trim().split('\n').pop() ?? '').replace(/^qemu-img: /, '')}`));
+      else resolve();
+    });
+  });
+}
+
+/** A qcow2 overlay at `out` on `base` (whose header names `base` by its absolute path). */
+async function createOverlay(qemuImg: string, base: string, baseFormat: string, out: string): Promise<void> {
+  // -u: do not open the base (its size is read from the base's header below instead).
+  const size = await virtualSize(qemuImg, base, baseFormat);
+  await run(qemuImg, ['create', '-q', '-u', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', base, '-F', baseFormat, out, String(size)]);
+}
+
+function virtualSize(qemuImg: string, file: string, format: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile(qemuImg, ['info', '-U', '-f', format, '--output=json', file], { timeout: 30_000 }, (err, stdout) => {
+      if (err) return reject(errors.qemu(`qemu-img info failed on ${file}: ${err.message}`));
+      const j = JSON.parse(stdout) as { 'virtual-size'?: unknown };
+      typeof j['virtual-size'] === 'number' ? resolve(j['virtual-size']) : reject(errors.qemu(`qemu-img info gave no size for ${file}.`));
+    });
+  });
+}
+
+/** The JSON image spec of a chain with an explicit bottom (`backing: null`): whatever backing file
+ *  a header names is never opened. */
+function chainSpec(top: { file: string; format: string }, below: readonly { file: string; format: string }[]): Record<string, unknown> {
+  const layers = [top, ...below];
+  let spec: Record<string, unknown> | null = null;
+  for (const l of [...layers].reverse()) {
+    spec = { driver: l.format, file: { driver: 'file', filename: l.file }, ...(l.format === 'qcow2' ? { backing: spec } : {}) };
+  }
+  return spec!;
+}
+
+/** `qemu-img convert -p` of a chain into one standalone qcow2 (internal snapshots are not copied). */
+function copyStandalone(
+  qemuImg: string,
+  file: string,
+  format: string,
+  out: string,
+  below: readonly { file: string; format: string }[],
+  progress?: (fraction: number) => void,
+): Promise<void> {
+  const src = `json:${JSON.stringify(chainSpec({ file, format }, below))}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(qemuImg, ['convert', '-p', '-O', 'qcow2', '-o', 'cluster_size=65536', src, out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => {
+      const m = /\((\d+(?:\.\d+)?)\/100%\)/.exec(b.toString('latin1').split('\r').filter(Boolean).pop() ?? '');
+      if (m) progress?.(Number(m[1]) / 100);
+    });
+    child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
+    child.on('error', (e) => reject(errors.qemu(`qemu-img convert could not run: ${e.message}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(errors.qemu(`Copying ${file} failed: ${(err.trim().split('\n').pop() ?? '').replace(/^qemu-img: /, '')}`));
+    });
+  });
+}

@@ -1,0 +1,356 @@
+/**
+ * The `snapshots` service: a VM's snapshot tree over the driver's Snapshotter capability.
+ *
+ *   snapshot-service.ts   resolve · job · driver (data in the images) · tree (tree.ts, snapshots.json)
+ *
+ * Every operation runs as a job on the VM (runtime/jobs.ts), so Force Off stays possible while a
+ * snapshot is saved, and a second mutating operation is refused with a sentence naming this one.
+ * A stopped VM's images are changed under its start lock (no start from another process slips in).
+ * The tree is written before the data is made (`saving`) and after (`complete`); reading it
+ * reconciles it with what the images hold (tree.ts `reconcile`), so whatever is killed in between, a
+ * snapshot is either complete or absent.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import type { CloneSpec, CreateSnapshotSpec, EditSnapshotSpec, SnapshotInfo, SnapshotProgressEvent, SnapshotService } from '../../common/contract/snapshots';
+import { ErrorCode, errors, VivariumError } from '../../common/errors';
+import type { VmInfo } from '../../common/models/vm-state';
+import { hasScreenshotter, hasSnapshotter, type DriverVm, type Snapshotter, type VmDriver } from '../drivers/driver';
+import { Emitter } from '../emitter';
+import type { OkEntry } from '../library/library';
+import { writeFileAtomicAsync, type Layout } from '../paths';
+import type { JobName } from '../runtime/jobs';
+import type { RuntimeRecord } from '../runtime/records';
+import { scanQemuProcesses } from '../runtime/records';
+import { acquireStartLock } from '../runtime/start-lock';
+import type { LocalVmService } from '../vm-service';
+import { cloneVm } from '../library/clone';
+import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree } from './tree';
+
+export interface SnapshotServiceDeps {
+  readonly vms: LocalVmService;
+  readonly layout: Layout;
+  readonly host: () => Promise<import('../../common/models/host').HostCapabilities>;
+  readonly log?: (line: string) => void;
+}
+
+type SnapDriver = VmDriver & Snapshotter;
+
+/** Where the VM is, for a snapshot operation. */
+type Where = { readonly kind: 'running'; readonly record: RuntimeRecord } | { readonly kind: 'stopped'; readonly release: () => void };
+
+export class LocalSnapshotService implements SnapshotService {
+  private readonly changes = new Emitter<{ readonly vmId: string }>();
+  private readonly progress = new Emitter<SnapshotProgressEvent>();
+  readonly onDidChange = this.changes.event;
+  readonly onDidProgress = this.progress.event;
+
+  constructor(private readonly deps: SnapshotServiceDeps) {}
+
+  async list(ref: string): Promise<readonly SnapshotInfo[]> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const driver = this.driverOf(entry, false);
+    if (!driver) return [];
+    // While this engine saves, reverts or deletes a snapshot of it, the tree is read as it is.
+    const busy = this.deps.vms.jobs.running(entry.id).some((j) => j.name.startsWith('snapshot'));
+    const tree = await this.loadTree(entry, driver, !busy);
+    const sizes = await this.sizes(entry, driver);
+    return tree.snapshots.filter((s) => s.state === 'complete').map((s) => infoOf(tree, s, sizes.get(s.id) ?? 0));
+  }
+
+  async create(ref: string, spec: CreateSnapshotSpec): Promise<SnapshotInfo> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const driver = this.driverOf(entry, true)!;
+    const vm = vmOf(entry);
+    const plan = driver.snapshotPlan(vm); // refuses a VM with a disk that cannot take one, before any job
+    return this.job(entry, 'snapshotSave', async () => {
+      let tree = await this.loadTree(entry, driver);
+      const name = spec.name?.trim() ?? defaultName(tree);
+      assertNameFree(tree, name, null, entry.config.name);
+      const where = await this.where(entry, 'take a snapshot');
+      const id = `snap-${randomBytes(6).toString('hex')}`;
+      const bundle = this.deps.layout.bundle(entry.id);
+      try {
+        let thumbnail: string | null = null;
+        if (where.kind === 'running' && entry.config.display !== 'none' && hasScreenshotter(driver)) {
+          try {
+            const shot = await driver.screenshot(vm, where.record);
+            thumbnail = `${id}.png`;
+            await writeFileAtomicAsync(bundle.file(thumbnail), shot.png);
+          } catch (e) {
+            this.deps.log?.(`snapshot thumbnail of ${entry.config.name}: ${(e as Error).message}`);
+            thumbnail = null;
+          }
+        }
+        const record: SnapshotRecord = {
+          id,
+          name,
+          description: spec.description ?? '',
+          createdAt: new Date().toISOString(),
+          parentId: tree.current,
+          withMemory: where.kind === 'running',
+          images: plan.images.map((i) => i.file),
+          thumbnail,
+          state: 'saving',
+        };
+        tree = { ...tree, snapshots: [...tree.snapshots, record] };
+        await this.writeTree(entry.id, tree);
+        this.fireProgress(entry.id, 'create', 0, false);
+        try {
+          await driver.saveSnapshot(vm, where.kind === 'running' ? where.record : null, id, (f) => this.fireProgress(entry.id, 'create', f, false));
+        } catch (e) {
+          // Complete or absent: take back what was made, then the tree entry.
+          await driver.deleteSnapshot(vm, where.kind === 'running' ? where.record : null, id).catch(() => undefined);
+          await this.writeTree(entry.id, removeSnapshot(tree, id));
+          if (thumbnail) await fsp.rm(bundle.file(thumbnail), { force: true });
+          throw e;
+        }
+        tree = { ...tree, current: id, snapshots: tree.snapshots.map((s) => (s.id === id ? { ...s, state: 'complete' as const } : s)) };
+        await this.writeTree(entry.id, tree);
+        this.deps.vms.events.append(entry.id, `snapshot "${name}" (${id}) taken${record.withMemory ? ' with memory' : ''}`);
+        const sizes = await this.sizes(entry, driver);
+        this.changes.fire({ vmId: entry.id });
+        return infoOf(tree, tree.snapshots.find((s) => s.id === id)!, sizes.get(id) ?? 0);
+      } finally {
+        this.fireProgress(entry.id, 'create', 1, true);
+        if (where.kind === 'stopped') where.release();
+      }
+    });
+  }
+
+  async revert(ref: string, snapshot: string): Promise<SnapshotInfo> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const driver = this.driverOf(entry, true)!;
+    const vm = vmOf(entry);
+    return this.job(entry, 'snapshotLoad', async () => {
+      let tree = await this.loadTree(entry, driver);
+      const snap = requireSnapshot(tree, snapshot, entry.config.name);
+      const where = await this.where(entry, 'revert to a snapshot');
+      try {
+        if (where.kind === 'running' && !snap.withMemory) {
+          throw errors.state(
+            `Snapshot "${snap.name}" was taken while "${entry.config.name}" was shut down, so it holds no memory to resume. Shut the VM down to revert its disks to it.`,
+            undefined,
+            { remedy: { kind: 'stop-vm', vm: entry.config.name } },
+          );
+        }
+        this.fireProgress(entry.id, 'revert', 0, false);
+        await driver.loadSnapshot(vm, where.kind === 'running' ? where.record : null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+        tree = { ...tree, current: snap.id };
+        await this.writeTree(entry.id, tree);
+        this.deps.vms.events.append(entry.id, `reverted to snapshot "${snap.name}" (${snap.id})`);
+        const sizes = await this.sizes(entry, driver);
+        this.changes.fire({ vmId: entry.id });
+        return infoOf(tree, snap, sizes.get(snap.id) ?? 0);
+      } finally {
+        this.fireProgress(entry.id, 'revert', 1, true);
+        if (where.kind === 'stopped') where.release();
+      }
+    });
+  }
+
+  async delete(ref: string, snapshot: string): Promise<void> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const driver = this.driverOf(entry, true)!;
+    const vm = vmOf(entry);
+    await this.job(entry, 'snapshotDelete', async () => {
+      const tree = await this.loadTree(entry, driver);
+      const snap = requireSnapshot(tree, snapshot, entry.config.name);
+      const where = await this.where(entry, 'delete a snapshot');
+      try {
+        this.fireProgress(entry.id, 'delete', 0, false);
+        await driver.deleteSnapshot(vm, where.kind === 'running' ? where.record : null, snap.id);
+        await this.writeTree(entry.id, removeSnapshot(tree, snap.id));
+        if (snap.thumbnail) await fsp.rm(this.deps.layout.bundle(entry.id).file(snap.thumbnail), { force: true });
+        this.deps.vms.events.append(entry.id, `snapshot "${snap.name}" (${snap.id}) deleted`);
+        this.changes.fire({ vmId: entry.id });
+      } finally {
+        this.fireProgress(entry.id, 'delete', 1, true);
+        if (where.kind === 'stopped') where.release();
+      }
+    });
+  }
+
+  async edit(ref: string, snapshot: string, patch: EditSnapshotSpec): Promise<SnapshotInfo> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const driver = this.driverOf(entry, true)!;
+    return this.job(entry, 'snapshotEdit', async () => {
+      let tree = await this.loadTree(entry, driver);
+      const snap = requireSnapshot(tree, snapshot, entry.config.name);
+      const name = patch.name?.trim() ?? snap.name;
+      assertNameFree(tree, name, snap.id, entry.config.name);
+      const next = { ...snap, name, description: patch.description ?? snap.description };
+      tree = { ...tree, snapshots: tree.snapshots.map((s) => (s.id === snap.id ? next : s)) };
+      await this.writeTree(entry.id, tree);
+      if (name !== snap.name) this.deps.vms.events.append(entry.id, `snapshot "${snap.name}" renamed "${name}"`);
+      this.changes.fire({ vmId: entry.id });
+      const sizes = await this.sizes(entry, driver);
+      return infoOf(tree, next, sizes.get(next.id) ?? 0);
+    });
+  }
+
+  async thumbnail(ref: string, snapshot: string): Promise<{ readonly pngBase64: string } | null> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const { tree } = parseTree(await this.readTreeText(entry.id));
+    const snap = requireSnapshot(tree, snapshot, entry.config.name);
+    if (!snap.thumbnail) return null;
+    try {
+      const png = await fsp.readFile(this.deps.layout.bundle(entry.id).file(snap.thumbnail));
+      return { pngBase64: png.toString('base64') };
+    } catch {
+      return null;
+    }
+  }
+
+  async clone(ref: string, spec: CloneSpec): Promise<VmInfo> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const info = await this.job(entry, 'clone', async () => {
+      const where = await this.where(entry, 'clone it');
+      try {
+        if (where.kind === 'running') {
+          throw errors.mustStop(entry.config.name, 'running', 'clone it');
+        }
+        return await cloneVm(
+          { library: this.deps.vms.library, host: this.deps.host, progress: (f) => this.fireProgress(entry.id, 'clone', f, false) },
+          entry,
+          spec,
+        );
+      } finally {
+        this.fireProgress(entry.id, 'clone', 1, true);
+        if (where.kind === 'stopped') where.release();
+      }
+    });
+    this.deps.vms.events.append(entry.id, `cloned as "${info.config.name}" (${spec.linked ? 'linked' : 'full'})`);
+    this.deps.vms.events.append(info.config.id, `created as a ${spec.linked ? 'linked' : 'full'} clone of "${entry.config.name}"`);
+    return this.deps.vms.get(info.config.id);
+  }
+
+  dispose(): void {
+    this.changes.dispose();
+    this.progress.dispose();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private job<T>(entry: OkEntry, name: JobName, fn: () => Promise<T>): Promise<T> {
+    return this.deps.vms.jobs.run(entry.id, entry.config.name, name, fn);
+  }
+
+  private driverOf(entry: OkEntry, required: boolean): SnapDriver | null {
+    const driver = this.deps.vms.driverFor(vmOf(entry));
+    if (hasSnapshotter(driver)) return driver;
+    if (!required) return null;
+    throw new VivariumError(ErrorCode.Unsupported, `"${entry.config.name}" cannot take snapshots with its ${driver.name} driver.`);
+  }
+
+  /** Running (with its record) or stopped (holding the start lock: release it when done). */
+  private async where(entry: OkEntry, what: string): Promise<Where> {
+    const vmKey = { id: entry.id, name: entry.config.name };
+    const rs = this.deps.vms.runStates.get(vmKey, await scanQemuProcesses());
+    if ((rs.state === 'running' || rs.state === 'paused') && 'record' in rs) return { kind: 'running', record: rs.record };
+    if (rs.state !== 'stopped') throw errors.state(`"${entry.config.name}" is ${rs.state}. Wait for it to finish, then ${what}.`);
+    const rt = this.deps.layout.runtime(entry.id);
+    this.deps.layout.ensureRuntimeDir(rt.dir);
+    const live = await scanQemuProcesses();
+    const release = acquireStartLock(rt, entry.config.name);
+    try {
+      const locked = this.deps.vms.runStates.getLocked(vmKey, live);
+      if (locked.state !== 'stopped') throw errors.state(`"${entry.config.name}" was just started. Try again to ${what}.`);
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return { kind: 'stopped', release };
+  }
+
+  private async readTreeText(id: string): Promise<string | null> {
+    const file = this.deps.layout.bundle(id).file(TREE_FILE);
+    try {
+      const st = await fsp.lstat(file);
+      if (!st.isFile()) return null;
+      return await fsp.readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  private async writeTree(id: string, tree: SnapshotTree): Promise<void> {
+    await writeFileAtomicAsync(this.deps.layout.bundle(id).file(TREE_FILE), `${JSON.stringify(tree, null, 2)}\n`);
+  }
+
+  /** The tree, reconciled with the images (unless a snapshot job of this engine is under way). */
+  private async loadTree(entry: OkEntry, driver: SnapDriver, doReconcile = true): Promise<SnapshotTree> {
+    const text = await this.readTreeText(entry.id);
+    const { tree, problem } = parseTree(text);
+    if (problem) this.deps.vms.events.append(entry.id, `${problem}; the snapshot tree starts afresh (the images keep their data)`);
+    if (!doReconcile) return tree;
+    const vm = vmOf(entry);
+    let held: ReadonlyMap<string, readonly string[]>;
+    try {
+      const images = await driver.imageSnapshots(vm);
+      held = new Map([...images].map(([f, list]) => [f, list.map((s) => s.tag)]));
+    } catch {
+      return tree; // a VM whose disks cannot hold snapshots has none to reconcile
+    }
+    const r = reconcile(tree, held);
+    if (r.notes.length > 0) {
+      for (const n of r.notes) this.deps.vms.events.append(entry.id, n);
+      await this.writeTree(entry.id, r.tree);
+    }
+    return r.tree;
+  }
+
+  /** Bytes of saved memory per snapshot id, over the images. */
+  private async sizes(entry: OkEntry, driver: SnapDriver): Promise<ReadonlyMap<string, number>> {
+    const out = new Map<string, number>();
+    try {
+      for (const list of (await driver.imageSnapshots(vmOf(entry))).values()) for (const s of list) out.set(s.tag, (out.get(s.tag) ?? 0) + s.vmStateBytes);
+    } catch {
+      // none
+    }
+    return out;
+  }
+
+  private fireProgress(vmId: string, operation: SnapshotProgressEvent['operation'], fraction: number, done: boolean): void {
+    this.progress.fire({ vmId, operation, fraction, done });
+  }
+}
+
+function vmOf(entry: OkEntry): DriverVm {
+  return { id: entry.id, config: entry.config };
+}
+
+function infoOf(tree: SnapshotTree, s: SnapshotRecord, sizeBytes: number): SnapshotInfo {
+  return {
+    id: s.id,
+    name: s.name,
+    description: s.description,
+    createdAt: s.createdAt,
+    parentId: s.parentId,
+    current: tree.current === s.id,
+    withMemory: s.withMemory,
+    sizeBytes,
+    hasThumbnail: s.thumbnail !== null,
+  };
+}
+
+function requireSnapshot(tree: SnapshotTree, ref: string, vmName: string): SnapshotRecord {
+  const s = findSnapshot(tree, ref);
+  if (!s || s.state !== 'complete') {
+    const names = tree.snapshots.filter((x) => x.state === 'complete').map((x) => `"${x.name}"`);
+    throw new VivariumError(
+      ErrorCode.NotFound,
+      `"${vmName}" has no snapshot named or with id "${ref}".${names.length ? ` Its snapshots: ${names.slice(0, 10).join(', ')}.` : ' It has no snapshots.'}`,
+      { snapshot: ref },
+    );
+  }
+  return s;
+}
+
+function assertNameFree(tree: SnapshotTree, name: string, self: string | null, vmName: string): void {
+  const clash = tree.snapshots.find((s) => s.id !== self && (s.name === name || s.id === name));
+  if (clash) {
+    throw new VivariumError(ErrorCode.AlreadyExists, `"${vmName}" already has a snapshot named "${name}". Choose another name.`, { snapshot: name }, { field: 'name' });
+  }
+}

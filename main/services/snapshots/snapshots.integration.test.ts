@@ -1,0 +1,210 @@
+/**
+ * Snapshots against real QEMU (TCG) and real qcow2 images: a live snapshot with memory reverts a
+ * running guest mid-run (RAM file system marker, uptime from before, no reboot), a stopped VM's
+ * disks revert, deleting a middle snapshot keeps its children revertible, a UEFI VM's live snapshot
+ * covers its variable store, and a disk that cannot hold a snapshot is named.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testGuest } from '../../test-support/guest';
+import { makeTestHome, type TestHome } from '../../test-support/home';
+import { qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { createEngine, type Engine } from '../engine';
+
+let t: TestHome;
+let engine: Engine | null = null;
+
+beforeEach(() => {
+  t = makeTestHome();
+});
+
+afterEach(async () => {
+  if (engine) {
+    for (const vm of engine.manager.listSync()) {
+      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
+    }
+    engine.dispose();
+    engine = null;
+  }
+  await t.cleanup();
+  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+});
+
+async function createGuest(e: Engine, name: string, extra: { firmware?: 'uefi' | 'bios' } = {}): Promise<string> {
+  const g = testGuest();
+  const vm = await e.manager.create({
+    name,
+    accel: 'tcg',
+    cpus: 1,
+    memoryMiB: 256,
+    diskSizeBytes: 64 * 1024 * 1024,
+    kernel: g.kernel,
+    initrd: g.initrd,
+    append: g.append,
+    net: 'none',
+    display: 'none',
+    ...extra,
+  });
+  return vm.id;
+}
+
+function typeLine(socketPath: string, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(socketPath, () => s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 200)));
+    s.on('error', reject);
+  });
+}
+
+/** Types `line` and waits for `pattern` to appear in the serial log after what was there before. */
+async function ask(e: Engine, id: string, line: string, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
+  const before = (await e.manager.serialLog(id, {})).length;
+  await typeLine(e.layout.runtime(id).serial, line);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = pattern.exec((await e.manager.serialLog(id, {})).slice(before));
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`no ${pattern} after typing ${line}; serial tail: ${(await e.manager.serialLog(id, {})).slice(-500)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const UPTIME = 'echo "UP:$(cut -d. -f1 /proc/uptime):UP"';
+const uptimeOf = (m: RegExpExecArray) => Number(m[1]);
+
+function qemuIo(file: string, cmd: string): string {
+  return execFileSync('qemu-io', ['-f', 'qcow2', '-c', cmd, file], { encoding: 'utf8' });
+}
+
+function qemuImgCheck(file: string): void {
+  execFileSync('qemu-img', ['check', '-q', '-f', 'qcow2', file]);
+}
+
+describe('live snapshots with memory', () => {
+  it('a marker in the guest RAM fs comes back after a revert, without a reboot (uptime from before)', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const g = testGuest();
+    const id = await createGuest(e, 'mem');
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    await ask(e, id, 'echo first > /tmp/marker && echo "W1:$(cat /tmp/marker):W1"', /W1:first:W1/);
+    const before = uptimeOf(await ask(e, id, UPTIME, /UP:(\d+):UP/));
+
+    const snap = await e.services.snapshots.create('mem', { name: 'one', description: 'booted' });
+    expect(snap).toMatchObject({ name: 'one', description: 'booted', withMemory: true, current: true, parentId: null });
+    expect(snap.sizeBytes).toBeGreaterThan(1024 * 1024);
+
+    await ask(e, id, 'echo second > /tmp/marker && echo "W2:$(cat /tmp/marker):W2"', /W2:second:W2/);
+
+    await e.services.snapshots.revert('mem', 'one');
+    const m = await ask(e, id, 'echo "R:$(cat /tmp/marker):R"; ' + UPTIME, /R:(\w+):R[\s\S]*UP:(\d+):UP/);
+    expect(m[1]).toBe('first');
+    const after = Number(m[2]);
+    expect(after).toBeGreaterThanOrEqual(before); // not rebooted: the uptime goes on from before
+    const log = await e.manager.serialLog(id, {});
+    expect(log.split(g.readyMarker).length - 1).toBe(1); // booted once
+    expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('running');
+
+    // The tree: a second snapshot after the revert is a child of "one".
+    const two = await e.services.snapshots.create('mem', { name: 'two' });
+    const list = await e.services.snapshots.list('mem');
+    expect(list.map((s) => [s.name, s.parentId, s.current])).toEqual([
+      ['one', null, false],
+      ['two', snap.id, true],
+    ]);
+    // Deleting while running (QMP snapshot-delete job) removes it from the images too.
+    await e.services.snapshots.delete('mem', two.id);
+    expect((await e.services.snapshots.list('mem')).map((s) => s.name)).toEqual(['one']);
+    const disk = e.layout.bundle(id).file('disk0.qcow2');
+    const tags = JSON.parse(execFileSync('qemu-img', ['info', '-U', '-f', 'qcow2', '--output=json', disk], { encoding: 'utf8' })) as { snapshots?: { name: string }[] };
+    expect((tags.snapshots ?? []).map((s) => s.name)).toEqual([snap.id]);
+  }, 300_000);
+
+  it('a UEFI VM: a live snapshot includes the variable store and reverts', async () => {
+    const g = testGuest();
+    if (!g.ovmfCode) throw new Error('OVMF is not installed (apt-get install ovmf)');
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'uefi', { firmware: 'uefi' });
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 240 });
+    await ask(e, id, 'echo alpha > /tmp/marker && echo "W1:$(cat /tmp/marker):W1"', /W1:alpha:W1/);
+    const snap = await e.services.snapshots.create('uefi', {});
+    expect(snap.name).toBe('Snapshot 1');
+    await ask(e, id, 'echo beta > /tmp/marker && echo "W2:$(cat /tmp/marker):W2"', /W2:beta:W2/);
+    await e.services.snapshots.revert('uefi', snap.name);
+    const m = await ask(e, id, 'echo "R:$(cat /tmp/marker):R"', /R:(\w+):R/);
+    expect(m[1]).toBe('alpha');
+    const vars = e.layout.bundle(id).file('efivars.qcow2');
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '-f', 'qcow2', '--output=json', vars], { encoding: 'utf8' })) as { snapshots?: { name: string }[] };
+    expect((info.snapshots ?? []).map((s) => s.name)).toEqual([snap.id]);
+  }, 400_000);
+});
+
+describe('snapshots of a stopped VM (disks only)', () => {
+  it('a disk pattern survives snapshot → write → revert, and deleting a middle snapshot keeps its children revertible', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'disk');
+    const disk = e.layout.bundle(id).file('disk0.qcow2');
+    const s = e.services.snapshots;
+    qemuIo(disk, 'write -P 0xaa 0 64k');
+    const a = await s.create('disk', { name: 'A' });
+    expect(a.withMemory).toBe(false);
+    qemuIo(disk, 'write -P 0xbb 0 64k');
+    const b = await s.create('disk', { name: 'B' });
+    qemuIo(disk, 'write -P 0xcc 0 64k');
+    const c = await s.create('disk', { name: 'C' });
+    expect(c.parentId).toBe(b.id);
+    qemuIo(disk, 'write -P 0xdd 0 64k');
+
+    await s.delete('disk', 'B');
+    const list = await s.list('disk');
+    expect(list.map((x) => [x.name, x.parentId])).toEqual([
+      ['A', null],
+      ['C', a.id],
+    ]);
+    await s.revert('disk', 'C');
+    expect(qemuIo(disk, 'read -P 0xcc 0 64k')).not.toMatch(/Pattern verification failed/);
+    await s.revert('disk', a.id);
+    expect(qemuIo(disk, 'read -P 0xaa 0 64k')).not.toMatch(/Pattern verification failed/);
+    expect((await s.list('disk')).find((x) => x.current)?.name).toBe('A');
+    qemuImgCheck(disk);
+
+    await s.edit('disk', 'C', { name: 'Clean' });
+    expect((await s.list('disk')).map((x) => x.name)).toEqual(['A', 'Clean']);
+    await expect(s.edit('disk', 'A', { name: 'Clean' })).rejects.toThrow(/already has a snapshot named "Clean"/);
+    await expect(s.revert('disk', 'nope')).rejects.toThrow(/has no snapshot named or with id "nope"/);
+  }, 120_000);
+
+  it('a snapshot half made (killed between the tree and the images) is complete or absent after reload', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'half');
+    const s = e.services.snapshots;
+    const a = await s.create('half', { name: 'A' });
+    const treeFile = e.layout.bundle(id).file('snapshots.json');
+    const tree = JSON.parse(fs.readFileSync(treeFile, 'utf8')) as { current: string; snapshots: Record<string, unknown>[] };
+    // 1. An entry still `saving` whose data never reached the images: absent.
+    // 2. An entry still `saving` whose data is in every image (the final write was lost): complete.
+    const disk = e.layout.bundle(id).file('disk0.qcow2');
+    execFileSync('qemu-img', ['snapshot', '-c', 'snap-00000000000b', disk]);
+    tree.snapshots.push(
+      { ...tree.snapshots[0], id: 'snap-00000000000a', name: 'lost', parentId: a.id, state: 'saving' },
+      { ...tree.snapshots[0], id: 'snap-00000000000b', name: 'made', parentId: a.id, state: 'saving' },
+    );
+    fs.writeFileSync(treeFile, JSON.stringify(tree));
+    expect((await s.list('half')).map((x) => x.name)).toEqual(['A', 'made']);
+    qemuImgCheck(disk);
+  }, 60_000);
+
+  it('a raw disk used in place refuses snapshots with a sentence naming the disk', async () => {
+    engine = createEngine({ env: t.env });
+    const raw = path.join(t.home, 'plain.img');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', raw, '16M']);
+    const g = testGuest();
+    await engine.manager.create({ name: 'rawvm', accel: 'tcg', memoryMiB: 128, diskPath: raw, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
+    await expect(engine.services.snapshots.create('rawvm', {})).rejects.toThrow(/disk disk0 is the image .*plain\.img, used in place/);
+  }, 60_000);
+});
