@@ -133,6 +133,35 @@ export class QemuMonitor implements Monitor, SnapshotJobMonitor {
     return this.client.hmp(commandLine, options);
   }
 
+  async snapshotSave(jobId: string, tag: string, vmstate: string, devices: readonly string[]): Promise<void> {
+    await this.client.execute('snapshot-save', { 'job-id': jobId, tag, vmstate, devices: [...devices] });
+  }
+
+  async snapshotLoad(jobId: string, tag: string, vmstate: string, devices: readonly string[]): Promise<void> {
+    await this.client.execute('snapshot-load', { 'job-id': jobId, tag, vmstate, devices: [...devices] });
+  }
+
+  async snapshotDelete(jobId: string, tag: string, devices: readonly string[]): Promise<void> {
+    await this.client.execute('snapshot-delete', { 'job-id': jobId, tag, devices: [...devices] });
+  }
+
+  async queryJobs(): Promise<readonly JobInfo[]> {
+    const r = await this.client.execute<unknown>('query-jobs');
+    if (!Array.isArray(r)) return [];
+    return r.map((j: Record<string, unknown>) => ({
+      id: String(j.id),
+      type: String(j.type),
+      status: String(j.status),
+      currentProgress: typeof j['current-progress'] === 'number' ? j['current-progress'] : 0,
+      totalProgress: typeof j['total-progress'] === 'number' ? j['total-progress'] : 0,
+      error: typeof j.error === 'string' ? j.error : null,
+    }));
+  }
+
+  async jobDismiss(jobId: string): Promise<void> {
+    await this.client.execute('job-dismiss', { id: jobId });
+  }
+
   onEvent(listener: (e: QmpEvent) => void): Disposable {
     return this.client.onEvent(listener);
   }
