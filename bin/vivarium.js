@@ -13,19 +13,28 @@ const Module = require('node:module');
 
 const BUNDLE = path.join(__dirname, '..', 'out', 'main', 'cli', 'vivarium.js');
 
+/** The id scripts/build-cli.mjs puts at the end of the bundle (a hash of its text), or null. */
+function buildIdOf(source) {
+  const m = /\/\/# vivarium-build=([0-9a-f]{16})\s*$/.exec(source.slice(-64));
+  return m ? m[1] : null;
+}
+
 /**
- * Loads the bundled CLI like `require(file)` would, with V8's code cache when one is there.
- * Returns the module's exports ({ main(argv, io?) → Promise<exit code> }) and, when asked, the
- * cache data to write once the caller has exercised the code (scripts/build-cli.mjs).
+ * Loads the bundled CLI like `require(file)` would, with V8's code cache when there is one for this
+ * very build (the cache file starts with the bundle's build id and a newline).
+ * Returns the module's exports ({ main(argv, io?) → Promise<exit code> }), the build id, and
+ * createCache() for scripts/build-cli.mjs, which records the cache after exercising the code.
  * @param {string} file
  * @param {{ produceCache?: boolean }} [opts]
  */
 function loadCli(file = BUNDLE, opts = {}) {
   const source = fs.readFileSync(file, 'utf8');
+  const buildId = buildIdOf(source);
   let cachedData;
-  if (!opts.produceCache) {
+  if (!opts.produceCache && buildId) {
     try {
-      cachedData = fs.readFileSync(`${file}.cache`);
+      const cache = fs.readFileSync(`${file}.cache`);
+      if (cache.subarray(0, buildId.length + 1).toString('latin1') === `${buildId}\n`) cachedData = cache.subarray(buildId.length + 1);
     } catch {
       // No cache (a build without one): compile as usual.
     }
@@ -36,7 +45,7 @@ function loadCli(file = BUNDLE, opts = {}) {
   mod.paths = Module._nodeModulePaths(path.dirname(file));
   script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
   mod.loaded = true;
-  return { exports: mod.exports, createCache: () => script.createCachedData() };
+  return { exports: mod.exports, buildId, createCache: () => script.createCachedData() };
 }
 
 module.exports = { loadCli, BUNDLE };

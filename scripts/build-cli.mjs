@@ -14,6 +14,8 @@
 //   __dirname (the renderer for `serve`) are the same.
 import * as esbuild from 'esbuild';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { isBuiltin } from 'node:module';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,7 +24,23 @@ import { fileURLToPath } from 'node:url';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = path.join(REPO, 'out', 'main', 'cli');
 
+/**
+ * `await import('node:dgram')` of a Node built-in stays a real import() in esbuild's output, which a
+ * vm.Script cannot run (bin/vivarium.js): such imports become a small bundled module that requires
+ * the built-in, so they stay lazy and work.
+ */
+const builtinDynamicImports = {
+  name: 'builtin-dynamic-imports',
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) =>
+      args.kind === 'dynamic-import' && isBuiltin(args.path) ? { path: args.path, namespace: 'builtin-lazy' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'builtin-lazy' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
+
 const common = {
+  plugins: [builtinDynamicImports],
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -35,9 +53,19 @@ const common = {
   legalComments: 'linked',
   logLevel: 'warning',
   absWorkingDir: REPO,
+  // Written below, each file atomically: CLI commands (other people's tests) may run meanwhile.
+  write: false,
 };
 
-const [cli] = await Promise.all([
+/** Writes a file whole or not at all (temp file in the same folder, then rename). */
+function writeAtomic(file, data) {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+const [cli, worker] = await Promise.all([
   esbuild.build({ ...common, metafile: true, entryPoints: [path.join(REPO, 'main', 'cli', 'index.ts')], outfile: path.join(OUT, 'vivarium.js') }),
   esbuild.build({
     ...common,
@@ -57,6 +85,20 @@ for (const [file, input] of Object.entries(cli.metafile.inputs)) {
   }
 }
 
+// Everything but the bundle first, the bundle last (the old cache no longer matches it: V8 ignores
+// it until the new one is in place).
+// The bundle ends with its build id (a hash of its text): bin/vivarium.js uses a code cache only
+// when the cache names the same id. V8's own check compares little more than the source's length.
+const files = [...worker.outputFiles, ...cli.outputFiles].sort((a, b) => Number(a.path.endsWith('vivarium.js')) - Number(b.path.endsWith('vivarium.js')));
+for (const f of files) {
+  if (f.path.endsWith('vivarium.js')) {
+    const id = createHash('sha256').update(f.contents).digest('hex').slice(0, 16);
+    writeAtomic(f.path, Buffer.concat([Buffer.from(f.contents), Buffer.from(`\n//# vivarium-build=${id}\n`)]));
+  } else {
+    writeAtomic(f.path, f.contents);
+  }
+}
+
 // The code cache: compiled in a separate Node (the flags V8 checks are those of a plain `node`).
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-build-'));
 try {
@@ -69,11 +111,11 @@ try {
     const env = { ...process.env, VIVARIUM_HOME: ${JSON.stringify(path.join(tmp, 'home'))}, VIVARIUM_RUNTIME_DIR: ${JSON.stringify(path.join(tmp, 'run'))}, VIVARIUM_NO_ENGINE: '1' };
     cli.exports.main(['list', '--json'], { stdout: sink, stderr: process.stderr, env }).then((code) => {
       if (code !== 0) process.exit(code);
-      fs.writeFileSync(BUNDLE + '.cache', cli.createCache());
+      fs.writeFileSync(BUNDLE + '.cache.tmp', Buffer.concat([Buffer.from(cli.buildId + '\\n'), cli.createCache()]));
+      fs.renameSync(BUNDLE + '.cache.tmp', BUNDLE + '.cache');
       process.exit(0);
     });
   `;
-  fs.rmSync(path.join(OUT, 'vivarium.js.cache'), { force: true });
   const r = spawnSync(process.execPath, ['-e', script], { stdio: 'inherit' });
   if (r.status !== 0) {
     console.error('build-cli: could not record the code cache (the CLI still works, only slower to start).');
