@@ -1,6 +1,7 @@
 /** The command table: each command's flags, help, and how it maps onto the contract. */
 import type { CommandSpec } from './args';
 import { MEDIA_COMMANDS } from './media-commands';
+import { SANDBOX_COMMANDS, SANDBOX_CREATE_FLAGS } from './sandbox-commands';
 import { SNAPSHOT_COMMANDS } from './snapshot-commands';
 
 const VM = 'NAME';
@@ -25,6 +26,7 @@ const createFlags = {
   copy: { type: 'boolean', help: 'with --import: convert its disks to qcow2 in the VM\'s folder (the default)' },
   attach: { type: 'boolean', help: 'with --import: use a qcow2 or raw image in place instead of a copy' },
   json: { type: 'boolean', help: 'print the new VM as JSON instead of its id' },
+  ...SANDBOX_CREATE_FLAGS,
 } as const;
 
 export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
@@ -142,5 +144,6 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
   },
   ...MEDIA_COMMANDS,
+  ...SANDBOX_COMMANDS,
   ...SNAPSHOT_COMMANDS,
 };

@@ -17,6 +17,7 @@ import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type 
 import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
 import { createWithProgress, importFlag, prepareMedia } from './media-commands';
+import { cloudFlags, prepareSandbox, resolveCloudImage } from './sandbox-commands';
 import { prepareSnapshot } from './snapshot-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../common/shell-arg';
@@ -125,6 +126,7 @@ function prepare(command: string, p: Parsed): Plan {
     }
     if (command === 'catalog' || command === 'media') prepareMedia(command, p);
     if (command === 'snapshot') prepareSnapshot(command, p);
+    if (command === 'forward' || command === 'share') prepareSandbox(command, p);
     if (command === 'create') return { create: createSpec(p) };
     if (command === 'edit') return { edit: editSpec(p) };
     return {};
@@ -149,7 +151,9 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       return report.binaries.some((b) => b.path) ? 0 : 1;
     }
     case 'create': {
-      const vm = await createWithProgress(s, io, plan.create!, () => s.vms.create(plan.create!));
+      // --cloud-image ID|URL: downloaded and verified first (cli/sandbox-commands.ts).
+      const spec = await resolveCloudImage(s, io, plan.create!);
+      const vm = await createWithProgress(s, io, spec, () => s.vms.create(spec));
       if (asJson) json(publicVm(vm));
       else out(vm.id);
       return 0;
@@ -167,7 +171,9 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
         // instead of rebuilding Vivarium's layout by hand).
         const rt = engine.layout.runtime(vm.id);
         const runtime = { dir: rt.dir, qmp: rt.qmp, serial: rt.serial, vnc: rt.vnc, qga: rt.qga };
-        json({ ...publicVm(vm), startedAt: vm.startedAt, path: vm.path, runtime, config: vm.config, argv: vm.argv });
+        // `guest`: what the guest agent says (null without one answering; issue 11).
+        const guest = vm.state === 'running' ? await s.sandbox.guest(vm.id).catch(() => null) : null;
+        json({ ...publicVm(vm), startedAt: vm.startedAt, path: vm.path, runtime, config: vm.config, argv: vm.argv, guest });
       } else {
         out(formatShow(vm));
       }
@@ -233,6 +239,12 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     case 'clone': {
       const { runSnapshot } = await import('./snapshot-commands.js');
       return runSnapshot(command, p, s, io);
+    }
+    case 'ssh':
+    case 'forward':
+    case 'share': {
+      const { runSandbox } = await import('./sandbox-commands.js');
+      return runSandbox(command, p, s, io);
     }
     default:
       throw new UsageError(`"${command}" is not implemented`, command);
@@ -313,6 +325,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     display: enumFlag(p, 'display', ['vnc', 'none'] as const),
     os: str(p, 'os'),
     import: importFlag(p),
+    cloud: cloudFlags(p),
   });
 }
 

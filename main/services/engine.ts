@@ -11,6 +11,7 @@ import { hostReport, probeHost } from './qemu/host-probe';
 import { configNames, MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
 import { LocalVmService as VmManager } from './vm-service';
+import { LocalSandboxService } from './sandbox/sandbox-service';
 import { LocalSnapshotService } from './snapshots/snapshot-service';
 
 /** Where a library's files and sockets are: front ends find a running engine with it before they
@@ -72,6 +73,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
   const services: Services = {
     media,
     snapshots,
+    sandbox: new LocalSandboxService({ vms: manager, layout }),
     vms: manager,
     host: hostService,
     stats,

@@ -24,6 +24,8 @@ import type { MediaService } from './media';
 import { mediaContract } from './media';
 import type { SnapshotService } from './snapshots';
 import { snapshotsSchema } from './snapshots';
+import type { SandboxService } from './sandbox';
+import { sandboxSchema } from './sandbox';
 
 export * from './shared';
 export * from './vms';
@@ -32,6 +34,7 @@ export * from './stats';
 export * from './console';
 export * from './media';
 export * from './snapshots';
+export * from './sandbox';
 
 export interface Services {
   readonly vms: VmService;
@@ -40,6 +43,7 @@ export interface Services {
   readonly console: ConsoleService;
   readonly media: MediaService;
   readonly snapshots: SnapshotService;
+  readonly sandbox: SandboxService;
 }
 
 export type ServiceName = keyof Services;
@@ -54,6 +58,7 @@ export const contract: Contract = {
   console: consoleSchema,
   media: mediaContract,
   snapshots: snapshotsSchema,
+  sandbox: sandboxSchema,
 };
 
 export const SERVICE_NAMES = Object.keys(contract) as readonly ServiceName[];

@@ -11,6 +11,7 @@ import { AccelChoice, Arch, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN
 import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
 import { Remedy } from '../errors';
 import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
+import { CloudCreateSpec } from './sandbox';
 
 /** The remedy a cross-field rule suggests, carried in the zod issue's params (see `issueRemedy`). */
 function ruleRemedy(remedy: Remedy): { readonly remedy: Remedy } {
@@ -69,6 +70,9 @@ export const CreateVmSpec = z
      *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
      *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
     import: z.object({ path: AbsPath, mode: z.enum(['copy', 'attach']) }).strict().optional(),
+    /** A developer sandbox from a cloud image (issue 11): its disk is a qcow2 overlay on the image
+     *  (never modified), grown to `diskSizeBytes`, with a cloud-init seed (contract/sandbox.ts). */
+    cloud: CloudCreateSpec.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -5,6 +5,7 @@
  * validate with the schema. Saving writes the current version only.
  */
 import { z } from 'zod';
+import { CloudInitAccess, SharedFolderList } from './sandbox';
 
 export const CONFIG_VERSION = 2;
 
@@ -278,6 +279,10 @@ export const VmConfig = z
     /** Advanced, explicit, visible: raw extra QEMU arguments appended at the end. Never assembled
      *  from UI text fields; only set by the user on purpose. */
     extraArgs: z.array(z.string().max(4096)).max(64).default([]),
+    /** A cloud-init sandbox's SSH access (issue 11, models/sandbox.ts); null for other VMs. */
+    cloudInit: CloudInitAccess.nullable().default(null),
+    /** Host folders shared over 9p (models/sandbox.ts). */
+    shares: SharedFolderList.default([]),
   })
   .strict()
   .superRefine((c, ctx) => {

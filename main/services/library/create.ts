@@ -15,6 +15,7 @@ import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
 import { buildQemuArgs } from '../qemu/argv';
 import { prepareImport } from '../imports/create-import';
+import { prepareCloud } from '../sandbox/cloud-create';
 import { assertReadableFile, libraryNames, makeUefiVars, randomMac } from './checks';
 import type { Library } from './library';
 
@@ -49,8 +50,10 @@ export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Cr
   const diskPathFormat: DiskFormat | undefined = spec.diskPath !== undefined ? (await checkDiskImage(spec.diskPath, new QemuImg(caps.qemuImg))).format : undefined;
   // --import: the image's disks and the appliance's settings (main/services/imports/create-import.ts).
   const imported = spec.import ? await prepareImport(spec, caps.qemuImg ?? 'qemu-img') : null;
+  // --cloud-image: an overlay on the image, a cloud-init seed (main/services/sandbox/cloud-create.ts).
+  const cloud = spec.cloud ? await prepareCloud(spec, caps.qemuImg) : null;
   const { config: made, warnings } = unwrapSettings(
-    newConfig(imported?.spec ?? spec, hostFacts(caps), {
+    newConfig(cloud?.spec ?? imported?.spec ?? spec, hostFacts(caps), {
       id: randomUUID(),
       createdAt: new Date().toISOString(),
       mac: randomMac(),
@@ -59,14 +62,15 @@ export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Cr
       library: libraryNames(library),
     }),
   );
-  const config = imported ? imported.complete(made) : made;
+  const config = cloud ? cloud.complete(made, layout.bundle(made.id).dir) : imported ? imported.complete(made) : made;
   const uefi = config.uefiVars !== null ? caps.firmware[config.arch] : undefined;
   // Fail before writing anything if this host can't build a command line for it.
   buildQemuArgs(config, caps, layout.paths(config.id));
   const qemuImg = new QemuImg(caps.qemuImg);
   const size = spec.diskSizeBytes ?? 20 * 1024 ** 3;
   await library.store.create(config, async (dir) => {
-    if (imported?.copies) await imported.materialize(dir, config);
+    if (cloud) await cloud.materialize(dir, config);
+    else if (imported?.copies) await imported.materialize(dir, config);
     else for (const d of config.disks) {
       if ('bundle' in d.source) await qemuImg.createQcow2(`${dir}/${d.source.bundle}`, size);
     }

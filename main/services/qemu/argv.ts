@@ -20,6 +20,7 @@ import type { Accel, Arch, Disk, DiskFormat, ImageSource, VmConfig } from '../..
 import type { VmPaths } from '../paths';
 import type { LaunchPlan } from './launch-plan';
 import { aarch64HasGicV3, vcpuLimit, type VcpuLimit } from '../../common/models/machine-limits';
+import { sharesArgs } from './shares-args';
 
 /** @deprecated the launch plan; kept so callers written before it compile. */
 export type BuiltArgv = LaunchPlan;
@@ -752,6 +753,7 @@ export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: V
     ...agentSection(ctx),
     ...serialSection(ctx),
     ...displaySection(ctx),
+    ...sharesArgs(config.shares),
     ...(options.startPaused ? ['-S'] : []),
     // Last and verbatim: the user's explicit advanced setting may override anything above.
     ...config.extraArgs,

@@ -133,6 +133,23 @@ export class QemuMonitor implements Monitor, SnapshotJobMonitor {
     return this.client.hmp(commandLine, options);
   }
 
+  /**
+   * hostfwd_add (HMP; QMP has no command for it in QEMU 7.2): adds `rule`
+   * (`tcp|udp:HOSTADDR:HOSTPORT-[GUESTADDR]:GUESTPORT`) to user-mode netdev `netdev` of a running VM.
+   * QEMU prints its refusal ("Could not set up host forwarding rule …") instead of failing: rejects then.
+   */
+  async hostfwdAdd(netdev: string, rule: string): Promise<void> {
+    const out = (await this.client.hmp(`hostfwd_add ${netdev} ${rule}`)).trim();
+    if (/could not|invalid|not found|error/i.test(out)) throw new Error(out);
+  }
+
+  /** hostfwd_remove (HMP): removes the forward of `rule` (`tcp|udp:HOSTADDR:HOSTPORT`); rejects with
+   *  QEMU's words when there is none. */
+  async hostfwdRemove(netdev: string, rule: string): Promise<void> {
+    const out = (await this.client.hmp(`hostfwd_remove ${netdev} ${rule}`)).trim();
+    if (/could not|invalid|not found|error/i.test(out)) throw new Error(out);
+  }
+
   async snapshotSave(jobId: string, tag: string, vmstate: string, devices: readonly string[]): Promise<void> {
     await this.client.execute('snapshot-save', { 'job-id': jobId, tag, vmstate, devices: [...devices] });
   }

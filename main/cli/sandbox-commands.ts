@@ -1,0 +1,250 @@
+/**
+ * The developer-sandbox commands (issue 11): `create --cloud-image` flags, `ssh`, `forward`, `share`.
+ * JSON shapes are stable and documented in the README ("Developer sandbox").
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { CloudCreateSpec, CreateVmSpec, ForwardInfo, Services, ShareInfo } from '../common/contract';
+import { errors } from '../common/errors';
+import { parseForward } from '../services/sandbox/forward-rules';
+import type { CommandSpec, Parsed } from './args';
+import { UsageError } from './args';
+
+interface Io {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+const VM = 'NAME';
+
+/** Flags `create` gains for a sandbox. */
+export const SANDBOX_CREATE_FLAGS = {
+  'cloud-image': { type: 'string', value: 'ID|PATH|URL', help: 'a developer sandbox from a cloud image: a catalog id (vivarium catalog --kind cloud), a local qcow2/raw file or a URL; the image is never modified' },
+  user: { type: 'string', value: 'U', help: 'with --cloud-image: the guest user (default: your user name)' },
+  'ssh-key': { type: 'string', value: 'FILE.pub', help: 'with --cloud-image: your SSH public key (default: a key pair made for this VM)' },
+  'password-file': { type: 'string', value: 'F', help: 'with --cloud-image: a file whose first line is the user\'s password (default: no password login)' },
+  hostname: { type: 'string', value: 'H', help: 'with --cloud-image: the guest\'s host name (default: the VM name)' },
+  packages: { type: 'string', value: 'a,b', help: 'with --cloud-image: packages to install at first boot' },
+  'user-data': { type: 'string', value: 'FILE', help: 'with --cloud-image: extra cloud-init user-data merged with Vivarium\'s' },
+  'no-agent-install': { type: 'boolean', help: 'with --cloud-image: do not install qemu-guest-agent at first boot (the image has it, or the guest has no internet)' },
+  share: { type: 'string', multiple: true, value: 'HOSTDIR[:TAG][:ro]', help: 'with --cloud-image: share a host folder (9p, mounted at /mnt/TAG); repeatable' },
+} as const;
+
+/** Parses `HOSTDIR[:TAG][:ro]` (a relative folder is taken from the current directory). */
+export function parseShareFlag(text: string, cwd = process.cwd()): { hostPath: string; tag?: string; readOnly?: boolean } {
+  let rest = text;
+  let readOnly = false;
+  if (/:ro$/.test(rest)) {
+    readOnly = true;
+    rest = rest.slice(0, -3);
+  }
+  let tag: string | undefined;
+  const m = /^(.*):([A-Za-z0-9][A-Za-z0-9_.-]{0,30})$/.exec(rest);
+  if (m && m[1] !== '') {
+    rest = m[1]!;
+    tag = m[2];
+  }
+  if (rest.trim() === '') throw errors.invalid(`--share needs a folder: HOSTDIR[:TAG][:ro], not "${text}".`);
+  return { hostPath: path.resolve(cwd, rest), ...(tag !== undefined ? { tag } : {}), ...(readOnly ? { readOnly } : {}) };
+}
+
+/** What the sandbox flags of `create` ask for (image not yet resolved: `image` is what was typed). */
+export function cloudFlags(p: Parsed): CloudCreateSpec | undefined {
+  const str = (n: string) => (typeof p.flags[n] === 'string' ? (p.flags[n] as string) : undefined);
+  const image = str('cloud-image');
+  const others = ['user', 'ssh-key', 'password-file', 'hostname', 'packages', 'user-data', 'share', 'no-agent-install'].filter((f) => p.flags[f] !== undefined);
+  if (image === undefined) {
+    if (others.length > 0) throw errors.invalid(`--${others[0]} goes with --cloud-image.`);
+    return undefined;
+  }
+  if (image.trim() === '') throw errors.invalid('--cloud-image needs a catalog id, a file or a URL.');
+  for (const f of ['iso', 'disk', 'import']) {
+    if (p.flags[f] !== undefined) throw errors.invalid(`--cloud-image brings its own disk and boots it; leave out --${f}.`);
+  }
+  const file = (n: string) => {
+    const v = str(n);
+    if (v === undefined) return undefined;
+    if (v.trim() === '') throw errors.invalid(`--${n} needs a file.`);
+    return path.resolve(v);
+  };
+  const packages = str('packages')
+    ?.split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  const user = str('user');
+  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) {
+    throw errors.invalid(`--user must be a Linux user name (lower-case letters, digits, "_" or "-", starting with a letter), not "${user}".`);
+  }
+  const shares = ((p.flags.share as readonly string[] | undefined) ?? []).map((s) => parseShareFlag(s));
+  const spec: CloudCreateSpec = {
+    image,
+    ...(user !== undefined ? { user } : {}),
+    ...(file('ssh-key') !== undefined ? { sshKeyFile: file('ssh-key')! } : {}),
+    ...(file('password-file') !== undefined ? { passwordFile: file('password-file')! } : {}),
+    ...(str('hostname') !== undefined ? { hostname: str('hostname')! } : {}),
+    ...(packages !== undefined ? { packages } : {}),
+    ...(file('user-data') !== undefined ? { userDataFile: file('user-data')! } : {}),
+    ...(shares.length > 0 ? { shares } : {}),
+    ...(p.flags['no-agent-install'] === true ? { installGuestAgent: false } : {}),
+  };
+  return spec;
+}
+
+/**
+ * Turns what `--cloud-image` named into a local file: an existing file as is (checked by the engine
+ * as an untrusted image); a URL or a catalog id downloaded and verified by the media service first
+ * (progress on stderr).
+ */
+export async function resolveCloudImage(s: Services, io: Io, spec: CreateVmSpec): Promise<CreateVmSpec> {
+  const cloud = spec.cloud;
+  if (!cloud) return spec;
+  const typed = cloud.image;
+  const local = path.resolve(typed);
+  if (!/^https?:\/\//i.test(typed) && (fs.existsSync(local) || typed.includes('/') || /\.(qcow2|img|raw)$/i.test(typed))) {
+    if (!fs.existsSync(local)) throw errors.invalid(`The cloud image ${local} does not exist. Give a catalog id (vivarium catalog --kind cloud), a file or a URL.`);
+    return { ...spec, cloud: { ...cloud, image: local } };
+  }
+  if (!/^https?:\/\//i.test(typed)) {
+    const entries = await s.media.catalog({ kind: 'cloud' });
+    if (!entries.some((e) => e.id === typed)) {
+      throw errors.invalid(`"${typed}" is neither a file nor a cloud image of the catalog. See vivarium catalog --kind cloud for the ids.`);
+    }
+  }
+  const started = await s.media.download({ source: typed });
+  io.stderr.write(`Downloading ${typed} (verified before use)…\n`);
+  const item = await s.media.wait(started.id);
+  return { ...spec, cloud: { ...cloud, image: item.path } };
+}
+
+export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  ssh: {
+    usage: 'ssh NAME [--] [COMMAND ...]',
+    summary: 'Open an SSH session in a sandbox (made with create --cloud-image), or run COMMAND there and exit with its status.',
+    positionals: [VM, ...Array.from({ length: 255 }, () => 'ARG')],
+    optionalPositionals: 255,
+    flags: {
+      timeout: { type: 'number', value: 'SECONDS', help: 'how long to wait for the guest\'s SSH server (default 600)' },
+      print: { type: 'boolean', help: 'print the ssh command line instead of running it' },
+    },
+  },
+  forward: {
+    usage: 'forward list|add|remove NAME [tcp|udp]:HOSTPORT:GUESTPORT [--json]',
+    summary: 'List, add or remove port forwards (127.0.0.1:HOSTPORT → guest port), live while the VM runs and saved for the next start.',
+    positionals: ['ACTION', VM, 'FORWARD'],
+    optionalPositionals: 1,
+    flags: { json: { type: 'boolean', help: 'print a JSON array of {protocol, hostAddress, hostPort, guestPort}' } },
+  },
+  share: {
+    usage: 'share list|add|remove NAME HOSTDIR [--tag TAG] [--readonly] [--json]',
+    summary: 'List, add or remove shared folders (9p, mounted at /mnt/TAG in cloud-init guests); add and remove while the VM is stopped.',
+    positionals: ['ACTION', VM, 'HOSTDIR'],
+    optionalPositionals: 1,
+    flags: {
+      tag: { type: 'string', value: 'TAG', help: 'the mount tag (default: from the folder name)' },
+      readonly: { type: 'boolean', help: 'the guest may read but not write' },
+      json: { type: 'boolean', help: 'print a JSON array of {hostPath, tag, readOnly, guestPath}' },
+    },
+  },
+};
+
+/** Usage checks that need no engine (exit 2). */
+export function prepareSandbox(command: string, p: Parsed): void {
+  if (command === 'forward' || command === 'share') {
+    const [action, , arg] = p.positionals;
+    if (action !== 'list' && action !== 'add' && action !== 'remove') throw new UsageError(`unknown action "${action}"; use list, add or remove`, command);
+    if (action === 'list' && arg !== undefined) throw new UsageError(`${command} list takes only NAME`, command);
+    if (action !== 'list' && arg === undefined) throw new UsageError(`${command} ${action} needs ${command === 'forward' ? '[tcp|udp]:HOSTPORT:GUESTPORT' : 'HOSTDIR (or, for remove, the TAG)'}`, command);
+    if (command === 'forward' && arg !== undefined && parseForward(arg) === null) {
+      throw new UsageError(`a forward looks like tcp:8080:80 or udp:5353:53 (ports 1-65535), not "${arg}"`, command);
+    }
+    if (command === 'share' && action !== 'add' && (p.flags.tag !== undefined || p.flags.readonly !== undefined)) {
+      throw new UsageError('--tag and --readonly go with share add', command);
+    }
+  }
+}
+
+export async function runSandbox(command: string, p: Parsed, s: Services, io: Io): Promise<number> {
+  const out = (text: string) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const asJson = p.flags.json === true;
+  if (command === 'ssh') return runSsh(p, s, io);
+  const [action, ref, arg] = p.positionals as [string, string, string | undefined];
+  if (command === 'forward') {
+    let list: readonly ForwardInfo[];
+    if (action === 'add') list = await s.sandbox.addForward(ref, parseForward(arg!)!);
+    else if (action === 'remove') list = await s.sandbox.removeForward(ref, parseForward(arg!)!);
+    else list = await s.sandbox.forwards(ref);
+    if (asJson) out(JSON.stringify(list, null, 2));
+    else if (list.length === 0) out('No port forwards.');
+    else for (const f of list) out(`${f.protocol} ${f.hostAddress}:${f.hostPort} -> guest ${f.guestPort}`);
+    return 0;
+  }
+  let list: readonly ShareInfo[];
+  if (action === 'add') {
+    list = await s.sandbox.addShare(ref, {
+      hostPath: path.resolve(arg!),
+      ...(typeof p.flags.tag === 'string' ? { tag: p.flags.tag } : {}),
+      ...(p.flags.readonly === true ? { readOnly: true } : {}),
+    });
+  } else if (action === 'remove') {
+    list = await s.sandbox.removeShare(ref, arg!.includes('/') || arg === '.' ? path.resolve(arg!) : arg!);
+  } else {
+    list = await s.sandbox.shares(ref);
+  }
+  if (asJson) out(JSON.stringify(list, null, 2));
+  else if (list.length === 0) out('No shared folders.');
+  else for (const sh of list) out(`${sh.hostPath} -> ${sh.guestPath} (tag ${sh.tag}${sh.readOnly ? ', read-only' : ''})`);
+  return 0;
+}
+
+async function runSsh(p: Parsed, s: Services, io: Io): Promise<number> {
+  const [ref, ...command] = p.positionals as [string, ...string[]];
+  const access = await s.sandbox.sshAccess(ref);
+  if (!access.running || access.port === null) {
+    throw errors.state(`"${access.name}" is not running. Start it with vivarium start ${ref} first.`, undefined, { remedy: { kind: 'start-vm', vm: access.name } });
+  }
+  const { buildSshCommand, sshCommandLine } = await import('../services/terminal/ssh-command.js');
+  const target = { user: access.user, port: access.port, identityFile: access.identityFile, knownHostsFile: access.knownHostsFile };
+  const cmd = buildSshCommand(target, { command });
+  if (p.flags.print === true) {
+    io.stdout.write(`${sshCommandLine(cmd)}\n`);
+    return 0;
+  }
+  const { waitForSshReady, SshNotReadyError } = await import('../services/provisioning/ssh-ready.js');
+  const timeoutSec = typeof p.flags.timeout === 'number' ? p.flags.timeout : 600;
+  const hint = setTimeout(() => io.stderr.write(`Waiting for ${access.name}'s SSH server (the first boot runs cloud-init)…\n`), 1500);
+  try {
+    await waitForSshReady({
+      serialLog: access.serialLog,
+      knownHostsFile: access.knownHostsFile,
+      port: access.port,
+      timeoutMs: timeoutSec * 1000,
+      alive: () => access.pid === null || isAlive(access.pid),
+    });
+  } catch (e) {
+    if (e instanceof SshNotReadyError) throw errors.state(`${access.name}: ${e.message}`);
+    throw e;
+  } finally {
+    clearTimeout(hint);
+  }
+  const inherit = io.stdout === process.stdout && io.stderr === process.stderr;
+  const child = spawn(cmd.file, [...cmd.args], { stdio: inherit ? 'inherit' : ['inherit', 'pipe', 'pipe'] });
+  if (!inherit) {
+    child.stdout?.on('data', (d: Buffer) => io.stdout.write(d));
+    child.stderr?.on('data', (d: Buffer) => io.stderr.write(d));
+  }
+  return new Promise<number>((resolve, reject) => {
+    child.once('error', (e) => reject(errors.state(`Could not run ssh (${e.message}). Install the OpenSSH client.`)));
+    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The `sandbox` service (contract/sandbox.ts): port forwards live and saved, shared folders, SSH
+ * access and guest-agent facts of a VM. It sits beside the VM service and uses only its public
+ * face: `get`/`list` for state and config, `qmpFor` for the engine's one QMP connection, the bundle
+ * store to save a config, the jobs runner so a forward change never races a start or a stop.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ForwardInfo, GuestInfo, SandboxService, ShareInfo, ShareRequest, SshAccess } from '../../common/contract';
+import { shareInfo } from '../../common/contract/sandbox';
+import { ErrorCode, VivariumError, errors } from '../../common/errors';
+import { defaultShareTag, MAX_SHARES } from '../../common/models/sandbox';
+import type { PortForward, VmConfig } from '../../common/models/vm-config';
+import type { VmDetails } from '../../common/models/vm-state';
+import type { Layout } from '../paths';
+import { QemuIds } from '../qemu/argv';
+import { QemuMonitor } from '../qemu/monitor';
+import type { LocalVmService } from '../vm-service';
+import { forwardConflict, forwardText, type OtherVmForwards } from './forward-rules';
+import { queryGuestInfo } from './guest-info';
+import { forwardsOfArgv, portInUse, sshForwardOf } from './ssh-forward';
+
+/** The live forwards of a running VM, kept in its runtime folder (gone with the run). */
+const LIVE_FORWARDS_FILE = 'forwards.json';
+
+export interface SandboxDeps {
+  readonly vms: LocalVmService;
+  readonly layout: Layout;
+}
+
+const running = (vm: VmDetails) => vm.state === 'running' || vm.state === 'paused';
+
+export class LocalSandboxService implements SandboxService {
+  constructor(private readonly deps: SandboxDeps) {}
+
+  async forwards(ref: string): Promise<readonly ForwardInfo[]> {
+    return (await this.forwardsOf(await this.deps.vms.get(ref))).map(info);
+  }
+
+  async addForward(ref: string, f: PortForward): Promise<readonly ForwardInfo[]> {
+    const vm = await this.deps.vms.get(ref);
+    const config = requireConfig(vm);
+    if (config.network.mode !== 'user') {
+      throw errors.invalid(`"${vm.name}" has no network, so nothing can be forwarded to it. Turn its networking on (user) first.`, { field: 'forwards' });
+    }
+    return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      const own = await this.forwardsOf(vm);
+      const why = forwardConflict(f, own, await this.others(vm.id));
+      if (why) throw new VivariumError(ErrorCode.AlreadyExists, why, { field: 'forwards' });
+      if (await portInUse(f.hostPort, f.protocol)) {
+        throw new VivariumError(ErrorCode.AlreadyExists, `${f.protocol} port ${f.hostPort} on 127.0.0.1 is in use by another program. Pick another host port.`, { field: 'forwards' });
+      }
+      if (running(vm)) {
+        await this.monitor(vm).then((m) => m.hostfwdAdd(QemuIds.netdev, `${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`)).catch((e: unknown) => {
+          throw errors.qemu(`QEMU could not forward ${forwardText(f)}: ${(e as Error).message}`);
+        });
+        this.writeLive(vm.id, [...own, f]);
+      }
+      this.save({ ...config, network: { ...config.network, forwards: [...config.network.forwards, f] } });
+      return (await this.forwardsOf(await this.deps.vms.get(vm.id))).map(info);
+    });
+  }
+
+  async removeForward(ref: string, f: PortForward): Promise<readonly ForwardInfo[]> {
+    const vm = await this.deps.vms.get(ref);
+    const config = requireConfig(vm);
+    return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      const same = (g: PortForward) => g.protocol === f.protocol && g.hostPort === f.hostPort && g.guestPort === f.guestPort;
+      const own = await this.forwardsOf(vm);
+      const saved = config.network.forwards.some(same);
+      if (!own.some(same) && !saved) {
+        throw new VivariumError(ErrorCode.NotFound, `"${vm.name}" has no forward ${forwardText(f)}. List them with forward list.`, { field: 'forwards' });
+      }
+      if (running(vm) && own.some(same)) {
+        await this.monitor(vm).then((m) => m.hostfwdRemove(QemuIds.netdev, `${f.protocol}:127.0.0.1:${f.hostPort}`)).catch((e: unknown) => {
+          throw errors.qemu(`QEMU could not remove the forward ${forwardText(f)}: ${(e as Error).message}`);
+        });
+        this.writeLive(vm.id, own.filter((g) => !same(g)));
+      }
+      if (saved) this.save({ ...config, network: { ...config.network, forwards: config.network.forwards.filter((g) => !same(g)) } });
+      return (await this.forwardsOf(await this.deps.vms.get(vm.id))).map(info);
+    });
+  }
+
+  async shares(ref: string): Promise<readonly ShareInfo[]> {
+    return requireConfig(await this.deps.vms.get(ref)).shares.map(shareInfo);
+  }
+
+  async addShare(ref: string, req: ShareRequest): Promise<readonly ShareInfo[]> {
+    const vm = await this.deps.vms.get(ref);
+    const config = requireConfig(vm);
+    return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      this.assertStopped(vm, 'change its shared folders');
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(req.hostPath);
+      } catch {
+        throw errors.invalid(`The folder ${req.hostPath} does not exist. Create it or give another folder.`, { field: 'shares' });
+      }
+      if (!st.isDirectory()) throw errors.invalid(`${req.hostPath} is not a folder; only folders can be shared.`, { field: 'shares' });
+      const hostPath = path.resolve(req.hostPath);
+      if (config.shares.some((s) => s.hostPath === hostPath)) throw new VivariumError(ErrorCode.AlreadyExists, `${hostPath} is already shared with "${vm.name}".`, { field: 'shares' });
+      if (config.shares.length >= MAX_SHARES) throw errors.invalid(`A VM can share at most ${MAX_SHARES} folders. Remove one first.`, { field: 'shares' });
+      const tag = req.tag ?? defaultShareTag(hostPath, config.shares.map((s) => s.tag));
+      if (config.shares.some((s) => s.tag === tag)) throw new VivariumError(ErrorCode.AlreadyExists, `"${vm.name}" already has a shared folder tagged "${tag}". Give another --tag.`, { field: 'shares' });
+      const next = { ...config, shares: [...config.shares, { hostPath, tag, readOnly: req.readOnly === true }] };
+      this.save(next);
+      return next.shares.map(shareInfo);
+    });
+  }
+
+  async removeShare(ref: string, hostPathOrTag: string): Promise<readonly ShareInfo[]> {
+    const vm = await this.deps.vms.get(ref);
+    const config = requireConfig(vm);
+    return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      this.assertStopped(vm, 'change its shared folders');
+      const abs = path.isAbsolute(hostPathOrTag) ? path.resolve(hostPathOrTag) : null;
+      const keep = config.shares.filter((s) => s.tag !== hostPathOrTag && s.hostPath !== abs);
+      if (keep.length === config.shares.length) {
+        throw new VivariumError(ErrorCode.NotFound, `"${vm.name}" shares no folder ${hostPathOrTag}. List them with share list.`, { field: 'shares' });
+      }
+      this.save({ ...config, shares: keep });
+      return keep.map(shareInfo);
+    });
+  }
+
+  async sshAccess(ref: string): Promise<SshAccess> {
+    const vm = await this.deps.vms.get(ref);
+    const config = requireConfig(vm);
+    const ci = config.cloudInit;
+    if (!ci) {
+      throw errors.state(`"${vm.name}" was not created from a cloud image, so Vivarium has no SSH key or user for it. Create a sandbox with create NAME --cloud-image IMAGE.`);
+    }
+    const live = running(vm) ? await this.forwardsOf(vm) : config.network.forwards;
+    const ssh = running(vm) ? sshForwardOf(live) : null;
+    return {
+      name: vm.name,
+      running: running(vm),
+      user: ci.user,
+      host: '127.0.0.1',
+      port: ssh?.hostPort ?? null,
+      identityFile: ci.identityFile,
+      knownHostsFile: ci.knownHostsFile,
+      serialLog: this.deps.layout.bundle(vm.id).serialLog,
+      pid: vm.pid,
+    };
+  }
+
+  async guest(ref: string): Promise<GuestInfo | null> {
+    const vm = await this.deps.vms.get(ref);
+    if (vm.state !== 'running') return null;
+    return queryGuestInfo(this.deps.layout.runtime(vm.id).qga);
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  /** Live forwards of a running VM (its command line's, then the changes made since), else the saved ones. */
+  private async forwardsOf(vm: VmDetails): Promise<PortForward[]> {
+    const config = requireConfig(vm);
+    if (!running(vm)) return [...config.network.forwards];
+    const file = path.join(this.deps.layout.runtime(vm.id).dir, LIVE_FORWARDS_FILE);
+    try {
+      const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { startedAt?: string; forwards?: PortForward[] };
+      if (parsed.startedAt === vm.startedAt && Array.isArray(parsed.forwards)) return parsed.forwards;
+    } catch {
+      // none yet: the command line's
+    }
+    return forwardsOfArgv(vm.argv ?? []);
+  }
+
+  private writeLive(id: string, forwards: readonly PortForward[]): void {
+    const file = path.join(this.deps.layout.runtime(id).dir, LIVE_FORWARDS_FILE);
+    const startedAt = this.deps.vms.listSync().find((v) => v.id === id)?.startedAt ?? null;
+    fs.writeFileSync(file, JSON.stringify({ startedAt, forwards }), { mode: 0o600 });
+  }
+
+  private async others(selfId: string): Promise<OtherVmForwards[]> {
+    const out: OtherVmForwards[] = [];
+    for (const v of await this.deps.vms.list()) {
+      if (v.id === selfId || !v.config) continue;
+      const saved = v.config.network.forwards;
+      const live = running(v as VmDetails) ? await this.forwardsOf(await this.deps.vms.get(v.id)) : [];
+      out.push({ name: v.name, forwards: [...saved, ...live] });
+    }
+    return out;
+  }
+
+  private async monitor(vm: VmDetails): Promise<QemuMonitor> {
+    return new QemuMonitor(await this.deps.vms.qmpFor(vm.id));
+  }
+
+  private save(config: VmConfig): void {
+    this.deps.vms.store.save(config);
+  }
+
+  private assertStopped(vm: VmDetails, what: string): void {
+    if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, what);
+  }
+}
+
+function requireConfig(vm: VmDetails): VmConfig {
+  if (!vm.config) throw errors.state(`"${vm.name}" cannot be read: ${vm.error ?? 'its config is broken'}.`);
+  return vm.config;
+}
+
+function info(f: PortForward): ForwardInfo {
+  return { protocol: f.protocol, hostAddress: '127.0.0.1', hostPort: f.hostPort, guestPort: f.guestPort };
+}

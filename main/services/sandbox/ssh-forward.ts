@@ -1,0 +1,70 @@
+/**
+ * "SSH comes for free" (issue 11): at each start of a cloud-init VM, a free 127.0.0.1 port is
+ * forwarded to the guest's port 22, unless the VM's own forwards already reach 22. The port lives
+ * only in the run's command line (the runtime record's argv), so it is whatever this run got;
+ * `forwardsOfArgv` reads it back.
+ */
+import * as net from 'node:net';
+import type { PortForward, VmConfig } from '../../common/models/vm-config';
+
+/** Whether something already listens on (or holds) `port` of 127.0.0.1 for `protocol`. */
+export function portInUse(port: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<boolean> {
+  if (protocol === 'udp') {
+    return import('node:dgram').then(
+      (dgram) =>
+        new Promise<boolean>((resolve) => {
+          const s = dgram.createSocket('udp4');
+          s.once('error', () => resolve(true));
+          s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
+        }),
+    );
+  }
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(true));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(false)));
+  });
+}
+
+/** A TCP port on 127.0.0.1 nobody holds right now (the kernel's pick), not among `avoid`. */
+export async function freeLoopbackPort(avoid: ReadonlySet<number> = new Set()): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(p));
+      });
+    });
+    if (!avoid.has(port)) return port;
+  }
+  throw new Error('no free TCP port on 127.0.0.1');
+}
+
+/** The forward that reaches the guest's sshd, if the config has one. */
+export function sshForwardOf(forwards: readonly PortForward[]): PortForward | null {
+  return forwards.find((f) => f.protocol === 'tcp' && f.guestPort === 22) ?? null;
+}
+
+/**
+ * The config a start runs with: a cloud-init VM without a forward to guest port 22 gets one from a
+ * free loopback port (not one another VM has saved, `avoid`). Other VMs are returned unchanged.
+ */
+export async function withSshForward(config: VmConfig, avoid: ReadonlySet<number> = new Set()): Promise<VmConfig> {
+  if (config.cloudInit === null || config.network.mode !== 'user' || sshForwardOf(config.network.forwards)) return config;
+  const taken = new Set([...avoid, ...config.network.forwards.map((f) => f.hostPort)]);
+  const port = await freeLoopbackPort(taken);
+  return { ...config, network: { ...config.network, forwards: [...config.network.forwards, { protocol: 'tcp', hostPort: port, guestPort: 22 }] } };
+}
+
+/** The forwards a QEMU command line set up (`hostfwd=PROTO:ADDR:HOSTPORT-:GUESTPORT`), in order. */
+export function forwardsOfArgv(argv: readonly string[]): PortForward[] {
+  const out: PortForward[] = [];
+  for (const a of argv) {
+    for (const m of a.matchAll(/hostfwd=(tcp|udp):[0-9.]*:(\d+)-[0-9.]*:(\d+)/g)) {
+      out.push({ protocol: m[1] as 'tcp' | 'udp', hostPort: Number(m[2]), guestPort: Number(m[3]) });
+    }
+  }
+  return out;
+}
