@@ -172,7 +172,8 @@ function virtualSize(qemuImg: string, file: string, format: string): Promise<num
     execFile(qemuImg, ['info', '-U', '-f', format, '--output=json', file], { timeout: 30_000 }, (err, stdout) => {
       if (err) return reject(errors.qemu(`qemu-img info failed on ${file}: ${err.message}`));
       const j = JSON.parse(stdout) as { 'virtual-size'?: unknown };
-      typeof j['virtual-size'] === 'number' ? resolve(j['virtual-size']) : reject(errors.qemu(`qemu-img info gave no size for ${file}.`));
+      if (typeof j['virtual-size'] === 'number') resolve(j['virtual-size']);
+      else reject(errors.qemu(`qemu-img info gave no size for ${file}.`));
     });
   });
 }

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import type { CloneSpec, CreateSnapshotSpec, EditSnapshotSpec, SnapshotInfo, SnapshotProgressEvent, SnapshotService } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
+import type { HostCapabilities } from '../../common/models/host';
 import type { VmInfo } from '../../common/models/vm-state';
 import { hasScreenshotter, hasSnapshotter, type DriverVm, type Snapshotter, type VmDriver } from '../drivers/driver';
 import { Emitter } from '../emitter';
@@ -22,7 +23,7 @@ import { writeFileAtomicAsync, type Layout } from '../paths';
 import type { JobName } from '../runtime/jobs';
 import type { RuntimeRecord } from '../runtime/records';
 import { scanQemuProcesses } from '../runtime/records';
-import { acquireStartLock } from '../runtime/start-lock';
+import { acquireStartLockAsync } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
 import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree } from './tree';
@@ -30,14 +31,14 @@ import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_F
 export interface SnapshotServiceDeps {
   readonly vms: LocalVmService;
   readonly layout: Layout;
-  readonly host: () => Promise<import('../../common/models/host').HostCapabilities>;
+  readonly host: () => Promise<HostCapabilities>;
   readonly log?: (line: string) => void;
 }
 
 type SnapDriver = VmDriver & Snapshotter;
 
 /** Where the VM is, for a snapshot operation. */
-type Where = { readonly kind: 'running'; readonly record: RuntimeRecord } | { readonly kind: 'stopped'; readonly release: () => void };
+type Where = { readonly kind: 'running'; readonly record: RuntimeRecord } | { readonly kind: 'stopped'; readonly release: () => Promise<void> };
 
 export class LocalSnapshotService implements SnapshotService {
   private readonly changes = new Emitter<{ readonly vmId: string }>();
@@ -113,7 +114,7 @@ export class LocalSnapshotService implements SnapshotService {
         return infoOf(tree, tree.snapshots.find((s) => s.id === id)!, sizes.get(id) ?? 0);
       } finally {
         this.fireProgress(entry.id, 'create', 1, true);
-        if (where.kind === 'stopped') where.release();
+        if (where.kind === 'stopped') await where.release();
       }
     });
   }
@@ -144,7 +145,7 @@ export class LocalSnapshotService implements SnapshotService {
         return infoOf(tree, snap, sizes.get(snap.id) ?? 0);
       } finally {
         this.fireProgress(entry.id, 'revert', 1, true);
-        if (where.kind === 'stopped') where.release();
+        if (where.kind === 'stopped') await where.release();
       }
     });
   }
@@ -166,7 +167,7 @@ export class LocalSnapshotService implements SnapshotService {
         this.changes.fire({ vmId: entry.id });
       } finally {
         this.fireProgress(entry.id, 'delete', 1, true);
-        if (where.kind === 'stopped') where.release();
+        if (where.kind === 'stopped') await where.release();
       }
     });
   }
@@ -217,7 +218,7 @@ export class LocalSnapshotService implements SnapshotService {
         );
       } finally {
         this.fireProgress(entry.id, 'clone', 1, true);
-        if (where.kind === 'stopped') where.release();
+        if (where.kind === 'stopped') await where.release();
       }
     });
     this.deps.vms.events.append(entry.id, `cloned as "${info.config.name}" (${spec.linked ? 'linked' : 'full'})`);
@@ -252,12 +253,12 @@ export class LocalSnapshotService implements SnapshotService {
     const rt = this.deps.layout.runtime(entry.id);
     this.deps.layout.ensureRuntimeDir(rt.dir);
     const live = await scanQemuProcesses();
-    const release = acquireStartLock(rt, entry.config.name);
+    const release = await acquireStartLockAsync(rt, entry.config.name);
     try {
       const locked = this.deps.vms.runStates.getLocked(vmKey, live);
       if (locked.state !== 'stopped') throw errors.state(`"${entry.config.name}" was just started. Try again to ${what}.`);
     } catch (e) {
-      release();
+      await release();
       throw e;
     }
     return { kind: 'stopped', release };
