@@ -16,7 +16,8 @@ export type ExitReason =
 
 /** A rung of the stop ladder (main/services/drivers/qemu/stop-ladder.ts): the ACPI power button,
  *  QMP quit, then SIGTERM and SIGKILL to QEMU. */
-export type StopRungName = 'acpi' | 'quit' | 'SIGTERM' | 'SIGKILL';
+/** 'agent': the guest agent's guest-shutdown, tried when the guest ignored the power button. */
+export type StopRungName = 'acpi' | 'agent' | 'quit' | 'SIGTERM' | 'SIGKILL';
 
 /** Where a Shut Down is, while it runs: a UI shows "Waiting for the guest to shut down… (Ns)" from
  *  `deadline` and offers Force Off Now (stop with force). */

@@ -42,7 +42,7 @@ export function classifyExit(f: ExitFacts): ExitVerdict {
   if (f.startFailure) {
     return { reason: 'failed', code, signal: statusSignal, message: f.startFailure };
   }
-  if (f.stopRequest?.rung === 'acpi') {
+  if (f.stopRequest?.rung === 'acpi' || f.stopRequest?.rung === 'agent') {
     // The ladder had only pressed the power button: a clean exit is the guest shutting down when
     // asked; anything else happened to QEMU on its own and is classified as if nobody had asked.
     if (f.status === 0 && f.signalInLog === null) return { reason: 'shutdown', code: 0, signal: null, message: f.stopRequest.message };

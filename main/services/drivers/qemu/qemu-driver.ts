@@ -49,6 +49,7 @@ import type {
 } from '../driver';
 import { QemuSnapshotter } from './snapshotter';
 import { withSshForward } from '../../sandbox/ssh-forward';
+import { agentShutdown } from '../../sandbox/agent-shutdown';
 import { startSideProcesses, stopSideProcesses, transientFiles, writeGeneratedFiles, type StartedSide } from './side-processes';
 import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported } from './start-checks';
 import { planStop, runStopLadder, type LadderPort, type StopCause } from './stop-ladder';
@@ -212,6 +213,8 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         if (!mon) throw new Error('no monitor');
         await withTimeout(mon.systemPowerdown(), LIVENESS_MS);
       },
+      // Issue 11: a guest that ignores the power button is asked through its agent (sandbox/agent-shutdown.ts).
+      agentShutdown: () => agentShutdown(rt.qga),
       quit: async (ms) => {
         if (!mon || mon.closed) throw new Error("QEMU's monitor is not connected");
         await mon.quit({ timeoutMs: ms });
@@ -231,7 +234,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       },
       log: (line) => this.deps.events.append(id, line),
     };
-    const outcome = await runStopLadder(planStop({ force: options.force, paused: cause.kind === 'paused', timeoutSec: options.timeoutSec }), cause, port);
+    const outcome = await runStopLadder(planStop({ force: options.force, paused: cause.kind === 'paused', timeoutSec: options.timeoutSec, agent: true }), cause, port);
     this.forget(id);
     if (!outcome.exited) throw errors.qemu(`QEMU (pid ${pid}) survived SIGKILL. Check the process with your system tools.`);
     // Give the supervising shell a moment to record the exit status.

@@ -22,7 +22,12 @@ export interface StopPlanInput {
   readonly paused: boolean;
   /** How long the guest gets to shut down after the power button, in seconds. */
   readonly timeoutSec: number;
+  /** Ask the guest agent (guest-shutdown) when the power button was ignored (issue 11). */
+  readonly agent?: boolean;
 }
+
+/** How long the guest gets after the guest agent accepted guest-shutdown. */
+export const AGENT_RUNG_WAIT_MS = 30_000;
 
 /** The rungs of one stop. */
 export function planStop(input: StopPlanInput): readonly Rung[] {
@@ -32,7 +37,8 @@ export function planStop(input: StopPlanInput): readonly Rung[] {
     { name: 'SIGKILL', waitMs: FORCEFUL_RUNG_WAIT_MS },
   ];
   if (input.force || input.paused) return forceful;
-  return [{ name: 'acpi', waitMs: Math.round(input.timeoutSec * 1000) }, ...forceful];
+  const agent: Rung[] = input.agent ? [{ name: 'agent', waitMs: AGENT_RUNG_WAIT_MS }] : [];
+  return [{ name: 'acpi', waitMs: Math.round(input.timeoutSec * 1000) }, ...agent, ...forceful];
 }
 
 /** Why the ladder began where it did; shapes the sentence. */
@@ -47,6 +53,8 @@ export type StopCause =
 export interface LadderPort {
   /** Presses the ACPI power button. Throws when it cannot. */
   powerdown(): Promise<void>;
+  /** Asks the guest agent to power the guest off (guest-shutdown). Throws when no agent answers. */
+  agentShutdown?(): Promise<void>;
   /** Asks QEMU to quit. Throws when it cannot. */
   quit(timeoutMs: number): Promise<void>;
   /** Sends a signal to QEMU. Throws when it cannot (ESRCH: already gone). */
@@ -80,6 +88,7 @@ export interface LadderOutcome {
 export function stopMessage(cause: StopCause, rung: StopRungName, elapsedMs: number, acpiFailure: string | null): string {
   const secs = Math.max(0, Math.round(elapsedMs / 1000));
   if (rung === 'acpi') return 'The guest shut down when asked (ACPI power button).';
+  if (rung === 'agent') return 'The guest ignored the power button; it shut down when asked through its guest agent.';
   let why: string;
   switch (cause.kind) {
     case 'force':
@@ -123,6 +132,11 @@ export async function runStopLadder(rungs: readonly Rung[], cause: StopCause, po
           await port.powerdown();
           port.log(`stop: ACPI power button pressed, waiting up to ${Math.round(rung.waitMs / 1000)} s`);
           break;
+        case 'agent':
+          if (!port.agentShutdown) throw new Error('no guest agent');
+          await port.agentShutdown();
+          port.log(`stop: the guest agent accepted guest-shutdown, waiting up to ${Math.round(rung.waitMs / 1000)} s`);
+          break;
         case 'quit':
           if (cause.kind === 'unreachable') throw new Error(cause.why);
           await port.quit(rung.waitMs);
@@ -146,7 +160,7 @@ export async function runStopLadder(rungs: readonly Rung[], cause: StopCause, po
         exited: true,
         rung: rung.name,
         message: stopMessage(cause, rung.name, port.now() - startedAt, acpiFailure),
-        escalated: rung.name !== 'acpi',
+        escalated: rung.name !== 'acpi' && rung.name !== 'agent',
       };
     }
     if (acted) port.log(rung.name === 'acpi' ? 'stop: the guest did not shut down in time' : `stop: QEMU did not exit within ${Math.round(rung.waitMs / 1000)} s of ${rung.name}`);
