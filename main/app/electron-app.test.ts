@@ -475,6 +475,7 @@ describe('startApp with a fake Electron and a real engine', () => {
       stats: { s: 'stats', m: 'sample', a: [{}] },
       console: { s: 'console', m: 'openStream', a: ['no-such-vm', 'serial'] },
       media: { s: 'media', m: 'downloads', a: [] },
+      snapshots: { s: 'snapshots', m: 'list', a: ['no-such-vm'] },
     };
     expect(Object.keys(calls).sort()).toEqual([...SERVICE_NAMES].sort());
     const wc = library!.webContents;
@@ -486,6 +487,7 @@ describe('startApp with a fake Electron and a real engine', () => {
     expect(reply('host')).toMatchObject({ ok: true, v: expect.objectContaining({}) });
     expect(reply('console')).toMatchObject({ ok: false, e: { code: ErrorCode.NotFound } });
     expect(reply('media')).toMatchObject({ ok: true, v: [] });
+    expect(reply('snapshots')).toMatchObject({ ok: false, e: { code: ErrorCode.NotFound } });
     // This engine has no stats service (yet): a typed refusal, not a crash.
     const stats = reply('stats');
     if (!stats.ok) expect(stats.e!.code).toBe(ErrorCode.Unsupported);

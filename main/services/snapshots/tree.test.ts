@@ -39,7 +39,7 @@ describe('snapshot tree', () => {
       [A, 'complete'],
       [B, 'complete'],
     ]);
-    expect(r.strayTags.sort()).toEqual([C, 'snap-0000000000ff']);
+    expect([...r.strayTags].sort()).toEqual([C, 'snap-0000000000ff']);
     expect(r.notes).toHaveLength(2);
   });
 

@@ -1,0 +1,135 @@
+/**
+ * `vivarium snapshot …` and `vivarium clone` through the CLI's own entry point (main(argv, io)) with
+ * a hosted engine: the stable interface and JSON shapes of the README, real qcow2 images and, for
+ * clones, real QEMU (TCG) guests running side by side.
+ */
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testGuest } from '../test-support/guest';
+import { makeTestHome, type TestHome } from '../test-support/home';
+import { qemuProcessesUnder } from '../test-support/qemu-procs';
+import { Layout } from '../services/paths';
+import { main } from './index';
+
+let t: TestHome;
+beforeEach(() => {
+  t = makeTestHome();
+});
+afterEach(async () => {
+  await t.cleanup();
+  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+});
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (d: Buffer) => out.push(d));
+  stderr.on('data', (d: Buffer) => err.push(d));
+  const code = await main(args, { stdout, stderr, env: { ...t.env, VIVARIUM_NO_ENGINE: '1' } });
+  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await cli(args);
+  if (r.code !== 0) throw new Error(`vivarium ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function createGuest(name: string): Promise<string> {
+  const g = testGuest();
+  const id = (
+    await ok(['create', name, '--accel', 'tcg', '--cpus', '1', '--memory', '256M', '--disk-size', '64M', '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append, '--net', 'none', '--display', 'none'])
+  ).trim();
+  return id;
+}
+
+const diskOf = (id: string, file = 'disk0.qcow2') => new Layout(t.home, t.runtimeDir).bundle(id).file(file);
+const qemuIo = (file: string, cmd: string) => execFileSync('qemu-io', ['-f', 'qcow2', '-c', cmd, file], { encoding: 'utf8' });
+
+describe('vivarium snapshot', () => {
+  it('create, list --json, rename, revert and delete on a shut-down VM; usage errors exit 2', async () => {
+    const id = await createGuest('box');
+    qemuIo(diskOf(id), 'write -P 0x11 0 64k');
+    const made = JSON.parse(await ok(['snapshot', 'create', 'box', 'clean', '--description', 'fresh disk', '--json'])) as Record<string, unknown>;
+    expect(Object.keys(made).sort()).toEqual(['createdAt', 'current', 'description', 'id', 'name', 'parentId', 'sizeBytes', 'withMemory']);
+    expect(made).toMatchObject({ name: 'clean', description: 'fresh disk', parentId: null, current: true, withMemory: false });
+    qemuIo(diskOf(id), 'write -P 0x22 0 64k');
+    await ok(['snapshot', 'create', 'box']);
+    const list = JSON.parse(await ok(['snapshot', 'list', 'box', '--json'])) as { name: string; parentId: string | null; current: boolean }[];
+    expect(list.map((s) => [s.name, s.parentId, s.current])).toEqual([
+      ['clean', null, false],
+      ['Snapshot 2', made.id, true],
+    ]);
+    expect(await ok(['snapshot', 'list', 'box'])).toMatch(/- clean[\s\S]*\n {2}\* Snapshot 2 .*<- you are here/);
+    expect(await ok(['snapshot', 'rename', 'box', 'Snapshot 2', 'second'])).toMatch(/Renamed to second/);
+    expect(await ok(['snapshot', 'revert', 'box', 'clean'])).toMatch(/Reverted to clean/);
+    expect(qemuIo(diskOf(id), 'read -P 0x11 0 64k')).not.toMatch(/failed/);
+    expect(await ok(['snapshot', 'delete', 'box', 'second'])).toMatch(/Deleted snapshot second/);
+    expect((JSON.parse(await ok(['snapshot', 'list', 'box', '--json'])) as unknown[]).length).toBe(1);
+
+    const missing = await cli(['snapshot', 'revert', 'box', 'nope']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/"box" has no snapshot named or with id "nope"\. Its snapshots: "clean"\./);
+    for (const bad of [['snapshot'], ['snapshot', 'explode', 'box'], ['snapshot', 'revert', 'box'], ['snapshot', 'list', 'box', 'extra'], ['snapshot', 'rename', 'box', 'clean']]) {
+      const r = await cli(bad);
+      expect(r.code, bad.join(' ')).toBe(2);
+    }
+  }, 60_000);
+});
+
+describe('vivarium clone', () => {
+  it('a linked clone runs beside its source, leaves the source\'s disk as it was, and keeps the source from being deleted', async () => {
+    const g = testGuest();
+    const src = await createGuest('src');
+    qemuIo(diskOf(src), 'write -P 0x5a 0 64k');
+    const clone = JSON.parse(await ok(['clone', 'src', 'copy', '--linked', '--json'])) as { id: string; name: string; linked: boolean };
+    expect(clone).toMatchObject({ name: 'copy', linked: true });
+    expect(clone.id).not.toBe(src);
+    const show = JSON.parse(await ok(['show', 'copy', '--json'])) as { config: { network: { mac: string }; disks: { backing: unknown[] }[] } };
+    const srcShow = JSON.parse(await ok(['show', 'src', '--json'])) as { config: { network: { mac: string }; disks: { source: { bundle?: string }; backing: unknown[] }[] } };
+    expect(show.config.network.mac).not.toBe(srcShow.config.network.mac);
+    expect(show.config.disks[0]!.backing).toHaveLength(1);
+    // The shared base is frozen: the source now writes an overlay of its own.
+    expect(srcShow.config.disks[0]!.source.bundle).not.toBe('disk0.qcow2');
+    const { mode } = statSync(diskOf(src));
+    expect(mode & 0o222).toBe(0);
+
+    // The clone writes its own overlay; the source's disk keeps its pattern.
+    qemuIo(diskOf(clone.id), 'write -P 0x77 0 64k');
+    expect(qemuIo(diskOf(src), 'read -P 0x5a 0 64k')).not.toMatch(/failed/);
+
+    // Both run at once.
+    await ok(['start', 'src', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    await ok(['start', 'copy', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    const states = JSON.parse(await ok(['list', '--json'])) as { name: string; state: string }[];
+    expect(states.map((v) => [v.name, v.state])).toEqual([
+      ['copy', 'running'],
+      ['src', 'running'],
+    ]);
+    await ok(['stop', 'copy', '--force']);
+    await ok(['stop', 'src', '--force']);
+
+    const del = await cli(['delete', 'src']);
+    expect(del.code).toBe(1);
+    expect(del.stderr).toMatch(/copy/);
+  }, 300_000);
+
+  it('a full clone is independent: it runs after its source is deleted', async () => {
+    const g = testGuest();
+    const src = await createGuest('orig');
+    qemuIo(diskOf(src), 'write -P 0x33 0 64k');
+    await ok(['snapshot', 'create', 'orig', 'before']);
+    const id = (await ok(['clone', 'orig', 'full'])).trim();
+    expect(JSON.parse(await ok(['snapshot', 'list', 'full', '--json']))).toEqual([]);
+    expect(qemuIo(diskOf(id), 'read -P 0x33 0 64k')).not.toMatch(/failed/);
+    await ok(['delete', 'orig']);
+    await ok(['start', 'full', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    await ok(['stop', 'full', '--force']);
+    const linked = await cli(['clone', 'full', 'again', '--linked']);
+    expect(linked.code).toBe(0);
+  }, 300_000);
+});
