@@ -12,6 +12,7 @@ import { configNames, MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
 import { LocalVmService as VmManager } from './vm-service';
 import { LocalSandboxService } from './sandbox/sandbox-service';
+import { LocalDiskService } from './hardware/disk-service';
 import { LocalSnapshotService } from './snapshots/snapshot-service';
 
 /** Where a library's files and sockets are: front ends find a running engine with it before they
@@ -74,6 +75,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
     media,
     snapshots,
     sandbox: new LocalSandboxService({ vms: manager, layout }),
+    disks: new LocalDiskService({ vms: manager, layout, host }),
     vms: manager,
     host: hostService,
     stats,

@@ -26,6 +26,8 @@ import type { SnapshotService } from './snapshots';
 import { snapshotsSchema } from './snapshots';
 import type { SandboxService } from './sandbox';
 import { sandboxSchema } from './sandbox';
+import type { DiskService } from './disks';
+import { disksSchema } from './disks';
 
 export * from './shared';
 export * from './vms';
@@ -35,6 +37,7 @@ export * from './console';
 export * from './media';
 export * from './snapshots';
 export * from './sandbox';
+export * from './disks';
 
 export interface Services {
   readonly vms: VmService;
@@ -44,6 +47,7 @@ export interface Services {
   readonly media: MediaService;
   readonly snapshots: SnapshotService;
   readonly sandbox: SandboxService;
+  readonly disks: DiskService;
 }
 
 export type ServiceName = keyof Services;
@@ -59,6 +63,7 @@ export const contract: Contract = {
   media: mediaContract,
   snapshots: snapshotsSchema,
   sandbox: sandboxSchema,
+  disks: disksSchema,
 };
 
 export const SERVICE_NAMES = Object.keys(contract) as readonly ServiceName[];

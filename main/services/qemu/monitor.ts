@@ -88,7 +88,27 @@ export interface SnapshotJobMonitor {
   jobDismiss(jobId: string): Promise<void>;
 }
 
-export class QemuMonitor implements Monitor, SnapshotJobMonitor {
+/** query-migrate's answer (qapi/migration.json MigrationInfo), the parts Vivarium reads. */
+export interface MigrationInfo {
+  /** none, setup, active, completed, failed, cancelled, … */
+  readonly status: string;
+  /** RAM bytes sent so far and in all (0 when unknown). */
+  readonly transferredBytes: number;
+  readonly totalBytes: number;
+  readonly error: string | null;
+}
+
+/** Migration to a stream (suspend to disk, qemu-notes §3 "Save state / suspend to file"). */
+export interface MigrationMonitor {
+  /** migrate-set-parameters max-bandwidth (bytes/s): a suspend is not throttled like a live move. */
+  migrateSetMaxBandwidth(bytesPerSecond: number): Promise<void>;
+  /** migrate: starts sending the VM's state to `uri` ("unix:/path"). */
+  migrate(uri: string): Promise<void>;
+  /** query-migrate: how the outgoing or incoming migration is doing. */
+  queryMigrate(): Promise<MigrationInfo>;
+}
+
+export class QemuMonitor implements Monitor, SnapshotJobMonitor, MigrationMonitor {
   constructor(readonly client: QmpClient) {}
 
   async queryStatus(): Promise<StatusInfo> {
@@ -175,8 +195,60 @@ export class QemuMonitor implements Monitor, SnapshotJobMonitor {
     }));
   }
 
+  /** block_resize: grows the image under format node `nodeName` to `sizeBytes` (the guest sees a
+   *  capacity change at once: virtio-blk raises a config interrupt). */
+  async blockResize(nodeName: string, sizeBytes: number): Promise<void> {
+    await this.client.execute('block_resize', { 'node-name': nodeName, size: sizeBytes });
+  }
+
+  /** blockdev-change-medium: opens `filename` as `format` read-only and puts it in removable-media
+   *  device `qdevId` (qapi/block.json; the old medium is ejected first). */
+  async blockdevChangeMedium(qdevId: string, filename: string, format: string): Promise<void> {
+    await this.client.execute('blockdev-change-medium', { id: qdevId, filename, format, 'read-only-mode': 'read-only' });
+  }
+
+  /** eject: empties removable-media device `qdevId`; `force` opens a tray the guest locked. */
+  async eject(qdevId: string, force = true): Promise<void> {
+    await this.client.execute('eject', { id: qdevId, force });
+  }
+
+  /** query-block: per block device its qdev id, whether it is removable, and the inserted image's
+   *  file name (null when empty). */
+  async queryBlock(): Promise<readonly { readonly qdev: string; readonly removable: boolean; readonly file: string | null; readonly trayOpen: boolean | null }[]> {
+    const r = await this.client.execute<unknown>('query-block');
+    if (!Array.isArray(r)) return [];
+    return r.map((b: Record<string, unknown>) => {
+      const inserted = b.inserted as { file?: unknown } | undefined;
+      return {
+        qdev: typeof b.qdev === 'string' ? b.qdev : '',
+        removable: b.removable === true,
+        file: inserted && typeof inserted.file === 'string' ? inserted.file : null,
+        trayOpen: typeof b.tray_open === 'boolean' ? b.tray_open : null,
+      };
+    });
+  }
+
   async jobDismiss(jobId: string): Promise<void> {
     await this.client.execute('job-dismiss', { id: jobId });
+  }
+
+  async migrateSetMaxBandwidth(bytesPerSecond: number): Promise<void> {
+    await this.client.execute('migrate-set-parameters', { 'max-bandwidth': bytesPerSecond });
+  }
+
+  async migrate(uri: string): Promise<void> {
+    await this.client.execute('migrate', { uri });
+  }
+
+  async queryMigrate(): Promise<MigrationInfo> {
+    const r = await this.client.execute<{ status?: unknown; ram?: { transferred?: unknown; total?: unknown }; 'error-desc'?: unknown }>('query-migrate');
+    const n = (v: unknown) => (typeof v === 'number' ? v : 0);
+    return {
+      status: typeof r.status === 'string' ? r.status : 'none',
+      transferredBytes: n(r.ram?.transferred),
+      totalBytes: n(r.ram?.total),
+      error: typeof r['error-desc'] === 'string' ? r['error-desc'] : null,
+    };
   }
 
   onEvent(listener: (e: QmpEvent) => void): Disposable {

@@ -1,0 +1,79 @@
+/**
+ * The `disks` service (issue 9): a VM's disks and CD drives as one list — add, grow, remove a disk;
+ * insert, change and eject a CD while the VM runs (QMP `blockdev-change-medium` / `eject`) or is
+ * stopped (the config). Implemented by main/services/hardware/disk-service.ts.
+ */
+import { z } from 'zod';
+import { AbsPath, VmRef, type ServiceSchema } from './shared';
+
+/** One entry of a VM's drive list. Sizes in bytes. */
+export interface DriveInfo {
+  /** "disk0".. for disks (the config's id), "cd0" for the CD drive. */
+  readonly id: string;
+  readonly kind: 'disk' | 'cdrom';
+  /** The image's absolute host path; null for an empty CD drive. */
+  readonly path: string | null;
+  /** "qcow2" | "raw"; null for an empty CD drive. */
+  readonly format: string | null;
+  /** The guest-visible size in bytes (qemu-img's virtual size); null when it cannot be read (the
+   *  file is missing) or the drive is empty. */
+  readonly virtualSizeBytes: number | null;
+  /** Guest-side controller: "virtio" for disks; "sata" (x86 AHCI) or "scsi" (aarch64 virtio-scsi) for the CD. */
+  readonly bus: string;
+  readonly readOnly: boolean;
+  /** Disks only: "system" (the OS disk) or "data"; null for CD drives. */
+  readonly role: 'system' | 'data' | null;
+}
+
+/** Buses a new disk may sit on. Only virtio-blk is built today (DiskBus in models/vm-config.ts). */
+export const NewDiskBus = z.enum(['virtio', 'sata', 'nvme']);
+export type NewDiskBus = z.infer<typeof NewDiskBus>;
+
+/** The largest disk Vivarium makes or grows to: 64 TiB. */
+export const MAX_DISK_BYTES = 64 * 1024 ** 4;
+
+const SizeBytes = z
+  .number()
+  .int()
+  .min(1024 * 1024, 'a disk must be at least 1 MiB')
+  .max(MAX_DISK_BYTES, 'a disk can be at most 64 TiB');
+
+/** A new disk: a new qcow2 of `sizeBytes` in the VM's folder, or an existing image `file` (checked as
+ *  an untrusted image: format probed and given explicitly, no backing file, not an ISO). */
+export const AddDiskRequest = z
+  .object({ sizeBytes: SizeBytes.optional(), file: AbsPath.optional(), bus: NewDiskBus.optional() })
+  .strict()
+  .refine((r) => (r.sizeBytes === undefined) !== (r.file === undefined), 'give either the size of a new disk or an existing image file, not both');
+export type AddDiskRequest = z.infer<typeof AddDiskRequest>;
+
+export const DriveId = z.string().regex(/^(disk[0-9]{1,2}|cd[0-9])$/, 'must be a drive id as disk list shows it (disk0, disk1, cd0)');
+
+export interface DiskService {
+  /** The VM's disks, then its CD drive. */
+  list(ref: string): Promise<readonly DriveInfo[]>;
+  /** Adds a disk (stopped VMs only). @throws invalid-argument (not a disk image, too many disks),
+   *  invalid-state (running), unsupported (a bus not built yet) */
+  add(ref: string, req: AddDiskRequest): Promise<readonly DriveInfo[]>;
+  /** Grows a disk to `sizeBytes` (never shrinks): QMP block_resize while running, qemu-img resize
+   *  when stopped. @throws invalid-argument (smaller than now), not-found (no such disk) */
+  resize(ref: string, diskId: string, sizeBytes: number): Promise<readonly DriveInfo[]>;
+  /** Removes a disk from the VM (stopped only). Its file is deleted only with `deleteFile`, only if
+   *  it is inside the VM's folder and no other VM uses it. */
+  remove(ref: string, diskId: string, options?: { readonly deleteFile?: boolean }): Promise<readonly DriveInfo[]>;
+  /** Puts an ISO in the CD drive (replacing what was there): live when running, and saved. */
+  insertCd(ref: string, isoPath: string, driveId?: string): Promise<readonly DriveInfo[]>;
+  /** Empties the CD drive: live when running (forced, even if the guest locked the tray), and saved. */
+  ejectCd(ref: string, driveId?: string): Promise<readonly DriveInfo[]>;
+}
+
+export const disksSchema: ServiceSchema<DiskService> = {
+  methods: {
+    list: z.tuple([VmRef]),
+    add: z.tuple([VmRef, AddDiskRequest]),
+    resize: z.tuple([VmRef, DriveId, SizeBytes]),
+    remove: z.tuple([VmRef, DriveId, z.object({ deleteFile: z.boolean().optional() }).strict().optional()]),
+    insertCd: z.tuple([VmRef, AbsPath, DriveId.optional()]),
+    ejectCd: z.tuple([VmRef, DriveId.optional()]),
+  },
+  events: [],
+};
