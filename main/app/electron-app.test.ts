@@ -476,6 +476,8 @@ describe('startApp with a fake Electron and a real engine', () => {
       console: { s: 'console', m: 'openStream', a: ['no-such-vm', 'serial'] },
       media: { s: 'media', m: 'downloads', a: [] },
       snapshots: { s: 'snapshots', m: 'list', a: ['no-such-vm'] },
+      sandbox: { s: 'sandbox', m: 'forwards', a: ['no-such-vm'] },
+      disks: { s: 'disks', m: 'list', a: ['no-such-vm'] },
     };
     expect(Object.keys(calls).sort()).toEqual([...SERVICE_NAMES].sort());
     const wc = library!.webContents;
