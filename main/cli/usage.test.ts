@@ -148,9 +148,6 @@ describe('a name that starts with "-"', () => {
       ['stop', '--force', '--', '-dash'],
       ['edit', '--cpus', '2', '--', '-dash'],
     ];
-    const covered = new Set([...steps.map((s) => s[0]!), 'show', 'create', 'delete']);
-    const takesName = Object.entries(COMMANDS).filter(([, spec]) => spec.positionals[0] === 'NAME').map(([name]) => name);
-    expect(takesName.filter((n) => !covered.has(n)), 'commands that take a NAME but are not tried here').toEqual([]);
     try {
       for (const args of steps) {
         const r = await cli(...args);
@@ -164,8 +161,25 @@ describe('a name that starts with "-"', () => {
       await cli('stop', '--force', '--', '-dash');
     }
     expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+
+    // Every other command that takes a VM first (added since: ssh, clone, …), on the stopped VM with
+    // placeholders for its other arguments: whatever it says, it must have found "-dash".
+    const covered = new Set([...steps.map((s) => s[0]!), 'show', 'create', 'delete']);
+    for (const [command, spec] of Object.entries(COMMANDS)) {
+      if (spec.positionals[0] !== 'NAME' || covered.has(command)) continue;
+      const needed = spec.positionals.length - (spec.optionalPositionals ?? 0);
+      const rest = Array.from({ length: Math.max(0, needed - 1) }, (_, i) => `dash-arg-${i}`);
+      const r = await cli(command, '--', '-dash', ...rest);
+      expect(r.stderr, `${command} -- -dash ${rest.join(' ')}`).not.toMatch(/No VM named|unknown option/);
+      expect(badMentions(r.stderr), command).toEqual([]);
+    }
+    expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
     const edited = await runCliJson<{ config: { cpus: number } }>(['show', '--json', '--', '-dash'], { env: t.env });
     expect(edited.config.cpus).toBe(2);
+    // A command above (clone) may have made more VMs from it; they go first.
+    for (const vm of await runCliJson<{ name: string }[]>(['list', '--json'], { env: t.env })) {
+      if (vm.name !== '-dash') expect((await cli('delete', '--', vm.name)).code).toBe(0);
+    }
     const deleted = await cli('delete', '--', '-dash');
     expect(deleted.code, deleted.stderr).toBe(0);
     expect(deleted.stdout).toMatch(/Deleted -dash\./);
