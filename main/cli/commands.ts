@@ -3,6 +3,7 @@ import type { CommandSpec } from './args';
 import { MEDIA_COMMANDS } from './media-commands';
 import { SANDBOX_COMMANDS, SANDBOX_CREATE_FLAGS } from './sandbox-commands';
 import { SNAPSHOT_COMMANDS } from './snapshot-commands';
+import { HARDWARE_COMMANDS } from './hardware-commands';
 
 const VM = 'NAME';
 
@@ -146,4 +147,5 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   ...MEDIA_COMMANDS,
   ...SANDBOX_COMMANDS,
   ...SNAPSHOT_COMMANDS,
+  ...HARDWARE_COMMANDS,
 };

@@ -18,6 +18,7 @@ import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
 import { createWithProgress, importFlag, prepareMedia } from './media-commands';
 import { cloudFlags, prepareSandbox, resolveCloudImage } from './sandbox-commands';
+import { prepareHardware } from './hardware-commands';
 import { prepareSnapshot } from './snapshot-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../common/shell-arg';
@@ -127,6 +128,7 @@ function prepare(command: string, p: Parsed): Plan {
     if (command === 'catalog' || command === 'media') prepareMedia(command, p);
     if (command === 'snapshot') prepareSnapshot(command, p);
     if (command === 'forward' || command === 'share') prepareSandbox(command, p);
+    if (command === 'disk' || command === 'cd') prepareHardware(command, p);
     if (command === 'create') return { create: createSpec(p) };
     if (command === 'edit') return { edit: editSpec(p) };
     return {};
@@ -245,6 +247,11 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     case 'share': {
       const { runSandbox } = await import('./sandbox-commands.js');
       return runSandbox(command, p, s, io);
+    }
+    case 'disk':
+    case 'cd': {
+      const { runHardware } = await import('./hardware-commands.js');
+      return runHardware(command, p, s, io);
     }
     default:
       throw new UsageError(`"${command}" is not implemented`, command);

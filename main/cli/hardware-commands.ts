@@ -1,0 +1,114 @@
+/**
+ * The disk and CD commands (issue 9): `disk list|add|resize|remove`, `cd insert|eject`. JSON shapes
+ * are stable and documented in the README ("Disks and CD drives"): each command prints the VM's
+ * drive list afterwards, `[{id, kind, path, format, virtualSizeBytes, bus, readOnly, role}]`.
+ */
+import * as path from 'node:path';
+import type { DriveInfo, Services } from '../common/contract';
+import { MAX_DISK_BYTES } from '../common/contract/disks';
+import { parseSize } from '../common/models/vm-config';
+import type { CommandSpec, Parsed } from './args';
+import { UsageError } from './args';
+
+interface Io {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+const VM = 'NAME';
+const JSON_HELP = 'print the drive list as JSON: [{id, kind: "disk"|"cdrom", path|null, format, virtualSizeBytes, bus, readOnly, role}]';
+
+export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  disk: {
+    usage: 'disk list|add|resize|remove NAME [DISK_ID] [--size SIZE | --file PATH] [--bus virtio|sata|nvme] [--delete-file] [--json]',
+    summary:
+      'List a VM\'s disks and CD drive; add a disk (a new one of --size, or an existing image --file; VM stopped); grow one to --size (works while it runs); remove one (VM stopped; its file is kept unless --delete-file).',
+    positionals: ['ACTION', VM, 'DISK_ID'],
+    optionalPositionals: 1,
+    flags: {
+      size: { type: 'string', value: 'SIZE', help: 'add: size of a new disk (e.g. 10G); resize: the new, larger size (e.g. 40G)' },
+      file: { type: 'string', value: 'PATH', help: 'add: an existing qcow2 or raw image, used in place (checked: no backing file, not an ISO)' },
+      bus: { type: 'string', value: 'virtio|sata|nvme', help: 'add: the disk\'s bus (default virtio)' },
+      'delete-file': { type: 'boolean', help: 'remove: also delete the disk\'s file (only a file inside the VM\'s folder that no other VM uses)' },
+      json: { type: 'boolean', help: JSON_HELP },
+    },
+  },
+  cd: {
+    usage: 'cd insert NAME PATH [--drive ID] | cd eject NAME [--drive ID] [--json]',
+    summary: 'Put an ISO in a VM\'s CD drive or empty it: live while it runs (the guest sees the change) and saved for the next start.',
+    positionals: ['ACTION', VM, 'PATH'],
+    optionalPositionals: 1,
+    flags: {
+      drive: { type: 'string', value: 'ID', help: 'the CD drive (default cd0, the only one today)' },
+      json: { type: 'boolean', help: JSON_HELP },
+    },
+  },
+};
+
+function sizeFlag(p: Parsed, command: string): number | undefined {
+  const v = p.flags.size;
+  if (typeof v !== 'string') return undefined;
+  const n = parseSize(v);
+  if (n === null || n < 1024 * 1024 || n > MAX_DISK_BYTES) throw new UsageError(`--size must be a size from 1M to 64T such as 10G or 512M, not "${v}"`, command);
+  return n;
+}
+
+/** Usage checks that need no engine (exit 2). */
+export function prepareHardware(command: string, p: Parsed): void {
+  const [action, , arg] = p.positionals;
+  const has = (f: string) => p.flags[f] !== undefined;
+  if (command === 'disk') {
+    if (!['list', 'add', 'resize', 'remove'].includes(action ?? '')) throw new UsageError(`unknown action "${action}"; use list, add, resize or remove`, command);
+    if ((action === 'list' || action === 'add') && arg !== undefined) throw new UsageError(`disk ${action} takes only NAME`, command);
+    if ((action === 'resize' || action === 'remove') && arg === undefined) throw new UsageError(`disk ${action} needs the DISK_ID (see disk list NAME)`, command);
+    const size = sizeFlag(p, command);
+    if (action === 'add' && (size === undefined) === !has('file')) throw new UsageError('disk add needs either --size SIZE (a new disk) or --file PATH (an existing image), not both', command);
+    if (action === 'resize' && size === undefined) throw new UsageError('disk resize needs --size, the new size (e.g. 40G)', command);
+    if (action !== 'add' && (has('file') || has('bus'))) throw new UsageError('--file and --bus go with disk add', command);
+    if (action !== 'add' && action !== 'resize' && has('size')) throw new UsageError('--size goes with disk add or disk resize', command);
+    if (has('bus') && !['virtio', 'sata', 'nvme'].includes(String(p.flags.bus))) throw new UsageError(`--bus must be virtio, sata or nvme, not "${String(p.flags.bus)}"`, command);
+    if (action !== 'remove' && has('delete-file')) throw new UsageError('--delete-file goes with disk remove', command);
+  } else {
+    if (action !== 'insert' && action !== 'eject') throw new UsageError(`unknown action "${action}"; use insert or eject`, command);
+    if (action === 'insert' && arg === undefined) throw new UsageError('cd insert needs the PATH of an ISO', command);
+    if (action === 'eject' && arg !== undefined) throw new UsageError('cd eject takes only NAME (and --drive ID)', command);
+  }
+}
+
+function sizeText(n: number | null): string {
+  if (n === null) return '?';
+  const g = n / 1024 ** 3;
+  return g >= 1 ? `${+g.toFixed(2)} GiB` : `${+(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+export async function runHardware(command: string, p: Parsed, s: Services, io: Io): Promise<number> {
+  const out = (text: string) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const [action, ref, arg] = p.positionals as [string, string, string | undefined];
+  const drive = typeof p.flags.drive === 'string' ? p.flags.drive : undefined;
+  let list: readonly DriveInfo[];
+  if (command === 'disk') {
+    const size = sizeFlag(p, command);
+    if (action === 'add') {
+      list = await s.disks.add(ref, {
+        ...(size !== undefined ? { sizeBytes: size } : {}),
+        ...(typeof p.flags.file === 'string' ? { file: path.resolve(p.flags.file) } : {}),
+        ...(typeof p.flags.bus === 'string' ? { bus: p.flags.bus as 'virtio' | 'sata' | 'nvme' } : {}),
+      });
+    } else if (action === 'resize') list = await s.disks.resize(ref, arg!, size!);
+    else if (action === 'remove') list = await s.disks.remove(ref, arg!, { deleteFile: p.flags['delete-file'] === true });
+    else list = await s.disks.list(ref);
+  } else if (action === 'insert') {
+    list = await s.disks.insertCd(ref, path.resolve(arg!), drive);
+  } else {
+    list = await s.disks.ejectCd(ref, drive);
+  }
+  if (p.flags.json === true) {
+    out(JSON.stringify(list, null, 2));
+    return 0;
+  }
+  for (const d of list) {
+    if (d.kind === 'cdrom') out(`${d.id}  cdrom  ${d.bus.padEnd(6)}  ${d.path ?? '(empty)'}`);
+    else out(`${d.id}  disk   ${d.bus.padEnd(6)}  ${sizeText(d.virtualSizeBytes).padStart(10)}  ${d.format}  ${d.path}${d.role === 'system' ? '  (system)' : ''}${d.readOnly ? '  (read-only)' : ''}`);
+  }
+  return 0;
+}
