@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CloudCreateSpec, CreateVmSpec, ForwardInfo, Services, ShareInfo } from '../common/contract';
 import { errors } from '../common/errors';
-import { parseForward } from '../services/sandbox/forward-rules';
+import { parseForward } from '../common/models/sandbox';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
 

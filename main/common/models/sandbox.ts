@@ -5,6 +5,7 @@
  * config without them is a plain VM, so the config version did not change.
  */
 import { z } from 'zod';
+import type { PortForward } from './vm-config';
 
 /** A host path in a config: absolute, no NUL. */
 const AbsHostPath = z
@@ -71,3 +72,22 @@ export function defaultShareTag(hostPath: string, taken: readonly string[]): str
   for (let i = 2; taken.includes(tag); i++) tag = `${base}-${i}`;
   return tag;
 }
+
+/** "tcp:2222:22" (the CLI's spelling). */
+export function forwardText(f: PortForward): string {
+  return `${f.protocol}:${f.hostPort}:${f.guestPort}`;
+}
+
+/**
+ * Parses `[tcp|udp:]HOSTPORT:GUESTPORT` (tcp when the protocol is left out).
+ * @returns the forward, or null when the text is not one (ports 1–65535).
+ */
+export function parseForward(text: string): PortForward | null {
+  const m = /^(?:(tcp|udp):)?(\d{1,5}):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const hostPort = Number(m[2]);
+  const guestPort = Number(m[3]);
+  if (hostPort < 1 || hostPort > 65535 || guestPort < 1 || guestPort > 65535) return null;
+  return { protocol: (m[1] ?? 'tcp') as 'tcp' | 'udp', hostPort, guestPort };
+}
+

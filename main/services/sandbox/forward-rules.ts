@@ -5,28 +5,12 @@
  */
 import type { PortForward } from '../../common/models/vm-config';
 
+export { forwardText, parseForward } from '../../common/models/sandbox';
+
 /** Another VM's forwards: saved ones, and while it runs the live ones (its SSH port included). */
 export interface OtherVmForwards {
   readonly name: string;
   readonly forwards: readonly PortForward[];
-}
-
-/** "tcp:2222:22" (the CLI's spelling). */
-export function forwardText(f: PortForward): string {
-  return `${f.protocol}:${f.hostPort}:${f.guestPort}`;
-}
-
-/**
- * Parses `[tcp|udp:]HOSTPORT:GUESTPORT` (tcp when the protocol is left out).
- * @returns the forward, or null when the text is not one (ports 1–65535).
- */
-export function parseForward(text: string): PortForward | null {
-  const m = /^(?:(tcp|udp):)?(\d{1,5}):(\d{1,5})$/.exec(text.trim());
-  if (!m) return null;
-  const hostPort = Number(m[2]);
-  const guestPort = Number(m[3]);
-  if (hostPort < 1 || hostPort > 65535 || guestPort < 1 || guestPort > 65535) return null;
-  return { protocol: (m[1] ?? 'tcp') as 'tcp' | 'udp', hostPort, guestPort };
 }
 
 /**

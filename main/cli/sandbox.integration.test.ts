@@ -1,0 +1,244 @@
+/**
+ * The developer sandbox end to end through the real `vivarium` command (issue 11), against the Debian
+ * cloud guest built from Debian packages by scripts/build-cloud-guest.mjs (cached in .cache/), under
+ * TCG. One guest boots (4–8 min on a loaded 2-core machine) and every check runs on it in sequence:
+ *
+ *   create --cloud-image PATH (local image) → start → `vivarium ssh NAME -- hostname` prints the
+ *   chosen host name; the command's exit status comes back; no password login without
+ *   --password-file; a host file appears in a share and a read-only share refuses writes; a forward
+ *   added live reaches a listener in the guest and is gone after removal (and conflicts are named);
+ *   `show --json` lists the guest's IP from the agent; a Shut Down the guest ignores on the power
+ *   button goes through the agent. The image file is never modified.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, runCliJson, type CliResult } from '../test-support/cli';
+import { makeTestHome, type TestHome } from '../test-support/home';
+import { qemuProcessesUnder } from '../test-support/qemu-procs';
+// @ts-expect-error -- plain ESM script without type declarations
+import { buildCloudGuest } from '../../scripts/build-cloud-guest.mjs';
+
+const execFileP = promisify(execFile);
+
+interface CloudGuestInfo {
+  disk: string;
+  kernel: string;
+  initrd: string;
+  append: string;
+}
+interface Forward {
+  protocol: string;
+  hostAddress: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+const NAME = 'dev box';
+const HOSTNAME = 'viv-sandbox';
+const BOOT_MS = 15 * 60_000;
+
+let t: TestHome;
+let guest: CloudGuestInfo;
+let work: string;
+let docs: string;
+let imageSum: string;
+
+const cli = (args: string[], timeoutMs = 120_000): Promise<CliResult> => runCli(args, { env: t.env, timeoutMs });
+const ssh = (command: string[], timeoutMs = 120_000) => cli(['ssh', NAME, '--', ...command], timeoutMs);
+const forwards = () => runCliJson<Forward[]>(['forward', 'list', NAME, '--json'], { env: t.env });
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function httpGet(port: number, file: string): Promise<{ status: number; body: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: `/${file}`, timeout: 15_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ error: (e as NodeJS.ErrnoException).code ?? e.message }));
+  });
+}
+
+beforeAll(async () => {
+  guest = (await buildCloudGuest()) as CloudGuestInfo;
+  imageSum = sha256(guest.disk);
+  t = makeTestHome();
+  work = path.join(t.home, 'work');
+  docs = path.join(t.home, 'docs');
+  fs.mkdirSync(work);
+  fs.mkdirSync(docs);
+  fs.writeFileSync(path.join(docs, 'readme.txt'), 'from the host\n');
+  const created = await cli([
+    'create', NAME, '--cloud-image', guest.disk,
+    '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append,
+    '--accel', 'tcg', '--memory', '1G', '--cpus', '2', '--display', 'none', '--disk-size', '4G',
+    '--hostname', HOSTNAME, '--user', 'dev', '--share', `${work}:work`, '--share', `${docs}:docs:ro`,
+    // The image has qemu-guest-agent and the test machine has no internet to install it.
+    '--no-agent-install',
+  ]);
+  expect(created.stderr).toBe('');
+  expect(created.code).toBe(0);
+  const start = await cli(['start', NAME]);
+  expect(start.code).toBe(0);
+  // The first ssh waits for the host keys on the console and sshd's banner (waitForSshReady).
+  const first = await ssh(['true'], BOOT_MS);
+  if (first.code !== 0) {
+    const log = await cli(['serial', NAME, '--log']);
+    throw new Error(`first ssh failed (${first.code}): ${first.stderr}\nserial tail:\n${log.stdout.slice(-3000)}`);
+  }
+}, BOOT_MS + 5 * 60_000);
+
+afterAll(async () => {
+  if (!t) return;
+  await cli(['stop', NAME, '--force']).catch(() => undefined);
+  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await t.cleanup();
+}, 120_000);
+
+describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop via the agent', () => {
+  it('runs commands over ssh as the chosen user and host name, with their exit status', async () => {
+    const h = await ssh(['hostname']);
+    expect(h.stderr).toBe('');
+    expect(h.code).toBe(0);
+    expect(h.stdout.trim()).toBe(HOSTNAME);
+    expect((await ssh(['id', '-un'])).stdout.trim()).toBe('dev');
+    expect((await ssh(['sh', '-c', 'exit 7'])).code).toBe(7);
+    // The VM's own disk is an overlay: the image is never written.
+    const shown = await runCliJson<{ path: string; config: { disks: { source: { bundle?: string }; backing: { source: { path: string } }[] }[] } }>(['show', NAME, '--json'], { env: t.env });
+    expect(shown.config.disks[0]!.backing[0]!.source.path).toBe(guest.disk);
+    expect(sha256(guest.disk)).toBe(imageSum);
+    // The generated key is private to the bundle.
+    expect(fs.statSync(path.join(shown.path, 'ssh', 'id_ed25519')).mode & 0o777).toBe(0o600);
+  });
+
+  it('forwards a free loopback port to sshd, listed with the others; no password login without --password-file', async () => {
+    const list = await forwards();
+    const sshFwd = list.find((f) => f.guestPort === 22);
+    expect(sshFwd).toMatchObject({ protocol: 'tcp', hostAddress: '127.0.0.1' });
+    const shown = await runCliJson<{ path: string }>(['show', NAME, '--json'], { env: t.env });
+    const probe = await execFileP('ssh', [
+      '-o', 'BatchMode=yes', '-o', 'PubkeyAuthentication=no', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityFile=/dev/null',
+      '-o', `UserKnownHostsFile=${path.join(shown.path, 'ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'GlobalKnownHostsFile=/dev/null',
+      '-p', String(sshFwd!.hostPort), 'dev@127.0.0.1', 'true',
+    ]).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code?: number; stderr?: string }) => ({ code: e.code, stderr: e.stderr ?? '' }),
+    );
+    expect(probe.code).toBe(255);
+    // The server offers public keys only.
+    expect(probe.stderr).toMatch(/Permission denied \(publickey\)/);
+    expect((await ssh(['sudo', 'getent', 'shadow', 'dev'])).stdout).toMatch(/^dev:!/);
+  });
+
+  it('shares host folders at /mnt/<tag>; the read-only one refuses writes', async () => {
+    fs.writeFileSync(path.join(work, 'from-host.txt'), 'hello guest\n');
+    expect((await ssh(['cat', '/mnt/work/from-host.txt'])).stdout).toBe('hello guest\n');
+    expect((await ssh(['cat', '/mnt/docs/readme.txt'])).stdout).toBe('from the host\n');
+    expect((await ssh(['sh', '-c', 'echo from-guest > /mnt/work/from-guest.txt'])).code).toBe(0);
+    expect(fs.readFileSync(path.join(work, 'from-guest.txt'), 'utf8')).toBe('from-guest\n');
+    const w = await ssh(['sh', '-c', 'echo x > /mnt/docs/new.txt']);
+    expect(w.code).not.toBe(0);
+    expect(w.stderr).toMatch(/Read-only file system/);
+    expect(fs.existsSync(path.join(docs, 'new.txt'))).toBe(false);
+    const shares = await runCliJson<unknown[]>(['share', 'list', NAME, '--json'], { env: t.env });
+    expect(shares).toEqual([
+      { hostPath: work, tag: 'work', readOnly: false, guestPath: '/mnt/work' },
+      { hostPath: docs, tag: 'docs', readOnly: true, guestPath: '/mnt/docs' },
+    ]);
+    // Shares change only while stopped, and the refusal says so.
+    const add = await cli(['share', 'add', NAME, t.home]);
+    expect(add.code).toBe(1);
+    expect(add.stderr).toMatch(/must be shut down/);
+  });
+
+  it('adds a forward live that reaches a listener in the guest, names conflicts, and removes it', async () => {
+    // A web server in the guest serving the shared folder, on guest port 8000.
+    const bg = await ssh(['sh', '-c', 'cd /mnt/work && setsid python3 -m http.server 8000 >/dev/null 2>&1 < /dev/null & sleep 2; echo started']);
+    expect(bg.stdout).toContain('started');
+    const port = await freePort();
+    const added = await cli(['forward', 'add', NAME, `tcp:${port}:8000`, '--json']);
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    expect(JSON.parse(added.stdout)).toContainEqual({ protocol: 'tcp', hostAddress: '127.0.0.1', hostPort: port, guestPort: 8000 });
+    let got: Awaited<ReturnType<typeof httpGet>> = { error: 'none' };
+    for (let i = 0; i < 20 && !('status' in got && got.status === 200); i++) {
+      got = await httpGet(port, 'from-host.txt');
+      if (!('status' in got)) await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(got).toEqual({ status: 200, body: 'hello guest\n' });
+    // Saved for the next start.
+    const shown = await runCliJson<{ config: { network: { forwards: unknown[] } } }>(['show', NAME, '--json'], { env: t.env });
+    expect(shown.config.network.forwards).toContainEqual({ protocol: 'tcp', hostPort: port, guestPort: 8000 });
+
+    // The same host port again, and a port another program holds: refused with the reason.
+    const again = await cli(['forward', 'add', NAME, `tcp:${port}:8001`]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(new RegExp(`already forwards tcp port ${port}`));
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const held = (holder.address() as net.AddressInfo).port;
+    try {
+      const busy = await cli(['forward', 'add', NAME, `tcp:${held}:8000`]);
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toMatch(new RegExp(`tcp port ${held} on 127.0.0.1 is in use by another program`));
+    } finally {
+      holder.close();
+    }
+
+    const removed = await cli(['forward', 'remove', NAME, `tcp:${port}:8000`, '--json']);
+    expect(removed.code).toBe(0);
+    expect((await forwards()).some((f) => f.hostPort === port)).toBe(false);
+    expect(await httpGet(port, 'from-host.txt')).toEqual({ error: 'ECONNREFUSED' });
+  });
+
+  it('show --json lists the guest IP, host name and OS from the guest agent', async () => {
+    type Guest = { hostname: string | null; ips: string[]; os: string | null } | null;
+    let g = null as Guest;
+    for (let i = 0; i < 30 && !g?.ips.length; i++) {
+      g = (await runCliJson<{ guest: Guest }>(['show', NAME, '--json'], { env: t.env })).guest;
+      if (!g?.ips.length) await new Promise((r) => setTimeout(r, 2000));
+    }
+    expect(g).not.toBeNull();
+    expect(g!.ips).toContain('10.0.2.15');
+    expect(g!.hostname).toBe(HOSTNAME);
+    expect(g!.os).toMatch(/Debian/);
+  });
+
+  it('shuts down through the guest agent when the guest ignores the power button', async () => {
+    // Make the guest ignore ACPI's power button (systemd-logind's HandlePowerKey).
+    const ignore = await ssh([
+      'sudo', 'sh', '-c',
+      'mkdir -p /etc/systemd/logind.conf.d && printf "[Login]\\nHandlePowerKey=ignore\\n" > /etc/systemd/logind.conf.d/ignore.conf && systemctl kill -s HUP systemd-logind',
+    ]);
+    expect(ignore.code).toBe(0);
+    const stop = await cli(['stop', NAME, '--timeout', '10', '--json'], 180_000);
+    expect(stop.code).toBe(0);
+    const vm = JSON.parse(stop.stdout) as { state: string; lastExit: { reason: string; message: string } };
+    expect(vm.state).toBe('stopped');
+    expect(vm.lastExit.reason).toBe('shutdown');
+    expect(vm.lastExit.message).toMatch(/guest agent/);
+    expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+    expect(sha256(guest.disk)).toBe(imageSum);
+  });
+});
