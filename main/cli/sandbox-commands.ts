@@ -106,16 +106,17 @@ export async function resolveCloudImage(s: Services, io: Io, spec: CreateVmSpec)
     if (!fs.existsSync(local)) throw errors.invalid(`The cloud image ${local} does not exist. Give a catalog id (vivarium catalog --kind cloud), a file or a URL.`);
     return { ...spec, cloud: { ...cloud, image: local } };
   }
+  let label: { os?: string; shell?: string } = {};
   if (!/^https?:\/\//i.test(typed)) {
-    const entries = await s.media.catalog({ kind: 'cloud' });
-    if (!entries.some((e) => e.id === typed)) {
-      throw errors.invalid(`"${typed}" is neither a file nor a cloud image of the catalog. See vivarium catalog --kind cloud for the ids.`);
-    }
+    const entry = (await s.media.catalog({ kind: 'cloud' })).find((e) => e.id === typed);
+    if (!entry) throw errors.invalid(`"${typed}" is neither a file nor a cloud image of the catalog. See vivarium catalog --kind cloud for the ids.`);
+    // Alpine's images have no bash: the user's login shell is /bin/sh there.
+    label = { os: entry.name.slice(0, 100), ...(entry.presetHints.preset === 'alpine' ? { shell: '/bin/sh' } : {}) };
   }
   const started = await s.media.download({ source: typed });
   io.stderr.write(`Downloading ${typed} (verified before use)…\n`);
   const item = await s.media.wait(started.id);
-  return { ...spec, cloud: { ...cloud, image: item.path } };
+  return { ...spec, ...(spec.os === undefined && label.os ? { os: label.os } : {}), cloud: { ...cloud, image: item.path, ...(label.shell && !cloud.shell ? { shell: label.shell } : {}) } };
 }
 
 export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
