@@ -464,10 +464,13 @@ describe('whatever happens outside Vivarium, it tells the truth', () => {
     expect(waitMs).toBeLessThanOrEqual(4_500);
     const stop = await stopping;
     expect(stop.code).toBe(0);
-    expect(stop.stdout).toMatch(/deaf: stopped \(The guest did not respond to the power button; forced off after [45] s\.\)/);
+    // After the 4 s on the power button (and a try through the guest agent, which this guest lacks).
+    const said = /deaf: stopped \(The guest did not respond to the power button; forced off after (\d+) s\.\)/.exec(stop.stdout);
+    expect(said, stop.stdout).not.toBeNull();
+    expect(Number(said![1])).toBeGreaterThanOrEqual(4);
     const after = (await list())[0]!;
     expect(after.lastExit).toMatchObject({ reason: 'stopped' });
-    expect(after.lastExit!.message).toMatch(/did not respond to the power button; forced off after [45] s/);
+    expect(after.lastExit!.message).toBe(`The guest did not respond to the power button; forced off after ${said![1]} s.`);
   });
 
   it('a guest that answers the power button shuts down and says so', async () => {
