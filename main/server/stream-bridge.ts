@@ -39,6 +39,7 @@ import type { ConsoleService, StreamKind, StreamOptions, VmService } from '../co
 import { ErrorCode, VivariumError, errors } from '../common/errors';
 import type { Layout } from '../services/paths';
 import { isSocketAlive } from './transports/unix-socket';
+import { attachTerminal, type TerminalStream } from './terminal-stream';
 
 export const STREAM_TICKET_TTL_MS = 30_000;
 export const SERIAL_SCROLLBACK_BYTES = 256 * 1024;
@@ -569,6 +570,7 @@ export class StreamBridge implements ConsoleService {
   private readonly tickets: TicketBook;
   private readonly serialHubs = new Map<string, SerialHub>();
   private readonly vncRelays = new Set<VncRelay>();
+  private readonly terminals = new Set<TerminalStream>();
   private disposed = false;
 
   constructor(private readonly deps: StreamBridgeDeps) {
@@ -600,6 +602,9 @@ export class StreamBridge implements ConsoleService {
         id: vm.id,
         state: vm.state,
       });
+    }
+    if (kind === 'terminal' && !vm.config?.cloudInit) {
+      throw errors.state(`"${vm.name}" was not created from a cloud image, so it has no SSH terminal. Use its serial console.`, { id: vm.id });
     }
     if (kind === 'vnc' && vm.config?.display !== 'vnc') {
       throw errors.state(`"${vm.name}" has no display (it runs headless). Use its serial console, or set its display to vnc and restart it.`, {
@@ -641,6 +646,12 @@ export class StreamBridge implements ConsoleService {
       hub.attach(ws, { history: grant.history });
       return;
     }
+    if (grant.kind === 'terminal') {
+      // Issue 11: an SSH session on a pty for this client (terminal-stream.ts).
+      const term: TerminalStream = attachTerminal(ws, grant.vmId, { layout: this.deps.layout, vms: this.deps.vms, log }, () => this.terminals.delete(term));
+      this.terminals.add(term);
+      return;
+    }
     const relay: VncRelay = relayVnc(ws, {
       socketPath: this.deps.layout.runtime(grant.vmId).vnc,
       log,
@@ -665,6 +676,7 @@ export class StreamBridge implements ConsoleService {
     const reason = 'The Vivarium engine is shutting down.';
     for (const hub of [...this.serialHubs.values()]) hub.close(StreamCloseCode.goingAway, reason);
     for (const relay of [...this.vncRelays]) relay.close(StreamCloseCode.goingAway, reason);
+    for (const term of [...this.terminals]) term.close(StreamCloseCode.goingAway, reason);
     this.serialHubs.clear();
     this.vncRelays.clear();
   }

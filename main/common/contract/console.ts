@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { VmRef, type ServiceSchema } from './shared';
 
-export const StreamKind = z.enum(['serial', 'vnc']);
+/** 'terminal': an SSH session in a cloud-init sandbox (issue 11; main/server/terminal-stream.ts). */
+export const StreamKind = z.enum(['serial', 'vnc', 'terminal']);
 export type StreamKind = z.infer<typeof StreamKind>;
 
 export const StreamOptions = z
