@@ -48,6 +48,7 @@ const STATE_WORDS: Readonly<Record<VmState, string>> = {
   paused: 'Paused',
   stopping: 'Shutting down',
   broken: 'Broken',
+  suspended: 'Suspended',
 };
 
 /** What the user chose in the tray menu. */

@@ -238,6 +238,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       return runMedia(command, p, s, io);
     }
     case 'snapshot':
+    case 'suspend':
     case 'clone': {
       const { runSnapshot } = await import('./snapshot-commands.js');
       return runSnapshot(command, p, s, io);

@@ -32,6 +32,12 @@ export const SNAPSHOT_COMMANDS: Readonly<Record<string, CommandSpec>> = {
       json: { type: 'boolean', help: 'create, list: print JSON ({id, name, description, createdAt, parentId, current, withMemory, sizeBytes})' },
     },
   },
+  suspend: {
+    usage: 'suspend NAME',
+    summary: 'Save a running VM\'s whole state to disk and end it; `start` resumes it where it was (list shows "suspended").',
+    positionals: ['NAME'],
+    flags: {},
+  },
   clone: {
     usage: 'clone NAME NEWNAME [--linked] [--json]',
     summary: 'Copy a shut-down VM: a full, independent copy, or with --linked an instant clone sharing the source\'s disks (read-only).',
@@ -69,6 +75,11 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
   const out = (text: string) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   const json = (v: unknown) => out(JSON.stringify(v, null, 2));
   const asJson = p.flags.json === true;
+  if (command === 'suspend') {
+    const info = await s.snapshots.suspend(p.positionals[0]!);
+    out(`${info.name}: ${info.state}`);
+    return 0;
+  }
   if (command === 'clone') {
     const [vm, newName] = p.positionals as [string, string];
     const info = await s.snapshots.clone(vm, { name: newName, linked: p.flags.linked === true });

@@ -168,6 +168,10 @@ export class LocalVmService implements VmService {
     const entry = this.library.resolveOk(ref);
     return this.job(entry, 'edit', async () => {
       this.assertStopped(entry, 'change its settings');
+      // A suspended VM resumes only on the command line it was saved from (drivers/qemu/suspender.ts).
+      if (entry.config.suspended && Object.keys(patch).some((k) => k !== 'os' && k !== 'autostart')) {
+        throw errors.state(`"${entry.config.name}" is suspended: its saved state only resumes with the settings it was saved with. Start it (it resumes where it was), shut it down, then change its settings.`, undefined, { remedy: { kind: 'start-vm', vm: entry.config.name } });
+      }
       await editVm({ library: this.library, host: this.deps.host }, entry, patch);
       this.events.append(entry.id, `settings changed: ${Object.keys(patch).join(', ')}`);
       return this.emitInfo(entry.id);

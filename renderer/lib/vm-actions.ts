@@ -11,6 +11,7 @@ export const STATE_LABELS: Readonly<Record<VmState, string>> = {
   paused: 'Paused',
   stopping: 'Stopping',
   broken: 'Broken',
+  suspended: 'Suspended',
 };
 
 /** A colour family; styles.css maps each to a light and a dark colour. */
@@ -23,6 +24,7 @@ export const STATE_TONES: Readonly<Record<VmState, StateTone>> = {
   paused: 'info',
   stopping: 'busy',
   broken: 'danger',
+  suspended: 'info',
 };
 
 /** Every toolbar action. `pause` and `resume` share one button whose label follows the state. */
@@ -41,7 +43,7 @@ export const VM_ACTIONS = [
 export type VmAction = (typeof VM_ACTIONS)[number];
 
 const ACTION_STATES: Readonly<Record<VmAction, readonly VmState[]>> = {
-  start: ['stopped'],
+  start: ['stopped', 'suspended'],
   pause: ['running'],
   resume: ['paused'],
   // A hard reset of a paused guest would leave it paused at the firmware: confusing; resume first.
@@ -53,7 +55,7 @@ const ACTION_STATES: Readonly<Record<VmAction, readonly VmState[]>> = {
   ctrlAltDel: ['running'],
   screenshot: ['running', 'paused'],
   settings: ['stopped'],
-  delete: ['stopped', 'broken'],
+  delete: ['stopped', 'broken', 'suspended'],
 };
 
 /** Actions that need the VM's graphical display. */

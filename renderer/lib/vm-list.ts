@@ -66,6 +66,7 @@ const STATE_ORDER: Readonly<Record<VmState, number>> = {
   starting: 1,
   stopping: 2,
   paused: 3,
+  suspended: 4,
   stopped: 4,
   broken: 5,
 };

@@ -70,7 +70,7 @@ export interface SnapshotInfo {
 /** A long snapshot or clone operation's progress, for the UI. */
 export interface SnapshotProgressEvent {
   readonly vmId: string;
-  readonly operation: 'create' | 'revert' | 'delete' | 'clone';
+  readonly operation: 'create' | 'revert' | 'delete' | 'clone' | 'suspend';
   /** 0..1 */
   readonly fraction: number;
   readonly done: boolean;
@@ -93,6 +93,9 @@ export interface SnapshotService {
   thumbnail(vm: string, snapshot: string): Promise<{ readonly pngBase64: string } | null>;
   /** Clones a stopped VM: linked (an overlay on the source's disks, which become read-only) or full. */
   clone(vm: string, spec: CloneSpec): Promise<VmInfo>;
+  /** Saves a running VM's whole state into its folder and ends QEMU: the VM is `suspended`, and the
+   *  next start resumes it where it was. Errors: invalid-state (not running). */
+  suspend(vm: string): Promise<VmInfo>;
   /** A VM's snapshot list changed. */
   onDidChange: Event<{ readonly vmId: string }>;
   onDidProgress: Event<SnapshotProgressEvent>;
@@ -107,6 +110,7 @@ export const snapshotsSchema: ServiceSchema<SnapshotService> = {
     edit: z.tuple([VmRef, SnapshotRef, EditSnapshotSpec]),
     thumbnail: z.tuple([VmRef, SnapshotRef]),
     clone: z.tuple([VmRef, CloneSpec]),
+    suspend: z.tuple([VmRef]),
   },
   events: ['onDidChange', 'onDidProgress'],
 };

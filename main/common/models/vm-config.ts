@@ -276,6 +276,14 @@ export const VmConfig = z
     /** Start this VM when an engine starts with autostart on (the desktop app, `vivarium serve
      *  --autostart`); main/services/autostart.ts. */
     autostart: z.boolean().default(false),
+    /** Set while the VM is suspended to disk (issue 10): its whole state is in `file` (in the
+     *  bundle), saved from a QEMU whose command line hashed to `argvSha256`; the next start resumes
+     *  from it (main/services/drivers/qemu/suspender.ts). */
+    suspended: z
+      .object({ file: BundleFileName, savedAt: z.string(), argvSha256: z.string().regex(/^[0-9a-f]{64}$/), sizeBytes: z.number().int().min(0) })
+      .strict()
+      .nullable()
+      .default(null),
     /** Advanced, explicit, visible: raw extra QEMU arguments appended at the end. Never assembled
      *  from UI text fields; only set by the user on purpose. */
     extraArgs: z.array(z.string().max(4096)).max(64).default([]),

@@ -1,7 +1,8 @@
 /** Runtime state of VMs as every front end sees it. */
 import type { Accel, VmConfig } from './vm-config';
 
-export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'broken'] as const;
+/** `suspended`: stopped, with its whole state saved to disk; the next start resumes it (issue 10). */
+export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'broken', 'suspended'] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 export type ExitReason =

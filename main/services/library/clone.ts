@@ -64,6 +64,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
     createdAt: new Date().toISOString(),
     network: { ...source.config.network, mac: randomMac() },
     autostart: false,
+    suspended: null,
   };
 
   if (spec.linked) {

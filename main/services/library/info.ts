@@ -24,7 +24,7 @@ export function toVmInfo(entry: BundleEntry, rs: RunState, lastExit: LastExit | 
   return {
     id: entry.id,
     name: entry.config.name,
-    state: rs.state,
+    state: rs.state === 'stopped' && entry.config.suspended ? 'suspended' : rs.state,
     pid: running?.pid ?? null,
     accel: running?.accel ?? entry.config.accel,
     lastExit,

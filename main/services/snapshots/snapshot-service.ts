@@ -16,7 +16,7 @@ import type { CloneSpec, CreateSnapshotSpec, EditSnapshotSpec, SnapshotInfo, Sna
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import type { VmInfo } from '../../common/models/vm-state';
-import { hasScreenshotter, hasSnapshotter, type DriverVm, type Snapshotter, type VmDriver } from '../drivers/driver';
+import { hasScreenshotter, hasSnapshotter, hasSuspender, type DriverVm, type Snapshotter, type VmDriver } from '../drivers/driver';
 import { Emitter } from '../emitter';
 import type { OkEntry } from '../library/library';
 import { writeFileAtomicAsync, type Layout } from '../paths';
@@ -226,6 +226,27 @@ export class LocalSnapshotService implements SnapshotService {
     return this.deps.vms.get(info.config.id);
   }
 
+  async suspend(ref: string): Promise<VmInfo> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const vm = vmOf(entry);
+    const driver = this.deps.vms.driverFor(vm);
+    if (!hasSuspender(driver)) throw new VivariumError(ErrorCode.Unsupported, `"${entry.config.name}" cannot be suspended by its ${driver.name} driver.`);
+    await this.job(entry, 'suspend', async () => {
+      const rs = this.deps.vms.runStates.get({ id: entry.id, name: entry.config.name }, await scanQemuProcesses());
+      if ((rs.state !== 'running' && rs.state !== 'paused') || !('record' in rs)) {
+        throw errors.state(`"${entry.config.name}" is ${entry.config.suspended ? 'suspended already' : rs.state}. Only a running VM can be suspended.`);
+      }
+      try {
+        await driver.suspend(vm, rs.record, (f) => this.fireProgress(entry.id, 'suspend', f, false));
+      } finally {
+        this.fireProgress(entry.id, 'suspend', 1, true);
+      }
+      this.deps.vms.runStates.get({ id: entry.id, name: entry.config.name }); // records the exit
+      this.deps.vms.events.append(entry.id, 'suspended to disk');
+    });
+    return this.deps.vms.get(entry.id);
+  }
+
   dispose(): void {
     this.changes.dispose();
     this.progress.dispose();
@@ -246,6 +267,11 @@ export class LocalSnapshotService implements SnapshotService {
 
   /** Running (with its record) or stopped (holding the start lock: release it when done). */
   private async where(entry: OkEntry, what: string): Promise<Where> {
+    if (entry.config.suspended) {
+      throw errors.state(`"${entry.config.name}" is suspended: its disks must stay as they were until it resumes. Start it (it resumes where it was), then ${what}.`, undefined, {
+        remedy: { kind: 'start-vm', vm: entry.config.name },
+      });
+    }
     const vmKey = { id: entry.id, name: entry.config.name };
     const rs = this.deps.vms.runStates.get(vmKey, await scanQemuProcesses());
     if ((rs.state === 'running' || rs.state === 'paused') && 'record' in rs) return { kind: 'running', record: rs.record };

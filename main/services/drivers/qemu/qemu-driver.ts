@@ -43,11 +43,13 @@ import type {
   SnapshotPlan,
   SnapshotProgress,
   Snapshotter,
+  Suspender,
   ImageSnapshot,
   StopOutcome,
   VmDriver,
 } from '../driver';
 import { QemuSnapshotter } from './snapshotter';
+import { resumePlan, suspendVm } from './suspender';
 import { withSshForward } from '../../sandbox/ssh-forward';
 import { agentShutdown } from '../../sandbox/agent-shutdown';
 import { startSideProcesses, stopSideProcesses, transientFiles, writeGeneratedFiles, type StartedSide } from './side-processes';
@@ -89,7 +91,7 @@ function notRespondingOf(e: unknown): NotResponding | null {
   return d?.notResponding === true && typeof d.why === 'string' ? (d as NotResponding) : null;
 }
 
-export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshotter {
+export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshotter, Suspender {
   readonly name = 'qemu';
   private readonly monitors = new Map<string, Promise<Monitor>>();
   private readonly emitter = new Emitter<DriverEvent>();
@@ -130,6 +132,8 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       if (uefiNotice) this.deps.events.append(vm.id, uefiNotice.message);
       await preflightDisks(config, paths.bundle, qemuImg);
       for (const w of plan.warnings) this.deps.events.append(vm.id, `warning: ${w}`);
+      // A suspended VM resumes from its saved state (./suspender.ts): checked before anything runs.
+      const resume = await resumePlan(this.deps.layout, vm, [plan.binary, ...plan.args]);
       await resetSerialLog(paths.bundle.serialLog);
       let launched;
       let sides: StartedSide[] = [];
@@ -141,7 +145,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         for (const side of sides) this.deps.events.append(vm.id, `started ${side.name}, pid ${side.pid}`);
         launched = await launchQemu({
           binary: plan.binary,
-          args: plan.args,
+          args: resume ? [...plan.args, ...resume.args] : plan.args,
           runtime: paths.runtime,
           logFile: paths.bundle.qemuLog,
           qemuWrites: [paths.bundle.serialLog],
@@ -166,6 +170,19 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         stopping: null,
       };
       writeRecord(paths.runtime, rec);
+      if (resume) {
+        try {
+          await resume.complete(async () => new QemuMonitor(await this.qmpFor(vm.id)));
+        } catch (e) {
+          try {
+            process.kill(rec.pid, 'SIGKILL');
+          } catch {
+            // gone already: a failed incoming migration ends QEMU
+          }
+          throw e;
+        }
+        this.deps.events.append(vm.id, 'resumed from the state saved by a suspend');
+      }
       this.deps.events.append(vm.id, `started, pid ${rec.pid}, accel ${rec.accel}`);
       return rec;
     } finally {
@@ -318,6 +335,17 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
 
   imageSnapshots(vm: DriverVm): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>> {
     return this.snapshotter.imageSnapshots(vm);
+  }
+
+  /** Suspend to disk (./suspender.ts): the state into the bundle, then QEMU ends. */
+  async suspend(vm: DriverVm, record: RuntimeRecord, progress?: SnapshotProgress): Promise<void> {
+    await suspendVm(
+      { layout: this.deps.layout, monitor: async (id) => new QemuMonitor(await this.qmpFor(id)), waitForExit: (pid, id, ms) => waitForExit(pid, id, ms) },
+      vm,
+      record,
+      progress,
+    );
+    this.forget(vm.id);
   }
 
   /** The engine's QMP connection to a running VM, for services that must not open a second one. */

@@ -1,0 +1,188 @@
+/**
+ * Suspend to disk and resume for the QEMU driver (issue 10; qemu-notes §3 "Save state / suspend to
+ * file").
+ *
+ * The state travels over a unix socket in the VM's runtime folder, with Node on the other end:
+ *  - suspend: Node listens, QMP `stop` + `migrate unix:<sock>`; Node writes the stream to
+ *    `<bundle>/suspend.state.part`, fsyncs and renames it to `suspend.state` once QEMU reports the
+ *    migration completed, records it in config.json (`suspended`), then quits QEMU.
+ *  - resume: the same command line plus `-incoming unix:<sock>`: QEMU listens, Node streams the file
+ *    in, QEMU runs on from where it was once the migration completes.
+ * Neither side forks, so QEMU keeps `-sandbox spawn=deny` (the `exec:` transport would need it
+ * dropped on 7.2), nothing listens on TCP, and the same code serves QEMU 7.2 and 8.2+ (`file:`
+ * would only be another way to reach the same stream).
+ *
+ * The disks are not in the state: between suspend and resume nothing may write them (snapshots and
+ * edits are refused while `suspended` is set). The saved state only fits the command line it came
+ * from, so a resume first compares the command line's hash.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import { errors } from '../../../common/errors';
+import type { VmConfig } from '../../../common/models/vm-config';
+import { serializeConfig } from '../../bundles/bundle-store';
+import type { Layout } from '../../paths';
+import { writeFileAtomicAsync } from '../../paths';
+import type { MigrationMonitor, Monitor } from '../../qemu/monitor';
+import { sleep } from '../../qemu/process';
+import type { RuntimeRecord } from '../../runtime/records';
+import { writeStopRequest } from '../../runtime/records';
+import type { DriverVm, SnapshotProgress } from '../driver';
+
+export const SUSPEND_FILE = 'suspend.state';
+const MIGRATE_SOCKET = 'migrate.sock';
+/** How long a suspend or resume may take before Vivarium gives up (a large guest on a slow disk). */
+const MIGRATION_TIMEOUT_MS = 30 * 60_000;
+
+/** The hash of a command line, without its `-incoming` part (a resumed VM can be suspended again). */
+export function argvHash(argv: readonly string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '-incoming') {
+      i++;
+      continue;
+    }
+    out.push(argv[i]!);
+  }
+  return createHash('sha256').update(JSON.stringify(out)).digest('hex');
+}
+
+export interface SuspenderDeps {
+  readonly layout: Layout;
+  readonly monitor: (id: string) => Promise<Monitor & MigrationMonitor>;
+  readonly waitForExit: (pid: number, id: string, ms: number) => Promise<boolean>;
+}
+
+async function followMigration(m: MigrationMonitor, what: string, progress?: SnapshotProgress): Promise<void> {
+  const deadline = Date.now() + MIGRATION_TIMEOUT_MS;
+  for (;;) {
+    const st = await m.queryMigrate();
+    if (st.totalBytes > 0) progress?.(Math.min(1, st.transferredBytes / st.totalBytes));
+    if (st.status === 'completed') return;
+    if (st.status === 'failed' || st.status === 'cancelled') throw errors.qemu(`QEMU could not ${what}: ${st.error ?? st.status}.`);
+    if (Date.now() > deadline) throw errors.timeout(`QEMU did not ${what} within ${MIGRATION_TIMEOUT_MS / 60_000} minutes.`);
+    await sleep(50);
+  }
+}
+
+/** Saves the running VM's whole state into its bundle and ends QEMU. */
+export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: RuntimeRecord, progress?: SnapshotProgress): Promise<void> {
+  const bundle = deps.layout.bundle(vm.id);
+  const rt = deps.layout.runtime(vm.id);
+  const sock = `${rt.dir}/${MIGRATE_SOCKET}`;
+  const part = bundle.file(`${SUSPEND_FILE}.part`);
+  const m = await deps.monitor(vm.id);
+  await fsp.rm(sock, { force: true });
+  const server = net.createServer();
+  let wrote: Promise<void> | null = null;
+  server.on('connection', (conn) => {
+    server.close();
+    wrote = pipeline(conn, fs.createWriteStream(part, { mode: 0o600 }));
+  });
+  await new Promise<void>((resolve, reject) => server.listen(sock, resolve).once('error', reject));
+  const wasRunning = (await m.queryStatus()).running;
+  try {
+    await m.migrateSetMaxBandwidth(Number.MAX_SAFE_INTEGER);
+    if (wasRunning) await m.stop();
+    await m.migrate(`unix:${sock}`);
+    await followMigration(m, `suspend "${vm.config.name}"`, progress);
+    if (!wrote) throw errors.qemu(`QEMU did not send the state of "${vm.config.name}".`);
+    await wrote;
+    const fh = await fsp.open(part, 'r+');
+    await fh.sync();
+    await fh.close();
+  } catch (e) {
+    server.close();
+    await fsp.rm(part, { force: true });
+    if (wasRunning) await m.cont().catch(() => undefined);
+    throw e;
+  } finally {
+    await fsp.rm(sock, { force: true });
+  }
+  const { size } = await fsp.stat(part);
+  await fsp.rename(part, bundle.file(SUSPEND_FILE));
+  const config: VmConfig = {
+    ...vm.config,
+    suspended: { file: SUSPEND_FILE, savedAt: new Date().toISOString(), argvSha256: argvHash(record.argv), sizeBytes: size },
+  };
+  await writeFileAtomicAsync(bundle.config, serializeConfig(config));
+  writeStopRequest(rt, { by: process.pid, rung: 'quit', message: 'Suspended to disk; the next start resumes it.' });
+  await m.quit({ timeoutMs: 10_000 }).catch(() => undefined);
+  if (!(await deps.waitForExit(record.pid, vm.id, 15_000))) process.kill(record.pid, 'SIGKILL');
+  // The supervising shell records QEMU's exit status a moment later; the run state reads it.
+  for (let i = 0; i < 100; i++) {
+    if (await fsp.access(rt.exitStatus).then(() => true, () => false)) break;
+    await sleep(20);
+  }
+}
+
+/** What a start of a suspended VM adds to the command line, checked against the saved state. */
+export interface ResumePlan {
+  readonly args: readonly string[];
+  /** Streams the state in once QEMU runs, waits until it runs on, then forgets the saved state. */
+  complete(monitor: () => Promise<Monitor & MigrationMonitor>): Promise<void>;
+}
+
+/**
+ * The resume plan of a suspended VM, or null when it is not suspended.
+ * @throws VivariumError invalid-state when the saved state does not fit the command line any more
+ *   (or is gone): the state is set aside and the sentence says the next start boots afresh.
+ */
+export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly string[]): Promise<ResumePlan | null> {
+  const s = vm.config.suspended;
+  if (!s) return null;
+  const bundle = layout.bundle(vm.id);
+  const rt = layout.runtime(vm.id);
+  const file = bundle.file(s.file);
+  const setAside = async (why: string): Promise<never> => {
+    await fsp.rename(file, bundle.file(`${SUSPEND_FILE}.discarded`)).catch(() => undefined);
+    await writeFileAtomicAsync(bundle.config, serializeConfig({ ...vm.config, suspended: null }));
+    throw errors.state(`The saved state of "${vm.config.name}" cannot be resumed: ${why}. It was set aside (${SUSPEND_FILE}.discarded in its folder); start it again to boot afresh.`);
+  };
+  try {
+    const st = await fsp.stat(file);
+    if (st.size !== s.sizeBytes) await setAside(`the file is ${st.size} bytes, not the ${s.sizeBytes} saved`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') await setAside('its file is missing');
+    throw e;
+  }
+  if (argvHash(argv) !== s.argvSha256) await setAside('the VM\'s command line changed since it was suspended (settings or QEMU differ)');
+  const sock = `${rt.dir}/incoming.sock`;
+  return {
+    args: ['-incoming', `unix:${sock}`],
+    complete: async (monitor) => {
+      const conn = await connectWhenReady(sock, 30_000);
+      const sent = pipeline(fs.createReadStream(file), conn);
+      const m = await monitor();
+      try {
+        await followMigration(m, `resume "${vm.config.name}"`);
+        await sent;
+        // The state carries the run state it was saved in (paused, for the save): run on.
+        if (!(await m.queryStatus()).running) await m.cont();
+      } catch (e) {
+        conn.destroy();
+        throw e;
+      }
+      await writeFileAtomicAsync(bundle.config, serializeConfig({ ...vm.config, suspended: null }));
+      await fsp.rm(file, { force: true });
+    },
+  };
+}
+
+async function connectWhenReady(sock: string, timeoutMs: number): Promise<net.Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const c = net.createConnection(sock, () => resolve(c));
+        c.once('error', reject);
+      });
+    } catch (e) {
+      if (Date.now() > deadline) throw errors.qemu(`QEMU did not open its incoming state socket: ${(e as Error).message}`);
+      await sleep(20);
+    }
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Suspend to disk and resume against real QEMU (TCG): the guest's RAM file system and uptime go on
+ * after suspend → start, also when the engine that suspended it is gone; a suspended VM shows as
+ * `suspended`, runs no QEMU, and refuses edits that would break the resume.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testGuest } from '../../test-support/guest';
+import { makeTestHome, type TestHome } from '../../test-support/home';
+import { qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { createEngine, type Engine } from '../engine';
+
+let t: TestHome;
+const engines: Engine[] = [];
+
+beforeEach(() => {
+  t = makeTestHome();
+});
+
+afterEach(async () => {
+  const e = engines.at(-1);
+  if (e) {
+    for (const vm of e.manager.listSync()) {
+      if (vm.state !== 'stopped' && vm.state !== 'suspended') await e.manager.stop(vm.id, { force: true }).catch(() => undefined);
+    }
+  }
+  for (const x of engines.splice(0)) x.dispose();
+  await t.cleanup();
+  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+});
+
+function engine(): Engine {
+  const e = createEngine({ env: t.env });
+  engines.push(e);
+  return e;
+}
+
+function typeLine(socketPath: string, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(socketPath, () => s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 200)));
+    s.on('error', reject);
+  });
+}
+
+async function ask(e: Engine, id: string, line: string, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
+  const before = (await e.manager.serialLog(id, {})).length;
+  await typeLine(e.layout.runtime(id).serial, line);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = pattern.exec((await e.manager.serialLog(id, {})).slice(before));
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`no ${pattern} after typing ${line}; serial tail: ${(await e.manager.serialLog(id, {})).slice(-500)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const PROBE = 'echo "M:$(cat /tmp/marker):M UP:$(cut -d. -f1 /proc/uptime):UP"';
+const PROBE_RE = /M:(\w*):M UP:(\d+):UP/;
+
+describe('suspend to disk', () => {
+  it('suspend → start resumes the guest where it was (RAM fs marker, uptime), also after the engine restarted', async () => {
+    const g = testGuest();
+    let e = engine();
+    const vm = await e.manager.create({ name: 'sleepy', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 0, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
+    const id = vm.id;
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    await typeLine(e.layout.runtime(id).serial, 'echo awake > /tmp/marker');
+    const m1 = await ask(e, id, PROBE, PROBE_RE);
+    expect(m1[1]).toBe('awake');
+    const up1 = Number(m1[2]);
+
+    const suspended = await e.services.snapshots.suspend('sleepy');
+    expect(suspended.state).toBe('suspended');
+    expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('suspended');
+    expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+    expect(fs.statSync(e.layout.bundle(id).file('suspend.state')).size).toBeGreaterThan(1024 * 1024);
+    await expect(e.manager.edit('sleepy', { memoryMiB: 512 })).rejects.toThrow(/is suspended: its saved state only resumes with the settings it was saved with/);
+
+    await e.manager.start(id, { timeoutSec: 120 });
+    const m2 = await ask(e, id, PROBE, PROBE_RE);
+    expect(m2[1]).toBe('awake'); // a reboot would have emptied /tmp
+    expect(Number(m2[2])).toBeGreaterThanOrEqual(up1);
+    expect(fs.existsSync(e.layout.bundle(id).file('suspend.state'))).toBe(false);
+    expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('running');
+
+    // Again, with a new engine for the resume (the app or the host restarted).
+    await e.services.snapshots.suspend(id);
+    e.dispose();
+    engines.pop();
+    e = engine();
+    expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('suspended');
+    await e.manager.start(id, { timeoutSec: 120 });
+    const m3 = await ask(e, id, PROBE, PROBE_RE);
+    expect(m3[1]).toBe('awake');
+    expect(Number(m3[2])).toBeGreaterThanOrEqual(Number(m2[2]));
+  }, 300_000);
+});
