@@ -96,7 +96,7 @@ describe('side processes', () => {
     expect(fs.readFileSync(seed, 'utf8')).toBe('#cloud-config\n');
     expect(fs.statSync(seed).mode & 0o777).toBe(0o600);
     expect(transientFiles(files)).toEqual([seed]);
-    await expect(writeGeneratedFiles([{ kind: 'generator', path: seed, generator: 'nope', inputs: {} }])).rejects.toThrow(/does not know: "nope"/);
+    await expect(writeGeneratedFiles([{ kind: 'generator', path: seed, generator: 'nope', inputs: {}, transient: false }])).rejects.toThrow(/does not know: "nope"/);
   });
 });
 
