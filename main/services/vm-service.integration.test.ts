@@ -103,6 +103,7 @@ describe('--wait-serial on the engine thread', () => {
       }
     });
     expect((await e.manager.serialLog(id, {})).includes('a'.repeat(45))).toBe(true);
+    console.log(`--wait-serial (a+)+Q# against 45 a's: the engine's thread was held at most ${worstMs.toFixed(0)} ms at a time`);
     // A backtracking engine needs ~2^45 steps here (hours); RE2 is linear: the thread is never held.
     expect(worstMs).toBeLessThan(1_000);
     expect(await settled).toBe('timeout');
