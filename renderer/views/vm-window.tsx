@@ -16,9 +16,11 @@ import { routeHash } from '../lib/router';
 import { leaveVmWindow } from '../navigation';
 import { DisplayConsole } from './display-console';
 import { SerialConsole } from './serial-console';
+import { SshTerminal } from './ssh-terminal';
 import { VmStatsPanel } from './vm-stats';
+import { SnapshotsView } from './snapshots-view';
 
-type ConsoleTab = 'display' | 'serial' | 'stats';
+type ConsoleTab = 'display' | 'serial' | 'terminal' | 'stats' | 'snapshots';
 type OpenDialog = 'settings' | 'delete' | null;
 
 export function VmWindow({ id }: { readonly id: string }): ReactNode {
@@ -337,7 +339,10 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
         tabs={[
           { key: 'display', label: 'Display', icon: <Icon name="monitor" />, panel: <DisplayConsole vm={vm} /> },
           { key: 'serial', label: 'Serial', icon: <Icon name="terminal" />, panel: <SerialConsole vm={vm} active={tab === 'serial'} focusRequest={serialFocus} /> },
+          // Issue 11: cloud-init sandboxes get an SSH terminal (views/ssh-terminal.tsx).
+          ...(c?.cloudInit ? [{ key: 'terminal' as const, label: 'Terminal', icon: <Icon name="terminal" />, panel: <SshTerminal vm={vm} active={tab === 'terminal'} /> }] : []),
           { key: 'stats', label: 'Stats', icon: <Icon name="chart" />, panel: <VmStatsPanel vm={vm} /> },
+          { key: 'snapshots', label: 'Snapshots', icon: <Icon name="camera" />, panel: <SnapshotsView vm={vm} /> },
         ]}
       />
 
