@@ -153,6 +153,22 @@ export const DiskList = z
     });
   });
 
+/** What the firmware may boot from, by kind: every disk (system disk first, in list order), the CD
+ *  drive, the NIC (PXE). */
+export const BootDevice = z.enum(['disk', 'cd', 'net']);
+export type BootDevice = z.infer<typeof BootDevice>;
+
+/** Boot order (issue 9). The default, disk before CD, boots an installer ISO while the disk is
+ *  blank (SeaBIOS finds no boot signature, OVMF no EFI system partition, and both go on to the
+ *  next device) and the installed system once there is one, with the ISO still inserted. A kind
+ *  left out is never booted from. */
+export const BootOrder = z
+  .array(BootDevice)
+  .min(1, 'the boot order needs at least one device')
+  .max(3)
+  .refine((o) => new Set(o).size === o.length, 'each device may appear once in the boot order')
+  .default(['disk', 'cd']);
+
 export const PortForward = z
   .object({
     protocol: z.enum(['tcp', 'udp']),
@@ -259,6 +275,10 @@ export const VmConfig = z
     uefiVars: BundleFileName.nullable().default(null),
     disks: DiskList.default([]),
     cdrom: HostPath.nullable().default(null),
+    /** The firmware's boot order (BootOrder above). */
+    bootOrder: BootOrder,
+    /** Show the firmware's boot menu at start (`-boot menu=on`). */
+    bootMenu: z.boolean().default(false),
     kernel: z
       .object({ path: HostPath, initrd: HostPath.nullable().default(null), append: z.string().max(4096).default('') })
       .nullable()

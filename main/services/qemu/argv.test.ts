@@ -490,21 +490,36 @@ describe('machine, firmware and devices', () => {
     ]);
   });
 
-  it('boots the CD first, then the disks in order; without a CD the first disk is 1', () => {
+  it('boots the disks first (system disk first), then the CD, so a blank disk falls through to the installer; without a CD the first disk is 1', () => {
     const withCd = build(FIXTURES['uefi-cdrom-forwards'], HOST_KINDS['linux-x86_64-kvm']).args;
     expect(valuesOf(withCd, '-device').filter((d) => d.includes('bootindex'))).toEqual([
-      'virtio-blk-pci,id=vda,drive=disk0,iothread=io0,bootindex=2',
-      'virtio-blk-pci,id=vdb,drive=disk1,iothread=io0,bootindex=3',
-      'ide-cd,id=cd0,bus=ide.0,drive=cd0,bootindex=1',
+      'virtio-blk-pci,id=vda,drive=disk0,iothread=io0,bootindex=1',
+      'virtio-blk-pci,id=vdb,drive=disk1,iothread=io0,bootindex=2',
+      'ide-cd,id=cd0,bus=ide.0,drive=cd0,bootindex=3',
     ]);
     const noCd = build(FIXTURES['minimal-bios-disk'], HOST_KINDS['linux-x86_64-kvm']).args;
     expect(valuesOf(noCd, '-device').filter((d) => d.includes('bootindex'))).toEqual(['virtio-blk-pci,id=vda,drive=disk0,iothread=io0,bootindex=1']);
+    expect(noCd).not.toContain('-boot');
+  });
+
+  it('follows an explicit boot order: CD first, the NIC (PXE) when asked, nothing left out boots; --boot-menu is -boot menu=on', () => {
+    const base = FIXTURES['uefi-cdrom-forwards'];
+    const cdFirst = build({ ...base, bootOrder: ['cd', 'disk', 'net'], bootMenu: true }, HOST_KINDS['linux-x86_64-kvm']).args;
+    expect(valuesOf(cdFirst, '-device').filter((d) => d.includes('bootindex'))).toEqual([
+      'virtio-blk-pci,id=vda,drive=disk0,iothread=io0,bootindex=2',
+      'virtio-blk-pci,id=vdb,drive=disk1,iothread=io0,bootindex=3',
+      'ide-cd,id=cd0,bus=ide.0,drive=cd0,bootindex=1',
+      expect.stringMatching(/^virtio-net-pci,id=nic0,.*,bootindex=4$/),
+    ]);
+    expect(valuesOf(cdFirst, '-boot')).toEqual(['menu=on']);
+    const netOnly = build({ ...base, bootOrder: ['net'] }, HOST_KINDS['linux-x86_64-kvm']).args;
+    expect(valuesOf(netOnly, '-device').filter((d) => d.includes('bootindex'))).toEqual([expect.stringMatching(/^virtio-net-pci,.*bootindex=1$/)]);
   });
 
   it('aarch64 puts the CD on virtio-scsi and adds a USB keyboard; x86 does neither', () => {
     const arm = valuesOf(build(FIXTURES['aarch64-uefi'], HOST_KINDS['linux-aarch64-kvm']).args, '-device');
     expect(arm).toContain('virtio-scsi-pci,id=scsi0');
-    expect(arm).toContain('scsi-cd,id=cd0,bus=scsi0.0,drive=cd0,bootindex=1');
+    expect(arm).toContain('scsi-cd,id=cd0,bus=scsi0.0,drive=cd0,bootindex=2');
     expect(arm).toContain('usb-kbd,bus=xhci.0');
     expect(arm).toContain('virtio-gpu-pci,id=video0');
     const x86 = valuesOf(build(FIXTURES['uefi-cdrom-forwards'], HOST_KINDS['linux-x86_64-kvm']).args, '-device');

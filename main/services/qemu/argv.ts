@@ -417,13 +417,37 @@ function kernelSection(ctx: Ctx): readonly string[] {
 }
 
 /**
- * Boot order: with a CD attached, it boots first and the disks follow in config order (like
- * VMware with an installer ISO attached: an empty disk is skipped by the firmware anyway, and once
- * installed the user detaches the ISO). A direct kernel boot outranks every bootindex (SeaBIOS's
- * linuxboot ROM has index 0; OVMF/AAVMF try the fw_cfg kernel first), so it needs no special case.
+ * Boot order as bootindex values, from `config.bootOrder` (default disk, then CD): every disk gets
+ * one (the system disk first, then the others in list order), the CD drive one, the NIC one; a kind
+ * left out of the order gets none, so the firmware never boots it. Disk before CD needs no edit
+ * after installing: a blank disk is not bootable (SeaBIOS finds no 0x55AA boot signature, OVMF no
+ * EFI system partition), so the firmware goes on to the installer CD, and once the OS is installed
+ * the disk boots with the ISO still inserted (checked against SeaBIOS by the boot-order test). A
+ * direct kernel boot outranks every bootindex (SeaBIOS's linuxboot ROM has index 0; OVMF/AAVMF try
+ * the fw_cfg kernel first), so it needs no special case.
  */
-function bootIndexes(config: VmConfig): { readonly cdrom: number; readonly firstDisk: number } {
-  return config.cdrom ? { cdrom: 1, firstDisk: 2 } : { cdrom: 0, firstDisk: 1 };
+function bootIndexes(config: VmConfig): { readonly disks: ReadonlyMap<string, number>; readonly cdrom: number | null; readonly nic: number | null } {
+  const disks = new Map<string, number>();
+  let cdrom: number | null = null;
+  let nic: number | null = null;
+  let next = 1;
+  for (const kind of config.bootOrder) {
+    if (kind === 'disk') {
+      const ordered = [...config.disks.filter((d) => d.role === 'system'), ...config.disks.filter((d) => d.role !== 'system')];
+      for (const d of ordered) disks.set(d.id, next++);
+    } else if (kind === 'cd') {
+      if (config.cdrom) cdrom = next++;
+    } else {
+      nic = next++;
+    }
+  }
+  return { disks, cdrom, nic };
+}
+
+/** `-boot menu=on` when the VM asks for the firmware's boot menu (SeaBIOS: "Press ESC for boot
+ *  menu"; OVMF: the boot manager key). */
+function bootMenuSection(ctx: Ctx): readonly string[] {
+  return ctx.config.bootMenu ? ['-boot', 'menu=on'] : [];
 }
 
 function imagePath(ctx: Ctx, source: ImageSource): string {
@@ -507,7 +531,7 @@ function drivesSection(ctx: Ctx): readonly string[] {
   const { config, caps } = ctx;
   if (config.disks.length === 0) return [];
   const direct = caps.nativeAio;
-  const { firstDisk } = bootIndexes(config);
+  const boot = bootIndexes(config).disks;
   const out: string[] = ['-object', opts('iothread', ['id', QemuIds.iothread])];
   config.disks.forEach((disk, i) => {
     const names = diskNodeNames(disk);
@@ -528,7 +552,7 @@ function drivesSection(ctx: Ctx): readonly string[] {
         ['id', diskDeviceId(i)],
         ['drive', disk.id],
         ['iothread', QemuIds.iothread],
-        ['bootindex', firstDisk + i],
+        boot.has(disk.id) && ['bootindex', boot.get(disk.id) as number],
       ),
     );
   });
@@ -575,7 +599,7 @@ function cdromSection(ctx: Ctx): readonly string[] {
       return [
         ...nodes,
         '-device',
-        opts('ide-cd', ['id', QemuIds.cdromDevice], ['bus', 'ide.0'], ['drive', QemuIds.cdromNode], ['bootindex', bootindex]),
+        opts('ide-cd', ['id', QemuIds.cdromDevice], ['bus', 'ide.0'], ['drive', QemuIds.cdromNode], bootindex !== null && ['bootindex', bootindex]),
       ];
     case 'aarch64':
       return [
@@ -583,7 +607,7 @@ function cdromSection(ctx: Ctx): readonly string[] {
         '-device',
         opts('virtio-scsi-pci', ['id', 'scsi0']),
         '-device',
-        opts('scsi-cd', ['id', QemuIds.cdromDevice], ['bus', 'scsi0.0'], ['drive', QemuIds.cdromNode], ['bootindex', bootindex]),
+        opts('scsi-cd', ['id', QemuIds.cdromDevice], ['bus', 'scsi0.0'], ['drive', QemuIds.cdromNode], bootindex !== null && ['bootindex', bootindex]),
       ];
     default:
       return assertNever(config.arch, 'arch');
@@ -616,6 +640,7 @@ function netSection(ctx: Ctx): readonly string[] {
           ['netdev', QemuIds.netdev],
           ['mac', network.mac],
           arch === 'aarch64' && ['romfile', ''],
+          bootIndexes(ctx.config).nic !== null && ['bootindex', bootIndexes(ctx.config).nic as number],
         ),
       ];
     }
@@ -746,6 +771,7 @@ export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: V
     ...qmpSection(ctx),
     ...firmwareSection(ctx),
     ...kernelSection(ctx),
+    ...bootMenuSection(ctx),
     ...drivesSection(ctx),
     ...cdromSection(ctx),
     ...netSection(ctx),
