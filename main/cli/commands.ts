@@ -27,6 +27,7 @@ const createFlags = {
   copy: { type: 'boolean', help: 'with --import: convert its disks to qcow2 in the VM\'s folder (the default)' },
   attach: { type: 'boolean', help: 'with --import: use a qcow2 or raw image in place instead of a copy' },
   json: { type: 'boolean', help: 'print the new VM as JSON instead of its id' },
+  'boot-menu': { type: 'boolean', help: 'show the firmware\'s boot menu at start' },
   ...SANDBOX_CREATE_FLAGS,
 } as const;
 
@@ -113,6 +114,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       os: createFlags.os,
       autostart: { type: 'boolean', help: 'start this VM when Vivarium starts (the app, or serve --autostart)' },
       'no-autostart': { type: 'boolean', help: 'stop starting this VM when Vivarium starts' },
+      'boot-order': { type: 'string', value: 'disk,cd,net', help: 'what the firmware boots from, in order (default disk,cd: a blank disk falls through to the CD); a device left out is never booted' },
+      'boot-menu': { type: 'boolean', help: 'show the firmware\'s boot menu at start' },
+      'no-boot-menu': { type: 'boolean', help: 'stop showing the boot menu' },
       json: { type: 'boolean', help: 'print the VM as JSON' },
     },
   },

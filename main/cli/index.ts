@@ -334,6 +334,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     os: str(p, 'os'),
     import: importFlag(p),
     cloud: cloudFlags(p),
+    bootMenu: p.flags['boot-menu'] === true ? true : undefined,
   });
 }
 
@@ -345,6 +346,7 @@ function editSpec(p: Parsed): EditVmSpec {
   both('kernel', 'no-kernel');
   both('forward', 'no-forwards');
   both('autostart', 'no-autostart');
+  both('boot-menu', 'no-boot-menu');
   const cpus = num(p, 'cpus');
   if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
   return stripUndefined({
@@ -362,7 +364,19 @@ function editSpec(p: Parsed): EditVmSpec {
     display: enumFlag(p, 'display', ['vnc', 'none'] as const),
     os: str(p, 'os'),
     autostart: p.flags.autostart === true ? true : p.flags['no-autostart'] === true ? false : undefined,
+    bootOrder: bootOrderFlag(str(p, 'boot-order')),
+    bootMenu: p.flags['boot-menu'] === true ? true : p.flags['no-boot-menu'] === true ? false : undefined,
   });
+}
+
+/** `--boot-order disk,cd,net`: each of disk, cd, net at most once. */
+function bootOrderFlag(v: string | undefined): ('disk' | 'cd' | 'net')[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((x) => x.trim().toLowerCase());
+  if (list.length === 0 || list.some((x) => x !== 'disk' && x !== 'cd' && x !== 'net') || new Set(list).size !== list.length) {
+    throw errors.invalid(`--boot-order must list disk, cd and net (each at most once, comma-separated), such as disk,cd, not "${v}".`);
+  }
+  return list as ('disk' | 'cd' | 'net')[];
 }
 
 function stripUndefined<T extends object>(o: T): T {

@@ -7,7 +7,7 @@
  * config or the host).
  */
 import { z } from 'zod';
-import { AccelChoice, Arch, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, PortForward, RULE_MESSAGES } from '../models/vm-config';
+import { AccelChoice, Arch, BootDevice, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, PortForward, RULE_MESSAGES } from '../models/vm-config';
 import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
 import { Remedy } from '../errors';
 import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
@@ -66,6 +66,10 @@ export const CreateVmSpec = z
     os: z.string().max(100).optional(),
     /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
     autostart: z.boolean().optional(),
+    /** Firmware boot order (models/vm-config.ts BootOrder; default disk, then CD). */
+    bootOrder: z.array(BootDevice).min(1).max(3).optional(),
+    /** Show the firmware's boot menu at start. */
+    bootMenu: z.boolean().optional(),
     /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
      *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
      *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
@@ -117,6 +121,10 @@ export const EditVmSpec = z
     os: z.string().max(100).optional(),
     /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
     autostart: z.boolean().optional(),
+    /** Firmware boot order (models/vm-config.ts BootOrder). */
+    bootOrder: z.array(BootDevice).min(1).max(3).optional(),
+    /** Show the firmware's boot menu at start. */
+    bootMenu: z.boolean().optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -491,6 +491,8 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
     display: spec.display ?? DEFAULTS.display,
     os: spec.os ?? DEFAULTS.os,
     autostart: spec.autostart ?? false,
+    bootOrder: spec.bootOrder,
+    bootMenu: spec.bootMenu ?? false,
     extraArgs: [],
   };
   const parsed = VmConfig.safeParse(raw);
@@ -568,6 +570,8 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
     display: patch.display ?? config.display,
     os: patch.os ?? config.os,
     autostart: patch.autostart ?? config.autostart,
+    bootOrder: patch.bootOrder ?? config.bootOrder,
+    bootMenu: patch.bootMenu ?? config.bootMenu,
   };
   const parsed = VmConfig.safeParse(raw);
   if (!parsed.success) errors.push(...schemaIssues(parsed.error.issues, vm));
