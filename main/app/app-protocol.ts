@@ -72,6 +72,10 @@ export function classifyWindowOpen(rawUrl: string): WindowOpenTarget {
     if (url.username || url.password) return { kind: 'deny' };
     return { kind: 'external', url: url.href };
   }
+  // A VM's port forward as the library links it (issue 11): http://127.0.0.1:PORT/ in the browser.
+  if (url.protocol === 'http:' && url.hostname === '127.0.0.1' && url.port !== '' && !url.username && !url.password) {
+    return { kind: 'external', url: url.href };
+  }
   if (!isAppUrl(url.href) || (url.pathname !== '/' && url.pathname !== '/index.html') || url.search !== '') {
     return { kind: 'deny' };
   }

@@ -977,6 +977,11 @@ describe('window.open targets', () => {
     expect(classifyWindowOpen('#/')).toEqual({ kind: 'deny' });
     expect(classifyWindowOpen('https://user:pw@example.org/')).toEqual({ kind: 'deny' });
     expect(classifyWindowOpen('https://example.org/a b')).toEqual({ kind: 'external', url: 'https://example.org/a%20b' });
+    // A VM's port forward, as the library links it (issue 11); other plain-http targets stay refused.
+    expect(classifyWindowOpen('http://127.0.0.1:8080/')).toEqual({ kind: 'external', url: 'http://127.0.0.1:8080/' });
+    expect(classifyWindowOpen('http://127.0.0.1/')).toEqual({ kind: 'deny' });
+    expect(classifyWindowOpen('http://example.org:8080/')).toEqual({ kind: 'deny' });
+    expect(classifyWindowOpen('http://u:p@127.0.0.1:8080/')).toEqual({ kind: 'deny' });
   });
 });
 

@@ -74,6 +74,24 @@ export function VmCard(props: {
               <span className="fact">{formatResources(c)}</span>
             </>
           )}
+          {/* Issue 11: a running VM's TCP forwards (but SSH's) as links that open in the browser. */}
+          {c &&
+            vm.state === 'running' &&
+            c.network.forwards
+              .filter((f) => f.protocol === 'tcp' && f.guestPort !== 22)
+              .map((f) => (
+                <a
+                  key={f.hostPort}
+                  className="fact vm-forward"
+                  href={`http://127.0.0.1:${f.hostPort}/`}
+                  target="_blank"
+                  rel="noreferrer"
+                  title={`Guest port ${f.guestPort}`}
+                  onClick={(e) => e.stopPropagation()}
+                >
+                  127.0.0.1:{f.hostPort}
+                </a>
+              ))}
           {problem && <span className="vm-problem">{problem}</span>}
           {vm.state === 'running' && <VmCpuSpark id={vm.id} name={vm.name} />}
         </div>
