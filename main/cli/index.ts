@@ -127,7 +127,7 @@ function prepare(command: string, p: Parsed): Plan {
     }
     if (command === 'catalog' || command === 'media') prepareMedia(command, p);
     if (command === 'snapshot') prepareSnapshot(command, p);
-    if (command === 'forward' || command === 'share') prepareSandbox(command, p);
+    if (command === 'forward' || command === 'share' || command === 'images') prepareSandbox(command, p);
     if (command === 'disk' || command === 'cd') prepareHardware(command, p);
     if (command === 'create') return { create: createSpec(p) };
     if (command === 'edit') return { edit: editSpec(p) };
@@ -243,6 +243,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       const { runSnapshot } = await import('./snapshot-commands.js');
       return runSnapshot(command, p, s, io);
     }
+    case 'images':
     case 'ssh':
     case 'forward':
     case 'share': {
@@ -335,6 +336,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     import: importFlag(p),
     cloud: cloudFlags(p),
     bootMenu: p.flags['boot-menu'] === true ? true : undefined,
+    tpm: p.flags.tpm === true ? true : undefined,
   });
 }
 
@@ -347,6 +349,7 @@ function editSpec(p: Parsed): EditVmSpec {
   both('forward', 'no-forwards');
   both('autostart', 'no-autostart');
   both('boot-menu', 'no-boot-menu');
+  both('tpm', 'no-tpm');
   const cpus = num(p, 'cpus');
   if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
   return stripUndefined({
@@ -366,6 +369,7 @@ function editSpec(p: Parsed): EditVmSpec {
     autostart: p.flags.autostart === true ? true : p.flags['no-autostart'] === true ? false : undefined,
     bootOrder: bootOrderFlag(str(p, 'boot-order')),
     bootMenu: p.flags['boot-menu'] === true ? true : p.flags['no-boot-menu'] === true ? false : undefined,
+    tpm: p.flags.tpm === true ? true : p.flags['no-tpm'] === true ? false : undefined,
   });
 }
 

@@ -120,6 +120,15 @@ export async function resolveCloudImage(s: Services, io: Io, spec: CreateVmSpec)
 }
 
 export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  images: {
+    usage: 'images [--arch x86_64|aarch64] [--json]',
+    summary: 'List the cloud images a sandbox can start from (create NAME --cloud-image ID).',
+    positionals: [],
+    flags: {
+      arch: { type: 'string', value: 'x86_64|aarch64', help: 'only this guest architecture' },
+      json: { type: 'boolean', help: 'print a JSON array of {id, name, version, arch, url, checksumUrl, sizeBytes}' },
+    },
+  },
   ssh: {
     usage: 'ssh NAME [--] [COMMAND ...]',
     summary: 'Open an SSH session in a sandbox (made with create --cloud-image), or run COMMAND there and exit with its status.',
@@ -152,6 +161,10 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
 
 /** Usage checks that need no engine (exit 2). */
 export function prepareSandbox(command: string, p: Parsed): void {
+  if (command === 'images') {
+    const arch = p.flags.arch;
+    if (arch !== undefined && arch !== 'x86_64' && arch !== 'aarch64') throw new UsageError(`--arch must be x86_64 or aarch64, not "${String(arch)}"`, command);
+  }
   if (command === 'forward' || command === 'share') {
     const [action, , arg] = p.positionals;
     if (action !== 'list' && action !== 'add' && action !== 'remove') throw new UsageError(`unknown action "${action}"; use list, add or remove`, command);
@@ -170,6 +183,17 @@ export async function runSandbox(command: string, p: Parsed, s: Services, io: Io
   const out = (text: string) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   const asJson = p.flags.json === true;
   if (command === 'ssh') return runSsh(p, s, io);
+  if (command === 'images') {
+    const arch = p.flags.arch as 'x86_64' | 'aarch64' | undefined;
+    const entries = await s.media.catalog({ kind: 'cloud', ...(arch ? { arch } : {}) });
+    if (asJson) {
+      out(JSON.stringify(entries.map((e) => ({ id: e.id, name: e.name, version: e.version, arch: e.arch, url: e.url, checksumUrl: e.checksumUrl, sizeBytes: e.sizeBytes })), null, 2));
+    } else {
+      for (const e of entries) out(`${e.id.padEnd(28)} ${e.name}`);
+      out('\nCreate a sandbox with `vivarium create NAME --cloud-image ID`.');
+    }
+    return 0;
+  }
   const [action, ref, arg] = p.positionals as [string, string, string | undefined];
   if (command === 'forward') {
     let list: readonly ForwardInfo[];
