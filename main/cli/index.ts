@@ -336,7 +336,6 @@ function createSpec(p: Parsed): CreateVmSpec {
     import: importFlag(p),
     cloud: cloudFlags(p),
     bootMenu: p.flags['boot-menu'] === true ? true : undefined,
-    tpm: p.flags.tpm === true ? true : undefined,
   });
 }
 
@@ -349,7 +348,6 @@ function editSpec(p: Parsed): EditVmSpec {
   both('forward', 'no-forwards');
   both('autostart', 'no-autostart');
   both('boot-menu', 'no-boot-menu');
-  both('tpm', 'no-tpm');
   const cpus = num(p, 'cpus');
   if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
   return stripUndefined({
@@ -369,7 +367,6 @@ function editSpec(p: Parsed): EditVmSpec {
     autostart: p.flags.autostart === true ? true : p.flags['no-autostart'] === true ? false : undefined,
     bootOrder: bootOrderFlag(str(p, 'boot-order')),
     bootMenu: p.flags['boot-menu'] === true ? true : p.flags['no-boot-menu'] === true ? false : undefined,
-    tpm: p.flags.tpm === true ? true : p.flags['no-tpm'] === true ? false : undefined,
   });
 }
 
