@@ -185,7 +185,7 @@ export class LocalVmService implements VmService {
       this.driver.forget(entry.id);
       this.lastSeen.delete(entry.id);
       this.lastInfos?.delete(entry.id);
-      this.changes.fire({ kind: 'removed', id: entry.id });
+      this.jobs.afterJobs(entry.id, () => this.changes.fire({ kind: 'removed', id: entry.id }));
       return { keptFiles: kept };
     });
   }
@@ -307,8 +307,11 @@ export class LocalVmService implements VmService {
       const info = await this.infoOfAsync(entry, await this.runStateAsync(entry, live));
       infos.push(info);
       const key = JSON.stringify(info);
-      now.set(info.id, key);
-      if (this.lastSeen.get(info.id) !== key) this.changes.fire({ kind: 'updated', vm: info });
+      // A VM a job holds is announced when the job ends (emitInfo), never midway: a listener acting
+      // on a midway state (stopped, during Force Off) would be refused as busy.
+      const held = this.jobs.holds(info.id);
+      now.set(info.id, held ? (this.lastSeen.get(info.id) ?? '') : key);
+      if (!held && this.lastSeen.get(info.id) !== key) this.changes.fire({ kind: 'updated', vm: info });
       if (this.watching && (info.state === 'running' || info.state === 'paused') && !this.driver.holds(info.id)) {
         this.driver.watch(info.id);
       }
@@ -397,11 +400,21 @@ export class LocalVmService implements VmService {
     return info;
   }
 
+  /** The VM's info now; the change is announced once no job holds the VM (Jobs.afterJobs), with the
+   *  info as it is then, so a listener acting on it (Delete after Force Off) is not refused as busy. */
   private emitInfo(id: string): VmInfo {
     const info = this.info(this.library.resolve(id));
-    this.lastSeen.set(id, JSON.stringify(info));
-    this.lastInfos?.set(id, info);
-    this.changes.fire({ kind: 'updated', vm: info });
+    this.jobs.afterJobs(id, () => {
+      let now: VmInfo;
+      try {
+        now = this.info(this.library.resolve(id));
+      } catch {
+        return; // deleted meanwhile
+      }
+      this.lastSeen.set(id, JSON.stringify(now));
+      this.lastInfos?.set(id, now);
+      this.changes.fire({ kind: 'updated', vm: now });
+    });
     return info;
   }
 

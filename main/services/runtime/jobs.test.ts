@@ -114,3 +114,55 @@ describe('Jobs', () => {
     expect(jobs.running(ID)).toEqual([]);
   });
 });
+
+describe('changes announced after the job (afterJobs)', () => {
+  it('a listener told inside a Force Off may delete at once: the change waits for the job to end', async () => {
+    const jobs = new Jobs();
+    const seen: string[] = [];
+    // What the UI does: on "stopped", click Delete.
+    const onStopped = () => {
+      seen.push('stopped announced');
+      void jobs.run(ID, 'web', 'delete', async () => void seen.push('deleted')).catch((e: Error) => seen.push(`refused: ${e.message}`));
+    };
+    await jobs.run(ID, 'web', 'forceOff', async () => {
+      jobs.afterJobs(ID, onStopped);
+      seen.push('force off ends');
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual(['force off ends', 'stopped announced', 'deleted']);
+  });
+
+  it('runs at once when nothing (or only a query) holds the VM, and waits for every mutating job', async () => {
+    const jobs = new Jobs();
+    const calls: string[] = [];
+    jobs.afterJobs(ID, () => calls.push('idle'));
+    const shot = deferred();
+    const shooting = jobs.run(ID, 'web', 'screenshot', () => shot.promise);
+    jobs.afterJobs(ID, () => calls.push('beside a query'));
+    expect(calls).toEqual(['idle', 'beside a query']);
+    const save = deferred();
+    const saving = jobs.run(ID, 'web', 'snapshotSave', () => save.promise);
+    const off = deferred();
+    const offing = jobs.run(ID, 'web', 'forceOff', () => off.promise);
+    jobs.afterJobs(ID, () => calls.push('after both'));
+    expect(jobs.holds(ID)).toBe(true);
+    off.resolve();
+    await offing;
+    expect(calls).toEqual(['idle', 'beside a query']);
+    save.resolve();
+    await saving;
+    expect(calls).toEqual(['idle', 'beside a query', 'after both']);
+    shot.resolve();
+    await shooting;
+  });
+
+  it('a listener that throws does not keep the job from ending', async () => {
+    const jobs = new Jobs();
+    await jobs.run(ID, 'web', 'stop', async () => {
+      jobs.afterJobs(ID, () => {
+        throw new Error('listener failed');
+      });
+    });
+    expect(jobs.running(ID)).toEqual([]);
+  });
+});

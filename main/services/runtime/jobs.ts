@@ -84,10 +84,33 @@ export function compatible(running: JobSpec, next: JobSpec): boolean {
 
 export class Jobs {
   private readonly byVm = new Map<string, Slot[]>();
+  /** afterJobs() callbacks, by VM id, waiting for its jobs to end. */
+  private readonly waiting = new Map<string, (() => void)[]>();
   private readonly now: () => number;
 
   constructor(options: JobsOptions = {}) {
     this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Calls `fn` once no job holds VM `id` (see holds(); at once when none does, else right after the
+   * last one ends, before its `run` promise settles for the caller). For change events: a change announced
+   * while the job that made it still holds the VM lets a listener act on it and be refused as busy
+   * (a Delete right after a Force Off), so every change a job makes is announced after it.
+   */
+  afterJobs(id: string, fn: () => void): void {
+    if (!this.holds(id)) {
+      fn();
+      return;
+    }
+    const waiting = this.waiting.get(id) ?? [];
+    waiting.push(fn);
+    this.waiting.set(id, waiting);
+  }
+
+  /** Whether a job that could refuse another runs on VM `id` (anything but a query job). */
+  holds(id: string): boolean {
+    return (this.byVm.get(id) ?? []).some((s) => s.spec.kind !== 'query');
   }
 
   /** The jobs running on VM `id`, oldest first. */
@@ -119,6 +142,17 @@ export class Jobs {
         if (i < 0) return;
         list.splice(i, 1);
         if (list.length === 0) this.byVm.delete(id);
+        if (!this.holds(id)) {
+          const waiting = this.waiting.get(id) ?? [];
+          this.waiting.delete(id);
+          for (const fn of waiting) {
+            try {
+              fn();
+            } catch {
+              // a listener's failure must not keep the job from ending
+            }
+          }
+        }
         end();
       },
     };
