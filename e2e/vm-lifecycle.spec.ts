@@ -121,9 +121,46 @@ test('starting again after a failed start visibly retries', async ({ appPage: pa
   await expect(alerts.first()).toBeVisible({ timeout: 30_000 });
   // The failure names no CLI command in the window.
   await expect(alerts.first()).not.toContainText(/vivarium |--kernel/);
+  // The engine refuses before QEMU runs, in milliseconds and with the same sentence each time: the
+  // banner carries the try's time (and from the second try its number), so every press shows.
+  await expect(alerts.first()).toContainText(/\(\d{1,2}:\d{2}:\d{2}.*\)/);
+  await expect(alerts.first()).not.toContainText('try 2');
   const first = await alerts.first().elementHandle();
   await vm.button('Start').click();
   // A new alert replaces the old one (announced again), not the same text left standing.
   await expect.poll(async () => (await alerts.first().elementHandle()) !== null && !(await first!.evaluate((n) => n.isConnected)), { timeout: 30_000 }).toBe(true);
   await expect(alerts.first()).toBeVisible();
+  await expect(alerts.first()).toContainText(/\(try 2, \d{1,2}:\d{2}:\d{2}/);
+  await vm.button('Start').click();
+  await expect(alerts.first()).toContainText(/\(try 3, /, { timeout: 30_000 });
+  // One alert for the failure, not the same sentence twice (the VM's problem and the start's).
+  await expect(alerts).toHaveCount(1);
+});
+
+test('a QEMU that stops responding (kill -STOP) shows as not responding in the VM window, as on its card', async ({ appPage: page, served, guest }) => {
+  const created = await served.cli(['create', 'frozen', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append, '--memory', '128M', '--disk-size', '0', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code).toBe(0);
+  const id = created.stdout.trim();
+  expect((await served.cli(['start', 'frozen', '--wait-serial', guest.readyMarker])).code).toBe(0);
+  const { pid } = JSON.parse((await served.cli(['show', 'frozen', '--json'])).stdout) as { pid: number };
+  expect(pid).toBeGreaterThan(0);
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const library = new LibraryPage(page);
+    await library.goto(served.url);
+    await expect(library.vm('frozen')).toContainText(/not responding/, { timeout: 30_000 });
+    // The window opens after the engine noticed (no change left to announce): it must still say so.
+    await page.evaluate((vmId) => void (window.location.hash = `#/vm/${vmId}`), id);
+    const vm = new VmWindowPage(page);
+    await expect(page.getByRole('heading', { name: 'frozen' })).toBeVisible();
+    await expect(page.getByTestId('vm-problem')).toContainText(/not responding/, { timeout: 15_000 });
+    await vm.openTab('Serial');
+    await expect(page.getByRole('toolbar', { name: 'Serial console controls' }).locator('.console-status')).toContainText(/receiving nothing/, { timeout: 15_000 });
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  // Once QEMU answers again, the window goes back to plain Running.
+  await expect(page.getByTestId('vm-problem')).toHaveCount(0, { timeout: 30_000 });
+  expect((await served.cli(['stop', 'frozen', '--force'])).code).toBe(0);
+  expect((await served.cli(['delete', 'frozen'])).code).toBe(0);
 });

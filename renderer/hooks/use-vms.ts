@@ -74,16 +74,26 @@ export function useVm(id: string): { readonly view: VmView; readonly apply: (vm:
         setView({ kind: 'removed' });
       }
     });
-    services.vms.get(id).then(
-      (vm) => {
-        if (!cancelled && !seenEvent) setView({ kind: 'ready', vm });
-      },
-      (e: unknown) => {
-        if (cancelled || seenEvent) return;
-        if (isVivariumError(e) && e.code === ErrorCode.NotFound) setView({ kind: 'removed' });
-        else setView({ kind: 'error', message: errorMessage(e) });
-      },
-    );
+    // The same source as the library (`list`), not `get`: a list reads each running VM's live state
+    // (a QEMU stopped with kill -STOP is "not responding"), and the engine announces that only when it
+    // changes, so a window opened afterwards would otherwise show plain "Running" while the card says
+    // it is not responding. `get` adds what only it checks (a config that can no longer start, e.g. a
+    // missing disk) and answers NotFound for a VM that is gone (→ removed).
+    Promise.all([services.vms.list(), services.vms.get(id)])
+      .then(([all, details]): VmInfo => {
+        const listed = all.find((v) => v.id === id);
+        return listed ? { ...listed, error: listed.error ?? details.error } : details;
+      })
+      .then(
+        (vm) => {
+          if (!cancelled && !seenEvent) setView({ kind: 'ready', vm });
+        },
+        (e: unknown) => {
+          if (cancelled || seenEvent) return;
+          if (isVivariumError(e) && e.code === ErrorCode.NotFound) setView({ kind: 'removed' });
+          else setView({ kind: 'error', message: errorMessage(e) });
+        },
+      );
     return () => {
       cancelled = true;
       sub.dispose();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmConfig } from '../../main/common/models/vm-config';
 import { VM_STATES, type LastExit, type VmState } from '../../main/common/models/vm-state';
-import { STATE_LABELS, STATE_TONES, enabledActions, isActionEnabled, isLive, pausedText, problemText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
+import { STATE_LABELS, STATE_TONES, consoleSilentText, enabledActions, isActionEnabled, isLive, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
 
 const config = { display: 'vnc' } as VmConfig;
 const headless = { display: 'none' } as VmConfig;
@@ -104,5 +104,25 @@ describe('Shut Down feedback', () => {
     expect(pausedText({ state: 'paused', pausedReason: 'paused' })).toBeNull();
     expect(pausedText({ state: 'paused', pausedReason: 'colo' })).toBe('Paused (QEMU says "colo").');
     expect(pausedText({ state: 'running', pausedReason: 'io-error' })).toBeNull();
+  });
+});
+
+describe('startTryText', () => {
+  it('gives the first try its time and every later one its number, so two tries in one second differ', () => {
+    expect(startTryText(1, '1:02:03 PM')).toBe('(1:02:03 PM)');
+    expect(startTryText(2, '1:02:03 PM')).toBe('(try 2, 1:02:03 PM)');
+    expect(startTryText(3, '1:02:03 PM')).not.toBe(startTryText(2, '1:02:03 PM'));
+  });
+});
+
+describe('consoleSilentText', () => {
+  const stoppedQemu = 'QEMU (pid 42) is not responding: its process is stopped.';
+  it('says a linked console receives nothing when the engine reports a running QEMU not responding', () => {
+    expect(consoleSilentText({ state: 'running', error: stoppedQemu })).toMatch(/receiving nothing.*not responding/);
+    expect(consoleSilentText({ state: 'paused', error: stoppedQemu })).not.toBeNull();
+  });
+  it('leaves a healthy or stopped VM to the link status', () => {
+    expect(consoleSilentText({ state: 'running', error: null })).toBeNull();
+    expect(consoleSilentText({ state: 'stopped', error: 'The disk image is gone.' })).toBeNull();
   });
 });

@@ -156,3 +156,22 @@ export function problemText(vm: Pick<VmInfo, 'state' | 'error' | 'lastExit'>): s
   }
   return null;
 }
+
+/**
+ * The suffix of a failed start's banner, so each try visibly changes it even when the engine
+ * refuses again with the same sentence in a few milliseconds: "(1:02:03 PM)" for the first try,
+ * "(try 2, 1:02:04 PM)" after that. `clock` is the viewer's time of the try, already formatted.
+ */
+export function startTryText(attempt: number, clock: string): string {
+  return attempt > 1 ? `(try ${attempt}, ${clock})` : `(${clock})`;
+}
+
+/**
+ * What a console's status says when its link is up but the VM cannot send anything: a running VM
+ * whose QEMU is not responding (its process stopped, or its monitor wedged; `vm.error` set by the
+ * engine) — the same fact the library card shows. Null when the link status tells the truth.
+ */
+export function consoleSilentText(vm: Pick<VmInfo, 'state' | 'error'>): string | null {
+  if (!vm.error || (vm.state !== 'running' && vm.state !== 'paused')) return null;
+  return 'Connected, but receiving nothing: QEMU is not responding';
+}

@@ -12,7 +12,7 @@ import type { VmInfo } from '../../main/common/models/vm-state';
 import { Icon } from '../components/icons';
 import { useServices } from '../engine';
 import { isReleaseCombo, RELEASE_COMBO_LABEL } from '../lib/keys';
-import { hasDisplay, isLive } from '../lib/vm-actions';
+import { consoleSilentText, hasDisplay, isLive } from '../lib/vm-actions';
 import { streamUrlForPage } from '../lib/stream-url';
 import { startStreamSession } from '../lib/stream-session';
 
@@ -157,8 +157,8 @@ export function DisplayConsole({ vm }: { readonly vm: VmInfo }): ReactNode {
             {captured ? `Press ${RELEASE_COMBO_LABEL} to release` : 'Click the display to capture keyboard and mouse'}
           </span>
         )}
-        <span className="console-status" data-status={status}>
-          {statusLabel(status)}
+        <span className="console-status" data-status={status === 'connected' && consoleSilentText(vm) ? 'silent' : status}>
+          {status === 'connected' ? (consoleSilentText(vm) ?? 'Connected') : statusLabel(status)}
         </span>
       </div>
 

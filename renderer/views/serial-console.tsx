@@ -10,7 +10,7 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { useServices } from '../engine';
 import { usePrefersDark } from '../hooks/use-visibility';
-import { isLive } from '../lib/vm-actions';
+import { consoleSilentText, isLive } from '../lib/vm-actions';
 import { streamUrlForPage } from '../lib/stream-url';
 import { startStreamSession } from '../lib/stream-session';
 
@@ -171,8 +171,9 @@ export function SerialConsole({ vm, active, focusRequest = 0 }: { readonly vm: V
         </button>
         <span className="spacer" />
         {linkError && status !== 'connected' && <span className="console-error">{linkError}</span>}
-        <span className="console-status" data-status={status}>
-          {status === 'idle' ? (showingLog ? 'Not running — last output' : 'Not running') : serialStatusLabel(status)}
+        {/* A stopped QEMU keeps its socket open: the link is up, but nothing comes (same fact as the card). */}
+        <span className="console-status" data-status={status === 'connected' && consoleSilentText(vm) ? 'silent' : status}>
+          {status === 'idle' ? (showingLog ? 'Not running — last output' : 'Not running') : status === 'connected' ? (consoleSilentText(vm) ?? 'Connected') : serialStatusLabel(status)}
         </span>
       </div>
       <div className="serial-frame">

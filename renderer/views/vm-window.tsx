@@ -11,7 +11,7 @@ import { uiError, type RemedyAction, type UiError } from '../lib/remedy';
 import { onMenuAction } from '../lib/menu-events';
 import type { MenuAction } from '../../main/common/menu-actions';
 import { base64ToBytes, formatOsArch, formatResources, screenshotFileName } from '../lib/format';
-import { hasDisplay, isActionEnabled, pausedText, problemText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
+import { hasDisplay, isActionEnabled, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
 import { routeHash } from '../lib/router';
 import { leaveVmWindow } from '../navigation';
 import { DisplayConsole } from './display-console';
@@ -117,10 +117,16 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction }) | null>(null);
   const [serialFocus, setSerialFocus] = useState(0);
   const [outcome, setOutcome] = useState<{ readonly text: string; readonly escalated: boolean } | null>(null);
+  // Each press of Start, numbered and timed: a start the engine refuses before QEMU runs fails in a
+  // few milliseconds with the same sentence, so the banner carries the try's number and time.
+  const [startTry, setStartTry] = useState<{ readonly n: number; readonly at: string } | null>(null);
   const toolbarRef = useRef<HTMLDivElement>(null);
   const c = vm.config;
-  // A start in flight hides the last failure: pressing Start again visibly retries.
-  const problem = pending.has('start') ? null : problemText(vm);
+  // A start in flight hides the last failure: pressing Start again visibly retries. A failed start's
+  // own banner (below, with the try's time) replaces the same sentence shown as the VM's problem.
+  const failedStart = actionError?.action === 'start' ? actionError : null;
+  const vmProblem = pending.has('start') ? null : problemText(vm);
+  const problem = failedStart && failedStart.message === vmProblem ? null : vmProblem;
   const paused = pausedText(vm);
   const now = useTicker(vm.state === 'stopping');
   const stopping = stopProgressText(vm, now);
@@ -136,7 +142,10 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
 
   const run = async (action: VmAction, fn: () => Promise<VmInfo | void>): Promise<void> => {
     setActionError(null);
-    if (action === 'start') setOutcome(null);
+    if (action === 'start') {
+      setOutcome(null);
+      setStartTry((t) => ({ n: (t?.n ?? 0) + 1, at: new Date().toISOString() }));
+    }
     setPending((p) => new Set(p).add(action));
     try {
       const result = await fn();
@@ -299,11 +308,13 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
           </span>
         </div>
       )}
-      {actionError && actionError.message !== problem && (
-        <div className="banner banner-danger" role="alert">
+      {actionError && (failedStart || actionError.message !== problem) && (
+        // A failed start is keyed by its try: each one is a new alert, announced again.
+        <div key={failedStart && startTry ? `start-${startTry.n}` : 'action'} className="banner banner-danger" role="alert" data-testid={failedStart ? 'start-failure' : undefined}>
           <span>
             {actionError.message}
             {actionError.remedy && actionError.remedy.kind !== 'field' ? ` ${actionError.remedy.text}` : ''}
+            {failedStart && startTry ? <span className="banner-time"> {startTryText(startTry.n, formatClock(startTry.at))}</span> : null}
           </span>
           {actionError.remedy?.kind === 'action' && (
             <button
