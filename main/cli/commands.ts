@@ -28,6 +28,7 @@ const createFlags = {
   attach: { type: 'boolean', help: 'with --import: use a qcow2 or raw image in place instead of a copy' },
   json: { type: 'boolean', help: 'print the new VM as JSON instead of its id' },
   'boot-menu': { type: 'boolean', help: 'show the firmware\'s boot menu at start' },
+  tpm: { type: 'boolean', help: 'a TPM 2.0 (a per-VM swtpm; its state is kept in the VM\'s folder)' },
   ...SANDBOX_CREATE_FLAGS,
 } as const;
 
@@ -117,6 +118,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'boot-order': { type: 'string', value: 'disk,cd,net', help: 'what the firmware boots from, in order (default disk,cd: a blank disk falls through to the CD); a device left out is never booted' },
       'boot-menu': { type: 'boolean', help: 'show the firmware\'s boot menu at start' },
       'no-boot-menu': { type: 'boolean', help: 'stop showing the boot menu' },
+      tpm: { type: 'boolean', help: 'add a TPM 2.0 (a per-VM swtpm)' },
+      'no-tpm': { type: 'boolean', help: 'remove the TPM (its state stays in the VM\'s folder)' },
       json: { type: 'boolean', help: 'print the VM as JSON' },
     },
   },

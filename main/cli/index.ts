@@ -336,6 +336,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     import: importFlag(p),
     cloud: cloudFlags(p),
     bootMenu: p.flags['boot-menu'] === true ? true : undefined,
+    tpm: p.flags.tpm === true ? true : undefined,
   });
 }
 
@@ -367,6 +368,7 @@ function editSpec(p: Parsed): EditVmSpec {
     autostart: p.flags.autostart === true ? true : p.flags['no-autostart'] === true ? false : undefined,
     bootOrder: bootOrderFlag(str(p, 'boot-order')),
     bootMenu: p.flags['boot-menu'] === true ? true : p.flags['no-boot-menu'] === true ? false : undefined,
+    tpm: p.flags.tpm === true ? true : p.flags['no-tpm'] === true ? false : undefined,
   });
 }
 

@@ -121,6 +121,17 @@ describe('a wildcard --host', () => {
     expect(raw).toMatch(/^HTTP\/1\.1 403 /);
   });
 
+  it('treats --host 0 (which the resolver binds as 0.0.0.0) as the wildcard it is: every URL printed and accepted', async () => {
+    for (const spelled of ['0', '0.0']) {
+      const s = await start({ host: spelled, interfaces: () => IFACES });
+      const p = s.port;
+      expect(s.exposed, spelled).toBe(true);
+      expect(s.urls, spelled).toEqual([`http://127.0.0.1:${p}`, `http://192.0.2.10:${p}`]);
+      for (const ok of [`127.0.0.1:${p}`, `localhost:${p}`, `192.0.2.10:${p}`]) expect(await get(s, ok), `${spelled} ${ok}`).toBe(200);
+      expect(await get(s, `evil.example:${p}`)).toBe(403);
+    }
+  });
+
   it('lets an Origin in only when it is itself an accepted Host: an attacker cannot pick both', async () => {
     const s = await start({ host: '0.0.0.0', interfaces: () => IFACES });
     const p = s.port;

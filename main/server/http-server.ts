@@ -225,7 +225,8 @@ export function allowedHosts(
 }
 
 export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerHandle> {
-  const host = o.host ?? '127.0.0.1';
+  // `let`: after listen, what was bound decides, not how it was spelled (see below).
+  let host = o.host ?? '127.0.0.1';
   const token = o.token ?? newToken();
   const log = o.log ?? (() => {});
   const staticRoot = o.staticDir ? await fs.promises.realpath(o.staticDir) : null;
@@ -235,7 +236,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   const interfaces = o.interfaces ?? os.networkInterfaces;
   const maxRpcClients = o.maxRpcClients ?? MAX_RPC_CLIENTS;
   const maxStreams = o.maxStreams ?? MAX_STREAM_CLIENTS;
-  const wildcard = isWildcard(host);
+  let wildcard = isWildcard(host);
   let port = o.port;
   let boundAddress = host;
   let hosts: ReadonlySet<string> = new Set();
@@ -372,6 +373,12 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   const address = server.address() as AddressInfo;
   port = address.port;
   boundAddress = address.address;
+  // `--host 0` (or 0.0, 0x0…) is a wildcard to the resolver and binds every interface: print, accept
+  // and warn as for 0.0.0.0, never as if only 127.0.0.1 were reachable.
+  if (!wildcard && isWildcard(boundAddress)) {
+    host = boundAddress;
+    wildcard = true;
+  }
   refreshHosts();
 
   const shown = hostPort(wildcard ? printableHost(host) : printableHost(boundAddress), port);

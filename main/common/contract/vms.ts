@@ -70,6 +70,8 @@ export const CreateVmSpec = z
     bootOrder: z.array(BootDevice).min(1).max(3).optional(),
     /** Show the firmware's boot menu at start. */
     bootMenu: z.boolean().optional(),
+    /** A TPM 2.0 (a per-VM swtpm). */
+    tpm: z.boolean().optional(),
     /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
      *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
      *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
@@ -125,6 +127,8 @@ export const EditVmSpec = z
     bootOrder: z.array(BootDevice).min(1).max(3).optional(),
     /** Show the firmware's boot menu at start. */
     bootMenu: z.boolean().optional(),
+    /** A TPM 2.0 (a per-VM swtpm). */
+    tpm: z.boolean().optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -58,6 +58,9 @@ export interface HostCapabilities {
   readonly seccomp: boolean;
   /** `aio=native` needs O_DIRECT and Linux AIO: Linux only. */
   readonly nativeAio: boolean;
+  /** The swtpm TPM emulator (a VM's TPM 2.0 runs in one per VM), absolute path; null/absent: not
+   *  installed. */
+  readonly swtpm?: string | null;
   /** CPU threads the host can run at once (os.availableParallelism()); absent when not probed. */
   readonly hostCpus?: number;
 }

@@ -279,6 +279,8 @@ export const VmConfig = z
     bootOrder: BootOrder,
     /** Show the firmware's boot menu at start (`-boot menu=on`). */
     bootMenu: z.boolean().default(false),
+    /** A TPM 2.0 (issue 9): a per-VM swtpm whose state is kept in the bundle's `tpm/` folder. */
+    tpm: z.boolean().default(false),
     kernel: z
       .object({ path: HostPath, initrd: HostPath.nullable().default(null), append: z.string().max(4096).default('') })
       .nullable()

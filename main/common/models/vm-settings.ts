@@ -493,6 +493,7 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
     autostart: spec.autostart ?? false,
     bootOrder: spec.bootOrder,
     bootMenu: spec.bootMenu ?? false,
+    tpm: spec.tpm ?? false,
     extraArgs: [],
   };
   const parsed = VmConfig.safeParse(raw);
@@ -572,6 +573,7 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
     autostart: patch.autostart ?? config.autostart,
     bootOrder: patch.bootOrder ?? config.bootOrder,
     bootMenu: patch.bootMenu ?? config.bootMenu,
+    tpm: patch.tpm ?? config.tpm,
   };
   const parsed = VmConfig.safeParse(raw);
   if (!parsed.success) errors.push(...schemaIssues(parsed.error.issues, vm));

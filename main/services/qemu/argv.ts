@@ -444,6 +444,46 @@ function bootIndexes(config: VmConfig): { readonly disks: ReadonlyMap<string, nu
   return { disks, cdrom, nic };
 }
 
+/** The TPM's files: state in the bundle (kept across starts), the control socket in the private
+ *  runtime folder (gone with the run). */
+export function tpmPaths(paths: VmPaths): { readonly stateDir: string; readonly socket: string; readonly log: string } {
+  return { stateDir: paths.bundle.file('tpm'), socket: `${paths.runtime.dir}/swtpm.sock`, log: paths.bundle.file('swtpm.log') };
+}
+
+/**
+ * TPM 2.0: a per-VM swtpm, started before QEMU as a launch-plan side process and ended with it
+ * (`--terminate`: it also ends by itself once QEMU closes the connection), the way libvirt runs it
+ * (`swtpm socket --tpm2 --tpmstate dir=… --ctrl type=unixio,path=… --terminate`). Ready when its
+ * control socket exists (a probing connection would count as the client for --terminate). QEMU
+ * talks to it over the socket: `-tpmdev emulator`; the device is the TIS interface (x86 `tpm-tis`,
+ * which Linux and Windows 11 drive; aarch64 `tpm-tis-device` on the virt board's sysbus).
+ */
+function tpmPlan(ctx: Ctx): { readonly args: readonly string[]; readonly side: SideProcess | null } {
+  if (!ctx.config.tpm) return { args: [], side: null };
+  const swtpm = ctx.caps.swtpm;
+  if (!swtpm) {
+    const hint = ctx.caps.os === 'darwin' ? 'brew install swtpm' : ctx.caps.os === 'linux' ? 'Debian/Ubuntu: sudo apt install swtpm' : 'install swtpm';
+    throw unsupported(`This VM has a TPM, which needs swtpm (the TPM emulator), and it was not found. Install it (${hint}), or turn the VM's TPM off.`, { tpm: true });
+  }
+  const p = tpmPaths(ctx.paths);
+  const side: SideProcess = {
+    name: 'swtpm',
+    binary: swtpm,
+    args: ['socket', '--tpm2', '--tpmstate', `dir=${p.stateDir},mode=0600`, '--ctrl', `type=unixio,path=${p.socket},mode=0600`, '--terminate'],
+    readyWhen: { kind: 'file', path: p.socket },
+    readyTimeoutMs: 10_000,
+    lifetime: 'vm',
+    stopTimeoutMs: 3000,
+    logFile: p.log,
+    stateDirs: [p.stateDir],
+  };
+  const device = ctx.config.arch === 'x86_64' ? 'tpm-tis' : 'tpm-tis-device';
+  return {
+    args: ['-chardev', opts('socket', ['id', 'chrtpm'], ['path', p.socket]), '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', `${device},tpmdev=tpm0`],
+    side,
+  };
+}
+
 /** `-boot menu=on` when the VM asks for the firmware's boot menu (SeaBIOS: "Press ESC for boot
  *  menu"; OVMF: the boot manager key). */
 function bootMenuSection(ctx: Ctx): readonly string[] {
@@ -761,6 +801,7 @@ export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: V
   const firmware = resolveFirmware(config, caps);
   const ctx: Ctx = { config, caps, paths, binary, accel, firmware };
   checkLimits(ctx);
+  const tpm = tpmPlan(ctx);
 
   const args = [
     ...identitySection(ctx),
@@ -780,9 +821,10 @@ export function buildQemuArgs(config: VmConfig, caps: HostCapabilities, paths: V
     ...serialSection(ctx),
     ...displaySection(ctx),
     ...sharesArgs(config.shares),
+    ...tpm.args,
     ...(options.startPaused ? ['-S'] : []),
     // Last and verbatim: the user's explicit advanced setting may override anything above.
     ...config.extraArgs,
   ];
-  return { binary: binary.path, args, accel, sideProcesses: [], generatedFiles: [], warnings: [] };
+  return { binary: binary.path, args, accel, sideProcesses: tpm.side ? [tpm.side] : [], generatedFiles: [], warnings: [] };
 }

@@ -26,7 +26,7 @@ import { findUefiFirmware, firmwareSearchDirs } from './firmware';
 const ARCHES: readonly Arch[] = ['x86_64', 'aarch64'];
 const RUN_TIMEOUT_MS = 5000;
 /** Bumped whenever the probe's output changes meaning, so old cache files are ignored. */
-const CACHE_VERSION = 2;
+const CACHE_VERSION = 3; // 3: caps.swtpm
 
 export const KVM_DEVICE = '/dev/kvm';
 export const KVM_MODULE = '/sys/module/kvm';
@@ -465,6 +465,7 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
     // One flag for all binaries (the type has no per-binary flag): only claim it when all have it.
     seccomp: platform === 'linux' && seccomp.length > 0 && seccomp.every(Boolean),
     nativeAio: platform === 'linux',
+    swtpm: findExecutable(ctx.plan.dirs, 'swtpm', platform),
     hostCpus: os.availableParallelism(),
     probeProblems: problems,
   };
@@ -584,6 +585,7 @@ const CacheFileS = z.object({
     firmware: z.partialRecord(ArchS, FirmwareS),
     seccomp: z.boolean(),
     nativeAio: z.boolean(),
+    swtpm: z.string().nullable().optional(),
     hostCpus: z.number().int().min(1).optional(),
     probeProblems: z.array(ProblemS),
   }),

@@ -44,6 +44,8 @@ export interface SideProcess {
   readonly stopTimeoutMs: number;
   /** Where its stdout/stderr go (appended), e.g. `<bundle>/swtpm.log`; null: discarded. */
   readonly logFile: string | null;
+  /** Folders it keeps state in (swtpm's `--tpmstate dir=`), made owner-only (0700) before it starts. */
+  readonly stateDirs?: readonly string[];
 }
 
 /** A file Vivarium writes before the start. */

@@ -60,6 +60,10 @@ export async function startSideProcesses(sides: readonly SideProcess[], cwd: str
   const started: StartedSide[] = [];
   try {
     for (const side of sides) {
+      for (const dir of side.stateDirs ?? []) {
+        await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+        await fsp.chmod(dir, 0o700);
+      }
       let out: number | 'ignore' = 'ignore';
       if (side.logFile !== null) {
         out = fs.openSync(side.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
