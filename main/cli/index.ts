@@ -349,6 +349,7 @@ function editSpec(p: Parsed): EditVmSpec {
   both('forward', 'no-forwards');
   both('autostart', 'no-autostart');
   both('boot-menu', 'no-boot-menu');
+  both('tpm', 'no-tpm');
   const cpus = num(p, 'cpus');
   if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
   return stripUndefined({

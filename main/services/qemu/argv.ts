@@ -18,7 +18,7 @@ import type { HostCapabilities, QemuBinary, UefiFirmware } from '../../common/mo
 import { diskImages } from '../../common/models/vm-config';
 import type { Accel, Arch, Disk, DiskFormat, ImageSource, VmConfig } from '../../common/models/vm-config';
 import type { VmPaths } from '../paths';
-import type { LaunchPlan } from './launch-plan';
+import type { LaunchPlan, SideProcess } from './launch-plan';
 import { aarch64HasGicV3, vcpuLimit, type VcpuLimit } from '../../common/models/machine-limits';
 import { sharesArgs } from './shares-args';
 
