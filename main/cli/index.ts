@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
 import { ErrorCode, isVivariumError, errors } from '../common/errors';
 import type { HostReport } from '../common/models/host-report';
-import { formatMiB, parseSize, PortForward, type Arch } from '../common/models/vm-config';
+import { formatMiB, MAX_CPUS, parseSize, PortForward, type Arch } from '../common/models/vm-config';
 import type { VmInfo } from '../common/models/vm-state';
 import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type Parsed } from './args';
 import { COMMANDS } from './commands';
@@ -315,7 +315,7 @@ function createSpec(p: Parsed): CreateVmSpec {
   }
   if (diskSize !== undefined && str(p, 'disk') !== undefined) throw errors.invalid('Give either --disk-size or --disk, not both.');
   const cpus = num(p, 'cpus');
-  if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
+  if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS)) throw errors.invalid(`--cpus must be a whole number from 1 to ${MAX_CPUS} (the machine type may allow fewer).`);
   return stripUndefined({
     name: p.positionals[0]!,
     arch: enumFlag<Arch>(p, 'arch', ['x86_64', 'aarch64']),
@@ -351,7 +351,7 @@ function editSpec(p: Parsed): EditVmSpec {
   both('boot-menu', 'no-boot-menu');
   both('tpm', 'no-tpm');
   const cpus = num(p, 'cpus');
-  if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > 256)) throw errors.invalid(`--cpus must be a whole number from 1 to 256.`);
+  if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS)) throw errors.invalid(`--cpus must be a whole number from 1 to ${MAX_CPUS} (the machine type may allow fewer).`);
   return stripUndefined({
     name: str(p, 'name'),
     cpus,

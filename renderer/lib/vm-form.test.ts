@@ -94,7 +94,7 @@ describe('toCreateSpec', () => {
     const r = toCreateSpec(form({ cpus: '300', memory: '16G' }), defaults);
     expect(!r.ok && r.errors).toMatchObject({
       cpus: 'The x86_64 machine starts with at most 255 CPUs. Use 255 CPUs or fewer.',
-      memory: '16 GiB is more memory than this host has (8 GiB). Use 4 GiB or less.',
+      memory: '16 GiB is more memory than this host has (8 GiB). Use 8 GiB or less.',
     });
     expect(formWarnings(form({ cpus: '6' }), defaults).cpus).toMatch(/^6 CPUs is more than this host's 4; .* Use 4 CPUs or fewer\.$/);
     expect(toCreateSpec(form({ cpus: '6' }), defaults).ok).toBe(true);

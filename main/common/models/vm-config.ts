@@ -192,11 +192,13 @@ const UUID_SHAPE = 'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx';
 
 /**
  * Whether `name` could be taken for a VM id where a VM is referred to: the full id, or a prefix of at
- * least 8 characters of an id's spelling (resolve() matches ids by such prefixes), compared without
- * case and after NFKC folding (fullwidth ０-９/ａ-ｆ count as digits).
+ * least 8 characters of an id's spelling (resolve() matches ids by such prefixes), or the whole id
+ * without its dashes (32 hex digits: how the runtime folder and QEMU's process name spell it),
+ * compared without case and after NFKC folding (fullwidth ０-９/ａ-ｆ count as digits).
  */
 export function readsAsVmId(name: string): boolean {
   const n = name.trim().normalize('NFKC').toLowerCase();
+  if (/^[0-9a-f]{32}$/.test(n)) return true;
   if (n.length < MIN_ID_REFERENCE || n.length > UUID_SHAPE.length) return false;
   for (let i = 0; i < n.length; i++) {
     const c = n[i]!;
@@ -229,7 +231,7 @@ export const NewVmName = VmName.superRefine((n, ctx) => {
   if (readsAsVmId(n)) {
     ctx.addIssue({
       code: 'custom',
-      message: 'name must not look like a VM id (8 or more hexadecimal digits, as VM ids are shown): add a letter or word that is not hexadecimal',
+      message: 'name must not look like a VM id (a whole id, with or without its dashes, or its first 8 or more characters): add a letter or word that is not hexadecimal',
     });
   }
   const bad = invisibleCharacter(n);

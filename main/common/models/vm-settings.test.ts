@@ -134,8 +134,11 @@ describe('rules that need the host', () => {
   });
   it('memory is at most what the host has, with a lower value as the remedy', () => {
     const [e] = errorsOf(newConfig({ name: 'x', memoryMiB: 16384 }, linux, ctx()));
-    expect(e).toMatchObject({ field: 'memoryMiB', remedy: { kind: 'lower', field: 'memoryMiB', max: 4096 } });
+    // The remedy is the limit that is checked (the host's 8 GiB), never a lower figure: what it
+    // suggests is accepted, and anything above it is not.
+    expect(e).toMatchObject({ field: 'memoryMiB', remedy: { kind: 'lower', field: 'memoryMiB', max: 8192 } });
     expect(newConfig({ name: 'x', memoryMiB: 8192 }, linux, ctx()).ok).toBe(true);
+    expect(newConfig({ name: 'x', memoryMiB: 8193 }, linux, ctx()).ok).toBe(false);
   });
   it('CPUs at most what the machine type starts; more than the host cores is a warning', () => {
     const [e] = errorsOf(newConfig({ name: 'x', cpus: 256 }, linux, ctx()));
@@ -186,12 +189,14 @@ describe('applyEdit', () => {
       { id: 'other', name: 'caf\u00e9' },
     ];
     expect(errorsOf(edit({ name: 'CAFE\u0301' }, linux, library))[0]).toMatchObject({ field: 'name', remedy: { kind: 'rename', vm: 'web' } });
+    // Width forms too (NFKC): fullwidth "ｃａｆé" is "café".
+    expect(errorsOf(edit({ name: '\uff43\uff41\uff46\u00e9' }, linux, library))[0]).toMatchObject({ field: 'name', message: expect.stringContaining('character width') });
     expect(edit({ name: 'WEB' }, linux, library).ok).toBe(true);
   });
   it('host rules apply only to what changes, naming the VM in the remedy', () => {
     const small: HostFacts = { ...linux, memoryMiB: 1024 };
     expect(edit({ cpus: 3 }, small).ok).toBe(true); // memory is over this host, but untouched
-    expect(errorsOf(edit({ memoryMiB: 2048 }, small))[0]!.remedy).toEqual({ kind: 'lower', field: 'memoryMiB', max: 512, vm: 'web' });
+    expect(errorsOf(edit({ memoryMiB: 2048 }, small))[0]!.remedy).toEqual({ kind: 'lower', field: 'memoryMiB', max: 1024, vm: 'web' });
   });
 });
 

@@ -132,12 +132,13 @@ export function hostDefaults(host: HostFacts, arch: Arch = defaultArch(host)): H
 // ---- names -----------------------------------------------------------------------------------------
 
 /**
- * The form of a name used to compare two names: trimmed, Unicode NFC (so "café" typed as one code
- * point or as "e" + combining accent is the same name) and case-folded. JavaScript has no full case
- * folding; upper- then lower-casing covers the cases lowercasing misses ("ß" and "SS", final sigma).
+ * The form of a name used to compare two names: trimmed, Unicode NFKC (so "café" typed as one code
+ * point or as "e" + combining accent is the same name, and so are width and compatibility forms:
+ * fullwidth "ｇ1" is "g1", "ﬁ" is "fi") and case-folded. JavaScript has no full case folding; upper-
+ * then lower-casing covers the cases lowercasing misses ("ß" and "SS", final sigma). UAX #15.
  */
 export function nameKey(name: string): string {
-  return name.trim().normalize('NFC').toUpperCase().toLowerCase().normalize('NFC');
+  return name.trim().normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
 }
 
 /** Two names the library treats as the same. */
@@ -390,7 +391,9 @@ export function checkLimits(
       code: ErrorCode.InvalidArgument,
       field: 'memoryMiB',
       message: `${formatMiB(memoryMiB)} is more memory than this host has (${formatMiB(limits.maxMemoryMiB)})`,
-      remedy: { kind: 'lower', field: 'memoryMiB', max: Math.max(MIN_MEMORY_MIB, round256(limits.maxMemoryMiB / 2)), ...onVm },
+      // The remedy names the limit this rule checks (the host's memory, down to a 256 MiB step), not
+      // a lower figure: 16G on a 24G host is accepted, so "use 12032M or less" would be untrue.
+      remedy: { kind: 'lower', field: 'memoryMiB', max: Math.max(MIN_MEMORY_MIB, round256(limits.maxMemoryMiB) || limits.maxMemoryMiB), ...onVm },
     });
   }
   return { errors, warnings };
@@ -405,7 +408,7 @@ function nameIssue(name: string, library: readonly LibraryName[], exceptId: stri
     field: 'name',
     message: same
       ? `A VM named "${clash.name}" already exists`
-      : `A VM named "${clash.name}" already exists (names are compared ignoring case and how accents are encoded)`,
+      : `A VM named "${clash.name}" already exists (names are compared ignoring case, character width and how accents are encoded)`,
     remedy: { kind: 'rename', taken: clash.name, ...(vm ? { vm } : {}) },
   };
 }
