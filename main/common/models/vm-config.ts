@@ -5,6 +5,7 @@
  * validate with the schema. Saving writes the current version only.
  */
 import { z } from 'zod';
+import { VIRT_MAX_VCPUS, X86_MAX_VCPUS_WITHOUT_IOMMU } from './machine-limits';
 import { CloudInitAccess, SharedFolderList } from './sandbox';
 
 export const CONFIG_VERSION = 2;
@@ -254,7 +255,9 @@ export const RULE_MESSAGES = {
 
 export const MIN_MEMORY_MIB = 16;
 export const MAX_MEMORY_MIB = 1024 * 1024;
-export const MAX_CPUS = 256;
+/** The most vCPUs any config may hold: the largest machine limit (machine-limits.ts, the one home
+ *  of the vCPU rule). A config's own arch and machine are held to theirs by the settings rules. */
+export const MAX_CPUS = Math.max(X86_MAX_VCPUS_WITHOUT_IOMMU, VIRT_MAX_VCPUS);
 
 export const VmConfig = z
   .object({

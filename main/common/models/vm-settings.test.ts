@@ -145,6 +145,11 @@ describe('rules that need the host', () => {
     expect(e).toMatchObject({ field: 'cpus', remedy: { kind: 'lower', field: 'cpus', max: 255 } });
     const r = newConfig({ name: 'x', cpus: 6 }, linux, ctx());
     expect(r.ok && r.warnings).toEqual([expect.objectContaining({ field: 'cpus', remedy: { kind: 'lower', field: 'cpus', max: 4 } })]);
+    // One source of truth (machine-limits.ts): x86 stops at 255, aarch64 virt goes to 512; the
+    // schema's bound is the largest of them, so no arch is capped below its machine.
+    expect(errorsOf(newConfig({ name: 'x', cpus: 300 }, linux, ctx()))[0]).toMatchObject({ field: 'cpus', message: 'the x86_64 machine starts with at most 255 CPUs' });
+    expect(newConfig({ name: 'x', cpus: 512 }, { ...mac, cores: 512 }, ctx()).ok).toBe(true);
+    expect(errorsOf(newConfig({ name: 'x', cpus: 513 }, { ...mac, cores: 512 }, ctx()))[0]).toMatchObject({ field: 'cpus' });
     const within = newConfig({ name: 'x', cpus: 4 }, linux, ctx());
     expect(within.ok && within.warnings).toEqual([]);
   });
@@ -202,7 +207,7 @@ describe('applyEdit', () => {
 
 describe('settingsError', () => {
   it('is one VivariumError with every field and the first remedy, in words without flags', () => {
-    const r = newConfig({ name: 'x', cpus: 300, memoryMiB: 1 }, linux, ctx());
+    const r = newConfig({ name: 'x', cpus: 600, memoryMiB: 1 }, linux, ctx());
     const e = settingsError(errorsOf(r));
     expect(e).toBeInstanceOf(VivariumError);
     expect(e.code).toBe('invalid-argument');

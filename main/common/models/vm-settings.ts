@@ -17,7 +17,6 @@ import {
   type Arch,
   type DiskFormat,
   type Firmware,
-  MAX_CPUS,
   MIN_MEMORY_MIB,
   RULE_MESSAGES,
   VmConfig,
@@ -93,7 +92,7 @@ export const DEFAULTS = {
 export const MACHINE_MAX_CPUS: Readonly<Record<Arch, number>> = { x86_64: X86_MAX_VCPUS_WITHOUT_IOMMU, aarch64: VIRT_MAX_VCPUS };
 
 function maxCpusFor(host: HostFacts, arch: Arch): number {
-  return Math.min(MAX_CPUS, host.maxCpus[arch] ?? MACHINE_MAX_CPUS[arch]);
+  return host.maxCpus[arch] ?? MACHINE_MAX_CPUS[arch];
 }
 
 /** The guest architecture a VM gets unless told: the host's own when it can run it. */
