@@ -516,6 +516,28 @@ describe('machine, firmware and devices', () => {
     expect(valuesOf(netOnly, '-device').filter((d) => d.includes('bootindex'))).toEqual([expect.stringMatching(/^virtio-net-pci,.*bootindex=1$/)]);
   });
 
+  it('a TPM is a swtpm side process started before QEMU (state in the bundle, socket in the runtime folder) and -tpmdev emulator + tpm-tis', () => {
+    const caps = { ...HOST_KINDS['linux-x86_64-kvm'], swtpm: '/usr/bin/swtpm' };
+    const plan = build({ ...FIXTURES['uefi-cdrom-forwards'], tpm: true }, caps);
+    const id = FIXTURES['uefi-cdrom-forwards'].id;
+    expect(plan.sideProcesses).toHaveLength(1);
+    const side = plan.sideProcesses[0]!;
+    expect(side.binary).toBe('/usr/bin/swtpm');
+    expect(side.args.slice(0, 3)).toEqual(['socket', '--tpm2', '--tpmstate']);
+    expect(side.args[3]).toBe(`dir=${HOME}/vms/${id}/tpm,mode=0600`);
+    expect(side.args).toContain('--terminate');
+    expect(side.stateDirs).toEqual([`${HOME}/vms/${id}/tpm`]);
+    const sock = /path=([^,]+)/.exec(side.args[5]!)![1]!;
+    expect(side.readyWhen).toEqual({ kind: 'file', path: sock });
+    expect(valuesOf(plan.args, '-chardev')).toContain(`socket,id=chrtpm,path=${sock}`);
+    expect(valuesOf(plan.args, '-tpmdev')).toEqual(['emulator,id=tpm0,chardev=chrtpm']);
+    expect(valuesOf(plan.args, '-device')).toContain('tpm-tis,tpmdev=tpm0');
+    expect(build(FIXTURES['uefi-cdrom-forwards'], caps).sideProcesses).toEqual([]);
+    const missing = buildOrError({ ...FIXTURES['uefi-cdrom-forwards'], tpm: true }, { ...caps, swtpm: null });
+    expect(missing).toBeInstanceOf(VivariumError);
+    expect((missing as VivariumError).message).toContain('needs swtpm (the TPM emulator), and it was not found. Install it (Debian/Ubuntu: sudo apt install swtpm)');
+  });
+
   it('aarch64 puts the CD on virtio-scsi and adds a USB keyboard; x86 does neither', () => {
     const arm = valuesOf(build(FIXTURES['aarch64-uefi'], HOST_KINDS['linux-aarch64-kvm']).args, '-device');
     expect(arm).toContain('virtio-scsi-pci,id=scsi0');
