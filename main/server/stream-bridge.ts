@@ -598,7 +598,7 @@ export class StreamBridge implements ConsoleService {
     if (this.disposed) throw new VivariumError(ErrorCode.InvalidState, 'The Vivarium engine is shutting down. Reconnect to the new one.');
     const vm = await this.deps.vms.get(ref);
     if (vm.state !== 'running' && vm.state !== 'paused') {
-      throw errors.state(`"${vm.name}" is ${vm.state}. Start it first, then open its ${kind === 'vnc' ? 'display' : 'serial console'}.`, {
+      throw errors.state(`"${vm.name}" is ${vm.state}. Start it first, then open its ${kind === 'vnc' ? 'display' : kind === 'terminal' ? 'terminal' : 'serial console'}.`, {
         id: vm.id,
         state: vm.state,
       });
