@@ -57,8 +57,25 @@ export const RuntimeFile = {
 export const ENGINE_SOCKET = 'engine.sock';
 export const ENGINE_INFO = 'engine.json';
 
+/**
+ * The absolute path a folder variable names. A relative one is refused: it would be read against
+ * whichever folder a command happens to run in, so two commands could see two different libraries
+ * (or runtime folders, and so disagree about what is running).
+ * @throws VivariumError invalid-argument naming the variable.
+ */
+export function absoluteFromEnv(variable: 'VIVARIUM_HOME' | 'VIVARIUM_RUNTIME_DIR', value: string): string {
+  if (!path.isAbsolute(value)) {
+    throw new VivariumError(
+      ErrorCode.InvalidArgument,
+      `${variable} is "${value}", a relative path: it would mean a different folder in each folder you run Vivarium from. Set it to an absolute path (e.g. ${variable}="$PWD/${value}") and try again.`,
+      { variable, value },
+    );
+  }
+  return path.resolve(value);
+}
+
 export function defaultHome(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
-  if (env.VIVARIUM_HOME) return path.resolve(env.VIVARIUM_HOME);
+  if (env.VIVARIUM_HOME) return absoluteFromEnv('VIVARIUM_HOME', env.VIVARIUM_HOME);
   const home = os.homedir();
   switch (platform) {
     case 'darwin':
@@ -147,36 +164,44 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export class Layout {
   readonly bundlesDir: string;
-  /** The top runtime folder Vivarium creates; it and everything below must be private and ours. */
+  /** The top runtime folder; it and everything below must be ours and closed to other users. */
   readonly runtimeBase: string;
+  /** The runtime base is the user's VIVARIUM_RUNTIME_DIR (a folder Vivarium may not have made):
+   *  it is checked but never chmod'ed; Vivarium's private folder is the level below it. */
+  readonly runtimeBaseGiven: boolean;
   constructor(
     readonly home: string,
     readonly runtimeRoot: string,
     runtimeBase?: string,
+    runtimeBaseGiven = false,
   ) {
     this.bundlesDir = path.join(home, BUNDLES_DIR);
     this.runtimeBase = runtimeBase ?? runtimeRoot;
+    this.runtimeBaseGiven = runtimeBaseGiven;
   }
 
+  /** @throws VivariumError invalid-argument when VIVARIUM_HOME or VIVARIUM_RUNTIME_DIR is relative. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): Layout {
     const home = defaultHome(env);
     // VIVARIUM_RUNTIME_DIR replaces the base; each library still gets its own folder below it, so
     // two libraries (and their engines) never share sockets.
-    const base = env.VIVARIUM_RUNTIME_DIR ? path.resolve(env.VIVARIUM_RUNTIME_DIR) : defaultRuntimeBase(env);
-    return new Layout(home, path.join(base, runtimeTag(home)), base);
+    const given = !!env.VIVARIUM_RUNTIME_DIR;
+    const base = env.VIVARIUM_RUNTIME_DIR ? absoluteFromEnv('VIVARIUM_RUNTIME_DIR', env.VIVARIUM_RUNTIME_DIR) : defaultRuntimeBase(env);
+    return new Layout(home, path.join(base, runtimeTag(home)), base, given);
   }
 
   /** Creates (if needed) and verifies a runtime folder and every level above it up to runtimeBase:
-   *  each must be a real directory (not a symlink), owned by us, mode 0700. */
+   *  each must be a real directory (not a symlink), owned by us, that no other user may write to;
+   *  the levels Vivarium names are made 0700 (tightened if looser), a given base is left as it is. */
   ensureRuntimeDir(dir: string): void {
-    ensurePrivateDir(dir, this.runtimeBase);
+    ensurePrivateDir(dir, this.runtimeBase, { baseGiven: this.runtimeBaseGiven });
   }
 
   /** For clients: whether the runtime root exists, verifying it is ours before anything in it is
    *  trusted (another local user could pre-create a shared /tmp path and plant a fake engine). */
   runtimeRootIsOurs(): boolean {
     if (!fs.existsSync(this.runtimeRoot)) return false;
-    verifyPrivateChain(this.runtimeRoot, this.runtimeBase);
+    verifyPrivateChain(this.runtimeRoot, this.runtimeBase, this.runtimeBaseGiven);
     return true;
   }
 
@@ -267,36 +292,54 @@ function neverNarrow(dir: string): boolean {
   return SHARED_FOLDERS.has(d) || d === path.resolve(os.homedir());
 }
 
-function refusePrivate(dir: string, why: string, advice = 'Remove it (or set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own) and try again.'): never {
+/** What to do about VIVARIUM_RUNTIME_DIR itself: the fix is the variable, never the folder it names. */
+const SET_RUNTIME_DIR = 'Set VIVARIUM_RUNTIME_DIR to the absolute path of a folder of your own that no one else can write to (a missing one is created), or unset it, and try again.';
+
+function refusePrivate(dir: string, why: string, advice: string): never {
   throw new VivariumError(ErrorCode.InvalidState, `${dir} ${why}, so it is not safe for Vivarium's sockets. ${advice}`, { path: dir });
 }
 
-/** Checks one level: a real directory owned by us; tightens its mode if it is ours but too open. */
-function checkPrivate(dir: string): void {
+/**
+ * Checks one level: a real directory owned by us that no other user may write to. A level Vivarium
+ * names itself (`given` false) is tightened to 0700 when looser; the folder the user gave as
+ * VIVARIUM_RUNTIME_DIR (`given`) is never chmod'ed — a 0755 folder of theirs (even their home) stays
+ * 0755, since Vivarium keeps its sockets in a 0700 folder of its own below it.
+ */
+function checkPrivate(dir: string, given = false): void {
   const st = fs.lstatSync(dir);
   const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
-  if (st.isSymbolicLink()) refusePrivate(dir, 'is a symbolic link');
-  if (!st.isDirectory()) refusePrivate(dir, 'is not a directory');
-  if (st.uid !== uid) refusePrivate(dir, `belongs to another user (uid ${st.uid})`);
+  // For the given folder the user changes the variable; for a folder Vivarium names (/tmp/vivarium-UID…)
+  // a stray link or file of theirs can go.
+  const removeOrSet = given ? SET_RUNTIME_DIR : 'Remove it (or set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own) and try again.';
+  if (st.isSymbolicLink()) refusePrivate(dir, 'is a symbolic link', removeOrSet);
+  if (!st.isDirectory()) refusePrivate(dir, 'is not a directory', removeOrSet);
+  if (st.uid !== uid) refusePrivate(dir, `belongs to another user (uid ${st.uid})`, SET_RUNTIME_DIR);
+  const modeText = (st.mode & 0o7777).toString(8).padStart(4, '0');
   // A shared folder (/tmp itself, mode 1777, or one anybody may write to) is refused, never
   // chmod'ed: narrowing /tmp to 0700 as root would break every other program on the machine. The
   // system's shared folders are refused by name too, whatever their mode today.
   if ((st.mode & 0o1000) !== 0 || (st.mode & 0o002) !== 0 || SHARED_FOLDERS.has(path.resolve(dir))) {
-    refusePrivate(dir, `is a shared folder (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}: others may create files in it)`, 'Set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own (or unset it) and try again.');
+    refusePrivate(dir, `is a shared folder (mode ${modeText}: others may create files in it)`, 'Set VIVARIUM_RUNTIME_DIR to a new, empty folder of your own (or unset it) and try again.');
+  }
+  if (given) {
+    // Group members could rename Vivarium's folder away and plant their own: refused, not narrowed.
+    if ((st.mode & 0o020) !== 0) refusePrivate(dir, `can be written by its group (mode ${modeText})`, SET_RUNTIME_DIR);
+    return;
   }
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }
 
-function verifyPrivateChain(dir: string, base: string): void {
-  for (const level of chain(dir, base)) checkPrivate(level);
+function verifyPrivateChain(dir: string, base: string, baseGiven = false): void {
+  for (const level of chain(dir, base)) checkPrivate(level, baseGiven && level === base);
 }
 
 /**
  * Creates a private directory (0700) and every level from `base` down to it, one mkdir at a time,
  * refusing any level that is a symlink or owned by someone else — the runtime base may live in a
- * shared /tmp where another user could have created it first.
+ * shared /tmp where another user could have created it first. `baseGiven`: `base` is the user's
+ * VIVARIUM_RUNTIME_DIR, checked but never chmod'ed (checkPrivate).
  */
-export function ensurePrivateDir(dir: string, base: string = dir): void {
+export function ensurePrivateDir(dir: string, base: string = dir, opts: { readonly baseGiven?: boolean } = {}): void {
   const levels = chain(dir, base);
   fs.mkdirSync(path.dirname(levels[0]!), { recursive: true });
   for (const level of levels) {
@@ -305,7 +348,7 @@ export function ensurePrivateDir(dir: string, base: string = dir): void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    checkPrivate(level);
+    checkPrivate(level, opts.baseGiven === true && level === base);
   }
 }
 

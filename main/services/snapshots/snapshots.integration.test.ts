@@ -4,11 +4,12 @@
  * disks revert, deleting a middle snapshot keeps its children revertible, a UEFI VM's live snapshot
  * covers its variable store, and a disk that cannot hold a snapshot is named.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CLI_BIN } from '../../test-support/cli';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
 import { qemuProcessesUnder } from '../../test-support/qemu-procs';
@@ -207,4 +208,83 @@ describe('snapshots of a stopped VM (disks only)', () => {
     await engine.manager.create({ name: 'rawvm', accel: 'tcg', memoryMiB: 128, diskPath: raw, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
     await expect(engine.services.snapshots.create('rawvm', {})).rejects.toThrow(/disk disk0 is the image .*plain\.img, used in place/);
   }, 60_000);
+});
+
+/** Waits until snapshots.json holds a snapshot being saved (the moment to pull the plug). */
+async function untilSaving(treeFile: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(fs.existsSync(treeFile) && fs.readFileSync(treeFile, 'utf8').includes('"saving"'))) {
+    if (Date.now() > deadline) throw new Error('no snapshot was being saved');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** `qemu-img check`: 0 = clean; 3 = only leaked clusters (space, not data); anything else fails. */
+function checkExit(file: string): number {
+  return spawnSync('qemu-img', ['check', '-q', '-U', '-f', 'qcow2', file]).status ?? -1;
+}
+
+describe('killed in the middle of a live snapshot', () => {
+  it('QEMU killed -9 while saving: the snapshot is absent, the bundle loads, the images check clean', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const g = testGuest();
+    const id = await createGuest(e, 'k1');
+    const vm = await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    const treeFile = e.layout.bundle(id).file('snapshots.json');
+    const saving = e.services.snapshots.create('k1', { name: 'doomed' }).then(
+      () => 'saved',
+      (err: Error) => err.message,
+    );
+    await untilSaving(treeFile);
+    process.kill(vm.pid!, 'SIGKILL');
+    const outcome = await saving;
+    expect(outcome).not.toBe('saved');
+    // The supervisor records the exit a moment after QEMU died.
+    await expect.poll(async () => (await e.manager.list()).find((v) => v.id === id)?.state, { timeout: 15_000 }).toBe('stopped');
+    expect(await e.services.snapshots.list('k1')).toEqual([]);
+    expect(fs.readFileSync(treeFile, 'utf8')).not.toContain('doomed');
+    for (const f of ['disk0.qcow2']) expect([0, 3]).toContain(checkExit(e.layout.bundle(id).file(f)));
+    // And the VM still snapshots and starts.
+    await e.services.snapshots.create('k1', { name: 'after' });
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+  }, 300_000);
+
+  it('the engine killed -9 while saving: the snapshot is complete or absent, and a complete one reverts', async () => {
+    const g = testGuest();
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'k2');
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    await ask(e, id, 'echo kept > /tmp/marker && echo "W:$(cat /tmp/marker):W"', /W:kept:W/);
+    e.manager.dispose(); // let go of the monitor: the CLI below is the engine that dies
+    engine.dispose();
+    engine = null;
+    const treeFile = new (await import('../paths')).Layout(t.home, t.runtimeDir).bundle(id).file('snapshots.json');
+    await new Promise((r) => setTimeout(r, 500)); // QEMU serves one monitor client: let the old one go
+    const cli = spawn(process.execPath, [CLI_BIN, 'snapshot', 'create', 'k2', 'interrupted'], { env: { ...t.env, VIVARIUM_NO_ENGINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let cliErr = '';
+    cli.stderr.on('data', (d: Buffer) => (cliErr += d.toString()));
+    await untilSaving(treeFile).catch((err: Error) => {
+      throw new Error(`${err.message}; the CLI said: ${cliErr}`);
+    });
+    cli.kill('SIGKILL');
+    await new Promise((r) => cli.once('exit', r));
+    await new Promise((r) => setTimeout(r, 3000)); // QEMU's own job goes on without the engine
+
+    engine = createEngine({ env: t.env });
+    const e2 = engine;
+    const list = await e2.services.snapshots.list('k2');
+    expect(list.length === 0 || (list.length === 1 && list[0]!.name === 'interrupted')).toBe(true);
+    expect(fs.readFileSync(treeFile, 'utf8')).not.toContain('"saving"');
+    expect([0, 3]).toContain(checkExit(e2.layout.bundle(id).file('disk0.qcow2')));
+    if (list.length === 1) {
+      await ask(e2, id, 'echo other > /tmp/marker && echo "W:$(cat /tmp/marker):W"', /W:other:W/);
+      await e2.services.snapshots.revert('k2', 'interrupted');
+      expect((await ask(e2, id, 'echo "R:$(cat /tmp/marker):R"', /R:(\w+):R/))[1]).toBe('kept');
+    }
+    // Shut down, the images are clean (a live image read with -U may show clusters in flight as leaks).
+    await e2.manager.stop(id, { force: true });
+    expect(checkExit(e2.layout.bundle(id).file('disk0.qcow2'))).toBe(0);
+  }, 300_000);
 });
