@@ -307,9 +307,9 @@ export class LocalVmService implements VmService {
       const info = await this.infoOfAsync(entry, await this.runStateAsync(entry, live));
       infos.push(info);
       const key = JSON.stringify(info);
-      // A VM a job holds is announced when the job ends (emitInfo), never midway: a listener acting
-      // on a midway state (stopped, during Force Off) would be refused as busy.
-      const held = this.jobs.holds(info.id);
+      // A resting state of a VM a job holds is announced when the job ends (emitInfo), never midway:
+      // a listener acting on it (stopped, during Force Off) would be refused as busy.
+      const held = heldAtRest(this.jobs, info);
       now.set(info.id, held ? (this.lastSeen.get(info.id) ?? '') : key);
       if (!held && this.lastSeen.get(info.id) !== key) this.changes.fire({ kind: 'updated', vm: info });
       if (this.watching && (info.state === 'running' || info.state === 'paused') && !this.driver.holds(info.id)) {
@@ -400,10 +400,18 @@ export class LocalVmService implements VmService {
     return info;
   }
 
-  /** The VM's info now; the change is announced once no job holds the VM (Jobs.afterJobs), with the
-   *  info as it is then, so a listener acting on it (Delete after Force Off) is not refused as busy. */
+  /** The VM's info now, announced as a change. A resting state (stopped, running, paused…) reached
+   *  while a job still holds the VM is announced once no job does (Jobs.afterJobs), with the info as
+   *  it is then, so a listener acting on it (Delete after Force Off) is not refused as busy; progress
+   *  (starting, stopping with the ladder's countdown) goes out at once. */
   private emitInfo(id: string): VmInfo {
     const info = this.info(this.library.resolve(id));
+    if (!heldAtRest(this.jobs, info)) {
+      this.lastSeen.set(id, JSON.stringify(info));
+      this.lastInfos?.set(id, info);
+      this.changes.fire({ kind: 'updated', vm: info });
+      return info;
+    }
     this.jobs.afterJobs(id, () => {
       let now: VmInfo;
       try {
@@ -441,6 +449,15 @@ export class LocalVmService implements VmService {
     }
     return rs.record;
   }
+}
+
+/** States a person acts from (start, delete, edit…), as opposed to a job's progress. */
+const TRANSITIONAL: ReadonlySet<VmState> = new Set<VmState>(['starting', 'stopping']);
+
+/** Whether `info` shows a resting state while a job still holds its VM: such a change is held back
+ *  until the job ends (see emitInfo). */
+export function heldAtRest(jobs: Pick<Jobs, 'holds'>, info: Pick<VmInfo, 'id' | 'state'>): boolean {
+  return jobs.holds(info.id) && !TRANSITIONAL.has(info.state);
 }
 
 function vmOf(entry: BundleEntry): DriverVm {

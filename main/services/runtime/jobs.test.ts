@@ -166,3 +166,18 @@ describe('changes announced after the job (afterJobs)', () => {
     expect(jobs.running(ID)).toEqual([]);
   });
 });
+
+describe('which changes wait for the job (vm-service heldAtRest)', () => {
+  it('a resting state waits while a job holds the VM; progress (stopping, starting) goes out at once', async () => {
+    const { heldAtRest } = await import('../vm-service');
+    const jobs = new Jobs();
+    const off = deferred();
+    const offing = jobs.run(ID, 'web', 'forceOff', () => off.promise);
+    expect(heldAtRest(jobs, { id: ID, state: 'stopped' })).toBe(true);
+    expect(heldAtRest(jobs, { id: ID, state: 'stopping' })).toBe(false);
+    expect(heldAtRest(jobs, { id: ID, state: 'starting' })).toBe(false);
+    off.resolve();
+    await offing;
+    expect(heldAtRest(jobs, { id: ID, state: 'stopped' })).toBe(false);
+  });
+});
