@@ -252,6 +252,7 @@ describe('preflight at every start', () => {
     img('create', '-q', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', path.join(tmp, 'top.qcow2'));
     // A raw disk whose guest wrote a qcow2 header into it: still raw to Vivarium.
     img('create', '-q', '-f', 'qcow2', path.join(tmp, 'guest-wrote.raw'), '16M');
+    fs.truncateSync(path.join(tmp, 'guest-wrote.raw'), 16 * 1024 * 1024); // a raw disk keeps its size
     const problems = await diskProblems(
       config([
         { id: 'disk0', source: { bundle: 'top.qcow2' }, format: 'qcow2', backing: [{ source: { bundle: 'base.raw' }, format: 'raw' }] },
@@ -262,6 +263,23 @@ describe('preflight at every start', () => {
     );
     expect(problems).toEqual([expect.stringContaining('is a qcow2 image now, but the VM\'s settings say raw')]);
     expect(problems[0]).toContain('The backing image');
+  });
+
+  it('a raw disk replaced by a text file after create is refused at start, as create refuses it', async () => {
+    const raw = path.join(tmp, 'disk.raw');
+    img('create', '-q', '-f', 'raw', raw, '1M');
+    const disks = [{ id: 'disk0', source: { path: raw }, format: 'raw' as const }];
+    expect(await diskProblems(config(disks), bundle(), qemuImg)).toEqual([]);
+    // Same path, now /etc/passwd's bytes: the size rule refuses it (as checkDiskImage does).
+    fs.copyFileSync('/etc/passwd', raw);
+    const [bySize] = await diskProblems(config(disks), bundle(), qemuImg);
+    expect(bySize).toMatch(new RegExp(`^The image of disk disk0 \\(${raw}\\) is not a disk image: its size \\(\\d+ bytes\\) is not a whole number of 512-byte sectors: it was replaced`));
+    // A text file padded to whole sectors: no zero byte in it.
+    fs.writeFileSync(raw, 'root:x:0:0:root:/root:/bin/bash\n'.repeat(4096).slice(0, 64 * 1024));
+    const [byContent] = await diskProblems(config(disks), bundle(), qemuImg);
+    expect(byContent).toContain('looks like a text or data file, not a disk image');
+    const e = await refusal(preflightDisks(config(disks), bundle(), qemuImg));
+    expect(e.message).toContain('cannot start: The image of disk disk0');
   });
 
   it('an image another QEMU is writing is reported as in use (real QEMU holding the lock)', async () => {

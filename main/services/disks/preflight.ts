@@ -21,7 +21,9 @@
  *
  * Probing a format is safe at create (the guest has not written to the image yet). At start a raw
  * disk the guest can write is never probed: the guest may have written any header into it (the
- * reason formats are always given explicitly, qemu-notes §8).
+ * reason formats are always given explicitly, qemu-notes §8). Rule 6 is redone at every start (a
+ * raw file's size and its zero bytes say nothing about which header the guest wrote), so a text file
+ * put where a raw disk was is refused instead of being given to the guest to write.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -115,19 +117,29 @@ export async function checkDiskImage(file: string, qemuImg: QemuImg): Promise<Di
       return { format: 'qcow2', virtualSize: info.virtualSize };
     case 'raw':
       if (st.isFile()) {
-        if (st.size === 0 || st.size % SECTOR !== 0) {
-          throw invalidDisk(
-            `${file} is not a disk image: its size (${st.size} bytes) is not a whole number of 512-byte sectors. Give the path of a disk image (qcow2 or raw).`,
-          );
-        }
-        if (!head.includes(0)) {
-          throw invalidDisk(`${file} looks like a text or data file, not a disk image (its first ${Math.min(st.size, SNIFF_BYTES) / 1024} KiB hold no zero byte, which every disk has). Give the path of a disk image (qcow2 or raw).`);
-        }
+        const why = rawFileProblem(st.size, head);
+        if (why) throw invalidDisk(`${file} ${why}. Give the path of a disk image (qcow2 or raw).`);
       }
       return { format: 'raw', virtualSize: info.virtualSize };
     default:
       throw invalidDisk(`${file} is a ${info.format} image. Convert it to qcow2 first: qemu-img convert -f ${info.format} -O qcow2 "${file}" disk.qcow2`);
   }
+}
+
+/**
+ * Rule 6 of the module header, shared by create and every start: why a regular file of `size` bytes
+ * whose first bytes are `head` (up to SNIFF_BYTES) cannot be a raw disk, as a clause after its path
+ * ("is not a disk image: …"), or null. A guest cannot change its raw disk's size, and any disk it
+ * uses keeps zero bytes in its first 64 KiB (partition tables, file system headers, blank space).
+ */
+export function rawFileProblem(size: number, head: Buffer): string | null {
+  if (size === 0 || size % SECTOR !== 0) {
+    return `is not a disk image: its size (${size} bytes) is not a whole number of 512-byte sectors`;
+  }
+  if (!head.includes(0)) {
+    return `looks like a text or data file, not a disk image (its first ${Math.min(size, SNIFF_BYTES) / 1024} KiB hold no zero byte, which every disk has)`;
+  }
+  return null;
 }
 
 function corruptSentence(file: string): string {
@@ -212,6 +224,12 @@ async function checkOne(img: ImageToCheck, qemuImg: QemuImg): Promise<string | n
       return `${what(img)} is a ${probe.info.format} image now, but the VM's settings say raw. Put the original image back, then start the VM again.`;
     }
   }
+  // A raw file must still pass create's raw rule (rule 6): a text file put where the image was
+  // would otherwise be given to the guest to write.
+  if (img.layer.format === 'raw' && st.isFile()) {
+    const why = rawFileProblem(st.size, await readHead(img.file, SNIFF_BYTES));
+    if (why) return `${what(img)} ${why}: it was replaced since the VM was made. Put the original image back, then start the VM again.`;
+  }
   if (info.corrupt) return corruptSentence(img.file);
   if (img.layer.format === 'qcow2') {
     const named = info.fullBackingFilename ?? info.backingFilename;
@@ -248,7 +266,7 @@ function imagesOf(config: VmConfig, bundle: Pick<VmBundlePaths, 'file'>): ImageT
 /**
  * Start-time re-check of every image of every disk's declared chain (in parallel): it exists, is a
  * file, is readable (and writable for a writable top image), opens as its declared format, is not in
- * use by another program, is not marked corrupt, and names as its backing file exactly the next
+ * use by another program, a raw file still passes create's raw rule (rule 6), is not marked corrupt, and names as its backing file exactly the next
  * layer of the declared chain (or nothing at the bottom). Returns the problems as sentences (empty:
  * all good) — one per image, in disk order.
  */
