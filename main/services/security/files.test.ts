@@ -248,12 +248,13 @@ describe('the runtime folder', () => {
     expect(mode('/tmp')).toBe(before);
   });
 
-  it('tightens a private folder of ours that is merely readable by others', () => {
+  it('never narrows a folder of ours given as VIVARIUM_RUNTIME_DIR: its own folder below it is 0700', () => {
     const mine = path.join(dir, 'mine');
     fs.mkdirSync(mine, { mode: 0o755 });
+    fs.chmodSync(mine, 0o755);
     const layout = Layout.fromEnv({ VIVARIUM_HOME: path.join(dir, 'lib'), VIVARIUM_RUNTIME_DIR: mine });
     layout.ensureRuntimeDir(layout.runtimeRoot);
-    expect(mode(mine)).toBe(0o700);
+    expect(mode(mine)).toBe(0o755);
     expect(mode(layout.runtimeRoot)).toBe(0o700);
   });
 });
