@@ -49,7 +49,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 interface Shown {
   path: string;
-  config: { cpus: number; memoryMiB: number; disks: { id: string; source: { bundle?: string; path?: string }; format: string }[] };
+  config: { cpus: number; memoryMiB: number; disks: { id: string; role: string; source: { bundle?: string; path?: string }; format: string }[] };
 }
 
 describe('vivarium create --import', () => {
@@ -117,7 +117,7 @@ describe('vivarium create --import', () => {
     const created = await cli(['create', 'two-disks', '--import', ova, '--accel', 'tcg', '--display', 'none']);
     expect(created.stderr).toMatch(/Importing two\.ova \(disk 2 of 2\): 100%/);
     expect(created.code).toBe(0);
-    const shown = JSON.parse((await cli(['show', 'two-disks', '--json'])).stdout) as Shown & { config: { disks: { role: string }[] } };
+    const shown = JSON.parse((await cli(['show', 'two-disks', '--json'])).stdout) as Shown;
     expect(shown.config.disks.map((d) => [d.id, d.role, d.source.bundle, d.format])).toEqual([
       ['disk0', 'system', 'disk0.qcow2', 'qcow2'],
       ['disk1', 'data', 'disk1.qcow2', 'qcow2'],
