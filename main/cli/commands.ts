@@ -29,6 +29,7 @@ const createFlags = {
   json: { type: 'boolean', help: 'print the new VM as JSON instead of its id' },
   'boot-menu': { type: 'boolean', help: 'show the firmware\'s boot menu at start' },
   tpm: { type: 'boolean', help: 'a TPM 2.0 (a per-VM swtpm; its state is kept in the VM\'s folder)' },
+  'secure-boot': { type: 'boolean', help: 'UEFI Secure Boot with Microsoft\'s keys enrolled (implies --firmware uefi)' },
   ...SANDBOX_CREATE_FLAGS,
 } as const;
 
@@ -120,6 +121,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'no-boot-menu': { type: 'boolean', help: 'stop showing the boot menu' },
       tpm: { type: 'boolean', help: 'add a TPM 2.0 (a per-VM swtpm)' },
       'no-tpm': { type: 'boolean', help: 'remove the TPM (its state stays in the VM\'s folder)' },
+      'secure-boot': { type: 'boolean', help: 'turn UEFI Secure Boot on (Microsoft\'s keys; the UEFI settings store is made afresh)' },
+      'no-secure-boot': { type: 'boolean', help: 'turn Secure Boot off (the UEFI settings store is made afresh)' },
       json: { type: 'boolean', help: 'print the VM as JSON' },
     },
   },

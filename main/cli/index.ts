@@ -239,6 +239,8 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     }
     case 'snapshot':
     case 'suspend':
+    case 'export':
+    case 'import':
     case 'clone': {
       const { runSnapshot } = await import('./snapshot-commands.js');
       return runSnapshot(command, p, s, io);
@@ -322,7 +324,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     cpus,
     memoryMiB: memoryMiB(str(p, 'memory')),
     accel: enumFlag(p, 'accel', ['auto', 'kvm', 'hvf', 'tcg'] as const),
-    firmware: enumFlag(p, 'firmware', ['bios', 'uefi'] as const),
+    firmware: enumFlag(p, 'firmware', ['bios', 'uefi'] as const) ?? (p.flags['secure-boot'] === true ? 'uefi' : undefined),
     diskSizeBytes,
     diskPath: absPath(p, 'disk'),
     iso: absPath(p, 'iso'),
@@ -337,6 +339,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     cloud: cloudFlags(p),
     bootMenu: p.flags['boot-menu'] === true ? true : undefined,
     tpm: p.flags.tpm === true ? true : undefined,
+    secureBoot: p.flags['secure-boot'] === true ? true : undefined,
   });
 }
 
@@ -350,6 +353,7 @@ function editSpec(p: Parsed): EditVmSpec {
   both('autostart', 'no-autostart');
   both('boot-menu', 'no-boot-menu');
   both('tpm', 'no-tpm');
+  both('secure-boot', 'no-secure-boot');
   const cpus = num(p, 'cpus');
   if (cpus !== undefined && (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS)) throw errors.invalid(`--cpus must be a whole number from 1 to ${MAX_CPUS} (the machine type may allow fewer).`);
   return stripUndefined({
@@ -370,6 +374,7 @@ function editSpec(p: Parsed): EditVmSpec {
     bootOrder: bootOrderFlag(str(p, 'boot-order')),
     bootMenu: p.flags['boot-menu'] === true ? true : p.flags['no-boot-menu'] === true ? false : undefined,
     tpm: p.flags.tpm === true ? true : p.flags['no-tpm'] === true ? false : undefined,
+    secureBoot: p.flags['secure-boot'] === true ? true : p.flags['no-secure-boot'] === true ? false : undefined,
   });
 }
 

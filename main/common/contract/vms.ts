@@ -72,6 +72,8 @@ export const CreateVmSpec = z
     bootMenu: z.boolean().optional(),
     /** A TPM 2.0 (a per-VM swtpm). */
     tpm: z.boolean().optional(),
+    /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
+    secureBoot: z.boolean().optional(),
     /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
      *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
      *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
@@ -129,6 +131,8 @@ export const EditVmSpec = z
     bootMenu: z.boolean().optional(),
     /** A TPM 2.0 (a per-VM swtpm). */
     tpm: z.boolean().optional(),
+    /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
+    secureBoot: z.boolean().optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

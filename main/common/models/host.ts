@@ -54,6 +54,10 @@ export interface HostCapabilities {
   /** Per guest arch: which accelerators would work for that guest on this host. */
   readonly accels: Partial<Readonly<Record<Arch, readonly AccelStatus[]>>>;
   readonly firmware: Partial<Readonly<Record<Arch, UefiFirmware>>>;
+  /** Per guest arch, the firmware's Secure Boot build with Microsoft-enrolled variables (descriptor
+   *  features secure-boot + enrolled-keys, e.g. Debian's OVMF_CODE_4M.ms.fd/OVMF_VARS_4M.ms.fd);
+   *  absent when not installed. */
+  readonly secureFirmware?: Partial<Readonly<Record<Arch, UefiFirmware>>>;
   /** `-sandbox` (seccomp) support; Linux builds only. */
   readonly seccomp: boolean;
   /** `aio=native` needs O_DIRECT and Linux AIO: Linux only. */

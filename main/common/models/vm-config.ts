@@ -286,6 +286,9 @@ export const VmConfig = z
     bootMenu: z.boolean().default(false),
     /** A TPM 2.0 (issue 9): a per-VM swtpm whose state is kept in the bundle's `tpm/` folder. */
     tpm: z.boolean().default(false),
+    /** UEFI Secure Boot (issue 9): the firmware's Secure Boot build with Microsoft-enrolled
+     *  variables (HostCapabilities.secureFirmware); needs `firmware: "uefi"`. */
+    secureBoot: z.boolean().default(false),
     kernel: z
       .object({ path: HostPath, initrd: HostPath.nullable().default(null), append: z.string().max(4096).default('') })
       .nullable()
@@ -321,6 +324,9 @@ export const VmConfig = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.secureBoot && c.firmware !== 'uefi') {
+      ctx.addIssue({ code: 'custom', path: ['firmware'], message: 'Secure Boot needs UEFI firmware', params: { remedy: { kind: 'change-setting', field: 'firmware', to: 'uefi' } } });
+    }
     if (c.network.mode === 'none' && c.network.forwards.length > 0) {
       ctx.addIssue({
         code: 'custom',

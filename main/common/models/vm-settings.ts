@@ -496,6 +496,7 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
     bootOrder: spec.bootOrder,
     bootMenu: spec.bootMenu ?? false,
     tpm: spec.tpm ?? false,
+    secureBoot: spec.secureBoot ?? false,
     extraArgs: [],
   };
   const parsed = VmConfig.safeParse(raw);
@@ -576,6 +577,7 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
     bootOrder: patch.bootOrder ?? config.bootOrder,
     bootMenu: patch.bootMenu ?? config.bootMenu,
     tpm: patch.tpm ?? config.tpm,
+    secureBoot: patch.secureBoot ?? config.secureBoot,
   };
   const parsed = VmConfig.safeParse(raw);
   if (!parsed.success) errors.push(...schemaIssues(parsed.error.issues, vm));

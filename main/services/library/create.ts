@@ -13,7 +13,7 @@ import { checkDiskImage } from '../disks/preflight';
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
-import { buildQemuArgs } from '../qemu/argv';
+import { buildQemuArgs, uefiFirmwareFor } from '../qemu/argv';
 import { prepareImport } from '../imports/create-import';
 import { prepareCloud } from '../sandbox/cloud-create';
 import { assertReadableFile, libraryNames, makeUefiVars, randomMac } from './checks';
@@ -63,7 +63,7 @@ export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Cr
     }),
   );
   const config = cloud ? cloud.complete(made, layout.bundle(made.id).dir) : imported ? imported.complete(made) : made;
-  const uefi = config.uefiVars !== null ? caps.firmware[config.arch] : undefined;
+  const uefi = config.uefiVars !== null ? uefiFirmwareFor(config, caps) : undefined;
   // Fail before writing anything if this host can't build a command line for it.
   buildQemuArgs(config, caps, layout.paths(config.id));
   const qemuImg = new QemuImg(caps.qemuImg);

@@ -10,7 +10,7 @@ import { applyEdit, firmwarePackages, unwrapSettings } from '../../common/models
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
-import { buildQemuArgs } from '../qemu/argv';
+import { buildQemuArgs, uefiFirmwareFor } from '../qemu/argv';
 import { assertReadableFile, libraryNames, makeUefiVars } from './checks';
 import type { Library, OkEntry } from './library';
 
@@ -34,8 +34,10 @@ export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec):
   const caps = await deps.host();
   const { config: next } = unwrapSettings(applyEdit(c, patch, hostFacts(caps), { files: { uefiVars: BundleFile.uefiVars }, library: libraryNames(library) }));
   buildQemuArgs(next, caps, layout.paths(c.id));
-  if (next.uefiVars !== null && c.uefiVars === null) {
-    const uefi = caps.firmware[c.arch];
+  // A new store for a VM switched to UEFI, or to/from Secure Boot (its variables come from the other
+  // build's template: enrolled keys or none); the old store's settings do not carry over.
+  if (next.uefiVars !== null && (c.uefiVars === null || next.secureBoot !== c.secureBoot)) {
+    const uefi = uefiFirmwareFor(next, caps);
     if (!uefi) {
       throw new VivariumError(ErrorCode.Unsupported, `No UEFI firmware for ${c.arch} guests was found on this host.`, undefined, {
         field: 'firmware',

@@ -177,6 +177,16 @@ function resolveAccel(config: VmConfig, caps: HostCapabilities, binary: QemuBina
   return status.accel;
 }
 
+/**
+ * The UEFI firmware a VM uses on this host: the Secure Boot build with Microsoft-enrolled variables
+ * when `config.secureBoot`, else the plain build; undefined when the host has none. Its
+ * `varsTemplate` is what the VM's variable store is made from (create, edit, a start that finds the
+ * store missing).
+ */
+export function uefiFirmwareFor(config: Pick<VmConfig, 'arch' | 'secureBoot'>, caps: Pick<HostCapabilities, 'firmware' | 'secureFirmware'>): UefiFirmware | undefined {
+  return config.secureBoot ? caps.secureFirmware?.[config.arch] : caps.firmware[config.arch];
+}
+
 function resolveFirmware(config: VmConfig, caps: HostCapabilities): UefiFirmware | null {
   const arch = config.arch;
   switch (config.firmware) {
@@ -191,7 +201,13 @@ function resolveFirmware(config: VmConfig, caps: HostCapabilities): UefiFirmware
       }
       return null;
     case 'uefi': {
-      const fw = caps.firmware[arch];
+      const fw = uefiFirmwareFor(config, caps);
+      if (!fw && config.secureBoot) {
+        throw unsupported(
+          `This VM uses Secure Boot, but no Secure Boot build of the UEFI firmware with Microsoft's keys enrolled was found for ${arch} guests. ${firmwareInstallHint(caps, arch)}, or turn Secure Boot off.`,
+          { arch, secureBoot: true },
+        );
+      }
       if (!fw) {
         const orBios = arch === 'x86_64' ? ' Or set the VM\'s firmware to "bios".' : '';
         throw unsupported(

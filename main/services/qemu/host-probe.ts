@@ -26,7 +26,7 @@ import { findUefiFirmware, firmwareSearchDirs } from './firmware';
 const ARCHES: readonly Arch[] = ['x86_64', 'aarch64'];
 const RUN_TIMEOUT_MS = 5000;
 /** Bumped whenever the probe's output changes meaning, so old cache files are ignored. */
-const CACHE_VERSION = 3; // 3: caps.swtpm
+const CACHE_VERSION = 4; // 3: caps.swtpm; 4: caps.secureFirmware
 
 export const KVM_DEVICE = '/dev/kvm';
 export const KVM_MODULE = '/sys/module/kvm';
@@ -420,6 +420,7 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
   const binaries: Partial<Record<Arch, QemuBinary>> = {};
   const accels: Partial<Record<Arch, readonly AccelStatus[]>> = {};
   const firmware: Partial<Record<Arch, UefiFirmware>> = {};
+  const secureFirmware: Partial<Record<Arch, UefiFirmware>> = {};
   const seccomp: boolean[] = [];
   const accelCtx: AccelContext = { platform, hostArch, facts };
   for (const r of systemResults) {
@@ -436,6 +437,13 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
       machine: defaultMachine(arch, r.binary.version),
     });
     if (fw) firmware[arch] = fw;
+    // Descriptors sort by name and distros number the enrolled build first (40-…-secure-enrolled).
+    const secure = findUefiFirmware(arch, {
+      dirs: firmwareSearchDirs(env, platform, r.binary.path),
+      machine: defaultMachine(arch, r.binary.version),
+      secureBoot: true,
+    });
+    if (secure) secureFirmware[arch] = secure;
   }
   if (imgProblem) problems.push(imgProblem);
   if (!binaries[hostArch]) {
@@ -462,6 +470,7 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
     binaries,
     accels,
     firmware,
+    secureFirmware,
     // One flag for all binaries (the type has no per-binary flag): only claim it when all have it.
     seccomp: platform === 'linux' && seccomp.length > 0 && seccomp.every(Boolean),
     nativeAio: platform === 'linux',
@@ -583,6 +592,7 @@ const CacheFileS = z.object({
     binaries: z.partialRecord(ArchS, BinaryS),
     accels: z.partialRecord(ArchS, z.array(AccelStatusS)),
     firmware: z.partialRecord(ArchS, FirmwareS),
+    secureFirmware: z.partialRecord(ArchS, FirmwareS).optional(),
     seccomp: z.boolean(),
     nativeAio: z.boolean(),
     swtpm: z.string().nullable().optional(),

@@ -16,7 +16,7 @@ import { ensureUefiVars } from '../../disks/uefi-vars';
 import { Emitter } from '../../emitter';
 import { resetSerialLog } from '../../logs/serial-log';
 import type { Layout, VmRuntimePaths } from '../../paths';
-import { buildQemuArgs } from '../../qemu/argv';
+import { buildQemuArgs, uefiFirmwareFor } from '../../qemu/argv';
 import { QemuMonitor, type Monitor } from '../../qemu/monitor';
 import { launchQemu, sleep, waitForExit } from '../../qemu/process';
 import { QmpClient } from '../../qemu/qmp';
@@ -74,7 +74,7 @@ const LIVENESS_MS = 2_000;
 export function notRespondingWhy(pid: number, otherwise: string): string {
   const state = processState(pid);
   return state === 'T' || state === 't'
-    ? `(pid ${pid}) is not responding: its process is stopped (kill -STOP; kill -CONT ${pid} resumes it)`
+    ? `(pid ${pid}) is not responding: its process is stopped (SIGSTOP)`
     : `(pid ${pid}) is not responding: it ${otherwise}`;
 }
 
@@ -128,7 +128,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       // Re-check what create checked, rebuild what Vivarium generated, start the serial log afresh
       // (disks/preflight.ts, disks/uefi-vars.ts, logs/serial-log.ts).
       const qemuImg = new QemuImg(caps.qemuImg);
-      const uefiNotice = await ensureUefiVars(config, paths.bundle, caps.firmware[config.arch], qemuImg);
+      const uefiNotice = await ensureUefiVars(config, paths.bundle, uefiFirmwareFor(config, caps), qemuImg);
       if (uefiNotice) this.deps.events.append(vm.id, uefiNotice.message);
       await preflightDisks(config, paths.bundle, qemuImg);
       for (const w of plan.warnings) this.deps.events.append(vm.id, `warning: ${w}`);
@@ -225,6 +225,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
     }
     if (cause.kind === 'paused') this.deps.events.append(id, 'stop: the VM is paused, so the guest cannot answer an ACPI request; quitting QEMU');
     const mon = monitor;
+    let quitSent = false;
     const port: LadderPort = {
       powerdown: async () => {
         if (!mon) throw new Error('no monitor');
@@ -233,9 +234,12 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       // Issue 11: a guest that ignores the power button is asked through its agent (sandbox/agent-shutdown.ts).
       agentShutdown: () => agentShutdown(rt.qga),
       quit: async (ms) => {
+        quitSent = false;
         if (!mon || mon.closed) throw new Error("QEMU's monitor is not connected");
+        quitSent = true;
         await mon.quit({ timeoutMs: ms });
       },
+      quitReachedQemu: () => quitSent,
       signal: (sig) => process.kill(pid, sig),
       waitForExit: (ms) => waitForExit(pid, id, ms),
       now: Date.now,
