@@ -74,4 +74,36 @@ describe('TPM 2.0 (swtpm as a side process)', () => {
     expect(swtpm.filter((p) => isAlive(p.pid))).toEqual([]);
     expect(processesMentioning(stateDir)).toEqual([]);
   });
+
+  it('OVMF with Secure Boot (Microsoft keys enrolled) and a TPM: the guest kernel says Secure Boot is enabled and sees the TPM; turned off, it says disabled', async () => {
+    const g = testGuest();
+    const append = g.append.replace(/\bquiet\b/, '').trim();
+    const created = await cli(['create', 'sb', '--accel', 'tcg', '--memory', '256M', '--disk-size', '0', '--kernel', g.kernel, '--initrd', g.initrd, '--append', append, '--net', 'none', '--display', 'none', '--secure-boot', '--tpm', '--json']);
+    expect(created.stderr).toBe('');
+    const id = (JSON.parse(created.stdout) as { id: string }).id;
+    const argv = (await runCliJson<{ argv: string[] }>(['show', 'sb', '--json'], { env: t.env })).argv;
+    expect(argv.some((a) => a.startsWith('q35,smm=on,'))).toBe(true);
+    expect(argv).toContain('driver=cfi.pflash01,property=secure,value=on');
+    const serialLog = path.join(t.home, 'vms', id, 'serial.log');
+
+    const start = await cli(['start', 'sb', '--wait-serial', g.readyMarker, '--timeout', '240'], 270_000);
+    expect(start.stderr).toBe('');
+    expect(start.code).toBe(0);
+    const log = fs.readFileSync(serialLog, 'utf8');
+    expect(log).toContain('secureboot: Secure boot enabled');
+    const serial = argv.map((a) => /^socket,id=ser0,path=([^,]+)/.exec(a)?.[1]).find(Boolean)!;
+    expect((await runInGuest(serial, 'cat /sys/class/tpm/tpm0/tpm_version_major')).trim()).toBe('2');
+    expect((await cli(['stop', 'sb', '--force'])).code).toBe(0);
+
+    // The same VM with Secure Boot turned off: a fresh store from the plain build, no keys enforced.
+    const off = await cli(['edit', 'sb', '--no-secure-boot']);
+    expect(off.stderr).toBe('');
+    const again = await cli(['start', 'sb', '--wait-serial', g.readyMarker, '--timeout', '240'], 270_000);
+    expect(again.code).toBe(0);
+    expect(fs.readFileSync(serialLog, 'utf8')).toContain('secureboot: Secure boot disabled');
+    expect((await cli(['stop', 'sb', '--force'])).code).toBe(0);
+    const deadline = Date.now() + 10_000;
+    while (processesMentioning(path.join(t.home, 'vms', id, 'tpm')).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(processesMentioning(path.join(t.home, 'vms', id, 'tpm'))).toEqual([]);
+  });
 });
