@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
+import { MAX_SERIAL_LOG_READ_BYTES, MAX_WAIT_SERIAL_CHARS } from '../common/contract/vms';
 import { ErrorCode, isVivariumError, errors } from '../common/errors';
 import type { HostReport } from '../common/models/host-report';
 import { formatMiB, MAX_CPUS, parseSize, PortForward, type Arch } from '../common/models/vm-config';
@@ -182,7 +183,10 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       return 0;
     }
     case 'start': {
-      const vm = await s.vms.start(ref, { waitSerial: str(p, 'wait-serial'), timeoutSec: num(p, 'timeout') });
+      const waitSerial = str(p, 'wait-serial');
+      // Said in the flag's words here; the engine's own check would say "Invalid request: serial pattern…".
+      if (waitSerial !== undefined && waitSerial.length > MAX_WAIT_SERIAL_CHARS) throw errors.invalid(`--wait-serial must be at most ${MAX_WAIT_SERIAL_CHARS} characters (this one has ${waitSerial.length}).`);
+      const vm = await s.vms.start(ref, { waitSerial, timeoutSec: num(p, 'timeout') });
       printVm(vm);
       return 0;
     }
@@ -203,7 +207,8 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       return 0;
     case 'serial': {
       if (p.flags.log === true) {
-        io.stdout.write(await s.vms.serialLog(ref, {}));
+        // All that is kept (both files, as the README says), not the engine's 1 MiB default tail.
+        io.stdout.write(await s.vms.serialLog(ref, { maxBytes: MAX_SERIAL_LOG_READ_BYTES }));
         return 0;
       }
       const { attachSerial } = await import('./serial.js');

@@ -145,10 +145,13 @@ export const EditVmSpec = z
   });
 export type EditVmSpec = z.infer<typeof EditVmSpec>;
 
+/** The longest `waitSerial` pattern, in characters (patterns arrive from outside: issue 8 item 2). */
+export const MAX_WAIT_SERIAL_CHARS = 1000;
+
 export const StartOptions = z
   .object({
     /** Resolve only once the guest's serial output matches this regular expression. */
-    waitSerial: z.string().max(1000).optional(),
+    waitSerial: z.string().max(MAX_WAIT_SERIAL_CHARS).optional(),
     timeoutSec: z.number().positive().max(3600).optional(),
   })
   .strict();
@@ -170,7 +173,10 @@ export type DeleteOptions = z.infer<typeof DeleteOptions>;
 /** QEMU qcodes ("ctrl", "alt", "delete", "a", "f1"…). */
 export const KeyCombo = z.array(z.string().regex(/^[a-z0-9_]{1,20}$/)).min(1).max(8);
 
-export const SerialLogOptions = z.object({ maxBytes: z.number().int().min(1).max(16 * 1024 * 1024).optional() }).strict();
+/** The most a serialLog call returns, in bytes: more than the whole kept log (serial.log plus
+ *  serial.log.0 stay under 8 MiB, main/services/logs/serial-log.ts), so asking for this gets all of it. */
+export const MAX_SERIAL_LOG_READ_BYTES = 16 * 1024 * 1024;
+export const SerialLogOptions = z.object({ maxBytes: z.number().int().min(1).max(MAX_SERIAL_LOG_READ_BYTES).optional() }).strict();
 
 export interface VmService {
   list(): Promise<readonly VmInfo[]>;

@@ -39,7 +39,8 @@ export function compileSerialPattern(source: string): SerialPattern {
   try {
     re = RE2JS.compile(source, RE2JS.MULTILINE);
   } catch (e) {
-    const why = (e instanceof Error ? e.message : String(e)).replace(/^error parsing regexp: /, '');
+    // RE2JS quotes the pattern with the `(?m)` its MULTILINE flag adds: show only what the user typed.
+    const why = (e instanceof Error ? e.message : String(e)).replace(/^error parsing regexp: /, '').replace(/`\(\?m\)/g, '`');
     throw errors.invalid(
       `--wait-serial is not a valid pattern: ${why}. Patterns use RE2 syntax (like JavaScript's, without backreferences or lookaround).`,
       { field: 'waitSerial' },
