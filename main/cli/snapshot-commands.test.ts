@@ -4,7 +4,8 @@
  * clones, real QEMU (TCG) guests running side by side.
  */
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testGuest } from '../test-support/guest';
@@ -132,4 +133,44 @@ describe('vivarium clone', () => {
     const linked = await cli(['clone', 'full', 'again', '--linked']);
     expect(linked.code).toBe(0);
   }, 300_000);
+});
+
+describe('vivarium export / import', () => {
+  it('round-trips a VM with its snapshots under a new id; a damaged or cut-short file is refused and nothing is imported', async () => {
+    const id = await createGuest('traveller');
+    qemuIo(diskOf(id), 'write -P 0x42 0 64k');
+    await ok(['snapshot', 'create', 'traveller', 'packed']);
+    qemuIo(diskOf(id), 'write -P 0x43 0 64k');
+    const file = path.join(t.home, 'traveller.vivarium');
+    expect(await ok(['export', 'traveller', file])).toContain(file);
+    expect((await cli(['export', 'traveller', file])).stderr).toMatch(/already exists/);
+
+    const dup = await cli(['import', file]);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toMatch(/A VM named "traveller" already exists/);
+    const imported = JSON.parse(await ok(['import', file, '--name', 'arrived', '--json'])) as { id: string; name: string };
+    expect(imported.name).toBe('arrived');
+    expect(imported.id).not.toBe(id);
+    expect(qemuIo(diskOf(imported.id), 'read -P 0x43 0 64k')).not.toMatch(/failed/);
+    const snaps = JSON.parse(await ok(['snapshot', 'list', 'arrived', '--json'])) as { name: string }[];
+    expect(snaps.map((x) => x.name)).toEqual(['packed']);
+    await ok(['snapshot', 'revert', 'arrived', 'packed']);
+    expect(qemuIo(diskOf(imported.id), 'read -P 0x42 0 64k')).not.toMatch(/failed/);
+
+    const vmsBefore = readdirSync(path.join(t.home, 'vms')).sort();
+    const bytes = readFileSync(file);
+    const damaged = path.join(t.home, 'damaged.vivarium');
+    const copy = Buffer.from(bytes);
+    copy[4096] = copy[4096]! ^ 0xff;
+    writeFileSync(damaged, copy);
+    const bad = await cli(['import', damaged, '--name', 'broken']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/cannot be imported: .* does not match its checksum \(the file is damaged\)\. Nothing was imported/);
+    const cut = path.join(t.home, 'cut.vivarium');
+    writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const short = await cli(['import', cut, '--name', 'half']);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toMatch(/cannot be imported/);
+    expect(readdirSync(path.join(t.home, 'vms')).sort()).toEqual(vmsBefore);
+  }, 120_000);
 });

@@ -2,6 +2,7 @@
  * `vivarium snapshot …` and `vivarium clone` (issue 10): the `snapshots` service. JSON shapes are
  * stable and documented in the README.
  */
+import * as path from 'node:path';
 import type { Services } from '../common/contract';
 import type { SnapshotInfo } from '../common/contract/snapshots';
 import { formatBytes } from '../common/format';
@@ -37,6 +38,21 @@ export const SNAPSHOT_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     summary: 'Save a running VM\'s whole state to disk and end it; `start` resumes it where it was (list shows "suspended").',
     positionals: ['NAME'],
     flags: {},
+  },
+  export: {
+    usage: 'export NAME FILE',
+    summary: 'Write a shut-down VM (config, disks, UEFI variables, snapshots) to one file with a checksum.',
+    positionals: ['NAME', 'FILE'],
+    flags: {},
+  },
+  import: {
+    usage: 'import FILE [--name NEW] [--json]',
+    summary: 'Create a VM from a file written by `vivarium export` (checked whole before anything is written).',
+    positionals: ['FILE'],
+    flags: {
+      name: { type: 'string', value: 'NEW', help: 'the new VM\'s name (default: the exported VM\'s)' },
+      json: { type: 'boolean', help: 'print the new VM as JSON' },
+    },
   },
   clone: {
     usage: 'clone NAME NEWNAME [--linked] [--json]',
@@ -78,6 +94,18 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
   if (command === 'suspend') {
     const info = await s.snapshots.suspend(p.positionals[0]!);
     out(`${info.name}: ${info.state}`);
+    return 0;
+  }
+  if (command === 'export') {
+    const r = await s.snapshots.exportVm(p.positionals[0]!, path.resolve(p.positionals[1]!));
+    out(`${r.path} (${formatBytes(r.bytes)})`);
+    return 0;
+  }
+  if (command === 'import') {
+    const name = p.flags.name;
+    const info = await s.snapshots.importVm(path.resolve(p.positionals[0]!), typeof name === 'string' ? { name } : {});
+    if (asJson) json({ name: info.name, id: info.id, state: info.state });
+    else out(info.id);
     return 0;
   }
   if (command === 'clone') {

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { NewVmName } from '../models/vm-config';
 import type { VmInfo } from '../models/vm-state';
-import { VmRef, type Event, type ServiceSchema } from './shared';
+import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
 
 /** A snapshot's name: visible text, one line. */
 export const SnapshotName = z
@@ -70,7 +70,7 @@ export interface SnapshotInfo {
 /** A long snapshot or clone operation's progress, for the UI. */
 export interface SnapshotProgressEvent {
   readonly vmId: string;
-  readonly operation: 'create' | 'revert' | 'delete' | 'clone' | 'suspend';
+  readonly operation: 'create' | 'revert' | 'delete' | 'clone' | 'suspend' | 'export' | 'import';
   /** 0..1 */
   readonly fraction: number;
   readonly done: boolean;
@@ -96,6 +96,12 @@ export interface SnapshotService {
   /** Saves a running VM's whole state into its folder and ends QEMU: the VM is `suspended`, and the
    *  next start resumes it where it was. Errors: invalid-state (not running). */
   suspend(vm: string): Promise<VmInfo>;
+  /** Writes a shut-down VM's whole bundle (config, disks, UEFI variables, snapshots) to one file
+   *  with a checksum (`path` must not exist). */
+  exportVm(vm: string, path: string): Promise<{ readonly path: string; readonly bytes: number }>;
+  /** Imports an export file as a new VM (a new id if one with its id exists). A partial or corrupt
+   *  file is refused with a sentence; nothing half-imported is left. */
+  importVm(path: string, options: { readonly name?: string }): Promise<VmInfo>;
   /** A VM's snapshot list changed. */
   onDidChange: Event<{ readonly vmId: string }>;
   onDidProgress: Event<SnapshotProgressEvent>;
@@ -111,6 +117,8 @@ export const snapshotsSchema: ServiceSchema<SnapshotService> = {
     thumbnail: z.tuple([VmRef, SnapshotRef]),
     clone: z.tuple([VmRef, CloneSpec]),
     suspend: z.tuple([VmRef]),
+    exportVm: z.tuple([VmRef, AbsPath]),
+    importVm: z.tuple([AbsPath, z.object({ name: NewVmName.optional() }).strict()]),
   },
   events: ['onDidChange', 'onDidProgress'],
 };

@@ -26,6 +26,7 @@ import { scanQemuProcesses } from '../runtime/records';
 import { acquireStartLockAsync } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
+import { exportVm, importVm } from './bundle-archive';
 import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree } from './tree';
 
 export interface SnapshotServiceDeps {
@@ -245,6 +246,29 @@ export class LocalSnapshotService implements SnapshotService {
       this.deps.vms.events.append(entry.id, 'suspended to disk');
     });
     return this.deps.vms.get(entry.id);
+  }
+
+  async exportVm(ref: string, path: string): Promise<{ readonly path: string; readonly bytes: number }> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    return this.job(entry, 'diskConvert', async () => {
+      const where = await this.where(entry, 'export it');
+      try {
+        if (where.kind === 'running') throw errors.mustStop(entry.config.name, 'running', 'export it');
+        const bundle = this.deps.layout.bundle(entry.id);
+        const r = await exportVm(entry, (n) => bundle.file(n), path, (f) => this.fireProgress(entry.id, 'export', f, false));
+        this.deps.vms.events.append(entry.id, `exported to ${path}`);
+        return { path, bytes: r.bytes };
+      } finally {
+        this.fireProgress(entry.id, 'export', 1, true);
+        if (where.kind === 'stopped') await where.release();
+      }
+    });
+  }
+
+  async importVm(path: string, options: { readonly name?: string }): Promise<VmInfo> {
+    const config = await importVm(this.deps.vms.library, path, options);
+    this.deps.vms.events.append(config.id, `imported from ${path}`);
+    return this.deps.vms.get(config.id);
   }
 
   dispose(): void {

@@ -1,0 +1,213 @@
+/**
+ * Export and import of a whole VM (issue 10): one file (`.vivarium`) holding its bundle — config,
+ * disks, UEFI variables, snapshot tree and thumbnails (internal snapshots live inside the disks).
+ *
+ * Format: a POSIX ustar archive (read back with imports/tar.ts). Its last member is
+ * `vivarium-manifest.json`: `{format: "vivarium-export", version: 1, vm: {id, name}, files: [{name,
+ * size, sha256}]}` listing every other member once. An import checks the manifest, that the members
+ * are exactly the files it lists, and every file's SHA-256 before anything is written, then writes
+ * the bundle through BundleStore.create (a staging folder renamed into place), so a partial or
+ * corrupt file is refused with a sentence and nothing half-imported is left.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import { ErrorCode, errors, VivariumError } from '../../common/errors';
+import { BundleFileName, diskImages, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
+import { findNameClash } from '../../common/models/vm-settings';
+import { listTar } from '../imports/tar';
+import { libraryNames, randomMac } from '../library/checks';
+import type { Library, OkEntry } from '../library/library';
+import { BundleFile } from '../paths';
+import { TREE_FILE } from './tree';
+
+export const MANIFEST = 'vivarium-manifest.json';
+const BLOCK = 512;
+
+const Manifest = z
+  .object({
+    format: z.literal('vivarium-export'),
+    version: z.literal(1),
+    vm: z.object({ id: z.string(), name: z.string() }).strict(),
+    files: z.array(z.object({ name: BundleFileName, size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()).min(1).max(2000),
+  })
+  .strict();
+
+/** The bundle files an export carries: config, disks (every layer in the bundle), UEFI vars, the
+ *  snapshot tree and its thumbnails. @throws invalid-state for a VM that uses files outside its folder */
+async function exportFiles(entry: OkEntry, file: (n: string) => string): Promise<string[]> {
+  const c = entry.config;
+  const outside = c.disks.flatMap((d) => diskImages(d)).find((l) => !('bundle' in l.source));
+  if (outside && !('bundle' in outside.source)) {
+    throw errors.state(`"${c.name}" uses ${outside.source.path}, a file outside its folder, which an export cannot carry. Make a full clone and export that.`);
+  }
+  if (c.suspended) throw errors.state(`"${c.name}" is suspended. Start it and shut it down, then export it.`, undefined, { remedy: { kind: 'start-vm', vm: c.name } });
+  const names = new Set<string>([BundleFile.config]);
+  for (const d of c.disks) for (const l of diskImages(d)) if ('bundle' in l.source) names.add(l.source.bundle);
+  if (c.uefiVars) names.add(c.uefiVars);
+  try {
+    const tree = JSON.parse(await fsp.readFile(file(TREE_FILE), 'utf8')) as { snapshots?: { thumbnail?: unknown }[] };
+    names.add(TREE_FILE);
+    for (const s of tree.snapshots ?? []) if (typeof s.thumbnail === 'string' && BundleFileName.safeParse(s.thumbnail).success) names.add(s.thumbnail);
+  } catch {
+    // no snapshots
+  }
+  const present: string[] = [];
+  for (const n of names) if (await fsp.access(file(n)).then(() => true, () => false)) present.push(n);
+  return present;
+}
+
+function header(name: string, size: number): Buffer {
+  const h = Buffer.alloc(BLOCK, 0);
+  if (Buffer.byteLength(name) > 99) throw errors.invalid(`The file name ${name} is too long for an export.`);
+  h.write(name, 0, 'utf8');
+  h.write('0000600\0', 100, 'ascii');
+  h.write('0000000\0', 108, 'ascii');
+  h.write('0000000\0', 116, 'ascii');
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'ascii');
+  h.write(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`, 136, 'ascii');
+  h.write('        ', 148, 'ascii');
+  h.write('0', 156, 'ascii');
+  h.write('ustar\0', 257, 'ascii');
+  h.write('00', 263, 'ascii');
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
+  return h;
+}
+
+/**
+ * Writes the stopped VM `entry` to `dest` (via `dest.part`, renamed at the end). The caller holds
+ * the VM's start lock. @throws already-exists (dest exists), invalid-state
+ */
+export async function exportVm(entry: OkEntry, bundleFile: (n: string) => string, dest: string, progress?: (f: number) => void): Promise<{ readonly bytes: number }> {
+  if (await fsp.access(dest).then(() => true, () => false)) {
+    throw new VivariumError(ErrorCode.AlreadyExists, `${dest} already exists. Choose another file name.`);
+  }
+  const names = await exportFiles(entry, bundleFile);
+  const sizes = await Promise.all(names.map(async (n) => (await fsp.stat(bundleFile(n))).size));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const part = `${dest}.part`;
+  const out = await fsp.open(part, 'w', 0o600);
+  const files: { name: string; size: number; sha256: string }[] = [];
+  let done = 0;
+  try {
+    for (const [i, n] of names.entries()) {
+      await out.write(header(n, sizes[i]!));
+      const hash = createHash('sha256');
+      const input = fs.createReadStream(bundleFile(n));
+      for await (const chunk of input) {
+        hash.update(chunk as Buffer);
+        await out.write(chunk as Buffer);
+        done += (chunk as Buffer).length;
+        progress?.(total > 0 ? done / total : 1);
+      }
+      const pad = (BLOCK - (sizes[i]! % BLOCK)) % BLOCK;
+      if (pad) await out.write(Buffer.alloc(pad));
+      files.push({ name: n, size: sizes[i]!, sha256: hash.digest('hex') });
+    }
+    const manifest = Buffer.from(`${JSON.stringify({ format: 'vivarium-export', version: 1, vm: { id: entry.id, name: entry.config.name }, files }, null, 2)}\n`);
+    await out.write(header(MANIFEST, manifest.length));
+    await out.write(manifest);
+    await out.write(Buffer.alloc((BLOCK - (manifest.length % BLOCK)) % BLOCK + 2 * BLOCK));
+    await out.sync();
+    await out.close();
+    await fsp.rename(part, dest);
+  } catch (e) {
+    await out.close().catch(() => undefined);
+    await fsp.rm(part, { force: true });
+    throw e;
+  }
+  return { bytes: (await fsp.stat(dest)).size };
+}
+
+function refuse(file: string, why: string): VivariumError {
+  return errors.invalid(`${file} cannot be imported: ${why}. Nothing was imported; export the VM again or use another copy of the file.`);
+}
+
+async function sliceSha256(file: string, offset: number, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  if (size > 0) for await (const chunk of fs.createReadStream(file, { start: offset, end: offset + size - 1 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Imports an export file as a new VM. Checks everything first; writes the bundle whole or not at all.
+ * @throws invalid-argument (partial, corrupt or not an export, with the reason), already-exists (name)
+ */
+export async function importVm(library: Library, file: string, options: { readonly name?: string }, progress?: (f: number) => void): Promise<VmConfig> {
+  let members;
+  try {
+    members = await listTar(file);
+  } catch (e) {
+    throw refuse(file, `it is not a Vivarium export (${(e as Error).message})`);
+  }
+  const last = members.at(-1);
+  if (!last || last.name !== MANIFEST) throw refuse(file, 'its manifest is missing (the file is cut short or is not a Vivarium export)');
+  let manifest: z.infer<typeof Manifest>;
+  try {
+    const text = Buffer.alloc(last.size);
+    const fh = await fsp.open(file, 'r');
+    try {
+      await fh.read(text, 0, last.size, last.offset);
+    } finally {
+      await fh.close();
+    }
+    manifest = Manifest.parse(JSON.parse(text.toString('utf8')));
+  } catch {
+    throw refuse(file, 'its manifest is unreadable');
+  }
+  const byName = new Map(members.slice(0, -1).map((m) => [m.name, m]));
+  if (byName.size !== members.length - 1 || byName.size !== manifest.files.length) throw refuse(file, 'its files do not match its manifest');
+  const total = manifest.files.reduce((a, f) => a + f.size, 0);
+  let checked = 0;
+  for (const f of manifest.files) {
+    const m = byName.get(f.name);
+    if (!m || m.size !== f.size) throw refuse(file, `${f.name} is missing or cut short`);
+    if ((await sliceSha256(file, m.offset, m.size)) !== f.sha256) throw refuse(file, `${f.name} does not match its checksum (the file is damaged)`);
+    checked += f.size;
+    progress?.(total > 0 ? (checked / total) * 0.5 : 0.5);
+  }
+  const cfgMember = byName.get(BundleFile.config);
+  if (!cfgMember) throw refuse(file, 'it holds no config.json');
+  const cfgText = Buffer.alloc(cfgMember.size);
+  const fh = await fsp.open(file, 'r');
+  try {
+    await fh.read(cfgText, 0, cfgMember.size, cfgMember.offset);
+  } finally {
+    await fh.close();
+  }
+  const parsed = parseVmConfig(cfgText.toString('utf8'));
+  if (!parsed.ok) throw refuse(file, parsed.error);
+  const outside = parsed.config.disks.flatMap((d) => diskImages(d)).some((l) => !('bundle' in l.source));
+  if (outside) throw refuse(file, 'its VM uses files outside its folder');
+  const taken = library.entries().some((e) => e.id === parsed.config.id);
+  const name = (options.name ?? parsed.config.name).trim();
+  const clash = findNameClash(name, libraryNames(library));
+  if (clash) {
+    throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${clash.name}" already exists. Import it under another name.`, undefined, {
+      field: 'name',
+      remedy: { kind: 'rename', taken: clash.name },
+    });
+  }
+  const config: VmConfig = {
+    ...parsed.config,
+    id: taken ? randomUUID() : parsed.config.id,
+    name,
+    network: taken ? { ...parsed.config.network, mac: randomMac() } : parsed.config.network,
+  };
+  let copied = 0;
+  await library.store.create(config, async (dir) => {
+    for (const f of manifest.files) {
+      if (f.name === BundleFile.config) continue;
+      const m = byName.get(f.name)!;
+      if (m.size === 0) await fsp.writeFile(`${dir}/${f.name}`, '', { mode: 0o600 });
+      else await pipeline(fs.createReadStream(file, { start: m.offset, end: m.offset + m.size - 1 }), fs.createWriteStream(`${dir}/${f.name}`, { mode: 0o600 }));
+      copied += f.size;
+      progress?.(0.5 + (total > 0 ? (copied / total) * 0.5 : 0.5));
+    }
+  });
+  return config;
+}
