@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MenuItemConstructorOptions } from 'electron';
 import type { VmInfo, VmState } from '../common/models/vm-state';
-import { autostartEntry, autostartFile, buildTrayMenu, loadSettings, saveSettings, trayTooltip } from './tray';
+import { autostartEntry, autostartFile, buildTrayMenu, launchCommandFor, loadSettings, saveSettings, trayTooltip } from './tray';
 import type { TrayAction } from './tray';
 
 const dirs: string[] = [];
@@ -86,5 +86,21 @@ describe('XDG autostart entry', () => {
     const v = spawnSync('desktop-file-validate', [file], { encoding: 'utf8' });
     expect(`${v.stdout}${v.stderr}`.trim()).toBe('');
     expect(v.status).toBe(0);
+  });
+
+  it('starts the AppImage file at login, not the executable in its temporary mount', () => {
+    const mount = '/tmp/.mount_VivariAbC123/vivarium';
+    const fromAppImage = launchCommandFor({ execPath: mount, isPackaged: true, appPath: '/tmp/.mount_VivariAbC123/resources/app.asar', env: { APPIMAGE: '/home/u/Apps/Vivarium-0.1.0-x86_64.AppImage' } });
+    expect(fromAppImage).toEqual(['/home/u/Apps/Vivarium-0.1.0-x86_64.AppImage']);
+    expect(autostartEntry(fromAppImage, {})).toContain('Exec=/home/u/Apps/Vivarium-0.1.0-x86_64.AppImage\n');
+    expect(autostartEntry(fromAppImage, {})).not.toContain('.mount_');
+    // deb/rpm (no $APPIMAGE): the installed executable; a relative $APPIMAGE is not trusted.
+    expect(launchCommandFor({ execPath: '/opt/Vivarium/vivarium', isPackaged: true, appPath: '/opt/Vivarium/resources/app.asar', env: {} })).toEqual(['/opt/Vivarium/vivarium']);
+    expect(launchCommandFor({ execPath: '/opt/Vivarium/vivarium', isPackaged: true, appPath: 'x', env: { APPIMAGE: 'Vivarium.AppImage' } })).toEqual(['/opt/Vivarium/vivarium']);
+    // From a checkout: electron + the app folder, whatever $APPIMAGE says.
+    expect(launchCommandFor({ execPath: '/r/node_modules/electron/dist/electron', isPackaged: false, appPath: '/r', env: { APPIMAGE: '/x.AppImage' } })).toEqual([
+      '/r/node_modules/electron/dist/electron',
+      '/r',
+    ]);
   });
 });

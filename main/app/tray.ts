@@ -146,6 +146,18 @@ export interface LoginItemContext {
   readonly command: readonly string[];
 }
 
+/**
+ * The command that starts this app again later (the login item's Exec). Packaged: the executable,
+ * except in an AppImage, whose executable lives in a temporary mount (/tmp/.mount_…) gone once the
+ * app quits: there the AppImage file itself, which its runtime names in $APPIMAGE (electron-builder
+ * docs "AppImage", AppImage runtime environment variables). Unpackaged: electron + the app folder.
+ */
+export function launchCommandFor(o: { readonly execPath: string; readonly isPackaged: boolean; readonly appPath: string; readonly env: NodeJS.ProcessEnv }): string[] {
+  if (!o.isPackaged) return [o.execPath, o.appPath];
+  const appImage = o.env.APPIMAGE;
+  return [appImage && path.isAbsolute(appImage) ? appImage : o.execPath];
+}
+
 /** `$XDG_CONFIG_HOME/autostart/vivarium.desktop` (default ~/.config). */
 export function autostartFile(ctx: Pick<LoginItemContext, 'env' | 'homeDir'>): string {
   const config = ctx.env.XDG_CONFIG_HOME && path.isAbsolute(ctx.env.XDG_CONFIG_HOME) ? ctx.env.XDG_CONFIG_HOME : path.join(ctx.homeDir, '.config');
