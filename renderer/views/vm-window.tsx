@@ -19,8 +19,9 @@ import { SerialConsole } from './serial-console';
 import { SshTerminal } from './ssh-terminal';
 import { VmStatsPanel } from './vm-stats';
 import { SnapshotsView } from './snapshots-view';
+import { HardwareView } from './hardware-view';
 
-type ConsoleTab = 'display' | 'serial' | 'terminal' | 'stats' | 'snapshots';
+type ConsoleTab = 'display' | 'serial' | 'terminal' | 'stats' | 'snapshots' | 'hardware';
 type OpenDialog = 'settings' | 'delete' | null;
 
 export function VmWindow({ id }: { readonly id: string }): ReactNode {
@@ -354,6 +355,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
           ...(c?.cloudInit ? [{ key: 'terminal' as const, label: 'Terminal', icon: <Icon name="terminal" />, panel: <SshTerminal vm={vm} active={tab === 'terminal'} /> }] : []),
           { key: 'stats', label: 'Stats', icon: <Icon name="chart" />, panel: <VmStatsPanel vm={vm} /> },
           { key: 'snapshots', label: 'Snapshots', icon: <Icon name="camera" />, panel: <SnapshotsView vm={vm} /> },
+          { key: 'hardware', label: 'Hardware', icon: <Icon name="sliders" />, panel: <HardwareView vm={vm} /> },
         ]}
       />
 

@@ -1,0 +1,189 @@
+/**
+ * The VM window's Hardware tab (issue 9): the VM's disks and CD drive as one list, like
+ * virt-manager's hardware list. Grow a disk (also while the VM runs), add a new disk or remove one
+ * (VM shut down; the file is kept unless asked, and only a file in the VM's folder is ever deleted),
+ * insert or eject the CD (also while it runs: the guest sees the change). Everything goes through
+ * the engine's `disks` service; its sentences are shown as they come.
+ */
+import { useCallback, useEffect, useId, useState, type ReactNode } from 'react';
+import type { DriveInfo } from '../../main/common/contract/disks';
+import type { VmInfo } from '../../main/common/models/vm-state';
+import { parseSize } from '../../main/common/models/vm-config';
+import { formatBytes } from '../../main/common/format';
+import { useServices } from '../engine';
+import { uiError } from '../lib/remedy';
+
+/** The VM's drive list, reloaded after each change and when the VM's state changes. */
+export function useDrives(vm: Pick<VmInfo, 'id' | 'state'>): { readonly drives: readonly DriveInfo[] | null; readonly error: string | null; readonly reload: () => Promise<void> } {
+  const services = useServices();
+  const [drives, setDrives] = useState<readonly DriveInfo[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const reload = useCallback(async () => {
+    try {
+      setDrives(await services.disks.list(vm.id));
+      setError(null);
+    } catch (e) {
+      setError(uiError(e).message);
+    }
+  }, [services, vm.id]);
+  useEffect(() => {
+    void reload();
+  }, [reload, vm.state]);
+  return { drives, error, reload };
+}
+
+export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
+  const services = useServices();
+  const { drives, error: loadError, reload } = useDrives(vm);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [growing, setGrowing] = useState<string | null>(null);
+  const [growTo, setGrowTo] = useState('');
+  const [newSize, setNewSize] = useState('10G');
+  const [iso, setIso] = useState('');
+  const [deleteFile, setDeleteFile] = useState(false);
+  const growId = useId();
+  const newId = useId();
+  const isoId = useId();
+  const stopped = vm.state === 'stopped';
+
+  const run = async (what: () => Promise<unknown>): Promise<boolean> => {
+    setBusy(true);
+    setError(null);
+    try {
+      await what();
+      await reload();
+      return true;
+    } catch (e) {
+      setError(uiError(e).message);
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const size = (text: string, what: string): number | null => {
+    const n = parseSize(text);
+    if (n === null) setError(`${what} must be a size such as 40G or 512M.`);
+    return n;
+  };
+
+  const disks = (drives ?? []).filter((d) => d.kind === 'disk');
+  const cd = (drives ?? []).find((d) => d.kind === 'cdrom') ?? null;
+
+  return (
+    <section className="hardware-view" aria-label="Hardware">
+      {(error ?? loadError) && (
+        <p className="error" role="alert">
+          {error ?? loadError}
+        </p>
+      )}
+      <table className="hardware-list">
+        <caption>Disks and CD drive</caption>
+        <thead>
+          <tr>
+            <th scope="col">Drive</th>
+            <th scope="col">Bus</th>
+            <th scope="col">Size</th>
+            <th scope="col">File</th>
+            <th scope="col">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {disks.map((d) => (
+            <tr key={d.id}>
+              <th scope="row">
+                {d.id}
+                {d.role === 'system' ? ' (system)' : ''}
+                {d.readOnly ? ' (read-only)' : ''}
+              </th>
+              <td>{d.bus}</td>
+              <td>{formatBytes(d.virtualSizeBytes)}</td>
+              <td className="path">
+                {d.path} <span className="muted">{d.format}</span>
+              </td>
+              <td>
+                {growing === d.id ? (
+                  <form
+                    onSubmit={(e) => {
+                      e.preventDefault();
+                      const n = size(growTo, 'The new size');
+                      if (n !== null) void run(() => services.disks.resize(vm.id, d.id, n)).then((ok) => ok && setGrowing(null));
+                    }}
+                  >
+                    <label htmlFor={growId}>New size</label>
+                    <input id={growId} value={growTo} onChange={(e) => setGrowTo(e.target.value)} placeholder="40G" autoFocus />
+                    <button type="submit" className="btn btn-primary btn-small" disabled={busy}>
+                      Grow
+                    </button>
+                    <button type="button" className="btn btn-small" onClick={() => setGrowing(null)}>
+                      Cancel
+                    </button>
+                  </form>
+                ) : (
+                  <>
+                    <button type="button" className="btn btn-small" disabled={busy || d.readOnly} onClick={() => (setGrowing(d.id), setGrowTo(''))}>
+                      Grow…
+                    </button>
+                    <button
+                      type="button"
+                      className="btn btn-small"
+                      disabled={busy || !stopped}
+                      title={stopped ? undefined : 'Shut the VM down to remove a disk'}
+                      onClick={() => void run(() => services.disks.remove(vm.id, d.id, { deleteFile }))}
+                    >
+                      Remove
+                    </button>
+                  </>
+                )}
+              </td>
+            </tr>
+          ))}
+          {cd && (
+            <tr>
+              <th scope="row">{cd.id} (CD)</th>
+              <td>{cd.bus}</td>
+              <td>{cd.path ? formatBytes(cd.virtualSizeBytes) : '—'}</td>
+              <td className="path">{cd.path ?? <span className="muted">empty</span>}</td>
+              <td>
+                <button type="button" className="btn btn-small" disabled={busy || !cd.path} onClick={() => void run(() => services.disks.ejectCd(vm.id, cd.id))}>
+                  Eject
+                </button>
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <label className="checkbox">
+        <input type="checkbox" checked={deleteFile} onChange={(e) => setDeleteFile(e.target.checked)} /> Remove also deletes the disk&apos;s file (only a file in the VM&apos;s folder)
+      </label>
+      <form
+        className="hardware-add"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const n = size(newSize, 'The size of the new disk');
+          if (n !== null) void run(() => services.disks.add(vm.id, { sizeBytes: n }));
+        }}
+      >
+        <label htmlFor={newId}>New disk size</label>
+        <input id={newId} value={newSize} onChange={(e) => setNewSize(e.target.value)} />
+        <button type="submit" className="btn btn-small" disabled={busy || !stopped} title={stopped ? undefined : 'Shut the VM down to add a disk'}>
+          Add Disk
+        </button>
+      </form>
+      <form
+        className="hardware-cd"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (iso.trim()) void run(() => services.disks.insertCd(vm.id, iso.trim(), cd?.id)).then((ok) => ok && setIso(''));
+        }}
+      >
+        <label htmlFor={isoId}>ISO to insert (full path)</label>
+        <input id={isoId} value={iso} onChange={(e) => setIso(e.target.value)} placeholder="/home/you/Downloads/installer.iso" />
+        <button type="submit" className="btn btn-small" disabled={busy || !iso.trim()}>
+          {cd?.path ? 'Change CD' : 'Insert CD'}
+        </button>
+      </form>
+    </section>
+  );
+}
