@@ -689,7 +689,7 @@ export function mkdirPrivate(dir: string): boolean {
   }
   const st = fs.lstatSync(dir);
   if (st.isSymbolicLink()) throw symlinkError(dir);
-  if (IS_WINDOWS || neverNarrow(dir)) return false;
+  if (IS_WINDOWS || neverNarrow(dir) || holdsOtherThings(dir)) return false;
   const uid = process.getuid?.() ?? st.uid;
   if (st.uid === uid && (st.mode & 0o077) !== 0) {
     fs.chmodSync(dir, st.mode & 0o700);
@@ -713,6 +713,22 @@ const MAX_TIGHTEN_ENTRIES = 100_000;
  *  VIVARIUM_HOME pointed at a folder with other things in it (even the home folder) changes only
  *  Vivarium's own files. */
 const LIBRARY_ENTRIES: readonly string[] = [BUNDLES_DIR, KEPT_DISKS_DIR, MEDIA_DIR, HOST_CACHE_FILE];
+
+/**
+ * Whether `dir` holds anything but Vivarium's own library entries (and their atomic-write temp
+ * files): then it is a folder of the user's (a VIVARIUM_HOME set to a project folder), whose mode is
+ * theirs and never narrowed; Vivarium's entries inside it are still made private (tightenLibrary).
+ * An unreadable folder counts as holding other things (left alone).
+ */
+function holdsOtherThings(dir: string): boolean {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return true;
+  }
+  return names.some((n) => !LIBRARY_ENTRIES.some((e) => n === e || (n.startsWith(`${e}.`) && n.endsWith('.tmp'))));
+}
 
 /**
  * Makes an existing library private: `home` and Vivarium's own entries in it (vms/, kept-disks/,
@@ -759,7 +775,7 @@ export function tightenLibrarySync(home: string): TightenResult {
     }
     for (const n of names) visit(path.join(p, n), true);
   };
-  if (!neverNarrow(home)) visit(home, false);
+  if (!neverNarrow(home) && !holdsOtherThings(home)) visit(home, false);
   for (const entry of LIBRARY_ENTRIES) visit(path.join(home, entry), true);
   return { tightened, foreign };
 }
