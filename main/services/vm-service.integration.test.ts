@@ -215,13 +215,14 @@ describe('a QEMU that stops answering while a long-lived engine holds its monito
     try {
       const vm = (await e.manager.list())[0]!;
       expect(vm.state).toBe('running');
-      expect(vm.error).toBe(`QEMU (pid ${pid}) is not responding: its process is stopped (kill -STOP; kill -CONT ${pid} resumes it).`);
+      expect(vm.error).toBe(`QEMU (pid ${pid}) is not responding: its process is stopped (SIGSTOP). Continue its process (SIGCONT), or force the VM off.`);
       const started = Date.now();
       const stopped = await e.manager.stop(id, { timeoutSec: 30 });
       const tookMs = Date.now() - started;
       expect(stopped.state).toBe('stopped');
       expect(stopped.lastExit).toMatchObject({ reason: 'stopped', signal: 'SIGKILL' });
-      expect(stopped.lastExit!.message).toMatch(/^QEMU \(pid \d+\) is not responding: its process is stopped .*so it was killed \(SIGKILL\) after \d+ s\.$/);
+      expect(stopped.lastExit!.message).toMatch(/^QEMU \(pid \d+\) is not responding: its process is stopped \(SIGSTOP\), so it was killed \(SIGKILL\) after \d+ s\.$/);
+      expect(stopped.lastExit!.message).not.toMatch(/SIGCONT|did not quit when asked/);
       // Not the 30 s power-button wait, nor 30 s command timeouts: the liveness check and SIGTERM's 5 s.
       expect(tookMs).toBeLessThan(20_000);
     } finally {

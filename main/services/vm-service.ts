@@ -379,7 +379,7 @@ export class LocalVmService implements VmService {
     if ('record' in rs && (rs.state === 'running' || rs.state === 'paused')) {
       // Stopped by a signal (kill -STOP): it cannot answer anyone, whoever holds its monitor.
       const st = await processStateAsync(rs.record.pid);
-      if (st === 'T' || st === 't') error = `QEMU ${notRespondingWhy(rs.record.pid, 'is stopped')}.`;
+      if (st === 'T' || st === 't') error = `QEMU ${notRespondingWhy(rs.record.pid, 'is stopped')}. Continue its process (SIGCONT), or force the VM off.`;
     }
     return toVmInfo(entry, rs, await this.runStates.lastExitAsync(entry.id), error);
   }

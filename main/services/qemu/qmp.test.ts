@@ -249,6 +249,25 @@ describe('QmpClient against QEMU', () => {
     expect(await second.execute('query-status')).toMatchObject({ status: 'prelaunch' });
   });
 
+  it('a frozen QEMU whose connection queue is full gets a sentence, never "connect EAGAIN <path>"', async () => {
+    const vm = await startQemu();
+    vm.proc.kill('SIGSTOP');
+    // Each try leaves a connection QEMU never accepts, as each short-lived CLI run does, until the
+    // socket's queue is full and the kernel turns the next one away (EAGAIN).
+    const errs: unknown[] = [];
+    for (let i = 0; i < 6; i++) errs.push(await rejection(QmpClient.connect(vm.qmpPath, { timeoutMs: 200 })));
+    for (const e of errs) {
+      expect(e).toBeInstanceOf(VivariumError);
+      expect((e as Error).message).not.toMatch(/EAGAIN|connect E[A-Z]+/);
+    }
+    const full = errs.find((e) => (e as VivariumError).data !== undefined && ((e as VivariumError).data as { cause?: string }).cause === 'EAGAIN');
+    expect(full, 'the queue filled up').toBeDefined();
+    expect(full).toMatchObject({ code: 'busy' });
+    expect((full as Error).message).toBe(
+      "QEMU's control socket (QMP) takes no new connection: QEMU is not responding, or another program holds the socket. Close that program (or the other Vivarium), or force the VM off.",
+    );
+  });
+
   it('resolves quit and reports an announced shutdown', async () => {
     const vm = await startQemu();
     const c = await connect(vm);

@@ -155,6 +155,14 @@ function connectError(e: Error, socketPath: string): VivariumError {
   if (code === 'ENOENT' || code === 'ECONNREFUSED') {
     return errors.state("QEMU's control socket is gone: the VM is not running.", { socketPath, cause: code });
   }
+  if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+    // The socket's queue of connections waiting to be accepted is full: QEMU accepts none (it is
+    // frozen, or still serving another client), so each new one is turned away at once.
+    return errors.busy(
+      "QEMU's control socket (QMP) takes no new connection: QEMU is not responding, or another program holds the socket. Close that program (or the other Vivarium), or force the VM off.",
+      { socketPath, cause: code },
+    );
+  }
   if (code === 'EACCES' || code === 'EPERM') {
     return errors.state(
       `Permission denied on QEMU's control socket ${socketPath}. Was the VM started by another user? Stop it as that user.`,

@@ -32,6 +32,9 @@ class FakeVm implements LadderPort {
     const after = this.behaviour.guestOffAfterMs;
     if (after !== null && after !== undefined) this.exitIn(after);
   }
+  quitReachedQemu(): boolean {
+    return this.behaviour.monitor !== 'unreachable';
+  }
   async quit(timeoutMs: number): Promise<void> {
     this.calls.push('quit');
     if (this.behaviour.monitor === 'unreachable') throw new Error('not responding');
@@ -124,7 +127,17 @@ describe('runStopLadder', () => {
     // No 30 s wait on a power button nobody could press, no wait on a quit nobody heard.
     expect(vm.calls).toEqual(['SIGTERM', 'SIGKILL']);
     expect(vm.t - 1_000_000).toBe(5_010);
-    expect(out.message).toBe('QEMU is not responding: its process is stopped, so the guest could not be asked to shut down; QEMU did not quit when asked, so it was killed (SIGKILL) after 5 s.');
+    // What happened, in the past: never "did not quit when asked" (it never was), nor how to revive a
+    // process that is now killed.
+    expect(out.message).toBe('QEMU is not responding: its process is stopped, so it was killed (SIGKILL) after 5 s.');
+  });
+
+  it('Force Off with no monitor to send quit to does not say QEMU was asked', async () => {
+    const vm = new FakeVm({ monitor: 'unreachable' });
+    const out = await runStopLadder(planStop({ force: true, paused: false, timeoutSec: 30 }), { kind: 'force' }, vm);
+    expect(vm.calls).toEqual(['quit', 'SIGTERM']);
+    expect(out.message).toBe("Forced off by Vivarium; QEMU's control socket could not be reached, so it was terminated (SIGTERM) after 0 s.");
+    expect(vm.entered.at(-1)!.message).toBe(out.message);
   });
 
   it('a hung monitor costs only its own time box', async () => {

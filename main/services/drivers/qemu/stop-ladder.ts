@@ -55,6 +55,9 @@ export interface LadderPort {
   powerdown(): Promise<void>;
   /** Asks the guest agent to power the guest off (guest-shutdown). Throws when no agent answers. */
   agentShutdown?(): Promise<void>;
+  /** Whether the last quit() got as far as sending the command to QEMU (a quit that timed out was
+   *  sent; one with no monitor connection was not). Absent: assume it was. */
+  quitReachedQemu?(): boolean;
   /** Asks QEMU to quit. Throws when it cannot. */
   quit(timeoutMs: number): Promise<void>;
   /** Sends a signal to QEMU. Throws when it cannot (ESRCH: already gone). */
@@ -85,7 +88,7 @@ export interface LadderOutcome {
  * The sentence for a stop ended by `rung`, `elapsedMs` after it began.
  * Pure; exported for tests and for front ends that want the same words.
  */
-export function stopMessage(cause: StopCause, rung: StopRungName, elapsedMs: number, acpiFailure: string | null): string {
+export function stopMessage(cause: StopCause, rung: StopRungName, elapsedMs: number, acpiFailure: string | null, quitAsked = true): string {
   const secs = Math.max(0, Math.round(elapsedMs / 1000));
   if (rung === 'acpi') return 'The guest shut down when asked (ACPI power button).';
   if (rung === 'agent') return 'The guest ignored the power button; it shut down when asked through its guest agent.';
@@ -106,6 +109,9 @@ export function stopMessage(cause: StopCause, rung: StopRungName, elapsedMs: num
   }
   if (rung === 'quit') return cause.kind === 'force' ? `${why}.` : `${why}; forced off after ${secs} s.`;
   const how = rung === 'SIGTERM' ? 'terminated (SIGTERM)' : 'killed (SIGKILL)';
+  // A QEMU that answers nothing was never asked to quit: say what happened, not how to revive it.
+  if (cause.kind === 'unreachable') return `QEMU ${cause.why}, so it was ${how} after ${secs} s.`;
+  if (!quitAsked) return `${why}; QEMU's control socket could not be reached, so it was ${how} after ${secs} s.`;
   return `${why}; QEMU did not quit when asked, so it was ${how} after ${secs} s.`;
 }
 
@@ -113,6 +119,8 @@ export function stopMessage(cause: StopCause, rung: StopRungName, elapsedMs: num
 export async function runStopLadder(rungs: readonly Rung[], cause: StopCause, port: LadderPort): Promise<LadderOutcome> {
   const startedAt = port.now();
   let acpiFailure: string | null = null;
+  /** Whether QMP quit reached QEMU (the sentence says "did not quit when asked" only then). */
+  let quitAsked = false;
   let last: StopRungName | null = null;
   for (const rung of rungs) {
     last = rung.name;
@@ -122,7 +130,7 @@ export async function runStopLadder(rungs: readonly Rung[], cause: StopCause, po
       deadline: rung.waitMs > 0 ? new Date(now + rung.waitMs).toISOString() : null,
       rung: rung.name,
     };
-    const forcefulMessage = rung.name === 'acpi' ? null : stopMessage(cause, rung.name, now - startedAt, acpiFailure);
+    const forcefulMessage = rung.name === 'acpi' ? null : stopMessage(cause, rung.name, now - startedAt, acpiFailure, quitAsked);
     port.enter(rung, progress, forcefulMessage);
     let acted = true;
     try {
@@ -139,7 +147,11 @@ export async function runStopLadder(rungs: readonly Rung[], cause: StopCause, po
           break;
         case 'quit':
           if (cause.kind === 'unreachable') throw new Error(cause.why);
-          await port.quit(rung.waitMs);
+          try {
+            await port.quit(rung.waitMs);
+          } finally {
+            quitAsked = quitAsked || !(port.quitReachedQemu?.() === false);
+          }
           port.log('stop: QMP quit sent');
           break;
         case 'SIGTERM':
@@ -159,7 +171,7 @@ export async function runStopLadder(rungs: readonly Rung[], cause: StopCause, po
       return {
         exited: true,
         rung: rung.name,
-        message: stopMessage(cause, rung.name, port.now() - startedAt, acpiFailure),
+        message: stopMessage(cause, rung.name, port.now() - startedAt, acpiFailure, quitAsked),
         escalated: rung.name !== 'acpi' && rung.name !== 'agent',
       };
     }
