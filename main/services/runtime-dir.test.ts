@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLI_BIN } from '../test-support/cli';
 import { makeTestHome, type TestHome } from '../test-support/home';
-import { Layout } from './paths';
+import { Layout, mkdirPrivate, tightenLibrarySync } from './paths';
 
 const mode = (p: string): number => fs.lstatSync(p).mode & 0o7777;
 let dir: string;
@@ -91,5 +91,30 @@ describe('relative folder variables', () => {
     expect(r.stderr).toMatch(/VIVARIUM_RUNTIME_DIR is "relative", a relative path/);
     expect(r.status).toBe(2);
     expect(fs.readdirSync(cwd)).toEqual([]);
+  });
+});
+
+describe('a VIVARIUM_HOME folder of the user\'s', () => {
+  it('keeps its own mode when it holds other things, while Vivarium\'s entries inside it are made private', () => {
+    const project = path.join(dir, 'project');
+    fs.mkdirSync(project);
+    fs.chmodSync(project, 0o755);
+    fs.writeFileSync(path.join(project, 'notes.txt'), 'mine\n');
+    fs.mkdirSync(path.join(project, 'vms'));
+    fs.chmodSync(path.join(project, 'vms'), 0o755);
+    expect(mkdirPrivate(project)).toBe(false);
+    const r = tightenLibrarySync(project);
+    expect(mode(project)).toBe(0o755);
+    expect(mode(path.join(project, 'vms'))).toBe(0o700);
+    expect(r.tightened.map((x) => x.path)).toEqual([path.join(project, 'vms')]);
+  });
+
+  it('a library folder holding only Vivarium\'s entries is still tightened', () => {
+    const lib = path.join(dir, 'lib');
+    fs.mkdirSync(path.join(lib, 'vms'), { recursive: true });
+    fs.writeFileSync(path.join(lib, 'host-probe.json'), '{}');
+    fs.chmodSync(lib, 0o755);
+    tightenLibrarySync(lib);
+    expect(mode(lib)).toBe(0o700);
   });
 });
