@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VERSION, VmConfig } from '../../main/common/models/vm-config';
+import { CONFIG_VERSION, MAX_CPUS, VmConfig } from '../../main/common/models/vm-config';
 import { hostDefaults, type HostDefaults, type HostFacts } from '../../main/common/models/vm-settings';
 import { DEFAULT_VM_FORM, formFromConfig, formFromDefaults, formWarnings, parseMemoryMiB, toCreateSpec, toEditPatch, type VmFormValues } from './vm-form';
 
@@ -86,7 +86,8 @@ describe('toCreateSpec', () => {
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors.name).toBe('Name must not contain control characters.');
-    expect(r.errors.cpus).toBe('CPUs must be at most 256.');
+    // The schema's bound is the largest machine limit (machine-limits.ts); host rules narrow it per arch.
+    expect(r.errors.cpus).toBe(`CPUs must be at most ${MAX_CPUS}.`);
     expect(r.errors.memory).toBe('Memory must be at most 1 TiB.');
     expect(r.errors.diskGiB).toBe('Disk size must be at most 65536 GiB.');
   });
