@@ -20,7 +20,7 @@ import * as fsp from 'node:fs/promises';
 import type { CloneSpec } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
-import { bundleDiskFile, diskImages, type BackingLayer, type Disk, type ImageSource, type VmConfig } from '../../common/models/vm-config';
+import { bundleDiskFile, diskImages, MAX_BACKING_LAYERS, type BackingLayer, type Disk, type ImageSource, type VmConfig } from '../../common/models/vm-config';
 import { findNameClash } from '../../common/models/vm-settings';
 import { BundleFile } from '../paths';
 import { libraryNames, randomMac } from './checks';
@@ -71,6 +71,13 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
     if (await hasSnapshots(src.file(TREE_FILE))) {
       throw errors.state(
         `"${source.config.name}" has snapshots, which live in the disk images a linked clone would freeze as its base. Delete its snapshots first, or make a full clone.`,
+      );
+    }
+    // Each linked clone stacks one more read-only layer under the source (its frozen state).
+    const deep = source.config.disks.find((d) => !d.readOnly && d.backing.length + 1 > MAX_BACKING_LAYERS);
+    if (deep) {
+      throw errors.state(
+        `Disk ${deep.id} of "${source.config.name}" already stands on ${deep.backing.length} read-only layers, the most a linked clone can add to. Make a full clone instead (or a linked clone of a full clone).`,
       );
     }
     const stamp = randomBytes(3).toString('hex');
