@@ -98,9 +98,10 @@ export async function runHardware(command: string, p: Parsed, s: Services, io: I
     else if (action === 'remove') list = await s.disks.remove(ref, arg!, { deleteFile: p.flags['delete-file'] === true });
     else list = await s.disks.list(ref);
   } else if (action === 'insert') {
-    list = await s.disks.insertCd(ref, path.resolve(arg!), drive);
+    // An absent drive is left out, not sent as undefined (JSON would turn it into null).
+    list = drive === undefined ? await s.disks.insertCd(ref, path.resolve(arg!)) : await s.disks.insertCd(ref, path.resolve(arg!), drive);
   } else {
-    list = await s.disks.ejectCd(ref, drive);
+    list = drive === undefined ? await s.disks.ejectCd(ref) : await s.disks.ejectCd(ref, drive);
   }
   if (p.flags.json === true) {
     out(JSON.stringify(list, null, 2));
