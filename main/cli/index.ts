@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
 import { MAX_SERIAL_LOG_READ_BYTES, MAX_WAIT_SERIAL_CHARS } from '../common/contract/vms';
 import { ErrorCode, isVivariumError, errors } from '../common/errors';
+import { qemuDirAdvice } from '../common/models/host-report';
 import type { HostReport } from '../common/models/host-report';
 import { formatMiB, MAX_CPUS, parseSize, PortForward, type Arch } from '../common/models/vm-config';
 import type { VmInfo } from '../common/models/vm-state';
@@ -480,7 +481,10 @@ function formatDoctor(r: HostReport): string {
   if (r.problems.length) lines.push('', 'Problems:', ...r.problems.map((p) => `  - ${p}`));
   // The first-run guide, as the app shows it (issue 12).
   const s = r.setup;
-  if (!s.qemuFound) {
+  if (!s.qemuFound && s.qemuDir) {
+    lines.push('', qemuDirAdvice(s.qemuDir));
+    if (s.installCommand) lines.push('', 'If this machine has no QEMU at all, install it with:', '', `    ${s.installCommand}`);
+  } else if (!s.qemuFound) {
     lines.push('', s.installCommand ? 'QEMU is not installed. Install it with:' : 'QEMU is not installed. Install QEMU, qemu-img and UEFI firmware (OVMF/edk2) with your package manager.');
     if (s.installCommand) lines.push('', `    ${s.installCommand}`, '', 'then run `vivarium doctor` again.');
   }

@@ -7,7 +7,7 @@
  * The app shows at once; the check runs beside it, so a machine with QEMU never waits for it.
  */
 import { useCallback, useEffect, useState, type ReactNode } from 'react';
-import type { HostReport } from '../../main/common/models/host-report';
+import { qemuDirAdvice, type HostReport } from '../../main/common/models/host-report';
 import { useServices } from '../engine';
 import { errorMessage } from '../lib/errors';
 
@@ -61,11 +61,11 @@ export function FirstRunGate({ children }: { readonly children: ReactNode }): Re
             {fix.command && (
               <>
                 {' '}
-                <code aria-label="Fix command">{fix.command}</code>
+                <code id="fix-command" aria-label="Fix command">{fix.command}</code>
               </>
             )}
           </span>
-          {fix.command && <CopyButton text={fix.command} />}
+          {fix.command && <CopyButton text={fix.command} selectId="fix-command" />}
           <button
             type="button"
             className="btn btn-small btn-ghost"
@@ -122,26 +122,31 @@ function InstallQemu(props: {
         <h1 id="first-run-title" className="notice-title">
           Install QEMU to get started
         </h1>
-        <p>Vivarium runs virtual machines with QEMU, and QEMU is not installed on this computer{report.problems.some((p) => p.includes('VIVARIUM_QEMU_DIR')) ? ' (or not in the folder VIVARIUM_QEMU_DIR names)' : ''}.</p>
+        {setup.qemuDir ? (
+          <p data-testid="qemu-dir-advice">Vivarium runs virtual machines with QEMU. {qemuDirAdvice(setup.qemuDir)}</p>
+        ) : (
+          <p>Vivarium runs virtual machines with QEMU, and QEMU is not installed on this computer.</p>
+        )}
         {setup.installCommand ? (
           <>
             <p>
+              {setup.qemuDir ? 'If this computer has no QEMU at all, ' : ''}
               {setup.packageManager === 'brew' ? (
                 <>
-                  In Terminal, with{' '}
+                  {setup.qemuDir ? 'in' : 'In'} Terminal, with{' '}
                   <a href="https://brew.sh" target="_blank" rel="noreferrer">
                     Homebrew
                   </a>
                   , run:
                 </>
               ) : (
-                <>Open a terminal and run{setup.packageManager ? ` (${OS_NAMES[setup.packageManager] ?? setup.packageManager})` : ''}:</>
+                <>{setup.qemuDir ? 'open' : 'Open'} a terminal and run{setup.packageManager ? ` (${OS_NAMES[setup.packageManager] ?? setup.packageManager})` : ''}:</>
               )}
             </p>
             <pre>
-              <code aria-label="Install command">{setup.installCommand}</code>
+              <code id="install-command" aria-label="Install command">{setup.installCommand}</code>
             </pre>
-            <CopyButton text={setup.installCommand} />
+            <CopyButton text={setup.installCommand} selectId="install-command" />
           </>
         ) : (
           <p>
@@ -185,9 +190,17 @@ function InstallQemu(props: {
   );
 }
 
-/** Copies `text` to the clipboard and says so; if the clipboard is refused, selects nothing and
- *  says to copy it by hand. */
-function CopyButton({ text }: { readonly text: string }): ReactNode {
+/** Selects the text of element `id` (so Ctrl+C / Cmd+C copies it). */
+function selectText(id: string): void {
+  const el = document.getElementById(id);
+  const sel = window.getSelection();
+  if (el && sel) sel.selectAllChildren(el);
+}
+
+/** Copies `text` to the clipboard and says so. Where there is no clipboard API (a page served over
+ *  plain http on a LAN address is not a secure context: navigator.clipboard is undefined) or it
+ *  refuses, selects the text of element `selectId` and says to copy it by hand. */
+function CopyButton({ text, selectId }: { readonly text: string; readonly selectId: string }): ReactNode {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
   useEffect(() => {
     if (state === 'idle') return;
@@ -199,13 +212,17 @@ function CopyButton({ text }: { readonly text: string }): ReactNode {
       type="button"
       className="btn btn-small"
       onClick={() => {
-        navigator.clipboard.writeText(text).then(
-          () => setState('copied'),
-          () => setState('failed'),
-        );
+        const failed = () => {
+          selectText(selectId);
+          setState('failed');
+        };
+        // Typed as always there; undefined outside secure contexts.
+        const clipboard = navigator.clipboard as Clipboard | undefined;
+        if (!clipboard) return failed();
+        clipboard.writeText(text).then(() => setState('copied'), failed);
       }}
     >
-      {state === 'copied' ? 'Copied' : state === 'failed' ? 'Copy failed: select the text' : 'Copy'}
+      {state === 'copied' ? 'Copied' : state === 'failed' ? 'Copy failed: the text is selected, press Ctrl+C (⌘C on a Mac)' : 'Copy'}
     </button>
   );
 }

@@ -37,9 +37,27 @@ export interface HostSetup {
    *  architecture), e.g. `sudo apt install qemu-system-x86 qemu-utils ovmf`; null when nothing is
    *  missing or the package manager is unknown. */
   readonly installCommand: string | null;
+  /** VIVARIUM_QEMU_DIR is set, so QEMU was looked for only in that folder, and the folder lacks what
+   *  is needed: the first fix is to unset the variable or point it at a folder with qemu-system-*
+   *  and qemu-img (installCommand helps only a machine without QEMU at all). Null otherwise. */
+  readonly qemuDir: { readonly path: string; readonly exists: boolean; readonly missing: readonly string[] } | null;
   /** /dev/kvm exists but this user may not open it (Linux): the fix, and what it does. */
   readonly kvmPermission: { readonly command: string; readonly explanation: string } | null;
   /** macOS: why HVF is not used, and what to do (Homebrew's QEMU carries the hypervisor
    *  entitlement; a QEMU built or copied by hand does not). Null where HVF works or is not macOS. */
   readonly hvf: { readonly explanation: string } | null;
+}
+
+/**
+ * The first-run headline when VIVARIUM_QEMU_DIR narrowed the search and the folder lacks QEMU (one
+ * sentence pair, shared by `vivarium doctor` and the UI's guide): the install command cannot help
+ * there when QEMU is installed elsewhere; unsetting the variable (and restarting Vivarium, since the
+ * variable is read at start) or pointing it at the right folder does.
+ */
+export function qemuDirAdvice(d: NonNullable<HostSetup['qemuDir']>): string {
+  const what = d.exists ? `holds no ${d.missing.join(' and no ')}` : 'names a folder that does not exist';
+  return (
+    `QEMU was looked for only in VIVARIUM_QEMU_DIR=${d.path}, which ${what}. ` +
+    'Unset VIVARIUM_QEMU_DIR (then start Vivarium again) to use the QEMU installed on this machine, or point it at a folder with qemu-system-* and qemu-img.'
+  );
 }

@@ -809,8 +809,10 @@ export function hostReport(
     ...(caps.qemuImg ? [] : [{ kind: 'img' } as const]),
     ...(caps.firmware[caps.hostArch] ? [] : [{ kind: 'firmware', arch: caps.hostArch } as const]),
   ];
+  const dirProblem = probeProblems.find((p): p is Extract<ProbeProblem, { kind: 'qemu-dir' }> => p.kind === 'qemu-dir');
   const setup: HostSetup = {
     qemuFound,
+    qemuDir: dirProblem ? { path: dirProblem.dir, exists: dirProblem.dirExists, missing: dirProblem.missing } : null,
     packageManager: packageManagerFor(caps.os, distro),
     installCommand: caps.os === 'darwin' ? (qemuFound ? null : 'brew install qemu') : installCommandLine(caps.os, distro, guideMissing, caps.hostArch),
     kvmPermission: kvmPermissionFix(caps.os, opts.facts ?? realHostFacts),

@@ -3,11 +3,14 @@
  * command, the kvm group fix, the macOS HVF explanation. Pure: capabilities, /etc/os-release and
  * /dev/kvm are injected; one case probes this host for real with an empty VIVARIUM_QEMU_DIR.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HostCapabilities } from '../../common/models/host';
+import { qemuDirAdvice } from '../../common/models/host-report';
+import { makeTestHome } from '../../test-support/home';
 import type { HostFacts } from './host-probe';
 import { KVM_DEVICE, KVM_PVM_MODULE, distroFromOsRelease, hostReport, installCommandLine, kvmPermissionFix, packageManagerFor, probeHost } from './host-probe';
 
@@ -87,7 +90,7 @@ describe('install command', () => {
 
   it('is in the report when QEMU is missing, naming only what is missing', () => {
     const r = hostReport(caps({ firmware: { x86_64: FW } }), LAYOUT, { osRelease: OS_RELEASE.ubuntu, facts: NO_KVM });
-    expect(r.setup).toEqual({ qemuFound: false, packageManager: 'apt', installCommand: 'sudo apt install qemu-system-x86 qemu-utils', kvmPermission: null, hvf: null });
+    expect(r.setup).toEqual({ qemuFound: false, qemuDir: null, packageManager: 'apt', installCommand: 'sudo apt install qemu-system-x86 qemu-utils', kvmPermission: null, hvf: null });
     const fedora = hostReport(caps(), LAYOUT, { osRelease: OS_RELEASE.fedora, facts: NO_KVM });
     expect(fedora.setup.installCommand).toBe('sudo dnf install qemu-kvm qemu-img edk2-ovmf');
     const mac = hostReport(caps({ os: 'darwin', hostArch: 'aarch64' }), LAYOUT, { facts: NO_KVM });
@@ -97,7 +100,7 @@ describe('install command', () => {
   it('is null when everything is there', () => {
     const full = caps({ qemuImg: '/usr/bin/qemu-img', binaries: { x86_64: QEMU }, firmware: { x86_64: FW }, accels: { x86_64: [{ accel: 'kvm', usable: true, reason: 'ok' }] } });
     const r = hostReport(full, LAYOUT, { osRelease: OS_RELEASE.debian, facts: kvmFacts(null) });
-    expect(r.setup).toEqual({ qemuFound: true, packageManager: 'apt', installCommand: null, kvmPermission: null, hvf: null });
+    expect(r.setup).toEqual({ qemuFound: true, qemuDir: null, packageManager: 'apt', installCommand: null, kvmPermission: null, hvf: null });
   });
 });
 
@@ -138,6 +141,31 @@ describe('macOS HVF', () => {
 });
 
 describe('this host with VIVARIUM_QEMU_DIR pointing at an empty folder', () => {
+  it('vivarium doctor leads with VIVARIUM_QEMU_DIR, not with "QEMU is not installed" (missing folder too)', async () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-noqemu-'));
+    const home = makeTestHome();
+    try {
+      for (const dir of [empty, path.join(empty, 'nope')]) {
+        const r = spawnSync(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'vivarium.js'), 'doctor'], {
+          env: { ...home.env, VIVARIUM_QEMU_DIR: dir },
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stdout).not.toContain('QEMU is not installed');
+        expect(r.stdout).toContain(`QEMU was looked for only in VIVARIUM_QEMU_DIR=${dir}, which ${dir === empty ? 'holds no qemu-system-' : 'names a folder that does not exist'}`);
+        expect(r.stdout).toContain('Unset VIVARIUM_QEMU_DIR');
+        const report = JSON.parse(
+          spawnSync(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'vivarium.js'), 'doctor', '--json'], { env: { ...home.env, VIVARIUM_QEMU_DIR: dir }, encoding: 'utf8', timeout: 60_000 }).stdout,
+        ) as { setup: { qemuDir: { path: string; exists: boolean } | null } };
+        expect(report.setup.qemuDir).toMatchObject({ path: dir, exists: dir === empty });
+      }
+    } finally {
+      await home.cleanup();
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
   it('finds no QEMU and gives the install command for this OS', async () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-noqemu-'));
     try {
@@ -145,6 +173,12 @@ describe('this host with VIVARIUM_QEMU_DIR pointing at an empty folder', () => {
       const release = fs.existsSync('/etc/os-release') ? fs.readFileSync('/etc/os-release', 'utf8') : null;
       const r = hostReport(probed, LAYOUT);
       expect(r.setup.qemuFound).toBe(false);
+      // The first fix is the variable, not an install.
+      expect(r.setup.qemuDir).toEqual({ path: empty, exists: true, missing: ['qemu-system-x86_64', 'qemu-img'] });
+      expect(qemuDirAdvice(r.setup.qemuDir!)).toBe(
+        `QEMU was looked for only in VIVARIUM_QEMU_DIR=${empty}, which holds no qemu-system-x86_64 and no qemu-img. ` +
+          'Unset VIVARIUM_QEMU_DIR (then start Vivarium again) to use the QEMU installed on this machine, or point it at a folder with qemu-system-* and qemu-img.',
+      );
       if (distroFromOsRelease(release) === 'debian') {
         expect(r.setup.packageManager).toBe('apt');
         expect(r.setup.installCommand).toMatch(/^sudo apt install qemu-system-x86 qemu-utils( ovmf)?$/);
