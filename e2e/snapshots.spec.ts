@@ -62,3 +62,38 @@ test('the Snapshots tab takes, reverts and deletes a snapshot of a running guest
   expect((await served.cli(['stop', name, '--force'])).code).toBe(0);
   expect((await served.cli(['delete', name])).code).toBe(0);
 });
+
+test('Suspend and Clone from the VM window', async ({ appPage: page, served, guest }) => {
+  const name = 'suspend guest';
+  const created = await served.cli(['create', name, '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append, '--memory', '256M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code, created.stderr).toBe(0);
+  expect((await served.cli(['start', name, '--wait-serial', guest.readyMarker, '--timeout', '120'])).code).toBe(0);
+
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  await expect(library.vm(name)).toContainText(/running/i, { timeout: 30_000 });
+  const vmPage = await library.openVm(name);
+  const vm = new VmWindowPage(vmPage);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
+  const panel = vmPage.getByRole('region', { name: 'Snapshots' });
+
+  await panel.getByRole('button', { name: 'Suspend' }).click();
+  await expect(vmPage.locator('header').first()).toContainText('Suspended', { timeout: 60_000 });
+  const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[];
+  expect(listed.find((v) => v.name === name)?.state).toBe('suspended');
+
+  // Start resumes it; then shut it off and clone it.
+  await vm.button('Start').click();
+  await expect(vmPage.locator('header').first()).toContainText('Running', { timeout: 60_000 });
+  expect((await served.cli(['stop', name, '--force'])).code).toBe(0);
+  await expect(vmPage.locator('header').first()).toContainText('Stopped', { timeout: 30_000 });
+  await panel.getByRole('button', { name: 'Clone…' }).click();
+  const dialog = vmPage.getByRole('dialog');
+  await dialog.getByLabel('Name').fill('suspend guest twin');
+  await dialog.getByRole('button', { name: 'OK' }).click();
+  await expect.poll(async () => ((JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name)), { timeout: 60_000 }).toContain('suspend guest twin');
+
+  await vmPage.close();
+  expect((await served.cli(['delete', 'suspend guest twin'])).code).toBe(0);
+  expect((await served.cli(['delete', name])).code).toBe(0);
+});
