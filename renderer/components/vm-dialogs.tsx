@@ -64,7 +64,8 @@ export function NewVmDialog({ onClose, onCreated }: { readonly onClose: () => vo
   const services = useServices();
   const form = useVmForm(DEFAULT_VM_FORM);
   const formRef = useRef<HTMLFormElement>(null);
-  const defaults = useHostDefaults();
+  // Defaults and limits for the architecture chosen (the host's own until one is).
+  const defaults = useHostDefaults(form.values.arch || undefined);
   const { setValues } = form;
   // Show the host's defaults in the hardware fields the user has not typed in yet.
   useEffect(() => {

@@ -1,6 +1,6 @@
 /** The fields shared by the New VM and Settings dialogs. */
 import type { ReactNode } from 'react';
-import type { Firmware } from '../../main/common/models/vm-config';
+import type { Arch, Firmware } from '../../main/common/models/vm-config';
 import type { HostDefaults } from '../../main/common/models/vm-settings';
 import { formatMemoryMiB } from '../lib/format';
 import type { BootSource, FieldErrors, VmFormValues } from '../lib/vm-form';
@@ -111,6 +111,16 @@ export function VmFormFields(props: {
           error={errors.diskGiB}
           inputMode="decimal"
           hint="A new empty disk; 0 for none."
+          disabled={disabled}
+        />
+      )}
+      {mode === 'create' && defaults && defaults.arches.length > 1 && (
+        <SelectField<Arch>
+          label="Architecture"
+          value={v.arch || defaults.arch}
+          options={defaults.arches.map((a) => ({ value: a, label: a }))}
+          // The firmware choices and the defaults follow the architecture: back to its default.
+          onValue={(arch) => onChange({ arch, firmware: '' })}
           disabled={disabled}
         />
       )}

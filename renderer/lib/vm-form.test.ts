@@ -48,6 +48,18 @@ describe('toCreateSpec', () => {
     const r = toCreateSpec({ ...f, name: 'arm', iso: '/i.iso' }, mac);
     expect(r.ok && 'firmware' in r.value).toBe(false);
   });
+  it('sends the architecture chosen in New VM (an aarch64 guest on an x86_64 host), with that arch’s firmware default', () => {
+    const both = { ...linux, binaries: ['x86_64', 'aarch64'], firmware: ['x86_64', 'aarch64'], maxCpus: { x86_64: 255, aarch64: 512 } } satisfies HostFacts;
+    expect(hostDefaults(both).arches).toEqual(['x86_64', 'aarch64']);
+    const arm = hostDefaults(both, 'aarch64');
+    // Choosing aarch64 resets the firmware to '' (vm-form-fields.tsx); the form then shows aarch64's default.
+    const f = { ...formFromDefaults(arm), arch: 'aarch64' as const, name: 'arm', iso: '/i.iso' };
+    expect(f.firmware).toBe('uefi');
+    expect(toCreateSpec(f, arm)).toEqual({ ok: true, value: { name: 'arm', arch: 'aarch64', net: 'user', display: 'vnc', iso: '/i.iso' } });
+    // Not chosen: nothing sent, the engine picks the host's own.
+    const r = toCreateSpec(form({}), defaults);
+    expect(r.ok && 'arch' in r.value).toBe(false);
+  });
   it('builds a direct-kernel spec and drops the ISO', () => {
     const r = toCreateSpec(
       form({ bootSource: 'kernel', kernel: '/k/vmlinuz', initrd: '/k/initrd', append: 'console=ttyS0', network: false, display: false, diskGiB: '0', os: 'Linux', cpus: '1', firmware: 'uefi' }),

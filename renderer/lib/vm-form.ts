@@ -9,7 +9,7 @@
  */
 import type { z } from 'zod';
 import { CreateVmSpec, EditVmSpec, issueRemedy } from '../../main/common/contract';
-import { parseSize, type Firmware, type VmConfig } from '../../main/common/models/vm-config';
+import { parseSize, type Arch, type Firmware, type VmConfig } from '../../main/common/models/vm-config';
 import { checkLimits, type HostDefaults } from '../../main/common/models/vm-settings';
 import { formatMemoryMiB } from './format';
 import { SETTING_TO_FORM_FIELD, uiRemedy, type VmFormField } from './remedy';
@@ -31,6 +31,8 @@ export interface VmFormValues {
   readonly memory: string;
   /** GiB; "0" = no disk. Only when creating. */
   readonly diskGiB: string;
+  /** The guest architecture (New VM only); "" or absent = the host's default. */
+  readonly arch?: Arch | '';
   /** "" = the host's default (New VM only). */
   readonly firmware: Firmware | '';
   readonly network: boolean;
@@ -287,6 +289,7 @@ export function toCreateSpec(v: VmFormValues, defaults: HostDefaults | null = nu
     net: v.network ? 'user' : 'none',
     display: v.display ? 'vnc' : 'none',
   };
+  if (v.arch) raw.arch = v.arch;
   if (v.firmware !== '' && v.firmware !== defaults?.firmware) raw.firmware = v.firmware;
   const forwards = parseForwards(v.forwards);
   if (forwards.ok && forwards.value.length > 0) raw.forwards = forwards.value;
