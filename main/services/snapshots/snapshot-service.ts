@@ -47,6 +47,10 @@ export class LocalSnapshotService implements SnapshotService {
   readonly onDidChange = this.changes.event;
   readonly onDidProgress = this.progress.event;
 
+  /** Per VM: tags of Vivarium's shape in its images that no snapshot claims (half-made leftovers),
+   *  as the last reconcile found them; the next snapshot taken removes them. */
+  private readonly strays = new Map<string, readonly string[]>();
+
   constructor(private readonly deps: SnapshotServiceDeps) {}
 
   async list(ref: string): Promise<readonly SnapshotInfo[]> {
@@ -73,6 +77,14 @@ export class LocalSnapshotService implements SnapshotService {
       const id = `snap-${randomBytes(6).toString('hex')}`;
       const bundle = this.deps.layout.bundle(entry.id);
       try {
+        // Leftovers of an interrupted save take space in the images: remove them first.
+        for (const tag of this.strays.get(entry.id) ?? []) {
+          await driver.deleteSnapshot(vm, where.kind === 'running' ? where.record : null, tag).then(
+            () => this.deps.vms.events.append(entry.id, `removed ${tag}, left in the images by an interrupted snapshot`),
+            (e: unknown) => this.deps.log?.(`could not remove ${tag}: ${(e as Error).message}`),
+          );
+        }
+        this.strays.delete(entry.id);
         let thumbnail: string | null = null;
         if (where.kind === 'running' && entry.config.display !== 'none' && hasScreenshotter(driver)) {
           try {
@@ -345,6 +357,7 @@ export class LocalSnapshotService implements SnapshotService {
       return tree; // a VM whose disks cannot hold snapshots has none to reconcile
     }
     const r = reconcile(tree, held);
+    this.strays.set(entry.id, r.strayTags);
     if (r.notes.length > 0) {
       for (const n of r.notes) this.deps.vms.events.append(entry.id, n);
       await this.writeTree(entry.id, r.tree);
