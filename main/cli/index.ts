@@ -146,7 +146,13 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
   const json = (v: unknown) => out(JSON.stringify(v, null, 2));
   const ref = p.positionals[0] ?? '';
   const asJson = p.flags.json === true;
-  const printVm = (vm: VmInfo) => (asJson ? json(publicVm(vm)) : out(`${vm.name}: ${vm.state}${vm.pid ? ` (pid ${vm.pid})` : ''}`));
+  // What the engine says is worth knowing about the action (unwise settings, state rebuilt): stderr.
+  const warn = (vm: VmInfo) => vm.notices?.forEach((n) => io.stderr.write(`warning: ${n}\n`));
+  const printVm = (vm: VmInfo) => {
+    warn(vm);
+    if (asJson) json(publicVm(vm));
+    else out(`${vm.name}: ${vm.state}${vm.pid ? ` (pid ${vm.pid})` : ''}`);
+  };
   switch (command) {
     case 'doctor': {
       const report = await s.host.doctor();
@@ -158,6 +164,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
       // --cloud-image ID|URL: downloaded and verified first (cli/sandbox-commands.ts).
       const spec = await resolveCloudImage(s, io, plan.create!);
       const vm = await createWithProgress(s, io, spec, () => s.vms.create(spec));
+      warn(vm);
       if (asJson) json(publicVm(vm));
       else out(vm.id);
       return 0;

@@ -22,6 +22,7 @@ let t: TestHome;
 beforeAll(async () => {
   src = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-cli-media-'));
   const data = randomBytes(SIZE);
+  data.write('CD001', 32769, 'latin1'); // an ISO 9660 volume descriptor: create --iso takes only CD images
   fs.writeFileSync(path.join(src, 'tiny.iso'), data);
   sha256 = createHash('sha256').update(data).digest('hex');
   srv = await startFileServer({ '/tiny.iso': { file: path.join(src, 'tiny.iso') }, '/SHA256SUMS': { text: `${sha256}  tiny.iso\n` } });

@@ -14,11 +14,14 @@
  *   library/  runtime/     bundles, resolve, create/edit/delete  ·  records, start lock, run state,
  *                          exit classification, jobs, event log
  */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import type { CreateVmSpec, DeleteOptions, EditVmSpec, StartOptions, StopOptions, VmService } from '../common/contract';
-import { errors } from '../common/errors';
+import { errors, VivariumError } from '../common/errors';
+import type { VmConfig } from '../common/models/vm-config';
 import type { HostCapabilities } from '../common/models/host';
 import type { VmChange, VmDetails, VmInfo, VmState } from '../common/models/vm-state';
-import { DEFAULTS } from '../common/models/vm-settings';
+import { DEFAULTS, noticeText } from '../common/models/vm-settings';
 import type { BundleEntry } from './bundles/bundle-store';
 import { hasKeySender, hasScreenshotter, type DriverVm, type LiveStatus, type VmDriver } from './drivers/driver';
 import { notRespondingWhy, QemuDriver } from './drivers/qemu/qemu-driver';
@@ -160,8 +163,9 @@ export class LocalVmService implements VmService {
   async create(spec: CreateVmSpec): Promise<VmInfo> {
     const { config, warnings } = await createVm({ library: this.library, host: this.deps.host }, spec);
     this.events.append(config.id, `created "${config.name}"`);
-    for (const w of warnings) this.events.append(config.id, `warning: ${w.message}`);
-    return this.emitInfo(config.id);
+    const notices = [...warnings.map(noticeText), ...(await this.sharedDiskNotices(config))];
+    for (const n of notices) this.events.append(config.id, `warning: ${n}`);
+    return withNotices(this.emitInfo(config.id), notices);
   }
 
   async edit(ref: string, patch: EditVmSpec): Promise<VmInfo> {
@@ -172,9 +176,11 @@ export class LocalVmService implements VmService {
       if (entry.config.suspended && Object.keys(patch).some((k) => k !== 'os' && k !== 'autostart')) {
         throw errors.state(`"${entry.config.name}" is suspended: its saved state only resumes with the settings it was saved with. Start it (it resumes where it was), shut it down, then change its settings.`, undefined, { remedy: { kind: 'start-vm', vm: entry.config.name } });
       }
-      await editVm({ library: this.library, host: this.deps.host }, entry, patch);
+      const { warnings } = await editVm({ library: this.library, host: this.deps.host }, entry, patch);
       this.events.append(entry.id, `settings changed: ${Object.keys(patch).join(', ')}`);
-      return this.emitInfo(entry.id);
+      const notices = warnings.map(noticeText);
+      for (const n of notices) this.events.append(entry.id, `warning: ${n}`);
+      return withNotices(this.emitInfo(entry.id), notices);
     });
   }
 
@@ -198,7 +204,10 @@ export class LocalVmService implements VmService {
     const timeoutMs = (options.timeoutSec ?? DEFAULTS.startTimeoutSec) * 1000;
     const startedAt = Date.now();
     const vm = vmOf(entry);
-    const record = await this.job(entry, 'start', () => this.driverFor(vm).start(vm, { timeoutMs }));
+    const notices: string[] = [];
+    const record = await this.job(entry, 'start', () => this.driverFor(vm).start(vm, { timeoutMs, notice: (n) => notices.push(n) })).catch(async (e: unknown) => {
+      throw (await this.explainLockedImage(entry, e)) ?? e;
+    });
     const info = this.emitInfo(entry.id);
     if (this.watching) this.driver.watch(entry.id);
     if (pattern) {
@@ -211,7 +220,7 @@ export class LocalVmService implements VmService {
         lastExit: () => this.info(this.library.resolve(entry.id)).lastExit,
       });
     }
-    return this.info(this.library.resolve(entry.id)) ?? info;
+    return withNotices(this.info(this.library.resolve(entry.id)) ?? info, notices);
   }
 
   /** Shut Down (the stop ladder from the ACPI power button) or, with force, Force Off (from QMP quit).
@@ -437,6 +446,55 @@ export class LocalVmService implements VmService {
     });
   }
 
+  /** Other VMs of the library with a disk on the same image file as one of `config`'s (by path,
+   *  then by the file itself: links and `..` do not hide a match), as [image, VM name] pairs. */
+  private async sharingDisks(config: VmConfig): Promise<{ readonly image: string; readonly vm: string; readonly id: string }[]> {
+    const mine = config.disks.flatMap((d) => ('path' in d.source ? [d.source.path] : []));
+    if (mine.length === 0) return [];
+    const real = async (p: string) => fsp.realpath(p).catch(() => path.resolve(p));
+    const mineReal = new Map(await Promise.all(mine.map(async (p) => [await real(p), p] as const)));
+    const found: { image: string; vm: string; id: string }[] = [];
+    for (const e of this.library.entries()) {
+      if (!e.ok || e.id === config.id) continue;
+      for (const d of e.config.disks) {
+        if (!('path' in d.source) || d.readOnly) continue;
+        const image = mineReal.get(await real(d.source.path));
+        if (image !== undefined) found.push({ image, vm: e.config.name, id: e.id });
+      }
+    }
+    return found;
+  }
+
+  /** Create's notice for a disk image another VM already uses (two VMs on one image: finding 9). */
+  private async sharedDiskNotices(config: VmConfig): Promise<string[]> {
+    return (await this.sharingDisks(config)).map(
+      (s) => `The disk image ${s.image} is also a disk of "${s.vm}". Only one of the two can run at a time (two VMs writing one image would corrupt it): Vivarium refuses to start one while the other runs.`,
+    );
+  }
+
+  /** A start QEMU refused because another program holds a disk image's write lock: when that
+   *  program is another VM of the library, an error naming it (with "stop it" as the remedy). */
+  private async explainLockedImage(entry: OkEntry, e: unknown): Promise<VivariumError | null> {
+    if (!(e instanceof VivariumError)) return null;
+    const locked = (e.data as { lockedImage?: unknown } | undefined)?.lockedImage;
+    if (typeof locked !== 'string') return null;
+    const live = await scanQemuProcesses();
+    const lockedReal = await fsp.realpath(locked).catch(() => path.resolve(locked));
+    for (const s of await this.sharingDisks(entry.config)) {
+      if ((await fsp.realpath(s.image).catch(() => path.resolve(s.image))) !== lockedReal) continue;
+      const other = this.library.entries().find((x) => x.id === s.id);
+      if (!other) continue;
+      const rs = this.runState(other, live);
+      if (rs.state === 'stopped') continue;
+      return errors.state(
+        `"${entry.config.name}" cannot start: its disk image ${s.image} is in use by "${s.vm}", which is ${rs.state}, and two VMs writing one image would corrupt it. Stop "${s.vm}" first.`,
+        { lockedImage: locked, heldBy: s.vm },
+        { remedy: { kind: 'stop-vm', vm: s.vm } },
+      );
+    }
+    return null;
+  }
+
   private assertStopped(entry: BundleEntry, what: string): void {
     const rs = this.runState(entry);
     if (rs.state !== 'stopped') throw errors.mustStop(nameOf(entry) ?? entry.id, rs.state, what);
@@ -449,6 +507,11 @@ export class LocalVmService implements VmService {
     }
     return rs.record;
   }
+}
+
+/** `info` with the action's notices (none: unchanged, so results without any keep their shape). */
+function withNotices(info: VmInfo, notices: readonly string[]): VmInfo {
+  return notices.length > 0 ? { ...info, notices } : info;
 }
 
 /** States a person acts from (start, delete, edit…), as opposed to a job's progress. */

@@ -116,6 +116,8 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const [dialog, setDialog] = useState<OpenDialog>(null);
   const [pending, setPending] = useState<ReadonlySet<VmAction>>(new Set());
   const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction }) | null>(null);
+  // What the engine said is worth knowing about the last action (UEFI settings reset at start…).
+  const [notices, setNotices] = useState<readonly string[]>([]);
   const [serialFocus, setSerialFocus] = useState(0);
   const [outcome, setOutcome] = useState<{ readonly text: string; readonly escalated: boolean } | null>(null);
   // Each press of Start, numbered and timed: a start the engine refuses before QEMU runs fails in a
@@ -143,6 +145,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
 
   const run = async (action: VmAction, fn: () => Promise<VmInfo | void>): Promise<void> => {
     setActionError(null);
+    setNotices([]);
     if (action === 'start') {
       setOutcome(null);
       setStartTry((t) => ({ n: (t?.n ?? 0) + 1, at: new Date().toISOString() }));
@@ -151,6 +154,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
     try {
       const result = await fn();
       if (result) apply(result);
+      if (result?.notices) setNotices(result.notices);
     } catch (e) {
       setActionError({ ...uiError(e, 'window'), action });
     } finally {
@@ -291,6 +295,14 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
         <div className={`banner ${outcome.escalated ? 'banner-warning' : 'banner-info'}`} role="status" data-testid="stop-outcome">
           <span>{outcome.text}</span>
           <button type="button" className="btn btn-small btn-ghost" onClick={() => setOutcome(null)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      {notices.length > 0 && (
+        <div className="banner banner-warning" role="status" data-testid="action-notices">
+          <span>{notices.join(' ')}</span>
+          <button type="button" className="btn btn-small btn-ghost" onClick={() => setNotices([])}>
             Dismiss
           </button>
         </div>

@@ -178,17 +178,26 @@ export type SettingsResult =
 export function settingsError(errs: readonly SettingIssue[]): VivariumError {
   const first = errs[0];
   if (!first) return new VivariumError(ErrorCode.Internal, 'Internal error: a settings check failed without saying why. Please report this as a bug.');
-  // Each part names its field in words ("Memory must be…", "CPUs: the machine…"): no flag, no control.
-  const parts = errs.map((e) => {
-    const word = FIELD_WORDS[e.field];
-    // A message that names its field already, or is a sentence of its own (capital or number first:
-    // "4 GiB is more memory than…", "KVM cannot work here…"), needs no "Field:" before it.
-    const standsAlone = e.message.toLowerCase().startsWith(word.toLowerCase()) || /^[A-Z0-9]/.test(e.message);
-    return standsAlone ? capitalize(e.message) : `${capitalize(word)}: ${e.message}`;
-  });
+  const parts = errs.map(issueClause);
   const fields: WireFieldIssue[] = errs.map((e, i) => ({ field: e.field, message: parts[i]!, remedy: e.remedy }));
   const message = parts.join('; ');
   return new VivariumError(first.code, `${message}.`, undefined, { field: first.field, remedy: first.remedy, fields });
+}
+
+/** An issue as a clause that names its field in words ("Memory must be…", "CPUs: the machine…"):
+ *  no flag, no form control. */
+function issueClause(e: SettingIssue): string {
+  const word = FIELD_WORDS[e.field];
+  // A message that names its field already, or is a sentence of its own (capital or number first:
+  // "4 GiB is more memory than…", "KVM cannot work here…"), needs no "Field:" before it.
+  const standsAlone = e.message.toLowerCase().startsWith(word.toLowerCase()) || /^[A-Z0-9]/.test(e.message);
+  return standsAlone ? capitalize(e.message) : `${capitalize(word)}: ${e.message}`;
+}
+
+/** A warning (settings that work but are unwise) as a sentence for any front end, without its
+ *  remedy: "4 CPUs is more than this host's 2; the VM will run, but slower than with 2 or fewer." */
+export function noticeText(w: SettingIssue): string {
+  return `${issueClause(w)}.`;
 }
 
 /** Human words for each setting, for sentences that must not name a flag or a form control. */
@@ -338,7 +347,8 @@ function hostIssues(c: Candidate, host: HostFacts, changed: ReadonlySet<SettingF
       warnings.push({
         code: ErrorCode.Unsupported,
         field: 'accel',
-        message: `${c.accel.toUpperCase()} may not work here: ${status.reason.replace(/\.$/, '')}`,
+        // The probe's reason ends with what `auto` does instead, which is not what happens now.
+        message: `${c.accel.toUpperCase()} may not work here (auto would not pick it): ${status.reason.replace(/\.$/, '').replace(/, so Vivarium uses .*$/, '')}`,
         remedy: { kind: 'change-setting', field: 'accel', to: 'auto', ...onVm },
       });
     }

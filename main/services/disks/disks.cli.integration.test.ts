@@ -91,7 +91,10 @@ describe('every start re-checks the disks', () => {
     const bundle = path.join(t.home, 'vms', id);
     fs.rmSync(path.join(bundle, 'efivars.qcow2'));
     const start = await cli(['start', 'efi'], 90_000);
-    expect(start.stderr).toBe('');
+    // The person who started it is told too, not only the log (tester finding 5).
+    expect(start.stderr).toBe(
+      'warning: The UEFI settings store of "efi" was missing, so Vivarium made a new one from the firmware\'s defaults: the VM\'s UEFI settings (boot entries, boot order) were reset.\n',
+    );
     expect(start.code).toBe(0);
     expect(fs.existsSync(path.join(bundle, 'efivars.qcow2'))).toBe(true);
     expect(fs.readFileSync(path.join(bundle, 'vivarium.log'), 'utf8')).toContain(
@@ -100,6 +103,88 @@ describe('every start re-checks the disks', () => {
     const vms = await runCliJson<{ state: string }[]>(['list', '--json'], { env: t.env });
     expect(vms.map((v) => v.state)).toEqual(['running']);
     expect((await cli(['stop', 'efi', '--force'])).code).toBe(0);
+  });
+});
+
+describe('notices reach the person who asked', () => {
+  it('more vCPUs than host cores, at create and at edit, on stderr as warnings', async () => {
+    const cores = os.cpus().length;
+    const many = Math.min(255, cores + 1);
+    const r = await cli(['create', 'wide', '--accel', 'tcg', '--memory', '128M', '--cpus', String(many), '--disk-size', '0', '--net', 'none', '--display', 'none']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`warning: ${many} CPUs is more than this host's ${cores}; the VM will run, but slower than with ${cores} or fewer.\n`);
+    const e = await cli(['edit', 'wide', '--cpus', String(many)]);
+    expect(e.code).toBe(0);
+    expect(e.stderr).toContain(`warning: ${many} CPUs is more than this host's ${cores}`);
+    const fine = await cli(['edit', 'wide', '--cpus', '1']);
+    expect(fine.stderr).toBe('');
+  });
+
+  it('--accel kvm where doctor knows KVM cannot work (kvm_pvm) says so at create', async () => {
+    const r = await cli(['create', 'kvm', '--accel', 'kvm', '--memory', '128M', '--disk-size', '0', '--net', 'none', '--display', 'none']);
+    if (fs.existsSync('/sys/module/kvm_pvm') && fs.existsSync('/dev/kvm')) {
+      // This machine's case: allowed (a guest made for it may run), with the reason auto avoids it.
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^warning: KVM may not work here \(auto would not pick it\): \/dev\/kvm is provided by kvm_pvm .*hang\.\n$/);
+    } else if (!fs.existsSync('/dev/kvm')) {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('KVM');
+    } else {
+      expect(r.code).toBe(0);
+    }
+  });
+});
+
+describe('--iso takes only CD/DVD images', () => {
+  it('refuses /etc/passwd and a qcow2 (pointing a disk image to --disk), accepts a real ISO, at create and edit', async () => {
+    const pw = await cli(['create', 'isopw', '--accel', 'tcg', '--disk-size', '0', '--iso', '/etc/passwd']);
+    expect(pw.code).not.toBe(0);
+    expect(pw.stderr).toContain('/etc/passwd is not a CD/DVD image: it has no ISO 9660 or UDF volume descriptor');
+    const q = path.join(files, 'disk.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', q, '16M']);
+    const qc = await cli(['create', 'isoq', '--accel', 'tcg', '--disk-size', '0', '--iso', q]);
+    expect(qc.code).not.toBe(0);
+    expect(qc.stderr).toContain(`${q} is a qcow2 disk image, not a CD/DVD image. Give it as the VM's disk instead.`);
+    expect(await runCliJson<unknown[]>(['list', '--json'], { env: t.env })).toEqual([]);
+
+    const iso = path.join(files, 'data.iso');
+    const dir = path.join(files, 'isodir');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'a.txt'), 'a\n');
+    execFileSync('genisoimage', ['-quiet', '-o', iso, dir]);
+    const ok = await cli(['create', 'isook', '--accel', 'tcg', '--memory', '128M', '--disk-size', '0', '--iso', iso, '--net', 'none', '--display', 'none']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const edit = await cli(['edit', 'isook', '--iso', '/etc/passwd']);
+    expect(edit.code).not.toBe(0);
+    expect(edit.stderr).toContain('/etc/passwd is not a CD/DVD image');
+  });
+});
+
+describe('two VMs on one --disk', () => {
+  it('create warns naming the other VM; the second start names the VM that holds the image, not QEMU\'s lock text', async () => {
+    const g = testGuest();
+    const shared = path.join(files, 'shared.img');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', shared, '64M']);
+    const mk = (name: string) =>
+      cli(['create', name, '--accel', 'tcg', '--memory', '128M', '--disk', shared, '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append, '--net', 'none', '--display', 'none']);
+    const a = await mk('vA');
+    expect(a.stderr).toBe('');
+    const b = await mk('vB');
+    expect(b.code).toBe(0);
+    expect(b.stderr).toBe(`warning: The disk image ${shared} is also a disk of "vA". Only one of the two can run at a time (two VMs writing one image would corrupt it): Vivarium refuses to start one while the other runs.\n`);
+    expect((await cli(['start', 'vA'], 90_000)).code).toBe(0);
+    try {
+      const second = await cli(['start', 'vB'], 90_000);
+      expect(second.code).not.toBe(0);
+      expect(second.stderr).toContain(`"vB" cannot start: its disk image ${shared} is in use by "vA", which is running, and two VMs writing one image would corrupt it. Stop "vA" first.`);
+      expect(second.stderr).not.toMatch(/Failed to get "write" lock|-device|virtio-blk/);
+    } finally {
+      expect((await cli(['stop', 'vA', '--force'])).code).toBe(0);
+    }
+    // Once vA is off, vB starts.
+    expect((await cli(['start', 'vB'], 90_000)).code).toBe(0);
+    expect((await cli(['stop', 'vB', '--force'])).code).toBe(0);
   });
 });
 

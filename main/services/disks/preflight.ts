@@ -146,6 +146,30 @@ function corruptSentence(file: string): string {
   return `QEMU marked ${file} as corrupt (a consistency check failed while it was in use), and will not write to it. Back it up, then repair it with qemu-img check -r all "${file}" and try again.`;
 }
 
+/**
+ * Create- and edit-time check that `file` (a readable file: assertReadableFile) is a CD/DVD image:
+ * an ISO 9660 or UDF volume descriptor ("CD001", "BEA01", "NSR02"/"NSR03") at byte 32769, as every
+ * installer and live image has (El Torito boot records live inside ISO 9660). Anything else (a text
+ * file, a qcow2, a raw disk, a compressed image) is refused: the guest would get a CD it cannot read
+ * and no word why. There is no way to insist: a raw disk image belongs in a disk, not the CD drive.
+ * @throws VivariumError invalid-argument on field `iso`, with a sentence (and for a disk image the
+ *         remedy of giving it as the disk).
+ */
+export async function checkCdImage(file: string): Promise<void> {
+  const head = await readHead(file, SNIFF_BYTES);
+  if (looksLikeCdImage(head)) return;
+  const invalid = (message: string, remedy?: ConstructorParameters<typeof VivariumError>[3]) =>
+    new VivariumError(ErrorCode.InvalidArgument, message, undefined, { field: 'iso', ...remedy });
+  const archive = archiveKind(head);
+  if (archive) throw invalid(`${file} is ${archive}, not a CD/DVD image. Unpack it first and use the .iso inside.`);
+  if (head.subarray(0, 4).toString('latin1') === 'QFI\xfb') {
+    throw invalid(`${file} is a qcow2 disk image, not a CD/DVD image. Give it as the VM's disk instead.`, { remedy: { kind: 'change-setting', field: 'diskPath', to: file } });
+  }
+  throw invalid(
+    `${file} is not a CD/DVD image: it has no ISO 9660 or UDF volume descriptor (an .iso file has one at byte 32769). Give the path of an .iso file.`,
+  );
+}
+
 // ---- start-time preflight ------------------------------------------------------------------------
 
 /** One image of one disk's chain, as a start sees it. */
@@ -179,7 +203,8 @@ async function sameFile(a: string, b: string): Promise<boolean> {
   }
 }
 
-async function checkOne(img: ImageToCheck, qemuImg: QemuImg): Promise<string | null> {
+/** @param locked collects the files found held by another program's write lock */
+async function checkOne(img: ImageToCheck, qemuImg: QemuImg, locked?: Set<string>): Promise<string | null> {
   // A VM's own image is a file in its folder: a link planted there would make QEMU open (and write)
   // whatever it points at, so it is refused (issue 8). Images given by path are the user's choice.
   if ('bundle' in img.layer.source && (await fs.promises.lstat(img.file).catch(() => null))?.isSymbolicLink()) {
@@ -206,6 +231,7 @@ async function checkOne(img: ImageToCheck, qemuImg: QemuImg): Promise<string | n
   const opened = await qemuImg.tryInfo(img.file, { format: img.layer.format, shareLock: !img.writable });
   if (!opened.ok) {
     if (/lock|another process using/i.test(opened.reason)) {
+      locked?.add(img.file);
       return `${what(img)} is in use by another program (another running VM, or a disk tool). Stop that program first, then start the VM again.`;
     }
     if (/not in qcow2 format/i.test(opened.reason)) {
@@ -270,21 +296,25 @@ function imagesOf(config: VmConfig, bundle: Pick<VmBundlePaths, 'file'>): ImageT
  * layer of the declared chain (or nothing at the bottom). Returns the problems as sentences (empty:
  * all good) — one per image, in disk order.
  */
-export async function diskProblems(config: VmConfig, bundle: Pick<VmBundlePaths, 'file'>, qemuImg: QemuImg): Promise<readonly string[]> {
+export async function diskProblems(config: VmConfig, bundle: Pick<VmBundlePaths, 'file'>, qemuImg: QemuImg, locked?: Set<string>): Promise<readonly string[]> {
   const images = imagesOf(config, bundle);
   if (images.length === 0) return [];
-  const found = await Promise.all(images.map((img) => checkOne(img, qemuImg)));
+  const found = await Promise.all(images.map((img) => checkOne(img, qemuImg, locked)));
   return found.filter((p): p is string => p !== null);
 }
 
 /**
  * diskProblems() as a start's gate: throws an invalid-state error whose message is the first
- * problem (all of them in `data.problems`), or returns when every disk is fine.
+ * problem (all of them in `data.problems`; `data.lockedImage`: a file another program holds), or
+ * returns when every disk is fine.
  */
 export async function preflightDisks(config: VmConfig, bundle: Pick<VmBundlePaths, 'file'>, qemuImg: QemuImg): Promise<void> {
-  const problems = await diskProblems(config, bundle, qemuImg);
+  const locked = new Set<string>();
+  const problems = await diskProblems(config, bundle, qemuImg, locked);
   if (problems.length > 0) {
     const more = problems.length > 1 ? ` (${problems.length - 1} more disk problem${problems.length > 2 ? 's' : ''} found.)` : '';
-    throw errors.state(`"${config.name}" cannot start: ${problems[0]}${more}`, { problems });
+    // `lockedImage`: the caller may know which VM holds it (vm-service names it).
+    const [lockedImage] = locked;
+    throw errors.state(`"${config.name}" cannot start: ${problems[0]}${more}`, { problems, ...(lockedImage !== undefined ? { lockedImage } : {}) });
   }
 }

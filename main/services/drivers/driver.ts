@@ -21,6 +21,9 @@ export interface DriverVm {
 export interface DriverStartOptions {
   /** The whole start (launch until QEMU answers) may take this long, in ms. */
   readonly timeoutMs: number;
+  /** Told each sentence worth showing the person who started the VM (state rebuilt, launch-plan
+   *  warnings); the driver also logs them. */
+  readonly notice?: (sentence: string) => void;
 }
 
 export interface DriverStopOptions {

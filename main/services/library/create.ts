@@ -9,7 +9,7 @@ import type { CreateVmSpec } from '../../common/contract';
 import type { HostCapabilities } from '../../common/models/host';
 import type { DiskFormat, VmConfig } from '../../common/models/vm-config';
 import { newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
-import { checkDiskImage } from '../disks/preflight';
+import { checkCdImage, checkDiskImage } from '../disks/preflight';
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
@@ -46,6 +46,8 @@ export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Cr
   ] as const) {
     if (p !== undefined) assertReadableFile(field, what, p);
   }
+  // The CD must really be a CD image (not /etc/passwd, not a qcow2): disks/preflight.ts.
+  if (spec.iso !== undefined) await checkCdImage(spec.iso);
   // An existing image must really be a disk image (not /etc/passwd, not an ISO): disks/preflight.ts.
   const diskPathFormat: DiskFormat | undefined = spec.diskPath !== undefined ? (await checkDiskImage(spec.diskPath, new QemuImg(caps.qemuImg))).format : undefined;
   // --import: the image's disks and the appliance's settings (main/services/imports/create-import.ts).

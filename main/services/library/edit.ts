@@ -6,7 +6,8 @@ import type { EditVmSpec } from '../../common/contract';
 import { ErrorCode, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import type { VmConfig } from '../../common/models/vm-config';
-import { applyEdit, firmwarePackages, unwrapSettings } from '../../common/models/vm-settings';
+import { applyEdit, firmwarePackages, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
+import { checkCdImage } from '../disks/preflight';
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
@@ -19,8 +20,14 @@ export interface EditDeps {
   readonly host: () => Promise<HostCapabilities>;
 }
 
+export interface Edited {
+  readonly config: VmConfig;
+  /** Settings that work but are unwise (more vCPUs than host cores, an accelerator auto would not pick). */
+  readonly warnings: readonly SettingIssue[];
+}
+
 /** Applies `patch` to a stopped VM (the caller checks it is stopped) and returns the saved config. */
-export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec): Promise<VmConfig> {
+export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec): Promise<Edited> {
   const { library } = deps;
   const layout = library.layout;
   const c = entry.config;
@@ -31,8 +38,9 @@ export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec):
   ] as const) {
     if (typeof p === 'string') assertReadableFile(field, what, p);
   }
+  if (typeof patch.iso === 'string') await checkCdImage(patch.iso);
   const caps = await deps.host();
-  const { config: next } = unwrapSettings(applyEdit(c, patch, hostFacts(caps), { files: { uefiVars: BundleFile.uefiVars }, library: libraryNames(library) }));
+  const { config: next, warnings } = unwrapSettings(applyEdit(c, patch, hostFacts(caps), { files: { uefiVars: BundleFile.uefiVars }, library: libraryNames(library) }));
   buildQemuArgs(next, caps, layout.paths(c.id));
   // A new store for a VM switched to UEFI, or to/from Secure Boot (its variables come from the other
   // build's template: enrolled keys or none); the old store's settings do not carry over.
@@ -47,5 +55,5 @@ export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec):
     await makeUefiVars(new QemuImg(caps.qemuImg), uefi.varsTemplate, uefi.varsFormat, layout.bundle(c.id).file(next.uefiVars));
   }
   library.store.save(next);
-  return next;
+  return { config: next, warnings };
 }

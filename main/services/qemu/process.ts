@@ -89,10 +89,14 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
   // greets only once initialisation is over and the main loop runs. Failed = the supervisor recorded
   // an exit status.
   const deadline = Date.now() + (req.timeoutMs ?? 30_000);
-  const failed = (status: number | null) =>
-    errors.qemu(`QEMU refused to start: ${explainQemuError(lastLines(req.logFile, 3)) || `exit status ${status}`}`, {
+  const failed = (status: number | null) => {
+    const last = lastLines(req.logFile, 3);
+    const lockedImage = lockedImageOf(last);
+    return errors.qemu(`QEMU refused to start: ${explainQemuError(last) || `exit status ${status}`}`, {
       stderrTail: lastLines(req.logFile, 20),
+      ...(lockedImage !== null ? { lockedImage } : {}),
     });
+  };
   for (;;) {
     const status = await readExitStatusAsync(req.runtime.exitStatus);
     if (status !== null || childExited) throw failed(status);
@@ -130,7 +134,8 @@ export function explainQemuError(lines: readonly string[]): string {
     return `host port ${port[2]} (${port[1]}) is already in use by another program, so the port forward cannot be set up. Free the port or change the VM's port forwards.`;
   }
   if (/Failed to get "write" lock/.test(text)) {
-    return `${text} (Another VM or program is using the same disk image; stop it first.)`;
+    const image = lockedImageOf(lines);
+    return `${image !== null ? `the disk image ${image}` : 'a disk image of this VM'} is in use by another program (another VM, or a disk tool), and two programs writing one image would corrupt it. Stop that program first, then start the VM again.`;
   }
   if (/HV_DENIED/.test(text)) {
     // macOS: Hypervisor.framework needs the com.apple.security.hypervisor entitlement on the binary.
@@ -143,6 +148,14 @@ export function explainQemuError(lines: readonly string[]): string {
     return `${text} (Add yourself to the kvm group: \`sudo usermod -aG kvm $USER\`, then log out and back in; or set the VM's accelerator to tcg.)`;
   }
   return text;
+}
+
+/** The image named by QEMU's 'Failed to get "write" lock … Is another process using the image
+ *  [PATH]?' (block/file-posix.c raw_check_lock_bytes), or null. */
+export function lockedImageOf(lines: readonly string[]): string | null {
+  const text = lines.join(' ');
+  if (!/Failed to get "write" lock/.test(text)) return null;
+  return /Is another process using the image \[(.+?)\]\?/.exec(text)?.[1] ?? null;
 }
 
 function removeIfSymlink(file: string): void {

@@ -129,9 +129,15 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       // (disks/preflight.ts, disks/uefi-vars.ts, logs/serial-log.ts).
       const qemuImg = new QemuImg(caps.qemuImg);
       const uefiNotice = await ensureUefiVars(config, paths.bundle, uefiFirmwareFor(config, caps), qemuImg);
-      if (uefiNotice) this.deps.events.append(vm.id, uefiNotice.message);
+      if (uefiNotice) {
+        this.deps.events.append(vm.id, uefiNotice.message);
+        options.notice?.(uefiNotice.message);
+      }
       await preflightDisks(config, paths.bundle, qemuImg);
-      for (const w of plan.warnings) this.deps.events.append(vm.id, `warning: ${w}`);
+      for (const w of plan.warnings) {
+        this.deps.events.append(vm.id, `warning: ${w}`);
+        options.notice?.(w);
+      }
       // A suspended VM resumes from its saved state (./suspender.ts): checked before anything runs.
       const resume = await resumePlan(this.deps.layout, vm, [plan.binary, ...plan.args]);
       await resetSerialLog(paths.bundle.serialLog);
