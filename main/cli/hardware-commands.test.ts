@@ -1,0 +1,39 @@
+/** Usage checks of `disk` and `cd` that need no engine (exit 2 with a sentence). */
+import { describe, expect, it } from 'vitest';
+import type { Parsed } from './args';
+import { prepareHardware } from './hardware-commands';
+
+const p = (positionals: string[], flags: Parsed['flags'] = {}): Parsed => ({ positionals, flags });
+
+describe('disk and cd usage', () => {
+  it('accepts the forms the README documents', () => {
+    expect(() => prepareHardware('disk', p(['list', 'vm']))).not.toThrow();
+    expect(() => prepareHardware('disk', p(['add', 'vm'], { size: '10G' }))).not.toThrow();
+    expect(() => prepareHardware('disk', p(['add', 'vm'], { file: '/x.qcow2', bus: 'virtio' }))).not.toThrow();
+    expect(() => prepareHardware('disk', p(['resize', 'vm', 'disk0'], { size: '40G' }))).not.toThrow();
+    expect(() => prepareHardware('disk', p(['remove', 'vm', 'disk1'], { 'delete-file': true }))).not.toThrow();
+    expect(() => prepareHardware('cd', p(['insert', 'vm', '/a.iso'], { drive: 'cd0' }))).not.toThrow();
+    expect(() => prepareHardware('cd', p(['eject', 'vm']))).not.toThrow();
+  });
+
+  it('refuses what cannot work, saying what to give instead', () => {
+    const msg = (cmd: string, q: Parsed) => {
+      try {
+        prepareHardware(cmd, q);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return null;
+    };
+    expect(msg('disk', p(['add', 'vm']))).toBe('disk add needs either --size SIZE (a new disk) or --file PATH (an existing image), not both');
+    expect(msg('disk', p(['add', 'vm'], { size: '1G', file: '/x' }))).toContain('not both');
+    expect(msg('disk', p(['resize', 'vm', 'disk0']))).toBe('disk resize needs --size, the new size (e.g. 40G)');
+    expect(msg('disk', p(['resize', 'vm']))).toBe('disk resize needs the DISK_ID (see disk list NAME)');
+    expect(msg('disk', p(['add', 'vm'], { size: 'big' }))).toBe('--size must be a size from 1M to 64T such as 10G or 512M, not "big"');
+    expect(msg('disk', p(['add', 'vm'], { size: '1G', bus: 'ide' }))).toBe('--bus must be virtio, sata or nvme, not "ide"');
+    expect(msg('disk', p(['list', 'vm'], { 'delete-file': true }))).toBe('--delete-file goes with disk remove');
+    expect(msg('disk', p(['grow', 'vm']))).toBe('unknown action "grow"; use list, add, resize or remove');
+    expect(msg('cd', p(['insert', 'vm']))).toBe('cd insert needs the PATH of an ISO');
+    expect(msg('cd', p(['eject', 'vm', '/a.iso']))).toBe('cd eject takes only NAME (and --drive ID)');
+  });
+});
