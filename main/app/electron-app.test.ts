@@ -958,10 +958,14 @@ describe('permissions', () => {
 });
 
 describe('VM files on the command line', () => {
-  it('takes absolute .vivarium paths only', () => {
+  it('takes absolute .vivarium paths (or local file:// URLs of them) only', () => {
     expect(vmFileArgs(['/opt/Vivarium/vivarium', '--no-sandbox', '/home/u/a.vivarium', 'b.vivarium', '/home/u/c.VIVARIUM', '--x=/y.vivarium', '/home/u/d.txt'])).toEqual([
       '/home/u/a.vivarium',
       '/home/u/c.VIVARIUM',
+    ]);
+    // %U may hand over file:// URLs (percent-encoded); remote URLs are not files.
+    expect(vmFileArgs(['file:///home/u/My%20VMs/web.vivarium', 'file://host.example/x.vivarium', 'https://e.x/a.vivarium', 'file:///home/u/n.txt'])).toEqual([
+      '/home/u/My VMs/web.vivarium',
     ]);
   });
 });

@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { BaseWindow, BrowserWindow, MessageBoxOptions, WebContents, WebPreferences } from 'electron';
 import { ErrorCode, VivariumError, assertNever } from '../common/errors';
 import type { VmInfo } from '../common/models/vm-state';
@@ -138,9 +139,21 @@ export function libraryUserDataDir(appData: string, libraryHome: string): string
 export const VM_FILE_EXTENSION = '.vivarium';
 
 /** The VM files among command-line arguments (a double-click on Linux/Windows passes the path):
- *  absolute paths ending in .vivarium, never a switch. */
+ *  absolute paths ending in .vivarium, never a switch. A launcher expanding the desktop entry's %U
+ *  may pass a local file as a file:// URL instead (Desktop Entry spec, "The Exec key"): taken as its
+ *  path; other URLs are not files and are ignored. */
 export function vmFileArgs(argv: readonly string[]): string[] {
-  return argv.filter((a) => !a.startsWith('-') && path.isAbsolute(a) && a.toLowerCase().endsWith(VM_FILE_EXTENSION));
+  return argv.flatMap((a) => {
+    let p = a;
+    if (/^file:/i.test(a)) {
+      try {
+        p = fileURLToPath(a);
+      } catch {
+        return [];
+      }
+    }
+    return !p.startsWith('-') && path.isAbsolute(p) && p.toLowerCase().endsWith(VM_FILE_EXTENSION) ? [p] : [];
+  });
 }
 
 /** A renderer that died gets reloaded this many times in RENDERER_CRASH_WINDOW_MS; then the window
