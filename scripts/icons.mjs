@@ -5,9 +5,14 @@
 //   icon.png            1024 px (Windows/Linux fallback, the tray uses resources/icons/ at run time)
 //   icon.icns           macOS (png2icons: ic07…ic10 PNG-in-ICNS entries)
 //   icon.ico            Windows (16 … 256, PNG-compressed entries)
-// Nothing rendered is committed. Idempotent: skips work when the outputs are newer than the source.
+// Nothing rendered is committed. Cached: skips work when every output exists and the stamp file
+// (<out>/icons.sha256) holds the SHA-256 of the source SVG they were rendered from.
+// Run by `npm run build` and, as electron-builder's beforePack hook (electron-builder.yml), before
+// every electron-builder run, so `npx electron-builder --linux dir …` after `npm run build` and
+// `npm run dist` both ship the icons and tray.png.
 //
 // Usage: node scripts/icons.mjs [--out DIR] [--force]
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -39,8 +44,10 @@ export function buildIcons(opts = {}) {
     path.join(outDir, 'icon.icns'),
     path.join(outDir, 'icon.ico'),
   ];
-  const srcTime = fs.statSync(source).mtimeMs;
-  if (!opts.force && targets.every((t) => fs.existsSync(t) && fs.statSync(t).mtimeMs >= srcTime)) return targets;
+  const stamp = path.join(outDir, 'icons.sha256');
+  const hash = `${createHash('sha256').update(svg).digest('hex')} ${LINUX_SIZES.join(',')}`;
+  const stampNow = fs.existsSync(stamp) ? fs.readFileSync(stamp, 'utf8') : null;
+  if (!opts.force && stampNow === hash && targets.every((t) => fs.existsSync(t))) return targets;
 
   fs.mkdirSync(path.join(outDir, 'icons'), { recursive: true });
   for (const s of LINUX_SIZES) fs.writeFileSync(path.join(outDir, 'icons', `${s}x${s}.png`), renderPng(svg, s));
@@ -51,7 +58,13 @@ export function buildIcons(opts = {}) {
   if (!icns || !ico) throw new Error('png2icons could not convert the rendered icon.');
   fs.writeFileSync(path.join(outDir, 'icon.icns'), icns);
   fs.writeFileSync(path.join(outDir, 'icon.ico'), ico);
+  fs.writeFileSync(stamp, hash);
   return targets;
+}
+
+/** electron-builder's beforePack hook (electron-builder.yml): the icons, rendered unless cached. */
+export async function beforePack() {
+  buildIcons();
 }
 
 if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url) {

@@ -53,8 +53,18 @@ let tmp = '';
 function fpmAvailable(): boolean {
   if (spawnSync('fpm', ['--version'], { stdio: 'ignore' }).status === 0 && process.env.USE_SYSTEM_FPM === 'true') return true;
   const cache = process.env.ELECTRON_BUILDER_CACHE ?? path.join(os.homedir(), '.cache', 'electron-builder');
+  // A finished download holds the `fpm` launcher; a failed one leaves an empty folder behind.
+  const hasFpm = (dir: string, depth: number): boolean => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    return entries.some((e) => (e.isFile() && e.name === 'fpm') || (e.isDirectory() && depth > 0 && hasFpm(path.join(dir, e.name), depth - 1)));
+  };
   try {
-    return fs.readdirSync(cache).some((d) => d.startsWith('fpm'));
+    return fs.readdirSync(cache).some((d) => d.startsWith('fpm') && hasFpm(path.join(cache, d), 3));
   } catch {
     return false;
   }
@@ -72,8 +82,10 @@ async function buildLinux(): Promise<Built> {
   for (const f of ['out/main/app/main.js', 'out/main/app/preload.js', 'out/renderer/index.html', 'out/main/services/stats/host-sampler-worker.js']) {
     if (!fs.existsSync(path.join(REPO, f))) throw new Error(`${f} is missing: run \`npm run build\` first (npm test does).`);
   }
-  const { buildIcons } = (await import('./icons.mjs')) as { buildIcons: (o?: object) => string[] };
-  buildIcons();
+  // Nothing here renders the icons: electron-builder's beforePack hook (electron-builder.yml) must,
+  // as it does for `npx electron-builder --linux dir` after `npm run build`. A missing 32 px icon and
+  // stamp force it to render them again.
+  for (const f of ['out/build-resources/icons/32x32.png', 'out/build-resources/icons.sha256']) fs.rmSync(path.join(REPO, f), { force: true });
   const eb = await import('electron-builder');
   const outDir = path.join(tmp, 'dist');
   const withFpm = fpmAvailable();
@@ -142,7 +154,7 @@ describe('npm run dist (electron-builder --linux dir, deb, rpm with a stub Elect
     const entries = asar.listPackage(b().asar, { isPack: false }).map((e) => e.replace(/\\/g, '/'));
     const files = new Set(entries);
 
-    for (const must of ['/package.json', '/out/main/app/main.js', '/out/main/app/preload.js', '/out/main/cli/index.js', '/out/renderer/index.html', '/resources/icons/vivarium.svg']) {
+    for (const must of ['/package.json', '/out/main/app/main.js', '/out/main/app/preload.js', '/out/main/app/cli-dispatch.js', '/out/main/cli/index.js', '/out/main/cli/vivarium.js', '/out/renderer/index.html', '/resources/icons/vivarium.svg']) {
       expect(files, must).toContain(must);
     }
     expect(entries.some((e) => e.startsWith('/out/renderer/assets/') && e.endsWith('.js'))).toBe(true);
@@ -155,6 +167,9 @@ describe('npm run dist (electron-builder --linux dir, deb, rpm with a stub Elect
     expect(entries.filter((e) => e.endsWith('.map'))).toEqual([]);
     expect(entries.filter((e) => /^\/(main|renderer|e2e|bench|scripts|docs|\.cache|test-results)\//.test(e))).toEqual([]);
     expect(entries.filter((e) => e.startsWith('/out/main/test-support/'))).toEqual([]);
+    expect(entries.filter((e) => e.includes('/test-fixtures/'))).toEqual([]);
+    // Build-time only: node-pty's C++ headers.
+    expect(entries.filter((e) => e.includes('/node-addon-api/'))).toEqual([]);
     expect(entries.filter((e) => e.startsWith('/resources/linux/') || e.startsWith('/resources/mac/'))).toEqual([]);
 
     // Top-level node_modules: each a production dependency (or one of theirs), never a dev one.
@@ -192,10 +207,24 @@ describe('npm run dist (electron-builder --linux dir, deb, rpm with a stub Elect
     for (const r of required) expect(files, `${r} is required at run time but not packaged`).toContain(`/node_modules/${r}/package.json`);
   });
 
-  it('ships the tray icon beside the asar (process.resourcesPath/tray.png), a 32 px PNG', () => {
+  it('ships the tray icon beside the asar (process.resourcesPath/tray.png), a 32 px PNG rendered from resources/icons/vivarium.svg', () => {
     const png = fs.readFileSync(path.join(b().appDir, 'resources', 'tray.png'));
     expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
     expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([32, 32]);
+    expect(png.equals(fs.readFileSync(path.join(REPO, 'out', 'build-resources', 'icons', '32x32.png')))).toBe(true);
+  });
+
+  it('installs the app icon rendered from the SVG at every hicolor size, not Electron’s default', () => {
+    for (const call of b().fpm) {
+      for (const size of [16, 24, 32, 48, 64, 128, 256, 512]) {
+        const arg = call.args.find((a) => a.endsWith(`=/usr/share/icons/hicolor/${size}x${size}/apps/vivarium.png`));
+        expect(arg, `${call.target} ${size}px icon`).toBeDefined();
+        const src = arg!.slice(0, arg!.lastIndexOf('='));
+        expect(src, `${call.target} ${size}px icon source`).not.toContain('electron-linux');
+        const png = fs.readFileSync(src);
+        expect([png.readUInt32BE(16), png.readUInt32BE(20)], src).toEqual([size, size]);
+      }
+    }
   });
 
   it('node-pty’s native module and the host statistics worker are unpacked, and run from there', async () => {
