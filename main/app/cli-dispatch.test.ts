@@ -69,4 +69,18 @@ describe('the app started with CLI arguments', () => {
     const doctor = spawnSync(d.command, d.args, { env: d.env, encoding: 'utf8', timeout: 60_000 });
     expect(JSON.parse(doctor.stdout)).toHaveProperty('setup');
   });
+
+  it('`show` says when a VM starts automatically (vivarium edit NAME --autostart)', () => {
+    const bundle = cliBundlePath(COMPILED_APP);
+    home = makeTestHome();
+    const run = (args: string[]) => {
+      const c = cliChildCommand(process.execPath, bundle, args, home!.env);
+      return spawnSync(c.command, c.args, { env: c.env, encoding: 'utf8', timeout: 60_000 });
+    };
+    const created = run(['create', 'auto', '--accel', 'tcg', '--memory', '128M', '--cpus', '1', '--disk-size', '0', '--net', 'none', '--display', 'none']);
+    expect(created.status, created.stderr).toBe(0);
+    expect(run(['show', 'auto']).stdout).not.toContain('autostart');
+    expect(run(['edit', 'auto', '--autostart']).status).toBe(0);
+    expect(run(['show', 'auto']).stdout).toContain('  autostart: yes');
+  });
 });

@@ -467,6 +467,7 @@ function formatShow(vm: VmInfo & { argv: readonly string[] | null }): string {
       `  network:  ${c.network.mode}${c.network.forwards.map((f) => ` ${f.protocol}:127.0.0.1:${f.hostPort}->${f.guestPort}`).join('')}`,
       `  display:  ${c.display}`,
     );
+    if (c.autostart) lines.push('  autostart: yes (starts when Vivarium or `vivarium serve --autostart` starts)');
     if (c.extraArgs.length) lines.push(`  extra QEMU arguments (advanced, from config.json): ${c.extraArgs.map(shellArg).join(' ')}`);
   }
   if (vm.lastExit) lines.push(`  last exit: ${vm.lastExit.reason} at ${vm.lastExit.at}: ${vm.lastExit.message}`);
