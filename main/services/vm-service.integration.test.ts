@@ -182,6 +182,14 @@ describe('a VM QEMU pauses by itself', () => {
       expect(paused.state).toBe('paused');
       expect(paused.pausedReason).toBe('io-error');
       expect(changes).toContain('io-error');
+      // Resume with the disk still full: QEMU pauses again at once, and resume says why instead of
+      // "running" (tester finding 15).
+      const still = await e.manager.resume(vm.id).then(
+        () => null,
+        (x: unknown) => x as Error,
+      );
+      expect(still?.message).toMatch(new RegExp(`^"full" paused again at once: a disk write still fails because the disk holding ${image.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is still full \\(\\d+ MB free\\)\\. Free some space there, then resume it\\.$`));
+      expect((await e.manager.list())[0]).toMatchObject({ state: 'paused', pausedReason: 'io-error' });
       // Make room, then resume: QEMU retries the write and the guest finishes.
       fs.rmSync(filler);
       const resumed = await e.manager.resume(vm.id);

@@ -24,7 +24,7 @@ import type { VmChange, VmDetails, VmInfo, VmState } from '../common/models/vm-s
 import { DEFAULTS, noticeText } from '../common/models/vm-settings';
 import type { BundleEntry } from './bundles/bundle-store';
 import { hasKeySender, hasScreenshotter, type DriverVm, type LiveStatus, type VmDriver } from './drivers/driver';
-import { notRespondingWhy, QemuDriver } from './drivers/qemu/qemu-driver';
+import { ioErrorCause, notRespondingWhy, QemuDriver } from './drivers/qemu/qemu-driver';
 import { Emitter } from './emitter';
 import { createVm } from './library/create';
 import { deleteVm } from './library/delete';
@@ -211,7 +211,7 @@ export class LocalVmService implements VmService {
     const info = this.emitInfo(entry.id);
     if (this.watching) this.driver.watch(entry.id);
     if (pattern) {
-      await waitForSerial({
+      await this.waitForSerialOrSayWhy(entry, vm, record, pattern, {
         file: this.deps.layout.bundle(entry.id).serialLog,
         pattern,
         timeoutMs: Math.max(1000, timeoutMs - (Date.now() - startedAt)),
@@ -221,6 +221,22 @@ export class LocalVmService implements VmService {
       });
     }
     return withNotices(this.info(this.library.resolve(entry.id)) ?? info, notices);
+  }
+
+  /** waitForSerial(), except that a wait that times out while QEMU has paused the VM over a disk
+   *  write error (a full disk: serial.log cannot grow either) says that instead of "did not match". */
+  private async waitForSerialOrSayWhy(entry: OkEntry, vm: DriverVm, record: RuntimeRecord, pattern: SerialPattern, w: Parameters<typeof waitForSerial>[0]): Promise<void> {
+    try {
+      await waitForSerial(w);
+    } catch (e) {
+      if (!(e instanceof VivariumError) || e.code !== 'timeout') throw e;
+      const live = await this.driverFor(vm).liveStatus(vm, record, 1_000).catch(() => null);
+      if (live?.kind !== 'paused' || live.reason !== 'io-error') throw e;
+      throw errors.timeout(
+        `"${entry.config.name}" did not print /${pattern.source}/ on its serial console because QEMU paused it: ${(await ioErrorCause(this.deps.layout, vm)).replace(/^a disk write still fails/, 'a disk write failed')}`,
+        { pausedReason: live.reason },
+      );
+    }
   }
 
   /** Shut Down (the stop ladder from the ACPI power button) or, with force, Force Off (from QMP quit).

@@ -70,6 +70,32 @@ const MONITOR_CONNECT_MS = 3_000;
  *  counts QEMU as not answering. */
 const LIVENESS_MS = 2_000;
 
+/** How long a resume watches for QEMU pausing again (a write error that persists), and how often. */
+const RESUME_SETTLE_MS = 600;
+const RESUME_POLL_MS = 100;
+/** Free space under which a disk's file system counts as full for the io-error sentence. */
+const FULL_BELOW_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Why a VM paused with io-error, as the rest of a sentence: the first file system holding one of its
+ * writable disk images that is (nearly) full — "the disk holding /mnt/vms/data.raw is still full (0 MB
+ * free). Free some space there, then resume it." — or a general sentence when none is.
+ */
+export async function ioErrorCause(layout: Pick<Layout, 'bundle'>, vm: DriverVm): Promise<string> {
+  const bundle = layout.bundle(vm.id);
+  for (const d of vm.config.disks) {
+    if (d.readOnly) continue;
+    const file = 'bundle' in d.source ? bundle.file(d.source.bundle) : d.source.path;
+    const fsInfo = await fsp.statfs(file).catch(() => null);
+    if (!fsInfo) continue;
+    const free = fsInfo.bavail * fsInfo.bsize;
+    if (free < FULL_BELOW_BYTES) {
+      return `a disk write still fails because the disk holding ${file} is still full (${Math.floor(free / 1024 / 1024)} MB free). Free some space there, then resume it.`;
+    }
+  }
+  return 'a disk write still fails (QEMU reports an I/O error). Check the storage of its disk images (its qemu.log may say more), then resume it.';
+}
+
 /** "(pid N) is not responding: …" — with the kernel's word when the process is stopped. */
 export function notRespondingWhy(pid: number, otherwise: string): string {
   const state = processState(pid);
@@ -275,8 +301,20 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
   }
 
   async resume(vm: DriverVm, record: RuntimeRecord): Promise<void> {
-    await (await this.monitor(vm.id, record.pid)).cont();
+    const monitor = await this.monitor(vm.id, record.pid);
+    await monitor.cont();
     this.deps.runStates.update(vm.id, record.pid, { status: 'running', pausedReason: null });
+    // QEMU retries the failed writes at once on `cont`: when their cause remains (a full disk with
+    // werror=enospc/stop), it pauses again within milliseconds. Look briefly, and say so.
+    for (let waited = 0; waited < RESUME_SETTLE_MS; waited += RESUME_POLL_MS) {
+      await sleep(RESUME_POLL_MS);
+      const st = await withTimeout(monitor.queryStatus(), LIVENESS_MS).catch(() => null);
+      if (st === null || st.running) continue;
+      this.deps.runStates.update(vm.id, record.pid, { status: 'paused', pausedReason: st.status });
+      this.emitter.fire({ kind: 'changed', id: vm.id });
+      if (st.status !== 'io-error') return; // paused by someone else meanwhile: that is its state now
+      throw errors.state(`"${vm.config.name}" paused again at once: ${await ioErrorCause(this.deps.layout, vm)}`, { pausedReason: st.status });
+    }
   }
 
   async reset(vm: DriverVm, record: RuntimeRecord): Promise<void> {
