@@ -169,7 +169,8 @@ function connectError(e: Error, socketPath: string): VivariumError {
       { socketPath, cause: code },
     );
   }
-  return errors.qemu(`Could not connect to QEMU's control socket ${socketPath}: ${e.message}`, { socketPath, cause: code });
+  // Anything else in words, with the system's code for a bug report, never Node's "connect EXXX <path>".
+  return errors.qemu(`QEMU's control socket ${socketPath} could not be reached (${code ?? 'error'}): QEMU may not be responding. Try again, or force the VM off.`, { socketPath, cause: code });
 }
 
 function safeCall<A>(listener: (arg: A) => void, arg: A): void {
