@@ -62,6 +62,9 @@ test('no QEMU: the app shows the install guide with this OS’s command, and doc
 
     await expect(ui.getByRole('heading', { name: 'Install QEMU to get started' })).toBeVisible();
     await expect(ui.getByRole('alert')).toHaveCount(0); // a guide, not an error
+    // The folder VIVARIUM_QEMU_DIR names is what lacks QEMU: that comes first, not "not installed".
+    await expect(ui.getByTestId('qemu-dir-advice')).toContainText(`VIVARIUM_QEMU_DIR=${empty}, which holds no qemu-system-`);
+    await expect(ui.getByTestId('qemu-dir-advice')).toContainText('Unset VIVARIUM_QEMU_DIR');
     const shown = (await ui.getByLabel('Install command').textContent())?.trim() ?? '';
     const expected = expectedCommand();
     if (expected) expect(shown).toMatch(expected);
