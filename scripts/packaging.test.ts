@@ -299,6 +299,15 @@ describe('npm run dist (electron-builder --linux dir, deb, rpm with a stub Elect
     expect(rpm.args.join(' ')).toMatch(/Recommends: qemu-kvm.*Recommends: qemu-img.*Recommends: edk2-ovmf/);
   });
 
+  it('the rpm depends on packages every rpm distro has: openSUSE’s libXtst6/libuuid1 as alternatives', async () => {
+    // electron-builder adds --depends after effectiveOptionComputed, so read what it is given.
+    const { parse } = await import('yaml');
+    const cfg = parse(fs.readFileSync(path.join(REPO, 'electron-builder.yml'), 'utf8')) as { rpm: { depends: string[] } };
+    expect(cfg.rpm.depends).toContain('(libXtst or libXtst6)');
+    expect(cfg.rpm.depends).toContain('(libuuid or libuuid1)');
+    expect(cfg.rpm.depends.filter((d) => /^(libXtst|libuuid)$/.test(d))).toEqual([]);
+  });
+
   it('ships AppStream metadata that appstreamcli validate accepts, for this version', () => {
     const v = spawnSync('appstreamcli', ['validate', '--no-net', METAINFO], { encoding: 'utf8' });
     expect(v.error, 'appstreamcli (Debian package appstream) must be installed').toBeUndefined();
