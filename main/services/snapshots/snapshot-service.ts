@@ -123,7 +123,7 @@ export class LocalSnapshotService implements SnapshotService {
         await this.writeTree(entry.id, tree);
         this.deps.vms.events.append(entry.id, `snapshot "${name}" (${id}) taken${record.withMemory ? ' with memory' : ''}`);
         const sizes = await this.sizes(entry, driver);
-        this.changes.fire({ vmId: entry.id });
+        this.deps.vms.jobs.afterJobs(entry.id, () => this.changes.fire({ vmId: entry.id })); // after the job: a listener may act at once
         return infoOf(tree, tree.snapshots.find((s) => s.id === id)!, sizes.get(id) ?? 0);
       } finally {
         this.fireProgress(entry.id, 'create', 1, true);
@@ -154,7 +154,7 @@ export class LocalSnapshotService implements SnapshotService {
         await this.writeTree(entry.id, tree);
         this.deps.vms.events.append(entry.id, `reverted to snapshot "${snap.name}" (${snap.id})`);
         const sizes = await this.sizes(entry, driver);
-        this.changes.fire({ vmId: entry.id });
+        this.deps.vms.jobs.afterJobs(entry.id, () => this.changes.fire({ vmId: entry.id })); // after the job: a listener may act at once
         return infoOf(tree, snap, sizes.get(snap.id) ?? 0);
       } finally {
         this.fireProgress(entry.id, 'revert', 1, true);
@@ -177,7 +177,7 @@ export class LocalSnapshotService implements SnapshotService {
         await this.writeTree(entry.id, removeSnapshot(tree, snap.id));
         if (snap.thumbnail) await fsp.rm(this.deps.layout.bundle(entry.id).file(snap.thumbnail), { force: true });
         this.deps.vms.events.append(entry.id, `snapshot "${snap.name}" (${snap.id}) deleted`);
-        this.changes.fire({ vmId: entry.id });
+        this.deps.vms.jobs.afterJobs(entry.id, () => this.changes.fire({ vmId: entry.id })); // after the job: a listener may act at once
       } finally {
         this.fireProgress(entry.id, 'delete', 1, true);
         if (where.kind === 'stopped') await where.release();
@@ -197,7 +197,7 @@ export class LocalSnapshotService implements SnapshotService {
       tree = { ...tree, snapshots: tree.snapshots.map((s) => (s.id === snap.id ? next : s)) };
       await this.writeTree(entry.id, tree);
       if (name !== snap.name) this.deps.vms.events.append(entry.id, `snapshot "${snap.name}" renamed "${name}"`);
-      this.changes.fire({ vmId: entry.id });
+      this.deps.vms.jobs.afterJobs(entry.id, () => this.changes.fire({ vmId: entry.id })); // after the job: a listener may act at once
       const sizes = await this.sizes(entry, driver);
       return infoOf(tree, next, sizes.get(next.id) ?? 0);
     });
