@@ -6,7 +6,7 @@
  * Wire format (pty-session.ts `handleTerminalMessage`): binary frames from the client are
  * keystrokes, a text frame is `{"type":"resize","cols":N,"rows":N}`; the session's output goes out as
  * binary frames. While the guest's sshd is not up yet (first boot), a line saying so is sent as
- * output. The socket closes (1000) with "ssh exited with N" when the session ends, or (1011) with
+ * output, and keystrokes typed meanwhile (up to 64 KiB) are delivered once the session starts. The socket closes (1000) with "ssh exited with N" when the session ends, or (1011) with
  * the reason it could not start.
  */
 import type { RawData, WebSocket } from 'ws';
@@ -37,6 +37,9 @@ export function attachTerminal(ws: WebSocket, vmId: string, deps: TerminalStream
   let session: PtySession | null = null;
   let closed = false;
   let pending: { cols: number; rows: number } = { cols: 80, rows: 24 };
+  /** Keystrokes typed before the session exists (while sshd comes up), delivered once it does. */
+  const early: Buffer[] = [];
+  let earlyBytes = 0;
   const abort = new AbortController();
   const finish = (code: number, reason: string) => {
     if (closed) return;
@@ -54,7 +57,12 @@ export function attachTerminal(ws: WebSocket, vmId: string, deps: TerminalStream
     if (session) {
       const why = handleTerminalMessage(session, buf, isBinary);
       if (why) deps.log?.(`terminal ${vmId.slice(0, 8)}: ${why}`);
-    } else if (!isBinary) {
+    } else if (isBinary) {
+      if (earlyBytes + buf.length <= 64 * 1024) {
+        early.push(buf);
+        earlyBytes += buf.length;
+      }
+    } else {
       // A resize before the session exists sets its first size.
       try {
         const m = JSON.parse(buf.toString('utf8')) as { type?: string; cols?: number; rows?: number };
@@ -90,6 +98,7 @@ export function attachTerminal(ws: WebSocket, vmId: string, deps: TerminalStream
     if (closed) return;
     const s = startPtySession(buildSshCommand({ user: ci.user, port: fwd.hostPort, identityFile: ci.identityFile, knownHostsFile: ci.knownHostsFile }, { tty: true }), pending);
     session = s;
+    for (const b of early.splice(0)) s.write(b);
     s.onData((d) => {
       if (ws.readyState === WS_OPEN) ws.send(d, { binary: true });
     });
