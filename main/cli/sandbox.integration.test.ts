@@ -119,7 +119,8 @@ afterAll(async () => {
 describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop via the agent', () => {
   it('runs commands over ssh as the chosen user and host name, with their exit status', async () => {
     const h = await ssh(['hostname']);
-    expect(h.stderr).toBe('');
+    // Only the waiting notice may appear (a loaded host can take over 1.5 s to answer).
+    expect(h.stderr).toMatch(/^(Waiting for dev box's SSH server[^\n]*\n)?$/);
     expect(h.code).toBe(0);
     expect(h.stdout.trim()).toBe(HOSTNAME);
     expect((await ssh(['id', '-un'])).stdout.trim()).toBe('dev');
