@@ -36,7 +36,7 @@ import type { Layout } from './paths';
 import type { QmpClient } from './qemu/qmp';
 import { compileSerialPattern, waitForSerial, type SerialPattern } from './runtime/serial-wait';
 import { EventLog } from './runtime/event-log';
-import { Jobs, type JobName } from './runtime/jobs';
+import { Jobs, JOBS, type JobName } from './runtime/jobs';
 import { isQemuFor, processStateAsync, scanQemuProcesses, type RuntimeRecord } from './runtime/records';
 import { RunStates, type RunState } from './runtime/run-state';
 import { SerialLogKeeper, readSerialLogTail } from './logs/serial-log';
@@ -359,8 +359,13 @@ export class LocalVmService implements VmService {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private job<T>(entry: BundleEntry, name: JobName, fn: () => Promise<T>): Promise<T> {
-    return this.jobs.run(entry.id, nameOf(entry) ?? entry.id, name, fn);
+  /** Runs `fn` as job `name`. Its result is handed back only once no other job holds the VM either:
+   *  a Shut Down that ends because a Force Off beside it killed QEMU must not tell the caller
+   *  "stopped" (and so let it press Delete) while the Force Off is still finishing. */
+  private async job<T>(entry: BundleEntry, name: JobName, fn: () => Promise<T>): Promise<T> {
+    const result = await this.jobs.run(entry.id, nameOf(entry) ?? entry.id, name, fn);
+    if (JOBS[name].kind !== 'query') await this.jobs.idle(entry.id);
+    return result;
   }
 
   private async transition(
@@ -503,7 +508,7 @@ export class LocalVmService implements VmService {
       const rs = this.runState(other, live);
       if (rs.state === 'stopped') continue;
       return errors.state(
-        `"${entry.config.name}" cannot start: its disk image ${s.image} is in use by "${s.vm}", which is ${rs.state}, and two VMs writing one image would corrupt it. Stop "${s.vm}" first.`,
+        `"${entry.config.name}" cannot start: its disk image ${s.image} is in use by "${s.vm}", which is ${rs.state}, and two VMs writing one image would corrupt it.`,
         { lockedImage: locked, heldBy: s.vm },
         { remedy: { kind: 'stop-vm', vm: s.vm } },
       );

@@ -177,7 +177,7 @@ describe('two VMs on one --disk', () => {
     try {
       const second = await cli(['start', 'vB'], 90_000);
       expect(second.code).not.toBe(0);
-      expect(second.stderr).toContain(`"vB" cannot start: its disk image ${shared} is in use by "vA", which is running, and two VMs writing one image would corrupt it. Stop "vA" first.`);
+      expect(second.stderr).toContain(`"vB" cannot start: its disk image ${shared} is in use by "vA", which is running, and two VMs writing one image would corrupt it. Shut it down first: \`vivarium stop vA\`.`);
       expect(second.stderr).not.toMatch(/Failed to get "write" lock|-device|virtio-blk/);
     } finally {
       expect((await cli(['stop', 'vA', '--force'])).code).toBe(0);

@@ -181,3 +181,22 @@ describe('which changes wait for the job (vm-service heldAtRest)', () => {
     expect(heldAtRest(jobs, { id: ID, state: 'stopped' })).toBe(false);
   });
 });
+
+describe('idle (a result handed back only when no other job holds the VM)', () => {
+  it('a Shut Down ended by a Force Off beside it waits for the Force Off, so Delete right after is not refused', async () => {
+    const jobs = new Jobs();
+    const off = deferred();
+    const stopping = jobs.run(ID, 'web', 'stop', async () => undefined);
+    const offing = jobs.run(ID, 'web', 'forceOff', () => off.promise);
+    await stopping;
+    let idle = false;
+    const waiting = jobs.idle(ID).then(() => (idle = true));
+    await new Promise((r) => setImmediate(r));
+    expect(idle).toBe(false);
+    off.resolve();
+    await offing;
+    await waiting;
+    expect(idle).toBe(true);
+    await expect(jobs.run(ID, 'web', 'delete', async () => 'deleted')).resolves.toBe('deleted');
+  });
+});

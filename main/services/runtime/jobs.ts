@@ -108,6 +108,11 @@ export class Jobs {
     this.waiting.set(id, waiting);
   }
 
+  /** Resolves once no job holds VM `id` (see afterJobs). */
+  idle(id: string): Promise<void> {
+    return new Promise((resolve) => this.afterJobs(id, resolve));
+  }
+
   /** Whether a job that could refuse another runs on VM `id` (anything but a query job). */
   holds(id: string): boolean {
     return (this.byVm.get(id) ?? []).some((s) => s.spec.kind !== 'query');
