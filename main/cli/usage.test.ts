@@ -168,7 +168,9 @@ describe('a name that starts with "-"', () => {
     for (const [command, spec] of Object.entries(COMMANDS)) {
       if (spec.positionals[0] !== 'NAME' || covered.has(command)) continue;
       const needed = spec.positionals.length - (spec.optionalPositionals ?? 0);
-      const rest = Array.from({ length: Math.max(0, needed - 1) }, (_, i) => `dash-arg-${i}`);
+      // Placeholders are paths inside the test's library, so a command that writes its argument
+      // (export NAME FILE) leaves nothing in the working folder.
+      const rest = Array.from({ length: Math.max(0, needed - 1) }, (_, i) => path.join(t.home, `dash-arg-${i}`));
       const r = await cli(command, '--', '-dash', ...rest);
       expect(r.stderr, `${command} -- -dash ${rest.join(' ')}`).not.toMatch(/No VM named|unknown option/);
       expect(badMentions(r.stderr), command).toEqual([]);
