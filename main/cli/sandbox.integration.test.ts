@@ -18,6 +18,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { hostEngine } from '../server/engine-host';
 import { runCli, runCliJson, type CliResult } from '../test-support/cli';
 import { makeTestHome, type TestHome } from '../test-support/home';
 import { qemuProcessesUnder } from '../test-support/qemu-procs';
@@ -227,6 +229,41 @@ describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop v
     expect(g!.hostname).toBe(HOSTNAME);
     expect(g!.os).toMatch(/Debian/);
   });
+
+  it('the Terminal stream runs an SSH session on a pty whose resize reaches the guest (stty size)', async () => {
+    // A long-lived engine, as `vivarium serve` and the app host it; its bridge serves the Terminal tab.
+    const hosted = await hostEngine({ env: t.env, http: { port: 0, staticDir: null }, engineSocket: false });
+    try {
+      const seen = await hosted.engine.services.vms.get(NAME);
+      expect({ state: seen.state, error: seen.error }).toEqual({ state: 'running', error: null });
+      const { url } = await hosted.bridge.openStream(NAME, 'terminal');
+      const ws = new WebSocket(url);
+      let out = '';
+      ws.on('message', (d: Buffer) => (out += d.toString('utf8')));
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      ws.send(JSON.stringify({ type: 'resize', cols: 100, rows: 30 }));
+      const waitFor = async (re: RegExp): Promise<void> => {
+        const until = Date.now() + 240_000;
+        while (!re.test(out)) {
+          if (Date.now() > until) throw new Error(`terminal: ${re} not seen; got:\n${out.slice(-2000)}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      ws.send(Buffer.from('hostname; stty size; echo SIZE-ONE\n'), { binary: true });
+      await waitFor(new RegExp(`${HOSTNAME}\\s+30 100\\s+SIZE-ONE`));
+      ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 43 }));
+      ws.send(Buffer.from('stty size; echo SIZE-TWO\n'), { binary: true });
+      await waitFor(/43 132\s+SIZE-TWO/);
+      const closed = new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
+      ws.send(Buffer.from('exit 3\n'), { binary: true });
+      expect(await closed).toEqual({ code: 1000, reason: 'ssh exited with 3' });
+    } finally {
+      await hosted.close();
+    }
+  }, 300_000);
 
   it('shuts down through the guest agent when the guest ignores the power button', async () => {
     // Make the guest ignore ACPI's power button (systemd-logind's HandlePowerKey).
