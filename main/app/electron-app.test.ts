@@ -701,27 +701,33 @@ describe('startApp with a fake Electron and a real engine', () => {
     expect(l.fake.errorBoxes[0]![1]).toMatch(/stopped working 4 times in a minute .*your virtual machines are not affected/);
   });
 
-  it('opens a double-clicked .vivarium file (open-file on macOS, argv elsewhere) and says plainly that import is not available yet', async () => {
+  it('imports a double-clicked .vivarium file (argv, open-file on macOS, a second instance) and opens its VM; a damaged one is refused with a sentence', async () => {
     const t = newHome();
-    const file = path.join(tempDir('viv-file-'), 'web server.vivarium');
-    fs.writeFileSync(file, 'not yet a real export');
-    const l = await launch(t, { argv: ['--no-sandbox', '.', file] });
-    const vms = l.started.hosted.engine.services.vms as unknown as Record<string, unknown>;
-    if (typeof vms['import'] === 'function') {
-      // Issue 10 landed: the file goes to the real import, which refuses this one with a sentence.
-      await waitFor(() => l.fake.errorBoxes.length === 1, 'the import error');
-      expect(l.fake.errorBoxes[0]![0]).toBe('Could not import web server.vivarium');
-      return;
-    }
-    await waitFor(() => l.fake.prompts.length === 1, 'the message about import');
-    expect(l.fake.prompts[0]!.options.message).toBe('This version of Vivarium cannot import VM files yet.');
-    expect(l.fake.prompts[0]!.options.detail).toContain('web server.vivarium was not opened');
+    const dir = tempDir('viv-file-');
+    const bogus = path.join(dir, 'web server.vivarium');
+    fs.writeFileSync(bogus, 'not a real export');
+    const l = await launch(t, { argv: ['--no-sandbox', '.', bogus] });
+    await waitFor(() => l.fake.errorBoxes.length === 1, 'the import error');
+    expect(l.fake.errorBoxes[0]![0]).toBe('Could not import web server.vivarium');
+    expect(await l.started.hosted.engine.services.vms.list()).toEqual([]);
+
+    // A real export, made by the engine, opened the macOS way and from a second instance.
+    const services = l.started.hosted.engine.services;
+    const vm = await services.vms.create({ name: 'exported', accel: 'tcg', memoryMiB: 128, cpus: 1, diskSizeBytes: 1024 ** 2, net: 'none', display: 'none' });
+    const file = path.join(dir, 'exported.vivarium');
+    await services.snapshots.exportVm(vm.id, file);
+    const windowsBefore = l.fake.windows().length;
     const macOpen = ev({});
     l.fake.app.emit('open-file', macOpen, file);
     expect(macOpen.defaultPrevented).toBe(true);
-    await waitFor(() => l.fake.prompts.length === 2, 'the second message');
+    await waitFor(() => l.fake.windows().length === windowsBefore + 1, "the imported VM's window");
     l.fake.app.emit('second-instance', ev({}), ['/opt/Vivarium/vivarium', file], '/');
-    await waitFor(() => l.fake.prompts.length === 3, 'the third message');
+    await waitFor(() => l.fake.windows().length === windowsBefore + 2, "the second imported VM's window");
+    // The export's name was taken, so the imports took the next free names; each got its own id.
+    const all = await services.vms.list();
+    expect(all.map((v) => v.name).sort()).toEqual(['exported', 'exported (2)', 'exported (3)']);
+    expect(new Set(all.map((v) => v.id)).size).toBe(3);
+    expect(l.fake.errorBoxes).toHaveLength(1);
   });
 
   it('has a tray listing VMs with their state; Start, Shut Down and Force Off from it act on a real VM', async () => {

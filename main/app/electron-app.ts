@@ -72,9 +72,6 @@ export interface AppDeps {
   readonly homeDir?: string;
 }
 
-/** The VmService method issue 10 adds for `vivarium import FILE`: (file, { name? }) → VmInfo. */
-const IMPORT_METHOD = 'import';
-
 export interface StartedApp {
   readonly hosted: HostedEngine;
   /** Opens the library window, or focuses it. */
@@ -478,28 +475,33 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     }
   }
 
-  /** Issue 10's import (`vivarium import FILE`), once the engine has it; until then, says so. */
+  /** A double-clicked `.vivarium` file is imported (`vivarium import FILE`) and its VM's window
+   *  opens; a partial or corrupt file is refused with the engine's sentence, and nothing is left. */
   async function importVmFile(file: string): Promise<void> {
-    const vms = hosted!.engine.services.vms as unknown as Record<string, unknown>;
-    const importer = vms[IMPORT_METHOD];
-    if (typeof importer !== 'function') {
-      showLibrary();
-      await dialog.showMessageBox({
-        type: 'info',
-        title: 'Vivarium',
-        message: 'This version of Vivarium cannot import VM files yet.',
-        detail: `${path.basename(file)} was not opened. Importing exported virtual machines (${VM_FILE_EXTENSION} files) comes in a later version.`,
-        buttons: ['OK'],
-        noLink: true,
-      });
-      return;
-    }
     try {
-      const vm = (await (importer as (f: string, o: object) => Promise<VmInfo>).call(vms, file, {})) as VmInfo;
-      showVm(vm.id);
+      showVm((await importUnderFreeName(file)).id);
     } catch (err) {
       showLibrary();
       dialog.showErrorBox(`Could not import ${path.basename(file)}`, err instanceof VivariumError ? err.message : String(err));
+    }
+  }
+
+  /** A double-click gives no chance to type a name: when the export's name is taken (a VM opened
+   *  twice, or exported from this library), it is imported as "NAME (2)", "NAME (3)", … */
+  async function importUnderFreeName(file: string): Promise<VmInfo> {
+    const snapshots = hosted!.engine.services.snapshots;
+    try {
+      return await snapshots.importVm(file, {});
+    } catch (err) {
+      const taken = err instanceof VivariumError && err.remedy?.kind === 'rename' ? err.remedy.taken : null;
+      if (taken === null) throw err;
+      for (let n = 2; ; n++) {
+        try {
+          return await snapshots.importVm(file, { name: `${taken} (${n})` });
+        } catch (again) {
+          if (n >= 50 || !(again instanceof VivariumError && again.remedy?.kind === 'rename')) throw again;
+        }
+      }
     }
   }
 
