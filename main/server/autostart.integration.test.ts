@@ -78,6 +78,13 @@ describe('autostart', () => {
     } finally {
       await next.close();
     }
+    // Autostart may be switched on a running VM (it changes nothing about it); CPUs may not.
+    expect((await cli(['edit', 'auto', '--no-autostart'])).code).toBe(0);
+    expect((await runCliJson<{ config: { autostart: boolean }; pid: number }>(['show', 'auto', '--json'], { env: t.env })).config.autostart).toBe(false);
+    expect((await byName('auto')).pid).toBe(pid);
+    const cpus = await cli(['edit', 'auto', '--cpus', '2']);
+    expect(cpus.code).toBe(1);
+    expect(cpus.stderr).toMatch(/running.*Shut it down/is);
     expect((await cli(['stop', 'auto', '--force'])).code).toBe(0);
   });
 

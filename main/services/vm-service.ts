@@ -52,6 +52,9 @@ export interface VmServiceDeps {
 /** How long `list` (short-lived hosts) asks each running QEMU for its real run state. */
 const LIVE_STATUS_MS = 500;
 
+
+/** Settings whose change never affects a running QEMU, so they may be edited while it runs. */
+const RUNNING_EDITABLE: ReadonlySet<string> = new Set(['autostart', 'os']);
 export class LocalVmService implements VmService {
   readonly library: Library;
   readonly runStates: RunStates;
@@ -171,7 +174,8 @@ export class LocalVmService implements VmService {
   async edit(ref: string, patch: EditVmSpec): Promise<VmInfo> {
     const entry = this.library.resolveOk(ref);
     return this.job(entry, 'edit', async () => {
-      this.assertStopped(entry, 'change its settings');
+      // Autostart and the OS label change nothing about a running QEMU: they may be edited any time.
+      if (Object.keys(patch).some((k) => !RUNNING_EDITABLE.has(k))) this.assertStopped(entry, 'change its settings');
       // A suspended VM resumes only on the command line it was saved from (drivers/qemu/suspender.ts).
       if (entry.config.suspended && Object.keys(patch).some((k) => k !== 'os' && k !== 'autostart')) {
         throw errors.state(`"${entry.config.name}" is suspended: its saved state only resumes with the settings it was saved with. Start it (it resumes where it was), shut it down, then change its settings.`, undefined, { remedy: { kind: 'start-vm', vm: entry.config.name } });
