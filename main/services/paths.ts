@@ -21,7 +21,6 @@ export const MEDIA_DIR = 'media';
 /** Files inside a VM bundle. */
 export const BundleFile = {
   config: 'config.json',
-  disk0: 'disk0.qcow2',
   uefiVars: 'efivars.qcow2',
   serialLog: 'serial.log',
   qemuLog: 'qemu.log',
