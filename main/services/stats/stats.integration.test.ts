@@ -169,7 +169,9 @@ describe('StatsEngine with a real TCG guest', () => {
     // A spinning vCPU keeps one host core busy; the margin allows for a host shared with other tests.
     expect(busiest).toBeGreaterThan(40);
     expect(busiest).toBeGreaterThan((idleVm.cpuPercent ?? 0) + 30);
-    expect(last.vcpuPercent![0]).toBeGreaterThan(25);
+    // The vCPU thread carries the spinning loop: its busiest interval shows it (the last one alone
+    // can fall while the other test worker holds the second core).
+    expect(Math.max(...figures.map((f) => f.vcpuPercent?.[0] ?? 0))).toBeGreaterThan(25);
     expect(fastest).toBeGreaterThan(0);
     expect(written).toBeGreaterThan(DD_MIB * MiB * 0.9);
     expect(written).toBeLessThan(DD_MIB * MiB * 1.15);
