@@ -1,6 +1,7 @@
 /** Checks shared by create and edit: files a person names, and limits of this host. */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { ErrorCode, errors, type SettingField } from '../../common/errors';
 import type { LibraryName } from '../../common/models/vm-settings';
 import type { QemuImg } from '../disks/qemu-img';
@@ -10,16 +11,16 @@ import { nameOf } from './resolve';
 
 /** The file at `p` exists, is a file (or block device) and is readable.
  *  @throws VivariumError invalid-argument on `field`, with a sentence naming `what` ("ISO image"). */
-export function assertReadableFile(field: SettingField, what: string, p: string): void {
+export async function assertReadableFile(field: SettingField, what: string, p: string): Promise<void> {
   let st: fs.Stats;
   try {
-    st = fs.statSync(p);
+    st = await fsp.stat(p);
   } catch {
     throw errors.field(ErrorCode.InvalidArgument, field, `${what} not found: ${p}. Check the path and try again.`);
   }
   if (!st.isFile() && !st.isBlockDevice()) throw errors.field(ErrorCode.InvalidArgument, field, `${what} ${p} is not a file. Give the path of the ${what.toLowerCase()} file.`);
   try {
-    fs.accessSync(p, fs.constants.R_OK);
+    await fsp.access(p, fs.constants.R_OK);
   } catch {
     throw errors.field(ErrorCode.InvalidArgument, field, `${what} ${p} is not readable by you. Fix its permissions and try again.`);
   }

@@ -44,7 +44,7 @@ export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Cr
     ['initrd', 'Initrd', spec.initrd],
     ['diskPath', 'Disk', spec.diskPath],
   ] as const) {
-    if (p !== undefined) assertReadableFile(field, what, p);
+    if (p !== undefined) await assertReadableFile(field, what, p);
   }
   // The CD must really be a CD image (not /etc/passwd, not a qcow2): disks/preflight.ts.
   if (spec.iso !== undefined) await checkCdImage(spec.iso);

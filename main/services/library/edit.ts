@@ -36,7 +36,7 @@ export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec):
     ['kernel', 'Kernel', patch.kernel],
     ['initrd', 'Initrd', patch.initrd],
   ] as const) {
-    if (typeof p === 'string') assertReadableFile(field, what, p);
+    if (typeof p === 'string') await assertReadableFile(field, what, p);
   }
   if (typeof patch.iso === 'string') await checkCdImage(patch.iso);
   const caps = await deps.host();
