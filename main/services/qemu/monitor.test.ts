@@ -112,6 +112,10 @@ describe('qmpClientConnected (is someone on the monitor, or is QEMU not answerin
     expect(await qmpClientConnected(vm.qmpPath)).toBe(false);
     // A SIGSTOPped QEMU accepts nothing: a connection waits in the backlog, never "connected".
     vm.proc.kill('SIGSTOP');
+    // kill() returns before a QEMU busy on the other core has stopped: wait until /proc says so.
+    for (let i = 0; i < 250 && !/^\d+ \(.*\) [Tt]/.test(fs.readFileSync(`/proc/${vm.proc.pid}/stat`, 'utf8')); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const waiting = net.createConnection(vm.qmpPath);
     await new Promise((r) => waiting.once('connect', r));
     expect(await qmpClientConnected(vm.qmpPath)).toBe(false);
