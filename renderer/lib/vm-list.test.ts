@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmStats } from '../../main/common/models/stats';
 import type { VmInfo, VmState } from '../../main/common/models/vm-state';
-import { applyVmChange, isSortKey, matchesFilter, visibleVms, vmMapFrom } from './vm-list';
+import { applyVmChange, isSortKey, isTypeAheadKey, matchesFilter, TYPE_AHEAD_EMPTY, TYPE_AHEAD_RESET_MS, typeAhead, visibleVms, vmMapFrom, type TypeAheadState } from './vm-list';
 
 const vm = (id: string, name: string, state: VmState = 'stopped'): VmInfo => ({
   id,
@@ -83,5 +83,56 @@ describe('visibleVms', () => {
   });
   it('sorts by name when there are no figures yet', () => {
     expect(visibleVms(map, '', 'cpu').map((v) => v.name)).toEqual(['Alpha', 'beta', 'vm9', 'vm10']);
+  });
+});
+
+describe('typeAhead', () => {
+  const names = ['alpine', 'Debian 12', 'debian-testing', 'Élan', 'fedora', 'dev box'];
+  /** Types `keys` one every `gap` ms from t=1000 on, returning each selected index. */
+  const type = (keys: string, gap = 100, start: TypeAheadState = TYPE_AHEAD_EMPTY, current = 0): (number | null)[] => {
+    let state = start;
+    let at = 1000;
+    let sel = current;
+    const out: (number | null)[] = [];
+    for (const k of keys) {
+      const r = typeAhead(state, k, at, names, sel);
+      state = r.state;
+      if (r.index !== null) sel = r.index;
+      out.push(r.index);
+      at += gap;
+    }
+    return out;
+  };
+
+  it('selects the first VM whose name starts with the letters typed, ignoring case and accents', () => {
+    expect(type('d')).toEqual([1]);
+    expect(type('deb')).toEqual([1, 1, 1]);
+    expect(type('debian-')).toEqual([1, 1, 1, 1, 1, 1, 2]);
+    expect(type('el')).toEqual([3, 3]);
+    expect(type('F')).toEqual([4]);
+  });
+  it('the same letter again moves on to the next VM starting with it, wrapping around', () => {
+    expect(type('ddd')).toEqual([1, 2, 5]);
+    expect(type('dddd')).toEqual([1, 2, 5, 1]);
+  });
+  it('starts a new search after a pause longer than the reset time', () => {
+    expect(type('df', 100)).toEqual([1, null]);
+    expect(type('df', TYPE_AHEAD_RESET_MS + 1)).toEqual([1, 4]);
+  });
+  it('returns null (keep the selection) when nothing matches', () => {
+    expect(type('z')).toEqual([null]);
+    expect(typeAhead(TYPE_AHEAD_EMPTY, 'a', 0, [], -1).index).toBeNull();
+  });
+  it('takes printable keys only; a space only inside a search', () => {
+    const key = (k: string, mods: Partial<Record<'ctrlKey' | 'altKey' | 'metaKey', boolean>> = {}) => ({ key: k, ctrlKey: false, altKey: false, metaKey: false, ...mods });
+    expect(isTypeAheadKey(key('a'), TYPE_AHEAD_EMPTY, 0)).toBe(true);
+    expect(isTypeAheadKey(key('a', { ctrlKey: true }), TYPE_AHEAD_EMPTY, 0)).toBe(false);
+    expect(isTypeAheadKey(key('ArrowDown'), TYPE_AHEAD_EMPTY, 0)).toBe(false);
+    expect(isTypeAheadKey(key('Enter'), TYPE_AHEAD_EMPTY, 0)).toBe(false);
+    expect(isTypeAheadKey(key(' '), TYPE_AHEAD_EMPTY, 0)).toBe(false);
+    const typing = { buffer: 'dev', at: 0 };
+    expect(isTypeAheadKey(key(' '), typing, 500)).toBe(true);
+    expect(isTypeAheadKey(key(' '), typing, TYPE_AHEAD_RESET_MS + 1)).toBe(false);
+    expect(type('dev b')).toEqual([1, 1, 5, 5, 5]);
   });
 });

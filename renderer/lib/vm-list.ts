@@ -104,3 +104,55 @@ export function visibleVms(map: VmMap, filter: string, sort: SortKey, ctx: SortC
   const cmp = COMPARATORS[sort];
   return [...map.values()].filter((vm) => matchesFilter(vm, filter)).sort((a, b) => cmp(a, b, ctx));
 }
+
+// ---- type-ahead ----------------------------------------------------------------------------------
+
+/** How long typed letters are remembered: a pause longer than this starts a new search (the WAI-ARIA
+ *  listbox pattern suggests about half a second to a second; file managers use about one). */
+export const TYPE_AHEAD_RESET_MS = 1000;
+
+/** What the library remembers between keystrokes. */
+export interface TypeAheadState {
+  /** The letters typed so far, as typed. */
+  readonly buffer: string;
+  /** When the last one was typed, in ms (any clock, as long as it is the same one). */
+  readonly at: number;
+}
+
+export const TYPE_AHEAD_EMPTY: TypeAheadState = { buffer: '', at: Number.NEGATIVE_INFINITY };
+
+/** Whether a key press is a character to search with (no Ctrl/Alt/Meta; a space only inside a
+ *  search, so that on its own it keeps its usual meaning). */
+export function isTypeAheadKey(e: { readonly key: string; readonly ctrlKey: boolean; readonly altKey: boolean; readonly metaKey: boolean }, state: TypeAheadState, now: number): boolean {
+  if (e.ctrlKey || e.altKey || e.metaKey || [...e.key].length !== 1) return false;
+  if (e.key === ' ') return state.buffer !== '' && now - state.at <= TYPE_AHEAD_RESET_MS;
+  return e.key.trim() !== '';
+}
+
+/**
+ * One keystroke of type-ahead over `names` (in the order shown). Typing selects the first name that
+ * starts with the letters typed within TYPE_AHEAD_RESET_MS of each other (case- and
+ * accent-insensitive); the same letter pressed again moves to the next name starting with it, as in
+ * file managers ("d d d" visits each VM starting with d). `current` is the index selected now (-1
+ * for none). Returns the new state and the index to select, or null when nothing matches (the
+ * selection then stays).
+ */
+export function typeAhead(state: TypeAheadState, key: string, now: number, names: readonly string[], current: number): { readonly state: TypeAheadState; readonly index: number | null } {
+  const buffer = (now - state.at > TYPE_AHEAD_RESET_MS ? '' : state.buffer) + key;
+  const next: TypeAheadState = { buffer, at: now };
+  const wanted = normalize(buffer);
+  const chars = [...wanted];
+  const starts = (i: number, prefix: string): boolean => normalize(names[i] ?? '').startsWith(prefix);
+  const count = names.length;
+  // The same letter again: cycle through the names starting with it, from after the current one.
+  if (chars.length > 1 && chars.every((c) => c === chars[0])) {
+    const letter = chars[0]!;
+    for (let step = 1; step <= count; step++) {
+      const i = (((current < 0 ? -1 : current) + step) % count + count) % count;
+      if (starts(i, letter)) return { state: next, index: i };
+    }
+    return { state: next, index: null };
+  }
+  for (let i = 0; i < count; i++) if (starts(i, wanted)) return { state: next, index: i };
+  return { state: next, index: null };
+}
