@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmConfig } from '../../main/common/models/vm-config';
 import { VM_STATES, type LastExit, type VmState } from '../../main/common/models/vm-state';
-import { STATE_LABELS, STATE_TONES, consoleSilentText, enabledActions, isActionEnabled, isLive, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
+import { STATE_LABELS, STATE_TONES, confirmationFor, consoleSilentText, enabledActions, isActionEnabled, isLive, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
 
 const config = { display: 'vnc' } as VmConfig;
 const headless = { display: 'none' } as VmConfig;
@@ -124,5 +124,25 @@ describe('consoleSilentText', () => {
   it('leaves a healthy or stopped VM to the link status', () => {
     expect(consoleSilentText({ state: 'running', error: null })).toBeNull();
     expect(consoleSilentText({ state: 'stopped', error: 'The disk image is gone.' })).toBeNull();
+  });
+});
+
+describe('confirmationFor', () => {
+  it('asks before Force Off and Reset of a running or paused guest, saying what is lost', () => {
+    for (const state of ['running', 'paused'] as const) {
+      const off = confirmationFor('forceOff', { name: 'web', state });
+      expect(off).toMatchObject({ title: 'Force off “web”?', confirmLabel: 'Force Off' });
+      expect(off?.text).toMatch(/not saved is lost/);
+      const reset = confirmationFor('reset', { name: 'web', state });
+      expect(reset).toMatchObject({ title: 'Reset “web”?', confirmLabel: 'Reset' });
+      expect(reset?.text).toMatch(/not saved is lost/);
+    }
+  });
+  it('does not ask for a start or shutdown that hangs, nor for other actions', () => {
+    for (const state of ['starting', 'stopping', 'stopped', 'suspended', 'broken'] as const) {
+      expect(confirmationFor('forceOff', { name: 'web', state })).toBeNull();
+      expect(confirmationFor('reset', { name: 'web', state })).toBeNull();
+    }
+    for (const action of ['start', 'shutdown', 'pause', 'delete'] as const) expect(confirmationFor(action, { name: 'web', state: 'running' })).toBeNull();
   });
 });

@@ -175,3 +175,42 @@ export function consoleSilentText(vm: Pick<VmInfo, 'state' | 'error'>): string |
   if (!vm.error || (vm.state !== 'running' && vm.state !== 'paused')) return null;
   return 'Connected, but receiving nothing: QEMU is not responding';
 }
+
+/** What a confirmation dialog says before an action that loses the guest's unsaved work. */
+export interface ActionConfirmation {
+  readonly title: string;
+  /** What is lost, and the gentler way to get there. */
+  readonly text: string;
+  /** The confirming button's label (the action's own name). */
+  readonly confirmLabel: string;
+}
+
+/**
+ * Whether `action` needs confirming for the VM as it is now, and what the dialog says: Force Off and
+ * Reset of a guest that is running (or paused: its memory is just as live) throw away whatever the
+ * guest has not written to its disks, like pulling the plug or pressing the reset button. A VM that
+ * is starting or already shutting down has nothing of the person's yet, and a Force Off there is the
+ * escape hatch for a start or shutdown that hangs: no question asked. Null when no confirmation is
+ * needed.
+ */
+export function confirmationFor(action: VmAction, vm: Pick<VmInfo, 'name' | 'state'>): ActionConfirmation | null {
+  if (vm.state !== 'running' && vm.state !== 'paused') return null;
+  switch (action) {
+    case 'forceOff':
+      return {
+        title: `Force off “${vm.name}”?`,
+        text:
+          'This cuts its power at once, like pulling the plug: the guest does not shut down, so anything it has not saved is lost, and its disks may need checking at the next start. Shut Down asks the guest to shut down cleanly.',
+        confirmLabel: 'Force Off',
+      };
+    case 'reset':
+      return {
+        title: `Reset “${vm.name}”?`,
+        text:
+          'This presses its reset button: the guest restarts at once without shutting down, so anything it has not saved is lost. To restart cleanly, restart from inside the guest.',
+        confirmLabel: 'Reset',
+      };
+    default:
+      return null;
+  }
+}
