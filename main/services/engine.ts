@@ -7,11 +7,14 @@ import { ErrorCode, VivariumError } from '../common/errors';
 import type { HostCapabilities } from '../common/models/host';
 import { Layout, makeLibraryPrivate } from './paths';
 import { defaultsFor } from './host-defaults';
+import { browseFolder } from './host/file-chooser';
+import * as os from 'node:os';
 import { hostReport, probeHost } from './qemu/host-probe';
 import { configNames, MediaManager } from './media/media-service';
 import { StatsEngine } from './stats/stats-service';
 import { LocalVmService as VmManager } from './vm-service';
 import { LocalSandboxService } from './sandbox/sandbox-service';
+import { openSystemTerminal } from './terminal/system-terminal';
 import { LocalDiskService } from './hardware/disk-service';
 import { LocalSnapshotService } from './snapshots/snapshot-service';
 
@@ -28,6 +31,8 @@ export interface EngineOptions {
   readonly console?: ConsoleService;
   readonly stats?: StatsService;
   readonly log?: (line: string) => void;
+  /** The desktop app: sandbox.openTerminal opens the user's terminal application (issue 11). */
+  readonly systemTerminal?: boolean;
 }
 
 export interface Engine {
@@ -60,6 +65,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
       return hostReport(await host(), layout);
     },
     defaults: async (o) => defaultsFor(await host(), o),
+    browse: (o) => browseFolder(o, { home: os.homedir() }),
   };
   // Built here unless the host brings its own; either way one sampler serves every client.
   let ownStats: StatsEngine | null = null;
@@ -74,7 +80,11 @@ export function createEngine(options: EngineOptions = {}): Engine {
   const services: Services = {
     media,
     snapshots,
-    sandbox: new LocalSandboxService({ vms: manager, layout }),
+    sandbox: new LocalSandboxService({
+      vms: manager,
+      layout,
+      ...(options.systemTerminal ? { openTerminal: (cmd, vm) => openSystemTerminal(cmd, { platform: process.platform, env, scriptDir: vm.runtimeDir, title: vm.name }) } : {}),
+    }),
     disks: new LocalDiskService({ vms: manager, layout, host }),
     vms: manager,
     host: hostService,

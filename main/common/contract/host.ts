@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { HostReport } from '../models/host-report';
 import { Arch } from '../models/vm-config';
 import type { HostDefaults } from '../models/vm-settings';
-import type { ServiceSchema } from './shared';
+import { AbsPath, type ServiceSchema } from './shared';
 
 export const HostDefaultsOptions = z
   .object({
@@ -12,6 +12,48 @@ export const HostDefaultsOptions = z
   })
   .strict();
 export type HostDefaultsOptions = z.infer<typeof HostDefaultsOptions>;
+
+/** Which files the file chooser lists besides folders (by extension, case-insensitive):
+ *  `iso` CD/DVD images; `disk` disk images and appliances (qcow2, raw, img, vmdk, vdi, vhd, vhdx,
+ *  ova, ovf); `images` both. */
+export const BrowseFilter = z.enum(['iso', 'disk', 'images']);
+export type BrowseFilter = z.infer<typeof BrowseFilter>;
+
+export const BrowseOptions = z
+  .object({
+    /** The folder to list (absolute; default: the user's home folder). Must lie inside home. */
+    path: AbsPath.optional(),
+    /** List names starting with "." too (default false). */
+    showHidden: z.boolean().optional(),
+    /** Default `images`. */
+    filter: BrowseFilter.optional(),
+  })
+  .strict();
+export type BrowseOptions = z.infer<typeof BrowseOptions>;
+
+/** One entry of a folder listing. `path` is absolute; `sizeBytes` is null for folders. */
+export interface BrowseEntry {
+  readonly name: string;
+  readonly path: string;
+  readonly kind: 'dir' | 'file';
+  readonly sizeBytes: number | null;
+}
+
+/** A folder as the file chooser shows it: folders first, then the matching files, each by name. */
+export interface BrowseListing {
+  /** The folder listed (symbolic links resolved). */
+  readonly path: string;
+  /** Its parent, or null at the home folder (the chooser goes no higher). */
+  readonly parent: string | null;
+  /** The home folder the chooser is rooted at. */
+  readonly root: string;
+  readonly entries: readonly BrowseEntry[];
+  /** True when the folder held more matching entries than a listing returns (see MAX_BROWSE_ENTRIES). */
+  readonly truncated: boolean;
+}
+
+/** The most entries one listing returns. */
+export const MAX_BROWSE_ENTRIES = 1000;
 
 export interface HostService {
   /** What this host can run: QEMU binaries, accelerators (and why not), firmware. */
@@ -23,12 +65,21 @@ export interface HostService {
    * (`newConfig` in main/common/models/vm-settings.ts).
    */
   defaults(options: HostDefaultsOptions): Promise<HostDefaults>;
+  /**
+   * The browser UI's file chooser (the desktop app uses the system's dialog): lists a folder inside
+   * the user's home folder — its folders and the ISO/disk-image files `filter` names, hidden names
+   * only when asked, at most MAX_BROWSE_ENTRIES. Never lists outside home: a path (or a symbolic
+   * link) that resolves outside it is refused, and links inside a folder that lead outside are left
+   * out. Errors: invalid-argument (outside home, or not a folder; `field` "path"), not-found.
+   */
+  browse(options: BrowseOptions): Promise<BrowseListing>;
 }
 
 export const hostSchema: ServiceSchema<HostService> = {
   methods: {
     doctor: z.tuple([]),
     defaults: z.tuple([HostDefaultsOptions]),
+    browse: z.tuple([BrowseOptions]),
   },
   events: [],
 };
