@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmConfig } from '../../main/common/models/vm-config';
 import { VM_STATES, type LastExit, type VmState } from '../../main/common/models/vm-state';
-import { STATE_LABELS, STATE_TONES, confirmationFor, consoleSilentText, enabledActions, isActionEnabled, isLive, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
+import { STATE_LABELS, STATE_TONES, confirmationFor, consoleSilentText, enabledActions, serialSilentText, isActionEnabled, isLive, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
 
 const config = { display: 'vnc' } as VmConfig;
 const headless = { display: 'none' } as VmConfig;
@@ -144,5 +144,13 @@ describe('confirmationFor', () => {
       expect(confirmationFor('reset', { name: 'web', state })).toBeNull();
     }
     for (const action of ['start', 'shutdown', 'pause', 'delete'] as const) expect(confirmationFor(action, { name: 'web', state: 'running' })).toBeNull();
+  });
+});
+
+describe('serialSilentText', () => {
+  it('says the guest wrote nothing yet and names the console for its architecture', () => {
+    expect(serialSilentText('x86_64')).toMatch(/^The guest has not written to its serial port yet — .*console=ttyS0/);
+    expect(serialSilentText('aarch64')).toContain('console=ttyAMA0');
+    expect(serialSilentText(undefined)).toContain('console=ttyS0');
   });
 });

@@ -214,3 +214,13 @@ export function confirmationFor(action: VmAction, vm: Pick<VmInfo, 'name' | 'sta
       return null;
   }
 }
+
+/**
+ * What the Serial tab says while the guest runs and has written nothing to its serial port: why that
+ * may be, and what makes a Linux guest use it (its console on the first serial port: ttyS0 on
+ * x86_64, ttyAMA0 on aarch64's PL011 — Linux's Documentation/admin-guide/serial-console.rst).
+ */
+export function serialSilentText(arch: 'x86_64' | 'aarch64' | undefined): string {
+  const port = arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0';
+  return `The guest has not written to its serial port yet — a Linux guest writes its boot messages and a login prompt here when its kernel command line has console=${port}; firmware, installers and desktops often use only the display.`;
+}

@@ -1,13 +1,22 @@
-/** The VM library: every VM as a card in a keyboard-navigable listbox, with filter and sort. */
-import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
+/**
+ * The VM library: every VM as a card in a keyboard-navigable listbox, with filter and sort, and the
+ * power actions a desktop app has there: Start / Shut Down / Force Off on the toolbar and in a
+ * context menu (right-click, the Menu key or Shift+F10), Delete on the Delete key, type-ahead.
+ */
+import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
+import { ConfirmDialog } from '../components/confirm-dialog';
+import { ContextMenu, type ContextMenuItem, type MenuPoint } from '../components/context-menu';
 import { Icon } from '../components/icons';
-import { NewVmDialog } from '../components/vm-dialogs';
+import { DeleteDialog, NewVmDialog } from '../components/vm-dialogs';
+import { useServices } from '../engine';
 import { useVmStatsSnapshot } from '../hooks/use-stats';
 import { useVmList } from '../hooks/use-vms';
 import { gridMove } from '../lib/keys';
 import { onMenuAction } from '../lib/menu-events';
-import { isSortKey, SORT_KEYS, SORT_LABELS, STATS_SORT_KEYS, visibleVms, type SortKey } from '../lib/vm-list';
+import { uiError, type UiError } from '../lib/remedy';
+import { confirmationFor, isActionEnabled, STATE_LABELS, type VmAction } from '../lib/vm-actions';
+import { isSortKey, isTypeAheadKey, SORT_KEYS, SORT_LABELS, STATS_SORT_KEYS, TYPE_AHEAD_EMPTY, typeAhead, visibleVms, type SortKey } from '../lib/vm-list';
 import { goToHost, openVmWindow } from '../navigation';
 import { HostStrip } from './host-strip';
 import { optionId, VmCard } from './vm-card';
@@ -23,6 +32,34 @@ function loadSort(): SortKey {
   }
 }
 
+/** What the library's toolbar and context menu can do to a VM. */
+type LibraryAction = 'open' | 'start' | 'shutdown' | 'reset' | 'forceOff' | 'delete';
+type PowerAction = Extract<VmAction, 'start' | 'shutdown' | 'reset' | 'forceOff'>;
+
+/** The context menu of `vm`: what applies now is enabled; "…" marks what asks first. */
+function menuItems(vm: VmInfo, busy: (action: PowerAction) => boolean): readonly ContextMenuItem<LibraryAction>[] {
+  const power = (key: PowerAction, label: string, extra: Partial<ContextMenuItem<LibraryAction>> = {}): ContextMenuItem<LibraryAction> => ({
+    key,
+    label: confirmationFor(key, vm) ? `${label}…` : label,
+    disabled: !isActionEnabled(key, vm) || busy(key),
+    ...extra,
+  });
+  return [
+    { key: 'open', label: 'Open', shortcut: 'Enter', disabled: vm.config === null },
+    power('start', 'Start', { separatorBefore: true }),
+    power('shutdown', 'Shut Down'),
+    power('reset', 'Reset'),
+    power('forceOff', 'Force Off', { danger: true }),
+    { key: 'delete', label: 'Delete…', shortcut: 'Delete', danger: true, separatorBefore: true, disabled: !isActionEnabled('delete', vm) },
+  ];
+}
+
+/** What the library says above the list after an action: its failure (with the engine's remedy as
+ *  text), what the engine thought worth telling, or why a key did nothing. */
+type LibraryBanner =
+  | { readonly kind: 'error'; readonly vmName: string; readonly error: UiError }
+  | { readonly kind: 'notice'; readonly text: string };
+
 /** How many columns the CSS grid laid out (its computed track list has one size per column). */
 function gridColumns(el: HTMLElement | null): number {
   if (!el) return 1;
@@ -36,7 +73,14 @@ export function Library(): ReactNode {
   const [sort, setSort] = useState<SortKey>(loadSort);
   const [selectedId, setSelectedId] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
+  const [menu, setMenu] = useState<{ readonly id: string; readonly at: MenuPoint } | null>(null);
+  const [confirming, setConfirming] = useState<{ readonly id: string; readonly action: PowerAction } | null>(null);
+  const [deletingId, setDeletingId] = useState<string | null>(null);
+  const [pending, setPending] = useState<ReadonlySet<string>>(new Set());
+  const [banner, setBanner] = useState<LibraryBanner | null>(null);
+  const typed = useRef(TYPE_AHEAD_EMPTY);
   const listRef = useRef<HTMLDivElement>(null);
+  const services = useServices();
 
   // The app menu's New VM (Electron) opens the same dialog as the button.
   useEffect(() => onMenuAction((action) => (action === 'new-vm' ? (setCreating(true), true) : false)), []);
@@ -65,11 +109,96 @@ export function Library(): ReactNode {
     if (focus) document.getElementById(optionId(vm.id))?.focus();
   };
 
+  const byId = (id: string): VmInfo | null => all?.get(id) ?? null;
+  const pendingKey = (id: string, action: PowerAction): string => `${id}:${action}`;
+  const busy = (vm: VmInfo, action: PowerAction): boolean => pending.has(pendingKey(vm.id, action));
+
+  /** Runs a power action now (after any confirmation). */
+  const perform = async (vm: VmInfo, action: PowerAction): Promise<void> => {
+    const key = pendingKey(vm.id, action);
+    setBanner(null);
+    setPending((p) => new Set(p).add(key));
+    try {
+      const result =
+        action === 'start'
+          ? await services.vms.start(vm.id, {})
+          : action === 'shutdown'
+            ? await services.vms.stop(vm.id, {})
+            : action === 'forceOff'
+              ? await services.vms.stop(vm.id, { force: true })
+              : await services.vms.reset(vm.id);
+      if (result) upsert(result);
+      if (result?.notices?.length) setBanner({ kind: 'notice', text: `${vm.name}: ${result.notices.join(' ')}` });
+    } catch (err) {
+      setBanner({ kind: 'error', vmName: vm.name, error: uiError(err, 'window') });
+    } finally {
+      setPending((p) => {
+        const next = new Set(p);
+        next.delete(key);
+        return next;
+      });
+    }
+  };
+
+  /** What the toolbar, the context menu and the keys ask for: opened, confirmed first, or done. */
+  const request = (vm: VmInfo, action: LibraryAction): void => {
+    setMenu(null);
+    if (action === 'open') {
+      if (vm.config) openVmWindow(vm.id);
+      return;
+    }
+    if (action === 'delete') {
+      if (isActionEnabled('delete', vm)) setDeletingId(vm.id);
+      // The Delete key on a running VM says why nothing happens, instead of nothing.
+      else setBanner({ kind: 'notice', text: `“${vm.name}” is ${STATE_LABELS[vm.state].toLowerCase()}: shut it down before deleting it.` });
+      return;
+    }
+    if (!isActionEnabled(action, vm) || busy(vm, action)) return;
+    if (confirmationFor(action, vm)) setConfirming({ id: vm.id, action });
+    else void perform(vm, action);
+  };
+
+  /** The context menu for `vm`, at the pointer or (from the keyboard) under the card's name. */
+  const openMenu = (vm: VmInfo, at: MenuPoint | null): void => {
+    // The card takes the focus, so it gets it back when the menu closes.
+    select(vm, true);
+    const card = document.getElementById(optionId(vm.id));
+    const box = card?.getBoundingClientRect();
+    setMenu({ id: vm.id, at: at ?? (box ? { x: box.left + 12, y: box.top + Math.min(box.height, 48) } : { x: 12, y: 12 }) });
+  };
+
+  const onCardContextMenu = (vm: VmInfo, e: MouseEvent<HTMLDivElement>): void => {
+    e.preventDefault();
+    // A contextmenu from the keyboard carries no pointer position on the card: anchor to the card.
+    const box = e.currentTarget.getBoundingClientRect();
+    const onCard = e.clientX >= box.left && e.clientX <= box.right && e.clientY >= box.top && e.clientY <= box.bottom && (e.clientX !== 0 || e.clientY !== 0);
+    openMenu(vm, onCard ? { x: e.clientX, y: e.clientY } : null);
+  };
+
   const onListKeyDown = (e: KeyboardEvent<HTMLDivElement>): void => {
     if (!selected) return;
     if (e.key === 'Enter') {
       e.preventDefault();
       openVmWindow(selected.id);
+      return;
+    }
+    if (e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey)) {
+      e.preventDefault();
+      openMenu(selected, null);
+      return;
+    }
+    if (e.key === 'Delete' && !e.ctrlKey && !e.altKey && !e.metaKey) {
+      e.preventDefault();
+      request(selected, 'delete');
+      return;
+    }
+    const now = performance.now();
+    if (isTypeAheadKey(e, typed.current, now)) {
+      e.preventDefault();
+      const r = typeAhead(typed.current, e.key, now, vms.map((v) => v.name), vms.indexOf(selected));
+      typed.current = r.state;
+      const vm = r.index === null ? null : vms[r.index];
+      if (vm) select(vm, true);
       return;
     }
     const next = gridMove(e.key, vms.indexOf(selected), vms.length, gridColumns(listRef.current));
@@ -91,6 +220,25 @@ export function Library(): ReactNode {
           <Icon name="open" />
           Open
         </button>
+        <div className="toolbar-group" role="group" aria-label="Power">
+          <button type="button" className="btn" disabled={!selected || !isActionEnabled('start', selected) || busy(selected, 'start')} onClick={() => selected && request(selected, 'start')}>
+            <Icon name="play" />
+            Start
+          </button>
+          <button type="button" className="btn" disabled={!selected || !isActionEnabled('shutdown', selected) || busy(selected, 'shutdown')} onClick={() => selected && request(selected, 'shutdown')}>
+            <Icon name="power" />
+            Shut Down
+          </button>
+          <button
+            type="button"
+            className="btn btn-tool-danger"
+            disabled={!selected || !isActionEnabled('forceOff', selected) || busy(selected, 'forceOff')}
+            onClick={() => selected && request(selected, 'forceOff')}
+          >
+            <Icon name="plug" />
+            Force Off
+          </button>
+        </div>
         <button type="button" className="btn" onClick={goToHost}>
           <Icon name="chart" />
           Host
@@ -128,6 +276,25 @@ export function Library(): ReactNode {
       <HostStrip />
 
       <main className="library-main">
+        {banner?.kind === 'error' && (
+          <div className="banner banner-danger" role="alert" data-testid="library-action-error">
+            <span>
+              {banner.vmName}: {banner.error.message}
+              {banner.error.remedy && banner.error.remedy.kind !== 'field' ? ` ${banner.error.remedy.text}` : ''}
+            </span>
+            <button type="button" className="btn btn-small btn-ghost" onClick={() => setBanner(null)}>
+              Dismiss
+            </button>
+          </div>
+        )}
+        {banner?.kind === 'notice' && (
+          <div className="banner banner-warning" role="status" data-testid="library-notice">
+            <span>{banner.text}</span>
+            <button type="button" className="btn btn-small btn-ghost" onClick={() => setBanner(null)}>
+              Dismiss
+            </button>
+          </div>
+        )}
         {list.kind === 'loading' && <p className="empty muted">Loading VMs…</p>}
         {list.kind === 'error' && (
           <div className="notice notice-danger" role="alert">
@@ -154,6 +321,7 @@ export function Library(): ReactNode {
                 selected={vm.id === selected?.id}
                 onSelect={() => select(vm, false)}
                 onOpen={() => openVmWindow(vm.id)}
+                onContextMenu={(e) => onCardContextMenu(vm, e)}
               />
             ))}
           </div>
@@ -169,6 +337,37 @@ export function Library(): ReactNode {
         )}
       </footer>
 
+      {menu && byId(menu.id) && (
+        <ContextMenu<LibraryAction>
+          label={`Actions for ${byId(menu.id)!.name}`}
+          items={menuItems(byId(menu.id)!, (a) => busy(byId(menu.id)!, a))}
+          at={menu.at}
+          onSelect={(action) => request(byId(menu.id)!, action)}
+          onClose={() => setMenu(null)}
+        />
+      )}
+      {confirming && byId(confirming.id) && confirmationFor(confirming.action, byId(confirming.id)!) && (
+        <ConfirmDialog
+          confirmation={confirmationFor(confirming.action, byId(confirming.id)!)!}
+          onClose={() => setConfirming(null)}
+          onConfirm={() => {
+            const vm = byId(confirming.id);
+            setConfirming(null);
+            if (vm) void perform(vm, confirming.action);
+          }}
+        />
+      )}
+      {deletingId && byId(deletingId) && (
+        <DeleteDialog
+          vm={byId(deletingId)!}
+          onClose={() => setDeletingId(null)}
+          onDeleted={() => {
+            setDeletingId(null);
+            // The next VM is selected (the list drops the deleted one on its change event).
+            requestAnimationFrame(() => listRef.current?.querySelector<HTMLElement>('[role="option"][tabindex="0"]')?.focus());
+          }}
+        />
+      )}
       {creating && (
         <NewVmDialog
           onClose={() => setCreating(false)}

@@ -10,7 +10,7 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { useServices } from '../engine';
 import { usePrefersDark } from '../hooks/use-visibility';
-import { consoleSilentText, isLive } from '../lib/vm-actions';
+import { consoleSilentText, isLive, serialSilentText } from '../lib/vm-actions';
 import { streamUrlForPage } from '../lib/stream-url';
 import { startStreamSession } from '../lib/stream-session';
 
@@ -44,6 +44,10 @@ export function SerialConsole({ vm, active, focusRequest = 0 }: { readonly vm: V
   const [status, setStatus] = useState<LinkStatus>('idle');
   const [linkError, setLinkError] = useState<string | null>(null);
   const [showingLog, setShowingLog] = useState(false);
+  // Connected to this run and not one byte from the guest yet (the stream starts with what it wrote
+  // so far, so a guest that wrote before the window opened is not silent).
+  const [silent, setSilent] = useState(false);
+  const silentRef = useRef(false);
 
   // The terminal lives as long as the tab panel; connections come and go with VM runs.
   useEffect(() => {
@@ -125,6 +129,8 @@ export function SerialConsole({ vm, active, focusRequest = 0 }: { readonly vm: V
     if (runKey === null) {
       setStatus('idle');
       setLinkError(null);
+      silentRef.current = false;
+      setSilent(false);
       return;
     }
     return startStreamSession({
@@ -140,11 +146,18 @@ export function SerialConsole({ vm, active, focusRequest = 0 }: { readonly vm: V
           setShowingLog(false);
           // The stream starts with the scrollback: start from a clean screen so nothing repeats.
           termRef.current?.reset();
+          silentRef.current = true;
+          setSilent(true);
         };
         socket.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
           const term = termRef.current;
           if (!term) return;
           hadOutputRef.current = true;
+          const size = typeof e.data === 'string' ? e.data.length : e.data.byteLength;
+          if (silentRef.current && size > 0) {
+            silentRef.current = false;
+            setSilent(false);
+          }
           term.write(typeof e.data === 'string' ? e.data : new Uint8Array(e.data));
         };
         socket.onclose = () => {
@@ -176,6 +189,11 @@ export function SerialConsole({ vm, active, focusRequest = 0 }: { readonly vm: V
           {status === 'idle' ? (showingLog ? 'Not running — last output' : 'Not running') : status === 'connected' ? (consoleSilentText(vm) ?? 'Connected') : serialStatusLabel(status)}
         </span>
       </div>
+      {silent && status === 'connected' && !consoleSilentText(vm) && (
+        <p className="serial-silent muted" role="status" data-testid="serial-silent">
+          {serialSilentText(vm.config?.arch)}
+        </p>
+      )}
       <div className="serial-frame">
         <div ref={hostRef} className="serial-host" role="region" aria-label="Serial console" data-testid="serial-console" />
       </div>

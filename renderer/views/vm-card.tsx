@@ -1,4 +1,4 @@
-import { useMemo, useRef, type ReactNode } from 'react';
+import { useMemo, useRef, type MouseEvent, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { Icon } from '../components/icons';
 import { StateBadge } from '../components/state-badge';
@@ -21,6 +21,8 @@ export function VmCard(props: {
   readonly selected: boolean;
   readonly onSelect: () => void;
   readonly onOpen: () => void;
+  /** Right-click, or the Menu key / Shift+F10 when the browser turns them into a contextmenu event. */
+  readonly onContextMenu: (e: MouseEvent<HTMLDivElement>) => void;
 }): ReactNode {
   const { vm, selected } = props;
   const ref = useRef<HTMLDivElement>(null);
@@ -49,6 +51,7 @@ export function VmCard(props: {
         if (e.target === e.currentTarget && !selected) props.onSelect();
       }}
       onDoubleClick={props.onOpen}
+      onContextMenu={props.onContextMenu}
     >
       <div className="vm-thumb">
         {thumb ? (

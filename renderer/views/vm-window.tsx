@@ -1,6 +1,7 @@
 /** A VM's own window (#/vm/<id>): power toolbar, Display and Serial consoles, settings, delete. */
 import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
+import { ConfirmDialog } from '../components/confirm-dialog';
 import { Icon, type IconName } from '../components/icons';
 import { StateBadge } from '../components/state-badge';
 import { Tabs } from '../components/tabs';
@@ -11,7 +12,7 @@ import { uiError, type RemedyAction, type UiError } from '../lib/remedy';
 import { onMenuAction } from '../lib/menu-events';
 import type { MenuAction } from '../../main/common/menu-actions';
 import { base64ToBytes, formatOsArch, formatResources, screenshotFileName } from '../lib/format';
-import { hasDisplay, isActionEnabled, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
+import { confirmationFor, hasDisplay, isActionEnabled, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
 import { routeHash } from '../lib/router';
 import { leaveVmWindow } from '../navigation';
 import { DisplayConsole } from './display-console';
@@ -114,6 +115,8 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const services = useServices();
   const [tab, setTab] = useState<ConsoleTab>(() => (hasDisplay(vm) ? 'display' : 'serial'));
   const [dialog, setDialog] = useState<OpenDialog>(null);
+  // Force Off or Reset of a running guest, waiting for the person to confirm.
+  const [confirming, setConfirming] = useState<'forceOff' | 'reset' | null>(null);
   const [pending, setPending] = useState<ReadonlySet<VmAction>>(new Set());
   const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction }) | null>(null);
   // What the engine said is worth knowing about the last action (UEFI settings reset at start…).
@@ -178,13 +181,20 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   };
 
+  const confirmed = {
+    reset: () => void run('reset', () => services.vms.reset(vm.id)),
+    forceOff: () => void run('forceOff', () => services.vms.stop(vm.id, { force: true })),
+  };
+
   const handlers: Readonly<Record<VmAction, () => void>> = {
     start: () => void run('start', () => services.vms.start(vm.id, {})),
     pause: () => void run('pause', () => services.vms.pause(vm.id)),
     resume: () => void run('resume', () => services.vms.resume(vm.id)),
-    reset: () => void run('reset', () => services.vms.reset(vm.id)),
+    // Asked first while the guest runs (it loses what it has not saved); Force Off Now while a
+    // shutdown hangs, and Force Off of a start that hangs, act at once.
+    reset: () => (confirmationFor('reset', vm) ? setConfirming('reset') : confirmed.reset()),
     shutdown: () => void run('shutdown', () => services.vms.stop(vm.id, {})),
-    forceOff: () => void run('forceOff', () => services.vms.stop(vm.id, { force: true })),
+    forceOff: () => (confirmationFor('forceOff', vm) ? setConfirming('forceOff') : confirmed.forceOff()),
     ctrlAltDel: () => void run('ctrlAltDel', () => services.vms.sendKeys(vm.id, ['ctrl', 'alt', 'delete'])),
     screenshot: () => void run('screenshot', screenshot),
     settings: () => setDialog('settings'),
@@ -371,6 +381,17 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
         ]}
       />
 
+      {confirming && confirmationFor(confirming, vm) && (
+        <ConfirmDialog
+          confirmation={confirmationFor(confirming, vm)!}
+          onClose={() => setConfirming(null)}
+          onConfirm={() => {
+            setConfirming(null);
+            // The state may have moved on while the dialog was open: act only if it still applies.
+            if (isActionEnabled(confirming, vm) && !pending.has(confirming)) confirmed[confirming]();
+          }}
+        />
+      )}
       {dialog === 'settings' && c && (
         <SettingsDialog
           vm={vm}
