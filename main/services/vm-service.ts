@@ -16,7 +16,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { CreateVmSpec, DeleteOptions, EditVmSpec, StartOptions, StopOptions, VmService } from '../common/contract';
+import type { CreatePreview, CreateVmSpec, DeleteOptions, EditVmSpec, StartOptions, StopOptions, VmService } from '../common/contract';
 import { errors, VivariumError } from '../common/errors';
 import type { VmConfig } from '../common/models/vm-config';
 import type { HostCapabilities } from '../common/models/host';
@@ -26,7 +26,7 @@ import type { BundleEntry } from './bundles/bundle-store';
 import { hasKeySender, hasScreenshotter, type DriverVm, type LiveStatus, type VmDriver } from './drivers/driver';
 import { ioErrorCause, notRespondingWhy, QemuDriver } from './drivers/qemu/qemu-driver';
 import { Emitter } from './emitter';
-import { createVm } from './library/create';
+import { createVm, planCreate } from './library/create';
 import { deleteVm } from './library/delete';
 import { editVm } from './library/edit';
 import { byName, toVmInfo } from './library/info';
@@ -169,6 +169,12 @@ export class LocalVmService implements VmService {
     const notices = [...warnings.map(noticeText), ...(await this.sharedDiskNotices(config))];
     for (const n of notices) this.events.append(config.id, `warning: ${n}`);
     return withNotices(this.emitInfo(config.id), notices);
+  }
+
+  /** `create` without the writing: the checks and the QEMU command line (vms.preview). */
+  async preview(spec: CreateVmSpec): Promise<CreatePreview> {
+    const { plan, warnings } = await planCreate({ library: this.library, host: this.deps.host }, spec);
+    return { argv: [plan.binary, ...plan.args], accel: plan.accel, notices: warnings.map(noticeText) };
   }
 
   async edit(ref: string, patch: EditVmSpec): Promise<VmInfo> {

@@ -178,10 +178,28 @@ export const KeyCombo = z.array(z.string().regex(/^[a-z0-9_]{1,20}$/)).min(1).ma
 export const MAX_SERIAL_LOG_READ_BYTES = 16 * 1024 * 1024;
 export const SerialLogOptions = z.object({ maxBytes: z.number().int().min(1).max(MAX_SERIAL_LOG_READ_BYTES).optional() }).strict();
 
+/** What a create would do, worked out without writing anything (`vms.preview`). */
+export interface CreatePreview {
+  /** The QEMU command line the VM would start with on this host, binary first, one argument each
+   *  (no shell). Paths inside the VM's folder use an id picked for the preview; the real create
+   *  picks its own. */
+  readonly argv: readonly string[];
+  /** The accelerator QEMU would run with (`auto` resolved). */
+  readonly accel: string;
+  /** Sentences about settings that work but are unwise, as `create` would return them. */
+  readonly notices: readonly string[];
+}
+
 export interface VmService {
   list(): Promise<readonly VmInfo[]>;
   get(ref: string): Promise<VmDetails>;
   create(spec: CreateVmSpec): Promise<VmInfo>;
+  /**
+   * A dry run of `create`: every check it makes (files, images, settings, this host) and the launch
+   * plan it would start with, without writing anything (the New VM wizard's summary). Same errors as
+   * `create`, with the same `field`s.
+   */
+  preview(spec: CreateVmSpec): Promise<CreatePreview>;
   edit(ref: string, patch: EditVmSpec): Promise<VmInfo>;
   /** Removes the VM. With keepDisks, its own disk images are moved out of the bundle first; the
    *  result lists where they went. */
@@ -204,6 +222,7 @@ export const vmsSchema: ServiceSchema<VmService> = {
     list: z.tuple([]),
     get: z.tuple([VmRef]),
     create: z.tuple([CreateVmSpec]),
+    preview: z.tuple([CreateVmSpec]),
     edit: z.tuple([VmRef, EditVmSpec]),
     delete: z.tuple([VmRef, DeleteOptions]),
     start: z.tuple([VmRef, StartOptions]),

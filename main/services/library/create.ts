@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CreateVmSpec } from '../../common/contract';
 import type { HostCapabilities } from '../../common/models/host';
+import type { LaunchPlan } from '../qemu/launch-plan';
 import type { DiskFormat, VmConfig } from '../../common/models/vm-config';
 import { newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
 import { checkCdImage, checkDiskImage } from '../disks/preflight';
@@ -14,8 +15,8 @@ import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
 import { buildQemuArgs, uefiFirmwareFor } from '../qemu/argv';
-import { prepareImport } from '../imports/create-import';
-import { prepareCloud } from '../sandbox/cloud-create';
+import { prepareImport, type PreparedImport } from '../imports/create-import';
+import { prepareCloud, type PreparedCloud } from '../sandbox/cloud-create';
 import { assertReadableFile, libraryNames, makeUefiVars, randomMac } from './checks';
 import type { Library } from './library';
 
@@ -35,6 +36,38 @@ export interface Created {
  * @throws VivariumError with field and remedy: invalid-argument, already-exists, qemu-missing, unsupported
  */
 export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Created> {
+  const { library } = deps;
+  const { config, warnings, caps, cloud, imported } = await planCreate(deps, spec);
+  const uefi = config.uefiVars !== null ? uefiFirmwareFor(config, caps) : undefined;
+  const qemuImg = new QemuImg(caps.qemuImg);
+  const size = spec.diskSizeBytes ?? 20 * 1024 ** 3;
+  await library.store.create(config, async (dir) => {
+    if (cloud) await cloud.materialize(dir, config);
+    else if (imported?.copies) await imported.materialize(dir, config);
+    else for (const d of config.disks) {
+      if ('bundle' in d.source) await qemuImg.createQcow2(`${dir}/${d.source.bundle}`, size);
+    }
+    if (uefi && config.uefiVars !== null) await makeUefiVars(qemuImg, uefi.varsTemplate, uefi.varsFormat, `${dir}/${config.uefiVars}`);
+  });
+  return { config, warnings };
+}
+
+/** A create worked out but not written: the config, its warnings, and the QEMU launch plan it would
+ *  start with on this host. */
+export interface CreatePlan extends Created {
+  readonly caps: HostCapabilities;
+  readonly plan: LaunchPlan;
+  readonly cloud: PreparedCloud | null;
+  readonly imported: PreparedImport | null;
+}
+
+/**
+ * Everything a create checks and decides, without writing anything (the `vms.preview` dry run and
+ * `createVm` share it): files named are readable and of the right kind, an import or cloud image is
+ * inspected, the settings rules applied, and the command line built for this host.
+ * @throws the same VivariumErrors as createVm
+ */
+export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<CreatePlan> {
   const { library } = deps;
   const layout = library.layout;
   const caps = await deps.host();
@@ -65,18 +98,7 @@ export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Cr
     }),
   );
   const config = cloud ? cloud.complete(made, layout.bundle(made.id).dir) : imported ? imported.complete(made) : made;
-  const uefi = config.uefiVars !== null ? uefiFirmwareFor(config, caps) : undefined;
   // Fail before writing anything if this host can't build a command line for it.
-  buildQemuArgs(config, caps, layout.paths(config.id));
-  const qemuImg = new QemuImg(caps.qemuImg);
-  const size = spec.diskSizeBytes ?? 20 * 1024 ** 3;
-  await library.store.create(config, async (dir) => {
-    if (cloud) await cloud.materialize(dir, config);
-    else if (imported?.copies) await imported.materialize(dir, config);
-    else for (const d of config.disks) {
-      if ('bundle' in d.source) await qemuImg.createQcow2(`${dir}/${d.source.bundle}`, size);
-    }
-    if (uefi && config.uefiVars !== null) await makeUefiVars(qemuImg, uefi.varsTemplate, uefi.varsFormat, `${dir}/${config.uefiVars}`);
-  });
-  return { config, warnings };
+  const plan = buildQemuArgs(config, caps, layout.paths(config.id));
+  return { config, warnings, caps, plan, cloud, imported };
 }
