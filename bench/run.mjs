@@ -8,6 +8,7 @@ const suites = [
   ['app', './app.bench.mjs'],
   ['stats', './stats.bench.mjs'],
   ['install', './install.bench.mjs'],
+  ['snapshots', './snapshots.bench.mjs'],
 ];
 const only = process.argv[2];
 const rows = [];

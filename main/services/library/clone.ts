@@ -16,6 +16,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { CloneSpec } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
@@ -97,9 +98,12 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
           const topFile = abs(d.source);
           const chainBelow: BackingLayer[] = [{ source: { path: topFile }, format: d.format }, ...d.backing.map((l) => absLayer(l, abs))];
           const srcOverlay = `${d.id}-${stamp}.qcow2`;
-          await createOverlay(qemuImg, topFile, d.format, src.file(srcOverlay));
+          // Both overlays are the same empty qcow2 naming the same base by its absolute path: make
+          // one with qemu-img, copy it for the other (one process per disk, not four).
+          const cloneOverlay = `${dir}/${bundleDiskFile(d.id)}`;
+          await createOverlay(qemuImg, topFile, d.format, cloneOverlay);
+          await fsp.copyFile(cloneOverlay, src.file(srcOverlay), fs.constants.COPYFILE_EXCL);
           made.push(src.file(srcOverlay));
-          await createOverlay(qemuImg, topFile, d.format, `${dir}/${bundleDiskFile(d.id)}`);
           // The source's own chain keeps bundle-relative names for files in its folder.
           sourceDisks.push({
             ...d,
@@ -117,9 +121,10 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
       for (const f of made) await fsp.rm(f, { force: true });
       throw e;
     }
-    // Only now switch the source onto its overlay, and freeze the base (no one writes it again).
+    // Only now switch the source onto its overlay, and freeze the base (no one writes it again;
+    // owner-only like everything in the library: 0400).
     library.store.save({ ...source.config, disks: sourceDisks });
-    for (const f of frozen) await fsp.chmod(f, 0o444).catch(() => undefined);
+    for (const f of frozen) await fsp.chmod(f, 0o400).catch(() => undefined);
     deps.progress?.(1);
     return { config: base };
   }
@@ -170,20 +175,33 @@ function run(binary: string, args: readonly string[]): Promise<void> {
 
 /** A qcow2 overlay at `out` on `base` (whose header names `base` by its absolute path). */
 async function createOverlay(qemuImg: string, base: string, baseFormat: string, out: string): Promise<void> {
-  // -u: do not open the base (its size is read from the base's header below instead).
-  const size = await virtualSize(qemuImg, base, baseFormat);
+  // -u: do not open the base (nor whatever its header names below it); its size comes from its
+  // own header instead, read here without another qemu-img process.
+  const size = await imageVirtualSize(base, baseFormat);
   await run(qemuImg, ['create', '-q', '-u', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', base, '-F', baseFormat, out, String(size)]);
 }
 
-function virtualSize(qemuImg: string, file: string, format: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    execFile(qemuImg, ['info', '-U', '-f', format, '--output=json', file], { timeout: 30_000 }, (err, stdout) => {
-      if (err) return reject(errors.qemu(`qemu-img info failed on ${file}: ${err.message}`));
-      const j = JSON.parse(stdout) as { 'virtual-size'?: unknown };
-      if (typeof j['virtual-size'] === 'number') resolve(j['virtual-size']);
-      else reject(errors.qemu(`qemu-img info gave no size for ${file}.`));
-    });
-  });
+/** "QFI\xfb": the first four bytes of every qcow2 image. */
+const QCOW2_MAGIC = 0x514649fb;
+
+/**
+ * The virtual size of an image in bytes: a raw image's file size, or a qcow2 image's header field
+ * `size` (big-endian u64 at byte 24; QEMU docs/interop/qcow2.txt, "Header").
+ * @throws VivariumError qemu-failed when the file is not what `format` says.
+ */
+export async function imageVirtualSize(file: string, format: string): Promise<number> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    if (format === 'raw') return (await fh.stat()).size;
+    const head = Buffer.alloc(32);
+    const { bytesRead } = await fh.read(head, 0, 32, 0);
+    if (bytesRead < 32 || head.readUInt32BE(0) !== QCOW2_MAGIC) throw errors.qemu(`${file} is not a qcow2 image (its header is not one).`);
+    const size = head.readBigUInt64BE(24);
+    if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw errors.qemu(`${file} says it is ${size} bytes, more than Vivarium can handle.`);
+    return Number(size);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The JSON image spec of a chain with an explicit bottom (`backing: null`): whatever backing file

@@ -309,12 +309,14 @@ export class LocalSnapshotService implements SnapshotService {
       });
     }
     const vmKey = { id: entry.id, name: entry.config.name };
-    const rs = this.deps.vms.runStates.get(vmKey, await scanQemuProcesses());
+    // One scan of the host's processes serves both looks (it is most of a quick clone's time); a
+    // QEMU started after it cannot be ours: starts take the lock taken below.
+    const live = await scanQemuProcesses();
+    const rs = this.deps.vms.runStates.get(vmKey, live);
     if ((rs.state === 'running' || rs.state === 'paused') && 'record' in rs) return { kind: 'running', record: rs.record };
     if (rs.state !== 'stopped') throw errors.state(`"${entry.config.name}" is ${rs.state}. Wait for it to finish, then ${what}.`);
     const rt = this.deps.layout.runtime(entry.id);
     this.deps.layout.ensureRuntimeDir(rt.dir);
-    const live = await scanQemuProcesses();
     const release = await acquireStartLockAsync(rt, entry.config.name);
     try {
       const locked = this.deps.vms.runStates.getLocked(vmKey, live);
