@@ -22,5 +22,7 @@ test('an ISO guest shows a non-blank screen in the Display tab', async ({ appPag
   await vm.page.screenshot({ path: path.join(artifacts, 'vm-window-display.png') });
 
   await vm.button('Force Off').click();
+  // Force Off of a running guest asks first (library-desktop.spec.ts covers the dialog).
+  await vm.page.getByRole('alertdialog').getByRole('button', { name: 'Force Off' }).click();
   await expect(vm.button('Start')).toBeEnabled({ timeout: 30_000 });
 });

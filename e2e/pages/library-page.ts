@@ -24,6 +24,26 @@ export class LibraryPage {
     return this.list.getByRole('option', { name, exact: true });
   }
 
+  /** The VM the library has selected (the listbox's selected option). */
+  get selected(): Locator {
+    return this.list.locator('[role="option"][aria-selected="true"]');
+  }
+
+  /** A button of the library's toolbar (Start, Shut Down, Force Off, Open…). */
+  toolbarButton(name: string): Locator {
+    return this.page.locator('header.app-bar').getByRole('button', { name, exact: true });
+  }
+
+  /** The context menu of a VM, once open. */
+  contextMenu(name: string): Locator {
+    return this.page.getByRole('menu', { name: `Actions for ${name}` });
+  }
+
+  /** The confirmation asked before Force Off or Reset (and the Delete dialog). */
+  get confirmation(): Locator {
+    return this.page.getByRole('alertdialog');
+  }
+
   async openNewVmDialog(): Promise<NewVmDialog> {
     await this.newVmButton.click();
     const dialog = new NewVmDialog(this.page);
