@@ -1,0 +1,198 @@
+import { describe, expect, it } from 'vitest';
+import { hostDefaults, type HostDefaults, type HostFacts } from '../../main/common/models/vm-settings';
+import {
+  applyPreset,
+  firstStepWithError,
+  formatDownload,
+  formatDuration,
+  guessPreset,
+  INITIAL_WIZARD,
+  parsePackages,
+  refusalErrors,
+  shellLine,
+  stepErrors,
+  suggestName,
+  toWizardSpec,
+  wizardFieldOf,
+  type WizardValues,
+} from './wizard';
+
+const facts: HostFacts = {
+  os: 'linux',
+  arch: 'x86_64',
+  binaries: ['x86_64'],
+  firmware: ['x86_64'],
+  accels: { x86_64: [{ accel: 'tcg', usable: true, reason: 'emulation.' }] },
+  memoryMiB: 8192,
+  cores: 4,
+  maxCpus: { x86_64: 255 },
+};
+const big: HostDefaults = hostDefaults(facts);
+const small: HostDefaults = hostDefaults({ ...facts, memoryMiB: 3072, cores: 1 });
+const arm: HostDefaults = hostDefaults({ ...facts, arch: 'aarch64', binaries: ['aarch64'], firmware: ['aarch64'], maxCpus: { aarch64: 512 } });
+
+/** A wizard filled as far as the summary for an ISO install. */
+function filled(patch: Partial<WizardValues> = {}): WizardValues {
+  return { ...INITIAL_WIZARD, ...applyPreset('debian', big).values, preset: 'debian', name: 'deb', iso: '/home/me/debian.iso', ...patch };
+}
+
+describe('presets', () => {
+  it('Windows 11 gets UEFI, Secure Boot, a TPM, 4 GiB and 64 GiB, and says what it set', () => {
+    const p = applyPreset('windows11', big);
+    expect(p.values).toEqual({ cpus: '2', memory: '4G', firmware: 'uefi', tpm: true, secureBoot: true, diskGiB: '64' });
+    expect(p.shown).toContainEqual({ label: 'TPM 2.0', value: 'on' });
+    expect(p.shown).toContainEqual({ label: 'Secure Boot', value: 'on' });
+    // Windows has no virtio drivers on its installer: the wizard says so.
+    expect(p.notes.join(' ')).toMatch(/virtio-win/);
+  });
+
+  it('sizes to the host: CPUs to its cores, memory to half of it but not below the minimum', () => {
+    const deb = applyPreset('debian', small);
+    expect(deb.values.cpus).toBe('1');
+    expect(deb.values.memory).toBe('1536M');
+    expect(deb.notes.join(' ')).toMatch(/this host has 1/);
+    // Fedora needs 2 GiB: more than half of 3 GiB, still within the host.
+    expect(applyPreset('fedora', small).values.memory).toBe('2G');
+    // Windows 11's 4 GiB is more than the host has: the host's memory, and a note.
+    const win = applyPreset('windows11', small);
+    expect(win.values.memory).toBe('3G');
+    expect(win.notes.join(' ')).toMatch(/needs at least 4 GiB/);
+  });
+
+  it('gives UEFI where BIOS cannot run (aarch64), and says so', () => {
+    const p = applyPreset('debian', arm);
+    expect(p.values.firmware).toBe('uefi');
+    expect(p.notes.join(' ')).toMatch(/prefers BIOS firmware, which this host cannot give a aarch64 VM; it gets UEFI/);
+  });
+
+  it("uses a catalog entry's hints for its own preset", () => {
+    const p = applyPreset('debian', big, { preset: 'debian', minMemoryMiB: 1024, recommendedMemoryMiB: 3072, recommendedDiskGiB: 30, recommendedCpus: 1, firmware: 'uefi', diskBus: 'virtio', nic: 'virtio-net-pci' });
+    expect(p.values).toMatchObject({ cpus: '1', memory: '3G', diskGiB: '30', firmware: 'uefi' });
+  });
+
+  it('guesses the preset from a file name', () => {
+    expect(guessPreset('debian-13.1.0-amd64-netinst.iso')).toBe('debian');
+    expect(guessPreset('Win11_24H2_English_x64.iso')).toBe('windows11');
+    expect(guessPreset('archlinux-2025.01.01-x86_64.iso')).toBe('arch');
+    expect(guessPreset('Fedora-Workstation-Live-x86_64-41.iso')).toBe('fedora');
+    expect(guessPreset('memtest86+x64.iso')).toBe('other');
+    expect(guessPreset('search.iso')).toBe('other');
+  });
+});
+
+describe('step checks', () => {
+  it('step 1 asks for the file of the chosen source, as a full path', () => {
+    expect(stepErrors('source', INITIAL_WIZARD, big)).toEqual({ iso: 'Choose an ISO image (Browse, or type its full path).' });
+    expect(stepErrors('source', { ...INITIAL_WIZARD, iso: 'debian.iso' }, big).iso).toMatch(/full path/);
+    expect(stepErrors('source', { ...INITIAL_WIZARD, source: 'kernel' }, big)).toHaveProperty('kernel');
+    expect(stepErrors('source', { ...INITIAL_WIZARD, source: 'import' }, big)).toHaveProperty('importPath');
+  });
+
+  it('a catalog OS must be chosen and downloaded before Next', () => {
+    expect(stepErrors('source', { ...INITIAL_WIZARD, source: 'catalog' }, big)).toEqual({ catalog: 'Choose an operating system to download.' });
+    expect(stepErrors('source', { ...INITIAL_WIZARD, source: 'catalog', catalogId: 'debian-13-netinst-x86_64' }, big).catalog).toMatch(/Download it first/);
+    expect(stepErrors('source', { ...INITIAL_WIZARD, source: 'catalog', catalogId: 'x', downloadedPath: '/lib/media/d.iso' }, big)).toEqual({});
+  });
+
+  it('a sandbox checks its user, host name and packages on their fields', () => {
+    const e = stepErrors('source', { ...INITIAL_WIZARD, source: 'cloud', cloudImage: '/img/debian.qcow2', user: 'Root', hostname: '-x', packages: 'git, rm;-rf' }, big);
+    expect(Object.keys(e).sort()).toEqual(['hostname', 'packages', 'user']);
+    expect(e.packages).toMatch(/"rm;-rf" is not a package name/);
+  });
+
+  it('step 2 checks the name, numbers and the host limits', () => {
+    const e = stepErrors('os', filled({ name: '', memory: 'lots', cpus: '300' }), big);
+    expect(e.name).toBe('Name is required.');
+    expect(e.memory).toMatch(/Memory must be a size/);
+    expect(e.cpus).toBeUndefined();
+    expect(stepErrors('os', filled({ cpus: '300' }), big).cpus).toMatch(/255/);
+    expect(stepErrors('os', filled({ secureBoot: true, firmware: 'bios' }), big).secureBoot).toMatch(/needs UEFI/);
+    expect(stepErrors('os', filled({ network: false, forwards: 'tcp:2222:22' }), big).forwards).toMatch(/need networking/);
+  });
+
+  it('step 3: a new disk needs a size; an existing one a path', () => {
+    expect(stepErrors('storage', filled({ diskGiB: 'big' }), big)).toHaveProperty('diskGiB');
+    expect(stepErrors('storage', filled({ diskMode: 'existing' }), big)).toHaveProperty('diskPath');
+    expect(stepErrors('storage', filled({ diskMode: 'none' }), big)).toEqual({});
+    // Imports bring their own disks: nothing to check.
+    expect(stepErrors('storage', filled({ source: 'import', diskGiB: 'big' }), big)).toEqual({});
+  });
+});
+
+describe('toWizardSpec', () => {
+  it('an ISO install with the preset hardware', () => {
+    const r = toWizardSpec(filled({ tpm: true, forwards: 'tcp:8080:80' }), big);
+    expect(r).toEqual({
+      ok: true,
+      spec: { name: 'deb', os: 'Debian', cpus: 2, memoryMiB: 2048, net: 'user', display: 'vnc', firmware: 'bios', tpm: true, forwards: [{ protocol: 'tcp', hostPort: 8080, guestPort: 80 }], diskSizeBytes: 20 * 1024 ** 3, iso: '/home/me/debian.iso' },
+    });
+  });
+
+  it('a downloaded OS boots the verified file', () => {
+    const r = toWizardSpec(filled({ source: 'catalog', catalogId: 'debian-13', downloadedPath: '/lib/media/debian.iso', iso: '' }), big);
+    expect(r.ok && r.spec.iso).toBe('/lib/media/debian.iso');
+  });
+
+  it('an import sends no disk, a sandbox its cloud-init settings', () => {
+    const imp = toWizardSpec(filled({ source: 'import', importPath: '/home/me/app.ova', importMode: 'copy' }), big);
+    expect(imp.ok && imp.spec).toMatchObject({ import: { path: '/home/me/app.ova', mode: 'copy' } });
+    expect(imp.ok && 'diskSizeBytes' in imp.spec).toBe(false);
+    const cloud = toWizardSpec(filled({ source: 'cloud', preset: 'alpine', cloudImage: '/img/alpine.qcow2', user: 'dev', packages: 'git curl', hostname: 'box', diskGiB: '8' }), big);
+    expect(cloud.ok && cloud.spec).toMatchObject({ diskSizeBytes: 8 * 1024 ** 3, cloud: { image: '/img/alpine.qcow2', user: 'dev', hostname: 'box', packages: ['git', 'curl'], shell: '/bin/sh' } });
+    expect(cloud.ok && cloud.spec.iso).toBeUndefined();
+  });
+
+  it('a kernel boot, no disk', () => {
+    const r = toWizardSpec(filled({ source: 'kernel', iso: '', kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', append: 'console=ttyS0', diskMode: 'none' }), big);
+    expect(r.ok && r.spec).toMatchObject({ kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', append: 'console=ttyS0', diskSizeBytes: 0 });
+  });
+
+  it('says which step to go back to', () => {
+    const r = toWizardSpec(filled({ name: '', diskGiB: 'x' }), big);
+    expect(r).toMatchObject({ ok: false, step: 'os' });
+    expect(!r.ok && Object.keys(r.errors).sort()).toEqual(['diskGiB', 'name']);
+    expect(firstStepWithError({ diskGiB: 'x' })).toBe('storage');
+  });
+});
+
+describe('engine refusals', () => {
+  it('land on the field they concern, and on its step', () => {
+    expect(refusalErrors({ message: 'ISO not found: /x.iso', field: 'iso' }, 'iso')).toEqual({ errors: { iso: 'ISO not found: /x.iso' }, step: 'source' });
+    expect(refusalErrors({ message: 'ISO not found', field: 'iso' }, 'catalog').errors).toHaveProperty('catalog');
+    expect(refusalErrors({ message: 'Bad', fields: [{ field: 'memoryMiB', message: 'memory must be at most 8 GiB' }, { field: 'name', message: 'taken' }] }, 'iso')).toEqual({
+      errors: { memory: 'Memory must be at most 8 GiB.', name: 'Taken.' },
+      step: 'os',
+    });
+    // Imports and cloud images carry their field in `data`.
+    expect(refusalErrors({ message: 'x.ova is damaged.', data: { field: 'import' } }, 'import')).toEqual({ errors: { importPath: 'x.ova is damaged.' }, step: 'source' });
+    expect(refusalErrors({ message: 'QEMU crashed' }, 'iso')).toEqual({ errors: { form: 'QEMU crashed' }, step: 'summary' });
+  });
+
+  it('maps field paths', () => {
+    expect(wizardFieldOf('cloud.user', 'cloud')).toBe('user');
+    expect(wizardFieldOf('cloud.image', 'cloud')).toBe('cloudImage');
+    expect(wizardFieldOf('diskSizeBytes', 'iso')).toBe('diskGiB');
+    expect(wizardFieldOf('forwards.0.hostPort', 'iso')).toBe('forwards');
+    expect(wizardFieldOf(undefined, 'iso')).toBe('form');
+  });
+});
+
+describe('words', () => {
+  it('a download in progress: bytes, rate, time left', () => {
+    const mib = 1024 * 1024;
+    expect(formatDownload({ state: 'downloading', receivedBytes: 1.5 * mib, totalBytes: 4 * mib, bytesPerSecond: 512 * 1024, secondsLeft: 5, error: null })).toBe('Downloading: 1.5 MiB of 4 MiB (37%) · 512 KiB/s · 5 s left');
+    expect(formatDownload({ state: 'paused', receivedBytes: mib, totalBytes: 4 * mib, bytesPerSecond: 0, secondsLeft: null, error: null })).toBe('Paused at 1 MiB of 4 MiB (25%).');
+    expect(formatDownload({ state: 'failed', receivedBytes: 0, totalBytes: null, bytesPerSecond: 0, secondsLeft: null, error: 'The checksum did not match.' })).toBe('The checksum did not match.');
+    expect(formatDuration(130)).toBe('2 min 10 s');
+    expect(formatDuration(7300)).toBe('2 h 1 min');
+  });
+
+  it('the command line as one pasteable line', () => {
+    expect(shellLine(['/usr/bin/qemu-system-x86_64', '-name', "my vm's", '-m', '256'])).toBe(`/usr/bin/qemu-system-x86_64 -name 'my vm'\\''s' -m 256`);
+  });
+
+  it('parses packages and suggests names', () => {
+    expect(parsePackages(' git,curl  vim ')).toEqual({ ok: true, value: ['git', 'curl', 'vim'] });
+    expect(suggestName({ ...INITIAL_WIZARD, iso: '/d/debian-13.1.0-amd64-netinst.iso' }, null)).toBe('debian-13.1.0-amd64-netinst');
+  });
+});
