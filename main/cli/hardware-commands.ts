@@ -20,15 +20,16 @@ const JSON_HELP = 'print the drive list as JSON: [{id, kind: "disk"|"cdrom", pat
 
 export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
   disk: {
-    usage: 'disk list|add|resize|remove NAME [DISK_ID] [--size SIZE | --file PATH] [--bus virtio|sata|nvme] [--delete-file] [--json]',
+    usage: 'disk list|add|resize|remove NAME [DISK_ID] [--size SIZE | --file PATH] [--bus virtio|sata|nvme] [--cdrom] [--delete-file] [--json]',
     summary:
-      'List a VM\'s disks and CD drive; add a disk (a new one of --size, or an existing image --file; VM stopped); grow one to --size (works while it runs); remove one (VM stopped; its file is kept unless --delete-file).',
+      'List a VM\'s disks and CD drives; add a disk (a new one of --size, or an existing image --file, on --bus; VM stopped) or a CD drive (--cdrom, empty or with the ISO --file); grow a disk to --size (works while it runs); remove a disk or CD drive (VM stopped; a disk\'s file is kept unless --delete-file).',
     positionals: ['ACTION', VM, 'DISK_ID'],
     optionalPositionals: 1,
     flags: {
       size: { type: 'string', value: 'SIZE', help: 'add: size of a new disk (e.g. 10G); resize: the new, larger size (e.g. 40G)' },
-      file: { type: 'string', value: 'PATH', help: 'add: an existing qcow2 or raw image, used in place (checked: no backing file, not an ISO)' },
-      bus: { type: 'string', value: 'virtio|sata|nvme', help: 'add: the disk\'s bus (default virtio)' },
+      file: { type: 'string', value: 'PATH', help: 'add: an existing qcow2 or raw image, used in place (checked: no backing file, not an ISO); with --cdrom: the ISO to put in the new drive' },
+      bus: { type: 'string', value: 'virtio|sata|nvme', help: 'add: the disk\'s bus (default virtio; sata or nvme for guests without virtio drivers, such as Windows installers)' },
+      cdrom: { type: 'boolean', help: 'add: a CD drive instead of a disk (empty, or holding the ISO --file)' },
       'delete-file': { type: 'boolean', help: 'remove: also delete the disk\'s file (only a file inside the VM\'s folder that no other VM uses)' },
       json: { type: 'boolean', help: JSON_HELP },
     },
@@ -39,7 +40,7 @@ export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     positionals: ['ACTION', VM, 'PATH'],
     optionalPositionals: 1,
     flags: {
-      drive: { type: 'string', value: 'ID', help: 'the CD drive (default cd0, the only one today)' },
+      drive: { type: 'string', value: 'ID', help: 'the CD drive, as disk list shows it (insert: default the first, cd0; eject: default the first holding a CD)' },
       json: { type: 'boolean', help: JSON_HELP },
     },
   },
@@ -62,7 +63,9 @@ export function prepareHardware(command: string, p: Parsed): void {
     if ((action === 'list' || action === 'add') && arg !== undefined) throw new UsageError(`disk ${action} takes only NAME`, command);
     if ((action === 'resize' || action === 'remove') && arg === undefined) throw new UsageError(`disk ${action} needs the DISK_ID (see disk list NAME)`, command);
     const size = sizeFlag(p, command);
-    if (action === 'add' && (size === undefined) === !has('file')) throw new UsageError('disk add needs either --size SIZE (a new disk) or --file PATH (an existing image), not both', command);
+    if (has('cdrom') && action !== 'add') throw new UsageError('--cdrom goes with disk add', command);
+    if (has('cdrom') && (has('size') || has('bus'))) throw new UsageError('disk add --cdrom takes only --file ISO (or nothing, for an empty drive): a CD drive has no size and its bus is fixed', command);
+    if (action === 'add' && !has('cdrom') && (size === undefined) === !has('file')) throw new UsageError('disk add needs either --size SIZE (a new disk) or --file PATH (an existing image), not both', command);
     if (action === 'resize' && size === undefined) throw new UsageError('disk resize needs --size, the new size (e.g. 40G)', command);
     if (action !== 'add' && (has('file') || has('bus'))) throw new UsageError('--file and --bus go with disk add', command);
     if (action !== 'add' && action !== 'resize' && has('size')) throw new UsageError('--size goes with disk add or disk resize', command);
@@ -93,6 +96,7 @@ export async function runHardware(command: string, p: Parsed, s: Services, io: I
         ...(size !== undefined ? { sizeBytes: size } : {}),
         ...(typeof p.flags.file === 'string' ? { file: path.resolve(p.flags.file) } : {}),
         ...(typeof p.flags.bus === 'string' ? { bus: p.flags.bus as 'virtio' | 'sata' | 'nvme' } : {}),
+        ...(p.flags.cdrom === true ? { cdrom: true } : {}),
       });
     } else if (action === 'resize') list = await s.disks.resize(ref, arg!, size!);
     else if (action === 'remove') list = await s.disks.remove(ref, arg!, { deleteFile: p.flags['delete-file'] === true });

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
 import { MAX_SERIAL_LOG_READ_BYTES, MAX_WAIT_SERIAL_CHARS } from '../common/contract/vms';
-import { ErrorCode, isVivariumError, errors } from '../common/errors';
+import { ErrorCode, isVivariumError, errors, VivariumError } from '../common/errors';
 import { qemuDirAdvice } from '../common/models/host-report';
 import type { HostReport } from '../common/models/host-report';
 import { formatMiB, MAX_CPUS, parseSize, PortForward, type Arch } from '../common/models/vm-config';
@@ -236,7 +236,17 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     }
     case 'delete': {
       const vm = await s.vms.get(ref);
-      const res = await s.vms.delete(vm.id, { keepDisks: p.flags['keep-disks'] === true });
+      const flattenClones = p.flags['flatten-clones'] === true;
+      const res = await s.vms.delete(vm.id, { keepDisks: p.flags['keep-disks'] === true, ...(flattenClones ? { flattenClones } : {}) }).catch((e: unknown) => {
+        // Linked clones stand on its disks: say how to delete it anyway, in this front end's words.
+        const clones = isVivariumError(e) ? (e.data as { linkedClones?: unknown } | undefined)?.linkedClones : undefined;
+        if (!flattenClones && Array.isArray(clones) && isVivariumError(e)) {
+          const again = vm.name.startsWith('-') ? `vivarium delete --flatten-clones -- ${shellArg(vm.name)}` : `vivarium delete ${shellArg(vm.name)} --flatten-clones`;
+          throw new VivariumError(e.code, `${e.message} Or give ${clones.length === 1 ? 'it' : 'them'} disk images of ${clones.length === 1 ? 'its' : 'their'} own and delete "${vm.name}": \`${again}\`.`, e.data);
+        }
+        throw e;
+      });
+      for (const c of res.flattenedClones ?? []) out(`Flattened ${c}: its disks no longer use ${vm.name}'s.`);
       out(`Deleted ${vm.name}.`);
       for (const f of res.keptFiles) out(`Kept disk: ${f}`);
       return 0;
@@ -460,7 +470,7 @@ function formatShow(vm: VmInfo & { argv: readonly string[] | null }): string {
     lines.push(
       `  arch:     ${c.arch}, ${c.cpus} CPU${c.cpus > 1 ? 's' : ''}, ${formatMiB(c.memoryMiB)}, ${c.firmware}, accel ${vm.accel}`,
       `  disks:    ${c.disks.map((d) => ('bundle' in d.source ? d.source.bundle : d.source.path)).join(', ') || 'none'}`,
-      `  cd-rom:   ${c.cdrom ?? 'none'}`,
+      `  cd-rom:   ${c.cdroms.map((d) => `${d.id} ${d.path ?? '(empty)'}`).join(', ') || 'none'}`,
     );
     if (c.kernel) lines.push(`  kernel:   ${c.kernel.path}${c.kernel.initrd ? ` + ${c.kernel.initrd}` : ''} "${c.kernel.append}"`);
     lines.push(

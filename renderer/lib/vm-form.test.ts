@@ -130,7 +130,7 @@ const config = VmConfig.parse({
   arch: 'x86_64',
   cpus: 2,
   memoryMiB: 1536,
-  cdrom: '/isos/a.iso',
+  cdroms: [{ id: 'cd0', path: '/isos/a.iso' }],
   network: { mac: '52:54:00:12:34:56' },
 });
 

@@ -9,7 +9,7 @@
  */
 import type { z } from 'zod';
 import { CreateVmSpec, EditVmSpec, issueRemedy } from '../../main/common/contract';
-import { parseSize, type Arch, type Firmware, type VmConfig } from '../../main/common/models/vm-config';
+import { parseSize, primaryIso, type Arch, type Firmware, type VmConfig } from '../../main/common/models/vm-config';
 import { checkLimits, type HostDefaults } from '../../main/common/models/vm-settings';
 import { formatMemoryMiB } from './format';
 import { SETTING_TO_FORM_FIELD, uiRemedy, type VmFormField } from './remedy';
@@ -308,12 +308,13 @@ export function toCreateSpec(v: VmFormValues, defaults: HostDefaults | null = nu
 
 /** The form as it shows an existing VM. */
 export function formFromConfig(c: VmConfig): VmFormValues {
-  const bootSource: BootSource = c.kernel ? 'kernel' : c.cdrom ? 'iso' : 'none';
+  const iso = primaryIso(c);
+  const bootSource: BootSource = c.kernel ? 'kernel' : iso ? 'iso' : 'none';
   return {
     name: c.name,
     os: c.os,
     bootSource,
-    iso: c.cdrom ?? '',
+    iso: iso ?? '',
     kernel: c.kernel?.path ?? '',
     initrd: c.kernel?.initrd ?? '',
     append: c.kernel?.append ?? '',
@@ -362,9 +363,9 @@ export function toEditPatch(v: VmFormValues, c: VmConfig, defaults: HostDefaults
       raw.kernel = v.kernel.trim();
       raw.initrd = v.initrd.trim() === '' ? null : v.initrd.trim();
       raw.append = v.append.trim();
-      if (c.cdrom) raw.iso = null;
+      if (primaryIso(c)) raw.iso = null;
     } else {
-      if (c.cdrom) raw.iso = null;
+      if (primaryIso(c)) raw.iso = null;
       if (c.kernel) raw.kernel = null;
     }
   }

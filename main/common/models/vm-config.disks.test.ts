@@ -3,7 +3,7 @@
  * rules of explicit backing chains.
  */
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VERSION, Disk, MIGRATIONS, VmConfig, diskImages, nextDiskId, parseVmConfig } from './vm-config';
+import { CONFIG_VERSION, Disk, MIGRATIONS, VmConfig, diskImages, nextCdDriveId, nextDiskId, parseVmConfig, primaryIso, withPrimaryIso } from './vm-config';
 
 /** A config.json exactly as Vivarium 1 wrote it (version 1, disks without role/bus/backing). */
 const V1_TEXT = JSON.stringify({
@@ -31,7 +31,7 @@ const V1_TEXT = JSON.stringify({
 });
 
 function v2(disks: unknown[]): ReturnType<typeof VmConfig.safeParse> {
-  const raw = JSON.parse(V1_TEXT) as Record<string, unknown>;
+  const { cdrom: _cdrom, ...raw } = JSON.parse(V1_TEXT) as Record<string, unknown>;
   return VmConfig.safeParse({ ...raw, version: CONFIG_VERSION, disks });
 }
 
@@ -40,7 +40,7 @@ describe('config v1 → v2 (disks with role, bus and an explicit backing chain)'
     const r = parseVmConfig(V1_TEXT);
     if (!r.ok) throw new Error(r.error);
     expect(r.migrated).toBe(true);
-    expect(r.config.version).toBe(2);
+    expect(r.config.version).toBe(CONFIG_VERSION);
     expect(r.config.disks).toEqual([
       { id: 'disk0', role: 'system', bus: 'virtio', source: { bundle: 'disk0.qcow2' }, format: 'qcow2', readOnly: false, backing: [] },
       { id: 'disk1', role: 'data', bus: 'virtio', source: { path: '/srv/data.raw' }, format: 'raw', readOnly: true, backing: [] },
@@ -81,6 +81,56 @@ describe('config v1 → v2 (disks with role, bus and an explicit backing chain)'
     const newer = parseVmConfig(JSON.stringify({ ...r.config, version: CONFIG_VERSION + 1 }));
     expect(newer).toMatchObject({ ok: false });
     if (!newer.ok) expect(newer.error).toContain('Update Vivarium');
+  });
+});
+
+describe('config v2 → v3 (the one `cdrom` becomes a list of CD drives)', () => {
+  const v2Text = (cdrom: unknown) => JSON.stringify({ ...(JSON.parse(V1_TEXT) as object), version: 2, disks: [], cdrom });
+
+  it('an ISO becomes drive cd0; no ISO means no CD drive (the VM\'s command line does not change)', () => {
+    const withIso = parseVmConfig(v2Text('/isos/debian.iso'));
+    if (!withIso.ok) throw new Error(withIso.error);
+    expect(withIso).toMatchObject({ migrated: true, config: { version: 3, cdroms: [{ id: 'cd0', path: '/isos/debian.iso' }] } });
+    expect('cdrom' in withIso.config).toBe(false);
+    const without = parseVmConfig(v2Text(null));
+    if (!without.ok) throw new Error(without.error);
+    expect(without.config.cdroms).toEqual([]);
+    expect(primaryIso(withIso.config)).toBe('/isos/debian.iso');
+    expect(primaryIso(without.config)).toBeNull();
+  });
+
+  it('is pure, and a malformed cdrom is left for the schema to refuse', () => {
+    const raw = JSON.parse(v2Text('/a.iso')) as Record<string, unknown>;
+    const before = JSON.stringify(raw);
+    const step = MIGRATIONS[2];
+    if (!step) throw new Error('no migration from v2');
+    expect(step(raw)).toEqual(step(raw));
+    expect(JSON.stringify(raw)).toBe(before);
+    const bad = parseVmConfig(v2Text(42));
+    expect(bad.ok).toBe(false);
+  });
+
+  it('CD drives: unique ids, at most four; x86 CDs and SATA disks share six AHCI ports', () => {
+    const { cdrom: _cdrom, ...base } = JSON.parse(v2Text(null)) as Record<string, unknown>;
+    const parse = (extra: Record<string, unknown>) => VmConfig.safeParse({ ...base, version: CONFIG_VERSION, disks: [], ...extra });
+    const msgs = (r: ReturnType<typeof parse>) => (r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+    expect(msgs(parse({ cdroms: [{ id: 'cd0' }, { id: 'cd0', path: '/b.iso' }] }))).toEqual(['cdroms.1.id: two CD drives are called cd0']);
+    expect(msgs(parse({ cdroms: ['cd0', 'cd1', 'cd2', 'cd3', 'cd4'].map((id) => ({ id })) }))).toEqual(['cdroms: at most 4 CD drives']);
+    const sata = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `disk${i}`, bus: 'sata', source: { bundle: `d${i}.qcow2` }, format: 'qcow2' }));
+    expect(msgs(parse({ disks: sata(3), cdroms: [{ id: 'cd0' }, { id: 'cd1' }, { id: 'cd2' }] }))).toEqual([]);
+    expect(msgs(parse({ disks: sata(4), cdroms: [{ id: 'cd0' }, { id: 'cd1' }, { id: 'cd2' }] }))).toEqual([
+      'disks: SATA disks and CD drives share 6 SATA ports, and this VM would need 7; put a disk on virtio or NVMe, or remove a CD drive',
+    ]);
+    // aarch64 CDs are on virtio-scsi: six SATA disks plus CDs fit.
+    expect(msgs(parse({ arch: 'aarch64', firmware: 'uefi', uefiVars: 'v.qcow2', disks: sata(6), cdroms: [{ id: 'cd0' }] }))).toEqual([]);
+  });
+
+  it('withPrimaryIso: the ISO goes into the first drive (cd0 is made when there is none); null empties the drive holding one', () => {
+    expect(withPrimaryIso([], '/a.iso')).toEqual([{ id: 'cd0', path: '/a.iso' }]);
+    expect(withPrimaryIso([{ id: 'cd0', path: null }, { id: 'cd1', path: '/d.iso' }], '/a.iso')).toEqual([{ id: 'cd0', path: '/a.iso' }, { id: 'cd1', path: '/d.iso' }]);
+    expect(withPrimaryIso([{ id: 'cd0', path: null }, { id: 'cd1', path: '/d.iso' }], null)).toEqual([{ id: 'cd0', path: null }, { id: 'cd1', path: null }]);
+    expect(withPrimaryIso([], null)).toEqual([]);
+    expect(nextCdDriveId([{ id: 'cd0' }, { id: 'cd2' }])).toBe('cd1');
   });
 });
 

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { VIRT_MAX_VCPUS, X86_MAX_VCPUS_WITHOUT_IOMMU } from './machine-limits';
 import { CloudInitAccess, SharedFolderList } from './sandbox';
 
-export const CONFIG_VERSION = 2;
+export const CONFIG_VERSION = 3;
 
 export const Arch = z.enum(['x86_64', 'aarch64']);
 export type Arch = z.infer<typeof Arch>;
@@ -57,8 +57,13 @@ export type ImageSource = z.infer<typeof ImageSource>;
 export const DiskRole = z.enum(['system', 'data']);
 export type DiskRole = z.infer<typeof DiskRole>;
 
-/** The guest-side controller. Only virtio-blk today; issue 9 adds SATA and NVMe. */
-export const DiskBus = z.enum(['virtio']);
+/**
+ * The guest-side controller of a disk: `virtio` (virtio-blk, the fastest; Linux and BSD installers
+ * carry the driver, Windows needs the virtio-win ISO), `sata` (an AHCI port: x86 q35's built-in
+ * controller, an added `ich9-ahci` on aarch64; every OS has the driver, Windows' installer
+ * included), `nvme` (an NVMe controller per disk; Windows 10+/Linux have the driver built in).
+ */
+export const DiskBus = z.enum(['virtio', 'sata', 'nvme']);
 export type DiskBus = z.infer<typeof DiskBus>;
 
 /** One read-only layer below a disk's top image. */
@@ -170,6 +175,63 @@ export const BootOrder = z
   .refine((o) => new Set(o).size === o.length, 'each device may appear once in the boot order')
   .default(['disk', 'cd']);
 
+/**
+ * A CD/DVD drive (issue 9): `cd0`..`cd3`, each with an ISO inserted (`path`, an absolute host path,
+ * always opened read-only as raw) or empty (`null`). The guest-side bus is fixed by the arch (x86:
+ * an AHCI port of q35's built-in controller, `ide-cd`; aarch64: `scsi-cd` on virtio-scsi), so it is
+ * not stored. An empty drive still exists in the guest, so a CD can be inserted while the VM runs.
+ */
+export const CdDrive = z
+  .object({
+    id: z.string().regex(/^cd[0-9]$/, 'must be cd0..cd9'),
+    path: HostPath.nullable().default(null),
+  })
+  .strict();
+export type CdDrive = z.infer<typeof CdDrive>;
+
+/** The most CD drives a VM may have (an installer, a driver ISO, a cloud-init seed, one spare). */
+export const MAX_CD_DRIVES = 4;
+
+/** Ports of an AHCI controller (QEMU's ich9-ahci, q35's built-in one: `ide.0`..`ide.5`). */
+export const AHCI_PORTS = 6;
+
+/** A VM's CD drives: unique ids, at most MAX_CD_DRIVES. */
+export const CdDriveList = z
+  .array(CdDrive)
+  .max(MAX_CD_DRIVES, `at most ${MAX_CD_DRIVES} CD drives`)
+  .superRefine((drives, ctx) => {
+    const ids = new Set<string>();
+    drives.forEach((d, i) => {
+      if (ids.has(d.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `two CD drives are called ${d.id}` });
+      ids.add(d.id);
+    });
+  });
+
+/** The next free CD drive id ("cd0", "cd1", …). */
+export function nextCdDriveId(drives: readonly Pick<CdDrive, 'id'>[]): string {
+  const used = new Set(drives.map((d) => d.id));
+  for (let i = 0; ; i++) if (!used.has(`cd${i}`)) return `cd${i}`;
+}
+
+/** The ISO in the VM's first CD drive that holds one (what `--iso` and the settings form call
+ *  "the ISO"), or null. */
+export function primaryIso(config: Pick<VmConfig, 'cdroms'>): string | null {
+  return config.cdroms.find((d) => d.path !== null)?.path ?? null;
+}
+
+/**
+ * The CD drives after setting "the ISO" (`create/edit --iso`): `iso` goes into the first drive
+ * (cd0 is made when the VM has none); null empties the first drive that holds one. Pure.
+ */
+export function withPrimaryIso(drives: readonly CdDrive[], iso: string | null): CdDrive[] {
+  if (iso === null) {
+    const i = drives.findIndex((d) => d.path !== null);
+    return drives.map((d, j) => (j === i ? { ...d, path: null } : d));
+  }
+  if (drives.length === 0) return [{ id: 'cd0', path: iso }];
+  return drives.map((d, j) => (j === 0 ? { ...d, path: iso } : d));
+}
+
 export const PortForward = z
   .object({
     protocol: z.enum(['tcp', 'udp']),
@@ -279,7 +341,8 @@ export const VmConfig = z
     /** Per-VM UEFI variable store (qcow2 so that internal snapshots work), inside the bundle. */
     uefiVars: BundleFileName.nullable().default(null),
     disks: DiskList.default([]),
-    cdrom: HostPath.nullable().default(null),
+    /** CD drives (config v3; v2's single `cdrom` became `cd0`). */
+    cdroms: CdDriveList.default([]),
     /** The firmware's boot order (BootOrder above). */
     bootOrder: BootOrder,
     /** Show the firmware's boot menu at start (`-boot menu=on`). */
@@ -324,6 +387,19 @@ export const VmConfig = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    // x86: CD drives and SATA disks share q35's six AHCI ports (aarch64 CDs sit on virtio-scsi and
+    // SATA disks on their own ich9-ahci controller).
+    const sata = c.disks.filter((d) => d.bus === 'sata').length;
+    const ports = sata + (c.arch === 'x86_64' ? c.cdroms.length : 0);
+    if (ports > AHCI_PORTS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['disks'],
+        message: c.arch === 'x86_64'
+          ? `SATA disks and CD drives share ${AHCI_PORTS} SATA ports, and this VM would need ${ports}; put a disk on virtio or NVMe, or remove a CD drive`
+          : `at most ${AHCI_PORTS} SATA disks; put a disk on virtio or NVMe`,
+      });
+    }
     if (c.secureBoot && c.firmware !== 'uefi') {
       ctx.addIssue({ code: 'custom', path: ['firmware'], message: 'Secure Boot needs UEFI firmware', params: { remedy: { kind: 'change-setting', field: 'firmware', to: 'uefi' } } });
     }
@@ -362,6 +438,17 @@ export const MIGRATIONS: Readonly<Record<number, Migration>> = {
         }
       : {}),
   }),
+  // v3: CD drives became a list (several drives: an installer plus a driver ISO). v2's one `cdrom`
+  // (an ISO path or null) is drive cd0 when it held an ISO; a v2 VM without an ISO started with no
+  // CD drive at all, and keeps having none (so its QEMU command line does not change).
+  2: (raw) => {
+    const { cdrom, ...rest } = raw;
+    return {
+      ...rest,
+      version: 3,
+      cdroms: cdrom === null || cdrom === undefined ? [] : [{ id: 'cd0', path: cdrom }],
+    };
+  },
 };
 
 export type LoadResult =

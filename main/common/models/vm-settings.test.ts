@@ -177,7 +177,9 @@ describe('applyEdit', () => {
 
   it('keeps what the patch does not touch and clears with null', () => {
     const c = configOf(edit({ cpus: 4, iso: null }));
-    expect(c).toMatchObject({ cpus: 4, cdrom: null, memoryMiB: base.memoryMiB, name: 'web', network: base.network });
+    expect(base.cdroms).toEqual([{ id: 'cd0', path: '/i/a.iso' }]);
+    // The drive stays, empty (a CD can go in while the VM runs).
+    expect(c).toMatchObject({ cpus: 4, cdroms: [{ id: 'cd0', path: null }], memoryMiB: base.memoryMiB, name: 'web', network: base.network });
   });
   it('switching to UEFI names the variable store the caller must create', () => {
     expect(configOf(edit({ firmware: 'uefi' })).uefiVars).toBe('efivars.qcow2');

@@ -24,6 +24,8 @@ import {
   bundleDiskFile,
   formatMiB,
   nextDiskId,
+  primaryIso,
+  withPrimaryIso,
 } from './vm-config';
 import type { z } from 'zod';
 import { CreateVmSpec, EditVmSpec, issueRemedy } from '../contract/vms';
@@ -228,7 +230,7 @@ function capitalize(s: string): string {
 export function settingFieldOf(path: readonly PropertyKey[]): SettingField | null {
   const [a, b] = path.map(String);
   switch (a) {
-    case 'cdrom':
+    case 'cdroms':
       return 'iso';
     case 'kernel':
       return b === 'initrd' ? 'initrd' : b === 'append' ? 'append' : 'kernel';
@@ -497,7 +499,7 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
     firmware: candidate.firmware,
     uefiVars: candidate.firmware === 'uefi' ? ctx.files.uefiVars : null,
     disks,
-    cdrom: spec.iso ?? null,
+    cdroms: withPrimaryIso([], spec.iso ?? null),
     kernel: spec.kernel !== undefined ? { path: spec.kernel, initrd: spec.initrd ?? null, append: spec.append ?? '' } : null,
     network: { mode: spec.net ?? DEFAULTS.net, mac: ctx.mac, forwards: spec.forwards ?? [] },
     display: spec.display ?? DEFAULTS.display,
@@ -552,7 +554,8 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
           initrd: patch.initrd === undefined ? (config.kernel?.initrd ?? null) : patch.initrd,
           append: patch.append ?? config.kernel?.append ?? '',
         };
-  const cdrom = patch.iso === undefined ? config.cdrom : patch.iso;
+  const cdroms = patch.iso === undefined ? config.cdroms : withPrimaryIso(config.cdroms, patch.iso);
+  const cdrom = primaryIso({ cdroms });
   // A VM may carry both from before this rule; refuse only an edit that touches either.
   if (cdrom !== null && kernel !== null && (patch.iso !== undefined || patch.kernel !== undefined)) {
     const field: SettingField = typeof patch.kernel === 'string' ? 'kernel' : 'iso';
@@ -578,7 +581,7 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
     accel: candidate.accel,
     firmware,
     uefiVars: firmware === 'uefi' && config.uefiVars === null ? ctx.files.uefiVars : config.uefiVars,
-    cdrom,
+    cdroms,
     kernel,
     network: { ...config.network, mode: patch.net ?? config.network.mode, forwards: patch.forwards ?? config.network.forwards },
     display: patch.display ?? config.display,

@@ -26,13 +26,13 @@ describe('usesOfFilesIn', () => {
     });
     const other = vm('cccccccc-0000-4000-8000-000000000003', 'other', {
       disks: [{ id: 'disk1', source: { path: `${A}/data.raw` }, format: 'raw' }],
-      cdrom: `${A}/../aaaaaaaa-0000-4000-8000-000000000001/cd.iso`,
+      cdroms: [{ id: 'cd0', path: null }, { id: 'cd1', path: `${A}/../aaaaaaaa-0000-4000-8000-000000000001/cd.iso` }],
       kernel: { path: '/boot/vmlinuz', initrd: `${A}/initrd`, append: '' },
     });
-    const unrelated = vm('dddddddd-0000-4000-8000-000000000004', 'unrelated', { cdrom: `${A}-not-inside/cd.iso` });
+    const unrelated = vm('dddddddd-0000-4000-8000-000000000004', 'unrelated', { cdroms: [{ id: 'cd0', path: `${A}-not-inside/cd.iso` }] });
     const self = vm('aaaaaaaa-0000-4000-8000-000000000001', 'base', { disks: [{ id: 'disk0', source: { path: `${A}/disk0.qcow2` }, format: 'qcow2' }] });
     const uses = usesOfFilesIn(self.config.id, A, [self, clone, other, unrelated]);
-    expect(uses.map((u) => `${u.vmName}: ${u.as}`)).toEqual(['clone: a backing image of its disk disk0', 'other: its disk disk1', 'other: its CD', 'other: its initrd']);
+    expect(uses.map((u) => `${u.vmName}: ${u.as}`)).toEqual(['clone: a backing image of its disk disk0', 'other: its disk disk1', 'other: its CD (cd1)', 'other: its initrd']);
     expect(deleteBlockedBy('base', uses)).toBe(
       `"base" cannot be deleted: "clone" (and 1 other VM: "other") uses ${A}/disk0.qcow2 from its folder as a backing image of its disk disk0. Delete "clone" first (or give it its own copy of that file).`,
     );

@@ -45,7 +45,7 @@ export function usesOfFilesIn(
         if ('path' in layer.source) add(layer.source.path, depth === 0 ? `its disk ${disk.id}` : `a backing image of its disk ${disk.id}`);
       });
     }
-    if (config.cdrom) add(config.cdrom, 'its CD');
+    for (const cd of config.cdroms) if (cd.path) add(cd.path, `its CD (${cd.id})`);
     if (config.kernel) {
       add(config.kernel.path, 'its kernel');
       if (config.kernel.initrd) add(config.kernel.initrd, 'its initrd');

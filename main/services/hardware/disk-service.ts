@@ -1,12 +1,13 @@
 /**
- * The `disks` service (contract/disks.ts, issue 9): a VM's disks and CD drive as one list. It sits
+ * The `disks` service (contract/disks.ts, issue 9): a VM's disks and CD drives as one list. It sits
  * beside the VM service and uses only its public face (get/list, the bundle store, the jobs runner,
  * qmpFor), like the sandbox service does for port forwards.
  *
  * Live changes go through the typed monitor: `block_resize` grows a running VM's disk (the guest
  * sees the new capacity at once), `blockdev-change-medium` / `eject` change the CD of a running VM
- * (by the drive's qdev id, QemuIds.cdromDevice). Every change is also saved in the config, so the
- * next start has what the person last chose. Disks are added and removed only while stopped.
+ * (by the drive's qdev id, which is its id: cd0, cd1, …). Every change is also saved in the config,
+ * so the next start has what the person last chose. Disks and CD drives are added and removed only
+ * while stopped.
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,13 +15,26 @@ import * as path from 'node:path';
 import type { AddDiskRequest, DiskService, DriveInfo } from '../../common/contract/disks';
 import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
-import { bundleDiskFile, DiskList, formatZodIssues, MAX_DISKS, nextDiskId, type Disk, type ImageSource, type VmConfig } from '../../common/models/vm-config';
+import {
+  bundleDiskFile,
+  formatZodIssues,
+  MAX_CD_DRIVES,
+  MAX_DISKS,
+  nextCdDriveId,
+  nextDiskId,
+  VmConfig as VmConfigSchema,
+  type CdDrive,
+  type Disk,
+  type DiskBus,
+  type ImageSource,
+  type VmConfig,
+} from '../../common/models/vm-config';
 import type { VmDetails } from '../../common/models/vm-state';
-import { checkDiskImage, looksLikeCdImage } from '../disks/preflight';
+import { checkCdImage, checkDiskImage } from '../disks/preflight';
 import { QemuImg } from '../disks/qemu-img';
 import { usesOfFilesIn } from '../disks/image-users';
+import { assertReadableFile } from '../library/checks';
 import type { Layout } from '../paths';
-import { QemuIds } from '../qemu/argv';
 import { QemuMonitor } from '../qemu/monitor';
 import type { LocalVmService } from '../vm-service';
 
@@ -30,8 +44,6 @@ export interface DiskServiceDeps {
   readonly host: () => Promise<HostCapabilities>;
 }
 
-/** The one CD drive's id in the list (the config's `cdrom`); also its QEMU qdev id. */
-export const CD_DRIVE_ID = QemuIds.cdromDevice;
 
 const running = (vm: VmDetails) => vm.state === 'running' || vm.state === 'paused';
 
@@ -77,9 +89,8 @@ export class LocalDiskService implements DiskService {
   async add(ref: string, req: AddDiskRequest): Promise<readonly DriveInfo[]> {
     const vm = await this.deps.vms.get(ref);
     const config = requireConfig(vm);
-    if (req.bus !== undefined && req.bus !== 'virtio') {
-      throw new VivariumError(ErrorCode.Unsupported, `Disks on the ${req.bus === 'sata' ? 'SATA' : 'NVMe'} bus are not built yet; only virtio disks can be added. Leave out the bus (virtio).`, { bus: req.bus }, { field: 'bus' });
-    }
+    if (req.cdrom) return this.addCdDrive(vm, config, req.file);
+    const bus: DiskBus = req.bus ?? 'virtio';
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'add a disk');
       if (config.disks.length >= MAX_DISKS) throw errors.invalid(`"${vm.name}" already has ${MAX_DISKS} disks, the most a VM can have. Remove one first.`, undefined, { field: 'disks' });
@@ -92,16 +103,18 @@ export class LocalDiskService implements DiskService {
         const other = (await this.deps.vms.list()).find((v) => v.config?.disks.some((d) => 'path' in d.source && d.source.path === file));
         if (other) throw new VivariumError(ErrorCode.AlreadyExists, `${file} is already a disk of "${other.name}"; two VMs writing one image would corrupt it. Give a copy of it instead.`, undefined, { field: 'diskPath' });
         const checked = await checkDiskImage(file, qemuImg);
-        disk = { id, role, bus: 'virtio', source: { path: file }, format: checked.format, readOnly: false, backing: [] };
+        disk = { id, role, bus, source: { path: file }, format: checked.format, readOnly: false, backing: [] };
       } else {
         const name = bundleDiskFile(id);
         const target = this.deps.layout.bundle(vm.id).file(name);
         if (fs.existsSync(target)) throw errors.state(`${target} already exists but no disk of "${vm.name}" uses it. Move it away and try again.`);
+        disk = { id, role, bus, source: { bundle: name }, format: 'qcow2', readOnly: false, backing: [] };
+        // The rules (a free SATA port, …) before the file is made, so a refusal leaves nothing behind.
+        this.checked(vm, { ...config, disks: [...config.disks, disk] });
         await qemuImg.createQcow2(target, roundToSector(req.sizeBytes as number));
-        disk = { id, role, bus: 'virtio', source: { bundle: name }, format: 'qcow2', readOnly: false, backing: [] };
       }
-      this.save(vm, { ...config, disks: [...config.disks, disk] });
-      return this.drives(vm.id, { ...config, disks: [...config.disks, disk] });
+      const next = this.save(vm, { ...config, disks: [...config.disks, disk] });
+      return this.drives(vm.id, next);
     });
   }
 
@@ -139,6 +152,15 @@ export class LocalDiskService implements DiskService {
   async remove(ref: string, diskId: string, options: { readonly deleteFile?: boolean } = {}): Promise<readonly DriveInfo[]> {
     const vm = await this.deps.vms.get(ref);
     const config = requireConfig(vm);
+    if (/^cd[0-9]$/.test(diskId)) {
+      const cd = this.cdDrive(vm, config, diskId);
+      if (options.deleteFile) throw errors.invalid(`${cd.id} of "${vm.name}" is a CD drive; Vivarium never deletes an ISO. Remove the drive without deleting a file.`, undefined, { field: 'iso' });
+      return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+        if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'remove a CD drive');
+        const next = this.save(vm, { ...config, cdroms: config.cdroms.filter((d) => d.id !== cd.id) });
+        return this.drives(vm.id, next);
+      });
+    }
     const disk = this.disk(vm, config, diskId);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'remove a disk');
@@ -153,8 +175,7 @@ export class LocalDiskService implements DiskService {
         const use = usesOfFilesIn(vm.id, this.deps.layout.bundle(vm.id).dir, others).find((u) => path.resolve(u.file) === path.resolve(file));
         if (use) throw errors.state(`${file} cannot be deleted: "${use.vmName}" uses it as ${use.as}. Remove the disk without deleting the file, or delete "${use.vmName}" first.`);
       }
-      const next = { ...config, disks: config.disks.filter((d) => d.id !== disk.id) };
-      this.save(vm, next);
+      const next = this.save(vm, { ...config, disks: config.disks.filter((d) => d.id !== disk.id) });
       if (options.deleteFile) fs.rmSync(file, { force: true });
       return this.drives(vm.id, next);
     });
@@ -163,19 +184,19 @@ export class LocalDiskService implements DiskService {
   async insertCd(ref: string, isoPath: string, driveId?: string): Promise<readonly DriveInfo[]> {
     const vm = await this.deps.vms.get(ref);
     const config = requireConfig(vm);
-    this.cdDrive(vm, driveId);
-    const iso = path.resolve(isoPath);
-    await checkCdImage(iso);
+    // A stopped VM without a CD drive gets cd0 (as `edit --iso` does); otherwise the drive must exist.
+    const cd: CdDrive = driveId === undefined && config.cdroms.length === 0 ? { id: nextCdDriveId([]), path: null } : this.cdDrive(vm, config, driveId);
+    const iso = await checkedIso(isoPath);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       const now = await this.deps.vms.get(vm.id);
       if (running(now)) {
-        const monitor = await this.liveCd(now);
-        await monitor.blockdevChangeMedium(CD_DRIVE_ID, iso, 'raw').catch((e: unknown) => {
-          throw errors.qemu(`QEMU could not put ${iso} in the CD drive of "${vm.name}": ${(e as Error).message}`);
+        const monitor = await this.liveCd(now, cd.id);
+        await monitor.blockdevChangeMedium(cd.id, iso, 'raw').catch((e: unknown) => {
+          throw errors.qemu(`QEMU could not put ${iso} in CD drive ${cd.id} of "${vm.name}": ${(e as Error).message}`);
         });
       }
-      const next = { ...config, cdrom: iso };
-      this.save(vm, next);
+      const cdroms = config.cdroms.some((d) => d.id === cd.id) ? config.cdroms.map((d) => (d.id === cd.id ? { ...d, path: iso } : d)) : [...config.cdroms, { id: cd.id, path: iso }];
+      const next = this.save(vm, { ...config, cdroms });
       return this.drives(vm.id, next);
     });
   }
@@ -183,17 +204,27 @@ export class LocalDiskService implements DiskService {
   async ejectCd(ref: string, driveId?: string): Promise<readonly DriveInfo[]> {
     const vm = await this.deps.vms.get(ref);
     const config = requireConfig(vm);
-    this.cdDrive(vm, driveId);
+    const cd = driveId === undefined ? (config.cdroms.find((d) => d.path !== null) ?? this.cdDrive(vm, config, undefined)) : this.cdDrive(vm, config, driveId);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       const now = await this.deps.vms.get(vm.id);
       if (running(now)) {
-        const monitor = await this.liveCd(now);
-        await monitor.eject(CD_DRIVE_ID, true).catch((e: unknown) => {
-          throw errors.qemu(`QEMU could not eject the CD of "${vm.name}": ${(e as Error).message}`);
+        const monitor = await this.liveCd(now, cd.id);
+        await monitor.eject(cd.id, true).catch((e: unknown) => {
+          throw errors.qemu(`QEMU could not eject the CD in ${cd.id} of "${vm.name}": ${(e as Error).message}`);
         });
       }
-      const next = { ...config, cdrom: null };
-      this.save(vm, next);
+      const next = this.save(vm, { ...config, cdroms: config.cdroms.map((d) => (d.id === cd.id ? { ...d, path: null } : d)) });
+      return this.drives(vm.id, next);
+    });
+  }
+
+  /** `add` with `cdrom: true`: a new CD drive, empty or holding `file`. */
+  private async addCdDrive(vm: VmDetails, config: VmConfig, file: string | undefined): Promise<readonly DriveInfo[]> {
+    const iso = file === undefined ? null : await checkedIso(file);
+    return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'add a CD drive');
+      if (config.cdroms.length >= MAX_CD_DRIVES) throw errors.invalid(`"${vm.name}" already has ${MAX_CD_DRIVES} CD drives, the most a VM can have. Change the CD in one of them instead (cd insert … --drive ID).`, undefined, { field: 'iso' });
+      const next = this.save(vm, { ...config, cdroms: [...config.cdroms, { id: nextCdDriveId(config.cdroms), path: iso }] });
       return this.drives(vm.id, next);
     });
   }
@@ -213,18 +244,22 @@ export class LocalDiskService implements DiskService {
     return disk;
   }
 
-  private cdDrive(vm: VmDetails, driveId: string | undefined): void {
-    if (driveId !== undefined && driveId !== CD_DRIVE_ID) {
-      throw new VivariumError(ErrorCode.NotFound, `"${vm.name}" has no CD drive ${driveId}; its CD drive is ${CD_DRIVE_ID}. List them with disk list.`, undefined, { field: 'iso' });
-    }
+  /** CD drive `driveId` of the VM (default: its first). @throws not-found with the drives it has */
+  private cdDrive(vm: VmDetails, config: VmConfig, driveId: string | undefined): CdDrive {
+    const cd = driveId === undefined ? config.cdroms[0] : config.cdroms.find((d) => d.id === driveId);
+    if (cd) return cd;
+    const ids = config.cdroms.map((d) => d.id).join(', ');
+    const what = driveId === undefined ? 'no CD drive' : `no CD drive ${driveId}`;
+    const has = ids ? ` (its CD drives: ${ids})` : '';
+    throw new VivariumError(ErrorCode.NotFound, `"${vm.name}" has ${what}${has}. Add one while it is shut down with disk add --cdrom, or list them with disk list.`, undefined, { field: 'iso' });
   }
 
-  /** The monitor of a running VM whose QEMU has the CD drive (it was started with a CD). */
-  private async liveCd(vm: VmDetails): Promise<QemuMonitor> {
+  /** The monitor of a running VM whose QEMU has CD drive `cdId` (it was started with that drive). */
+  private async liveCd(vm: VmDetails, cdId: string): Promise<QemuMonitor> {
     const monitor = new QemuMonitor(await this.deps.vms.qmpFor(vm.id));
     const blocks = await monitor.queryBlock();
-    if (!blocks.some((b) => b.removable && b.qdev === CD_DRIVE_ID)) {
-      throw errors.state(`"${vm.name}" was started without a CD drive, so a CD cannot be changed while it runs. Shut it down, insert the CD, and start it again.`, undefined, {
+    if (!blocks.some((b) => b.removable && b.qdev === cdId)) {
+      throw errors.state(`"${vm.name}" was started without CD drive ${cdId}, so its CD cannot be changed while it runs. Shut it down, insert the CD, and start it again.`, undefined, {
         remedy: { kind: 'stop-vm', vm: vm.name },
       });
     }
@@ -239,53 +274,42 @@ export class LocalDiskService implements DiskService {
       const r = await qemuImg.tryInfo(file, { format: d.format }).catch(() => null);
       out.push({ id: d.id, kind: 'disk', path: file, format: d.format, virtualSizeBytes: r?.ok ? r.info.virtualSize : null, bus: d.bus, readOnly: d.readOnly, role: d.role });
     }
-    let cdSize: number | null = null;
-    if (config.cdrom) {
-      try {
-        cdSize = fs.statSync(config.cdrom).size;
-      } catch {
-        cdSize = null;
-      }
+    for (const cd of config.cdroms) {
+      const size = cd.path === null ? null : await fs.promises.stat(cd.path).then((st) => st.size, () => null);
+      out.push({
+        id: cd.id,
+        kind: 'cdrom',
+        path: cd.path,
+        format: cd.path ? 'raw' : null,
+        virtualSizeBytes: size,
+        bus: config.arch === 'x86_64' ? 'sata' : 'scsi',
+        readOnly: true,
+        role: null,
+      });
     }
-    out.push({
-      id: CD_DRIVE_ID,
-      kind: 'cdrom',
-      path: config.cdrom,
-      format: config.cdrom ? 'raw' : null,
-      virtualSizeBytes: cdSize,
-      bus: config.arch === 'x86_64' ? 'sata' : 'scsi',
-      readOnly: true,
-      role: null,
-    });
     return out;
   }
 
-  private save(vm: VmDetails, config: VmConfig): void {
-    const checked = DiskList.safeParse(config.disks);
-    if (!checked.success) throw errors.invalid(`That would leave "${vm.name}" with disks Vivarium cannot use: ${formatZodIssues(checked.error)}.`, undefined, { field: 'disks' });
-    this.deps.vms.store.save(config);
+  /** The config as the schema has it, or an invalid-argument error saying which rule it breaks. */
+  private checked(vm: VmDetails, config: VmConfig): VmConfig {
+    const checked = VmConfigSchema.safeParse(config);
+    if (!checked.success) throw errors.invalid(`That would leave "${vm.name}" with drives Vivarium cannot use: ${formatZodIssues(checked.error)}.`, undefined, { field: 'disks' });
+    return checked.data;
+  }
+
+  private save(vm: VmDetails, config: VmConfig): VmConfig {
+    const next = this.checked(vm, config);
+    this.deps.vms.store.save(next);
+    return next;
   }
 }
 
-/** A CD image to insert: an existing, readable regular file holding an ISO 9660 or UDF volume. */
-async function checkCdImage(file: string): Promise<void> {
-  let st: fs.Stats;
-  try {
-    st = await fs.promises.stat(file);
-  } catch {
-    throw errors.invalid(`The CD image ${file} does not exist. Check the path and try again.`, undefined, { field: 'iso' });
-  }
-  if (!st.isFile()) throw errors.invalid(`${file} is not a file, so it cannot be a CD image. Give the path of an .iso file.`, undefined, { field: 'iso' });
-  const fh = await fs.promises.open(file, 'r').catch(() => {
-    throw errors.invalid(`${file} is not readable by you. Fix the file's permissions and try again.`, undefined, { field: 'iso' });
-  });
-  try {
-    const head = Buffer.alloc(34_816);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    if (!looksLikeCdImage(head.subarray(0, bytesRead))) {
-      throw errors.invalid(`${file} is not a CD/DVD image (no ISO 9660 or UDF volume in it). Give the path of an .iso file; a disk image is added with disk add.`, undefined, { field: 'iso' });
-    }
-  } finally {
-    await fh.close();
-  }
+/** The absolute path of an ISO to insert, checked as create checks `--iso` (library/checks.ts,
+ *  disks/preflight.ts): it exists, is a readable file, and holds an ISO 9660 or UDF volume (a qcow2,
+ *  a compressed file or a text file is refused with a sentence saying what it is). */
+async function checkedIso(isoPath: string): Promise<string> {
+  const iso = path.resolve(isoPath);
+  await assertReadableFile('iso', 'ISO', iso);
+  await checkCdImage(iso);
+  return iso;
 }

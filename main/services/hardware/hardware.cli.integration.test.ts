@@ -1,8 +1,10 @@
 /**
  * Disks and CD drives through the real `vivarium` command against a real QEMU (TCG) running the
  * busybox test guest (run `npm run build:main` first), checked from inside the guest the way a
- * person would: the CD's volume label read from /dev/sr0 changes when the CD is ejected and another
- * inserted while the VM runs; /sys/block/vda/size grows when the disk is grown online.
+ * person would: with two CD drives (an installer and a driver ISO), the volume label read from
+ * /dev/sr1 changes when that drive's CD is ejected and another inserted while the VM runs, and
+ * /dev/sr0 keeps its CD; /sys/block/vda/size grows when the disk is grown online; a disk added on
+ * the NVMe bus is the guest's /dev/nvme0n1 (the cloud kernel has NVMe built in).
  *
  * The test guest's kernel (Debian's cloud kernel) has no AHCI driver, so the VM is switched to the
  * i440fx board (`machine: "pc"`), whose PIIX IDE the guest drives (ata_piix): the same `ide-cd` on
@@ -88,15 +90,16 @@ function makeIso(label: string): string {
   return iso;
 }
 
-/** The volume label of the CD in the guest's /dev/sr0, or the error the guest got reading it. */
-const READ_LABEL = 'dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>&1 | grep -o "No medium found"; dd if=/dev/sr0 bs=2048 skip=16 count=1 2>/dev/null | dd bs=1 skip=40 count=16 2>/dev/null; echo';
+/** The volume label of the CD in the guest's /dev/srN, or the error the guest got reading it. */
+const readLabel = (dev: string) =>
+  `dd if=/dev/${dev} of=/dev/null bs=2048 count=1 2>&1 | grep -o "No medium found"; dd if=/dev/${dev} bs=2048 skip=16 count=1 2>/dev/null | dd bs=1 skip=40 count=16 2>/dev/null; echo`;
 
-/** Reads the label until it is `want` (the first read after a media change gets the drive's "medium
- *  changed" unit attention and returns nothing). */
-async function guestLabelBecomes(s: SerialConsole, want: RegExp): Promise<string> {
+/** Reads the label of /dev/`dev` until it is `want` (the first read after a media change gets the
+ *  drive's "medium changed" unit attention and returns nothing). */
+async function guestLabelBecomes(s: SerialConsole, want: RegExp, dev = 'sr0'): Promise<string> {
   let last = '';
   for (let i = 0; i < 10; i++) {
-    last = (await s.run(READ_LABEL)).trim();
+    last = (await s.run(readLabel(dev))).trim();
     if (want.test(last)) return last;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -104,16 +107,26 @@ async function guestLabelBecomes(s: SerialConsole, want: RegExp): Promise<string
 }
 
 describe('disks and CD drives of a running VM', () => {
-  it('a CD ejected and another inserted while running is what the guest reads; a disk grown online is the size the guest sees', async () => {
+  it('a CD ejected and another inserted while running is what the guest reads, drive by drive; a disk grown online is the size the guest sees; an NVMe disk is the guest\'s nvme0n1', async () => {
     const g = testGuest();
     const alpha = makeIso('ALPHA');
     const beta = makeIso('BETA');
+    const gamma = makeIso('GAMMA');
+    const drivers = makeIso('DRIVERS');
     const created = await cli(['create', 'hw', '--accel', 'tcg', '--memory', '256M', '--disk-size', '64M', '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append, '--net', 'none', '--display', 'none', '--json']);
     expect(created.stderr).toBe('');
     const id = (JSON.parse(created.stdout) as { id: string }).id;
     // Stopped: the CD goes into the config.
     const stopped = await json<Drive[]>(['cd', 'insert', 'hw', alpha]);
     expect(stopped.find((d) => d.kind === 'cdrom')).toMatchObject({ id: 'cd0', path: alpha, format: 'raw', readOnly: true });
+    // A second drive with the driver ISO, and a data disk on NVMe.
+    const two = await json<Drive[]>(['disk', 'add', 'hw', '--cdrom', '--file', drivers]);
+    expect(two.filter((d) => d.kind === 'cdrom').map((d) => [d.id, d.path])).toEqual([
+      ['cd0', alpha],
+      ['cd1', drivers],
+    ]);
+    const withNvme = await json<Drive[]>(['disk', 'add', 'hw', '--size', '32M', '--bus', 'nvme']);
+    expect(withNvme.find((d) => d.id === 'disk1')).toMatchObject({ kind: 'disk', bus: 'nvme', virtualSizeBytes: 32 * 1024 * 1024 });
     const cfgFile = path.join(t.home, 'vms', id, 'config.json');
     const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
     fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, machine: 'pc' }, null, 2));
@@ -125,17 +138,46 @@ describe('disks and CD drives of a running VM', () => {
     serial = await SerialConsole.open(sock);
 
     expect(await guestLabelBecomes(serial, /^ALPHA$/)).toBe('ALPHA');
+    expect(await guestLabelBecomes(serial, /^DRIVERS$/, 'sr1')).toBe('DRIVERS');
+    // The NVMe disk: the guest's nvme0n1, 32 MiB in 512-byte sectors.
+    expect((await serial.run('cat /sys/block/nvme0n1/size')).trim()).toBe(String((32 * 1024 * 1024) / 512));
 
-    const ejected = await json<Drive[]>(['cd', 'eject', 'hw']);
-    expect(ejected.find((d) => d.kind === 'cdrom')?.path).toBeNull();
+    // The second drive's CD out and another in; the first drive keeps its CD.
+    const ejected = await json<Drive[]>(['cd', 'eject', 'hw', '--drive', 'cd1']);
+    expect(ejected.filter((d) => d.kind === 'cdrom').map((d) => d.path)).toEqual([alpha, null]);
+    expect(await guestLabelBecomes(serial, /No medium found/, 'sr1')).toMatch(/No medium found/);
+    expect(await guestLabelBecomes(serial, /^ALPHA$/)).toBe('ALPHA');
+    const inserted = await json<Drive[]>(['cd', 'insert', 'hw', gamma, '--drive', 'cd1']);
+    expect(inserted.find((d) => d.id === 'cd1')?.path).toBe(gamma);
+    expect(await guestLabelBecomes(serial, /^GAMMA$/, 'sr1')).toBe('GAMMA');
+
+    // Without --drive: eject takes the first drive holding a CD, insert the first drive.
+    await json<Drive[]>(['cd', 'eject', 'hw']);
     expect(await guestLabelBecomes(serial, /No medium found/)).toMatch(/No medium found/);
-
-    const inserted = await json<Drive[]>(['cd', 'insert', 'hw', beta]);
-    expect(inserted.find((d) => d.kind === 'cdrom')?.path).toBe(beta);
+    const first = await json<Drive[]>(['cd', 'insert', 'hw', beta]);
+    expect(first.filter((d) => d.kind === 'cdrom').map((d) => d.path)).toEqual([beta, gamma]);
     expect(await guestLabelBecomes(serial, /^BETA$/)).toBe('BETA');
 
-    // Saved too: the next start would have BETA.
-    expect((JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { cdrom: string }).cdrom).toBe(beta);
+    // Saved too: the next start would have BETA and GAMMA.
+    expect((JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { cdroms: unknown }).cdroms).toEqual([
+      { id: 'cd0', path: beta },
+      { id: 'cd1', path: gamma },
+    ]);
+
+    // The same checks as create: a missing file, a qcow2 pretending to be an ISO, a drive that does
+    // not exist; nothing changes in the guest.
+    const fake = path.join(files, 'fake.iso');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', fake, '8M']);
+    const notIso = await cli(['cd', 'insert', 'hw', fake, '--drive', 'cd1']);
+    expect(notIso.code).not.toBe(0);
+    expect(notIso.stderr).toContain(`${fake} is a qcow2 disk image, not a CD/DVD image`);
+    const missingIso = await cli(['cd', 'insert', 'hw', path.join(files, 'nope.iso')]);
+    expect(missingIso.code).not.toBe(0);
+    expect(missingIso.stderr).toContain(`ISO not found: ${path.join(files, 'nope.iso')}`);
+    const noDrive = await cli(['cd', 'eject', 'hw', '--drive', 'cd3']);
+    expect(noDrive.code).not.toBe(0);
+    expect(noDrive.stderr).toContain('"hw" has no CD drive cd3 (its CD drives: cd0, cd1)');
+    expect(await guestLabelBecomes(serial, /^GAMMA$/, 'sr1')).toBe('GAMMA');
 
     // Grow the disk while running: the guest's view of vda (512-byte sectors) follows at once.
     expect((await serial.run('cat /sys/block/vda/size')).trim()).toBe(String((64 * 1024 * 1024) / 512));
@@ -170,7 +212,6 @@ describe('disks of a stopped VM', () => {
       ['disk0', 'disk', 'qcow2', 64 * 1024 * 1024],
       ['disk1', 'disk', 'qcow2', 16 * 1024 * 1024],
       ['disk2', 'disk', 'raw', 8 * 1024 * 1024],
-      ['cd0', 'cdrom', null, null],
     ]);
     expect(list[1]!.path).toBe(path.join(bundle, 'disk1.qcow2'));
 
@@ -195,15 +236,37 @@ describe('disks of a stopped VM', () => {
     expect(outside.code).not.toBe(0);
     expect(outside.stderr).toContain('is outside the VM\'s folder');
     list = await json<Drive[]>(['disk', 'remove', 'st', 'disk2']);
-    expect(list.map((d) => d.id)).toEqual(['disk0', 'disk1', 'cd0']);
+    expect(list.map((d) => d.id)).toEqual(['disk0', 'disk1']);
     expect(fs.existsSync(mine)).toBe(true);
 
     list = await json<Drive[]>(['disk', 'remove', 'st', 'disk1', '--delete-file']);
-    expect(list.map((d) => d.id)).toEqual(['disk0', 'cd0']);
+    expect(list.map((d) => d.id)).toEqual(['disk0']);
     expect(fs.existsSync(path.join(bundle, 'disk1.qcow2'))).toBe(false);
 
     const missing = await cli(['disk', 'resize', 'st', 'disk7', '--size', '1G']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('"st" has no disk disk7 (its disks: disk0)');
+
+    // SATA and NVMe disks (for installers without virtio drivers) and an empty CD drive, on the
+    // command line as QEMU gets it: the CD on the first AHCI port, the SATA disk on the next.
+    await json<Drive[]>(['disk', 'add', 'st', '--size', '16M', '--bus', 'sata']);
+    await json<Drive[]>(['disk', 'add', 'st', '--size', '16M', '--bus', 'nvme']);
+    list = await json<Drive[]>(['disk', 'add', 'st', '--cdrom']);
+    expect(list.map((d) => [d.id, d.kind, d.bus, d.path === null])).toEqual([
+      ['disk0', 'disk', 'virtio', false],
+      ['disk1', 'disk', 'sata', false],
+      ['disk2', 'disk', 'nvme', false],
+      ['cd0', 'cdrom', 'sata', true],
+    ]);
+    const devices = (await json<{ argv: string[] }>(['show', 'st'])).argv;
+    expect(devices).toEqual(expect.arrayContaining(['ide-cd,id=cd0,bus=ide.0,bootindex=4', 'ide-hd,id=sda,bus=ide.1,drive=disk1,bootindex=2', 'nvme,id=nvme0,serial=disk2,drive=disk2,bootindex=3']));
+    // Six AHCI ports: the CD and five SATA disks fit, a sixth SATA disk does not (and leaves no file).
+    for (let i = 0; i < 4; i++) await json<Drive[]>(['disk', 'add', 'st', '--size', '1M', '--bus', 'sata']);
+    const full = await cli(['disk', 'add', 'st', '--size', '1M', '--bus', 'sata']);
+    expect(full.code).not.toBe(0);
+    expect(full.stderr).toContain('SATA disks and CD drives share 6 SATA ports, and this VM would need 7');
+    expect(fs.existsSync(path.join(bundle, 'disk7.qcow2'))).toBe(false);
+    list = await json<Drive[]>(['disk', 'remove', 'st', 'cd0']);
+    expect(list.some((d) => d.kind === 'cdrom')).toBe(false);
   });
 });

@@ -128,7 +128,7 @@ async function boot(name: string, seedFor: (id: string, publicKey: string) => Pr
   const port = await freePort();
   const mac = `52:54:00:${[0, 1, 2].map(() => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join(':')}`;
   const input: VmConfigInput = {
-    version: 2,
+    version: 3,
     id,
     name,
     createdAt: new Date().toISOString(),
@@ -149,7 +149,7 @@ async function boot(name: string, seedFor: (id: string, publicKey: string) => Pr
       // some (Debian's cloud kernel) lack the AHCI driver q35's CD drive needs.
       { id: 'disk1', role: 'data', source: { path: seedIso }, format: 'raw', readOnly: true },
     ],
-    cdrom: null,
+    cdroms: [],
     kernel: { path: guest.kernel, initrd: guest.initrd, append: guest.append },
     network: { mode: 'user', mac, forwards: [{ protocol: 'tcp', hostPort: port, guestPort: 22 }] },
     display: 'none',

@@ -59,7 +59,7 @@ const FIXTURES = {
       // An external image the user pointed at, read-only, with a comma in its path.
       { id: 'disk1', source: { path: '/home/u/Images/data,v2.raw' }, format: 'raw', readOnly: true },
     ],
-    cdrom: '/home/u/Downloads/debian-12.8.0-amd64-netinst.iso',
+    cdroms: [{ id: 'cd0', path: '/home/u/Downloads/debian-12.8.0-amd64-netinst.iso' }],
     network: {
       mac: '52:54:00:5d:6e:7f',
       forwards: [
@@ -94,7 +94,7 @@ const FIXTURES = {
     firmware: 'uefi',
     uefiVars: 'efivars.qcow2',
     disks: [{ id: 'disk0', source: { bundle: 'disk0.qcow2' }, format: 'qcow2' }],
-    cdrom: '/home/u/Downloads/debian-12.8.0-arm64-netinst.iso',
+    cdroms: [{ id: 'cd0', path: '/home/u/Downloads/debian-12.8.0-arm64-netinst.iso' }],
     network: { mac: '52:54:00:c0:ff:ee', forwards: [{ protocol: 'tcp', hostPort: 2200, guestPort: 22 }] },
   }),
   // A linked clone with an external snapshot on top: an explicit chain, nearest layer first, ending
@@ -119,6 +119,48 @@ const FIXTURES = {
       { id: 'disk1', source: { bundle: 'data.qcow2' }, format: 'qcow2' },
     ],
     network: { mac: '52:54:00:11:c1:a2' },
+    display: 'none',
+  }),
+  // A Windows-style installer VM (issue 9): the system disk on SATA, a data disk on NVMe, the
+  // installer and a driver ISO in two CD drives and a third drive left empty.
+  'sata-nvme-cds': vm({
+    id: '7a8b9c0d-1e2f-4a3b-8c4d-5e6f708192a3',
+    name: 'Windows',
+    arch: 'x86_64',
+    cpus: 2,
+    memoryMiB: 4096,
+    firmware: 'uefi',
+    uefiVars: 'efivars.qcow2',
+    disks: [
+      { id: 'disk0', role: 'system', bus: 'sata', source: { bundle: 'disk0.qcow2' }, format: 'qcow2' },
+      { id: 'disk1', bus: 'nvme', source: { bundle: 'disk1.qcow2' }, format: 'qcow2' },
+      { id: 'disk2', bus: 'sata', source: { bundle: 'disk2.qcow2' }, format: 'qcow2' },
+    ],
+    cdroms: [
+      { id: 'cd0', path: '/home/u/Downloads/Win11_24H2_English_x64.iso' },
+      { id: 'cd1', path: '/home/u/Downloads/virtio-win-0.1.262.iso' },
+      { id: 'cd2', path: null },
+    ],
+    network: { mac: '52:54:00:7a:8b:9c' },
+  }),
+  // aarch64: SATA needs an added ich9-ahci; the CDs stay on virtio-scsi.
+  'aarch64-sata-cds': vm({
+    id: 'd1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6',
+    name: 'ArmSata',
+    arch: 'aarch64',
+    cpus: 2,
+    memoryMiB: 2048,
+    firmware: 'uefi',
+    uefiVars: 'efivars.qcow2',
+    disks: [
+      { id: 'disk0', role: 'system', bus: 'nvme', source: { bundle: 'disk0.qcow2' }, format: 'qcow2' },
+      { id: 'disk1', bus: 'sata', source: { bundle: 'disk1.qcow2' }, format: 'qcow2' },
+    ],
+    cdroms: [
+      { id: 'cd0', path: '/home/u/Downloads/debian-12.8.0-arm64-netinst.iso' },
+      { id: 'cd1', path: null },
+    ],
+    network: { mac: '52:54:00:d1:e2:f3' },
     display: 'none',
   }),
 } as const satisfies Record<string, VmConfig>;
@@ -207,7 +249,7 @@ describe('golden argv (fixture × host kind)', () => {
   it('covers both outcomes: most combinations run, the impossible ones are errors', () => {
     const results = FIXTURE_NAMES.flatMap((f) => HOST_KIND_NAMES.map((h) => [`${f}.${h}`, buildOrError(FIXTURES[f], HOST_KINDS[h])] as const));
     const errors = results.filter(([, r]) => r instanceof VivariumError).map(([n]) => n);
-    expect(errors.sort()).toEqual(['aarch64-uefi.linux-x86_64-kvm', 'uefi-cdrom-forwards.linux-aarch64-kvm']);
+    expect(errors.sort()).toEqual(['aarch64-sata-cds.linux-x86_64-kvm', 'aarch64-uefi.linux-x86_64-kvm', 'sata-nvme-cds.linux-aarch64-kvm', 'uefi-cdrom-forwards.linux-aarch64-kvm']);
   });
 });
 
@@ -259,7 +301,7 @@ describe('no TCP listener', () => {
 
   it('appears in no argv of any fixture on any host', () => {
     const built = allBuilt();
-    expect(built.length).toBe(23);
+    expect(built.length).toBe(31);
     for (const { name, built: b } of built) expect(tcpProblems(b.args), name).toEqual([]);
   });
 
@@ -313,7 +355,7 @@ describe('option escaping', () => {
     const base = FIXTURES['kernel-headless'];
     const config = withConfig(base, {
       display: 'vnc',
-      cdrom: '/media/iso,s/boot.iso',
+      cdroms: [{ id: 'cd0', path: '/media/iso,s/boot.iso' }],
       kernel: { path: '/k,ernels/vmlinuz', initrd: '/k,ernels/initrd', append: 'console=ttyS0 a=b,c' },
     });
     const paths = odd.paths(config.id);
@@ -692,7 +734,7 @@ describe('real QEMU accepts the built argv', () => {
     fs.mkdirSync(paths.bundle.dir, { recursive: true });
     ensurePrivateDir(paths.runtime.dir);
 
-    execFileSync(QEMU_IMG, ['create', '-q', '-f', 'qcow2', paths.bundle.file('disk0.qcow2'), '64M']);
+    for (const d of ['disk0', 'disk2', 'disk3']) execFileSync(QEMU_IMG, ['create', '-q', '-f', 'qcow2', paths.bundle.file(`${d}.qcow2`), '64M']);
     const external = path.join(tmp, 'ext,ra.raw');
     fs.writeFileSync(external, Buffer.alloc(1024 * 1024));
     const iso = path.join(tmp, 'cd,rom.iso');
@@ -714,8 +756,15 @@ describe('real QEMU accepts the built argv', () => {
       disks: [
         { id: 'disk0', source: { bundle: 'disk0.qcow2' }, format: 'qcow2' },
         { id: 'disk1', source: { path: external }, format: 'raw', readOnly: true },
+        { id: 'disk2', bus: 'sata', source: { bundle: 'disk2.qcow2' }, format: 'qcow2' },
+        { id: 'disk3', bus: 'nvme', source: { bundle: 'disk3.qcow2' }, format: 'qcow2' },
       ],
-      cdrom: iso,
+      // An installer, a driver ISO and an empty drive (issue 9).
+      cdroms: [
+        { id: 'cd0', path: iso },
+        { id: 'cd1', path: iso },
+        { id: 'cd2', path: null },
+      ],
       network: { mac: '52:54:00:7e:57:a1', forwards: [{ protocol: 'tcp', hostPort: await freeTcpPort(), guestPort: 22 }] },
       display: 'vnc',
     });
@@ -744,11 +793,22 @@ describe('real QEMU accepts the built argv', () => {
     for (const sock of [paths.runtime.qmp, paths.runtime.serial, paths.runtime.qga, paths.runtime.vnc]) {
       expect(fs.statSync(sock).isSocket(), sock).toBe(true);
     }
-    const replies = await qmpQuery(paths.runtime.qmp, ['query-status', 'query-uuid', 'query-named-block-nodes', 'query-vnc']);
+    const replies = await qmpQuery(paths.runtime.qmp, ['query-status', 'query-uuid', 'query-named-block-nodes', 'query-vnc', 'query-block']);
     expect(replies['query-status']).toMatchObject({ running: false, status: 'prelaunch' });
     expect(replies['query-uuid']).toEqual({ UUID: id });
     const nodes = (replies['query-named-block-nodes'] as { 'node-name': string }[]).map((n) => n['node-name']);
-    expect(nodes).toEqual(expect.arrayContaining(['disk0', 'disk1', 'cd0', ...(uefi ? ['fw-code', 'fw-vars'] : [])]));
+    expect(nodes).toEqual(expect.arrayContaining(['disk0', 'disk1', 'disk2', 'disk3', 'cd0', 'cd1', ...(uefi ? ['fw-code', 'fw-vars'] : [])]));
+    // Each drive on its device: SATA on an AHCI port, NVMe on its controller, three CD drives (the
+    // last empty, still there to take a CD while the VM runs).
+    const blocks = replies['query-block'] as { qdev?: string; removable: boolean; inserted?: { 'node-name': string } }[];
+    const byQdev = new Map(blocks.map((b) => [b.qdev, b]));
+    expect(byQdev.get('sda')?.inserted?.['node-name']).toBe('disk2');
+    expect(byQdev.get('nvme0')?.inserted?.['node-name']).toBe('disk3');
+    expect(['cd0', 'cd1', 'cd2'].map((q) => [byQdev.get(q)?.removable, byQdev.get(q)?.inserted?.['node-name'] ?? null])).toEqual([
+      [true, 'cd0'],
+      [true, 'cd1'],
+      [true, null],
+    ]);
     expect(replies['query-vnc']).toMatchObject({ enabled: true, family: 'unix', service: paths.runtime.vnc });
     expect(stderr).not.toMatch(/error/i);
   });
@@ -916,7 +976,7 @@ describe('vCPU limits hold on real QEMU 7.2 (TCG)', () => {
     const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-cpus-arm-'));
     try {
       const realLayout = new Layout(path.join(tmpDir, 'lib'), path.join(tmpDir, 'run'));
-      const base = withConfig(FIXTURES['aarch64-uefi'], { cdrom: null, disks: [], memoryMiB: 512, accel: 'tcg', display: 'none', network: { mode: 'none', mac: '52:54:00:c0:ff:ee', forwards: [] } });
+      const base = withConfig(FIXTURES['aarch64-uefi'], { cdroms: [], disks: [], memoryMiB: 512, accel: 'tcg', display: 'none', network: { mode: 'none', mac: '52:54:00:c0:ff:ee', forwards: [] } });
       const paths = realLayout.paths(base.id);
       fs.mkdirSync(paths.bundle.dir, { recursive: true });
       ensurePrivateDir(paths.runtime.dir);

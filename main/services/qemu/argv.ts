@@ -39,6 +39,7 @@ export const QemuIds = {
   iothread: 'io0',
   fwCode: 'fw-code',
   fwVars: 'fw-vars',
+  /** The first CD drive's node and qdev id (every CD drive's are its id: cd0, cd1, …). */
   cdromNode: 'cd0',
   cdromDevice: 'cd0',
   netdev: 'net0',
@@ -434,7 +435,7 @@ function kernelSection(ctx: Ctx): readonly string[] {
 
 /**
  * Boot order as bootindex values, from `config.bootOrder` (default disk, then CD): every disk gets
- * one (the system disk first, then the others in list order), the CD drive one, the NIC one; a kind
+ * one (the system disk first, then the others in list order), each CD drive one, the NIC one; a kind
  * left out of the order gets none, so the firmware never boots it. Disk before CD needs no edit
  * after installing: a blank disk is not bootable (SeaBIOS finds no 0x55AA boot signature, OVMF no
  * EFI system partition), so the firmware goes on to the installer CD, and once the OS is installed
@@ -442,9 +443,9 @@ function kernelSection(ctx: Ctx): readonly string[] {
  * direct kernel boot outranks every bootindex (SeaBIOS's linuxboot ROM has index 0; OVMF/AAVMF try
  * the fw_cfg kernel first), so it needs no special case.
  */
-function bootIndexes(config: VmConfig): { readonly disks: ReadonlyMap<string, number>; readonly cdrom: number | null; readonly nic: number | null } {
+function bootIndexes(config: VmConfig): { readonly disks: ReadonlyMap<string, number>; readonly cdroms: ReadonlyMap<string, number>; readonly nic: number | null } {
   const disks = new Map<string, number>();
-  let cdrom: number | null = null;
+  const cdroms = new Map<string, number>();
   let nic: number | null = null;
   let next = 1;
   for (const kind of config.bootOrder) {
@@ -452,12 +453,13 @@ function bootIndexes(config: VmConfig): { readonly disks: ReadonlyMap<string, nu
       const ordered = [...config.disks.filter((d) => d.role === 'system'), ...config.disks.filter((d) => d.role !== 'system')];
       for (const d of ordered) disks.set(d.id, next++);
     } else if (kind === 'cd') {
-      if (config.cdrom) cdrom = next++;
+      // Every CD drive, empty ones too: a CD inserted while the VM runs boots at its next reset.
+      for (const d of config.cdroms) cdroms.set(d.id, next++);
     } else {
       nic = next++;
     }
   }
-  return { disks, cdrom, nic };
+  return { disks, cdroms, nic };
 }
 
 /** The TPM's files: state in the bundle (kept across starts), the control socket in the private
@@ -510,9 +512,43 @@ function imagePath(ctx: Ctx, source: ImageSource): string {
   return 'bundle' in source ? ctx.paths.bundle.file(source.bundle) : source.path;
 }
 
-/** Guest-style device ids (vda, vdb, …): the config allows at most 8 disks. */
-function diskDeviceId(index: number): string {
-  return `vd${String.fromCharCode(0x61 + index)}`;
+/** Guest-style device ids: virtio `vda`, `vdb`, … by place in the disk list (the config allows at
+ *  most 8 disks); SATA `sda`, … and NVMe `nvme0`, … by place among the disks on that bus. */
+function diskDeviceId(disks: readonly Disk[], index: number): string {
+  const disk = disks[index] as Disk;
+  const letter = (n: number) => String.fromCharCode(0x61 + n);
+  const nth = disks.slice(0, index).filter((d) => d.bus === disk.bus).length;
+  switch (disk.bus) {
+    case 'virtio':
+      return `vd${letter(index)}`;
+    case 'sata':
+      return `sd${letter(nth)}`;
+    case 'nvme':
+      return `nvme${nth}`;
+    default:
+      return assertNever(disk.bus, 'disk bus');
+  }
+}
+
+/** The AHCI controller SATA disks sit on: q35's built-in one (its ports are buses `ide.0`..`ide.5`),
+ *  or on aarch64 `virt` (which has none) an `ich9-ahci` Vivarium adds (`ahci0.0`..`ahci0.5`). */
+const AHCI_ID = 'ahci0';
+
+/**
+ * AHCI port buses, from one place so CD drives and SATA disks never share a port. x86: CD drives
+ * first, in list order (so cd0 stays on `ide.0`, where it always was), then SATA disks in disk-list
+ * order; adding a CD drive can move a SATA disk to a later port (guests find their disks by UUID and
+ * the firmware by bootindex, so nothing depends on the port). aarch64: CDs are on virtio-scsi, so
+ * SATA disks take the added controller's ports in order. The config schema keeps the total at six.
+ */
+export function ahciPorts(config: Pick<VmConfig, 'arch' | 'disks' | 'cdroms'>): { readonly cdroms: ReadonlyMap<string, string>; readonly disks: ReadonlyMap<string, string> } {
+  const cdroms = new Map<string, string>();
+  const disks = new Map<string, string>();
+  const bus = config.arch === 'x86_64' ? (n: number) => `ide.${n}` : (n: number) => `${AHCI_ID}.${n}`;
+  let port = 0;
+  if (config.arch === 'x86_64') for (const d of config.cdroms) cdroms.set(d.id, bus(port++));
+  for (const d of config.disks) if (d.bus === 'sata') disks.set(d.id, bus(port++));
+  return { cdroms, disks };
 }
 
 /**
@@ -580,15 +616,22 @@ function imageNodes(layer: LayerNode, direct: boolean, forceLocking: boolean): r
 }
 
 /**
- * Disks on virtio-blk with a shared iothread. Each disk's chain is emitted bottom first (a node
- * must exist before another names it as its backing); backing layers are always read-only.
+ * Disks, each on its bus: virtio-blk with a shared iothread (the iothread object is made only when
+ * a virtio disk exists), SATA as `ide-hd` on an AHCI port (ahciPorts; on aarch64 after an added
+ * `ich9-ahci`), NVMe as one `nvme` controller per disk with the disk as its namespace 1 (the
+ * controller's `serial` is required; the disk id, so the guest's /dev/disk/by-id name is stable).
+ * Each disk's chain is emitted bottom first (a node must exist before another names it as its
+ * backing); backing layers are always read-only.
  */
 function drivesSection(ctx: Ctx): readonly string[] {
   const { config, caps } = ctx;
   if (config.disks.length === 0) return [];
   const direct = caps.nativeAio;
   const boot = bootIndexes(config).disks;
-  const out: string[] = ['-object', opts('iothread', ['id', QemuIds.iothread])];
+  const ports = ahciPorts(config).disks;
+  const out: string[] = [];
+  if (config.disks.some((d) => d.bus === 'virtio')) out.push('-object', opts('iothread', ['id', QemuIds.iothread]));
+  if (config.arch === 'aarch64' && ports.size > 0) out.push('-device', opts('ich9-ahci', ['id', AHCI_ID]));
   config.disks.forEach((disk, i) => {
     const names = diskNodeNames(disk);
     const layers = diskImages(disk).map(
@@ -601,16 +644,21 @@ function drivesSection(ctx: Ctx): readonly string[] {
       }),
     );
     for (const layer of [...layers].reverse()) out.push(...imageNodes(layer, direct, imageLockingForced(ctx.caps)));
-    out.push(
-      '-device',
-      opts(
-        'virtio-blk-pci',
-        ['id', diskDeviceId(i)],
-        ['drive', disk.id],
-        ['iothread', QemuIds.iothread],
-        boot.has(disk.id) && ['bootindex', boot.get(disk.id) as number],
-      ),
-    );
+    const id: OptPart = ['id', diskDeviceId(config.disks, i)];
+    const bootindex: OptPart = boot.has(disk.id) && ['bootindex', boot.get(disk.id) as number];
+    switch (disk.bus) {
+      case 'virtio':
+        out.push('-device', opts('virtio-blk-pci', id, ['drive', disk.id], ['iothread', QemuIds.iothread], bootindex));
+        break;
+      case 'sata':
+        out.push('-device', opts('ide-hd', id, ['bus', ports.get(disk.id) as string], ['drive', disk.id], bootindex));
+        break;
+      case 'nvme':
+        out.push('-device', opts('nvme', id, ['serial', disk.id], ['drive', disk.id], bootindex));
+        break;
+      default:
+        assertNever(disk.bus, 'disk bus');
+    }
   });
   return out;
 }
@@ -633,41 +681,47 @@ function qcow2Node(o: { file: string; nodeName: string; backing: string | null; 
 }
 
 /**
- * The CD (raw, read-only). x86: the q35 board's built-in AHCI port ide.0 — every OS installer
- * has an AHCI driver. aarch64 `virt` has no IDE/AHCI, so: virtio-scsi + scsi-cd. Chosen over
- * usb-storage because it is fast, AAVMF boots from it, Linux/BSD installers carry the driver, and
- * media can be changed at run time (blockdev-change-medium). Guests without virtio drivers
- * (Windows on Arm) will need usb-storage; that is a later OS preset.
+ * CD drives (raw, read-only; an empty drive has no node and QEMU gives it an empty tray, so a CD
+ * can be inserted while the VM runs). Node names and qdev ids are the drive ids (cd0, cd1, …;
+ * `blockdev-change-medium`/`eject` name the qdev id). x86: ports of the q35 board's built-in AHCI
+ * (ahciPorts) — every OS installer has an AHCI driver. aarch64 `virt` has no IDE/AHCI, so:
+ * virtio-scsi + scsi-cd (QEMU gives each the next free SCSI target). Chosen over usb-storage
+ * because it is fast, AAVMF boots from it, Linux/BSD installers carry the driver, and media can be
+ * changed at run time. Guests without virtio drivers (Windows on Arm) will need usb-storage; that
+ * is a later OS preset.
  */
 function cdromSection(ctx: Ctx): readonly string[] {
   const { config } = ctx;
-  if (!config.cdrom) return [];
-  const fileNode = `${QemuIds.cdromNode}-file`;
-  const { cdrom: bootindex } = bootIndexes(config);
-  const nodes = [
-    '-blockdev',
-    opts(['driver', 'file'], ['filename', config.cdrom], ['node-name', fileNode], ['read-only', 'on']),
-    '-blockdev',
-    opts(['driver', 'raw'], ['file', fileNode], ['node-name', QemuIds.cdromNode], ['read-only', 'on']),
-  ];
-  switch (config.arch) {
-    case 'x86_64':
-      return [
-        ...nodes,
-        '-device',
-        opts('ide-cd', ['id', QemuIds.cdromDevice], ['bus', 'ide.0'], ['drive', QemuIds.cdromNode], bootindex !== null && ['bootindex', bootindex]),
-      ];
-    case 'aarch64':
-      return [
-        ...nodes,
-        '-device',
-        opts('virtio-scsi-pci', ['id', 'scsi0']),
-        '-device',
-        opts('scsi-cd', ['id', QemuIds.cdromDevice], ['bus', 'scsi0.0'], ['drive', QemuIds.cdromNode], bootindex !== null && ['bootindex', bootindex]),
-      ];
-    default:
-      return assertNever(config.arch, 'arch');
+  if (config.cdroms.length === 0) return [];
+  const boot = bootIndexes(config).cdroms;
+  const ports = ahciPorts(config).cdroms;
+  const out: string[] = [];
+  for (const [i, cd] of config.cdroms.entries()) {
+    if (cd.path !== null) {
+      const fileNode = `${cd.id}-file`;
+      out.push(
+        '-blockdev',
+        opts(['driver', 'file'], ['filename', cd.path], ['node-name', fileNode], ['read-only', 'on']),
+        '-blockdev',
+        opts(['driver', 'raw'], ['file', fileNode], ['node-name', cd.id], ['read-only', 'on']),
+      );
+    }
+    const bootindex: OptPart = boot.has(cd.id) && ['bootindex', boot.get(cd.id) as number];
+    const drive: OptPart = cd.path !== null && ['drive', cd.id];
+    switch (config.arch) {
+      case 'x86_64':
+        out.push('-device', opts('ide-cd', ['id', cd.id], ['bus', ports.get(cd.id) as string], drive, bootindex));
+        break;
+      case 'aarch64':
+        // The controller right before the first drive (where it always was: cd0's line is unchanged).
+        if (i === 0) out.push('-device', opts('virtio-scsi-pci', ['id', 'scsi0']));
+        out.push('-device', opts('scsi-cd', ['id', cd.id], ['bus', 'scsi0.0'], drive, bootindex));
+        break;
+      default:
+        assertNever(config.arch, 'arch');
+    }
   }
+  return out;
 }
 
 /**

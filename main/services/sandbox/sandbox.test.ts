@@ -44,7 +44,7 @@ describe('forward conflicts', () => {
 });
 
 const base: VmConfigInput = {
-  version: 2,
+  version: 3,
   id: '0b3f2a4c-1d2e-4f50-8a6b-7c8d9e0f1a2b',
   name: 'box',
   createdAt: '2026-01-01T00:00:00Z',

@@ -45,7 +45,7 @@ export function assertMediaPresent(c: VmConfig): void {
     if (p && !fs.existsSync(p)) throw errors.state(`${what} ${p} no longer exists. Put it back, or ${remedy}.`);
   };
   const edit = (flag: string) => `change it: vivarium edit ${shellArg(c.name)} ${flag} PATH`;
-  check('The ISO', c.cdrom, edit('--iso'));
+  for (const d of c.cdroms) check(`The ISO in ${d.id}`, d.path, `change it: vivarium cd insert ${shellArg(c.name)} PATH --drive ${d.id}`);
   check('The kernel', c.kernel?.path, edit('--kernel'));
   check('The initrd', c.kernel?.initrd, edit('--initrd'));
   for (const d of c.disks) {
