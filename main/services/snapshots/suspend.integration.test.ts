@@ -95,4 +95,39 @@ describe('suspend to disk', () => {
     expect(m3[1]).toBe('awake');
     expect(Number(m3[2])).toBeGreaterThanOrEqual(Number(m2[2]));
   }, 300_000);
+
+  it('a sandbox VM (its SSH forward gets a fresh host port each start) resumes: the saved state does not depend on host ports', async () => {
+    const g = testGuest();
+    const e = engine();
+    const vm = await e.manager.create({ name: 'sandboxy', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 0, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'user', display: 'none' });
+    const id = vm.id;
+    // What makes a VM a sandbox for the start: its cloud-init access (the seed is not needed by this guest).
+    const cfgFile = e.layout.bundle(id).config;
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    cfg.cloudInit = { user: 'dev', hostname: 'sandboxy', identityFile: null, knownHostsFile: `${e.layout.bundle(id).dir}/ssh/known_hosts`, seed: 'cidata.iso', passwordSet: false };
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    const sshPort = (argv: readonly string[] | undefined) => Number(/hostfwd=tcp:127\.0\.0\.1:(\d+)-:22/.exec((argv ?? []).join(' '))?.[1]);
+
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    const port1 = sshPort((await e.manager.get(id)).argv);
+    expect(port1).toBeGreaterThan(0);
+    await typeLine(e.layout.runtime(id).serial, 'echo forwarded > /tmp/marker');
+    const up1 = Number((await ask(e, id, PROBE, PROBE_RE))[2]);
+    await e.services.snapshots.suspend('sandboxy');
+    // Another program takes the port the forward had: the resume must not depend on getting it back.
+    const squatter = net.createServer();
+    await new Promise<void>((resolve, reject) => squatter.listen(port1, '127.0.0.1', resolve).once('error', reject));
+    try {
+      await e.manager.start(id, { timeoutSec: 120 });
+      const port2 = sshPort((await e.manager.get(id)).argv);
+      expect(port2).toBeGreaterThan(0);
+      expect(port2).not.toBe(port1);
+      const m = await ask(e, id, PROBE, PROBE_RE);
+      expect(m[1]).toBe('forwarded'); // resumed, not rebooted
+      expect(Number(m[2])).toBeGreaterThanOrEqual(up1);
+      expect(fs.existsSync(e.layout.bundle(id).file('suspend.state.discarded'))).toBe(false);
+    } finally {
+      squatter.close();
+    }
+  }, 300_000);
 });

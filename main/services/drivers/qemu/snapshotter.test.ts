@@ -4,7 +4,7 @@ import { snapshotPlanOf } from './snapshotter';
 import { argvHash } from './suspender';
 
 const base: VmConfigInput = {
-  version: 2,
+  version: 3,
   id: '3f2a9c01-b7de-4c1a-9d2e-0123456789ab',
   name: 'plan',
   createdAt: '2026-11-30T12:00:00.000Z',
@@ -51,5 +51,13 @@ describe('argvHash', () => {
     const argv = ['/usr/bin/qemu-system-x86_64', '-m', '256'];
     expect(argvHash([...argv, '-incoming', 'unix:/r/incoming.sock'])).toBe(argvHash(argv));
     expect(argvHash(['/usr/bin/qemu-system-x86_64', '-m', '512'])).not.toBe(argvHash(argv));
+  });
+
+  it('ignores the host ports of user-mode forwards (a sandbox gets a fresh SSH port each start), not their guest side', () => {
+    const net = (fwd: string) => ['/usr/bin/qemu-system-x86_64', '-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,${fwd}`, '-m', '256'];
+    expect(argvHash(net('hostfwd=tcp:127.0.0.1:41234-:22'))).toBe(argvHash(net('hostfwd=tcp:127.0.0.1:38011-:22')));
+    expect(argvHash(net('hostfwd=tcp:127.0.0.1:41234-:22'))).not.toBe(argvHash(net('hostfwd=tcp:127.0.0.1:41234-:2222')));
+    expect(argvHash(net('hostfwd=udp:127.0.0.1:41234-:22'))).not.toBe(argvHash(net('hostfwd=tcp:127.0.0.1:41234-:22')));
+    expect(argvHash(net('hostfwd=tcp:127.0.0.1:41234-:22'))).not.toBe(argvHash(net('hostfwd=tcp:0.0.0.0:41234-:22')));
   });
 });

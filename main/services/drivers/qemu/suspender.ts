@@ -37,7 +37,14 @@ const MIGRATE_SOCKET = 'migrate.sock';
 /** How long a suspend or resume may take before Vivarium gives up (a large guest on a slow disk). */
 const MIGRATION_TIMEOUT_MS = 30 * 60_000;
 
-/** The hash of a command line, without its `-incoming` part (a resumed VM can be suspended again). */
+/**
+ * The hash of a command line as far as a saved state cares: without its `-incoming` part (a resumed
+ * VM can be suspended again) and without the host ports of user-mode forwards
+ * (`hostfwd=tcp:127.0.0.1:PORT-:22` hashes as `hostfwd=tcp:127.0.0.1:*-:22`). QEMU's migration
+ * needs the same guest-visible machine on both sides (devices, memory, the guest side of each
+ * forward); which host port slirp listens on is the host's business, and a sandbox's SSH forward
+ * gets a free port afresh at every start (sandbox/ssh-forward.ts), so a resume may well get another.
+ */
 export function argvHash(argv: readonly string[]): string {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -45,7 +52,7 @@ export function argvHash(argv: readonly string[]): string {
       i++;
       continue;
     }
-    out.push(argv[i]!);
+    out.push(argv[i]!.replace(/(hostfwd=(?:tcp|udp):[^:,]*:)\d+-/g, '$1*-'));
   }
   return createHash('sha256').update(JSON.stringify(out)).digest('hex');
 }
