@@ -15,6 +15,7 @@ const createFlags = {
   firmware: { type: 'string', value: 'bios|uefi', help: 'firmware (default bios on x86_64, uefi on aarch64)' },
   'disk-size': { type: 'string', value: 'SIZE', help: 'size of a new empty disk, e.g. 8G; 0 for none (default 20G)' },
   disk: { type: 'string', value: 'PATH', help: 'use an existing qcow2/raw image in place instead of a new disk' },
+  'disk-bus': { type: 'string', value: 'virtio|sata|nvme', help: 'the disk\'s bus (default virtio; sata or nvme for installers without virtio drivers, such as Windows\')' },
   iso: { type: 'string', value: 'PATH', help: 'attach an ISO as a CD-ROM and boot from it' },
   kernel: { type: 'string', value: 'PATH', help: 'boot this kernel directly' },
   initrd: { type: 'string', value: 'PATH', help: 'initial ramdisk for --kernel' },
@@ -127,10 +128,13 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
   },
   delete: {
-    usage: 'delete NAME [--keep-disks]',
+    usage: 'delete NAME [--keep-disks] [--flatten-clones]',
     summary: 'Delete a stopped VM and its files.',
     positionals: [VM],
-    flags: { 'keep-disks': { type: 'boolean', help: 'keep its disk images (moved to <library>/kept-disks/)' } },
+    flags: {
+      'keep-disks': { type: 'boolean', help: 'keep its disk images (moved to <library>/kept-disks/)' },
+      'flatten-clones': { type: 'boolean', help: 'first give its linked clones (shut down, without snapshots) disk images of their own' },
+    },
   },
   serve: {
     usage: 'serve [--host 127.0.0.1] [--port N] [--tls-cert FILE --tls-key FILE] [--autostart]',

@@ -350,6 +350,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     firmware: enumFlag(p, 'firmware', ['bios', 'uefi'] as const) ?? (p.flags['secure-boot'] === true ? 'uefi' : undefined),
     diskSizeBytes,
     diskPath: absPath(p, 'disk'),
+    diskBus: enumFlag(p, 'disk-bus', ['virtio', 'sata', 'nvme'] as const),
     iso: absPath(p, 'iso'),
     kernel: absPath(p, 'kernel'),
     initrd: absPath(p, 'initrd'),

@@ -49,6 +49,11 @@ async function createGuest(name: string): Promise<string> {
 }
 
 const diskOf = (id: string, file = 'disk0.qcow2') => new Layout(t.home, t.runtimeDir).bundle(id).file(file);
+/** A VM's disk0 top image, as its config names it. */
+const topOf = (id: string): string => {
+  const cfg = JSON.parse(readFileSync(new Layout(t.home, t.runtimeDir).bundle(id).config, 'utf8')) as { disks: { id: string; source: { bundle: string } }[] };
+  return diskOf(id, cfg.disks.find((d) => d.id === 'disk0')!.source.bundle);
+};
 const qemuIo = (file: string, cmd: string) => execFileSync('qemu-io', ['-f', 'qcow2', '-c', cmd, file], { encoding: 'utf8' });
 
 describe('vivarium snapshot', () => {
@@ -117,6 +122,55 @@ describe('vivarium clone', () => {
     const del = await cli(['delete', 'src']);
     expect(del.code).toBe(1);
     expect(del.stderr).toMatch(/copy/);
+  }, 300_000);
+
+  it('delete --flatten-clones gives the linked clones images of their own (same contents, still boots), then deletes the source', async () => {
+    const g = testGuest();
+    const src = await createGuest('base');
+    qemuIo(diskOf(src), 'write -P 0x61 0 64k');
+    const a = (await ok(['clone', 'base', 'child-a', '--linked'])).trim();
+    const b = (await ok(['clone', 'base', 'child-b', '--linked'])).trim();
+    qemuIo(diskOf(a), 'write -P 0x62 1M 64k');
+
+    const refused = await cli(['delete', 'base']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/"base" cannot be deleted: "child-[ab]" \(and 1 other VM: "child-[ab]"\) uses .* as a backing image of its disk disk0\. Delete "child-[ab]" first .*`vivarium delete base --flatten-clones`/);
+
+    // A clone with snapshots of its own cannot be flattened (they read from the base): nothing changes.
+    await ok(['snapshot', 'create', 'child-b', 'mine']);
+    const withSnap = await cli(['delete', 'base', '--flatten-clones']);
+    expect(withSnap.code).toBe(1);
+    expect(withSnap.stderr).toMatch(/"child-b" is a linked clone of "base" with snapshots of its own/);
+    await ok(['snapshot', 'delete', 'child-b', 'mine']);
+    // A running clone is not flattened under its QEMU.
+    await ok(['start', 'child-b', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    const running = await cli(['delete', 'base', '--flatten-clones']);
+    expect(running.code).toBe(1);
+    expect(running.stderr).toMatch(/"child-b" is running; it must be shut down to flatten it before "base" is deleted/);
+    await ok(['stop', 'child-b', '--force']);
+    expect(JSON.parse(await ok(['list', '--json'])).map((v: { name: string }) => v.name)).toEqual(['base', 'child-a', 'child-b']);
+
+    // What each clone reads now, for comparing after the source is gone (qemu-img follows the chain).
+    const refs = [a, b].map((id) => {
+      const ref = path.join(t.home, `ref-${id}.qcow2`);
+      execFileSync('qemu-img', ['convert', '-O', 'qcow2', topOf(id), ref]);
+      return ref;
+    });
+    const del = await ok(['delete', 'base', '--flatten-clones']);
+    expect(del.split('\n').sort()).toEqual(['', 'Deleted base.', "Flattened child-a: its disks no longer use base's.", "Flattened child-b: its disks no longer use base's."]);
+    expect(JSON.parse(await ok(['list', '--json'])).map((v: { name: string }) => v.name)).toEqual(['child-a', 'child-b']);
+    for (const [i, id] of [a, b].entries()) {
+      const show = JSON.parse(await ok(['show', id, '--json'])) as { config: { disks: { backing: unknown[] }[] } };
+      expect(show.config.disks[0]!.backing).toEqual([]);
+      const top = topOf(id);
+      expect(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', top], { encoding: 'utf8' }))['backing-filename']).toBeUndefined();
+      execFileSync('qemu-img', ['compare', '-q', refs[i]!, top]); // throws unless equal
+      execFileSync('qemu-img', ['check', '-q', top]);
+    }
+    expect(qemuIo(topOf(a), 'read -P 0x62 1M 64k')).not.toMatch(/failed/);
+    expect(qemuIo(topOf(b), 'read -P 0x61 0 64k')).not.toMatch(/failed/);
+    await ok(['start', 'child-a', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    await ok(['stop', 'child-a', '--force']);
   }, 300_000);
 
   it('a full clone is independent: it runs after its source is deleted', async () => {

@@ -194,15 +194,15 @@ export class LocalVmService implements VmService {
     });
   }
 
-  async delete(ref: string, options: DeleteOptions): Promise<{ readonly keptFiles: readonly string[] }> {
+  async delete(ref: string, options: DeleteOptions): Promise<{ readonly keptFiles: readonly string[]; readonly flattenedClones: readonly string[] }> {
     const entry = this.library.resolve(ref);
     return this.job(entry, 'delete', async () => {
-      const kept = await deleteVm({ library: this.library, runStates: this.runStates }, entry, options);
+      const { kept, flattened } = await deleteVm({ library: this.library, runStates: this.runStates, host: this.deps.host, events: this.events }, entry, options);
       this.driver.forget(entry.id);
       this.lastSeen.delete(entry.id);
       this.lastInfos?.delete(entry.id);
       this.jobs.afterJobs(entry.id, () => this.changes.fire({ kind: 'removed', id: entry.id }));
-      return { keptFiles: kept };
+      return { keptFiles: kept, flattenedClones: flattened };
     });
   }
 

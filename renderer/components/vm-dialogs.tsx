@@ -137,9 +137,20 @@ export function SettingsDialog({
   const locked = vm.state !== 'stopped';
   const noteId = useId();
   const defaults = useHostDefaults(config.arch);
+  // Saved, with what the engine thought worth telling (the CLI prints it as "warning: …"): the
+  // dialog stays open to say it, and hands the VM on when closed.
+  const [saved, setSaved] = useState<VmInfo | null>(null);
+  const doneRef = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (saved) doneRef.current?.focus();
+  }, [saved]);
 
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
+    if (saved) {
+      onSaved(saved);
+      return;
+    }
     if (form.busy || locked) return;
     form.setServerError(null);
     const result = toEditPatch(form.values, config, defaults);
@@ -154,7 +165,11 @@ export function SettingsDialog({
     }
     form.setBusy(true);
     try {
-      onSaved(await services.vms.edit(vm.id, result.value));
+      const updated = await services.vms.edit(vm.id, result.value);
+      if (updated.notices?.length) {
+        form.setBusy(false);
+        setSaved(updated);
+      } else onSaved(updated);
     } catch (err) {
       form.showServerError(err);
       form.setBusy(false);
@@ -163,8 +178,18 @@ export function SettingsDialog({
   };
 
   return (
-    <Dialog title={`Settings — ${vm.name}`} onClose={onClose} className="dialog-form" describedBy={locked ? noteId : undefined}>
+    <Dialog title={`Settings — ${vm.name}`} onClose={saved ? () => onSaved(saved) : onClose} className="dialog-form" describedBy={locked ? noteId : undefined}>
       <form ref={formRef} noValidate onSubmit={(e) => void submit(e)} aria-busy={form.busy}>
+        {saved && (
+          <div className="notice-inline notice-saved" role="status" data-testid="settings-notices">
+            <p>Saved. Worth knowing:</p>
+            <ul>
+              {saved.notices?.map((n) => (
+                <li key={n}>{n}</li>
+              ))}
+            </ul>
+          </div>
+        )}
         {locked && (
           <p id={noteId} className="notice-inline">
             Shut down the VM to change its settings.
@@ -175,19 +200,27 @@ export function SettingsDialog({
           errors={form.errors}
           onChange={form.onChange}
           mode="edit"
-          disabled={locked}
+          disabled={locked || saved !== null}
           defaults={defaults}
           warnings={formWarnings(form.values, defaults)}
           arch={config.arch}
         />
         <FormError message={form.errors.form ?? form.serverError} />
         <div className="dialog-actions">
-          <button type="button" className="btn" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="btn btn-primary" disabled={form.busy || locked}>
-            {form.busy ? 'Saving…' : 'Save'}
-          </button>
+          {saved ? (
+            <button ref={doneRef} type="submit" className="btn btn-primary">
+              Done
+            </button>
+          ) : (
+            <>
+              <button type="button" className="btn" onClick={onClose}>
+                Cancel
+              </button>
+              <button type="submit" className="btn btn-primary" disabled={form.busy || locked}>
+                {form.busy ? 'Saving…' : 'Save'}
+              </button>
+            </>
+          )}
         </div>
       </form>
     </Dialog>
@@ -199,33 +232,47 @@ export function DeleteDialog({ vm, onClose, onDeleted }: { readonly vm: VmInfo; 
   const [keepDisks, setKeepDisks] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  /** Linked clones standing on this VM's disks, as the engine named them when it refused (null: none known). */
+  const [clones, setClones] = useState<readonly string[] | null>(null);
+  const [flattenClones, setFlattenClones] = useState(false);
   const descId = useId();
 
   const confirm = async (): Promise<void> => {
     setBusy(true);
     setError(null);
     try {
-      await services.vms.delete(vm.id, { keepDisks });
+      await services.vms.delete(vm.id, { keepDisks, ...(flattenClones ? { flattenClones } : {}) });
       onDeleted();
     } catch (err) {
+      const named = (err as { data?: { linkedClones?: unknown } } | null)?.data?.linkedClones;
+      if (Array.isArray(named) && named.every((n) => typeof n === 'string')) setClones(named as string[]);
       setError(errorMessage(err));
       setBusy(false);
     }
   };
 
+  const cloneList = clones?.map((n) => `“${n}”`).join(', ') ?? '';
   return (
     <Dialog title={`Delete “${vm.name}”?`} onClose={onClose} role="alertdialog" describedBy={descId} className="dialog-narrow">
       <p id={descId} className="dialog-text">
         This removes the VM and its folder. Disk images you attached from elsewhere are never deleted.
       </p>
       <CheckboxField label="Keep disk images" checked={keepDisks} onChecked={setKeepDisks} hint="The VM's own disk images stay on disk." />
+      {clones && clones.length > 0 ? (
+        <CheckboxField
+          label={`Flatten its linked clones first (${cloneList})`}
+          checked={flattenClones}
+          onChecked={setFlattenClones}
+          hint="Each clone gets a full copy of its disks, so it no longer needs this VM. The clones must be shut down and have no snapshots; copying takes as long as their disks are full."
+        />
+      ) : null}
       <FormError message={error} />
       <div className="dialog-actions">
         <button type="button" className="btn" onClick={onClose} data-autofocus>
           Cancel
         </button>
         <button type="button" className="btn btn-danger" disabled={busy} onClick={() => void confirm()}>
-          {busy ? 'Deleting…' : 'Delete VM'}
+          {busy ? (flattenClones ? 'Flattening clones…' : 'Deleting…') : flattenClones ? 'Flatten Clones and Delete' : 'Delete VM'}
         </button>
       </div>
     </Dialog>

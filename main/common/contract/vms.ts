@@ -7,7 +7,7 @@
  * config or the host).
  */
 import { z } from 'zod';
-import { AccelChoice, Arch, BootDevice, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, PortForward, RULE_MESSAGES } from '../models/vm-config';
+import { AccelChoice, Arch, BootDevice, DiskBus, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, PortForward, RULE_MESSAGES } from '../models/vm-config';
 import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
 import { Remedy } from '../errors';
 import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
@@ -56,6 +56,9 @@ export const CreateVmSpec = z
     diskSizeBytes: z.number().int().min(0).max(64 * 1024 ** 4).optional(),
     /** Use an existing disk image in place (never deleted by Vivarium). */
     diskPath: AbsPath.optional(),
+    /** The system disk's bus (default virtio); an OS preset whose installer lacks virtio drivers
+     *  (Windows) picks sata or nvme (models/vm-config.ts DiskBus). */
+    diskBus: DiskBus.optional(),
     iso: AbsPath.optional(),
     kernel: AbsPath.optional(),
     initrd: AbsPath.optional(),
@@ -167,7 +170,10 @@ export const StopOptions = z
   .strict();
 export type StopOptions = z.infer<typeof StopOptions>;
 
-export const DeleteOptions = z.object({ keepDisks: z.boolean().optional() }).strict();
+/** keepDisks: move the VM's own disk images out of its folder first. flattenClones: give linked
+ *  clones standing on its disks standalone images first (they must be shut down and have no
+ *  snapshots); without it such a delete is refused with data `{linkedClones: [names]}`. */
+export const DeleteOptions = z.object({ keepDisks: z.boolean().optional(), flattenClones: z.boolean().optional() }).strict();
 export type DeleteOptions = z.infer<typeof DeleteOptions>;
 
 /** QEMU qcodes ("ctrl", "alt", "delete", "a", "f1"…). */
@@ -202,8 +208,8 @@ export interface VmService {
   preview(spec: CreateVmSpec): Promise<CreatePreview>;
   edit(ref: string, patch: EditVmSpec): Promise<VmInfo>;
   /** Removes the VM. With keepDisks, its own disk images are moved out of the bundle first; the
-   *  result lists where they went. */
-  delete(ref: string, options: DeleteOptions): Promise<{ readonly keptFiles: readonly string[] }>;
+   *  result lists where they went (and, with flattenClones, the linked clones given images of their own). */
+  delete(ref: string, options: DeleteOptions): Promise<{ readonly keptFiles: readonly string[]; readonly flattenedClones?: readonly string[] }>;
   start(ref: string, options: StartOptions): Promise<VmInfo>;
   stop(ref: string, options: StopOptions): Promise<VmInfo>;
   pause(ref: string): Promise<VmInfo>;

@@ -155,13 +155,29 @@ function absLayer(l: BackingLayer, abs: (s: ImageSource) => string): BackingLaye
   return { source: { path: abs(l.source) }, format: l.format };
 }
 
-async function hasSnapshots(treeFile: string): Promise<boolean> {
+/** Whether a VM's snapshot tree file lists any snapshot (a missing or unreadable file: none). */
+export async function hasSnapshots(treeFile: string): Promise<boolean> {
   try {
     const t = JSON.parse(await fsp.readFile(treeFile, 'utf8')) as { snapshots?: unknown[] };
     return Array.isArray(t.snapshots) && t.snapshots.length > 0;
   } catch {
     return false;
   }
+}
+
+/** How many internal snapshots the qcow2 images `files` hold together (`qemu-img info -U`). */
+export async function imageSnapshotCount(qemuImg: string, files: readonly string[]): Promise<number> {
+  let n = 0;
+  for (const file of files) {
+    const j = await new Promise<{ snapshots?: unknown[] }>((resolve, reject) => {
+      execFile(qemuImg, ['info', '-U', '-f', 'qcow2', '--output=json', file], { timeout: 30_000 }, (err, stdout) => {
+        if (err) reject(errors.qemu(`qemu-img info failed on ${file}: ${err.message}`));
+        else resolve(JSON.parse(stdout) as { snapshots?: unknown[] });
+      });
+    });
+    n += j.snapshots?.length ?? 0;
+  }
+  return n;
 }
 
 function run(binary: string, args: readonly string[]): Promise<void> {
@@ -215,8 +231,12 @@ function chainSpec(top: { file: string; format: string }, below: readonly { file
   return spec!;
 }
 
-/** `qemu-img convert -p` of a chain into one standalone qcow2 (internal snapshots are not copied). */
-function copyStandalone(
+/**
+ * `qemu-img convert -p` of a chain into one standalone qcow2 at `out` (internal snapshots are not
+ * copied). `below` lists the layers under `file`, nearest first, each opened as said (never by the
+ * names in the headers). @throws VivariumError qemu-failed
+ */
+export function copyStandalone(
   qemuImg: string,
   file: string,
   format: string,

@@ -2,24 +2,65 @@
  * Deleting a VM's bundle — never under a live QEMU: the start lock is held while the bundle goes (so
  * no start from another process slips in), and the run state is read under it, with QEMUs found by
  * process identity too (a VM whose runtime folder was removed still counts as running).
+ *
+ * A VM whose folder holds the base of linked clones (issue 10) is refused, unless the caller asks
+ * to flatten them (`flattenClones`): each such clone, shut down and held by its own start lock, gets
+ * every disk that reads a file from the folder copied into one standalone qcow2 of its own
+ * (`qemu-img convert` of the whole chain, qemu-notes §5 "Linked clones"), its config switched to it,
+ * and only then is the VM deleted. A clone is switched over whole or not at all: the new image is
+ * written under a new name, the config (written atomically) names it, then the old overlay goes.
  */
 import * as fsp from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { errors } from '../../common/errors';
+import type { HostCapabilities } from '../../common/models/host';
+import { diskImages, type Disk, type ImageSource, type VmConfig } from '../../common/models/vm-config';
 import type { BundleEntry } from '../bundles/bundle-store';
-import { deleteBlockedBy, usesOfFilesIn } from '../disks/image-users';
+import { deleteBlockedBy, usesOfFilesIn, type ImageUse } from '../disks/image-users';
 import { scanQemuProcesses } from '../runtime/records';
 import type { RunStates } from '../runtime/run-state';
 import { acquireStartLockAsync } from '../runtime/start-lock';
-import type { Library } from './library';
+import { copyStandalone, hasSnapshots, imageSnapshotCount } from './clone';
+import type { Library, OkEntry } from './library';
 import { nameOf } from './resolve';
 
 export interface DeleteDeps {
   readonly library: Library;
   readonly runStates: RunStates;
+  /** The host probe (qemu-img), needed only to flatten linked clones. */
+  readonly host?: () => Promise<HostCapabilities>;
+  /** A VM's event log (vivarium.log), for what flattening did to a clone. */
+  readonly events?: { append(vmId: string, line: string): void };
 }
 
-/** Removes the VM; returns where kept disks went. @throws invalid-state when it runs, busy when being started */
-export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: { readonly keepDisks?: boolean }): Promise<readonly string[]> {
+export interface DeleteOptions {
+  readonly keepDisks?: boolean;
+  /** Give linked clones standing on this VM's disks images of their own first (else refused). */
+  readonly flattenClones?: boolean;
+}
+
+/** What a delete did: where kept disks went, which linked clones were flattened (their names). */
+export interface DeleteResult {
+  readonly kept: readonly string[];
+  readonly flattened: readonly string[];
+}
+
+/** Data of the refusal when linked clones stand on the VM: the front ends offer `flattenClones`. */
+export interface LinkedClonesData {
+  readonly linkedClones: readonly string[];
+}
+
+/** Whether a use is a linked clone's (or any VM's disk's) — what flattening can take away. CDs,
+ *  kernels and initrds pointed at by path stay refusals. */
+const isDiskUse = (u: ImageUse) => u.as.startsWith('its disk ') || u.as.startsWith('a backing image of its disk ');
+
+/**
+ * Removes the VM.
+ * @throws VivariumError invalid-state when it runs, when other VMs use its files (data
+ *   `LinkedClonesData` when flattening would help), or when a clone to flatten is not shut down or
+ *   has snapshots; busy when being started; qemu-failed when a copy fails (nothing deleted then).
+ */
+export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: DeleteOptions): Promise<DeleteResult> {
   const layout = deps.library.layout;
   const name = nameOf(entry) ?? entry.id;
   const rt = layout.runtime(entry.id);
@@ -27,19 +68,106 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: { 
   const live = await scanQemuProcesses();
   const release = await acquireStartLockAsync(rt, name);
   let kept: string[];
+  const flattened: string[] = [];
   try {
     const rs = deps.runStates.getLocked({ id: entry.id, name }, live);
     if (rs.state !== 'stopped') {
       throw errors.mustStop(name, rs.state, 'delete it');
     }
     // Another VM using a file from this folder (a linked clone's base, a disk by path) keeps it here.
-    const others = deps.library.entries().flatMap((e) => (e.ok && e.id !== entry.id ? [{ config: e.config, dir: e.dir }] : []));
-    const blocked = deleteBlockedBy(name, usesOfFilesIn(entry.id, entry.dir, others));
-    if (blocked) throw errors.state(blocked);
+    const usesNow = () => {
+      const others = deps.library.entries().flatMap((e) => (e.ok && e.id !== entry.id ? [{ config: e.config, dir: e.dir }] : []));
+      return usesOfFilesIn(entry.id, entry.dir, others);
+    };
+    let uses = usesNow();
+    const clones = [...new Set(uses.filter(isDiskUse).map((u) => u.vmId))];
+    if (options.flattenClones && clones.length > 0) {
+      const blocking = uses.filter((u) => !isDiskUse(u));
+      const blocked = deleteBlockedBy(name, blocking);
+      if (blocked) throw errors.state(blocked);
+      for (const id of clones) {
+        const clone = deps.library.entries().find((e): e is OkEntry => e.ok && e.id === id);
+        if (clone) flattened.push(await flattenClone(deps, clone, entry.dir, name));
+      }
+      uses = usesNow();
+    }
+    const blocked = deleteBlockedBy(name, uses);
+    if (blocked) {
+      const data: LinkedClonesData | undefined = uses.every(isDiskUse) ? { linkedClones: [...new Set(uses.map((u) => u.vmName))] } : undefined;
+      throw errors.state(blocked, data);
+    }
     kept = deps.library.store.remove(entry, options.keepDisks ?? false);
   } finally {
     await release();
   }
   await fsp.rm(rt.dir, { recursive: true, force: true });
-  return kept;
+  return { kept, flattened };
+}
+
+function inside(dir: string, file: string): boolean {
+  return file.startsWith(`${dir.replace(/\/+$/, '')}/`);
+}
+
+/**
+ * Gives `clone` standalone copies of its disks that read files from `sourceDir`; returns its name.
+ * The clone must be shut down (its start lock is held meanwhile) and have no snapshots: they live in
+ * its overlay and read unchanged clusters from the base, which the copy leaves behind.
+ */
+async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string, sourceName: string): Promise<string> {
+  const layout = deps.library.layout;
+  const cname = clone.config.name;
+  const crt = layout.runtime(clone.id);
+  layout.ensureRuntimeDir(crt.dir);
+  const live = await scanQemuProcesses();
+  const release = await acquireStartLockAsync(crt, cname);
+  try {
+    const rs = deps.runStates.getLocked({ id: clone.id, name: cname }, live);
+    if (rs.state !== 'stopped') throw errors.mustStop(cname, rs.state, `flatten it before "${sourceName}" is deleted`);
+    if (clone.config.suspended) {
+      throw errors.state(`"${cname}" is suspended on disks that stand on "${sourceName}": start it and shut it down, then delete "${sourceName}" again.`, undefined, {
+        remedy: { kind: 'start-vm', vm: cname },
+      });
+    }
+    const bundle = layout.bundle(clone.id);
+    const abs = (s: ImageSource): string => ('bundle' in s ? bundle.file(s.bundle) : s.path);
+    const qemuImg = deps.host ? (await deps.host()).qemuImg : null;
+    if (!qemuImg) throw errors.qemu('qemu-img was not found. Install QEMU and check what this host can run (the doctor) before trying again.', undefined, { remedy: { kind: 'check-host' } });
+    const snapshotsHeld = (await hasSnapshots(bundle.file('snapshots.json'))) || (await imageSnapshotCount(qemuImg, clone.config.disks.filter((d) => !d.readOnly && 'bundle' in d.source).map((d) => abs(d.source)))) > 0;
+    if (snapshotsHeld) {
+      throw errors.state(
+        `"${cname}" is a linked clone of "${sourceName}" with snapshots of its own, which read from "${sourceName}"'s disks and would not survive a flattened copy. Delete the snapshots of "${cname}" (or "${cname}" itself) first.`,
+      );
+    }
+    const stamp = randomBytes(3).toString('hex');
+    const made: string[] = [];
+    const old: string[] = [];
+    const disks: Disk[] = [];
+    try {
+      for (const d of clone.config.disks) {
+        const layers = diskImages(d);
+        if (!layers.some((l) => inside(sourceDir, abs(l.source)))) {
+          disks.push(d);
+          continue;
+        }
+        const out = `${d.id}-${stamp}.qcow2`;
+        made.push(bundle.file(out));
+        await copyStandalone(qemuImg, abs(d.source), d.format, bundle.file(out), d.backing.map((l) => ({ file: abs(l.source), format: l.format })));
+        const fh = await fsp.open(bundle.file(out), 'r+');
+        await fh.sync();
+        await fh.close();
+        if ('bundle' in d.source && !d.readOnly) old.push(bundle.file(d.source.bundle));
+        disks.push({ ...d, source: { bundle: out }, format: 'qcow2', backing: [] });
+      }
+    } catch (e) {
+      for (const f of made) await fsp.rm(f, { force: true });
+      throw e;
+    }
+    const next: VmConfig = { ...clone.config, disks };
+    deps.library.store.save(next);
+    for (const f of old) await fsp.rm(f, { force: true });
+    deps.events?.append(clone.id, `flattened: its disks got images of their own, so that "${sourceName}" (its linked clone source) could be deleted`);
+    return cname;
+  } finally {
+    await release();
+  }
 }
