@@ -7,6 +7,7 @@
  */
 import * as os from 'node:os';
 import type { GuestInfo } from '../main/test-support/guest';
+import type { Locator } from '@playwright/test';
 import { expect, test, type Served } from './fixtures';
 import { Graphs, HostPage } from './pages/host-page';
 import { LibraryPage } from './pages/library-page';
@@ -20,6 +21,33 @@ function kernelVm(guest: GuestInfo, name: string): string[] {
 async function stateOf(served: Served, name: string): Promise<string | undefined> {
   const list = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[];
   return list.find((v) => v.name === name)?.state;
+}
+
+/** The share of a graph's width its first series' line spans, from its leftmost painted pixel to the
+ *  right edge (the newest sample): what a person sees as "how much of the axis is filled". */
+async function lineSpan(graph: Locator): Promise<number> {
+  return graph.evaluate((el) => {
+    const canvas = el.querySelector('canvas');
+    const ctx = canvas?.getContext('2d');
+    if (!canvas || !ctx || canvas.width === 0) return 0;
+    const m = /^#([0-9a-f]{6})$/i.exec(getComputedStyle(el).getPropertyValue('--graph-1').trim());
+    if (!m) return -1;
+    const n = parseInt(m[1]!, 16);
+    const [r, g, b] = [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+    const { data, width, height } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    let left = width;
+    let right = -1;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 4;
+        if (data[i + 3]! > 200 && Math.abs(data[i]! - r) < 40 && Math.abs(data[i + 1]! - g) < 40 && Math.abs(data[i + 2]! - b) < 40) {
+          left = Math.min(left, x);
+          right = Math.max(right, x);
+        }
+      }
+    }
+    return right < 0 ? 0 : (right - left + 1) / width;
+  });
 }
 
 /** How many times the guest has printed its ready line since it was started (a reset boots it again). */
@@ -175,4 +203,83 @@ test('the VM window asks before Force Off and Reset, and its Serial tab says whe
 
   await vm.page.close();
   expect((await served.cli(['delete', 'quiet box'])).code).toBe(0);
+});
+
+test('graphs open on the last minute with a 10-minute choice, legends read without hovering, and the Host view says the KVM sentence once', async ({ appPage: page, served, guest }) => {
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const host = await HostPage.openFromLibrary(page);
+  const cpu = host.graph('CPU usage graph');
+  await expect(cpu).toHaveAccessibleDescription(/^Now \d+(\.\d)?%; the last minute\.$/, { timeout: 15_000 });
+  await expect(host.resources).toContainText('the last minute, one point a second');
+  const range = host.resources.getByRole('group', { name: 'Time range' });
+  await expect(range.getByRole('button', { name: '1 min' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(range.getByRole('button', { name: '10 min' })).toHaveAttribute('aria-pressed', 'false');
+  // Without the pointer on it, the legend reads the latest figures (the time and the CPU).
+  const legendRows = cpu.locator('.u-legend .u-series');
+  await expect(legendRows.nth(0).locator('.u-value')).toHaveText(/^\d{2}:\d{2}:\d{2}$/, { timeout: 15_000 });
+  await expect(legendRows.nth(1).locator('.u-value')).toHaveText(/^\d+(\.\d)?%$/);
+  // Seconds in, the line already spans a visible part of the minute's axis; on the 10-minute axis
+  // the same seconds are a tenth as long.
+  await expect.poll(() => lineSpan(cpu), { timeout: 30_000 }).toBeGreaterThan(0.1);
+  const minuteSpan = await lineSpan(cpu);
+  await range.getByRole('button', { name: '10 min' }).click();
+  await expect(range.getByRole('button', { name: '10 min' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(cpu).toHaveAccessibleDescription(/; the last 10 minutes\.$/);
+  await expect(host.resources).toContainText('the last 10 minutes, one point a second');
+  await expect.poll(() => lineSpan(cpu), { timeout: 10_000 }).toBeLessThan(minuteSpan / 3);
+
+  // Each accelerator's reason is said once, beside it, not again in the problems under it.
+  const reasons = await host.facts.locator('.accel-reason').allInnerTexts();
+  expect(reasons.length).toBeGreaterThan(0);
+  const facts = await host.facts.innerText();
+  for (const reason of reasons) expect(facts.split(reason).length - 1, reason).toBe(1);
+  const doctor = JSON.parse((await served.cli(['doctor', '--json'])).stdout) as { problems: string[] };
+  if (doctor.problems.some((p) => p.includes('which is much slower'))) await expect(host.facts.locator('.host-problems')).toContainText('which is much slower.');
+
+  // A VM's Stats tab: the memory legend says why the guest's own figures are missing until its
+  // balloon driver reports them, then shows them.
+  expect((await served.cli(kernelVm(guest, 'graph box'))).code).toBe(0);
+  await page.getByRole('link', { name: 'Library' }).click();
+  const vm = new VmWindowPage(await library.openVm('graph box'));
+  await vm.openTab('Stats');
+  await expect(vm.page.getByText('Start the VM to see its statistics.')).toBeVisible();
+  await vm.button('Start').click();
+  const graphs = new Graphs(vm.page.getByRole('tabpanel', { name: 'Stats' }));
+  await expect(graphs.graph('CPU usage graph')).toHaveAccessibleDescription(/; the last minute\.$/, { timeout: 20_000 });
+  const guestTotal = graphs.graph('Memory usage graph').locator('.u-legend .u-series', { hasText: 'Guest total' }).locator('.u-value');
+  await expect(guestTotal).toHaveText('— (not reported by the guest: needs its virtio-balloon driver)', { timeout: 20_000 });
+  await expect(guestTotal).toHaveText(/^\d+(\.\d)? MiB$/, { timeout: 60_000 });
+  await vm.button('Force Off').click();
+  await vm.page.getByRole('alertdialog').getByRole('button', { name: 'Force Off' }).click();
+  await expect(vm.page.getByText('The VM is not running: these are its last figures.')).toBeVisible({ timeout: 30_000 });
+  await vm.page.close();
+  expect((await served.cli(['delete', 'graph box'])).code).toBe(0);
+});
+
+test("Settings shows the engine's notices after saving, as the CLI prints them", async ({ appPage: page, served }) => {
+  const created = await served.cli(['create', 'notice box', '--disk-size', '0', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code, created.stderr).toBe(0);
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vm = new VmWindowPage(await library.openVm('notice box'));
+  await vm.button('Settings').click();
+  const dialog = vm.page.getByRole('dialog', { name: 'Settings — notice box' });
+  await expect(dialog).toBeVisible();
+  // More CPUs than the host has: allowed, with a warning (the CLI's "warning: …").
+  const cpus = os.cpus().length + 1;
+  await dialog.getByRole('textbox', { name: 'CPUs', exact: true }).fill(String(cpus));
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  const notices = dialog.getByTestId('settings-notices');
+  await expect(notices).toContainText('Saved.');
+  await expect(notices).toContainText(`${cpus} CPUs is more than this host's ${os.cpus().length}`);
+  const shown = JSON.parse((await served.cli(['show', 'notice box', '--json'])).stdout) as { config: { cpus: number } };
+  expect(shown.config.cpus).toBe(cpus);
+  // Done (focused: Enter) closes it; the window shows the new figure.
+  await expect(dialog.getByRole('button', { name: 'Done' })).toBeFocused();
+  await vm.page.keyboard.press('Enter');
+  await expect(dialog).toBeHidden();
+  await expect(vm.page.locator('.vm-facts')).toContainText(`${cpus} CPU`);
+  await vm.page.close();
+  expect((await served.cli(['delete', 'notice box'])).code).toBe(0);
 });

@@ -13,16 +13,30 @@ import 'uplot/dist/uPlot.min.css';
 import uPlot from 'uplot';
 import { useEffect, useId, useRef, type ReactNode } from 'react';
 import { usePrefersDark } from '../hooks/use-visibility';
-import type { GraphSpec } from '../lib/stats-graphs';
+import { DEFAULT_GRAPH_RANGE, GRAPH_RANGES, legendValue, rangeLabel, rangeText, type GraphRange, type GraphSpec } from '../lib/stats-graphs';
 import type { StatsStore } from '../lib/stats-store';
-import { axisScale, axisTicks, columnsMax, formatTick, formatValue, withAlpha, type AxisScale } from '../lib/stats-units';
+import { axisScale, axisTicks, columnsMax, formatTick, withAlpha, type AxisScale } from '../lib/stats-units';
 
 export type GraphVariant = 'full' | 'spark';
 
 const LAYOUT: Readonly<Record<GraphVariant, { readonly height: number; readonly windowSec: number }>> = {
-  full: { height: 150, windowSec: 600 },
+  // A full graph's range is the page's choice (GraphRangeChoice); this is where it opens.
+  full: { height: 150, windowSec: DEFAULT_GRAPH_RANGE },
   spark: { height: 28, windowSec: 120 },
 };
+
+/** The range buttons above a page of graphs: 1 min / 10 min, the chosen one pressed. */
+export function GraphRangeChoice({ value, onChange }: { readonly value: GraphRange; readonly onChange: (range: GraphRange) => void }): ReactNode {
+  return (
+    <span className="graph-range" role="group" aria-label="Time range">
+      {GRAPH_RANGES.map((r) => (
+        <button key={r} type="button" className="btn btn-small" aria-pressed={r === value} onClick={() => onChange(r)}>
+          {rangeLabel(r)}
+        </button>
+      ))}
+    </span>
+  );
+}
 
 /** Screen readers get a fresh value at most this often. */
 export const DESCRIPTION_INTERVAL_MS = 5000;
@@ -36,8 +50,11 @@ export function StatsGraph(props: {
   /** Shown instead of the chart when the figure does not exist here ("Not available: …"). */
   readonly unavailable?: string | null;
   readonly className?: string;
+  /** Seconds shown (full graphs; sparklines always show two minutes). */
+  readonly windowSec?: GraphRange;
 }): ReactNode {
   const { store, variant, title, unavailable } = props;
+  const windowSec = variant === 'full' ? (props.windowSec ?? LAYOUT.full.windowSec) : LAYOUT.spark.windowSec;
   const dark = usePrefersDark();
   const plotRef = useRef<HTMLDivElement>(null);
   const valueRef = useRef<HTMLSpanElement>(null);
@@ -54,7 +71,7 @@ export function StatsGraph(props: {
   useEffect(() => {
     const el = plotRef.current;
     if (!el || unavailable) return;
-    const { height, windowSec } = LAYOUT[variant];
+    const { height } = LAYOUT[variant];
     let plot: uPlot | null = null;
     let width = 0;
     let inView = false;
@@ -71,7 +88,7 @@ export function StatsGraph(props: {
       if (!force && now - lastDescription < DESCRIPTION_INTERVAL_MS) return;
       lastDescription = now;
       const text = specRef.current.summary(store.history);
-      if (descRef.current) descRef.current.textContent = variant === 'full' ? `Now ${text}; the last ${windowSec / 60} minutes.` : `Now ${text}.`;
+      if (descRef.current) descRef.current.textContent = variant === 'full' ? `Now ${text}; ${rangeText(windowSec)}.` : `Now ${text}.`;
     };
 
     const draw = (): void => {
@@ -123,7 +140,7 @@ export function StatsGraph(props: {
       plot = null;
     };
     // `shape` stands for the spec's structure; its functions are read through specRef.
-  }, [store, shape, variant, unavailable]);
+  }, [store, shape, variant, unavailable, windowSec]);
 
   // Nothing to draw: the sentence takes the chart's place (plain text, so it is read as it is).
   const chart = unavailable ? (
@@ -202,9 +219,15 @@ function plotOptions(
         },
       },
     },
+    // The legend reads the row under the pointer, else the latest (uPlot passes idx null then).
     series: [
-      { value: (_u, v) => (v == null ? '—' : timeOfDay(v)) },
-      ...spec.series.map((s): uPlot.Series => {
+      {
+        value: (u, v, _s, idx) => {
+          const t = idx === null ? u.data[0][u.data[0].length - 1] : v;
+          return t == null ? '—' : timeOfDay(t);
+        },
+      },
+      ...spec.series.map((s, i): uPlot.Series => {
         const color = cssColor(el, s.color, '#2160d8');
         return {
           label: s.label,
@@ -212,7 +235,7 @@ function plotOptions(
           width: spark ? 1.25 : 1.5,
           fill: fillUnder ? withAlpha(color, spark ? 0.18 : 0.1) : undefined,
           points: { show: false },
-          value: (_u, v) => formatValue(specRef.current.unit, v),
+          value: (u, _v, sidx, idx) => legendValue(specRef.current.unit, u.data[sidx] as ArrayLike<number | null> | undefined, idx, specRef.current.series[i]?.missing),
         };
       }),
     ],
@@ -225,8 +248,9 @@ function plotOptions(
             ticks: { stroke: grid, width: 1 },
             font: '11px system-ui, sans-serif',
             space: 70,
-            // Ten minutes never cross more than one date: the time of day is all a tick needs.
-            values: (_u, splits) => splits.map((v) => timeOfDay(v).slice(0, 5)),
+            // Ten minutes never cross more than one date: the time of day is all a tick needs (with
+            // seconds on the one-minute range, where ticks are seconds apart).
+            values: (_u, splits) => splits.map((v) => (windowSec <= 60 ? timeOfDay(v) : timeOfDay(v).slice(0, 5))),
           },
           {
             stroke: text,

@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { HostStats, StatsSample, VmStats } from '../../main/common/models/stats';
 import {
+  DEFAULT_GRAPH_RANGE,
+  GRAPH_RANGES,
+  guestMemoryMissing,
   hostCoresGraph,
   hostCpuGraph,
   hostDiskGraph,
   hostLoadGraph,
   hostMemoryGraph,
   hostSwapGraph,
+  legendValue,
+  rangeLabel,
+  rangeText,
   vmCpuGraph,
   vmCpusGraph,
   vmMemoryGraph,
@@ -97,5 +103,36 @@ describe('graph specs', () => {
     expect(hostCpuGraph().name).toBe('CPU usage graph');
     expect(hostCoresGraph(4).series.map((s) => s.label)).toEqual(['Core 0', 'Core 1', 'Core 2', 'Core 3']);
     expect(vmCpuGraph('id-a', 'CPU usage graph of a').name).toBe('CPU usage graph of a');
+  });
+});
+
+describe('time range', () => {
+  it('opens on the last minute and offers 1 and 10 minutes', () => {
+    expect(DEFAULT_GRAPH_RANGE).toBe(60);
+    expect(GRAPH_RANGES.map(rangeLabel)).toEqual(['1 min', '10 min']);
+    expect(GRAPH_RANGES.map(rangeText)).toEqual(['the last minute', 'the last 10 minutes']);
+  });
+});
+
+describe('legendValue', () => {
+  const column = Float64Array.from([1.5, Number.NaN, 12.34]);
+  it('reads the row under the pointer', () => {
+    expect(legendValue('percent', column, 0)).toBe('1.5%');
+  });
+  it('reads the latest row when the pointer is not on the graph', () => {
+    expect(legendValue('percent', column, null)).toBe('12.3%');
+    expect(legendValue('bytes', [0, 2 * GiB], null)).toBe('2 GiB');
+  });
+  it('says why a figure is missing when the series knows', () => {
+    expect(legendValue('bytes', column, 1, 'guest not running')).toBe('— (guest not running)');
+    expect(legendValue('bytes', column, 1)).toBe('—');
+    expect(legendValue('bytes', [], null, 'guest not running')).toBe('— (guest not running)');
+    expect(legendValue('bytes', undefined, null)).toBe('—');
+  });
+  it("gives the guest's memory figures the reason they are missing", () => {
+    const live = vmMemoryGraph('id-a', true).series.map((s) => s.missing);
+    expect(live).toEqual([undefined, guestMemoryMissing(true), guestMemoryMissing(true)]);
+    expect(guestMemoryMissing(true)).toMatch(/virtio-balloon/);
+    expect(vmMemoryGraph('id-a', false).series[1]?.missing).toBe('guest not running');
   });
 });

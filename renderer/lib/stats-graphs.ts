@@ -11,6 +11,8 @@ export interface GraphSeriesSpec {
   readonly label: string;
   /** A CSS custom property holding the colour, e.g. `--graph-1` (themes swap it). */
   readonly color: string;
+  /** Why the figure may be missing, said in the legend next to its "—" ("guest not running"). */
+  readonly missing?: string;
 }
 
 export interface GraphSpec {
@@ -24,6 +26,43 @@ export interface GraphSpec {
   readonly fixedMax?: (h: StatsHistory) => number | undefined;
   /** The current value(s) as text: "12.3%", "read 1 MiB/s · write 0 B/s". */
   readonly summary: (h: StatsHistory) => string;
+}
+
+// ---- time range and legend -----------------------------------------------------------------------
+
+/** The time ranges a full-size graph offers, in seconds. The store keeps one sample a second, so a
+ *  range is also the number of rows a graph reads. Graphs open on the shortest: a 10-minute axis is
+ *  empty for the first minutes. */
+export const GRAPH_RANGES = [60, 600] as const;
+export type GraphRange = (typeof GRAPH_RANGES)[number];
+export const DEFAULT_GRAPH_RANGE: GraphRange = 60;
+
+/** "1 min", "10 min": the range's button. */
+export function rangeLabel(sec: number): string {
+  return `${Math.round(sec / 60)} min`;
+}
+
+/** "the last minute", "the last 10 minutes": the range in a sentence. */
+export function rangeText(sec: number): string {
+  const min = Math.round(sec / 60);
+  return min === 1 ? 'the last minute' : `the last ${min} minutes`;
+}
+
+/**
+ * A series' value in the legend: the one under the pointer (`idx`, a row of `column`), or, when the
+ * pointer is not on the graph (`idx` null), the latest one, so the legend always reads. A missing
+ * figure shows as "—", followed by why when the series knows (`missing`).
+ */
+export function legendValue(unit: UnitKind, column: ArrayLike<number | null> | undefined, idx: number | null, missing?: string): string {
+  const v = idx === null ? (column && column.length > 0 ? column[column.length - 1] : null) : column?.[idx];
+  const text = formatValue(unit, v);
+  return missing && (v === null || v === undefined || Number.isNaN(v)) ? `${text} (${missing})` : text;
+}
+
+/** Why a VM's guest memory figures are missing: they come from the guest's virtio-balloon driver
+ *  (QEMU's balloon `guest-stats`), which reports only while the guest runs and has the driver. */
+export function guestMemoryMissing(live: boolean): string {
+  return live ? 'not reported by the guest: needs its virtio-balloon driver' : 'guest not running';
 }
 
 /** A palette of custom properties for graphs with many series (per-core CPU). */
@@ -180,14 +219,17 @@ export function vmCpusGraph(id: string, count: number): GraphSpec {
   };
 }
 
-export function vmMemoryGraph(id: string): GraphSpec {
+/** QEMU's resident memory and the guest's own figures; `live`: whether the VM runs now (the legend
+ *  then says why a guest figure is missing). */
+export function vmMemoryGraph(id: string, live = true): GraphSpec {
+  const missing = guestMemoryMissing(live);
   return {
     name: 'Memory usage graph',
     unit: 'bytes',
     series: [
       { label: 'QEMU resident', color: '--graph-1' },
-      { label: 'Guest total', color: '--graph-3' },
-      { label: 'Guest available', color: '--graph-2' },
+      { label: 'Guest total', color: '--graph-3', missing },
+      { label: 'Guest available', color: '--graph-2', missing },
     ],
     read: vmSeries(id, ['rss', 'guestTotal', 'guestAvailable']),
     summary: (h) => {
