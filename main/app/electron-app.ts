@@ -624,7 +624,7 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     let h: HostedEngine;
     try {
       // The app starts the VMs marked "start automatically" (vivarium edit NAME --autostart).
-      h = await deps.hostEngine({ env: deps.env, http: { host: '127.0.0.1', port: 0, staticDir: null }, log, autostart: true });
+      h = await deps.hostEngine({ env: deps.env, http: { host: '127.0.0.1', port: 0, staticDir: null }, log, autostart: true, systemTerminal: true });
     } catch (err) {
       await reportStartFailure(err);
       quitNow();

@@ -225,31 +225,17 @@ export async function runSandbox(command: string, p: Parsed, s: Services, io: Io
 
 async function runSsh(p: Parsed, s: Services, io: Io): Promise<number> {
   const [ref, ...command] = p.positionals as [string, ...string[]];
-  const access = await s.sandbox.sshAccess(ref);
-  if (!access.running || access.port === null) {
-    throw errors.state(`"${access.name}" is not running. Start it with vivarium start ${ref} first.`, undefined, { remedy: { kind: 'start-vm', vm: access.name } });
-  }
-  const { buildSshCommand, sshCommandLine } = await import('../services/terminal/ssh-command.js');
-  const target = { user: access.user, port: access.port, identityFile: access.identityFile, knownHostsFile: access.knownHostsFile };
-  const cmd = buildSshCommand(target, { command });
+  // The engine builds the command (the VM's key, its known_hosts, this run's port) and waits for
+  // the guest's sshd; the CLI only runs the system's ssh with the terminal it was given.
+  const cmd = await s.sandbox.sshCommand(ref, { command });
   if (p.flags.print === true) {
-    io.stdout.write(`${sshCommandLine(cmd)}\n`);
+    io.stdout.write(`${cmd.line}\n`);
     return 0;
   }
-  const { waitForSshReady, SshNotReadyError } = await import('../services/provisioning/ssh-ready.js');
   const timeoutSec = typeof p.flags.timeout === 'number' ? p.flags.timeout : 600;
-  const hint = setTimeout(() => io.stderr.write(`Waiting for ${access.name}'s SSH server (the first boot runs cloud-init)…\n`), 1500);
+  const hint = setTimeout(() => io.stderr.write(`Waiting for ${ref}'s SSH server (the first boot runs cloud-init)…\n`), 1500);
   try {
-    await waitForSshReady({
-      serialLog: access.serialLog,
-      knownHostsFile: access.knownHostsFile,
-      port: access.port,
-      timeoutMs: timeoutSec * 1000,
-      alive: () => access.pid === null || isAlive(access.pid),
-    });
-  } catch (e) {
-    if (e instanceof SshNotReadyError) throw errors.state(`${access.name}: ${e.message}`);
-    throw e;
+    await s.sandbox.waitForSsh(ref, Math.min(24 * 3600_000, Math.max(1000, Math.round(timeoutSec * 1000))));
   } finally {
     clearTimeout(hint);
   }
@@ -263,13 +249,4 @@ async function runSsh(p: Parsed, s: Services, io: Io): Promise<number> {
     child.once('error', (e) => reject(errors.state(`Could not run ssh (${e.message}). Install the OpenSSH client.`)));
     child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
   });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

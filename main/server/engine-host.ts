@@ -62,6 +62,8 @@ export interface HostEngineOptions {
   readonly log?: (line: string) => void;
   /** Start the VMs marked autostart once the engine is up (the app; `vivarium serve --autostart`). */
   readonly autostart?: boolean;
+  /** The desktop app: sandbox.openTerminal may open the user's terminal application. */
+  readonly systemTerminal?: boolean;
 }
 
 export interface HostedEngine {
@@ -126,7 +128,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
     serialLingerMs: o.serialLingerMs,
     log,
   });
-  engine = createEngine({ layout, env: o.env, watch: true, console: bridge, log });
+  engine = createEngine({ layout, env: o.env, watch: true, console: bridge, log, systemTerminal: o.systemTerminal === true });
   const rpcServer = new ClientScopedRpcServer(engine.services, bridge, { onProtocolError: (r) => log(`rpc: ${r}`) });
 
   let unix: UnixListener | null = null;

@@ -200,7 +200,7 @@ function selectText(id: string): void {
 /** Copies `text` to the clipboard and says so. Where there is no clipboard API (a page served over
  *  plain http on a LAN address is not a secure context: navigator.clipboard is undefined) or it
  *  refuses, selects the text of element `selectId` and says to copy it by hand. */
-function CopyButton({ text, selectId }: { readonly text: string; readonly selectId: string }): ReactNode {
+export function CopyButton({ text, selectId }: { readonly text: string; readonly selectId: string }): ReactNode {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
   useEffect(() => {
     if (state === 'idle') return;

@@ -15,6 +15,14 @@ import { usePrefersDark } from '../hooks/use-visibility';
 import { isLive } from '../lib/vm-actions';
 import { streamUrlForPage } from '../lib/stream-url';
 import { startStreamSession } from '../lib/stream-session';
+import { errorMessage } from '../lib/errors';
+import { CopyButton } from './first-run';
+
+/** The ssh command and whether this engine opens terminals (the desktop app), for the running VM. */
+interface SystemTerminal {
+  readonly line: string;
+  readonly canOpen: boolean;
+}
 
 type LinkStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting';
 
@@ -30,6 +38,9 @@ export function SshTerminal({ vm, active }: { readonly vm: VmInfo; readonly acti
   const dark = usePrefersDark();
   const [status, setStatus] = useState<LinkStatus>('idle');
   const [linkError, setLinkError] = useState<string | null>(null);
+  const [system, setSystem] = useState<SystemTerminal | null>(null);
+  const [showCommand, setShowCommand] = useState(false);
+  const [openNote, setOpenNote] = useState<string | null>(null);
 
   const sendSize = (): void => {
     const ws = socketRef.current;
@@ -88,6 +99,40 @@ export function SshTerminal({ vm, active }: { readonly vm: VmInfo; readonly acti
   const live = isLive(vm.state);
   const runKey = live ? `${vm.startedAt ?? ''}:${vm.pid ?? ''}` : null;
 
+  // "Open in system terminal": the engine builds the command (key, known_hosts, this run's port).
+  useEffect(() => {
+    setSystem(null);
+    setOpenNote(null);
+    if (runKey === null) {
+      setShowCommand(false);
+      return;
+    }
+    let live = true;
+    void Promise.all([services.sandbox.sshAccess(vm.id), services.sandbox.sshCommand(vm.id)]).then(
+      ([access, cmd]) => live && setSystem({ line: cmd.line, canOpen: access.canOpenTerminal }),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [runKey, services, vm.id]);
+
+  const openSystemTerminal = (): void => {
+    if (!system) return;
+    if (!system.canOpen) {
+      setShowCommand((v) => !v);
+      return;
+    }
+    setOpenNote(null);
+    services.sandbox.openTerminal(vm.id).then(
+      (r) => setOpenNote(`Opened in ${r.terminal}.`),
+      (e: unknown) => {
+        setOpenNote(errorMessage(e));
+        setShowCommand(true);
+      },
+    );
+  };
+
   useEffect(() => {
     if (runKey === null) {
       setStatus('idle');
@@ -128,12 +173,32 @@ export function SshTerminal({ vm, active }: { readonly vm: VmInfo; readonly acti
         <button type="button" className="btn btn-small" onClick={() => termRef.current?.focus()}>
           Focus terminal
         </button>
+        {system && (
+          <button type="button" className="btn btn-small" aria-expanded={system.canOpen ? undefined : showCommand} onClick={openSystemTerminal}>
+            Open in system terminal
+          </button>
+        )}
+        {system?.canOpen && (
+          <button type="button" className="btn btn-small btn-ghost" aria-expanded={showCommand} onClick={() => setShowCommand((v) => !v)}>
+            SSH command
+          </button>
+        )}
+        {openNote && <span className="muted" role="status">{openNote}</span>}
         <span className="spacer" />
         {linkError && status !== 'connected' && <span className="console-error">{linkError}</span>}
         <span className="console-status" data-status={status}>
           {status === 'idle' ? 'Not running' : status === 'connected' ? 'Connected (SSH)' : status === 'connecting' ? 'Connecting…' : 'Reconnecting…'}
         </span>
       </div>
+      {system && showCommand && (
+        <div className="console-bar" role="group" aria-label="SSH command">
+          <span className="muted">{system.canOpen ? 'The same session in any terminal:' : 'Paste into your terminal:'}</span>
+          <code id="ssh-command-line" aria-label="SSH command line" style={{ flex: '1 1 20em', wordBreak: 'break-all', userSelect: 'all' }}>
+            {system.line}
+          </code>
+          <CopyButton text={system.line} selectId="ssh-command-line" />
+        </div>
+      )}
       <div className="serial-frame">
         <div ref={hostRef} className="serial-host" role="region" aria-label="Terminal" data-testid="ssh-terminal" />
       </div>

@@ -68,6 +68,28 @@ export interface SshAccess {
   /** The guest's serial log, where its host keys appear on first boot. */
   readonly serialLog: string;
   readonly pid: number | null;
+  /** This engine can open the user's own terminal (sandbox.openTerminal): true in the desktop app. */
+  readonly canOpenTerminal: boolean;
+}
+
+/** `sshCommand`'s options: the command to run in the guest, as argv words (none: a login shell). */
+export const SshCommandOptions = z.object({ command: z.array(z.string().max(4096)).max(255).optional() }).strict();
+export type SshCommandOptions = z.infer<typeof SshCommandOptions>;
+
+/** The system OpenSSH client's command for a running sandbox: spawn `file` with `args` (no shell),
+ *  or paste `line` into a POSIX shell (each word quoted). */
+export interface SshCommandLine {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly line: string;
+}
+
+/** What `waitForSsh` saw: sshd's identification line, how many host keys were learned from the
+ *  console on this wait (0: known_hosts had them), and how long it took (milliseconds). */
+export interface SshReadyInfo {
+  readonly banner: string;
+  readonly learnedKeys: number;
+  readonly readyAfterMs: number;
 }
 
 /** What the guest agent says (null in `show` when there is no agent answering). */
@@ -99,6 +121,23 @@ export interface SandboxService {
   sshAccess(ref: string): Promise<SshAccess>;
   /** The guest agent's hostname, IPs and OS; null when the VM is stopped or no agent answers. */
   guest(ref: string): Promise<GuestInfo | null>;
+  /**
+   * The ssh command line for a running sandbox (its key, its own known_hosts, its forwarded port;
+   * terminal/ssh-command.ts). @throws invalid-state (stopped, or not a cloud-init VM)
+   */
+  sshCommand(ref: string, options?: SshCommandOptions): Promise<SshCommandLine>;
+  /**
+   * Waits until the guest's SSH server takes sessions: host keys known (learned from the serial
+   * console on first boot), then sshd's banner on the forwarded port. `timeoutMs` default 600 000.
+   * @throws invalid-state (stopped, stopped while waiting, or no answer within the time)
+   */
+  waitForSsh(ref: string, timeoutMs?: number): Promise<SshReadyInfo>;
+  /**
+   * Opens the user's own terminal application running the VM's ssh command (desktop app only).
+   * @returns the terminal's name. @throws unsupported (an engine without a desktop, as `vivarium serve`),
+   *   invalid-state (stopped), internal-style state error naming the terminals tried
+   */
+  openTerminal(ref: string): Promise<{ readonly terminal: string }>;
 }
 
 export const sandboxSchema: ServiceSchema<SandboxService> = {
@@ -111,6 +150,9 @@ export const sandboxSchema: ServiceSchema<SandboxService> = {
     removeShare: z.tuple([VmRef, z.string().min(1).max(4096)]),
     sshAccess: z.tuple([VmRef]),
     guest: z.tuple([VmRef]),
+    sshCommand: z.tuple([VmRef, SshCommandOptions.optional()]),
+    waitForSsh: z.tuple([VmRef, z.number().int().min(1000).max(24 * 3600_000).optional()]),
+    openTerminal: z.tuple([VmRef]),
   },
   events: [],
 };

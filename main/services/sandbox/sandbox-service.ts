@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ForwardInfo, GuestInfo, SandboxService, ShareInfo, ShareRequest, SshAccess } from '../../common/contract';
+import type { ForwardInfo, GuestInfo, SandboxService, ShareInfo, ShareRequest, SshAccess, SshCommandLine, SshCommandOptions, SshReadyInfo } from '../../common/contract';
 import { shareInfo } from '../../common/contract/sandbox';
 import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import { defaultShareTag, MAX_SHARES } from '../../common/models/sandbox';
@@ -17,16 +17,26 @@ import { QemuIds } from '../qemu/argv';
 import { QemuMonitor } from '../qemu/monitor';
 import type { LocalVmService } from '../vm-service';
 import { forwardConflict, forwardText, type OtherVmForwards } from './forward-rules';
+import { SshNotReadyError, waitForSshReady } from '../provisioning/ssh-ready';
+import { buildSshCommand, sshCommandLine, type SshCommand } from '../terminal/ssh-command';
 import { queryGuestInfo } from './guest-info';
 import { forwardsOfArgv, portInUse, sshForwardOf } from './ssh-forward';
 
 /** The live forwards of a running VM, kept in its runtime folder (gone with the run). */
 const LIVE_FORWARDS_FILE = 'forwards.json';
 
+/** Opens the user's terminal running `cmd` (terminal/system-terminal.ts); given only by hosts with a desktop. */
+export type TerminalOpener = (cmd: SshCommand, vm: { readonly name: string; readonly runtimeDir: string }) => Promise<{ readonly terminal: string }>;
+
 export interface SandboxDeps {
   readonly vms: LocalVmService;
   readonly layout: Layout;
+  /** The desktop app's way to open a terminal; absent: openTerminal is unsupported. */
+  readonly openTerminal?: TerminalOpener;
 }
+
+/** How long `waitForSsh` waits by default (a first boot under TCG runs cloud-init for minutes). */
+const SSH_WAIT_DEFAULT_MS = 600_000;
 
 const running = (vm: VmDetails) => vm.state === 'running' || vm.state === 'paused';
 
@@ -143,7 +153,44 @@ export class LocalSandboxService implements SandboxService {
       knownHostsFile: ci.knownHostsFile,
       serialLog: this.deps.layout.bundle(vm.id).serialLog,
       pid: vm.pid,
+      canOpenTerminal: this.deps.openTerminal !== undefined,
     };
+  }
+
+  async sshCommand(ref: string, options: SshCommandOptions = {}): Promise<SshCommandLine> {
+    const cmd = await this.command(ref, options.command ?? []);
+    return { file: cmd.file, args: cmd.args, line: sshCommandLine(cmd) };
+  }
+
+  async waitForSsh(ref: string, timeoutMs = SSH_WAIT_DEFAULT_MS): Promise<SshReadyInfo> {
+    const access = await this.runningAccess(ref);
+    try {
+      const ready = await waitForSshReady({
+        serialLog: access.serialLog,
+        knownHostsFile: access.knownHostsFile,
+        port: access.port,
+        timeoutMs,
+        alive: () => access.pid === null || isAlive(access.pid),
+      });
+      return { banner: ready.banner, learnedKeys: ready.learnedKeys?.length ?? 0, readyAfterMs: ready.readyAfterMs };
+    } catch (e) {
+      if (e instanceof SshNotReadyError) throw errors.state(`${access.name}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  async openTerminal(ref: string): Promise<{ readonly terminal: string }> {
+    const open = this.deps.openTerminal;
+    if (!open) {
+      throw new VivariumError(ErrorCode.Unsupported, 'Only the desktop app opens a terminal window. Copy the ssh command and paste it into your terminal.');
+    }
+    const vm = await this.deps.vms.get(ref);
+    const cmd = await this.command(vm.id, []);
+    try {
+      return await open(cmd, { name: vm.name, runtimeDir: this.deps.layout.runtime(vm.id).dir });
+    } catch (e) {
+      throw errors.state(`${(e as Error).message} Copy the ssh command and paste it into your terminal.`);
+    }
   }
 
   async guest(ref: string): Promise<GuestInfo | null> {
@@ -153,6 +200,20 @@ export class LocalSandboxService implements SandboxService {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  /** sshAccess of a running sandbox (with its port). @throws invalid-state when it is not running. */
+  private async runningAccess(ref: string): Promise<SshAccess & { port: number }> {
+    const access = await this.sshAccess(ref);
+    if (!access.running || access.port === null) {
+      throw errors.state(`"${access.name}" is not running.`, undefined, { remedy: { kind: 'start-vm', vm: access.name } });
+    }
+    return { ...access, port: access.port };
+  }
+
+  private async command(ref: string, words: readonly string[]): Promise<SshCommand> {
+    const a = await this.runningAccess(ref);
+    return buildSshCommand({ user: a.user, port: a.port, identityFile: a.identityFile, knownHostsFile: a.knownHostsFile }, { command: words });
+  }
 
   /** Live forwards of a running VM (its command line's, then the changes made since), else the saved ones. */
   private async forwardsOf(vm: VmDetails): Promise<PortForward[]> {
@@ -201,6 +262,15 @@ export class LocalSandboxService implements SandboxService {
 function requireConfig(vm: VmDetails): VmConfig {
   if (!vm.config) throw errors.state(`"${vm.name}" cannot be read: ${vm.error ?? 'its config is broken'}.`);
   return vm.config;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function info(f: PortForward): ForwardInfo {
