@@ -15,6 +15,7 @@ import { StatsEngine } from './stats/stats-service';
 import { LocalVmService as VmManager } from './vm-service';
 import { LocalSandboxService } from './sandbox/sandbox-service';
 import { openSystemTerminal } from './terminal/system-terminal';
+import { GuestClockSync } from './sandbox/clock-sync';
 import { LocalDiskService } from './hardware/disk-service';
 import { LocalSnapshotService } from './snapshots/snapshot-service';
 
@@ -99,6 +100,13 @@ export function createEngine(options: EngineOptions = {}): Engine {
     },
   };
   if (options.watch) manager.watch();
+  // Long-lived engines set running guests' clocks (guest agent) after the host slept (issue 11).
+  const clockSync = options.watch
+    ? new GuestClockSync({
+        targets: () => manager.listSync().filter((v) => v.state === 'running').map((v) => ({ name: v.name, qgaSocket: layout.runtime(v.id).qga })),
+        log: options.log,
+      }).start()
+    : null;
   // Long-lived engines go on with downloads an earlier engine was running when it stopped.
   if (options.watch) void media.resumeInterrupted().catch((e: unknown) => options.log?.(`media: ${String(e)}`));
   return {
@@ -108,6 +116,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
     host,
     dispose: () => {
       ownStats?.dispose();
+      clockSync?.dispose();
       void media.dispose();
       snapshots.dispose();
       manager.dispose();
