@@ -377,4 +377,50 @@ describe.skipIf(qemuGa === null)('StatsEngine and a real guest agent (qemu-ga ru
     expect(v.vcpuPercent).toBeNull();
     expect(v.guestMemTotalBytes).toBeNull();
   });
+
+  it('a present agent that misses an answer (a busy guest) is asked again on the next reading, not written off', async () => {
+    home = fs.mkdtempSync('/tmp/viv-qga-');
+    const layout = new Layout(home, path.join(home, 'run'));
+    const id = 'b1b2c3d4-e5f6-4789-abcd-ef0123456789';
+    const rt = layout.runtime(id);
+    fs.mkdirSync(rt.dir, { recursive: true });
+    fs.mkdirSync(path.join(home, 'state'));
+    const ga = spawn(qemuGa!, ['-m', 'unix-listen', '-p', rt.qga, '-t', path.join(home, 'state'), '-b', HOST_AGENT_BLOCKLIST], { stdio: 'ignore' });
+    procs.push(ga);
+    const stand = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    procs.push(stand);
+    const deadline = Date.now() + 5000;
+    while (!fs.existsSync(rt.qga) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const info = { id, name: 'busy vm', state: 'running' as const, pid: stand.pid!, accel: 'tcg' as const, lastExit: null, error: null, config: null, path: home, startedAt: new Date().toISOString() };
+    engine = new StatsEngine({
+      layout,
+      host: new HostSampler({ lingerMs: 0 }),
+      intervalMs: 300,
+      // Written off only after 3 misses in a row; once written off, not looked for again within the test.
+      agent: { timeoutMs: 1000, presentTimeoutMs: 300, presentMisses: 3, retryMs: 600_000 },
+      vms: { listSync: () => [info], resolve: () => ({ id }), qmpFor: () => Promise.reject(errors.busy('no QMP here')) },
+    });
+    const net: (number | null)[] = [];
+    const sub = engine.onDidSample((s) => net.push(s.vms[0]?.netRxBps ?? null));
+    const until = async (pred: () => boolean, ms: number, what: string) => {
+      const end = Date.now() + ms;
+      while (!pred()) {
+        if (Date.now() > end) throw new Error(`${what}; figures so far: ${JSON.stringify(net)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await until(() => net.filter((v) => v !== null).length >= 2, 10_000, 'no NIC figures from the agent');
+      // The agent stops answering for about one reading, as a guest busy under TCG does.
+      ga.kill('SIGSTOP');
+      const at = net.length;
+      await until(() => net.slice(at).includes(null), 5000, 'a reading without the agent\'s answer');
+      ga.kill('SIGCONT');
+      const gap = net.length;
+      await until(() => net.slice(gap).some((v) => v !== null), 5000, 'the figures did not come back after one missed answer');
+    } finally {
+      ga.kill('SIGCONT');
+      sub.dispose();
+    }
+  });
 });

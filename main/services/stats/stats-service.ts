@@ -48,9 +48,11 @@ export interface StatsEngineOptions {
   readonly intervalMs?: number;
   /** Each QMP answer (and getting the connection) is given this long; default 1000 ms. */
   readonly qmpTimeoutMs?: number;
-  /** The guest agent is asked for NIC counters within this time box (default 400 ms), and retried
-   *  this long after it did not answer (default 30 s); false: never ask. */
-  readonly agent?: { readonly timeoutMs?: number; readonly retryMs?: number } | false;
+  /** The guest agent is first asked for NIC counters within `timeoutMs` (default 400 ms), and looked
+   *  for again `retryMs` after it did not answer (default 5 s). Once it has answered it is given
+   *  `presentTimeoutMs` (default 1000 ms: a busy guest under TCG answers late) and only written off
+   *  after `presentMisses` answers in a row did not come (default 3). false: never ask. */
+  readonly agent?: { readonly timeoutMs?: number; readonly retryMs?: number; readonly presentTimeoutMs?: number; readonly presentMisses?: number } | false;
   /** How often the balloon driver is asked to refresh the guest's memory figures, seconds; default 2. */
   readonly balloonPollSec?: number;
   readonly platform?: NodeJS.Platform;
@@ -60,7 +62,9 @@ export interface StatsEngineOptions {
 const DEFAULT_WINDOW_MS = 1000;
 /** After QMP or the agent failed for a VM, leave it alone this long (each try costs a time box). */
 const QMP_RETRY_MS = 10_000;
-const AGENT_RETRY_MS = 30_000;
+// An absent agent is looked for again in the background (a socket connect and one time box, not
+// waited for): often enough that a booting guest's figures appear within seconds of its agent.
+const AGENT_RETRY_MS = 5_000;
 
 export interface BlockCounters {
   readonly rdBytes: number;
@@ -106,6 +110,8 @@ interface VmSourceState {
   qmpRetryAt: number;
   agent: 'unknown' | 'probing' | 'present' | 'absent';
   agentRetryAt: number;
+  /** Answers in a row a present agent did not give. */
+  agentMisses: number;
 }
 
 export class StatsEngine implements StatsService {
@@ -244,7 +250,7 @@ export class StatsEngine implements StatsService {
     const key = `${id}/${epoch}`;
     let s = this.sources.get(key);
     if (!s) {
-      s = { balloon: 'unknown', qmpRetryAt: 0, agent: 'unknown', agentRetryAt: 0 };
+      s = { balloon: 'unknown', qmpRetryAt: 0, agent: 'unknown', agentRetryAt: 0, agentMisses: 0 };
       this.sources.set(key, s);
     }
     return s;
@@ -331,17 +337,27 @@ export class StatsEngine implements StatsService {
     if (agent === false) return null;
     const retryMs = agent?.retryMs ?? AGENT_RETRY_MS;
     if (state.agent === 'unknown' || state.agent === 'present') {
+      const present = state.agent === 'present';
       // Concurrent readings (the live loop and a one-shot sample) don't probe the same VM twice.
-      if (state.agent === 'unknown') state.agent = 'probing';
-      const net = await this.askAgent(id);
-      state.agent = net ? 'present' : 'absent';
-      if (!net) state.agentRetryAt = performance.now() + retryMs;
+      if (!present) state.agent = 'probing';
+      const net = await this.askAgent(id, present ? (agent?.presentTimeoutMs ?? 1000) : undefined);
+      if (net) {
+        state.agent = 'present';
+        state.agentMisses = 0;
+      } else if (present && ++state.agentMisses < (agent?.presentMisses ?? 3)) {
+        // One late answer from a busy guest: a gap in the graph, not 30 s without figures.
+        state.agent = 'present';
+      } else {
+        state.agent = 'absent';
+        state.agentRetryAt = performance.now() + retryMs;
+      }
       return net;
     }
     if (state.agent !== 'probing' && performance.now() >= state.agentRetryAt) {
       state.agent = 'probing';
       void this.askAgent(id).then((net) => {
         state.agent = net ? 'present' : 'absent';
+        state.agentMisses = 0;
         if (!net) state.agentRetryAt = performance.now() + retryMs;
       });
     }
@@ -349,9 +365,9 @@ export class StatsEngine implements StatsService {
   }
 
   /** One time-boxed agent session; null when no agent answers or it has no NIC statistics. */
-  private async askAgent(id: string): Promise<VmReading['net']> {
+  private async askAgent(id: string, timeout?: number): Promise<VmReading['net']> {
     const agent = this.options.agent;
-    const timeoutMs = (agent === false ? undefined : agent?.timeoutMs) ?? 400;
+    const timeoutMs = timeout ?? (agent === false ? undefined : agent?.timeoutMs) ?? 400;
     let client: GuestAgentClient | null = null;
     try {
       client = await GuestAgentClient.connect(this.options.layout.runtime(id).qga, { timeoutMs });
