@@ -482,9 +482,9 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
         remedy: { kind: 'change-setting', field: 'diskPath' },
       });
     }
-    disks.push({ id: systemDisk, role: 'system', source: { path: spec.diskPath }, format: ctx.diskPathFormat ?? 'raw', readOnly: false });
+    disks.push({ id: systemDisk, role: 'system', bus: spec.diskBus ?? 'virtio', source: { path: spec.diskPath }, format: ctx.diskPathFormat ?? 'raw', readOnly: false });
   } else if ((spec.diskSizeBytes ?? d.diskSizeBytes) > 0) {
-    disks.push({ id: systemDisk, role: 'system', source: { bundle: bundleDiskFile(systemDisk) }, format: 'qcow2', readOnly: false });
+    disks.push({ id: systemDisk, role: 'system', bus: spec.diskBus ?? 'virtio', source: { bundle: bundleDiskFile(systemDisk) }, format: 'qcow2', readOnly: false });
   }
   const raw = {
     version: CONFIG_VERSION,
