@@ -189,6 +189,47 @@ describe('vivarium clone', () => {
   }, 300_000);
 });
 
+describe('clones of a cloud-init sandbox', () => {
+  const isoFile = (iso: string, name: string) => execFileSync('isoinfo', ['-i', iso, '-J', '-x', `/${name}`], { encoding: 'utf8' });
+
+  it('each clone (full and linked) gets its own seed with a new instance-id and its MAC, a copy of the key pair and known_hosts in its own folder', async () => {
+    const image = path.join(t.home, 'cloud.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '64M']);
+    const src = (await ok(['create', 'dev', '--cloud-image', image, '--accel', 'tcg', '--memory', '256M', '--display', 'none', '--no-agent-install'])).trim();
+    type Show = { id: string; path: string; config: { network: { mac: string }; cloudInit: { identityFile: string; knownHostsFile: string; seed: string; hostname: string }; disks: { source: { bundle?: string; path?: string }; format: string; readOnly: boolean }[] } };
+    const show = async (n: string) => JSON.parse(await ok(['show', n, '--json'])) as Show;
+    const s = await show('dev');
+    const srcSeed = path.join(s.path, s.config.cloudInit.seed);
+    expect(isoFile(srcSeed, 'meta-data')).toContain(`instance-id: ${src}`);
+
+    await ok(['clone', 'dev', 'dev-full']);
+    await ok(['clone', 'dev', 'dev-linked', '--linked']);
+    for (const name of ['dev-full', 'dev-linked']) {
+      const c = await show(name);
+      const ci = c.config.cloudInit;
+      // Its key pair: a copy in its own folder, the same key (the guest's disk authorizes it).
+      expect(path.dirname(path.dirname(ci.identityFile))).toBe(c.path);
+      expect(readFileSync(ci.identityFile, 'utf8')).toBe(readFileSync(s.config.cloudInit.identityFile, 'utf8'));
+      expect(statSync(ci.identityFile).mode & 0o077).toBe(0);
+      expect(path.dirname(path.dirname(ci.knownHostsFile))).toBe(c.path);
+      expect(ci.hostname).toBe(s.config.cloudInit.hostname);
+      // Its seed: in its folder, attached as a raw read-only disk, a new instance-id, its own MAC,
+      // the same user-data byte for byte.
+      const seedDisk = c.config.disks.find((d) => d.readOnly)!;
+      expect(seedDisk).toMatchObject({ source: { bundle: ci.seed }, format: 'raw' });
+      const seed = path.join(c.path, ci.seed);
+      expect(isoFile(seed, 'meta-data')).toContain(`instance-id: ${c.id}`);
+      expect(isoFile(seed, 'meta-data')).toContain(`local-hostname: ${s.config.cloudInit.hostname}`);
+      expect(isoFile(seed, 'network-config')).toContain(`macaddress: ${c.config.network.mac}`);
+      expect(c.config.network.mac).not.toBe(s.config.network.mac);
+      expect(isoFile(seed, 'user-data')).toBe(isoFile(srcSeed, 'user-data'));
+      expect(execFileSync('isoinfo', ['-d', '-i', seed], { encoding: 'utf8' })).toMatch(/Volume id: cidata/);
+    }
+    // The source keeps its own.
+    expect(isoFile(srcSeed, 'meta-data')).toContain(`instance-id: ${src}`);
+  }, 60_000);
+});
+
 describe('vivarium export / import', () => {
   it('round-trips a VM with its snapshots under a new id; a damaged or cut-short file is refused and nothing is imported', async () => {
     const id = await createGuest('traveller');

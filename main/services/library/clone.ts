@@ -11,6 +11,9 @@
  *   size. While a linked clone exists, deleting the source is refused (library/delete.ts: another VM
  *   uses a file from its folder).
  *
+ * A cloud-init sandbox's clone also gets a seed, key pair copy and known_hosts of its own
+ * (./clone-sandbox.ts): a new instance-id, so cloud-init makes new SSH host keys at its first boot.
+ *
  * A linked clone of a VM with snapshots is refused: the snapshots live in the image that would
  * become the base, and would be cut off from the VM.
  */
@@ -25,6 +28,7 @@ import { bundleDiskFile, diskImages, MAX_BACKING_LAYERS, type BackingLayer, type
 import { findNameClash } from '../../common/models/vm-settings';
 import { BundleFile } from '../paths';
 import { libraryNames, randomMac } from './checks';
+import { cloneSandbox } from './clone-sandbox';
 import type { Library, OkEntry } from './library';
 
 export interface CloneDeps {
@@ -66,6 +70,24 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
     network: { ...source.config.network, mac: randomMac() },
     autostart: false,
     suspended: null,
+  };
+
+  // A cloud-init sandbox's clone: its own seed (new instance-id, new MAC), key pair copy, known_hosts.
+  const access = source.config.cloudInit;
+  const isSeed = (d: Disk): boolean => access !== null && d.readOnly && 'bundle' in d.source && d.source.bundle === access.seed;
+  const ownSandbox = async (dir: string): Promise<void> => {
+    if (!access) return;
+    const r = await cloneSandbox({
+      access,
+      sourceDir: src.dir,
+      stagingDir: dir,
+      finalDir: layout.bundle(id).dir,
+      cloneId: id,
+      oldMac: source.config.network.mac,
+      newMac: base.network.mac,
+      disks: base.disks,
+    });
+    Object.assign(base, { disks: r.disks, cloudInit: r.access });
   };
 
   if (spec.linked) {
@@ -116,6 +138,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
         }
         if (source.config.uefiVars) await copyStandalone(qemuImg, src.file(source.config.uefiVars), 'qcow2', `${dir}/${BundleFile.uefiVars}`, []);
         Object.assign(base, { disks: cloneDisks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
+        await ownSandbox(dir);
       });
     } catch (e) {
       for (const f of made) await fsp.rm(f, { force: true });
@@ -136,6 +159,11 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   const disks: Disk[] = [];
   await library.store.create(base, async (dir) => {
     for (const d of source.config.disks) {
+      if (isSeed(d)) {
+        disks.push(d); // the clone gets a seed of its own (ownSandbox)
+        done++;
+        continue;
+      }
       const out = bundleDiskFile(d.id);
       await copyStandalone(qemuImg, abs(d.source), d.format, `${dir}/${out}`, diskImages(d).slice(1).map((l) => ({ file: abs(l.source), format: l.format })), step);
       disks.push({ ...d, source: { bundle: out }, format: 'qcow2', backing: [], readOnly: d.readOnly });
@@ -146,6 +174,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
       done++;
     }
     Object.assign(base, { disks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
+    await ownSandbox(dir);
   });
   deps.progress?.(1);
   return { config: base };
