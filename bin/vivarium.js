@@ -28,7 +28,9 @@ function buildIdOf(source) {
  * @param {{ produceCache?: boolean }} [opts]
  */
 function loadCli(file = BUNDLE, opts = {}) {
-  const source = fs.readFileSync(file, 'utf8');
+  // The bundle is ASCII (esbuild escapes everything else; scripts/build-cli.mjs checks): read as
+  // latin1, V8 gets a one-byte string without a UTF-8 decode (~4x faster for these 2 MB).
+  const source = fs.readFileSync(file, 'latin1');
   const buildId = buildIdOf(source);
   let cachedData;
   if (!opts.produceCache && buildId) {

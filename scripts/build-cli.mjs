@@ -92,6 +92,12 @@ for (const [file, input] of Object.entries(cli.metafile.inputs)) {
 const files = [...worker.outputFiles, ...cli.outputFiles].sort((a, b) => Number(a.path.endsWith('vivarium.js')) - Number(b.path.endsWith('vivarium.js')));
 for (const f of files) {
   if (f.path.endsWith('vivarium.js')) {
+    // bin/vivarium.js reads the bundle as latin1: it must be ASCII (esbuild's default charset).
+    const wide = f.contents.findIndex((b) => b > 0x7f);
+    if (wide >= 0) {
+      console.error(`build-cli: the bundle has a non-ASCII byte at offset ${wide}; keep esbuild's charset "ascii".`);
+      process.exit(1);
+    }
     const id = createHash('sha256').update(f.contents).digest('hex').slice(0, 16);
     writeAtomic(f.path, Buffer.concat([Buffer.from(f.contents), Buffer.from(`\n//# vivarium-build=${id}\n`)]));
   } else {

@@ -20,3 +20,23 @@ describe('compileSerialPattern errors', () => {
     expect(compileSerialPattern('^READY$').test('boot\nREADY\nmore')).toBe(true);
   });
 });
+
+describe('compileSerialPattern on plain text (substring search, no RE2 automaton)', () => {
+  it('answers as RE2 would for any text without regex syntax', async () => {
+    const fc = await import('fast-check');
+    const { RE2JS } = await import('re2js');
+    const plain = fc.string({ unit: fc.constantFrom('a', 'b', 'B', ' ', ':', '-', '\n', 'é', '#'), minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(plain, fc.string({ unit: fc.constantFrom('a', 'b', 'B', ' ', ':', '-', '\n', 'é', '#'), maxLength: 40 }), (pattern, text) => {
+        const re2 = RE2JS.compile(pattern, RE2JS.MULTILINE).matcher(text).find();
+        expect(compileSerialPattern(pattern).test(text)).toBe(re2);
+      }),
+    );
+  });
+  it('still treats anything with syntax as a pattern', () => {
+    expect(compileSerialPattern('login.').test('login:')).toBe(true);
+    expect(compileSerialPattern('a+b').test('a+b')).toBe(false);
+    expect(compileSerialPattern('a\\+b').test('a+b')).toBe(true);
+    expect(() => compileSerialPattern('(a')).toThrow(/not a valid pattern/);
+  });
+});
