@@ -24,6 +24,9 @@ export interface DriverStartOptions {
   /** Told each sentence worth showing the person who started the VM (state rebuilt, launch-plan
    *  warnings); the driver also logs them. */
   readonly notice?: (sentence: string) => void;
+  /** Start with the vCPUs stopped until `resume` (QEMU `-S`): a revert of a shut-down VM to a
+   *  snapshot with memory loads it before the guest runs an instruction. */
+  readonly paused?: boolean;
 }
 
 export interface DriverStopOptions {

@@ -140,6 +140,7 @@ export class LocalSnapshotService implements SnapshotService {
       let tree = await this.loadTree(entry, driver);
       const snap = requireSnapshot(tree, snapshot, entry.config.name);
       const where = await this.where(entry, 'revert to a snapshot');
+      let released = false;
       try {
         if (where.kind === 'running' && !snap.withMemory) {
           throw errors.state(
@@ -149,7 +150,15 @@ export class LocalSnapshotService implements SnapshotService {
           );
         }
         this.fireProgress(entry.id, 'revert', 0, false);
-        await driver.loadSnapshot(vm, where.kind === 'running' ? where.record : null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+        if (where.kind === 'stopped' && snap.withMemory) {
+          // A shut-down VM back to a moment it ran: start it with its vCPUs stopped, load the
+          // snapshot (disks, memory, devices), then let it run on from there.
+          await where.release();
+          released = true;
+          await this.resumeInto(entry, driver, snap);
+        } else {
+          await driver.loadSnapshot(vm, where.kind === 'running' ? where.record : null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+        }
         tree = { ...tree, current: snap.id };
         await this.writeTree(entry.id, tree);
         this.deps.vms.events.append(entry.id, `reverted to snapshot "${snap.name}" (${snap.id})`);
@@ -158,9 +167,27 @@ export class LocalSnapshotService implements SnapshotService {
         return infoOf(tree, snap, sizes.get(snap.id) ?? 0);
       } finally {
         this.fireProgress(entry.id, 'revert', 1, true);
-        if (where.kind === 'stopped') await where.release();
+        if (where.kind === 'stopped' && !released) await where.release();
       }
     });
+  }
+
+  /**
+   * Starts the shut-down VM paused (QEMU `-S`), loads snapshot `snap` with its memory, and resumes
+   * it; a failure ends that QEMU again (the VM stays shut down, its disks as the load left them:
+   * snapshot-load reverts every image before the memory, so a retry starts from the same place).
+   */
+  private async resumeInto(entry: OkEntry, driver: SnapDriver, snap: SnapshotRecord): Promise<void> {
+    const vm = vmOf(entry);
+    const record = await driver.start(vm, { timeoutMs: 120_000, paused: true });
+    try {
+      await driver.loadSnapshot(vm, record, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+      await driver.resume(vm, record);
+    } catch (e) {
+      await driver.stop(vm, record, { force: true, timeoutSec: 0 }).catch(() => undefined);
+      throw e;
+    }
+    this.deps.vms.events.append(entry.id, `started at snapshot "${snap.name}" (${snap.id}), where it was running`);
   }
 
   async delete(ref: string, snapshot: string): Promise<void> {

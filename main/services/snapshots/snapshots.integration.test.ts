@@ -123,6 +123,32 @@ describe('live snapshots with memory', () => {
     expect((tags.snapshots ?? []).map((s) => s.name)).toEqual([snap.id]);
   }, 300_000);
 
+  it('a shut-down VM reverted to a snapshot with memory starts and runs on from that moment (RAM fs marker, uptime, no boot)', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const g = testGuest();
+    const id = await createGuest(e, 'later');
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    await ask(e, id, 'echo kept > /tmp/marker && echo "W1:$(cat /tmp/marker):W1"', /W1:kept:W1/);
+    const before = uptimeOf(await ask(e, id, UPTIME, /UP:(\d+):UP/));
+    const snap = await e.services.snapshots.create('later', { name: 'mid-run' });
+    expect(snap.withMemory).toBe(true);
+    await e.manager.stop(id, { force: true });
+    expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('stopped');
+
+    const reverted = await e.services.snapshots.revert('later', 'mid-run');
+    expect(reverted).toMatchObject({ id: snap.id, current: true });
+    expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('running');
+    const m = await ask(e, id, 'echo "R:$(cat /tmp/marker):R"; ' + UPTIME, /R:(\w+):R[\s\S]*UP:(\d+):UP/);
+    expect(m[1]).toBe('kept'); // /tmp is a RAM file system: a boot would have emptied it
+    expect(Number(m[2])).toBeGreaterThanOrEqual(before);
+    expect(await e.manager.serialLog(id, {})).not.toContain(g.readyMarker); // this start never booted
+    // And it suspends and resumes afterwards (it was started with -S, which the saved state ignores).
+    await e.services.snapshots.suspend('later');
+    await e.manager.start(id, { timeoutSec: 120 });
+    expect((await ask(e, id, 'echo "S:$(cat /tmp/marker):S"', /S:(\w+):S/))[1]).toBe('kept');
+  }, 300_000);
+
   it('a UEFI VM: a live snapshot includes the variable store and reverts', async () => {
     const g = testGuest();
     if (!g.ovmfCode) throw new Error('OVMF is not installed (apt-get install ovmf)');

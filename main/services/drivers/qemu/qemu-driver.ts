@@ -137,7 +137,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
     const config = await withSshForward(vm.config);
     const paths = this.deps.layout.paths(vm.id);
     const caps = withDirectIoWhereSupported(await this.deps.host(), config, paths.bundle.file.bind(paths.bundle));
-    const plan = buildQemuArgs(config, caps, paths);
+    const plan = buildQemuArgs(config, caps, paths, { startPaused: options.paused === true });
     assertMediaPresent(config);
     assertSocketPathsFit(paths.runtime);
     this.deps.layout.ensureRuntimeDir(paths.runtime.dir);

@@ -39,7 +39,7 @@ const MIGRATION_TIMEOUT_MS = 30 * 60_000;
 
 /**
  * The hash of a command line as far as a saved state cares: without its `-incoming` part (a resumed
- * VM can be suspended again) and without the host ports of user-mode forwards
+ * VM can be suspended again), without `-S` (how it started, not what it is) and without the host ports of user-mode forwards
  * (`hostfwd=tcp:127.0.0.1:PORT-:22` hashes as `hostfwd=tcp:127.0.0.1:*-:22`). QEMU's migration
  * needs the same guest-visible machine on both sides (devices, memory, the guest side of each
  * forward); which host port slirp listens on is the host's business, and a sandbox's SSH forward
@@ -52,6 +52,7 @@ export function argvHash(argv: readonly string[]): string {
       i++;
       continue;
     }
+    if (argv[i] === '-S') continue; // started paused (a revert to a memory snapshot): a run state, not the machine
     out.push(argv[i]!.replace(/(hostfwd=(?:tcp|udp):[^:,]*:)\d+-/g, '$1*-'));
   }
   return createHash('sha256').update(JSON.stringify(out)).digest('hex');
