@@ -14,8 +14,10 @@
  * A cloud-init sandbox's clone also gets a seed, key pair copy and known_hosts of its own
  * (./clone-sandbox.ts): a new instance-id, so cloud-init makes new SSH host keys at its first boot.
  *
- * A linked clone of a VM with snapshots is refused: the snapshots live in the image that would
- * become the base, and would be cut off from the VM.
+ * A linked clone of a VM with snapshots is refused: internal snapshots live inside the image that
+ * would become the frozen base, and QEMU (7.2) can neither open an internal snapshot as a backing
+ * node nor revert or delete one without writing the image; the VM would keep snapshots it could
+ * never use again, or corrupt its clones by using them. A full clone copies the current state only.
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -28,7 +30,6 @@ import { bundleDiskFile, diskImages, MAX_BACKING_LAYERS, type BackingLayer, type
 import { findNameClash } from '../../common/models/vm-settings';
 import { BundleFile } from '../paths';
 import { libraryNames, randomMac } from './checks';
-import { cloneSandbox } from './clone-sandbox';
 import type { Library, OkEntry } from './library';
 
 export interface CloneDeps {
@@ -77,6 +78,8 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   const isSeed = (d: Disk): boolean => access !== null && d.readOnly && 'bundle' in d.source && d.source.bundle === access.seed;
   const ownSandbox = async (dir: string): Promise<void> => {
     if (!access) return;
+    // Loaded on use: the seed writer's YAML and SSH-key parsers are start-up time for every command.
+    const { cloneSandbox } = await import('./clone-sandbox.js');
     const r = await cloneSandbox({
       access,
       sourceDir: src.dir,
@@ -92,8 +95,9 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
 
   if (spec.linked) {
     if (await hasSnapshots(src.file(TREE_FILE))) {
+      const n = source.config.name;
       throw errors.state(
-        `"${source.config.name}" has snapshots, which live in the disk images a linked clone would freeze as its base. Delete its snapshots first, or make a full clone.`,
+        `"${n}" has snapshots, and a linked clone cannot share its disks safely: the clone would stand on "${n}"'s current disk images, frozen read-only, but "${n}"'s snapshots live inside those very images, so reverting to or deleting one of them would write under the clone, and "${n}" would lose them. Make a full clone (it copies the current state and leaves the snapshots alone), or delete the snapshots of "${n}" first.`,
       );
     }
     // Each linked clone stacks one more read-only layer under the source (its frozen state).

@@ -15,8 +15,8 @@ import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
 import { buildQemuArgs, uefiFirmwareFor } from '../qemu/argv';
-import { prepareImport, type PreparedImport } from '../imports/create-import';
-import { prepareCloud, type PreparedCloud } from '../sandbox/cloud-create';
+import type { PreparedImport } from '../imports/create-import';
+import type { PreparedCloud } from '../sandbox/cloud-create';
 import { assertReadableFile, libraryNames, makeUefiVars, randomMac } from './checks';
 import type { Library } from './library';
 
@@ -84,9 +84,11 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
   // An existing image must really be a disk image (not /etc/passwd, not an ISO): disks/preflight.ts.
   const diskPathFormat: DiskFormat | undefined = spec.diskPath !== undefined ? (await checkDiskImage(spec.diskPath, new QemuImg(caps.qemuImg))).format : undefined;
   // --import: the image's disks and the appliance's settings (main/services/imports/create-import.ts).
-  const imported = spec.import ? await prepareImport(spec, caps.qemuImg ?? 'qemu-img') : null;
+  // Both are loaded on use: their parsers (XML, YAML, SSH keys) are start-up time every other
+  // command would pay (issue 7).
+  const imported = spec.import ? await (await import('../imports/create-import.js')).prepareImport(spec, caps.qemuImg ?? 'qemu-img') : null;
   // --cloud-image: an overlay on the image, a cloud-init seed (main/services/sandbox/cloud-create.ts).
-  const cloud = spec.cloud ? await prepareCloud(spec, caps.qemuImg) : null;
+  const cloud = spec.cloud ? await (await import('../sandbox/cloud-create.js')).prepareCloud(spec, caps.qemuImg) : null;
   const { config: made, warnings } = unwrapSettings(
     newConfig(cloud?.spec ?? imported?.spec ?? spec, hostFacts(caps), {
       id: randomUUID(),
