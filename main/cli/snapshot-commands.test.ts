@@ -180,6 +180,9 @@ describe('vivarium clone', () => {
     await ok(['snapshot', 'create', 'orig', 'before']);
     const id = (await ok(['clone', 'orig', 'full'])).trim();
     expect(JSON.parse(await ok(['snapshot', 'list', 'full', '--json']))).toEqual([]);
+    const refused = await cli(['clone', 'orig', 'thin', '--linked']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/"orig" has snapshots, and a linked clone cannot share its disks safely: .* Make a full clone/);
     expect(qemuIo(diskOf(id), 'read -P 0x33 0 64k')).not.toMatch(/failed/);
     await ok(['delete', 'orig']);
     await ok(['start', 'full', '--wait-serial', g.readyMarker, '--timeout', '120']);
