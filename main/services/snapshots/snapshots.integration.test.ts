@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLI_BIN } from '../../test-support/cli';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
-import { qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { processesMentioning, qemuProcessesUnder } from '../../test-support/qemu-procs';
 import { createEngine, type Engine } from '../engine';
 
 let t: TestHome;
@@ -320,4 +320,43 @@ describe('killed in the middle of a live snapshot', () => {
     await e2.manager.stop(id, { force: true });
     expect(checkExit(e2.layout.bundle(id).file('disk0.qcow2'))).toBe(0);
   }, 300_000);
+});
+
+describe('killed in the middle of a full clone', () => {
+  it('the CLI and its qemu-img killed -9 while copying: the bundle loads, no half-made VM is listed or left, the images check clean', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'src', {});
+    const disk = e.layout.bundle(id).file('disk0.qcow2');
+    qemuIo(disk, 'write -P 0x5a 0 48M'); // enough data that the copy takes a moment
+    e.dispose();
+    engine = null;
+
+    const cli = spawn(process.execPath, [CLI_BIN, 'clone', 'src', 'half'], { env: { ...t.env, VIVARIUM_NO_ENGINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let cliErr = '';
+    cli.stderr.on('data', (d: Buffer) => (cliErr += d.toString()));
+    const copying = () => processesMentioning(t.home).filter((p) => p.argv[1] === 'convert');
+    const deadline = Date.now() + 60_000;
+    while (copying().length === 0) {
+      if (Date.now() > deadline || cli.exitCode !== null) throw new Error(`the clone's qemu-img convert never ran; the CLI said: ${cliErr}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    cli.kill('SIGKILL');
+    for (const p of copying()) process.kill(p.pid, 'SIGKILL'); // the host lost power: nothing finishes
+    await new Promise((r) => (cli.exitCode !== null || cli.signalCode !== null ? r(undefined) : cli.once('exit', r)));
+    await expect.poll(() => copying().length, { timeout: 10_000 }).toBe(0);
+
+    engine = createEngine({ env: t.env });
+    const e2 = engine;
+    const listed = await e2.manager.list();
+    expect(listed.map((v) => [v.name, v.state])).toEqual([['src', 'stopped']]);
+    expect(fs.readdirSync(path.dirname(e2.layout.bundle(id).dir)).filter((n) => n !== path.basename(e2.layout.bundle(id).dir))).toEqual([]);
+    expect(checkExit(disk)).toBe(0);
+    expect(qemuIo(disk, 'read -P 0x5a 0 48M')).not.toMatch(/Pattern verification failed/);
+    // The name is free again, and a clone made now is whole.
+    const again = await e2.services.snapshots.clone('src', { name: 'half', linked: false });
+    const copy = e2.layout.bundle(again.id).file('disk0.qcow2');
+    expect(checkExit(copy)).toBe(0);
+    execFileSync('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'qcow2', disk, copy]);
+  }, 120_000);
 });
