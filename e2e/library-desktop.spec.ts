@@ -5,13 +5,17 @@
  * legends that read, the Host view's KVM sentence said once, and the engine's notices after saving
  * settings. Real engine, real QEMU (TCG), Chromium.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import type { GuestInfo } from '../main/test-support/guest';
 import type { Locator } from '@playwright/test';
 import { expect, test, type Served } from './fixtures';
 import { Graphs, HostPage } from './pages/host-page';
 import { LibraryPage } from './pages/library-page';
 import { VmWindowPage } from './pages/vm-window-page';
+
+const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 
 /** A VM that boots the test guest (its serial console on ttyS0) under TCG. */
 function kernelVm(guest: GuestInfo, name: string): string[] {
@@ -103,10 +107,13 @@ test('the library: toolbar power buttons, a keyboard context menu, confirmations
   await page.keyboard.press('End');
   await page.keyboard.press('ArrowUp');
   await expect(menu.getByRole('menuitem', { name: 'Force Off…' })).toBeFocused();
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'library-context-menu.png') });
   await page.keyboard.press('Enter');
   await expect(menu).toBeHidden();
   await expect(library.confirmation).toHaveAccessibleName('Force off “uno desk”?');
   await expect(library.confirmation).toHaveAccessibleDescription(/not saved is lost/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'library-force-off-confirmation.png') });
   await page.keyboard.press('Escape');
   await expect(library.confirmation).toBeHidden();
   await page.waitForTimeout(500);
@@ -159,6 +166,9 @@ test('the library: toolbar power buttons, a keyboard context menu, confirmations
   await library.confirmation.getByRole('button', { name: 'Delete VM' }).click();
   await expect(library.vm('vim desk')).toHaveCount(0);
   expect(await stateOf(served, 'vim desk')).toBeUndefined();
+  // Its neighbour has the selection and the focus, so the keyboard carries on.
+  await expect(library.vm('vex box')).toBeFocused();
+  await expect(library.selected).toHaveAccessibleName('vex box');
 
   for (const name of ['uno desk', 'vex box']) expect((await served.cli(['delete', name])).code).toBe(0);
 });
@@ -173,6 +183,8 @@ test('the VM window asks before Force Off and Reset, and its Serial tab says whe
   await vm.button('Start').click();
   await vm.openTab('Serial');
   await expect(vm.page.getByTestId('serial-silent')).toHaveText(/^The guest has not written to its serial port yet — .*console=ttyS0/, { timeout: 30_000 });
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await vm.page.screenshot({ path: path.join(ARTIFACTS, 'vm-window-serial-silent.png') });
 
   // Reset: asked first; Escape leaves the guest alone.
   await vm.button('Reset').click();
@@ -250,6 +262,8 @@ test('graphs open on the last minute with a 10-minute choice, legends read witho
   const guestTotal = graphs.graph('Memory usage graph').locator('.u-legend .u-series', { hasText: 'Guest total' }).locator('.u-value');
   await expect(guestTotal).toHaveText('— (not reported by the guest: needs its virtio-balloon driver)', { timeout: 20_000 });
   await expect(guestTotal).toHaveText(/^\d+(\.\d)? MiB$/, { timeout: 60_000 });
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await vm.page.screenshot({ path: path.join(ARTIFACTS, 'vm-window-stats-minute.png') });
   await vm.button('Force Off').click();
   await vm.page.getByRole('alertdialog').getByRole('button', { name: 'Force Off' }).click();
   await expect(vm.page.getByText('The VM is not running: these are its last figures.')).toBeVisible({ timeout: 30_000 });
@@ -273,6 +287,8 @@ test("Settings shows the engine's notices after saving, as the CLI prints them",
   const notices = dialog.getByTestId('settings-notices');
   await expect(notices).toContainText('Saved.');
   await expect(notices).toContainText(`${cpus} CPUs is more than this host's ${os.cpus().length}`);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await vm.page.screenshot({ path: path.join(ARTIFACTS, 'settings-notices.png') });
   const shown = JSON.parse((await served.cli(['show', 'notice box', '--json'])).stdout) as { config: { cpus: number } };
   expect(shown.config.cpus).toBe(cpus);
   // Done (focused: Enter) closes it; the window shows the new figure.

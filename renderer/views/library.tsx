@@ -160,8 +160,10 @@ export function Library(): ReactNode {
 
   /** The context menu for `vm`, at the pointer or (from the keyboard) under the card's name. */
   const openMenu = (vm: VmInfo, at: MenuPoint | null): void => {
-    // The card takes the focus, so it gets it back when the menu closes.
-    select(vm, true);
+    // The card takes the focus, so it gets it back when the menu closes (without scrolling: a scroll
+    // closes the menu).
+    setSelectedId(vm.id);
+    document.getElementById(optionId(vm.id))?.focus({ preventScroll: true });
     const card = document.getElementById(optionId(vm.id));
     const box = card?.getBoundingClientRect();
     setMenu({ id: vm.id, at: at ?? (box ? { x: box.left + 12, y: box.top + Math.min(box.height, 48) } : { x: 12, y: 12 }) });
@@ -362,9 +364,11 @@ export function Library(): ReactNode {
           vm={byId(deletingId)!}
           onClose={() => setDeletingId(null)}
           onDeleted={() => {
+            // Its neighbour takes the selection and the focus, as in a file manager.
+            const i = vms.findIndex((v) => v.id === deletingId);
+            const neighbour = vms[i + 1] ?? vms[i - 1] ?? null;
             setDeletingId(null);
-            // The next VM is selected (the list drops the deleted one on its change event).
-            requestAnimationFrame(() => listRef.current?.querySelector<HTMLElement>('[role="option"][tabindex="0"]')?.focus());
+            if (neighbour) requestAnimationFrame(() => select(neighbour, true));
           }}
         />
       )}
