@@ -65,8 +65,11 @@ async function startServe(home: TestHome): Promise<{ proc: ChildProcess; url: st
   return { proc, url };
 }
 
-export const test = base.extend<{ guest: GuestInfo; appPage: Page; electronGate: void }, { served: Served; appKind: AppKind }>({
+export const test = base.extend<{ guest: GuestInfo; appPage: Page; electronGate: void }, { served: Served; appKind: AppKind; serveEnv: Readonly<Record<string, string>> }>({
   appKind: ['browser', { scope: 'worker', option: true }],
+  /** Extra environment for the engine (and the CLI) of a spec: `test.use({ serveEnv: {...} })`
+   *  gives that spec a worker, and so an engine, of its own. */
+  serveEnv: [{}, { scope: 'worker', option: true }],
   // Runs first for every test: an Electron test without the binary is skipped, and says why.
   electronGate: [
     async ({ appKind }, use, testInfo) => {
@@ -76,8 +79,9 @@ export const test = base.extend<{ guest: GuestInfo; appPage: Page; electronGate:
     { auto: true },
   ],
   served: [
-    async ({ appKind }, use) => {
+    async ({ appKind, serveEnv }, use) => {
       const home = makeTestHome();
+      Object.assign(home.env, serveEnv);
       const cli = (args: string[]) => runCli(args, { env: home.env, timeoutMs: 150_000 });
       if (appKind === 'electron') {
         const app = await _electron.launch({

@@ -77,11 +77,11 @@ test('the dialog refuses bad input with a sentence next to the field and creates
   await page.evaluate(() => window.dispatchEvent(new CustomEvent('vivarium:menu', { detail: { action: 'new-vm' } })));
   const dialog = new NewVmDialog(page);
   await expect(dialog.root).toBeVisible();
-  // The hardware fields show this host's defaults, asked from the engine (host.defaults).
+  await dialog.fillIsoBoot({ name: 'bad', iso: '/nonexistent/x.iso', memory: 'lots', diskGiB: '1' });
+  // The hardware step shows this host's defaults, asked from the engine (host.defaults).
   const host = JSON.parse((await served.cli(['doctor', '--json'])).stdout) as { hostArch: string };
   await expect(dialog.field('CPUs')).toHaveValue(/^\d+$/);
   await expect(dialog.root.getByRole('combobox', { name: 'Firmware' })).toHaveValue(host.hostArch === 'aarch64' ? 'uefi' : 'bios');
-  await dialog.fillIsoBoot({ name: 'bad', iso: '/nonexistent/x.iso', memory: 'lots', diskGiB: '1' });
   await dialog.create();
   await expect(dialog.root).toContainText(/memory/i);
   await dialog.field('Memory').fill('256M');

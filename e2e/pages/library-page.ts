@@ -1,4 +1,5 @@
 import type { Locator, Page } from '@playwright/test';
+import { NewVmWizardPage as NewVmDialog } from './new-vm-wizard-page';
 
 /** The VM library (route #/). */
 export class LibraryPage {
@@ -62,37 +63,5 @@ export class LibraryPage {
   }
 }
 
-/** The New VM dialog. */
-export class NewVmDialog {
-  readonly root: Locator;
-  constructor(readonly page: Page) {
-    this.root = page.getByRole('dialog', { name: 'New VM' });
-  }
-
-  field(name: string): Locator {
-    return this.root.getByRole('textbox', { name, exact: true });
-  }
-
-  async fillKernelBoot(o: { name: string; kernel: string; initrd: string; append: string; memory: string; cpus: string; diskGiB: string }): Promise<void> {
-    await this.field('Name').fill(o.name);
-    await this.root.getByRole('radio', { name: 'Linux kernel' }).check();
-    await this.field('Kernel path').fill(o.kernel);
-    await this.field('Initrd path').fill(o.initrd);
-    await this.field('Kernel command line').fill(o.append);
-    await this.field('CPUs').fill(o.cpus);
-    await this.field('Memory').fill(o.memory);
-    await this.field('Disk size (GiB)').fill(o.diskGiB);
-  }
-
-  async fillIsoBoot(o: { name: string; iso: string; memory: string; diskGiB: string }): Promise<void> {
-    await this.field('Name').fill(o.name);
-    await this.root.getByRole('radio', { name: 'ISO image' }).check();
-    await this.field('ISO image path').fill(o.iso);
-    await this.field('Memory').fill(o.memory);
-    await this.field('Disk size (GiB)').fill(o.diskGiB);
-  }
-
-  async create(): Promise<void> {
-    await this.root.getByRole('button', { name: 'Create' }).click();
-  }
-}
+/** The New VM dialog: the wizard (e2e/pages/new-vm-wizard-page.ts). */
+export { NewVmDialog };

@@ -7,10 +7,11 @@ import type { HostDefaults } from '../../main/common/models/vm-settings';
 import { useServices } from '../engine';
 import { errorMessage } from '../lib/errors';
 import { uiError } from '../lib/remedy';
-import { DEFAULT_VM_FORM, formFromConfig, formFromDefaults, formWarnings, toCreateSpec, toEditPatch, type FieldErrors, type VmFormValues } from '../lib/vm-form';
+import { formFromConfig, formWarnings, toEditPatch, type FieldErrors, type VmFormValues } from '../lib/vm-form';
 import { Dialog } from './dialog';
 import { CheckboxField, FormError } from './fields';
 import { VmFormFields } from './vm-form-fields';
+import { NewVmWizard, type NewVmWizardProps } from '../views/new-vm-wizard';
 
 /** Moves focus to the first field with an error, after React has rendered the messages. */
 function focusFirstInvalid(form: HTMLFormElement | null): void {
@@ -60,63 +61,10 @@ function useHostDefaults(arch?: Arch): HostDefaults | null {
   return defaults;
 }
 
-export function NewVmDialog({ onClose, onCreated }: { readonly onClose: () => void; readonly onCreated: (vm: VmInfo) => void }): ReactNode {
-  const services = useServices();
-  const form = useVmForm(DEFAULT_VM_FORM);
-  const formRef = useRef<HTMLFormElement>(null);
-  // Defaults and limits for the architecture chosen (the host's own until one is).
-  const defaults = useHostDefaults(form.values.arch || undefined);
-  const { setValues } = form;
-  // Show the host's defaults in the hardware fields the user has not typed in yet.
-  useEffect(() => {
-    if (!defaults) return;
-    const shown = formFromDefaults(defaults);
-    setValues((v) => ({
-      ...v,
-      cpus: v.cpus === '' ? shown.cpus : v.cpus,
-      memory: v.memory === '' ? shown.memory : v.memory,
-      diskGiB: v.diskGiB === '' ? shown.diskGiB : v.diskGiB,
-      firmware: v.firmware === '' ? shown.firmware : v.firmware,
-    }));
-  }, [defaults, setValues]);
-
-  const submit = async (e: FormEvent): Promise<void> => {
-    e.preventDefault();
-    if (form.busy) return;
-    form.setServerError(null);
-    const result = toCreateSpec(form.values, defaults);
-    if (!result.ok) {
-      form.setErrors(result.errors);
-      focusFirstInvalid(formRef.current);
-      return;
-    }
-    form.setBusy(true);
-    try {
-      const vm = await services.vms.create(result.value);
-      onCreated(vm);
-    } catch (err) {
-      form.showServerError(err);
-      form.setBusy(false);
-      focusFirstInvalid(formRef.current);
-    }
-  };
-
-  return (
-    <Dialog title="New VM" onClose={onClose} className="dialog-form">
-      <form ref={formRef} noValidate onSubmit={(e) => void submit(e)} aria-busy={form.busy}>
-        <VmFormFields values={form.values} errors={form.errors} onChange={form.onChange} mode="create" defaults={defaults} warnings={formWarnings(form.values, defaults)} />
-        <FormError message={form.errors.form ?? form.serverError} />
-        <div className="dialog-actions">
-          <button type="button" className="btn" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="btn btn-primary" disabled={form.busy}>
-            {form.busy ? 'Creating…' : 'Create'}
-          </button>
-        </div>
-      </form>
-    </Dialog>
-  );
+/** New VM: the wizard (renderer/views/new-vm-wizard.tsx): what to install, OS preset and hardware,
+ *  storage, and a summary with the exact QEMU command line. */
+export function NewVmDialog(props: NewVmWizardProps): ReactNode {
+  return <NewVmWizard {...props} />;
 }
 
 export function SettingsDialog({

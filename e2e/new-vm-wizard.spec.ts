@@ -1,0 +1,221 @@
+/**
+ * The New VM wizard in Chromium against a real engine (issue 9): an OS from the catalog — served by
+ * an HTTP server on 127.0.0.1 in this test and verified against its SHA256SUMS — downloaded with
+ * progress, paused and resumed, then through the preset, storage and summary steps to a running VM;
+ * and an ISO chosen with the engine's file chooser (rooted at a home folder made for the test).
+ *
+ * The engine of this spec runs with HOME and VIVARIUM_RESOURCES (the catalog) of its own
+ * (`serveEnv`), so it gets a worker of its own.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startFileServer, type FileServer } from '../main/test-support/file-server';
+import { testGuest } from '../main/test-support/guest';
+import { expect, test } from './fixtures';
+import { LibraryPage } from './pages/library-page';
+import { NewVmWizardPage } from './pages/new-vm-wizard-page';
+
+const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
+const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-wizard-e2e-')));
+const userHome = path.join(base, 'home');
+const resources = path.join(base, 'resources');
+const outside = path.join(base, 'outside');
+const ISO_NAME = 'tiny-rescue-1.0-amd64.iso';
+const RATE = 1024 * 1024;
+
+test.use({ serveEnv: { HOME: userHome, VIVARIUM_RESOURCES: resources } });
+
+let srv: FileServer;
+let isoSource: string;
+
+test.beforeAll(async () => {
+  const guest = testGuest();
+  const iso = guest.grubRescueIso ?? guest.memtestIso;
+  expect(iso, 'grub-rescue-pc or memtest86+ must be installed (.ci/run does it)').toBeTruthy();
+  isoSource = iso!;
+  const sha256 = createHash('sha256').update(fs.readFileSync(isoSource)).digest('hex');
+  srv = await startFileServer({
+    [`/os/${ISO_NAME}`]: { file: isoSource },
+    '/os/SHA256SUMS': { text: `${'0'.repeat(64)}  other.iso\n${sha256}  ${ISO_NAME}\n` },
+  });
+  // Slow enough to see the progress and to pause it.
+  srv.behave(`/os/${ISO_NAME}`, { bytesPerSecond: RATE });
+  fs.mkdirSync(path.join(resources, 'catalog'), { recursive: true });
+  const entry = {
+    id: 'tiny-rescue-1-x86_64',
+    name: 'Tiny Rescue',
+    version: '1.0',
+    arch: 'x86_64',
+    kind: 'installer',
+    url: srv.url(`/os/${ISO_NAME}`),
+    checksumUrl: srv.url('/os/SHA256SUMS'),
+    checksumAlgorithm: 'sha256',
+    signature: { kind: 'none', note: 'A test server.' },
+    sizeBytes: fs.statSync(isoSource).size,
+    format: 'iso',
+    presetHints: { preset: 'linux', minMemoryMiB: 128, recommendedMemoryMiB: 256, recommendedDiskGiB: 1, recommendedCpus: 1, firmware: 'bios', diskBus: 'virtio', nic: 'virtio-net-pci' },
+    homepage: srv.url('/'),
+  };
+  fs.writeFileSync(path.join(resources, 'catalog', 'os-catalog.json'), JSON.stringify({ version: 1, entries: [entry] }));
+  // The chooser's home: an ISO in Downloads, a hidden one, and a link that leads outside home.
+  fs.mkdirSync(path.join(userHome, 'Downloads'), { recursive: true });
+  fs.mkdirSync(outside, { recursive: true });
+  fs.copyFileSync(isoSource, path.join(userHome, 'Downloads', 'rescue.iso'));
+  fs.copyFileSync(isoSource, path.join(userHome, 'Downloads', '.hidden.iso'));
+  fs.writeFileSync(path.join(userHome, 'Downloads', 'notes.txt'), 'not an image');
+  fs.copyFileSync(isoSource, path.join(outside, 'private.iso'));
+  fs.symlinkSync(outside, path.join(userHome, 'elsewhere'));
+});
+
+test.afterAll(async () => {
+  await srv?.close();
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+test('download an OS from the catalog, with progress and a pause, and go through the wizard to a running VM (800×600)', async ({ appPage: page, served }) => {
+  await page.setViewportSize({ width: 800, height: 600 });
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  await library.newVmButton.click();
+  const wizard = new NewVmWizardPage(page);
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+  // The buttons are visible at 800×600: the body scrolls inside the dialog.
+  await expect(wizard.nextButton).toBeInViewport();
+
+  await wizard.source('Download an operating system');
+  // Next before choosing: the message is on the list, and the focus goes there.
+  await wizard.nextButton.click();
+  await expect(wizard.root.getByText('Choose an operating system to download.')).toBeVisible();
+  await wizard.root.getByRole('radio', { name: /Tiny Rescue 1\.0/ }).check();
+  const status = wizard.root.getByTestId('download-status');
+  await expect(status).toContainText('verified with SHA256');
+  await wizard.root.getByRole('button', { name: 'Download', exact: true }).click();
+  // Bytes, rate and time left while it runs.
+  await expect(status).toHaveText(/^Downloading: [\d.]+ [KM]iB of [\d.]+ MiB \(\d+%\) · [\d.]+ [KM]iB\/s · \d+ s left$/, { timeout: 15_000 });
+  await wizard.root.getByRole('button', { name: 'Cancel Download' }).click();
+  await expect(status).toContainText(/^Paused at [\d.]+ [KM]iB of [\d.]+ MiB/);
+  const partial = JSON.parse((await served.cli(['media', 'status', '--json'])).stdout) as { state: string; receivedBytes: number }[];
+  expect(partial[0]).toMatchObject({ state: 'paused' });
+  expect(partial[0]!.receivedBytes).toBeGreaterThan(0);
+  await wizard.root.getByRole('button', { name: 'Resume Download' }).click();
+  await expect(wizard.root.getByText(/Downloaded and verified:/)).toBeVisible({ timeout: 60_000 });
+  // The resume asked for the rest only (HTTP Range).
+  expect(srv.requests.some((r) => r.path.endsWith(ISO_NAME) && r.range !== null && r.status === 206)).toBe(true);
+  const media = JSON.parse((await served.cli(['media', 'list', '--json'])).stdout) as { path: string; source: string }[];
+  expect(media).toHaveLength(1);
+  expect(media[0]!.path).toBe(path.join(served.home.home, 'media', ISO_NAME));
+
+  // Step 2: the catalog entry's preset, sized to this host, and what it set.
+  await wizard.next();
+  await expect(wizard.heading).toHaveText('Step 2 of 4: Operating system and hardware');
+  await expect(wizard.field('Name')).toHaveValue('Tiny Rescue 1.0');
+  await expect(wizard.root.getByRole('combobox', { name: 'OS preset' })).toHaveValue('linux');
+  await expect(wizard.root.getByText(/^The preset set: CPUs 1 · Memory 256 MiB · Disk 1 GiB · Firmware BIOS/)).toBeVisible();
+  await expect(wizard.field('Memory')).toHaveValue('256M');
+  await wizard.field('Name').fill('wizard rescue');
+  await wizard.field('Memory').fill('lots');
+  // Enter is Next; a bad value keeps the step and takes the focus.
+  await wizard.field('Memory').press('Enter');
+  await expect(wizard.root.getByText('Memory must be a size such as 2048, 512M or 2G.')).toBeVisible();
+  await expect(wizard.field('Memory')).toBeFocused();
+  await wizard.field('Memory').fill('256M');
+  await wizard.field('Memory').press('Enter');
+
+  // Step 3: storage from the preset.
+  await expect(wizard.heading).toHaveText('Step 3 of 4: Storage');
+  await expect(wizard.field('Disk size (GiB)')).toHaveValue('1');
+  await wizard.next();
+
+  // Step 4: the summary with the exact command line from the engine's dry run.
+  await expect(wizard.heading).toHaveText('Step 4 of 4: Summary');
+  expect(await wizard.summaryReady()).toBe(true);
+  const cmd = wizard.root.getByTestId('qemu-command-line');
+  await expect(cmd).toContainText(/qemu-system-x86_64 /);
+  await expect(cmd).toContainText(path.join(served.home.home, 'media', ISO_NAME));
+  await expect(cmd).toContainText('-m 256');
+  await expect(wizard.createButton).toBeInViewport();
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'new-vm-wizard-summary.png') });
+  await expect(wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' })).toBeChecked();
+  const popup = page.context().waitForEvent('page');
+  await wizard.createButton.click();
+  const vmPage = await popup;
+  await expect(wizard.root).toBeHidden();
+  await expect(library.vm('wizard rescue')).toBeVisible();
+
+  // A running VM that boots the downloaded ISO.
+  const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[];
+  expect(listed.find((v) => v.name === 'wizard rescue')).toMatchObject({ state: 'running' });
+  const shown = JSON.parse((await served.cli(['show', 'wizard rescue', '--json'])).stdout) as { argv: string[]; config: { os: string; cpus: number; memoryMiB: number } };
+  expect(shown.config).toMatchObject({ os: 'Tiny Rescue 1.0', cpus: 1, memoryMiB: 256 });
+  expect(shown.argv.join(' ')).toContain(path.join(served.home.home, 'media', ISO_NAME));
+  await expect(vmPage.getByRole('toolbar', { name: 'VM controls' })).toBeVisible();
+  await vmPage.close();
+
+  expect((await served.cli(['stop', 'wizard rescue', '--force'])).code).toBe(0);
+  expect((await served.cli(['delete', 'wizard rescue'])).code).toBe(0);
+});
+
+test('choose an ISO with the engine file chooser (home only, hidden files and links out of home not listed), by keyboard', async ({ appPage: page, served }) => {
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  await library.newVmButton.click();
+  const wizard = new NewVmWizardPage(page);
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+
+  // Nothing chosen: the message is on the field, which gets the focus.
+  await wizard.nextButton.click();
+  await expect(wizard.root.getByText('Choose an ISO image (Browse, or type its full path).')).toBeVisible();
+  await expect(wizard.field('ISO image path')).toBeFocused();
+
+  // A file dropped on a browser page has no path: the wizard says so plainly.
+  await wizard.root.locator('form').evaluate((form) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['x'], 'debian.iso'));
+    form.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await expect(wizard.root.getByText(/dropping works in the desktop app\. Here, use Browse… to choose debian\.iso\./)).toBeVisible();
+
+  await wizard.root.getByRole('button', { name: 'Browse for iso image path' }).click();
+  const chooser = page.getByRole('dialog', { name: 'ISO image path' });
+  await expect(chooser.getByTestId('chooser-path')).toHaveText(userHome);
+  await expect(chooser.getByRole('button', { name: 'Up' })).toBeDisabled();
+  // The link to a folder outside home is not listed.
+  await expect(chooser.getByRole('button', { name: 'Downloads (folder)' })).toBeVisible();
+  await expect(chooser.getByRole('button', { name: /elsewhere/ })).toHaveCount(0);
+  await chooser.getByRole('button', { name: 'Downloads (folder)' }).press('Enter');
+  await expect(chooser.getByTestId('chooser-path')).toHaveText(path.join(userHome, 'Downloads'));
+  await expect(chooser.getByRole('button', { name: /^rescue\.iso, [\d.]+ MiB$/ })).toBeVisible();
+  await expect(chooser.getByRole('button', { name: /hidden|notes/ })).toHaveCount(0);
+  await chooser.getByRole('checkbox', { name: 'Show hidden files' }).check();
+  await expect(chooser.getByRole('button', { name: /^\.hidden\.iso/ })).toBeVisible();
+  await chooser.getByRole('button', { name: /^rescue\.iso/ }).click();
+  await expect(chooser).toBeHidden();
+  await expect(wizard.field('ISO image path')).toHaveValue(path.join(userHome, 'Downloads', 'rescue.iso'));
+
+  // Enter moves on, step by step.
+  await wizard.field('ISO image path').press('Enter');
+  await expect(wizard.heading).toHaveText('Step 2 of 4: Operating system and hardware');
+  await expect(wizard.field('Name')).toHaveValue('rescue');
+  await wizard.field('Memory').fill('256M');
+  await wizard.field('Memory').press('Enter');
+  await expect(wizard.heading).toHaveText('Step 3 of 4: Storage');
+  await wizard.root.getByRole('radio', { name: 'No disk' }).check();
+  await wizard.next();
+  expect(await wizard.summaryReady()).toBe(true);
+  await expect(wizard.root.getByTestId('qemu-command-line')).toContainText(path.join(userHome, 'Downloads', 'rescue.iso'));
+  // Back keeps what was chosen.
+  await wizard.backButton.click();
+  await expect(wizard.root.getByRole('radio', { name: 'No disk' })).toBeChecked();
+  await wizard.next();
+  expect(await wizard.summaryReady()).toBe(true);
+  await wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' }).uncheck();
+  await wizard.createButton.click();
+  await expect(wizard.root).toBeHidden();
+  const shown = JSON.parse((await served.cli(['show', 'rescue', '--json'])).stdout) as { state: string; argv: string[] };
+  expect(shown.state).toBe('stopped');
+  expect(shown.argv.join(' ')).toContain(path.join(userHome, 'Downloads', 'rescue.iso'));
+  expect((await served.cli(['delete', 'rescue'])).code).toBe(0);
+});
