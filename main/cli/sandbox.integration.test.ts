@@ -154,6 +154,22 @@ describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop v
     expect((await ssh(['sudo', 'getent', 'shadow', 'dev'])).stdout).toMatch(/^dev:!/);
   });
 
+  it('prints the exact ssh command (ssh --print), which works pasted into a shell', async () => {
+    const shown = await runCliJson<{ path: string }>(['show', NAME, '--json'], { env: t.env });
+    const port = (await forwards()).find((f) => f.guestPort === 22)!.hostPort;
+    const printed = await cli(['ssh', NAME, '--print', '--', 'echo', 'a b']);
+    expect(printed.code).toBe(0);
+    const line = printed.stdout.trim();
+    // The test library's path has no characters a shell would need quoted.
+    expect(line).toContain(`-i ${path.join(shown.path, 'ssh', 'id_ed25519')} `);
+    expect(line).toContain(`-o UserKnownHostsFile=${path.join(shown.path, 'ssh', 'known_hosts')} `);
+    // Two layers of quoting: the local shell's, around the word quoted for the guest's shell.
+    expect(line).toContain(`-p ${port} dev@127.0.0.1 -- echo ''\\''a b'\\'''`);
+    // Pasted into a shell, it runs in the guest, "a b" arriving as one word.
+    const { stdout } = await execFileP('sh', ['-c', line]);
+    expect(stdout).toBe('a b\n');
+  });
+
   it('shares host folders at /mnt/<tag>; the read-only one refuses writes', async () => {
     fs.writeFileSync(path.join(work, 'from-host.txt'), 'hello guest\n');
     expect((await ssh(['cat', '/mnt/work/from-host.txt'])).stdout).toBe('hello guest\n');
