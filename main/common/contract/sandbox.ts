@@ -135,7 +135,7 @@ export interface SandboxService {
   /**
    * Opens the user's own terminal application running the VM's ssh command (desktop app only).
    * @returns the terminal's name. @throws unsupported (an engine without a desktop, as `vivarium serve`),
-   *   invalid-state (stopped), internal-style state error naming the terminals tried
+   *   invalid-state (stopped, or no terminal application could be started: the message names those tried)
    */
   openTerminal(ref: string): Promise<{ readonly terminal: string }>;
 }
