@@ -37,12 +37,24 @@ export const DownloadUrl = z
     }
   }, 'must be an http:// or https:// URL without a user name or password');
 
-/** How a catalog entry's SUMS file is signed (verifying the signature is left to the user; see README). */
+/** A file name in `resources/keys/` (an OpenPGP keyring Vivarium ships). */
+const KeyringFile = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/);
+/** Primary-key fingerprints a signature must come from (40 hex digits, as `gpg --fingerprint` prints
+ *  them without spaces). */
+const Fingerprints = z.array(z.string().regex(/^[0-9A-Fa-f]{40}$/, 'a key fingerprint is 40 hexadecimal digits')).max(16).default([]);
+
+/**
+ * How a catalog entry's SUMS file is signed. A download checks a detached or clear-signed SUMS file's
+ * signature against `keyring` (shipped in resources/keys/) narrowed to `fingerprints`, and refuses a
+ * bad one (main/services/media/signature.ts); without `keyring` (Vivarium ships no copy of that
+ * distro's key) the signature is not checked and the download says so; `fingerprints` still records
+ * the key expected, for a person checking with `gpg --verify`.
+ */
 export const SumsSignature = z.discriminatedUnion('kind', [
   /** A detached OpenPGP signature of the SUMS file at `url` (Debian's SHA512SUMS.sign, Ubuntu's SHA256SUMS.gpg, Alpine's .asc). */
-  z.object({ kind: z.literal('detached'), url: DownloadUrl, keysUrl: DownloadUrl }).strict(),
+  z.object({ kind: z.literal('detached'), url: DownloadUrl, keysUrl: DownloadUrl, keyring: KeyringFile.optional(), fingerprints: Fingerprints }).strict(),
   /** The SUMS file itself is an OpenPGP clear-signed message (Fedora's CHECKSUM files). */
-  z.object({ kind: z.literal('clearsigned'), keysUrl: DownloadUrl }).strict(),
+  z.object({ kind: z.literal('clearsigned'), keysUrl: DownloadUrl, keyring: KeyringFile.optional(), fingerprints: Fingerprints }).strict(),
   /** A detached signature of the image itself, not of the SUMS file (Arch's .iso.sig). */
   z.object({ kind: z.literal('image-detached'), url: DownloadUrl, keysUrl: DownloadUrl }).strict(),
   /** No signature is published; the SUMS file is trusted because it comes over HTTPS from the

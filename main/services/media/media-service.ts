@@ -37,6 +37,7 @@ import { importProgress } from '../imports/progress';
 import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from './catalog';
 import { MediaStore, type MediaMeta, type PartialState } from './store';
 import { FileHasher } from './file-hasher';
+import { BadSignature, readShippedKeyring, spacedFingerprint, verifySums } from './signature';
 import { findDigest } from './sums';
 
 export interface MediaManagerOptions {
@@ -116,9 +117,13 @@ export class MediaManager implements MediaService {
     return filterCatalog(await this.entries(), query);
   }
 
-  private entries(): Promise<readonly CatalogEntry[]> {
+  private resources(): Promise<string> {
     const dir = this.options.resourcesDir;
-    this.catalogCache ??= (dir !== undefined ? Promise.resolve(dir) : defaultResourcesDir()).then((d) => loadCatalog(path.join(d, CATALOG_FILE))).then(
+    return dir !== undefined ? Promise.resolve(dir) : defaultResourcesDir();
+  }
+
+  private entries(): Promise<readonly CatalogEntry[]> {
+    this.catalogCache ??= this.resources().then((d) => loadCatalog(path.join(d, CATALOG_FILE))).then(
       (c) => c.entries,
       (e: unknown) => {
         this.catalogCache = null;
@@ -317,6 +322,7 @@ export class MediaManager implements MediaService {
       maxRetries: this.options.maxRetries ?? 5,
       retryDelayMs: this.options.retryDelayMs ?? 500,
       emit: (info) => this.progress.fire(info),
+      resources: () => this.resources(),
       onEnd: () => {
         if (this.jobs.get(state.id) === job) this.jobs.delete(state.id);
       },
@@ -370,10 +376,10 @@ export class MediaManager implements MediaService {
       url = entry.url;
     }
     let checksum: PartialState['checksum'];
-    if (r.sha256) checksum = { algorithm: 'sha256', expected: r.sha256, sumsUrl: null, from: 'the given SHA-256' };
-    else if (r.sha512) checksum = { algorithm: 'sha512', expected: r.sha512, sumsUrl: null, from: 'the given SHA-512' };
-    else if (r.sumsUrl) checksum = { algorithm: 'sha256', expected: null, sumsUrl: r.sumsUrl, from: r.sumsUrl };
-    else if (entry) checksum = { algorithm: entry.checksumAlgorithm, expected: null, sumsUrl: entry.checksumUrl, from: entry.checksumUrl };
+    if (r.sha256) checksum = { algorithm: 'sha256', expected: r.sha256, sumsUrl: null, from: 'the given SHA-256', signature: null };
+    else if (r.sha512) checksum = { algorithm: 'sha512', expected: r.sha512, sumsUrl: null, from: 'the given SHA-512', signature: null };
+    else if (r.sumsUrl) checksum = { algorithm: 'sha256', expected: null, sumsUrl: r.sumsUrl, from: `${r.sumsUrl} (checksum not signed)`, signature: null };
+    else if (entry) checksum = await this.catalogChecksum(entry);
     else {
       throw errors.invalid(
         `Vivarium only keeps downloads it can verify: give the SHA-256 or SHA-512 checksum of ${url}, or the address of the SUMS file that lists it (the distro publishes one next to the image).`,
@@ -381,6 +387,41 @@ export class MediaManager implements MediaService {
       );
     }
     return { id: downloadId(url), source: r.source, url, catalogId: entry?.id ?? null, checksum };
+  }
+
+  /**
+   * How a catalog entry's download is verified: its SUMS file, and that file's signature when the
+   * distro signs it and Vivarium ships the key (`from` says which, for the person: "… (checksum not
+   * signed)", "… (signature checked against …)", or why it is not checked).
+   */
+  private async catalogChecksum(entry: CatalogEntry): Promise<PartialState['checksum']> {
+    const base = { algorithm: entry.checksumAlgorithm, expected: null, sumsUrl: entry.checksumUrl };
+    const sig = entry.signature;
+    switch (sig.kind) {
+      case 'none':
+        return { ...base, from: `${entry.checksumUrl} (checksum not signed: ${sig.note})`, signature: null };
+      case 'image-detached':
+        return { ...base, from: `${entry.checksumUrl} (checksum not signed; the distro signs the image itself, which Vivarium does not check: ${sig.url})`, signature: null };
+      case 'detached':
+      case 'clearsigned': {
+        const keyring = sig.keyring !== undefined && sig.fingerprints.length > 0 && (await readShippedKeyring(await this.resources(), sig.keyring)) !== null ? sig.keyring : null;
+        if (keyring === null) {
+          const expected = sig.fingerprints.length > 0 ? ` (key ${sig.fingerprints.map(spacedFingerprint).join(' or ')})` : '';
+          return {
+            ...base,
+            from: `${entry.checksumUrl} (signed, but Vivarium ships no copy of the signing key${expected}, so the signature is not checked; check it with gpg --verify and the keys at ${sig.keysUrl})`,
+            signature: null,
+          };
+        }
+        return {
+          ...base,
+          from: `${entry.checksumUrl} (its signature checked against ${sig.fingerprints.length === 1 ? 'key' : 'keys'} ${sig.fingerprints.map(spacedFingerprint).join(', ')})`,
+          signature: { kind: sig.kind, url: sig.kind === 'detached' ? sig.url : null, keyring, fingerprints: [...sig.fingerprints] },
+        };
+      }
+      default:
+        throw new Error(`unknown signature kind ${(sig as { kind: string }).kind}`);
+    }
   }
 }
 
@@ -432,6 +473,8 @@ interface JobOptions {
   readonly maxRetries: number;
   readonly retryDelayMs: number;
   readonly emit: (info: DownloadInfo) => void;
+  /** The resources/ folder (resources/keys/ holds the keyrings signatures are checked with). */
+  readonly resources: () => Promise<string>;
   /** Called when the job has ended, before its waiters are told. */
   readonly onEnd: () => void;
   readonly log?: (line: string) => void;
@@ -614,37 +657,61 @@ class Job {
     }
   }
 
-  /** Reads the expected digest from the SUMS file (once; it is kept in the state). */
-  private async resolveExpected(): Promise<void> {
-    const c = this.state.checksum;
-    if (c.expected !== null) return;
-    const sumsUrl = c.sumsUrl!;
-    let text: string | null = null;
+  /** A small file (a SUMS file, a signature): retried like the download, at most 4 MiB. */
+  private async fetchSmall(url: string, what: string): Promise<Uint8Array> {
     let lastError: unknown = null;
-    for (let attempt = 0; attempt <= this.o.maxRetries && text === null; attempt++) {
+    for (let attempt = 0; attempt <= this.o.maxRetries; attempt++) {
       if (attempt > 0) await this.delay(attempt);
       try {
-        const res = await this.fetchChecked(sumsUrl);
+        const res = await this.fetchChecked(url);
         if (res.status >= 400 && res.status < 500) {
-          throw new Permanent(`The checksum file ${sumsUrl} could not be fetched (${res.status} ${res.statusText}). Check the address, or give the checksum itself.`);
+          throw new Permanent(`The ${what} ${url} could not be fetched (${res.status} ${res.statusText}). Check the address, or give the checksum itself.`);
         }
-        if (!res.ok) throw new Error(`${sumsUrl} answered ${res.status} ${res.statusText}.`);
-        const body = await res.text();
-        if (body.length > 4 * 1024 * 1024) throw new Permanent(`${sumsUrl} is too large to be a checksum file.`);
-        text = body;
+        if (!res.ok) throw new Error(`${url} answered ${res.status} ${res.statusText}.`);
+        const body = new Uint8Array(await res.arrayBuffer());
+        if (body.length > 4 * 1024 * 1024) throw new Permanent(`${url} is too large to be a ${what}.`);
+        return body;
       } catch (e) {
         if (e instanceof Permanent || e instanceof Stopped) throw e;
         lastError = e;
       }
     }
-    if (text === null) throw lastError instanceof Error ? lastError : new Error(String(lastError));
+    throw lastError instanceof Error ? lastError : new Error(String(lastError));
+  }
+
+  /** Reads the expected digest from the SUMS file (once; it is kept in the state), after checking
+   *  the SUMS file's signature when the catalog entry has one Vivarium can check. */
+  private async resolveExpected(): Promise<void> {
+    const c = this.state.checksum;
+    if (c.expected !== null) return;
+    const sumsUrl = c.sumsUrl!;
+    const sumsName = path.posix.basename(new URL(sumsUrl).pathname) || 'the SUMS file';
+    const sums = await this.fetchSmall(sumsUrl, 'checksum file');
+    let text = Buffer.from(sums).toString('utf8');
+    let from = `${sumsName} at ${sumsUrl}${c.signature ? '' : ' (checksum not signed)'}`;
+    if (c.signature) {
+      const sig = c.signature;
+      const signature = sig.url !== null ? await this.fetchSmall(sig.url, 'signature of the checksum file') : null;
+      const keyring = await readShippedKeyring(await this.o.resources(), sig.keyring);
+      if (!keyring) throw new Permanent(`Vivarium's copy of the signing keys (resources/keys/${sig.keyring}) is missing, so the checksum file ${sumsUrl} cannot be checked. Reinstall Vivarium.`);
+      try {
+        const good = await verifySums(sums, { kind: sig.kind, signature, keyring, fingerprints: sig.fingerprints });
+        text = good.signedText;
+        from = `${sumsName} at ${sumsUrl}, signed by ${good.signer} (key ${spacedFingerprint(good.fingerprint)})`;
+      } catch (e) {
+        if (!(e instanceof BadSignature)) throw e;
+        throw new Permanent(
+          `The signature of the checksum file ${sumsUrl} does not verify: ${e.message}. The file may not be the distro's (a mirror changed it, or someone in between did), so nothing was downloaded. Try again later or from another mirror, and tell the distro if it persists.`,
+        );
+      }
+    }
     const fileName = decodeURIComponent(new URL(this.state.url).pathname.split('/').pop() ?? '');
     // A catalog entry names the algorithm; a SUMS URL given by the user may list either.
     const entry = findDigest(text, fileName, this.state.catalogId ? c.algorithm : undefined);
     if (!entry) {
       throw new Permanent(`The checksum file ${sumsUrl} does not list ${fileName}, so the download cannot be verified. Check that they belong together, or give the checksum itself.`);
     }
-    await this.save({ checksum: { ...c, algorithm: entry.algorithm, expected: entry.digest, from: `${path.posix.basename(new URL(sumsUrl).pathname) || 'the SUMS file'} at ${sumsUrl}` } });
+    await this.save({ checksum: { ...c, algorithm: entry.algorithm, expected: entry.digest, from } });
   }
 
   private async delay(attempt: number): Promise<void> {

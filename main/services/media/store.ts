@@ -30,6 +30,19 @@ export const PartialState = z.object({
     sumsUrl: z.string().nullable(),
     /** For people: "SHA512SUMS at https://…" or "the given SHA-256". */
     from: z.string(),
+    /** The SUMS file's OpenPGP signature to check before its digest is trusted (signature.ts), or
+     *  null: not signed, or no key to check it with (`from` says which). */
+    signature: z
+      .object({
+        kind: z.enum(['detached', 'clearsigned']),
+        /** The detached signature's URL; null for clear-signed. */
+        url: z.string().nullable(),
+        /** A file name in resources/keys/. */
+        keyring: z.string(),
+        fingerprints: z.array(z.string()),
+      })
+      .nullable()
+      .default(null),
   }),
   /** The validators the server sent, for If-Range on resume. */
   etag: z.string().nullable(),
