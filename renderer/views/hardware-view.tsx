@@ -1,12 +1,13 @@
 /**
- * The VM window's Hardware tab (issue 9): the VM's disks and CD drive as one list, like
- * virt-manager's hardware list. Grow a disk (also while the VM runs), add a new disk or remove one
- * (VM shut down; the file is kept unless asked, and only a file in the VM's folder is ever deleted),
- * insert or eject the CD (also while it runs: the guest sees the change). Everything goes through
- * the engine's `disks` service; its sentences are shown as they come.
+ * The VM window's Hardware tab (issue 9): the VM's disks and CD drives as one list, like
+ * virt-manager's hardware list. Grow a disk (also while the VM runs), add a new disk on the bus its
+ * guest has drivers for (virtio, SATA, NVMe) or remove one (VM shut down; the file is kept unless
+ * asked, and only a file in the VM's folder is ever deleted), add or remove a CD drive (shut down),
+ * insert or eject the CD of any drive (also while it runs: the guest sees the change). Everything
+ * goes through the engine's `disks` service; its sentences are shown as they come.
  */
 import { useCallback, useEffect, useId, useState, type ReactNode } from 'react';
-import type { DriveInfo } from '../../main/common/contract/disks';
+import type { DriveInfo, NewDiskBus } from '../../main/common/contract/disks';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { parseSize } from '../../main/common/models/vm-config';
 import { formatBytes } from '../../main/common/format';
@@ -40,11 +41,15 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const [growing, setGrowing] = useState<string | null>(null);
   const [growTo, setGrowTo] = useState('');
   const [newSize, setNewSize] = useState('10G');
+  const [newBus, setNewBus] = useState<NewDiskBus>('virtio');
   const [iso, setIso] = useState('');
+  const [isoDrive, setIsoDrive] = useState('');
   const [deleteFile, setDeleteFile] = useState(false);
   const growId = useId();
   const newId = useId();
+  const busId = useId();
   const isoId = useId();
+  const isoDriveId = useId();
   const stopped = vm.state === 'stopped';
 
   const run = async (what: () => Promise<unknown>): Promise<boolean> => {
@@ -69,7 +74,9 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
   };
 
   const disks = (drives ?? []).filter((d) => d.kind === 'disk');
-  const cd = (drives ?? []).find((d) => d.kind === 'cdrom') ?? null;
+  const cds = (drives ?? []).filter((d) => d.kind === 'cdrom');
+  // The drive the ISO goes into: the one chosen, else the first (a VM without one gets cd0 while shut down).
+  const target = cds.find((d) => d.id === isoDrive) ?? cds[0] ?? null;
 
   return (
     <section className="hardware-view" aria-label="Hardware">
@@ -79,7 +86,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
         </p>
       )}
       <table className="hardware-list">
-        <caption>Disks and CD drive</caption>
+        <caption>Disks and CD drives</caption>
         <thead>
           <tr>
             <th scope="col">Drive</th>
@@ -139,8 +146,8 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
               </td>
             </tr>
           ))}
-          {cd && (
-            <tr>
+          {cds.map((cd) => (
+            <tr key={cd.id}>
               <th scope="row">{cd.id} (CD)</th>
               <td>{cd.bus}</td>
               <td>{cd.path ? formatBytes(cd.virtualSizeBytes) : '—'}</td>
@@ -149,9 +156,18 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
                 <button type="button" className="btn btn-small" disabled={busy || !cd.path} onClick={() => void run(() => services.disks.ejectCd(vm.id, cd.id))}>
                   Eject
                 </button>
+                <button
+                  type="button"
+                  className="btn btn-small"
+                  disabled={busy || !stopped}
+                  title={stopped ? undefined : 'Shut the VM down to remove a CD drive'}
+                  onClick={() => void run(() => services.disks.remove(vm.id, cd.id))}
+                >
+                  Remove
+                </button>
               </td>
             </tr>
-          )}
+          ))}
         </tbody>
       </table>
       <label className="checkbox">
@@ -162,26 +178,54 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
         onSubmit={(e) => {
           e.preventDefault();
           const n = size(newSize, 'The size of the new disk');
-          if (n !== null) void run(() => services.disks.add(vm.id, { sizeBytes: n }));
+          if (n !== null) void run(() => services.disks.add(vm.id, { sizeBytes: n, bus: newBus }));
         }}
       >
         <label htmlFor={newId}>New disk size</label>
         <input id={newId} value={newSize} onChange={(e) => setNewSize(e.target.value)} />
+        <label htmlFor={busId}>Bus</label>
+        <select id={busId} value={newBus} onChange={(e) => setNewBus(e.target.value as NewDiskBus)}>
+          <option value="virtio">virtio (fastest; Linux has the driver)</option>
+          <option value="sata">SATA (every OS, Windows installers too)</option>
+          <option value="nvme">NVMe (Windows 10+, Linux)</option>
+        </select>
         <button type="submit" className="btn btn-small" disabled={busy || !stopped} title={stopped ? undefined : 'Shut the VM down to add a disk'}>
           Add Disk
+        </button>
+        <button
+          type="button"
+          className="btn btn-small"
+          disabled={busy || !stopped}
+          title={stopped ? 'An empty CD drive (for a driver ISO, say)' : 'Shut the VM down to add a CD drive'}
+          onClick={() => void run(() => services.disks.add(vm.id, { cdrom: true }))}
+        >
+          Add CD Drive
         </button>
       </form>
       <form
         className="hardware-cd"
         onSubmit={(e) => {
           e.preventDefault();
-          if (iso.trim()) void run(() => services.disks.insertCd(vm.id, iso.trim(), cd?.id)).then((ok) => ok && setIso(''));
+          if (iso.trim()) void run(() => (target ? services.disks.insertCd(vm.id, iso.trim(), target.id) : services.disks.insertCd(vm.id, iso.trim()))).then((ok) => ok && setIso(''));
         }}
       >
         <label htmlFor={isoId}>ISO to insert (full path)</label>
         <input id={isoId} value={iso} onChange={(e) => setIso(e.target.value)} placeholder="/home/you/Downloads/installer.iso" />
+        {cds.length > 1 && (
+          <>
+            <label htmlFor={isoDriveId}>into</label>
+            <select id={isoDriveId} value={target?.id ?? ''} onChange={(e) => setIsoDrive(e.target.value)}>
+              {cds.map((d) => (
+                <option key={d.id} value={d.id}>
+                  {d.id}
+                  {d.path ? '' : ' (empty)'}
+                </option>
+              ))}
+            </select>
+          </>
+        )}
         <button type="submit" className="btn btn-small" disabled={busy || !iso.trim()}>
-          {cd?.path ? 'Change CD' : 'Insert CD'}
+          {target?.path ? 'Change CD' : 'Insert CD'}
         </button>
       </form>
     </section>
