@@ -106,7 +106,7 @@ test('the library: toolbar power buttons, a keyboard context menu, confirmations
   await expect(menu).toBeVisible();
   await page.keyboard.press('End');
   await page.keyboard.press('ArrowUp');
-  await expect(menu.getByRole('menuitem', { name: 'Force Off…' })).toBeFocused();
+  await expect(menu.getByRole('menuitem', { name: 'Force Off' })).toBeFocused();
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, 'library-context-menu.png') });
   await page.keyboard.press('Enter');
@@ -124,6 +124,15 @@ test('the library: toolbar power buttons, a keyboard context menu, confirmations
   await page.keyboard.press('Enter');
   await expect(library.vm('uno desk')).toContainText(/stopped/i, { timeout: 30_000 });
   expect(await stateOf(served, 'uno desk')).toBe('stopped');
+
+  // The Electron app menu's VM commands (a `vivarium:menu` DOM event) act on the selected VM too.
+  const menuCommand = (action: string) => page.evaluate((a) => window.dispatchEvent(new CustomEvent('vivarium:menu', { detail: { action: a } })), action);
+  await menuCommand('start');
+  await expect(library.vm('uno desk')).toContainText(/running/i, { timeout: 30_000 });
+  await menuCommand('force-off');
+  await expect(library.confirmation).toHaveAccessibleName('Force off “uno desk”?');
+  await page.keyboard.press('Enter');
+  await expect(library.vm('uno desk')).toContainText(/stopped/i, { timeout: 30_000 });
 
   // Right-click selects a VM and opens its menu at the pointer; a click elsewhere closes it.
   await library.vm('vex box').click({ button: 'right' });
@@ -146,7 +155,7 @@ test('the library: toolbar power buttons, a keyboard context menu, confirmations
   expect(await boots(served, 'vim desk', guest.readyMarker)).toBe(1);
   await library.vm('vim desk').click({ button: 'right' });
   const vimMenu = library.contextMenu('vim desk');
-  await vimMenu.getByRole('menuitem', { name: 'Reset…' }).click();
+  await vimMenu.getByRole('menuitem', { name: 'Reset' }).click();
   await expect(library.confirmation).toHaveAccessibleName('Reset “vim desk”?');
   await library.confirmation.getByRole('button', { name: 'Reset' }).click();
   await expect.poll(() => boots(served, 'vim desk', guest.readyMarker), { timeout: 90_000 }).toBe(2);
@@ -264,6 +273,11 @@ test('graphs open on the last minute with a 10-minute choice, legends read witho
   await expect(guestTotal).toHaveText(/^\d+(\.\d)? MiB$/, { timeout: 60_000 });
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await vm.page.screenshot({ path: path.join(ARTIFACTS, 'vm-window-stats-minute.png') });
+  // This guest writes to its serial port: the Serial tab shows that, not the silent guest's note.
+  await vm.openTab('Serial');
+  await expect.poll(() => vm.serialText(), { timeout: 60_000 }).toContain(guest.readyMarker);
+  await expect(vm.page.getByTestId('serial-silent')).toHaveCount(0);
+  await vm.openTab('Stats');
   await vm.button('Force Off').click();
   await vm.page.getByRole('alertdialog').getByRole('button', { name: 'Force Off' }).click();
   await expect(vm.page.getByText('The VM is not running: these are its last figures.')).toBeVisible({ timeout: 30_000 });

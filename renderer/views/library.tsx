@@ -4,6 +4,7 @@
  * context menu (right-click, the Menu key or Shift+F10), Delete on the Delete key, type-ahead.
  */
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent, type ReactNode } from 'react';
+import type { MenuAction } from '../../main/common/menu-actions';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { ContextMenu, type ContextMenuItem, type MenuPoint } from '../components/context-menu';
@@ -36,11 +37,13 @@ function loadSort(): SortKey {
 type LibraryAction = 'open' | 'start' | 'shutdown' | 'reset' | 'forceOff' | 'delete';
 type PowerAction = Extract<VmAction, 'start' | 'shutdown' | 'reset' | 'forceOff'>;
 
-/** The context menu of `vm`: what applies now is enabled; "…" marks what asks first. */
+/** The context menu of `vm`: what applies now is enabled. Force Off and Reset carry no "…" although
+ *  they may ask first: both Apple's and Microsoft's guidelines keep the ellipsis for commands that
+ *  need more input, not for a confirmation (Delete… asks which files to keep). */
 function menuItems(vm: VmInfo, busy: (action: PowerAction) => boolean): readonly ContextMenuItem<LibraryAction>[] {
   const power = (key: PowerAction, label: string, extra: Partial<ContextMenuItem<LibraryAction>> = {}): ContextMenuItem<LibraryAction> => ({
     key,
-    label: confirmationFor(key, vm) ? `${label}…` : label,
+    label,
     disabled: !isActionEnabled(key, vm) || busy(key),
     ...extra,
   });
@@ -53,6 +56,14 @@ function menuItems(vm: VmInfo, busy: (action: PowerAction) => boolean): readonly
     { key: 'delete', label: 'Delete…', shortcut: 'Delete', danger: true, separatorBefore: true, disabled: !isActionEnabled('delete', vm) },
   ];
 }
+
+/** The app menu's VM commands (Electron) that the library applies to the selected VM. */
+const MENU_TO_ACTION: Readonly<Partial<Record<MenuAction, PowerAction>>> = {
+  start: 'start',
+  restart: 'reset',
+  shutdown: 'shutdown',
+  'force-off': 'forceOff',
+};
 
 /** What the library says above the list after an action: its failure (with the engine's remedy as
  *  text), what the engine thought worth telling, or why a key did nothing. */
@@ -157,6 +168,22 @@ export function Library(): ReactNode {
     if (confirmationFor(action, vm)) setConfirming({ id: vm.id, action });
     else void perform(vm, action);
   };
+
+  // The app menu's Start / Restart / Shut Down / Force Off act on the selected VM, as the toolbar does
+  // (and ask first the same way).
+  const latest = useRef({ selected, request });
+  latest.current = { selected, request };
+  useEffect(
+    () =>
+      onMenuAction((menuAction) => {
+        const action = MENU_TO_ACTION[menuAction];
+        if (!action) return false;
+        const { selected: vm, request: act } = latest.current;
+        if (vm) act(vm, action);
+        return true;
+      }),
+    [],
+  );
 
   /** The context menu for `vm`, at the pointer or (from the keyboard) under the card's name. */
   const openMenu = (vm: VmInfo, at: MenuPoint | null): void => {
