@@ -30,7 +30,7 @@ import {
   isAppOrigin,
   isAppUrl,
 } from './app-protocol';
-import { serveIpc } from './ipc-transport';
+import { serveFileDialog, serveIpc } from './ipc-transport';
 import { buildMenuTemplate, menuEventScript } from './menu';
 import type { MenuAction } from './menu';
 import { buildTrayMenu, getOpenAtLogin, loadSettings, saveSettings, setOpenAtLogin, trayTooltip } from './tray';
@@ -242,6 +242,7 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
   let phase: Phase = 'starting';
   let hosted: HostedEngine | null = null;
   let ipc: { dispose(): void } | null = null;
+  let fileDialog: { dispose(): void } | null = null;
   let engineClosed = false;
   let library: BrowserWindow | null = null;
   const vmWindows = new Map<string, BrowserWindow>();
@@ -606,6 +607,7 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
       runningSub?.dispose();
       ipc?.dispose();
       ipc = null;
+      fileDialog?.dispose();
       try {
         await hosted?.close();
       } catch (err) {
@@ -639,6 +641,15 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
     protocol.handle(APP_SCHEME, createAppProtocolHandler({ rendererDir: deps.rendererDir, wsOrigins: [wsOrigin(h.origin)], log }));
     ipc = serveIpc(h.rpcServer, {
       isTrustedSender: (_frame, url) => isAppUrl(url),
+      onRejected: (reason, url) => log(`ipc: ${reason} (${url.slice(0, 200)})`),
+    });
+    // The New VM wizard's Browse: the system's Open dialog, over the app's window.
+    fileDialog = serveFileDialog({
+      isTrustedSender: (_frame, url) => isAppUrl(url),
+      showOpenDialog: (wc, o) => {
+        const win = BrowserWindow.fromWebContents(wc);
+        return win ? dialog.showOpenDialog(win, o) : dialog.showOpenDialog(o);
+      },
       onRejected: (reason, url) => log(`ipc: ${reason} (${url.slice(0, 200)})`),
     });
     Menu.setApplicationMenu(

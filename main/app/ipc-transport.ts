@@ -13,7 +13,9 @@
 import { ipcMain } from 'electron';
 import type { IpcMainEvent, WebContents, WebFrameMain } from 'electron';
 import type { Disposable } from '../common/contract';
-import { IPC_CHANNEL, MAX_REQUEST_BYTES, createConnection } from '../common/rpc/protocol';
+import { z } from 'zod';
+import { BROWSE_EXTENSIONS, BrowseFilter } from '../common/contract/host';
+import { FILE_DIALOG_CHANNEL, IPC_CHANNEL, MAX_REQUEST_BYTES, createConnection } from '../common/rpc/protocol';
 import type { ConnectionHandle } from '../common/rpc/protocol';
 import type { RpcServer } from '../common/rpc/server';
 
@@ -140,4 +142,55 @@ function isMainFrame(wc: WebContents, frame: WebFrameMain): boolean {
   if (wc.isDestroyed() || frame.isDestroyed() || frame.parent !== null) return false;
   const main = wc.mainFrame;
   return main.processId === frame.processId && main.routingId === frame.routingId;
+}
+
+// ---- the desktop app's Open dialog --------------------------------------------------------------
+
+const FileDialogRequest = z.object({ filter: BrowseFilter, title: z.string().max(200) }).strict();
+
+/** What `serveFileDialog` needs: who may ask, and Electron's dialog for the asking window. */
+export interface ServeFileDialogOptions {
+  isTrustedSender(frame: WebFrameMain | null, url: string): boolean;
+  /** dialog.showOpenDialog, attached to the window of `wc` when there is one. */
+  showOpenDialog(wc: WebContents, options: Electron.OpenDialogOptions): Promise<Electron.OpenDialogReturnValue>;
+  readonly onRejected?: (reason: string, url: string) => void;
+}
+
+const FILTER_NAMES: Readonly<Record<BrowseFilter, string>> = { iso: 'CD/DVD images', disk: 'Disk images and appliances', images: 'ISO and disk images' };
+
+/**
+ * The New VM wizard's Browse in the desktop app: the system's Open dialog. The page sends
+ * `(FILE_DIALOG_CHANNEL, id, {filter, title})`; the answer comes back on the same channel to that
+ * frame as `(id, {path: string | null})` or `(id, {error})`. Only the main frame of a trusted page
+ * may ask; the request is schema-checked. The path is the user's own choice in a system dialog, and
+ * the engine checks the file again when it is used.
+ */
+export function serveFileDialog(options: ServeFileDialogOptions): Disposable {
+  const onRequest = (e: IpcMainEvent, id: unknown, raw: unknown): void => {
+    const frame = e.senderFrame;
+    const url = frame?.url ?? '';
+    if (!frame || !isMainFrame(e.sender, frame)) return options.onRejected?.('file dialog request from a frame that is not the main frame', url);
+    if (!options.isTrustedSender(frame, url)) return options.onRejected?.('file dialog request from an untrusted page', url);
+    if (typeof id !== 'number' || !Number.isSafeInteger(id)) return options.onRejected?.('file dialog request without an id', url);
+    const answer = (a: { path: string | null } | { error: string }): void => {
+      if (!frame.isDestroyed()) frame.send(FILE_DIALOG_CHANNEL, id, a);
+    };
+    const req = FileDialogRequest.safeParse(raw);
+    if (!req.success) return answer({ error: 'The file dialog needs {filter: "iso" | "disk" | "images", title}.' });
+    options
+      .showOpenDialog(e.sender, {
+        title: req.data.title,
+        properties: ['openFile'],
+        filters: [
+          { name: FILTER_NAMES[req.data.filter], extensions: [...BROWSE_EXTENSIONS[req.data.filter]] },
+          { name: 'All files', extensions: ['*'] },
+        ],
+      })
+      .then(
+        (r) => answer({ path: r.canceled ? null : (r.filePaths[0] ?? null) }),
+        (err: unknown) => answer({ error: `The file dialog could not open: ${err instanceof Error ? err.message : String(err)}` }),
+      );
+  };
+  ipcMain.on(FILE_DIALOG_CHANNEL, onRequest);
+  return { dispose: () => void ipcMain.off(FILE_DIALOG_CHANNEL, onRequest) };
 }

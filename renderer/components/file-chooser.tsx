@@ -1,34 +1,21 @@
 /**
- * Choosing a host file from the UI. In the desktop app: the system's own Open dialog (the preload
- * exposes `window.vivariumFiles`); in a browser, which cannot see host paths: a chooser served by the
+ * Choosing a host file from the UI. In the desktop app: the system's own Open dialog; in a browser, which cannot see host paths: a chooser served by the
  * engine (`host.browse`), rooted at the user's home folder, listing folders and ISO/disk images.
+ * The desktop app's helpers come with the preload's bridge (`window.vivarium.files`).
  */
 import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 import { createPortal } from 'react-dom';
 import type { BrowseFilter, BrowseListing } from '../../main/common/contract/host';
+import type { DesktopFiles } from '../../main/common/rpc/protocol';
 import { formatBytes } from '../lib/format';
 import { uiError } from '../lib/remedy';
 import { useServices } from '../engine';
 import { Dialog } from './dialog';
 import { CheckboxField, FormError } from './fields';
 
-/** What the desktop app's preload adds for files (absent in a browser). */
-export interface VivariumFiles {
-  /** The system's Open dialog; resolves with the chosen path, or null when cancelled. */
-  chooseFile(options: { readonly filter: BrowseFilter; readonly title: string }): Promise<string | null>;
-  /** The path of a file dropped onto the window (Electron's webUtils.getPathForFile). */
-  pathForFile(file: File): string;
-}
-
-declare global {
-  interface Window {
-    readonly vivariumFiles?: VivariumFiles;
-  }
-}
-
 /** The desktop app's file helpers, or null in a browser. */
-export function desktopFiles(): VivariumFiles | null {
-  return typeof window !== 'undefined' && window.vivariumFiles ? window.vivariumFiles : null;
+export function desktopFiles(): DesktopFiles | null {
+  return typeof window !== 'undefined' ? (window.vivarium?.files ?? null) : null;
 }
 
 /** The path of a dropped file, or null where the page cannot know it (a browser). */

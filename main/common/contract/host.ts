@@ -19,6 +19,14 @@ export type HostDefaultsOptions = z.infer<typeof HostDefaultsOptions>;
 export const BrowseFilter = z.enum(['iso', 'disk', 'images']);
 export type BrowseFilter = z.infer<typeof BrowseFilter>;
 
+/** The file extensions (lower case, without the dot) each filter lists; the desktop app's Open
+ *  dialog offers the same. Cloud images come as .qcow2, .img or .raw. */
+export const BROWSE_EXTENSIONS: Readonly<Record<BrowseFilter, readonly string[]>> = {
+  iso: ['iso'],
+  disk: ['qcow2', 'qcow', 'raw', 'img', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ova', 'ovf'],
+  images: ['iso', 'qcow2', 'qcow', 'raw', 'img', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ova', 'ovf'],
+};
+
 export const BrowseOptions = z
   .object({
     /** The folder to list (absolute; default: the user's home folder). Must lie inside home. */

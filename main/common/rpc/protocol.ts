@@ -72,12 +72,32 @@ export interface Connection {
  *  because a sandboxed preload may only require 'electron'. */
 export const IPC_CHANNEL = 'vivarium:rpc';
 
+/** The desktop app's file channel (main/app/ipc-transport.ts `serveFileDialog`): the system's Open
+ *  dialog for the New VM wizard's Browse. preload.ts repeats the literal. */
+export const FILE_DIALOG_CHANNEL = 'vivarium:choose-file';
+
+/** Which files an Open dialog offers (contract/host.ts BrowseFilter: `iso`, `disk` or `images`). */
+export interface FileDialogRequest {
+  readonly filter: 'iso' | 'disk' | 'images';
+  /** The dialog's title (at most 200 characters). */
+  readonly title: string;
+}
+
+/** What the desktop app adds for host files. Not RPC: both need the window itself. */
+export interface DesktopFiles {
+  /** The system's Open dialog; resolves with the chosen file's path, or null when cancelled. */
+  chooseFile(request: FileDialogRequest): Promise<string | null>;
+  /** The path of a File dropped onto the window (Electron's webUtils.getPathForFile; "" if none). */
+  pathForFile(file: object): string;
+}
+
 /** What the preload script exposes as `window.vivarium`: one generic pipe, never one function per
- *  method. Messages are plain JSON values. */
+ *  method. Messages are plain JSON values. `files` is the desktop app's file helpers. */
 export interface VivariumBridge {
   send(msg: unknown): void;
   /** Returns a function that removes the listener. */
   onMessage(listener: (msg: unknown) => void): () => void;
+  readonly files?: DesktopFiles;
 }
 
 /** The largest message an engine accepts from a client. Arguments are small (the largest schema

@@ -11,14 +11,8 @@
 import type { Dir } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { MAX_BROWSE_ENTRIES, type BrowseEntry, type BrowseFilter, type BrowseListing, type BrowseOptions } from '../../common/contract/host';
+import { BROWSE_EXTENSIONS, MAX_BROWSE_ENTRIES, type BrowseEntry, type BrowseFilter, type BrowseListing, type BrowseOptions } from '../../common/contract/host';
 import { ErrorCode, VivariumError } from '../../common/errors';
-
-/** CD/DVD images. */
-const ISO_EXTENSIONS: ReadonlySet<string> = new Set(['.iso']);
-/** Disk images and appliances Vivarium can attach or import (`create --disk`, `--import`,
- *  `--cloud-image`; cloud images come as .qcow2, .img or .raw). */
-const DISK_EXTENSIONS: ReadonlySet<string> = new Set(['.qcow2', '.qcow', '.raw', '.img', '.vmdk', '.vdi', '.vhd', '.vhdx', '.ova', '.ovf']);
 
 /** How many directory entries one listing looks at before it stops (a folder with a million files
  *  must not stall the engine); what was seen is sorted and cut to MAX_BROWSE_ENTRIES. */
@@ -26,10 +20,7 @@ const MAX_SCANNED = 20_000;
 
 /** Whether a file name is one the chooser lists under `filter`. */
 export function matchesFilter(name: string, filter: BrowseFilter): boolean {
-  const ext = path.extname(name).toLowerCase();
-  if (filter === 'iso') return ISO_EXTENSIONS.has(ext);
-  if (filter === 'disk') return DISK_EXTENSIONS.has(ext);
-  return ISO_EXTENSIONS.has(ext) || DISK_EXTENSIONS.has(ext);
+  return BROWSE_EXTENSIONS[filter].includes(path.extname(name).slice(1).toLowerCase());
 }
 
 /** `p` is `root` or lies below it (both already real paths). */
