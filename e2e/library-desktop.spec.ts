@@ -313,3 +313,16 @@ test("Settings shows the engine's notices after saving, as the CLI prints them",
   await vm.page.close();
   expect((await served.cli(['delete', 'notice box'])).code).toBe(0);
 });
+
+test("a new VM's notices from the engine show in the library after creating it", async ({ appPage: page, served, guest }) => {
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const dialog = await library.openNewVmDialog();
+  const cpus = os.cpus().length + 1;
+  await dialog.fillKernelBoot({ name: 'crowded', kernel: guest.kernel, initrd: guest.initrd, append: guest.append, memory: '128M', cpus: String(cpus), diskGiB: '1' });
+  await dialog.create();
+  await expect(dialog.root).toBeHidden();
+  await expect(library.vm('crowded')).toBeFocused();
+  await expect(page.getByTestId('library-notice')).toContainText(`crowded: ${cpus} CPUs is more than this host's ${os.cpus().length}`);
+  expect((await served.cli(['delete', 'crowded'])).code).toBe(0);
+});

@@ -407,6 +407,8 @@ export function Library(): ReactNode {
             upsert(vm);
             setFilter('');
             setSelectedId(vm.id);
+            // What the engine thought worth telling about the new VM (the CLI's "warning: …").
+            setBanner(vm.notices?.length ? { kind: 'notice', text: `${vm.name}: ${vm.notices.join(' ')}` } : null);
             requestAnimationFrame(() => document.getElementById(optionId(vm.id))?.focus());
           }}
         />
