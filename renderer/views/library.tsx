@@ -190,8 +190,8 @@ export function Library(): ReactNode {
     // The card takes the focus, so it gets it back when the menu closes (without scrolling: a scroll
     // closes the menu).
     setSelectedId(vm.id);
-    document.getElementById(optionId(vm.id))?.focus({ preventScroll: true });
     const card = document.getElementById(optionId(vm.id));
+    card?.focus({ preventScroll: true });
     const box = card?.getBoundingClientRect();
     setMenu({ id: vm.id, at: at ?? (box ? { x: box.left + 12, y: box.top + Math.min(box.height, 48) } : { x: 12, y: 12 }) });
   };
