@@ -39,8 +39,29 @@ const builtinDynamicImports = {
   },
 };
 
+/**
+ * Parts of zod the engine never calls but its entry re-exports as namespaces, which a bundler must
+ * then keep and run at start-up: 40 message locales (`z.locales`; English is registered by the
+ * schemas module itself) and the JSON Schema importer (`z.fromJSONSchema`). ~10 ms of every command
+ * (issue 7). Calling either in the CLI throws a sentence saying so.
+ */
+const zodUnused = {
+  name: 'zod-unused',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$|^\.\/from-json-schema\.js$/ }, (args) =>
+      /[\\/]node_modules[\\/]zod[\\/]v4[\\/](core|classic)[\\/]/.test(args.importer) ? { path: args.path, namespace: 'zod-unused' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'zod-unused' }, (args) => ({
+      contents: args.path.includes('locales')
+        ? 'export {};'
+        : 'export function fromJSONSchema() { throw new Error("z.fromJSONSchema is left out of the CLI bundle (scripts/build-cli.mjs)."); }',
+      loader: 'js',
+    }));
+  },
+};
+
 const common = {
-  plugins: [builtinDynamicImports],
+  plugins: [builtinDynamicImports, zodUnused],
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -105,27 +126,36 @@ for (const f of files) {
   }
 }
 
-// The code cache: compiled in a separate Node (the flags V8 checks are those of a plain `node`).
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-build-'));
-try {
-  const script = `
-    const fs = require('node:fs');
-    const { Writable } = require('node:stream');
-    const { loadCli, BUNDLE } = require(${JSON.stringify(path.join(REPO, 'bin', 'vivarium.js'))});
-    const cli = loadCli(BUNDLE, { produceCache: true });
-    const sink = new Writable({ write: (_c, _e, cb) => cb() });
-    const env = { ...process.env, VIVARIUM_HOME: ${JSON.stringify(path.join(tmp, 'home'))}, VIVARIUM_RUNTIME_DIR: ${JSON.stringify(path.join(tmp, 'run'))}, VIVARIUM_NO_ENGINE: '1' };
-    cli.exports.main(['list', '--json'], { stdout: sink, stderr: process.stderr, env }).then((code) => {
-      if (code !== 0) process.exit(code);
-      fs.writeFileSync(BUNDLE + '.cache.tmp', Buffer.concat([Buffer.from(cli.buildId + '\\n'), cli.createCache()]));
-      fs.renameSync(BUNDLE + '.cache.tmp', BUNDLE + '.cache');
-      process.exit(0);
-    });
-  `;
-  const r = spawnSync(process.execPath, ['-e', script], { stdio: 'inherit' });
-  if (r.status !== 0) {
-    console.error('build-cli: could not record the code cache (the CLI still works, only slower to start).');
+// The code caches: each compiled in a separate Node with the V8 flags it will be used under (V8
+// refuses a cache made under other flags): those of bin/vivarium.js's first line (`vivarium`) and
+// none (`node bin/vivarium.js`).
+const shebang = fs.readFileSync(path.join(REPO, 'bin', 'vivarium.js'), 'utf8').split('\n', 1)[0];
+const binFlags = (/^#!\/usr\/bin\/env -S node((?: --[^ ]+)*)\s*$/.exec(shebang)?.[1] ?? '').trim().split(' ').filter(Boolean);
+for (const flags of [[], ...(binFlags.length > 0 ? [binFlags] : [])]) recordCache(flags);
+
+function recordCache(flags) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-build-'));
+  try {
+    const script = `
+      const fs = require('node:fs');
+      const { Writable } = require('node:stream');
+      const { loadCli, cacheFileFor, BUNDLE } = require(${JSON.stringify(path.join(REPO, 'bin', 'vivarium.js'))});
+      const cli = loadCli(BUNDLE, { produceCache: true });
+      const sink = new Writable({ write: (_c, _e, cb) => cb() });
+      const env = { ...process.env, VIVARIUM_HOME: ${JSON.stringify(path.join(tmp, 'home'))}, VIVARIUM_RUNTIME_DIR: ${JSON.stringify(path.join(tmp, 'run'))}, VIVARIUM_NO_ENGINE: '1' };
+      cli.exports.main(['list', '--json'], { stdout: sink, stderr: process.stderr, env }).then((code) => {
+        if (code !== 0) process.exit(code);
+        const cacheFile = cacheFileFor(BUNDLE, ${JSON.stringify(flags)});
+        fs.writeFileSync(cacheFile + '.tmp', Buffer.concat([Buffer.from(cli.buildId + '\\n'), cli.createCache()]));
+        fs.renameSync(cacheFile + '.tmp', cacheFile);
+        process.exit(0);
+      });
+    `;
+    const r = spawnSync(process.execPath, [...flags, '-e', script], { stdio: 'inherit' });
+    if (r.status !== 0) {
+      console.error('build-cli: could not record the code cache (the CLI still works, only slower to start).');
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
-} finally {
-  fs.rmSync(tmp, { recursive: true, force: true });
 }

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { ATTACHABLE, detectKind } from './formats';
-import { parseOvf, type OvfDescriptor } from './ovf';
+import type { OvfDescriptor } from './ovf';
 import { convertToQcow2, probeImage, type ImageSource, type ProbedImage } from './qemu-img';
 import { listTar } from './tar';
 
@@ -122,7 +122,7 @@ export async function inspectImport(file: string, o: { qemuImg?: string } = {}):
     };
   }
   if (kind.kind === 'ovf') {
-    const ovf = parseOrRefuse(await fs.readFile(file, 'utf8'), file);
+    const ovf = await parseOrRefuse(await fs.readFile(file, 'utf8'), file);
     const dir = path.dirname(file);
     const disks: FoundDisk[] = [];
     for (const d of ovf.disks) {
@@ -159,7 +159,7 @@ export async function inspectImport(file: string, o: { qemuImg?: string } = {}):
   } finally {
     await fh.close();
   }
-  const ovf = parseOrRefuse(xml.toString('utf8'), `${file} (${descriptor.name})`);
+  const ovf = await parseOrRefuse(xml.toString('utf8'), `${file} (${descriptor.name})`);
   const disks: FoundDisk[] = [];
   for (const d of ovf.disks) {
     const name = plainMemberName(d.href, file);
@@ -285,7 +285,9 @@ function found(kind: 'ova' | 'ovf', ovf: OvfDescriptor, stem: string, disks: Fou
   };
 }
 
-function parseOrRefuse(xml: string, where: string): OvfDescriptor {
+async function parseOrRefuse(xml: string, where: string): Promise<OvfDescriptor> {
+  // The XML parser is loaded when an appliance is imported, not by every command (issue 7).
+  const { parseOvf } = await import('./ovf.js');
   try {
     return parseOvf(xml);
   } catch (e) {
