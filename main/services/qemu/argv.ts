@@ -53,7 +53,7 @@ export const QemuIds = {
 /** The guest agent's well-known virtio-serial port name (qemu-guest-agent looks for it). */
 const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';
 /** The SPICE agent's port name: spice-vdagent in the guest talks to QEMU's qemu-vdagent on it. */
-const VDAGENT_PORT_NAME = 'com.redhat.spice.0';
+export const VDAGENT_PORT_NAME = 'com.redhat.spice.0';
 
 // ---- option strings ----------------------------------------------------------------------------
 

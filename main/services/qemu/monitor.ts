@@ -86,6 +86,13 @@ export interface SnapshotJobMonitor {
   queryJobs(): Promise<readonly JobInfo[]>;
   /** job-dismiss: forgets a concluded job. */
   jobDismiss(jobId: string): Promise<void>;
+  /** query-chardev: whether QEMU has a character device with this id. */
+  hasChardev(id: string): Promise<boolean>;
+  /** device_del of virtio-serial port `qdevId` (gone at once: no guest handshake), then chardev-remove of `chardevId`. */
+  unplugSerialPort(qdevId: string, chardevId: string): Promise<void>;
+  /** chardev-add of a qemu-vdagent `chardevId` (clipboard on, mouse off; qapi/char.json
+   *  ChardevQemuVDAgent), then device_add of virtserialport `qdevId` on `bus` with port name `name`. */
+  plugVdagentPort(chardevId: string, qdevId: string, bus: string, name: string): Promise<void>;
 }
 
 /** query-migrate's answer (qapi/migration.json MigrationInfo), the parts Vivarium reads. */
@@ -230,6 +237,36 @@ export class QemuMonitor implements Monitor, SnapshotJobMonitor, MigrationMonito
 
   async jobDismiss(jobId: string): Promise<void> {
     await this.client.execute('job-dismiss', { id: jobId });
+  }
+
+  async hasChardev(id: string): Promise<boolean> {
+    const r = await this.client.execute<unknown>('query-chardev');
+    return Array.isArray(r) && r.some((c: { label?: unknown }) => c.label === id);
+  }
+
+  async unplugSerialPort(qdevId: string, chardevId: string): Promise<void> {
+    await this.client.execute('device_del', { id: qdevId });
+    // The port lets go of its chardev a moment after device_del returns ("Chardev … is busy").
+    for (let i = 0; ; i++) {
+      try {
+        await this.client.execute('chardev-remove', { id: chardevId });
+        return;
+      } catch (e) {
+        if (i >= 100 || !/busy/i.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  async plugVdagentPort(chardevId: string, qdevId: string, bus: string, name: string): Promise<void> {
+    if (!(await this.hasChardev(chardevId))) {
+      await this.client.execute('chardev-add', { id: chardevId, backend: { type: 'qemu-vdagent', data: { clipboard: true, mouse: false } } });
+    }
+    try {
+      await this.client.execute('device_add', { driver: 'virtserialport', bus, chardev: chardevId, id: qdevId, name });
+    } catch (e) {
+      if (!/duplicate/i.test((e as Error).message)) throw e; // still there: nothing to put back
+    }
   }
 
   async migrateSetMaxBandwidth(bytesPerSecond: number): Promise<void> {

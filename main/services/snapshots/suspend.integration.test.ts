@@ -130,4 +130,27 @@ describe('suspend to disk', () => {
       squatter.close();
     }
   }, 300_000);
+
+  it('a VM with a display (its clipboard channel blocks QEMU migrations) snapshots, reverts, suspends and resumes with memory', async () => {
+    const g = testGuest();
+    const e = engine();
+    const vm = await e.manager.create({ name: 'screen', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 64 * 1024 * 1024, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'vnc' });
+    const id = vm.id;
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    expect((await e.manager.get(id)).argv?.join(' ')).toContain('qemu-vdagent');
+    await typeLine(e.layout.runtime(id).serial, 'echo pictured > /tmp/marker');
+    const up1 = Number((await ask(e, id, PROBE, PROBE_RE))[2]);
+    const snap = await e.services.snapshots.create('screen', { name: 'with screen' });
+    expect(snap).toMatchObject({ withMemory: true, hasThumbnail: true });
+    await typeLine(e.layout.runtime(id).serial, 'echo changed > /tmp/marker');
+    await e.services.snapshots.revert('screen', 'with screen');
+    expect((await ask(e, id, PROBE, PROBE_RE))[1]).toBe('pictured');
+    await e.services.snapshots.suspend('screen');
+    await e.manager.start(id, { timeoutSec: 120 });
+    const m = await ask(e, id, PROBE, PROBE_RE);
+    expect(m[1]).toBe('pictured');
+    expect(Number(m[2])).toBeGreaterThanOrEqual(up1);
+    // Snapshots go on working after the resume (the channel was plugged back the same way).
+    await e.services.snapshots.create('screen', { name: 'after resume' });
+  }, 300_000);
 });

@@ -177,7 +177,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         for (const side of sides) this.deps.events.append(vm.id, `started ${side.name}, pid ${side.pid}`);
         launched = await launchQemu({
           binary: plan.binary,
-          args: resume ? [...plan.args, ...resume.args] : plan.args,
+          args: resume ? resume.launchArgs(plan.args) : plan.args,
           runtime: paths.runtime,
           logFile: paths.bundle.qemuLog,
           qemuWrites: [paths.bundle.serialLog],

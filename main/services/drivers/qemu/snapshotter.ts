@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { errors } from '../../../common/errors';
 import type { VmConfig } from '../../../common/models/vm-config';
 import type { Layout } from '../../paths';
-import { QemuIds, escapeOptionValue } from '../../qemu/argv';
+import { QemuIds, VDAGENT_PORT_NAME, escapeOptionValue } from '../../qemu/argv';
 import type { SnapshotJobMonitor } from '../../qemu/monitor';
 import { sleep } from '../../qemu/process';
 import type { RuntimeRecord } from '../../runtime/records';
@@ -82,6 +82,25 @@ function qemuImg(binary: string, args: readonly string[]): Promise<{ ok: true; s
   });
 }
 
+/**
+ * Runs `fn` (a snapshot job with the VM's memory) with the clipboard channel unplugged, then plugs it
+ * back. QEMU's qemu-vdagent chardev blocks every migration, and so every snapshot with memory ("The
+ * vdagent chardev doesn't yet support migration", ui/vdagent.c; still so in QEMU 9/10: Proxmox
+ * does not default to the VNC clipboard for that reason). A snapshot is therefore always saved and
+ * loaded without the port: the set of virtio-serial ports on both sides matches (virtio-serial
+ * refuses to load a stream whose active ports differ). The guest's spice-vdagent sees its port go
+ * and come back, as after an agent restart. VMs without a display have no such channel.
+ */
+export async function withoutClipboard<T>(m: SnapshotJobMonitor, fn: () => Promise<T>): Promise<T> {
+  const had = await m.hasChardev(QemuIds.clipboardChardev);
+  if (had) await m.unplugSerialPort(QemuIds.clipboardPort, QemuIds.clipboardChardev);
+  try {
+    return await fn();
+  } finally {
+    if (had) await m.plugVdagentPort(QemuIds.clipboardChardev, QemuIds.clipboardPort, 'vser0.0', VDAGENT_PORT_NAME).catch(() => undefined);
+  }
+}
+
 export class QemuSnapshotter {
   constructor(private readonly deps: QemuSnapshotterDeps) {}
 
@@ -94,7 +113,7 @@ export class QemuSnapshotter {
     if (record) {
       if (!plan.vmstate) throw errors.state(`"${vm.config.name}" has no qcow2 disk to hold its memory, so it cannot take a snapshot while running.`);
       const m = await this.deps.monitor(vm.id);
-      await this.runJob(vm, m, 'save', (id) => m.snapshotSave(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress);
+      await withoutClipboard(m, () => this.runJob(vm, m, 'save', (id) => m.snapshotSave(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress));
       return;
     }
     await this.offline(vm, plan, ['-c', tag], 'save the snapshot', true);
@@ -105,7 +124,7 @@ export class QemuSnapshotter {
     if (record) {
       if (!plan.vmstate) throw errors.state(`"${vm.config.name}" has no qcow2 disk holding memory.`);
       const m = await this.deps.monitor(vm.id);
-      await this.runJob(vm, m, 'load', (id) => m.snapshotLoad(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress);
+      await withoutClipboard(m, () => this.runJob(vm, m, 'load', (id) => m.snapshotLoad(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress));
       return;
     }
     await this.offline(vm, plan, ['-a', tag], 'revert to the snapshot', false);

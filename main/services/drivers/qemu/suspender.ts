@@ -26,7 +26,8 @@ import type { VmConfig } from '../../../common/models/vm-config';
 import { serializeConfig } from '../../bundles/bundle-store';
 import type { Layout } from '../../paths';
 import { writeFileAtomicAsync } from '../../paths';
-import type { MigrationMonitor, Monitor } from '../../qemu/monitor';
+import { QemuIds, VDAGENT_PORT_NAME } from '../../qemu/argv';
+import type { MigrationMonitor, Monitor, SnapshotJobMonitor } from '../../qemu/monitor';
 import { sleep } from '../../qemu/process';
 import type { RuntimeRecord } from '../../runtime/records';
 import { writeStopRequest } from '../../runtime/records';
@@ -60,7 +61,7 @@ export function argvHash(argv: readonly string[]): string {
 
 export interface SuspenderDeps {
   readonly layout: Layout;
-  readonly monitor: (id: string) => Promise<Monitor & MigrationMonitor>;
+  readonly monitor: (id: string) => Promise<Monitor & MigrationMonitor & SnapshotJobMonitor>;
   readonly waitForExit: (pid: number, id: string, ms: number) => Promise<boolean>;
 }
 
@@ -92,9 +93,13 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
   });
   await new Promise<void>((resolve, reject) => server.listen(sock, resolve).once('error', reject));
   const wasRunning = (await m.queryStatus()).running;
+  // The clipboard channel blocks migration (./snapshotter.ts withoutClipboard): the state is saved
+  // without it, and a resume starts QEMU without it and plugs it back (resumePlan).
+  const hadClipboard = await m.hasChardev(QemuIds.clipboardChardev);
   try {
     await m.migrateSetMaxBandwidth(Number.MAX_SAFE_INTEGER);
     if (wasRunning) await m.stop();
+    if (hadClipboard) await m.unplugSerialPort(QemuIds.clipboardPort, QemuIds.clipboardChardev);
     await m.migrate(`unix:${sock}`);
     await followMigration(m, `suspend "${vm.config.name}"`, progress);
     if (!wrote) throw errors.qemu(`QEMU did not send the state of "${vm.config.name}".`);
@@ -105,6 +110,7 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
   } catch (e) {
     server.close();
     await fsp.rm(part, { force: true });
+    if (hadClipboard) await m.plugVdagentPort(QemuIds.clipboardChardev, QemuIds.clipboardPort, 'vser0.0', VDAGENT_PORT_NAME).catch(() => undefined);
     if (wasRunning) await m.cont().catch(() => undefined);
     throw e;
   } finally {
@@ -129,9 +135,30 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
 
 /** What a start of a suspended VM adds to the command line, checked against the saved state. */
 export interface ResumePlan {
-  readonly args: readonly string[];
-  /** Streams the state in once QEMU runs, waits until it runs on, then forgets the saved state. */
-  complete(monitor: () => Promise<Monitor & MigrationMonitor>): Promise<void>;
+  /** The command line to launch for the resume: the VM's own (`args`, whose hash matched), without
+   *  the clipboard channel (the state was saved without it), plus `-incoming`. */
+  launchArgs(args: readonly string[]): readonly string[];
+  /** Streams the state in once QEMU runs, waits until it runs on, plugs the clipboard channel back,
+   *  then forgets the saved state. */
+  complete(monitor: () => Promise<Monitor & MigrationMonitor & SnapshotJobMonitor>): Promise<void>;
+}
+
+/** `args` without the qemu-vdagent chardev and its virtio-serial port; whether they were there. */
+function withoutClipboardArgs(args: readonly string[]): { readonly args: readonly string[]; readonly removed: boolean } {
+  const out: string[] = [];
+  let removed = false;
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1] ?? '';
+    const chardev = args[i] === '-chardev' && next.startsWith('qemu-vdagent,');
+    const port = args[i] === '-device' && next.startsWith('virtserialport,') && next.split(',').includes(`chardev=${QemuIds.clipboardChardev}`);
+    if (chardev || port) {
+      removed = true;
+      i++;
+      continue;
+    }
+    out.push(args[i]!);
+  }
+  return { args: out, removed };
 }
 
 /**
@@ -159,8 +186,13 @@ export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly st
   }
   if (argvHash(argv) !== s.argvSha256) await setAside('the VM\'s command line changed since it was suspended (settings or QEMU differ)');
   const sock = `${rt.dir}/incoming.sock`;
+  let clipboard = false;
   return {
-    args: ['-incoming', `unix:${sock}`],
+    launchArgs: (args) => {
+      const r = withoutClipboardArgs(args);
+      clipboard = r.removed;
+      return [...r.args, '-incoming', `unix:${sock}`];
+    },
     complete: async (monitor) => {
       const conn = await connectWhenReady(sock, 30_000);
       const sent = pipeline(fs.createReadStream(file), conn);
@@ -168,6 +200,7 @@ export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly st
       try {
         await followMigration(m, `resume "${vm.config.name}"`);
         await sent;
+        if (clipboard) await m.plugVdagentPort(QemuIds.clipboardChardev, QemuIds.clipboardPort, 'vser0.0', VDAGENT_PORT_NAME);
         // The state carries the run state it was saved in (paused, for the save): run on.
         if (!(await m.queryStatus()).running) await m.cont();
       } catch (e) {
