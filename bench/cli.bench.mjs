@@ -18,18 +18,23 @@ const START_TARGET = 1.05;
 /** The guest's first line with text: busybox's banner (the kernel is `quiet`). */
 const FIRST_LINE = 'BusyBox v';
 
-/** Wall time of one process from spawn to exit, in ms; rejects on a non-zero exit. */
+/**
+ * Wall time of one process from spawn to exit, in ms; rejects on a non-zero exit. `[CLI, …]` runs
+ * the `vivarium` executable as a person's shell does (its first line picks Node and its flags);
+ * anything else runs under this Node.
+ */
 function timed(args, env) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const p = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const [cmd, argv] = args[0] === CLI ? [CLI, args.slice(1)] : [process.execPath, args];
+    const p = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     p.once('error', reject);
     p.once('exit', (code) => {
       const ms = performance.now() - t0;
       if (code === 0) resolve(ms);
-      else reject(new Error(`node ${args.join(' ')} exited ${code}: ${err.trim()}`));
+      else reject(new Error(`${cmd} ${argv.join(' ')} exited ${code}: ${err.trim()}`));
     });
   });
 }
