@@ -63,6 +63,36 @@ test('the Snapshots tab takes, reverts and deletes a snapshot of a running guest
   expect((await served.cli(['delete', name])).code).toBe(0);
 });
 
+test('a snapshot of a guest with a screen shows the screen at that moment as its thumbnail', async ({ appPage: page, served, guest }) => {
+  const name = 'thumb guest';
+  // A display this time (the default, VNC): the snapshot keeps a screenshot of it.
+  const created = await served.cli(['create', name, '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append, '--memory', '256M', '--disk-size', '64M', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code, created.stderr).toBe(0);
+  expect((await served.cli(['start', name, '--wait-serial', guest.readyMarker, '--timeout', '120'])).code).toBe(0);
+  const taken = await served.cli(['snapshot', 'create', name, 'pictured']);
+  expect(taken.code, taken.stderr).toBe(0);
+
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vmPage = await library.openVm(name);
+  const vm = new VmWindowPage(vmPage);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
+  const panel = vmPage.getByRole('region', { name: 'Snapshots' });
+  const row = panel.getByRole('listitem', { name: 'pictured' });
+  await expect(row).toBeVisible({ timeout: 60_000 });
+  const thumb = row.getByRole('img', { name: 'Screen at snapshot pictured' });
+  await expect(thumb).toBeVisible({ timeout: 30_000 });
+  // A decoded picture of the guest's screen (VGA text mode: 720×400), not a broken image.
+  const size = await thumb.evaluate((img: HTMLImageElement) => ({ w: img.naturalWidth, h: img.naturalHeight, done: img.complete }));
+  expect(size.done).toBe(true);
+  expect(size.w).toBeGreaterThan(100);
+  expect(size.h).toBeGreaterThan(100);
+
+  await vmPage.close();
+  expect((await served.cli(['stop', name, '--force'])).code).toBe(0);
+  expect((await served.cli(['delete', name])).code).toBe(0);
+});
+
 test('Suspend and Clone from the VM window', async ({ appPage: page, served, guest }) => {
   const name = 'suspend guest';
   const created = await served.cli(['create', name, '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append, '--memory', '256M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
