@@ -33,7 +33,11 @@ export interface QemuSnapshotterDeps {
 
 /** How long one snapshot job may run before Vivarium gives up waiting (a large guest on TCG). */
 const JOB_TIMEOUT_MS = 30 * 60_000;
+/** query-jobs every 10 ms for the first 2 s (a small guest's snapshot takes well under a second, and
+ *  each poll is one line on the monitor socket), every 50 ms after that. */
+const JOB_POLL_FAST_MS = 10;
 const JOB_POLL_MS = 50;
+const JOB_FAST_FOR_MS = 2000;
 
 /**
  * The images a snapshot of `config` covers and where its memory goes. Pure.
@@ -215,7 +219,8 @@ export class QemuSnapshotter {
     const verb = kind === 'save' ? 'save the snapshot of' : kind === 'load' ? 'revert' : 'delete the snapshot of';
     try {
       await start(jobId);
-      const deadline = Date.now() + JOB_TIMEOUT_MS;
+      const started = Date.now();
+      const deadline = started + JOB_TIMEOUT_MS;
       for (;;) {
         const job = (await m.queryJobs()).find((j) => j.id === jobId);
         if (!job) throw errors.qemu(`QEMU lost track of its job to ${verb} "${vm.config.name}".`);
@@ -227,7 +232,7 @@ export class QemuSnapshotter {
           return;
         }
         if (Date.now() > deadline) throw errors.timeout(`QEMU did not ${verb} "${vm.config.name}" within ${JOB_TIMEOUT_MS / 60_000} minutes.`);
-        await sleep(JOB_POLL_MS);
+        await sleep(Date.now() - started < JOB_FAST_FOR_MS ? JOB_POLL_FAST_MS : JOB_POLL_MS);
       }
     } catch (e) {
       // Forced off (or crashed) in the middle: the monitor closed under the job.
