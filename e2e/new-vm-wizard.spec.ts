@@ -7,6 +7,7 @@
  * The engine of this spec runs with HOME and VIVARIUM_RESOURCES (the catalog) of its own
  * (`serveEnv`), so it gets a worker of its own.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -67,6 +68,10 @@ test.beforeAll(async () => {
   fs.writeFileSync(path.join(userHome, 'Downloads', 'notes.txt'), 'not an image');
   fs.copyFileSync(isoSource, path.join(outside, 'private.iso'));
   fs.symlinkSync(outside, path.join(userHome, 'elsewhere'));
+  // For the import and the sandbox: real qcow2 images, and a text file that only looks like a VMDK.
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(userHome, 'Downloads', 'app-disk.qcow2'), '64M']);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(userHome, 'Downloads', 'cloud-base.qcow2'), '64M']);
+  fs.writeFileSync(path.join(userHome, 'Downloads', 'fake.vmdk'), 'this is not a disk image\n');
 });
 
 test.afterAll(async () => {
@@ -218,4 +223,68 @@ test('choose an ISO with the engine file chooser (home only, hidden files and li
   expect(shown.state).toBe('stopped');
   expect(shown.argv.join(' ')).toContain(path.join(userHome, 'Downloads', 'rescue.iso'));
   expect((await served.cli(['delete', 'rescue'])).code).toBe(0);
+});
+
+test('import a disk image: the engine refuses a fake one on its field, a real one is copied into the VM', async ({ appPage: page, served }) => {
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  await library.newVmButton.click();
+  const wizard = new NewVmWizardPage(page);
+  await wizard.source('Import a disk image or appliance');
+  await wizard.field('Image or appliance path').fill(path.join(userHome, 'Downloads', 'fake.vmdk'));
+  await wizard.next();
+  // media.inspectImport said no: its sentence is on the path field, which has the focus.
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+  await expect(wizard.root.locator('.field-error')).toContainText('fake.vmdk');
+  await expect(wizard.field('Image or appliance path')).toBeFocused();
+
+  await wizard.root.getByRole('button', { name: 'Browse for image or appliance path' }).click();
+  const chooser = page.getByRole('dialog', { name: 'Image or appliance path' });
+  // It opens where the path typed so far points.
+  await expect(chooser.getByTestId('chooser-path')).toHaveText(path.join(userHome, 'Downloads'));
+  // Disk images only: the ISOs of this folder are not offered for an import.
+  await expect(chooser.getByRole('button', { name: /^rescue\.iso/ })).toHaveCount(0);
+  await chooser.getByRole('button', { name: /^app-disk\.qcow2/ }).click();
+  await wizard.next();
+  await expect(wizard.field('Name')).toHaveValue('app-disk');
+  await wizard.field('Memory').fill('256M');
+  await wizard.next();
+  await expect(wizard.root.getByText(/System disk: .*\(qcow2, 64 MiB\)/)).toBeVisible();
+  await wizard.next();
+  expect(await wizard.summaryReady()).toBe(true);
+  await wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' }).uncheck();
+  await wizard.createButton.click();
+  await expect(wizard.root).toBeHidden();
+  const shown = JSON.parse((await served.cli(['show', 'app-disk', '--json'])).stdout) as { config: { disks: { source: unknown; format: string }[] } };
+  expect(shown.config.disks[0]).toMatchObject({ source: { bundle: expect.stringMatching(/\.qcow2$/) }, format: 'qcow2' });
+  expect((await served.cli(['delete', 'app-disk'])).code).toBe(0);
+});
+
+test('a cloud image sandbox from a local image: user, host name and packages reach cloud-init', async ({ appPage: page, served }) => {
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  await library.newVmButton.click();
+  const wizard = new NewVmWizardPage(page);
+  await wizard.source('A cloud image sandbox (cloud-init)');
+  await wizard.field('Cloud image path').fill(path.join(userHome, 'Downloads', 'cloud-base.qcow2'));
+  await wizard.field('User name').fill('Dev');
+  await wizard.field('Host name').fill('box');
+  await wizard.field('Packages to install').fill('git, curl');
+  await wizard.next();
+  await expect(wizard.root.getByText(/A user name is lower-case letters/)).toBeVisible();
+  await wizard.field('User name').fill('dev');
+  await wizard.next();
+  await wizard.field('Name').fill('box vm');
+  await wizard.field('Memory').fill('256M');
+  await wizard.next();
+  await wizard.field('Disk size (GiB)').fill('1');
+  await wizard.next();
+  expect(await wizard.summaryReady()).toBe(true);
+  await expect(wizard.root.getByTestId('qemu-command-line')).toContainText(path.join(userHome, 'Downloads', 'cloud-base.qcow2'));
+  await wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' }).uncheck();
+  await wizard.createButton.click();
+  await expect(wizard.root).toBeHidden();
+  const shown = JSON.parse((await served.cli(['show', 'box vm', '--json'])).stdout) as { config: { cloudInit: { user: string; hostname: string } } };
+  expect(shown.config.cloudInit).toMatchObject({ user: 'dev', hostname: 'box' });
+  expect((await served.cli(['delete', 'box vm'])).code).toBe(0);
 });

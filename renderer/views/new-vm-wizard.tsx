@@ -56,10 +56,8 @@ const FIRMWARE_LABELS: Readonly<Record<Firmware, string>> = { bios: 'BIOS', uefi
 const DISK_LABELS: Readonly<Record<DiskMode, string>> = { new: 'A new disk', existing: 'An existing disk image', none: 'No disk' };
 const DISK_EXT = /\.(qcow2?|raw|img|vmdk|vdi|vhdx?|ova|ovf)$/i;
 
-/** Moves focus to the first field with an error, after React has rendered the messages. */
-function focusFirstInvalid(root: HTMLElement | null): void {
-  requestAnimationFrame(() => root?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus());
-}
+/** Where the focus goes once React has rendered a step or its messages. */
+type FocusTarget = { readonly to: 'invalid' | 'first'; readonly n: number };
 
 /** This host's defaults and limits for a VM of `arch`. */
 function useHostDefaults(arch: Arch | ''): HostDefaults | null {
@@ -140,6 +138,19 @@ export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode
   const presetKey = useRef<string>('');
   const importInfo = useRef<ImportSummary | null>(null);
   const bodyRef = useRef<HTMLDivElement>(null);
+  // Focus moves in an effect, i.e. after the commit that shows the messages or the new step (a
+  // requestAnimationFrame may run before a render scheduled from an awaited engine call).
+  const [focus, setFocus] = useState<FocusTarget>({ to: 'first', n: 0 });
+  const focusFirstInvalid = (): void => setFocus((f) => ({ to: 'invalid', n: f.n + 1 }));
+  useEffect(() => {
+    if (focus.n === 0) return;
+    const body = bodyRef.current;
+    const target =
+      focus.to === 'invalid'
+        ? body?.querySelector<HTMLElement>('[aria-invalid="true"]')
+        : body?.querySelector<HTMLElement>('input:not([disabled]), select:not([disabled]), textarea, button:not([disabled])');
+    target?.focus();
+  }, [focus]);
   const defaults = useHostDefaults(values.arch);
   const installers = useMedia('installer', defaults?.arch ?? null);
   const clouds = useMedia('cloud', defaults?.arch ?? null);
@@ -173,8 +184,8 @@ export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode
   const goTo = (s: WizardStep, errs: WizardErrors = {}): void => {
     setStep(s);
     setErrors(errs);
-    if (Object.keys(errs).length > 0) focusFirstInvalid(bodyRef.current);
-    else requestAnimationFrame(() => bodyRef.current?.querySelector<HTMLElement>('input:not([disabled]), select:not([disabled]), textarea, button:not([disabled])')?.focus());
+    if (Object.keys(errs).length > 0) focusFirstInvalid();
+    else setFocus((f) => ({ to: 'first', n: f.n + 1 }));
   };
 
   /** The preset for what step 1 chose, applied once per source. */
@@ -227,7 +238,7 @@ export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode
     const errs = stepErrors(step, values, defaults);
     if (Object.keys(errs).length > 0) {
       setErrors(errs);
-      focusFirstInvalid(bodyRef.current);
+      focusFirstInvalid();
       return;
     }
     if (step === 'source') {
@@ -239,7 +250,7 @@ export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode
         } catch (e) {
           setBusy(false);
           setErrors({ importPath: uiError(e).message });
-          focusFirstInvalid(bodyRef.current);
+          focusFirstInvalid();
           return;
         } finally {
           setBusy(false);
