@@ -15,9 +15,10 @@
  * in the state, and the next long-lived engine (`resumeInterrupted`) goes on where it stopped.
  */
 import { createHash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { once } from 'node:events';
 import * as path from 'node:path';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
   DownloadUrl,
   type CatalogEntry,
@@ -38,6 +39,7 @@ import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from '.
 import { MediaStore, type MediaMeta, type PartialState } from './store';
 import { FileHasher } from './file-hasher';
 import { BadSignature, readShippedKeyring, spacedFingerprint, verifySums } from './signature';
+import { httpGet, type HttpGetResponse } from './http-get';
 import { findDigest } from './sums';
 
 export interface MediaManagerOptions {
@@ -60,7 +62,7 @@ const PROGRESS_INTERVAL_MS = 250;
 const RATE_WINDOW_MS = 5000;
 /** One rate sample per this long (a fast download delivers thousands of chunks a second). */
 const SAMPLE_INTERVAL_MS = 100;
-/** Received chunks are written to the partial file in batches of about this size. */
+/** Bytes queued for the partial file before the socket is paused (the write stream's highWaterMark). */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /** Why a running download was stopped. */
@@ -648,6 +650,16 @@ class Job {
     while (this.samples.length > 2 && now - this.samples[0]!.t > RATE_WINDOW_MS) this.samples.shift();
   }
 
+  /** The image's GET (http-get.ts); a stop while connecting is a Stopped, anything else a sentence. */
+  private async getChecked(url: string, headers: Readonly<Record<string, string>>): Promise<HttpGetResponse> {
+    try {
+      return await httpGet(url, { headers, signal: this.abort.signal });
+    } catch (e) {
+      if (this.stopReason !== null) throw new Stopped(this.stopReason);
+      throw new Error(`could not reach ${new URL(url).host}: ${describeFetchError(e)}.`);
+    }
+  }
+
   private async fetchChecked(url: string, init: RequestInit = {}): Promise<Response> {
     try {
       return await fetch(url, { ...init, signal: this.abort.signal, redirect: 'follow' });
@@ -770,27 +782,27 @@ class Job {
       const validator = this.state.etag && !this.state.etag.startsWith('W/') ? this.state.etag : this.state.lastModified;
       if (validator) headers['if-range'] = validator;
     }
-    const res = await this.fetchChecked(this.state.url, { headers });
+    const res = await this.getChecked(this.state.url, headers);
     let start = 0;
     let newTotal: number | null = null;
     if (res.status === 206) {
-      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header('content-range') ?? '');
       if (!m || Number(m[1]) !== offset) {
-        await res.body?.cancel().catch(() => undefined);
+        res.cancel();
         // The server sent some other range: start over.
         this.dropHasher();
         await fs.truncate(part, 0).catch(() => undefined);
-        throw new Error(`${new URL(this.state.url).host} sent an unexpected range (${res.headers.get('content-range') ?? 'none'}); starting over.`);
+        throw new Error(`${new URL(this.state.url).host} sent an unexpected range (${res.header('content-range') ?? 'none'}); starting over.`);
       }
       start = offset;
       newTotal = m[3] === '*' ? null : Number(m[3]);
     } else if (res.status === 200) {
       start = 0;
-      const len = res.headers.get('content-length');
+      const len = res.header('content-length');
       newTotal = len !== null && /^\d+$/.test(len) ? Number(len) : null;
       if (offset > 0) this.o.log?.(`media: ${this.state.name}: the server did not resume (200 instead of 206); starting over.`);
     } else if (res.status === 416 && offset > 0) {
-      await res.body?.cancel().catch(() => undefined);
+      res.cancel();
       // Nothing past our end: the partial may already be complete (state saved before the last
       // byte's bookkeeping); verification decides. Otherwise start over.
       if (total === null || total === offset) {
@@ -801,18 +813,17 @@ class Job {
       await fs.truncate(part, 0);
       throw new Error(`${new URL(this.state.url).host} refused to resume; starting over.`);
     } else {
-      await res.body?.cancel().catch(() => undefined);
+      res.cancel();
       const what = `${res.status} ${res.statusText}`.trim();
       if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
         throw new Permanent(`${this.state.url} could not be downloaded: the server answered ${what}. Check the address${this.state.catalogId ? ' (the catalog may be out of date; a newer Vivarium has newer links)' : ''}.`);
       }
       throw new Error(`the server answered ${what}.`);
     }
-    if (!res.body) throw new Error('the server sent no body.');
     await this.save({
       totalBytes: newTotal,
-      etag: res.headers.get('etag'),
-      lastModified: res.headers.get('last-modified'),
+      etag: res.header('etag'),
+      lastModified: res.header('last-modified'),
       error: null,
     });
     if (newTotal !== null) await this.checkSpace(newTotal - start);
@@ -822,57 +833,36 @@ class Job {
     hasher.advance(start, true);
     this.received = start;
     this.samples = [{ t: Date.now(), bytes: start }];
-    // Chunks (about 64 KiB each) are gathered into 1 MiB writes: half the CPU of a write per chunk.
-    // One write is in flight while the next batch arrives; only written bytes are hashed.
-    const fh = await fs.open(part, start === 0 ? 'w' : 'a', 0o600);
+    // The body (a Node stream: http-get.ts says why not fetch's) goes into a file write stream: while
+    // one write is in flight the chunks that arrive are queued and written together (writev), and
+    // the socket is paused when more than WRITE_BATCH_BYTES wait. Only written bytes are hashed
+    // (the hasher's worker reads them back).
+    const out = createWriteStream(part, { flags: start === 0 ? 'w' : 'a', mode: 0o600, highWaterMark: WRITE_BATCH_BYTES });
     let written = start;
-    let batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    let writing: Promise<void> = Promise.resolve();
-    const flush = (): Promise<void> => {
-      if (batchBytes === 0) return writing;
-      const buf = Buffer.concat(batch, batchBytes);
-      batch = [];
-      batchBytes = 0;
-      writing = writing.then(async () => {
-        await fh.write(buf, 0, buf.length);
-        written += buf.length;
-        hasher.advance(written);
-      });
-      // Observed later (the next await); never an unhandled rejection meanwhile.
-      writing.catch(() => undefined);
-      return writing;
+    let writeError: Error | null = null;
+    out.on('error', (e) => (writeError ??= e));
+    const wrote = (n: number) => (err?: Error | null) => {
+      if (err) return;
+      written += n;
+      hasher.advance(written);
     };
-    const reader = (res.body as unknown as WebReadableStream<Uint8Array>).getReader();
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        batch.push(value);
-        batchBytes += value.length;
-        this.received += value.length;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (writeError) throw writeError;
+        this.received += chunk.length;
         this.sample();
         this.emit();
-        if (batchBytes >= WRITE_BATCH_BYTES) {
-          // Wait for the previous write before queuing another: memory stays at about two batches.
-          await writing;
-          void flush();
-        }
+        if (!out.write(chunk, wrote(chunk.length))) await once(out, 'drain');
       }
-      await flush();
     } catch (e) {
+      res.cancel();
       // What arrived before the break is good: keep it for the resume.
-      await flush().catch(() => undefined);
+      await endStream(out).catch(() => undefined);
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
+      if (writeError) throw new Permanent(`${part} could not be written (${(writeError as Error).message}).`);
       throw new Error(`the connection broke at ${this.received} bytes (${describeFetchError(e)}).`);
-    } finally {
-      try {
-        reader.releaseLock();
-      } catch {
-        // already released
-      }
-      await fh.close();
     }
+    await endStream(out);
     const size = (await fs.stat(part)).size;
     hasher.advance(size, true);
     this.received = size;
@@ -956,6 +946,19 @@ const NETWORK_WORDS: Readonly<Record<string, string>> = {
 };
 
 /** A network failure in words (undici puts the system error in `cause`). */
+/** Ends a file write stream and waits until its file is closed. */
+function endStream(out: WriteStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (out.closed) {
+      resolve();
+      return;
+    }
+    out.once('close', () => resolve());
+    out.once('error', reject);
+    out.end();
+  });
+}
+
 function describeFetchError(e: unknown): string {
   const err = e as { message?: string; code?: string; cause?: { code?: string; message?: string } };
   const code = err.cause?.code ?? err.code;
