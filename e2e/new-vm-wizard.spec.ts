@@ -90,10 +90,12 @@ test('download an OS from the catalog, with progress and a pause, and go through
   await expect(wizard.nextButton).toBeInViewport();
 
   await wizard.source('Download an operating system');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
   // Next before choosing: the message is on the list, and the focus goes there.
   await wizard.nextButton.click();
   await expect(wizard.root.getByText('Choose an operating system to download.')).toBeVisible();
   await wizard.root.getByRole('radio', { name: /Tiny Rescue 1\.0/ }).check();
+  await page.screenshot({ path: path.join(ARTIFACTS, 'new-vm-wizard-download.png') });
   const status = wizard.root.getByTestId('download-status');
   await expect(status).toContainText('verified with SHA256');
   await wizard.root.getByRole('button', { name: 'Download', exact: true }).click();
@@ -119,6 +121,8 @@ test('download an OS from the catalog, with progress and a pause, and go through
   await expect(wizard.root.getByRole('combobox', { name: 'OS preset' })).toHaveValue('linux');
   await expect(wizard.root.getByText(/^The preset set: CPUs 1 · Memory 256 MiB · Disk 1 GiB · Firmware BIOS/)).toBeVisible();
   await expect(wizard.field('Memory')).toHaveValue('256M');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'new-vm-wizard-hardware.png') });
   await wizard.field('Name').fill('wizard rescue');
   await wizard.field('Memory').fill('lots');
   // Enter is Next; a bad value keeps the step and takes the focus.
