@@ -32,6 +32,7 @@ const createFlags = {
   tpm: { type: 'boolean', help: 'a TPM 2.0 (a per-VM swtpm; its state is kept in the VM\'s folder)' },
   'secure-boot': { type: 'boolean', help: 'UEFI Secure Boot with Microsoft\'s keys enrolled (implies --firmware uefi)' },
   ...SANDBOX_CREATE_FLAGS,
+  'dry-run': { type: 'boolean', help: 'check everything a create checks and print the QEMU command line it would start with; create nothing' },
 } as const;
 
 export const COMMANDS: Readonly<Record<string, CommandSpec>> = {

@@ -163,6 +163,14 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
     case 'create': {
       // --cloud-image ID|URL: downloaded and verified first (cli/sandbox-commands.ts).
       const spec = await resolveCloudImage(s, io, plan.create!);
+      if (p.flags['dry-run'] === true) {
+        // vms.preview: the same checks, nothing written (the New VM wizard's summary uses it too).
+        const preview = await s.vms.preview(spec);
+        for (const n of preview.notices) io.stderr.write(`warning: ${n}\n`);
+        if (asJson) json(preview);
+        else out(preview.argv.map(shellArg).join(' '));
+        return 0;
+      }
       const vm = await createWithProgress(s, io, spec, () => s.vms.create(spec));
       warn(vm);
       if (asJson) json(publicVm(vm));
