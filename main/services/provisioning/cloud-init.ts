@@ -211,6 +211,15 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   if (shares.length > 0) {
     config.mounts = shares.map((s) => [s.tag, shareMountPoint(s.tag), '9p', ninePMountOptions(s.readOnly), '0', '0']);
   }
+  // The host keys on the console as soon as they exist. cloud-init's keys_to_console prints them only
+  // at the end of its final stage, 10-20 s after sshd is up on a TCG guest, and until then nobody
+  // may connect (the key would be trusted blindly). So they are made here, once per instance, in
+  // bootcmd (the init stage, before sshd starts) and printed in keys_to_console's own block
+  // (known-hosts.ts reads the last block; keys_to_console later prints the same keys). The ssh
+  // module then keeps them (ssh_deletekeys off; it only generates missing ones). A clone's new
+  // instance-id makes new keys the same way.
+  config.bootcmd = [['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT]];
+  config.ssh_deletekeys = false;
   // Debian's unit is started by udev when the agent's port appears; starting it here also covers
   // an image where it was just installed. Failure (no agent) must not fail the boot.
   config.runcmd = [['sh', '-c', 'systemctl start qemu-guest-agent.service 2>/dev/null || true']];
@@ -219,6 +228,11 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   config.write_files = [{ path: SHARES_SCRIPT_PATH, permissions: '0755', owner: 'root:root', content: SHARES_SCRIPT }];
   return config;
 }
+
+/** bootcmd's host key script: replaces whatever keys the image carries with new ones and prints their public halves. */
+export const HOST_KEYS_SCRIPT =
+  'rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub && ssh-keygen -A >/dev/null && ' +
+  '{ echo "-----BEGIN SSH HOST KEY KEYS-----"; cat /etc/ssh/ssh_host_*_key.pub; echo "-----END SSH HOST KEY KEYS-----"; }';
 
 /** Where the per-boot share script goes (cloud-init runs /var/lib/cloud/scripts/per-boot/* on every boot). */
 export const SHARES_SCRIPT_PATH = '/var/lib/cloud/scripts/per-boot/vivarium-9p-shares.sh';
