@@ -39,11 +39,12 @@ function filled(patch: Partial<WizardValues> = {}): WizardValues {
 describe('presets', () => {
   it('Windows 11 gets UEFI, Secure Boot, a TPM, 4 GiB and 64 GiB, and says what it set', () => {
     const p = applyPreset('windows11', big);
-    expect(p.values).toEqual({ cpus: '2', memory: '4G', firmware: 'uefi', tpm: true, secureBoot: true, diskGiB: '64' });
+    expect(p.values).toEqual({ cpus: '2', memory: '4G', firmware: 'uefi', tpm: true, secureBoot: true, diskGiB: '64', diskBus: 'sata' });
+    expect(p.shown).toContainEqual({ label: 'Disk bus', value: 'SATA' });
     expect(p.shown).toContainEqual({ label: 'TPM 2.0', value: 'on' });
     expect(p.shown).toContainEqual({ label: 'Secure Boot', value: 'on' });
-    // Windows has no virtio drivers on its installer: the wizard says so.
-    expect(p.notes.join(' ')).toMatch(/virtio-win/);
+    // Windows has no virtio drivers on its installer: a SATA disk, and the wizard says so for the network.
+    expect(p.notes.join(' ')).toMatch(/system disk is SATA .* virtio-win/);
   });
 
   it('sizes to the host: CPUs to its cores, memory to half of it but not below the minimum', () => {
@@ -126,6 +127,15 @@ describe('toWizardSpec', () => {
       ok: true,
       spec: { name: 'deb', os: 'Debian', cpus: 2, memoryMiB: 2048, net: 'user', display: 'vnc', firmware: 'bios', tpm: true, forwards: [{ protocol: 'tcp', hostPort: 8080, guestPort: 80 }], diskSizeBytes: 20 * 1024 ** 3, iso: '/home/me/debian.iso' },
     });
+  });
+
+  it('a Windows install gets its preset bus; a sandbox stays on virtio', () => {
+    const win = toWizardSpec(filled({ ...applyPreset('windows11', big).values, preset: 'windows11' }), big);
+    expect(win.ok && win.spec).toMatchObject({ diskBus: 'sata', tpm: true, secureBoot: true, firmware: 'uefi', diskSizeBytes: 64 * 1024 ** 3 });
+    const cloud = toWizardSpec(filled({ source: 'cloud', cloudImage: '/img/x.qcow2', diskBus: 'sata' }), big);
+    expect(cloud.ok && cloud.spec.diskBus).toBeUndefined();
+    const none = toWizardSpec(filled({ diskMode: 'none', diskBus: 'nvme' }), big);
+    expect(none.ok && none.spec.diskBus).toBeUndefined();
   });
 
   it('a downloaded OS boots the verified file', () => {

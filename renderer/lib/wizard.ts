@@ -14,7 +14,7 @@
  * engine's `field`s onto the wizard's fields and steps.
  */
 import { CreateVmSpec, type CatalogEntry, type DownloadInfo, type PresetHints } from '../../main/common/contract';
-import type { Arch, Firmware } from '../../main/common/models/vm-config';
+import type { Arch, DiskBus, Firmware } from '../../main/common/models/vm-config';
 import { checkLimits, type HostDefaults } from '../../main/common/models/vm-settings';
 import { shellArg } from '../../main/common/shell-arg';
 import { formatBytes, formatMemoryMiB } from './format';
@@ -87,6 +87,8 @@ export interface WizardValues {
   /** GiB */
   readonly diskGiB: string;
   readonly diskPath: string;
+  /** The system disk's bus: virtio unless the OS's installer has no virtio driver (Windows: SATA). */
+  readonly diskBus: DiskBus;
   // step 4
   readonly startAfter: boolean;
 }
@@ -116,6 +118,7 @@ export type WizardField =
   | 'forwards'
   | 'diskGiB'
   | 'diskPath'
+  | 'diskBus'
   | 'form';
 
 export type WizardErrors = Readonly<Partial<Record<WizardField, string>>>;
@@ -146,6 +149,7 @@ export const FIELD_STEP: Readonly<Record<WizardField, WizardStep>> = {
   forwards: 'os',
   diskGiB: 'storage',
   diskPath: 'storage',
+  diskBus: 'storage',
   form: 'summary',
 };
 
@@ -179,6 +183,7 @@ export const INITIAL_WIZARD: WizardValues = {
   diskMode: 'new',
   diskGiB: '',
   diskPath: '',
+  diskBus: 'virtio',
   startAfter: true,
 };
 
@@ -200,7 +205,8 @@ export interface Preset {
   readonly firmware: Firmware;
   readonly tpm: boolean;
   readonly secureBoot: boolean;
-  /** What its installer has drivers for (Vivarium builds virtio disks and NICs today). */
+  /** What its installer has drivers for: the system disk gets `diskBus`; the network card is
+   *  virtio-net in every VM today (`nic` only decides whether the wizard says so). */
   readonly diskBus: PresetHints['diskBus'];
   readonly nic: PresetHints['nic'];
 }
@@ -218,6 +224,8 @@ export const PRESETS: Readonly<Record<PresetId, Preset>> = {
 };
 
 export const PRESET_IDS = Object.keys(PRESETS) as PresetId[];
+
+export const BUS_WORDS: Readonly<Record<DiskBus, string>> = { virtio: 'virtio', sata: 'SATA', nvme: 'NVMe' };
 
 /** The preset a file name suggests ("debian-13.1.0-amd64-netinst.iso" → debian); `other` when none. */
 export function guessPreset(fileName: string): PresetId {
@@ -240,7 +248,7 @@ export interface PresetChoice {
 
 export interface AppliedPreset {
   /** The step-2 and step-3 values the preset sets. */
-  readonly values: Pick<WizardValues, 'cpus' | 'memory' | 'firmware' | 'tpm' | 'secureBoot' | 'diskGiB'>;
+  readonly values: Pick<WizardValues, 'cpus' | 'memory' | 'firmware' | 'tpm' | 'secureBoot' | 'diskGiB' | 'diskBus'>;
   /** What was set, in words (shown under the preset). */
   readonly shown: readonly PresetChoice[];
   /** Sentences about what this host or Vivarium changes from the preset. */
@@ -278,8 +286,8 @@ export function applyPreset(id: PresetId, defaults: HostDefaults, hints?: Preset
     firmware = fallback;
   }
   const secureBoot = p.secureBoot && firmware === 'uefi';
-  if (p.diskBus !== 'virtio' || p.nic !== 'virtio-net-pci') {
-    notes.push(`${p.label}'s installer has no virtio drivers: insert Red Hat's virtio-win driver ISO as a second CD when the installer finds no disk (Vivarium builds virtio disks and network cards today).`);
+  if (p.nic !== 'virtio-net-pci') {
+    notes.push(`${p.label}'s installer has no driver for the VM's virtio network card: its system disk is ${BUS_WORDS[p.diskBus]} so the installer sees it, and for the network insert Red Hat's virtio-win driver ISO as a second CD.`);
   }
   const shown: PresetChoice[] = [
     { label: 'CPUs', value: String(cpus) },
@@ -288,9 +296,9 @@ export function applyPreset(id: PresetId, defaults: HostDefaults, hints?: Preset
     { label: 'Firmware', value: firmware === 'uefi' ? 'UEFI' : 'BIOS' },
     { label: 'TPM 2.0', value: p.tpm ? 'on' : 'off' },
     { label: 'Secure Boot', value: secureBoot ? 'on' : 'off' },
-    { label: 'Disk and network', value: 'virtio' },
+    { label: 'Disk bus', value: BUS_WORDS[p.diskBus] },
   ];
-  return { values: { cpus: String(cpus), memory: memoryText(memoryMiB), firmware, tpm: p.tpm, secureBoot, diskGiB: String(p.recommendedDiskGiB) }, shown, notes };
+  return { values: { cpus: String(cpus), memory: memoryText(memoryMiB), firmware, tpm: p.tpm, secureBoot, diskGiB: String(p.recommendedDiskGiB), diskBus: p.diskBus }, shown, notes };
 }
 
 // ---- what step 1 chose ---------------------------------------------------------------------------------
@@ -499,6 +507,8 @@ export function toWizardSpec(v: WizardValues, defaults: HostDefaults | null): Wi
     if (v.diskMode === 'existing' && modes.includes('existing')) raw.diskPath = v.diskPath.trim();
     else if (v.diskMode === 'none' && modes.includes('none')) raw.diskSizeBytes = 0;
     else raw.diskSizeBytes = diskBytes();
+    // A sandbox's cloud kernel boots from virtio; others get the preset's (or chosen) bus.
+    if (v.source !== 'cloud' && raw.diskSizeBytes !== 0 && v.diskBus !== 'virtio') raw.diskBus = v.diskBus;
   }
   switch (v.source) {
     case 'iso':
@@ -566,6 +576,8 @@ export function wizardFieldOf(path: string | undefined, source: SourceKind): Wiz
       return 'network';
     case 'diskSizeBytes':
       return 'diskGiB';
+    case 'diskBus':
+      return 'diskBus';
     case 'iso':
       return source === 'catalog' ? 'catalog' : 'iso';
     case 'import':

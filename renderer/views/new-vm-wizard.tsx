@@ -11,7 +11,7 @@
  */
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type FormEvent, type ReactNode } from 'react';
 import type { CatalogEntry, CreatePreview, DownloadInfo, ImportSummary, MediaItem } from '../../main/common/contract';
-import type { Arch, Firmware } from '../../main/common/models/vm-config';
+import type { Arch, DiskBus, Firmware } from '../../main/common/models/vm-config';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import type { HostDefaults } from '../../main/common/models/vm-settings';
 import { isVivariumError } from '../../main/common/errors';
@@ -24,6 +24,7 @@ import { uiError } from '../lib/remedy';
 import {
   applyPreset,
   baseName,
+  BUS_WORDS,
   diskModes,
   formatDownload,
   guessPreset,
@@ -642,6 +643,16 @@ function StorageStep(props: StepProps & { readonly importInfo: ImportSummary | n
       {v.diskMode === 'existing' && (
         <PathField label="Disk image path" value={v.diskPath} error={errors.diskPath} filter="disk" placeholder="/home/me/disk.qcow2" hint="A qcow2 or raw image, used in place (never deleted by Vivarium)." onValue={(diskPath) => change({ diskPath })} />
       )}
+      {v.diskMode !== 'none' && v.source !== 'cloud' && (
+        <SelectField<DiskBus>
+          label="Disk bus"
+          value={v.diskBus}
+          options={(['virtio', 'sata', 'nvme'] as const).map((b) => ({ value: b, label: BUS_WORDS[b] }))}
+          onValue={(diskBus) => change({ diskBus })}
+          error={errors.diskBus}
+          hint="virtio is fastest; SATA or NVMe for installers without virtio drivers (Windows)."
+        />
+      )}
       {v.diskMode === 'none' && <p className="field-hint">The VM boots from its {v.source === 'kernel' ? 'kernel' : 'CD'} only; add a disk later under Hardware.</p>}
     </div>
   );
@@ -656,7 +667,7 @@ function SummaryStep(props: { readonly values: WizardValues; readonly entry: Cat
     ['Install from', v.source === 'catalog' && props.entry ? `${props.entry.name} ${props.entry.version} (${baseName(v.downloadedPath)})` : `${SOURCE_LABELS[v.source]}: ${sourcePath(v)}`],
     ['OS preset', PRESETS[v.preset].label],
     ['Hardware', `${v.cpus} CPU${v.cpus === '1' ? '' : 's'} · ${v.memory} memory · ${v.firmware ? FIRMWARE_LABELS[v.firmware] : 'default'} firmware${v.tpm ? ' · TPM 2.0' : ''}${v.secureBoot ? ' · Secure Boot' : ''}`],
-    ['Storage', v.source === 'import' ? `the image's disks (${v.importMode})` : v.diskMode === 'new' ? `new ${v.diskGiB} GiB disk` : v.diskMode === 'existing' ? v.diskPath : 'no disk'],
+    ['Storage', v.source === 'import' ? `the image's disks (${v.importMode})` : v.diskMode === 'new' ? `new ${v.diskGiB} GiB disk (${BUS_WORDS[v.source === 'cloud' ? 'virtio' : v.diskBus]})` : v.diskMode === 'existing' ? `${v.diskPath} (${BUS_WORDS[v.diskBus]})` : 'no disk'],
     ['Network', v.network ? `NAT${v.forwards.trim() ? `, forwards ${v.forwards.trim()}` : ''}` : 'none'],
   ];
   return (
