@@ -4,7 +4,11 @@
 //    ratio ≤ 1.05 (median of alternating runs);
 //  - download: `vivarium media download URL --sha256 HEX` (verified, resumable, progress) vs
 //    `curl -o FILE URL` from the same local HTTP server (a separate Node process on 127.0.0.1);
-//    target throughput ratio ≥ 0.9.
+//    target throughput ratio ≥ 0.9. A second row, for information, compares with the same work done
+//    by hand: `curl -o FILE URL && sha256sum FILE`. On a 2-core host the local server, the client
+//    and SHA-256 compete for the cores: curl + server need about 1.6 CPU-seconds a GiB, Vivarium +
+//    server about 2.5 (SHA-256 alone about 0.6), so once the cores are the limit the first ratio
+//    cannot pass about 0.65 however the client is written (README, Benchmarks).
 // Needs the built engine and CLI (`npm run bench` builds them).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -128,6 +132,7 @@ async function downloadBench(rows) {
     server = await startServer(file);
     const ours = [];
     const theirs = [];
+    const byHand = [];
     const env = { ...t.env, VIVARIUM_NO_ENGINE: '1' };
     const media = path.join(t.home, 'media');
     for (let i = 0; i < RUNS; i++) {
@@ -140,13 +145,18 @@ async function downloadBench(rows) {
         theirs.push(await timed(async () => sh('curl', ['-sS', '--fail', '-o', out, server.url])));
         fs.rmSync(out, { force: true });
       };
-      if (i % 2 === 0) {
-        await a();
-        await b();
-      } else {
-        await b();
-        await a();
-      }
+      const c = async () => {
+        const out = path.join(dir, `hand-${i}.iso`);
+        byHand.push(
+          await timed(async () => {
+            sh('curl', ['-sS', '--fail', '-o', out, server.url]);
+            if (!sh('sha256sum', [out]).startsWith(sha256)) throw new Error('sha256sum disagrees with the file written');
+          }),
+        );
+        fs.rmSync(out, { force: true });
+      };
+      const order = i % 2 === 0 ? [a, b, c] : [c, b, a];
+      for (const f of order) await f();
     }
     const rate = (s) => DOWNLOAD_BYTES / s / MiB;
     const v = rate(median(ours));
@@ -160,6 +170,16 @@ async function downloadBench(rows) {
       ratio: ratio.toFixed(3),
       target: '≥ 0.9',
       ok: ratio >= 0.9,
+    });
+    const hand = rate(median(byHand));
+    rows.push({
+      bench: 'install',
+      measure: `download ${DOWNLOAD_BYTES / MiB} MiB, vs the same work by hand (median of ${RUNS})`,
+      value: `${v.toFixed(0)} MiB/s`,
+      baseline: `${hand.toFixed(0)} MiB/s (curl, then sha256sum)`,
+      ratio: (v / hand).toFixed(3),
+      target: 'information',
+      ok: null,
     });
   } finally {
     server?.stop();
