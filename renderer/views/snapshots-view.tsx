@@ -185,6 +185,9 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       {ask?.kind === 'revert' && (
         <Dialog title={`Revert to “${ask.snap.name}”?`} onClose={() => setAsk(null)} role="alertdialog" className="dialog-narrow">
           <p className="dialog-text">What the VM holds now is lost unless you take a snapshot of it first.</p>
+          {!live && ask.snap.withMemory ? (
+            <p className="dialog-text">This snapshot holds the memory of the running VM: the VM starts, and runs on from that moment.</p>
+          ) : null}
           <div className="dialog-actions">
             <button type="button" className="btn" onClick={() => setAsk(null)} data-autofocus>
               Cancel
