@@ -72,6 +72,9 @@ describe('vivarium media', () => {
     const r = await cli(['media', 'download', srv.url('/tiny.iso'), '--sums', srv.url('/SHA256SUMS'), '--json']);
     expect(r.stderr).toContain(`Downloading ${srv.url('/tiny.iso')}`);
     expect(r.stderr).toMatch(/tiny\.iso: [\d.]+ \w?i?B of 24 MiB \(\d+%\)/);
+    // How it was verified, first as planned and at the end as done: a SUMS file given by URL is not signed.
+    expect(r.stderr).toContain(`verified with SHA-256 from ${srv.url('/SHA256SUMS')} (checksum not signed)`);
+    expect(r.stderr).toContain(`  verified with SHA256SUMS at ${srv.url('/SHA256SUMS')} (checksum not signed)\n`);
     expect(r.code).toBe(0);
     const media = Layout.fromEnv(t.env).mediaDir;
     expect(JSON.parse(r.stdout)).toEqual({ path: path.join(media, 'tiny.iso'), sha256, sizeBytes: SIZE });

@@ -200,6 +200,8 @@ async function follow(s: Services, io: Io, asJson: boolean, start: () => Promise
   const stderrTty = (io.stderr as NodeJS.WriteStream).isTTY === true;
   let id: string | null = null;
   let lastFailed: DownloadInfo | null = null;
+  /** How the download was verified, as its last event says (a signed SUMS file names its signer). */
+  let lastFrom: string | null = null;
   let lastLine = 0;
   let drawn = false;
   const draw = (d: DownloadInfo, final = false) => {
@@ -219,6 +221,7 @@ async function follow(s: Services, io: Io, asJson: boolean, start: () => Promise
     }
     if (d.id !== id) return;
     if (d.state === 'failed') lastFailed = d;
+    lastFrom = d.checksum.from;
     if (d.state === 'downloading' || d.state === 'verifying') draw(d, d.state === 'verifying');
   });
   let cancelled = false;
@@ -255,6 +258,8 @@ async function follow(s: Services, io: Io, asJson: boolean, start: () => Promise
         throw e;
       }
       endLine();
+      const from = lastFrom as string | null;
+      if (from !== null && from !== info.checksum.from) io.stderr.write(`  verified with ${from}\n`);
     }
     if (asJson) io.stdout.write(`${JSON.stringify({ path: item.path, sha256: item.sha256, sizeBytes: item.sizeBytes }, null, 2)}\n`);
     else io.stdout.write(`${item.path}\n`);
