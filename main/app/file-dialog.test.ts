@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Disposable } from '../common/contract';
 import { FILE_DIALOG_CHANNEL } from '../common/rpc/protocol';
