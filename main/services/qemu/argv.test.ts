@@ -812,6 +812,41 @@ describe('real QEMU accepts the built argv', () => {
     expect(replies['query-vnc']).toMatchObject({ enabled: true, family: 'unix', service: paths.runtime.vnc });
     expect(stderr).not.toMatch(/error/i);
   });
+
+  const ARM_MISSING = ['/usr/bin/qemu-system-aarch64', '/usr/share/AAVMF/AAVMF_CODE.fd', '/usr/share/AAVMF/AAVMF_VARS.fd', QEMU_IMG].filter((f) => !fs.existsSync(f));
+  it.skipIf(ARM_MISSING.length > 0)(`aarch64 virt: an NVMe system disk, a SATA disk on the added ich9-ahci, two CD drives on virtio-scsi (one empty), paused${ARM_MISSING.length ? ` [SKIPPED: needs ${ARM_MISSING.join(', ')}]` : ''}`, async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-argv-arm-'));
+    const realLayout = new Layout(path.join(tmp, 'lib'), path.join(tmp, 'run'));
+    const config = withConfig(FIXTURES['aarch64-sata-cds'], { accel: 'tcg', memoryMiB: 512 });
+    const paths = realLayout.paths(config.id);
+    fs.mkdirSync(paths.bundle.dir, { recursive: true });
+    ensurePrivateDir(paths.runtime.dir);
+    for (const d of ['disk0', 'disk1']) execFileSync(QEMU_IMG, ['create', '-q', '-f', 'qcow2', paths.bundle.file(`${d}.qcow2`), '16M']);
+    execFileSync(QEMU_IMG, ['convert', '-q', '-f', 'raw', '-O', 'qcow2', '/usr/share/AAVMF/AAVMF_VARS.fd', paths.bundle.file('efivars.qcow2')]);
+    const iso = path.join(tmp, 'netinst.iso');
+    fs.writeFileSync(iso, Buffer.alloc(2 * 1024 * 1024));
+    const withIso = withConfig(config, { cdroms: [{ id: 'cd0', path: iso }, { id: 'cd1', path: null }] });
+    const fixture = HOST_KINDS['linux-x86_64-tcg'];
+    const caps: HostCapabilities = {
+      ...fixture,
+      binaries: { aarch64: { arch: 'aarch64', path: '/usr/bin/qemu-system-aarch64', version: { major: 7, minor: 2, micro: 0 }, accels: ['tcg'], cpuMax: { virt: 512 } } },
+      accels: { aarch64: [{ accel: 'tcg', usable: true, reason: 'test' }] },
+      firmware: { aarch64: { code: '/usr/share/AAVMF/AAVMF_CODE.fd', codeFormat: 'raw', varsTemplate: '/usr/share/AAVMF/AAVMF_VARS.fd', varsFormat: 'raw', secureBoot: false, source: 'test' } },
+      nativeAio: false,
+    };
+    const built = buildQemuArgs(withIso, caps, paths, { startPaused: true });
+    let stderr = '';
+    const c = spawn(built.binary, [...built.args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = c;
+    c.stderr?.setEncoding('utf8');
+    c.stderr?.on('data', (d: string) => (stderr += d));
+    for (let i = 0; i < 100 && !fs.existsSync(paths.runtime.qmp) && c.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(c.exitCode, `QEMU exited early: ${stderr}`).toBeNull();
+    const replies = await qmpQuery(paths.runtime.qmp, ['query-block']);
+    const blocks = replies['query-block'] as { qdev?: string; removable: boolean; inserted?: { 'node-name': string } }[];
+    const seen = Object.fromEntries(blocks.filter((b) => b.qdev && !b.qdev.startsWith('/machine/')).map((b) => [b.qdev, [b.removable, b.inserted?.['node-name'] ?? null]]));
+    expect(seen).toEqual({ nvme0: [false, 'disk0'], sda: [false, 'disk1'], cd0: [true, 'cd0'], cd1: [true, null] });
+  });
 });
 
 describe('real QEMU opens exactly the declared backing chain', () => {
