@@ -264,7 +264,7 @@ test('import a disk image: the engine refuses a fake one on its field, a real on
   expect((await served.cli(['delete', 'app-disk'])).code).toBe(0);
 });
 
-test('a cloud image sandbox from a local image: user, host name and packages reach cloud-init', async ({ appPage: page, served }) => {
+test('a cloud image sandbox from a local image: user, host name, packages and a shared folder reach the VM', async ({ appPage: page, served }) => {
   const library = new LibraryPage(page);
   await library.goto(served.url);
   await library.newVmButton.click();
@@ -274,6 +274,8 @@ test('a cloud image sandbox from a local image: user, host name and packages rea
   await wizard.field('User name').fill('Dev');
   await wizard.field('Host name').fill('box');
   await wizard.field('Packages to install').fill('git, curl');
+  await wizard.field('Shared folder').fill(path.join(userHome, 'Downloads'));
+  await wizard.root.getByRole('checkbox', { name: 'Read-only' }).check();
   await wizard.next();
   await expect(wizard.root.getByText(/A user name is lower-case letters/)).toBeVisible();
   await wizard.field('User name').fill('dev');
@@ -288,7 +290,8 @@ test('a cloud image sandbox from a local image: user, host name and packages rea
   await wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' }).uncheck();
   await wizard.createButton.click();
   await expect(wizard.root).toBeHidden();
-  const shown = JSON.parse((await served.cli(['show', 'box vm', '--json'])).stdout) as { config: { cloudInit: { user: string; hostname: string } } };
+  const shown = JSON.parse((await served.cli(['show', 'box vm', '--json'])).stdout) as { config: { cloudInit: { user: string; hostname: string }; shares: unknown[] } };
   expect(shown.config.cloudInit).toMatchObject({ user: 'dev', hostname: 'box' });
+  expect(shown.config.shares).toEqual([{ hostPath: path.join(userHome, 'Downloads'), tag: expect.any(String), readOnly: true }]);
   expect((await served.cli(['delete', 'box vm'])).code).toBe(0);
 });

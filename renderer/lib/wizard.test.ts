@@ -147,8 +147,10 @@ describe('toWizardSpec', () => {
     const imp = toWizardSpec(filled({ source: 'import', importPath: '/home/me/app.ova', importMode: 'copy' }), big);
     expect(imp.ok && imp.spec).toMatchObject({ import: { path: '/home/me/app.ova', mode: 'copy' } });
     expect(imp.ok && 'diskSizeBytes' in imp.spec).toBe(false);
-    const cloud = toWizardSpec(filled({ source: 'cloud', preset: 'alpine', cloudImage: '/img/alpine.qcow2', user: 'dev', packages: 'git curl', hostname: 'box', diskGiB: '8' }), big);
-    expect(cloud.ok && cloud.spec).toMatchObject({ diskSizeBytes: 8 * 1024 ** 3, cloud: { image: '/img/alpine.qcow2', user: 'dev', hostname: 'box', packages: ['git', 'curl'], shell: '/bin/sh' } });
+    const cloud = toWizardSpec(filled({ source: 'cloud', preset: 'alpine', cloudImage: '/img/alpine.qcow2', user: 'dev', packages: 'git curl', hostname: 'box', diskGiB: '8', shareFolder: '/home/me/src', shareReadOnly: true }), big);
+    expect(cloud.ok && cloud.spec).toMatchObject({ diskSizeBytes: 8 * 1024 ** 3, cloud: { image: '/img/alpine.qcow2', user: 'dev', hostname: 'box', packages: ['git', 'curl'], shell: '/bin/sh', shares: [{ hostPath: '/home/me/src', readOnly: true }] } });
+    expect(stepErrors('source', filled({ source: 'cloud', cloudImage: '/img/a.qcow2', shareFolder: 'src' }), big).shareFolder).toMatch(/full path of the folder to share/);
+    expect(wizardFieldOf('cloud.shares.0.hostPath', 'cloud')).toBe('shareFolder');
     expect(cloud.ok && cloud.spec.iso).toBeUndefined();
   });
 

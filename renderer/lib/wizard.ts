@@ -64,6 +64,9 @@ export interface WizardValues {
   readonly hostname: string;
   /** "git, curl build-essential" */
   readonly packages: string;
+  /** A host folder to share with the sandbox (9p, mounted at /mnt/<tag>); "" = none. */
+  readonly shareFolder: string;
+  readonly shareReadOnly: boolean;
   readonly kernel: string;
   readonly initrd: string;
   readonly append: string;
@@ -103,6 +106,7 @@ export type WizardField =
   | 'sshKeyFile'
   | 'hostname'
   | 'packages'
+  | 'shareFolder'
   | 'kernel'
   | 'initrd'
   | 'append'
@@ -134,6 +138,7 @@ export const FIELD_STEP: Readonly<Record<WizardField, WizardStep>> = {
   sshKeyFile: 'source',
   hostname: 'source',
   packages: 'source',
+  shareFolder: 'source',
   kernel: 'source',
   initrd: 'source',
   append: 'source',
@@ -165,6 +170,8 @@ export const INITIAL_WIZARD: WizardValues = {
   sshKeyFile: '',
   hostname: '',
   packages: '',
+  shareFolder: '',
+  shareReadOnly: false,
   kernel: '',
   initrd: '',
   append: '',
@@ -383,6 +390,7 @@ function sourceErrors(v: WizardValues): Partial<Record<WizardField, string>> {
       } else put('cloudImage', pathError(v.cloudImage, 'a cloud image (qcow2 or raw), or pick one to download', true));
       if (v.user.trim() !== '' && !USER_RE.test(v.user.trim())) e.user = 'A user name is lower-case letters, digits, "_" or "-", starting with a letter or "_".';
       put('sshKeyFile', pathError(v.sshKeyFile, 'your SSH public key file', false));
+      put('shareFolder', pathError(v.shareFolder, 'the folder to share', false));
       if (v.hostname.trim().length > 63) e.hostname = 'A host name is at most 63 characters.';
       else if (v.hostname.trim() !== '' && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(v.hostname.trim())) e.hostname = 'A host name is letters, digits and "-", not starting or ending with "-".';
       {
@@ -533,6 +541,7 @@ export function toWizardSpec(v: WizardValues, defaults: HostDefaults | null): Wi
         ...(v.sshKeyFile.trim() !== '' ? { sshKeyFile: v.sshKeyFile.trim() } : {}),
         ...(v.hostname.trim() !== '' ? { hostname: v.hostname.trim() } : {}),
         ...(pk.ok && pk.value.length > 0 ? { packages: pk.value } : {}),
+        ...(v.shareFolder.trim() !== '' ? { shares: [{ hostPath: v.shareFolder.trim(), ...(v.shareReadOnly ? { readOnly: true } : {}) }] } : {}),
         // Alpine's cloud image has no bash.
         ...(v.preset === 'alpine' ? { shell: '/bin/sh' } : {}),
       };
@@ -586,6 +595,7 @@ export function wizardFieldOf(path: string | undefined, source: SourceKind): Wiz
       return 'cloudImage';
     case 'cloud':
       if (b === 'user' || b === 'sshKeyFile' || b === 'hostname' || b === 'packages') return b;
+      if (b === 'shares') return 'shareFolder';
       return 'cloudImage';
     case 'disks':
       return 'diskPath';

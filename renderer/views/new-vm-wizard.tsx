@@ -57,6 +57,19 @@ const FIRMWARE_LABELS: Readonly<Record<Firmware, string>> = { bios: 'BIOS', uefi
 const DISK_LABELS: Readonly<Record<DiskMode, string>> = { new: 'A new disk', existing: 'An existing disk image', none: 'No disk' };
 const DISK_EXT = /\.(qcow2?|raw|img|vmdk|vdi|vhdx?|ova|ovf)$/i;
 
+/** Limits for a preset while the engine has not said what this host has (or cannot: no QEMU): the
+ *  preset's own values, uncut; the engine checks them against the host at the summary. */
+const UNKNOWN_HOST: HostDefaults = {
+  arch: 'x86_64',
+  arches: ['x86_64'],
+  firmware: 'bios',
+  firmwares: ['bios', 'uefi'],
+  cpus: 2,
+  memoryMiB: 2048,
+  diskSizeBytes: 20 * 1024 ** 3,
+  limits: { minCpus: 1, maxCpus: 255, hostCores: 64, minMemoryMiB: 16, maxMemoryMiB: 1024 * 1024 },
+};
+
 /** Where the focus goes once React has rendered a step or its messages. */
 type FocusTarget = { readonly to: 'invalid' | 'first'; readonly n: number };
 
@@ -192,15 +205,15 @@ export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode
   /** The preset for what step 1 chose, applied once per source. */
   const presetFor = (v: WizardValues): Partial<WizardValues> => {
     const key = `${v.source}|${v.catalogId}|${sourcePath(v)}`;
-    if (key === presetKey.current || !defaults) return {};
+    if (key === presetKey.current) return {};
     presetKey.current = key;
     const preset: PresetId = entry?.presetHints.preset ?? (v.source === 'kernel' ? 'linux' : guessPreset(baseName(sourcePath(v))));
-    const a = applyPreset(preset, defaults, entry?.presetHints ?? null);
+    const a = applyPreset(preset, defaults ?? UNKNOWN_HOST, entry?.presetHints ?? null);
     setApplied(a);
     const patch: { -readonly [K in keyof WizardValues]?: WizardValues[K] } = { preset, ...a.values, os: entry ? `${entry.name} ${entry.version}` : '' };
     const found = importInfo.current;
     if (v.source === 'import' && found) {
-      if (found.cpus !== null) patch.cpus = String(Math.min(found.cpus, defaults.limits.maxCpus));
+      if (found.cpus !== null) patch.cpus = String(Math.min(found.cpus, (defaults ?? UNKNOWN_HOST).limits.maxCpus));
       if (found.memoryMiB !== null) patch.memory = `${found.memoryMiB}M`;
       if (found.firmware !== null) patch.firmware = found.firmware;
     }
@@ -209,8 +222,7 @@ export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode
   };
 
   const choosePreset = (preset: PresetId): void => {
-    if (!defaults) return change({ preset });
-    const a = applyPreset(preset, defaults, entry?.presetHints.preset === preset ? entry.presetHints : null);
+    const a = applyPreset(preset, defaults ?? UNKNOWN_HOST, entry?.presetHints.preset === preset ? entry.presetHints : null);
     setApplied(a);
     change({ preset, ...a.values });
   };
@@ -278,15 +290,10 @@ export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode
     try {
       const vm = await services.vms.create(r.spec);
       if (values.startAfter) {
-        try {
-          await services.vms.start(vm.id, {});
-          openVmWindow(vm.id);
-        } catch (e) {
-          // The VM exists: the library shows it; the start's reason shows in its window.
-          setErrors({ form: `Created "${vm.name}", but it did not start: ${uiError(e).message}` });
-          onCreated(vm);
-          return;
-        }
+        // The VM exists whatever the start does: its window shows it running, or why it did not
+        // start (the VM's last exit), with its Start button.
+        await services.vms.start(vm.id, {}).catch(() => undefined);
+        openVmWindow(vm.id);
       }
       onCreated(vm);
     } catch (e) {
@@ -446,6 +453,17 @@ function SourceStep(props: StepProps & { readonly media: ReturnType<typeof useMe
               fieldClassName="span-2"
             />
             <TextField label="Packages to install" value={v.packages} onValue={(packages) => change({ packages })} error={errors.packages} placeholder="git, curl" hint="Installed at first boot; commas or spaces between." fieldClassName="span-2" />
+            <TextField
+              label="Shared folder"
+              value={v.shareFolder}
+              onValue={(shareFolder) => change({ shareFolder })}
+              error={errors.shareFolder}
+              placeholder="/home/me/project"
+              hint="Optional: a folder of this computer, mounted in the guest at /mnt/<its name>."
+            />
+            <div className="field check-cell">
+              <CheckboxField label="Read-only" checked={v.shareReadOnly} onChecked={(shareReadOnly) => change({ shareReadOnly })} />
+            </div>
           </div>
           <p className="field-hint">Port forwards are on the next step; SSH gets one of its own at every start.</p>
         </>
