@@ -72,6 +72,8 @@ test.beforeAll(async () => {
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(userHome, 'Downloads', 'app-disk.qcow2'), '64M']);
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(userHome, 'Downloads', 'cloud-base.qcow2'), '64M']);
   fs.writeFileSync(path.join(userHome, 'Downloads', 'fake.vmdk'), 'this is not a disk image\n');
+  fs.mkdirSync(path.join(userHome, '.ssh'), { mode: 0o700 });
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'wizard-e2e', '-f', path.join(userHome, '.ssh', 'id_ed25519')]);
 });
 
 test.afterAll(async () => {
@@ -274,6 +276,13 @@ test('a cloud image sandbox from a local image: user, host name, packages and a 
   await wizard.field('User name').fill('Dev');
   await wizard.field('Host name').fill('box');
   await wizard.field('Packages to install').fill('git, curl');
+  // The key with Browse: the chooser shows hidden folders (~/.ssh) and only .pub files for it.
+  await wizard.root.getByRole('button', { name: 'Browse for ssh public key file' }).click();
+  const chooser = page.getByRole('dialog', { name: 'SSH public key file' });
+  await chooser.getByRole('button', { name: '.ssh (folder)' }).click();
+  await expect(chooser.getByRole('button', { name: /^id_ed25519,/ })).toHaveCount(0);
+  await chooser.getByRole('button', { name: /^id_ed25519\.pub,/ }).click();
+  await expect(wizard.field('SSH public key file')).toHaveValue(path.join(userHome, '.ssh', 'id_ed25519.pub'));
   await wizard.field('Shared folder').fill(path.join(userHome, 'Downloads'));
   await wizard.root.getByRole('checkbox', { name: 'Read-only' }).check();
   await wizard.next();

@@ -92,7 +92,7 @@ describe('serveFileDialog (the desktop app Browse)', () => {
     expect(t.asked).toEqual([]);
     expect(t.rejected).toEqual(['file dialog request from an untrusted page', 'file dialog request from a frame that is not the main frame', 'file dialog request without an id']);
     expect(t.frame.sent.map((s) => s[1])).toEqual([4, 5]);
-    expect(t.frame.sent[0]![2]).toEqual({ error: 'The file dialog needs {filter: "iso" | "disk" | "images", title}.' });
+    expect(t.frame.sent[0]![2]).toEqual({ error: 'The file dialog needs {filter: "iso" | "disk" | "images" | "ssh-key", title}.' });
   });
 
   it('stops listening when disposed', () => {

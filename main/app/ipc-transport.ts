@@ -156,7 +156,7 @@ export interface ServeFileDialogOptions {
   readonly onRejected?: (reason: string, url: string) => void;
 }
 
-const FILTER_NAMES: Readonly<Record<BrowseFilter, string>> = { iso: 'CD/DVD images', disk: 'Disk images and appliances', images: 'ISO and disk images' };
+const FILTER_NAMES: Readonly<Record<BrowseFilter, string>> = { iso: 'CD/DVD images', disk: 'Disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys' };
 
 /**
  * The New VM wizard's Browse in the desktop app: the system's Open dialog. The page sends
@@ -176,7 +176,7 @@ export function serveFileDialog(options: ServeFileDialogOptions): Disposable {
       if (!frame.isDestroyed()) frame.send(FILE_DIALOG_CHANNEL, id, a);
     };
     const req = FileDialogRequest.safeParse(raw);
-    if (!req.success) return answer({ error: 'The file dialog needs {filter: "iso" | "disk" | "images", title}.' });
+    if (!req.success) return answer({ error: 'The file dialog needs {filter: "iso" | "disk" | "images" | "ssh-key", title}.' });
     options
       .showOpenDialog(e.sender, {
         title: req.data.title,

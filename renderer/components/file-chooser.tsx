@@ -35,7 +35,8 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
   const services = useServices();
   const [listing, setListing] = useState<BrowseListing | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [showHidden, setShowHidden] = useState(false);
+  // Keys live in ~/.ssh: hidden names are shown from the start when choosing one.
+  const [showHidden, setShowHidden] = useState(props.filter === 'ssh-key');
   const [where, setWhere] = useState<string | undefined>(props.start);
   const listRef = useRef<HTMLUListElement>(null);
   const listId = useId();
@@ -80,7 +81,7 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
     }
   };
 
-  const what = props.filter === 'iso' ? 'ISO images' : props.filter === 'disk' ? 'disk images and appliances' : 'ISO and disk images';
+  const what = { iso: 'ISO images', disk: 'disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys (.pub)' }[props.filter];
   return (
     <Dialog title={props.title} onClose={props.onClose} className="dialog-chooser">
       <p className="chooser-where">

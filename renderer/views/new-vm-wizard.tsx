@@ -10,7 +10,7 @@
  * buttons stay visible at 800×600.
  */
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type FormEvent, type ReactNode } from 'react';
-import type { CatalogEntry, CreatePreview, DownloadInfo, ImportSummary, MediaItem } from '../../main/common/contract';
+import type { BrowseFilter, CatalogEntry, CreatePreview, DownloadInfo, ImportSummary, MediaItem } from '../../main/common/contract';
 import type { Arch, DiskBus, Firmware } from '../../main/common/models/vm-config';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import type { HostDefaults } from '../../main/common/models/vm-settings';
@@ -374,7 +374,7 @@ interface StepProps {
 }
 
 /** A path text field with its Browse button. */
-function PathField(props: { readonly label: string; readonly value: string; readonly error?: string | undefined; readonly hint?: string; readonly placeholder?: string; readonly filter?: 'iso' | 'disk' | 'images'; readonly onValue: (v: string) => void }): ReactNode {
+function PathField(props: { readonly label: string; readonly value: string; readonly error?: string | undefined; readonly hint?: string; readonly placeholder?: string; readonly filter?: BrowseFilter; readonly onValue: (v: string) => void }): ReactNode {
   return (
     <div className="path-row">
       <TextField label={props.label} value={props.value} onValue={props.onValue} error={props.error} hint={props.hint} placeholder={props.placeholder} fieldClassName="path-input" />
@@ -443,15 +443,17 @@ function SourceStep(props: StepProps & { readonly media: ReturnType<typeof useMe
           <div className="form-grid">
             <TextField label="User name" value={v.user} onValue={(user) => change({ user })} error={errors.user} placeholder="Your user name" hint="The account cloud-init makes." />
             <TextField label="Host name" value={v.hostname} onValue={(hostname) => change({ hostname })} error={errors.hostname} placeholder="The VM's name" />
-            <TextField
-              label="SSH public key file"
-              value={v.sshKeyFile}
-              onValue={(sshKeyFile) => change({ sshKeyFile })}
-              error={errors.sshKeyFile}
-              placeholder="/home/me/.ssh/id_ed25519.pub"
-              hint="Empty: Vivarium makes a key pair for this VM."
-              fieldClassName="span-2"
-            />
+            <div className="span-2">
+              <PathField
+                label="SSH public key file"
+                value={v.sshKeyFile}
+                onValue={(sshKeyFile) => change({ sshKeyFile })}
+                error={errors.sshKeyFile}
+                filter="ssh-key"
+                placeholder="/home/me/.ssh/id_ed25519.pub"
+                hint="Empty: Vivarium makes a key pair for this VM."
+              />
+            </div>
             <TextField label="Packages to install" value={v.packages} onValue={(packages) => change({ packages })} error={errors.packages} placeholder="git, curl" hint="Installed at first boot; commas or spaces between." fieldClassName="span-2" />
             <TextField
               label="Shared folder"

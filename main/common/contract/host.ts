@@ -15,8 +15,8 @@ export type HostDefaultsOptions = z.infer<typeof HostDefaultsOptions>;
 
 /** Which files the file chooser lists besides folders (by extension, case-insensitive):
  *  `iso` CD/DVD images; `disk` disk images and appliances (qcow2, raw, img, vmdk, vdi, vhd, vhdx,
- *  ova, ovf); `images` both. */
-export const BrowseFilter = z.enum(['iso', 'disk', 'images']);
+ *  ova, ovf); `images` both; `ssh-key` SSH public keys (.pub, for a sandbox). */
+export const BrowseFilter = z.enum(['iso', 'disk', 'images', 'ssh-key']);
 export type BrowseFilter = z.infer<typeof BrowseFilter>;
 
 /** The file extensions (lower case, without the dot) each filter lists; the desktop app's Open
@@ -25,6 +25,7 @@ export const BROWSE_EXTENSIONS: Readonly<Record<BrowseFilter, readonly string[]>
   iso: ['iso'],
   disk: ['qcow2', 'qcow', 'raw', 'img', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ova', 'ovf'],
   images: ['iso', 'qcow2', 'qcow', 'raw', 'img', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ova', 'ovf'],
+  'ssh-key': ['pub'],
 };
 
 export const BrowseOptions = z

@@ -76,9 +76,9 @@ export const IPC_CHANNEL = 'vivarium:rpc';
  *  dialog for the New VM wizard's Browse. preload.ts repeats the literal. */
 export const FILE_DIALOG_CHANNEL = 'vivarium:choose-file';
 
-/** Which files an Open dialog offers (contract/host.ts BrowseFilter: `iso`, `disk` or `images`). */
+/** Which files an Open dialog offers (contract/host.ts BrowseFilter). */
 export interface FileDialogRequest {
-  readonly filter: 'iso' | 'disk' | 'images';
+  readonly filter: 'iso' | 'disk' | 'images' | 'ssh-key';
   /** The dialog's title (at most 200 characters). */
   readonly title: string;
 }

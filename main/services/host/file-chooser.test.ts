@@ -137,5 +137,7 @@ describe('host.browse', () => {
     expect(matchesFilter('cloud.img', 'images')).toBe(true);
     expect(matchesFilter('cloud.img', 'iso')).toBe(false);
     expect(matchesFilter('readme.iso.txt', 'images')).toBe(false);
+    expect(matchesFilter('id_ed25519.pub', 'ssh-key')).toBe(true);
+    expect(matchesFilter('id_ed25519', 'ssh-key')).toBe(false);
   });
 });
