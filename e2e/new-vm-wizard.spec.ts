@@ -24,7 +24,7 @@ const userHome = path.join(base, 'home');
 const resources = path.join(base, 'resources');
 const outside = path.join(base, 'outside');
 const ISO_NAME = 'tiny-rescue-1.0-amd64.iso';
-const RATE = 1024 * 1024;
+const RATE = 512 * 1024;
 
 test.use({ serveEnv: { HOME: userHome, VIVARIUM_RESOURCES: resources } });
 
