@@ -136,11 +136,13 @@ function useMedia(kind: 'installer' | 'cloud', arch: Arch | null): {
 export interface NewVmWizardProps {
   readonly onClose: () => void;
   readonly onCreated: (vm: VmInfo) => void;
+  /** The source chosen when the wizard opens (a "New Sandbox" entry passes `cloud`). */
+  readonly initialSource?: SourceKind;
 }
 
-export function NewVmWizard({ onClose, onCreated }: NewVmWizardProps): ReactNode {
+export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardProps): ReactNode {
   const services = useServices();
-  const [values, setValues] = useState<WizardValues>(INITIAL_WIZARD);
+  const [values, setValues] = useState<WizardValues>(() => ({ ...INITIAL_WIZARD, source: initialSource ?? INITIAL_WIZARD.source, startAfter: initialSource !== 'kernel' }));
   const [errors, setErrors] = useState<WizardErrors>({});
   const [step, setStep] = useState<WizardStep>('source');
   const [busy, setBusy] = useState(false);
