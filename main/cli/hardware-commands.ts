@@ -20,10 +20,10 @@ const JSON_HELP = 'print the drive list as JSON: [{id, kind: "disk"|"cdrom", pat
 
 export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
   disk: {
-    usage: 'disk list|add|resize|remove NAME [DISK_ID] [--size SIZE | --file PATH] [--bus virtio|sata|nvme] [--cdrom] [--delete-file] [--json]',
+    usage: 'disk list|add|resize|remove NAME [DRIVE_ID] [--size SIZE | --file PATH] [--bus virtio|sata|nvme] [--cdrom] [--delete-file] [--json]',
     summary:
       'List a VM\'s disks and CD drives; add a disk (a new one of --size, or an existing image --file, on --bus; VM stopped) or a CD drive (--cdrom, empty or with the ISO --file); grow a disk to --size (works while it runs); remove a disk or CD drive (VM stopped; a disk\'s file is kept unless --delete-file).',
-    positionals: ['ACTION', VM, 'DISK_ID'],
+    positionals: ['ACTION', VM, 'DRIVE_ID'],
     optionalPositionals: 1,
     flags: {
       size: { type: 'string', value: 'SIZE', help: 'add: size of a new disk (e.g. 10G); resize: the new, larger size (e.g. 40G)' },
@@ -61,7 +61,7 @@ export function prepareHardware(command: string, p: Parsed): void {
   if (command === 'disk') {
     if (!['list', 'add', 'resize', 'remove'].includes(action ?? '')) throw new UsageError(`unknown action "${action}"; use list, add, resize or remove`, command);
     if ((action === 'list' || action === 'add') && arg !== undefined) throw new UsageError(`disk ${action} takes only NAME`, command);
-    if ((action === 'resize' || action === 'remove') && arg === undefined) throw new UsageError(`disk ${action} needs the DISK_ID (see disk list NAME)`, command);
+    if ((action === 'resize' || action === 'remove') && arg === undefined) throw new UsageError(`disk ${action} needs the ${action === 'resize' ? 'DISK_ID' : 'DRIVE_ID (a disk or a CD drive)'} (see disk list NAME)`, command);
     const size = sizeFlag(p, command);
     if (has('cdrom') && action !== 'add') throw new UsageError('--cdrom goes with disk add', command);
     if (has('cdrom') && (has('size') || has('bus'))) throw new UsageError('disk add --cdrom takes only --file ISO (or nothing, for an empty drive): a CD drive has no size and its bus is fixed', command);
