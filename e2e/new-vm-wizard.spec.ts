@@ -8,7 +8,7 @@
  * (`serveEnv`), so it gets a worker of its own.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,7 +19,9 @@ import { LibraryPage } from './pages/library-page';
 import { NewVmWizardPage } from './pages/new-vm-wizard-page';
 
 const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
-const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-wizard-e2e-')));
+// Named here (test.use needs the paths when the file loads), made in beforeAll and removed in
+// afterAll: Playwright also loads this file in processes that run no test, which must leave nothing.
+const base = path.join(fs.realpathSync(os.tmpdir()), `vivarium-wizard-e2e-${randomBytes(6).toString('hex')}`);
 const userHome = path.join(base, 'home');
 const resources = path.join(base, 'resources');
 const outside = path.join(base, 'outside');
@@ -32,6 +34,7 @@ let srv: FileServer;
 let isoSource: string;
 
 test.beforeAll(async () => {
+  fs.mkdirSync(base, { mode: 0o700 });
   const guest = testGuest();
   const iso = guest.grubRescueIso ?? guest.memtestIso;
   expect(iso, 'grub-rescue-pc or memtest86+ must be installed (.ci/run does it)').toBeTruthy();
