@@ -141,12 +141,16 @@ describe('vivarium clone', () => {
     const withSnap = await cli(['delete', 'base', '--flatten-clones']);
     expect(withSnap.code).toBe(1);
     expect(withSnap.stderr).toMatch(/"child-b" is a linked clone of "base" with snapshots of its own/);
+    // A refusal changes nothing: no clone was flattened meanwhile.
+    const backingOf = async (n: string) => (JSON.parse(await ok(['show', n, '--json'])) as { config: { disks: { backing: unknown[] }[] } }).config.disks[0]!.backing.length;
+    expect([await backingOf('child-a'), await backingOf('child-b')]).toEqual([1, 2]);
     await ok(['snapshot', 'delete', 'child-b', 'mine']);
     // A running clone is not flattened under its QEMU.
     await ok(['start', 'child-b', '--wait-serial', g.readyMarker, '--timeout', '120']);
     const running = await cli(['delete', 'base', '--flatten-clones']);
     expect(running.code).toBe(1);
     expect(running.stderr).toMatch(/"child-b" is running; it must be shut down to flatten it before "base" is deleted/);
+    expect(await backingOf('child-a')).toBe(1);
     await ok(['stop', 'child-b', '--force']);
     expect(JSON.parse(await ok(['list', '--json'])).map((v: { name: string }) => v.name)).toEqual(['base', 'child-a', 'child-b']);
 

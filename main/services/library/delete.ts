@@ -85,9 +85,16 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: De
       const blocking = uses.filter((u) => !isDiskUse(u));
       const blocked = deleteBlockedBy(name, blocking);
       if (blocked) throw errors.state(blocked);
-      for (const id of clones) {
-        const clone = deps.library.entries().find((e): e is OkEntry => e.ok && e.id === id);
-        if (clone) flattened.push(await flattenClone(deps, clone, entry.dir, name));
+      // Every clone is locked and checked before any is copied: a refusal changes nothing.
+      const held: { readonly clone: OkEntry; readonly release: () => Promise<void> }[] = [];
+      try {
+        for (const id of clones) {
+          const clone = deps.library.entries().find((e): e is OkEntry => e.ok && e.id === id);
+          if (clone) held.push({ clone, release: await lockForFlatten(deps, clone, name) });
+        }
+        for (const { clone } of held) flattened.push(await flattenClone(deps, clone, entry.dir, name));
+      } finally {
+        for (const h of held) await h.release();
       }
       uses = usesNow();
     }
@@ -109,11 +116,11 @@ function inside(dir: string, file: string): boolean {
 }
 
 /**
- * Gives `clone` standalone copies of its disks that read files from `sourceDir`; returns its name.
- * The clone must be shut down (its start lock is held meanwhile) and have no snapshots: they live in
- * its overlay and read unchanged clusters from the base, which the copy leaves behind.
+ * Takes `clone`'s start lock and checks that it can be flattened: shut down, not suspended, without
+ * snapshots (they live in its overlay and read unchanged clusters from the base, which a copy leaves
+ * behind). Returns the lock's release. @throws VivariumError invalid-state, busy, qemu-failed
  */
-async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string, sourceName: string): Promise<string> {
+async function lockForFlatten(deps: DeleteDeps, clone: OkEntry, sourceName: string): Promise<() => Promise<void>> {
   const layout = deps.library.layout;
   const cname = clone.config.name;
   const crt = layout.runtime(clone.id);
@@ -129,45 +136,63 @@ async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string,
       });
     }
     const bundle = layout.bundle(clone.id);
-    const abs = (s: ImageSource): string => ('bundle' in s ? bundle.file(s.bundle) : s.path);
-    const qemuImg = deps.host ? (await deps.host()).qemuImg : null;
-    if (!qemuImg) throw errors.qemu('qemu-img was not found. Install QEMU and check what this host can run (the doctor) before trying again.', undefined, { remedy: { kind: 'check-host' } });
-    const snapshotsHeld = (await hasSnapshots(bundle.file('snapshots.json'))) || (await imageSnapshotCount(qemuImg, clone.config.disks.filter((d) => !d.readOnly && 'bundle' in d.source).map((d) => abs(d.source)))) > 0;
-    if (snapshotsHeld) {
+    const qemuImg = await qemuImgOf(deps);
+    const tops = clone.config.disks.filter((d) => !d.readOnly && 'bundle' in d.source).map((d) => ('bundle' in d.source ? bundle.file(d.source.bundle) : ''));
+    if ((await hasSnapshots(bundle.file('snapshots.json'))) || (await imageSnapshotCount(qemuImg, tops)) > 0) {
       throw errors.state(
         `"${cname}" is a linked clone of "${sourceName}" with snapshots of its own, which read from "${sourceName}"'s disks and would not survive a flattened copy. Delete the snapshots of "${cname}" (or "${cname}" itself) first.`,
       );
     }
-    const stamp = randomBytes(3).toString('hex');
-    const made: string[] = [];
-    const old: string[] = [];
-    const disks: Disk[] = [];
-    try {
-      for (const d of clone.config.disks) {
-        const layers = diskImages(d);
-        if (!layers.some((l) => inside(sourceDir, abs(l.source)))) {
-          disks.push(d);
-          continue;
-        }
-        const out = `${d.id}-${stamp}.qcow2`;
-        made.push(bundle.file(out));
-        await copyStandalone(qemuImg, abs(d.source), d.format, bundle.file(out), d.backing.map((l) => ({ file: abs(l.source), format: l.format })));
-        const fh = await fsp.open(bundle.file(out), 'r+');
-        await fh.sync();
-        await fh.close();
-        if ('bundle' in d.source && !d.readOnly) old.push(bundle.file(d.source.bundle));
-        disks.push({ ...d, source: { bundle: out }, format: 'qcow2', backing: [] });
-      }
-    } catch (e) {
-      for (const f of made) await fsp.rm(f, { force: true });
-      throw e;
-    }
-    const next: VmConfig = { ...clone.config, disks };
-    deps.library.store.save(next);
-    for (const f of old) await fsp.rm(f, { force: true });
-    deps.events?.append(clone.id, `flattened: its disks got images of their own, so that "${sourceName}" (its linked clone source) could be deleted`);
-    return cname;
-  } finally {
+    return release;
+  } catch (e) {
     await release();
+    throw e;
   }
+}
+
+async function qemuImgOf(deps: DeleteDeps): Promise<string> {
+  const qemuImg = deps.host ? (await deps.host()).qemuImg : null;
+  if (!qemuImg) throw errors.qemu('qemu-img was not found. Install QEMU and check what this host can run (the doctor) before trying again.', undefined, { remedy: { kind: 'check-host' } });
+  return qemuImg;
+}
+
+/**
+ * Gives `clone` (locked and checked by lockForFlatten) standalone copies of its disks that read
+ * files from `sourceDir`; returns its name.
+ */
+async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string, sourceName: string): Promise<string> {
+  const layout = deps.library.layout;
+  const cname = clone.config.name;
+  const bundle = layout.bundle(clone.id);
+  const abs = (s: ImageSource): string => ('bundle' in s ? bundle.file(s.bundle) : s.path);
+  const qemuImg = await qemuImgOf(deps);
+  const stamp = randomBytes(3).toString('hex');
+  const made: string[] = [];
+  const old: string[] = [];
+  const disks: Disk[] = [];
+  try {
+    for (const d of clone.config.disks) {
+      const layers = diskImages(d);
+      if (!layers.some((l) => inside(sourceDir, abs(l.source)))) {
+        disks.push(d);
+        continue;
+      }
+      const out = `${d.id}-${stamp}.qcow2`;
+      made.push(bundle.file(out));
+      await copyStandalone(qemuImg, abs(d.source), d.format, bundle.file(out), d.backing.map((l) => ({ file: abs(l.source), format: l.format })));
+      const fh = await fsp.open(bundle.file(out), 'r+');
+      await fh.sync();
+      await fh.close();
+      if ('bundle' in d.source && !d.readOnly) old.push(bundle.file(d.source.bundle));
+      disks.push({ ...d, source: { bundle: out }, format: 'qcow2', backing: [] });
+    }
+  } catch (e) {
+    for (const f of made) await fsp.rm(f, { force: true });
+    throw e;
+  }
+  const next: VmConfig = { ...clone.config, disks };
+  deps.library.store.save(next);
+  for (const f of old) await fsp.rm(f, { force: true });
+  deps.events?.append(clone.id, `flattened: its disks got images of their own, so that "${sourceName}" (its linked clone source) could be deleted`);
+  return cname;
 }
