@@ -99,6 +99,7 @@ test('download an OS from the catalog, with progress and a pause, and go through
   // Next before choosing: the message is on the list, and the focus goes there.
   await wizard.nextButton.click();
   await expect(wizard.root.getByText('Choose an operating system to download.')).toBeVisible();
+  await expect(wizard.root.getByRole('radio', { name: /Tiny Rescue 1\.0/ })).toBeFocused();
   await wizard.root.getByRole('radio', { name: /Tiny Rescue 1\.0/ }).check();
   await page.screenshot({ path: path.join(ARTIFACTS, 'new-vm-wizard-download.png') });
   const status = wizard.root.getByTestId('download-status');

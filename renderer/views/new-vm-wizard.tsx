@@ -441,7 +441,6 @@ function SourceStep(props: StepProps & { readonly media: ReturnType<typeof useMe
           {v.catalogId === '' && (
             <PathField label="Cloud image path" value={v.cloudImage} error={errors.cloudImage} filter="disk" placeholder="/home/me/debian-13-genericcloud-amd64.qcow2" hint="A qcow2 or raw cloud image; it is never modified." onValue={(cloudImage) => change({ cloudImage })} />
           )}
-          {v.catalogId !== '' && errors.cloudImage && <p className="field-error">{errors.cloudImage}</p>}
           <div className="form-grid">
             <TextField label="User name" value={v.user} onValue={(user) => change({ user })} error={errors.user} placeholder="Your user name" hint="The account cloud-init makes." />
             <TextField label="Host name" value={v.hostname} onValue={(hostname) => change({ hostname })} error={errors.hostname} placeholder="The VM's name" />
@@ -489,7 +488,9 @@ function CatalogPicker(props: StepProps & { readonly media: ReturnType<typeof us
   const { values: v, errors, change, media } = props;
   const [actionError, setActionError] = useState<string | null>(null);
   const field: WizardField = props.kind === 'cloud' ? 'cloudImage' : 'catalog';
-  const error = props.kind === 'cloud' ? undefined : errors.catalog;
+  // The message about the chosen entry (not chosen, not downloaded yet) sits under the list, and the
+  // list's first choice takes the focus.
+  const error = props.kind === 'cloud' ? (v.catalogId !== '' ? errors.cloudImage : undefined) : errors.catalog;
   const chosen = media.entries?.find((e) => e.id === v.catalogId) ?? null;
   const download = chosen ? (media.downloads.get(chosen.id) ?? null) : null;
   const act = async (what: () => Promise<unknown>): Promise<void> => {
@@ -520,7 +521,7 @@ function CatalogPicker(props: StepProps & { readonly media: ReturnType<typeof us
                 name={`catalog-${props.kind}`}
                 value={e.id}
                 checked={v.catalogId === e.id}
-                aria-invalid={(error && i === 0) || undefined}
+                aria-invalid={(error !== undefined && (props.kind === 'cloud' ? v.catalogId === e.id : i === 0)) || undefined}
                 onChange={() => change({ catalogId: e.id, downloadedPath: '' })}
               />
               <span>
