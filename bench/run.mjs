@@ -9,6 +9,7 @@ const suites = [
   ['stats', './stats.bench.mjs'],
   ['install', './install.bench.mjs'],
   ['snapshots', './snapshots.bench.mjs'],
+  ['sandbox', './sandbox.bench.mjs'],
 ];
 const only = process.argv[2];
 const rows = [];
