@@ -127,3 +127,29 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   expect((await served.cli(['delete', 'suspend guest twin'])).code).toBe(0);
   expect((await served.cli(['delete', name])).code).toBe(0);
 });
+
+test('deleting the source of a linked clone: the Delete dialog offers to flatten the clone first', async ({ appPage: page, served }) => {
+  expect((await served.cli(['create', 'flat base', '--memory', '128M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
+  const cloned = await served.cli(['clone', 'flat base', 'flat child', '--linked']);
+  expect(cloned.code, cloned.stderr).toBe(0);
+
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vmPage = await library.openVm('flat base');
+  const vm = new VmWindowPage(vmPage);
+  await vm.button('Delete').click();
+  const dialog = vmPage.getByRole('alertdialog');
+  const flatten = dialog.getByLabel('Flatten its linked clones first (“flat child”)');
+  await expect(flatten).toHaveCount(0); // offered once the engine names the clones
+  await dialog.getByRole('button', { name: 'Delete VM' }).click();
+  await expect(dialog).toContainText('"flat base" cannot be deleted: "flat child" uses');
+  await flatten.check();
+  await dialog.getByRole('button', { name: 'Flatten Clones and Delete' }).click();
+  await expect(library.vm('flat base')).toHaveCount(0, { timeout: 60_000 });
+
+  const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[];
+  expect(listed.map((v) => v.name)).toEqual(['flat child']);
+  const child = JSON.parse((await served.cli(['show', 'flat child', '--json'])).stdout) as { config: { disks: { backing: unknown[] }[] } };
+  expect(child.config.disks[0]!.backing).toEqual([]);
+  expect((await served.cli(['delete', 'flat child'])).code).toBe(0);
+});
