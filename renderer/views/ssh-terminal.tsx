@@ -107,13 +107,13 @@ export function SshTerminal({ vm, active }: { readonly vm: VmInfo; readonly acti
       setShowCommand(false);
       return;
     }
-    let live = true;
+    let current = true;
     void Promise.all([services.sandbox.sshAccess(vm.id), services.sandbox.sshCommand(vm.id)]).then(
-      ([access, cmd]) => live && setSystem({ line: cmd.line, canOpen: access.canOpenTerminal }),
+      ([access, cmd]) => current && setSystem({ line: cmd.line, canOpen: access.canOpenTerminal }),
       () => undefined,
     );
     return () => {
-      live = false;
+      current = false;
     };
   }, [runKey, services, vm.id]);
 
