@@ -67,6 +67,18 @@ describe('serveFileDialog (the desktop app Browse)', () => {
     expect(t.frame.sent).toEqual([[FILE_DIALOG_CHANNEL, 7, { path: '/home/me/debian.iso' }]]);
   });
 
+  it('picks a folder for "folder" (a shared folder) and offers every file for "any"', async () => {
+    const t = setup({ canceled: false, filePaths: ['/home/me/project'] });
+    t.request(8, { filter: 'folder', title: 'Shared folder' });
+    t.request(9, { filter: 'any', title: 'Password file' });
+    await settle();
+    expect(t.asked).toEqual([
+      { title: 'Shared folder', properties: ['openDirectory'], filters: [] },
+      { title: 'Password file', properties: ['openFile'], filters: [{ name: 'All files', extensions: ['*'] }] },
+    ]);
+    expect(t.frame.sent[0]).toEqual([FILE_DIALOG_CHANNEL, 8, { path: '/home/me/project' }]);
+  });
+
   it('answers null when the person cancels, and an error sentence when the dialog fails', async () => {
     const t = setup({ canceled: true, filePaths: [] });
     t.request(1, { filter: 'disk', title: 'x' });
@@ -92,7 +104,7 @@ describe('serveFileDialog (the desktop app Browse)', () => {
     expect(t.asked).toEqual([]);
     expect(t.rejected).toEqual(['file dialog request from an untrusted page', 'file dialog request from a frame that is not the main frame', 'file dialog request without an id']);
     expect(t.frame.sent.map((s) => s[1])).toEqual([4, 5]);
-    expect(t.frame.sent[0]![2]).toEqual({ error: 'The file dialog needs {filter: "iso" | "disk" | "images" | "ssh-key", title}.' });
+    expect(t.frame.sent[0]![2]).toEqual({ error: 'The file dialog needs {filter: "iso" | "disk" | "images" | "ssh-key" | "any" | "folder", title}.' });
   });
 
   it('stops listening when disposed', () => {

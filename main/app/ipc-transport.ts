@@ -156,7 +156,7 @@ export interface ServeFileDialogOptions {
   readonly onRejected?: (reason: string, url: string) => void;
 }
 
-const FILTER_NAMES: Readonly<Record<BrowseFilter, string>> = { iso: 'CD/DVD images', disk: 'Disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys' };
+const FILTER_NAMES: Readonly<Record<BrowseFilter, string>> = { iso: 'CD/DVD images', disk: 'Disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys', any: 'All files', folder: 'Folders' };
 
 /**
  * The New VM wizard's Browse in the desktop app: the system's Open dialog. The page sends
@@ -176,15 +176,14 @@ export function serveFileDialog(options: ServeFileDialogOptions): Disposable {
       if (!frame.isDestroyed()) frame.send(FILE_DIALOG_CHANNEL, id, a);
     };
     const req = FileDialogRequest.safeParse(raw);
-    if (!req.success) return answer({ error: 'The file dialog needs {filter: "iso" | "disk" | "images" | "ssh-key", title}.' });
+    if (!req.success) return answer({ error: 'The file dialog needs {filter: "iso" | "disk" | "images" | "ssh-key" | "any" | "folder", title}.' });
+    const { filter } = req.data;
     options
       .showOpenDialog(e.sender, {
         title: req.data.title,
-        properties: ['openFile'],
-        filters: [
-          { name: FILTER_NAMES[req.data.filter], extensions: [...BROWSE_EXTENSIONS[req.data.filter]] },
-          { name: 'All files', extensions: ['*'] },
-        ],
+        // `folder`: the dialog picks a folder (a shared folder); `any`: every file.
+        properties: [filter === 'folder' ? 'openDirectory' : 'openFile'],
+        filters: filter === 'folder' ? [] : [...(filter === 'any' ? [] : [{ name: FILTER_NAMES[filter], extensions: [...BROWSE_EXTENSIONS[filter]] }]), { name: 'All files', extensions: ['*'] }],
       })
       .then(
         (r) => answer({ path: r.canceled ? null : (r.filePaths[0] ?? null) }),

@@ -15,18 +15,26 @@ export type HostDefaultsOptions = z.infer<typeof HostDefaultsOptions>;
 
 /** Which files the file chooser lists besides folders (by extension, case-insensitive):
  *  `iso` CD/DVD images; `disk` disk images and appliances (qcow2, raw, img, vmdk, vdi, vhd, vhdx,
- *  ova, ovf); `images` both; `ssh-key` SSH public keys (.pub, for a sandbox). */
-export const BrowseFilter = z.enum(['iso', 'disk', 'images', 'ssh-key']);
+ *  ova, ovf); `images` both; `ssh-key` SSH public keys (.pub, for a sandbox); `any` every file (a
+ *  sandbox's password or user-data file, whose names follow no rule); `folder` no files: the
+ *  chooser picks a folder itself (a shared folder). */
+export const BrowseFilter = z.enum(['iso', 'disk', 'images', 'ssh-key', 'any', 'folder']);
 export type BrowseFilter = z.infer<typeof BrowseFilter>;
 
 /** The file extensions (lower case, without the dot) each filter lists; the desktop app's Open
- *  dialog offers the same. Cloud images come as .qcow2, .img or .raw. */
+ *  dialog offers the same. Cloud images come as .qcow2, .img or .raw. `any` lists every file and
+ *  `folder` none, whatever their extensions (see FILTER_ALL). */
 export const BROWSE_EXTENSIONS: Readonly<Record<BrowseFilter, readonly string[]>> = {
   iso: ['iso'],
   disk: ['qcow2', 'qcow', 'raw', 'img', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ova', 'ovf'],
   images: ['iso', 'qcow2', 'qcow', 'raw', 'img', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ova', 'ovf'],
   'ssh-key': ['pub'],
+  any: [],
+  folder: [],
 };
+
+/** The filters that do not go by extension: `any` lists every file, `folder` lists no file. */
+export const FILTER_ALL: Readonly<Partial<Record<BrowseFilter, boolean>>> = { any: true, folder: false };
 
 export const BrowseOptions = z
   .object({

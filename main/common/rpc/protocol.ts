@@ -78,14 +78,15 @@ export const FILE_DIALOG_CHANNEL = 'vivarium:choose-file';
 
 /** Which files an Open dialog offers (contract/host.ts BrowseFilter). */
 export interface FileDialogRequest {
-  readonly filter: 'iso' | 'disk' | 'images' | 'ssh-key';
+  readonly filter: 'iso' | 'disk' | 'images' | 'ssh-key' | 'any' | 'folder';
   /** The dialog's title (at most 200 characters). */
   readonly title: string;
 }
 
 /** What the desktop app adds for host files. Not RPC: both need the window itself. */
 export interface DesktopFiles {
-  /** The system's Open dialog; resolves with the chosen file's path, or null when cancelled. */
+  /** The system's Open dialog; resolves with the chosen file's (filter `folder`: folder's) path, or
+   *  null when cancelled. */
   chooseFile(request: FileDialogRequest): Promise<string | null>;
   /** The path of a File dropped onto the window (Electron's webUtils.getPathForFile; "" if none). */
   pathForFile(file: object): string;

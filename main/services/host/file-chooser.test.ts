@@ -76,6 +76,16 @@ describe('host.browse', () => {
     expect(names(await browseFolder({ showHidden: true }, { home }))).toEqual(['.cache', 'Downloads']);
   });
 
+  it('lists every file for "any" and only folders for "folder", links that leave home still left out', async () => {
+    const dl = path.join(home, 'Downloads');
+    expect(names(await browseFolder({ path: dl, filter: 'any' }, { home }))).toEqual(['nested', 'to-nested', 'app.ova', 'debian.ISO', 'disk.qcow2', 'notes.txt']);
+    expect(names(await browseFolder({ path: dl, filter: 'folder' }, { home }))).toEqual(['nested', 'to-nested']);
+    expect(names(await browseFolder({ path: dl, filter: 'folder', showHidden: true }, { home }))).toEqual(['nested', 'to-nested']);
+    // Both come through the contract's schema, as a browser sends them.
+    expect(hostSchema.methods.browse.safeParse([{ path: dl, filter: 'folder' }]).success).toBe(true);
+    expect(hostSchema.methods.browse.safeParse([{ path: dl, filter: 'dirs' }]).success).toBe(false);
+  });
+
   it('never lists a link that leads outside home, nor a dangling one', async () => {
     const l = await browseFolder({ path: path.join(home, 'Downloads'), showHidden: true }, { home });
     expect(names(l)).not.toContain('escape');

@@ -11,7 +11,7 @@
 import type { Dir } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BROWSE_EXTENSIONS, MAX_BROWSE_ENTRIES, type BrowseEntry, type BrowseFilter, type BrowseListing, type BrowseOptions } from '../../common/contract/host';
+import { BROWSE_EXTENSIONS, FILTER_ALL, MAX_BROWSE_ENTRIES, type BrowseEntry, type BrowseFilter, type BrowseListing, type BrowseOptions } from '../../common/contract/host';
 import { ErrorCode, VivariumError } from '../../common/errors';
 
 /** How many directory entries one listing looks at before it stops (a folder with a million files
@@ -20,6 +20,8 @@ const MAX_SCANNED = 20_000;
 
 /** Whether a file name is one the chooser lists under `filter`. */
 export function matchesFilter(name: string, filter: BrowseFilter): boolean {
+  const all = FILTER_ALL[filter];
+  if (all !== undefined) return all;
   return BROWSE_EXTENSIONS[filter].includes(path.extname(name).slice(1).toLowerCase());
 }
 

@@ -73,8 +73,8 @@ export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | n
   if (size < checked.virtualSize) {
     refuse(`The disk size (${fmtGiB(size)}) is smaller than the image (${fmtGiB(checked.virtualSize)}). Give a --disk-size of at least ${Math.ceil(checked.virtualSize / 1024 ** 3)}G.`, 'diskSizeBytes');
   }
-  for (const f of [cloud.sshKeyFile, cloud.passwordFile, cloud.userDataFile]) {
-    if (f !== undefined && !fs.existsSync(f)) refuse(`${f} does not exist. Check the path and try again.`);
+  for (const [f, field] of [[cloud.sshKeyFile, 'cloud.sshKeyFile'], [cloud.passwordFile, 'cloud.passwordFile'], [cloud.userDataFile, 'cloud.userDataFile']] as const) {
+    if (f !== undefined && !fs.existsSync(f)) refuse(`${f} does not exist. Check the path and try again.`, field);
   }
   const shares: SharedFolder[] = [];
   for (const s of cloud.shares ?? []) {
