@@ -5,12 +5,15 @@ import { NewVmWizardPage as NewVmDialog } from './new-vm-wizard-page';
 export class LibraryPage {
   readonly list: Locator;
   readonly newVmButton: Locator;
+  /** The toolbar's New Sandbox: the wizard on the cloud image source. */
+  readonly newSandboxButton: Locator;
   readonly filter: Locator;
   readonly status: Locator;
 
   constructor(readonly page: Page) {
     this.list = page.getByRole('listbox', { name: 'Virtual machines' });
     this.newVmButton = page.getByRole('button', { name: 'New VM' });
+    this.newSandboxButton = page.locator('header.app-bar').getByRole('button', { name: 'New Sandbox', exact: true });
     this.filter = page.getByRole('searchbox', { name: 'Filter by name' });
     this.status = page.getByText(/\d+ VMs? ·/);
   }

@@ -643,6 +643,10 @@ describe('startApp with a fake Electron and a real engine', () => {
     // No window passed: the focused one (the library, brought to the front for New VM).
     click('vivarium.start', undefined);
     expect(library.webContents.scripts).toEqual([menuEventScript('new-vm'), menuEventScript('start')]);
+    // New Sandbox goes to the library too (its wizard opens on the cloud image source).
+    click('vivarium.new-sandbox', vmWindow);
+    await waitFor(() => library.webContents.scripts.length === 3, 'the library to get new-sandbox');
+    expect(library.webContents.scripts[2]).toBe(menuEventScript('new-sandbox'));
     // A window that is not ours gets nothing.
     const stranger = new l.fake.api.BrowserWindow({}) as unknown as FakeWindow;
     click('vivarium.force-off', stranger);
@@ -1010,9 +1014,10 @@ describe('menu', () => {
 
   it('has every VM action with an accelerator, and no duplicate accelerators', () => {
     const vm = items('VM').filter((i) => i.type !== 'separator');
-    expect(vm.map((i) => i.id)).toEqual(MENU_ACTIONS.filter((a) => a !== 'new-vm').map((a) => `vivarium.${a}`));
+    expect(vm.map((i) => i.id)).toEqual(MENU_ACTIONS.filter((a) => a !== 'new-vm' && a !== 'new-sandbox').map((a) => `vivarium.${a}`));
     for (const i of vm) expect(i.accelerator).toMatch(/^CmdOrCtrl\+/);
     expect(items('File')[0]).toMatchObject({ id: 'vivarium.new-vm', label: 'New VM…', accelerator: 'CmdOrCtrl+N' });
+    expect(items('File')[1]).toMatchObject({ id: 'vivarium.new-sandbox', label: 'New Sandbox…', accelerator: 'CmdOrCtrl+Shift+N' });
     const all = template.flatMap((m) => (m.submenu ?? []) as MenuItemConstructorOptions[]).flatMap((i) => (i.accelerator ? [i.accelerator] : []));
     expect(new Set(all).size).toBe(all.length);
   });

@@ -374,7 +374,7 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
   };
 
   const onMenuAction = (action: MenuAction, focused: BaseWindow | undefined): void => {
-    if (action === 'new-vm') {
+    if (action === 'new-vm' || action === 'new-sandbox') {
       // The wizard lives in the library window, whichever window is in front.
       const existed = live(library);
       const win = showLibrary();

@@ -36,7 +36,7 @@ export interface MenuHandlers {
 }
 
 interface VmCommand {
-  readonly action: Exclude<MenuAction, 'new-vm'>;
+  readonly action: Exclude<MenuAction, 'new-vm' | 'new-sandbox'>;
   readonly label: string;
   /** Modifier-heavy on purpose: a focused VM display passes plain keys and Ctrl+letter to the
    *  guest, and the menu must not steal them. */
@@ -92,6 +92,7 @@ export function buildMenuTemplate(state: MenuState, handlers: MenuHandlers): Men
     label: 'File',
     submenu: [
       item('new-vm', 'New VM…', 'CmdOrCtrl+N'),
+      item('new-sandbox', 'New Sandbox…', 'CmdOrCtrl+Shift+N'),
       SEPARATOR,
       { role: 'close', label: 'Close Window' },
       ...(mac ? [] : [SEPARATOR, { role: 'quit' } as const]),

@@ -83,7 +83,8 @@ export function Library(): ReactNode {
   const [filter, setFilter] = useState('');
   const [sort, setSort] = useState<SortKey>(loadSort);
   const [selectedId, setSelectedId] = useState<string | null>(null);
-  const [creating, setCreating] = useState(false);
+  /** The New VM wizard is open: for any VM, or on the cloud image source (New Sandbox). */
+  const [creating, setCreating] = useState<'vm' | 'sandbox' | null>(null);
   const [menu, setMenu] = useState<{ readonly id: string; readonly at: MenuPoint } | null>(null);
   const [confirming, setConfirming] = useState<{ readonly id: string; readonly action: PowerAction } | null>(null);
   const [deletingId, setDeletingId] = useState<string | null>(null);
@@ -93,8 +94,8 @@ export function Library(): ReactNode {
   const listRef = useRef<HTMLDivElement>(null);
   const services = useServices();
 
-  // The app menu's New VM (Electron) opens the same dialog as the button.
-  useEffect(() => onMenuAction((action) => (action === 'new-vm' ? (setCreating(true), true) : false)), []);
+  // The app menu's New VM and New Sandbox (Electron) open the same wizard as the buttons.
+  useEffect(() => onMenuAction((action) => (action === 'new-vm' || action === 'new-sandbox' ? (setCreating(action === 'new-vm' ? 'vm' : 'sandbox'), true) : false)), []);
 
   useEffect(() => {
     document.title = 'Vivarium';
@@ -241,9 +242,13 @@ export function Library(): ReactNode {
     <div className="page library-page">
       <header className="app-bar">
         <h1 className="app-title">Vivarium</h1>
-        <button type="button" className="btn btn-primary" onClick={() => setCreating(true)}>
+        <button type="button" className="btn btn-primary" onClick={() => setCreating('vm')}>
           <Icon name="plus" />
           New VM
+        </button>
+        <button type="button" className="btn" onClick={() => setCreating('sandbox')} title="A Linux VM from a cloud image, with your SSH key, folders and ports (cloud-init)">
+          <Icon name="plus" />
+          New Sandbox
         </button>
         <button type="button" className="btn" disabled={!selected} onClick={() => selected && openVmWindow(selected.id)}>
           <Icon name="open" />
@@ -333,7 +338,10 @@ export function Library(): ReactNode {
         {list.kind === 'ready' && list.value.size === 0 && (
           <div className="empty">
             <p className="empty-title">No virtual machines yet</p>
-            <p className="muted">Create one with New VM.</p>
+            <p className="muted">Create one with New VM, or a Linux sandbox from a cloud image with your SSH key and folders:</p>
+            <button type="button" className="btn" onClick={() => setCreating('sandbox')}>
+              New Sandbox
+            </button>
           </div>
         )}
         {list.kind === 'ready' && list.value.size > 0 && vms.length === 0 && (
@@ -401,9 +409,10 @@ export function Library(): ReactNode {
       )}
       {creating && (
         <NewVmDialog
-          onClose={() => setCreating(false)}
+          {...(creating === 'sandbox' ? { initialSource: 'cloud' as const } : {})}
+          onClose={() => setCreating(null)}
           onCreated={(vm) => {
-            setCreating(false);
+            setCreating(null);
             upsert(vm);
             setFilter('');
             setSelectedId(vm.id);
