@@ -27,6 +27,7 @@ const resources = path.join(base, 'resources');
 const outside = path.join(base, 'outside');
 const ISO_NAME = 'tiny-rescue-1.0-amd64.iso';
 const RATE = 512 * 1024;
+const PASSWORD = 'wizard-e2e-s3cret';
 
 test.use({ serveEnv: { HOME: userHome, VIVARIUM_RESOURCES: resources } });
 
@@ -77,6 +78,11 @@ test.beforeAll(async () => {
   fs.writeFileSync(path.join(userHome, 'Downloads', 'fake.vmdk'), 'this is not a disk image\n');
   fs.mkdirSync(path.join(userHome, '.ssh'), { mode: 0o700 });
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'wizard-e2e', '-f', path.join(userHome, '.ssh', 'id_ed25519')]);
+  // The sandbox's password file, user-data files (one cloud-init would ignore) and a folder to share.
+  fs.mkdirSync(path.join(userHome, 'sandbox', 'project'), { recursive: true });
+  fs.writeFileSync(path.join(userHome, 'sandbox', 'password.txt'), `${PASSWORD}\n`, { mode: 0o600 });
+  fs.writeFileSync(path.join(userHome, 'sandbox', 'bad-user-data.txt'), 'runcmd: [touch /tmp/x]\n');
+  fs.writeFileSync(path.join(userHome, 'sandbox', 'user-data.yaml'), '#cloud-config\nruncmd:\n  - touch /tmp/from-user-data\n');
 });
 
 test.afterAll(async () => {
@@ -270,24 +276,45 @@ test('import a disk image: the engine refuses a fake one on its field, a real on
   expect((await served.cli(['delete', 'app-disk'])).code).toBe(0);
 });
 
-test('a cloud image sandbox from a local image: user, host name, packages and a shared folder reach the VM', async ({ appPage: page, served }) => {
+test('New Sandbox opens the wizard on the cloud image source; user, key, password file, user-data (checked by the engine), a folder picked with the chooser, reach the VM', async ({ appPage: page, served }) => {
   const library = new LibraryPage(page);
   await library.goto(served.url);
-  await library.newVmButton.click();
+  await library.newSandboxButton.click();
   const wizard = new NewVmWizardPage(page);
-  await wizard.source('A cloud image sandbox (cloud-init)');
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+  await expect(wizard.root.getByRole('radio', { name: 'A cloud image sandbox (cloud-init)' })).toBeChecked();
+  await expect(wizard.root.getByRole('group', { name: 'Cloud image' })).toBeVisible();
   await wizard.field('Cloud image path').fill(path.join(userHome, 'Downloads', 'cloud-base.qcow2'));
   await wizard.field('User name').fill('Dev');
   await wizard.field('Host name').fill('box');
   await wizard.field('Packages to install').fill('git, curl');
   // The key with Browse: the chooser shows hidden folders (~/.ssh) and only .pub files for it.
   await wizard.root.getByRole('button', { name: 'Browse for ssh public key file' }).click();
-  const chooser = page.getByRole('dialog', { name: 'SSH public key file' });
+  let chooser = page.getByRole('dialog', { name: 'SSH public key file' });
   await chooser.getByRole('button', { name: '.ssh (folder)' }).click();
   await expect(chooser.getByRole('button', { name: /^id_ed25519,/ })).toHaveCount(0);
   await chooser.getByRole('button', { name: /^id_ed25519\.pub,/ }).click();
   await expect(wizard.field('SSH public key file')).toHaveValue(path.join(userHome, '.ssh', 'id_ed25519.pub'));
-  await wizard.field('Shared folder').fill(path.join(userHome, 'Downloads'));
+  // The password file with Browse: any file is offered; only its path is shown, never the password.
+  await wizard.root.getByRole('button', { name: 'Browse for password file' }).click();
+  chooser = page.getByRole('dialog', { name: 'Password file' });
+  await chooser.getByRole('button', { name: 'sandbox (folder)' }).click();
+  await expect(chooser.getByRole('button', { name: /^bad-user-data\.txt,/ })).toBeVisible();
+  await chooser.getByRole('button', { name: /^password\.txt,/ }).click();
+  await expect(wizard.field('Password file')).toHaveValue(path.join(userHome, 'sandbox', 'password.txt'));
+  // A user-data file cloud-init would ignore (no "#cloud-config" line): typed, refused by the engine.
+  await wizard.field('Extra user-data file').fill(path.join(userHome, 'sandbox', 'bad-user-data.txt'));
+  // The shared folder picked in folder mode: open it, then "Choose this folder"; no files listed.
+  await wizard.root.getByRole('button', { name: 'Browse for shared folder' }).click();
+  chooser = page.getByRole('dialog', { name: 'Shared folder' });
+  await chooser.getByRole('button', { name: 'sandbox (folder)' }).click();
+  await expect(chooser.getByTestId('chooser-path')).toHaveText(path.join(userHome, 'sandbox'));
+  await expect(chooser.getByRole('button', { name: /password\.txt/ })).toHaveCount(0);
+  await chooser.getByRole('button', { name: 'project (folder)' }).click();
+  await expect(chooser.getByText('No folders inside this one.')).toBeVisible();
+  await chooser.getByRole('button', { name: 'Choose this folder' }).click();
+  await expect(chooser).toBeHidden();
+  await expect(wizard.field('Shared folder')).toHaveValue(path.join(userHome, 'sandbox', 'project'));
   await wizard.root.getByRole('checkbox', { name: 'Read-only' }).check();
   await wizard.next();
   await expect(wizard.root.getByText(/A user name is lower-case letters/)).toBeVisible();
@@ -302,9 +329,19 @@ test('a cloud image sandbox from a local image: user, host name, packages and a 
   await expect(wizard.root.getByTestId('qemu-command-line')).toContainText(path.join(userHome, 'Downloads', 'cloud-base.qcow2'));
   await wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' }).uncheck();
   await wizard.createButton.click();
+  // The engine read the user-data file at Create and said no: back on step 1, on that field.
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+  await expect(wizard.root.locator('.field-error')).toHaveText([/cloud-init would ignore this user-data file/]);
+  await expect(wizard.field('Extra user-data file')).toBeFocused();
+  await expect(wizard.root).not.toContainText(PASSWORD);
+  // Nothing was made.
+  expect((JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name)).not.toContain('box vm');
+  await wizard.field('Extra user-data file').fill(path.join(userHome, 'sandbox', 'user-data.yaml'));
+  await wizard.create();
   await expect(wizard.root).toBeHidden();
-  const shown = JSON.parse((await served.cli(['show', 'box vm', '--json'])).stdout) as { config: { cloudInit: { user: string; hostname: string }; shares: unknown[] } };
-  expect(shown.config.cloudInit).toMatchObject({ user: 'dev', hostname: 'box' });
-  expect(shown.config.shares).toEqual([{ hostPath: path.join(userHome, 'Downloads'), tag: expect.any(String), readOnly: true }]);
+  await expect(library.vm('box vm')).toBeVisible();
+  const shown = JSON.parse((await served.cli(['show', 'box vm', '--json'])).stdout) as { config: { cloudInit: { user: string; hostname: string; passwordSet: boolean }; shares: unknown[] } };
+  expect(shown.config.cloudInit).toMatchObject({ user: 'dev', hostname: 'box', passwordSet: true });
+  expect(shown.config.shares).toEqual([{ hostPath: path.join(userHome, 'sandbox', 'project'), tag: expect.any(String), readOnly: true }]);
   expect((await served.cli(['delete', 'box vm'])).code).toBe(0);
 });

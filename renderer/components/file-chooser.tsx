@@ -1,6 +1,7 @@
 /**
  * Choosing a host file from the UI. In the desktop app: the system's own Open dialog; in a browser, which cannot see host paths: a chooser served by the
- * engine (`host.browse`), rooted at the user's home folder, listing folders and ISO/disk images.
+ * engine (`host.browse`), rooted at the user's home folder, listing folders and ISO/disk images
+ * (or the files a filter names), or picking a folder itself (filter `folder`: "Choose this folder").
  * The desktop app's helpers come with the preload's bridge (`window.vivarium.files`).
  */
 import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
@@ -81,7 +82,9 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
     }
   };
 
-  const what = { iso: 'ISO images', disk: 'disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys (.pub)' }[props.filter];
+  const what = { iso: 'ISO images', disk: 'disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys (.pub)', any: 'files', folder: 'nothing else' }[props.filter];
+  // Folder mode: folders open on click; the folder shown is chosen with "Choose this folder".
+  const folderMode = props.filter === 'folder';
   return (
     <Dialog title={props.title} onClose={props.onClose} className="dialog-chooser">
       <p className="chooser-where">
@@ -101,7 +104,7 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
       </div>
       <FormError message={error} />
       <p id={listId} className="field-hint">
-        Folders and {what} in your home folder. Files elsewhere: type their path.
+        {folderMode ? 'Folders in your home folder: open one, then choose it. A folder elsewhere: type its path.' : `Folders and ${what} in your home folder. Files elsewhere: type their path.`}
       </p>
       <ul ref={listRef} className="chooser-list" aria-describedby={listId} aria-label="Files and folders" onKeyDown={onKeyDown}>
         {listing?.entries.map((e) => (
@@ -117,13 +120,18 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
             </button>
           </li>
         ))}
-        {listing && listing.entries.length === 0 && <li className="muted chooser-empty">No folders or {what} here.</li>}
+        {listing && listing.entries.length === 0 && <li className="muted chooser-empty">{folderMode ? 'No folders inside this one.' : `No folders or ${what} here.`}</li>}
       </ul>
       {listing?.truncated && <p className="field-hint">Only the first {listing.entries.length} entries are shown; type the path of a file not listed.</p>}
       <div className="dialog-actions">
         <button type="button" className="btn" onClick={props.onClose}>
           Cancel
         </button>
+        {folderMode && (
+          <button type="button" className="btn btn-primary" disabled={!listing} onClick={() => listing && props.onChoose(listing.path)}>
+            Choose this folder
+          </button>
+        )}
       </div>
     </Dialog>
   );
@@ -131,7 +139,7 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
 
 /**
  * A Browse button: the system dialog in the desktop app, else the engine's chooser. Calls `onPath`
- * with the chosen file.
+ * with the chosen file (filter `folder`: the chosen folder).
  */
 export function BrowseButton(props: { readonly label: string; readonly filter: BrowseFilter; readonly current: string; readonly onPath: (p: string) => void; readonly disabled?: boolean }): ReactNode {
   const [open, setOpen] = useState(false);
@@ -149,7 +157,8 @@ export function BrowseButton(props: { readonly label: string; readonly filter: B
       setError(uiError(e).message);
     }
   };
-  const dir = props.current.includes('/') ? props.current.slice(0, props.current.lastIndexOf('/')) || undefined : undefined;
+  // The chooser opens where the current value is: its folder (a folder itself in folder mode).
+  const dir = props.filter === 'folder' && props.current.startsWith('/') ? props.current : props.current.includes('/') ? props.current.slice(0, props.current.lastIndexOf('/')) || undefined : undefined;
   return (
     <>
       <button type="button" className="btn browse-btn" onClick={() => void click()} disabled={props.disabled} aria-label={`Browse for ${props.label.toLowerCase()}`}>

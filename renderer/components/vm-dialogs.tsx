@@ -2,9 +2,9 @@
  *  shows the engine's own sentence when the engine says no. */
 import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
-import type { Arch, VmConfig } from '../../main/common/models/vm-config';
-import type { HostDefaults } from '../../main/common/models/vm-settings';
+import type { VmConfig } from '../../main/common/models/vm-config';
 import { useServices } from '../engine';
+import { useHostDefaults } from '../hooks/use-host-defaults';
 import { errorMessage } from '../lib/errors';
 import { uiError } from '../lib/remedy';
 import { formFromConfig, formWarnings, toEditPatch, type FieldErrors, type VmFormValues } from '../lib/vm-form';
@@ -41,24 +41,6 @@ function useVmForm(initial: VmFormValues) {
     setServerError(onFields.length > 0 ? null : `${e.message}${remedyText}`);
   };
   return { values, setValues, errors, setErrors, serverError, setServerError, showServerError, busy, setBusy, onChange };
-}
-
-/** This host's defaults and limits for a VM of `arch` (null until they arrive, or if the engine
- *  cannot say: the form then leaves the hardware fields to the engine). */
-function useHostDefaults(arch?: Arch): HostDefaults | null {
-  const services = useServices();
-  const [defaults, setDefaults] = useState<HostDefaults | null>(null);
-  useEffect(() => {
-    let cancelled = false;
-    services.host.defaults(arch ? { arch } : {}).then(
-      (d) => !cancelled && setDefaults(d),
-      () => undefined,
-    );
-    return () => {
-      cancelled = true;
-    };
-  }, [services, arch]);
-  return defaults;
 }
 
 /** New VM: the wizard (renderer/views/new-vm-wizard.tsx): what to install, OS preset and hardware,

@@ -154,6 +154,22 @@ describe('toWizardSpec', () => {
     expect(cloud.ok && cloud.spec.iso).toBeUndefined();
   });
 
+  it('a sandbox sends its password file and user-data file as paths, only when given, each checked on its field', () => {
+    const base = { source: 'cloud', cloudImage: '/img/debian.qcow2' } as const;
+    const r = toWizardSpec(filled({ ...base, passwordFile: ' /home/me/.vm-password ', userDataFile: '/home/me/user-data.yaml' }), big);
+    expect(r.ok && r.spec.cloud).toMatchObject({ passwordFile: '/home/me/.vm-password', userDataFile: '/home/me/user-data.yaml' });
+    // Left empty: neither is sent (no password login; only Vivarium's user-data).
+    const none = toWizardSpec(filled(base), big);
+    expect(none.ok && none.spec.cloud).not.toHaveProperty('passwordFile');
+    expect(none.ok && none.spec.cloud).not.toHaveProperty('userDataFile');
+    // A relative path is refused on its own field, on the first step.
+    const bad = toWizardSpec(filled({ ...base, passwordFile: 'pw.txt', userDataFile: 'user-data' }), big);
+    expect(bad).toMatchObject({ ok: false, step: 'source', errors: { passwordFile: expect.stringMatching(/full path of the password file/), userDataFile: expect.stringMatching(/full path of the user-data file/) } });
+    // Other sources never send them.
+    const iso = toWizardSpec(filled({ passwordFile: '/home/me/pw', userDataFile: '/home/me/ud' }), big);
+    expect(iso.ok && iso.spec.cloud).toBeUndefined();
+  });
+
   it('a kernel boot, no disk', () => {
     const r = toWizardSpec(filled({ source: 'kernel', iso: '', kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', append: 'console=ttyS0', diskMode: 'none' }), big);
     expect(r.ok && r.spec).toMatchObject({ kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', append: 'console=ttyS0', diskSizeBytes: 0 });
@@ -186,6 +202,20 @@ describe('engine refusals', () => {
     expect(wizardFieldOf('diskSizeBytes', 'iso')).toBe('diskGiB');
     expect(wizardFieldOf('forwards.0.hostPort', 'iso')).toBe('forwards');
     expect(wizardFieldOf(undefined, 'iso')).toBe('form');
+    expect(wizardFieldOf('cloud.passwordFile', 'cloud')).toBe('passwordFile');
+    expect(wizardFieldOf('cloud.userDataFile', 'cloud')).toBe('userDataFile');
+  });
+
+  it("puts the engine's checks of a sandbox's files on their fields (the seed's own field names)", () => {
+    // As main/services/provisioning/provision.ts names them when it reads the files at create.
+    expect(refusalErrors({ message: 'The user-data file is already MIME multi-part.', field: 'extraUserData' }, 'cloud')).toEqual({ errors: { userDataFile: 'The user-data file is already MIME multi-part.' }, step: 'source' });
+    expect(refusalErrors({ message: 'The password file is empty.', field: 'passwordFile' }, 'cloud')).toEqual({ errors: { passwordFile: 'The password file is empty.' }, step: 'source' });
+    expect(refusalErrors({ message: 'x does not exist.', data: { field: 'cloud.userDataFile' } }, 'cloud').errors).toEqual({ userDataFile: 'x does not exist.' });
+    expect(wizardFieldOf('sshPublicKeyFile', 'cloud')).toBe('sshKeyFile');
+    expect(wizardFieldOf('user.name', 'cloud')).toBe('user');
+    expect(wizardFieldOf('shares', 'cloud')).toBe('shareFolder');
+    // Outside a sandbox those names mean nothing to the wizard.
+    expect(wizardFieldOf('passwordFile', 'iso')).toBe('form');
   });
 });
 

@@ -61,6 +61,12 @@ export interface WizardValues {
   readonly user: string;
   /** An SSH public key file (.pub); "" = Vivarium makes a key pair for the VM. */
   readonly sshKeyFile: string;
+  /** A file whose first line is the guest user's password; "" = password login stays locked. The
+   *  wizard sends the path only: the password itself is never read or shown by the UI. */
+  readonly passwordFile: string;
+  /** A cloud-init user-data file (#cloud-config or a script) merged with Vivarium's; "" = none.
+   *  The engine reads and checks it at create. */
+  readonly userDataFile: string;
   readonly hostname: string;
   /** "git, curl build-essential" */
   readonly packages: string;
@@ -104,6 +110,8 @@ export type WizardField =
   | 'cloudImage'
   | 'user'
   | 'sshKeyFile'
+  | 'passwordFile'
+  | 'userDataFile'
   | 'hostname'
   | 'packages'
   | 'shareFolder'
@@ -136,6 +144,8 @@ export const FIELD_STEP: Readonly<Record<WizardField, WizardStep>> = {
   cloudImage: 'source',
   user: 'source',
   sshKeyFile: 'source',
+  passwordFile: 'source',
+  userDataFile: 'source',
   hostname: 'source',
   packages: 'source',
   shareFolder: 'source',
@@ -168,6 +178,8 @@ export const INITIAL_WIZARD: WizardValues = {
   cloudImage: '',
   user: '',
   sshKeyFile: '',
+  passwordFile: '',
+  userDataFile: '',
   hostname: '',
   packages: '',
   shareFolder: '',
@@ -390,6 +402,8 @@ function sourceErrors(v: WizardValues): Partial<Record<WizardField, string>> {
       } else put('cloudImage', pathError(v.cloudImage, 'a cloud image (qcow2 or raw), or pick one to download', true));
       if (v.user.trim() !== '' && !USER_RE.test(v.user.trim())) e.user = 'A user name is lower-case letters, digits, "_" or "-", starting with a letter or "_".';
       put('sshKeyFile', pathError(v.sshKeyFile, 'your SSH public key file', false));
+      put('passwordFile', pathError(v.passwordFile, 'the password file', false));
+      put('userDataFile', pathError(v.userDataFile, 'the user-data file', false));
       put('shareFolder', pathError(v.shareFolder, 'the folder to share', false));
       if (v.hostname.trim().length > 63) e.hostname = 'A host name is at most 63 characters.';
       else if (v.hostname.trim() !== '' && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(v.hostname.trim())) e.hostname = 'A host name is letters, digits and "-", not starting or ending with "-".';
@@ -539,6 +553,8 @@ export function toWizardSpec(v: WizardValues, defaults: HostDefaults | null): Wi
         image: sourcePath(v),
         ...(v.user.trim() !== '' ? { user: v.user.trim() } : {}),
         ...(v.sshKeyFile.trim() !== '' ? { sshKeyFile: v.sshKeyFile.trim() } : {}),
+        ...(v.passwordFile.trim() !== '' ? { passwordFile: v.passwordFile.trim() } : {}),
+        ...(v.userDataFile.trim() !== '' ? { userDataFile: v.userDataFile.trim() } : {}),
         ...(v.hostname.trim() !== '' ? { hostname: v.hostname.trim() } : {}),
         ...(pk.ok && pk.value.length > 0 ? { packages: pk.value } : {}),
         ...(v.shareFolder.trim() !== '' ? { shares: [{ hostPath: v.shareFolder.trim(), ...(v.shareReadOnly ? { readOnly: true } : {}) }] } : {}),
@@ -562,9 +578,26 @@ export function toWizardSpec(v: WizardValues, defaults: HostDefaults | null): Wi
 
 // ---- the engine's refusals ------------------------------------------------------------------------
 
-/** The wizard field an engine `field` path concerns ("memoryMiB", "cloud.user", "import", "iso"…). */
+/** The engine's names for a sandbox's fields when it reads the files (the seed's checks,
+ *  main/services/provisioning/provision.ts: "sshPublicKeyFile", "extraUserData", "user.name"…, and
+ *  the shares' "shares"), as the wizard's fields. */
+const SEED_FIELDS: Readonly<Record<string, WizardField>> = {
+  user: 'user',
+  sshKeyFile: 'sshKeyFile',
+  sshPublicKeyFile: 'sshKeyFile',
+  passwordFile: 'passwordFile',
+  userDataFile: 'userDataFile',
+  extraUserData: 'userDataFile',
+  hostname: 'hostname',
+  packages: 'packages',
+  shares: 'shareFolder',
+};
+
+/** The wizard field an engine `field` path concerns ("memoryMiB", "cloud.user", "import", "iso",
+ *  and for a sandbox the seed's "passwordFile", "extraUserData"…). */
 export function wizardFieldOf(path: string | undefined, source: SourceKind): WizardField {
   const [a, b] = (path ?? '').split('.');
+  if (source === 'cloud' && a !== undefined && a !== 'cloud' && SEED_FIELDS[a] !== undefined) return SEED_FIELDS[a];
   switch (a) {
     case 'name':
     case 'os':
@@ -594,8 +627,7 @@ export function wizardFieldOf(path: string | undefined, source: SourceKind): Wiz
     case 'cloudImage':
       return 'cloudImage';
     case 'cloud':
-      if (b === 'user' || b === 'sshKeyFile' || b === 'hostname' || b === 'packages') return b;
-      if (b === 'shares') return 'shareFolder';
+      if (b !== undefined && SEED_FIELDS[b] !== undefined) return SEED_FIELDS[b];
       return 'cloudImage';
     case 'disks':
       return 'diskPath';

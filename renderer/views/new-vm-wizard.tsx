@@ -19,6 +19,7 @@ import { Dialog } from '../components/dialog';
 import { BrowseButton, desktopFiles, droppedPath } from '../components/file-chooser';
 import { CheckboxField, FormError, RadioGroup, SelectField, TextField } from '../components/fields';
 import { useServices } from '../engine';
+import { useHostDefaults } from '../hooks/use-host-defaults';
 import { formatBytes, formatMemoryMiB } from '../lib/format';
 import { uiError } from '../lib/remedy';
 import {
@@ -72,23 +73,6 @@ const UNKNOWN_HOST: HostDefaults = {
 
 /** Where the focus goes once React has rendered a step or its messages. */
 type FocusTarget = { readonly to: 'invalid' | 'first'; readonly n: number };
-
-/** This host's defaults and limits for a VM of `arch`. */
-function useHostDefaults(arch: Arch | ''): HostDefaults | null {
-  const services = useServices();
-  const [defaults, setDefaults] = useState<HostDefaults | null>(null);
-  useEffect(() => {
-    let cancelled = false;
-    services.host.defaults(arch ? { arch } : {}).then(
-      (d) => !cancelled && setDefaults(d),
-      () => undefined,
-    );
-    return () => {
-      cancelled = true;
-    };
-  }, [services, arch]);
-  return defaults;
-}
 
 /** The catalog for `kind` and this host's architecture, what is already downloaded, and the
  *  downloads running, kept current from `media.onDidProgress`. */
@@ -455,12 +439,35 @@ function SourceStep(props: StepProps & { readonly media: ReturnType<typeof useMe
                 hint="Empty: Vivarium makes a key pair for this VM."
               />
             </div>
+            <div className="span-2">
+              <PathField
+                label="Password file"
+                value={v.passwordFile}
+                onValue={(passwordFile) => change({ passwordFile })}
+                error={errors.passwordFile}
+                filter="any"
+                placeholder="Optional"
+                hint="A file whose first line is the user's password; Vivarium reads it at create and never shows it. Empty: password login stays off."
+              />
+            </div>
             <TextField label="Packages to install" value={v.packages} onValue={(packages) => change({ packages })} error={errors.packages} placeholder="git, curl" hint="Installed at first boot; commas or spaces between." fieldClassName="span-2" />
-            <TextField
+            <div className="span-2">
+              <PathField
+                label="Extra user-data file"
+                value={v.userDataFile}
+                onValue={(userDataFile) => change({ userDataFile })}
+                error={errors.userDataFile}
+                filter="any"
+                placeholder="Optional: /home/me/user-data.yaml"
+                hint="A #cloud-config or script that cloud-init runs besides Vivarium's; the engine checks it when the VM is created."
+              />
+            </div>
+            <PathField
               label="Shared folder"
               value={v.shareFolder}
               onValue={(shareFolder) => change({ shareFolder })}
               error={errors.shareFolder}
+              filter="folder"
               placeholder="/home/me/project"
               hint="Optional: a folder of this computer, mounted in the guest at /mnt/<its name>."
             />
