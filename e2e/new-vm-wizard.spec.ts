@@ -345,3 +345,26 @@ test('New Sandbox opens the wizard on the cloud image source; user, key, passwor
   expect(shown.config.shares).toEqual([{ hostPath: path.join(userHome, 'sandbox', 'project'), tag: expect.any(String), readOnly: true }]);
   expect((await served.cli(['delete', 'box vm'])).code).toBe(0);
 });
+
+test('the Hardware view inserts a CD chosen with Browse (the engine chooser, ISO images only)', async ({ appPage: page, served, guest }) => {
+  const name = 'cd browse';
+  const created = await served.cli(['create', name, '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--disk-size', '0', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code, created.stderr).toBe(0);
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vmPage = await library.openVm(name);
+  await vmPage.getByRole('tablist', { name: 'Consoles' }).getByRole('tab', { name: 'Hardware' }).click();
+  const panel = vmPage.getByRole('region', { name: 'Hardware' });
+  await panel.getByRole('button', { name: 'Browse for iso to insert' }).click();
+  const chooser = vmPage.getByRole('dialog', { name: 'ISO to insert' });
+  await chooser.getByRole('button', { name: 'Downloads (folder)' }).click();
+  await expect(chooser.getByRole('button', { name: /^app-disk\.qcow2/ })).toHaveCount(0);
+  await chooser.getByRole('button', { name: /^rescue\.iso,/ }).click();
+  await expect(chooser).toBeHidden();
+  await expect(panel.getByLabel('ISO to insert (full path)')).toHaveValue(path.join(userHome, 'Downloads', 'rescue.iso'));
+  await panel.getByRole('button', { name: 'Insert CD' }).click();
+  const drives = async () => JSON.parse((await served.cli(['disk', 'list', name, '--json'])).stdout) as { kind: string; path: string | null }[];
+  await expect.poll(async () => (await drives()).find((d) => d.kind === 'cdrom')?.path, { timeout: 30_000 }).toBe(path.join(userHome, 'Downloads', 'rescue.iso'));
+  await vmPage.close();
+  expect((await served.cli(['delete', name])).code).toBe(0);
+});

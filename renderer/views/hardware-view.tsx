@@ -11,6 +11,7 @@ import type { DriveInfo, NewDiskBus } from '../../main/common/contract/disks';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { parseSize } from '../../main/common/models/vm-config';
 import { formatBytes } from '../../main/common/format';
+import { BrowseButton } from '../components/file-chooser';
 import { useServices } from '../engine';
 import { uiError } from '../lib/remedy';
 
@@ -211,6 +212,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
       >
         <label htmlFor={isoId}>ISO to insert (full path)</label>
         <input id={isoId} value={iso} onChange={(e) => setIso(e.target.value)} placeholder="/home/you/Downloads/installer.iso" />
+        <BrowseButton label="ISO to insert" filter="iso" current={iso} onPath={setIso} disabled={busy} />
         {cds.length > 1 && (
           <>
             <label htmlFor={isoDriveId}>into</label>
