@@ -106,7 +106,7 @@ describe('suspend to disk', () => {
     const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
     cfg.cloudInit = { user: 'dev', hostname: 'sandboxy', identityFile: null, knownHostsFile: `${e.layout.bundle(id).dir}/ssh/known_hosts`, seed: 'cidata.iso', passwordSet: false };
     fs.writeFileSync(cfgFile, JSON.stringify(cfg));
-    const sshPort = (argv: readonly string[] | undefined) => Number(/hostfwd=tcp:127\.0\.0\.1:(\d+)-:22/.exec((argv ?? []).join(' '))?.[1]);
+    const sshPort = (argv: readonly string[] | null | undefined) => Number(/hostfwd=tcp:127\.0\.0\.1:(\d+)-:22/.exec((argv ?? []).join(' '))?.[1]);
 
     await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
     const port1 = sshPort((await e.manager.get(id)).argv);
