@@ -25,6 +25,7 @@ import { buildQemuArgs } from '../qemu/argv';
 import { GuestAgentClient } from '../qemu/guest-agent';
 import { probeHost } from '../qemu/host-probe';
 import { launchQemu } from '../qemu/process';
+import { GuestClockSync } from '../sandbox/clock-sync';
 import { buildSshCommand, sshCommandLine, type SshTarget } from '../terminal/ssh-command';
 import { startPtySession } from '../terminal/pty-session';
 import { SHARES_SCRIPT_PATH, buildSeed, describeSeed, type SeedInput } from './cloud-init';
@@ -399,5 +400,17 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     } finally {
       agent.close();
     }
+  });
+
+  it('sets a guest clock that fell behind to the host\'s time through the agent (the re-sync after host sleep)', async () => {
+    // A guest frozen while the host slept is behind by the sleep; here, by 25 years.
+    expect((await ssh(plain, ['sudo', 'date', '-s', '@1000000000'])).code).toBe(0);
+    const before = Number((await ssh(plain, ['date', '+%s'])).stdout.trim());
+    expect(before).toBeLessThan(1_000_000_600);
+    // What the engine runs when it sees the host's wall clock jump (sandbox/clock-sync.ts).
+    const results = await new GuestClockSync({ targets: () => [{ name: plain.name, qgaSocket: plain.qga }] }).resync();
+    expect(results.get(plain.name)).toBe('set');
+    const after = Number((await ssh(plain, ['date', '+%s'])).stdout.trim());
+    expect(Math.abs(after - Date.now() / 1000)).toBeLessThan(30);
   });
 });
