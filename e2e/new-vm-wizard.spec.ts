@@ -94,6 +94,8 @@ test('download an OS from the catalog, with progress and a pause, and go through
   await page.setViewportSize({ width: 800, height: 600 });
   const library = new LibraryPage(page);
   await library.goto(served.url);
+  // The empty library offers New Sandbox too (and the toolbar has its own).
+  await expect(page.locator('.empty').getByRole('button', { name: 'New Sandbox' })).toBeVisible();
   await library.newVmButton.click();
   const wizard = new NewVmWizardPage(page);
   await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
@@ -316,6 +318,8 @@ test('New Sandbox opens the wizard on the cloud image source; user, key, passwor
   await expect(chooser).toBeHidden();
   await expect(wizard.field('Shared folder')).toHaveValue(path.join(userHome, 'sandbox', 'project'));
   await wizard.root.getByRole('checkbox', { name: 'Read-only' }).check();
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'new-vm-wizard-sandbox.png'), fullPage: true });
   await wizard.next();
   await expect(wizard.root.getByText(/A user name is lower-case letters/)).toBeVisible();
   await wizard.field('User name').fill('dev');

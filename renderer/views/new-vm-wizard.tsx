@@ -462,15 +462,17 @@ function SourceStep(props: StepProps & { readonly media: ReturnType<typeof useMe
                 hint="A #cloud-config or script that cloud-init runs besides Vivarium's; the engine checks it when the VM is created."
               />
             </div>
-            <PathField
-              label="Shared folder"
-              value={v.shareFolder}
-              onValue={(shareFolder) => change({ shareFolder })}
-              error={errors.shareFolder}
-              filter="folder"
-              placeholder="/home/me/project"
-              hint="Optional: a folder of this computer, mounted in the guest at /mnt/<its name>."
-            />
+            <div className="span-2">
+              <PathField
+                label="Shared folder"
+                value={v.shareFolder}
+                onValue={(shareFolder) => change({ shareFolder })}
+                error={errors.shareFolder}
+                filter="folder"
+                placeholder="/home/me/project"
+                hint="Optional: a folder of this computer (Browse: open it, then Choose this folder), mounted in the guest at /mnt/<its name>."
+              />
+            </div>
             <div className="field check-cell">
               <CheckboxField label="Read-only" checked={v.shareReadOnly} onChecked={(shareReadOnly) => change({ shareReadOnly })} />
             </div>
