@@ -234,6 +234,24 @@ describe('clones of a cloud-init sandbox', () => {
     }
     // The source keeps its own.
     expect(isoFile(srcSeed, 'meta-data')).toContain(`instance-id: ${src}`);
+
+    // Exported (a full clone: a sandbox on its cloud image uses a file outside its folder) and
+    // imported next to it: the key pair and known_hosts travel and land in the new VM's own folder,
+    // and as a copy beside the original it is a new instance with its own MAC in its seed.
+    const file = path.join(t.home, 'dev.vivarium');
+    await ok(['export', 'dev-full', file]);
+    const imported = JSON.parse(await ok(['import', file, '--name', 'dev-moved', '--json'])) as { id: string };
+    const full = await show('dev-full');
+    const moved = await show('dev-moved');
+    expect(moved.id).toBe(imported.id);
+    expect(path.dirname(path.dirname(moved.config.cloudInit.identityFile))).toBe(moved.path);
+    expect(readFileSync(moved.config.cloudInit.identityFile, 'utf8')).toBe(readFileSync(full.config.cloudInit.identityFile, 'utf8'));
+    expect(statSync(moved.config.cloudInit.identityFile).mode & 0o077).toBe(0);
+    expect(path.dirname(path.dirname(moved.config.cloudInit.knownHostsFile))).toBe(moved.path);
+    const movedSeed = path.join(moved.path, moved.config.cloudInit.seed);
+    expect(isoFile(movedSeed, 'meta-data')).toContain(`instance-id: ${moved.id}`);
+    expect(isoFile(movedSeed, 'network-config')).toContain(`macaddress: ${moved.config.network.mac}`);
+    expect(isoFile(movedSeed, 'user-data')).toBe(isoFile(srcSeed, 'user-data'));
   }, 60_000);
 });
 

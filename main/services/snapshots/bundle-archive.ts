@@ -12,6 +12,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
@@ -19,6 +20,8 @@ import { BundleFileName, diskImages, parseVmConfig, type VmConfig } from '../../
 import { findNameClash } from '../../common/models/vm-settings';
 import { listTar } from '../imports/tar';
 import { libraryNames, randomMac } from '../library/checks';
+import { readSeedImage, reissueSeed } from '../library/clone-sandbox';
+import { writeSeedIso } from '../provisioning/seed-iso';
 import type { Library, OkEntry } from '../library/library';
 import { BundleFile } from '../paths';
 import { TREE_FILE } from './tree';
@@ -26,14 +29,23 @@ import { TREE_FILE } from './tree';
 export const MANIFEST = 'vivarium-manifest.json';
 const BLOCK = 512;
 
+/** A sandbox's own SSH files, kept in its folder's `ssh/` (provisioning/provision.ts CloudInitFiles). */
+const SshFileName = z.string().regex(/^ssh\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
 const Manifest = z
   .object({
     format: z.literal('vivarium-export'),
     version: z.literal(1),
     vm: z.object({ id: z.string(), name: z.string() }).strict(),
-    files: z.array(z.object({ name: BundleFileName, size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()).min(1).max(2000),
+    files: z.array(z.object({ name: z.union([BundleFileName, SshFileName]), size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()).min(1).max(2000),
   })
   .strict();
+
+const SSH_FILES = ['ssh/id_ed25519', 'ssh/id_ed25519.pub', 'ssh/known_hosts'] as const;
+
+/** A bundle file's path: `ssh/…` names live one folder down. */
+function memberPath(dir: string, name: string): string {
+  return path.join(dir, ...name.split('/'));
+}
 
 /** The bundle files an export carries: config, disks (every layer in the bundle), UEFI vars, the
  *  snapshot tree and its thumbnails. @throws invalid-state for a VM that uses files outside its folder */
@@ -56,6 +68,11 @@ async function exportFiles(entry: OkEntry, file: (n: string) => string): Promise
   }
   const present: string[] = [];
   for (const n of names) if (await fsp.access(file(n)).then(() => true, () => false)) present.push(n);
+  // A cloud-init sandbox's own key pair and known_hosts (in its folder), so the imported VM keeps
+  // its SSH access.
+  if (c.cloudInit) {
+    for (const n of SSH_FILES) if (await fsp.access(memberPath(entry.dir, n)).then(() => true, () => false)) present.push(n);
+  }
   return present;
 }
 
@@ -87,7 +104,8 @@ export async function exportVm(entry: OkEntry, bundleFile: (n: string) => string
     throw new VivariumError(ErrorCode.AlreadyExists, `${dest} already exists. Choose another file name.`);
   }
   const names = await exportFiles(entry, bundleFile);
-  const sizes = await Promise.all(names.map(async (n) => (await fsp.stat(bundleFile(n))).size));
+  const fileOf = (n: string) => (n.includes('/') ? memberPath(entry.dir, n) : bundleFile(n));
+  const sizes = await Promise.all(names.map(async (n) => (await fsp.stat(fileOf(n))).size));
   const total = sizes.reduce((a, b) => a + b, 0);
   const part = `${dest}.part`;
   const out = await fsp.open(part, 'w', 0o600);
@@ -97,7 +115,7 @@ export async function exportVm(entry: OkEntry, bundleFile: (n: string) => string
     for (const [i, n] of names.entries()) {
       await out.write(header(n, sizes[i]!));
       const hash = createHash('sha256');
-      const input = fs.createReadStream(bundleFile(n));
+      const input = fs.createReadStream(fileOf(n));
       for await (const chunk of input) {
         hash.update(chunk as Buffer);
         await out.write(chunk as Buffer);
@@ -192,21 +210,43 @@ export async function importVm(library: Library, file: string, options: { readon
       remedy: { kind: 'rename', taken: clash.name },
     });
   }
+  const id = taken ? randomUUID() : parsed.config.id;
+  const finalDir = library.layout.bundle(id).dir;
+  const carried = new Set(manifest.files.map((f) => f.name));
+  const ci = parsed.config.cloudInit;
   const config: VmConfig = {
     ...parsed.config,
-    id: taken ? randomUUID() : parsed.config.id,
+    id,
     name,
     network: taken ? { ...parsed.config.network, mac: randomMac() } : parsed.config.network,
+    // A sandbox's key and known_hosts are its own files in its new folder (the paths in the file
+    // named the exporter's folder); a key of the user's elsewhere stays as it was.
+    cloudInit: ci
+      ? {
+          ...ci,
+          identityFile: ci.identityFile && carried.has('ssh/id_ed25519') && ci.identityFile.endsWith('/ssh/id_ed25519') ? memberPath(finalDir, 'ssh/id_ed25519') : ci.identityFile,
+          knownHostsFile: memberPath(finalDir, 'ssh/known_hosts'),
+        }
+      : null,
   };
   let copied = 0;
   await library.store.create(config, async (dir) => {
+    if ([...carried].some((n) => n.startsWith('ssh/'))) await fsp.mkdir(path.join(dir, 'ssh'), { mode: 0o700 });
     for (const f of manifest.files) {
       if (f.name === BundleFile.config) continue;
       const m = byName.get(f.name)!;
-      if (m.size === 0) await fsp.writeFile(`${dir}/${f.name}`, '', { mode: 0o600 });
-      else await pipeline(fs.createReadStream(file, { start: m.offset, end: m.offset + m.size - 1 }), fs.createWriteStream(`${dir}/${f.name}`, { mode: 0o600 }));
+      const out = memberPath(dir, f.name);
+      if (m.size === 0) await fsp.writeFile(out, '', { mode: 0o600 });
+      else await pipeline(fs.createReadStream(file, { start: m.offset, end: m.offset + m.size - 1 }), fs.createWriteStream(out, { mode: 0o600 }));
       copied += f.size;
       progress?.(0.5 + (total > 0 ? (copied / total) * 0.5 : 0.5));
+    }
+    // Imported as a copy next to the original (its id was taken): a new instance for cloud-init too,
+    // as a clone gets (library/clone-sandbox.ts).
+    if (ci && taken && carried.has(ci.seed)) {
+      const seedFile = path.join(dir, ci.seed);
+      const seed = reissueSeed(readSeedImage(await fsp.readFile(seedFile)), id, parsed.config.network.mac, config.network.mac);
+      await writeSeedIso(seedFile, seed);
     }
   });
   return config;
