@@ -331,6 +331,9 @@ test('New Sandbox opens the wizard on the cloud image source; user, key, passwor
   await wizard.next();
   expect(await wizard.summaryReady()).toBe(true);
   await expect(wizard.root.getByTestId('qemu-command-line')).toContainText(path.join(userHome, 'Downloads', 'cloud-base.qcow2'));
+  // The summary names the password file, never the password.
+  await expect(wizard.root.getByText(`from ${path.join(userHome, 'sandbox', 'password.txt')} (not shown)`)).toBeVisible();
+  await expect(wizard.root.getByText(`${path.join(userHome, 'sandbox', 'project')} (read-only), mounted under /mnt`)).toBeVisible();
   await wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' }).uncheck();
   await wizard.createButton.click();
   // The engine read the user-data file at Create and said no: back on step 1, on that field.

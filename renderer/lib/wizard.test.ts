@@ -9,6 +9,7 @@ import {
   INITIAL_WIZARD,
   parsePackages,
   refusalErrors,
+  sandboxSummary,
   shellLine,
   stepErrors,
   suggestName,
@@ -168,6 +169,20 @@ describe('toWizardSpec', () => {
     // Other sources never send them.
     const iso = toWizardSpec(filled({ passwordFile: '/home/me/pw', userDataFile: '/home/me/ud' }), big);
     expect(iso.ok && iso.spec.cloud).toBeUndefined();
+  });
+
+  it("the summary names a sandbox's files (the password file by its path only) and what an empty field means", () => {
+    const rows = Object.fromEntries(sandboxSummary(filled({ source: 'cloud', cloudImage: '/img/d.qcow2', passwordFile: '/home/me/pw', userDataFile: '/home/me/ud.yaml', shareFolder: '/home/me/src', shareReadOnly: true, packages: 'git curl' })));
+    expect(rows).toEqual({
+      User: 'your user name on this computer (or "vivarium")',
+      'SSH key': 'a new key pair made for this VM',
+      Password: 'from /home/me/pw (not shown)',
+      'Extra user-data': '/home/me/ud.yaml',
+      Packages: 'git, curl',
+      'Shared folder': '/home/me/src (read-only), mounted under /mnt',
+    });
+    expect(Object.fromEntries(sandboxSummary(filled({ source: 'cloud', cloudImage: '/img/d.qcow2' }))).Password).toBe('none: password login stays off');
+    expect(sandboxSummary(filled({}))).toEqual([]);
   });
 
   it('a kernel boot, no disk', () => {

@@ -357,6 +357,22 @@ export function diskModes(source: SourceKind): readonly DiskMode[] {
   return ['new', 'existing', 'none'];
 }
 
+/** What a sandbox gets, as [label, value] rows for the summary. The password file is named, its
+ *  content never read or shown. Empty for other sources. */
+export function sandboxSummary(v: WizardValues): readonly (readonly [string, string])[] {
+  if (v.source !== 'cloud') return [];
+  const pk = parsePackages(v.packages);
+  const share = v.shareFolder.trim();
+  return [
+    ['User', v.user.trim() || 'your user name on this computer (or "vivarium")'],
+    ['SSH key', v.sshKeyFile.trim() || 'a new key pair made for this VM'],
+    ['Password', v.passwordFile.trim() ? `from ${v.passwordFile.trim()} (not shown)` : 'none: password login stays off'],
+    ['Extra user-data', v.userDataFile.trim() || 'none'],
+    ['Packages', pk.ok && pk.value.length > 0 ? pk.value.join(', ') : 'none'],
+    ['Shared folder', share ? `${share}${v.shareReadOnly ? ' (read-only)' : ''}, mounted under /mnt` : 'none'],
+  ];
+}
+
 // ---- checking a step --------------------------------------------------------------------------------
 
 const ABSOLUTE = /^(\/|[A-Za-z]:[\\/]|\\\\)/;

@@ -33,6 +33,7 @@ import {
   PRESET_IDS,
   PRESETS,
   refusalErrors,
+  sandboxSummary,
   shellLine,
   SOURCE_LABELS,
   sourcePath,
@@ -701,6 +702,7 @@ function SummaryStep(props: { readonly values: WizardValues; readonly entry: Cat
     ['Hardware', `${v.cpus} CPU${v.cpus === '1' ? '' : 's'} · ${v.memory} memory · ${v.firmware ? FIRMWARE_LABELS[v.firmware] : 'default'} firmware${v.tpm ? ' · TPM 2.0' : ''}${v.secureBoot ? ' · Secure Boot' : ''}`],
     ['Storage', v.source === 'import' ? `the image's disks (${v.importMode})` : v.diskMode === 'new' ? `new ${v.diskGiB} GiB disk (${BUS_WORDS[v.source === 'cloud' ? 'virtio' : v.diskBus]})` : v.diskMode === 'existing' ? `${v.diskPath} (${BUS_WORDS[v.diskBus]})` : 'no disk'],
     ['Network', v.network ? `NAT${v.forwards.trim() ? `, forwards ${v.forwards.trim()}` : ''}` : 'none'],
+    ...sandboxSummary(v),
   ];
   return (
     <div className="wizard-stack">
