@@ -695,7 +695,7 @@ function StorageStep(props: StepProps & { readonly importInfo: ImportSummary | n
 
 function SummaryStep(props: { readonly values: WizardValues; readonly entry: CatalogEntry | null; readonly preview: CreatePreview | null; readonly change: (p: Partial<WizardValues>) => void; readonly copied: boolean; readonly onCopy: () => void }): ReactNode {
   const { values: v, preview } = props;
-  const rows: [string, string][] = [
+  const rows: (readonly [string, string])[] = [
     ['Name', v.name],
     ['Install from', v.source === 'catalog' && props.entry ? `${props.entry.name} ${props.entry.version} (${baseName(v.downloadedPath)})` : `${SOURCE_LABELS[v.source]}: ${sourcePath(v)}`],
     ['OS preset', PRESETS[v.preset].label],
