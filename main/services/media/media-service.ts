@@ -15,9 +15,7 @@
  * in the state, and the next long-lived engine (`resumeInterrupted`) goes on where it stopped.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { once } from 'node:events';
 import * as path from 'node:path';
 import {
   DownloadUrl,
@@ -62,8 +60,6 @@ const PROGRESS_INTERVAL_MS = 250;
 const RATE_WINDOW_MS = 5000;
 /** One rate sample per this long (a fast download delivers thousands of chunks a second). */
 const SAMPLE_INTERVAL_MS = 100;
-/** Bytes queued for the partial file before the socket is paused (the write stream's highWaterMark). */
-const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /** Why a running download was stopped. */
 type StopReason = 'cancel' | 'discard' | 'shutdown';
@@ -829,42 +825,36 @@ class Job {
     if (newTotal !== null) await this.checkSpace(newTotal - start);
     // A 200 rewrites the file from its first byte: what was hashed no longer holds.
     if (start === 0) this.dropHasher();
-    const hasher = this.followHasher(part);
-    hasher.advance(start, true);
+    // The body (a Node stream: http-get.ts says why not fetch's) is handed chunk by chunk to the
+    // writer's worker thread, which appends each to the partial file and hashes it (file-hasher.ts);
+    // this thread only receives, and waits when more than 64 MiB are not written yet.
+    const writer = this.followHasher(part);
+    writer.open(start);
     this.received = start;
     this.samples = [{ t: Date.now(), bytes: start }];
-    // The body (a Node stream: http-get.ts says why not fetch's) goes into a file write stream: while
-    // one write is in flight the chunks that arrive are queued and written together (writev), and
-    // the socket is paused when more than WRITE_BATCH_BYTES wait. Only written bytes are hashed
-    // (the hasher's worker reads them back).
-    const out = createWriteStream(part, { flags: start === 0 ? 'w' : 'a', mode: 0o600, highWaterMark: WRITE_BATCH_BYTES });
-    let written = start;
-    let writeError: Error | null = null;
-    out.on('error', (e) => (writeError ??= e));
-    const wrote = (n: number) => (err?: Error | null) => {
-      if (err) return;
-      written += n;
-      hasher.advance(written);
-    };
+    let size: number;
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (writeError) throw writeError;
+        if (writer.error) throw writer.error;
         this.received += chunk.length;
         this.sample();
         this.emit();
-        if (!out.write(chunk, wrote(chunk.length))) await once(out, 'drain');
+        if (!writer.write(chunk)) await writer.drained();
       }
     } catch (e) {
       res.cancel();
       // What arrived before the break is good: keep it for the resume.
-      await endStream(out).catch(() => undefined);
+      const failed = writer.error;
+      await writer.close().catch(() => undefined);
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
-      if (writeError) throw new Permanent(`${part} could not be written (${(writeError as Error).message}).`);
+      if (failed) throw new Permanent(`${part} could not be written (${failed.message}).`);
       throw new Error(`the connection broke at ${this.received} bytes (${describeFetchError(e)}).`);
     }
-    await endStream(out);
-    const size = (await fs.stat(part)).size;
-    hasher.advance(size, true);
+    try {
+      size = await writer.close();
+    } catch (e) {
+      throw new Permanent(`${part} could not be written (${(e as Error).message}).`);
+    }
     this.received = size;
     if (newTotal !== null && size < newTotal) throw new Error(`the connection ended early at ${size} of ${newTotal} bytes.`);
     if (newTotal === null) this.state = { ...this.state, totalBytes: size };
@@ -946,19 +936,6 @@ const NETWORK_WORDS: Readonly<Record<string, string>> = {
 };
 
 /** A network failure in words (undici puts the system error in `cause`). */
-/** Ends a file write stream and waits until its file is closed. */
-function endStream(out: WriteStream): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (out.closed) {
-      resolve();
-      return;
-    }
-    out.once('close', () => resolve());
-    out.once('error', reject);
-    out.end();
-  });
-}
-
 function describeFetchError(e: unknown): string {
   const err = e as { message?: string; code?: string; cause?: { code?: string; message?: string } };
   const code = err.cause?.code ?? err.code;
