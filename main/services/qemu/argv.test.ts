@@ -400,18 +400,17 @@ describe('accelerator', () => {
     expect(valuesOf(kvm, '-accel')).toEqual(['kvm']);
     expect(valuesOf(kvm, '-cpu')).toEqual(['host']);
     const tcg = build(c, HOST_KINDS['linux-x86_64-tcg']).args;
-    expect(valuesOf(tcg, '-accel')).toEqual(['tcg,thread=multi,tb-size=512']);
+    expect(valuesOf(tcg, '-accel')).toEqual(['tcg,thread=multi,tb-size=1024']);
     expect(valuesOf(tcg, '-cpu')).toEqual(['max']);
     expect(valuesOf(build(c, HOST_KINDS['darwin-x86_64-hvf']).args, '-cpu')).toEqual(['host,-pdpe1gb,-avx512vl']);
   });
 
-  it('sizes the TCG translation cache to a quarter of RAM within 128..512 MiB', () => {
-    expect(tcgTranslationCacheMiB(16)).toBe(128);
-    expect(tcgTranslationCacheMiB(512)).toBe(128);
-    expect(tcgTranslationCacheMiB(1024)).toBe(256);
-    expect(tcgTranslationCacheMiB(1536)).toBe(384);
-    expect(tcgTranslationCacheMiB(2048)).toBe(512);
-    expect(tcgTranslationCacheMiB(65536)).toBe(512);
+  it('sizes the TCG translation cache to the guest RAM within 256 MiB..1 GiB (QEMU 7.2 default)', () => {
+    expect(tcgTranslationCacheMiB(16)).toBe(256);
+    expect(tcgTranslationCacheMiB(512)).toBe(512);
+    expect(tcgTranslationCacheMiB(1024)).toBe(1024);
+    expect(tcgTranslationCacheMiB(1536)).toBe(1024);
+    expect(tcgTranslationCacheMiB(65536)).toBe(1024);
   });
 
   it('forced KVM where KVM is unusable throws, quoting the reason', () => {

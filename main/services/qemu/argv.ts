@@ -275,14 +275,15 @@ function identitySection(ctx: Ctx): readonly string[] {
 }
 
 /**
- * TCG translation-cache size in MiB. QEMU 7.2 defaults to 1 GiB; the cache is host memory on top
- * of guest RAM and, once full, stays resident until flushed. A quarter of guest RAM, between 128
- * and 512 MiB (Lima's fixed choice), keeps small guests light while big guests — which run more
- * distinct code (desktops, compilers) — get the largest cache before frequent flushes cost
- * retranslation time. Pages are touched lazily, so a small guest never fills a big cache anyway.
+ * TCG translation-cache size in MiB: as much as the guest has RAM, between 256 MiB and QEMU 7.2's
+ * own default of 1 GiB. The cache holds translated guest code; once full, QEMU flushes all of it and
+ * translates again, which is what a full Debian boot (systemd, then cloud-init's Python) paid with a
+ * quarter of RAM (a 1 GiB sandbox took 7-14% longer to reach SSH with 256 MiB: issue 11's bench).
+ * Pages are touched lazily, so a guest that runs little code never makes a big cache resident; a
+ * 256 MiB busybox guest keeps a 256 MiB cap.
  */
 export function tcgTranslationCacheMiB(memoryMiB: number): number {
-  return Math.min(512, Math.max(128, Math.floor(memoryMiB / 4)));
+  return Math.min(1024, Math.max(256, Math.floor(memoryMiB)));
 }
 
 function accelOption(ctx: Ctx): string {
