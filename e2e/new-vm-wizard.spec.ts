@@ -201,8 +201,19 @@ test('choose an ISO with the engine file chooser (home only, hidden files and li
   });
   await expect(wizard.root.getByText(/dropping works in the desktop app\. Here, use Browse… to choose debian\.iso\./)).toBeVisible();
 
-  await wizard.root.getByRole('button', { name: 'Browse for iso image path' }).click();
+  // Escape in the chooser closes the chooser only: the wizard stays, focus back on Browse….
+  const browse = wizard.root.getByRole('button', { name: 'Browse for iso image path' });
+  await browse.click();
   const chooser = page.getByRole('dialog', { name: 'ISO image path' });
+  await expect(chooser.getByTestId('chooser-path')).toHaveText(userHome);
+  // The focus starts on the list's first entry, not on Up/Home/"Show hidden files".
+  await expect(chooser.getByRole('list', { name: 'Files and folders' }).getByRole('button').first()).toBeFocused();
+  await page.keyboard.press('Escape');
+  await expect(chooser).toBeHidden();
+  await expect(wizard.root).toBeVisible();
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+  await expect(browse).toBeFocused();
+  await browse.click();
   await expect(chooser.getByTestId('chooser-path')).toHaveText(userHome);
   await expect(chooser.getByRole('button', { name: 'Up' })).toBeDisabled();
   // The link to a folder outside home is not listed.

@@ -2,11 +2,22 @@
  * A modal dialog on the native <dialog>: showModal() makes the rest of the page inert, Escape
  * closes it, and Tab is kept inside it (the native element lets Tab escape to the browser chrome).
  * Mounted = open; the parent unmounts it to close. Focus returns to where it was.
+ *
+ * Dialogs stack (a file chooser over the New VM wizard, a confirmation over Settings): Escape and
+ * Tab belong to the topmost one only. React bubbles synthetic events through portals to the React
+ * parent, so each handler first checks that the event is its own dialog's (`ownsEvent`).
  */
 import { useEffect, useId, useLayoutEffect, useRef, type KeyboardEvent, type ReactNode } from 'react';
 
 const FOCUSABLE =
   'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/** Whether an event from `target` belongs to `dialog` rather than to a dialog opened over it
+ *  (nested in the DOM, or in a portal whose React parent is inside `dialog`). */
+export function ownsEvent(dialog: HTMLDialogElement | null, target: EventTarget | null): boolean {
+  if (!dialog || !(target instanceof Element)) return false;
+  return target.closest('dialog') === dialog;
+}
 
 export interface DialogProps {
   readonly title: string;
@@ -50,7 +61,7 @@ export function Dialog({ title, onClose, children, className, describedBy, role 
   }, []);
 
   const onKeyDown = (e: KeyboardEvent<HTMLDialogElement>): void => {
-    if (e.key !== 'Tab' || !ref.current) return;
+    if (e.key !== 'Tab' || !ref.current || !ownsEvent(ref.current, e.target)) return;
     const items = Array.from(ref.current.querySelectorAll<HTMLElement>(FOCUSABLE)).filter((el) => el.offsetParent !== null || el === document.activeElement);
     if (items.length === 0) return;
     const first = items[0]!;
@@ -73,6 +84,8 @@ export function Dialog({ title, onClose, children, className, describedBy, role 
       aria-describedby={describedBy}
       aria-modal="true"
       onCancel={(e) => {
+        // A dialog over this one was cancelled: it closes itself; this one stays.
+        if (!ownsEvent(ref.current, e.target)) return;
         e.preventDefault();
         onClose();
       }}

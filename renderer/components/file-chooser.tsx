@@ -49,7 +49,6 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
         if (cancelled) return;
         setListing(l);
         setError(null);
-        requestAnimationFrame(() => listRef.current?.querySelector<HTMLElement>('button')?.focus());
       },
       (e: unknown) => {
         if (cancelled) return;
@@ -63,6 +62,12 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
     };
     // `listing` is read only for the fallback; a new listing must not list again.
   }, [services, where, props.filter, showHidden]);
+
+  // Each listing shown puts the focus on its first entry (after React has rendered it: a
+  // requestAnimationFrame may run before the commit and find no entry).
+  useEffect(() => {
+    if (listing) listRef.current?.querySelector<HTMLElement>('button')?.focus();
+  }, [listing]);
 
   /** Up and Down move between entries, Home/End to the ends, Backspace goes up a folder. */
   const onKeyDown = (e: KeyboardEvent<HTMLUListElement>): void => {
@@ -106,7 +111,9 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
       <p id={listId} className="field-hint">
         {folderMode ? 'Folders in your home folder: open one, then choose it. A folder elsewhere: type its path.' : `Folders and ${what} in your home folder. Files elsewhere: type their path.`}
       </p>
-      <ul ref={listRef} className="chooser-list" aria-describedby={listId} aria-label="Files and folders" onKeyDown={onKeyDown}>
+      {/* Focus starts on the list (the list itself until its entries arrive, then the first entry),
+          not on Up/Home/"Show hidden files": picking a file is what the chooser is for. */}
+      <ul ref={listRef} className="chooser-list" aria-describedby={listId} aria-label="Files and folders" onKeyDown={onKeyDown} tabIndex={-1} data-autofocus>
         {listing?.entries.map((e) => (
           <li key={e.path}>
             <button
