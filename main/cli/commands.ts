@@ -24,6 +24,7 @@ const createFlags = {
   forward: { type: 'string', multiple: true, value: 'tcp:HOSTPORT:GUESTPORT', help: 'forward a host port (bound to 127.0.0.1) to the guest; repeatable' },
   display: { type: 'string', value: 'vnc|none', help: 'graphical display (default vnc)' },
   os: { type: 'string', value: 'LABEL', help: 'a label for the guest OS, e.g. "Debian 12"' },
+  preset: { type: 'string', value: 'debian|ubuntu|fedora|alpine|arch|windows11|windows10|linux|other', help: 'the OS\'s hardware: firmware, Secure Boot, TPM, disk bus and size, CPUs and memory sized to this host (windows11: UEFI, Secure Boot, TPM, SATA, 64G); flags given as well win' },
   import: { type: 'string', value: 'FILE', help: 'create from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf): its disks, and an OVF\'s CPUs and memory' },
   copy: { type: 'boolean', help: 'with --import: convert its disks to qcow2 in the VM\'s folder (the default)' },
   attach: { type: 'boolean', help: 'with --import: use a qcow2 or raw image in place instead of a copy' },

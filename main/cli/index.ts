@@ -24,6 +24,7 @@ import { prepareHardware } from './hardware-commands';
 import { prepareSnapshot } from './snapshot-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../common/shell-arg';
+import { PRESET_IDS } from '../common/models/presets';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
@@ -372,6 +373,7 @@ function createSpec(p: Parsed): CreateVmSpec {
     bootMenu: p.flags['boot-menu'] === true ? true : undefined,
     tpm: p.flags.tpm === true ? true : undefined,
     secureBoot: p.flags['secure-boot'] === true ? true : undefined,
+    preset: enumFlag(p, 'preset', PRESET_IDS),
   });
 }
 

@@ -16,6 +16,7 @@
 import { CreateVmSpec, type CatalogEntry, type DownloadInfo, type PresetHints } from '../../main/common/contract';
 import type { Arch, DiskBus, Firmware } from '../../main/common/models/vm-config';
 import { checkLimits, type HostDefaults } from '../../main/common/models/vm-settings';
+import { BUS_WORDS, PRESETS, presetHardware } from '../../main/common/models/presets';
 import { shellArg } from '../../main/common/shell-arg';
 import { formatBytes, formatMemoryMiB } from './format';
 import { issueMessage, memoryText, parseCpus, parseDiskBytes, parseForwards, parseMemoryMiB } from './vm-form';
@@ -208,43 +209,8 @@ export const INITIAL_WIZARD: WizardValues = {
 
 // ---- presets ----------------------------------------------------------------------------------------
 
-/** What an OS wants from its VM. Sources: the distributions' and Microsoft's published minimums
- *  (Windows 11: 2 CPUs, 4 GB, 64 GB, UEFI with Secure Boot, TPM 2.0 —
- *  learn.microsoft.com/windows/whats-new/windows-11-requirements; Fedora Workstation: 2 GB minimum,
- *  4 GB recommended — docs.fedoraproject.org; Ubuntu Desktop: 4 GB, 25 GB — ubuntu.com/download/desktop;
- *  Alpine: 256 MB — wiki.alpinelinux.org). */
-export interface Preset {
-  readonly label: string;
-  /** The library's OS label a VM of this preset gets unless the source names one. */
-  readonly osLabel: string;
-  readonly minMemoryMiB: number;
-  readonly recommendedMemoryMiB: number;
-  readonly recommendedCpus: number;
-  readonly recommendedDiskGiB: number;
-  readonly firmware: Firmware;
-  readonly tpm: boolean;
-  readonly secureBoot: boolean;
-  /** What its installer has drivers for: the system disk gets `diskBus`; the network card is
-   *  virtio-net in every VM today (`nic` only decides whether the wizard says so). */
-  readonly diskBus: PresetHints['diskBus'];
-  readonly nic: PresetHints['nic'];
-}
-
-export const PRESETS: Readonly<Record<PresetId, Preset>> = {
-  debian: { label: 'Debian', osLabel: 'Debian', minMemoryMiB: 512, recommendedMemoryMiB: 2048, recommendedCpus: 2, recommendedDiskGiB: 20, firmware: 'bios', tpm: false, secureBoot: false, diskBus: 'virtio', nic: 'virtio-net-pci' },
-  ubuntu: { label: 'Ubuntu', osLabel: 'Ubuntu', minMemoryMiB: 1024, recommendedMemoryMiB: 4096, recommendedCpus: 2, recommendedDiskGiB: 25, firmware: 'uefi', tpm: false, secureBoot: false, diskBus: 'virtio', nic: 'virtio-net-pci' },
-  fedora: { label: 'Fedora', osLabel: 'Fedora', minMemoryMiB: 2048, recommendedMemoryMiB: 4096, recommendedCpus: 2, recommendedDiskGiB: 20, firmware: 'uefi', tpm: false, secureBoot: false, diskBus: 'virtio', nic: 'virtio-net-pci' },
-  alpine: { label: 'Alpine Linux', osLabel: 'Alpine Linux', minMemoryMiB: 256, recommendedMemoryMiB: 512, recommendedCpus: 1, recommendedDiskGiB: 4, firmware: 'bios', tpm: false, secureBoot: false, diskBus: 'virtio', nic: 'virtio-net-pci' },
-  arch: { label: 'Arch Linux', osLabel: 'Arch Linux', minMemoryMiB: 512, recommendedMemoryMiB: 2048, recommendedCpus: 2, recommendedDiskGiB: 20, firmware: 'uefi', tpm: false, secureBoot: false, diskBus: 'virtio', nic: 'virtio-net-pci' },
-  linux: { label: 'Other Linux', osLabel: 'Linux', minMemoryMiB: 256, recommendedMemoryMiB: 2048, recommendedCpus: 2, recommendedDiskGiB: 20, firmware: 'bios', tpm: false, secureBoot: false, diskBus: 'virtio', nic: 'virtio-net-pci' },
-  windows11: { label: 'Windows 11', osLabel: 'Windows 11', minMemoryMiB: 4096, recommendedMemoryMiB: 4096, recommendedCpus: 2, recommendedDiskGiB: 64, firmware: 'uefi', tpm: true, secureBoot: true, diskBus: 'sata', nic: 'e1000e' },
-  windows10: { label: 'Windows 10', osLabel: 'Windows 10', minMemoryMiB: 2048, recommendedMemoryMiB: 4096, recommendedCpus: 2, recommendedDiskGiB: 64, firmware: 'uefi', tpm: false, secureBoot: false, diskBus: 'sata', nic: 'e1000e' },
-  other: { label: 'Other', osLabel: 'Other', minMemoryMiB: 256, recommendedMemoryMiB: 2048, recommendedCpus: 2, recommendedDiskGiB: 20, firmware: 'bios', tpm: false, secureBoot: false, diskBus: 'virtio', nic: 'virtio-net-pci' },
-};
-
-export const PRESET_IDS = Object.keys(PRESETS) as PresetId[];
-
-export const BUS_WORDS: Readonly<Record<DiskBus, string>> = { virtio: 'virtio', sata: 'SATA', nvme: 'NVMe' };
+// The table and the sizing are shared with the engine's `create --preset` (main/common/models/presets.ts).
+export { BUS_WORDS, PRESET_IDS, PRESETS, type Preset } from '../../main/common/models/presets';
 
 /** The preset a file name suggests ("debian-13.1.0-amd64-netinst.iso" → debian); `other` when none. */
 export function guessPreset(fileName: string): PresetId {
@@ -281,43 +247,17 @@ export interface AppliedPreset {
  * firmware for the architecture.
  */
 export function applyPreset(id: PresetId, defaults: HostDefaults, hints?: PresetHints | null): AppliedPreset {
-  const base = PRESETS[id];
-  const p: Preset =
-    hints && hints.preset === id
-      ? { ...base, minMemoryMiB: hints.minMemoryMiB, recommendedMemoryMiB: hints.recommendedMemoryMiB, recommendedCpus: hints.recommendedCpus, recommendedDiskGiB: hints.recommendedDiskGiB, firmware: hints.firmware, diskBus: hints.diskBus, nic: hints.nic }
-      : base;
-  const notes: string[] = [];
-  const { limits } = defaults;
-  const cpus = Math.max(1, Math.min(p.recommendedCpus, limits.hostCores, limits.maxCpus));
-  if (cpus < p.recommendedCpus) notes.push(`${p.label} recommends ${p.recommendedCpus} CPUs; this host has ${limits.hostCores}.`);
-  const half = Math.max(limits.minMemoryMiB, Math.floor(limits.maxMemoryMiB / 2 / 256) * 256);
-  let memoryMiB = Math.min(p.recommendedMemoryMiB, Math.max(half, p.minMemoryMiB));
-  if (memoryMiB > limits.maxMemoryMiB) {
-    memoryMiB = Math.max(limits.minMemoryMiB, Math.floor(limits.maxMemoryMiB / 256) * 256);
-    notes.push(`${p.label} needs at least ${formatMemoryMiB(p.minMemoryMiB)} of memory; this host has ${formatMemoryMiB(limits.maxMemoryMiB)}, so its installer may refuse to run.`);
-  } else if (memoryMiB < p.recommendedMemoryMiB) {
-    notes.push(`${formatMemoryMiB(memoryMiB)} of memory: half of this host's ${formatMemoryMiB(limits.maxMemoryMiB)} (${p.label} recommends ${formatMemoryMiB(p.recommendedMemoryMiB)}).`);
-  }
-  let firmware: Firmware = p.firmware;
-  if (!defaults.firmwares.includes(firmware)) {
-    const fallback = defaults.firmwares[0] ?? defaults.firmware;
-    notes.push(`${p.label} prefers ${firmware === 'uefi' ? 'UEFI' : 'BIOS'} firmware, which this host cannot give a ${defaults.arch} VM; it gets ${fallback === 'uefi' ? 'UEFI' : 'BIOS'}.`);
-    firmware = fallback;
-  }
-  const secureBoot = p.secureBoot && firmware === 'uefi';
-  if (p.nic !== 'virtio-net-pci') {
-    notes.push(`${p.label}'s installer has no driver for the VM's virtio network card: its system disk is ${BUS_WORDS[p.diskBus]} so the installer sees it, and for the network insert Red Hat's virtio-win driver ISO as a second CD.`);
-  }
+  const hw = presetHardware(id, defaults, hints);
   const shown: PresetChoice[] = [
-    { label: 'CPUs', value: String(cpus) },
-    { label: 'Memory', value: formatMemoryMiB(memoryMiB) },
-    { label: 'Disk', value: `${p.recommendedDiskGiB} GiB` },
-    { label: 'Firmware', value: firmware === 'uefi' ? 'UEFI' : 'BIOS' },
-    { label: 'TPM 2.0', value: p.tpm ? 'on' : 'off' },
-    { label: 'Secure Boot', value: secureBoot ? 'on' : 'off' },
-    { label: 'Disk bus', value: BUS_WORDS[p.diskBus] },
+    { label: 'CPUs', value: String(hw.cpus) },
+    { label: 'Memory', value: formatMemoryMiB(hw.memoryMiB) },
+    { label: 'Disk', value: `${hw.diskGiB} GiB` },
+    { label: 'Firmware', value: hw.firmware === 'uefi' ? 'UEFI' : 'BIOS' },
+    { label: 'TPM 2.0', value: hw.tpm ? 'on' : 'off' },
+    { label: 'Secure Boot', value: hw.secureBoot ? 'on' : 'off' },
+    { label: 'Disk bus', value: BUS_WORDS[hw.diskBus] },
   ];
-  return { values: { cpus: String(cpus), memory: memoryText(memoryMiB), firmware, tpm: p.tpm, secureBoot, diskGiB: String(p.recommendedDiskGiB), diskBus: p.diskBus }, shown, notes };
+  return { values: { cpus: String(hw.cpus), memory: memoryText(hw.memoryMiB), firmware: hw.firmware, tpm: hw.tpm, secureBoot: hw.secureBoot, diskGiB: String(hw.diskGiB), diskBus: hw.diskBus }, shown, notes: hw.notes };
 }
 
 // ---- what step 1 chose ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
 import { Remedy } from '../errors';
 import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
 import { CloudCreateSpec } from './sandbox';
+import { PresetHints } from './media';
 
 /** The remedy a cross-field rule suggests, carried in the zod issue's params (see `issueRemedy`). */
 function ruleRemedy(remedy: Remedy): { readonly remedy: Remedy } {
@@ -77,6 +78,8 @@ export const CreateVmSpec = z
     tpm: z.boolean().optional(),
     /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
     secureBoot: z.boolean().optional(),
+    /** An OS preset whose hardware fills what the spec leaves open (main/common/models/presets.ts). */
+    preset: PresetHints.shape.preset.optional(),
     /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
      *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
      *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */

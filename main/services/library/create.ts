@@ -6,10 +6,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { CreateVmSpec } from '../../common/contract';
+import { ErrorCode } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import type { LaunchPlan } from '../qemu/launch-plan';
 import type { DiskFormat, VmConfig } from '../../common/models/vm-config';
-import { newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
+import { hostDefaults, newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
+import { applyPresetToSpec } from '../../common/models/presets';
 import { checkCdImage, checkDiskImage } from '../disks/preflight';
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
@@ -37,10 +39,10 @@ export interface Created {
  */
 export async function createVm(deps: CreateDeps, spec: CreateVmSpec): Promise<Created> {
   const { library } = deps;
-  const { config, warnings, caps, cloud, imported } = await planCreate(deps, spec);
+  const { config, warnings, caps, cloud, imported, spec: effective } = await planCreate(deps, spec);
   const uefi = config.uefiVars !== null ? uefiFirmwareFor(config, caps) : undefined;
   const qemuImg = new QemuImg(caps.qemuImg);
-  const size = spec.diskSizeBytes ?? 20 * 1024 ** 3;
+  const size = effective.diskSizeBytes ?? 20 * 1024 ** 3;
   await library.store.create(config, async (dir) => {
     if (cloud) await cloud.materialize(dir, config);
     else if (imported?.copies) await imported.materialize(dir, config);
@@ -59,6 +61,8 @@ export interface CreatePlan extends Created {
   readonly plan: LaunchPlan;
   readonly cloud: PreparedCloud | null;
   readonly imported: PreparedImport | null;
+  /** The spec as created: an OS preset's hardware filled in (models/presets.ts). */
+  readonly spec: CreateVmSpec;
 }
 
 /**
@@ -89,8 +93,11 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
   const imported = spec.import ? await (await import('../imports/create-import.js')).prepareImport(spec, caps.qemuImg ?? 'qemu-img') : null;
   // --cloud-image: an overlay on the image, a cloud-init seed (main/services/sandbox/cloud-create.ts).
   const cloud = spec.cloud ? await (await import('../sandbox/cloud-create.js')).prepareCloud(spec, caps.qemuImg) : null;
-  const { config: made, warnings } = unwrapSettings(
-    newConfig(cloud?.spec ?? imported?.spec ?? spec, hostFacts(caps), {
+  // --preset: the OS's hardware where the spec (or the import/cloud image) leaves it open.
+  const base = cloud?.spec ?? imported?.spec ?? spec;
+  const preset = applyPresetToSpec(base, hostDefaults(hostFacts(caps), base.arch));
+  const { config: made, warnings: settingWarnings } = unwrapSettings(
+    newConfig(preset.spec, hostFacts(caps), {
       id: randomUUID(),
       createdAt: new Date().toISOString(),
       mac: randomMac(),
@@ -99,8 +106,12 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
       library: libraryNames(library),
     }),
   );
+  const warnings: SettingIssue[] = [
+    ...preset.notes.map((note): SettingIssue => ({ code: ErrorCode.InvalidArgument, field: 'os', message: note.replace(/\.$/, ''), remedy: { kind: 'change-setting', field: 'os' } })),
+    ...settingWarnings,
+  ];
   const config = cloud ? cloud.complete(made, layout.bundle(made.id).dir) : imported ? imported.complete(made) : made;
   // Fail before writing anything if this host can't build a command line for it.
   const plan = buildQemuArgs(config, caps, layout.paths(config.id));
-  return { config, warnings, caps, plan, cloud, imported };
+  return { config, warnings, caps, plan, cloud, imported, spec: preset.spec };
 }
