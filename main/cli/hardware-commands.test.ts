@@ -1,7 +1,7 @@
 /** Usage checks of `disk` and `cd` that need no engine (exit 2 with a sentence). */
 import { describe, expect, it } from 'vitest';
 import type { Parsed } from './args';
-import { prepareHardware } from './hardware-commands';
+import { formatDriveTable, prepareHardware } from './hardware-commands';
 
 const p = (positionals: string[], flags: Parsed['flags'] = {}): Parsed => ({ positionals, flags });
 
@@ -38,5 +38,22 @@ describe('disk and cd usage', () => {
     expect(msg('disk', p(['grow', 'vm']))).toBe('unknown action "grow"; use list, add, resize or remove');
     expect(msg('cd', p(['insert', 'vm']))).toBe('cd insert needs the PATH of an ISO');
     expect(msg('cd', p(['eject', 'vm', '/a.iso']))).toBe('cd eject takes only NAME (and --drive ID)');
+  });
+});
+
+describe('disk list (plain)', () => {
+  it('lines the columns up and gives a CD its size and format', () => {
+    const table = formatDriveTable([
+      { id: 'disk0', kind: 'disk', path: '/vms/a/disk0.qcow2', format: 'qcow2', virtualSizeBytes: 2 * 1024 ** 3, bus: 'virtio', readOnly: false, role: 'system' },
+      { id: 'disk1', kind: 'disk', path: '/vms/a/disk1.qcow2', format: 'qcow2', virtualSizeBytes: 512 * 1024 ** 2, bus: 'nvme', readOnly: false, role: 'data' },
+      { id: 'cd0', kind: 'cdrom', path: '/isos/grub rescue.iso', format: 'raw', virtualSizeBytes: 5081088, bus: 'sata', readOnly: true, role: null },
+      { id: 'cd1', kind: 'cdrom', path: null, format: null, virtualSizeBytes: null, bus: 'sata', readOnly: true, role: null },
+    ]);
+    expect(table.split('\n')).toEqual([
+      'disk0  disk   virtio    2 GiB  qcow2  /vms/a/disk0.qcow2  (system)',
+      'disk1  disk   nvme    512 MiB  qcow2  /vms/a/disk1.qcow2',
+      'cd0    cdrom  sata    4.8 MiB  raw    /isos/grub rescue.iso',
+      'cd1    cdrom  sata          -  -      (empty)',
+    ]);
   });
 });

@@ -9,6 +9,8 @@ import { MAX_DISK_BYTES } from '../common/contract/disks';
 import { parseSize } from '../common/models/vm-config';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
+import { isVivariumError, VivariumError } from '../common/errors';
+import { shellArg } from '../common/shell-arg';
 
 interface Io {
   readonly stdout: NodeJS.WritableStream;
@@ -78,6 +80,16 @@ export function prepareHardware(command: string, p: Parsed): void {
   }
 }
 
+/** The engine's "an NVMe disk grows only while shut down" in this front end's words: the two
+ *  commands to run (the others pass through). */
+function nvmeResizeAdvice(e: unknown, sizeFlagText: string): unknown {
+  const data = isVivariumError(e) ? (e.data as { nvmeRunning?: boolean; vm?: string; disk?: string } | undefined) : undefined;
+  if (!isVivariumError(e) || data?.nvmeRunning !== true || !data.vm || !data.disk) return e;
+  const vm = shellArg(data.vm);
+  const first = e.message.replace(/ Shut the VM down, then grow the disk[^.]*\.$/, '');
+  return new VivariumError(e.code, `${first} Shut it down and run \`vivarium stop ${vm}\`, then \`vivarium disk resize ${vm} ${data.disk} --size ${shellArg(sizeFlagText)}\`.`, e.data);
+}
+
 function sizeText(n: number | null): string {
   if (n === null) return '?';
   const g = n / 1024 ** 3;
@@ -98,7 +110,7 @@ export async function runHardware(command: string, p: Parsed, s: Services, io: I
         ...(typeof p.flags.bus === 'string' ? { bus: p.flags.bus as 'virtio' | 'sata' | 'nvme' } : {}),
         ...(p.flags.cdrom === true ? { cdrom: true } : {}),
       });
-    } else if (action === 'resize') list = await s.disks.resize(ref, arg!, size!);
+    } else if (action === 'resize') list = await s.disks.resize(ref, arg!, size!).catch((e: unknown) => Promise.reject(nvmeResizeAdvice(e, String(p.flags.size))));
     else if (action === 'remove') list = await s.disks.remove(ref, arg!, { deleteFile: p.flags['delete-file'] === true });
     else list = await s.disks.list(ref);
   } else if (action === 'insert') {
@@ -111,9 +123,20 @@ export async function runHardware(command: string, p: Parsed, s: Services, io: I
     out(JSON.stringify(list, null, 2));
     return 0;
   }
-  for (const d of list) {
-    if (d.kind === 'cdrom') out(`${d.id}  cdrom  ${d.bus.padEnd(6)}  ${d.path ?? '(empty)'}`);
-    else out(`${d.id}  disk   ${d.bus.padEnd(6)}  ${sizeText(d.virtualSizeBytes).padStart(10)}  ${d.format}  ${d.path}${d.role === 'system' ? '  (system)' : ''}${d.readOnly ? '  (read-only)' : ''}`);
-  }
+  if (list.length > 0) out(formatDriveTable(list));
   return 0;
+}
+
+/** `disk list`'s plain output: one row per drive in aligned columns (id, kind, bus, size, format,
+ *  file, notes); an empty CD drive shows "-" for size and format and "(empty)" for its file. */
+export function formatDriveTable(list: readonly DriveInfo[]): string {
+  const rows = list.map((d) => {
+    const empty = d.kind === 'cdrom' && d.path === null;
+    const notes = [d.role === 'system' ? '(system)' : '', d.kind === 'disk' && d.readOnly ? '(read-only)' : ''].filter(Boolean).join('  ');
+    return [d.id, d.kind, d.bus, empty ? '-' : sizeText(d.virtualSizeBytes), empty ? '-' : (d.format ?? '?'), d.path ?? '(empty)', notes];
+  });
+  const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows
+    .map((r) => r.map((cell, i) => (i === 3 ? cell.padStart(widths[i]!) : i < 5 ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd())
+    .join('\n');
 }

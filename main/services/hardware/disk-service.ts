@@ -137,6 +137,15 @@ export class LocalDiskService implements DiskService {
       }
       const now = await this.deps.vms.get(vm.id);
       if (running(now)) {
+        // QEMU's nvme device takes the disk without sharing the `resize` permission (QEMU 7.2 to
+        // 9.x: hw/nvme/ns.c), so block_resize fails with a permission conflict: say so before trying.
+        if (disk.bus === 'nvme') {
+          throw errors.state(
+            `An NVMe disk can only grow while the VM is shut down (QEMU's nvme device does not allow resizing a running disk), and ${disk.id} of "${vm.name}" is on NVMe. Shut the VM down, then grow the disk to ${bytesText(size)}.`,
+            { nvmeRunning: true, vm: vm.name, disk: disk.id, sizeBytes: size },
+            { field: 'disks', remedy: { kind: 'stop-vm', vm: vm.name } },
+          );
+        }
         const monitor = new QemuMonitor(await this.deps.vms.qmpFor(vm.id));
         await monitor.blockResize(disk.id, size).catch((e: unknown) => {
           throw errors.qemu(`QEMU could not grow ${disk.id} of "${vm.name}": ${(e as Error).message}`);

@@ -193,7 +193,18 @@ describe('disks and CD drives of a running VM', () => {
     expect(add.code).not.toBe(0);
     expect(add.stderr).toMatch(/"hw" is running; it must be shut down to add a disk/);
 
+    // The NVMe disk cannot grow while the VM runs (QEMU's nvme device does not share `resize`): a
+    // sentence with the commands to run, never QEMU's permission text; it grows once shut down.
+    const nvme = await cli(['disk', 'resize', 'hw', 'disk1', '--size', '48M']);
+    expect(nvme.code).toBe(1);
+    expect(nvme.stderr).toContain("An NVMe disk can only grow while the VM is shut down (QEMU's nvme device does not allow resizing a running disk), and disk1 of \"hw\" is on NVMe.");
+    expect(nvme.stderr).toContain('Shut it down and run `vivarium stop hw`, then `vivarium disk resize hw disk1 --size 48M`.');
+    expect(nvme.stderr).not.toMatch(/Permission conflict|block_resize|unshared/);
+    expect((await serial.run('cat /sys/block/nvme0n1/size')).trim()).toBe(String((32 * 1024 * 1024) / 512));
+
     expect((await cli(['stop', 'hw', '--force'])).code).toBe(0);
+    const grownStopped = await json<Drive[]>(['disk', 'resize', 'hw', 'disk1', '--size', '48M']);
+    expect(grownStopped.find((d) => d.id === 'disk1')?.virtualSizeBytes).toBe(48 * 1024 * 1024);
   });
 });
 
