@@ -84,6 +84,32 @@ describe('every start re-checks the disks', () => {
     expect(vms.map((v) => v.state)).toEqual(['stopped']);
   });
 
+  it('a VM whose installer ISO was deleted starts with that CD drive empty and says so; the saved path stays', async () => {
+    const dir = path.join(files, 'isodir');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'a.txt'), 'a\n');
+    const iso = path.join(files, 'installer (1).iso');
+    execFileSync('genisoimage', ['-quiet', '-V', 'INST', '-o', iso, dir]);
+    const r = await cli(['create', 'gone iso', '--accel', 'tcg', '--memory', '128M', '--iso', iso, '--disk-size', '0', '--net', 'none', '--display', 'none']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    fs.rmSync(iso);
+
+    const start = await cli(['start', 'gone iso'], 90_000);
+    expect(start.stderr).toBe(
+      `warning: The ISO in cd0, ${iso}, no longer exists: cd0 was started empty. Insert another (vivarium cd insert 'gone iso' PATH --drive cd0, or the Hardware tab), or eject it to stop this notice (vivarium cd eject 'gone iso' --drive cd0).\n`,
+    );
+    expect(start.code).toBe(0);
+    const shown = await runCliJson<{ state: string; argv: string[] }>(['show', 'gone iso', '--json'], { env: t.env });
+    expect(shown.state).toBe('running');
+    expect(shown.argv.join(' ')).not.toContain(iso);
+    expect(shown.argv.join(' ')).toMatch(/ide-cd,id=cd0/); // the drive is there, empty: a CD can go in live
+    const drives = await runCliJson<{ id: string; path: string | null }[]>(['disk', 'list', 'gone iso', '--json'], { env: t.env });
+    expect(drives).toEqual([expect.objectContaining({ id: 'cd0', path: iso })]);
+    expect(fs.readFileSync(path.join(t.home, 'vms', (await runCliJson<{ id: string }[]>(['list', '--json'], { env: t.env }))[0]!.id, 'vivarium.log'), 'utf8')).toContain(`warning: The ISO in cd0, ${iso}, no longer exists`);
+    expect((await cli(['stop', 'gone iso', '--force'])).code).toBe(0);
+  });
+
   it('a UEFI VM whose variable store was deleted starts with a fresh one, and its log says the settings were reset', async () => {
     const r = await cli(['create', 'efi', '--accel', 'tcg', '--memory', '256M', '--firmware', 'uefi', '--disk-size', '64M', '--net', 'none', '--display', 'none', '--json']);
     expect(r.stderr).toBe('');

@@ -53,7 +53,7 @@ import { resumePlan, suspendVm } from './suspender';
 import { withSshForward } from '../../sandbox/ssh-forward';
 import { agentShutdown } from '../../sandbox/agent-shutdown';
 import { startSideProcesses, stopSideProcesses, transientFiles, writeGeneratedFiles, type StartedSide } from './side-processes';
-import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported } from './start-checks';
+import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported, withMissingCdsEmptied } from './start-checks';
 import { planStop, runStopLadder, type LadderPort, type StopCause } from './stop-ladder';
 
 export interface QemuDriverDeps {
@@ -134,7 +134,8 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
 
   async start(vm: DriverVm, options: DriverStartOptions): Promise<RuntimeRecord> {
     // A cloud-init sandbox gets a free loopback port forwarded to its sshd (sandbox/ssh-forward.ts).
-    const config = await withSshForward(vm.config);
+    // An ISO deleted since (the installer, once installed): its drive starts empty, with a notice.
+    const { config, notices: cdNotices } = withMissingCdsEmptied(await withSshForward(vm.config));
     const paths = this.deps.layout.paths(vm.id);
     const caps = withDirectIoWhereSupported(await this.deps.host(), config, paths.bundle.file.bind(paths.bundle));
     const plan = buildQemuArgs(config, caps, paths, { startPaused: options.paused === true });
@@ -160,7 +161,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         options.notice?.(uefiNotice.message);
       }
       await preflightDisks(config, paths.bundle, qemuImg);
-      for (const w of plan.warnings) {
+      for (const w of [...cdNotices, ...plan.warnings]) {
         this.deps.events.append(vm.id, `warning: ${w}`);
         options.notice?.(w);
       }

@@ -39,13 +39,32 @@ export function assertSocketPathsFit(rt: VmRuntimePaths): void {
   }
 }
 
-/** External media named by the config must still exist. */
+/**
+ * A CD whose ISO is gone (the installer deleted from Downloads once the OS is installed) does not
+ * stop a start: that drive starts empty, as VMware, VirtualBox and UTM do, and a notice says so.
+ * The saved config keeps the path (put the file back and the next start has it again); `cd insert`
+ * or `cd eject` changes it. Returns the config to start with and the notices (none when every ISO
+ * is there). Missing disks, kernels and initrds still refuse the start (`assertMediaPresent`).
+ */
+export function withMissingCdsEmptied(c: VmConfig): { readonly config: VmConfig; readonly notices: readonly string[] } {
+  const notices: string[] = [];
+  const cdroms = c.cdroms.map((d) => {
+    if (d.path === null || fs.existsSync(d.path)) return d;
+    const vm = shellArg(c.name);
+    notices.push(
+      `The ISO in ${d.id}, ${d.path}, no longer exists: ${d.id} was started empty. Insert another (vivarium cd insert ${vm} PATH --drive ${d.id}, or the Hardware tab), or eject it to stop this notice (vivarium cd eject ${vm} --drive ${d.id}).`,
+    );
+    return { ...d, path: null };
+  });
+  return notices.length === 0 ? { config: c, notices } : { config: { ...c, cdroms }, notices };
+}
+
+/** External media named by the config must still exist (CDs: `withMissingCdsEmptied`). */
 export function assertMediaPresent(c: VmConfig): void {
   const check = (what: string, p: string | null | undefined, remedy: string) => {
     if (p && !fs.existsSync(p)) throw errors.state(`${what} ${p} no longer exists. Put it back, or ${remedy}.`);
   };
   const edit = (flag: string) => `change it: vivarium edit ${shellArg(c.name)} ${flag} PATH`;
-  for (const d of c.cdroms) check(`The ISO in ${d.id}`, d.path, `change it: vivarium cd insert ${shellArg(c.name)} PATH --drive ${d.id}`);
   check('The kernel', c.kernel?.path, edit('--kernel'));
   check('The initrd', c.kernel?.initrd, edit('--initrd'));
   for (const d of c.disks) {
