@@ -6,9 +6,9 @@
 //    `curl -o FILE URL` from the same local HTTP server (a separate Node process on 127.0.0.1);
 //    target throughput ratio ≥ 0.9. A second row, for information, compares with the same work done
 //    by hand: `curl -o FILE URL && sha256sum FILE`. On a 2-core host the local server, the client
-//    and SHA-256 compete for the cores: curl + server need about 1.6 CPU-seconds a GiB, Vivarium +
-//    server about 2.5 (SHA-256 alone about 0.6), so once the cores are the limit the first ratio
-//    cannot pass about 0.65 however the client is written (README, Benchmarks).
+//    and SHA-256 compete for the cores: per GiB curl needs about 0.95 CPU-seconds and Vivarium
+//    about 2.1 (SHA-256 alone 0.6), the server 0.4 for either, so the first ratio cannot pass about
+//    0.55 once the cores are the limit, nor about 0.8 on an idle 2-core host (README, Benchmarks).
 // Needs the built engine and CLI (`npm run bench` builds them).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
