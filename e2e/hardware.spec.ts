@@ -47,7 +47,52 @@ test('the Hardware tab ejects the CD and grows the disk of a running VM', async 
     await expect.poll(async () => (await drives()).find((d) => d.id === 'disk0')?.virtualSizeBytes, { timeout: 30_000 }).toBe(96 * 1024 * 1024);
     await expect(panel.getByRole('alert')).toHaveCount(0);
 
+    // A bare number is GiB, as in the wizard.
+    await diskRow.getByRole('button', { name: 'Grow…' }).click();
+    await diskRow.getByLabel('New size').fill('0.125');
+    await diskRow.getByRole('button', { name: 'Grow', exact: true }).click();
+    await expect.poll(async () => (await drives()).find((d) => d.id === 'disk0')?.virtualSizeBytes, { timeout: 30_000 }).toBe(128 * 1024 * 1024);
+    // The engine's refusal reads as a sentence, without "Invalid request:" or field names.
+    await diskRow.getByRole('button', { name: 'Grow…' }).click();
+    await diskRow.getByLabel('New size').fill('0.0001');
+    await diskRow.getByRole('button', { name: 'Grow', exact: true }).click();
+    await expect(panel.getByRole('alert')).toBeVisible();
+    await expect(panel.getByRole('alert')).not.toContainText(/Invalid request|bytes:/);
+    await expect(panel.getByRole('alert')).toHaveText(/^[A-Z].*\.$/);
+    await diskRow.getByRole('button', { name: 'Cancel' }).click();
+
+    // Running: Add and Remove are greyed out, and the tab says why.
+    await expect(panel.getByRole('button', { name: 'Add Disk' })).toBeDisabled();
+    await expect(panel.getByTestId('hardware-running-note')).toHaveText(/^Shut the VM down to add or remove drives\./);
+
     expect((await served.cli(['stop', name, '--force'])).code).toBe(0);
+    await expect(panel.getByTestId('hardware-running-note')).toHaveCount(0, { timeout: 30_000 });
+    await expect(panel.getByRole('button', { name: 'Add Disk' })).toBeEnabled();
+
+    // Settings (VM shut down): boot order, boot menu and TPM; the CD drives are shown, not typed.
+    await vmPage.getByRole('toolbar', { name: 'VM controls' }).getByRole('button', { name: 'Settings' }).click();
+    const settings = vmPage.getByRole('dialog', { name: `Settings — ${name}` });
+    // This VM boots a Linux kernel; back to the firmware's boot order, the CD drives are listed.
+    await expect(settings.getByTestId('settings-cds')).toHaveCount(0);
+    await settings.getByRole('radio', { name: 'Disks, CD drives, network (boot order)' }).check();
+    await expect(settings.getByTestId('settings-cds')).toContainText('cd0');
+    await expect(settings.getByTestId('settings-cds')).toContainText('Hardware tab');
+    await expect(settings.getByRole('textbox', { name: 'ISO image path' })).toHaveCount(0);
+    const order = settings.getByRole('list', { name: 'Boot order' });
+    await expect(order.getByRole('listitem')).toHaveText([/Hard disk/, /CD drive/, /Network/]);
+    await settings.getByRole('button', { name: 'Move CD drive up' }).click();
+    await expect(order.getByRole('listitem')).toHaveText([/CD drive/, /Hard disk/, /Network/]);
+    await order.getByRole('checkbox', { name: 'Network (PXE)' }).check();
+    await settings.getByRole('checkbox', { name: 'Show boot menu' }).check();
+    await settings.getByRole('checkbox', { name: 'TPM 2.0' }).check();
+    await settings.getByRole('button', { name: 'Save' }).click();
+    // Saved: the dialog closes, or stays to say what is worth knowing (then Done closes it).
+    const done = settings.getByRole('button', { name: 'Done' });
+    await expect.poll(async () => (await settings.isHidden()) || (await done.isVisible()), { timeout: 30_000 }).toBe(true);
+    if (await done.isVisible()) await done.click();
+    await expect(settings).toBeHidden();
+    const shown = JSON.parse((await served.cli(['show', name, '--json'])).stdout) as { config: { bootOrder: string[]; bootMenu: boolean; tpm: boolean; kernel: unknown } };
+    expect(shown.config).toMatchObject({ bootOrder: ['cd', 'disk', 'net'], bootMenu: true, tpm: true, kernel: null });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -134,6 +134,7 @@ export function SettingsDialog({
           defaults={defaults}
           warnings={formWarnings(form.values, defaults)}
           arch={config.arch}
+          cdroms={config.cdroms}
         />
         <FormError message={form.errors.form ?? form.serverError} />
         <div className="dialog-actions">

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, Remedy, SettingField, VivariumError, deserializeError, errors } from '../../main/common/errors';
+import { ErrorCode, Remedy, SettingField, VivariumError, deserializeError, errors, serializeError } from '../../main/common/errors';
 import { errorMessage } from './errors';
-import { uiError, uiRemedy, withoutCliText, type UiRemedy } from './remedy';
+import { uiError, uiRemedy, withoutCliText, withoutRequestPrefix, type UiRemedy } from './remedy';
+import { z } from 'zod';
+import { parseArgs } from '../../main/common/rpc/server';
 
 function examples(): Remedy[] {
   const vm = 'web';
@@ -94,5 +96,24 @@ describe('uiError', () => {
     expect(errorMessage({ code: 'busy', message: 'Busy.' })).toBe('Busy.');
     expect(errorMessage('plain text')).toBe('plain text');
     expect(errorMessage(undefined)).toMatch(/^Something went wrong\./);
+  });
+});
+
+describe('refusals of the engine request check read as sentences (no "Invalid request:")', () => {
+  it('drops the lead and the field words before a sentence of its own', () => {
+    expect(withoutRequestPrefix('Invalid request: Size bytes: a disk must be at least 1 MiB.')).toBe('A disk must be at least 1 MiB.');
+    expect(withoutRequestPrefix('Invalid VM settings: Memory must be at least 16 MiB.')).toBe('Memory must be at least 16 MiB.');
+    expect(withoutRequestPrefix('The VM is running.')).toBe('The VM is running.');
+  });
+  it('as the engine really words it (parseArgs) and uiError shows it', () => {
+    const tuple = z.tuple([z.string(), z.object({ sizeBytes: z.number().int().min(1024 * 1024, 'a disk must be at least 1 MiB') })]);
+    let thrown: unknown;
+    try {
+      parseArgs(tuple, ['vm', { sizeBytes: 1000 }], 'disks.add');
+    } catch (e) {
+      thrown = deserializeError(JSON.parse(JSON.stringify(serializeError(e))));
+    }
+    expect((thrown as Error).message).toMatch(/^Invalid request: /);
+    expect(uiError(thrown).message).toBe('A disk must be at least 1 MiB.');
   });
 });

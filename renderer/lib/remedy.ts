@@ -169,6 +169,22 @@ export function withoutCliText(message: string): string {
   return kept === '' ? message : kept;
 }
 
+/**
+ * Drops the lead the engine's request check puts before its sentence for every client
+ * (main/common/rpc/server.ts parseArgs: "Invalid request: Size bytes: a disk must be at least
+ * 1 MiB."): the UI shows the sentence itself, "A disk must be at least 1 MiB." The field words
+ * ("Size bytes:") go only when what follows is a sentence of its own (starts "a", "an", "the");
+ * "Invalid VM settings: Memory must be…" keeps "Memory must be…".
+ */
+export function withoutRequestPrefix(message: string): string {
+  const m = /^Invalid (request|VM settings): (.+)$/s.exec(message);
+  if (!m) return message;
+  let rest = m[2]!;
+  const field = /^[A-Z][A-Za-z]*(?: [a-z]+)*: ((?:a|an|the) .+)$/s.exec(rest);
+  if (m[1] === 'request' && field && !rest.includes(';')) rest = field[1]!;
+  return rest.charAt(0).toUpperCase() + rest.slice(1);
+}
+
 export interface UiError {
   /** The sentence to show (no CLI commands). */
   readonly message: string;
@@ -182,7 +198,7 @@ export function uiError(e: unknown, place: RemedyPlace = 'window'): UiError {
   if (!isVivariumError(e)) {
     const raw = e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string' ? (e as { message: string }).message : typeof e === 'string' ? e : '';
     const first = raw.split('\n')[0]?.trim();
-    return { message: first ? withoutCliText(first) : 'Something went wrong. Try again; if it keeps happening, check the engine log.', remedy: null, fields: {} };
+    return { message: first ? withoutRequestPrefix(withoutCliText(first)) : 'Something went wrong. Try again; if it keeps happening, check the engine log.', remedy: null, fields: {} };
   }
   const fields: Partial<Record<VmFormField, string>> = {};
   if (place === 'form') {
@@ -193,7 +209,7 @@ export function uiError(e: unknown, place: RemedyPlace = 'window'): UiError {
     }
     if (e.fields.length === 0 && e.field !== undefined && formFieldOf(e.field) !== 'form') fields[formFieldOf(e.field)] = withoutCliText(e.message);
   }
-  return { message: withoutCliText(e.message), remedy: e.remedy ? uiRemedy(e.remedy, place) : null, fields };
+  return { message: withoutRequestPrefix(withoutCliText(e.message)), remedy: e.remedy ? uiRemedy(e.remedy, place) : null, fields };
 }
 
 function joinSentences(a: string, b: string): string {

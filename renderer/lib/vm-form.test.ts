@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CONFIG_VERSION, MAX_CPUS, VmConfig } from '../../main/common/models/vm-config';
 import { hostDefaults, type HostDefaults, type HostFacts } from '../../main/common/models/vm-settings';
-import { DEFAULT_VM_FORM, formFromConfig, formFromDefaults, formWarnings, parseMemoryMiB, toCreateSpec, toEditPatch, type VmFormValues } from './vm-form';
+import { bootOrderRows, DEFAULT_VM_FORM, formFromConfig, formFromDefaults, formWarnings, moveBootDevice, parseMemoryMiB, toCreateSpec, toEditPatch, toggleBootDevice, type VmFormValues } from './vm-form';
 
 const linux: HostFacts = {
   os: 'linux',
@@ -145,11 +145,38 @@ describe('formFromConfig / toEditPatch', () => {
     const v = { ...formFromConfig(config), cpus: '4', memory: '4G', display: false };
     expect(toEditPatch(v, config)).toEqual({ ok: true, value: { cpus: 4, memoryMiB: 4096, display: 'none' } });
   });
-  it('removes the CD when switching to kernel boot, and both for none', () => {
+  it('removes the CD when switching to kernel boot; back to the firmware drops only the kernel (the CD drives are the Hardware tab\'s)', () => {
     const k = { ...formFromConfig(config), bootSource: 'kernel' as const, kernel: '/k/vmlinuz' };
     expect(toEditPatch(k, config)).toEqual({ ok: true, value: { kernel: '/k/vmlinuz', initrd: null, append: '', iso: null } });
     const none = { ...formFromConfig(config), bootSource: 'none' as const };
-    expect(toEditPatch(none, config)).toEqual({ ok: true, value: { iso: null } });
+    expect(toEditPatch(none, config)).toEqual({ ok: true, value: {} });
+    const withKernel = VmConfig.parse({ ...config, kernel: { path: '/k/vmlinuz' } });
+    expect(toEditPatch({ ...formFromConfig(withKernel), bootSource: 'iso', iso: '' }, withKernel)).toEqual({ ok: true, value: { kernel: null } });
+  });
+  it('boot options: the boot order, boot menu, Secure Boot and TPM are sent when changed', () => {
+    expect(formFromConfig(config)).toMatchObject({ bootOrder: ['disk', 'cd'], bootMenu: false, secureBoot: false, tpm: false });
+    const v = { ...formFromConfig(config), bootOrder: ['cd', 'disk', 'net'] as const, bootMenu: true, tpm: true };
+    expect(toEditPatch(v, config)).toEqual({ ok: true, value: { bootOrder: ['cd', 'disk', 'net'], bootMenu: true, tpm: true } });
+    const sb = { ...formFromConfig(config), secureBoot: true, firmware: 'uefi' as const };
+    expect(toEditPatch(sb, config)).toEqual({ ok: true, value: { firmware: 'uefi', secureBoot: true } });
+    const sbBios = { ...formFromConfig(config), secureBoot: true };
+    expect(toEditPatch(sbBios, config)).toEqual({ ok: false, errors: { firmware: 'Secure Boot needs UEFI firmware: choose UEFI.' } });
+    const empty = { ...formFromConfig(config), bootOrder: [] };
+    expect(toEditPatch(empty, config)).toEqual({ ok: false, errors: { form: 'Choose at least one device to boot from.' } });
+  });
+  it('the boot order list: checked kinds first in order, moved up and down, turned on and off', () => {
+    expect(bootOrderRows(['disk', 'cd'])).toEqual([
+      { device: 'disk', enabled: true },
+      { device: 'cd', enabled: true },
+      { device: 'net', enabled: false },
+    ]);
+    expect(moveBootDevice(['disk', 'cd'], 'cd', -1)).toEqual(['cd', 'disk']);
+    expect(moveBootDevice(['disk', 'cd'], 'disk', -1)).toEqual(['disk', 'cd']);
+    expect(moveBootDevice(['disk', 'cd'], 'cd', 1)).toEqual(['disk', 'cd']);
+    expect(toggleBootDevice(['disk', 'cd'], 'net', true)).toEqual(['disk', 'cd', 'net']);
+    expect(toggleBootDevice(['disk', 'cd'], 'disk', false)).toEqual(['cd']);
+    // A kind turned off keeps its place in the list and comes back there.
+    expect(bootOrderRows(toggleBootDevice(['disk', 'cd', 'net'], 'cd', false)).map((r) => r.device)).toEqual(['disk', 'net', 'cd']);
   });
   it('validates edits like creation', () => {
     const r = toEditPatch({ ...formFromConfig(config), memory: 'x', name: '' }, config);

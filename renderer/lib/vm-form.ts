@@ -9,7 +9,7 @@
  */
 import type { z } from 'zod';
 import { CreateVmSpec, EditVmSpec, issueRemedy } from '../../main/common/contract';
-import { parseSize, primaryIso, type Arch, type Firmware, type VmConfig } from '../../main/common/models/vm-config';
+import { parseSize, primaryIso, type Arch, type BootDevice, type Firmware, type VmConfig } from '../../main/common/models/vm-config';
 import { checkLimits, type HostDefaults } from '../../main/common/models/vm-settings';
 import { formatMemoryMiB } from './format';
 import { SETTING_TO_FORM_FIELD, uiRemedy, type VmFormField } from './remedy';
@@ -39,6 +39,41 @@ export interface VmFormValues {
   /** "tcp:2222:22, udp:5353:53": host port (bound to 127.0.0.1) → guest port. */
   readonly forwards: string;
   readonly display: boolean;
+  /** Boot options (Settings; the engine's `edit --boot-order/--boot-menu/--secure-boot/--tpm`).
+   *  Absent = not shown, nothing sent. The boot order lists the kinds booted from, first first. */
+  readonly bootOrder?: readonly BootDevice[];
+  readonly bootMenu?: boolean;
+  readonly secureBoot?: boolean;
+  readonly tpm?: boolean;
+}
+
+/** The boot devices in words, for the boot order list. */
+export const BOOT_DEVICE_LABELS: Readonly<Record<BootDevice, string>> = { disk: 'Hard disk', cd: 'CD drive', net: 'Network (PXE)' };
+
+/**
+ * The boot order list as the Settings form shows it: every kind once, the ones booted from first
+ * (in their order) and checked, the others after them unchecked.
+ */
+export function bootOrderRows(order: readonly BootDevice[]): readonly { readonly device: BootDevice; readonly enabled: boolean }[] {
+  const all: readonly BootDevice[] = ['disk', 'cd', 'net'];
+  return [...order.map((device) => ({ device, enabled: true })), ...all.filter((d) => !order.includes(d)).map((device) => ({ device, enabled: false }))];
+}
+
+/** Moves a row of the boot order list up (-1) or down (+1); returns the new order of the checked
+ *  rows. `rows` as bootOrderRows gives them. */
+export function moveBootDevice(order: readonly BootDevice[], device: BootDevice, by: -1 | 1): BootDevice[] {
+  const rows = [...bootOrderRows(order)];
+  const i = rows.findIndex((r) => r.device === device);
+  const j = i + by;
+  if (i < 0 || j < 0 || j >= rows.length) return [...order];
+  [rows[i], rows[j]] = [rows[j]!, rows[i]!];
+  return rows.filter((r) => r.enabled).map((r) => r.device);
+}
+
+/** Turns a kind on (added after the others booted from) or off (removed) in the boot order. */
+export function toggleBootDevice(order: readonly BootDevice[], device: BootDevice, on: boolean): BootDevice[] {
+  const rows = bootOrderRows(order).map((r) => (r.device === device ? { ...r, enabled: on } : r));
+  return rows.filter((r) => r.enabled).map((r) => r.device);
 }
 
 export type FieldErrors = Readonly<Partial<Record<VmFormField, string>>>;
@@ -325,6 +360,10 @@ export function formFromConfig(c: VmConfig): VmFormValues {
     network: c.network.mode !== 'none',
     forwards: formatForwards(c.network.forwards),
     display: c.display !== 'none',
+    bootOrder: c.bootOrder,
+    bootMenu: c.bootMenu,
+    secureBoot: c.secureBoot,
+    tpm: c.tpm,
   };
 }
 
@@ -337,7 +376,8 @@ export function toEditPatch(v: VmFormValues, c: VmConfig, defaults: HostDefaults
     ...(values.memoryMiB !== c.memoryMiB ? { memoryMiB: values.memoryMiB } : {}),
   };
   const limits = limitIssues(touched, defaults ? { ...defaults, arch: c.arch } : null, c.name);
-  const pre: FieldErrors = { ...errors, ...limits.errors, ...bootErrors(v), ...forwardErrors(v) };
+  // The ISO is not typed here (the Hardware tab has the CD drives): only a kernel path is required.
+  const pre: Partial<Record<VmFormField, string>> = { ...errors, ...limits.errors, ...(v.bootSource === 'kernel' ? bootErrors(v) : {}), ...forwardErrors(v) };
   const before = formFromConfig(c);
   const raw: Record<string, unknown> = {};
   if (v.name.trim() !== c.name) raw.name = v.name;
@@ -350,25 +390,25 @@ export function toEditPatch(v: VmFormValues, c: VmConfig, defaults: HostDefaults
   if (forwards.ok && formatForwards(forwards.value) !== before.forwards) raw.forwards = forwards.value;
   if (v.display !== before.display) raw.display = v.display ? 'vnc' : 'none';
 
-  const bootChanged =
-    v.bootSource !== before.bootSource ||
-    (v.bootSource === 'iso' && v.iso.trim() !== before.iso) ||
-    (v.bootSource === 'kernel' &&
-      (v.kernel.trim() !== before.kernel || v.initrd.trim() !== before.initrd || v.append.trim() !== before.append));
-  if (bootChanged) {
-    if (v.bootSource === 'iso') {
-      raw.iso = v.iso.trim();
-      if (c.kernel) raw.kernel = null;
-    } else if (v.bootSource === 'kernel') {
+  // Settings boot either with the firmware (the boot order: disks, CD drives — whose ISOs the
+  // Hardware tab changes —, network) or a Linux kernel. Going to the kernel takes the ISO out
+  // (as before); going back to the firmware only drops the kernel: the CD drives stay as they are.
+  if (v.bootSource === 'kernel') {
+    if (before.bootSource !== 'kernel' || v.kernel.trim() !== before.kernel || v.initrd.trim() !== before.initrd || v.append.trim() !== before.append) {
       raw.kernel = v.kernel.trim();
       raw.initrd = v.initrd.trim() === '' ? null : v.initrd.trim();
       raw.append = v.append.trim();
       if (primaryIso(c)) raw.iso = null;
-    } else {
-      if (primaryIso(c)) raw.iso = null;
-      if (c.kernel) raw.kernel = null;
     }
+  } else if (c.kernel) raw.kernel = null;
+  if (v.bootOrder && v.bootOrder.join(',') !== c.bootOrder.join(',')) {
+    if (v.bootOrder.length === 0) return { ok: false, errors: { ...pre, form: 'Choose at least one device to boot from.' } };
+    raw.bootOrder = [...v.bootOrder];
   }
+  if (v.bootMenu !== undefined && v.bootMenu !== c.bootMenu) raw.bootMenu = v.bootMenu;
+  if (v.secureBoot !== undefined && v.secureBoot !== c.secureBoot) raw.secureBoot = v.secureBoot;
+  if (v.tpm !== undefined && v.tpm !== c.tpm) raw.tpm = v.tpm;
+  if (v.secureBoot && (v.firmware || c.firmware) !== 'uefi') pre.firmware = 'Secure Boot needs UEFI firmware: choose UEFI.';
   const parsed = EditVmSpec.safeParse(raw);
   if (!parsed.success) return { ok: false, errors: errorsFromIssues(parsed.error.issues, pre) };
   // The rules on the whole picture (forwards need networking even when only one of them changed).

@@ -9,10 +9,10 @@
 import { useCallback, useEffect, useId, useState, type ReactNode } from 'react';
 import type { DriveInfo, NewDiskBus } from '../../main/common/contract/disks';
 import type { VmInfo } from '../../main/common/models/vm-state';
-import { parseSize } from '../../main/common/models/vm-config';
 import { formatBytes } from '../../main/common/format';
 import { BrowseButton } from '../components/file-chooser';
 import { useServices } from '../engine';
+import { driveSizeBytes, RUNNING_NOTE } from '../lib/hardware';
 import { uiError } from '../lib/remedy';
 
 /** The VM's drive list, reloaded after each change and when the VM's state changes. */
@@ -51,6 +51,9 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const busId = useId();
   const isoId = useId();
   const isoDriveId = useId();
+  const listId = useId();
+  const growHintId = useId();
+  const newHintId = useId();
   const stopped = vm.state === 'stopped';
 
   const run = async (what: () => Promise<unknown>): Promise<boolean> => {
@@ -69,8 +72,8 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
   };
 
   const size = (text: string, what: string): number | null => {
-    const n = parseSize(text);
-    if (n === null) setError(`${what} must be a size such as 40G or 512M.`);
+    const n = driveSizeBytes(text);
+    if (n === null) setError(`${what} must be a size such as 40 (GiB), 40G or 512M.`);
     return n;
   };
 
@@ -81,13 +84,20 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
 
   return (
     <section className="hardware-view" aria-label="Hardware">
+      <h3 className="hardware-heading" id={listId}>
+        Disks and CD drives
+      </h3>
       {(error ?? loadError) && (
-        <p className="error" role="alert">
+        <p className="form-error" role="alert">
           {error ?? loadError}
         </p>
       )}
-      <table className="hardware-list">
-        <caption>Disks and CD drives</caption>
+      {!stopped && (
+        <p className="notice-inline hardware-note" data-testid="hardware-running-note">
+          {RUNNING_NOTE}
+        </p>
+      )}
+      <table className="hardware-list" aria-labelledby={listId}>
         <thead>
           <tr>
             <th scope="col">Drive</th>
@@ -102,8 +112,8 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
             <tr key={d.id}>
               <th scope="row">
                 {d.id}
-                {d.role === 'system' ? ' (system)' : ''}
-                {d.readOnly ? ' (read-only)' : ''}
+                {d.role === 'system' ? <span className="muted"> (system)</span> : ''}
+                {d.readOnly ? <span className="muted"> (read-only)</span> : ''}
               </th>
               <td>{d.bus}</td>
               <td>{formatBytes(d.virtualSizeBytes)}</td>
@@ -113,6 +123,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
               <td>
                 {growing === d.id ? (
                   <form
+                    className="hardware-grow"
                     onSubmit={(e) => {
                       e.preventDefault();
                       const n = size(growTo, 'The new size');
@@ -120,7 +131,10 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
                     }}
                   >
                     <label htmlFor={growId}>New size</label>
-                    <input id={growId} value={growTo} onChange={(e) => setGrowTo(e.target.value)} placeholder="40G" autoFocus />
+                    <input id={growId} className="input" value={growTo} onChange={(e) => setGrowTo(e.target.value)} placeholder="40G" aria-describedby={growHintId} autoFocus />
+                    <span id={growHintId} className="field-hint">
+                      GiB, or with a unit: 512M, 2T
+                    </span>
                     <button type="submit" className="btn btn-primary btn-small" disabled={busy}>
                       Grow
                     </button>
@@ -129,7 +143,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
                     </button>
                   </form>
                 ) : (
-                  <>
+                  <span className="hardware-actions">
                     <button type="button" className="btn btn-small" disabled={busy || d.readOnly} onClick={() => (setGrowing(d.id), setGrowTo(''))}>
                       Grow…
                     </button>
@@ -142,7 +156,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
                     >
                       Remove
                     </button>
-                  </>
+                  </span>
                 )}
               </td>
             </tr>
@@ -153,7 +167,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
               <td>{cd.bus}</td>
               <td>{cd.path ? formatBytes(cd.virtualSizeBytes) : '—'}</td>
               <td className="path">{cd.path ?? <span className="muted">empty</span>}</td>
-              <td>
+              <td className="hardware-actions">
                 <button type="button" className="btn btn-small" disabled={busy || !cd.path} onClick={() => void run(() => services.disks.ejectCd(vm.id, cd.id))}>
                   Eject
                 </button>
@@ -171,25 +185,38 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
           ))}
         </tbody>
       </table>
-      <label className="checkbox">
-        <input type="checkbox" checked={deleteFile} onChange={(e) => setDeleteFile(e.target.checked)} /> Remove also deletes the disk&apos;s file (only a file in the VM&apos;s folder)
+      <label className="hardware-check">
+        <input type="checkbox" checked={deleteFile} onChange={(e) => setDeleteFile(e.target.checked)} disabled={!stopped} /> Remove also deletes the disk&apos;s file (only a file in the VM&apos;s folder)
       </label>
+      <h3 className="hardware-heading">Add a drive</h3>
       <form
-        className="hardware-add"
+        className="hardware-group hardware-add"
         onSubmit={(e) => {
           e.preventDefault();
           const n = size(newSize, 'The size of the new disk');
           if (n !== null) void run(() => services.disks.add(vm.id, { sizeBytes: n, bus: newBus }));
         }}
       >
-        <label htmlFor={newId}>New disk size</label>
-        <input id={newId} value={newSize} onChange={(e) => setNewSize(e.target.value)} />
-        <label htmlFor={busId}>Bus</label>
-        <select id={busId} value={newBus} onChange={(e) => setNewBus(e.target.value as NewDiskBus)}>
+        <div className="field">
+          <label className="field-label" htmlFor={newId}>
+            New disk size
+          </label>
+          <input id={newId} className="input" value={newSize} onChange={(e) => setNewSize(e.target.value)} aria-describedby={newHintId} />
+          <span id={newHintId} className="field-hint">
+            GiB, or with a unit: 512M, 2T
+          </span>
+        </div>
+        <div className="field">
+          <label className="field-label" htmlFor={busId}>
+            Bus
+          </label>
+        <select id={busId} className="input" value={newBus} onChange={(e) => setNewBus(e.target.value as NewDiskBus)}>
           <option value="virtio">virtio (fastest; Linux has the driver)</option>
           <option value="sata">SATA (every OS, Windows installers too)</option>
           <option value="nvme">NVMe (Windows 10+, Linux)</option>
         </select>
+        </div>
+        <span className="hardware-buttons">
         <button type="submit" className="btn btn-small" disabled={busy || !stopped} title={stopped ? undefined : 'Shut the VM down to add a disk'}>
           Add Disk
         </button>
@@ -202,21 +229,28 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
         >
           Add CD Drive
         </button>
+        </span>
+        {!stopped && <p className="field-hint hardware-why">{RUNNING_NOTE}</p>}
       </form>
+      <h3 className="hardware-heading">Insert a CD</h3>
       <form
-        className="hardware-cd"
+        className="hardware-group hardware-cd"
         onSubmit={(e) => {
           e.preventDefault();
           if (iso.trim()) void run(() => (target ? services.disks.insertCd(vm.id, iso.trim(), target.id) : services.disks.insertCd(vm.id, iso.trim()))).then((ok) => ok && setIso(''));
         }}
       >
-        <label htmlFor={isoId}>ISO to insert (full path)</label>
-        <input id={isoId} value={iso} onChange={(e) => setIso(e.target.value)} placeholder="/home/you/Downloads/installer.iso" />
+        <div className="field hardware-iso">
+          <label className="field-label" htmlFor={isoId}>
+            ISO to insert (full path)
+          </label>
+          <input id={isoId} className="input" value={iso} onChange={(e) => setIso(e.target.value)} placeholder="/home/you/Downloads/installer.iso" />
+        </div>
         <BrowseButton label="ISO to insert" filter="iso" current={iso} onPath={setIso} disabled={busy} />
         {cds.length > 1 && (
           <>
             <label htmlFor={isoDriveId}>into</label>
-            <select id={isoDriveId} value={target?.id ?? ''} onChange={(e) => setIsoDrive(e.target.value)}>
+            <select id={isoDriveId} className="input" value={target?.id ?? ''} onChange={(e) => setIsoDrive(e.target.value)}>
               {cds.map((d) => (
                 <option key={d.id} value={d.id}>
                   {d.id}
