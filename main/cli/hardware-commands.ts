@@ -22,7 +22,7 @@ const JSON_HELP = 'print the drive list as JSON: [{id, kind: "disk"|"cdrom", pat
 
 export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
   disk: {
-    usage: 'disk list|add|resize|remove NAME [DRIVE_ID] [--size SIZE | --file PATH] [--bus virtio|sata|nvme] [--cdrom] [--delete-file] [--json]',
+    usage: 'disk list|add|resize|remove NAME [DRIVE_ID] [--size SIZE | --file PATH] [--bus virtio|sata|nvme] [--cdrom] [--delete-file] [--force] [--json]',
     summary:
       'List a VM\'s disks and CD drives; add a disk (a new one of --size, or an existing image --file, on --bus; VM stopped) or a CD drive (--cdrom, empty or with the ISO --file); grow a disk to --size (works while it runs); remove a disk or CD drive (VM stopped; a disk\'s file is kept unless --delete-file).',
     positionals: ['ACTION', VM, 'DRIVE_ID'],
@@ -33,6 +33,7 @@ export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
       bus: { type: 'string', value: 'virtio|sata|nvme', help: 'add: the disk\'s bus (default virtio; sata or nvme for guests without virtio drivers, such as Windows installers)' },
       cdrom: { type: 'boolean', help: 'add: a CD drive instead of a disk (empty, or holding the ISO --file)' },
       'delete-file': { type: 'boolean', help: 'remove: also delete the disk\'s file (only a file inside the VM\'s folder that no other VM uses)' },
+      force: { type: 'boolean', help: 'remove: remove the system disk too (the disk the VM boots from)' },
       json: { type: 'boolean', help: JSON_HELP },
     },
   },
@@ -73,6 +74,7 @@ export function prepareHardware(command: string, p: Parsed): void {
     if (action !== 'add' && action !== 'resize' && has('size')) throw new UsageError('--size goes with disk add or disk resize', command);
     if (has('bus') && !['virtio', 'sata', 'nvme'].includes(String(p.flags.bus))) throw new UsageError(`--bus must be virtio, sata or nvme, not "${String(p.flags.bus)}"`, command);
     if (action !== 'remove' && has('delete-file')) throw new UsageError('--delete-file goes with disk remove', command);
+    if (action !== 'remove' && has('force')) throw new UsageError('--force goes with disk remove', command);
   } else {
     if (action !== 'insert' && action !== 'eject') throw new UsageError(`unknown action "${action}"; use insert or eject`, command);
     if (action === 'insert' && arg === undefined) throw new UsageError('cd insert needs the PATH of an ISO', command);
@@ -88,6 +90,14 @@ function nvmeResizeAdvice(e: unknown, sizeFlagText: string): unknown {
   const vm = shellArg(data.vm);
   const first = e.message.replace(/ Shut the VM down, then grow the disk[^.]*\.$/, '');
   return new VivariumError(e.code, `${first} Shut it down and run \`vivarium stop ${vm}\`, then \`vivarium disk resize ${vm} ${data.disk} --size ${shellArg(sizeFlagText)}\`.`, e.data);
+}
+
+/** The engine's "that is the system disk" with the flag that removes it anyway. */
+function systemDiskAdvice(e: unknown, deleteFile: boolean): unknown {
+  const data = isVivariumError(e) ? (e.data as { systemDisk?: boolean; vm?: string; disk?: string } | undefined) : undefined;
+  if (!isVivariumError(e) || data?.systemDisk !== true || !data.vm || !data.disk) return e;
+  const first = e.message.replace(/ To remove it anyway, confirm removing the system disk[^.]*\.$/, '');
+  return new VivariumError(e.code, `${first} To remove it anyway: \`vivarium disk remove ${shellArg(data.vm)} ${data.disk}${deleteFile ? ' --delete-file' : ''} --force\`${deleteFile ? '' : ' (its file is kept)'}.`, e.data);
 }
 
 function sizeText(n: number | null): string {
@@ -111,7 +121,10 @@ export async function runHardware(command: string, p: Parsed, s: Services, io: I
         ...(p.flags.cdrom === true ? { cdrom: true } : {}),
       });
     } else if (action === 'resize') list = await s.disks.resize(ref, arg!, size!).catch((e: unknown) => Promise.reject(nvmeResizeAdvice(e, String(p.flags.size))));
-    else if (action === 'remove') list = await s.disks.remove(ref, arg!, { deleteFile: p.flags['delete-file'] === true });
+    else if (action === 'remove') {
+      const deleteFile = p.flags['delete-file'] === true;
+      list = await s.disks.remove(ref, arg!, { deleteFile, ...(p.flags.force === true ? { force: true } : {}) }).catch((e: unknown) => Promise.reject(systemDiskAdvice(e, deleteFile)));
+    }
     else list = await s.disks.list(ref);
   } else if (action === 'insert') {
     // An absent drive is left out, not sent as undefined (JSON would turn it into null).

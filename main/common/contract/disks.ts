@@ -33,11 +33,12 @@ export type NewDiskBus = z.infer<typeof NewDiskBus>;
 /** The largest disk Vivarium makes or grows to: 64 TiB. */
 export const MAX_DISK_BYTES = 64 * 1024 ** 4;
 
-const SizeBytes = z
-  .number()
-  .int()
-  .min(1024 * 1024, 'a disk must be at least 1 MiB')
-  .max(MAX_DISK_BYTES, 'a disk can be at most 64 TiB');
+/** The smallest disk Vivarium makes or grows to: 1 MiB. */
+export const MIN_DISK_BYTES = 1024 * 1024;
+
+/** A size in bytes. Its range (MIN_DISK_BYTES … MAX_DISK_BYTES) is checked by the disk service,
+ *  which says it in sentences with the sizes in binary units ("at most 64 TiB"). */
+const SizeBytes = z.number().int().min(0);
 
 /** A new disk: a new qcow2 of `sizeBytes` in the VM's folder, or an existing image `file` (checked as
  *  an untrusted image: format probed and given explicitly, no backing file, not an ISO), on `bus`
@@ -68,8 +69,10 @@ export interface DiskService {
    *  when stopped. @throws invalid-argument (smaller than now), not-found (no such disk) */
   resize(ref: string, diskId: string, sizeBytes: number): Promise<readonly DriveInfo[]>;
   /** Removes a disk or a CD drive from the VM (stopped only). A disk's file is deleted only with
-   *  `deleteFile`, only if it is inside the VM's folder and no other VM uses it; an ISO never is. */
-  remove(ref: string, diskId: string, options?: { readonly deleteFile?: boolean }): Promise<readonly DriveInfo[]>;
+   *  `deleteFile`, only if it is inside the VM's folder and no other VM uses it; an ISO never is.
+   *  The system disk (the one the VM boots from) only with `force`.
+   *  @throws invalid-state (running; the system disk without `force`, data `{systemDisk: true}`) */
+  remove(ref: string, diskId: string, options?: { readonly deleteFile?: boolean; readonly force?: boolean }): Promise<readonly DriveInfo[]>;
   /** Puts an ISO in CD drive `driveId` (default: the first; a stopped VM without one gets cd0),
    *  replacing what was there: live when running, and saved. The ISO is checked as create checks
    *  it (exists, readable, an ISO 9660/UDF volume). */
@@ -84,7 +87,7 @@ export const disksSchema: ServiceSchema<DiskService> = {
     list: z.tuple([VmRef]),
     add: z.tuple([VmRef, AddDiskRequest]),
     resize: z.tuple([VmRef, DriveId, SizeBytes]),
-    remove: z.tuple([VmRef, DriveId, z.object({ deleteFile: z.boolean().optional() }).strict().optional()]),
+    remove: z.tuple([VmRef, DriveId, z.object({ deleteFile: z.boolean().optional(), force: z.boolean().optional() }).strict().optional()]),
     insertCd: z.tuple([VmRef, AbsPath, DriveId.optional()]),
     ejectCd: z.tuple([VmRef, DriveId.optional()]),
   },

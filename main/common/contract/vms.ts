@@ -54,7 +54,7 @@ export const CreateVmSpec = z
     accel: AccelChoice.optional(),
     firmware: Firmware.optional(),
     /** Size of a new, empty qcow2 disk. 0 = no disk. */
-    diskSizeBytes: z.number().int().min(0).max(64 * 1024 ** 4).optional(),
+    diskSizeBytes: z.number().int().min(0).max(64 * 1024 ** 4, 'disk size must be at most 64 TiB').optional(),
     /** Use an existing disk image in place (never deleted by Vivarium). */
     diskPath: AbsPath.optional(),
     /** The system disk's bus (default virtio); an OS preset whose installer lacks virtio drivers

@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AddDiskRequest, DiskService, DriveInfo } from '../../common/contract/disks';
+import { MAX_DISK_BYTES, MIN_DISK_BYTES, type AddDiskRequest, type DiskService, type DriveInfo } from '../../common/contract/disks';
 import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import {
@@ -64,6 +64,20 @@ export function bytesText(n: number): string {
   return `${u === 0 ? v : +v.toFixed(2)} ${units[u]}`;
 }
 
+/**
+ * A disk size in range (MIN_DISK_BYTES … MAX_DISK_BYTES), said in binary units.
+ * @throws invalid-argument (field `disks`) with a sentence for every front end
+ */
+export function assertDiskSize(bytes: number, what: 'new' | 'grow'): void {
+  const subject = what === 'new' ? 'A new disk' : 'A disk';
+  if (bytes < MIN_DISK_BYTES) {
+    throw errors.invalid(`${subject} must be at least ${bytesText(MIN_DISK_BYTES)}${bytes > 0 ? `, not ${bytesText(bytes)}` : ''}. Give a size such as 10 GiB.`, undefined, { field: 'disks' });
+  }
+  if (bytes > MAX_DISK_BYTES) {
+    throw errors.invalid(`${subject} can be at most ${bytesText(MAX_DISK_BYTES)}, not ${bytesText(bytes)}.`, undefined, { field: 'disks' });
+  }
+}
+
 function requireConfig(vm: VmDetails): VmConfig {
   if (!vm.config) throw errors.state(`"${vm.name}" has a broken config (${vm.error ?? 'unreadable'}); fix or delete it first.`);
   return vm.config;
@@ -90,6 +104,7 @@ export class LocalDiskService implements DiskService {
     const vm = await this.deps.vms.get(ref);
     const config = requireConfig(vm);
     if (req.cdrom) return this.addCdDrive(vm, config, req.file);
+    if (req.sizeBytes !== undefined) assertDiskSize(req.sizeBytes, 'new');
     const bus: DiskBus = req.bus ?? 'virtio';
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'add a disk');
@@ -122,6 +137,7 @@ export class LocalDiskService implements DiskService {
     const vm = await this.deps.vms.get(ref);
     const config = requireConfig(vm);
     const disk = this.disk(vm, config, diskId);
+    assertDiskSize(sizeBytes, 'grow');
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       if (disk.readOnly) throw errors.invalid(`${disk.id} of "${vm.name}" is read-only, so it cannot grow.`, undefined, { field: 'disks' });
       const file = this.imagePath(vm.id, disk.source);
@@ -158,7 +174,7 @@ export class LocalDiskService implements DiskService {
     });
   }
 
-  async remove(ref: string, diskId: string, options: { readonly deleteFile?: boolean } = {}): Promise<readonly DriveInfo[]> {
+  async remove(ref: string, diskId: string, options: { readonly deleteFile?: boolean; readonly force?: boolean } = {}): Promise<readonly DriveInfo[]> {
     const vm = await this.deps.vms.get(ref);
     const config = requireConfig(vm);
     if (/^cd[0-9]$/.test(diskId)) {
@@ -173,6 +189,14 @@ export class LocalDiskService implements DiskService {
     const disk = this.disk(vm, config, diskId);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'remove a disk');
+      // As virt-manager and UTM warn: without it the VM has nothing to boot from.
+      if (disk.role === 'system' && options.force !== true) {
+        throw errors.state(
+          `${disk.id} is the system disk of "${vm.name}", the disk it boots from: without it the VM has nothing to start. Nothing was removed. To remove it anyway, confirm removing the system disk${options.deleteFile ? '' : ' (its file is kept)'}.`,
+          { systemDisk: true, vm: vm.name, disk: disk.id },
+          { field: 'disks' },
+        );
+      }
       const file = this.imagePath(vm.id, disk.source);
       if (options.deleteFile) {
         if (!('bundle' in disk.source)) {

@@ -279,5 +279,17 @@ describe('disks of a stopped VM', () => {
     expect(fs.existsSync(path.join(bundle, 'disk7.qcow2'))).toBe(false);
     list = await json<Drive[]>(['disk', 'remove', 'st', 'cd0']);
     expect(list.some((d) => d.kind === 'cdrom')).toBe(false);
+
+    // The system disk (the one it boots from) is not removed without --force (as virt-manager and
+    // UTM warn); with --force it goes, its file kept.
+    const system = await cli(['disk', 'remove', 'st', 'disk0']);
+    expect(system.code).toBe(1);
+    expect(system.stderr).toBe(
+      'vivarium: disk0 is the system disk of "st", the disk it boots from: without it the VM has nothing to start. Nothing was removed. To remove it anyway: `vivarium disk remove st disk0 --force` (its file is kept).\n',
+    );
+    expect((await json<Drive[]>(['disk', 'list', 'st'])).map((d) => d.id)).toContain('disk0');
+    list = await json<Drive[]>(['disk', 'remove', 'st', 'disk0', '--force']);
+    expect(list.map((d) => d.id)).not.toContain('disk0');
+    expect(fs.existsSync(path.join(bundle, 'disk0.qcow2'))).toBe(true);
   });
 });
