@@ -19,7 +19,7 @@ import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type 
 import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
 import { createWithProgress, importFlag, prepareMedia } from './media-commands';
-import { cloudFlags, prepareSandbox, resolveCloudImage } from './sandbox-commands';
+import { cloudFlags, prepareSandbox, resolveCloudImage, sandboxShowLines } from './sandbox-commands';
 import { prepareHardware } from './hardware-commands';
 import { prepareSnapshot } from './snapshot-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
@@ -195,7 +195,7 @@ async function run(command: string, p: Parsed, plan: Plan, s: Services, io: CliI
         const guest = vm.state === 'running' ? await s.sandbox.guest(vm.id).catch(() => null) : null;
         json({ ...publicVm(vm), startedAt: vm.startedAt, path: vm.path, runtime, config: vm.config, argv: vm.argv, guest });
       } else {
-        out(formatShow(vm));
+        out(formatShow(vm, await sandboxShowLines(s, vm)));
       }
       return 0;
     }
@@ -473,7 +473,7 @@ function formatList(vms: readonly VmInfo[]): string {
   return table(rows);
 }
 
-function formatShow(vm: VmInfo & { argv: readonly string[] | null }): string {
+function formatShow(vm: VmInfo & { argv: readonly string[] | null }, sandbox: readonly string[] = []): string {
   const c = vm.config;
   const lines = [`${vm.name}  (${vm.id})`, `  state:    ${vm.state}${vm.pid ? ` (pid ${vm.pid})` : ''}`];
   if (vm.error) lines.push(`  error:    ${vm.error}`);
@@ -491,6 +491,7 @@ function formatShow(vm: VmInfo & { argv: readonly string[] | null }): string {
     if (c.autostart) lines.push('  autostart: yes (starts when Vivarium or `vivarium serve --autostart` starts)');
     if (c.extraArgs.length) lines.push(`  extra QEMU arguments (advanced, from config.json): ${c.extraArgs.map(shellArg).join(' ')}`);
   }
+  lines.push(...sandbox);
   if (vm.lastExit) lines.push(`  last exit: ${vm.lastExit.reason} at ${vm.lastExit.at}: ${vm.lastExit.message}`);
   lines.push(`  folder:   ${vm.path}`);
   if (vm.argv) lines.push('', '  ' + vm.argv.map(shellArg).join(' \\\n    '));

@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import type { CloudCreateSpec, CreateVmSpec, ForwardInfo, Services, ShareInfo } from '../common/contract';
 import { errors } from '../common/errors';
 import { parseForward } from '../common/models/sandbox';
+import { DEFAULT_GUEST_UID, guestUidFor, hostProcessUid, ninePMountCommand } from '../common/guest-uid';
+import { shellArg } from '../common/shell-arg';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
 
@@ -131,7 +133,10 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
   },
   ssh: {
     usage: 'ssh NAME [--] [COMMAND ...]',
-    summary: 'Open an SSH session in a sandbox (made with create --cloud-image), or run COMMAND there and exit with its status.',
+    summary:
+      'Open an SSH session in a sandbox (made with create --cloud-image), or run COMMAND there and exit with its status. ' +
+      'As with OpenSSH, the words after -- are joined with spaces into one command line that the guest\'s shell runs: ' +
+      'vivarium ssh NAME -- \'cd /mnt/work && make; echo done\'.',
     positionals: [VM, ...Array.from({ length: 255 }, () => 'ARG')],
     optionalPositionals: 255,
     flags: {
@@ -158,6 +163,31 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
   },
 };
+
+/**
+ * The sandbox lines of the text `show` (what `show --json` has as `guest`, `cloudInit`, `shares`):
+ *   guest:    HOSTNAME, IP, IP (OS)          what the guest agent says, while it runs and answers
+ *   ssh:      USER@127.0.0.1:PORT (vivarium ssh NAME)      a sandbox; without PORT while stopped
+ *   shares:   HOSTDIR -> /mnt/TAG (rw|read-only)           one line each
+ * Nothing for a VM without them; the engine's refusals are left out (show must still show).
+ */
+export async function sandboxShowLines(s: Services, vm: { readonly id: string; readonly name: string; readonly state: string; readonly config: { readonly cloudInit: { readonly user: string; readonly hostname: string } | null; readonly shares: readonly { readonly hostPath: string; readonly tag: string; readonly readOnly: boolean }[] } | null }): Promise<string[]> {
+  const lines: string[] = [];
+  const c = vm.config;
+  if (!c) return lines;
+  if (vm.state === 'running') {
+    const g = await s.sandbox.guest(vm.id).catch(() => null);
+    if (g) lines.push(`  guest:    ${[g.hostname ?? '(no host name)', ...g.ips].join(', ')}${g.os ? ` (${g.os})` : ''}`);
+    else if (c.cloudInit) lines.push('  guest:    the guest agent does not answer (yet)');
+  }
+  if (c.cloudInit) {
+    const access = await s.sandbox.sshAccess(vm.id).catch(() => null);
+    const where = access?.running && access.port !== null ? `@127.0.0.1:${access.port}` : '';
+    lines.push(`  ssh:      ${c.cloudInit.user}${where} (host name ${c.cloudInit.hostname}; vivarium ssh ${shellArg(vm.name)}${where ? '' : ' once it runs'})`);
+  }
+  c.shares.forEach((sh, i) => lines.push(`  ${i === 0 ? 'shares:  ' : '         '} ${sh.hostPath} -> /mnt/${sh.tag} (${sh.readOnly ? 'read-only' : 'rw'}${c.cloudInit ? '' : ', mount it in the guest'})`));
+  return lines;
+}
 
 /** Usage checks that need no engine (exit 2). */
 export function prepareSandbox(command: string, p: Parsed): void {
@@ -220,7 +250,43 @@ export async function runSandbox(command: string, p: Parsed, s: Services, io: Io
   if (asJson) out(JSON.stringify(list, null, 2));
   else if (list.length === 0) out('No shared folders.');
   else for (const sh of list) out(`${sh.hostPath} -> ${sh.guestPath} (tag ${sh.tag}${sh.readOnly ? ', read-only' : ''})`);
+  if (action === 'add' && !asJson) {
+    const added = list.find((sh) => sh.hostPath === path.resolve(arg!) || sh.tag === p.flags.tag);
+    const vm = await s.vms.get(ref);
+    if (added) for (const line of shareNotes(added, vm.config?.cloudInit != null)) out(line);
+  }
   return 0;
+}
+
+/**
+ * What `share add` adds in words: for a VM not made from a cloud image (nothing mounts the share
+ * for it), the mount command to type in the guest; for a read-write share, whether the guest user
+ * may write to it. 9p with security_model=none shows the host's owners as they are, and the guest
+ * user has the host user's uid (provisioning/cloud-init.ts guestUidFor) or 1000 when Vivarium runs
+ * as root; a folder owned by another uid is then read-only to the guest user (writes need sudo).
+ */
+export function shareNotes(share: ShareInfo, cloudInitGuest: boolean, hostUid: number | null = hostProcessUid()): string[] {
+  const notes: string[] = [];
+  if (!cloudInitGuest) {
+    notes.push(`This VM was not made from a cloud image, so nothing mounts the share for it. In the guest (Linux with 9p), mount it with:\n  ${ninePMountCommand({ tag: share.tag, readOnly: share.readOnly })}`);
+    return notes;
+  }
+  notes.push(`The guest mounts it at ${share.guestPath} at its next start.`);
+  if (share.readOnly) return notes;
+  const guestUid = guestUidFor(hostUid) ?? DEFAULT_GUEST_UID;
+  let owner: number | null = null;
+  try {
+    owner = fs.statSync(share.hostPath).uid;
+  } catch {
+    // checked by the engine already
+  }
+  if (owner !== null && owner !== guestUid) {
+    notes.push(
+      `${share.hostPath} belongs to uid ${owner}, but the guest user has uid ${guestUid}${hostUid === 0 ? ' (Vivarium runs as root, so the guest user keeps the default uid)' : ''}: ` +
+        `to the guest user the folder is read-only (writes need sudo in the guest). To let the guest user write, give the folder to uid ${guestUid} on the host: chown ${guestUid} ${shellArg(share.hostPath)}`,
+    );
+  }
+  return notes;
 }
 
 async function runSsh(p: Parsed, s: Services, io: Io): Promise<number> {

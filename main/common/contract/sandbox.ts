@@ -72,7 +72,7 @@ export interface SshAccess {
   readonly canOpenTerminal: boolean;
 }
 
-/** `sshCommand`'s options: the command to run in the guest, as argv words (none: a login shell). */
+/** `sshCommand`'s options: the command to run in the guest, words joined with spaces into one shell command line as OpenSSH does (none: a login shell). */
 export const SshCommandOptions = z.object({ command: z.array(z.string().max(4096)).max(255).optional() }).strict();
 export type SshCommandOptions = z.infer<typeof SshCommandOptions>;
 

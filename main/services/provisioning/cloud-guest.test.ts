@@ -228,7 +228,9 @@ beforeAll(async () => {
     async (id, publicKey) => ({
       instanceId: id,
       hostname: 'viv-plain',
-      user: { name: 'dev', sshAuthorizedKeys: [publicKey] },
+      // The host user's uid (a second Linux user's 1001), as guestUidFor gives it: files owned by
+      // 1001 on the host are dev's in the shares.
+      user: { name: 'dev', sshAuthorizedKeys: [publicKey], uid: 1001 },
       installGuestAgent: false, // the image has it; installing would need the internet
       shares: [
         { tag: 'work', readOnly: false },
@@ -243,7 +245,9 @@ beforeAll(async () => {
     async (id, publicKey) => ({
       instanceId: id,
       hostname: 'viv-pw',
-      user: { name: 'alice', sshAuthorizedKeys: [publicKey], passwordHash: await hashPassword(PASSWORD) },
+      // uid 998 is the image's systemd-network (a macOS-like low uid that happens to be taken): the
+      // seed's bootcmd then makes alice with the next free uid instead of leaving her out.
+      user: { name: 'alice', sshAuthorizedKeys: [publicKey], passwordHash: await hashPassword(PASSWORD), uid: 998 },
       installGuestAgent: false,
       network: null,
       extraUserData: '#cloud-config\nhostname: not-this-one\nruncmd:\n  - [sh, -c, "echo merged > /run/extra-user-data"]\n',
@@ -282,7 +286,9 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     const b = await ssh(pw, ['hostname']);
     expect(b.stdout.trim()).toBe('viv-pw');
     // The command's exit status comes back.
-    expect((await ssh(plain, ['sh', '-c', 'exit 7'])).code).toBe(7);
+    expect((await ssh(plain, ['exit 7'])).code).toBe(7);
+    // As with OpenSSH, the words make one command line for the guest's shell.
+    expect((await ssh(plain, ['echo one;', 'echo', 'two'])).stdout).toBe('one\ntwo\n');
     // cloud-init read Vivarium's seed from the read-only virtio disk.
     expect(fs.readFileSync(plain.serialLog, 'latin1')).toMatch(/DataSourceNoCloud \[seed=\/dev\/vd[b-z]\]/);
     // The key file is private.
@@ -349,10 +355,26 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     fs.writeFileSync(path.join(plain.shares.work!, 'from-host.txt'), 'hello guest\n');
     expect((await ssh(plain, ['cat', '/mnt/work/from-host.txt'])).stdout).toBe('hello guest\n');
     expect((await ssh(plain, ['cat', '/mnt/docs/readme.txt'])).stdout).toBe('from the host\n');
-    const w = await ssh(plain, ['sh', '-c', 'echo x > /mnt/docs/new.txt']);
+    const w = await ssh(plain, ['echo x > /mnt/docs/new.txt']);
     expect(w.code).not.toBe(0);
     expect(w.stderr).toMatch(/Read-only file system/);
     expect(fs.existsSync(path.join(plain.shares.docs!, 'new.txt'))).toBe(false);
+
+    // The guest user has the host user's uid (1001): it writes, without sudo, where that uid may
+    // write on the host, and the file is that user's on the host; a folder of another uid (root's,
+    // 0755) refuses it, as it would refuse that host user.
+    expect((await ssh(plain, ['id -u; id -g'])).stdout).toBe('1001\n1001\n');
+    fs.chownSync(plain.shares.work!, 1001, 1001);
+    const mine = await ssh(plain, ['echo from-guest > /mnt/work/from-guest.txt']);
+    expect(mine).toMatchObject({ code: 0, stderr: '' });
+    expect(fs.readFileSync(path.join(plain.shares.work!, 'from-guest.txt'), 'utf8')).toBe('from-guest\n');
+    expect(fs.statSync(path.join(plain.shares.work!, 'from-guest.txt')).uid).toBe(1001);
+    fs.mkdirSync(path.join(plain.shares.work!, 'roots'), { mode: 0o755 });
+    const theirs = await ssh(plain, ['echo x > /mnt/work/roots/x.txt']);
+    expect(theirs.code).not.toBe(0);
+    expect(theirs.stderr).toMatch(/Permission denied/);
+    // The uid the seed asked for was taken in the image (998): alice exists with the next free one.
+    expect((await ssh(pw, ['id -u'])).stdout.trim()).toBe('1000');
 
     // A share that is not mounted (as one added while the VM was stopped) is mounted by the
     // per-boot script cloud-init runs on every boot.

@@ -15,6 +15,8 @@ import {
   checkPublicKey,
   cloudConfig,
   describeSeed,
+  guestUidFor,
+  userFallbackScript,
   mimeMultipart,
   ninePMountCommand,
   parseCloudConfig,
@@ -183,6 +185,38 @@ describe('extra user-data: MIME multi-part', () => {
     expect(bad('#cloud-config\n- a\n- b\n').message).toMatch(/mapping/);
     expect(bad('Content-Type: multipart/mixed; boundary="x"\nMIME-Version: 1.0\n\n--x--\n').message).toMatch(/already MIME/);
     expect(userDataPartType('## template: jinja\n#cloud-config\n')).toBe('text/jinja2');
+  });
+});
+
+describe('the guest user\'s uid follows the host user\'s (9p shares)', () => {
+  it('keeps a normal uid (macOS 501, a second Linux user 1001); root, system uids and nobody get the default', () => {
+    expect(guestUidFor(501)).toBe(501);
+    expect(guestUidFor(1000)).toBe(1000);
+    expect(guestUidFor(1001)).toBe(1001);
+    expect(guestUidFor(0)).toBeNull();
+    expect(guestUidFor(499)).toBeNull();
+    expect(guestUidFor(65534)).toBeNull();
+    expect(guestUidFor(null)).toBeNull();
+  });
+
+  it('asks cloud-init for that uid, with a bootcmd that makes the user anyway when the image uses it', () => {
+    const cfg = parseCloudConfig(buildSeed({ ...base, user: { ...base.user, uid: 501 } }).userData);
+    expect((cfg.users as Record<string, unknown>[])[0]).toMatchObject({ name: 'dev', uid: 501 });
+    const bootcmd = cfg.bootcmd as string[][];
+    expect(bootcmd).toHaveLength(2);
+    expect(bootcmd[1]!.slice(0, 3)).toEqual(['cloud-init-per', 'instance', 'vivarium-user-uid']);
+    expect(bootcmd[1]!.at(-1)).toBe(userFallbackScript('dev', 501, '/bin/bash'));
+    // Valid POSIX sh, with and without a password hash to carry over.
+    execFileSync('sh', ['-n', '-c', userFallbackScript('dev', 501, '/bin/bash', '$6$abc$def/.')]);
+    expect(userFallbackScript('dev', 501, '/bin/sh', '$6$abc$def')).toContain("usermod -p '$6$abc$def' dev");
+    // Without a uid: no uid key, and the guest's first free uid (1000) as before.
+    const plain = parseCloudConfig(buildSeed(base).userData);
+    expect((plain.users as Record<string, unknown>[])[0]).not.toHaveProperty('uid');
+    expect(plain.bootcmd as unknown[]).toHaveLength(1);
+  });
+
+  it('refuses a uid that is not a person\'s', () => {
+    expect(() => buildSeed({ ...base, user: { ...base.user, uid: 0 } })).toThrow(/not a uid for a person's account/);
   });
 });
 

@@ -24,6 +24,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import sshpk from 'sshpk';
 import { parse, parseDocument, stringify } from 'yaml';
+import { guestUidFor, ninePMountOptions } from '../../common/guest-uid';
 
 /** A 9p shared folder as the guest mounts it: `tag` is QEMU's `mount_tag`, mounted at `/mnt/<tag>`. */
 export interface SeedShare {
@@ -46,6 +47,11 @@ export interface SeedInput {
     readonly passwordHash?: string | null;
     /** Login shell, default `/bin/bash`; Alpine images have only `/bin/sh` (busybox ash). */
     readonly shell?: string;
+    /**
+     * The user's uid in the guest (`guestUidFor(host uid)`), or null/absent: the guest's first free
+     * uid (1000 on a fresh image). See `guestUidFor` for why it follows the host user's.
+     */
+    readonly uid?: number | null;
   };
   /** Packages the guest installs on first boot (needs the guest to reach its mirror). */
   readonly packages?: readonly string[];
@@ -86,16 +92,8 @@ export function shareMountPoint(tag: string): string {
   return `/mnt/${tag}`;
 }
 
-/** The mount options for a 9p share (qemu-notes §6), read-only shares mounted `ro`. */
-export function ninePMountOptions(readOnly: boolean): string {
-  return `trans=virtio,version=9p2000.L,msize=131072,cache=mmap${readOnly ? ',ro' : ''},nofail`;
-}
-
-/** The command to mount a share by hand in a guest without cloud-init (shown to the user). */
-export function ninePMountCommand(share: SeedShare): string {
-  const mp = shareMountPoint(share.tag);
-  return `sudo mkdir -p ${mp} && sudo mount -t 9p -o ${ninePMountOptions(share.readOnly).replace(/,nofail$/, '')} ${share.tag} ${mp}`;
-}
+// The guest user's uid (the host user's, as Lima does) and the 9p mount command live in common/.
+export { DEFAULT_GUEST_UID, guestUidFor, ninePMountCommand, ninePMountOptions } from '../../common/guest-uid';
 
 /** The Merge-Type given to a #cloud-config part from the user (see the module comment). */
 export const USER_PART_MERGE_TYPE = 'dict(recurse_array,no_replace)+list(append)';
@@ -198,6 +196,9 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
         lock_passwd: hash === null,
         ...(hash === null ? {} : { passwd: hash }),
         ssh_authorized_keys: u.sshAuthorizedKeys.map((k) => k.trim()),
+        // The host user's uid (guestUidFor): a 9p share's files the host user owns are this user's.
+        // useradd then gives the user's own group the same gid when it is free.
+        ...(u.uid != null ? { uid: u.uid } : {}),
       },
     ],
     disable_root: true,
@@ -219,6 +220,10 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   // module then keeps them (ssh_deletekeys off; it only generates missing ones). A clone's new
   // instance-id makes new keys the same way.
   config.bootcmd = [['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT]];
+  // bootcmd runs before cloud-init's users-groups module: if the image already has an account with
+  // the wanted uid, useradd --uid would fail and the user would not exist at all; so the user is
+  // made here without a fixed uid, and users-groups then finds it and only adds keys and sudo.
+  if (u.uid != null) config.bootcmd = [...(config.bootcmd as unknown[]), ['cloud-init-per', 'instance', 'vivarium-user-uid', 'sh', '-c', userFallbackScript(u.name, u.uid, u.shell ?? '/bin/bash', hash)]];
   config.ssh_deletekeys = false;
   // Debian's unit is started by udev when the agent's port appears; starting it here also covers
   // an image where it was just installed. Failure (no agent) must not fail the boot.
@@ -233,6 +238,21 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
 export const HOST_KEYS_SCRIPT =
   'rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub && ssh-keygen -A >/dev/null && ' +
   '{ echo "-----BEGIN SSH HOST KEY KEYS-----"; cat /etc/ssh/ssh_host_*_key.pub; echo "-----END SSH HOST KEY KEYS-----"; }';
+
+/**
+ * bootcmd's fallback for a uid the image already uses: create the user with the next free uid (and
+ * set the password hash, which cloud-init's users-groups applies only to users it creates itself).
+ * Every value is checked by `validate` (name, shell path, crypt hash: no quote, space or `;`).
+ */
+export function userFallbackScript(name: string, uid: number, shell: string, passwordHash: string | null = null): string {
+  return (
+    `if ! getent passwd ${name} >/dev/null && getent passwd ${uid} >/dev/null; then ` +
+    `echo "vivarium: uid ${uid} is taken in this image; ${name} gets the next free uid" >&2; ` +
+    `useradd -m -s ${shell} ${name} || adduser -D -s ${shell} ${name}; ` +
+    (passwordHash ? `usermod -p '${passwordHash}' ${name}; ` : '') +
+    'fi'
+  );
+}
 
 /** Where the per-boot share script goes (cloud-init runs /var/lib/cloud/scripts/per-boot/* on every boot). */
 export const SHARES_SCRIPT_PATH = '/var/lib/cloud/scripts/per-boot/vivarium-9p-shares.sh';
@@ -270,6 +290,7 @@ function validate(input: SeedInput): void {
     `"${u.name}" is not a valid Linux user name: start with a lower-case letter or "_", then up to 31 lower-case letters, digits, "_" or "-".`,
   );
   check(!RESERVED_USERS.has(u.name), 'user.name', `"${u.name}" is a system account; choose another user name.`);
+  if (u.uid != null) check(guestUidFor(u.uid) === u.uid, 'user.uid', `${u.uid} is not a uid for a person's account (500–59999).`);
   if (u.shell !== undefined) check(/^\/[A-Za-z0-9_./-]{1,63}$/.test(u.shell) && !u.shell.includes('..'), 'user.shell', `"${u.shell}" is not a shell path such as /bin/bash.`);
   check(u.sshAuthorizedKeys.length > 0, 'user.sshAuthorizedKeys', 'Give at least one SSH public key (or let Vivarium make a key pair).');
   u.sshAuthorizedKeys.forEach((k) => checkPublicKey(k));

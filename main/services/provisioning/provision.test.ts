@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { SeedInputError, splitUserData } from './cloud-init';
 import { verifyPassword } from './password-hash';
-import { defaultGuestUser, hostnameFromName, provisionCloudInit } from './provision';
+import { checkCloudInitRequest, defaultGuestUser, hostnameFromName, provisionCloudInit } from './provision';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-prov-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -84,6 +84,51 @@ describe('provisionCloudInit', () => {
     expect((await fail({ passwordFile: empty })).field).toBe('passwordFile');
     expect((await fail({ userDataFile: 'relative/user-data' })).message).toMatch(/must be absolute/);
     expect((await fail({ hostname: 'bad_name' })).field).toBe('hostname');
+  });
+});
+
+describe('the guest user\'s uid', () => {
+  it('is the host user\'s when it is a normal uid, else 1000 (Vivarium running as root)', async () => {
+    const uidOf = async (hostUid: number): Promise<{ uid: number; seedUid: unknown }> => {
+      const r = await provisionCloudInit({ bundleDir: bundle(), vmId: VM_ID, vmName: 'u', user: 'dev', hostUid });
+      const cfg = parse(splitUserData(isoFile(r.seedFile, 'user-data'))[0]!.body) as { users: { uid?: number }[] };
+      return { uid: r.uid, seedUid: cfg.users[0]!.uid };
+    };
+    expect(await uidOf(501)).toEqual({ uid: 501, seedUid: 501 });
+    expect(await uidOf(1001)).toEqual({ uid: 1001, seedUid: 1001 });
+    expect(await uidOf(0)).toEqual({ uid: 1000, seedUid: undefined });
+  });
+});
+
+describe('checkCloudInitRequest (create --dry-run, the wizard\'s Summary)', () => {
+  const refusal = async (extra: Record<string, unknown>): Promise<SeedInputError | 'accepted'> => {
+    try {
+      await checkCloudInitRequest({ vmId: 'dry-run', vmName: 'x', user: 'dev', ...extra });
+      return 'accepted';
+    } catch (e) {
+      expect(e).toBeInstanceOf(SeedInputError);
+      return e as SeedInputError;
+    }
+  };
+
+  it('refuses what provisionCloudInit refuses, by field, and writes nothing', async () => {
+    const dir = bundle();
+    const bad = path.join(dir, 'bad.pub');
+    fs.writeFileSync(bad, 'not a key\n');
+    const priv = path.join(dir, 'id');
+    fs.writeFileSync(priv, '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n');
+    const ud = path.join(dir, 'user-data');
+    fs.writeFileSync(ud, 'packages: [git]\n');
+    const before = fs.readdirSync(dir).sort();
+    expect(await refusal({ sshPublicKeyFile: bad })).toMatchObject({ field: 'sshPublicKeyFile', message: expect.stringMatching(/Not an OpenSSH public key/) });
+    expect(await refusal({ sshPublicKeyFile: priv })).toMatchObject({ field: 'sshPublicKeyFile', message: expect.stringMatching(/private SSH key/) });
+    expect(await refusal({ userDataFile: ud })).toMatchObject({ field: 'extraUserData', message: expect.stringMatching(/cloud-init would ignore/) });
+    expect(await refusal({ hostname: 'bad_host' })).toMatchObject({ field: 'hostname' });
+    expect(await refusal({ packages: ['a;b'] })).toMatchObject({ field: 'packages' });
+    expect(fs.readdirSync(dir).sort()).toEqual(before);
+    // Without a key file (Vivarium would make a pair), the rest is still checked; nothing is made.
+    expect(await refusal({})).toBe('accepted');
+    expect(fs.readdirSync(dir).sort()).toEqual(before);
   });
 });
 

@@ -12,7 +12,8 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SeedInputError, buildSeed, checkPublicKey, describeSeed, type SeedShare } from './cloud-init';
+import { DEFAULT_GUEST_UID, SeedInputError, buildSeed, checkPublicKey, describeSeed, guestUidFor, type SeedInput, type SeedShare } from './cloud-init';
+import { hostProcessUid } from '../../common/guest-uid';
 import { PasswordError, hashPassword } from './password-hash';
 import { writeSeedIso } from './seed-iso';
 import { createVmKeyPair } from './ssh-keys';
@@ -48,6 +49,11 @@ export interface CloudInitRequest {
   readonly shell?: string;
   /** Default true (needs the guest to reach its package mirror). */
   readonly installGuestAgent?: boolean;
+  /**
+   * The host user's uid; default this process's (`process.getuid()`). The guest user gets it when
+   * it is a normal uid (`guestUidFor`), else the guest's default 1000.
+   */
+  readonly hostUid?: number | null;
 }
 
 /** What was made; the VM config keeps these (all paths absolute). */
@@ -63,6 +69,8 @@ export interface CloudInitProvisioned {
   readonly generatedKey: boolean;
   readonly knownHostsFile: string;
   readonly passwordSet: boolean;
+  /** The guest user's uid: the host user's (guestUidFor), or 1000 (the guest's first free uid). */
+  readonly uid: number;
   /** One line safe to log (no key, hash or user-data text). */
   readonly summary: string;
 }
@@ -111,30 +119,30 @@ async function readSmall(file: string, field: string, what: string): Promise<str
   return fsp.readFile(file, 'utf8');
 }
 
-/**
- * Makes the VM's key (if needed) and its seed image in `bundleDir`.
- * @throws SeedInputError (field: hostname, user.name, sshPublicKeyFile, passwordFile, userDataFile,
- *   packages, shares, network.macAddress…) with a sentence for the user; fs errors writing the bundle.
- */
-export async function provisionCloudInit(req: CloudInitRequest): Promise<CloudInitProvisioned> {
+/** The request's files read and checked (nothing written): what the seed needs besides the key. */
+interface ReadRequest {
+  readonly hostname: string;
+  readonly user: string;
+  /** The user's key line, or null when Vivarium is to make a key pair. */
+  readonly publicKey: string | null;
+  /** The private half next to the user's `.pub`, when it exists. */
+  readonly userIdentity: string | null;
+  readonly passwordHash: string | null;
+  readonly extraUserData: string | null;
+  readonly uid: number | null;
+}
+
+async function readRequest(req: Omit<CloudInitRequest, 'bundleDir'>): Promise<ReadRequest> {
   const hostname = req.hostname ?? hostnameFromName(req.vmName);
   const user = req.user ?? defaultGuestUser();
-
-  let publicKey: string;
-  let identityFile: string | null;
-  let generatedKey = false;
+  let publicKey: string | null = null;
+  let userIdentity: string | null = null;
   if (req.sshPublicKeyFile) {
     const text = (await readSmall(req.sshPublicKeyFile, 'sshPublicKeyFile', 'SSH public key file')).trim();
     publicKey = checkPublicKey(text.split(/\r?\n/).find((l) => l.trim() && !l.startsWith('#')) ?? '', 'sshPublicKeyFile');
     const priv = req.sshPublicKeyFile.replace(/\.pub$/, '');
-    identityFile = priv !== req.sshPublicKeyFile && (await fsp.stat(priv).then((s) => s.isFile(), () => false)) ? priv : null;
-  } else {
-    const made = await createVmKeyPair(req.bundleDir, `vivarium@${hostname}`);
-    publicKey = made.publicKey;
-    identityFile = made.paths.privateKey;
-    generatedKey = true;
+    userIdentity = priv !== req.sshPublicKeyFile && (await fsp.stat(priv).then((s) => s.isFile(), () => false)) ? priv : null;
   }
-
   let passwordHash: string | null = null;
   if (req.passwordFile) {
     const text = await readSmall(req.passwordFile, 'passwordFile', 'password file');
@@ -146,17 +154,61 @@ export async function provisionCloudInit(req: CloudInitRequest): Promise<CloudIn
     }
   }
   const extraUserData = req.userDataFile ? await readSmall(req.userDataFile, 'userDataFile', 'user-data file') : null;
+  const uid = guestUidFor(req.hostUid !== undefined ? req.hostUid : hostProcessUid());
+  return { hostname, user, publicKey, userIdentity, passwordHash, extraUserData, uid };
+}
 
-  const input = {
+function seedInputOf(req: Omit<CloudInitRequest, 'bundleDir'>, r: ReadRequest, publicKey: string): SeedInput {
+  return {
     instanceId: req.vmId,
-    hostname,
-    user: { name: user, sshAuthorizedKeys: [publicKey], passwordHash, ...(req.shell ? { shell: req.shell } : {}) },
+    hostname: r.hostname,
+    user: { name: r.user, sshAuthorizedKeys: [publicKey], passwordHash: r.passwordHash, uid: r.uid, ...(req.shell ? { shell: req.shell } : {}) },
     packages: req.packages ?? [],
     installGuestAgent: req.installGuestAgent ?? true,
     shares: req.shares ?? [],
     network: req.macAddress ? { macAddress: req.macAddress } : null,
-    extraUserData,
+    extraUserData: r.extraUserData,
   };
+}
+
+/** A well-formed ed25519 public key line standing in for the key pair a dry run does not make. */
+const STAND_IN_KEY = `ssh-ed25519 ${Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.alloc(32, 7)]).toString('base64')} stand-in`;
+
+/**
+ * Every check `provisionCloudInit` makes — the files read (key, password, user-data), the seed's
+ * fields (host name, user, packages, shares, MAC, user-data's type and YAML) — without writing or
+ * generating anything: what `create --dry-run` and the New VM wizard's Summary run, so they refuse
+ * exactly what `create` would. `vmId` may be any valid instance id (a dry run has none yet).
+ * @throws SeedInputError naming the field, as provisionCloudInit does.
+ */
+export async function checkCloudInitRequest(req: Omit<CloudInitRequest, 'bundleDir'>): Promise<void> {
+  const r = await readRequest(req);
+  buildSeed(seedInputOf(req, r, r.publicKey ?? STAND_IN_KEY));
+}
+
+/**
+ * Makes the VM's key (if needed) and its seed image in `bundleDir`.
+ * @throws SeedInputError (field: hostname, user.name, sshPublicKeyFile, passwordFile, userDataFile,
+ *   packages, shares, network.macAddress…) with a sentence for the user; fs errors writing the bundle.
+ */
+export async function provisionCloudInit(req: CloudInitRequest): Promise<CloudInitProvisioned> {
+  const r = await readRequest(req);
+  const { hostname, user, passwordHash, uid } = r;
+  let publicKey: string;
+  let identityFile: string | null;
+  let generatedKey = false;
+  if (r.publicKey !== null) {
+    publicKey = r.publicKey;
+    identityFile = r.userIdentity;
+  } else {
+    // Checked first with a stand-in key, so a refused request leaves no key pair behind.
+    buildSeed(seedInputOf(req, r, STAND_IN_KEY));
+    const made = await createVmKeyPair(req.bundleDir, `vivarium@${hostname}`);
+    publicKey = made.publicKey;
+    identityFile = made.paths.privateKey;
+    generatedKey = true;
+  }
+  const input = seedInputOf(req, r, publicKey);
   const seed = buildSeed(input);
   const seedFile = path.join(req.bundleDir, CloudInitFiles.seed);
   await writeSeedIso(seedFile, seed);
@@ -169,6 +221,7 @@ export async function provisionCloudInit(req: CloudInitRequest): Promise<CloudIn
     generatedKey,
     knownHostsFile: path.join(req.bundleDir, CloudInitFiles.knownHosts),
     passwordSet: passwordHash !== null,
+    uid: uid ?? DEFAULT_GUEST_UID,
     summary: describeSeed(input, seed),
   };
 }

@@ -25,7 +25,7 @@ import type { Disk, DiskFormat, VmConfig } from '../../common/models/vm-config';
 import { checkDiskImage } from '../disks/preflight';
 import { QemuImg } from '../disks/qemu-img';
 import { SeedInputError } from '../provisioning/cloud-init';
-import { CloudInitFiles, defaultGuestUser, hostnameFromName, provisionCloudInit } from '../provisioning/provision';
+import { CloudInitFiles, checkCloudInitRequest, defaultGuestUser, hostnameFromName, provisionCloudInit } from '../provisioning/provision';
 import { vmKeyPaths } from '../provisioning/ssh-keys';
 
 const execFileP = promisify(execFile);
@@ -98,6 +98,27 @@ export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | n
   if (cloud.sshKeyFile) {
     const priv = cloud.sshKeyFile.replace(/\.pub$/, '');
     userIdentity = priv !== cloud.sshKeyFile && fs.existsSync(priv) ? priv : null;
+  }
+  // The seed's own checks (the key, password and user-data files, host name, user, packages, tags),
+  // writing nothing: a dry run (and so the New VM wizard's Summary) refuses what create refuses.
+  // No MAC yet (newConfig picks it): network-config's MAC is Vivarium's own, checked at create.
+  try {
+    await checkCloudInitRequest({
+      vmId: 'dry-run',
+      vmName: spec.name,
+      hostname,
+      user,
+      sshPublicKeyFile: cloud.sshKeyFile ?? null,
+      passwordFile: cloud.passwordFile ?? null,
+      userDataFile: cloud.userDataFile ?? null,
+      packages: cloud.packages ?? [],
+      shares: shares.map((s) => ({ tag: s.tag, readOnly: s.readOnly })),
+      ...(cloud.shell ? { shell: cloud.shell } : {}),
+      installGuestAgent: cloud.installGuestAgent ?? true,
+    });
+  } catch (e) {
+    if (e instanceof SeedInputError) refuse(e.message, e.field);
+    throw e;
   }
   return {
     spec: { ...rest, diskSizeBytes: size, os: spec.os ?? 'Linux (cloud image)' },

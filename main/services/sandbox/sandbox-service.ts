@@ -18,9 +18,9 @@ import { QemuMonitor } from '../qemu/monitor';
 import type { LocalVmService } from '../vm-service';
 import { forwardConflict, forwardText, type OtherVmForwards } from './forward-rules';
 import { SshNotReadyError, waitForSshReady } from '../provisioning/ssh-ready';
-import { buildSshCommand, sshCommandLine, type SshCommand } from '../terminal/ssh-command';
+import { buildSshCommand, shellQuote, sshCommandLine, type SshCommand } from '../terminal/ssh-command';
 import { queryGuestInfo } from './guest-info';
-import { forwardsOfArgv, portInUse, sshForwardOf } from './ssh-forward';
+import { forwardsOfArgv, freeLoopbackPort, portInUse, sshForwardOf } from './ssh-forward';
 
 /** The live forwards of a running VM, kept in its runtime folder (gone with the run). */
 const LIVE_FORWARDS_FILE = 'forwards.json';
@@ -80,6 +80,16 @@ export class LocalSandboxService implements SandboxService {
       const saved = config.network.forwards.some(same);
       if (!own.some(same) && !saved) {
         throw new VivariumError(ErrorCode.NotFound, `"${vm.name}" has no forward ${forwardText(f)}. List them with forward list.`, { field: 'forwards' });
+      }
+      // The SSH forward: `vivarium ssh` and the Terminal tab reach the guest through it. While the VM
+      // runs, removing the last one would cut them off until the next start, so it is refused.
+      if (running(vm) && config.cloudInit && f.protocol === 'tcp' && f.guestPort === 22 && own.some(same) && !own.some((g) => !same(g) && g.protocol === 'tcp' && g.guestPort === 22)) {
+        throw errors.state(
+          `${forwardText(f)} is how vivarium ssh and the Terminal tab reach "${vm.name}"'s SSH server, so it stays while the VM runs. ` +
+            `To move SSH to another host port, add that forward first (vivarium forward add ${shellQuote(vm.name)} tcp:PORT:22), then remove this one.`,
+          undefined,
+          { field: 'forwards' },
+        );
       }
       if (running(vm) && own.some(same)) {
         await this.monitor(vm).then((m) => m.hostfwdRemove(QemuIds.netdev, `${f.protocol}:127.0.0.1:${f.hostPort}`)).catch((e: unknown) => {
@@ -202,10 +212,26 @@ export class LocalSandboxService implements SandboxService {
   // ---- internals -------------------------------------------------------------------------------
 
   /** sshAccess of a running sandbox (with its port). @throws invalid-state when it is not running. */
+  /**
+   * sshAccess of a running sandbox (with its port).
+   * @throws invalid-state when it is not running, is paused (the guest cannot answer), or has no
+   *   forward to the guest's port 22 (removed while it runs) — each with its own sentence and way out.
+   */
   private async runningAccess(ref: string): Promise<SshAccess & { port: number }> {
     const access = await this.sshAccess(ref);
-    if (!access.running || access.port === null) {
+    if (!access.running) {
       throw errors.state(`"${access.name}" is not running.`, undefined, { remedy: { kind: 'start-vm', vm: access.name } });
+    }
+    const vm = await this.deps.vms.get(ref);
+    if (vm.state === 'paused') {
+      throw errors.state(`"${access.name}" is paused, so its SSH server cannot answer. Resume it first: vivarium resume ${shellQuote(access.name)}`);
+    }
+    if (access.port === null) {
+      const port = await freeLoopbackPort().catch(() => 2222);
+      throw errors.state(
+        `"${access.name}" is running but no host port forwards to the guest's SSH port 22, so ssh and the Terminal tab cannot reach it. ` +
+          `Add one: vivarium forward add ${shellQuote(access.name)} tcp:${port}:22`,
+      );
     }
     return { ...access, port: access.port };
   }

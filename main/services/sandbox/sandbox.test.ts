@@ -4,13 +4,16 @@
  * and the stop ladder's agent rung (with a fake port: the real guest is in
  * main/cli/sandbox.integration.test.ts).
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VmConfig, type VmConfigInput } from '../../common/models/vm-config';
 import { planStop, runStopLadder, type LadderPort } from '../drivers/qemu/stop-ladder';
 import { sharesArgs } from '../qemu/shares-args';
 import { forwardConflict, parseForward } from './forward-rules';
 import { ipsOfInterfaces } from './guest-info';
-import { forwardsOfArgv, sshForwardOf, withSshForward } from './ssh-forward';
+import { assertSharesPresent, forwardsOfArgv, sshForwardOf, withSshForward } from './ssh-forward';
 
 describe('forward arguments', () => {
   it('parses [tcp|udp:]HOSTPORT:GUESTPORT, tcp by default', () => {
@@ -76,6 +79,28 @@ describe('the SSH forward of a start', () => {
       { protocol: 'tcp', hostPort: 18080, guestPort: 80 },
       { protocol: 'udp', hostPort: 5353, guestPort: 53 },
     ]);
+  });
+});
+
+describe('shared folders checked at start', () => {
+  it('a share whose folder was deleted (or replaced by a file) is named with the way out, before QEMU runs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-share-'));
+    try {
+      const work = path.join(dir, 'work');
+      fs.mkdirSync(work);
+      const config = VmConfig.parse({ ...base, name: 'my box', cloudInit: access, shares: [{ hostPath: work, tag: 'work', readOnly: false }] });
+      expect(() => assertSharesPresent(config)).not.toThrow();
+      fs.rmdirSync(work);
+      await expect(withSshForward(config)).rejects.toThrow(
+        `The shared folder ${work} (tag work) no longer exists. Create it again, or remove the share: vivarium share remove 'my box' work`,
+      );
+      fs.writeFileSync(work, 'a file');
+      expect(() => assertSharesPresent(config)).toThrow(/no longer exists as a folder/);
+      // A VM that is not a sandbox is checked too.
+      expect(() => assertSharesPresent({ ...config, cloudInit: null })).toThrow(/no longer exists/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

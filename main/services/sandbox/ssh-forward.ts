@@ -4,8 +4,11 @@
  * only in the run's command line (the runtime record's argv), so it is whatever this run got;
  * `forwardsOfArgv` reads it back.
  */
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { errors } from '../../common/errors';
 import type { PortForward, VmConfig } from '../../common/models/vm-config';
+import { shellQuote } from '../terminal/ssh-command';
 
 /** Whether something already listens on (or holds) `port` of 127.0.0.1 for `protocol`. */
 export function portInUse(port: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<boolean> {
@@ -48,10 +51,36 @@ export function sshForwardOf(forwards: readonly PortForward[]): PortForward | nu
 }
 
 /**
+ * Every shared folder still exists as a folder (it may have been deleted or moved since `share add`),
+ * else QEMU would refuse to start with its raw fsdev error.
+ * @throws invalid-state naming the share, its tag and the two ways out.
+ */
+export function assertSharesPresent(config: VmConfig): void {
+  for (const s of config.shares) {
+    let isDir = false;
+    try {
+      isDir = fs.statSync(s.hostPath).isDirectory();
+    } catch {
+      // gone
+    }
+    if (!isDir) {
+      throw errors.state(
+        `The shared folder ${s.hostPath} (tag ${s.tag}) no longer exists${fs.existsSync(s.hostPath) ? ' as a folder' : ''}. ` +
+          `Create it again, or remove the share: vivarium share remove ${shellQuote(config.name)} ${s.tag}`,
+      );
+    }
+  }
+}
+
+/**
  * The config a start runs with: a cloud-init VM without a forward to guest port 22 gets one from a
  * free loopback port (not one another VM has saved, `avoid`). Other VMs are returned unchanged.
+ * Any VM's shared folders are checked first (`assertSharesPresent`): this is the sandbox's step of
+ * every start.
+ * @throws invalid-state for a shared folder that no longer exists.
  */
 export async function withSshForward(config: VmConfig, avoid: ReadonlySet<number> = new Set()): Promise<VmConfig> {
+  assertSharesPresent(config);
   if (config.cloudInit === null || config.network.mode !== 'user' || sshForwardOf(config.network.forwards)) return config;
   const taken = new Set([...avoid, ...config.network.forwards.map((f) => f.hostPort)]);
   const port = await freeLoopbackPort(taken);

@@ -15,10 +15,11 @@
  * - `LogLevel=ERROR`: no "Warning: Permanently added" chatter in a terminal or a command's output.
  * - `--` ends ssh's options, so a command word that starts with `-` is never read as one.
  *
- * The command: ssh joins its words with spaces and the guest's login shell parses the result, so
- * `ssh host sh -c 'exit 7'` would run `sh -c exit 7`. Each word is therefore quoted for a POSIX
- * shell: the guest runs exactly the argv given (as `limactl shell` and `multipass exec` do), and
- * its exit status comes back as ssh's. Shell syntax is asked for explicitly: `["sh", "-c", "a | b"]`.
+ * The command: as with OpenSSH's own `ssh HOST -- WORDS…`, the words are joined with spaces into
+ * one command line that the guest user's login shell runs, so `vivarium ssh NAME -- 'a; b'` runs
+ * `a; b` there and `vivarium ssh NAME -- sh -c 'exit 7'` runs `sh -c exit 7` (quote for the guest's
+ * shell: `-- "sh -c 'exit 7'"`). The words are passed to ssh as given (ssh does the joining) and
+ * the remote command's exit status comes back as ssh's.
  */
 
 /** What the command is built from. */
@@ -40,7 +41,7 @@ export interface SshTarget {
 }
 
 export interface SshCommandOptions {
-  /** The command to run in the guest, as argv words (each arrives whole); none → an interactive login shell. */
+  /** The command to run in the guest: words joined with spaces into one shell command line, as OpenSSH does; none → an interactive login shell. */
   readonly command?: readonly string[];
   /** Force a tty even with a command (`-t`), as the Terminal tab wants for `top` etc. */
   readonly tty?: boolean;
@@ -87,7 +88,7 @@ export function buildSshCommand(target: SshTarget, options: SshCommandOptions = 
   ];
   if (options.tty) args.push('-t');
   args.push(`${target.user}@${host}`);
-  if (options.command && options.command.length > 0) args.push('--', ...options.command.map(shellQuote));
+  if (options.command && options.command.length > 0) args.push('--', ...options.command);
   return { file: options.sshBinary ?? 'ssh', args };
 }
 

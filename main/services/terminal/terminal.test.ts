@@ -26,17 +26,27 @@ describe('buildSshCommand', () => {
     ]);
   });
 
-  it('puts a command after "--", quoted so the guest shell gets back each word whole', () => {
-    const words = ['-oProxyCommand=evil', 'x y', "it's", '$HOME;rm', '', 'exit 7'];
+  it('puts the command after "--" as OpenSSH does: the words joined with spaces, run by the guest shell', () => {
+    const words = ['-oProxyCommand=evil', 'echo a; echo "b  c"'];
     const cmd = buildSshCommand(target, { command: words, tty: true, allowPassword: true, sshBinary: '/usr/bin/ssh' });
     expect(cmd.file).toBe('/usr/bin/ssh');
     const at = cmd.args.indexOf('--');
     expect(cmd.args.slice(at - 2, at)).toEqual(['-t', 'dev@127.0.0.1']);
     expect(cmd.args).toContain('PasswordAuthentication=yes');
-    // ssh joins the words with spaces; the remote login shell parses that string.
-    const remote = cmd.args.slice(at + 1).join(' ');
-    const parsed = execFileSync('/bin/sh', ['-c', `set -- ${remote}; for a; do printf '[%s]\\n' "$a"; done`], { encoding: 'utf8' });
-    expect(parsed).toBe(words.map((w) => `[${w}]\n`).join(''));
+    // After "--", a word that starts with "-" is the command, never an ssh option.
+    expect(cmd.args.slice(at + 1)).toEqual(words);
+    // ssh joins the words with spaces and the remote login shell runs that line: `ssh NAME -- 'a; b'` runs a, then b.
+    const remote = ['echo a; echo "b  c"', '&&', 'exit', '7'].join(' ');
+    expect(buildSshCommand(target, { command: ['echo a; echo "b  c"', '&&', 'exit', '7'] }).args.slice(-4).join(' ')).toBe(remote);
+    let out = '';
+    let status = 0;
+    try {
+      out = execFileSync('/bin/sh', ['-c', remote], { encoding: 'utf8' });
+    } catch (e) {
+      out = (e as { stdout: string }).stdout;
+      status = (e as { status: number }).status;
+    }
+    expect({ out, status }).toEqual({ out: 'a\nb  c\n', status: 7 });
   });
 
   it('leaves key choice to ssh (agent, default keys) when the user brought their own key', () => {
@@ -53,7 +63,7 @@ describe('buildSshCommand', () => {
   });
 
   it('quotes the whole command line for a POSIX shell (what a user pastes into a terminal)', () => {
-    const cmd = buildSshCommand(target, { command: ['echo', "it's"] });
+    const cmd = buildSshCommand(target, { command: ['echo', "it's; a"] });
     const line = sshCommandLine(cmd);
     expect(line).toContain("-i '/vms/a b/ssh/id_ed25519'");
     const parsed = execFileSync('/bin/sh', ['-c', `set -- ${line}; for a; do printf '[%s]\\n' "$a"; done`], { encoding: 'utf8' });
