@@ -561,7 +561,9 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
     const field: SettingField = typeof patch.kernel === 'string' ? 'kernel' : 'iso';
     errors.push({ code: ErrorCode.InvalidArgument, field, message: RULE_MESSAGES.isoOrKernel, remedy: { kind: 'change-setting', field: field === 'kernel' ? 'iso' : 'kernel', to: null, vm } });
   }
-  const firmware = patch.firmware ?? config.firmware;
+  // Secure Boot on a BIOS VM implies UEFI, as at create (`--secure-boot` alone), with a notice.
+  const impliedUefi = patch.secureBoot === true && patch.firmware === undefined && config.firmware !== 'uefi';
+  const firmware = patch.firmware ?? (impliedUefi ? 'uefi' : config.firmware);
   const candidate: Candidate = {
     arch: config.arch,
     firmware,
@@ -571,8 +573,28 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
   };
   const changed = new Set<SettingField>();
   for (const k of ['firmware', 'accel', 'cpus', 'memoryMiB'] as const) if (patch[k] !== undefined) changed.add(k);
+  if (impliedUefi) changed.add('firmware');
   const fromHost = hostIssues(candidate, host, changed, vm);
   errors.push(...fromHost.errors);
+  const warnings: SettingIssue[] = [...fromHost.warnings];
+  if (impliedUefi) {
+    warnings.push({
+      code: ErrorCode.InvalidArgument,
+      field: 'firmware',
+      message: 'Secure Boot needs UEFI firmware, so the firmware was switched from BIOS to UEFI (an operating system installed under BIOS may not boot under UEFI)',
+      remedy: { kind: 'change-setting', field: 'firmware', to: 'bios', vm },
+    });
+  }
+  const bootOrder = patch.bootOrder ?? config.bootOrder;
+  const netMode = patch.net ?? config.network.mode;
+  if ((patch.bootOrder !== undefined || patch.net !== undefined) && netMode === 'none' && bootOrder?.includes('net')) {
+    warnings.push({
+      code: ErrorCode.InvalidArgument,
+      field: 'net',
+      message: 'The boot order has net, but the VM has no network, so it never boots from the network',
+      remedy: { kind: 'change-setting', field: 'net', to: 'user', vm },
+    });
+  }
   const raw = {
     ...config,
     name: patch.name ?? config.name,
@@ -595,7 +617,7 @@ export function applyEdit(config: VmConfig, rawPatch: unknown, host: HostFacts, 
   const parsed = VmConfig.safeParse(raw);
   if (!parsed.success) errors.push(...schemaIssues(parsed.error.issues, vm));
   if (errors.length > 0 || !parsed.success) return { ok: false, errors: dedupe(errors) };
-  return { ok: true, config: parsed.data, warnings: fromHost.warnings };
+  return { ok: true, config: parsed.data, warnings };
 }
 
 /** One issue per field: the first found (the most specific rule runs first). */
