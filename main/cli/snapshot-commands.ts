@@ -111,7 +111,8 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
   if (command === 'clone') {
     const [vm, newName] = p.positionals as [string, string];
     const info = await s.snapshots.clone(vm, { name: newName, linked: p.flags.linked === true });
-    if (asJson) json({ name: info.name, id: info.id, state: info.state, linked: p.flags.linked === true });
+    for (const n of info.notices ?? []) io.stderr.write(`note: ${n}\n`);
+    if (asJson) json({ name: info.name, id: info.id, state: info.state, linked: p.flags.linked === true, notices: info.notices ?? [] });
     else out(info.id);
     return 0;
   }

@@ -4,7 +4,7 @@
  * have one, `"backing": null`, so no header can make QEMU probe the format or open another file
  * (QEMU docs: "qemu-img convert … json:{…}", qapi/block-core.json BlockdevOptions).
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../qemu/tied-child';
 import type { ImageFormat } from './formats';
 
 /** Where the image's bytes are: a whole file, or a slice of one (a disk inside an OVA). */
@@ -54,7 +54,8 @@ interface RunOutput {
 
 function run(qemuImg: string, args: readonly string[], opts: { signal?: AbortSignal; onStdout?: (chunk: string) => void } = {}): Promise<RunOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(qemuImg, args, { stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal });
+    const child = spawnTied(qemuImg, args, { signal: opts.signal }); // dies with Vivarium (qemu/tied-child.ts)
+    child.stdin.end();
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8');

@@ -19,16 +19,17 @@
  * node nor revert or delete one without writing the image; the VM would keep snapshots it could
  * never use again, or corrupt its clones by using them. A full clone copies the current state only.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { CloneSpec } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
-import { bundleDiskFile, diskImages, MAX_BACKING_LAYERS, type BackingLayer, type Disk, type ImageSource, type VmConfig } from '../../common/models/vm-config';
+import { bundleDiskFile, diskImages, MAX_BACKING_LAYERS, type BackingLayer, type Disk, type ImageSource, type PortForward, type VmConfig } from '../../common/models/vm-config';
 import { findNameClash } from '../../common/models/vm-settings';
 import { BundleFile } from '../paths';
+import { spawnTied } from '../qemu/tied-child';
 import { libraryNames, randomMac } from './checks';
 import type { Library, OkEntry } from './library';
 
@@ -47,7 +48,7 @@ const TREE_FILE = 'snapshots.json';
  * @throws VivariumError already-exists (name taken), invalid-state (linked clone of a VM with
  *   snapshots), qemu-failed (qemu-img)
  */
-export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec): Promise<{ readonly config: VmConfig }> {
+export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec): Promise<{ readonly config: VmConfig; readonly notices: readonly string[] }> {
   const { library } = deps;
   const layout = library.layout;
   const clash = findNameClash(spec.name, libraryNames(library));
@@ -63,12 +64,15 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   const src = layout.bundle(source.id);
   const id = randomUUID();
   const abs = (s: ImageSource): string => ('bundle' in s ? src.file(s.bundle) : s.path);
+  // Fixed host ports cannot serve two VMs: the clone's forwards move to free ports (said in a notice).
+  const moved = await moveForwards(source.config.network.forwards, library, source.config.name, spec.name.trim());
+  const notices = moved.notice ? [moved.notice] : [];
   const base: VmConfig = {
     ...source.config,
     id,
     name: spec.name.trim(),
     createdAt: new Date().toISOString(),
-    network: { ...source.config.network, mac: randomMac() },
+    network: { ...source.config.network, mac: randomMac(), forwards: [...moved.forwards] },
     autostart: false,
     suspended: null,
   };
@@ -153,7 +157,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
     library.store.save({ ...source.config, disks: sourceDisks });
     for (const f of frozen) await fsp.chmod(f, 0o400).catch(() => undefined);
     deps.progress?.(1);
-    return { config: base };
+    return { config: base, notices };
   }
 
   // Full: each disk's chain flattened into one standalone qcow2.
@@ -181,7 +185,50 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
     await ownSandbox(dir);
   });
   deps.progress?.(1);
-  return { config: base };
+  return { config: base, notices };
+}
+
+/** The lowest port a moved forward may take (below are the well-known and registered ports of the host). */
+const MIN_MOVED_PORT = 1024;
+
+/**
+ * The clone's port forwards: each keeps its protocol and guest port, and its host port moves to the
+ * next port up that no VM of the library forwards and no program holds now (127.0.0.1), so the
+ * source and its clone can run at once. Returns the forwards and a sentence listing the moves
+ * (null when there were none).
+ */
+export async function moveForwards(
+  forwards: readonly PortForward[],
+  library: Library,
+  sourceName: string,
+  cloneName: string,
+): Promise<{ readonly forwards: readonly PortForward[]; readonly notice: string | null }> {
+  if (forwards.length === 0) return { forwards, notice: null };
+  const taken = new Set<string>();
+  for (const e of library.entries()) {
+    if (!('config' in e) || !e.config) continue;
+    for (const f of e.config.network.forwards) taken.add(`${f.protocol}:${f.hostPort}`);
+  }
+  const { portInUse } = await import('../sandbox/ssh-forward.js');
+  const out: PortForward[] = [];
+  const moves: string[] = [];
+  for (const f of forwards) {
+    let port = Math.max(MIN_MOVED_PORT, f.hostPort + 1);
+    for (let tries = 0; ; tries++, port++) {
+      if (port > 65535) port = MIN_MOVED_PORT;
+      if (tries > 2000) throw errors.state(`No free host port was found for the clone's forward of guest port ${f.guestPort} (${f.protocol}).`);
+      if (taken.has(`${f.protocol}:${port}`)) continue;
+      if (await portInUse(port, f.protocol)) continue;
+      break;
+    }
+    taken.add(`${f.protocol}:${port}`);
+    out.push({ ...f, hostPort: port });
+    moves.push(`${f.protocol} ${f.hostPort} → ${port} (guest port ${f.guestPort})`);
+  }
+  return {
+    forwards: out,
+    notice: `"${cloneName}" forwards other host ports than "${sourceName}", so both can run at once: ${moves.join(', ')}. Change them with the VM's port forwards.`,
+  };
 }
 
 function absLayer(l: BackingLayer, abs: (s: ImageSource) => string): BackingLayer {
@@ -279,7 +326,9 @@ export function copyStandalone(
 ): Promise<void> {
   const src = `json:${JSON.stringify(chainSpec({ file, format }, below))}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(qemuImg, ['convert', '-p', '-O', 'qcow2', '-o', 'cluster_size=65536', src, out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Tied to this process: a CLI killed mid-copy takes its qemu-img along (qemu/tied-child.ts).
+    const child = spawnTied(qemuImg, ['convert', '-p', '-O', 'qcow2', '-o', 'cluster_size=65536', src, out]);
+    child.stdin.end();
     let err = '';
     child.stdout.on('data', (b: Buffer) => {
       const m = /\((\d+(?:\.\d+)?)\/100%\)/.exec(b.toString('latin1').split('\r').filter(Boolean).pop() ?? '');

@@ -9,6 +9,7 @@
  * the bundle through BundleStore.create (a staging folder renamed into place), so a partial or
  * corrupt file is refused with a sentence and nothing half-imported is left.
  */
+import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -24,6 +25,7 @@ import { readSeedImage, reissueSeed } from '../library/clone-sandbox';
 import { writeSeedIso } from '../provisioning/seed-iso';
 import type { Library, OkEntry } from '../library/library';
 import { BundleFile } from '../paths';
+import { onInterrupt } from '../qemu/tied-child';
 import { TREE_FILE } from './tree';
 
 export const MANIFEST = 'vivarium-manifest.json';
@@ -100,15 +102,29 @@ function header(name: string, size: number): Buffer {
  * the VM's start lock. @throws already-exists (dest exists), invalid-state
  */
 export async function exportVm(entry: OkEntry, bundleFile: (n: string) => string, dest: string, progress?: (f: number) => void): Promise<{ readonly bytes: number }> {
-  if (await fsp.access(dest).then(() => true, () => false)) {
-    throw new VivariumError(ErrorCode.AlreadyExists, `${dest} already exists. Choose another file name.`);
+  const destStat = await fsp.stat(dest).catch(() => null);
+  if (destStat) {
+    throw new VivariumError(ErrorCode.AlreadyExists, destStat.isDirectory() ? `${dest} is a folder. Give a file name in it, such as ${path.join(dest, `${entry.config.name.replace(/[/\\\0]/g, '_')}.vivarium`)}.` : `${dest} already exists. Choose another file name.`);
   }
+  const folder = path.dirname(dest);
+  const folderStat = await fsp.stat(folder).catch(() => null);
+  if (!folderStat) throw errors.invalid(`The folder ${folder} does not exist. Create it first or choose another place for the export.`);
+  if (!folderStat.isDirectory()) throw errors.invalid(`${folder} is not a folder. Choose another place for the export.`);
   const names = await exportFiles(entry, bundleFile);
   const fileOf = (n: string) => (n.includes('/') ? memberPath(entry.dir, n) : bundleFile(n));
   const sizes = await Promise.all(names.map(async (n) => (await fsp.stat(fileOf(n))).size));
   const total = sizes.reduce((a, b) => a + b, 0);
   const part = `${dest}.part`;
-  const out = await fsp.open(part, 'w', 0o600);
+  let out: fsp.FileHandle;
+  try {
+    out = await fsp.open(part, 'w', 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw errors.invalid(`Vivarium may not write in ${folder} (${code}). Choose another place for the export.`);
+    throw e;
+  }
+  // Ctrl-C (or a kill) of the exporting process: no half-written file stays behind.
+  const forget = onInterrupt(() => fs.rmSync(part, { force: true }));
   const files: { name: string; size: number; sha256: string }[] = [];
   let done = 0;
   try {
@@ -137,6 +153,8 @@ export async function exportVm(entry: OkEntry, bundleFile: (n: string) => string
     await out.close().catch(() => undefined);
     await fsp.rm(part, { force: true });
     throw e;
+  } finally {
+    forget();
   }
   return { bytes: (await fsp.stat(dest)).size };
 }
@@ -155,12 +173,20 @@ async function sliceSha256(file: string, offset: number, size: number): Promise<
  * Imports an export file as a new VM. Checks everything first; writes the bundle whole or not at all.
  * @throws invalid-argument (partial, corrupt or not an export, with the reason), already-exists (name)
  */
-export async function importVm(library: Library, file: string, options: { readonly name?: string }, progress?: (f: number) => void): Promise<VmConfig> {
+export async function importVm(
+  library: Library,
+  file: string,
+  options: { readonly name?: string },
+  qemuImg: string | null,
+  progress?: (f: number) => void,
+): Promise<VmConfig> {
   let members;
   try {
     members = await listTar(file);
   } catch (e) {
-    throw refuse(file, `it is not a Vivarium export (${(e as Error).message})`);
+    const why = (e as Error).message;
+    const cut = /^the archive is truncated \((.*)\)$/.exec(why);
+    throw refuse(file, cut ? `it is cut short: ${cut[1]}` : `it is not a Vivarium export (${why})`);
   }
   const last = members.at(-1);
   if (!last || last.name !== MANIFEST) throw refuse(file, 'its manifest is missing (the file is cut short or is not a Vivarium export)');
@@ -179,17 +205,10 @@ export async function importVm(library: Library, file: string, options: { readon
   }
   const byName = new Map(members.slice(0, -1).map((m) => [m.name, m]));
   if (byName.size !== members.length - 1 || byName.size !== manifest.files.length) throw refuse(file, 'its files do not match its manifest');
-  const total = manifest.files.reduce((a, f) => a + f.size, 0);
-  let checked = 0;
-  for (const f of manifest.files) {
-    const m = byName.get(f.name);
-    if (!m || m.size !== f.size) throw refuse(file, `${f.name} is missing or cut short`);
-    if ((await sliceSha256(file, m.offset, m.size)) !== f.sha256) throw refuse(file, `${f.name} does not match its checksum (the file is damaged)`);
-    checked += f.size;
-    progress?.(total > 0 ? (checked / total) * 0.5 : 0.5);
-  }
+  // The name first (config.json is small): a clash is said before gigabytes are hashed. Its
+  // checksum is checked with the others below.
   const cfgMember = byName.get(BundleFile.config);
-  if (!cfgMember) throw refuse(file, 'it holds no config.json');
+  if (!cfgMember || !manifest.files.some((f) => f.name === BundleFile.config)) throw refuse(file, 'it holds no config.json');
   const cfgText = Buffer.alloc(cfgMember.size);
   const fh = await fsp.open(file, 'r');
   try {
@@ -197,8 +216,12 @@ export async function importVm(library: Library, file: string, options: { readon
   } finally {
     await fh.close();
   }
+  const cfgSum = manifest.files.find((f) => f.name === BundleFile.config)!;
+  if (cfgSum.size !== cfgMember.size || createHash('sha256').update(cfgText).digest('hex') !== cfgSum.sha256) {
+    throw refuse(file, `${BundleFile.config} does not match its checksum (the file is damaged)`);
+  }
   const parsed = parseVmConfig(cfgText.toString('utf8'));
-  if (!parsed.ok) throw refuse(file, parsed.error);
+  if (!parsed.ok) throw refuse(file, parsed.error.replace(/[. ]*(Restore it from a backup or delete the VM|Fix the file or delete the VM)\.*$/, ''));
   const outside = parsed.config.disks.flatMap((d) => diskImages(d)).some((l) => !('bundle' in l.source));
   if (outside) throw refuse(file, 'its VM uses files outside its folder');
   const taken = library.entries().some((e) => e.id === parsed.config.id);
@@ -209,6 +232,15 @@ export async function importVm(library: Library, file: string, options: { readon
       field: 'name',
       remedy: { kind: 'rename', taken: clash.name },
     });
+  }
+  const total = manifest.files.reduce((a, f) => a + f.size, 0);
+  let checked = 0;
+  for (const f of manifest.files) {
+    const m = byName.get(f.name);
+    if (!m || m.size !== f.size) throw refuse(file, `${f.name} is missing or cut short`);
+    if ((await sliceSha256(file, m.offset, m.size)) !== f.sha256) throw refuse(file, `${f.name} does not match its checksum (the file is damaged)`);
+    checked += f.size;
+    progress?.(total > 0 ? (checked / total) * 0.5 : 0.5);
   }
   const id = taken ? randomUUID() : parsed.config.id;
   const finalDir = library.layout.bundle(id).dir;
@@ -241,6 +273,8 @@ export async function importVm(library: Library, file: string, options: { readon
       copied += f.size;
       progress?.(0.5 + (total > 0 ? (copied / total) * 0.5 : 0.5));
     }
+    // Images name only their own layers, and those by their place in this folder.
+    await checkImages(qemuImg, config, dir, finalDir, file);
     // Imported as a copy next to the original (its id was taken): a new instance for cloud-init too,
     // as a clone gets (library/clone-sandbox.ts).
     if (ci && taken && carried.has(ci.seed)) {
@@ -250,4 +284,56 @@ export async function importVm(library: Library, file: string, options: { readon
     }
   });
   return config;
+}
+
+function qemuImgRun(binary: string, args: readonly string[]): Promise<{ readonly ok: boolean; readonly out: string }> {
+  return new Promise((resolve) => {
+    execFile(binary, args, { timeout: 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve(err ? { ok: false, out: ((stderr || err.message).trim().split('\n').pop() ?? '').replace(/^qemu-img: /, '') } : { ok: true, out: stdout });
+    });
+  });
+}
+
+/**
+ * Checks the qcow2 images written to `dir` (the import's staging folder) against the config: each
+ * opened as the format the config says (`qemu-img info -f`, never probed, never following a
+ * backing file), the bottom of each chain and the UEFI variables naming no backing file, every
+ * other layer naming the next one of its chain (by file name: the header holds the exporter's
+ * absolute path), which is then rewritten to the layer's path in `finalDir` (`rebase -u`).
+ * @throws VivariumError invalid-argument (refuse) for an image that names a file outside the export
+ */
+async function checkImages(binary: string | null, config: VmConfig, dir: string, finalDir: string, file: string): Promise<void> {
+  const qcow2 = config.disks.flatMap((d) => diskImages(d)).some((l) => l.format === 'qcow2') || config.uefiVars !== null;
+  if (!qcow2) return;
+  if (!binary) throw errors.qemu('qemu-img was not found, and an import checks its images with it. Install QEMU, then import again.', undefined, { remedy: { kind: 'check-host' } });
+  const backingOf = async (name: string): Promise<string | null> => {
+    const r = await qemuImgRun(binary, ['info', '-U', '-f', 'qcow2', '--output=json', memberPath(dir, name)]);
+    if (!r.ok) throw refuse(file, `${name} is not a qcow2 image (${r.out})`);
+    const j = JSON.parse(r.out) as { 'backing-filename'?: unknown };
+    return typeof j['backing-filename'] === 'string' ? j['backing-filename'] : null;
+  };
+  const seen = new Set<string>();
+  for (const d of config.disks) {
+    const layers = diskImages(d);
+    for (const [i, l] of layers.entries()) {
+      if (l.format !== 'qcow2' || !('bundle' in l.source) || seen.has(l.source.bundle)) continue;
+      seen.add(l.source.bundle);
+      const named = await backingOf(l.source.bundle);
+      const next = layers[i + 1];
+      const nextName = next && 'bundle' in next.source ? next.source.bundle : null;
+      if (named === null) {
+        if (nextName !== null) throw refuse(file, `${l.source.bundle} names no backing file, but the VM's settings layer it on ${nextName}`);
+        continue;
+      }
+      if (nextName === null || path.basename(named) !== nextName) {
+        throw refuse(file, `${l.source.bundle} names ${named} as its backing file, a file outside the export (Vivarium never opens such a file)`);
+      }
+      const r = await qemuImgRun(binary, ['rebase', '-u', '-f', 'qcow2', '-b', memberPath(finalDir, nextName), '-F', next!.format, memberPath(dir, l.source.bundle)]);
+      if (!r.ok) throw errors.qemu(`Could not point ${l.source.bundle} at ${nextName} in the imported VM's folder: ${r.out}`);
+    }
+  }
+  if (config.uefiVars) {
+    const named = await backingOf(config.uefiVars);
+    if (named !== null) throw refuse(file, `${config.uefiVars} names ${named} as its backing file, a file outside the export`);
+  }
 }

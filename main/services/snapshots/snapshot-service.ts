@@ -74,6 +74,7 @@ export class LocalSnapshotService implements SnapshotService {
       const name = spec.name?.trim() ?? defaultName(tree);
       assertNameFree(tree, name, null, entry.config.name);
       const where = await this.where(entry, 'take a snapshot');
+      if (where.kind === 'running') assertNoShares(entry, 'snapshot'); // before any QEMU work (no lock is held)
       const id = `snap-${randomBytes(6).toString('hex')}`;
       const bundle = this.deps.layout.bundle(entry.id);
       try {
@@ -263,7 +264,9 @@ export class LocalSnapshotService implements SnapshotService {
     });
     this.deps.vms.events.append(entry.id, `cloned as "${info.config.name}" (${spec.linked ? 'linked' : 'full'})`);
     this.deps.vms.events.append(info.config.id, `created as a ${spec.linked ? 'linked' : 'full'} clone of "${entry.config.name}"`);
-    return this.deps.vms.get(info.config.id);
+    for (const n of info.notices) this.deps.vms.events.append(info.config.id, n);
+    const made = await this.deps.vms.get(info.config.id);
+    return info.notices.length > 0 ? { ...made, notices: [...(made.notices ?? []), ...info.notices] } : made;
   }
 
   async suspend(ref: string): Promise<VmInfo> {
@@ -276,6 +279,7 @@ export class LocalSnapshotService implements SnapshotService {
       if ((rs.state !== 'running' && rs.state !== 'paused') || !('record' in rs)) {
         throw errors.state(`"${entry.config.name}" is ${entry.config.suspended ? 'suspended already' : rs.state}. Only a running VM can be suspended.`);
       }
+      assertNoShares(entry, 'suspend');
       try {
         await driver.suspend(vm, rs.record, (f) => this.fireProgress(entry.id, 'suspend', f, false));
       } finally {
@@ -305,7 +309,7 @@ export class LocalSnapshotService implements SnapshotService {
   }
 
   async importVm(path: string, options: { readonly name?: string }): Promise<VmInfo> {
-    const config = await importVm(this.deps.vms.library, path, options);
+    const config = await importVm(this.deps.vms.library, path, options, (await this.deps.host()).qemuImg);
     this.deps.vms.events.append(config.id, `imported from ${path}`);
     return this.deps.vms.get(config.id);
   }
@@ -439,6 +443,26 @@ function requireSnapshot(tree: SnapshotTree, ref: string, vmName: string): Snaps
     );
   }
   return s;
+}
+
+/**
+ * Refuses to save the memory of a running VM that has shared folders: QEMU's 9p device (virtio-9p)
+ * adds a migration blocker while its export is mounted in the guest ("Migration is disabled when
+ * VirtFS export path … is mounted", hw/9pfs/9p.c), and both a live snapshot (snapshot-save) and a
+ * suspend (migrate) are migrations. A sandbox mounts its shares at boot, so this is known before
+ * trying. @throws VivariumError invalid-state naming the shares and what works instead.
+ */
+export function assertNoShares(entry: OkEntry, what: 'snapshot' | 'suspend'): void {
+  const shares = entry.config.shares ?? [];
+  if (shares.length === 0) return;
+  const n = entry.config.name;
+  const list = shares.map((s) => `${s.hostPath} (tag ${s.tag})`).join(', ');
+  const why = `"${n}" has ${shares.length === 1 ? 'a shared folder' : 'shared folders'} (${list}), and QEMU cannot save the memory of a running VM whose shared folders are mounted in the guest.`;
+  const ways =
+    what === 'snapshot'
+      ? `Shut "${n}" down and take the snapshot then (a snapshot of a shut-down VM holds its disks), or remove the shared folders from the VM first.`
+      : `Shut "${n}" down instead, or remove the shared folders from the VM first.`;
+  throw errors.state(`${why} ${ways}`, { vm: n, shares: shares.map((s) => s.tag) });
 }
 
 function assertNameFree(tree: SnapshotTree, name: string, self: string | null, vmName: string): void {

@@ -360,3 +360,68 @@ describe('killed in the middle of a full clone', () => {
     execFileSync('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'qcow2', disk, copy]);
   }, 120_000);
 });
+
+describe('the CLI killed or interrupted in the middle of a long job', () => {
+  /** A shut-down VM "src" whose disk holds enough data that copying it takes a moment. */
+  async function bigSource(): Promise<{ id: string; disk: string }> {
+    const e = createEngine({ env: t.env });
+    const g = testGuest();
+    const vm = await e.manager.create({ name: 'src', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 1024 * 1024 * 1024, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
+    const disk = e.layout.bundle(vm.id).file('disk0.qcow2');
+    e.dispose();
+    qemuIo(disk, 'write -P 0x5a 0 600M');
+    return { id: vm.id, disk };
+  }
+
+  const copying = () => processesMentioning(t.home).filter((p) => p.argv[1] === 'convert');
+
+  for (const signal of ['SIGKILL', 'SIGINT'] as const) {
+    it(`${signal} to the CLI mid full clone: its qemu-img convert is gone within 2 s, and the source can start`, async () => {
+      const { disk } = await bigSource();
+      const cli = spawn(process.execPath, [CLI_BIN, 'clone', 'src', 'half'], { env: { ...t.env, VIVARIUM_NO_ENGINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let cliErr = '';
+      cli.stderr.on('data', (d: Buffer) => (cliErr += d.toString()));
+      const deadline = Date.now() + 60_000;
+      while (copying().length === 0) {
+        if (Date.now() > deadline || cli.exitCode !== null) throw new Error(`the clone's qemu-img convert never ran; the CLI said: ${cliErr}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const exited = new Promise((r) => (cli.exitCode !== null || cli.signalCode !== null ? r(undefined) : cli.once('exit', r)));
+      cli.kill(signal);
+      await exited;
+      const killedAt = Date.now();
+      await expect.poll(() => copying().length, { timeout: 2_000, interval: 50 }).toBe(0);
+      expect(Date.now() - killedAt).toBeLessThan(2_000);
+      if (signal === 'SIGINT') expect(cli.signalCode ?? cli.exitCode).toSatisfy((c: unknown) => c === 'SIGINT' || c === 130);
+      // Nothing holds the source's image any more: it opens for writing (as a start would).
+      qemuImgCheck(disk);
+      execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0x5a 0 64k', disk]);
+      engine = createEngine({ env: t.env });
+      expect((await engine.manager.list()).map((v) => v.name)).toEqual(['src']);
+    }, 180_000);
+  }
+
+  it('SIGINT to the CLI mid export: the .part file is removed; an export into a missing folder is a sentence', async () => {
+    await bigSource();
+    const dest = path.join(t.home, 'out.vivarium');
+    const cli = spawn(process.execPath, [CLI_BIN, 'export', 'src', dest], { env: { ...t.env, VIVARIUM_NO_ENGINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let cliErr = '';
+    cli.stderr.on('data', (d: Buffer) => (cliErr += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!fs.existsSync(`${dest}.part`) || fs.statSync(`${dest}.part`).size < 1024 * 1024) {
+      if (Date.now() > deadline || cli.exitCode !== null) throw new Error(`the export never wrote its .part file; the CLI said: ${cliErr}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const exited = new Promise((r) => (cli.exitCode !== null || cli.signalCode !== null ? r(undefined) : cli.once('exit', r)));
+    cli.kill('SIGINT');
+    await exited;
+    expect(cli.signalCode ?? cli.exitCode).toSatisfy((c: unknown) => c === 'SIGINT' || c === 130);
+    expect(fs.existsSync(`${dest}.part`)).toBe(false);
+    expect(fs.existsSync(dest)).toBe(false);
+
+    const r = spawnSync(process.execPath, [CLI_BIN, 'export', 'src', '/nonexistent-folder/x.vivarium'], { env: { ...t.env, VIVARIUM_NO_ENGINE: '1' }, encoding: 'utf8' });
+    expect(r.stderr).toMatch(/The folder \/nonexistent-folder does not exist\. Create it first or choose another place for the export\./);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.status).toBe(2);
+  }, 180_000);
+});

@@ -53,6 +53,7 @@ import { resumePlan, suspendVm } from './suspender';
 import { withSshForward } from '../../sandbox/ssh-forward';
 import { agentShutdown } from '../../sandbox/agent-shutdown';
 import { startSideProcesses, stopSideProcesses, transientFiles, writeGeneratedFiles, type StartedSide } from './side-processes';
+import { nameVmHoldingPort } from './port-holder';
 import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported, withMissingCdsEmptied } from './start-checks';
 import { planStop, runStopLadder, type LadderPort, type StopCause } from './stop-ladder';
 
@@ -186,8 +187,9 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
           sides,
           transientFiles: transientFiles(plan.generatedFiles),
         });
-      } catch (e) {
+      } catch (caught) {
         await stopSideProcesses(sides);
+        const e = await nameVmHoldingPort(this.deps.layout, vm.id, config.name, caught); // a port another VM forwards: name it
         this.deps.runStates.recordFailedStart(vm.id, e instanceof Error ? e.message : String(e));
         throw e;
       }
