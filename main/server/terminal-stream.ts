@@ -13,7 +13,7 @@ import type { RawData, WebSocket } from 'ws';
 import type { VmService } from '../common/contract';
 import type { Layout } from '../services/paths';
 import { waitForSshReady } from '../services/provisioning/ssh-ready';
-import { forwardsOfArgv, sshForwardOf } from '../services/sandbox/ssh-forward';
+import { liveForwardsOf, sshForwardOf } from '../services/sandbox/ssh-forward';
 import { buildSshCommand } from '../services/terminal/ssh-command';
 import { handleTerminalMessage, startPtySession, type PtySession } from '../services/terminal/pty-session';
 
@@ -81,8 +81,11 @@ export function attachTerminal(ws: WebSocket, vmId: string, deps: TerminalStream
     const vm = await deps.vms.get(vmId);
     const ci = vm.config?.cloudInit;
     if (!ci) throw new Error(`"${vm.name}" was not created from a cloud image: it has no SSH access. Use its serial console.`);
-    const fwd = sshForwardOf(forwardsOfArgv(vm.argv ?? []));
-    if (vm.state !== 'running' || !fwd) throw new Error(`"${vm.name}" is ${vm.state}. Start it first.`);
+    if (vm.state === 'paused') throw new Error(`"${vm.name}" is paused. Resume it first.`);
+    if (vm.state !== 'running') throw new Error(`"${vm.name}" is ${vm.state}. Start it first.`);
+    // The forwards as they are now (a forward to 22 may have been added or moved during the run).
+    const fwd = sshForwardOf(liveForwardsOf(deps.layout.runtime(vmId).dir, vm));
+    if (!fwd) throw new Error(`No host port forwards to "${vm.name}"'s SSH port 22. Add one: vivarium forward add NAME tcp:PORT:22.`);
     const hint = setTimeout(() => say(`Waiting for ${vm.name}'s SSH server…`), 1000);
     try {
       await waitForSshReady({

@@ -20,10 +20,8 @@ import { forwardConflict, forwardText, type OtherVmForwards } from './forward-ru
 import { SshNotReadyError, waitForSshReady } from '../provisioning/ssh-ready';
 import { buildSshCommand, shellQuote, sshCommandLine, type SshCommand } from '../terminal/ssh-command';
 import { queryGuestInfo } from './guest-info';
-import { forwardsOfArgv, freeLoopbackPort, portInUse, sshForwardOf } from './ssh-forward';
+import { LIVE_FORWARDS_FILE, freeLoopbackPort, liveForwardsOf, portInUse, sshForwardOf } from './ssh-forward';
 
-/** The live forwards of a running VM, kept in its runtime folder (gone with the run). */
-const LIVE_FORWARDS_FILE = 'forwards.json';
 
 /** Opens the user's terminal running `cmd` (terminal/system-terminal.ts); given only by hosts with a desktop. */
 export type TerminalOpener = (cmd: SshCommand, vm: { readonly name: string; readonly runtimeDir: string }) => Promise<{ readonly terminal: string }>;
@@ -245,14 +243,7 @@ export class LocalSandboxService implements SandboxService {
   private async forwardsOf(vm: VmDetails): Promise<PortForward[]> {
     const config = requireConfig(vm);
     if (!running(vm)) return [...config.network.forwards];
-    const file = path.join(this.deps.layout.runtime(vm.id).dir, LIVE_FORWARDS_FILE);
-    try {
-      const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { startedAt?: string; forwards?: PortForward[] };
-      if (parsed.startedAt === vm.startedAt && Array.isArray(parsed.forwards)) return parsed.forwards;
-    } catch {
-      // none yet: the command line's
-    }
-    return forwardsOfArgv(vm.argv ?? []);
+    return liveForwardsOf(this.deps.layout.runtime(vm.id).dir, vm);
   }
 
   private writeLive(id: string, forwards: readonly PortForward[]): void {

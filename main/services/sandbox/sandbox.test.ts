@@ -13,7 +13,7 @@ import { planStop, runStopLadder, type LadderPort } from '../drivers/qemu/stop-l
 import { sharesArgs } from '../qemu/shares-args';
 import { forwardConflict, parseForward } from './forward-rules';
 import { ipsOfInterfaces } from './guest-info';
-import { assertSharesPresent, forwardsOfArgv, sshForwardOf, withSshForward } from './ssh-forward';
+import { LIVE_FORWARDS_FILE, assertSharesPresent, forwardsOfArgv, liveForwardsOf, sshForwardOf, withSshForward } from './ssh-forward';
 
 describe('forward arguments', () => {
   it('parses [tcp|udp:]HOSTPORT:GUESTPORT, tcp by default', () => {
@@ -79,6 +79,22 @@ describe('the SSH forward of a start', () => {
       { protocol: 'tcp', hostPort: 18080, guestPort: 80 },
       { protocol: 'udp', hostPort: 5353, guestPort: 53 },
     ]);
+  });
+});
+
+describe('the live forwards of a run', () => {
+  it('are the command line\'s until a forward changes during this run; a file from an earlier run is ignored', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-live-'));
+    try {
+      const run = { startedAt: '2026-11-30T15:00:00.000Z', argv: ['-netdev', 'user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22'] };
+      expect(liveForwardsOf(dir, run)).toEqual([{ protocol: 'tcp', hostPort: 40022, guestPort: 22 }]);
+      const moved = [{ protocol: 'tcp', hostPort: 2222, guestPort: 22 }];
+      fs.writeFileSync(path.join(dir, LIVE_FORWARDS_FILE), JSON.stringify({ startedAt: run.startedAt, forwards: moved }));
+      expect(sshForwardOf(liveForwardsOf(dir, run))).toEqual(moved[0]);
+      expect(liveForwardsOf(dir, { ...run, startedAt: '2026-11-30T16:00:00.000Z' })).toEqual([{ protocol: 'tcp', hostPort: 40022, guestPort: 22 }]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { errors } from '../../common/errors';
 import type { PortForward, VmConfig } from '../../common/models/vm-config';
 import { shellQuote } from '../terminal/ssh-command';
@@ -85,6 +86,24 @@ export async function withSshForward(config: VmConfig, avoid: ReadonlySet<number
   const taken = new Set([...avoid, ...config.network.forwards.map((f) => f.hostPort)]);
   const port = await freeLoopbackPort(taken);
   return { ...config, network: { ...config.network, forwards: [...config.network.forwards, { protocol: 'tcp', hostPort: port, guestPort: 22 }] } };
+}
+
+/** The live forwards of a running VM, kept in its runtime folder (gone with the run). */
+export const LIVE_FORWARDS_FILE = 'forwards.json';
+
+/**
+ * A running VM's forwards as they are now: the command line's (`forwardsOfArgv`), or, after a
+ * `forward add/remove` during this run, what `LIVE_FORWARDS_FILE` in its runtime folder says (only
+ * when written for this run: its `startedAt` matches).
+ */
+export function liveForwardsOf(runtimeDir: string, vm: { readonly startedAt: string | null; readonly argv: readonly string[] | null }): PortForward[] {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(path.join(runtimeDir, LIVE_FORWARDS_FILE), 'utf8')) as { startedAt?: string; forwards?: PortForward[] };
+    if (parsed.startedAt === vm.startedAt && Array.isArray(parsed.forwards)) return parsed.forwards;
+  } catch {
+    // none yet: the command line's
+  }
+  return forwardsOfArgv(vm.argv ?? []);
 }
 
 /** The forwards a QEMU command line set up (`hostfwd=PROTO:ADDR:HOSTPORT-:GUESTPORT`), in order. */
