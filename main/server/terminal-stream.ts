@@ -11,6 +11,7 @@
  */
 import type { RawData, WebSocket } from 'ws';
 import type { VmService } from '../common/contract';
+import { shellArg } from '../common/shell-arg';
 import type { Layout } from '../services/paths';
 import { waitForSshReady } from '../services/provisioning/ssh-ready';
 import { liveForwardsOf, sshForwardOf } from '../services/sandbox/ssh-forward';
@@ -85,7 +86,7 @@ export function attachTerminal(ws: WebSocket, vmId: string, deps: TerminalStream
     if (vm.state !== 'running') throw new Error(`"${vm.name}" is ${vm.state}. Start it first.`);
     // The forwards as they are now (a forward to 22 may have been added or moved during the run).
     const fwd = sshForwardOf(liveForwardsOf(deps.layout.runtime(vmId).dir, vm));
-    if (!fwd) throw new Error(`No host port forwards to "${vm.name}"'s SSH port 22. Add one: vivarium forward add NAME tcp:PORT:22.`);
+    if (!fwd) throw new Error(`No host port forwards to "${vm.name}"'s SSH port 22. Add a forward to guest port 22: vivarium forward add ${shellArg(vm.name)} tcp:PORT:22`);
     const hint = setTimeout(() => say(`Waiting for ${vm.name}'s SSH server…`), 1000);
     try {
       await waitForSshReady({
