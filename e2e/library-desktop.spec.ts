@@ -326,3 +326,34 @@ test("a new VM's notices from the engine show in the library after creating it",
   await expect(page.getByTestId('library-notice')).toContainText(`crowded: ${cpus} CPUs is more than this host's ${os.cpus().length}`);
   expect((await served.cli(['delete', 'crowded'])).code).toBe(0);
 });
+
+test('the library at 800×600: the toolbar wraps without covering the host strip, and no host figure is cut off', async ({ appPage: page, served }) => {
+  await page.setViewportSize({ width: 800, height: 600 });
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const bar = page.locator('header.app-bar');
+  const strip = page.getByRole('region', { name: 'Host resources' });
+  // The figures are in (the Disk one is the longest: "read … · write …").
+  const disk = strip.locator('.spark').filter({ hasText: 'Disk' }).locator('.spark-value');
+  await expect(disk).toHaveText(/\d/, { timeout: 30_000 });
+  const barBox = (await bar.boundingBox())!;
+  const stripBox = (await strip.boundingBox())!;
+  expect(barBox.y + barBox.height).toBeLessThanOrEqual(stripBox.y + 0.5);
+  // Every control of the bar lies inside the bar and the window.
+  for (const control of await bar.locator('button, input, select').all()) {
+    const b = (await control.boundingBox())!;
+    expect(b.y, await control.evaluate((e) => e.textContent ?? e.getAttribute('aria-label'))).toBeGreaterThanOrEqual(barBox.y - 0.5);
+    expect(b.y + b.height).toBeLessThanOrEqual(barBox.y + barBox.height + 0.5);
+    expect(b.x + b.width).toBeLessThanOrEqual(800);
+  }
+  // Every figure is whole: inside the window, nothing cut at its edge.
+  for (const value of await strip.locator('.spark-value').all()) {
+    const b = (await value.boundingBox())!;
+    expect(b.x + b.width).toBeLessThanOrEqual(800);
+    expect(await value.evaluate((e) => e.scrollWidth <= e.clientWidth + 1)).toBe(true);
+  }
+  const s = (await strip.boundingBox())!;
+  expect(s.x + s.width).toBeLessThanOrEqual(800);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'library-800x600.png') });
+});

@@ -229,10 +229,29 @@ test('choose an ISO with the engine file chooser (home only, hidden files and li
   await expect(chooser).toBeHidden();
   await expect(wizard.field('ISO image path')).toHaveValue(path.join(userHome, 'Downloads', 'rescue.iso'));
 
+  // Step 1 is checked by the engine when leaving it: an ISO that is not there stays on step 1.
+  const isoField = wizard.field('ISO image path');
+  await isoField.fill('/nonexistent/x.iso');
+  await isoField.press('Enter');
+  await expect(wizard.root.locator('.field-error')).toContainText(/not found|does not exist|no such/i, { timeout: 30_000 });
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+  await expect(isoField).toBeFocused();
+  // "~/" is the home folder.
+  await isoField.fill('~/Downloads/rescue.iso');
+
   // Enter moves on, step by step.
   await wizard.field('ISO image path').press('Enter');
   await expect(wizard.heading).toHaveText('Step 2 of 4: Operating system and hardware');
   await expect(wizard.field('Name')).toHaveValue('rescue');
+  // A name already taken is said on step 2, not after step 3.
+  expect((await served.cli(['create', 'taken name', '--disk-size', '0', '--net', 'none', '--display', 'none'])).code).toBe(0);
+  await wizard.field('Name').fill('taken name');
+  await wizard.field('Name').press('Enter');
+  await expect(wizard.root.locator('.field-error')).toContainText('already exists', { timeout: 30_000 });
+  await expect(wizard.heading).toHaveText('Step 2 of 4: Operating system and hardware');
+  await expect(wizard.field('Name')).toBeFocused();
+  expect((await served.cli(['delete', 'taken name'])).code).toBe(0);
+  await wizard.field('Name').fill('rescue');
   await wizard.field('Memory').fill('256M');
   await wizard.field('Memory').press('Enter');
   await expect(wizard.heading).toHaveText('Step 3 of 4: Storage');
@@ -335,6 +354,14 @@ test('New Sandbox opens the wizard on the cloud image source; user, key, passwor
   await expect(wizard.root.getByText(/A user name is lower-case letters/)).toBeVisible();
   await wizard.field('User name').fill('dev');
   await wizard.next();
+  // The engine's dry run reads the user-data file when leaving step 1 and says no there, on that
+  // field, as create would (issue 11 #11): not only after Create.
+  await expect(wizard.root.locator('.field-error')).toHaveText([/cloud-init would ignore this user-data file/], { timeout: 30_000 });
+  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
+  await expect(wizard.field('Extra user-data file')).toBeFocused();
+  await expect(wizard.root).not.toContainText(PASSWORD);
+  await wizard.field('Extra user-data file').fill(path.join(userHome, 'sandbox', 'user-data.yaml'));
+  await wizard.next();
   await wizard.field('Name').fill('box vm');
   await wizard.field('Memory').fill('256M');
   await wizard.next();
@@ -346,15 +373,6 @@ test('New Sandbox opens the wizard on the cloud image source; user, key, passwor
   await expect(wizard.root.getByText(`from ${path.join(userHome, 'sandbox', 'password.txt')} (not shown)`)).toBeVisible();
   await expect(wizard.root.getByText(`${path.join(userHome, 'sandbox', 'project')} (read-only), mounted under /mnt`)).toBeVisible();
   await wizard.root.getByRole('checkbox', { name: 'Start the VM now and open its window' }).uncheck();
-  await wizard.createButton.click();
-  // The engine read the user-data file at Create and said no: back on step 1, on that field.
-  await expect(wizard.heading).toHaveText('Step 1 of 4: What to install');
-  await expect(wizard.root.locator('.field-error')).toHaveText([/cloud-init would ignore this user-data file/]);
-  await expect(wizard.field('Extra user-data file')).toBeFocused();
-  await expect(wizard.root).not.toContainText(PASSWORD);
-  // Nothing was made.
-  expect((JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name)).not.toContain('box vm');
-  await wizard.field('Extra user-data file').fill(path.join(userHome, 'sandbox', 'user-data.yaml'));
   await wizard.create();
   await expect(wizard.root).toBeHidden();
   await expect(library.vm('box vm')).toBeVisible();

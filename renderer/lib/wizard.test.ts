@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { hostDefaults, type HostDefaults, type HostFacts } from '../../main/common/models/vm-settings';
 import {
   applyPreset,
+  downloadFailure,
+  expandHomePaths,
+  hasHomePath,
   firstStepWithError,
   formatDownload,
   formatDuration,
@@ -251,5 +254,47 @@ describe('words', () => {
   it('parses packages and suggests names', () => {
     expect(parsePackages(' git,curl  vim ')).toEqual({ ok: true, value: ['git', 'curl', 'vim'] });
     expect(suggestName({ ...INITIAL_WIZARD, iso: '/d/debian-13.1.0-amd64-netinst.iso' }, null)).toBe('debian-13.1.0-amd64-netinst');
+  });
+});
+
+describe('"~" paths and disk size messages (tester-9 #10, #11)', () => {
+  it('expands "~" and "~/…" in path fields to the home folder, and only those', () => {
+    const v: WizardValues = { ...INITIAL_WIZARD, iso: '~/Downloads/grub rescue (1).iso', kernel: '/boot/vmlinuz', sshKeyFile: '~' };
+    expect(hasHomePath(v)).toBe(true);
+    expect(expandHomePaths(v, '/home/ann/')).toEqual({ iso: '/home/ann/Downloads/grub rescue (1).iso', sshKeyFile: '/home/ann' });
+    expect(hasHomePath({ ...INITIAL_WIZARD, iso: '~bob/x.iso' })).toBe(false);
+    expect(hasHomePath({ ...INITIAL_WIZARD, iso: '/x/~/y.iso' })).toBe(false);
+  });
+  it('a "~" path not expanded asks for the full path or Browse', () => {
+    expect(stepErrors('source', { ...INITIAL_WIZARD, source: 'iso', iso: '~/x.iso' }, null).iso).toBe('Type the full path of an ISO image, starting with / (not ~), or use Browse….');
+  });
+  it('one message for a disk size that is not a number and for 0', () => {
+    const at = (diskGiB: string): string | undefined => stepErrors('storage', { ...INITIAL_WIZARD, source: 'iso', diskMode: 'new', diskGiB }, null).diskGiB;
+    const want = 'A new disk needs a size in GiB above 0, such as 20; choose "No disk" for none.';
+    expect(at('-5')).toBe(want);
+    expect(at('abc')).toBe(want);
+    expect(at('0')).toBe(want);
+    expect(at('20')).toBeUndefined();
+  });
+});
+
+describe('downloadFailure (tester-9 #13)', () => {
+  it('a checksum mismatch: a plain first line, the hashes only in the details', () => {
+    const engine = `badsum.iso did not match its SHA-256 checksum from SHA256SUMS at http://127.0.0.1:8792/SHA256SUMS (checksum not signed) (expected ${'1'.repeat(64)}, got ${'8'.repeat(64)}), so it was deleted. The file was damaged or altered on the way; download it again, from another mirror if it happens again.`;
+    const f = downloadFailure(engine);
+    expect(f.headline).toBe('The download was damaged and has been deleted. Download it again; if it happens again, the mirror may be broken.');
+    expect(f.headline).not.toMatch(/[0-9a-f]{16}/);
+    expect(f.details).toBe(engine);
+  });
+  it('other failures are shown as they are', () => {
+    expect(downloadFailure('The server answered 404 Not Found.')).toEqual({ headline: 'The server answered 404 Not Found.', details: null });
+  });
+});
+
+describe('the preset line follows the architecture (tester-9 #23)', () => {
+  it('aarch64 has no BIOS: a BIOS preset shows UEFI there', () => {
+    const line = (d: HostDefaults): string | undefined => applyPreset('debian', d, null).shown.find((c) => c.label === 'Firmware')?.value;
+    expect(line(big)).toBe('BIOS');
+    expect(line(arm)).toBe('UEFI');
   });
 });

@@ -320,8 +320,33 @@ const ABSOLUTE = /^(\/|[A-Za-z]:[\\/]|\\\\)/;
 function pathError(text: string, what: string, required: boolean): string | undefined {
   const t = text.trim();
   if (t === '') return required ? `Choose ${what} (Browse, or type its full path).` : undefined;
+  if (/^~(\/|$)/.test(t)) return `Type the full path of ${what}, starting with / (not ~), or use Browse….`;
   if (!ABSOLUTE.test(t)) return `Type the full path of ${what}, starting with /.`;
   return undefined;
+}
+
+/** The wizard's fields that hold a host path. */
+const PATH_FIELDS = ['iso', 'importPath', 'cloudImage', 'kernel', 'initrd', 'sshKeyFile', 'passwordFile', 'userDataFile', 'shareFolder', 'diskPath'] as const satisfies readonly (keyof WizardValues)[];
+
+/** Whether a path field starts with "~" (the home folder, as shells write it). */
+export function hasHomePath(v: WizardValues): boolean {
+  return PATH_FIELDS.some((f) => /^~(\/|$)/.test(v[f].trim()));
+}
+
+/**
+ * "~" and "~/…" in the path fields as the full path under `home` (the user's home folder, as the
+ * engine's file chooser roots it: `host.browse`'s `root`). "~user/…" is left alone (pathError then
+ * asks for a full path). Returns only the fields it changed.
+ */
+export function expandHomePaths(v: WizardValues, home: string): Partial<WizardValues> {
+  const patch: { -readonly [K in (typeof PATH_FIELDS)[number]]?: string } = {};
+  const base = home.replace(/\/+$/, '');
+  for (const f of PATH_FIELDS) {
+    const t = v[f].trim();
+    if (t === '~') patch[f] = base === '' ? '/' : base;
+    else if (t.startsWith('~/')) patch[f] = `${base}/${t.slice(2)}`;
+  }
+  return patch;
 }
 
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
@@ -412,8 +437,9 @@ function storageErrors(v: WizardValues): Partial<Record<WizardField, string>> {
   if (modes.length === 0) return {};
   if (v.diskMode === 'new') {
     const d = parseDiskBytes(v.diskGiB);
-    if (!d.ok) return { diskGiB: d.message };
-    if (d.value === 0) return { diskGiB: modes.includes('none') ? 'A new disk needs a size above 0; choose "No disk" for none.' : 'A sandbox needs its disk: give a size above 0.' };
+    // One sentence for text that is not a size and for 0: the wizard has "No disk" for none.
+    const needed = modes.includes('none') ? 'A new disk needs a size in GiB above 0, such as 20; choose "No disk" for none.' : 'A sandbox needs its disk: give a size in GiB above 0, such as 20.';
+    if (!d.ok || d.value === 0) return { diskGiB: needed };
     return {};
   }
   if (v.diskMode === 'existing') {
@@ -617,6 +643,18 @@ export function refusalErrors(e: EngineRefusal, source: SourceKind): { readonly 
 // ---- downloads -------------------------------------------------------------------------------------
 
 /** "1.5 MiB of 4 MiB (37%) · 512 KiB/s · 5 s left" — a download's progress in words. */
+/**
+ * A failed download as the wizard shows it: a first line in plain words, and the engine's full
+ * sentence (file, checksum source, expected and received digests) for a Details toggle. A
+ * checksum mismatch (main/services/media/media-service.ts: "… did not match its SHA-256 checksum
+ * from … (expected …, got …), so it was deleted. …") gets its own headline; other failures are
+ * short already and are shown as they are (details null).
+ */
+export function downloadFailure(error: string): { readonly headline: string; readonly details: string | null } {
+  if (/did not match its [\w-]+ checksum/.test(error)) return { headline: 'The download was damaged and has been deleted. Download it again; if it happens again, the mirror may be broken.', details: error };
+  return { headline: error, details: null };
+}
+
 export function formatDownload(d: Pick<DownloadInfo, 'state' | 'receivedBytes' | 'totalBytes' | 'bytesPerSecond' | 'secondsLeft' | 'error'>): string {
   const got = formatBytes(d.receivedBytes);
   const of = d.totalBytes !== null && d.totalBytes > 0 ? ` of ${formatBytes(d.totalBytes)} (${Math.floor((100 * d.receivedBytes) / d.totalBytes)}%)` : '';

@@ -9,7 +9,7 @@
  * step has errors the first invalid field gets the focus. The body scrolls inside the dialog, so the
  * buttons stay visible at 800×600.
  */
-import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type FormEvent, type ReactNode } from 'react';
+import { useCallback, useEffect, useId, useMemo, useRef, useState, type DragEvent, type FormEvent, type ReactNode } from 'react';
 import type { BrowseFilter, CatalogEntry, CreatePreview, DownloadInfo, ImportSummary, MediaItem } from '../../main/common/contract';
 import type { Arch, DiskBus, Firmware } from '../../main/common/models/vm-config';
 import type { VmInfo } from '../../main/common/models/vm-state';
@@ -28,6 +28,7 @@ import {
   BUS_WORDS,
   diskModes,
   formatDownload,
+  downloadFailure,
   guessPreset,
   INITIAL_WIZARD,
   PRESET_IDS,
@@ -39,6 +40,8 @@ import {
   sourcePath,
   STEP_TITLES,
   stepErrors,
+  hasHomePath,
+  expandHomePaths,
   suggestName,
   toWizardSpec,
   WIZARD_STEPS,
@@ -138,6 +141,8 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
   /** The source the preset was last applied for: going Back and Next again keeps the user's edits. */
   const presetKey = useRef<string>('');
   const importInfo = useRef<ImportSummary | null>(null);
+  /** The name the wizard last suggested. */
+  const suggested = useRef<string | null>(null);
   const bodyRef = useRef<HTMLDivElement>(null);
   // Focus moves in an effect, i.e. after the commit that shows the messages or the new step (a
   // requestAnimationFrame may run before a render scheduled from an awaited engine call).
@@ -204,9 +209,21 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
       if (found.memoryMiB !== null) patch.memory = `${found.memoryMiB}M`;
       if (found.firmware !== null) patch.firmware = found.firmware;
     }
-    if (v.name.trim() === '') patch.name = v.source === 'import' && found ? found.name : suggestName(v, entry);
+    // A name the wizard suggested follows the file (a path refused on step 1 and then corrected);
+    // a name the user typed stays.
+    if (v.name.trim() === '' || v.name === suggested.current) {
+      patch.name = v.source === 'import' && found ? found.name : suggestName(v, entry);
+      suggested.current = patch.name;
+    }
     return patch;
   };
+
+  // What the preset set, for the architecture chosen now (aarch64 has no BIOS: the line follows
+  // the Architecture field, as the Firmware field does).
+  const shownPreset = useMemo(
+    () => (applied && defaults ? applyPreset(values.preset, defaults, entry?.presetHints.preset === values.preset ? entry.presetHints : null) : applied),
+    [applied, defaults, values.preset, entry],
+  );
 
   const choosePreset = (preset: PresetId): void => {
     const a = applyPreset(preset, defaults ?? UNKNOWN_HOST, entry?.presetHints.preset === preset ? entry.presetHints : null);
@@ -233,9 +250,54 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
     } else goTo('summary', { form: uiError(e).message });
   };
 
+  /** The user's home folder (the engine's chooser root), asked once, for "~/…" paths. */
+  const home = useRef<string | null>(null);
+
+  /**
+   * The engine's dry run (`vms.preview`) when leaving step 1 or 2: an ISO that does not exist or
+   * is not an ISO, a kernel that is not there, a name already taken… shown on the step and field it
+   * concerns, before the user goes on. A refusal about a later step waits for that step; an engine
+   * that cannot be asked leaves it to the summary. True when the wizard may go on.
+   */
+  const checkSoFar = async (v: WizardValues, upTo: WizardStep): Promise<boolean> => {
+    const limit = WIZARD_STEPS.indexOf(upTo);
+    const r = toWizardSpec(v, defaults);
+    if (!r.ok) {
+      if (WIZARD_STEPS.indexOf(r.step) > limit) return true;
+      goTo(r.step, r.errors);
+      return false;
+    }
+    setBusy(true);
+    try {
+      await services.vms.preview(r.spec);
+      return true;
+    } catch (e) {
+      if (!isVivariumError(e)) return true;
+      const ui = uiError(e, 'form');
+      const refusal = refusalErrors({ message: ui.message, field: e.field, fields: e.fields, data: e.data }, v.source);
+      if (WIZARD_STEPS.indexOf(refusal.step) > limit) return true;
+      goTo(refusal.step, refusal.errors);
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+
   const next = async (): Promise<void> => {
     if (busy) return;
-    const errs = stepErrors(step, values, defaults);
+    let vals = values;
+    // "~/Downloads/x.iso": the home folder, as a shell reads it.
+    if (step === 'source' && hasHomePath(vals)) {
+      try {
+        home.current ??= (await services.host.browse({ filter: 'folder' })).root;
+        const patch = expandHomePaths(vals, home.current);
+        vals = { ...vals, ...patch };
+        setValues((old) => ({ ...old, ...patch }));
+      } catch {
+        // No home known: the field asks for a full path.
+      }
+    }
+    const errs = stepErrors(step, vals, defaults);
     if (Object.keys(errs).length > 0) {
       setErrors(errs);
       focusFirstInvalid();
@@ -243,10 +305,10 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
     }
     if (step === 'source') {
       // What an image or appliance holds (and whether it is safe) before going on.
-      if (values.source === 'import') {
+      if (vals.source === 'import') {
         setBusy(true);
         try {
-          importInfo.current = await services.media.inspectImport(values.importPath.trim());
+          importInfo.current = await services.media.inspectImport(vals.importPath.trim());
         } catch (e) {
           setBusy(false);
           setErrors({ importPath: uiError(e).message });
@@ -256,16 +318,20 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
           setBusy(false);
         }
       }
-      const patch: { -readonly [K in keyof WizardValues]?: WizardValues[K] } = presetFor(values);
-      const v = { ...values, ...patch };
+      const patch: { -readonly [K in keyof WizardValues]?: WizardValues[K] } = presetFor(vals);
+      const v = { ...vals, ...patch };
       if (!diskModes(v.source).includes(v.diskMode)) patch.diskMode = diskModes(v.source)[0] ?? 'new';
       setValues((old) => ({ ...old, ...patch }));
+      if (!(await checkSoFar({ ...v, ...patch }, 'source'))) return;
       return goTo('os');
     }
-    if (step === 'os') return goTo('storage');
+    if (step === 'os') {
+      if (!(await checkSoFar(vals, 'os'))) return;
+      return goTo('storage');
+    }
     if (step === 'storage') {
       goTo('summary');
-      return loadPreview(values);
+      return loadPreview(vals);
     }
     await create();
   };
@@ -315,9 +381,22 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
     goTo('source');
   };
 
+  // Closing while a download runs asks whether it goes on (Boxes and UTM keep it, and show it).
+  const running = [...installers.downloads.values(), ...clouds.downloads.values()].filter((d) => d.state === 'downloading' || d.state === 'verifying');
+  const [askClose, setAskClose] = useState(false);
+  const askId = useId();
+  const requestClose = (): void => {
+    if (running.length > 0) setAskClose(true);
+    else onClose();
+  };
+  const stopAndClose = async (): Promise<void> => {
+    await Promise.all(running.map((d) => services.media.cancel(d.id).catch(() => undefined)));
+    onClose();
+  };
+
   const stepCount = WIZARD_STEPS.length;
   return (
-    <Dialog title="New VM" onClose={onClose} className="dialog-form dialog-wizard">
+    <Dialog title="New VM" onClose={requestClose} className="dialog-form dialog-wizard">
       <form className="wizard" noValidate onSubmit={submit} aria-busy={busy} onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
         <ol className="wizard-steps">
           {WIZARD_STEPS.map((s, i) => (
@@ -331,13 +410,13 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
             Step {index + 1} of {stepCount}: {STEP_TITLES[step]}
           </h3>
           {step === 'source' && <SourceStep values={values} errors={errors} change={change} media={media} dropNote={dropNote} />}
-          {step === 'os' && <OsStep values={values} errors={errors} change={change} defaults={defaults} applied={applied} choosePreset={choosePreset} />}
+          {step === 'os' && <OsStep values={values} errors={errors} change={change} defaults={defaults} applied={shownPreset} choosePreset={choosePreset} />}
           {step === 'storage' && <StorageStep values={values} errors={errors} change={change} importInfo={importInfo.current} />}
           {step === 'summary' && <SummaryStep values={values} entry={entry} preview={preview} change={change} copied={copied} onCopy={() => preview && void navigator.clipboard?.writeText(shellLine(preview.argv)).then(() => setCopied(true), () => undefined)} />}
           <FormError message={errors.form} />
         </div>
         <div className="dialog-actions wizard-actions">
-          <button type="button" className="btn" onClick={onClose}>
+          <button type="button" className="btn" onClick={requestClose}>
             Cancel
           </button>
           <button type="button" className="btn" onClick={back} disabled={index === 0 || busy}>
@@ -348,6 +427,22 @@ export function NewVmWizard({ onClose, onCreated, initialSource }: NewVmWizardPr
           </button>
         </div>
       </form>
+      {askClose && running.length > 0 && (
+        <Dialog title="Keep downloading?" onClose={() => setAskClose(false)} role="alertdialog" describedBy={askId} className="dialog-narrow">
+          <p id={askId} className="dialog-text">
+            {running.map((d) => d.name).join(', ')} {running.length === 1 ? 'is' : 'are'} still downloading. It can go on in the background (the library shows its progress, and the next New VM uses
+            it), or stop now; a stopped download keeps what it has and resumes from there.
+          </p>
+          <div className="dialog-actions">
+            <button type="button" className="btn" onClick={() => void stopAndClose()}>
+              Stop the Download
+            </button>
+            <button type="button" className="btn btn-primary" data-autofocus onClick={onClose}>
+              Keep Downloading in the Background
+            </button>
+          </div>
+        </Dialog>
+      )}
     </Dialog>
   );
 }
@@ -503,14 +598,24 @@ function CatalogPicker(props: StepProps & { readonly media: ReturnType<typeof us
   const error = props.kind === 'cloud' ? (v.catalogId !== '' ? errors.cloudImage : undefined) : errors.catalog;
   const chosen = media.entries?.find((e) => e.id === v.catalogId) ?? null;
   const download = chosen ? (media.downloads.get(chosen.id) ?? null) : null;
+  // One request at a time: a double click on Download must not start the download twice.
+  const acting = useRef(false);
+  const [pending, setPending] = useState(false);
   const act = async (what: () => Promise<unknown>): Promise<void> => {
+    if (acting.current) return;
+    acting.current = true;
+    setPending(true);
     setActionError(null);
     try {
       await what();
     } catch (e) {
       setActionError(uiError(e).message);
+    } finally {
+      acting.current = false;
+      setPending(false);
     }
   };
+  const failure = download?.state === 'failed' && download.error ? downloadFailure(download.error) : null;
   const running = download !== null && (download.state === 'downloading' || download.state === 'verifying');
   return (
     <div className="wizard-stack">
@@ -552,19 +657,25 @@ function CatalogPicker(props: StepProps & { readonly media: ReturnType<typeof us
           ) : (
             <>
               <p role="status" className="download-status" data-testid="download-status">
-                {download ? formatDownload(download) : `${chosen.name} ${chosen.version} is downloaded from ${new URL(chosen.url).host} and verified with ${chosen.checksumAlgorithm.toUpperCase()} before use.`}
+                {failure ? failure.headline : download ? formatDownload(download) : `${chosen.name} ${chosen.version} is downloaded from ${new URL(chosen.url).host} and verified with ${chosen.checksumAlgorithm.toUpperCase()} before use.`}
               </p>
+              {failure?.details && (
+                <details className="download-details">
+                  <summary>Details</summary>
+                  <p className="mono">{failure.details}</p>
+                </details>
+              )}
               {download && download.totalBytes !== null && download.state !== 'failed' && (
                 <progress className="download-bar" max={download.totalBytes} value={download.receivedBytes} aria-label="Download progress" />
               )}
               <div className="download-actions">
                 {!running && (
-                  <button type="button" className="btn" onClick={() => void act(() => (download?.state === 'paused' ? services.media.resume(download.id) : services.media.download({ source: chosen.id })))}>
+                  <button type="button" className="btn" disabled={pending} onClick={() => void act(() => (download?.state === 'paused' ? services.media.resume(download.id) : services.media.download({ source: chosen.id })))}>
                     {download?.state === 'paused' ? 'Resume Download' : 'Download'}
                   </button>
                 )}
                 {running && download && (
-                  <button type="button" className="btn" onClick={() => void act(() => services.media.cancel(download.id))}>
+                  <button type="button" className="btn" disabled={pending} onClick={() => void act(() => services.media.cancel(download.id))}>
                     Cancel Download
                   </button>
                 )}
