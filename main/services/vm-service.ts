@@ -25,6 +25,7 @@ import { DEFAULTS, noticeText } from '../common/models/vm-settings';
 import type { BundleEntry } from './bundles/bundle-store';
 import { hasKeySender, hasScreenshotter, type DriverVm, type LiveStatus, type VmDriver } from './drivers/driver';
 import { ioErrorCause, notRespondingWhy, QemuDriver } from './drivers/qemu/qemu-driver';
+import { discardSuspendedState } from './drivers/qemu/suspender';
 import { Emitter } from './emitter';
 import { createVm, planCreate } from './library/create';
 import { deleteVm } from './library/delete';
@@ -256,6 +257,15 @@ export class LocalVmService implements VmService {
     const force = options.force === true;
     return this.job(entry, force ? 'forceOff' : 'stop', async () => {
       const rs = this.runState(entry, await scanQemuProcesses());
+      if (rs.state === 'stopped' && entry.config.suspended) {
+        // Suspended: nothing runs. Force Off discards the saved state; a shutdown cannot do anything.
+        if (!force) {
+          throw errors.state(`"${entry.config.name}" is suspended: nothing runs, its state is saved on disk. Start it to resume it, or force it off to discard the saved state (the next start then boots afresh).`, undefined, { remedy: { kind: 'force-stop', vm: entry.config.name } });
+        }
+        await discardSuspendedState(this.deps.layout, vmOf(entry));
+        this.events.append(entry.id, 'saved state discarded (Force Off of a suspended VM); the next start boots afresh');
+        return this.emitInfo(entry.id);
+      }
       if (rs.state === 'stopped') return this.info(entry);
       if (rs.state === 'starting') throw errors.busy(`"${entry.config.name}" is starting. Try again in a moment.`);
       const vm = vmOf(entry);

@@ -57,7 +57,7 @@ async function exportFiles(entry: OkEntry, file: (n: string) => string): Promise
   if (outside && !('bundle' in outside.source)) {
     throw errors.state(`"${c.name}" uses ${outside.source.path}, a file outside its folder, which an export cannot carry. Make a full clone and export that.`);
   }
-  if (c.suspended) throw errors.state(`"${c.name}" is suspended. Start it and shut it down, then export it.`, undefined, { remedy: { kind: 'start-vm', vm: c.name } });
+  if (c.suspended) throw errors.state(`"${c.name}" is suspended. Start it (it resumes where it was) and shut it down, or discard its saved state with Force Off; then export it.`);
   const names = new Set<string>([BundleFile.config]);
   for (const d of c.disks) for (const l of diskImages(d)) if ('bundle' in l.source) names.add(l.source.bundle);
   if (c.uefiVars) names.add(c.uefiVars);

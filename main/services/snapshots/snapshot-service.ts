@@ -335,9 +335,10 @@ export class LocalSnapshotService implements SnapshotService {
   /** Running (with its record) or stopped (holding the start lock: release it when done). */
   private async where(entry: OkEntry, what: string): Promise<Where> {
     if (entry.config.suspended) {
-      throw errors.state(`"${entry.config.name}" is suspended: its disks must stay as they were until it resumes. Start it (it resumes where it was), then ${what}.`, undefined, {
-        remedy: { kind: 'start-vm', vm: entry.config.name },
-      });
+      // One sentence with both ways out (no remedy appended: it would repeat the first).
+      throw errors.state(
+        `"${entry.config.name}" is suspended: its disks must stay as they were until it resumes. Start it (it resumes where it was) and shut it down, or discard its saved state with Force Off (the next start then boots afresh); then ${what}.`,
+      );
     }
     const vmKey = { id: entry.id, name: entry.config.name };
     // One scan of the host's processes serves both looks (it is most of a quick clone's time); a

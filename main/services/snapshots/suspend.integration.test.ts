@@ -154,3 +154,63 @@ describe('suspend to disk', () => {
     await e.services.snapshots.create('screen', { name: 'after resume' });
   }, 300_000);
 });
+
+describe('what cannot be saved, and discarding a saved state', () => {
+  it('a running VM with a shared folder (9p) refuses a live snapshot and suspend with a sentence, and keeps running; shut down it takes a disk-only snapshot', async () => {
+    const g = testGuest();
+    const e = engine();
+    const vm = await e.manager.create({ name: 'sharing', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 64 * 1024 * 1024, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
+    const id = vm.id;
+    const shared = `${t.home}/work`;
+    fs.mkdirSync(shared);
+    const cfgFile = e.layout.bundle(id).config;
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    cfg.shares = [{ hostPath: shared, tag: 'work', readOnly: false }];
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    expect((await e.manager.get(id)).argv?.join(' ')).toContain('mount_tag=work'); // QEMU really has the 9p device
+
+    const why = /"sharing" has a shared folder \(.*\/work \(tag work\)\), and QEMU cannot save the memory of a running VM whose shared folders are mounted in the guest\./;
+    await expect(e.services.snapshots.create('sharing', { name: 'live' })).rejects.toThrow(why);
+    await expect(e.services.snapshots.create('sharing', { name: 'live' })).rejects.toThrow(/Shut "sharing" down and take the snapshot then \(a snapshot of a shut-down VM holds its disks\), or remove the shared folders/);
+    await expect(e.services.snapshots.suspend('sharing')).rejects.toThrow(why);
+    await expect(e.services.snapshots.suspend('sharing')).rejects.toThrow(/Shut "sharing" down instead, or remove the shared folders/);
+    expect(await e.services.snapshots.list('sharing')).toEqual([]);
+    expect((await e.manager.get(id)).state).toBe('running');
+    expect(fs.existsSync(e.layout.bundle(id).file('suspend.state'))).toBe(false);
+
+    await e.manager.stop(id, { force: true });
+    const snap = await e.services.snapshots.create('sharing', { name: 'disks' });
+    expect(snap).toMatchObject({ name: 'disks', withMemory: false });
+  }, 300_000);
+
+  it('Force Off of a suspended VM discards its saved state (the next start boots afresh); a plain stop says so instead of doing nothing', async () => {
+    const g = testGuest();
+    const e = engine();
+    const vm = await e.manager.create({ name: 'sleepy', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 0, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
+    const id = vm.id;
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    await typeLine(e.layout.runtime(id).serial, 'echo awake > /tmp/marker');
+    expect((await ask(e, id, PROBE, PROBE_RE))[1]).toBe('awake');
+    await e.services.snapshots.suspend('sleepy');
+    expect((await e.manager.get(id)).state).toBe('suspended');
+
+    await expect(e.manager.stop('sleepy', {})).rejects.toThrow(/"sleepy" is suspended: nothing runs, its state is saved on disk\. Start it to resume it, or force it off to discard the saved state/);
+    expect((await e.manager.get(id)).state).toBe('suspended');
+    // The refusals of a suspended VM name both ways out, once.
+    const refusal = e.services.snapshots.create('sleepy', { name: 'x' });
+    await expect(refusal).rejects.toThrow(/Start it \(it resumes where it was\) and shut it down, or discard its saved state with Force Off/);
+
+    const after = await e.manager.stop('sleepy', { force: true });
+    expect(after.state).toBe('stopped');
+    expect(after.lastExit?.message).toMatch(/saved state was discarded; the next start boots afresh/);
+    expect(fs.existsSync(e.layout.bundle(id).file('suspend.state'))).toBe(false);
+    expect((await e.manager.get(id)).state).toBe('stopped');
+    await e.manager.edit('sleepy', { memoryMiB: 320 }); // no longer held to the saved command line
+
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    const log = await e.manager.serialLog(id, {});
+    expect(log).toContain(g.readyMarker); // booted
+    expect((await ask(e, id, PROBE, PROBE_RE))[1]).toBe(''); // a fresh boot: /tmp is empty
+  }, 300_000);
+});

@@ -31,6 +31,7 @@ import type { MigrationMonitor, Monitor, SnapshotJobMonitor } from '../../qemu/m
 import { sleep } from '../../qemu/process';
 import type { RuntimeRecord } from '../../runtime/records';
 import { writeStopRequest } from '../../runtime/records';
+import { acquireStartLockAsync } from '../../runtime/start-lock';
 import type { DriverVm, SnapshotProgress } from '../driver';
 
 export const SUSPEND_FILE = 'suspend.state';
@@ -227,4 +228,35 @@ async function connectWhenReady(sock: string, timeoutMs: number): Promise<net.So
       await sleep(20);
     }
   }
+}
+
+/**
+ * Discards the saved state of the suspended VM `vm` (VirtualBox's "Discard Saved State"): removes
+ * its state file and clears `suspended` in its config, so it is stopped and the next start boots
+ * afresh (as after a power cut). Holds the VM's start lock meanwhile, so no start resumes the state
+ * being removed. A VM that is not suspended is left alone (returns false).
+ * @throws VivariumError invalid-state when the VM is being started by another process
+ */
+export async function discardSuspendedState(layout: Layout, vm: DriverVm): Promise<boolean> {
+  const s = vm.config.suspended;
+  if (!s) return false;
+  const rt = layout.runtime(vm.id);
+  layout.ensureRuntimeDir(rt.dir);
+  const release = await acquireStartLockAsync(rt, vm.config.name);
+  try {
+    const bundle = layout.bundle(vm.id);
+    // Config first: a state file without `suspended` is only a stray file; the reverse would resume nothing.
+    await writeFileAtomicAsync(bundle.config, serializeConfig({ ...vm.config, suspended: null }));
+    await fsp.rm(bundle.file(s.file), { force: true });
+    // The last exit said "the next start resumes it": no longer true.
+    try {
+      const exit = JSON.parse(await fsp.readFile(bundle.lastExit, 'utf8')) as Record<string, unknown>;
+      await writeFileAtomicAsync(bundle.lastExit, `${JSON.stringify({ ...exit, message: 'Its saved state was discarded; the next start boots afresh.' }, null, 2)}\n`);
+    } catch {
+      // no record of the last exit: nothing to correct
+    }
+  } finally {
+    await release();
+  }
+  return true;
 }
