@@ -12,6 +12,8 @@ import { startFileServer, type FileServer } from '../test-support/file-server';
 import { makeTestHome, type TestHome } from '../test-support/home';
 import { Layout } from '../services/paths';
 import { main } from './index';
+import { spawn } from 'node:child_process';
+import { CLI_BIN, runCli } from '../test-support/cli';
 
 const SIZE = 24 * 1024 * 1024 + 7;
 let src: string;
@@ -73,7 +75,7 @@ describe('vivarium media', () => {
     expect(r.stderr).toContain(`Downloading ${srv.url('/tiny.iso')}`);
     expect(r.stderr).toMatch(/tiny\.iso: [\d.]+ \w?i?B of 24 MiB \(\d+%\)/);
     // How it was verified, first as planned and at the end as done: a SUMS file given by URL is not signed.
-    expect(r.stderr).toContain(`verified with SHA-256 from ${srv.url('/SHA256SUMS')} (checksum not signed)`);
+    expect(r.stderr).toContain(`  will be verified against the SHA-256 from ${srv.url('/SHA256SUMS')} (checksum not signed)\n`);
     expect(r.stderr).toContain(`  verified with SHA256SUMS at ${srv.url('/SHA256SUMS')} (checksum not signed)\n`);
     expect(r.code).toBe(0);
     const media = Layout.fromEnv(t.env).mediaDir;
@@ -89,6 +91,8 @@ describe('vivarium media', () => {
 
   it('media remove deletes a downloaded file, unless a VM uses it', async () => {
     const r = await cli(['media', 'download', srv.url('/tiny.iso'), '--sha256', sha256, '--json']);
+    // Before anything is verified, it says how it will be (tester-9 #3).
+    expect(r.stderr).toContain('  will be verified against the SHA-256 you gave\n');
     const file = (JSON.parse(r.stdout) as { path: string }).path;
     expect((await cli(['create', 'installer', '--iso', file, '--disk-size', '0', '--accel', 'tcg', '--display', 'none'])).code).toBe(0);
     const inUse = await cli(['media', 'remove', 'tiny.iso']);
@@ -145,5 +149,35 @@ describe('vivarium media', () => {
     expect(JSON.parse(resumed.stdout)).toMatchObject({ sha256, sizeBytes: SIZE });
     expect(srv.requests.filter((q) => q.path === '/tiny.iso').at(-1)).toMatchObject({ range: `bytes=${status[0]!.receivedBytes}-`, status: 206 });
     expect(JSON.parse((await cli(['media', 'status', '--json'])).stdout)).toEqual([]);
+  });
+});
+
+describe('a download whose engine goes away', () => {
+  it('says the download is paused and how it goes on (tester-9 #22)', async () => {
+    srv.behave('/tiny.iso', { bytesPerSecond: 2 * 1024 * 1024 });
+    const env = { ...t.env };
+    delete env.VIVARIUM_NO_ENGINE;
+    const serve = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      const socket = Layout.fromEnv(env).engineSocket;
+      const deadline = Date.now() + 30_000;
+      while (!fs.existsSync(socket) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(fs.existsSync(socket)).toBe(true);
+      const download = runCli(['media', 'download', srv.url('/tiny.iso'), '--sha256', sha256], { env, timeoutMs: 60_000 });
+      // Some bytes in, then the engine stops.
+      const status = async () => (JSON.parse((await runCli(['media', 'status', '--json'], { env })).stdout) as { receivedBytes: number }[])[0]?.receivedBytes ?? 0;
+      while ((await status()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      serve.kill('SIGTERM');
+      const r = await download;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/vivarium: Lost the connection to the Vivarium engine while downloading tiny\.iso: the download is paused, with what has arrived kept, and resumes when Vivarium starts again \(the app or `vivarium serve`\), or run `vivarium media resume [0-9a-f]{16}`\.\n$/);
+    } finally {
+      serve.kill('SIGTERM');
+      await new Promise((r) => (serve.exitCode !== null ? r(null) : serve.once('exit', r)));
+    }
+    // As it said: paused, the bytes kept.
+    const after = JSON.parse((await cli(['media', 'status', '--json'])).stdout) as { state: string; receivedBytes: number }[];
+    expect(after).toEqual([expect.objectContaining({ state: 'paused' })]);
+    expect(after[0]!.receivedBytes).toBeGreaterThan(0);
   });
 });

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { DownloadInfo, DownloadRequest, MediaItem } from '../common/contract/media';
 import type { Services } from '../common/contract';
 import { errors, isVivariumError } from '../common/errors';
+import { CONNECTION_LOST_MESSAGE } from '../common/rpc/client';
 import { formatBytes, formatRate } from '../common/format';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
@@ -243,7 +244,11 @@ async function follow(s: Services, io: Io, asJson: boolean, start: () => Promise
       io.stderr.write(`${info.name} is already downloaded and verified.\n`);
       item = await s.media.wait(info.id);
     } else {
-      io.stderr.write(`Downloading ${info.url}\n  to ${info.path} (id ${info.id}; Ctrl-C pauses, \`vivarium media resume ${info.id}\` goes on)\n  verified with ${info.checksum.algorithm === 'sha512' ? 'SHA-512' : 'SHA-256'} from ${info.checksum.from}\n`);
+      // Said before anything is verified: how it will be (the engine's `from` is "the given SHA-256"
+      // for --sha256, else the SUMS file and whether its signature is checked).
+      const alg = info.checksum.algorithm === 'sha512' ? 'SHA-512' : 'SHA-256';
+      const plan = /^the given SHA-(256|512)$/.test(info.checksum.from) ? `the ${alg} you gave` : `the ${alg} from ${info.checksum.from}`;
+      io.stderr.write(`Downloading ${info.url}\n  to ${info.path} (id ${info.id}; Ctrl-C pauses, \`vivarium media resume ${info.id}\` goes on)\n  will be verified against ${plan}\n`);
       try {
         item = await s.media.wait(info.id);
       } catch (e) {
@@ -255,6 +260,12 @@ async function follow(s: Services, io: Io, asJson: boolean, start: () => Promise
         // A download that failed before we started waiting is gone; its last event says why.
         const failed = lastFailed as DownloadInfo | null;
         if (isVivariumError(e) && e.code === 'not-found' && failed?.error) throw errors.state(failed.error);
+        // The engine (the app or `vivarium serve`) went away: it keeps the download as paused.
+        if (isVivariumError(e) && e.message === CONNECTION_LOST_MESSAGE) {
+          throw errors.state(
+            `Lost the connection to the Vivarium engine while downloading ${info.name}: the download is paused, with what has arrived kept, and resumes when Vivarium starts again (the app or \`vivarium serve\`), or run \`vivarium media resume ${info.id}\`.`,
+          );
+        }
         throw e;
       }
       endLine();
