@@ -294,3 +294,84 @@ describe('vivarium export / import', () => {
     expect(readdirSync(path.join(t.home, 'vms')).sort()).toEqual(vmsBefore);
   }, 120_000);
 });
+
+describe('clones and host-port forwards', () => {
+  it('a clone moves its fixed host ports (a notice says so), so it runs beside its source; a start over a port another VM forwards names that VM', async () => {
+    const g = testGuest();
+    await ok(['create', 'web', '--accel', 'tcg', '--cpus', '1', '--memory', '256M', '--disk-size', '64M', '--kernel', g.kernel, '--initrd', g.initrd, '--append', g.append, '--net', 'user', '--display', 'none']);
+    await ok(['forward', 'add', 'web', 'tcp:18380:8080']);
+    await ok(['forward', 'add', 'web', 'udp:18391:53']);
+    const r = await cli(['clone', 'web', 'web2', '--json']);
+    expect(r.code).toBe(0);
+    const made = JSON.parse(r.stdout) as { id: string; notices: string[] };
+    expect(made.notices).toHaveLength(1);
+    expect(made.notices[0]).toMatch(/^"web2" forwards other host ports than "web", so both can run at once: tcp 18380 → (\d+) \(guest port 8080\), udp 18391 → (\d+) \(guest port 53\)\./);
+    expect(r.stderr).toContain('note: "web2" forwards other host ports');
+    const forwardsOf = async (n: string) => (await ok(['forward', 'list', n])).trim().split('\n');
+    expect(await forwardsOf('web')).toEqual(['tcp 127.0.0.1:18380 -> guest 8080', 'udp 127.0.0.1:18391 -> guest 53']);
+    const cloned = await forwardsOf('web2');
+    expect(cloned).toHaveLength(2);
+    expect(cloned.join('\n')).not.toMatch(/:18380 |:18391 /);
+    expect(cloned[0]).toMatch(/^tcp 127\.0\.0\.1:\d+ -> guest 8080$/);
+
+    // Both run at once.
+    await ok(['start', 'web', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    await ok(['start', 'web2', '--timeout', '120']);
+    await ok(['stop', 'web2', '--force']);
+    // A VM that forwards the same port as the running "web" (as clones made before this did):
+    // the refusal names "web", not "another program".
+    const cfgFile = new Layout(t.home, t.runtimeDir).bundle(made.id).config;
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as { network: { forwards: { protocol: string; hostPort: number; guestPort: number }[] } };
+    cfg.network.forwards = [{ protocol: 'tcp', hostPort: 18380, guestPort: 8080 }];
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+    const clash = await cli(['start', 'web2', '--timeout', '120']);
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toMatch(/host port 18380 \(tcp\) is forwarded by the running VM "web", so "web2" cannot forward it too\. Shut "web" down, or change the port forwards of one of them\./);
+    expect(clash.stderr).not.toMatch(/another program/);
+    await ok(['stop', 'web', '--force']);
+  }, 180_000);
+});
+
+describe('import checks', () => {
+  it('refuses an export whose image names a backing file outside it, and a name clash before hashing anything', async () => {
+    const id = await createGuest('carrier');
+    const outside = path.join(t.home, 'outside.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', outside, '64M']);
+    // The disk's header now names a file outside the VM's folder (the config lists no backing).
+    execFileSync('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-b', outside, '-F', 'qcow2', diskOf(id)]);
+    const file = path.join(t.home, 'carrier.vivarium');
+    await ok(['export', 'carrier', file]);
+    const vmsBefore = readdirSync(path.join(t.home, 'vms')).sort();
+    const r = await cli(['import', file, '--name', 'landed']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`cannot be imported: disk0\\.qcow2 names ${outside.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} as its backing file, a file outside the export .*Nothing was imported`));
+    expect(readdirSync(path.join(t.home, 'vms')).sort()).toEqual(vmsBefore);
+
+    // A damaged file under a taken name: the clash is found first (config.json only is read).
+    const bytes = readFileSync(file);
+    const damaged = path.join(t.home, 'damaged.vivarium');
+    const copy = Buffer.from(bytes);
+    copy[bytes.length - 8192] = copy[bytes.length - 8192]! ^ 0xff;
+    writeFileSync(damaged, copy);
+    const clash = await cli(['import', damaged]);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toMatch(/A VM named "carrier" already exists\. Import it under another name/);
+  }, 60_000);
+
+  it('an export with a linked chain inside it imports and starts (inner layers point into the new folder)', async () => {
+    const g = testGuest();
+    await createGuest('base');
+    await ok(['clone', 'base', 'kid', '--linked']);
+    const file = path.join(t.home, 'base.vivarium');
+    await ok(['export', 'base', file]); // base now stands on its frozen image: a chain of two in its folder
+    const imported = JSON.parse(await ok(['import', file, '--name', 'base-copy', '--json'])) as { id: string };
+    const dir = new Layout(t.home, t.runtimeDir).bundle(imported.id).dir;
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as { disks: { source: { bundle: string }; backing: { source: { bundle: string } }[] }[] };
+    const top = cfg.disks[0]!;
+    expect(top.backing).toHaveLength(1);
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '-f', 'qcow2', '--output=json', path.join(dir, top.source.bundle)], { encoding: 'utf8' })) as Record<string, string>;
+    expect(info['backing-filename']).toBe(path.join(dir, top.backing[0]!.source.bundle));
+    await ok(['start', 'base-copy', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    await ok(['stop', 'base-copy', '--force']);
+  }, 180_000);
+});
