@@ -23,6 +23,17 @@ export const ATTACHABLE: ReadonlySet<ImageFormat> = new Set(['qcow2', 'raw']);
 
 const RAW_EXTENSIONS = ['.img', '.raw', '.bin'];
 
+/** File name endings of the kinds `sniff` recognizes by content, with what a file so named lacks. */
+const NAMED_KINDS: readonly (readonly [string, string, string])[] = [
+  ['.ova', 'an OVA appliance', 'not a tar archive'],
+  ['.ovf', 'an OVF descriptor', 'no OVF Envelope XML in it'],
+  ['.qcow2', 'a qcow2 image', 'no qcow2 header'],
+  ['.vmdk', 'a VMDK image', 'no VMDK header or descriptor'],
+  ['.vdi', 'a VDI image', 'no VDI header'],
+  ['.vhdx', 'a VHDX image', 'no VHDX signature'],
+  ['.vhd', 'a VHD image', 'no VHD footer'],
+];
+
 /** Reads the header (and a fixed VHD's footer) of `file` (or of a slice of it: a tar member) and
  *  names its kind. Throws with a sentence for files that are not disk images (or cannot be read). */
 export async function detectKind(file: string, slice?: { readonly offset: number; readonly size: number }): Promise<ImportKind> {
@@ -60,6 +71,9 @@ export async function detectKind(file: string, slice?: { readonly offset: number
     }
     const lower = file.toLowerCase();
     if (RAW_EXTENSIONS.some((e) => lower.endsWith(e))) return { kind: 'disk', format: 'raw' };
+    // Named as one kind but without its signature: say which, not the list of all kinds.
+    const named = NAMED_KINDS.find(([ext]) => lower.endsWith(ext));
+    if (named) throw new Error(`${file} is not ${named[1]} (${named[2]})`);
     throw new Error(
       `${file} is not a disk image Vivarium can import (qcow2, raw .img/.raw, vmdk, vdi, vhdx, vhd, ova, ovf). A raw image must end in .img or .raw`,
     );

@@ -163,6 +163,22 @@ describe('disk image imports', () => {
     fs.writeFileSync(text, 'hello');
     await expect(inspectImport(text)).rejects.toThrow(/not a disk image Vivarium can import/);
     await expect(inspectImport('relative.qcow2')).rejects.toThrow(/absolute path/);
+    // A file named as one kind but without its signature says which kind it is not (tester-9 #24).
+    const fakeOva = path.join(dir, 'notreally.ova');
+    fs.writeFileSync(fakeOva, 'not an appliance\n');
+    await expect(inspectImport(fakeOva)).rejects.toThrow(`${fakeOva} is not an OVA appliance (not a tar archive)`);
+  });
+
+  it('a cut-short image of a known format is one sentence, without qemu-img\'s blockdev JSON (tester-9 #8)', async () => {
+    const whole = path.join(dir, 'whole.vhdx');
+    qemuImg('convert', '-f', 'raw', '-O', 'vhdx', raw, whole);
+    const cut = path.join(dir, 'cut.vhdx');
+    fs.writeFileSync(cut, fs.readFileSync(whole).subarray(0, 100_000));
+    const dest = freshDest('cut');
+    const err = await runImport(cut, { mode: 'copy', destDir: dest }).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/^cut\.vhdx looks like a VHDX image but is damaged or incomplete \(qemu-img: [^'{}]+\)\.$/);
+    expect(err?.message).not.toMatch(/json:|Could not open/);
+    expect(fs.readdirSync(dest)).toEqual([]);
   });
 });
 

@@ -310,7 +310,8 @@ async function checkedProbe(qemuImg: string, src: ImageSource, label: string): P
   try {
     p = await probeImage(qemuImg, src);
   } catch (e) {
-    throw new ImportError(`${label}: ${(e as Error).message}.`);
+    const m = (e as Error).message;
+    throw new ImportError(m.startsWith('looks like ') ? `${label} ${m}.` : `${label}: ${m}.`);
   }
   if (p.backingFilename !== null) {
     throw new ImportError(

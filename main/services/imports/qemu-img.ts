@@ -80,10 +80,23 @@ function reason(stderr: string): string {
   return line.replace(/^qemu-img: /, '');
 }
 
-/** `qemu-img info --output=json` on the source, format given. Throws with qemu-img's reason. */
+/** Formats as people name them. */
+const FORMAT_WORDS: Readonly<Record<string, string>> = { qcow2: 'qcow2', raw: 'raw', vmdk: 'VMDK', vdi: 'VDI', vhdx: 'VHDX', vpc: 'VHD' };
+
+/** qemu-img's reason without the blockdev JSON and file names it wraps it in ("Could not open
+ *  'json:{…}': Could not open '/x.vhdx': Invalid argument" → "Invalid argument"). */
+export function plainReason(stderr: string): string {
+  return reason(stderr).replace(/Could not open '(?:[^']|'(?!: ))*': /g, '').trim() || 'no reason given';
+}
+
+/**
+ * `qemu-img info --output=json` on the source, format given (the format its first bytes showed).
+ * @throws Error "looks like a VHDX image but is damaged or incomplete (qemu-img: …)" when qemu-img
+ *   cannot read it: a sentence to follow the file's name
+ */
 export async function probeImage(qemuImg: string, src: ImageSource): Promise<ProbedImage> {
   const r = await run(qemuImg, ['info', '--output=json', jsonFilename(src)]);
-  if (r.code !== 0) throw new Error(`qemu-img cannot read it as ${src.format}: ${reason(r.stderr)}`);
+  if (r.code !== 0) throw new Error(`looks like a ${FORMAT_WORDS[src.format] ?? src.format} image but is damaged or incomplete (qemu-img: ${plainReason(r.stderr)})`);
   const j = JSON.parse(r.stdout) as Record<string, unknown>;
   const spec = (j['format-specific'] as { type?: string; data?: Record<string, unknown> } | undefined)?.data ?? {};
   const extents = Array.isArray(spec.extents) ? (spec.extents as { filename?: unknown }[]) : [];
