@@ -135,7 +135,7 @@ describe('toWizardSpec', () => {
 
   it('a Windows install gets its preset bus; a sandbox stays on virtio', () => {
     const win = toWizardSpec(filled({ ...applyPreset('windows11', big).values, preset: 'windows11' }), big);
-    expect(win.ok && win.spec).toMatchObject({ diskBus: 'sata', tpm: true, secureBoot: true, firmware: 'uefi', diskSizeBytes: 64 * 1024 ** 3 });
+    expect(win.ok && win.spec).toMatchObject({ diskBus: 'sata', tpm: true, secureBoot: true, firmware: 'uefi', diskSizeBytes: 64 * 1024 ** 3, nicModel: 'e1000e' });
     const cloud = toWizardSpec(filled({ source: 'cloud', cloudImage: '/img/x.qcow2', diskBus: 'sata' }), big);
     expect(cloud.ok && cloud.spec.diskBus).toBeUndefined();
     const none = toWizardSpec(filled({ diskMode: 'none', diskBus: 'nvme' }), big);

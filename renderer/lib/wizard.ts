@@ -514,6 +514,8 @@ export function toWizardSpec(v: WizardValues, defaults: HostDefaults | null): Wi
     // A sandbox's cloud kernel boots from virtio; others get the preset's (or chosen) bus.
     if (v.source !== 'cloud' && raw.diskSizeBytes !== 0 && v.diskBus !== 'virtio') raw.diskBus = v.diskBus;
   }
+  // The preset's network card where it is not virtio (Windows' installers: e1000e), as create --preset.
+  if (v.source !== 'cloud' && PRESETS[v.preset].nic !== 'virtio-net-pci') raw.nicModel = PRESETS[v.preset].nic;
   switch (v.source) {
     case 'iso':
       raw.iso = v.iso.trim();

@@ -7,7 +7,7 @@
  * config or the host).
  */
 import { z } from 'zod';
-import { AccelChoice, Arch, BootDevice, DiskBus, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, PortForward, RULE_MESSAGES } from '../models/vm-config';
+import { AccelChoice, Arch, BootDevice, DiskBus, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, NicModel, PortForward, RULE_MESSAGES } from '../models/vm-config';
 import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
 import { Remedy } from '../errors';
 import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
@@ -78,6 +78,8 @@ export const CreateVmSpec = z
     tpm: z.boolean().optional(),
     /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
     secureBoot: z.boolean().optional(),
+    /** The network card (default virtio-net-pci; e1000e for guests without virtio drivers). */
+    nicModel: NicModel.optional(),
     /** An OS preset whose hardware fills what the spec leaves open (main/common/models/presets.ts). */
     preset: PresetHints.shape.preset.optional(),
     /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):

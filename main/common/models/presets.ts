@@ -30,8 +30,7 @@ export interface Preset {
   readonly firmware: Firmware;
   readonly tpm: boolean;
   readonly secureBoot: boolean;
-  /** What its installer has drivers for: the system disk gets `diskBus`; the network card is
-   *  virtio-net in every VM today (`nic` only decides whether the user is told to bring a driver). */
+  /** What its installer has drivers for: the system disk gets `diskBus`, the network card `nic`. */
   readonly diskBus: DiskBus;
   readonly nic: PresetHints['nic'];
 }
@@ -63,6 +62,7 @@ export interface PresetHardware {
   readonly tpm: boolean;
   readonly secureBoot: boolean;
   readonly diskBus: DiskBus;
+  readonly nic: PresetHints['nic'];
   /** Sentences about what this host or Vivarium changes from the preset. */
   readonly notes: readonly string[];
 }
@@ -99,10 +99,10 @@ export function presetHardware(id: PresetId, defaults: HostDefaults, hints?: Pre
     firmware = fallback;
   }
   const secureBoot = p.secureBoot && firmware === 'uefi';
-  if (p.nic !== 'virtio-net-pci') {
-    notes.push(`${p.label}'s installer has no driver for the VM's virtio network card: its system disk is ${BUS_WORDS[p.diskBus]} so the installer sees it, and for the network insert Red Hat's virtio-win driver ISO as a second CD.`);
+  if (p.nic !== 'virtio-net-pci' || p.diskBus !== 'virtio') {
+    notes.push(`${p.label}'s installer has no virtio drivers: its system disk is ${BUS_WORDS[p.diskBus]}${p.nic === 'e1000e' ? ' and its network card an Intel e1000e' : ''}, which it has drivers for. For virtio's speed later, install Red Hat's virtio-win drivers (its ISO as a second CD).`);
   }
-  return { preset: p, cpus, memoryMiB, diskGiB: p.recommendedDiskGiB, firmware, tpm: p.tpm, secureBoot, diskBus: p.diskBus, notes };
+  return { preset: p, cpus, memoryMiB, diskGiB: p.recommendedDiskGiB, firmware, tpm: p.tpm, secureBoot, diskBus: p.diskBus, nic: p.nic, notes };
 }
 
 /**
@@ -131,6 +131,7 @@ export function applyPresetToSpec(spec: CreateVmSpec, defaults: HostDefaults): {
     tpm: spec.tpm ?? hw.tpm,
     secureBoot,
     diskBus: spec.diskBus ?? hw.diskBus,
+    nicModel: spec.nicModel ?? hw.nic,
     os: spec.os ?? hw.preset.osLabel,
     ...(newDisk && spec.diskSizeBytes === undefined ? { diskSizeBytes: hw.diskGiB * 1024 ** 3 } : {}),
   };

@@ -27,6 +27,10 @@ export type DisplayKind = z.infer<typeof DisplayKind>;
 
 export const NetMode = z.enum(['user', 'none']);
 export type NetMode = z.infer<typeof NetMode>;
+/** The network card QEMU gives the guest: virtio-net (fastest; Linux and BSD have the driver) or an
+ *  Intel 82574 (e1000e), which Windows' installer has a driver for (libosinfo picks it for Windows). */
+export const NicModel = z.enum(['virtio-net-pci', 'e1000e']);
+export type NicModel = z.infer<typeof NicModel>;
 
 /** Paths in a config are absolute host paths (external media) or bundle-relative file names. */
 const HostPath = z
@@ -361,6 +365,8 @@ export const VmConfig = z
         mode: NetMode.default('user'),
         mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
         forwards: z.array(PortForward).max(64).default([]),
+        /** Absent: virtio-net-pci (configs from before the field). */
+        model: NicModel.optional(),
       })
       .strict(),
     display: DisplayKind.default('vnc'),

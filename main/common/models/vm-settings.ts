@@ -501,7 +501,7 @@ export function newConfig(rawSpec: unknown, host: HostFacts, ctx: NewConfigConte
     disks,
     cdroms: withPrimaryIso([], spec.iso ?? null),
     kernel: spec.kernel !== undefined ? { path: spec.kernel, initrd: spec.initrd ?? null, append: spec.append ?? '' } : null,
-    network: { mode: spec.net ?? DEFAULTS.net, mac: ctx.mac, forwards: spec.forwards ?? [] },
+    network: { mode: spec.net ?? DEFAULTS.net, mac: ctx.mac, forwards: spec.forwards ?? [], ...(spec.nicModel !== undefined && spec.nicModel !== 'virtio-net-pci' ? { model: spec.nicModel } : {}) },
     display: spec.display ?? DEFAULTS.display,
     os: spec.os ?? DEFAULTS.os,
     autostart: spec.autostart ?? false,

@@ -746,7 +746,7 @@ function netSection(ctx: Ctx): readonly string[] {
         opts('user', ['id', QemuIds.netdev], ...forwards),
         '-device',
         opts(
-          'virtio-net-pci',
+          network.model ?? 'virtio-net-pci',
           ['id', QemuIds.nic],
           ['netdev', QemuIds.netdev],
           ['mac', network.mac],
