@@ -21,6 +21,7 @@ const createFlags = {
   initrd: { type: 'string', value: 'PATH', help: 'initial ramdisk for --kernel' },
   append: { type: 'string', value: 'STR', help: 'kernel command line for --kernel' },
   net: { type: 'string', value: 'user|none', help: 'networking (default user: NAT)' },
+  nic: { type: 'string', value: 'virtio|e1000e', help: 'the network card (default virtio; e1000e, an Intel card, for guests without virtio drivers such as Windows\' installers)' },
   forward: { type: 'string', multiple: true, value: 'tcp:HOSTPORT:GUESTPORT', help: 'forward a host port (bound to 127.0.0.1) to the guest; repeatable' },
   display: { type: 'string', value: 'vnc|none', help: 'graphical display (default vnc)' },
   os: { type: 'string', value: 'LABEL', help: 'a label for the guest OS, e.g. "Debian 12"' },

@@ -374,7 +374,13 @@ function createSpec(p: Parsed): CreateVmSpec {
     tpm: p.flags.tpm === true ? true : undefined,
     secureBoot: p.flags['secure-boot'] === true ? true : undefined,
     preset: enumFlag(p, 'preset', PRESET_IDS),
+    nicModel: nicFlag(enumFlag(p, 'nic', ['virtio', 'e1000e'] as const)),
   });
+}
+
+/** `--nic virtio` is QEMU's virtio-net-pci. */
+function nicFlag(v: 'virtio' | 'e1000e' | undefined): 'virtio-net-pci' | 'e1000e' | undefined {
+  return v === 'virtio' ? 'virtio-net-pci' : v;
 }
 
 function editSpec(p: Parsed): EditVmSpec {

@@ -38,6 +38,9 @@ describe('create --preset', () => {
     expect(argv).toContain('smm=off');
     expect(argv).toContain('tpm-tis'); // the rest of the preset stays
     expect(r.stderr).toContain('The Windows 11 preset turns Secure Boot on, but the firmware chosen is BIOS, which has none: Secure Boot is off.');
+    // --nic wins over the preset's card too.
+    const nic = await cli('create', 'win', '--preset', 'windows11', '--nic', 'virtio', '--accel', 'tcg', '--dry-run', '--json');
+    expect((JSON.parse(nic.stdout) as { argv: string[] }).argv.join(' ')).toMatch(/ virtio-net-pci,id=nic0/);
     // Asking for Secure Boot explicitly with BIOS is still refused.
     const both = await cli('create', 'win', '--preset', 'windows11', '--firmware', 'bios', '--secure-boot', '--accel', 'tcg', '--dry-run');
     expect(both.code).toBe(2);
