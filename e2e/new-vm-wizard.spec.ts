@@ -26,6 +26,8 @@ const userHome = path.join(base, 'home');
 const resources = path.join(base, 'resources');
 const outside = path.join(base, 'outside');
 const ISO_NAME = 'tiny-rescue-1.0-amd64.iso';
+/** A second catalog entry, downloaded slowly, for closing the wizard while it downloads. */
+const BG_NAME = 'background-demo-2.0-amd64.iso';
 const RATE = 512 * 1024;
 const PASSWORD = 'wizard-e2e-s3cret';
 
@@ -43,8 +45,10 @@ test.beforeAll(async () => {
   const sha256 = createHash('sha256').update(fs.readFileSync(isoSource)).digest('hex');
   srv = await startFileServer({
     [`/os/${ISO_NAME}`]: { file: isoSource },
-    '/os/SHA256SUMS': { text: `${'0'.repeat(64)}  other.iso\n${sha256}  ${ISO_NAME}\n` },
+    [`/os/${BG_NAME}`]: { file: isoSource },
+    '/os/SHA256SUMS': { text: `${'0'.repeat(64)}  other.iso\n${sha256}  ${ISO_NAME}\n${sha256}  ${BG_NAME}\n` },
   });
+  srv.behave(`/os/${BG_NAME}`, { bytesPerSecond: 128 * 1024 });
   // Slow enough to see the progress and to pause it.
   srv.behave(`/os/${ISO_NAME}`, { bytesPerSecond: RATE });
   fs.mkdirSync(path.join(resources, 'catalog'), { recursive: true });
@@ -63,7 +67,8 @@ test.beforeAll(async () => {
     presetHints: { preset: 'linux', minMemoryMiB: 128, recommendedMemoryMiB: 256, recommendedDiskGiB: 1, recommendedCpus: 1, firmware: 'bios', diskBus: 'virtio', nic: 'virtio-net-pci' },
     homepage: srv.url('/'),
   };
-  fs.writeFileSync(path.join(resources, 'catalog', 'os-catalog.json'), JSON.stringify({ version: 1, entries: [entry] }));
+  const background = { ...entry, id: 'background-demo-2-x86_64', name: 'Background Demo', version: '2.0', url: srv.url(`/os/${BG_NAME}`) };
+  fs.writeFileSync(path.join(resources, 'catalog', 'os-catalog.json'), JSON.stringify({ version: 1, entries: [entry, background] }));
   // The chooser's home: an ISO in Downloads, a hidden one, and a link that leads outside home.
   fs.mkdirSync(path.join(userHome, 'Downloads'), { recursive: true });
   fs.mkdirSync(outside, { recursive: true });
@@ -403,4 +408,38 @@ test('the Hardware view inserts a CD chosen with Browse (the engine chooser, ISO
   await expect.poll(async () => (await drives()).find((d) => d.kind === 'cdrom')?.path, { timeout: 30_000 }).toBe(path.join(userHome, 'Downloads', 'rescue.iso'));
   await vmPage.close();
   expect((await served.cli(['delete', name])).code).toBe(0);
+});
+
+test('closing the wizard during a download asks; kept in the background, the library shows it with its progress and can stop it', async ({ appPage: page, served }) => {
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  await library.newVmButton.click();
+  const wizard = new NewVmWizardPage(page);
+  await wizard.source('Download an operating system');
+  await wizard.root.getByRole('radio', { name: /Background Demo 2\.0/ }).check();
+  const status = wizard.root.getByTestId('download-status');
+  // A double click starts one download.
+  await wizard.root.getByRole('button', { name: 'Download', exact: true }).dblclick();
+  await expect(status).toHaveText(/^Downloading: /, { timeout: 15_000 });
+  await wizard.root.getByRole('button', { name: 'Cancel', exact: true }).click();
+  const ask = page.getByRole('alertdialog', { name: 'Keep downloading?' });
+  await expect(ask).toContainText(BG_NAME);
+  // Escape closes the question only; the wizard stays.
+  await page.keyboard.press('Escape');
+  await expect(ask).toBeHidden();
+  await expect(wizard.root).toBeVisible();
+  await wizard.root.getByRole('button', { name: 'Cancel', exact: true }).click();
+  await ask.getByRole('button', { name: 'Keep Downloading in the Background' }).click();
+  await expect(wizard.root).toBeHidden();
+  // The library shows it, with its progress, and stops it (kept as a resumable partial).
+  const row = page.getByTestId('library-download');
+  await expect(row).toContainText(BG_NAME);
+  await expect(row.getByRole('progressbar')).toBeVisible();
+  await expect(row).toContainText(/Downloading: [\d.]+ [KM]iB of/);
+  await row.getByRole('button', { name: `Stop downloading ${BG_NAME}` }).click();
+  await expect(row).toContainText(/Paused at/);
+  await expect(row.getByRole('button', { name: 'Resume' })).toBeVisible();
+  const downloads = JSON.parse((await served.cli(['media', 'status', '--json'])).stdout) as { path: string; state: string }[];
+  expect(downloads.find((d) => d.path.endsWith(BG_NAME))).toMatchObject({ state: 'paused' });
+  expect(srv.requests.filter((r) => r.path.endsWith(BG_NAME) && r.range === null)).toHaveLength(1);
 });

@@ -133,6 +133,13 @@ describe('toWizardSpec', () => {
     });
   });
 
+  it('"Show boot menu" is sent only when checked', () => {
+    const on = toWizardSpec(filled({ bootMenu: true }), big);
+    expect(on.ok && on.spec.bootMenu).toBe(true);
+    const off = toWizardSpec(filled({}), big);
+    expect(off.ok && 'bootMenu' in off.spec).toBe(false);
+  });
+
   it('a Windows install gets its preset bus; a sandbox stays on virtio', () => {
     const win = toWizardSpec(filled({ ...applyPreset('windows11', big).values, preset: 'windows11' }), big);
     expect(win.ok && win.spec).toMatchObject({ diskBus: 'sata', tpm: true, secureBoot: true, firmware: 'uefi', diskSizeBytes: 64 * 1024 ** 3, nicModel: 'e1000e' });

@@ -89,6 +89,8 @@ export interface WizardValues {
   readonly firmware: Firmware | '';
   readonly tpm: boolean;
   readonly secureBoot: boolean;
+  /** Show the firmware's boot menu at start (`-boot menu=on`). */
+  readonly bootMenu: boolean;
   readonly network: boolean;
   readonly display: boolean;
   readonly forwards: string;
@@ -197,6 +199,7 @@ export const INITIAL_WIZARD: WizardValues = {
   firmware: '',
   tpm: false,
   secureBoot: false,
+  bootMenu: false,
   network: true,
   display: true,
   forwards: '',
@@ -501,6 +504,7 @@ export function toWizardSpec(v: WizardValues, defaults: HostDefaults | null): Wi
   if (v.firmware) raw.firmware = v.firmware;
   if (v.tpm) raw.tpm = true;
   if (v.secureBoot) raw.secureBoot = true;
+  if (v.bootMenu) raw.bootMenu = true;
   if (fw.ok && fw.value.length > 0) raw.forwards = fw.value;
   const diskBytes = (): number => {
     const d = parseDiskBytes(v.diskGiB);

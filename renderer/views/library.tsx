@@ -19,6 +19,7 @@ import { uiError, type UiError } from '../lib/remedy';
 import { confirmationFor, isActionEnabled, STATE_LABELS, type VmAction } from '../lib/vm-actions';
 import { isSortKey, isTypeAheadKey, SORT_KEYS, SORT_LABELS, STATS_SORT_KEYS, TYPE_AHEAD_EMPTY, typeAhead, visibleVms, type SortKey } from '../lib/vm-list';
 import { goToHost, openVmWindow } from '../navigation';
+import { DownloadsStrip } from './downloads-strip';
 import { HostStrip } from './host-strip';
 import { optionId, VmCard } from './vm-card';
 
@@ -308,6 +309,7 @@ export function Library(): ReactNode {
       </header>
 
       <HostStrip />
+      <DownloadsStrip />
 
       <main className="library-main">
         {banner?.kind === 'error' && (

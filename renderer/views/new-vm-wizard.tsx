@@ -735,6 +735,7 @@ function OsStep(props: StepProps & { readonly defaults: HostDefaults | null; rea
         <div className="span-2 check-row">
           <CheckboxField label="TPM 2.0" checked={v.tpm} onChecked={(tpm) => change({ tpm })} hint={errors.tpm} />
           <CheckboxField label="Secure Boot" checked={v.secureBoot} onChecked={(secureBoot) => change({ secureBoot, ...(secureBoot ? { firmware: 'uefi' } : {}) })} hint={errors.secureBoot} />
+          <CheckboxField label="Show boot menu" checked={v.bootMenu} onChecked={(bootMenu) => change({ bootMenu })} />
           <CheckboxField label="Network" checked={v.network} onChecked={(network) => change({ network })} hint={errors.network} />
           <CheckboxField label="Graphical display" checked={v.display} onChecked={(display) => change({ display })} />
         </div>
@@ -810,7 +811,7 @@ function SummaryStep(props: { readonly values: WizardValues; readonly entry: Cat
     ['Name', v.name],
     ['Install from', v.source === 'catalog' && props.entry ? `${props.entry.name} ${props.entry.version} (${baseName(v.downloadedPath)})` : `${SOURCE_LABELS[v.source]}: ${sourcePath(v)}`],
     ['OS preset', PRESETS[v.preset].label],
-    ['Hardware', `${v.cpus} CPU${v.cpus === '1' ? '' : 's'} · ${v.memory} memory · ${v.firmware ? FIRMWARE_LABELS[v.firmware] : 'default'} firmware${v.tpm ? ' · TPM 2.0' : ''}${v.secureBoot ? ' · Secure Boot' : ''}`],
+    ['Hardware', `${v.cpus} CPU${v.cpus === '1' ? '' : 's'} · ${v.memory} memory · ${v.firmware ? FIRMWARE_LABELS[v.firmware] : 'default'} firmware${v.tpm ? ' · TPM 2.0' : ''}${v.secureBoot ? ' · Secure Boot' : ''}${v.bootMenu ? ' · boot menu' : ''}`],
     ['Storage', v.source === 'import' ? `the image's disks (${v.importMode})` : v.diskMode === 'new' ? `new ${v.diskGiB} GiB disk (${BUS_WORDS[v.source === 'cloud' ? 'virtio' : v.diskBus]})` : v.diskMode === 'existing' ? `${v.diskPath} (${BUS_WORDS[v.diskBus]})` : 'no disk'],
     ['Network', v.network ? `NAT${v.forwards.trim() ? `, forwards ${v.forwards.trim()}` : ''}` : 'none'],
     ...sandboxSummary(v),
