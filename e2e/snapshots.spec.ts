@@ -153,3 +153,78 @@ test('deleting the source of a linked clone: the Delete dialog offers to flatten
   expect(child.config.disks[0]!.backing).toEqual([]);
   expect((await served.cli(['delete', 'flat child'])).code).toBe(0);
 });
+
+test('snapshot dialogs keep what was typed: the name field is locked while saving, a refused Rename or Clone stays open with the error, Revert shows all its buttons; Discard Saved State', async ({ appPage: page, served, guest }) => {
+  const name = 'dialog guest';
+  const created = await served.cli(['create', name, '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append, '--memory', '256M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code, created.stderr).toBe(0);
+  expect((await served.cli(['start', name, '--wait-serial', guest.readyMarker, '--timeout', '120'])).code).toBe(0);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  await expect(library.vm(name)).toContainText(/running/i, { timeout: 30_000 });
+  const vmPage = await library.openVm(name);
+  await vmPage.setViewportSize({ width: 1280, height: 800 });
+  const vm = new VmWindowPage(vmPage);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
+  const panel = vmPage.getByRole('region', { name: 'Snapshots' });
+  const field = panel.getByLabel('Snapshot name');
+
+  // While a save runs, the name cannot be changed under it; after it, the field is empty again.
+  await field.fill('first');
+  await panel.getByRole('button', { name: 'Take Snapshot' }).click();
+  await expect(field).toHaveAttribute('readonly', '');
+  await expect(panel.getByRole('listitem', { name: 'first' })).toBeVisible({ timeout: 60_000 });
+  await expect(field).not.toHaveAttribute('readonly', '');
+  await expect(field).toHaveValue('');
+  await field.fill('second');
+  await panel.getByRole('button', { name: 'Take Snapshot' }).click();
+  const second = panel.getByRole('listitem', { name: 'second' });
+  await expect(second).toBeVisible({ timeout: 60_000 });
+
+  // A refused rename: the dialog stays open, says why under the field, keeps what was typed.
+  await second.getByRole('button', { name: 'Rename' }).click();
+  const rename = vmPage.getByRole('dialog');
+  await rename.getByLabel('Name').fill('first');
+  await rename.getByRole('button', { name: 'OK' }).click();
+  await expect(rename.getByRole('alert')).toContainText('already has a snapshot named "first". Choose another name.');
+  await expect(rename.getByLabel('Name')).toHaveValue('first');
+  await rename.getByLabel('Name').fill('renamed');
+  await rename.getByRole('button', { name: 'OK' }).click();
+  await expect(rename).toHaveCount(0, { timeout: 30_000 });
+  await expect(panel.getByRole('listitem', { name: 'renamed' })).toBeVisible();
+
+  // Revert's three buttons all show whole inside the dialog.
+  await panel.getByRole('listitem', { name: 'first' }).getByRole('button', { name: 'Revert' }).click();
+  const revert = vmPage.getByRole('alertdialog');
+  const box = (await revert.boundingBox())!;
+  for (const label of ['Cancel', 'Revert Without Saving', 'Snapshot, Then Revert']) {
+    const b = (await revert.getByRole('button', { name: label }).boundingBox())!;
+    expect(b.x, label).toBeGreaterThanOrEqual(box.x);
+    expect(b.x + b.width, label).toBeLessThanOrEqual(box.x + box.width + 0.5);
+  }
+  await revert.getByRole('button', { name: 'Cancel' }).click();
+
+  // Suspend, then Discard Saved State (confirmed): the VM is stopped and boots afresh next time.
+  await panel.getByRole('button', { name: 'Suspend' }).click();
+  await expect(vmPage.locator('header').first()).toContainText('Suspended', { timeout: 60_000 });
+  await panel.getByRole('button', { name: 'Discard Saved State…' }).click();
+  const discard = vmPage.getByRole('alertdialog');
+  await expect(discard).toContainText('The next start boots it afresh.');
+  await discard.getByRole('button', { name: 'Discard Saved State' }).click();
+  await expect(vmPage.locator('header').first()).toContainText('Stopped', { timeout: 30_000 });
+  const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[];
+  expect(listed.find((v) => v.name === name)?.state).toBe('stopped');
+
+  // A refused clone: the dialog stays open with the reason.
+  await panel.getByRole('button', { name: 'Clone…' }).click();
+  const clone = vmPage.getByRole('dialog');
+  await clone.getByLabel('Name').fill(name);
+  await clone.getByRole('button', { name: 'OK' }).click();
+  await expect(clone.getByRole('alert')).toContainText(`A VM named "${name}" already exists. Choose another name for the clone.`);
+  await expect(clone.getByLabel('Name')).toHaveValue(name);
+  await clone.getByRole('button', { name: 'Cancel' }).click();
+
+  await vmPage.close();
+  expect((await served.cli(['delete', name])).code).toBe(0);
+});

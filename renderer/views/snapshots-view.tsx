@@ -16,6 +16,7 @@ type Ask =
   | { readonly kind: 'delete'; readonly snap: SnapshotInfo }
   | { readonly kind: 'rename'; readonly snap: SnapshotInfo }
   | { readonly kind: 'clone' }
+  | { readonly kind: 'discard' }
   | null;
 
 /** Snapshots of the VM, oldest first, as a tree: children under their parent. */
@@ -63,6 +64,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const [ask, setAsk] = useState<Ask>(null);
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
+  const [notice, setNotice] = useState<string | null>(null);
   const nameId = useId();
   const descId = useId();
 
@@ -91,6 +93,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const run = async (what: () => Promise<unknown>): Promise<boolean> => {
     setBusy(true);
     setError(null);
+    setNotice(null);
     try {
       await what();
       await reload();
@@ -105,7 +108,30 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   };
 
   const live = vm.state === 'running' || vm.state === 'paused';
-  const canSnapshot = vm.state === 'stopped' || live;
+  // QEMU cannot save the memory of a running VM whose 9p shared folders are mounted (the engine
+  // refuses with the reason): say so up front.
+  const shares = vm.config?.shares ?? [];
+  const memoryBlocked = live && shares.length > 0;
+  const canSnapshot = vm.state === 'stopped' || (live && !memoryBlocked);
+
+  /** Runs a rename or clone from its dialog: null when done, else the error to show in the dialog. */
+  const runInDialog = async (what: () => Promise<unknown>): Promise<string | null> => {
+    setBusy(true);
+    setError(null);
+    setNotice(null);
+    try {
+      const r = await what();
+      const notices = (r as { notices?: readonly string[] } | undefined)?.notices;
+      if (notices?.length) setNotice(notices.join(' '));
+      await reload();
+      return null;
+    } catch (e) {
+      return uiError(e).message;
+    } finally {
+      setBusy(false);
+      setProgress(null);
+    }
+  };
   const rows = treeRows(list ?? []);
 
   return (
@@ -114,30 +140,46 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
         className="snapshot-take"
         onSubmit={(e) => {
           e.preventDefault();
-          void run(() => services.snapshots.create(vm.id, { ...(name.trim() ? { name: name.trim() } : {}), ...(description ? { description } : {}) })).then((ok) => {
+          const sentName = name;
+          const sentDescription = description;
+          void run(() => services.snapshots.create(vm.id, { ...(sentName.trim() ? { name: sentName.trim() } : {}), ...(sentDescription ? { description: sentDescription } : {}) })).then((ok) => {
+            // Clear only what was sent: anything typed since stays.
             if (ok) {
-              setName('');
-              setDescription('');
+              setName((n) => (n === sentName ? '' : n));
+              setDescription((d) => (d === sentDescription ? '' : d));
             }
           });
         }}
       >
         <label htmlFor={nameId}>Snapshot name</label>
-        <input id={nameId} value={name} onChange={(e) => setName(e.target.value)} placeholder="Snapshot N" maxLength={100} />
+        <input id={nameId} value={name} onChange={(e) => setName(e.target.value)} placeholder="Snapshot N" maxLength={100} readOnly={busy} aria-busy={busy} />
         <label htmlFor={descId}>Description</label>
-        <input id={descId} value={description} onChange={(e) => setDescription(e.target.value)} maxLength={2000} />
+        <input id={descId} value={description} onChange={(e) => setDescription(e.target.value)} maxLength={2000} readOnly={busy} aria-busy={busy} />
         <button type="submit" className="btn btn-primary btn-small" disabled={busy || !canSnapshot}>
           Take Snapshot
         </button>
-        <span className="muted">{live ? 'Includes the memory: a revert resumes the guest where it was.' : 'The VM is shut down: the snapshot holds its disks.'}</span>
+        <span className="muted">
+          {memoryBlocked
+            ? `Shared folders (${shares.map((x) => x.tag).join(', ')}) keep QEMU from saving the memory of this running VM: shut it down to take a snapshot of its disks, or remove the shared folders. Suspend is not possible either.`
+            : vm.state === 'suspended'
+              ? 'The VM is suspended: start it (it resumes) or discard its saved state first.'
+              : live
+                ? 'Includes the memory: a revert resumes the guest where it was.'
+                : 'The VM is shut down: the snapshot holds its disks.'}
+        </span>
       </form>
       <div className="snapshot-actions">
         <button type="button" className="btn btn-small" disabled={busy || vm.state !== 'stopped'} onClick={() => setAsk({ kind: 'clone' })}>
           Clone…
         </button>
-        <button type="button" className="btn btn-small" disabled={busy || !live} onClick={() => void run(() => services.snapshots.suspend(vm.id))}>
+        <button type="button" className="btn btn-small" disabled={busy || !live || memoryBlocked} onClick={() => void run(() => services.snapshots.suspend(vm.id))}>
           Suspend
         </button>
+        {vm.state === 'suspended' && (
+          <button type="button" className="btn btn-small btn-danger" disabled={busy} onClick={() => setAsk({ kind: 'discard' })}>
+            Discard Saved State…
+          </button>
+        )}
       </div>
       {progress && (
         <div role="status" className="snapshot-progress">
@@ -153,6 +195,11 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       {error && (
         <div className="notice notice-danger" role="alert">
           {error}
+        </div>
+      )}
+      {notice && (
+        <div className="notice" role="status">
+          {notice}
         </div>
       )}
       {list !== null && rows.length === 0 && <p className="muted">No snapshots yet.</p>}
@@ -183,7 +230,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
         ))}
       </ul>
       {ask?.kind === 'revert' && (
-        <Dialog title={`Revert to “${ask.snap.name}”?`} onClose={() => setAsk(null)} role="alertdialog" className="dialog-narrow">
+        <Dialog title={`Revert to “${ask.snap.name}”?`} onClose={() => setAsk(null)} role="alertdialog">
           <p className="dialog-text">What the VM holds now is lost unless you take a snapshot of it first.</p>
           {!live && ask.snap.withMemory ? (
             <p className="dialog-text">This snapshot holds the memory of the running VM: the VM starts, and runs on from that moment.</p>
@@ -241,16 +288,38 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
           </div>
         </Dialog>
       )}
+      {ask?.kind === 'discard' && (
+        <Dialog title={`Discard the saved state of “${vm.name}”?`} onClose={() => setAsk(null)} role="alertdialog" className="dialog-narrow">
+          <p className="dialog-text">What the VM was running when it was suspended is lost, as after a power cut. The next start boots it afresh.</p>
+          <div className="dialog-actions">
+            <button type="button" className="btn" onClick={() => setAsk(null)} data-autofocus>
+              Cancel
+            </button>
+            <button
+              type="button"
+              className="btn btn-danger"
+              onClick={() => {
+                setAsk(null);
+                void run(() => services.vms.stop(vm.id, { force: true }));
+              }}
+            >
+              Discard Saved State
+            </button>
+          </div>
+        </Dialog>
+      )}
       {(ask?.kind === 'rename' || ask?.kind === 'clone') && (
         <NameDialog
           title={ask.kind === 'rename' ? `Rename “${ask.snap.name}”` : `Clone “${vm.name}”`}
           initial={ask.kind === 'rename' ? ask.snap.name : `${vm.name} copy`}
           linkedOption={ask.kind === 'clone'}
           onClose={() => setAsk(null)}
-          onDone={(value, linked) => {
+          onDone={async (value, linked) => {
             const a = ask;
-            setAsk(null);
-            void run(() => (a.kind === 'rename' ? services.snapshots.edit(vm.id, a.snap.id, { name: value }) : services.snapshots.clone(vm.id, { name: value, linked })));
+            // The dialog stays open on an error, which it shows under the name (what was typed stays).
+            const failed = await runInDialog(() => (a.kind === 'rename' ? services.snapshots.edit(vm.id, a.snap.id, { name: value }) : services.snapshots.clone(vm.id, { name: value, linked })));
+            if (failed === null) setAsk(null);
+            return failed;
           }}
         />
       )}
@@ -263,21 +332,44 @@ function NameDialog(props: {
   readonly initial: string;
   readonly linkedOption: boolean;
   readonly onClose: () => void;
-  readonly onDone: (name: string, linked: boolean) => void;
+  /** Resolves with the error to show (the dialog stays open), or null when done. */
+  readonly onDone: (name: string, linked: boolean) => Promise<string | null>;
 }): ReactNode {
   const [value, setValue] = useState(props.initial);
   const [linked, setLinked] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [working, setWorking] = useState(false);
   const id = useId();
+  const errId = useId();
   return (
     <Dialog title={props.title} onClose={props.onClose} className="dialog-narrow">
       <form
         onSubmit={(e) => {
           e.preventDefault();
-          if (value.trim()) props.onDone(value.trim(), linked);
+          if (!value.trim() || working) return;
+          setWorking(true);
+          setError(null);
+          void props.onDone(value.trim(), linked).then((why) => {
+            setWorking(false);
+            setError(why);
+          });
         }}
       >
         <label htmlFor={id}>Name</label>
-        <input id={id} value={value} onChange={(e) => setValue(e.target.value)} maxLength={100} data-autofocus />
+        <input
+          id={id}
+          value={value}
+          onChange={(e) => setValue(e.target.value)}
+          maxLength={100}
+          data-autofocus
+          aria-invalid={error !== null}
+          aria-describedby={error !== null ? errId : undefined}
+        />
+        {error !== null && (
+          <div id={errId} className="field-error" role="alert">
+            {error}
+          </div>
+        )}
         {props.linkedOption && (
           <label>
             <input type="checkbox" checked={linked} onChange={(e) => setLinked(e.target.checked)} /> Linked clone (instant; shares this VM&apos;s disks read-only)
@@ -287,8 +379,8 @@ function NameDialog(props: {
           <button type="button" className="btn" onClick={props.onClose}>
             Cancel
           </button>
-          <button type="submit" className="btn btn-primary" disabled={!value.trim()}>
-            OK
+          <button type="submit" className="btn btn-primary" disabled={!value.trim() || working}>
+            {working ? 'Working…' : 'OK'}
           </button>
         </div>
       </form>
