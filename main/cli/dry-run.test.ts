@@ -37,5 +37,9 @@ describe('create --dry-run', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('ISO not found: /nonexistent/x.iso');
     expect(r.stdout).toBe('');
+    // A size in binary units, not bytes (tester-9 #2).
+    const big = await cli('create', 'dry', '--disk-size', '100T', '--dry-run');
+    expect(big.code).toBe(2);
+    expect(big.stderr).toBe('vivarium create: --disk-size can be at most 64T (64 TiB), not "100T". Run `vivarium help create` for usage.\n');
   });
 });

@@ -25,6 +25,7 @@ import { prepareSnapshot } from './snapshot-commands';
 import { openEngine, type EngineHandle } from './engine-connection';
 import { shellArg } from '../common/shell-arg';
 import { PRESET_IDS } from '../common/models/presets';
+import { MAX_DISK_BYTES } from '../common/contract/disks';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
@@ -345,6 +346,7 @@ function createSpec(p: Parsed): CreateVmSpec {
   if (diskSize !== undefined) {
     const b = parseSize(diskSize, 'B');
     if (b === null || (b > 0 && b < 1024 * 1024)) throw errors.invalid(`--disk-size must be a size like 8G (or 0 for no disk), not "${diskSize}".`);
+    if (b > MAX_DISK_BYTES) throw errors.invalid(`--disk-size can be at most 64T (64 TiB), not "${diskSize}".`);
     diskSizeBytes = b;
   }
   if (diskSize !== undefined && str(p, 'disk') !== undefined) throw errors.invalid('Give either --disk-size or --disk, not both.');
