@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { expect, test } from './fixtures';
 import { LibraryPage } from './pages/library-page';
 
+const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
+
 interface Drive {
   readonly id: string;
   readonly kind: 'disk' | 'cdrom';
@@ -64,6 +66,9 @@ test('the Hardware tab ejects the CD and grows the disk of a running VM', async 
     // Running: Add and Remove are greyed out, and the tab says why.
     await expect(panel.getByRole('button', { name: 'Add Disk' })).toBeDisabled();
     await expect(panel.getByTestId('hardware-running-note')).toHaveText(/^Shut the VM down to add or remove drives\./);
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await vmPage.setViewportSize({ width: 800, height: 600 });
+    await vmPage.screenshot({ path: path.join(ARTIFACTS, 'hardware-running-800x600.png') });
 
     expect((await served.cli(['stop', name, '--force'])).code).toBe(0);
     await expect(panel.getByTestId('hardware-running-note')).toHaveCount(0, { timeout: 30_000 });
@@ -85,6 +90,7 @@ test('the Hardware tab ejects the CD and grows the disk of a running VM', async 
     await order.getByRole('checkbox', { name: 'Network (PXE)' }).check();
     await settings.getByRole('checkbox', { name: 'Show boot menu' }).check();
     await settings.getByRole('checkbox', { name: 'TPM 2.0' }).check();
+    await vmPage.screenshot({ path: path.join(ARTIFACTS, 'settings-boot-options.png') });
     await settings.getByRole('button', { name: 'Save' }).click();
     // Saved: the dialog closes, or stays to say what is worth knowing (then Done closes it).
     const done = settings.getByRole('button', { name: 'Done' });

@@ -199,8 +199,8 @@ function BootOptions(props: { readonly values: VmFormValues; readonly errors: Fi
       <ol className="boot-order" aria-label="Boot order">
         {rows.map((r, i) => (
           <li key={r.device} className={r.enabled ? '' : 'muted'}>
-            <label className="checkbox">
-              <input type="checkbox" checked={r.enabled} onChange={(e) => onChange({ bootOrder: toggleBootDevice(order, r.device, e.target.checked) })} />{' '}
+            <label className="boot-order-label">
+              <input type="checkbox" className="checkbox" checked={r.enabled} onChange={(e) => onChange({ bootOrder: toggleBootDevice(order, r.device, e.target.checked) })} />{' '}
               {BOOT_DEVICE_LABELS[r.device]}
             </label>
             <span className="boot-order-moves">

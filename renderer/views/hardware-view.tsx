@@ -230,7 +230,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
           Add CD Drive
         </button>
         </span>
-        {!stopped && <p className="field-hint hardware-why">{RUNNING_NOTE}</p>}
+        {!stopped && <p className="field-hint hardware-why">Shut the VM down to add a drive.</p>}
       </form>
       <h3 className="hardware-heading">Insert a CD</h3>
       <form
