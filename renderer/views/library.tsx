@@ -91,6 +91,14 @@ export function Library(): ReactNode {
   const [deletingId, setDeletingId] = useState<string | null>(null);
   const [pending, setPending] = useState<ReadonlySet<string>>(new Set());
   const [banner, setBanner] = useState<LibraryBanner | null>(null);
+  // The new VM's card takes the focus after the commit that closes the wizard (whose cleanup gives
+  // the focus back to New VM first); a requestAnimationFrame could run before that commit.
+  const [focusVm, setFocusVm] = useState<string | null>(null);
+  useEffect(() => {
+    if (focusVm === null) return;
+    document.getElementById(optionId(focusVm))?.focus();
+    setFocusVm(null);
+  }, [focusVm]);
   const typed = useRef(TYPE_AHEAD_EMPTY);
   const listRef = useRef<HTMLDivElement>(null);
   const services = useServices();
@@ -420,7 +428,7 @@ export function Library(): ReactNode {
             setSelectedId(vm.id);
             // What the engine thought worth telling about the new VM (the CLI's "warning: …").
             setBanner(vm.notices?.length ? { kind: 'notice', text: `${vm.name}: ${vm.notices.join(' ')}` } : null);
-            requestAnimationFrame(() => document.getElementById(optionId(vm.id))?.focus());
+            setFocusVm(vm.id);
           }}
         />
       )}
