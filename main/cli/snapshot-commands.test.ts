@@ -3,14 +3,15 @@
  * a hosted engine: the stable interface and JSON shapes of the README, real qcow2 images and, for
  * clones, real QEMU (TCG) guests running side by side.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testGuest } from '../test-support/guest';
 import { makeTestHome, type TestHome } from '../test-support/home';
-import { qemuProcessesUnder } from '../test-support/qemu-procs';
+import { processesMentioning, qemuProcessesUnder } from '../test-support/qemu-procs';
+import { CLI_BIN } from '../test-support/cli';
 import { Layout } from '../services/paths';
 import { main } from './index';
 
@@ -374,4 +375,39 @@ describe('import checks', () => {
     await ok(['start', 'base-copy', '--wait-serial', g.readyMarker, '--timeout', '120']);
     await ok(['stop', 'base-copy', '--force']);
   }, 180_000);
+});
+
+describe('wording', () => {
+  it('snapshot names are checked as snapshot names; an empty one gets the default; clone and lock refusals say what happens', async () => {
+    const id = await createGuest('words');
+    expect(await ok(['snapshot', 'create', 'words', ''])).toMatch(/^Snapshot 1 \(snap-[0-9a-f]+\), disks only/);
+    const tab = await cli(['snapshot', 'create', 'words', 'a\tb']);
+    expect(tab.code).toBe(2);
+    expect(tab.stderr).toBe('vivarium: Invalid snapshot name: a snapshot name must not contain control characters. Choose another name.\n');
+    const long = await cli(['snapshot', 'rename', 'words', 'Snapshot 1', 'x'.repeat(101)]);
+    expect(long.code).toBe(2);
+    expect(long.stderr).toMatch(/Invalid snapshot name: a snapshot name must be at most 100 characters\. Choose another name\./);
+    expect(long.stderr).not.toMatch(/VM settings|--name/);
+
+    const dup = await cli(['clone', 'words', 'words']);
+    expect(dup.stderr).toBe('vivarium: A VM named "words" already exists. Choose another name for the clone.\n');
+
+    // Another CLI clones it (a full copy takes a moment): refusals say "cloned", not "started".
+    execFileSync('qemu-img', ['resize', '-q', '-f', 'qcow2', diskOf(id), '1G']);
+    qemuIo(diskOf(id), 'write -P 0x5a 0 600M');
+    const cloning = spawn(process.execPath, [CLI_BIN, 'clone', 'words', 'words copy'], { env: { ...t.env, VIVARIUM_NO_ENGINE: '1' }, stdio: 'ignore' });
+    const done = new Promise((r) => cloning.once('exit', r));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!processesMentioning(t.home).some((p) => p.argv[1] === 'convert')) {
+        if (Date.now() > deadline || cloning.exitCode !== null) throw new Error('the clone never started copying');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const del = await cli(['delete', 'words']);
+      expect(del.code).not.toBe(0);
+      expect(del.stderr).toMatch(new RegExp(`"words" is being cloned by another Vivarium process \\(pid ${cloning.pid}\\)\\. Wait for it to finish\\.`));
+    } finally {
+      await done;
+    }
+  }, 60_000);
 });

@@ -4,7 +4,8 @@
  */
 import * as path from 'node:path';
 import type { Services } from '../common/contract';
-import type { SnapshotInfo } from '../common/contract/snapshots';
+import { SnapshotName, type SnapshotInfo } from '../common/contract/snapshots';
+import { errors } from '../common/errors';
 import { formatBytes } from '../common/format';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
@@ -120,7 +121,9 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
   switch (action) {
     case 'create': {
       const desc = p.flags.description;
-      const made = await s.snapshots.create(vm, { ...(snap !== undefined ? { name: snap } : {}), ...(typeof desc === 'string' ? { description: desc } : {}) });
+      // An empty SNAPSHOT is no name: the default one ("Snapshot N") is given.
+      const named = snap !== undefined && snap.trim() !== '' ? snapshotName(snap) : undefined;
+      const made = await s.snapshots.create(vm, { ...(named !== undefined ? { name: named } : {}), ...(typeof desc === 'string' ? { description: desc } : {}) });
       if (asJson) json(publicSnapshot(made));
       else out(`${made.name} (${made.id})${made.withMemory ? ', with memory' : ', disks only'}`);
       return 0;
@@ -142,11 +145,19 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
       return 0;
     }
     case 'rename': {
-      const r = await s.snapshots.edit(vm, snap!, { name: newName! });
+      const r = await s.snapshots.edit(vm, snap!, { name: snapshotName(newName!) });
       out(`Renamed to ${r.name} (${r.id}).`);
       return 0;
     }
   }
+}
+
+/** A snapshot name as given on the command line, checked here so a bad one is said as such
+ *  (not as a VM setting). @throws VivariumError invalid-argument */
+function snapshotName(raw: string): string {
+  const r = SnapshotName.safeParse(raw);
+  if (!r.success) throw errors.invalid(`Invalid snapshot name: ${r.error.issues[0]?.message ?? 'not allowed'}. Choose another name.`);
+  return r.data;
 }
 
 /** The tree as indented lines, children under their parent, "you are here" marked. */

@@ -53,10 +53,8 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   const layout = library.layout;
   const clash = findNameClash(spec.name, libraryNames(library));
   if (clash) {
-    throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${clash.name}" already exists. Choose another name for the clone.`, undefined, {
-      field: 'name',
-      remedy: { kind: 'rename', taken: clash.name },
-    });
+    // No remedy: the sentence says it, and `clone` takes the new name as an argument (no --name).
+    throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${clash.name}" already exists. Choose another name for the clone.`, undefined, { field: 'name' });
   }
   const caps = await deps.host();
   const qemuImg = caps.qemuImg;

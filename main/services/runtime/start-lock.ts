@@ -28,7 +28,7 @@ export function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = lockOwner(rt);
       if (owner !== null && owner !== process.pid && pidAlive(owner)) {
-        throw errors.busy(`"${name}" is being started by another Vivarium process (pid ${owner}). Wait for it to finish.`);
+        throw errors.busy(`"${name}" is being ${lockDoing(safeRead(rt.startLock))} by another Vivarium process (pid ${owner}). Wait for it to finish.`);
       }
       if (owner === process.pid) {
         throw errors.busy(`"${name}" is already being started. Wait for it to finish.`);
@@ -42,10 +42,11 @@ export function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
 }
 
 /** acquireStartLock without blocking the event loop; the release function is async too. */
-export async function acquireStartLockAsync(rt: VmRuntimePaths, name: string): Promise<() => Promise<void>> {
+export async function acquireStartLockAsync(rt: VmRuntimePaths, name: string, doing: LockDoing = 'started'): Promise<() => Promise<void>> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const tmp = `${rt.startLock}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    await fsp.writeFile(tmp, `${process.pid}\n`, { mode: 0o600 });
+    // The pid, then what the holder does with the VM (said to whoever finds it locked).
+    await fsp.writeFile(tmp, `${process.pid}\n${doing}\n`, { mode: 0o600 });
     try {
       await fsp.link(tmp, rt.startLock);
       return () => fsp.rm(rt.startLock, { force: true });
@@ -53,7 +54,7 @@ export async function acquireStartLockAsync(rt: VmRuntimePaths, name: string): P
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = parseOwner(await safeReadAsync(rt.startLock));
       if (owner !== null && owner !== process.pid && pidAlive(owner)) {
-        throw errors.busy(`"${name}" is being started by another Vivarium process (pid ${owner}). Wait for it to finish.`);
+        throw errors.busy(`"${name}" is being ${lockDoing(await safeReadAsync(rt.startLock))} by another Vivarium process (pid ${owner}). Wait for it to finish.`);
       }
       if (owner === process.pid) throw errors.busy(`"${name}" is already being started. Wait for it to finish.`);
       await fsp.rm(rt.startLock, { force: true });
@@ -62,6 +63,15 @@ export async function acquireStartLockAsync(rt: VmRuntimePaths, name: string): P
     }
   }
   throw errors.busy(`Could not lock "${name}" for starting. Try again.`);
+}
+
+/** What a holder of the start lock does with the VM, as in "is being cloned". */
+export type LockDoing = 'started' | 'cloned' | 'exported' | 'snapshotted' | 'reverted' | 'changed';
+
+/** The second line of a lock file (what its holder does), "started" when absent or unknown. */
+function lockDoing(text: string): LockDoing {
+  const d = text.split('\n')[1]?.trim();
+  return d === 'cloned' || d === 'exported' || d === 'snapshotted' || d === 'reverted' || d === 'changed' ? d : 'started';
 }
 
 function parseOwner(text: string): number | null {

@@ -23,7 +23,7 @@ import { writeFileAtomicAsync, type Layout } from '../paths';
 import type { JobName } from '../runtime/jobs';
 import type { RuntimeRecord } from '../runtime/records';
 import { scanQemuProcesses } from '../runtime/records';
-import { acquireStartLockAsync } from '../runtime/start-lock';
+import { acquireStartLockAsync, type LockDoing } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
 import { exportVm, importVm } from './bundle-archive';
@@ -349,7 +349,8 @@ export class LocalSnapshotService implements SnapshotService {
     if (rs.state !== 'stopped') throw errors.state(`"${entry.config.name}" is ${rs.state}. Wait for it to finish, then ${what}.`);
     const rt = this.deps.layout.runtime(entry.id);
     this.deps.layout.ensureRuntimeDir(rt.dir);
-    const release = await acquireStartLockAsync(rt, entry.config.name);
+    const doing: LockDoing = what === 'clone it' ? 'cloned' : what === 'export it' ? 'exported' : what === 'revert to a snapshot' ? 'reverted' : what === 'take a snapshot' ? 'snapshotted' : 'changed';
+    const release = await acquireStartLockAsync(rt, entry.config.name, doing);
     try {
       const locked = this.deps.vms.runStates.getLocked(vmKey, live);
       if (locked.state !== 'stopped') throw errors.state(`"${entry.config.name}" was just started. Try again to ${what}.`);
