@@ -91,6 +91,9 @@ beforeAll(async () => {
   docs = path.join(t.home, 'docs');
   fs.mkdirSync(work);
   fs.mkdirSync(docs);
+  // The shared folder belongs to the uid the guest user gets (1000: Vivarium runs as root here), as
+  // a developer's own folder does (the guest reads the mount root's owner once, when it mounts it).
+  fs.chownSync(work, 1000, 1000);
   fs.writeFileSync(path.join(docs, 'readme.txt'), 'from the host\n');
   const created = await cli([
     'create', NAME, '--cloud-image', guest.disk,
@@ -183,7 +186,6 @@ describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop v
     // guest user writes, without sudo, to a folder uid 1000 owns, and the file is uid 1000's on the
     // host; a folder root owns is read-only to it (issue 11 #9).
     expect((await ssh(['id -u'])).stdout.trim()).toBe('1000');
-    fs.chownSync(work, 1000, 1000);
     const mine = await ssh(['echo from-guest > /mnt/work/from-guest.txt']);
     expect({ code: mine.code, stderr: mine.stderr }).toEqual({ code: 0, stderr: '' });
     expect(fs.readFileSync(path.join(work, 'from-guest.txt'), 'utf8')).toBe('from-guest\n');
@@ -326,7 +328,7 @@ describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop v
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(new RegExp(`\\n  guest: +${HOSTNAME}, 10\\.0\\.2\\.15\\b.*\\(Debian`));
     expect(shown.stdout).toContain(`\n  ssh:      dev@127.0.0.1:${other} (host name ${HOSTNAME}; vivarium ssh '${NAME}')`);
-    expect(shown.stdout).toContain(`\n  shares:   ${work} -> /mnt/work (rw)\n           ${docs} -> /mnt/docs (read-only)\n`);
+    expect(shown.stdout).toContain(`\n  shares:   ${work} -> /mnt/work (rw)\n            ${docs} -> /mnt/docs (read-only)\n`);
   });
 
   it('shuts down through the guest agent when the guest ignores the power button', async () => {

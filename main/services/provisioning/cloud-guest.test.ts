@@ -240,6 +240,9 @@ beforeAll(async () => {
     { work: { readOnly: false }, docs: { readOnly: true } },
   );
   fs.writeFileSync(path.join(plain.shares.docs!, 'readme.txt'), 'from the host\n');
+  // "work" belongs to dev's uid (1001), as a developer's own folder does; given before cloud-init
+  // mounts it (the guest reads the mount root's owner once, at mount time).
+  fs.chownSync(plain.shares.work!, 1001, 1001);
   pw = await boot(
     'pw',
     async (id, publicKey) => ({
@@ -364,7 +367,6 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     // write on the host, and the file is that user's on the host; a folder of another uid (root's,
     // 0755) refuses it, as it would refuse that host user.
     expect((await ssh(plain, ['id -u; id -g'])).stdout).toBe('1001\n1001\n');
-    fs.chownSync(plain.shares.work!, 1001, 1001);
     const mine = await ssh(plain, ['echo from-guest > /mnt/work/from-guest.txt']);
     expect(mine).toMatchObject({ code: 0, stderr: '' });
     expect(fs.readFileSync(path.join(plain.shares.work!, 'from-guest.txt'), 'utf8')).toBe('from-guest\n');

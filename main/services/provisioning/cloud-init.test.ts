@@ -16,6 +16,7 @@ import {
   cloudConfig,
   describeSeed,
   guestUidFor,
+  sshdPasswordAuthScript,
   userFallbackScript,
   mimeMultipart,
   ninePMountCommand,
@@ -68,7 +69,10 @@ describe('buildSeed: files round-trip as YAML', () => {
 
   it('makes the host keys once per instance before sshd starts and prints them where known-hosts.ts reads them', () => {
     const cfg = parseCloudConfig(buildSeed(base).userData);
-    expect(cfg.bootcmd).toEqual([['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT]]);
+    expect(cfg.bootcmd).toEqual([
+      ['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT],
+      ['cloud-init-per', 'instance', 'vivarium-sshd-pwauth', 'sh', '-c', sshdPasswordAuthScript(false)],
+    ]);
     // The ssh module must keep them (it would otherwise delete them and make others, printed only at the end).
     expect(cfg.ssh_deletekeys).toBe(false);
     // The script, run for real against a private /etc/ssh (ssh-keygen -A -f PREFIX): stale image keys
@@ -91,6 +95,28 @@ describe('buildSeed: files round-trip as YAML', () => {
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it('puts sshd\'s password setting first in sshd_config before sshd starts, so cloud-init need not restart sshd', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-sshd-'));
+    try {
+      const conf = path.join(root, 'sshd_config');
+      fs.writeFileSync(conf, 'Include /etc/ssh/sshd_config.d/*.conf\n#PasswordAuthentication yes\n  passwordauthentication yes\nKbdInteractiveAuthentication no\n');
+      for (const allow of [false, true]) {
+        execFileSync('sh', ['-c', sshdPasswordAuthScript(allow).replace('/etc/ssh/sshd_config', conf)]);
+        expect(fs.readFileSync(conf, 'utf8')).toBe(
+          `PasswordAuthentication ${allow ? 'yes' : 'no'}\nInclude /etc/ssh/sshd_config.d/*.conf\n#PasswordAuthentication yes\nKbdInteractiveAuthentication no\n`,
+        );
+      }
+      expect(fs.readdirSync(root)).toEqual(['sshd_config']);
+      // No sshd_config (an image without OpenSSH): nothing happens, no error.
+      execFileSync('sh', ['-c', sshdPasswordAuthScript(false).replace('/etc/ssh/sshd_config', path.join(root, 'none'))]);
+      expect(fs.readdirSync(root)).toEqual(['sshd_config']);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+    const withPassword = parseCloudConfig(buildSeed({ ...base, user: { ...base.user, passwordHash: '$6$abc$def' } }).userData);
+    expect((withPassword.bootcmd as string[][])[1]!.at(-1)).toBe(sshdPasswordAuthScript(true));
   });
 
   it('keeps strings full of YAML syntax intact', () => {
@@ -203,16 +229,16 @@ describe('the guest user\'s uid follows the host user\'s (9p shares)', () => {
     const cfg = parseCloudConfig(buildSeed({ ...base, user: { ...base.user, uid: 501 } }).userData);
     expect((cfg.users as Record<string, unknown>[])[0]).toMatchObject({ name: 'dev', uid: 501 });
     const bootcmd = cfg.bootcmd as string[][];
-    expect(bootcmd).toHaveLength(2);
-    expect(bootcmd[1]!.slice(0, 3)).toEqual(['cloud-init-per', 'instance', 'vivarium-user-uid']);
-    expect(bootcmd[1]!.at(-1)).toBe(userFallbackScript('dev', 501, '/bin/bash'));
+    expect(bootcmd).toHaveLength(3);
+    expect(bootcmd[2]!.slice(0, 3)).toEqual(['cloud-init-per', 'instance', 'vivarium-user-uid']);
+    expect(bootcmd[2]!.at(-1)).toBe(userFallbackScript('dev', 501, '/bin/bash'));
     // Valid POSIX sh, with and without a password hash to carry over.
     execFileSync('sh', ['-n', '-c', userFallbackScript('dev', 501, '/bin/bash', '$6$abc$def/.')]);
     expect(userFallbackScript('dev', 501, '/bin/sh', '$6$abc$def')).toContain("usermod -p '$6$abc$def' dev");
     // Without a uid: no uid key, and the guest's first free uid (1000) as before.
     const plain = parseCloudConfig(buildSeed(base).userData);
     expect((plain.users as Record<string, unknown>[])[0]).not.toHaveProperty('uid');
-    expect(plain.bootcmd as unknown[]).toHaveLength(1);
+    expect(plain.bootcmd as unknown[]).toHaveLength(2);
   });
 
   it('refuses a uid that is not a person\'s', () => {

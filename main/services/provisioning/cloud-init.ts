@@ -219,7 +219,14 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   // (known-hosts.ts reads the last block; keys_to_console later prints the same keys). The ssh
   // module then keeps them (ssh_deletekeys off; it only generates missing ones). A clone's new
   // instance-id makes new keys the same way.
-  config.bootcmd = [['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT]];
+  config.bootcmd = [
+    ['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT],
+    // sshd's password setting written before sshd starts: cloud-init's set_passwords module (config
+    // stage, after sshd is up and answering) otherwise edits sshd_config for ssh_pwauth and
+    // restarts sshd, resetting the connections `vivarium ssh` has just opened. With the value
+    // already there it finds nothing to change and does not restart it.
+    ['cloud-init-per', 'instance', 'vivarium-sshd-pwauth', 'sh', '-c', sshdPasswordAuthScript(hash !== null)],
+  ];
   // bootcmd runs before cloud-init's users-groups module: if the image already has an account with
   // the wanted uid, useradd --uid would fail and the user would not exist at all; so the user is
   // made here without a fixed uid, and users-groups then finds it and only adds keys and sudo.
@@ -238,6 +245,19 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
 export const HOST_KEYS_SCRIPT =
   'rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub && ssh-keygen -A >/dev/null && ' +
   '{ echo "-----BEGIN SSH HOST KEY KEYS-----"; cat /etc/ssh/ssh_host_*_key.pub; echo "-----END SSH HOST KEY KEYS-----"; }';
+
+/**
+ * bootcmd's script putting `PasswordAuthentication yes|no` first in /etc/ssh/sshd_config (the first
+ * value sshd reads wins, before any Include), replacing other lines of that keyword, so cloud-init's
+ * set_passwords finds the value it would write and leaves sshd running. Nothing when the file is absent.
+ */
+export function sshdPasswordAuthScript(allow: boolean): string {
+  return (
+    "f=/etc/ssh/sshd_config; [ -f \"$f\" ] || exit 0; " +
+    `{ echo "PasswordAuthentication ${allow ? 'yes' : 'no'}"; grep -vi '^[[:space:]]*PasswordAuthentication[[:space:]]' "$f"; } > "$f.vivarium" && ` +
+    'cat "$f.vivarium" > "$f" && rm -f "$f.vivarium"'
+  );
+}
 
 /**
  * bootcmd's fallback for a uid the image already uses: create the user with the next free uid (and
