@@ -7,7 +7,8 @@
  *   makes new SSH host keys (`ssh_deletekeys`/`ssh_genkeytypes`, cloud-init docs "cc_ssh"), and whose
  *   network-config matches the clone's new MAC address (the source's would match no NIC);
  *   user-data (user, authorized keys, password hash, packages, the user's own parts) and the host
- *   name stay as they were, byte for byte;
+ *   name stay as they were, but for one bootcmd entry in Vivarium's #cloud-config part that gives
+ *   the clone a new /etc/machine-id at its first boot (virt-sysprep's `machine-id`);
  * - a copy of the VM's own key pair in its folder (`ssh/id_ed25519`, when Vivarium made the source's
  *   key; a key of the user's stays where it is), since the guest's disk already authorizes that key;
  * - its own `ssh/known_hosts`, empty until the clone's new host keys are learnt from its console.
@@ -25,7 +26,7 @@ import { level1Name } from '../provisioning/iso9660';
 import { CloudInitFiles } from '../provisioning/provision';
 import { writeSeedIso } from '../provisioning/seed-iso';
 import { vmKeyPaths } from '../provisioning/ssh-keys';
-import type { Seed } from '../provisioning/cloud-init';
+import { mimeMultipart, splitUserData, type Seed } from '../provisioning/cloud-init';
 
 const SECTOR = 2048;
 
@@ -70,7 +71,44 @@ export function readSeedImage(image: Buffer): Seed {
   return { metaData, userData, networkConfig: text('network-config') };
 }
 
-/** The seed for the clone: a new instance-id, the new MAC in network-config, everything else as it was. */
+/** The cloud-init-per name of the machine-id reset (cloud-init docs, "cloud-init-per"). */
+const MACHINE_ID_RESET = 'vivarium-machine-id';
+
+/**
+ * A bootcmd entry that gives the guest a new /etc/machine-id once per cloud-init instance, as
+ * virt-sysprep's `machine-id` operation does: cloud-init does not reset it, and a copy would keep
+ * the source's (same DHCP DUID, same journal id). systemd-machine-id-setup derives it from the VM's
+ * SMBIOS UUID (QEMU `-uuid`, the VM's id) when there is one, else makes a random one
+ * (machine-id(5)). A guest without systemd keeps what it has.
+ */
+export const MACHINE_ID_BOOTCMD: readonly string[] = [
+  'cloud-init-per',
+  'instance',
+  MACHINE_ID_RESET,
+  'sh',
+  '-c',
+  'if command -v systemd-machine-id-setup >/dev/null; then rm -f /etc/machine-id && systemd-machine-id-setup; fi',
+];
+
+/**
+ * The user-data with MACHINE_ID_BOOTCMD first in the bootcmd of its (first) #cloud-config part —
+ * Vivarium's own; the user's parts stay as they were. Unchanged when it is there already (a clone
+ * of a clone) or there is no #cloud-config part.
+ */
+export function withMachineIdReset(userData: string): string {
+  const parts = splitUserData(userData);
+  const i = parts.findIndex((p) => p.type === 'text/cloud-config');
+  if (i < 0) return userData;
+  const config = (parse(parts[i]!.body) ?? {}) as Record<string, unknown>;
+  const bootcmd = Array.isArray(config.bootcmd) ? (config.bootcmd as unknown[]) : [];
+  if (bootcmd.some((c) => Array.isArray(c) && c[2] === MACHINE_ID_RESET)) return userData;
+  const body = `#cloud-config\n${stringify({ ...config, bootcmd: [[...MACHINE_ID_BOOTCMD], ...bootcmd] })}`;
+  if (parts.length === 1 && !/^Content-Type: multipart\/mixed/.test(userData)) return body;
+  return mimeMultipart(parts.map((p, j) => (j === i ? { ...p, body } : p)));
+}
+
+/** The seed for the clone: a new instance-id, the new MAC in network-config, a new machine-id at its
+ *  first boot (withMachineIdReset), everything else as it was. */
 export function reissueSeed(seed: Seed, instanceId: string, oldMac: string, newMac: string): Seed {
   const meta = (parse(seed.metaData) ?? {}) as Record<string, unknown>;
   let networkConfig = seed.networkConfig;
@@ -81,7 +119,7 @@ export function reissueSeed(seed: Seed, instanceId: string, oldMac: string, newM
     }
     networkConfig = stringify(net);
   }
-  return { metaData: stringify({ ...meta, 'instance-id': instanceId }), userData: seed.userData, networkConfig };
+  return { metaData: stringify({ ...meta, 'instance-id': instanceId }), userData: withMachineIdReset(seed.userData), networkConfig };
 }
 
 /**
