@@ -123,6 +123,17 @@ describe('media downloads', () => {
     expect(srv.requests.length).toBe(before);
   });
 
+  it('two requests for the same download at once (a double click) share one job and one fetch', async () => {
+    const m = manager();
+    const request = { source: ISO(), sumsUrl: srv.url('/os/SHA256SUMS') };
+    const [a, b] = await Promise.all([m.download(request), m.download(request)]);
+    expect(b.id).toBe(a.id);
+    const item = await m.wait(a.id);
+    expect(item.sha256).toBe(sha256);
+    expect(srv.requests.filter((r) => r.path.endsWith('.iso'))).toHaveLength(1);
+    expect(filesIn(mediaDir)).toEqual(['.meta/tiny-os-1.0-amd64.iso.json', 'tiny-os-1.0-amd64.iso']);
+  });
+
   it('verifies SHA-512 from a clear-signed BSD-format checksum file and from a catalog entry', async () => {
     const resources = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-res-'));
     try {

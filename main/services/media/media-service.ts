@@ -104,6 +104,8 @@ export class MediaManager implements MediaService {
   /** Imports run inside `vms.create`; their progress comes from the imports room's emitter. */
   readonly onDidImportProgress = importProgress.event;
   private readonly jobs = new Map<string, Job>();
+  /** Downloads being started (see startOnce), by id. */
+  private readonly starting = new Map<string, Promise<DownloadInfo>>();
   private catalogCache: Promise<readonly CatalogEntry[]> | null = null;
   private disposed = false;
 
@@ -156,6 +158,24 @@ export class MediaManager implements MediaService {
   async download(request: DownloadRequest): Promise<DownloadInfo> {
     this.assertOpen();
     const plan = await this.plan(request);
+    return this.startOnce(plan.id, () => this.begin(plan));
+  }
+
+  /**
+   * Runs `start` for download `id` unless one is already starting in this engine, whose answer is
+   * then shared: between a request and its job being registered lie several awaits, and two
+   * requests in that window (a double click) would each start a job on the same partial file.
+   * Other processes are kept out by the store's lock.
+   */
+  private startOnce(id: string, start: () => Promise<DownloadInfo>): Promise<DownloadInfo> {
+    const pending = this.starting.get(id);
+    if (pending) return pending;
+    const p = start().finally(() => this.starting.delete(id));
+    this.starting.set(id, p);
+    return p;
+  }
+
+  private async begin(plan: Awaited<ReturnType<MediaManager['plan']>>): Promise<DownloadInfo> {
     const running = this.jobs.get(plan.id);
     if (running) return running.info();
     // Already here and verified (with the same digest, when one was given)?
@@ -195,6 +215,10 @@ export class MediaManager implements MediaService {
 
   async resume(id: string): Promise<DownloadInfo> {
     this.assertOpen();
+    return this.startOnce(id, () => this.resumeNow(id));
+  }
+
+  private async resumeNow(id: string): Promise<DownloadInfo> {
     const running = this.jobs.get(id);
     if (running) return running.info();
     const state = await this.store.readState(id);
