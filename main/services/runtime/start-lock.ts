@@ -46,7 +46,7 @@ export async function acquireStartLockAsync(rt: VmRuntimePaths, name: string, do
   for (let attempt = 0; attempt < 3; attempt++) {
     const tmp = `${rt.startLock}.${process.pid}.${randomBytes(4).toString('hex')}`;
     // The pid, then what the holder does with the VM (said to whoever finds it locked).
-    await fsp.writeFile(tmp, `${process.pid}\n${doing}\n`, { mode: 0o600 });
+    await fsp.writeFile(tmp, doing === 'started' ? `${process.pid}\n` : `${process.pid}\n${doing}\n`, { mode: 0o600 });
     try {
       await fsp.link(tmp, rt.startLock);
       return () => fsp.rm(rt.startLock, { force: true });
