@@ -4,7 +4,7 @@
  * clones, real QEMU (TCG) guests running side by side.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -365,6 +365,24 @@ describe('import checks', () => {
     expect(clash.code).toBe(1);
     expect(clash.stderr).toMatch(/A VM named "carrier" already exists\. Import it under another name/);
   }, 60_000);
+
+  it('a manifest naming a path outside the VM\'s folder is refused, saying so', async () => {
+    const evil = path.join(t.home, 'evil.vivarium');
+    const script = [
+      'import hashlib, io, json, sys, tarfile',
+      'data = b"x"',
+      'm = json.dumps({"format": "vivarium-export", "version": 1, "vm": {"id": "i", "name": "n"}, "files": [{"name": "../../evil", "size": 1, "sha256": hashlib.sha256(data).hexdigest()}]}).encode()',
+      'with tarfile.open(sys.argv[1], "w", format=tarfile.USTAR_FORMAT) as t:',
+      '    for name, body in (("../../evil", data), ("vivarium-manifest.json", m)):',
+      '        info = tarfile.TarInfo(name); info.size = len(body); t.addfile(info, io.BytesIO(body))',
+    ].join('\n');
+    execFileSync('python3', ['-c', script, evil]);
+    const r = await cli(['import', evil, '--name', 'evil']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot be imported: its manifest names a file that does not belong in a VM's folder/);
+    const vms = path.join(t.home, 'vms');
+    expect(existsSync(vms) ? readdirSync(vms) : []).toEqual([]);
+  });
 
   it('an export with a linked chain inside it imports and starts (inner layers point into the new folder)', async () => {
     const g = testGuest();

@@ -191,6 +191,7 @@ export async function importVm(
   const last = members.at(-1);
   if (!last || last.name !== MANIFEST) throw refuse(file, 'its manifest is missing (the file is cut short or is not a Vivarium export)');
   let manifest: z.infer<typeof Manifest>;
+  let badName = false;
   try {
     const text = Buffer.alloc(last.size);
     const fh = await fsp.open(file, 'r');
@@ -199,9 +200,15 @@ export async function importVm(
     } finally {
       await fh.close();
     }
-    manifest = Manifest.parse(JSON.parse(text.toString('utf8')));
+    const r = Manifest.safeParse(JSON.parse(text.toString('utf8')));
+    if (!r.success) {
+      // A member name that is not a file of a VM's folder (a path like ../x) is said as such.
+      badName = r.error.issues.some((i) => i.path[0] === 'files' && i.path.at(-1) === 'name');
+      throw r.error;
+    }
+    manifest = r.data;
   } catch {
-    throw refuse(file, 'its manifest is unreadable');
+    throw refuse(file, badName ? "its manifest names a file that does not belong in a VM's folder (a path outside it, or an unknown name)" : 'its manifest is unreadable');
   }
   const byName = new Map(members.slice(0, -1).map((m) => [m.name, m]));
   if (byName.size !== members.length - 1 || byName.size !== manifest.files.length) throw refuse(file, 'its files do not match its manifest');
