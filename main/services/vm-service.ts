@@ -400,7 +400,7 @@ export class LocalVmService implements VmService {
       const vm = vmOf(entry);
       const driver = this.driverFor(vm);
       if (!('record' in rs) || (rs.state !== 'running' && rs.state !== 'paused')) {
-        throw errors.state(`Cannot ${job} "${entry.config.name}": it is ${rs.state}.`);
+        throw errors.state(`Cannot ${job} "${entry.config.name}": it is ${rs.state === 'stopped' && entry.config.suspended ? 'suspended (start it to resume it)' : rs.state}.`);
       }
       let state: VmState = rs.state;
       if (from !== null) {

@@ -197,6 +197,7 @@ describe('what cannot be saved, and discarding a saved state', () => {
 
     await expect(e.manager.stop('sleepy', {})).rejects.toThrow(/"sleepy" is suspended: nothing runs, its state is saved on disk\. Start it to resume it, or force it off to discard the saved state/);
     expect((await e.manager.get(id)).state).toBe('suspended');
+    await expect(e.manager.pause('sleepy')).rejects.toThrow('Cannot pause "sleepy": it is suspended (start it to resume it).');
     // The refusals of a suspended VM name both ways out, once.
     const refusal = e.services.snapshots.create('sleepy', { name: 'x' });
     await expect(refusal).rejects.toThrow(/Start it \(it resumes where it was\) and shut it down, or discard its saved state with Force Off/);
