@@ -31,6 +31,8 @@ export function canTieChildren(): boolean {
 const cleanups = new Set<() => void>();
 const children = new Set<ChildProcessWithoutNullStreams>();
 let listening = false;
+/** Signals someone else (`vivarium serve`'s shutdown) already handled when we started listening. */
+const handledElsewhere = new Set<NodeJS.Signals>();
 
 function onSignal(sig: NodeJS.Signals): void {
   for (const c of children) {
@@ -49,15 +51,21 @@ function onSignal(sig: NodeJS.Signals): void {
     }
   }
   cleanups.clear();
+  const elsewhere = handledElsewhere.has(sig);
   unlisten();
-  // Nobody else handles this signal: die of it, as without our handler.
-  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  // Nobody else handles this signal (a once-listener may already be gone from the count, hence the
+  // note taken when we started listening): die of it, as without our handler.
+  if (!elsewhere && process.listenerCount(sig) === 0) process.kill(process.pid, sig);
 }
 
 function listen(): void {
   if (listening) return;
   listening = true;
-  for (const s of SIGNALS) process.on(s, onSignal);
+  handledElsewhere.clear();
+  for (const s of SIGNALS) {
+    if (process.listenerCount(s) > 0) handledElsewhere.add(s);
+    process.on(s, onSignal);
+  }
 }
 
 function unlisten(): void {
