@@ -276,6 +276,8 @@ describe('SerialHub against a chardev stand-in', () => {
     dev.write('old boot output\n');
     await sleep(30);
     const c = await srv.connect();
+    // The hub reaches the chardev on its own schedule (slow on a loaded host): write once it has.
+    await until(() => dev.connected, 2000, 'the hub to connect');
     await sleep(50);
     dev.write('fresh line\n');
     const got = await c.until((b) => b.includes('fresh line'));
