@@ -14,6 +14,8 @@ import { processesMentioning, qemuProcessesUnder } from '../test-support/qemu-pr
 import { CLI_BIN } from '../test-support/cli';
 import { Layout } from '../services/paths';
 import { main } from './index';
+// @ts-expect-error -- plain ESM script without type declarations
+import { buildCloudGuest } from '../../scripts/build-cloud-guest.mjs';
 import { parse as parseYaml } from 'yaml';
 import { MACHINE_ID_BOOTCMD } from '../services/library/clone-sandbox';
 
@@ -435,4 +437,27 @@ describe('wording', () => {
       await done;
     }
   }, 60_000);
+});
+
+describe('a sandbox clone on the Debian cloud guest', () => {
+  it('boots with a /etc/machine-id of its own (its id), not its source\'s', async () => {
+    const guest = (await buildCloudGuest()) as { disk: string; kernel: string; initrd: string; append: string };
+    const created = await cli([
+      'create', 'mid-src', '--cloud-image', guest.disk, '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append,
+      '--accel', 'tcg', '--memory', '1G', '--cpus', '1', '--display', 'none', '--disk-size', '4G', '--user', 'dev', '--no-agent-install',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const machineId = async (name: string): Promise<string> => {
+      await ok(['start', name]);
+      try {
+        return (await ok(['ssh', name, '--timeout', '900', '--', 'cat', '/etc/machine-id'])).trim();
+      } finally {
+        await ok(['stop', name, '--force']);
+      }
+    };
+    const srcId = created.stdout.trim();
+    expect(await machineId('mid-src')).toBe(srcId.replace(/-/g, '')); // systemd took the VM's SMBIOS UUID
+    const cloneId = (await ok(['clone', 'mid-src', 'mid-clone'])).trim();
+    expect(await machineId('mid-clone')).toBe(cloneId.replace(/-/g, ''));
+  }, 1_800_000);
 });
