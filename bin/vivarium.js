@@ -1,9 +1,5 @@
-#!/usr/bin/env -S node --min-semi-space-size=16
+#!/usr/bin/env node
 'use strict';
-// The flag on the first line: a command allocates ~13 MB while it starts; with V8's default young
-// generation (1 MB, grown at each collection) that is ~6 scavenges, 15-30 ms of a 2-core host's
-// time. A 16 MB young generation from the start needs none (issue 7). `env -S` splits the line on
-// Linux and macOS; npm's Windows shim reads the same flags from it.
 // The `vivarium` command. `npm run build` (also run by `npm install` through `prepare`) bundles the
 // TypeScript sources into out/main/cli/vivarium.js (scripts/build-cli.mjs) and stores V8's compiled
 // code for that file next to it (vivarium.js.cache), so a short command spends its time in Node's own
