@@ -287,16 +287,20 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     expect(a.stdout.trim()).toBe('viv-plain');
     // The user's extra user-data asked for another hostname: Vivarium's value wins (no_replace).
     const b = await ssh(pw, ['hostname']);
-    expect(b.stdout.trim()).toBe('viv-pw');
+    expect(b.stdout.trim(), `ssh exited ${b.code}: ${b.stderr}\nSerial tail:\n${tail(pw.serialLog)}`).toBe('viv-pw');
     // The command's exit status comes back.
-    expect((await ssh(plain, ['exit 7'])).code).toBe(7);
+    const seven = await ssh(plain, ['exit 7']);
+    expect(seven.code, `${seven.stderr}\nSerial tail:\n${tail(plain.serialLog)}`).toBe(7);
     // As with OpenSSH, the words make one command line for the guest's shell.
     expect((await ssh(plain, ['echo one;', 'echo', 'two'])).stdout).toBe('one\ntwo\n');
-    // cloud-init read Vivarium's seed from the read-only virtio disk.
-    expect(fs.readFileSync(plain.serialLog, 'latin1')).toMatch(/DataSourceNoCloud \[seed=\/dev\/vd[b-z]\]/);
+    // cloud-init read Vivarium's seed from the read-only virtio disk (said at the end of its final
+    // stage, which may still run while sshd already answers).
+    const seedLine = /DataSourceNoCloud \[seed=\/dev\/vd[b-z]\]/;
+    for (let i = 0; i < 180 && !seedLine.test(fs.readFileSync(plain.serialLog, 'latin1')); i++) await new Promise((r) => setTimeout(r, 1000));
+    expect(fs.readFileSync(plain.serialLog, 'latin1')).toMatch(seedLine);
     // The key file is private.
     expect(fs.statSync(plain.target.identityFile!).mode & 0o777).toBe(0o600);
-  });
+  }, 300_000);
 
   it('trusts only the host key the guest printed on its serial console', async () => {
     const printed = parseHostKeysFromConsole(fs.readFileSync(plain.serialLog, 'latin1'));
