@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { CloudCreateSpec, CreateVmSpec, ForwardInfo, Services, ShareInfo } from '../common/contract';
 import { errors } from '../common/errors';
 import { parseForward } from '../common/models/sandbox';
-import { DEFAULT_GUEST_UID, guestUidFor, hostProcessUid, ninePMountCommand } from '../common/guest-uid';
+import { DEFAULT_GUEST_UID, guestUidFor, ninePMountCommand } from '../common/guest-uid';
 import { shellArg } from '../common/shell-arg';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
@@ -265,7 +265,7 @@ export async function runSandbox(command: string, p: Parsed, s: Services, io: Io
  * user has the host user's uid (provisioning/cloud-init.ts guestUidFor) or 1000 when Vivarium runs
  * as root; a folder owned by another uid is then read-only to the guest user (writes need sudo).
  */
-export function shareNotes(share: ShareInfo, cloudInitGuest: boolean, hostUid: number | null = hostProcessUid()): string[] {
+export function shareNotes(share: ShareInfo, cloudInitGuest: boolean, hostUid: number | null = process.getuid?.() ?? null): string[] {
   const notes: string[] = [];
   if (!cloudInitGuest) {
     notes.push(`This VM was not made from a cloud image, so nothing mounts the share for it. In the guest (Linux with 9p), mount it with:\n  ${ninePMountCommand({ tag: share.tag, readOnly: share.readOnly })}`);

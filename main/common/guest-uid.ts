@@ -24,11 +24,6 @@ export function guestUidFor(hostUid: number | null | undefined): number | null {
   return hostUid >= 500 && hostUid <= 59999 ? hostUid : null;
 }
 
-/** This process's uid (null on Windows, which has none). */
-export function hostProcessUid(): number | null {
-  return typeof process.getuid === 'function' ? process.getuid() : null;
-}
-
 /** The 9p mount options (qemu-notes §6), read-only shares mounted `ro`; `nofail` for fstab/cloud-init's mounts. */
 export function ninePMountOptions(readOnly: boolean): string {
   return `trans=virtio,version=9p2000.L,msize=131072,cache=mmap${readOnly ? ',ro' : ''},nofail`;

@@ -13,7 +13,6 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_GUEST_UID, SeedInputError, buildSeed, checkPublicKey, describeSeed, guestUidFor, type SeedInput, type SeedShare } from './cloud-init';
-import { hostProcessUid } from '../../common/guest-uid';
 import { PasswordError, hashPassword } from './password-hash';
 import { writeSeedIso } from './seed-iso';
 import { createVmKeyPair } from './ssh-keys';
@@ -154,7 +153,7 @@ async function readRequest(req: Omit<CloudInitRequest, 'bundleDir'>): Promise<Re
     }
   }
   const extraUserData = req.userDataFile ? await readSmall(req.userDataFile, 'userDataFile', 'user-data file') : null;
-  const uid = guestUidFor(req.hostUid !== undefined ? req.hostUid : hostProcessUid());
+  const uid = guestUidFor(req.hostUid !== undefined ? req.hostUid : (process.getuid?.() ?? null));
   return { hostname, user, publicKey, userIdentity, passwordHash, extraUserData, uid };
 }
 
