@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, REPO, cli, guest, median, tempHome, part } from './lib.mjs';
+import { CLI, REPO, cli, guest, median, tempHome, part, timedRun } from './lib.mjs';
 
 const LIST_RUNS = Number(process.env.BENCH_LIST_RUNS ?? 15);
 const LIST_VMS = 20;
@@ -24,19 +24,7 @@ const FIRST_LINE = 'BusyBox v';
  * anything else runs under this Node.
  */
 function timed(args, env) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const [cmd, argv] = args[0] === CLI ? [CLI, args.slice(1)] : [process.execPath, args];
-    const p = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => (err += d));
-    p.once('error', reject);
-    p.once('exit', (code) => {
-      const ms = performance.now() - t0;
-      if (code === 0) resolve(ms);
-      else reject(new Error(`${cmd} ${argv.join(' ')} exited ${code}: ${err.trim()}`));
-    });
-  });
+  return args[0] === CLI ? timedRun(CLI, args.slice(1), env) : timedRun(process.execPath, args, env);
 }
 
 async function listRow(rows) {

@@ -77,6 +77,23 @@ export function percentile(xs, p) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Wall time of one process `cmd args` from spawn to exit, in ms; rejects on a non-zero exit with its stderr. */
+export function timedRun(cmd, args, env) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      const ms = performance.now() - t0;
+      if (code === 0) resolve(ms);
+      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}: ${err.trim()}`));
+    });
+  });
+}
+
+
 export function guest() {
   const file = path.join(REPO, '.cache', 'test-guest', 'guest.json');
   if (!fs.existsSync(file)) {

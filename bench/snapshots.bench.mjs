@@ -16,29 +16,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { CLI, REPO, cli, guest, median, part, rpcConnect, sleep, startServe, tempHome } from './lib.mjs';
+import { CLI, REPO, cli, guest, median, part, rpcConnect, sleep, startServe, tempHome, timedRun } from './lib.mjs';
 
 const CLONE_PAIRS = Number(process.env.BENCH_CLONE_PAIRS ?? 9);
 const SNAP_PAIRS = Number(process.env.BENCH_SNAPSHOT_PAIRS ?? 5);
 const SUSPEND_PAIRS = Number(process.env.BENCH_SUSPEND_PAIRS ?? 3);
 const FILL_MIB = 128;
 
-/** Wall time of one process from spawn to exit, in ms; rejects on a non-zero exit. */
-function timed(cmd, args, env) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => (err += d));
-    p.once('error', reject);
-    p.once('exit', (code) => {
-      const ms = performance.now() - t0;
-      if (code === 0) resolve(ms);
-      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}: ${err.trim()}`));
-    });
-  });
-}
-
+const timed = timedRun;
 const vivarium = (args, env) => timed(process.execPath, [CLI, ...args], env);
 const ratioOf = (viv, base) => median(viv.map((v, i) => v / base[i]));
 
