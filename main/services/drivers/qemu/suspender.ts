@@ -88,10 +88,12 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
   const m = await deps.monitor(vm.id);
   await fsp.rm(sock, { force: true });
   const server = net.createServer();
-  let wrote: Promise<void> | null = null;
+  // Settles to the copy's error or null, so a failure while the migration still runs is not an
+  // unhandled rejection (which ends a Node process); it is thrown once the migration has been followed.
+  let wrote: Promise<Error | null> | null = null;
   server.on('connection', (conn) => {
     server.close();
-    wrote = pipeline(conn, fs.createWriteStream(part, { mode: 0o600 }));
+    wrote = pipeline(conn, fs.createWriteStream(part, { mode: 0o600 })).then(() => null, (e: unknown) => e as Error);
   });
   await new Promise<void>((resolve, reject) => server.listen(sock, resolve).once('error', reject));
   const wasRunning = (await m.queryStatus()).running;
@@ -105,7 +107,8 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
     await m.migrate(`unix:${sock}`);
     await followMigration(m, `suspend "${vm.config.name}"`, progress);
     if (!wrote) throw errors.qemu(`QEMU did not send the state of "${vm.config.name}".`);
-    await wrote;
+    const writeError = await wrote;
+    if (writeError) throw writeError;
     const fh = await fsp.open(part, 'r+');
     await fh.sync();
     await fh.close();
@@ -197,11 +200,16 @@ export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly st
     },
     complete: async (monitor) => {
       const conn = await connectWhenReady(sock, 30_000);
-      const sent = pipeline(fs.createReadStream(file), conn);
+      // Settles to the copy's error or null (never an unhandled rejection while the migration runs).
+      const sent = pipeline(fs.createReadStream(file), conn).then(() => null, (e: unknown) => e as NodeJS.ErrnoException);
       const m = await monitor();
       try {
         await followMigration(m, `resume "${vm.config.name}"`);
-        await sent;
+        // Once QEMU says the incoming migration completed it has read the whole state, and it may
+        // close the socket before our end of the stream has finished (seen under load as
+        // "Premature close"): only another failure of the copy is an error.
+        const sendError = await sent;
+        if (sendError && !['ERR_STREAM_PREMATURE_CLOSE', 'EPIPE', 'ECONNRESET'].includes(sendError.code ?? '')) throw sendError;
         if (clipboard) await m.plugVdagentPort(QemuIds.clipboardChardev, QemuIds.clipboardPort, 'vser0.0', VDAGENT_PORT_NAME);
         // The state carries the run state it was saved in (paused, for the save): run on.
         if (!(await m.queryStatus()).running) await m.cont();
