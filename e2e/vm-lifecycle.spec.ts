@@ -77,16 +77,20 @@ test('the dialog refuses bad input with a sentence next to the field and creates
   await page.evaluate(() => window.dispatchEvent(new CustomEvent('vivarium:menu', { detail: { action: 'new-vm' } })));
   const dialog = new NewVmDialog(page);
   await expect(dialog.root).toBeVisible();
+  // A missing ISO is refused when leaving step 1 (the engine's dry run), next to its field.
   await dialog.fillIsoBoot({ name: 'bad', iso: '/nonexistent/x.iso', memory: 'lots', diskGiB: '1' });
+  await expect(dialog.root.getByRole('alert').or(dialog.root.getByText(/ISO not found/))).toContainText(/ISO not found: \/nonexistent\/x.iso/);
+  // With a real ISO, the bad memory value is refused on the hardware step.
+  await dialog.field('ISO image path').fill('/usr/lib/grub-rescue/grub-rescue-cdrom.iso');
+  await dialog.next();
+  await dialog.field('Name').fill('bad');
+  await dialog.field('Memory').fill('lots');
+  await dialog.next();
   // The hardware step shows this host's defaults, asked from the engine (host.defaults).
   const host = JSON.parse((await served.cli(['doctor', '--json'])).stdout) as { hostArch: string };
   await expect(dialog.field('CPUs')).toHaveValue(/^\d+$/);
   await expect(dialog.root.getByRole('combobox', { name: 'Firmware' })).toHaveValue(host.hostArch === 'aarch64' ? 'uefi' : 'bios');
-  await dialog.create();
   await expect(dialog.root).toContainText(/memory/i);
-  await dialog.field('Memory').fill('256M');
-  await dialog.create();
-  await expect(dialog.root.getByRole('alert').or(dialog.root.getByText(/ISO not found/))).toContainText(/ISO not found: \/nonexistent\/x.iso/);
   const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[];
   expect(listed.map((v) => v.name)).not.toContain('bad');
 });
