@@ -102,24 +102,20 @@ export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | n
   // The seed's own checks (the key, password and user-data files, host name, user, packages, tags),
   // writing nothing: a dry run (and so the New VM wizard's Summary) refuses what create refuses.
   // No MAC yet (newConfig picks it): network-config's MAC is Vivarium's own, checked at create.
-  try {
-    await checkCloudInitRequest({
-      vmId: 'dry-run',
-      vmName: spec.name,
-      hostname,
-      user,
-      sshPublicKeyFile: cloud.sshKeyFile ?? null,
-      passwordFile: cloud.passwordFile ?? null,
-      userDataFile: cloud.userDataFile ?? null,
-      packages: cloud.packages ?? [],
-      shares: shares.map((s) => ({ tag: s.tag, readOnly: s.readOnly })),
-      ...(cloud.shell ? { shell: cloud.shell } : {}),
-      installGuestAgent: cloud.installGuestAgent ?? true,
-    });
-  } catch (e) {
-    if (e instanceof SeedInputError) refuse(e.message, e.field);
-    throw e;
-  }
+  // What the seed is made of, the same for the dry run's checks and the real seed.
+  const seedInput = {
+    vmName: spec.name,
+    hostname,
+    user,
+    sshPublicKeyFile: cloud.sshKeyFile ?? null,
+    passwordFile: cloud.passwordFile ?? null,
+    userDataFile: cloud.userDataFile ?? null,
+    packages: cloud.packages ?? [],
+    shares: shares.map((s) => ({ tag: s.tag, readOnly: s.readOnly })),
+    ...(cloud.shell ? { shell: cloud.shell } : {}),
+    installGuestAgent: cloud.installGuestAgent ?? true,
+  };
+  await asRefusal(checkCloudInitRequest({ vmId: 'dry-run', ...seedInput }));
   return {
     spec: { ...rest, diskSizeBytes: size, os: spec.os ?? 'Linux (cloud image)' },
     image,
@@ -150,26 +146,7 @@ export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | n
         'create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', image.path, '-F', image.format,
         path.join(dir, system.source.bundle), String(size),
       ]);
-      try {
-        await provisionCloudInit({
-          bundleDir: dir,
-          vmId: config.id,
-          vmName: config.name,
-          hostname,
-          user,
-          sshPublicKeyFile: cloud.sshKeyFile ?? null,
-          passwordFile: cloud.passwordFile ?? null,
-          userDataFile: cloud.userDataFile ?? null,
-          packages: cloud.packages ?? [],
-          shares: shares.map((s) => ({ tag: s.tag, readOnly: s.readOnly })),
-          macAddress: config.network.mac,
-          ...(cloud.shell ? { shell: cloud.shell } : {}),
-          installGuestAgent: cloud.installGuestAgent ?? true,
-        });
-      } catch (e) {
-        if (e instanceof SeedInputError) refuse(e.message, e.field);
-        throw e;
-      }
+      await asRefusal(provisionCloudInit({ ...seedInput, bundleDir: dir, vmId: config.id, vmName: config.name, macAddress: config.network.mac }));
     },
   };
 }
@@ -181,4 +158,14 @@ function nextId(disks: readonly Pick<Disk, 'id'>[]): string {
 
 function fmtGiB(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+/** Awaits `p`, turning the seed writer's input errors into refusals on their fields. */
+async function asRefusal<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof SeedInputError) refuse(e.message, e.field);
+    throw e;
+  }
 }
