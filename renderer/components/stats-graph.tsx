@@ -91,6 +91,12 @@ export function StatsGraph(props: {
       if (descRef.current) descRef.current.textContent = variant === 'full' ? `Now ${text}; ${rangeText(windowSec)}.` : `Now ${text}.`;
     };
 
+    // The figure in the header is one text node: kept current even while the chart is out of view
+    // (a card whose plot is below the fold still shows its header; it froze at its first value).
+    const showValue = (): void => {
+      if (valueRef.current) valueRef.current.textContent = specRef.current.summary(store.history);
+    };
+
     const draw = (): void => {
       if (plot) plot.setData(data());
       else {
@@ -101,7 +107,7 @@ export function StatsGraph(props: {
         // description instead of a table that changes with every mouse move.
         plot.root.querySelector('.u-legend')?.setAttribute('aria-hidden', 'true');
       }
-      if (valueRef.current) valueRef.current.textContent = specRef.current.summary(store.history);
+      showValue();
       dirty = false;
     };
 
@@ -109,14 +115,17 @@ export function StatsGraph(props: {
       dirty = true;
       if (!pageVisible()) return;
       describe(false);
+      showValue();
       if (inView) draw();
     };
     const onVisibility = (): void => {
-      if (pageVisible() && inView && dirty) draw();
+      if (!pageVisible()) return;
+      showValue();
+      if (inView && dirty) draw();
     };
 
     describe(true);
-    if (valueRef.current) valueRef.current.textContent = specRef.current.summary(store.history);
+    showValue();
     const sub = store.onDidUpdate(onSample);
     document.addEventListener('visibilitychange', onVisibility);
     const io = new IntersectionObserver((entries) => {
