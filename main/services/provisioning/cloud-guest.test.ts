@@ -209,6 +209,23 @@ async function waitForSsh(vm: Booted): Promise<void> {
   vm.sshAt = Date.now();
 }
 
+/**
+ * `cloud-init status --wait` in the guest until it answers: exit 0 (done) or 2 (done with recoverable
+ * errors, as cloud-init ≥ 23.4 reports deprecations). ssh's own failures (255: sshd restarting) are retried.
+ */
+async function waitForCloudInit(vm: Booted): Promise<void> {
+  const until = Date.now() + BOOT_TIMEOUT_MS;
+  let last = { code: -1, stdout: '', stderr: '' };
+  while (Date.now() < until) {
+    const cmd = buildSshCommand(vm.target, { command: ['cloud-init', 'status', '--wait'] });
+    last = await run(cmd.file, cmd.args, { timeoutMs: BOOT_TIMEOUT_MS });
+    if (last.code === 0 || last.code === 2) return;
+    if (last.code !== 255) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  throw new Error(`${vm.name}: cloud-init did not finish (exit ${last.code}: ${last.stdout}${last.stderr})\nSerial tail:\n${tail(vm.serialLog)}`);
+}
+
 function tail(file: string): string {
   try {
     return fs.readFileSync(file, 'latin1').slice(-3000);
@@ -258,6 +275,11 @@ beforeAll(async () => {
     {},
   );
   await Promise.all([waitForSsh(plain), waitForSsh(pw)]);
+  // What the tests check (the user's runcmd, the shares' per-boot script, the agent started by
+  // Vivarium's runcmd) is done by cloud-init's final stage, which may still run after sshd answers:
+  // a full CI run on 2 loaded cores reached these tests before it finished. Wait for it, as a user
+  // who reads `cloud-init status --wait` would.
+  await Promise.all([waitForCloudInit(plain), waitForCloudInit(pw)]);
   for (const vm of vms) {
     process.stderr.write(
       `[cloud-guest] ${vm.name}: host keys on the console after ${((vm.hostKeysAt! - vm.launchedAt) / 1000).toFixed(1)} s, ` +
@@ -352,7 +374,7 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
 
   it('merges the user\'s extra user-data (its runcmd ran beside Vivarium\'s)', async () => {
     const r = await ssh(pw, ['cat', '/run/extra-user-data']);
-    expect(r.stdout.trim()).toBe('merged');
+    expect(r.stdout.trim(), `ssh exited ${r.code}: ${r.stderr}\nSerial tail:\n${tail(pw.serialLog)}`).toBe('merged');
   });
 
   it('mounts shared folders at /mnt/<tag>; the read-only one refuses writes', async () => {
