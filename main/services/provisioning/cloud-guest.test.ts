@@ -378,6 +378,13 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
   });
 
   it('mounts shared folders at /mnt/<tag>; the read-only one refuses writes', async () => {
+    // Mounted before sshd started (bootcmd, not cloud-init's later stages), so the first `vivarium
+    // ssh` finds them: systemd's mount units and ssh.service say when each became active.
+    const when = await ssh(plain, ['systemctl', 'show', '-P', 'ActiveEnterTimestampMonotonic', 'mnt-work.mount', 'mnt-docs.mount', 'ssh.service']);
+    const [work, docs, sshd] = when.stdout.split('\n').filter((l) => l.trim() !== '').map(Number);
+    expect(work, when.stdout + when.stderr).toBeGreaterThan(0);
+    expect(work).toBeLessThan(sshd!);
+    expect(docs).toBeLessThan(sshd!);
     const mounts = await ssh(plain, ['findmnt', '-rn', '-t', '9p', '-o', 'SOURCE,TARGET,OPTIONS']);
     expect(mounts.stdout).toMatch(/^work \/mnt\/work \S*rw/m);
     expect(mounts.stdout).toMatch(/^docs \/mnt\/docs \S*ro/m);

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parseHostKeysFromConsole } from './known-hosts';
 import {
+  earlySharesScript,
   HOST_KEYS_SCRIPT,
   SHARES_SCRIPT,
   SHARES_SCRIPT_PATH,
@@ -145,6 +146,16 @@ describe('buildSeed: files round-trip as YAML', () => {
       ['docs', '/mnt/docs', '9p', 'trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro,nofail', '0', '0'],
     ]);
     expect(cfg).not.toHaveProperty('packages');
+    // The same mounts, made in bootcmd (before sshd answers) on every boot: the last bootcmd entry.
+    const early = (cfg.bootcmd as string[][]).at(-1)!;
+    expect(early.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(early[2]).toBe(earlySharesScript([{ tag: 'src', readOnly: false }, { tag: 'docs', readOnly: true }]));
+    expect(early[2]).toContain('mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro docs /mnt/docs');
+    expect(early[2]).toContain('mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap src /mnt/src');
+    execFileSync('/bin/sh', ['-n', '-c', early[2]!]);
+    // Without shares, no such entry.
+    expect(JSON.stringify(parseCloudConfig(buildSeed(base).userData).bootcmd)).not.toContain('9pnet_virtio');
+    // (Not run here: as root it would load a module and try mounts on the host. cloud-guest.test.ts runs it in a guest.)
     expect(ninePMountCommand({ tag: 'docs', readOnly: true })).toBe(
       'sudo mkdir -p /mnt/docs && sudo mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro docs /mnt/docs',
     );

@@ -231,6 +231,10 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   // the wanted uid, useradd --uid would fail and the user would not exist at all; so the user is
   // made here without a fixed uid, and users-groups then finds it and only adds keys and sudo.
   if (u.uid != null) config.bootcmd = [...(config.bootcmd as unknown[]), ['cloud-init-per', 'instance', 'vivarium-user-uid', 'sh', '-c', userFallbackScript(u.name, u.uid, u.shell ?? '/bin/bash', hash)]];
+  // The shares mounted before sshd answers: cloud-init's mounts module and the per-boot script run
+  // in later stages, after `vivarium ssh` may already have connected and found /mnt/<tag> empty.
+  // bootcmd runs on every boot; the later two then find the mounts in place.
+  if (shares.length > 0) config.bootcmd = [...(config.bootcmd as unknown[]), ['sh', '-c', earlySharesScript(shares)]];
   config.ssh_deletekeys = false;
   // Debian's unit is started by udev when the agent's port appears; starting it here also covers
   // an image where it was just installed. Failure (no agent) must not fail the boot.
@@ -272,6 +276,19 @@ export function userFallbackScript(name: string, uid: number, shell: string, pas
     (passwordHash ? `usermod -p '${passwordHash}' ${name}; ` : '') +
     'fi'
   );
+}
+
+/**
+ * bootcmd's script mounting the seed's shares at /mnt/<tag> with their own options (a read-only
+ * share mounted `ro`), each unless something is mounted there already; a share that fails to mount
+ * is reported on stderr and does not stop the boot. Tags are checked by `validate` (TAG_RE).
+ */
+export function earlySharesScript(shares: readonly { readonly tag: string; readonly readOnly: boolean }[]): string {
+  const one = (s: { readonly tag: string; readonly readOnly: boolean }): string => {
+    const mp = shareMountPoint(s.tag);
+    return `grep -qs " ${mp} " /proc/mounts || { mkdir -p ${mp} && mount -t 9p -o ${ninePMountOptions(s.readOnly).replace(/,nofail$/, '')} ${s.tag} ${mp}; } || echo "vivarium: could not mount share ${s.tag}" >&2`;
+  };
+  return ['modprobe 9pnet_virtio 2>/dev/null', ...shares.map(one), 'exit 0'].join('; ');
 }
 
 /** Where the per-boot share script goes (cloud-init runs /var/lib/cloud/scripts/per-boot/* on every boot). */
