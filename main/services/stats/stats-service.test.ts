@@ -1,5 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -316,13 +318,50 @@ function findQemuGa(): string | null {
 
 const qemuGa = findQemuGa();
 
+/**
+ * Stands between the engine and a real qemu-ga like a busy TCG guest's virtio-serial line: what the
+ * client sends goes through at once, what the agent answers arrives `delayMs` later. While `up` is
+ * false the line is silent, as QEMU's socket is before the guest's agent runs (it accepts, nobody
+ * answers).
+ */
+class SlowAgentLine {
+  up: boolean;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(listenPath: string, agentPath: string, readonly delayMs: number, up = true) {
+    this.up = up;
+    this.server = net.createServer((client) => {
+      this.sockets.add(client);
+      client.on('error', () => undefined);
+      client.on('close', () => this.sockets.delete(client));
+      if (!this.up) return;
+      const agent = net.createConnection({ path: agentPath });
+      this.sockets.add(agent);
+      agent.on('error', () => client.destroy());
+      agent.on('close', () => client.destroy());
+      client.on('close', () => agent.destroy());
+      client.on('data', (d: Buffer) => agent.write(d));
+      agent.on('data', (d: Buffer) => setTimeout(() => client.writable && client.write(d), this.delayMs));
+    });
+    this.server.listen(listenPath);
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server.close();
+  }
+}
+
 describe.skipIf(qemuGa === null)('StatsEngine and a real guest agent (qemu-ga run on the host)', () => {
   let engine: StatsEngine | null = null;
   let home: string | null = null;
   const procs: ChildProcess[] = [];
+  const lines: SlowAgentLine[] = [];
   afterEach(() => {
     engine?.dispose();
     engine = null;
+    for (const l of lines.splice(0)) l.close();
     for (const p of procs.splice(0)) p.kill('SIGKILL');
     if (home) fs.rmSync(home, { recursive: true, force: true });
     home = null;
@@ -420,6 +459,65 @@ describe.skipIf(qemuGa === null)('StatsEngine and a real guest agent (qemu-ga ru
       await until(() => net.slice(gap).some((v) => v !== null), 5000, 'the figures did not come back after one missed answer');
     } finally {
       ga.kill('SIGCONT');
+      sub.dispose();
+    }
+  });
+  /** qemu-ga listening on its own socket, reached through a SlowAgentLine at the VM's agent path. */
+  async function slowAgentVm(name: string, delayMs: number, up: boolean) {
+    home = fs.mkdtempSync('/tmp/viv-qga-');
+    const layout = new Layout(home, path.join(home, 'run'));
+    const id = randomUUID();
+    const rt = layout.runtime(id);
+    fs.mkdirSync(rt.dir, { recursive: true });
+    fs.mkdirSync(path.join(home, 'state'));
+    const agentPath = path.join(home, 'ga.sock');
+    procs.push(spawn(qemuGa!, ['-m', 'unix-listen', '-p', agentPath, '-t', path.join(home, 'state'), '-b', HOST_AGENT_BLOCKLIST], { stdio: 'ignore' }));
+    const stand = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    procs.push(stand);
+    const deadline = Date.now() + 5000;
+    while (!fs.existsSync(agentPath) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const line = new SlowAgentLine(rt.qga, agentPath, delayMs, up);
+    lines.push(line);
+    const info = { id, name, state: 'running' as const, pid: stand.pid!, accel: 'tcg' as const, lastExit: null, error: null, config: null, path: home, startedAt: new Date().toISOString() };
+    return { layout, line, vms: { listSync: () => [info], resolve: () => ({ id }), qmpFor: () => Promise.reject(errors.busy('no QMP here')) } };
+  }
+
+  it('a one-shot sample of a slow agent (600 ms an answer, past the 400 ms first wait) still has NIC figures', async () => {
+    // Before: the first look gave up at 400 ms, wrote the agent off, and `vivarium stats` said
+    // "n/a (needs guest agent)" for a guest whose agent answers — its counters moving all along.
+    const { layout, vms } = await slowAgentVm('slow once', 600, true);
+    engine = new StatsEngine({ layout, vms, host: new HostSampler({ lingerMs: 0 }) });
+    const s = await engine.sample({ vm: 'slow once', windowMs: 1000 });
+    expect(s.vms[0]!.netRxBps).not.toBeNull();
+    expect(s.vms[0]!.netTxBps).toBeGreaterThanOrEqual(0);
+  });
+
+  it('the live loop finds an agent that starts late and answers slowly (a booting TCG guest), and keeps its figures', async () => {
+    // Before: once written off, the agent was looked for with a 400 ms box, which an agent that
+    // needs 600 ms never meets: the figures stayed null for as long as the guest stayed busy.
+    const { layout, vms, line } = await slowAgentVm('slow boot', 600, false);
+    engine = new StatsEngine({ layout, vms, host: new HostSampler({ lingerMs: 0 }), intervalMs: 300, agent: { retryMs: 500 } });
+    const got: (number | null)[] = [];
+    const sub = engine.onDidSample((x) => got.push(x.vms[0]?.netTxBps ?? null));
+    const until = async (pred: () => boolean, ms: number, what: string) => {
+      const end = Date.now() + ms;
+      while (!pred()) {
+        if (Date.now() > end) throw new Error(`${what}; figures so far: ${JSON.stringify(got)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      // No agent yet: no figures (null, never a made-up zero).
+      await until(() => got.length >= 3, 5000, 'no samples');
+      expect(got.every((v) => v === null)).toBe(true);
+      // The agent starts in the guest, answering 600 ms after each question.
+      line.up = true;
+      const from = got.length;
+      await until(() => got.slice(from).filter((v) => v !== null).length >= 3, 15_000, 'no NIC figures from the slow agent');
+      // Once found, every reading waits for it: no reading in a row of three goes without.
+      const found = got.slice(from).findIndex((v) => v !== null) + from;
+      expect(got.slice(found, found + 3).every((v) => v !== null)).toBe(true);
+    } finally {
       sub.dispose();
     }
   });

@@ -48,10 +48,13 @@ export interface StatsEngineOptions {
   readonly intervalMs?: number;
   /** Each QMP answer (and getting the connection) is given this long; default 1000 ms. */
   readonly qmpTimeoutMs?: number;
-  /** The guest agent is first asked for NIC counters within `timeoutMs` (default 400 ms), and looked
-   *  for again `retryMs` after it did not answer (default 5 s). Once it has answered it is given
-   *  `presentTimeoutMs` (default 1000 ms: a busy guest under TCG answers late) and only written off
-   *  after `presentMisses` answers in a row did not come (default 3). false: never ask. */
+  /** The first reading of a VM waits `timeoutMs` (default 400 ms) for the guest agent's NIC
+   *  counters; every agent session itself (that first one, the later ones, and the background
+   *  looks for an absent agent every `retryMs`, default 5 s) is given `presentTimeoutMs` per
+   *  answer (default 1000 ms: a busy guest under TCG answers late; 583 ms was measured). So an
+   *  agent that answers after the first reading stopped waiting is still found, and in a one-shot
+   *  sample its late answer is that reading's counters. A present agent is only written off after
+   *  `presentMisses` answers in a row did not come (default 3). false: never ask. */
   readonly agent?: { readonly timeoutMs?: number; readonly retryMs?: number; readonly presentTimeoutMs?: number; readonly presentMisses?: number } | false;
   /** How often the balloon driver is asked to refresh the guest's memory figures, seconds; default 2. */
   readonly balloonPollSec?: number;
@@ -102,7 +105,13 @@ export interface AgentNetCounters {
 export interface Reading {
   readonly host: HostCounters | null;
   readonly vms: ReadonlyMap<string, VmReading>;
+  /** Agent answers that came after the reading stopped waiting and fill in a VM's `net` when they
+   *  arrive (stamped with their arrival): settled within one agent time box. */
+  readonly late?: readonly Promise<void>[];
 }
+
+/** A VM reading whose `net` a late agent answer may still fill in. */
+type OpenVmReading = { -readonly [K in keyof VmReading]: VmReading[K] };
 
 /** Per VM incarnation (epoch): what we learned about its optional sources. */
 interface VmSourceState {
@@ -152,6 +161,8 @@ export class StatsEngine implements StatsService {
       // host worker, and the host's disk and network counters are read at most every ~0.5 s.
       await sleep(windowMs);
       const second = await this.read(only);
+      // A slow agent's answer to the first reading usually arrived during the window.
+      await Promise.all(first.late ?? []);
       return compute(first, second);
     } finally {
       hold.dispose();
@@ -214,19 +225,21 @@ export class StatsEngine implements StatsService {
       .filter((v) => v.pid !== null && v.startedAt !== null && (v.state === 'running' || v.state === 'paused' || v.state === 'stopping'));
     this.forgetGone(running);
     const targets = only === null ? running : running.filter((v) => v.id === only);
-    const [host, ...vms] = await Promise.all([this.host.read(), ...targets.map((v) => this.readVm(v))]);
-    return { host: host ?? null, vms: new Map(vms.filter((v): v is VmReading => v !== null).map((v) => [v.id, v])) };
+    const late: Promise<void>[] = [];
+    const [host, ...vms] = await Promise.all([this.host.read(), ...targets.map((v) => this.readVm(v, late))]);
+    return { host: host ?? null, vms: new Map(vms.filter((v): v is VmReading => v !== null).map((v) => [v.id, v])), late };
   }
 
-  private async readVm(info: VmInfo): Promise<VmReading | null> {
+  /** One VM's reading; a late agent answer is pushed to `late` and fills in `net` when it comes. */
+  private async readVm(info: VmInfo, late: Promise<void>[]): Promise<VmReading | null> {
     const pid = info.pid!;
     const epoch = `${pid}@${info.startedAt}`;
     const state = this.sourceState(info.id, epoch);
     const atMs = performance.now();
-    const [proc, fromQmp, net] = await Promise.all([readProcess(pid, this.platform), this.readQmp(info.id, pid, state), this.readAgentNet(info.id, state)]);
+    const [proc, fromQmp, agent] = await Promise.all([readProcess(pid, this.platform), this.readQmp(info.id, pid, state), this.readAgentNet(info.id, state)]);
     // QEMU exited between listing and reading: it is no longer a running VM.
     if (!proc && !fromQmp) return null;
-    return {
+    const reading: OpenVmReading = {
       id: info.id,
       name: info.name,
       stamp: { epoch, atMs },
@@ -234,8 +247,16 @@ export class StatsEngine implements StatsService {
       vcpus: fromQmp?.vcpus ?? null,
       block: fromQmp?.block ?? null,
       guestMem: fromQmp?.guestMem ?? null,
-      net,
+      net: agent.net,
     };
+    if (agent.late) {
+      late.push(
+        agent.late.then((net) => {
+          reading.net ??= net;
+        }),
+      );
+    }
+    return reading;
   }
 
   private get platform(): NodeJS.Platform {
@@ -329,45 +350,55 @@ export class StatsEngine implements StatsService {
   /**
    * NIC counters from the guest agent. Most guests have none, and finding that out costs a whole
    * time box (the socket opens whether or not an agent listens). So the first reading of a VM waits
-   * for the answer once (a one-shot sample needs counters in both its readings); after that only an
-   * agent that answered is waited for, and a missing one is looked for again in the background.
+   * only `timeoutMs` for the answer; the session goes on for the full box, and an answer that comes
+   * later marks the agent present and is handed back as `late` (a one-shot sample uses it as its
+   * first reading). After that only an agent that answered is waited for, and a missing one is
+   * looked for again in the background — with the full box too, since nobody waits for it (a busy
+   * TCG guest's agent took 583 ms to sync; a 400 ms look misses such an agent every time, and its
+   * figures stayed null while its NIC counters moved).
    */
-  private async readAgentNet(id: string, state: VmSourceState): Promise<VmReading['net']> {
+  private async readAgentNet(id: string, state: VmSourceState): Promise<{ net: VmReading['net']; late: Promise<VmReading['net']> | null }> {
     const agent = this.options.agent;
-    if (agent === false) return null;
-    const retryMs = agent?.retryMs ?? AGENT_RETRY_MS;
-    if (state.agent === 'unknown' || state.agent === 'present') {
-      const present = state.agent === 'present';
-      // Concurrent readings (the live loop and a one-shot sample) don't probe the same VM twice.
-      if (!present) state.agent = 'probing';
-      const net = await this.askAgent(id, present ? (agent?.presentTimeoutMs ?? 1000) : undefined);
+    if (agent === false) return { net: null, late: null };
+    if (state.agent === 'present') {
+      const net = await this.askAgent(id);
       if (net) {
-        state.agent = 'present';
         state.agentMisses = 0;
-      } else if (present && ++state.agentMisses < (agent?.presentMisses ?? 3)) {
-        // One late answer from a busy guest: a gap in the graph, not 30 s without figures.
-        state.agent = 'present';
-      } else {
+      } else if (++state.agentMisses >= (agent?.presentMisses ?? 3)) {
+        // Not a late answer or two from a busy guest (a gap in the graph): the agent is gone.
         state.agent = 'absent';
-        state.agentRetryAt = performance.now() + retryMs;
+        state.agentRetryAt = performance.now() + this.agentRetryMs;
       }
-      return net;
+      return { net, late: null };
     }
-    if (state.agent !== 'probing' && performance.now() >= state.agentRetryAt) {
-      state.agent = 'probing';
-      void this.askAgent(id).then((net) => {
-        state.agent = net ? 'present' : 'absent';
-        state.agentMisses = 0;
-        if (!net) state.agentRetryAt = performance.now() + retryMs;
-      });
+    if (state.agent === 'unknown') {
+      const probe = this.probeAgent(id, state);
+      const early = await within(probe, agent?.timeoutMs ?? 400);
+      return early === undefined ? { net: null, late: probe } : { net: early, late: null };
     }
-    return null;
+    // Concurrent readings (the live loop and a one-shot sample) don't probe the same VM twice.
+    if (state.agent === 'absent' && performance.now() >= state.agentRetryAt) void this.probeAgent(id, state);
+    return { net: null, late: null };
   }
 
-  /** One time-boxed agent session; null when no agent answers or it has no NIC statistics. */
-  private async askAgent(id: string, timeout?: number): Promise<VmReading['net']> {
+  private get agentRetryMs(): number {
+    return (this.options.agent === false ? undefined : this.options.agent?.retryMs) ?? AGENT_RETRY_MS;
+  }
+
+  /** Looks for the agent (one full-box session) and records whether it answered. */
+  private async probeAgent(id: string, state: VmSourceState): Promise<VmReading['net']> {
+    state.agent = 'probing';
+    const net = await this.askAgent(id);
+    state.agent = net ? 'present' : 'absent';
+    state.agentMisses = 0;
+    if (!net) state.agentRetryAt = performance.now() + this.agentRetryMs;
+    return net;
+  }
+
+  /** One agent session, each answer time-boxed; null when no agent answers or it has no NIC statistics. */
+  private async askAgent(id: string): Promise<VmReading['net']> {
     const agent = this.options.agent;
-    const timeoutMs = timeout ?? (agent === false ? undefined : agent?.timeoutMs) ?? 400;
+    const timeoutMs = (agent === false ? undefined : agent?.presentTimeoutMs) ?? 1000;
     let client: GuestAgentClient | null = null;
     try {
       client = await GuestAgentClient.connect(this.options.layout.runtime(id).qga, { timeoutMs });
@@ -564,6 +595,17 @@ function timed<T>(values: T | null): TimedCounters<T> | null {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** What `p` resolves to if it does so within `ms`, else undefined (`p` goes on). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise<T | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    void p.then((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
