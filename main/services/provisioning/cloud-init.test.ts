@@ -73,6 +73,7 @@ describe('buildSeed: files round-trip as YAML', () => {
     expect(cfg.bootcmd).toEqual([
       ['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT],
       ['cloud-init-per', 'instance', 'vivarium-sshd-pwauth', 'sh', '-c', sshdPasswordAuthScript(false)],
+      ['sh', '-c', earlySharesScript([])],
     ]);
     // The ssh module must keep them (it would otherwise delete them and make others, printed only at the end).
     expect(cfg.ssh_deletekeys).toBe(false);
@@ -153,8 +154,9 @@ describe('buildSeed: files round-trip as YAML', () => {
     expect(early[2]).toContain('mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro docs /mnt/docs');
     expect(early[2]).toContain('mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap src /mnt/src');
     execFileSync('/bin/sh', ['-n', '-c', early[2]!]);
-    // Without shares, no such entry.
-    expect(JSON.stringify(parseCloudConfig(buildSeed(base).userData).bootcmd)).not.toContain('9pnet_virtio');
+    // Without shares at creation, the entry still mounts shares added later (any 9p tag QEMU offers).
+    expect((parseCloudConfig(buildSeed(base).userData).bootcmd as string[][]).at(-1)).toEqual(['sh', '-c', earlySharesScript([])]);
+    expect(earlySharesScript([])).toContain('/sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag');
     // (Not run here: as root it would load a module and try mounts on the host. cloud-guest.test.ts runs it in a guest.)
     expect(ninePMountCommand({ tag: 'docs', readOnly: true })).toBe(
       'sudo mkdir -p /mnt/docs && sudo mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap,ro docs /mnt/docs',
@@ -240,7 +242,7 @@ describe('the guest user\'s uid follows the host user\'s (9p shares)', () => {
     const cfg = parseCloudConfig(buildSeed({ ...base, user: { ...base.user, uid: 501 } }).userData);
     expect((cfg.users as Record<string, unknown>[])[0]).toMatchObject({ name: 'dev', uid: 501 });
     const bootcmd = cfg.bootcmd as string[][];
-    expect(bootcmd).toHaveLength(3);
+    expect(bootcmd).toHaveLength(4);
     expect(bootcmd[2]!.slice(0, 3)).toEqual(['cloud-init-per', 'instance', 'vivarium-user-uid']);
     expect(bootcmd[2]!.at(-1)).toBe(userFallbackScript('dev', 501, '/bin/bash'));
     // Valid POSIX sh, with and without a password hash to carry over.
@@ -249,7 +251,7 @@ describe('the guest user\'s uid follows the host user\'s (9p shares)', () => {
     // Without a uid: no uid key, and the guest's first free uid (1000) as before.
     const plain = parseCloudConfig(buildSeed(base).userData);
     expect((plain.users as Record<string, unknown>[])[0]).not.toHaveProperty('uid');
-    expect(plain.bootcmd as unknown[]).toHaveLength(2);
+    expect(plain.bootcmd as unknown[]).toHaveLength(3);
   });
 
   it('refuses a uid that is not a person\'s', () => {

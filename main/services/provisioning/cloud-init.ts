@@ -233,8 +233,9 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   if (u.uid != null) config.bootcmd = [...(config.bootcmd as unknown[]), ['cloud-init-per', 'instance', 'vivarium-user-uid', 'sh', '-c', userFallbackScript(u.name, u.uid, u.shell ?? '/bin/bash', hash)]];
   // The shares mounted before sshd answers: cloud-init's mounts module and the per-boot script run
   // in later stages, after `vivarium ssh` may already have connected and found /mnt/<tag> empty.
-  // bootcmd runs on every boot; the later two then find the mounts in place.
-  if (shares.length > 0) config.bootcmd = [...(config.bootcmd as unknown[]), ['sh', '-c', earlySharesScript(shares)]];
+  // bootcmd runs on every boot, so shares added later are mounted early too; the later two then
+  // find the mounts in place.
+  config.bootcmd = [...(config.bootcmd as unknown[]), ['sh', '-c', earlySharesScript(shares)]];
   config.ssh_deletekeys = false;
   // Debian's unit is started by udev when the agent's port appears; starting it here also covers
   // an image where it was just installed. Failure (no agent) must not fail the boot.
@@ -279,16 +280,18 @@ export function userFallbackScript(name: string, uid: number, shell: string, pas
 }
 
 /**
- * bootcmd's script mounting the seed's shares at /mnt/<tag> with their own options (a read-only
- * share mounted `ro`), each unless something is mounted there already; a share that fails to mount
- * is reported on stderr and does not stop the boot. Tags are checked by `validate` (TAG_RE).
+ * bootcmd's script (every boot, before sshd starts): the seed's shares at /mnt/<tag> with their own
+ * options (a read-only share mounted `ro`), then any other 9p tag QEMU offers (a share added while
+ * the VM was stopped) as SHARES_SCRIPT does; each unless something is mounted there already. A
+ * share that fails to mount is reported on stderr and does not stop the boot. Tags are checked by
+ * `validate` (TAG_RE).
  */
 export function earlySharesScript(shares: readonly { readonly tag: string; readonly readOnly: boolean }[]): string {
   const one = (s: { readonly tag: string; readonly readOnly: boolean }): string => {
     const mp = shareMountPoint(s.tag);
     return `grep -qs " ${mp} " /proc/mounts || { mkdir -p ${mp} && mount -t 9p -o ${ninePMountOptions(s.readOnly).replace(/,nofail$/, '')} ${s.tag} ${mp}; } || echo "vivarium: could not mount share ${s.tag}" >&2`;
   };
-  return ['modprobe 9pnet_virtio 2>/dev/null', ...shares.map(one), 'exit 0'].join('; ');
+  return `modprobe 9pnet_virtio 2>/dev/null\n${shares.map((x) => `${one(x)}\n`).join('')}${SHARES_LOOP}exit 0\n`;
 }
 
 /** Where the per-boot share script goes (cloud-init runs /var/lib/cloud/scripts/per-boot/* on every boot). */
@@ -299,9 +302,8 @@ export const SHARES_SCRIPT_PATH = '/var/lib/cloud/scripts/per-boot/vivarium-9p-s
  * tags come from sysfs (9pnet_virtio's `mount_tag` attribute of each virtio device). POSIX sh, so
  * busybox ash (Alpine) runs it too. A read-only share stays read-only: QEMU refuses its writes.
  */
-export const SHARES_SCRIPT = `#!/bin/sh
-# Vivarium: mount the VM's 9p shared folders at /mnt/<tag> (shares added after the first boot too).
-for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag; do
+/** The loop of SHARES_SCRIPT: every 9p tag QEMU offers, mounted at /mnt/<tag> unless something is there. */
+const SHARES_LOOP = `for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag; do
   [ -r "$f" ] || continue
   tag=$(tr -d '\\000' < "$f")
   case "$tag" in ''|*[!A-Za-z0-9_.-]*) continue ;; esac
@@ -310,7 +312,11 @@ for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag; do
   mkdir -p "$mp"
   mount -t 9p -o ${ninePMountOptions(false).replace(/,nofail$/, '')} "$tag" "$mp" || echo "vivarium: could not mount share $tag" >&2
 done
-exit 0
+`;
+
+export const SHARES_SCRIPT = `#!/bin/sh
+# Vivarium: mount the VM's 9p shared folders at /mnt/<tag> (shares added after the first boot too).
+${SHARES_LOOP}exit 0
 `;
 
 function validate(input: SeedInput): void {
