@@ -31,13 +31,12 @@ import {
 } from '../../common/contract/media';
 import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import { Emitter } from '../emitter';
-import { ImportError, inspectImport } from '../imports/import';
 import { importProgress } from '../imports/progress';
 import { CATALOG_FILE, defaultResourcesDir, filterCatalog, loadCatalog } from './catalog';
 import { MediaStore, type MediaMeta, type PartialState } from './store';
-import { FileHasher } from './file-hasher';
+import type { FileHasher } from './file-hasher';
 import { BadSignature, readShippedKeyring, spacedFingerprint, verifySums } from './signature';
-import { httpGet, type HttpGetResponse } from './http-get';
+import type { HttpGetResponse } from './http-get';
 import { findDigest } from './sums';
 
 export interface MediaManagerOptions {
@@ -288,6 +287,9 @@ export class MediaManager implements MediaService {
 
   async inspectImport(file: string): Promise<ImportSummary> {
     const qemuImg = (await this.options.qemuImg?.()) ?? 'qemu-img';
+    // Loaded on use (like http-get and the hasher below): a short CLI command never needs zlib,
+    // http(s) or worker threads, and loading them cost it ~10 ms of start-up (bench/cli.bench.mjs).
+    const { ImportError, inspectImport } = await import('../imports/import.js');
     try {
       const f = await inspectImport(file, { qemuImg });
       return {
@@ -673,6 +675,7 @@ class Job {
   /** The image's GET (http-get.ts); a stop while connecting is a Stopped, anything else a sentence. */
   private async getChecked(url: string, headers: Readonly<Record<string, string>>): Promise<HttpGetResponse> {
     try {
+      const { httpGet } = await import('./http-get.js');
       return await httpGet(url, { headers, signal: this.abort.signal });
     } catch (e) {
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
@@ -852,7 +855,7 @@ class Job {
     // The body (a Node stream: http-get.ts says why not fetch's) is handed chunk by chunk to the
     // writer's worker thread, which appends each to the partial file and hashes it (file-hasher.ts);
     // this thread only receives, and waits when more than 64 MiB are not written yet.
-    const writer = this.followHasher(part);
+    const writer = await this.followHasher(part);
     writer.open(start);
     this.received = start;
     this.samples = [{ t: Date.now(), bytes: start }];
@@ -887,7 +890,8 @@ class Job {
   }
 
   /** The hasher following the partial file (a new one hashes what is already there). */
-  private followHasher(part: string): FileHasher {
+  private async followHasher(part: string): Promise<FileHasher> {
+    const { FileHasher } = await import('./file-hasher.js');
     this.hasher ??= new FileHasher(part, this.state.checksum.algorithm === 'sha512' ? ['sha256', 'sha512'] : ['sha256']);
     return this.hasher;
   }
@@ -911,7 +915,7 @@ class Job {
   private async verifyAndKeep(): Promise<MediaItem> {
     const part = this.store.part(this.id);
     const size = (await fs.stat(part)).size;
-    const { digests, bytes } = await this.followHasher(part).finish(size);
+    const { digests, bytes } = await (await this.followHasher(part)).finish(size);
     this.hasher = null;
     if (bytes !== size) throw new Error(`the partial file changed while it was verified (${bytes} of ${size} bytes hashed).`);
     const sha256 = digests.sha256!;

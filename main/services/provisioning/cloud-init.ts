@@ -22,7 +22,7 @@
  * these strings — log `describeSeed()` instead.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import sshpk from 'sshpk';
+import { sshpk } from './sshpk-lazy';
 import { parse, parseDocument, stringify } from 'yaml';
 import { guestUidFor, ninePMountOptions } from '../../common/guest-uid';
 
@@ -122,7 +122,7 @@ export function checkPublicKey(line: string, field = 'user.sshAuthorizedKeys'): 
   }
   if (text.includes('\n')) throw new SeedInputError(field, 'Give one SSH public key per line.');
   try {
-    sshpk.parseKey(text, 'ssh');
+    sshpk().parseKey(text, 'ssh');
   } catch (e) {
     throw new SeedInputError(field, `Not an OpenSSH public key (${(e as Error).message}). Give a line like "ssh-ed25519 AAAA… you@host", as in a .pub file.`);
   }

@@ -10,7 +10,7 @@
  */
 import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import sshpk from 'sshpk';
+import { sshpk } from './sshpk-lazy';
 import { olderSerialLog } from '../logs/serial-log';
 
 export const HOST_KEYS_BEGIN = '-----BEGIN SSH HOST KEY KEYS-----';
@@ -40,7 +40,7 @@ export function parseHostKeysFromConsole(text: string): HostKey[] {
     const m = KEY_RE.exec(raw);
     if (!m) continue;
     try {
-      sshpk.parseKey(`${m[1]} ${m[2]}`, 'ssh');
+      sshpk().parseKey(`${m[1]} ${m[2]}`, 'ssh');
     } catch {
       continue;
     }

@@ -11,7 +11,7 @@ import { generateKeyPair as generateKeyPairCb } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import sshpk from 'sshpk';
+import { sshpk } from './sshpk-lazy';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -30,7 +30,7 @@ export async function generateSshKeyPair(comment: string): Promise<SshKeyPair> {
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
     publicKeyEncoding: { type: 'spki', format: 'pem' },
   });
-  const key = sshpk.parsePrivateKey(privateKey, 'pkcs8');
+  const key = sshpk().parsePrivateKey(privateKey, 'pkcs8');
   key.comment = safeComment;
   const pub = key.toPublic();
   pub.comment = safeComment;
