@@ -939,7 +939,7 @@ describe('startApp with a fake Electron and a real engine', () => {
     expect(second.fake.app.quitted).toBe(true);
     const after = createEngine({ env: t.env });
     const info = await after.services.vms.get(vm.id);
-    after.dispose();
+    await after.dispose();
     expect(info.state).toBe('stopped');
     expect(info.lastExit?.reason).toBe('shutdown');
   });

@@ -15,7 +15,8 @@ export interface EngineHandle {
   /** True when talking to a separate, running engine. */
   readonly remote: boolean;
   readonly layout: Layout;
-  dispose(): void;
+  /** Resolves once an in-process engine has stopped its work (see Engine.dispose). */
+  dispose(): void | Promise<void>;
 }
 
 export async function openEngine(env: NodeJS.ProcessEnv): Promise<EngineHandle> {

@@ -101,7 +101,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     if (io.env.VIVARIUM_DEBUG) io.stderr.write(`${(e as Error).stack}\n`);
     return 1;
   } finally {
-    engine?.dispose();
+    await engine?.dispose();
   }
 }
 

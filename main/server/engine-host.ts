@@ -162,7 +162,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
     bridge.dispose();
     await http?.close();
     await unix?.close();
-    engine.dispose();
+    await engine.dispose();
     throw e;
   }
 
@@ -192,7 +192,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
           removeOwnInfo(layout.engineInfo);
         }
         await h.close();
-        hostedEngine.dispose();
+        await hostedEngine.dispose();
       })();
       return closing;
     },

@@ -52,7 +52,7 @@ beforeEach(() => {
 afterEach(async () => {
   for (const ws of sockets.splice(0)) ws.terminate();
   for (const s of servers.splice(0)) await s.close();
-  engine.dispose();
+  await engine.dispose();
   await t.cleanup();
 });
 

@@ -62,7 +62,7 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const ws of sockets.splice(0)) ws.terminate();
   await server.close();
-  engine.dispose();
+  await engine.dispose();
   fs.rmSync(root, { recursive: true, force: true });
   await t.cleanup();
 });

@@ -137,7 +137,7 @@ describe('vivarium serve', () => {
     const later = createEngine({ env: t.env });
     expect((await later.services.vms.get(vm.id)).state).toBe('running');
     await later.services.vms.stop(vm.id, { force: true });
-    later.dispose();
+    await later.dispose();
   });
 
   it('says to build the UI when out/renderer is missing', async () => {

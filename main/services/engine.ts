@@ -41,7 +41,8 @@ export interface Engine {
   readonly services: Services;
   readonly manager: VmManager;
   host(): Promise<HostCapabilities>;
-  dispose(): void;
+  /** Stops the engine's work; resolves once downloads have written what arrived (media.dispose). */
+  dispose(): Promise<void>;
 }
 
 export function createEngine(options: EngineOptions = {}): Engine {
@@ -114,12 +115,14 @@ export function createEngine(options: EngineOptions = {}): Engine {
     services,
     manager,
     host,
-    dispose: () => {
+    dispose: async () => {
       ownStats?.dispose();
       clockSync?.dispose();
-      void media.dispose();
       snapshots.dispose();
       manager.dispose();
+      // Last, and awaited: a download stopped by the shutdown writes what has arrived before the
+      // process may end (the download says so: "paused, with what has arrived kept").
+      await media.dispose();
     },
   };
 }

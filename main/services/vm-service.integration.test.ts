@@ -22,7 +22,7 @@ afterEach(async () => {
     for (const vm of engine.manager.listSync()) {
       if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
     }
-    engine.dispose();
+    await engine.dispose();
     engine = null;
   }
   await t.cleanup();

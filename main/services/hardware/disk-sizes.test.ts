@@ -18,7 +18,7 @@ beforeEach(() => {
   s = validatedServices(engine.services);
 });
 afterEach(async () => {
-  engine.dispose();
+  await engine.dispose();
   await t.cleanup();
 });
 

@@ -20,7 +20,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  engine.dispose();
+  await engine.dispose();
   await t.cleanup();
 });
 

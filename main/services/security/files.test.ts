@@ -343,7 +343,7 @@ describe.skipIf(!IS_ROOT)('a full library through the engine (tmpfs; needs root 
       expect(await client.services.vms.list()).toEqual([]);
     } finally {
       client.dispose();
-      engine.dispose();
+      await engine.dispose();
     }
   });
 });

@@ -21,7 +21,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  engine.dispose();
+  await engine.dispose();
   await t.cleanup();
 });
 

@@ -29,7 +29,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   client.dispose();
-  engine.dispose();
+  await engine.dispose();
   await t.cleanup();
 });
 

@@ -27,7 +27,7 @@ afterEach(async () => {
     for (const vm of engine.manager.listSync()) {
       if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
     }
-    engine.dispose();
+    await engine.dispose();
     engine = null;
   }
   await t.cleanup();
@@ -291,7 +291,7 @@ describe('killed in the middle of a live snapshot', () => {
     await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
     await ask(e, id, 'echo kept > /tmp/marker && echo "W:$(cat /tmp/marker):W"', /W:kept:W/);
     e.manager.dispose(); // let go of the monitor: the CLI below is the engine that dies
-    engine.dispose();
+    await engine.dispose();
     engine = null;
     const treeFile = new (await import('../paths')).Layout(t.home, t.runtimeDir).bundle(id).file('snapshots.json');
     await new Promise((r) => setTimeout(r, 500)); // QEMU serves one monitor client: let the old one go
@@ -329,7 +329,7 @@ describe('killed in the middle of a full clone', () => {
     const id = await createGuest(e, 'src', {});
     const disk = e.layout.bundle(id).file('disk0.qcow2');
     qemuIo(disk, 'write -P 0x5a 0 48M'); // enough data that the copy takes a moment
-    e.dispose();
+    await e.dispose();
     engine = null;
 
     const cli = spawn(process.execPath, [CLI_BIN, 'clone', 'src', 'half'], { env: { ...t.env, VIVARIUM_NO_ENGINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -368,7 +368,7 @@ describe('the CLI killed or interrupted in the middle of a long job', () => {
     const g = testGuest();
     const vm = await e.manager.create({ name: 'src', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 1024 * 1024 * 1024, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
     const disk = e.layout.bundle(vm.id).file('disk0.qcow2');
-    e.dispose();
+    await e.dispose();
     qemuIo(disk, 'write -P 0x5a 0 600M');
     return { id: vm.id, disk };
   }

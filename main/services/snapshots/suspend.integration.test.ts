@@ -25,7 +25,7 @@ afterEach(async () => {
       if (vm.state !== 'stopped' && vm.state !== 'suspended') await e.manager.stop(vm.id, { force: true }).catch(() => undefined);
     }
   }
-  for (const x of engines.splice(0)) x.dispose();
+  await Promise.all(engines.splice(0).map((x) => x.dispose()));
   await t.cleanup();
   expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
 });
@@ -86,7 +86,7 @@ describe('suspend to disk', () => {
 
     // Again, with a new engine for the resume (the app or the host restarted).
     await e.services.snapshots.suspend(id);
-    e.dispose();
+    await e.dispose();
     engines.pop();
     e = engine();
     expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('suspended');

@@ -36,7 +36,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  engine?.dispose();
+  await engine?.dispose();
   engine = null;
   await runCli(['stop', NAME, '--force'], { env: t.env, timeoutMs: 60_000 }).catch(() => undefined);
   await t.cleanup();
@@ -142,7 +142,7 @@ describe('network figures from a real guest agent', () => {
 
     // The one-shot path (`vivarium stats NAME --json`: its own engine, two readings a second apart)
     // while the guest sends again. QMP is left to the CLI's engine.
-    engine.dispose();
+    await engine.dispose();
     engine = null;
     const again = sshBytes(t.env, `for i in $(seq ${CHUNKS}); do head -c ${CHUNK} /dev/urandom; sleep 0.5; done`);
     await new Promise((r) => setTimeout(r, 2000));

@@ -72,7 +72,7 @@ afterEach(async () => {
     for (const vm of engine.manager.listSync()) {
       if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
     }
-    engine.dispose();
+    await engine.dispose();
     engine = null;
   }
   await t.cleanup();
@@ -210,7 +210,7 @@ describe('StatsEngine with a real TCG guest', () => {
     });
     await engine.manager.start(vm.id, { waitSerial: g.readyMarker, timeoutSec: 90 });
     // Let go of QMP: the CLI hosts its own engine and needs the VM's one QMP slot.
-    engine.dispose();
+    await engine.dispose();
     engine = createEngine({ env: t.env });
 
     const t0 = performance.now();
