@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CloudCreateSpec, CreateVmSpec, ForwardInfo, Services, ShareInfo } from '../common/contract';
 import { errors } from '../common/errors';
-import { parseForward } from '../common/models/sandbox';
+import { parseForward, ShareTag } from '../common/models/sandbox';
 import { DEFAULT_GUEST_UID, guestUidFor, ninePMountCommand } from '../common/guest-uid';
 import { shellArg } from '../common/shell-arg';
 import type { CommandSpec, Parsed } from './args';
@@ -23,7 +23,7 @@ const VM = 'NAME';
 
 /** Flags `create` gains for a sandbox. */
 export const SANDBOX_CREATE_FLAGS = {
-  'cloud-image': { type: 'string', value: 'ID|PATH|URL', help: 'a developer sandbox from a cloud image: a catalog id (vivarium catalog --kind cloud), a local qcow2/raw file or a URL; the image is never modified' },
+  'cloud-image': { type: 'string', value: 'ID|PATH|URL', help: 'a developer sandbox from a cloud image: a catalog id (vivarium images), a local qcow2/raw file or a URL; the image is never modified' },
   user: { type: 'string', value: 'U', help: 'with --cloud-image: the guest user (default: your user name)' },
   'ssh-key': { type: 'string', value: 'FILE.pub', help: 'with --cloud-image: your SSH public key (default: a key pair made for this VM)' },
   'password-file': { type: 'string', value: 'F', help: 'with --cloud-image: a file whose first line is the user\'s password (default: no password login)' },
@@ -105,13 +105,13 @@ export async function resolveCloudImage(s: Services, io: Io, spec: CreateVmSpec)
   const typed = cloud.image;
   const local = path.resolve(typed);
   if (!/^https?:\/\//i.test(typed) && (fs.existsSync(local) || typed.includes('/') || /\.(qcow2|img|raw)$/i.test(typed))) {
-    if (!fs.existsSync(local)) throw errors.invalid(`The cloud image ${local} does not exist. Give a catalog id (vivarium catalog --kind cloud), a file or a URL.`);
+    if (!fs.existsSync(local)) throw errors.invalid(`The cloud image ${local} does not exist. Give a catalog id (vivarium images), a file or a URL.`);
     return { ...spec, cloud: { ...cloud, image: local } };
   }
   let label: { os?: string; shell?: string } = {};
   if (!/^https?:\/\//i.test(typed)) {
     const entry = (await s.media.catalog({ kind: 'cloud' })).find((e) => e.id === typed);
-    if (!entry) throw errors.invalid(`"${typed}" is neither a file nor a cloud image of the catalog. See vivarium catalog --kind cloud for the ids.`);
+    if (!entry) throw errors.invalid(`"${typed}" is neither a file nor a cloud image of the catalog. See vivarium images for the ids.`);
     // Alpine's images have no bash: the user's login shell is /bin/sh there.
     label = { os: entry.name.slice(0, 100), ...(entry.presetHints.preset === 'alpine' ? { shell: '/bin/sh' } : {}) };
   }
@@ -237,6 +237,10 @@ export async function runSandbox(command: string, p: Parsed, s: Services, io: Io
   }
   let list: readonly ShareInfo[];
   if (action === 'add') {
+    // Said in the flag's words here; the engine's own check would say "Invalid request: Tag: …".
+    if (typeof p.flags.tag === 'string' && !ShareTag.safeParse(p.flags.tag).success) {
+      throw new UsageError(`--tag "${p.flags.tag}" is not a usable share tag: use 1–31 letters, digits, ".", "_" or "-", starting with a letter or digit (it becomes /mnt/TAG in the guest)`, command);
+    }
     list = await s.sandbox.addShare(ref, {
       hostPath: path.resolve(arg!),
       ...(typeof p.flags.tag === 'string' ? { tag: p.flags.tag } : {}),
@@ -299,7 +303,7 @@ async function runSsh(p: Parsed, s: Services, io: Io): Promise<number> {
     return 0;
   }
   const timeoutSec = typeof p.flags.timeout === 'number' ? p.flags.timeout : 600;
-  const hint = setTimeout(() => io.stderr.write(`Waiting for ${ref}'s SSH server (the first boot runs cloud-init)…\n`), 1500);
+  const hint = setTimeout(() => io.stderr.write(`Waiting for ${ref}'s SSH server (a first boot also runs cloud-init)…\n`), 1500);
   try {
     await s.sandbox.waitForSsh(ref, Math.min(24 * 3600_000, Math.max(1000, Math.round(timeoutSec * 1000))));
   } finally {

@@ -350,6 +350,11 @@ describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop v
   it('names a shared folder deleted since it was added, at start, with the fix; share add says how the guest sees it', async () => {
     const gone = path.join(t.home, 'gone');
     fs.mkdirSync(gone);
+    // A tag that cannot be one is refused in the flag's words, before anything changes.
+    const badTag = await cli(['share', 'add', NAME, gone, '--tag', '../x']);
+    expect(badTag.code).toBe(2);
+    expect(badTag.stderr).toMatch(/^vivarium share: --tag "\.\.\/x" is not a usable share tag: use 1–31 letters.*\(it becomes \/mnt\/TAG in the guest\)\. Run `vivarium help share` for usage\.\n$/);
+    expect(badTag.stderr).not.toContain('Invalid request');
     const add = await cli(['share', 'add', NAME, gone]);
     expect(add.code).toBe(0);
     expect(add.stdout).toContain('The guest mounts it at /mnt/gone at its next start.');
