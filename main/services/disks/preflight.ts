@@ -142,6 +142,16 @@ export function rawFileProblem(size: number, head: Buffer): string | null {
   return null;
 }
 
+/**
+ * rawFileProblem for a file on disk (its size and first 64 KiB), for callers that take a raw image
+ * from the user (imports). null when it may be a raw disk.
+ * @throws the fs error when the file cannot be read.
+ */
+export async function rawImageProblem(file: string): Promise<string | null> {
+  const st = await fs.promises.stat(file);
+  return rawFileProblem(st.size, await readHead(file, SNIFF_BYTES));
+}
+
 function corruptSentence(file: string): string {
   return `QEMU marked ${file} as corrupt (a consistency check failed while it was in use), and will not write to it. Back it up, then repair it with qemu-img check -r all "${file}" and try again.`;
 }

@@ -81,6 +81,8 @@ beforeAll(() => {
   for (const [off, byte] of [[0, 0x11], [5 * MiB + 512, 0x5a], [31 * MiB, 0xa5], [SIZE - MiB, 0xee]] as const) {
     const buf = Buffer.alloc(MiB, byte);
     buf.write(`vivarium pattern at ${off}`, 0);
+    // A zero after the text, as every real disk has in its first 64 KiB (disks/preflight.ts rule 6).
+    buf[40] = 0;
     fs.writeSync(fd, buf, 0, buf.length, off);
   }
   fs.closeSync(fd);
@@ -159,6 +161,14 @@ describe('disk image imports', () => {
       fs.writeFileSync(iso, buf);
       await expect(inspectImport(iso)).rejects.toThrow(/is an ISO 9660 image \(an installer or data CD\), not a disk to import\. Attach it as a CD instead/);
     }
+    // A .img file that cannot be a raw disk meets the rule create and start apply (tester-s3 #4):
+    // a size that is not whole sectors, or data without a zero byte in its first 64 KiB.
+    const odd = path.join(dir, 'random.img');
+    fs.writeFileSync(odd, Buffer.alloc(100_000, 7));
+    await expect(inspectImport(odd)).rejects.toThrow(`${odd} is not a disk image: its size (100000 bytes) is not a whole number of 512-byte sectors.`);
+    const noZero = path.join(dir, 'nozero.img');
+    fs.writeFileSync(noZero, Buffer.alloc(128 * 1024, 7));
+    await expect(runImport(noZero, { mode: 'attach', destDir: freshDest('nozero') })).rejects.toThrow(/looks like a text or data file, not a disk image/);
     const text = path.join(dir, 'notes.txt');
     fs.writeFileSync(text, 'hello');
     await expect(inspectImport(text)).rejects.toThrow(/not a disk image Vivarium can import/);

@@ -23,6 +23,7 @@ import { ATTACHABLE, detectKind } from './formats';
 import type { OvfDescriptor } from './ovf';
 import { convertToQcow2, probeImage, type ImageSource, type ProbedImage } from './qemu-img';
 import { listTar } from './tar';
+import { rawImageProblem } from '../disks/preflight';
 
 /** A refusal or failure a person can act on; the message says what to do. */
 export class ImportError extends Error {
@@ -108,6 +109,9 @@ export async function inspectImport(file: string, o: { qemuImg?: string } = {}):
   }
   const stem = path.basename(file).replace(/\.[^.]+$/, '') || 'Imported VM';
   if (kind.kind === 'disk') {
+    // The same rule a raw disk meets at create and at every start (disks/preflight.ts, rule 6).
+    const rawWhy = kind.format === 'raw' ? await rawImageProblem(file) : null;
+    if (rawWhy) throw new ImportError(`${file} ${rawWhy}.`);
     const source: ImageSource = { file, format: kind.format };
     const probed = await checkedProbe(qemuImg, source, path.basename(file));
     return {
