@@ -167,7 +167,19 @@ describe('a download whose engine goes away', () => {
       // Some bytes in, then the engine stops.
       const status = async () => (JSON.parse((await runCli(['media', 'status', '--json'], { env })).stdout) as { receivedBytes: number }[])[0]?.receivedBytes ?? 0;
       while ((await status()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      // A second SIGTERM while it closes (a script or service manager repeating itself) must not
+      // end it before the download has written what arrived: Node's default action would. Sent
+      // the moment serve says it is closing.
+      let serveErr = '';
+      serve.stderr!.on('data', (d: Buffer) => {
+        const closingNow = !serveErr.includes('closing (VMs keep running)');
+        serveErr += d.toString();
+        if (closingNow && serveErr.includes('closing (VMs keep running)')) serve.kill('SIGTERM');
+      });
       serve.kill('SIGTERM');
+      const exited = await new Promise<number | null>((r) => (serve.exitCode !== null ? r(serve.exitCode) : serve.once('exit', (code) => r(code))));
+      expect(exited, serveErr).toBe(0);
+      expect(serveErr).toContain('stopped.');
       const r = await download;
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/vivarium: Lost the connection to the Vivarium engine while downloading tiny\.iso: the download is paused, with what has arrived kept, and resumes when Vivarium starts again \(the app or `vivarium serve`\), or run `vivarium media resume [0-9a-f]{16}`\.\n$/);

@@ -73,9 +73,14 @@ export async function runServe(o: ServeOptions): Promise<number> {
     err(`note: reachable from other machines (TLS on). The token in the URL is the only key: share it with nobody.`);
   }
 
-  const why = await untilStopped(o.signal);
+  const stop = untilStopped(o.signal, () => err('still closing (downloads are writing what has arrived); Ctrl-C quits at once.'));
+  const why = await stop.stopped;
   err(`${why}: closing (VMs keep running)…`);
-  await hosted.close();
+  try {
+    await hosted.close();
+  } finally {
+    stop.dispose();
+  }
   err('stopped.');
   return 0;
 }
@@ -103,21 +108,36 @@ function sshTarget(): string {
   return `${user ? `${user}@` : ''}${os.hostname()}`;
 }
 
-/** Resolves with what stopped us: a signal's name, or "aborted". */
-function untilStopped(signal: AbortSignal | undefined): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (why: string): void => {
+/**
+ * `stopped` resolves with what stopped us: a signal's name, or "aborted". The signal handlers stay
+ * until `dispose()`, so a signal that comes while closing (downloads are writing what has arrived,
+ * engine dispose) does not get Node's default action, which would end the process half-way: another
+ * SIGTERM (a service manager or a script repeating itself) calls `again`; a second Ctrl-C quits at
+ * once (exit 130), as people expect of one.
+ */
+function untilStopped(signal: AbortSignal | undefined, again: () => void): { readonly stopped: Promise<string>; dispose(): void } {
+  let stopped = false;
+  let resolveStopped: (why: string) => void = () => undefined;
+  const promise = new Promise<string>((resolve) => {
+    resolveStopped = resolve;
+  });
+  const stop = (why: string): void => {
+    stopped = true;
+    resolveStopped(why);
+  };
+  const onInt = (): void => (stopped ? process.exit(130) : stop('SIGINT'));
+  const onTerm = (): void => (stopped ? again() : stop('SIGTERM'));
+  const onAbort = (): void => stop('aborted');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  if (signal?.aborted) stop('aborted');
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    stopped: promise,
+    dispose: () => {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
       signal?.removeEventListener('abort', onAbort);
-      resolve(why);
-    };
-    const onInt = (): void => done('SIGINT');
-    const onTerm = (): void => done('SIGTERM');
-    const onAbort = (): void => done('aborted');
-    process.once('SIGINT', onInt);
-    process.once('SIGTERM', onTerm);
-    if (signal?.aborted) return done('aborted');
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+    },
+  };
 }
