@@ -24,13 +24,18 @@ export function guestUidFor(hostUid: number | null | undefined): number | null {
   return hostUid >= 500 && hostUid <= 59999 ? hostUid : null;
 }
 
-/** The 9p mount options (qemu-notes §6), read-only shares mounted `ro`; `nofail` for fstab/cloud-init's mounts. */
+/** The 9p options for `mount -o` (qemu-notes §6), read-only shares mounted `ro`. */
+export function ninePMountCommandOptions(readOnly: boolean): string {
+  return `trans=virtio,version=9p2000.L,msize=131072,cache=mmap${readOnly ? ',ro' : ''}`;
+}
+
+/** The same for fstab/cloud-init's mounts, with `nofail` (a missing share must not stop a boot). */
 export function ninePMountOptions(readOnly: boolean): string {
-  return `trans=virtio,version=9p2000.L,msize=131072,cache=mmap${readOnly ? ',ro' : ''},nofail`;
+  return `${ninePMountCommandOptions(readOnly)},nofail`;
 }
 
 /** The command to mount a share by hand at /mnt/<tag> in a guest without cloud-init (shown to the user). */
 export function ninePMountCommand(share: { readonly tag: string; readonly readOnly: boolean }): string {
   const mp = `/mnt/${share.tag}`;
-  return `sudo mkdir -p ${mp} && sudo mount -t 9p -o ${ninePMountOptions(share.readOnly).replace(/,nofail$/, '')} ${share.tag} ${mp}`;
+  return `sudo mkdir -p ${mp} && sudo mount -t 9p -o ${ninePMountCommandOptions(share.readOnly)} ${share.tag} ${mp}`;
 }

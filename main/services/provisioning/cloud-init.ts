@@ -24,7 +24,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sshpk } from './sshpk-lazy';
 import { parse, parseDocument, stringify } from 'yaml';
-import { guestUidFor, ninePMountOptions } from '../../common/guest-uid';
+import { guestUidFor, ninePMountCommandOptions, ninePMountOptions } from '../../common/guest-uid';
 
 /** A 9p shared folder as the guest mounts it: `tag` is QEMU's `mount_tag`, mounted at `/mnt/<tag>`. */
 export interface SeedShare {
@@ -300,7 +300,7 @@ export function userFallbackScript(name: string, uid: number, shell: string, pas
 export function earlySharesScript(shares: readonly { readonly tag: string; readonly readOnly: boolean }[]): string {
   const one = (s: { readonly tag: string; readonly readOnly: boolean }): string => {
     const mp = shareMountPoint(s.tag);
-    return `grep -qs " ${mp} " /proc/mounts || { mkdir -p ${mp} && mount -t 9p -o ${ninePMountOptions(s.readOnly).replace(/,nofail$/, '')} ${s.tag} ${mp}; } || echo "vivarium: could not mount share ${s.tag}" >&2`;
+    return `grep -qs " ${mp} " /proc/mounts || { mkdir -p ${mp} && mount -t 9p -o ${ninePMountCommandOptions(s.readOnly)} ${s.tag} ${mp}; } || echo "vivarium: could not mount share ${s.tag}" >&2`;
   };
   return `modprobe 9pnet_virtio 2>/dev/null\n${shares.map((x) => `${one(x)}\n`).join('')}${SHARES_LOOP}exit 0\n`;
 }
@@ -321,7 +321,7 @@ const SHARES_LOOP = `for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount
   mp="/mnt/$tag"
   grep -qs " $mp " /proc/mounts && continue
   mkdir -p "$mp"
-  mount -t 9p -o ${ninePMountOptions(false).replace(/,nofail$/, '')} "$tag" "$mp" || echo "vivarium: could not mount share $tag" >&2
+  mount -t 9p -o ${ninePMountCommandOptions(false)} "$tag" "$mp" || echo "vivarium: could not mount share $tag" >&2
 done
 `;
 
