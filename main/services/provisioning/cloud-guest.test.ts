@@ -372,6 +372,18 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     expect(shadow.stdout).toMatch(/^dev:!/);
   });
 
+  it('keeps sshd running through provisioning: cloud-init never restarts it under an open session', async () => {
+    // cloud-init's set_passwords restarts sshd when it has to write ssh_pwauth's value (Debian 12:
+    // into sshd_config.d/50-cloud-init.conf); a `vivarium ssh` that connected in between was reset.
+    // One "Server listening" line on this boot means one sshd start, with and without a password.
+    for (const vm of [plain, pw]) {
+      const log = await ssh(vm, ['sudo', 'journalctl', '-b', '-o', 'cat', '-u', 'ssh.service']);
+      expect(log.code, log.stderr).toBe(0);
+      expect(log.stdout.match(/^Server listening on 0\.0\.0\.0 port 22\.$/gm), log.stdout).toHaveLength(1);
+      expect(log.stdout).not.toMatch(/Received signal 15/);
+    }
+  });
+
   it('merges the user\'s extra user-data (its runcmd ran beside Vivarium\'s)', async () => {
     const r = await ssh(pw, ['cat', '/run/extra-user-data']);
     expect(r.stdout.trim(), `ssh exited ${r.code}: ${r.stderr}\nSerial tail:\n${tail(pw.serialLog)}`).toBe('merged');

@@ -101,21 +101,41 @@ describe('buildSeed: files round-trip as YAML', () => {
     }
   });
 
-  it('puts sshd\'s password setting first in sshd_config before sshd starts, so cloud-init need not restart sshd', () => {
+  it('writes sshd\'s password setting where cloud-init looks for it before sshd starts, so cloud-init need not restart sshd', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-sshd-'));
+    const run = (allow: boolean, conf: string) => execFileSync('sh', ['-c', sshdPasswordAuthScript(allow).replace('/etc/ssh/sshd_config', conf)]);
     try {
+      // Debian 12's sshd_config includes sshd_config.d: cloud-init 22.3+ edits 50-cloud-init.conf there
+      // (and restarts sshd when it had to add the line), older ones edit sshd_config itself.
       const conf = path.join(root, 'sshd_config');
-      fs.writeFileSync(conf, 'Include /etc/ssh/sshd_config.d/*.conf\n#PasswordAuthentication yes\n  passwordauthentication yes\nKbdInteractiveAuthentication no\n');
+      const dropIn = path.join(root, 'sshd_config.d', '50-cloud-init.conf');
+      const body = `Include ${conf}.d/*.conf\n#PasswordAuthentication yes\n  passwordauthentication yes\nKbdInteractiveAuthentication no\n`;
+      fs.writeFileSync(conf, body);
       for (const allow of [false, true]) {
-        execFileSync('sh', ['-c', sshdPasswordAuthScript(allow).replace('/etc/ssh/sshd_config', conf)]);
-        expect(fs.readFileSync(conf, 'utf8')).toBe(
-          `PasswordAuthentication ${allow ? 'yes' : 'no'}\nInclude /etc/ssh/sshd_config.d/*.conf\n#PasswordAuthentication yes\nKbdInteractiveAuthentication no\n`,
-        );
+        run(allow, conf);
+        const line = `PasswordAuthentication ${allow ? 'yes' : 'no'}\n`;
+        expect(fs.readFileSync(conf, 'utf8')).toBe(`${line}Include ${conf}.d/*.conf\n#PasswordAuthentication yes\nKbdInteractiveAuthentication no\n`);
+        expect(fs.readFileSync(dropIn, 'utf8')).toBe(line);
+        // Made as cloud-init's ensure_file makes it: root-only.
+        expect(fs.statSync(dropIn).mode & 0o777).toBe(0o600);
       }
-      expect(fs.readdirSync(root)).toEqual(['sshd_config']);
+      // A drop-in that exists keeps its other lines and its mode.
+      fs.writeFileSync(dropIn, 'PasswordAuthentication no\nPermitRootLogin no\n');
+      fs.chmodSync(dropIn, 0o640);
+      run(true, conf);
+      expect(fs.readFileSync(dropIn, 'utf8')).toBe('PasswordAuthentication yes\nPermitRootLogin no\n');
+      expect(fs.statSync(dropIn).mode & 0o777).toBe(0o640);
+      expect(fs.readdirSync(path.join(root, 'sshd_config.d'))).toEqual(['50-cloud-init.conf']);
+      // No Include (an older image): sshd_config alone, no drop-in made.
+      const old = path.join(root, 'old');
+      fs.mkdirSync(old);
+      fs.writeFileSync(path.join(old, 'sshd_config'), 'PasswordAuthentication yes\n');
+      run(false, path.join(old, 'sshd_config'));
+      expect(fs.readFileSync(path.join(old, 'sshd_config'), 'utf8')).toBe('PasswordAuthentication no\n');
+      expect(fs.readdirSync(old)).toEqual(['sshd_config']);
       // No sshd_config (an image without OpenSSH): nothing happens, no error.
-      execFileSync('sh', ['-c', sshdPasswordAuthScript(false).replace('/etc/ssh/sshd_config', path.join(root, 'none'))]);
-      expect(fs.readdirSync(root)).toEqual(['sshd_config']);
+      run(false, path.join(root, 'none'));
+      expect(fs.readdirSync(root).sort()).toEqual(['old', 'sshd_config', 'sshd_config.d']);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

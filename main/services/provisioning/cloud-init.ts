@@ -222,9 +222,9 @@ export function cloudConfig(input: SeedInput): Record<string, unknown> {
   config.bootcmd = [
     ['cloud-init-per', 'instance', 'vivarium-host-keys', 'sh', '-c', HOST_KEYS_SCRIPT],
     // sshd's password setting written before sshd starts: cloud-init's set_passwords module (config
-    // stage, after sshd is up and answering) otherwise edits sshd_config for ssh_pwauth and
-    // restarts sshd, resetting the connections `vivarium ssh` has just opened. With the value
-    // already there it finds nothing to change and does not restart it.
+    // stage, after sshd is up and answering) otherwise writes it for ssh_pwauth and restarts sshd,
+    // resetting the connections `vivarium ssh` has just opened. With the value already where it
+    // looks (sshdPasswordAuthScript) it finds nothing to change and does not restart it.
     ['cloud-init-per', 'instance', 'vivarium-sshd-pwauth', 'sh', '-c', sshdPasswordAuthScript(hash !== null)],
   ];
   // bootcmd runs before cloud-init's users-groups module: if the image already has an account with
@@ -263,15 +263,29 @@ export const HOST_KEYS_SCRIPT =
   '{ echo "-----BEGIN SSH HOST KEY KEYS-----"; cat /etc/ssh/ssh_host_*_key.pub; echo "-----END SSH HOST KEY KEYS-----"; }';
 
 /**
- * bootcmd's script putting `PasswordAuthentication yes|no` first in /etc/ssh/sshd_config (the first
- * value sshd reads wins, before any Include), replacing other lines of that keyword, so cloud-init's
- * set_passwords finds the value it would write and leaves sshd running. Nothing when the file is absent.
+ * bootcmd's script writing sshd's `PasswordAuthentication yes|no` where cloud-init's set_passwords
+ * module looks for it, so that module (config stage, when sshd already answers) finds its value in
+ * place and does not restart sshd — a restart resets the connections `vivarium ssh` has just
+ * opened ("kex_exchange_identification: read: Connection reset by peer").
+ *
+ * Two places, because cloud-init changed where it writes (cloudinit/ssh_util.py, update_ssh_config):
+ * - up to 22.2 it edits /etc/ssh/sshd_config itself. The line goes first there (sshd takes the
+ *   first value it reads, before any Include), replacing other lines of that keyword;
+ * - from 22.3 (Debian 12 ships 22.4.2), when sshd_config has `Include /etc/ssh/sshd_config.d/*.conf`,
+ *   it edits `sshd_config.d/50-cloud-init.conf` (made 0600 when missing) and restarts sshd whenever
+ *   it had to add the line. The same line goes there, the file made as cloud-init makes it.
+ * Nothing when sshd_config is absent (an image without OpenSSH).
  */
 export function sshdPasswordAuthScript(allow: boolean): string {
+  const v = allow ? 'yes' : 'no';
   return (
-    "f=/etc/ssh/sshd_config; [ -f \"$f\" ] || exit 0; " +
-    `{ echo "PasswordAuthentication ${allow ? 'yes' : 'no'}"; grep -vi '^[[:space:]]*PasswordAuthentication[[:space:]]' "$f"; } > "$f.vivarium" && ` +
-    'cat "$f.vivarium" > "$f" && rm -f "$f.vivarium"'
+    'f=/etc/ssh/sshd_config; [ -f "$f" ] || exit 0; ' +
+    // put FILE: the line first, other lines of the keyword dropped, the file's mode kept.
+    `put() { { echo "PasswordAuthentication ${v}"; grep -vi '^[[:space:]]*PasswordAuthentication[[:space:]]' "$1" || true; } > "$1.vivarium" && ` +
+    'cat "$1.vivarium" > "$1" && rm -f "$1.vivarium"; }; ' +
+    'put "$f" && ' +
+    'if grep -q "^Include $f.d/[*].conf" "$f"; then ' +
+    'd="$f.d/50-cloud-init.conf"; mkdir -p "$f.d" && { [ -f "$d" ] || { touch "$d" && chmod 600 "$d"; }; } && put "$d"; fi'
   );
 }
 
