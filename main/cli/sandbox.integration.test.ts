@@ -7,10 +7,11 @@
  *   chosen host name; the command's exit status comes back; no password login without
  *   --password-file; a host file appears in a share and a read-only share refuses writes; a forward
  *   added live reaches a listener in the guest and is gone after removal (and conflicts are named);
- *   `show --json` lists the guest's IP from the agent; a Shut Down the guest ignores on the power
- *   button goes through the agent. The image file is never modified.
+ *   `show --json` lists the guest's IP from the agent; what the guest sends shows as its network
+ *   figure (live and in `stats --json`); a Shut Down the guest ignores on the power button goes
+ *   through the agent. The image file is never modified.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -20,8 +21,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { shellArg } from '../common/shell-arg';
+import type { StatsSample } from '../common/models/stats';
 import { hostEngine } from '../server/engine-host';
-import { runCli, runCliJson, type CliResult } from '../test-support/cli';
+import { createEngine } from '../services/engine';
+import { CLI_BIN, runCli, runCliJson, type CliResult } from '../test-support/cli';
 import { makeTestHome, type TestHome } from '../test-support/home';
 import { qemuProcessesUnder } from '../test-support/qemu-procs';
 // @ts-expect-error -- plain ESM script without type declarations
@@ -55,6 +58,38 @@ let imageSum: string;
 const cli = (args: string[], timeoutMs = 120_000): Promise<CliResult> => runCli(args, { env: t.env, timeoutMs });
 const ssh = (command: string[], timeoutMs = 120_000) => cli(['ssh', NAME, '--', ...command], timeoutMs);
 const forwards = () => runCliJson<Forward[]>(['forward', 'list', NAME, '--json'], { env: t.env });
+
+const CHUNK = 100_000;
+const CHUNKS = 20;
+const SEND_LOOP = `for i in $(seq ${CHUNKS}); do head -c ${CHUNK} /dev/urandom; sleep 0.5; done`;
+
+/** Runs `vivarium ssh NAME -- command` and counts the bytes the guest sent to its stdout. */
+function sshBytes(command: string, timeoutMs = 120_000): Promise<{ code: number | null; bytes: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_BIN, 'ssh', NAME, '--', command], { env: t.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let bytes = 0;
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (bytes += d.length));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`vivarium ssh timed out after ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, bytes, stderr });
+    });
+  });
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -330,6 +365,60 @@ describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop v
     expect(shown.stdout).toContain(`\n  ssh:      dev@127.0.0.1:${other} (host name ${HOSTNAME}; vivarium ssh '${NAME}')`);
     expect(shown.stdout).toContain(`\n  shares:   ${work} -> /mnt/work (rw)\n            ${docs} -> /mnt/docs (read-only)\n`);
   });
+
+  it('counts what the guest sends as netTxBps, live (the Stats tab) and in `vivarium stats --json`', async () => {
+    // The engine's samples, as the Stats tab receives them; the network figures come from the agent.
+    const engine = createEngine({ env: t.env });
+    const vmId = engine.manager.resolve(NAME).id;
+    const samples: StatsSample[] = [];
+    const sub = engine.services.stats.onDidSample((s) => samples.push(s));
+    const tx = (s: StatsSample) => s.vms.find((v) => v.id === vmId)?.netTxBps ?? null;
+    try {
+      // An idle guest may show 0; the figures are there (not null) once the agent answers.
+      await waitUntil(() => samples.length >= 3 && samples.slice(-3).every((s) => tx(s) !== null), 60_000, 'no NIC figures from the guest agent');
+      for (const s of samples.slice(-3)) expect(tx(s)).toBeGreaterThanOrEqual(0);
+
+      // ~200 KB/s for ~10 s leaves the guest through its NIC (ssh over the user-mode network).
+      const from = samples.length;
+      const sent = await sshBytes(SEND_LOOP);
+      expect(sent.code, sent.stderr).toBe(0);
+      expect(sent.bytes).toBe(CHUNK * CHUNKS);
+      // Two more samples: the end of the traffic falls inside a sampled interval.
+      const to = samples.length;
+      await waitUntil(() => samples.length >= to + 2, 10_000, 'no samples after the traffic');
+      const during = samples.slice(from, to + 2);
+      const rates = during.map(tx);
+      // Consecutive samples cover back-to-back intervals: rate × interval adds up to the bytes sent.
+      let counted = 0;
+      for (let i = 1; i < during.length; i++) counted += (rates[i] ?? 0) * ((during[i]!.at - during[i - 1]!.at) / 1000);
+      const peak = Math.max(...rates.map((r) => r ?? 0));
+      console.log(
+        `net: sent ${sent.bytes} B over ssh; ${during.length} samples: peak out ${(peak / 1024).toFixed(1)} KiB/s, ` +
+          `${(counted / 1e6).toFixed(2)} MB counted (ssh/TCP overhead included), ${rates.filter((r) => r === null).length} without the agent's answer`,
+      );
+      expect(peak).toBeGreaterThan(20 * 1024);
+      // The NIC carries the bytes plus ssh's and TCP's framing; a missed agent answer loses an interval or two.
+      expect(counted).toBeGreaterThan(sent.bytes * 0.6);
+      expect(counted).toBeLessThan(sent.bytes * 1.6);
+    } finally {
+      sub.dispose();
+      await engine.dispose();
+    }
+
+    // The one-shot path (`vivarium stats NAME --json`: its own engine, two readings a second apart)
+    // while the guest sends again.
+    const again = sshBytes(SEND_LOOP);
+    await new Promise((r) => setTimeout(r, 2000));
+    const oneShot: (number | null)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const out = await runCliJson<{ vms: { name: string; netTxBps: number | null }[] }>(['stats', NAME, '--json'], { env: t.env, timeoutMs: 30_000 });
+      oneShot.push(out.vms.find((v) => v.name === NAME)?.netTxBps ?? null);
+    }
+    expect((await again).code).toBe(0);
+    // Each one-shot sample has the agent's figures; at least one caught the guest sending.
+    for (const v of oneShot) expect(v).not.toBeNull();
+    expect(Math.max(...oneShot.map((v) => v ?? 0))).toBeGreaterThan(20 * 1024);
+  }, 180_000);
 
   it('shuts down through the guest agent when the guest ignores the power button', async () => {
     // Make the guest ignore ACPI's power button (systemd-logind's HandlePowerKey).
