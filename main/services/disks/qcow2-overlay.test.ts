@@ -241,6 +241,6 @@ describe('copyPlainQcow2 (a UEFI variable store copied without qemu-img convert)
     expect(await copyPlainQcow2(rawBase, fresh())).toBe(false);
     const link = fresh();
     fs.symlinkSync(qcowBase, link);
-    await expect(copyPlainQcow2(link, fresh())).rejects.toMatchObject({ code: 'ELOOP' });
+    await expect(copyPlainQcow2(link, fresh())).rejects.toThrow(/is a symbolic link; Vivarium does not follow links/);
   });
 });

@@ -214,10 +214,16 @@ const MAX_PLAIN_COPY_BYTES = 64 * 1024 * 1024;
  * caller converts instead). `src` is never followed through a symbolic link (read from one open
  * descriptor); `dest` is created as writeQcow2Overlay creates its file (O_EXCL, 0600, fsync'd,
  * removed on failure).
- * @throws the system error reading `src` (ENOENT, ELOOP for a link); expectedFsError's for `dest`
+ * @throws VivariumError broken-bundle when `src` is a symbolic link (paths.ts symlinkError); the
+ *   system error opening or reading `src` otherwise (ENOENT…); expectedFsError's for `dest`
  */
 export async function copyPlainQcow2(src: string, dest: string): Promise<boolean> {
-  const fh = await fsp.open(src, fs.constants.O_RDONLY | NOFOLLOW);
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(src, fs.constants.O_RDONLY | NOFOLLOW);
+  } catch (e) {
+    throw expectedFsError(e, src);
+  }
   let data: Buffer;
   try {
     const st = await fh.stat();

@@ -21,17 +21,19 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { CloneSpec } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import { bundleDiskFile, diskImages, MAX_BACKING_LAYERS, type BackingLayer, type Disk, type ImageSource, type PortForward, type VmConfig } from '../../common/models/vm-config';
 import { findNameClash } from '../../common/models/vm-settings';
+import { copyPlainQcow2, Qcow2OverlayRefused, writeQcow2Overlay } from '../disks/qcow2-overlay';
 import { BundleFile } from '../paths';
 import { spawnTied } from '../qemu/tied-child';
-import { libraryNames, randomMac } from './checks';
+import type { BundleEntry } from '../bundles/bundle-store';
+import { randomMac } from './checks';
 import type { Library, OkEntry } from './library';
+import { nameOf } from './resolve';
 
 export interface CloneDeps {
   readonly library: Library;
@@ -51,7 +53,15 @@ const TREE_FILE = 'snapshots.json';
 export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec): Promise<{ readonly config: VmConfig; readonly notices: readonly string[] }> {
   const { library } = deps;
   const layout = library.layout;
-  const clash = findNameClash(spec.name, libraryNames(library));
+  // One listing of the library serves the name rule and the port forwards' moves.
+  const entries = library.entries();
+  const clash = findNameClash(
+    spec.name,
+    entries.flatMap((e) => {
+      const name = nameOf(e);
+      return name === null ? [] : [{ id: e.id, name }];
+    }),
+  );
   if (clash) {
     // No remedy: the sentence says it, and `clone` takes the new name as an argument (no --name).
     throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${clash.name}" already exists. Choose another name for the clone.`, undefined, { field: 'name' });
@@ -63,7 +73,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   const id = randomUUID();
   const abs = (s: ImageSource): string => ('bundle' in s ? src.file(s.bundle) : s.path);
   // Fixed host ports cannot serve two VMs: the clone's forwards move to free ports (said in a notice).
-  const moved = await moveForwards(source.config.network.forwards, library, source.config.name, spec.name.trim());
+  const moved = await moveForwards(source.config.network.forwards, entries, source.config.name, spec.name.trim());
   const notices = moved.notice ? [moved.notice] : [];
   const base: VmConfig = {
     ...source.config,
@@ -126,12 +136,9 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
           const topFile = abs(d.source);
           const chainBelow: BackingLayer[] = [{ source: { path: topFile }, format: d.format }, ...d.backing.map((l) => absLayer(l, abs))];
           const srcOverlay = `${d.id}-${stamp}.qcow2`;
-          // Both overlays are the same empty qcow2 naming the same base by its absolute path: make
-          // one with qemu-img, copy it for the other (one process per disk, not four).
+          // Both overlays are the same empty qcow2 naming the same base by its absolute path.
           const cloneOverlay = `${dir}/${bundleDiskFile(d.id)}`;
-          await createOverlay(qemuImg, topFile, d.format, cloneOverlay);
-          await fsp.copyFile(cloneOverlay, src.file(srcOverlay), fs.constants.COPYFILE_EXCL);
-          made.push(src.file(srcOverlay));
+          await createOverlay(qemuImg, topFile, d.format, [cloneOverlay, src.file(srcOverlay)], made);
           // The source's own chain keeps bundle-relative names for files in its folder.
           sourceDisks.push({
             ...d,
@@ -142,7 +149,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
           cloneDisks.push({ ...d, source: { bundle: bundleDiskFile(d.id) }, format: 'qcow2', backing: chainBelow });
           if ('bundle' in d.source) frozen.push(topFile);
         }
-        if (source.config.uefiVars) await copyStandalone(qemuImg, src.file(source.config.uefiVars), 'qcow2', `${dir}/${BundleFile.uefiVars}`, []);
+        if (source.config.uefiVars) await copyUefiVars(qemuImg, src.file(source.config.uefiVars), `${dir}/${BundleFile.uefiVars}`);
         Object.assign(base, { disks: cloneDisks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
         await ownSandbox(dir);
       });
@@ -176,7 +183,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
       done++;
     }
     if (source.config.uefiVars) {
-      await copyStandalone(qemuImg, src.file(source.config.uefiVars), 'qcow2', `${dir}/${BundleFile.uefiVars}`, []);
+      await copyUefiVars(qemuImg, src.file(source.config.uefiVars), `${dir}/${BundleFile.uefiVars}`);
       done++;
     }
     Object.assign(base, { disks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
@@ -191,19 +198,19 @@ const MIN_MOVED_PORT = 1024;
 
 /**
  * The clone's port forwards: each keeps its protocol and guest port, and its host port moves to the
- * next port up that no VM of the library forwards and no program holds now (127.0.0.1), so the
- * source and its clone can run at once. Returns the forwards and a sentence listing the moves
- * (null when there were none).
+ * next port up that no VM of the library (`entries`, a listing of it) forwards and no program holds
+ * now (127.0.0.1), so the source and its clone can run at once. Returns the forwards and a sentence
+ * listing the moves (null when there were none).
  */
 export async function moveForwards(
   forwards: readonly PortForward[],
-  library: Library,
+  entries: readonly BundleEntry[],
   sourceName: string,
   cloneName: string,
 ): Promise<{ readonly forwards: readonly PortForward[]; readonly notice: string | null }> {
   if (forwards.length === 0) return { forwards, notice: null };
   const taken = new Set<string>();
-  for (const e of library.entries()) {
+  for (const e of entries) {
     if (!('config' in e) || !e.config) continue;
     for (const f of e.config.network.forwards) taken.add(`${f.protocol}:${f.hostPort}`);
   }
@@ -267,12 +274,42 @@ function run(binary: string, args: readonly string[]): Promise<void> {
   });
 }
 
-/** A qcow2 overlay at `out` on `base` (whose header names `base` by its absolute path). */
-async function createOverlay(qemuImg: string, base: string, baseFormat: string, out: string): Promise<void> {
-  // -u: do not open the base (nor whatever its header names below it); its size comes from its
-  // own header instead, read here without another qemu-img process.
-  const size = await imageVirtualSize(base, baseFormat);
-  await run(qemuImg, ['create', '-q', '-u', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', base, '-F', baseFormat, out, String(size)]);
+/**
+ * The same empty qcow2 overlay on `base` (its header naming `base` by its absolute path) at each of
+ * `outs`, each pushed to `made` once it exists. Written by Vivarium (disks/qcow2-overlay.ts: no
+ * process, which is most of a linked clone's time); what that writer refuses (a size over QEMU's
+ * limit, a backing name over 1023 bytes) goes to `qemu-img create`, which makes it or says why not.
+ */
+async function createOverlay(qemuImg: string, base: string, baseFormat: string, outs: readonly string[], made: string[]): Promise<void> {
+  // The base's size comes from its own header, read without opening it through QEMU (nor whatever
+  // its header names below it).
+  const virtualSize = await imageVirtualSize(base, baseFormat);
+  for (const out of outs) {
+    try {
+      await writeQcow2Overlay(out, { virtualSize, backingFile: base, backingFormat: baseFormat });
+    } catch (e) {
+      if (!(e instanceof Qcow2OverlayRefused)) throw e;
+      // -u: do not open the base either.
+      await run(qemuImg, ['create', '-q', '-u', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', base, '-F', baseFormat, out, String(virtualSize)]);
+    }
+    made.push(out);
+  }
+}
+
+/**
+ * The clone's copy of a UEFI variable store (a standalone qcow2 Vivarium made: disks/uefi-vars.ts).
+ * Copied byte for byte when its header shows nothing a copy would carry over wrongly (no backing
+ * file, no internal snapshots, no dirty/feature bits: disks/qcow2-overlay.ts copyPlainQcow2);
+ * otherwise — e.g. the source's snapshots are inside it — `qemu-img convert`, which leaves them out.
+ */
+async function copyUefiVars(qemuImg: string, file: string, out: string): Promise<void> {
+  try {
+    if (await copyPlainQcow2(file, out)) return;
+  } catch (e) {
+    // A link, a full disk: said as it is. A missing or unreadable store: qemu-img says it, as before.
+    if (e instanceof VivariumError) throw e;
+  }
+  await copyStandalone(qemuImg, file, 'qcow2', out, []);
 }
 
 /** "QFI\xfb": the first four bytes of every qcow2 image. */
