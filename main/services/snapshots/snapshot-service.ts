@@ -26,6 +26,7 @@ import { scanQemuProcesses } from '../runtime/records';
 import { acquireStartLockAsync, type LockDoing } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
+import { toVmInfo } from '../library/info';
 import { exportVm, importVm } from './bundle-archive';
 import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree } from './tree';
 
@@ -265,8 +266,12 @@ export class LocalSnapshotService implements SnapshotService {
     this.deps.vms.events.append(entry.id, `cloned as "${info.config.name}" (${spec.linked ? 'linked' : 'full'})`);
     this.deps.vms.events.append(info.config.id, `created as a ${spec.linked ? 'linked' : 'full'} clone of "${entry.config.name}"`);
     for (const n of info.notices) this.deps.vms.events.append(info.config.id, n);
-    const made = await this.deps.vms.get(info.config.id);
-    return info.notices.length > 0 ? { ...made, notices: [...(made.notices ?? []), ...info.notices] } : made;
+    // The clone's info from the config just written (not a new listing of the whole library, nor
+    // its command line: a clone is made in milliseconds, issue 10).
+    const made = this.deps.layout.bundle(info.config.id);
+    const key = { id: info.config.id, name: info.config.name };
+    const vm = toVmInfo({ id: key.id, dir: made.dir, ok: true, config: info.config }, this.deps.vms.runStates.get(key), this.deps.vms.runStates.lastExit(key.id));
+    return info.notices.length > 0 ? { ...vm, notices: [...(vm.notices ?? []), ...info.notices] } : vm;
   }
 
   async suspend(ref: string): Promise<VmInfo> {
