@@ -130,8 +130,9 @@ export interface Snapshotter {
   saveSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void>;
   loadSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void>;
   deleteSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string): Promise<void>;
-  /** The snapshots each image of the plan holds, by bundle file name (read without locks). */
-  imageSnapshots(vm: DriverVm): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>>;
+  /** The snapshots each image of the plan holds, by bundle file name (read without locks). With the
+   *  running VM's record, asked of its QEMU (the images it has open) rather than of the files. */
+  imageSnapshots(vm: DriverVm, record?: RuntimeRecord | null): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>>;
 }
 
 /** Suspend to disk: the whole running state saved to `file` (bundle-relative), QEMU ended. The

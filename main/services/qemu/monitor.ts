@@ -86,6 +86,9 @@ export interface SnapshotJobMonitor {
   queryJobs(): Promise<readonly JobInfo[]>;
   /** job-dismiss: forgets a concluded job. */
   jobDismiss(jobId: string): Promise<void>;
+  /** query-named-block-nodes with `flat` (qapi/block-core.json BlockDeviceInfo[]), as QEMU sent it:
+   *  each node's `node-name` and `image` (ImageInfo, with `snapshots` when it holds any). */
+  queryNamedBlockNodes(): Promise<unknown>;
   /** query-chardev: whether QEMU has a character device with this id. */
   hasChardev(id: string): Promise<boolean>;
   /** device_del of virtio-serial port `qdevId` (gone at once: no guest handshake), then chardev-remove of `chardevId`. */
@@ -237,6 +240,10 @@ export class QemuMonitor implements Monitor, SnapshotJobMonitor, MigrationMonito
 
   async jobDismiss(jobId: string): Promise<void> {
     await this.client.execute('job-dismiss', { id: jobId });
+  }
+
+  queryNamedBlockNodes(): Promise<unknown> {
+    return this.client.execute<unknown>('query-named-block-nodes', { flat: true });
   }
 
   async hasChardev(id: string): Promise<boolean> {

@@ -22,7 +22,7 @@ import type { OkEntry } from '../library/library';
 import { writeFileAtomicAsync, type Layout } from '../paths';
 import type { JobName } from '../runtime/jobs';
 import type { RuntimeRecord } from '../runtime/records';
-import { scanQemuProcesses } from '../runtime/records';
+import { isQemuForAsync, scanQemuProcesses } from '../runtime/records';
 import { acquireStartLockAsync, type LockDoing } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
@@ -71,60 +71,84 @@ export class LocalSnapshotService implements SnapshotService {
     const vm = vmOf(entry);
     const plan = driver.snapshotPlan(vm); // refuses a VM with a disk that cannot take one, before any job
     return this.job(entry, 'snapshotSave', async () => {
-      let tree = await this.loadTree(entry, driver);
-      const name = spec.name?.trim() ?? defaultName(tree);
-      assertNameFree(tree, name, null, entry.config.name);
+      // Where the VM is comes first: a running VM's images are then read through its QEMU, on the
+      // monitor connection the save needs anyway (no qemu-img run before or after the save). When
+      // the VM has a runtime record, that connection is opened while where() scans the processes.
+      // The tree file is read meanwhile too.
+      if (this.deps.vms.runStates.currentRecord(entry.id)) driver.watch(vm.id);
+      const treeText = this.readTreeText(entry.id);
+      treeText.catch(() => undefined); // awaited below; where() may throw first
       const where = await this.where(entry, 'take a snapshot');
-      if (where.kind === 'running') assertNoShares(entry, 'snapshot'); // before any QEMU work (no lock is held)
-      const id = `snap-${randomBytes(6).toString('hex')}`;
+      const live = where.kind === 'running' ? where.record : null;
       const bundle = this.deps.layout.bundle(entry.id);
       try {
+        if (live) assertNoShares(entry, 'snapshot'); // before any QEMU work
+        let tree = await this.loadTree(entry, driver, true, live, treeText);
+        const name = spec.name?.trim() ?? defaultName(tree);
+        assertNameFree(tree, name, null, entry.config.name);
+        const id = `snap-${randomBytes(6).toString('hex')}`;
         // Leftovers of an interrupted save take space in the images: remove them first.
         for (const tag of this.strays.get(entry.id) ?? []) {
-          await driver.deleteSnapshot(vm, where.kind === 'running' ? where.record : null, tag).then(
+          await driver.deleteSnapshot(vm, live, tag).then(
             () => this.deps.vms.events.append(entry.id, `removed ${tag}, left in the images by an interrupted snapshot`),
             (e: unknown) => this.deps.log?.(`could not remove ${tag}: ${(e as Error).message}`),
           );
         }
         this.strays.delete(entry.id);
-        let thumbnail: string | null = null;
-        if (where.kind === 'running' && entry.config.display !== 'none' && hasScreenshotter(driver)) {
-          try {
-            const shot = await driver.screenshot(vm, where.record);
-            thumbnail = `${id}.png`;
-            await writeFileAtomicAsync(bundle.file(thumbnail), shot.png);
-          } catch (e) {
-            this.deps.log?.(`snapshot thumbnail of ${entry.config.name}: ${(e as Error).message}`);
-            thumbnail = null;
-          }
-        }
+        // The thumbnail's screendump is asked for before the save (QEMU answers its monitor in order,
+        // so it shows the screen as the snapshot has it); reading and writing the PNG overlap the save.
+        // A VM without a display has nothing to draw.
+        const thumbName = live && entry.config.display !== 'none' && hasScreenshotter(driver) ? `${id}.png` : null;
+        const thumbDone: Promise<boolean> =
+          live && thumbName && hasScreenshotter(driver)
+            ? driver
+                .screenshot(vm, live)
+                .then((shot) => writeFileAtomicAsync(bundle.file(thumbName), shot.png))
+                .then(
+                  () => true,
+                  (e: unknown) => {
+                    this.deps.log?.(`snapshot thumbnail of ${entry.config.name}: ${(e as Error).message}`);
+                    return false;
+                  },
+                )
+            : Promise.resolve(false);
         const record: SnapshotRecord = {
           id,
           name,
           description: spec.description ?? '',
           createdAt: new Date().toISOString(),
           parentId: tree.current,
-          withMemory: where.kind === 'running',
+          withMemory: live !== null,
           images: plan.images.map((i) => i.file),
-          thumbnail,
+          thumbnail: thumbName,
           state: 'saving',
         };
         tree = { ...tree, snapshots: [...tree.snapshots, record] };
-        await this.writeTree(entry.id, tree);
+        // The `saving` entry is written while the images take the snapshot. Complete or absent holds
+        // in every order: a crash before the entry is on disk leaves only a tag that no snapshot
+        // claims (a stray, removed by the next snapshot), one after it a `saving` entry that
+        // reconcile completes or drops (tree.ts).
+        const savingWritten = this.writeTree(entry.id, tree).then(
+          () => null,
+          (e: unknown) => e,
+        );
         this.fireProgress(entry.id, 'create', 0, false);
         try {
-          await driver.saveSnapshot(vm, where.kind === 'running' ? where.record : null, id, (f) => this.fireProgress(entry.id, 'create', f, false));
+          await driver.saveSnapshot(vm, live, id, (f) => this.fireProgress(entry.id, 'create', f, false));
+          const failed = await savingWritten;
+          if (failed) throw failed;
         } catch (e) {
           // Complete or absent: take back what was made, then the tree entry.
-          await driver.deleteSnapshot(vm, where.kind === 'running' ? where.record : null, id).catch(() => undefined);
-          await this.writeTree(entry.id, removeSnapshot(tree, id));
-          if (thumbnail) await fsp.rm(bundle.file(thumbnail), { force: true });
+          await savingWritten;
+          await driver.deleteSnapshot(vm, live, id).catch(() => undefined);
+          await this.writeTree(entry.id, removeSnapshot(tree, id)).catch(() => undefined); // else reconcile drops the entry
+          if (thumbName && (await thumbDone)) await fsp.rm(bundle.file(thumbName), { force: true });
           throw e;
         }
-        tree = { ...tree, current: id, snapshots: tree.snapshots.map((s) => (s.id === id ? { ...s, state: 'complete' as const } : s)) };
-        await this.writeTree(entry.id, tree);
+        const thumbnail = thumbName && (await thumbDone) ? thumbName : null;
+        tree = { ...tree, current: id, snapshots: tree.snapshots.map((s) => (s.id === id ? { ...s, thumbnail, state: 'complete' as const } : s)) };
+        const [sizes] = await Promise.all([this.sizes(entry, driver, live), this.writeTree(entry.id, tree)]);
         this.deps.vms.events.append(entry.id, `snapshot "${name}" (${id}) taken${record.withMemory ? ' with memory' : ''}`);
-        const sizes = await this.sizes(entry, driver);
         this.deps.vms.jobs.afterJobs(entry.id, () => this.changes.fire({ vmId: entry.id })); // after the job: a listener may act at once
         return infoOf(tree, tree.snapshots.find((s) => s.id === id)!, sizes.get(id) ?? 0);
       } finally {
@@ -346,6 +370,10 @@ export class LocalSnapshotService implements SnapshotService {
       );
     }
     const vmKey = { id: entry.id, name: entry.config.name };
+    // A running VM is known by its record and its QEMU's command line (RunStates.get's first look);
+    // the scan of every process below is for the rest (a QEMU whose runtime folder vanished).
+    const rec = this.deps.vms.runStates.currentRecord(entry.id);
+    if (rec && (rec.status === 'running' || rec.status === 'paused') && (await isQemuForAsync(rec.pid, entry.id))) return { kind: 'running', record: rec };
     // One scan of the host's processes serves both looks (it is most of a quick clone's time); a
     // QEMU started after it cannot be ours: starts take the lock taken below.
     const live = await scanQemuProcesses();
@@ -383,15 +411,20 @@ export class LocalSnapshotService implements SnapshotService {
   }
 
   /** The tree, reconciled with the images (unless a snapshot job of this engine is under way). */
-  private async loadTree(entry: OkEntry, driver: SnapDriver, doReconcile = true): Promise<SnapshotTree> {
-    const text = await this.readTreeText(entry.id);
-    const { tree, problem } = parseTree(text);
+  private async loadTree(
+    entry: OkEntry,
+    driver: SnapDriver,
+    doReconcile = true,
+    live: RuntimeRecord | null = null,
+    text: Promise<string | null> = this.readTreeText(entry.id),
+  ): Promise<SnapshotTree> {
+    const { tree, problem } = parseTree(await text);
     if (problem) this.deps.vms.events.append(entry.id, `${problem}; the snapshot tree starts afresh (the images keep their data)`);
     if (!doReconcile) return tree;
     const vm = vmOf(entry);
     let held: ReadonlyMap<string, readonly string[]>;
     try {
-      const images = await driver.imageSnapshots(vm);
+      const images = await driver.imageSnapshots(vm, live);
       held = new Map([...images].map(([f, list]) => [f, list.map((s) => s.tag)]));
     } catch {
       return tree; // a VM whose disks cannot hold snapshots has none to reconcile
@@ -405,11 +438,11 @@ export class LocalSnapshotService implements SnapshotService {
     return r.tree;
   }
 
-  /** Bytes of saved memory per snapshot id, over the images. */
-  private async sizes(entry: OkEntry, driver: SnapDriver): Promise<ReadonlyMap<string, number>> {
+  /** Bytes of saved memory per snapshot id, over the images (asked of QEMU when `live`). */
+  private async sizes(entry: OkEntry, driver: SnapDriver, live: RuntimeRecord | null = null): Promise<ReadonlyMap<string, number>> {
     const out = new Map<string, number>();
     try {
-      for (const list of (await driver.imageSnapshots(vmOf(entry))).values()) for (const s of list) out.set(s.tag, (out.get(s.tag) ?? 0) + s.vmStateBytes);
+      for (const list of (await driver.imageSnapshots(vmOf(entry), live)).values()) for (const s of list) out.set(s.tag, (out.get(s.tag) ?? 0) + s.vmStateBytes);
     } catch {
       // none
     }

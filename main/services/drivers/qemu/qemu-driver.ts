@@ -384,8 +384,8 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
     return this.snapshotter.delete(vm, record, tag);
   }
 
-  imageSnapshots(vm: DriverVm): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>> {
-    return this.snapshotter.imageSnapshots(vm);
+  imageSnapshots(vm: DriverVm, record?: RuntimeRecord | null): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>> {
+    return this.snapshotter.imageSnapshots(vm, record ?? null);
   }
 
   /** Suspend to disk (./suspender.ts): the state into the bundle, then QEMU ends. */

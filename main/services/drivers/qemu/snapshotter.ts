@@ -4,7 +4,10 @@
  * - Running VM: QMP `snapshot-save` / `snapshot-load` / `snapshot-delete` jobs (QEMU 6.0+) over every
  *   writable qcow2 node of the VM — each disk's top image and the UEFI variable store ("fw-vars") —
  *   with the VM state (RAM, devices) in the system disk. The jobs pause the vCPUs while they run and
- *   resume them afterwards. Each job is followed with `query-jobs` until it concludes, then dismissed.
+ *   resume them afterwards. Each job is followed by its JOB_STATUS_CHANGE events until it concludes
+ *   (no polling: the wait ends the moment QEMU says so), then read once with `query-jobs` for its
+ *   error and dismissed. What the images hold is asked of QEMU itself (`query-named-block-nodes`)
+ *   on the connection already open, not of a `qemu-img info -U` per image.
  * - Stopped VM: `qemu-img snapshot -c/-a/-d` on each image file (disks only, no memory).
  *
  * Images are opened with `--image-opts` and an explicit `driver=qcow2`, never by probing, and only
@@ -14,12 +17,11 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { errors } from '../../../common/errors';
+import { errors, isVivariumError } from '../../../common/errors';
 import type { VmConfig } from '../../../common/models/vm-config';
 import type { Layout } from '../../paths';
 import { QemuIds, VDAGENT_PORT_NAME, escapeOptionValue } from '../../qemu/argv';
-import type { SnapshotJobMonitor } from '../../qemu/monitor';
-import { sleep } from '../../qemu/process';
+import type { Monitor, SnapshotJobMonitor } from '../../qemu/monitor';
 import type { RuntimeRecord } from '../../runtime/records';
 import type { DriverVm, ImageSnapshot, SnapshotImage, SnapshotPlan, SnapshotProgress } from '../driver';
 
@@ -28,16 +30,39 @@ export interface QemuSnapshotterDeps {
   /** The qemu-img binary (host probe), null when missing. */
   readonly qemuImg: () => Promise<string | null>;
   /** The engine's monitor of a running VM (the one QMP connection). */
-  readonly monitor: (id: string) => Promise<SnapshotJobMonitor>;
+  readonly monitor: (id: string) => Promise<JobMonitor>;
 }
+
+/** What the snapshotter asks of a running VM's monitor: the job commands and the job's events. */
+export type JobMonitor = SnapshotJobMonitor & Pick<Monitor, 'onEvent' | 'onClose'>;
 
 /** How long one snapshot job may run before Vivarium gives up waiting (a large guest on TCG). */
 const JOB_TIMEOUT_MS = 30 * 60_000;
-/** query-jobs every 10 ms for the first 2 s (a small guest's snapshot takes well under a second, and
- *  each poll is one line on the monitor socket), every 50 ms after that. */
-const JOB_POLL_FAST_MS = 10;
-const JOB_POLL_MS = 50;
-const JOB_FAST_FOR_MS = 2000;
+
+/**
+ * The internal snapshots of each format node in a `query-named-block-nodes` answer (QEMU 7.2+:
+ * BlockDeviceInfo[] with `node-name` and `image`, an ImageInfo whose `snapshots` (SnapshotInfo[]:
+ * `name`, `vm-state-size` in bytes) is left out when the image holds none). Pure; an answer of
+ * another shape gives an empty map, an entry without a name is skipped.
+ * @returns node name → its snapshots (tag = SnapshotInfo `name`, vmStateBytes = `vm-state-size`).
+ */
+export function parseNodeSnapshots(answer: unknown): Map<string, readonly ImageSnapshot[]> {
+  const out = new Map<string, readonly ImageSnapshot[]>();
+  if (!Array.isArray(answer)) return out;
+  for (const node of answer as unknown[]) {
+    if (typeof node !== 'object' || node === null) continue;
+    const { 'node-name': name, image } = node as { 'node-name'?: unknown; image?: unknown };
+    if (typeof name !== 'string' || name === '' || typeof image !== 'object' || image === null) continue;
+    const list = (image as { snapshots?: unknown }).snapshots;
+    out.set(
+      name,
+      (Array.isArray(list) ? (list as unknown[]) : [])
+        .filter((s): s is { name: string; 'vm-state-size'?: unknown } => typeof s === 'object' && s !== null && typeof (s as { name?: unknown }).name === 'string')
+        .map((s) => ({ tag: s.name, vmStateBytes: typeof s['vm-state-size'] === 'number' ? s['vm-state-size'] : 0 })),
+    );
+  }
+  return out;
+}
 
 /**
  * The images a snapshot of `config` covers and where its memory goes. Pure.
@@ -137,7 +162,7 @@ export class QemuSnapshotter {
   async delete(vm: DriverVm, record: RuntimeRecord | null, tag: string): Promise<void> {
     const plan = snapshotPlanOf(vm.config);
     // Only the images that hold the tag: a half-made snapshot may be in some of them only.
-    const held = await this.imageSnapshots(vm);
+    const held = await this.imageSnapshots(vm, record);
     const holding = plan.images.filter((i) => held.get(i.file)?.some((s) => s.tag === tag));
     if (holding.length === 0) return;
     if (record) {
@@ -148,8 +173,17 @@ export class QemuSnapshotter {
     await this.offline(vm, { images: holding, vmstate: null }, ['-d', tag], 'delete the snapshot', false);
   }
 
-  async imageSnapshots(vm: DriverVm): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>> {
+  /**
+   * The snapshots each image of the plan holds, by bundle file name. A running VM (`record`) is
+   * asked through its monitor (QEMU's own view of the images it has open, one round trip); a
+   * stopped one, or a running one whose answer lacks an image, with `qemu-img info -U` per image.
+   */
+  async imageSnapshots(vm: DriverVm, record: RuntimeRecord | null = null): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>> {
     const plan = snapshotPlanOf(vm.config);
+    if (record) {
+      const live = await this.liveImageSnapshots(vm, plan).catch(() => null);
+      if (live) return live;
+    }
     const bin = await this.bin();
     const bundle = this.deps.layout.bundle(vm.id);
     const out = new Map<string, readonly ImageSnapshot[]>();
@@ -172,6 +206,20 @@ export class QemuSnapshotter {
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /** imageSnapshots from the running QEMU; null when a plan image is not among its nodes (a disk
+   *  added to the config since it started). */
+  private async liveImageSnapshots(vm: DriverVm, plan: SnapshotPlan): Promise<ReadonlyMap<string, readonly ImageSnapshot[]> | null> {
+    const m = await this.deps.monitor(vm.id);
+    const byNode = parseNodeSnapshots(await m.queryNamedBlockNodes());
+    const out = new Map<string, readonly ImageSnapshot[]>();
+    for (const img of plan.images) {
+      const list = byNode.get(img.node);
+      if (!list) return null;
+      out.set(img.file, list);
+    }
+    return out;
+  }
 
   private requireImages(vm: DriverVm, what: string): SnapshotPlan {
     const plan = snapshotPlanOf(vm.config);
@@ -207,39 +255,56 @@ export class QemuSnapshotter {
     }
   }
 
-  /** Starts a QMP job and follows it to its end (query-jobs), then dismisses it. */
+  /**
+   * Starts a QMP job and waits for its JOB_STATUS_CHANGE to `concluded` (listened to before the job
+   * is started: QEMU may send its events before the command's answer), then reads its outcome with
+   * query-jobs and dismisses it in the same round trip. No polling: a snapshot job holds QEMU's main
+   * loop, so the monitor answers nothing while it runs anyway, and the wait ends with QEMU's event.
+   * Progress is reported at the end (QEMU 7.2 reports 0/1 then 1/1 for these jobs).
+   * @throws VivariumError invalid-state when the VM stopped (Force Off) during the job; qemu-failed
+   *  with QEMU's reason; timeout after JOB_TIMEOUT_MS.
+   */
   private async runJob(
     vm: DriverVm,
-    m: SnapshotJobMonitor,
+    m: JobMonitor,
     kind: 'save' | 'load' | 'delete',
     start: (jobId: string) => Promise<void>,
     progress?: SnapshotProgress,
   ): Promise<void> {
     const jobId = `viv-${kind}-${randomBytes(4).toString('hex')}`;
     const verb = kind === 'save' ? 'save the snapshot of' : kind === 'load' ? 'revert' : 'delete the snapshot of';
+    const stopped = () => errors.state(`"${vm.config.name}" stopped while Vivarium was trying to ${verb} it.`);
+    let onEvent: { dispose(): void } | undefined;
+    let onClose: { dispose(): void } | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const concluded = new Promise<void>((resolve, reject) => {
+      onEvent = m.onEvent((e) => {
+        if (e.event === 'JOB_STATUS_CHANGE' && e.data.id === jobId && e.data.status === 'concluded') resolve();
+      });
+      onClose = m.onClose(() => reject(stopped()));
+      timer = setTimeout(() => reject(errors.timeout(`QEMU did not ${verb} "${vm.config.name}" within ${JOB_TIMEOUT_MS / 60_000} minutes.`)), JOB_TIMEOUT_MS);
+    });
+    concluded.catch(() => undefined); // observed below; a failed start must not leave it unhandled
     try {
-      await start(jobId);
-      const started = Date.now();
-      const deadline = started + JOB_TIMEOUT_MS;
-      for (;;) {
-        const job = (await m.queryJobs()).find((j) => j.id === jobId);
-        if (!job) throw errors.qemu(`QEMU lost track of its job to ${verb} "${vm.config.name}".`);
-        if (job.totalProgress > 0) progress?.(Math.min(1, job.currentProgress / job.totalProgress));
-        if (job.status === 'concluded') {
-          await m.jobDismiss(jobId).catch(() => undefined);
-          if (job.error) throw errors.qemu(`QEMU could not ${verb} "${vm.config.name}": ${job.error}`);
-          progress?.(1);
-          return;
-        }
-        if (Date.now() > deadline) throw errors.timeout(`QEMU did not ${verb} "${vm.config.name}" within ${JOB_TIMEOUT_MS / 60_000} minutes.`);
-        await sleep(Date.now() - started < JOB_FAST_FOR_MS ? JOB_POLL_FAST_MS : JOB_POLL_MS);
-      }
+      const started = start(jobId);
+      // QEMU may send the job's last events before the command's own answer: whichever comes last,
+      // the outcome is asked for at once (QMP answers in order, so after the command's answer).
+      await Promise.race([started.then(() => concluded), concluded]);
+      const [, jobs] = await Promise.all([started, m.queryJobs(), m.jobDismiss(jobId).catch(() => undefined)]);
+      const job = jobs.find((j) => j.id === jobId);
+      if (!job) throw errors.qemu(`QEMU lost track of its job to ${verb} "${vm.config.name}".`);
+      if (job.error) throw errors.qemu(`QEMU could not ${verb} "${vm.config.name}": ${job.error}`);
+      progress?.(1);
     } catch (e) {
       // Forced off (or crashed) in the middle: the monitor closed under the job.
-      if (e instanceof Error && /closed|not connected|ECONNRESET|EPIPE/i.test(e.message) && !('code' in e && (e as { code: string }).code === 'qemu-failed')) {
-        throw errors.state(`"${vm.config.name}" stopped while Vivarium was trying to ${verb} it.`);
+      if (e instanceof Error && /closed|not connected|ECONNRESET|EPIPE/i.test(e.message) && !(isVivariumError(e) && e.code === 'qemu-failed')) {
+        throw stopped();
       }
       throw e;
+    } finally {
+      clearTimeout(timer);
+      onEvent?.dispose();
+      onClose?.dispose();
     }
   }
 }
