@@ -284,7 +284,7 @@ async function createOverlay(qemuImg: string, base: string, baseFormat: string, 
   // The base's size comes from its own header, read without opening it through QEMU (nor whatever
   // its header names below it).
   const virtualSize = await imageVirtualSize(base, baseFormat);
-  for (const out of outs) {
+  const one = async (out: string): Promise<void> => {
     try {
       await writeQcow2Overlay(out, { virtualSize, backingFile: base, backingFormat: baseFormat });
     } catch (e) {
@@ -293,7 +293,11 @@ async function createOverlay(qemuImg: string, base: string, baseFormat: string, 
       await run(qemuImg, ['create', '-q', '-u', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', base, '-F', baseFormat, out, String(virtualSize)]);
     }
     made.push(out);
-  }
+  };
+  // At once: each write waits on its own fsync.
+  const results = await Promise.allSettled(outs.map(one));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
