@@ -16,7 +16,7 @@ import type { CloneSpec, CreateSnapshotSpec, EditSnapshotSpec, SnapshotInfo, Sna
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import type { VmInfo } from '../../common/models/vm-state';
-import { hasScreenshotter, hasSnapshotter, hasSuspender, type DriverVm, type Snapshotter, type VmDriver } from '../drivers/driver';
+import { hasScreenshotter, hasSnapshotter, hasSuspender, type DriverVm, type ImageSnapshot, type Snapshotter, type VmDriver } from '../drivers/driver';
 import { Emitter } from '../emitter';
 import type { OkEntry } from '../library/library';
 import { writeFileAtomicAsync, type Layout } from '../paths';
@@ -60,8 +60,10 @@ export class LocalSnapshotService implements SnapshotService {
     if (!driver) return [];
     // While this engine saves, reverts or deletes a snapshot of it, the tree is read as it is.
     const busy = this.deps.vms.jobs.running(entry.id).some((j) => j.name.startsWith('snapshot'));
-    const tree = await this.loadTree(entry, driver, !busy);
-    const sizes = await this.sizes(entry, driver);
+    // One look at the images serves the reconcile and the sizes (qemu-img info per image).
+    const seen: { images?: ReadonlyMap<string, readonly ImageSnapshot[]> } = {};
+    const tree = await this.loadTree(entry, driver, !busy, null, undefined, seen);
+    const sizes = seen.images ? sizesOf(seen.images) : await this.sizes(entry, driver);
     return tree.snapshots.filter((s) => s.state === 'complete').map((s) => infoOf(tree, s, sizes.get(s.id) ?? 0));
   }
 
@@ -417,6 +419,7 @@ export class LocalSnapshotService implements SnapshotService {
     doReconcile = true,
     live: RuntimeRecord | null = null,
     text: Promise<string | null> = this.readTreeText(entry.id),
+    seen?: { images?: ReadonlyMap<string, readonly ImageSnapshot[]> },
   ): Promise<SnapshotTree> {
     const { tree, problem } = parseTree(await text);
     if (problem) this.deps.vms.events.append(entry.id, `${problem}; the snapshot tree starts afresh (the images keep their data)`);
@@ -425,6 +428,7 @@ export class LocalSnapshotService implements SnapshotService {
     let held: ReadonlyMap<string, readonly string[]>;
     try {
       const images = await driver.imageSnapshots(vm, live);
+      if (seen) seen.images = images;
       held = new Map([...images].map(([f, list]) => [f, list.map((s) => s.tag)]));
     } catch {
       return tree; // a VM whose disks cannot hold snapshots has none to reconcile
@@ -440,18 +444,23 @@ export class LocalSnapshotService implements SnapshotService {
 
   /** Bytes of saved memory per snapshot id, over the images (asked of QEMU when `live`). */
   private async sizes(entry: OkEntry, driver: SnapDriver, live: RuntimeRecord | null = null): Promise<ReadonlyMap<string, number>> {
-    const out = new Map<string, number>();
     try {
-      for (const list of (await driver.imageSnapshots(vmOf(entry), live)).values()) for (const s of list) out.set(s.tag, (out.get(s.tag) ?? 0) + s.vmStateBytes);
+      return sizesOf(await driver.imageSnapshots(vmOf(entry), live));
     } catch {
-      // none
+      return new Map(); // none
     }
-    return out;
   }
 
   private fireProgress(vmId: string, operation: SnapshotProgressEvent['operation'], fraction: number, done: boolean): void {
     this.progress.fire({ vmId, operation, fraction, done });
   }
+}
+
+/** Bytes of saved memory per snapshot id (tag), summed over the images. */
+function sizesOf(images: ReadonlyMap<string, readonly ImageSnapshot[]>): ReadonlyMap<string, number> {
+  const out = new Map<string, number>();
+  for (const list of images.values()) for (const s of list) out.set(s.tag, (out.get(s.tag) ?? 0) + s.vmStateBytes);
+  return out;
 }
 
 function vmOf(entry: OkEntry): DriverVm {
