@@ -6,6 +6,8 @@
  * Output: human text by default, `--json` where documented (README). Errors: one line on stderr that
  * says what to do, exit status 1 (2 for usage errors).
  */
+// First: settings every schema is built with (see the file).
+import './zod-config';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
