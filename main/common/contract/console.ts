@@ -1,6 +1,6 @@
 /** The `console` service: single-use URLs for a VM's serial console and display streams. */
 import { z } from 'zod';
-import { VmRef, type ServiceSchema } from './shared';
+import { VmRef, lazyTuples, type ServiceSchema } from './shared';
 
 /** 'terminal': an SSH session in a cloud-init sandbox (issue 11; main/server/terminal-stream.ts). */
 export const StreamKind = z.enum(['serial', 'vnc', 'terminal']);
@@ -25,6 +25,6 @@ export interface ConsoleService {
 }
 
 export const consoleSchema: ServiceSchema<ConsoleService> = {
-  methods: { openStream: z.tuple([VmRef, StreamKind, StreamOptions.optional()]) },
+  methods: lazyTuples({ openStream: () => z.tuple([VmRef, StreamKind, StreamOptions.optional()]) }),
   events: [],
 };

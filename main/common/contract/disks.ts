@@ -4,7 +4,7 @@
  * stopped (the config). Implemented by main/services/hardware/disk-service.ts.
  */
 import { z } from 'zod';
-import { AbsPath, VmRef, type ServiceSchema } from './shared';
+import { AbsPath, VmRef, lazySchema, lazyTuples, type ServiceSchema } from './shared';
 
 /** One entry of a VM's drive list. Sizes in bytes. */
 export interface DriveInfo {
@@ -44,17 +44,19 @@ const SizeBytes = z.number().int().min(0);
  *  an untrusted image: format probed and given explicitly, no backing file, not an ISO), on `bus`
  *  (default virtio). With `cdrom: true`, a new CD drive instead: empty, or holding the ISO `file`
  *  (checked as `cd insert` checks it); no size or bus then. */
-export const AddDiskRequest = z
-  .object({ sizeBytes: SizeBytes.optional(), file: AbsPath.optional(), bus: NewDiskBus.optional(), cdrom: z.boolean().optional() })
-  .strict()
-  .superRefine((r, ctx) => {
-    if (r.cdrom) {
-      if (r.sizeBytes !== undefined) ctx.addIssue({ code: 'custom', path: ['sizeBytes'], message: 'a CD drive has no size: give an ISO file, or nothing for an empty drive' });
-      if (r.bus !== undefined) ctx.addIssue({ code: 'custom', path: ['bus'], message: 'a CD drive\'s bus is fixed (SATA on x86, SCSI on aarch64): leave the bus out' });
-    } else if ((r.sizeBytes === undefined) === (r.file === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'give either the size of a new disk or an existing image file, not both' });
-    }
-  });
+export const AddDiskRequest = lazySchema(() =>
+  z
+    .object({ sizeBytes: SizeBytes.optional(), file: AbsPath.optional(), bus: NewDiskBus.optional(), cdrom: z.boolean().optional() })
+    .strict()
+    .superRefine((r, ctx) => {
+      if (r.cdrom) {
+        if (r.sizeBytes !== undefined) ctx.addIssue({ code: 'custom', path: ['sizeBytes'], message: 'a CD drive has no size: give an ISO file, or nothing for an empty drive' });
+        if (r.bus !== undefined) ctx.addIssue({ code: 'custom', path: ['bus'], message: 'a CD drive\'s bus is fixed (SATA on x86, SCSI on aarch64): leave the bus out' });
+      } else if ((r.sizeBytes === undefined) === (r.file === undefined)) {
+        ctx.addIssue({ code: 'custom', message: 'give either the size of a new disk or an existing image file, not both' });
+      }
+    }),
+);
 export type AddDiskRequest = z.infer<typeof AddDiskRequest>;
 
 export const DriveId = z.string().regex(/^(disk[0-9]{1,2}|cd[0-9])$/, 'must be a drive id as disk list shows it (disk0, disk1, cd0, cd1)');
@@ -83,13 +85,13 @@ export interface DiskService {
 }
 
 export const disksSchema: ServiceSchema<DiskService> = {
-  methods: {
-    list: z.tuple([VmRef]),
-    add: z.tuple([VmRef, AddDiskRequest]),
-    resize: z.tuple([VmRef, DriveId, SizeBytes]),
-    remove: z.tuple([VmRef, DriveId, z.object({ deleteFile: z.boolean().optional(), force: z.boolean().optional() }).strict().optional()]),
-    insertCd: z.tuple([VmRef, AbsPath, DriveId.optional()]),
-    ejectCd: z.tuple([VmRef, DriveId.optional()]),
-  },
+  methods: lazyTuples({
+    list: () => z.tuple([VmRef]),
+    add: () => z.tuple([VmRef, AddDiskRequest]),
+    resize: () => z.tuple([VmRef, DriveId, SizeBytes]),
+    remove: () => z.tuple([VmRef, DriveId, z.object({ deleteFile: z.boolean().optional(), force: z.boolean().optional() }).strict().optional()]),
+    insertCd: () => z.tuple([VmRef, AbsPath, DriveId.optional()]),
+    ejectCd: () => z.tuple([VmRef, DriveId.optional()]),
+  }),
   events: [],
 };

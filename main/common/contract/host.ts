@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { HostReport } from '../models/host-report';
 import { Arch } from '../models/vm-config';
 import type { HostDefaults } from '../models/vm-settings';
-import { AbsPath, type ServiceSchema } from './shared';
+import { AbsPath, lazyTuples, type ServiceSchema } from './shared';
 
 export const HostDefaultsOptions = z
   .object({
@@ -93,10 +93,10 @@ export interface HostService {
 }
 
 export const hostSchema: ServiceSchema<HostService> = {
-  methods: {
-    doctor: z.tuple([]),
-    defaults: z.tuple([HostDefaultsOptions]),
-    browse: z.tuple([BrowseOptions]),
-  },
+  methods: lazyTuples({
+    doctor: () => z.tuple([]),
+    defaults: () => z.tuple([HostDefaultsOptions]),
+    browse: () => z.tuple([BrowseOptions]),
+  }),
   events: [],
 };

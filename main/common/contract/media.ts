@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import type { Event, ServiceSchema } from './index';
-import { AbsPath } from './shared';
+import { AbsPath, lazySchema, lazyTuples } from './shared';
 
 // ---- the catalog -----------------------------------------------------------------------------------
 
@@ -50,64 +50,72 @@ const Fingerprints = z.array(z.string().regex(/^[0-9A-Fa-f]{40}$/, 'a key finger
  * distro's key) the signature is not checked and the download says so; `fingerprints` still records
  * the key expected, for a person checking with `gpg --verify`.
  */
-export const SumsSignature = z.discriminatedUnion('kind', [
-  /** A detached OpenPGP signature of the SUMS file at `url` (Debian's SHA512SUMS.sign, Ubuntu's SHA256SUMS.gpg, Alpine's .asc). */
-  z.object({ kind: z.literal('detached'), url: DownloadUrl, keysUrl: DownloadUrl, keyring: KeyringFile.optional(), fingerprints: Fingerprints }).strict(),
-  /** The SUMS file itself is an OpenPGP clear-signed message (Fedora's CHECKSUM files). */
-  z.object({ kind: z.literal('clearsigned'), keysUrl: DownloadUrl, keyring: KeyringFile.optional(), fingerprints: Fingerprints }).strict(),
-  /** A detached signature of the image itself, not of the SUMS file (Arch's .iso.sig). */
-  z.object({ kind: z.literal('image-detached'), url: DownloadUrl, keysUrl: DownloadUrl }).strict(),
-  /** No signature is published; the SUMS file is trusted because it comes over HTTPS from the
-   *  distro's own server (Debian's and Ubuntu's cloud image folders). */
-  z.object({ kind: z.literal('none'), note: z.string().max(300) }).strict(),
-]);
+export const SumsSignature = lazySchema(() =>
+  z.discriminatedUnion('kind', [
+    /** A detached OpenPGP signature of the SUMS file at `url` (Debian's SHA512SUMS.sign, Ubuntu's SHA256SUMS.gpg, Alpine's .asc). */
+    z.object({ kind: z.literal('detached'), url: DownloadUrl, keysUrl: DownloadUrl, keyring: KeyringFile.optional(), fingerprints: Fingerprints }).strict(),
+    /** The SUMS file itself is an OpenPGP clear-signed message (Fedora's CHECKSUM files). */
+    z.object({ kind: z.literal('clearsigned'), keysUrl: DownloadUrl, keyring: KeyringFile.optional(), fingerprints: Fingerprints }).strict(),
+    /** A detached signature of the image itself, not of the SUMS file (Arch's .iso.sig). */
+    z.object({ kind: z.literal('image-detached'), url: DownloadUrl, keysUrl: DownloadUrl }).strict(),
+    /** No signature is published; the SUMS file is trusted because it comes over HTTPS from the
+     *  distro's own server (Debian's and Ubuntu's cloud image folders). */
+    z.object({ kind: z.literal('none'), note: z.string().max(300) }).strict(),
+  ]),
+);
 export type SumsSignature = z.infer<typeof SumsSignature>;
 
 /** Hardware a guest of this OS wants; the New VM wizard's preset starts from these. */
-export const PresetHints = z
-  .object({
-    preset: z.enum(['debian', 'ubuntu', 'fedora', 'alpine', 'arch', 'linux', 'windows11', 'windows10', 'other']),
-    minMemoryMiB: z.number().int().min(64),
-    recommendedMemoryMiB: z.number().int().min(64),
-    recommendedDiskGiB: z.number().int().min(1),
-    recommendedCpus: z.number().int().min(1),
-    firmware: z.enum(['bios', 'uefi']),
-    diskBus: z.enum(['virtio', 'sata', 'nvme']),
-    nic: z.enum(['virtio-net-pci', 'e1000e']),
-  })
-  .strict();
+export const PresetHints = lazySchema(() =>
+  z
+    .object({
+      preset: z.enum(['debian', 'ubuntu', 'fedora', 'alpine', 'arch', 'linux', 'windows11', 'windows10', 'other']),
+      minMemoryMiB: z.number().int().min(64),
+      recommendedMemoryMiB: z.number().int().min(64),
+      recommendedDiskGiB: z.number().int().min(1),
+      recommendedCpus: z.number().int().min(1),
+      firmware: z.enum(['bios', 'uefi']),
+      diskBus: z.enum(['virtio', 'sata', 'nvme']),
+      nic: z.enum(['virtio-net-pci', 'e1000e']),
+    })
+    .strict(),
+);
 export type PresetHints = z.infer<typeof PresetHints>;
 
 /** One downloadable OS image. `sizeBytes` is the published size, rounded (for display and free-space
  *  checks); the server's Content-Length is what a download trusts. */
-export const CatalogEntry = z
-  .object({
-    /** Stable, e.g. "debian-13-netinst-x86_64". */
-    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,63}$/),
-    name: z.string().min(1).max(100),
-    version: z.string().min(1).max(40),
-    arch: z.enum(['x86_64', 'aarch64']),
-    /** `installer`: an ISO to boot and install from; `cloud`: a ready disk image for cloud-init. */
-    kind: z.enum(['installer', 'cloud']),
-    url: DownloadUrl,
-    /** The distro's SUMS file listing `url`'s file name. */
-    checksumUrl: DownloadUrl,
-    checksumAlgorithm: ChecksumAlgorithm,
-    signature: SumsSignature,
-    sizeBytes: z.number().int().positive(),
-    /** Image format of the file: an installer is `iso` (raw), a cloud image usually `qcow2`. */
-    format: z.enum(['iso', 'qcow2', 'raw']),
-    presetHints: PresetHints,
-    /** The distro's page that documents this download. */
-    homepage: DownloadUrl,
-  })
-  .strict();
+export const CatalogEntry = lazySchema(() =>
+  z
+    .object({
+      /** Stable, e.g. "debian-13-netinst-x86_64". */
+      id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,63}$/),
+      name: z.string().min(1).max(100),
+      version: z.string().min(1).max(40),
+      arch: z.enum(['x86_64', 'aarch64']),
+      /** `installer`: an ISO to boot and install from; `cloud`: a ready disk image for cloud-init. */
+      kind: z.enum(['installer', 'cloud']),
+      url: DownloadUrl,
+      /** The distro's SUMS file listing `url`'s file name. */
+      checksumUrl: DownloadUrl,
+      checksumAlgorithm: ChecksumAlgorithm,
+      signature: SumsSignature,
+      sizeBytes: z.number().int().positive(),
+      /** Image format of the file: an installer is `iso` (raw), a cloud image usually `qcow2`. */
+      format: z.enum(['iso', 'qcow2', 'raw']),
+      presetHints: PresetHints,
+      /** The distro's page that documents this download. */
+      homepage: DownloadUrl,
+    })
+    .strict(),
+);
 export type CatalogEntry = z.infer<typeof CatalogEntry>;
 
-export const Catalog = z
-  .object({ version: z.literal(1), entries: z.array(CatalogEntry).min(1) })
-  .strict()
-  .refine((c) => new Set(c.entries.map((e) => e.id)).size === c.entries.length, 'catalog ids must be unique');
+export const Catalog = lazySchema(() =>
+  z
+    .object({ version: z.literal(1), entries: z.array(CatalogEntry).min(1) })
+    .strict()
+    .refine((c) => new Set(c.entries.map((e) => e.id)).size === c.entries.length, 'catalog ids must be unique'),
+);
 export type Catalog = z.infer<typeof Catalog>;
 
 export const CatalogQuery = z
@@ -119,17 +127,19 @@ export type CatalogQuery = z.infer<typeof CatalogQuery>;
 
 /** What to download and how to verify it. Without a checksum, `source` must be a catalog id (whose
  *  SUMS file is used) or `sumsUrl` must be given: nothing unverified is ever handed out. */
-export const DownloadRequest = z
-  .object({
-    /** A catalog id or an http(s) URL. */
-    source: z.string().min(1).max(2048),
-    sha256: Sha256Hex.optional(),
-    sha512: Sha512Hex.optional(),
-    /** A SUMS file (GNU `sha256sum` or BSD `SHA256 (file) = …` format) that lists the file. */
-    sumsUrl: DownloadUrl.optional(),
-  })
-  .strict()
-  .refine((r) => [r.sha256, r.sha512, r.sumsUrl].filter((x) => x !== undefined).length <= 1, 'give one of sha256, sha512 or sumsUrl, not several');
+export const DownloadRequest = lazySchema(() =>
+  z
+    .object({
+      /** A catalog id or an http(s) URL. */
+      source: z.string().min(1).max(2048),
+      sha256: Sha256Hex.optional(),
+      sha512: Sha512Hex.optional(),
+      /** A SUMS file (GNU `sha256sum` or BSD `SHA256 (file) = …` format) that lists the file. */
+      sumsUrl: DownloadUrl.optional(),
+    })
+    .strict()
+    .refine((r) => [r.sha256, r.sha512, r.sumsUrl].filter((x) => x !== undefined).length <= 1, 'give one of sha256, sha512 or sumsUrl, not several'),
+);
 export type DownloadRequest = z.infer<typeof DownloadRequest>;
 
 /** A download id: 16 hex digits (from the URL). */
@@ -248,17 +258,17 @@ export interface MediaService {
 }
 
 export const mediaContract: ServiceSchema<MediaService> = {
-  methods: {
-    catalog: z.tuple([CatalogQuery]),
-    list: z.tuple([]),
-    downloads: z.tuple([]),
-    download: z.tuple([DownloadRequest]),
-    wait: z.tuple([DownloadId]),
-    cancel: z.tuple([DownloadId]),
-    resume: z.tuple([DownloadId]),
-    discard: z.tuple([DownloadId]),
-    inspectImport: z.tuple([AbsPath]),
-    remove: z.tuple([AbsPath]),
-  },
+  methods: lazyTuples({
+    catalog: () => z.tuple([CatalogQuery]),
+    list: () => z.tuple([]),
+    downloads: () => z.tuple([]),
+    download: () => z.tuple([DownloadRequest]),
+    wait: () => z.tuple([DownloadId]),
+    cancel: () => z.tuple([DownloadId]),
+    resume: () => z.tuple([DownloadId]),
+    discard: () => z.tuple([DownloadId]),
+    inspectImport: () => z.tuple([AbsPath]),
+    remove: () => z.tuple([AbsPath]),
+  }),
   events: ['onDidProgress', 'onDidImportProgress'],
 };

@@ -8,35 +8,37 @@
 import { z } from 'zod';
 import { PortForward } from '../models/vm-config';
 import { ShareTag, type SharedFolder } from '../models/sandbox';
-import { AbsPath, VmRef, type ServiceSchema } from './shared';
+import { AbsPath, VmRef, lazySchema, lazyTuples, type ServiceSchema } from './shared';
 
 /** `create NAME --cloud-image …`: the image (already resolved to a local file by the front end:
  *  a catalog id or URL is downloaded and verified through the media service first) and cloud-init's
  *  settings. Every file is read by the engine and checked (never trusted). */
-export const CloudCreateSpec = z
-  .object({
-    /** The cloud image: a local qcow2 or raw file (never modified; the VM's disk is an overlay). */
-    image: AbsPath,
-    /** Guest user (default: the host user's name when Linux accepts it, else "vivarium"). */
-    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a user name is lower-case letters, digits, "_" or "-", starting with a letter or "_"').optional(),
-    /** An SSH public key file (.pub); none: Vivarium makes an ed25519 pair for this VM. */
-    sshKeyFile: AbsPath.optional(),
-    /** A file whose first line is the password; none: password login is locked. */
-    passwordFile: AbsPath.optional(),
-    /** Guest host name (default: the VM name as a host name). */
-    hostname: z.string().min(1).max(63).optional(),
-    /** Packages cloud-init installs at first boot. */
-    packages: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.+:~_-]{0,99}$/, 'not a package name')).max(100).optional(),
-    /** A user-data file merged with Vivarium's. */
-    userDataFile: AbsPath.optional(),
-    /** Folders to share (9p), mounted at /mnt/<tag> in the guest. */
-    shares: z.array(z.object({ hostPath: AbsPath, tag: ShareTag.optional(), readOnly: z.boolean().optional() }).strict()).max(16).optional(),
-    /** Login shell (Alpine: /bin/sh). */
-    shell: z.string().regex(/^\/[A-Za-z0-9/._-]{1,100}$/).optional(),
-    /** Install qemu-guest-agent at first boot (needs the guest's package mirror; default true). */
-    installGuestAgent: z.boolean().optional(),
-  })
-  .strict();
+export const CloudCreateSpec = lazySchema(() =>
+  z
+    .object({
+      /** The cloud image: a local qcow2 or raw file (never modified; the VM's disk is an overlay). */
+      image: AbsPath,
+      /** Guest user (default: the host user's name when Linux accepts it, else "vivarium"). */
+      user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a user name is lower-case letters, digits, "_" or "-", starting with a letter or "_"').optional(),
+      /** An SSH public key file (.pub); none: Vivarium makes an ed25519 pair for this VM. */
+      sshKeyFile: AbsPath.optional(),
+      /** A file whose first line is the password; none: password login is locked. */
+      passwordFile: AbsPath.optional(),
+      /** Guest host name (default: the VM name as a host name). */
+      hostname: z.string().min(1).max(63).optional(),
+      /** Packages cloud-init installs at first boot. */
+      packages: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.+:~_-]{0,99}$/, 'not a package name')).max(100).optional(),
+      /** A user-data file merged with Vivarium's. */
+      userDataFile: AbsPath.optional(),
+      /** Folders to share (9p), mounted at /mnt/<tag> in the guest. */
+      shares: z.array(z.object({ hostPath: AbsPath, tag: ShareTag.optional(), readOnly: z.boolean().optional() }).strict()).max(16).optional(),
+      /** Login shell (Alpine: /bin/sh). */
+      shell: z.string().regex(/^\/[A-Za-z0-9/._-]{1,100}$/).optional(),
+      /** Install qemu-guest-agent at first boot (needs the guest's package mirror; default true). */
+      installGuestAgent: z.boolean().optional(),
+    })
+    .strict(),
+);
 export type CloudCreateSpec = z.infer<typeof CloudCreateSpec>;
 
 /** One port forward as `forward list --json` prints it. Host side always 127.0.0.1. */
@@ -141,19 +143,19 @@ export interface SandboxService {
 }
 
 export const sandboxSchema: ServiceSchema<SandboxService> = {
-  methods: {
-    forwards: z.tuple([VmRef]),
-    addForward: z.tuple([VmRef, PortForward]),
-    removeForward: z.tuple([VmRef, PortForward]),
-    shares: z.tuple([VmRef]),
-    addShare: z.tuple([VmRef, ShareRequest]),
-    removeShare: z.tuple([VmRef, z.string().min(1).max(4096)]),
-    sshAccess: z.tuple([VmRef]),
-    guest: z.tuple([VmRef]),
-    sshCommand: z.tuple([VmRef, SshCommandOptions.optional()]),
-    waitForSsh: z.tuple([VmRef, z.number().int().min(1000).max(24 * 3600_000).optional()]),
-    openTerminal: z.tuple([VmRef]),
-  },
+  methods: lazyTuples({
+    forwards: () => z.tuple([VmRef]),
+    addForward: () => z.tuple([VmRef, PortForward]),
+    removeForward: () => z.tuple([VmRef, PortForward]),
+    shares: () => z.tuple([VmRef]),
+    addShare: () => z.tuple([VmRef, ShareRequest]),
+    removeShare: () => z.tuple([VmRef, z.string().min(1).max(4096)]),
+    sshAccess: () => z.tuple([VmRef]),
+    guest: () => z.tuple([VmRef]),
+    sshCommand: () => z.tuple([VmRef, SshCommandOptions.optional()]),
+    waitForSsh: () => z.tuple([VmRef, z.number().int().min(1000).max(24 * 3600_000).optional()]),
+    openTerminal: () => z.tuple([VmRef]),
+  }),
   events: [],
 };
 

@@ -47,6 +47,39 @@ export const AbsPath = z
   })
   .refine((p) => !p.split(/[\\/]/).includes('..'), 'must not contain ".." segments');
 
+/**
+ * A schema built the first time something uses it (parses with it, reads `.shape`, wraps it in
+ * another schema) rather than when its module loads. The contract declares hundreds of schemas and a
+ * command uses a few: building them all cost a few ms of every `vivarium` command (issue 7). The
+ * result behaves as the schema `build` returns (same type, same methods, same checks; `instanceof`
+ * works through zod's own trait test): property reads, `in` and the prototype are forwarded to it.
+ * `build` runs at most once.
+ */
+export function lazySchema<T extends z.ZodType>(build: () => T): T {
+  let built: T | undefined;
+  const real = (): T => (built ??= build());
+  return new Proxy({} as T, {
+    get: (_t, prop) => Reflect.get(real(), prop, real()) as unknown,
+    set: (_t, prop, value) => Reflect.set(real(), prop, value),
+    has: (_t, prop) => Reflect.has(real(), prop),
+    getPrototypeOf: () => Reflect.getPrototypeOf(real()),
+  });
+}
+
+/**
+ * A service's method table whose argument tuples are built on first use, one by one (see
+ * lazySchema): each entry is an own, enumerable property, so `Object.hasOwn` and `Object.keys` see
+ * every method without building any tuple.
+ */
+export function lazyTuples<K extends string>(builders: { readonly [M in K]: () => z.ZodTuple }): { readonly [M in K]: z.ZodTuple } {
+  const table = {} as { [M in K]: z.ZodTuple };
+  for (const name of Object.keys(builders) as K[]) {
+    let built: z.ZodTuple | undefined;
+    Object.defineProperty(table, name, { enumerable: true, get: () => (built ??= builders[name]()) });
+  }
+  return table;
+}
+
 /** The method names of a service interface: every member not named `onDidX`. */
 export type MethodNames<S> = { [K in keyof S]: K extends `onDid${string}` ? never : K }[keyof S] & string;
 /** The event names of a service interface: every member named `onDidX`. */

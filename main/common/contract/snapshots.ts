@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { NewVmName } from '../models/vm-config';
 import type { VmInfo } from '../models/vm-state';
-import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
+import { AbsPath, VmRef, lazyTuples, type Event, type ServiceSchema } from './shared';
 
 /** A snapshot's name: visible text, one line. */
 export const SnapshotName = z
@@ -108,17 +108,17 @@ export interface SnapshotService {
 }
 
 export const snapshotsSchema: ServiceSchema<SnapshotService> = {
-  methods: {
-    list: z.tuple([VmRef]),
-    create: z.tuple([VmRef, CreateSnapshotSpec]),
-    revert: z.tuple([VmRef, SnapshotRef]),
-    delete: z.tuple([VmRef, SnapshotRef]),
-    edit: z.tuple([VmRef, SnapshotRef, EditSnapshotSpec]),
-    thumbnail: z.tuple([VmRef, SnapshotRef]),
-    clone: z.tuple([VmRef, CloneSpec]),
-    suspend: z.tuple([VmRef]),
-    exportVm: z.tuple([VmRef, AbsPath]),
-    importVm: z.tuple([AbsPath, z.object({ name: NewVmName.optional() }).strict()]),
-  },
+  methods: lazyTuples({
+    list: () => z.tuple([VmRef]),
+    create: () => z.tuple([VmRef, CreateSnapshotSpec]),
+    revert: () => z.tuple([VmRef, SnapshotRef]),
+    delete: () => z.tuple([VmRef, SnapshotRef]),
+    edit: () => z.tuple([VmRef, SnapshotRef, EditSnapshotSpec]),
+    thumbnail: () => z.tuple([VmRef, SnapshotRef]),
+    clone: () => z.tuple([VmRef, CloneSpec]),
+    suspend: () => z.tuple([VmRef]),
+    exportVm: () => z.tuple([VmRef, AbsPath]),
+    importVm: () => z.tuple([AbsPath, z.object({ name: NewVmName.optional() }).strict()]),
+  }),
   events: ['onDidChange', 'onDidProgress'],
 };

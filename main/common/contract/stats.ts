@@ -1,7 +1,7 @@
 /** The `stats` service: host and per-VM resource use. */
 import { z } from 'zod';
 import type { StatsSample } from '../models/stats';
-import { VmRef, type Event, type ServiceSchema } from './shared';
+import { VmRef, lazyTuples, type Event, type ServiceSchema } from './shared';
 
 export const SampleOptions = z.object({ vm: VmRef.optional(), windowMs: z.number().int().min(100).max(10_000).optional() }).strict();
 export type SampleOptions = z.infer<typeof SampleOptions>;
@@ -14,6 +14,6 @@ export interface StatsService {
 }
 
 export const statsSchema: ServiceSchema<StatsService> = {
-  methods: { sample: z.tuple([SampleOptions]) },
+  methods: lazyTuples({ sample: () => z.tuple([SampleOptions]) }),
   events: ['onDidSample'],
 };

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { AccelChoice, Arch, BootDevice, DiskBus, DisplayKind, Firmware, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, NetMode, NewVmName, NicModel, PortForward, RULE_MESSAGES } from '../models/vm-config';
 import type { VmChange, VmDetails, VmInfo } from '../models/vm-state';
 import { Remedy } from '../errors';
-import { AbsPath, VmRef, type Event, type ServiceSchema } from './shared';
+import { AbsPath, VmRef, lazySchema, lazyTuples, type Event, type ServiceSchema } from './shared';
 import { CloudCreateSpec } from './sandbox';
 import { PresetHints } from './media';
 
@@ -45,68 +45,70 @@ const MemoryMiB = z
   .min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB`)
   .max(MAX_MEMORY_MIB, 'memory must be at most 1 TiB');
 
-export const CreateVmSpec = z
-  .object({
-    name: NewVmName,
-    arch: Arch.optional(),
-    cpus: Cpus.optional(),
-    memoryMiB: MemoryMiB.optional(),
-    accel: AccelChoice.optional(),
-    firmware: Firmware.optional(),
-    /** Size of a new, empty qcow2 disk. 0 = no disk. */
-    diskSizeBytes: z.number().int().min(0).max(64 * 1024 ** 4, 'disk size must be at most 64 TiB').optional(),
-    /** Use an existing disk image in place (never deleted by Vivarium). */
-    diskPath: AbsPath.optional(),
-    /** The system disk's bus (default virtio); an OS preset whose installer lacks virtio drivers
-     *  (Windows) picks sata or nvme (models/vm-config.ts DiskBus). */
-    diskBus: DiskBus.optional(),
-    iso: AbsPath.optional(),
-    kernel: AbsPath.optional(),
-    initrd: AbsPath.optional(),
-    append: z.string().max(4096).optional(),
-    net: NetMode.optional(),
-    forwards: Forwards.optional(),
-    display: DisplayKind.optional(),
-    os: z.string().max(100).optional(),
-    /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
-    autostart: z.boolean().optional(),
-    /** Firmware boot order (models/vm-config.ts BootOrder; default disk, then CD). */
-    bootOrder: z.array(BootDevice).min(1).max(3).optional(),
-    /** Show the firmware's boot menu at start. */
-    bootMenu: z.boolean().optional(),
-    /** A TPM 2.0 (a per-VM swtpm). */
-    tpm: z.boolean().optional(),
-    /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
-    secureBoot: z.boolean().optional(),
-    /** The network card (default virtio-net-pci; e1000e for guests without virtio drivers). */
-    nicModel: NicModel.optional(),
-    /** An OS preset whose hardware fills what the spec leaves open (main/common/models/presets.ts). */
-    preset: PresetHints.shape.preset.optional(),
-    /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
-     *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
-     *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
-    import: z.object({ path: AbsPath, mode: z.enum(['copy', 'attach']) }).strict().optional(),
-    /** A developer sandbox from a cloud image (issue 11): its disk is a qcow2 overlay on the image
-     *  (never modified), grown to `diskSizeBytes`, with a cloud-init seed (contract/sandbox.ts). */
-    cloud: CloudCreateSpec.optional(),
-  })
-  .strict()
-  .superRefine((s, ctx) => {
-    if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
-      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork, params: ruleRemedy({ kind: 'change-setting', field: 'net', to: 'user' }) });
-    }
-    if (s.iso !== undefined && s.kernel !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel, params: ruleRemedy({ kind: 'change-setting', field: 'iso', to: null }) });
-    }
-    if (s.kernel === undefined) {
-      const needKernel = ruleRemedy({ kind: 'change-setting', field: 'kernel' });
-      if (s.initrd !== undefined) ctx.addIssue({ code: 'custom', path: ['initrd'], message: RULE_MESSAGES.kernelPartsNeedKernel, params: needKernel });
-      if (s.append !== undefined) ctx.addIssue({ code: 'custom', path: ['append'], message: RULE_MESSAGES.kernelPartsNeedKernel, params: needKernel });
-    }
-    if (s.diskPath !== undefined && s.diskSizeBytes !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['diskSizeBytes'], message: RULE_MESSAGES.diskPathOrSize, params: ruleRemedy({ kind: 'change-setting', field: 'diskSizeBytes', to: null }) });
-    }
-  });
+export const CreateVmSpec = lazySchema(() =>
+  z
+    .object({
+      name: NewVmName,
+      arch: Arch.optional(),
+      cpus: Cpus.optional(),
+      memoryMiB: MemoryMiB.optional(),
+      accel: AccelChoice.optional(),
+      firmware: Firmware.optional(),
+      /** Size of a new, empty qcow2 disk. 0 = no disk. */
+      diskSizeBytes: z.number().int().min(0).max(64 * 1024 ** 4, 'disk size must be at most 64 TiB').optional(),
+      /** Use an existing disk image in place (never deleted by Vivarium). */
+      diskPath: AbsPath.optional(),
+      /** The system disk's bus (default virtio); an OS preset whose installer lacks virtio drivers
+       *  (Windows) picks sata or nvme (models/vm-config.ts DiskBus). */
+      diskBus: DiskBus.optional(),
+      iso: AbsPath.optional(),
+      kernel: AbsPath.optional(),
+      initrd: AbsPath.optional(),
+      append: z.string().max(4096).optional(),
+      net: NetMode.optional(),
+      forwards: Forwards.optional(),
+      display: DisplayKind.optional(),
+      os: z.string().max(100).optional(),
+      /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
+      autostart: z.boolean().optional(),
+      /** Firmware boot order (models/vm-config.ts BootOrder; default disk, then CD). */
+      bootOrder: z.array(BootDevice).min(1).max(3).optional(),
+      /** Show the firmware's boot menu at start. */
+      bootMenu: z.boolean().optional(),
+      /** A TPM 2.0 (a per-VM swtpm). */
+      tpm: z.boolean().optional(),
+      /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
+      secureBoot: z.boolean().optional(),
+      /** The network card (default virtio-net-pci; e1000e for guests without virtio drivers). */
+      nicModel: NicModel.optional(),
+      /** An OS preset whose hardware fills what the spec leaves open (main/common/models/presets.ts). */
+      preset: PresetHints.shape.preset.optional(),
+      /** Create the VM from a disk image or appliance (qcow2, raw, vmdk, vdi, vhdx, vhd, ova, ovf):
+       *  `copy` converts its disks to qcow2 in the bundle, `attach` uses qcow2/raw in place.
+       *  CPUs, memory and UEFI come from an OVF unless given (main/services/imports). */
+      import: z.object({ path: AbsPath, mode: z.enum(['copy', 'attach']) }).strict().optional(),
+      /** A developer sandbox from a cloud image (issue 11): its disk is a qcow2 overlay on the image
+       *  (never modified), grown to `diskSizeBytes`, with a cloud-init seed (contract/sandbox.ts). */
+      cloud: CloudCreateSpec.optional(),
+    })
+    .strict()
+    .superRefine((s, ctx) => {
+      if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
+        ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork, params: ruleRemedy({ kind: 'change-setting', field: 'net', to: 'user' }) });
+      }
+      if (s.iso !== undefined && s.kernel !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel, params: ruleRemedy({ kind: 'change-setting', field: 'iso', to: null }) });
+      }
+      if (s.kernel === undefined) {
+        const needKernel = ruleRemedy({ kind: 'change-setting', field: 'kernel' });
+        if (s.initrd !== undefined) ctx.addIssue({ code: 'custom', path: ['initrd'], message: RULE_MESSAGES.kernelPartsNeedKernel, params: needKernel });
+        if (s.append !== undefined) ctx.addIssue({ code: 'custom', path: ['append'], message: RULE_MESSAGES.kernelPartsNeedKernel, params: needKernel });
+      }
+      if (s.diskPath !== undefined && s.diskSizeBytes !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['diskSizeBytes'], message: RULE_MESSAGES.diskPathOrSize, params: ruleRemedy({ kind: 'change-setting', field: 'diskSizeBytes', to: null }) });
+      }
+    }),
+);
 export type CreateVmSpec = z.infer<typeof CreateVmSpec>;
 
 /**
@@ -114,43 +116,45 @@ export type CreateVmSpec = z.infer<typeof CreateVmSpec>;
  * without networking, an ISO added to a VM that boots a kernel) are checked by `applyEdit` on the
  * result, with the same sentences and field paths.
  */
-export const EditVmSpec = z
-  .object({
-    name: NewVmName.optional(),
-    cpus: Cpus.optional(),
-    memoryMiB: MemoryMiB.optional(),
-    accel: AccelChoice.optional(),
-    firmware: Firmware.optional(),
-    /** null removes the CD. */
-    iso: AbsPath.nullable().optional(),
-    /** null removes direct kernel boot. */
-    kernel: AbsPath.nullable().optional(),
-    initrd: AbsPath.nullable().optional(),
-    append: z.string().max(4096).optional(),
-    net: NetMode.optional(),
-    forwards: Forwards.optional(),
-    display: DisplayKind.optional(),
-    os: z.string().max(100).optional(),
-    /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
-    autostart: z.boolean().optional(),
-    /** Firmware boot order (models/vm-config.ts BootOrder). */
-    bootOrder: z.array(BootDevice).min(1).max(3).optional(),
-    /** Show the firmware's boot menu at start. */
-    bootMenu: z.boolean().optional(),
-    /** A TPM 2.0 (a per-VM swtpm). */
-    tpm: z.boolean().optional(),
-    /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
-    secureBoot: z.boolean().optional(),
-  })
-  .strict()
-  .superRefine((s, ctx) => {
-    if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
-      ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork, params: ruleRemedy({ kind: 'change-setting', field: 'net', to: 'user' }) });
-    }
-    if (typeof s.iso === 'string' && typeof s.kernel === 'string') {
-      ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel, params: ruleRemedy({ kind: 'change-setting', field: 'iso', to: null }) });
-    }
-  });
+export const EditVmSpec = lazySchema(() =>
+  z
+    .object({
+      name: NewVmName.optional(),
+      cpus: Cpus.optional(),
+      memoryMiB: MemoryMiB.optional(),
+      accel: AccelChoice.optional(),
+      firmware: Firmware.optional(),
+      /** null removes the CD. */
+      iso: AbsPath.nullable().optional(),
+      /** null removes direct kernel boot. */
+      kernel: AbsPath.nullable().optional(),
+      initrd: AbsPath.nullable().optional(),
+      append: z.string().max(4096).optional(),
+      net: NetMode.optional(),
+      forwards: Forwards.optional(),
+      display: DisplayKind.optional(),
+      os: z.string().max(100).optional(),
+      /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
+      autostart: z.boolean().optional(),
+      /** Firmware boot order (models/vm-config.ts BootOrder). */
+      bootOrder: z.array(BootDevice).min(1).max(3).optional(),
+      /** Show the firmware's boot menu at start. */
+      bootMenu: z.boolean().optional(),
+      /** A TPM 2.0 (a per-VM swtpm). */
+      tpm: z.boolean().optional(),
+      /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
+      secureBoot: z.boolean().optional(),
+    })
+    .strict()
+    .superRefine((s, ctx) => {
+      if (s.net === 'none' && (s.forwards?.length ?? 0) > 0) {
+        ctx.addIssue({ code: 'custom', path: ['forwards'], message: RULE_MESSAGES.forwardsNeedNetwork, params: ruleRemedy({ kind: 'change-setting', field: 'net', to: 'user' }) });
+      }
+      if (typeof s.iso === 'string' && typeof s.kernel === 'string') {
+        ctx.addIssue({ code: 'custom', path: ['kernel'], message: RULE_MESSAGES.isoOrKernel, params: ruleRemedy({ kind: 'change-setting', field: 'iso', to: null }) });
+      }
+    }),
+);
 export type EditVmSpec = z.infer<typeof EditVmSpec>;
 
 /** The longest `waitSerial` pattern, in characters (patterns arrive from outside: issue 8 item 2). */
@@ -229,21 +233,21 @@ export interface VmService {
 }
 
 export const vmsSchema: ServiceSchema<VmService> = {
-  methods: {
-    list: z.tuple([]),
-    get: z.tuple([VmRef]),
-    create: z.tuple([CreateVmSpec]),
-    preview: z.tuple([CreateVmSpec]),
-    edit: z.tuple([VmRef, EditVmSpec]),
-    delete: z.tuple([VmRef, DeleteOptions]),
-    start: z.tuple([VmRef, StartOptions]),
-    stop: z.tuple([VmRef, StopOptions]),
-    pause: z.tuple([VmRef]),
-    resume: z.tuple([VmRef]),
-    reset: z.tuple([VmRef]),
-    sendKeys: z.tuple([VmRef, KeyCombo]),
-    screenshot: z.tuple([VmRef]),
-    serialLog: z.tuple([VmRef, SerialLogOptions]),
-  },
+  methods: lazyTuples({
+    list: () => z.tuple([]),
+    get: () => z.tuple([VmRef]),
+    create: () => z.tuple([CreateVmSpec]),
+    preview: () => z.tuple([CreateVmSpec]),
+    edit: () => z.tuple([VmRef, EditVmSpec]),
+    delete: () => z.tuple([VmRef, DeleteOptions]),
+    start: () => z.tuple([VmRef, StartOptions]),
+    stop: () => z.tuple([VmRef, StopOptions]),
+    pause: () => z.tuple([VmRef]),
+    resume: () => z.tuple([VmRef]),
+    reset: () => z.tuple([VmRef]),
+    sendKeys: () => z.tuple([VmRef, KeyCombo]),
+    screenshot: () => z.tuple([VmRef]),
+    serialLog: () => z.tuple([VmRef, SerialLogOptions]),
+  }),
   events: ['onDidChange'],
 };
