@@ -7,8 +7,11 @@
 //   can be dropped; ws too.
 // - node-pty (native) and systeminformation stay outside: the first is loaded only by a serving
 //   engine, the second only inside the host-sampler worker.
-// - V8's code cache for the bundle is recorded by running `vivarium list` once on an empty, temporary
-//   library (bin/vivarium.js loads it; a cache that does not fit is ignored by V8).
+// - V8's code cache for the bundle is recorded after running, on a temporary library, `list`, then a
+//   create, list, show and a start its disk check refuses (recordCache), so what `start` runs before it
+//   launches QEMU is compiled from the cache too (bin/vivarium.js loads it; a cache that does not fit
+//   is ignored by V8).
+// - Each Node built-in gets one namespace object (shareBuiltinNamespaces).
 // - The worker is bundled next to the CLI (host-sampler.ts looks for host-sampler-worker.js in its
 //   own folder), and the bundle sits in out/main/cli/ like tsc's index.js, so paths resolved from
 //   __dirname (the renderer for `serve`) are the same.
