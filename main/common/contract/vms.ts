@@ -45,15 +45,40 @@ const MemoryMiB = z
   .min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB`)
   .max(MAX_MEMORY_MIB, 'memory must be at most 1 TiB');
 
+/** The machine's size and kind, as create and edit take them: each optional (absent = the engine's
+ *  default at create, unchanged at edit). */
+const machineSettings = () => ({
+  cpus: Cpus.optional(),
+  memoryMiB: MemoryMiB.optional(),
+  accel: AccelChoice.optional(),
+  firmware: Firmware.optional(),
+});
+
+/** The other settings create and edit take alike (each optional, as machineSettings). */
+const sharedSettings = () => ({
+  append: z.string().max(4096).optional(),
+  net: NetMode.optional(),
+  forwards: Forwards.optional(),
+  display: DisplayKind.optional(),
+  os: z.string().max(100).optional(),
+  /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
+  autostart: z.boolean().optional(),
+  /** Firmware boot order (models/vm-config.ts BootOrder; default disk, then CD). */
+  bootOrder: z.array(BootDevice).min(1).max(3).optional(),
+  /** Show the firmware's boot menu at start. */
+  bootMenu: z.boolean().optional(),
+  /** A TPM 2.0 (a per-VM swtpm). */
+  tpm: z.boolean().optional(),
+  /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
+  secureBoot: z.boolean().optional(),
+});
+
 export const CreateVmSpec = lazySchema(() =>
   z
     .object({
       name: NewVmName,
       arch: Arch.optional(),
-      cpus: Cpus.optional(),
-      memoryMiB: MemoryMiB.optional(),
-      accel: AccelChoice.optional(),
-      firmware: Firmware.optional(),
+      ...machineSettings(),
       /** Size of a new, empty qcow2 disk. 0 = no disk. */
       diskSizeBytes: z.number().int().min(0).max(64 * 1024 ** 4, 'disk size must be at most 64 TiB').optional(),
       /** Use an existing disk image in place (never deleted by Vivarium). */
@@ -64,21 +89,7 @@ export const CreateVmSpec = lazySchema(() =>
       iso: AbsPath.optional(),
       kernel: AbsPath.optional(),
       initrd: AbsPath.optional(),
-      append: z.string().max(4096).optional(),
-      net: NetMode.optional(),
-      forwards: Forwards.optional(),
-      display: DisplayKind.optional(),
-      os: z.string().max(100).optional(),
-      /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
-      autostart: z.boolean().optional(),
-      /** Firmware boot order (models/vm-config.ts BootOrder; default disk, then CD). */
-      bootOrder: z.array(BootDevice).min(1).max(3).optional(),
-      /** Show the firmware's boot menu at start. */
-      bootMenu: z.boolean().optional(),
-      /** A TPM 2.0 (a per-VM swtpm). */
-      tpm: z.boolean().optional(),
-      /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
-      secureBoot: z.boolean().optional(),
+      ...sharedSettings(),
       /** The network card (default virtio-net-pci; e1000e for guests without virtio drivers). */
       nicModel: NicModel.optional(),
       /** An OS preset whose hardware fills what the spec leaves open (main/common/models/presets.ts). */
@@ -120,30 +131,13 @@ export const EditVmSpec = lazySchema(() =>
   z
     .object({
       name: NewVmName.optional(),
-      cpus: Cpus.optional(),
-      memoryMiB: MemoryMiB.optional(),
-      accel: AccelChoice.optional(),
-      firmware: Firmware.optional(),
+      ...machineSettings(),
       /** null removes the CD. */
       iso: AbsPath.nullable().optional(),
       /** null removes direct kernel boot. */
       kernel: AbsPath.nullable().optional(),
       initrd: AbsPath.nullable().optional(),
-      append: z.string().max(4096).optional(),
-      net: NetMode.optional(),
-      forwards: Forwards.optional(),
-      display: DisplayKind.optional(),
-      os: z.string().max(100).optional(),
-      /** Start the VM whenever an engine with autostart starts (the app, `vivarium serve --autostart`). */
-      autostart: z.boolean().optional(),
-      /** Firmware boot order (models/vm-config.ts BootOrder). */
-      bootOrder: z.array(BootDevice).min(1).max(3).optional(),
-      /** Show the firmware's boot menu at start. */
-      bootMenu: z.boolean().optional(),
-      /** A TPM 2.0 (a per-VM swtpm). */
-      tpm: z.boolean().optional(),
-      /** UEFI Secure Boot with Microsoft's keys enrolled (needs UEFI firmware). */
-      secureBoot: z.boolean().optional(),
+      ...sharedSettings(),
     })
     .strict()
     .superRefine((s, ctx) => {
