@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { CLI, REPO, cli, guest, median, part, rpcConnect, sleep, startServe, tempHome, timedRun } from './lib.mjs';
 
 const CLONE_PAIRS = Number(process.env.BENCH_CLONE_PAIRS ?? 9);
-const SNAP_PAIRS = Number(process.env.BENCH_SNAPSHOT_PAIRS ?? 5);
+const SNAP_PAIRS = Number(process.env.BENCH_SNAPSHOT_PAIRS ?? 9);
 const SUSPEND_PAIRS = Number(process.env.BENCH_SUSPEND_PAIRS ?? 3);
 const FILL_MIB = 128;
 
