@@ -27,7 +27,6 @@ import { acquireStartLockAsync, type LockDoing } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
 import { toVmInfo } from '../library/info';
-import { exportVm, importVm } from './bundle-archive';
 import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree } from './tree';
 
 export interface SnapshotServiceDeps {
@@ -329,6 +328,8 @@ export class LocalSnapshotService implements SnapshotService {
       try {
         if (where.kind === 'running') throw errors.mustStop(entry.config.name, 'running', 'export it');
         const bundle = this.deps.layout.bundle(entry.id);
+        // Loaded when used: the archive code (tar, the seed ISO writer, yaml) is no part of any other command.
+        const { exportVm } = await import('./bundle-archive.js');
         const r = await exportVm(entry, (n) => bundle.file(n), path, (f) => this.fireProgress(entry.id, 'export', f, false));
         this.deps.vms.events.append(entry.id, `exported to ${path}`);
         return { path, bytes: r.bytes };
@@ -340,6 +341,7 @@ export class LocalSnapshotService implements SnapshotService {
   }
 
   async importVm(path: string, options: { readonly name?: string }): Promise<VmInfo> {
+    const { importVm } = await import('./bundle-archive.js');
     const config = await importVm(this.deps.vms.library, path, options, (await this.deps.host()).qemuImg);
     this.deps.vms.events.append(config.id, `imported from ${path}`);
     return this.deps.vms.get(config.id);
