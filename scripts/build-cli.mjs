@@ -9,8 +9,8 @@
 //   engine, the second only inside the host-sampler worker.
 // - V8's code cache for the bundle is recorded after running, on a temporary library, `list`, then a
 //   create, list, show and a start its disk check refuses (recordCache), so what `start` runs before it
-//   launches QEMU is compiled from the cache too (bin/vivarium.js loads it; a cache that does not fit
-//   is ignored by V8).
+//   launches QEMU is compiled from the cache too, then a live `snapshot create` of a VM that runs
+//   (bin/vivarium.js loads it; a cache that does not fit is ignored by V8).
 // - Each Node built-in gets one namespace object (shareBuiltinNamespaces).
 // - The worker is bundled next to the CLI (host-sampler.ts looks for host-sampler-worker.js in its
 //   own folder), and the bundle sits in out/main/cli/ like tsc's index.js, so paths resolved from
@@ -186,6 +186,11 @@ function recordCache(flags) {
           await run(['show', 'cache-vm', '--json']);
           fs.truncateSync(path.join(tmp, 'disk.raw'), 1000);
           await run(['start', 'cache-vm', '--wait-serial', 'login:', '--timeout', '5']);
+        }
+        // A live snapshot (issue 10's row: QMP client, monitor, snapshot service) of a VM that really
+        // runs: 64 MiB and nothing to boot (the firmware finds no bootable disk), so it saves at once.
+        if ((await run(['create', 'cache-live', '--accel', 'tcg', '--memory', '64M', '--cpus', '1', '--display', 'none', '--net', 'none', '--disk-size', '64M'])) === 0 && (await run(['start', 'cache-live'])) === 0) {
+          await run(['snapshot', 'create', 'cache-live']).finally(() => run(['stop', 'cache-live', '--force']));
         }
         const cacheFile = cacheFileFor(BUNDLE, ${JSON.stringify(flags)});
         fs.writeFileSync(cacheFile + '.tmp', Buffer.concat([Buffer.from(cli.buildId + '\\n'), cli.createCache()]));
