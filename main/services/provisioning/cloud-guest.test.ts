@@ -117,13 +117,11 @@ async function boot(name: string, seedFor: (id: string, publicKey: string) => Pr
   expect(describeSeed(seedInput, seed)).toContain(`cloud-init seed for ${seedInput.hostname}`);
 
   const shareDirs: Record<string, string> = {};
-  const virtfs: string[] = [];
-  Object.entries(shares).forEach(([tag, s], i) => {
+  const shareList = Object.entries(shares).map(([tag, s]) => {
     const dir = path.join(home.home, `share-${name}-${tag}`);
     fs.mkdirSync(dir, { recursive: true });
     shareDirs[tag] = dir;
-    // The argv builder has no shares yet (issue 11, "core"/"disks"): the explicit extra-arguments setting carries them.
-    virtfs.push('-virtfs', `local,path=${dir},mount_tag=${tag},security_model=none,id=fs${i}${s.readOnly ? ',readonly=on' : ''}`);
+    return { hostPath: dir, tag, readOnly: s.readOnly };
   });
 
   const port = await freePort();
@@ -155,7 +153,7 @@ async function boot(name: string, seedFor: (id: string, publicKey: string) => Pr
     network: { mode: 'user', mac, forwards: [{ protocol: 'tcp', hostPort: port, guestPort: 22 }] },
     display: 'none',
     os: 'Debian 12',
-    extraArgs: virtfs,
+    shares: shareList,
   };
   const config = VmConfig.parse(input);
   const plan = buildQemuArgs(config, await probeHost(), paths);
@@ -424,12 +422,21 @@ describe('a Debian cloud guest provisioned by Vivarium\'s seed', () => {
     expect((await ssh(pw, ['id -u'])).stdout.trim()).toBe('1000');
 
     // A share that is not mounted (as one added while the VM was stopped) is mounted by the
-    // per-boot script cloud-init runs on every boot.
-    expect((await ssh(plain, ['sudo', 'umount', '/mnt/work'])).code).toBe(0);
+    // per-boot script cloud-init runs on every boot, with the mode the host gives in fw_cfg: the
+    // read-only one `ro` (tester-s3 #1: it was `rw`, QEMU alone refusing the writes).
+    expect((await ssh(plain, ['sudo', 'umount', '/mnt/work', '/mnt/docs'])).code).toBe(0);
     expect((await ssh(plain, ['cat', '/mnt/work/from-host.txt'])).code).not.toBe(0);
     const again = await ssh(plain, ['sudo', SHARES_SCRIPT_PATH]);
-    expect(again.code).toBe(0);
+    expect(again).toMatchObject({ code: 0, stderr: '' });
     expect((await ssh(plain, ['cat', '/mnt/work/from-host.txt'])).stdout).toBe('hello guest\n');
+    const remounted = await ssh(plain, ['findmnt', '-rn', '-t', '9p', '-o', 'SOURCE,TARGET,OPTIONS']);
+    expect(remounted.stdout).toMatch(/^work \/mnt\/work rw,/m);
+    expect(remounted.stdout).toMatch(/^docs \/mnt\/docs ro,/m);
+    // A share mounted with the other mode (its setting changed since the first boot wrote /etc/fstab)
+    // is remounted with the host's.
+    expect((await ssh(plain, ['sudo', 'mount', '-o', 'remount,rw', '/mnt/docs'])).code).toBe(0);
+    expect((await ssh(plain, ['sudo', SHARES_SCRIPT_PATH])).code).toBe(0);
+    expect((await ssh(plain, ['findmnt', '-rn', '-o', 'OPTIONS', '/mnt/docs'])).stdout).toMatch(/^ro,/);
   });
 
   it('runs an interactive session on a pty whose resize reaches the guest (stty size)', async () => {

@@ -27,6 +27,7 @@ import {
   type SeedInput,
 } from './cloud-init';
 import { hashPassword, verifyPassword, PasswordError } from './password-hash';
+import { SHARE_MODES_FW_CFG } from '../qemu/shares-args';
 import { seedIsoImage, writeSeedIso } from './seed-iso';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJIyD+RlzF23a8pDBQyUhfQLcBSmaT0KQYAFuXAlTT8B dev@laptop';
@@ -188,7 +189,10 @@ describe('buildSeed: files round-trip as YAML', () => {
   it('installs a per-boot script that mounts shares added later, valid POSIX sh', () => {
     const cfg = parseCloudConfig(buildSeed(base).userData);
     expect(cfg.write_files).toEqual([{ path: SHARES_SCRIPT_PATH, permissions: '0755', owner: 'root:root', content: SHARES_SCRIPT }]);
-    expect(SHARES_SCRIPT).toContain('mount -t 9p -o trans=virtio,version=9p2000.L,msize=131072,cache=mmap "$tag" "$mp"');
+    expect(SHARES_SCRIPT).toContain('opts=trans=virtio,version=9p2000.L,msize=131072,cache=mmap\n');
+    expect(SHARES_SCRIPT).toContain('mount -t 9p -o "$opts" "$tag" "$mp"');
+    // The mode comes from the fw_cfg file the argv builder adds (qemu/shares-args.ts).
+    expect(SHARES_SCRIPT).toContain(`/sys/firmware/qemu_fw_cfg/by_name/${SHARE_MODES_FW_CFG}/raw`);
     execFileSync('/bin/sh', ['-n', '-c', SHARES_SCRIPT]);
     // On a machine without 9p devices it does nothing and succeeds.
     expect(execFileSync('/bin/sh', ['-c', SHARES_SCRIPT], { encoding: 'utf8' })).toBe('');

@@ -25,6 +25,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { sshpk } from './sshpk-lazy';
 import { parse, parseDocument, stringify } from 'yaml';
 import { guestUidFor, ninePMountCommandOptions, ninePMountOptions } from '../../common/guest-uid';
+import { SHARE_MODES_FW_CFG } from '../qemu/shares-args';
 
 /** A 9p shared folder as the guest mounts it: `tag` is QEMU's `mount_tag`, mounted at `/mnt/<tag>`. */
 export interface SeedShare {
@@ -322,23 +323,46 @@ export function earlySharesScript(shares: readonly { readonly tag: string; reado
 /** Where the per-boot share script goes (cloud-init runs /var/lib/cloud/scripts/per-boot/* on every boot). */
 export const SHARES_SCRIPT_PATH = '/var/lib/cloud/scripts/per-boot/vivarium-9p-shares.sh';
 
+/** Where Linux shows the share modes QEMU passes in fw_cfg (the qemu_fw_cfg module's sysfs). */
+const SHARE_MODES_PATH = `/sys/firmware/qemu_fw_cfg/by_name/${SHARE_MODES_FW_CFG}/raw`;
+
+/**
+ * The loop of SHARES_SCRIPT: every 9p tag QEMU offers, mounted at /mnt/<tag> unless something else is
+ * there, `ro` or `rw` as the host says in fw_cfg (SHARE_MODES_FW_CFG in qemu/shares-args.ts: a 9p
+ * device has no mode of its own). A share already mounted with the other mode (its read-only setting
+ * changed since the first boot, when cloud-init wrote /etc/fstab) is remounted with the host's. The
+ * qemu_fw_cfg module is loaded only once a 9p device exists, so the script does nothing elsewhere;
+ * without fw_cfg in the guest a share is mounted `rw` and QEMU still refuses writes to a read-only one.
+ */
+const SHARES_LOOP = `modes=
+for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag; do
+  [ -r "$f" ] || continue
+  if [ -z "$modes" ]; then
+    modprobe qemu_fw_cfg 2>/dev/null
+    modes=" $(cat ${SHARE_MODES_PATH} 2>/dev/null) "
+  fi
+  tag=$(tr -d '\\000' < "$f")
+  case "$tag" in ''|*[!A-Za-z0-9_.-]*) continue ;; esac
+  mp="/mnt/$tag"
+  case "$modes" in *" $tag:ro "*) mode=ro ;; *" $tag:rw "*) mode=rw ;; *) mode= ;; esac
+  if grep -qs " $mp 9p " /proc/mounts; then
+    now=$(awk -v m="$mp" '$2 == m && $3 == "9p" { split($4, o, ","); print o[1] }' /proc/mounts | tail -n 1)
+    [ -z "$mode" ] || [ "$now" = "$mode" ] || mount -o "remount,$mode" "$mp" || echo "vivarium: could not remount share $tag $mode" >&2
+    continue
+  fi
+  grep -qs " $mp " /proc/mounts && continue
+  mkdir -p "$mp"
+  opts=${ninePMountCommandOptions(false)}
+  [ "$mode" = ro ] && opts="$opts,ro"
+  mount -t 9p -o "$opts" "$tag" "$mp" || echo "vivarium: could not mount share $tag" >&2
+done
+`;
+
 /**
  * Mounts every 9p share the VM has at /mnt/<tag> unless something is mounted there already. The
  * tags come from sysfs (9pnet_virtio's `mount_tag` attribute of each virtio device). POSIX sh, so
  * busybox ash (Alpine) runs it too. A read-only share stays read-only: QEMU refuses its writes.
  */
-/** The loop of SHARES_SCRIPT: every 9p tag QEMU offers, mounted at /mnt/<tag> unless something is there. */
-const SHARES_LOOP = `for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag; do
-  [ -r "$f" ] || continue
-  tag=$(tr -d '\\000' < "$f")
-  case "$tag" in ''|*[!A-Za-z0-9_.-]*) continue ;; esac
-  mp="/mnt/$tag"
-  grep -qs " $mp " /proc/mounts && continue
-  mkdir -p "$mp"
-  mount -t 9p -o ${ninePMountCommandOptions(false)} "$tag" "$mp" || echo "vivarium: could not mount share $tag" >&2
-done
-`;
-
 export const SHARES_SCRIPT = `#!/bin/sh
 # Vivarium: mount the VM's 9p shared folders at /mnt/<tag> (shares added after the first boot too).
 ${SHARES_LOOP}exit 0

@@ -16,12 +16,34 @@
  */
 import type { SharedFolder } from '../../common/models/sandbox';
 
-/** The arguments for `shares`, in order (ids fs0, fs1, …); a comma in a path is doubled (QemuOpts). Pure. */
+/**
+ * The fw_cfg file that tells the guest each share's mode, "TAG:ro TAG:rw …" (QEMU docs "QEMU Firmware
+ * Configuration (fw_cfg) Device": names a user adds start with `opt/`; Linux shows it at
+ * /sys/firmware/qemu_fw_cfg/by_name/<name>/raw with the qemu_fw_cfg module). A 9p device carries only
+ * its tag, so without this a share added after the first boot (mounted by the guest's per-boot
+ * script, provisioning/cloud-init.ts) would be mounted `rw` even when QEMU refuses its writes.
+ */
+export const SHARE_MODES_FW_CFG = 'opt/vivarium/shares';
+
+/** "TAG:ro TAG:rw …", the contents of SHARE_MODES_FW_CFG. Tags never hold spaces, commas or colons. Pure. */
+export function shareModes(shares: readonly SharedFolder[]): string {
+  return shares.map((s) => `${s.tag}:${s.readOnly ? 'ro' : 'rw'}`).join(' ');
+}
+
+/**
+ * The arguments for `shares`, in order (ids fs0, fs1, …), then the fw_cfg file with their modes; a
+ * comma in a path is doubled (QemuOpts). None without shares. Pure.
+ */
 export function sharesArgs(shares: readonly SharedFolder[]): string[] {
-  return shares.flatMap((s, i) => [
-    '-fsdev',
-    `local,id=fs${i},path=${s.hostPath.replace(/,/g, ',,')},security_model=none${s.readOnly ? ',readonly=on' : ''}`,
-    '-device',
-    `virtio-9p-pci,fsdev=fs${i},mount_tag=${s.tag}`,
-  ]);
+  if (shares.length === 0) return [];
+  return [
+    ...shares.flatMap((s, i) => [
+      '-fsdev',
+      `local,id=fs${i},path=${s.hostPath.replace(/,/g, ',,')},security_model=none${s.readOnly ? ',readonly=on' : ''}`,
+      '-device',
+      `virtio-9p-pci,fsdev=fs${i},mount_tag=${s.tag}`,
+    ]),
+    '-fw_cfg',
+    `name=${SHARE_MODES_FW_CFG},string=${shareModes(shares)}`,
+  ];
 }

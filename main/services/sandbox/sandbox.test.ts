@@ -121,11 +121,13 @@ describe('shared folders checked at start', () => {
 });
 
 describe('9p shares as QEMU arguments', () => {
-  it('one fsdev and one virtio-9p device per share; commas in paths doubled', () => {
+  it('one fsdev and one virtio-9p device per share; commas in paths doubled; the modes in fw_cfg for the guest', () => {
     expect(sharesArgs([{ hostPath: '/src/a,b', tag: 'code', readOnly: true }, { hostPath: '/w', tag: 'work', readOnly: false }])).toEqual([
       '-fsdev', 'local,id=fs0,path=/src/a,,b,security_model=none,readonly=on', '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=code',
       '-fsdev', 'local,id=fs1,path=/w,security_model=none', '-device', 'virtio-9p-pci,fsdev=fs1,mount_tag=work',
+      '-fw_cfg', 'name=opt/vivarium/shares,string=code:ro work:rw',
     ]);
+    expect(sharesArgs([])).toEqual([]);
   });
 });
 
