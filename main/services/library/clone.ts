@@ -119,6 +119,17 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
         `Disk ${deep.id} of "${source.config.name}" already stands on ${deep.backing.length} read-only layers, the most a linked clone can add to. Make a full clone instead (or a linked clone of a full clone).`,
       );
     }
+    // A disk attached in place (a file outside the VM's folder, such as a raw image the user keeps):
+    // freezing it as the shared base would silently move the source off the file it was given, leave
+    // the file writable by anything else (another VM attaching it would write under the clone), and
+    // unprotected by the library (image-users.ts only guards files inside a VM's folder).
+    const loose = source.config.disks.find((d) => !d.readOnly && 'path' in d.source);
+    if (loose && 'path' in loose.source) {
+      const n = source.config.name;
+      throw errors.state(
+        `Disk ${loose.id} of "${n}" is ${loose.source.path}${loose.format === 'raw' ? ', a raw image' : ''} attached in place, outside "${n}"'s folder, so a linked clone cannot share it safely: it would become a read-only base that "${n}" no longer writes to, yet other programs or VMs could still change it under the clone. Make a full clone instead (a clone that is not linked): it copies the disk into the clone's own folder and leaves ${loose.source.path} as it is.`,
+      );
+    }
     const stamp = randomBytes(3).toString('hex');
     const sourceDisks: Disk[] = [];
     const cloneDisks: Disk[] = [];

@@ -11,6 +11,7 @@
  * written under a new name, the config (written atomically) names it, then the old overlay goes.
  */
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errors } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
@@ -92,7 +93,16 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: De
           const clone = deps.library.entries().find((e): e is OkEntry => e.ok && e.id === id);
           if (clone) held.push({ clone, release: await lockForFlatten(deps, clone, name) });
         }
-        for (const { clone } of held) flattened.push(await flattenClone(deps, clone, entry.dir, name));
+        const dropped: string[] = [];
+        for (const { clone } of held) {
+          const r = await flattenClone(deps, clone, entry.dir, name);
+          flattened.push(r.name);
+          dropped.push(...r.dropped);
+        }
+        // A flattened clone that was itself the source of a linked clone kept its frozen base (its
+        // old disk image, read-only) in its folder; once every clone is flattened, a base no
+        // remaining VM uses is gigabytes of nothing: it goes.
+        await removeUnused(deps, entry.id, dropped);
       } finally {
         for (const h of held) await h.release();
       }
@@ -160,7 +170,7 @@ async function qemuImgOf(deps: DeleteDeps): Promise<string> {
  * Gives `clone` (locked and checked by lockForFlatten) standalone copies of its disks that read
  * files from `sourceDir`; returns its name.
  */
-async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string, sourceName: string): Promise<string> {
+async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string, sourceName: string): Promise<{ readonly name: string; readonly dropped: readonly string[] }> {
   const layout = deps.library.layout;
   const cname = clone.config.name;
   const bundle = layout.bundle(clone.id);
@@ -169,6 +179,7 @@ async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string,
   const stamp = randomBytes(3).toString('hex');
   const made: string[] = [];
   const old: string[] = [];
+  const dropped: string[] = [];
   const disks: Disk[] = [];
   try {
     for (const d of clone.config.disks) {
@@ -184,6 +195,9 @@ async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string,
       await fh.sync();
       await fh.close();
       if ('bundle' in d.source && !d.readOnly) old.push(bundle.file(d.source.bundle));
+      // The layers below that lie in the clone's own folder (frozen bases of its own linked clones):
+      // removed afterwards if no VM uses them any more (removeUnused).
+      for (const l of d.backing) if ('bundle' in l.source) dropped.push(bundle.file(l.source.bundle));
       disks.push({ ...d, source: { bundle: out }, format: 'qcow2', backing: [] });
     }
   } catch (e) {
@@ -194,5 +208,31 @@ async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string,
   deps.library.store.save(next);
   for (const f of old) await fsp.rm(f, { force: true });
   deps.events?.append(clone.id, `flattened: its disks got images of their own, so that "${sourceName}" (its linked clone source) could be deleted`);
-  return cname;
+  return { name: cname, dropped };
+}
+
+/**
+ * Removes each of `files` (absolute paths of images in flattened clones' folders) that no VM of the
+ * library but `deletedId` (about to go) uses any more (none, while any VM's config does not load): as a disk or layer of a disk, a CD, a kernel
+ * or an initrd, by bundle name or by path. A file that cannot be removed stays (said nowhere: the
+ * delete itself succeeded; it is only space).
+ */
+async function removeUnused(deps: DeleteDeps, deletedId: string, files: readonly string[]): Promise<void> {
+  if (files.length === 0) return;
+  const used = new Set<string>();
+  for (const e of deps.library.entries()) {
+    if (e.id === deletedId) continue;
+    // A VM whose config does not load might stand on any of them: keep them all.
+    if (!e.ok) return;
+    const b = deps.library.layout.bundle(e.id);
+    const c = e.config;
+    for (const d of c.disks) for (const l of diskImages(d)) used.add(path.resolve('bundle' in l.source ? b.file(l.source.bundle) : l.source.path));
+    for (const cd of c.cdroms) if (cd.path) used.add(path.resolve(cd.path));
+    if (c.kernel) {
+      used.add(path.resolve(c.kernel.path));
+      if (c.kernel.initrd) used.add(path.resolve(c.kernel.initrd));
+    }
+    if (c.uefiVars) used.add(path.resolve(b.file(c.uefiVars)));
+  }
+  for (const f of new Set(files)) if (!used.has(path.resolve(f))) await fsp.rm(f, { force: true }).catch(() => undefined);
 }
