@@ -71,6 +71,38 @@ describe('parseArgs', () => {
   });
 });
 
+describe('parseArgs: operands of a subcommand group (tester-s5 #11)', () => {
+  const group: CommandSpec = {
+    usage: 'snap create|rename NAME [SNAPSHOT] [NEWNAME]',
+    summary: 'A group.',
+    positionals: ['ACTION', 'NAME', 'SNAPSHOT', 'NEWNAME'],
+    optionalPositionals: 2,
+    actions: ['create', 'rename'],
+    flags: {},
+  };
+  const err = (...argv: string[]): string => {
+    try {
+      parseArgs('snap', group, argv);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('no usage error');
+  };
+
+  it('names the operand a "-" word stands in for, never the ACTION', () => {
+    expect(err('create', 'vm', '-dash')).toBe('unknown option -dash (a SNAPSHOT that starts with "-" goes after "--", at the end)');
+    expect(err('rename', 'vm', 's', '-x')).toMatch(/\(a NEWNAME that/);
+    expect(err('create', '-x')).toMatch(/\(a NAME that/);
+    expect(err('-x')).toBe('unknown option -x');
+  });
+
+  it('a missing ACTION lists the actions; a missing operand names only the required ones', () => {
+    expect(err()).toBe('missing ACTION (one of create, rename)');
+    expect(err('grow', 'vm')).toBe('unknown action "grow"; use one of create, rename');
+    expect(err('create')).toBe('missing NAME');
+  });
+});
+
 describe('asksForHelp', () => {
   it('sees --help and -h only before --', () => {
     expect(asksForHelp(['vm', '--help'])).toBe(true);

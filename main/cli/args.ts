@@ -14,6 +14,9 @@ export interface CommandSpec {
   readonly positionals: readonly string[];
   /** Positionals that may be omitted (from the end). */
   readonly optionalPositionals?: number;
+  /** For a group of subcommands (`snapshot create|list|…`): the words its first positional, ACTION,
+   *  may be. A missing or unknown ACTION is refused with this list before anything else. */
+  readonly actions?: readonly string[];
   readonly flags: Readonly<Record<string, FlagSpec>>;
 }
 
@@ -77,14 +80,24 @@ export function parseArgs(command: string, spec: CommandSpec, argv: readonly str
       continue;
     }
     if (arg.startsWith('-') && arg.length > 1) {
-      const hint = spec.positionals.length > 0 ? ` (a ${spec.positionals[0]} that starts with "-" goes after "--", at the end)` : '';
+      // The operand this word would be is the next one not yet given (SNAPSHOT in `snapshot create
+      // vm -x`); an ACTION is never a "-" word, so nothing is said about it.
+      const operand = spec.positionals[positionals.length];
+      const isAction = spec.actions !== undefined && positionals.length === 0;
+      const hint = operand !== undefined && !isAction ? ` (${/^[AEIOU]/.test(operand) ? 'an' : 'a'} ${operand} that starts with "-" goes after "--", at the end)` : '';
       throw new UsageError(`unknown option ${arg}${hint}`, command);
     }
     positionals.push(arg);
   }
+  if (spec.actions) {
+    const list = spec.actions.join(', ');
+    if (positionals.length === 0) throw new UsageError(`missing ACTION (one of ${list})`, command);
+    if (!spec.actions.includes(positionals[0]!)) throw new UsageError(`unknown action "${positionals[0]}"; use one of ${list}`, command);
+  }
   const min = spec.positionals.length - (spec.optionalPositionals ?? 0);
   if (positionals.length < min) {
-    throw new UsageError(`missing ${spec.positionals.slice(positionals.length).join(' ')}`, command);
+    // Only the operands still required: the optional ones after them are not "missing".
+    throw new UsageError(`missing ${spec.positionals.slice(positionals.length, min).join(' ')}`, command);
   }
   if (positionals.length > spec.positionals.length) {
     throw new UsageError(`unexpected argument "${positionals[spec.positionals.length]}"`, command);

@@ -26,6 +26,7 @@ export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     summary:
       'List a VM\'s disks and CD drives; add a disk (a new one of --size, or an existing image --file, on --bus; VM stopped) or a CD drive (--cdrom, empty or with the ISO --file); grow a disk to --size (works while it runs); remove a disk or CD drive (VM stopped; a disk\'s file is kept unless --delete-file).',
     positionals: ['ACTION', VM, 'DRIVE_ID'],
+    actions: ['list', 'add', 'resize', 'remove'],
     optionalPositionals: 1,
     flags: {
       size: { type: 'string', value: 'SIZE', help: 'add: size of a new disk (e.g. 10G); resize: the new, larger size (e.g. 40G)' },
@@ -41,6 +42,7 @@ export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     usage: 'cd insert NAME PATH [--drive ID] | cd eject NAME [--drive ID] [--json]',
     summary: 'Put an ISO in a VM\'s CD drive or empty it: live while it runs (the guest sees the change) and saved for the next start.',
     positionals: ['ACTION', VM, 'PATH'],
+    actions: ['insert', 'eject'],
     optionalPositionals: 1,
     flags: {
       drive: { type: 'string', value: 'ID', help: 'the CD drive, as disk list shows it (insert: default the first, cd0; eject: default the first holding a CD)' },

@@ -44,6 +44,7 @@ export const MEDIA_COMMANDS: Readonly<Record<string, CommandSpec>> = {
       '       vivarium media remove PATH|NAME           (delete a downloaded file no VM uses)',
     summary: 'Download installer ISOs and disk images, verified against their checksum, into <library>/media.',
     positionals: ['ACTION', 'ARG'],
+    actions: ACTIONS,
     optionalPositionals: 2,
     flags: {
       sha256: { type: 'string', value: 'HEX', help: 'download: the file\'s SHA-256 checksum' },

@@ -148,6 +148,7 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     usage: 'forward list|add|remove NAME [tcp|udp]:HOSTPORT:GUESTPORT [--json]',
     summary: 'List, add or remove port forwards (127.0.0.1:HOSTPORT → guest port), live while the VM runs and saved for the next start.',
     positionals: ['ACTION', VM, 'FORWARD'],
+    actions: ['list', 'add', 'remove'],
     optionalPositionals: 1,
     flags: { json: { type: 'boolean', help: 'print a JSON array of {protocol, hostAddress, hostPort, guestPort}' } },
   },
@@ -155,6 +156,7 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     usage: 'share list|add|remove NAME HOSTDIR [--tag TAG] [--readonly] [--json]',
     summary: 'List, add or remove shared folders (9p, mounted at /mnt/TAG in cloud-init guests); add and remove while the VM is stopped.',
     positionals: ['ACTION', VM, 'HOSTDIR'],
+    actions: ['list', 'add', 'remove'],
     optionalPositionals: 1,
     flags: {
       tag: { type: 'string', value: 'TAG', help: 'the mount tag (default: from the folder name)' },

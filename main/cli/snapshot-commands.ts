@@ -28,6 +28,7 @@ export const SNAPSHOT_COMMANDS: Readonly<Record<string, CommandSpec>> = {
       '       vivarium snapshot rename NAME SNAPSHOT NEWNAME',
     summary: 'Snapshots of a VM: with its memory while it runs (a revert resumes it mid-run), of its disks while it is shut down.',
     positionals: ['ACTION', 'NAME', 'SNAPSHOT', 'NEWNAME'],
+    actions: ACTIONS,
     optionalPositionals: 3,
     flags: {
       description: { type: 'string', value: 'TEXT', help: 'create: a description of the snapshot' },
@@ -160,7 +161,8 @@ function snapshotName(raw: string): string {
   return r.data;
 }
 
-/** The tree as indented lines, children under their parent, "you are here" marked. */
+/** The tree as indented lines, children under their parent, "you are here" marked, each
+ *  description (e.g. why a snapshot was recovered from the images) on a line under its snapshot. */
 function formatTree(list: readonly SnapshotInfo[]): string {
   if (list.length === 0) return 'No snapshots. Take one with `vivarium snapshot create NAME`.';
   const ids = new Set(list.map((s) => s.id));
@@ -174,6 +176,7 @@ function formatTree(list: readonly SnapshotInfo[]): string {
     for (const s of children.get(parent) ?? []) {
       const what = s.withMemory ? `memory ${formatBytes(s.sizeBytes)}` : 'disks only';
       lines.push(`${'  '.repeat(depth)}${s.current ? '* ' : '- '}${s.name.replace(/[\r\n\t]+/g, ' ')}  (${s.id}, ${s.createdAt}, ${what})${s.current ? '  <- you are here' : ''}`);
+      if (s.description.trim() !== '') lines.push(`${'  '.repeat(depth + 2)}${s.description.replace(/[\r\n\t]+/g, ' ').trim()}`);
       walk(s.id, depth + 1);
     }
   };
