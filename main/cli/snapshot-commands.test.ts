@@ -92,6 +92,66 @@ describe('vivarium snapshot', () => {
   }, 60_000);
 });
 
+const tagsOf = (file: string): string[] =>
+  ((JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', file], { encoding: 'utf8' })) as { snapshots?: { name: string }[] }).snapshots ?? []).map((s) => s.name);
+
+describe('vivarium snapshot, when Vivarium\'s records and the images disagree (tester-s5 #1, #2)', () => {
+  it('a damaged snapshots.json is kept aside and the tree rebuilt from the images: no complete snapshot is ever deleted', async () => {
+    const id = await createGuest('dmg');
+    const bundle = new Layout(t.home, t.runtimeDir).bundle(id);
+    qemuIo(diskOf(id), 'write -P 0x11 0 64k');
+    await ok(['snapshot', 'create', 'dmg', 'first']);
+    qemuIo(diskOf(id), 'write -P 0x22 0 64k');
+    await ok(['snapshot', 'create', 'dmg', 'second']);
+    const before = tagsOf(diskOf(id));
+    expect(before).toHaveLength(2);
+    writeFileSync(bundle.file('snapshots.json'), '{broken\n');
+
+    // The list says what happened (not a silent "No snapshots.") and names where the file went.
+    const listed = await ok(['snapshot', 'list', 'dmg']);
+    expect(listed).toMatch(/- Recovered 1 [\s\S]*- Recovered 2 /);
+    expect(listed).toMatch(/snapshots\.json could not be read and was kept as snapshots\.json\.damaged-/);
+    const aside = readdirSync(bundle.dir).filter((f) => f.startsWith('snapshots.json.damaged-'));
+    expect(aside).toHaveLength(1);
+    expect(readFileSync(bundle.file(aside[0]!), 'utf8')).toBe('{broken\n');
+    const json = JSON.parse(await ok(['snapshot', 'list', 'dmg', '--json'])) as { id: string; name: string; parentId: string | null; withMemory: boolean }[];
+    expect(json.map((s) => s.id).sort()).toEqual([...before].sort());
+    expect(json.every((s) => s.parentId === null && !s.withMemory)).toBe(true);
+
+    // The next snapshot keeps both (the bug deleted them as "interrupted" leftovers).
+    await ok(['snapshot', 'create', 'dmg', 'third']);
+    expect(tagsOf(diskOf(id)).sort()).toEqual([...before, JSON.parse(await ok(['snapshot', 'list', 'dmg', '--json'])).find((s: { name: string }) => s.name === 'third').id].sort());
+    // A recovered snapshot reverts to its data (the oldest is "Recovered 1").
+    expect(await ok(['snapshot', 'revert', 'dmg', 'Recovered 1'])).toMatch(/Reverted to Recovered 1/);
+    expect(qemuIo(diskOf(id), 'read -P 0x11 0 64k')).not.toMatch(/failed/);
+    let log = '';
+    for (let i = 0; i < 50 && !/warning: snapshots\.json is not valid JSON/.test(log); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      log = readFileSync(bundle.eventLog, 'utf8');
+    }
+    expect(log).toMatch(/warning: snapshots\.json is not valid JSON .*kept as snapshots\.json\.damaged-/);
+    expect(log).not.toMatch(/interrupted snapshot/);
+  }, 60_000);
+
+  it('a revert to a snapshot that a disk added later does not hold is refused before any disk is touched', async () => {
+    const id = await createGuest('two');
+    qemuIo(diskOf(id), 'write -P 0xaa 0 64k');
+    await ok(['snapshot', 'create', 'two', 'A']);
+    await ok(['disk', 'add', 'two', '--size', '64M']);
+    qemuIo(diskOf(id), 'write -P 0xbb 0 64k');
+    const r = await cli(['snapshot', 'revert', 'two', 'A']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Cannot revert "two" to snapshot "A": disk disk1 was added after snapshot "A" was taken, so it holds no state to go back to\. Nothing was changed\. To revert the other disks, remove disk disk1 from "two" first/);
+    // disk0 still holds what was written after the snapshot (the bug had already reverted it).
+    expect(qemuIo(diskOf(id), 'read -P 0xbb 0 64k')).not.toMatch(/failed/);
+    expect(JSON.parse(await ok(['snapshot', 'list', 'two', '--json']))).toMatchObject([{ name: 'A', current: true }]);
+    // With that disk removed, the revert goes through.
+    await ok(['disk', 'remove', 'two', 'disk1']);
+    expect(await ok(['snapshot', 'revert', 'two', 'A'])).toMatch(/Reverted to A/);
+    expect(qemuIo(diskOf(id), 'read -P 0xaa 0 64k')).not.toMatch(/failed/);
+  }, 60_000);
+});
+
 describe('vivarium clone', () => {
   it('a linked clone runs beside its source, leaves the source\'s disk as it was, and keeps the source from being deleted', async () => {
     const g = testGuest();

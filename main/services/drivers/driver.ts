@@ -113,6 +113,8 @@ export interface ImageSnapshot {
   readonly tag: string;
   /** Bytes of saved VM state (RAM, devices) in this image; 0 for disk-only snapshots. */
   readonly vmStateBytes: number;
+  /** When it was taken (ISO), from the image's `date-sec`; absent when the image does not say. */
+  readonly createdAt?: string;
 }
 
 /** How far a long snapshot job has come, 0..1 (QEMU's current-progress / total-progress). */

@@ -26,8 +26,9 @@ import { isQemuForAsync, scanQemuProcesses } from '../runtime/records';
 import { acquireStartLockAsync, type LockDoing } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
+import { QemuIds } from '../qemu/argv';
 import { toVmInfo } from '../library/info';
-import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree } from './tree';
+import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree, type TagDetails } from './tree';
 
 export interface SnapshotServiceDeps {
   readonly vms: LocalVmService;
@@ -47,8 +48,9 @@ export class LocalSnapshotService implements SnapshotService {
   readonly onDidChange = this.changes.event;
   readonly onDidProgress = this.progress.event;
 
-  /** Per VM: tags of Vivarium's shape in its images that no snapshot claims (half-made leftovers),
-   *  as the last reconcile found them; the next snapshot taken removes them. */
+  /** Per VM: tags of snapshots the tree marked `saving` that were not saved whole (half-made
+   *  leftovers), as the last reconcile found them; the next snapshot taken removes them. Never a
+   *  tag the tree does not know: those are adopted (tree.ts reconcile). */
   private readonly strays = new Map<string, readonly string[]>();
 
   constructor(private readonly deps: SnapshotServiceDeps) {}
@@ -126,9 +128,10 @@ export class LocalSnapshotService implements SnapshotService {
         };
         tree = { ...tree, snapshots: [...tree.snapshots, record] };
         // The `saving` entry is written while the images take the snapshot. Complete or absent holds
-        // in every order: a crash before the entry is on disk leaves only a tag that no snapshot
-        // claims (a stray, removed by the next snapshot), one after it a `saving` entry that
-        // reconcile completes or drops (tree.ts).
+        // in every order but one: a crash before the entry is on disk leaves a tag that no snapshot
+        // claims, which the next reconcile adopts as "Recovered N" (it may be a whole snapshot: only
+        // Vivarium's own `saving` mark allows deleting one); a crash after it leaves a `saving`
+        // entry that reconcile completes or drops (tree.ts).
         const savingWritten = this.writeTree(entry.id, tree).then(
           () => null,
           (e: unknown) => e,
@@ -176,6 +179,9 @@ export class LocalSnapshotService implements SnapshotService {
             { remedy: { kind: 'stop-vm', vm: entry.config.name } },
           );
         }
+        // Every image is checked before any is touched: a revert that fails on a later disk would
+        // already have reverted the earlier ones (qemu-img and snapshot-load go image by image).
+        await this.assertEveryImageHolds(entry, driver, snap, where.kind === 'running' ? where.record : null);
         this.fireProgress(entry.id, 'revert', 0, false);
         if (where.kind === 'stopped' && snap.withMemory) {
           // A shut-down VM back to a moment it ran: start it with its vCPUs stopped, load the
@@ -196,6 +202,37 @@ export class LocalSnapshotService implements SnapshotService {
         this.fireProgress(entry.id, 'revert', 1, true);
         if (where.kind === 'stopped' && !released) await where.release();
       }
+    });
+  }
+
+  /**
+   * Refuses, changing nothing, a revert to `snap` when one of the images it would load does not hold
+   * it (a disk added after the snapshot, or one whose snapshot was deleted by hand). `live`: the VM's
+   * runtime record when it runs (its QEMU is asked), else null (qemu-img reads each image).
+   * @throws VivariumError invalid-state naming each such disk and what to do.
+   */
+  private async assertEveryImageHolds(entry: OkEntry, driver: SnapDriver, snap: SnapshotRecord, live: RuntimeRecord | null): Promise<void> {
+    const vm = vmOf(entry);
+    const plan = driver.snapshotPlan(vm);
+    const held = await driver.imageSnapshots(vm, live);
+    const missing = plan.images.filter((i) => !(held.get(i.file) ?? []).some((s) => s.tag === snap.id));
+    if (missing.length === 0) return;
+    const n = entry.config.name;
+    const added = missing.filter((i) => !snap.images.includes(i.file));
+    const lost = missing.filter((i) => snap.images.includes(i.file));
+    const parts: string[] = [];
+    if (added.length > 0) {
+      parts.push(`${list(added.map((i) => i.label))} ${added.length === 1 ? 'was' : 'were'} added after snapshot "${snap.name}" was taken, so ${added.length === 1 ? 'it holds' : 'they hold'} no state to go back to.`);
+    }
+    if (lost.length > 0) parts.push(`${list(lost.map((i) => i.label))} no longer ${lost.length === 1 ? 'holds' : 'hold'} snapshot "${snap.name}".`);
+    const disks = missing.filter((i) => i.node !== QemuIds.fwVars).map((i) => i.node);
+    const todo =
+      disks.length > 0
+        ? `To revert the other disks, remove ${list(disks.map((d) => `disk ${d}`))} from "${n}" first (${disks.length === 1 ? 'its image file can be kept' : 'their image files can be kept'}), then revert again; or keep "${n}" as it is.`
+        : `Keep "${n}" as it is, or take a new snapshot.`;
+    throw errors.state(`Cannot revert "${n}" to snapshot "${snap.name}": ${parts.join(' ')} Nothing was changed. ${todo}`, {
+      snapshot: snap.name,
+      disks: missing.map((i) => i.node),
     });
   }
 
@@ -424,24 +461,55 @@ export class LocalSnapshotService implements SnapshotService {
     seen?: { images?: ReadonlyMap<string, readonly ImageSnapshot[]> },
   ): Promise<SnapshotTree> {
     const { tree, problem } = parseTree(await text);
-    if (problem) this.deps.vms.events.append(entry.id, `${problem}; the snapshot tree starts afresh (the images keep their data)`);
     if (!doReconcile) return tree;
+    const aside = problem ? await this.keepAside(entry, problem) : null;
     const vm = vmOf(entry);
     let held: ReadonlyMap<string, readonly string[]>;
+    const details = new Map<string, TagDetails>();
     try {
       const images = await driver.imageSnapshots(vm, live);
       if (seen) seen.images = images;
       held = new Map([...images].map(([f, list]) => [f, list.map((s) => s.tag)]));
+      for (const list of images.values()) {
+        for (const s of list) {
+          const had = details.get(s.tag);
+          const createdAt = had?.createdAt && s.createdAt ? (had.createdAt < s.createdAt ? had.createdAt : s.createdAt) : (had?.createdAt ?? s.createdAt);
+          details.set(s.tag, { vmStateBytes: (had?.vmStateBytes ?? 0) + s.vmStateBytes, ...(createdAt ? { createdAt } : {}) });
+        }
+      }
     } catch {
       return tree; // a VM whose disks cannot hold snapshots has none to reconcile
     }
-    const r = reconcile(tree, held);
+    // Only what the tree marks `saving` may be removed from the images; what the images hold and the
+    // tree does not know (a lost or damaged snapshots.json) is adopted (tree.ts reconcile).
+    const r = reconcile(tree, held, details, aside ? `snapshots.json could not be read and was kept as ${aside}.` : '');
     this.strays.set(entry.id, r.strayTags);
     if (r.notes.length > 0) {
       for (const n of r.notes) this.deps.vms.events.append(entry.id, n);
       await this.writeTree(entry.id, r.tree);
     }
     return r.tree;
+  }
+
+  /**
+   * Moves an unreadable snapshots.json aside (`snapshots.json.damaged-<time>`, never overwritten: it
+   * holds the names, descriptions and parents the images do not) and says so in the VM's event log.
+   * The tree is then rebuilt from what the images hold (reconcile adopts their snapshots).
+   * @returns the name the file was kept as, or null when it was gone already.
+   */
+  private async keepAside(entry: OkEntry, problem: string): Promise<string | null> {
+    const bundle = this.deps.layout.bundle(entry.id);
+    const aside = `${TREE_FILE}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      await fsp.rename(bundle.file(TREE_FILE), bundle.file(aside));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // another process moved it first
+      throw e;
+    }
+    const warning = `${problem}. It was kept as ${aside} and the snapshot tree was rebuilt from the snapshots the VM's images hold (as "Recovered N": their names, descriptions and parents were in the damaged file)`;
+    this.deps.vms.events.append(entry.id, `warning: ${warning}`);
+    this.deps.log?.(`${entry.config.name}: ${warning}`);
+    return aside;
   }
 
   /** Bytes of saved memory per snapshot id, over the images (asked of QEMU when `live`). */
@@ -463,6 +531,11 @@ function sizesOf(images: ReadonlyMap<string, readonly ImageSnapshot[]>): Readonl
   const out = new Map<string, number>();
   for (const list of images.values()) for (const s of list) out.set(s.tag, (out.get(s.tag) ?? 0) + s.vmStateBytes);
   return out;
+}
+
+/** "a", "a and b", "a, b and c". */
+function list(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]!}`;
 }
 
 function vmOf(entry: OkEntry): DriverVm {

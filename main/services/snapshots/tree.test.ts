@@ -17,6 +17,7 @@ const A = 'snap-00000000000a';
 const B = 'snap-00000000000b';
 const C = 'snap-00000000000c';
 const tree: SnapshotTree = { version: 1, current: B, snapshots: [rec(A, null), rec(B, A), rec(C, B)] };
+const EMPTY: SnapshotTree = { version: 1, current: null, snapshots: [] };
 
 describe('snapshot tree', () => {
   it('removing a middle snapshot moves its children and "you are here" up to its parent', () => {
@@ -28,10 +29,10 @@ describe('snapshot tree', () => {
     expect(t.current).toBe(A);
   });
 
-  it('reconcile: a saving snapshot in every image becomes complete; one missing from an image is dropped; strays are reported', () => {
+  it('reconcile: a saving snapshot in every image becomes complete; one missing from an image is dropped and is the only stray', () => {
     const t: SnapshotTree = { ...tree, snapshots: [rec(A, null), rec(B, A, { state: 'saving' }), rec(C, A, { state: 'saving' })] };
     const held = new Map([
-      ['disk0.qcow2', [A, B, C, 'snap-0000000000ff', 'user-tag']],
+      ['disk0.qcow2', [A, B, C, 'user-tag']],
       ['efivars.qcow2', [A, B]],
     ]);
     const r = reconcile(t, held);
@@ -39,8 +40,35 @@ describe('snapshot tree', () => {
       [A, 'complete'],
       [B, 'complete'],
     ]);
-    expect([...r.strayTags].sort()).toEqual([C, 'snap-0000000000ff']);
+    expect(r.strayTags).toEqual([C]);
     expect(r.notes).toHaveLength(2);
+  });
+
+  it('reconcile never gives up a snapshot the images hold: unknown tags are adopted, oldest first; a complete one keeps the images that hold it', () => {
+    const D = 'snap-00000000000d';
+    const E = 'snap-00000000000e';
+    const held = new Map([
+      ['disk0.qcow2', [A, C, E, D, 'user-tag']],
+      ['efivars.qcow2', [C, D]],
+    ]);
+    const details = new Map([
+      [D, { vmStateBytes: 0, createdAt: '2026-11-30T10:00:00.000Z' }],
+      [E, { vmStateBytes: 4096, createdAt: '2026-11-30T09:00:00.000Z' }],
+    ]);
+    const r = reconcile(tree, held, details, 'snapshots.json could not be read.');
+    // B is in no image any more (deleted by hand): gone from the tree, C moves up to A.
+    // A lost its efivars copy: kept with the image that holds it.
+    expect(r.tree.snapshots.map((s) => [s.id, s.name, s.parentId, s.images, s.withMemory])).toEqual([
+      [A, 'n-0a', null, ['disk0.qcow2'], false],
+      [C, 'n-0c', A, ['disk0.qcow2', 'efivars.qcow2'], false],
+      [E, 'Recovered 1', null, ['disk0.qcow2'], true],
+      [D, 'Recovered 2', null, ['disk0.qcow2', 'efivars.qcow2'], false],
+    ]);
+    expect(r.tree.snapshots[2]!.createdAt).toBe('2026-11-30T09:00:00.000Z');
+    expect(r.tree.snapshots[2]!.description).toMatch(/name and parent were lost.*snapshots\.json could not be read\.$/);
+    expect(r.strayTags).toEqual([]);
+    // An empty tree (a lost file) gets every snapshot back.
+    expect(reconcile(EMPTY, held, details).tree.snapshots.map((s) => s.id)).toEqual([A, C, E, D]); // undated ones first
   });
 
   it('reconcile leaves a whole tree alone, and only checks images the VM still has', () => {

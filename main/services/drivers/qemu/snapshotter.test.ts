@@ -76,7 +76,7 @@ const NO_SNAPSHOTS = String.raw`{"return": [{"iops_rd": 0, "detect_zeroes": "off
 describe('parseNodeSnapshots', () => {
   it("reads each node's internal snapshots and their saved VM state from QEMU's answer", () => {
     const nodes = parseNodeSnapshots((JSON.parse(AFTER_SAVE) as { return: unknown }).return);
-    expect(nodes.get('disk0')).toEqual([{ tag: 'snap-0123456789ab', vmStateBytes: 433790 }]);
+    expect(nodes.get('disk0')).toEqual([{ tag: 'snap-0123456789ab', vmStateBytes: 433790, createdAt: new Date(1796071215 * 1000 + 979).toISOString() }]);
     expect(nodes.get('disk0-file')).toEqual([]);
   });
 
@@ -201,7 +201,7 @@ describe('QemuSnapshotter, a running VM', () => {
   it("reads what the images hold from QEMU's block nodes, by bundle file", async () => {
     const f = fakeMonitor(async () => undefined);
     const held = await snapshotterWith(f.m).imageSnapshots(diskVm, running);
-    expect([...held]).toEqual([['disk0.qcow2', [{ tag: 'snap-0123456789ab', vmStateBytes: 433790 }]]]);
+    expect([...held]).toEqual([['disk0.qcow2', [{ tag: 'snap-0123456789ab', vmStateBytes: 433790, createdAt: new Date(1796071215 * 1000 + 979).toISOString() }]]]);
     expect(f.sent).toEqual(['query-named-block-nodes']);
   });
 });

@@ -58,10 +58,23 @@ export function parseNodeSnapshots(answer: unknown): Map<string, readonly ImageS
       name,
       (Array.isArray(list) ? (list as unknown[]) : [])
         .filter((s): s is { name: string; 'vm-state-size'?: unknown } => typeof s === 'object' && s !== null && typeof (s as { name?: unknown }).name === 'string')
-        .map((s) => ({ tag: s.name, vmStateBytes: typeof s['vm-state-size'] === 'number' ? s['vm-state-size'] : 0 })),
+        .map((s) => imageSnapshotOf(s)),
     );
   }
   return out;
+}
+
+/** One SnapshotInfo (QAPI, as `qemu-img info --output=json` and query-named-block-nodes give it:
+ *  `name`, `vm-state-size` bytes, `date-sec` seconds since the epoch plus `date-nsec`) as an
+ *  ImageSnapshot (createdAt to the millisecond: two snapshots of one second keep their order). */
+function imageSnapshotOf(s: { name: string; 'vm-state-size'?: unknown; 'date-sec'?: unknown; 'date-nsec'?: unknown }): ImageSnapshot {
+  const sec = s['date-sec'];
+  const nsec = typeof s['date-nsec'] === 'number' && s['date-nsec'] >= 0 && s['date-nsec'] < 1e9 ? s['date-nsec'] : 0;
+  return {
+    tag: s.name,
+    vmStateBytes: typeof s['vm-state-size'] === 'number' ? s['vm-state-size'] : 0,
+    ...(typeof sec === 'number' && Number.isFinite(sec) && sec > 0 ? { createdAt: new Date(sec * 1000 + Math.floor(nsec / 1e6)).toISOString() } : {}),
+  };
 }
 
 /**
@@ -195,10 +208,10 @@ export class QemuSnapshotter {
           out.set(img.file, []);
           return;
         }
-        const j = JSON.parse(r.stdout) as { snapshots?: { name?: unknown; 'vm-state-size'?: unknown }[] };
+        const j = JSON.parse(r.stdout) as { snapshots?: { name?: unknown; 'vm-state-size'?: unknown; 'date-sec'?: unknown; 'date-nsec'?: unknown }[] };
         out.set(
           img.file,
-          (j.snapshots ?? []).map((s) => ({ tag: String(s.name), vmStateBytes: typeof s['vm-state-size'] === 'number' ? s['vm-state-size'] : 0 })),
+          (j.snapshots ?? []).map((s) => imageSnapshotOf({ ...s, name: String(s.name) })),
         );
       }),
     );
