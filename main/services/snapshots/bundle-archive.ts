@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import { BundleFileName, diskImages, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
 import { findNameClash } from '../../common/models/vm-settings';
+import { formatBytes } from '../../common/format';
 import { listTar } from '../imports/tar';
 import { libraryNames, randomMac } from '../library/checks';
 import { readSeedImage, reissueSeed } from '../library/clone-sandbox';
@@ -114,49 +115,132 @@ export async function exportVm(entry: OkEntry, bundleFile: (n: string) => string
   const fileOf = (n: string) => (n.includes('/') ? memberPath(entry.dir, n) : bundleFile(n));
   const sizes = await Promise.all(names.map(async (n) => (await fsp.stat(fileOf(n))).size));
   const total = sizes.reduce((a, b) => a + b, 0);
+  // The export's size: each file padded to whole blocks behind its header, the manifest (a few
+  // hundred bytes per file at most) and the two closing blocks.
+  const need = sizes.reduce((a, n) => a + BLOCK + Math.ceil(n / BLOCK) * BLOCK, 0) + BLOCK + Math.ceil((256 + 200 * names.length) / BLOCK) * BLOCK + 2 * BLOCK;
+  const free = await freeSpace(folder);
+  if (free !== null && free.bytes < need) throw diskFull(folder, entry.config.name, need, free.bytes);
   const part = `${dest}.part`;
   let out: fsp.FileHandle;
   try {
     out = await fsp.open(part, 'w', 0o600);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw errors.invalid(`Vivarium may not write in ${folder} (${code}). Choose another place for the export.`);
-    throw e;
+    throw (await cannotWrite(e, folder, entry.config.name, need)) ?? e;
   }
   // Ctrl-C (or a kill) of the exporting process: no half-written file stays behind.
   const forget = onInterrupt(() => fs.rmSync(part, { force: true }));
   const files: { name: string; size: number; sha256: string }[] = [];
   let done = 0;
   try {
+    // A failure writing the export (not reading the VM's files) is said of where it was written,
+    // once the .part file is gone (so the free space said is what there is).
+    const put = async (what: () => Promise<unknown>): Promise<void> => {
+      try {
+        await what();
+      } catch (e) {
+        throw new WriteFailure(e);
+      }
+    };
     for (const [i, n] of names.entries()) {
-      await out.write(header(n, sizes[i]!));
+      await put(() => out.write(header(n, sizes[i]!)));
       const hash = createHash('sha256');
       const input = fs.createReadStream(fileOf(n));
       for await (const chunk of input) {
         hash.update(chunk as Buffer);
-        await out.write(chunk as Buffer);
+        await put(() => out.write(chunk as Buffer));
         done += (chunk as Buffer).length;
         progress?.(total > 0 ? done / total : 1);
       }
       const pad = (BLOCK - (sizes[i]! % BLOCK)) % BLOCK;
-      if (pad) await out.write(Buffer.alloc(pad));
+      if (pad) await put(() => out.write(Buffer.alloc(pad)));
       files.push({ name: n, size: sizes[i]!, sha256: hash.digest('hex') });
     }
     const manifest = Buffer.from(`${JSON.stringify({ format: 'vivarium-export', version: 1, vm: { id: entry.id, name: entry.config.name }, files }, null, 2)}\n`);
-    await out.write(header(MANIFEST, manifest.length));
-    await out.write(manifest);
-    await out.write(Buffer.alloc((BLOCK - (manifest.length % BLOCK)) % BLOCK + 2 * BLOCK));
-    await out.sync();
-    await out.close();
-    await fsp.rename(part, dest);
+    await put(() => out.write(header(MANIFEST, manifest.length)));
+    await put(() => out.write(manifest));
+    await put(() => out.write(Buffer.alloc((BLOCK - (manifest.length % BLOCK)) % BLOCK + 2 * BLOCK)));
+    await put(() => out.sync());
+    await put(() => out.close());
+    await put(() => fsp.rename(part, dest));
   } catch (e) {
     await out.close().catch(() => undefined);
     await fsp.rm(part, { force: true });
+    if (e instanceof WriteFailure) throw (await cannotWrite(e.cause, folder, entry.config.name, need)) ?? e.cause;
     throw e;
   } finally {
     forget();
   }
   return { bytes: (await fsp.stat(dest)).size };
+}
+
+/** A file system error writing the export file (said by cannotWrite once the .part file is gone). */
+class WriteFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super('writing the export failed');
+  }
+}
+
+/**
+ * Free bytes for an unprivileged writer in `folder` (statfs), and whether its filesystem has no free
+ * file entries (inodes) left; null when the system does not say, or for a filesystem without a size
+ * (/proc, /sys: statfs gives 0 blocks).
+ */
+async function freeSpace(folder: string): Promise<{ readonly bytes: number; readonly noInodes: boolean } | null> {
+  try {
+    const st = await fsp.statfs(folder);
+    if (st.blocks === 0) return null;
+    return { bytes: st.bavail * st.bsize, noInodes: st.files > 0 && st.ffree === 0 };
+  } catch {
+    return null;
+  }
+}
+
+function diskFull(folder: string, vm: string, need: number, free: number | null, quota = false): VivariumError {
+  const freeText = free !== null ? ` and ${formatBytes(free)} ${free === 1 ? 'is' : 'are'} free` : '';
+  return new VivariumError(
+    ErrorCode.DiskFull,
+    `There is not enough space in ${folder} for the export of "${vm}"${quota ? ' (your disk quota there is used up)' : ''}: it needs about ${formatBytes(need)}${freeText}. Nothing was written; free some space there or choose another place for the export.`,
+    { path: folder, neededBytes: need, ...(free !== null ? { freeBytes: free } : {}) },
+  );
+}
+
+/**
+ * The sentence for a failure to write the export file in `folder` (a file system error code), or
+ * null for anything else (a bug stays a bug).
+ */
+async function cannotWrite(e: unknown, folder: string, vm: string, need: number): Promise<VivariumError | null> {
+  if (e instanceof VivariumError) return e;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== 'string') return null;
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT': {
+      const free = await freeSpace(folder);
+      if (code === 'ENOSPC' && free?.noInodes) {
+        return new VivariumError(
+          ErrorCode.DiskFull,
+          `The filesystem holding ${folder} can take no more files (it has no free file entries left, though ${formatBytes(free.bytes)} ${free.bytes === 1 ? 'is' : 'are'} free). Nothing was written; remove some files there or choose another place for the export.`,
+          { path: folder, neededBytes: need, freeBytes: free.bytes },
+        );
+      }
+      return diskFull(folder, vm, need, free?.bytes ?? null, code === 'EDQUOT');
+    }
+    case 'EACCES':
+    case 'EPERM':
+      return errors.invalid(`Vivarium may not write in ${folder} (permission denied). Choose another place for the export.`);
+    case 'EROFS':
+      return errors.invalid(`${folder} is on a read-only filesystem. Choose another place for the export.`);
+    case 'ENOENT':
+    case 'ENOTDIR':
+    case 'EINVAL':
+    case 'EISDIR':
+      // A folder that takes no new files (such as /proc or /sys, which the system fills itself).
+      return errors.invalid(`No file can be created in ${folder} (it is a folder the system manages, not one for your files). Choose another place for the export, such as your home folder.`);
+    case 'EIO':
+      return errors.invalid(`Writing the export in ${folder} failed with an input/output error (the disk there may be failing or was removed). Nothing was written; choose another place for the export.`);
+    default:
+      return errors.invalid(`The export could not be written in ${folder} (${code}). Nothing was written; choose another place for the export.`);
+  }
 }
 
 function refuse(file: string, why: string): VivariumError {
@@ -180,14 +264,30 @@ export async function importVm(
   qemuImg: string | null,
   progress?: (f: number) => void,
 ): Promise<VmConfig> {
+  // What the file is, before reading it as an archive: said plainly, never as an error code.
+  const st = await fsp.stat(file).catch((e: NodeJS.ErrnoException) => e);
+  if (st instanceof Error) {
+    if (st.code === 'ENOENT' || st.code === 'ENOTDIR') throw errors.invalid(`There is no file ${file}. Check its name and folder.`);
+    if (st.code === 'EACCES' || st.code === 'EPERM') throw errors.invalid(`Vivarium may not read ${file} (permission denied). Make it readable or copy it somewhere readable, then import it again.`);
+    throw errors.invalid(`${file} cannot be read (${st.code ?? 'unknown error'}).`);
+  }
+  if (st.isDirectory()) throw errors.invalid(`${file} is a folder, not an export file. Give the .vivarium file that \`vivarium export\` (or Export in the app) wrote.`);
+  if (!st.isFile()) throw errors.invalid(`${file} is not a regular file, so it is not a Vivarium export file. Give the .vivarium file that an export wrote.`);
   let members;
   try {
     members = await listTar(file);
   } catch (e) {
     const why = (e as Error).message;
     const cut = /^the archive is truncated \((.*)\)$/.exec(why);
-    throw refuse(file, cut ? `it is cut short: ${cut[1]}` : `it is not a Vivarium export (${why})`);
+    if (cut) throw refuse(file, `it is cut short: ${cut[1]}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') throw errors.invalid(`${file} cannot be read (${code}).`);
+    throw refuse(file, 'it is not a Vivarium export file (not a tar archive)');
   }
+  if (members.length === 0) throw refuse(file, st.size === 0 ? 'it is empty' : 'it is not a Vivarium export file (not a tar archive)');
+  // An export holds plain files only: a link or a folder member is none of Vivarium's.
+  const odd = members.find((m) => m.type !== '0' && m.type !== '7');
+  if (odd) throw refuse(file, `it holds ${safeName(odd.name)}, which is ${odd.type === '2' || odd.type === '1' ? 'a link' : odd.type === '5' ? 'a folder' : 'not a plain file'}; a Vivarium export holds only plain files`);
   const last = members.at(-1);
   if (!last || last.name !== MANIFEST) throw refuse(file, 'its manifest is missing (the file is cut short or is not a Vivarium export)');
   let manifest: z.infer<typeof Manifest>;
@@ -293,6 +393,12 @@ export async function importVm(
   return config;
 }
 
+/** A member name as read from an untrusted archive, fit for a sentence: printable, at most 100 characters. */
+function safeName(name: string): string {
+  const clean = name.replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(clean.length > 100 ? `${clean.slice(0, 100)}…` : clean);
+}
+
 function qemuImgRun(binary: string, args: readonly string[]): Promise<{ readonly ok: boolean; readonly out: string }> {
   return new Promise((resolve) => {
     execFile(binary, args, { timeout: 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
@@ -315,7 +421,8 @@ async function checkImages(binary: string | null, config: VmConfig, dir: string,
   if (!binary) throw errors.qemu('qemu-img was not found, and an import checks its images with it. Install QEMU, then import again.', undefined, { remedy: { kind: 'check-host' } });
   const backingOf = async (name: string): Promise<string | null> => {
     const r = await qemuImgRun(binary, ['info', '-U', '-f', 'qcow2', '--output=json', memberPath(dir, name)]);
-    if (!r.ok) throw refuse(file, `${name} is not a qcow2 image (${r.out})`);
+    // qemu-img names the file by its path in the staging folder, an internal name: said as the member's.
+    if (!r.ok) throw refuse(file, `${name} is not a qcow2 image (${r.out.split(memberPath(dir, name)).join(name).split(dir).join('…')})`);
     const j = JSON.parse(r.out) as { 'backing-filename'?: unknown };
     return typeof j['backing-filename'] === 'string' ? j['backing-filename'] : null;
   };
