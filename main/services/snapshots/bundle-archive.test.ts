@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
 import { createEngine, type Engine } from '../engine';
 import { listTar } from '../imports/tar';
-import { MANIFEST } from './bundle-archive';
+import { exportVm, MANIFEST } from './bundle-archive';
 
 let t: TestHome;
 let engine: Engine;
@@ -78,6 +78,29 @@ describe('export failures', () => {
     expect(e.code).toBe('disk-full');
     expect(e.message).toBe(`The filesystem holding ${mnt} can take no more files (it has no free file entries left, though 64 MiB are free). Nothing was written; remove some files there or choose another place for the export.`);
     expect(fs.readdirSync(mnt)).toEqual([]);
+  }, 60_000);
+
+  it.skipIf(!root)('the disk filling up while the export is written: the same sentence, and no .part file is left', async () => {
+    const id = await vm('g');
+    const mnt = tmpfs('size=6m');
+    const entry = engine.manager.library.resolveOk(id);
+    const bundle = engine.layout.bundle(id);
+    let filled = false;
+    // Another program takes the room once the export has started (after the up-front check).
+    const fill = (): void => {
+      if (filled) return;
+      filled = true;
+      try {
+        fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(6 * MiB, 1));
+      } catch {
+        // ENOSPC once the tmpfs is full: what is written stays
+      }
+    };
+    const e = await failure(exportVm(entry, (n) => bundle.file(n), path.join(mnt, 'g.vivarium'), fill));
+    expect(filled).toBe(true);
+    expect(e.code).toBe('disk-full');
+    expect(e.message).toMatch(new RegExp(`^There is not enough space in ${mnt} for the export of "g": it needs about 4(\\.\\d)? MiB and [\\d.]+ \\w+ are free\\. Nothing was written`));
+    expect(fs.readdirSync(mnt)).toEqual(['filler']);
   }, 60_000);
 
   it('a folder the system manages (/proc) is a sentence', async () => {

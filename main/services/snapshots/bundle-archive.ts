@@ -271,7 +271,7 @@ export async function importVm(
     if (st.code === 'EACCES' || st.code === 'EPERM') throw errors.invalid(`Vivarium may not read ${file} (permission denied). Make it readable or copy it somewhere readable, then import it again.`);
     throw errors.invalid(`${file} cannot be read (${st.code ?? 'unknown error'}).`);
   }
-  if (st.isDirectory()) throw errors.invalid(`${file} is a folder, not an export file. Give the .vivarium file that \`vivarium export\` (or Export in the app) wrote.`);
+  if (st.isDirectory()) throw errors.invalid(`${file} is a folder, not an export file. Give the .vivarium file an export wrote.`);
   if (!st.isFile()) throw errors.invalid(`${file} is not a regular file, so it is not a Vivarium export file. Give the .vivarium file that an export wrote.`);
   let members;
   try {
