@@ -122,6 +122,32 @@ describe('the CLI words every remedy as a command that exists', () => {
   });
 });
 
+describe('a new VM name is asked for the way the command being run takes it (tester-s5 #7)', () => {
+  // Every command that names a new VM: create's NAME, an operand called NEWNAME, or a --name flag.
+  const naming = Object.entries(COMMANDS).filter(([c, spec]) => c === 'create' || spec.positionals.includes('NEWNAME') || Object.hasOwn(spec.flags, 'name'));
+
+  it.each(naming.map(([c]) => c))('%s names its own operand or flag', (command) => {
+    const spec = COMMANDS[command]!;
+    if (command === 'snapshot') return; // its NEWNAME is a snapshot's, worded by the snapshot commands
+    for (const r of [{ kind: 'change-setting', field: 'name' }, { kind: 'rename', taken: 'web' }] as Remedy[]) {
+      const text = cliRemedy(r, { command });
+      assertCommandsExist(text);
+      const operand = /^Choose another ([A-Z]+)\.$/.exec(text)?.[1];
+      if (operand) expect(spec.positionals, text).toContain(operand);
+      else for (const flag of flagsOutsideCommands(text)) expect(Object.keys(spec.flags).map((f) => `--${f}`), `${command}: ${text}`).toContain(flag);
+    }
+  });
+
+  it('words each one as that command takes it', () => {
+    expect(naming.map(([c]) => c)).toEqual(expect.arrayContaining(['create', 'clone', 'import', 'edit']));
+    const name = { kind: 'change-setting', field: 'name' } as const;
+    expect(cliRemedy(name, { command: 'clone' })).toBe('Choose another NEWNAME.');
+    expect(cliRemedy(name, { command: 'create' })).toBe('Choose another NAME.');
+    expect(cliRemedy(name, { command: 'import' })).toBe('Use --name NEWNAME.');
+    expect(cliRemedy(name, { command: 'edit' })).toBe('Use --name NEWNAME.');
+  });
+});
+
 describe('formatCliError', () => {
   it('adds the remedy to the engine sentence, also after the error crossed a transport', () => {
     const e = deserializeError(JSON.parse(JSON.stringify(errors.mustStop('web', 'running', 'change its settings'))));

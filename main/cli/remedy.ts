@@ -36,6 +36,18 @@ const FLAGS: Readonly<Record<SettingField, { readonly flag: string | null; reado
   os: { flag: '--os', placeholder: 'LABEL', editable: true },
 };
 
+/**
+ * How each command that names a new VM takes that name, so a remedy names what THAT command takes:
+ * an operand (create NAME, clone NAME NEWNAME) or the --name flag (edit, import). Commands not
+ * listed word a name as `vivarium edit NAME --name NEWNAME`.
+ */
+const NEW_NAME: Readonly<Record<string, { readonly operand: string } | { readonly flag: string }>> = {
+  create: { operand: 'NAME' },
+  clone: { operand: 'NEWNAME' },
+  import: { flag: '--name NEWNAME' },
+  edit: { flag: '--name NEWNAME' },
+};
+
 /** "2G" for whole GiB, else "1536M": what --memory reads back. */
 export function memoryFlagValue(mib: number): string {
   return mib % 1024 === 0 ? `${mib / 1024}G` : `${mib}M`;
@@ -64,6 +76,9 @@ function settingArgs(field: SettingField, to: string | null | undefined): { read
 function changeSetting(field: SettingField, to: string | null | undefined, vm: string | undefined, ctx: RemedyContext): string {
   const f = FLAGS[field];
   const { args, dropOnCreate } = settingArgs(field, to);
+  const takes = field === 'name' && ctx.command !== undefined && Object.hasOwn(NEW_NAME, ctx.command) ? NEW_NAME[ctx.command] : undefined;
+  if (takes && 'operand' in takes) return `Choose another ${takes.operand}.`;
+  if (takes && vm === undefined) return `Use ${takes.flag}.`;
   const creating = ctx.command === 'create' || (vm === undefined && ctx.command === undefined);
   if (creating) {
     if (field === 'name') return 'Choose another NAME.';

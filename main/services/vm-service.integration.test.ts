@@ -133,7 +133,7 @@ describe('jobs on a real VM', () => {
     const shutDown = e.manager.stop(id, { timeoutSec: 60 });
     for (let i = 0; i < 100 && (await e.manager.list())[0]!.state !== 'stopping'; i++) await new Promise((r) => setTimeout(r, 100));
     // A second mutating job is refused with a sentence naming the running one.
-    await expect(e.manager.edit(id, { cpus: 1 })).rejects.toThrow(/"slowpoke" is busy: it is shutting down \(started \d+ s ago\)\. Wait for it or Force Off\./);
+    await expect(e.manager.edit(id, { cpus: 1 })).rejects.toThrow(/"slowpoke" is busy: it is shutting down \(started \d+ s ago\)\. Wait for it, or force it off\./);
     // A window hears where the Shut Down is: the power button, and when it will give up.
     expect(progress[0]).toMatchObject({ rung: 'acpi' });
     const first = progress[0] as { startedAt: string; deadline: string };

@@ -8,17 +8,24 @@
  * snapshots in the VM's images, the UEFI variables included.
  */
 import { z } from 'zod';
-import { NewVmName } from '../models/vm-config';
+import { NewVmName, invisibleCharacter } from '../models/vm-config';
 import type { VmInfo } from '../models/vm-state';
 import { AbsPath, VmRef, lazyTuples, type Event, type ServiceSchema } from './shared';
 
-/** A snapshot's name: visible text, one line. */
+/**
+ * A snapshot's name (create and rename alike): visible text, one line, by the same rule as a VM's
+ * name (invisibleCharacter, models/vm-config.ts), so two names that look the same are the same.
+ */
 export const SnapshotName = z
   .string()
   .trim()
   .min(1, 'a snapshot name must not be empty')
   .max(100, 'a snapshot name must be at most 100 characters')
-  .refine((n) => !/[\u0000-\u001f\u007f]/.test(n), 'a snapshot name must not contain control characters');
+  .refine((n) => !/[\u0000-\u001f\u007f]/.test(n), 'a snapshot name must not contain control characters')
+  .superRefine((n, ctx) => {
+    const bad = /[\u0000-\u001f\u007f]/.test(n) ? null : invisibleCharacter(n);
+    if (bad) ctx.addIssue({ code: 'custom', message: `a snapshot name must not contain invisible or text-direction characters (it contains ${bad}); type it again with visible characters only` });
+  });
 
 /** A snapshot reference: its name or its id. */
 export const SnapshotRef = z.string().min(1, 'a snapshot name or id is required').max(200);

@@ -52,7 +52,7 @@ describe('Jobs', () => {
 
     const stop = await refusal(jobs.run(ID, 'web', 'stop', async () => 'stopped'));
     expect(stop.code).toBe('busy');
-    expect(stop.message).toBe('"web" is busy: a snapshot is being saved (started 12 s ago). Wait for it or Force Off.');
+    expect(stop.message).toBe('"web" is busy: a snapshot is being saved (started 12 s ago). Wait for it, or force it off.');
     expect(stop.remedy).toEqual({ kind: 'force-stop', vm: 'web' });
     expect(stop.data).toMatchObject({ job: 'snapshotSave' });
     const edit = await refusal(jobs.run(ID, 'web', 'edit', async () => 'edited'));

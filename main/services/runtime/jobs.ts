@@ -9,7 +9,7 @@
  *   keep a person from powering a VM off;
  * - a mutating job (start, stop, edit, delete, pause, resume, reset) or a long async one (a snapshot
  *   save, a disk convert) runs alone: a second one is refused with a sentence that names the running
- *   one ("… is busy: a snapshot is being saved (started 12 s ago). Wait for it or Force Off."), except
+ *   one ("… is busy: a snapshot is being saved (started 12 s ago). Wait for it, or force it off."), except
  *   that a short mutating job first waits (up to `waitMs`) for another short one to end, as libvirt
  *   waits for its state change lock.
  *
@@ -194,7 +194,7 @@ export class Jobs {
 
   private busyError(vmName: string, clash: RunningJob, wanted: JobSpec): VivariumError {
     const secs = Math.max(0, Math.round((this.now() - clash.startedAt) / 1000));
-    const remedy = wanted.kind === 'destroy' ? 'Wait for it.' : 'Wait for it or Force Off.';
+    const remedy = wanted.kind === 'destroy' ? 'Wait for it.' : 'Wait for it, or force it off.';
     return new VivariumError(
       ErrorCode.Busy,
       `"${vmName}" is busy: ${clash.spec.doing} (started ${secs} s ago). ${remedy}`,

@@ -405,10 +405,10 @@ export class LocalSnapshotService implements SnapshotService {
   /** Running (with its record) or stopped (holding the start lock: release it when done). */
   private async where(entry: OkEntry, what: string): Promise<Where> {
     if (entry.config.suspended) {
-      // One sentence with both ways out (no remedy appended: it would repeat the first).
+      // Both ways out in front-end-neutral words; each front end words the force-off remedy (CLI: `vivarium stop NAME --force`).
       throw errors.state(
-        `"${entry.config.name}" is suspended: its disks must stay as they were until it resumes. Start it (it resumes where it was) and shut it down, or discard its saved state with Force Off (the next start then boots afresh); then ${what}.`,
-      );
+        `"${entry.config.name}" is suspended: its disks must stay as they were until it resumes. Start it (it resumes where it was) and shut it down, or force it off to discard its saved state (the next start then boots afresh); then ${what}.`,
+        undefined, { remedy: { kind: 'force-stop', vm: entry.config.name } });
     }
     const vmKey = { id: entry.id, name: entry.config.name };
     // A running VM is known by its record and its QEMU's command line (RunStates.get's first look);

@@ -200,7 +200,7 @@ describe('what cannot be saved, and discarding a saved state', () => {
     await expect(e.manager.pause('sleepy')).rejects.toThrow('Cannot pause "sleepy": it is suspended (start it to resume it).');
     // The refusals of a suspended VM name both ways out, once.
     const refusal = e.services.snapshots.create('sleepy', { name: 'x' });
-    await expect(refusal).rejects.toThrow(/Start it \(it resumes where it was\) and shut it down, or discard its saved state with Force Off/);
+    await expect(refusal).rejects.toThrow(/Start it \(it resumes where it was\) and shut it down, or force it off to discard its saved state/);
 
     const after = await e.manager.stop('sleepy', { force: true });
     expect(after.state).toBe('stopped');
