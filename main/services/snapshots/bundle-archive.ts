@@ -399,6 +399,11 @@ function safeName(name: string): string {
   return JSON.stringify(clean.length > 100 ? `${clean.slice(0, 100)}…` : clean);
 }
 
+/** qemu-img's words with the staging folder's paths (an internal name) said as the files' own names. */
+function unstaged(text: string, dir: string): string {
+  return text.split(`${dir}${path.sep}`).join('').split(dir).join("the imported VM's folder");
+}
+
 function qemuImgRun(binary: string, args: readonly string[]): Promise<{ readonly ok: boolean; readonly out: string }> {
   return new Promise((resolve) => {
     execFile(binary, args, { timeout: 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
@@ -421,8 +426,7 @@ async function checkImages(binary: string | null, config: VmConfig, dir: string,
   if (!binary) throw errors.qemu('qemu-img was not found, and an import checks its images with it. Install QEMU, then import again.', undefined, { remedy: { kind: 'check-host' } });
   const backingOf = async (name: string): Promise<string | null> => {
     const r = await qemuImgRun(binary, ['info', '-U', '-f', 'qcow2', '--output=json', memberPath(dir, name)]);
-    // qemu-img names the file by its path in the staging folder, an internal name: said as the member's.
-    if (!r.ok) throw refuse(file, `${name} is not a qcow2 image (${r.out.split(memberPath(dir, name)).join(name).split(dir).join('…')})`);
+    if (!r.ok) throw refuse(file, `${name} is not a qcow2 image (${unstaged(r.out, dir)})`);
     const j = JSON.parse(r.out) as { 'backing-filename'?: unknown };
     return typeof j['backing-filename'] === 'string' ? j['backing-filename'] : null;
   };
@@ -443,7 +447,7 @@ async function checkImages(binary: string | null, config: VmConfig, dir: string,
         throw refuse(file, `${l.source.bundle} names ${named} as its backing file, a file outside the export (Vivarium never opens such a file)`);
       }
       const r = await qemuImgRun(binary, ['rebase', '-u', '-f', 'qcow2', '-b', memberPath(finalDir, nextName), '-F', next!.format, memberPath(dir, l.source.bundle)]);
-      if (!r.ok) throw errors.qemu(`Could not point ${l.source.bundle} at ${nextName} in the imported VM's folder: ${r.out}`);
+      if (!r.ok) throw errors.qemu(`Could not point ${l.source.bundle} at ${nextName} in the imported VM's folder: ${unstaged(r.out, dir)}`);
     }
   }
   if (config.uefiVars) {
