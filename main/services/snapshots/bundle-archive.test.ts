@@ -108,6 +108,9 @@ describe('export failures', () => {
     const e = await failure(engine.services.snapshots.exportVm('g', '/proc/g.vivarium'));
     expect(e.message).toBe('No file can be created in /proc (it is a folder the system manages, not one for your files). Choose another place for the export, such as your home folder.');
     expect(e.code).toBe('invalid-argument');
+    // A folder given as the export file is a wrong argument too (as a missing folder is), not a clash.
+    const dir = await failure(engine.services.snapshots.exportVm('g', t.home));
+    expect(dir).toMatchObject({ code: 'invalid-argument', message: `${t.home} is a folder. Give a file name in it, such as ${path.join(t.home, 'g.vivarium')}.` });
   }, 60_000);
 });
 

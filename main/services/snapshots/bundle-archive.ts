@@ -100,13 +100,16 @@ function header(name: string, size: number): Buffer {
 
 /**
  * Writes the stopped VM `entry` to `dest` (via `dest.part`, renamed at the end). The caller holds
- * the VM's start lock. @throws already-exists (dest exists), invalid-state
+ * the VM's start lock. @throws already-exists (dest exists), invalid-argument (dest is a folder, or
+ * its folder is missing or takes no files), disk-full, invalid-state
  */
 export async function exportVm(entry: OkEntry, bundleFile: (n: string) => string, dest: string, progress?: (f: number) => void): Promise<{ readonly bytes: number }> {
   const destStat = await fsp.stat(dest).catch(() => null);
-  if (destStat) {
-    throw new VivariumError(ErrorCode.AlreadyExists, destStat.isDirectory() ? `${dest} is a folder. Give a file name in it, such as ${path.join(dest, `${entry.config.name.replace(/[/\\\0]/g, '_')}.vivarium`)}.` : `${dest} already exists. Choose another file name.`);
+  if (destStat?.isDirectory()) {
+    // A wrong argument (as a missing folder is), not a name clash.
+    throw errors.invalid(`${dest} is a folder. Give a file name in it, such as ${path.join(dest, `${entry.config.name.replace(/[/\\\0]/g, '_')}.vivarium`)}.`);
   }
+  if (destStat) throw new VivariumError(ErrorCode.AlreadyExists, `${dest} already exists. Choose another file name.`);
   const folder = path.dirname(dest);
   const folderStat = await fsp.stat(folder).catch(() => null);
   if (!folderStat) throw errors.invalid(`The folder ${folder} does not exist. Create it first or choose another place for the export.`);
