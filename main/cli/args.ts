@@ -89,6 +89,9 @@ export function parseArgs(command: string, spec: CommandSpec, argv: readonly str
     }
     positionals.push(arg);
   }
+  if (positionals.length > spec.positionals.length) {
+    throw new UsageError(`unexpected argument "${positionals[spec.positionals.length]}"`, command);
+  }
   if (spec.actions) {
     const list = spec.actions.join(', ');
     if (positionals.length === 0) throw new UsageError(`missing ACTION (one of ${list})`, command);
@@ -98,9 +101,6 @@ export function parseArgs(command: string, spec: CommandSpec, argv: readonly str
   if (positionals.length < min) {
     // Only the operands still required: the optional ones after them are not "missing".
     throw new UsageError(`missing ${spec.positionals.slice(positionals.length, min).join(' ')}`, command);
-  }
-  if (positionals.length > spec.positionals.length) {
-    throw new UsageError(`unexpected argument "${positionals[spec.positionals.length]}"`, command);
   }
   return { positionals, flags };
 }

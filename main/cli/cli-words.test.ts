@@ -51,6 +51,8 @@ describe('the CLI names what the command being run takes', () => {
       const r = await cli(...args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().endsWith(remedy), `${args.join(' ')}: ${r.stderr}`).toBe(true);
+      // The person typed a name, not "VM settings".
+      expect(r.stderr, args.join(' ')).toMatch(args[0] === 'edit' ? /^vivarium: The new name / : /^vivarium: The new VM's name /);
     }
     const file = `${t.home}/g.vivarium`;
     await ok('export', 'g', file);

@@ -149,6 +149,14 @@ describe('a new VM name is asked for the way the command being run takes it (tes
 });
 
 describe('formatCliError', () => {
+  it('words a name refusal as about the new name for the commands that name a VM', () => {
+    const e = new VivariumError(ErrorCode.InvalidArgument, 'Invalid VM settings: Name is required.', undefined, { remedy: { kind: 'change-setting', field: 'name' } });
+    expect(formatCliError(e, { command: 'clone' })).toBe("The new VM's name is required. Choose another NEWNAME.");
+    expect(formatCliError(e, { command: 'edit' })).toBe('The new name is required. Use --name NEWNAME.');
+    const cpus = new VivariumError(ErrorCode.InvalidArgument, 'Invalid VM settings: CPUs must be a number.');
+    expect(formatCliError(cpus, { command: 'create' })).toBe('Invalid VM settings: CPUs must be a number.');
+  });
+
   it('adds the remedy to the engine sentence, also after the error crossed a transport', () => {
     const e = deserializeError(JSON.parse(JSON.stringify(errors.mustStop('web', 'running', 'change its settings'))));
     expect(formatCliError(e, { command: 'edit' })).toBe('"web" is running; it must be shut down to change its settings. Shut it down first: `vivarium stop web`.');

@@ -143,7 +143,12 @@ export function cliRemedy(r: Remedy, ctx: RemedyContext = {}): string {
  * remedies) is printed as it is.
  */
 export function formatCliError(e: VivariumError, ctx: RemedyContext = {}): string {
-  const message = e.message.trim();
+  let message = e.message.trim();
+  // The engine's "Invalid VM settings: Name …" is, for a command that names a new VM, about the
+  // name just typed: say so in those words.
+  if (ctx.command !== undefined && Object.hasOwn(NEW_NAME, ctx.command)) {
+    message = message.replace(/^Invalid VM settings: Name (?=\S)/, ctx.command === 'edit' ? 'The new name ' : "The new VM's name ");
+  }
   if (!e.remedy || /`vivarium /.test(message)) return message;
   return `${message} ${cliRemedy(e.remedy, ctx)}`;
 }
