@@ -229,8 +229,12 @@ describe('a chatty guest on real QEMU keeps serial.log under the cap', () => {
     expect(size(log) + size(olderSerialLog(log))).toBeLessThanOrEqual(budget);
     const text = await readSerialLogTail(log, 1024 * 1024);
     expect(text).not.toContain('EARLIER RUN');
-    expect(text).toContain('chatty line 31999 ');
-    expect(text.indexOf('chatty line 31999 ')).toBeLessThan(text.indexOf('ALL-DONE-42'));
+    // The newest lines are there, before the marker. Not one exact line: when the reader falls behind
+    // (a loaded host), QEMU's chardev retries a character the socket refused and its logfile gets it
+    // twice ("chattty line"), so any single line may be garbled; ten in a row cannot all be.
+    const last = [...text.matchAll(/^chatty line (319\d\d) /gm)];
+    expect(last.length, text.slice(-2000)).toBeGreaterThan(0);
+    expect(last.at(-1)!.index).toBeLessThan(text.indexOf('ALL-DONE-42'));
     expect(text.includes('\0')).toBe(false);
   }, 300_000);
 });

@@ -274,8 +274,8 @@ export async function importVm(
     if (st.code === 'EACCES' || st.code === 'EPERM') throw errors.invalid(`Vivarium may not read ${file} (permission denied). Make it readable or copy it somewhere readable, then import it again.`);
     throw errors.invalid(`${file} cannot be read (${st.code ?? 'unknown error'}).`);
   }
-  if (st.isDirectory()) throw errors.invalid(`${file} is a folder, not an export file. Give the .vivarium file an export wrote.`);
-  if (!st.isFile()) throw errors.invalid(`${file} is not a regular file, so it is not a Vivarium export file. Give the .vivarium file that an export wrote.`);
+  if (st.isDirectory()) throw errors.invalid(`${file} is a folder, not an export file. Give the file an export wrote (its name ends in .vivarium).`);
+  if (!st.isFile()) throw errors.invalid(`${file} is not a regular file, so it is not a Vivarium export file. Give the file an export wrote (its name ends in .vivarium).`);
   let members;
   try {
     members = await listTar(file);
