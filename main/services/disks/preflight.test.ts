@@ -286,9 +286,11 @@ describe('preflight at every start', () => {
     const f = path.join(tmp, 'busy.qcow2');
     img('create', '-q', '-f', 'qcow2', f, '16M');
     const h = spawn(QEMU, ['-machine', 'none', '-nodefaults', '-display', 'none', '-S', '-blockdev', `driver=file,filename=${f},node-name=f`, '-blockdev', 'driver=qcow2,file=f,node-name=q'], {
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     holder = h;
+    let stderr = '';
+    h.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     // Wait until QEMU holds the lock (qemu-img without -U then fails).
     const deadline = Date.now() + 10_000;
     let locked = false;
@@ -297,7 +299,7 @@ describe('preflight at every start', () => {
       locked = !r.ok;
       if (!locked) await new Promise((res) => setTimeout(res, 50));
     }
-    expect(locked).toBe(true);
+    expect(locked, `QEMU exit ${h.exitCode}, stderr: ${stderr}`).toBe(true);
     const problems = await diskProblems(config([{ id: 'disk0', source: { bundle: 'busy.qcow2' }, format: 'qcow2' }]), bundle(), qemuImg);
     expect(problems).toEqual([`The image of disk disk0 (${f}) is in use by another program (another running VM, or a disk tool). Stop that program first, then start the VM again.`]);
     // A read-only use of the same image (as a linked clone's base) takes no write lock: fine.
