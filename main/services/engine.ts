@@ -41,7 +41,8 @@ export interface Engine {
   readonly services: Services;
   readonly manager: VmManager;
   host(): Promise<HostCapabilities>;
-  /** Stops the engine's work; resolves once downloads have written what arrived (media.dispose). */
+  /** Stops the engine's work; resolves once downloads have written what arrived (media.dispose) and
+   *  the VMs' event logs (vivarium.log) hold every line appended so far. */
   dispose(): Promise<void>;
 }
 
@@ -120,6 +121,9 @@ export function createEngine(options: EngineOptions = {}): Engine {
       clockSync?.dispose();
       snapshots.dispose();
       manager.dispose();
+      // A short-lived engine (one CLI command) ends its process right after this: every line of the
+      // VMs' vivarium.log appended so far must be on disk first.
+      await manager.events.flushed();
       // Last, and awaited: a download stopped by the shutdown writes what has arrived before the
       // process may end (the download says so: "paused, with what has arrived kept").
       await media.dispose();
