@@ -176,7 +176,7 @@ describe('vivarium CLI library handling', () => {
     // A duplicate name is refused too, and leaves the first VM alone.
     await createLinuxGuest('dup');
     const dup = await cli(['create', 'DUP', '--disk-size', '0']);
-    expect(dup.code).toBe(1);
+    expect(dup.code).toBe(2); // a taken name: what was typed must change
     expect(dup.stderr).toMatch(/a VM named "dup" already exists \(names are compared ignoring case/i);
     const huge = await cli(['create', 'huge', '--memory', '512G', '--disk-size', '0']);
     expect(huge.code).toBe(2); // a value that must change: exit 2, like a usage error

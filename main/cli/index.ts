@@ -4,7 +4,8 @@
  * engine for the length of the command. VMs keep running either way.
  *
  * Output: human text by default, `--json` where documented (README). Errors: one line on stderr that
- * says what to do, exit status 1 (2 for usage errors).
+ * says what to do, exit status 2 when what was typed must change, 1 when the operation failed
+ * (cli/exit-status.ts).
  */
 // First: settings every schema is built with (see the file).
 import './zod-config';
@@ -12,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CreateVmSpec, EditVmSpec, Services } from '../common/contract';
 import { MAX_SERIAL_LOG_READ_BYTES, MAX_WAIT_SERIAL_CHARS } from '../common/contract/vms';
-import { ErrorCode, isVivariumError, errors, VivariumError } from '../common/errors';
+import { isVivariumError, errors, VivariumError } from '../common/errors';
 import { qemuDirAdvice } from '../common/models/host-report';
 import type { HostReport } from '../common/models/host-report';
 import { formatMiB, MAX_CPUS, parseSize, PortForward, type Arch } from '../common/models/vm-config';
@@ -20,6 +21,8 @@ import type { VmInfo } from '../common/models/vm-state';
 import { asksForHelp, formatHelp, parseArgs, UsageError, type CommandSpec, type Parsed } from './args';
 import { COMMANDS } from './commands';
 import { formatCliError } from './remedy';
+import { exitStatusFor } from './exit-status';
+import { localTime } from './time-text';
 import { createWithProgress, importFlag, prepareMedia } from './media-commands';
 import { cloudFlags, prepareSandbox, resolveCloudImage, sandboxShowLines } from './sandbox-commands';
 import { prepareHardware } from './hardware-commands';
@@ -95,9 +98,9 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     if (e instanceof UsageError) return usage(e.message, command);
     if (isVivariumError(e)) {
       io.stderr.write(`vivarium: ${formatCliError(e, { command })}\n`);
-      // Exit 2 whenever what was typed must change (a value the engine judged invalid included);
-      // 1 when the operation itself failed.
-      return e.code === ErrorCode.InvalidArgument ? 2 : 1;
+      // Exit 2 whenever what was typed must change (invalid, names nothing, or names what is
+      // taken); 1 when the operation itself failed (cli/exit-status.ts).
+      return exitStatusFor(e.code);
     }
     io.stderr.write(`vivarium: internal error: ${(e as Error).message ?? String(e)}. Please report this as a bug.\n`);
     if (io.env.VIVARIUM_DEBUG) io.stderr.write(`${(e as Error).stack}\n`);
@@ -502,7 +505,7 @@ function formatShow(vm: VmInfo & { argv: readonly string[] | null }, sandbox: re
     if (c.extraArgs.length) lines.push(`  extra QEMU arguments (advanced, from config.json): ${c.extraArgs.map(shellArg).join(' ')}`);
   }
   lines.push(...sandbox);
-  if (vm.lastExit) lines.push(`  last exit: ${vm.lastExit.reason} at ${vm.lastExit.at}: ${vm.lastExit.message}`);
+  if (vm.lastExit) lines.push(`  last exit: ${vm.lastExit.reason} at ${localTime(vm.lastExit.at, { seconds: true })}: ${vm.lastExit.message}`);
   lines.push(`  folder:   ${vm.path}`);
   if (vm.argv) lines.push('', '  ' + vm.argv.map(shellArg).join(' \\\n    '));
   return lines.join('\n');

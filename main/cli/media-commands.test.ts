@@ -105,7 +105,7 @@ describe('vivarium media', () => {
     expect(fs.existsSync(file)).toBe(false);
     expect(JSON.parse((await cli(['media', 'list', '--json'])).stdout)).toEqual([]);
     const unknown = await cli(['media', 'remove', '/etc/passwd']);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(2); // names no downloaded file: what was typed must change
     expect(unknown.stderr).toContain('/etc/passwd is not a file Vivarium downloaded');
     expect(fs.existsSync('/etc/passwd')).toBe(true);
   });

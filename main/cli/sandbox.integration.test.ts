@@ -266,14 +266,14 @@ describe('vivarium create --cloud-image, ssh, forward, share, show guest, stop v
 
     // The same host port again, and a port another program holds: refused with the reason.
     const again = await cli(['forward', 'add', NAME, `tcp:${port}:8001`]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(2); // a taken host port: another must be typed
     expect(again.stderr).toMatch(new RegExp(`already forwards tcp port ${port}`));
     const holder = net.createServer();
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
     const held = (holder.address() as net.AddressInfo).port;
     try {
       const busy = await cli(['forward', 'add', NAME, `tcp:${held}:8000`]);
-      expect(busy.code).toBe(1);
+      expect(busy.code).toBe(2);
       expect(busy.stderr).toMatch(new RegExp(`tcp port ${held} on 127.0.0.1 is in use by another program`));
     } finally {
       holder.close();

@@ -186,7 +186,7 @@ describe('unix socket transport', () => {
   it('refuses to delete a path that is not a socket', async () => {
     fs.writeFileSync(sock, 'precious');
     const e = await listenUnix(sock, () => {}).catch((err: unknown) => err);
-    expect((e as VivariumError).code).toBe(ErrorCode.AlreadyExists);
+    expect((e as VivariumError).code).toBe(ErrorCode.InvalidState);
     expect(fs.readFileSync(sock, 'utf8')).toBe('precious');
   });
 

@@ -209,8 +209,9 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     throw e;
   }
   if (!st.isSocket()) {
+    // invalid-state, not already-exists: nothing the person typed names this path (exit 1, not 2).
     throw new VivariumError(
-      ErrorCode.AlreadyExists,
+      ErrorCode.InvalidState,
       `${socketPath} exists and is not a socket. Move it away and start the engine again.`,
       { path: socketPath },
     );
