@@ -109,3 +109,65 @@ describe('a suspended VM (#9)', () => {
     expect(await ok('snapshot', 'create', 's', 'x')).toMatch(/^x \(snap-/);
   }, 240_000);
 });
+
+describe('exit status by kind (#15): 2 when what was typed must change, 1 when the operation failed', () => {
+  it('a taken, too long, empty or unknown name or file exits 2, like every other invalid argument', async () => {
+    await ok(...createArgs('k'));
+    await ok('snapshot', 'create', 'k', 'one');
+    const file = `${t.home}/k.vivarium`;
+    await ok('export', 'k', file);
+    const cases: [string[], RegExp][] = [
+      [['snapshot', 'create', 'k', 'one'], /"k" already has a snapshot named "one"/],
+      [['snapshot', 'create', 'k', 'x'.repeat(101)], /at most 100 characters/],
+      [['clone', 'k', 'k'], /A VM named "k" already exists/],
+      [['clone', 'k', 'x'.repeat(101)], /at most 100 characters\. Choose another NEWNAME\./],
+      [['import', file], /A VM named "k" already exists\. Import it under another name/],
+      [['export', 'k', ''], /is a folder/],
+      [['export', 'k', file], /already exists/],
+      [['show', 'nosuch'], /No VM named or with id "nosuch"/],
+      [['snapshot', 'revert', 'k', 'nope'], /"k" has no snapshot named or with id "nope"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli(...args);
+      const what = args.map((a) => (a.length > 20 ? `${a.slice(0, 8)}…` : a)).join(' ');
+      expect(r.code, `${what}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, what).toMatch(message);
+      expect(r.stderr.trim().split('\n'), what).toHaveLength(1);
+    }
+  }, 120_000);
+
+  it('a refusal by the state of things exits 1, and a delete refused over linked clones names every one (#17)', async () => {
+    await ok(...createArgs('base'));
+    for (const c of ['c1', 'c2', 'c3']) await ok('clone', 'base', c, '--linked');
+    const r = await cli('delete', 'base');
+    expect(r.code).toBe(1);
+    const named = /Delete ("c\d"), ("c\d") and ("c\d") first/.exec(r.stderr);
+    expect(named, r.stderr).not.toBeNull();
+    expect(named!.slice(1).sort()).toEqual(['"c1"', '"c2"', '"c3"']);
+    expect(r.stderr).toMatch(/`vivarium delete base --flatten-clones`\.\n$/);
+    // What it says works.
+    expect(await ok('delete', 'base', '--flatten-clones')).toMatch(/Deleted base\./);
+  }, 120_000);
+});
+
+describe('snapshot and clone words (#16, #17)', () => {
+  it('snapshot list: local dates to the minute in text, ISO in --json; an empty list names the VM', async () => {
+    await ok(...createArgs('my box'));
+    expect(await ok('snapshot', 'list', 'my box')).toBe("No snapshots. Take one with `vivarium snapshot create 'my box'`.\n");
+    await ok('snapshot', 'create', 'my box', 'first', '--description', 'before the upgrade');
+    const [snap] = JSON.parse(await ok('snapshot', 'list', 'my box', '--json')) as { id: string; createdAt: string }[];
+    expect(snap!.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // In UTC+05:30 (no daylight saving), the text shows that local time, to the minute.
+    const r = await runCli(['snapshot', 'list', 'my box'], { env: { ...t.env, TZ: 'Asia/Kolkata' }, timeoutMs: 60_000 });
+    const local = new Date(Date.parse(snap!.createdAt) + 330 * 60_000).toISOString().slice(0, 16).replace('T', ' ');
+    expect(r.stdout).toBe(`* first  (${snap!.id}, ${local}, disks only)  <- you are here\n    before the upgrade\n`);
+    expect(r.stdout).not.toMatch(/\d\d:\d\d:\d\d|\.\d{3}|Z\b/);
+  }, 120_000);
+
+  it('help says what an omitted SNAPSHOT becomes, and how a linked clone\'s source can be deleted', async () => {
+    expect(await ok('snapshot', '--help')).toMatch(/snapshot create NAME \[SNAPSHOT\].*"Snapshot N"/);
+    const clone = await ok('clone', '--help');
+    expect(clone).not.toMatch(/cannot be deleted while the clone exists/);
+    expect(clone).toMatch(/`vivarium delete NAME --flatten-clones`/);
+  }, 60_000);
+});

@@ -63,7 +63,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     flags: { json: { type: 'boolean', help: 'print JSON' } },
   },
   start: {
-    usage: 'start NAME [--wait-serial REGEX] [--timeout SECONDS]',
+    usage: 'start NAME [--wait-serial REGEX] [--timeout SECONDS] [--json]',
     summary: 'Start a VM. Returns once QEMU runs (and, with --wait-serial, once the guest\'s serial output matches).',
     positionals: [VM],
     flags: {
@@ -73,7 +73,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
   },
   stop: {
-    usage: 'stop NAME [--force] [--timeout SECONDS]',
+    usage: 'stop NAME [--force] [--timeout SECONDS] [--json]',
     summary: 'Shut a VM down: ACPI power button, wait, then QMP quit, SIGTERM, SIGKILL.',
     positionals: [VM],
     flags: {

@@ -28,14 +28,16 @@ describe('disk and cd usage', () => {
     expect(msg('disk', p(['add', 'vm']))).toBe('disk add needs either --size SIZE (a new disk) or --file PATH (an existing image), not both');
     expect(msg('disk', p(['add', 'vm'], { size: '1G', file: '/x' }))).toContain('not both');
     expect(msg('disk', p(['resize', 'vm', 'disk0']))).toBe('disk resize needs --size, the new size (e.g. 40G)');
-    expect(msg('disk', p(['resize', 'vm']))).toBe('disk resize needs the DISK_ID (see disk list NAME)');
-    expect(msg('disk', p(['remove', 'vm']))).toBe('disk remove needs the DRIVE_ID (a disk or a CD drive) (see disk list NAME)');
+    // The command that lists the ids names this VM, quoted for the shell (not a literal NAME).
+    expect(msg('disk', p(['resize', 'vm']))).toBe('disk resize needs the DISK_ID (see `vivarium disk list vm`)');
+    expect(msg('disk', p(['remove', 'my vm']))).toBe("disk remove needs the DRIVE_ID (a disk or a CD drive) (see `vivarium disk list 'my vm'`)");
+    expect(msg('disk', p(['remove', '-x']))).toBe('disk remove needs the DRIVE_ID (a disk or a CD drive) (see `vivarium disk list -- -x`)');
     expect(msg('disk', p(['add', 'vm'], { cdrom: true, size: '1G' }))).toContain('disk add --cdrom takes only --file ISO');
     expect(() => prepareHardware('disk', p(['add', 'vm'], { cdrom: true }))).not.toThrow();
     expect(msg('disk', p(['add', 'vm'], { size: 'big' }))).toBe('--size must be a size from 1M to 64T such as 10G or 512M, not "big"');
     expect(msg('disk', p(['add', 'vm'], { size: '1G', bus: 'ide' }))).toBe('--bus must be virtio, sata or nvme, not "ide"');
     expect(msg('disk', p(['list', 'vm'], { 'delete-file': true }))).toBe('--delete-file goes with disk remove');
-    expect(msg('disk', p(['grow', 'vm']))).toBe('unknown action "grow"; use list, add, resize or remove');
+    expect(msg('disk', p(['grow', 'vm']))).toBe('unknown action "grow"; use one of list, add, resize, remove');
     expect(msg('cd', p(['insert', 'vm']))).toBe('cd insert needs the PATH of an ISO');
     expect(msg('cd', p(['eject', 'vm', '/a.iso']))).toBe('cd eject takes only NAME (and --drive ID)');
   });

@@ -9,7 +9,7 @@ import { MAX_DISK_BYTES } from '../common/contract/disks';
 import { parseSize } from '../common/models/vm-config';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
-import { isVivariumError, VivariumError } from '../common/errors';
+import { assertNever, isVivariumError, VivariumError } from '../common/errors';
 import { shellArg } from '../common/shell-arg';
 
 interface Io {
@@ -18,6 +18,12 @@ interface Io {
 }
 
 const VM = 'NAME';
+/** The actions of `disk` and `cd`: what the parser accepts (CommandSpec.actions) and what
+ *  runHardware's switches handle, one list each (actions.test.ts runs each). */
+const DISK_ACTIONS = ['list', 'add', 'resize', 'remove'] as const;
+const CD_ACTIONS = ['insert', 'eject'] as const;
+type DiskAction = (typeof DISK_ACTIONS)[number];
+type CdAction = (typeof CD_ACTIONS)[number];
 const JSON_HELP = 'print the drive list as JSON: [{id, kind: "disk"|"cdrom", path|null, format, virtualSizeBytes, bus, readOnly, role}]';
 
 export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
@@ -26,7 +32,7 @@ export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     summary:
       'List a VM\'s disks and CD drives; add a disk (a new one of --size, or an existing image --file, on --bus; VM stopped) or a CD drive (--cdrom, empty or with the ISO --file); grow a disk to --size (works while it runs); remove a disk or CD drive (VM stopped; a disk\'s file is kept unless --delete-file).',
     positionals: ['ACTION', VM, 'DRIVE_ID'],
-    actions: ['list', 'add', 'resize', 'remove'],
+    actions: DISK_ACTIONS,
     optionalPositionals: 1,
     flags: {
       size: { type: 'string', value: 'SIZE', help: 'add: size of a new disk (e.g. 10G); resize: the new, larger size (e.g. 40G)' },
@@ -42,7 +48,7 @@ export const HARDWARE_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     usage: 'cd insert NAME PATH [--drive ID] | cd eject NAME [--drive ID] [--json]',
     summary: 'Put an ISO in a VM\'s CD drive or empty it: live while it runs (the guest sees the change) and saved for the next start.',
     positionals: ['ACTION', VM, 'PATH'],
-    actions: ['insert', 'eject'],
+    actions: CD_ACTIONS,
     optionalPositionals: 1,
     flags: {
       drive: { type: 'string', value: 'ID', help: 'the CD drive, as disk list shows it (insert: default the first, cd0; eject: default the first holding a CD)' },
@@ -61,12 +67,14 @@ function sizeFlag(p: Parsed, command: string): number | undefined {
 
 /** Usage checks that need no engine (exit 2). */
 export function prepareHardware(command: string, p: Parsed): void {
-  const [action, , arg] = p.positionals;
+  const [action, vm, arg] = p.positionals;
   const has = (f: string) => p.flags[f] !== undefined;
   if (command === 'disk') {
-    if (!['list', 'add', 'resize', 'remove'].includes(action ?? '')) throw new UsageError(`unknown action "${action}"; use list, add, resize or remove`, command);
+    // The command that lists the ids, for this VM (not a literal NAME).
+    const listCmd = vm === undefined ? 'disk list NAME' : vm.startsWith('-') ? `\`vivarium disk list -- ${shellArg(vm)}\`` : `\`vivarium disk list ${shellArg(vm)}\``;
+    if (!(DISK_ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`unknown action "${action}"; use one of ${DISK_ACTIONS.join(', ')}`, command);
     if ((action === 'list' || action === 'add') && arg !== undefined) throw new UsageError(`disk ${action} takes only NAME`, command);
-    if ((action === 'resize' || action === 'remove') && arg === undefined) throw new UsageError(`disk ${action} needs the ${action === 'resize' ? 'DISK_ID' : 'DRIVE_ID (a disk or a CD drive)'} (see disk list NAME)`, command);
+    if ((action === 'resize' || action === 'remove') && arg === undefined) throw new UsageError(`disk ${action} needs the ${action === 'resize' ? 'DISK_ID' : 'DRIVE_ID (a disk or a CD drive)'} (see ${listCmd})`, command);
     const size = sizeFlag(p, command);
     if (has('cdrom') && action !== 'add') throw new UsageError('--cdrom goes with disk add', command);
     if (has('cdrom') && (has('size') || has('bus'))) throw new UsageError('disk add --cdrom takes only --file ISO (or nothing, for an empty drive): a CD drive has no size and its bus is fixed', command);
@@ -78,7 +86,7 @@ export function prepareHardware(command: string, p: Parsed): void {
     if (action !== 'remove' && has('delete-file')) throw new UsageError('--delete-file goes with disk remove', command);
     if (action !== 'remove' && has('force')) throw new UsageError('--force goes with disk remove', command);
   } else {
-    if (action !== 'insert' && action !== 'eject') throw new UsageError(`unknown action "${action}"; use insert or eject`, command);
+    if (!(CD_ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`unknown action "${action}"; use one of ${CD_ACTIONS.join(', ')}`, command);
     if (action === 'insert' && arg === undefined) throw new UsageError('cd insert needs the PATH of an ISO', command);
     if (action === 'eject' && arg !== undefined) throw new UsageError('cd eject takes only NAME (and --drive ID)', command);
   }
@@ -110,29 +118,48 @@ function sizeText(n: number | null): string {
 
 export async function runHardware(command: string, p: Parsed, s: Services, io: Io): Promise<number> {
   const out = (text: string) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-  const [action, ref, arg] = p.positionals as [string, string, string | undefined];
+  const [, ref, arg] = p.positionals as [string, string, string | undefined];
   const drive = typeof p.flags.drive === 'string' ? p.flags.drive : undefined;
   let list: readonly DriveInfo[];
   if (command === 'disk') {
     const size = sizeFlag(p, command);
-    if (action === 'add') {
-      list = await s.disks.add(ref, {
-        ...(size !== undefined ? { sizeBytes: size } : {}),
-        ...(typeof p.flags.file === 'string' ? { file: path.resolve(p.flags.file) } : {}),
-        ...(typeof p.flags.bus === 'string' ? { bus: p.flags.bus as 'virtio' | 'sata' | 'nvme' } : {}),
-        ...(p.flags.cdrom === true ? { cdrom: true } : {}),
-      });
-    } else if (action === 'resize') list = await s.disks.resize(ref, arg!, size!).catch((e: unknown) => Promise.reject(nvmeResizeAdvice(e, String(p.flags.size))));
-    else if (action === 'remove') {
-      const deleteFile = p.flags['delete-file'] === true;
-      list = await s.disks.remove(ref, arg!, { deleteFile, ...(p.flags.force === true ? { force: true } : {}) }).catch((e: unknown) => Promise.reject(systemDiskAdvice(e, deleteFile)));
+    const action = p.positionals[0] as DiskAction;
+    switch (action) {
+      case 'add':
+        list = await s.disks.add(ref, {
+          ...(size !== undefined ? { sizeBytes: size } : {}),
+          ...(typeof p.flags.file === 'string' ? { file: path.resolve(p.flags.file) } : {}),
+          ...(typeof p.flags.bus === 'string' ? { bus: p.flags.bus as 'virtio' | 'sata' | 'nvme' } : {}),
+          ...(p.flags.cdrom === true ? { cdrom: true } : {}),
+        });
+        break;
+      case 'resize':
+        list = await s.disks.resize(ref, arg!, size!).catch((e: unknown) => Promise.reject(nvmeResizeAdvice(e, String(p.flags.size))));
+        break;
+      case 'remove': {
+        const deleteFile = p.flags['delete-file'] === true;
+        list = await s.disks.remove(ref, arg!, { deleteFile, ...(p.flags.force === true ? { force: true } : {}) }).catch((e: unknown) => Promise.reject(systemDiskAdvice(e, deleteFile)));
+        break;
+      }
+      case 'list':
+        list = await s.disks.list(ref);
+        break;
+      default:
+        return assertNever(action, 'disk action');
     }
-    else list = await s.disks.list(ref);
-  } else if (action === 'insert') {
-    // An absent drive is left out, not sent as undefined (JSON would turn it into null).
-    list = drive === undefined ? await s.disks.insertCd(ref, path.resolve(arg!)) : await s.disks.insertCd(ref, path.resolve(arg!), drive);
   } else {
-    list = drive === undefined ? await s.disks.ejectCd(ref) : await s.disks.ejectCd(ref, drive);
+    const action = p.positionals[0] as CdAction;
+    switch (action) {
+      case 'insert':
+        // An absent drive is left out, not sent as undefined (JSON would turn it into null).
+        list = drive === undefined ? await s.disks.insertCd(ref, path.resolve(arg!)) : await s.disks.insertCd(ref, path.resolve(arg!), drive);
+        break;
+      case 'eject':
+        list = drive === undefined ? await s.disks.ejectCd(ref) : await s.disks.ejectCd(ref, drive);
+        break;
+      default:
+        return assertNever(action, 'cd action');
+    }
   }
   if (p.flags.json === true) {
     out(JSON.stringify(list, null, 2));

@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import type { DownloadInfo, DownloadRequest, MediaItem } from '../common/contract/media';
 import type { Services } from '../common/contract';
-import { errors, isVivariumError } from '../common/errors';
+import { assertNever, errors, isVivariumError } from '../common/errors';
 import { CONNECTION_LOST_MESSAGE } from '../common/rpc/client';
 import { formatBytes, formatRate } from '../common/format';
 import type { CommandSpec, Parsed } from './args';
@@ -21,6 +21,8 @@ interface Io {
   readonly stderr: NodeJS.WritableStream;
 }
 
+/** What the parser accepts (CommandSpec.actions) and what runMedia's switch handles, one list
+ *  (actions.test.ts runs each). */
 const ACTIONS = ['download', 'list', 'status', 'cancel', 'resume', 'discard', 'remove'] as const;
 type Action = (typeof ACTIONS)[number];
 
@@ -194,6 +196,8 @@ export async function runMedia(command: string, p: Parsed, s: Services, io: Io):
       };
       return follow(s, io, asJson, () => s.media.download(request));
     }
+    default:
+      return assertNever(action, 'media action');
   }
 }
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CloudCreateSpec, CreateVmSpec, ForwardInfo, Services, ShareInfo } from '../common/contract';
-import { errors } from '../common/errors';
+import { assertNever, errors } from '../common/errors';
 import { parseForward, ShareTag } from '../common/models/sandbox';
 import { DEFAULT_GUEST_UID, guestUidFor, ninePMountCommand } from '../common/guest-uid';
 import { shellArg } from '../common/shell-arg';
@@ -121,6 +121,11 @@ export async function resolveCloudImage(s: Services, io: Io, spec: CreateVmSpec)
   return { ...spec, ...(spec.os === undefined && label.os ? { os: label.os } : {}), cloud: { ...cloud, image: item.path, ...(label.shell && !cloud.shell ? { shell: label.shell } : {}) } };
 }
 
+/** The actions of `forward` and `share`: what the parser accepts (CommandSpec.actions) and what
+ *  runSandbox's switches handle, one list (actions.test.ts runs each). */
+const LIST_ADD_REMOVE = ['list', 'add', 'remove'] as const;
+type ListAddRemove = (typeof LIST_ADD_REMOVE)[number];
+
 export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
   images: {
     usage: 'images [--arch x86_64|aarch64] [--json]',
@@ -132,7 +137,7 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
   },
   ssh: {
-    usage: 'ssh NAME [--] [COMMAND ...]',
+    usage: 'ssh NAME [--timeout SECONDS] [--print] [--] [COMMAND ...]',
     summary:
       'Open an SSH session in a sandbox (made with create --cloud-image), or run COMMAND there and exit with its status. ' +
       'As with OpenSSH, the words after -- are joined with spaces into one command line that the guest\'s shell runs: ' +
@@ -148,7 +153,7 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     usage: 'forward list|add|remove NAME [tcp|udp]:HOSTPORT:GUESTPORT [--json]',
     summary: 'List, add or remove port forwards (127.0.0.1:HOSTPORT → guest port), live while the VM runs and saved for the next start.',
     positionals: ['ACTION', VM, 'FORWARD'],
-    actions: ['list', 'add', 'remove'],
+    actions: LIST_ADD_REMOVE,
     optionalPositionals: 1,
     flags: { json: { type: 'boolean', help: 'print a JSON array of {protocol, hostAddress, hostPort, guestPort}' } },
   },
@@ -156,7 +161,7 @@ export const SANDBOX_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     usage: 'share list|add|remove NAME HOSTDIR [--tag TAG] [--readonly] [--json]',
     summary: 'List, add or remove shared folders (9p, mounted at /mnt/TAG in cloud-init guests); add and remove while the VM is stopped.',
     positionals: ['ACTION', VM, 'HOSTDIR'],
-    actions: ['list', 'add', 'remove'],
+    actions: LIST_ADD_REMOVE,
     optionalPositionals: 1,
     flags: {
       tag: { type: 'string', value: 'TAG', help: 'the mount tag (default: from the folder name)' },
@@ -199,7 +204,7 @@ export function prepareSandbox(command: string, p: Parsed): void {
   }
   if (command === 'forward' || command === 'share') {
     const [action, , arg] = p.positionals;
-    if (action !== 'list' && action !== 'add' && action !== 'remove') throw new UsageError(`unknown action "${action}"; use list, add or remove`, command);
+    if (!(LIST_ADD_REMOVE as readonly string[]).includes(action ?? '')) throw new UsageError(`unknown action "${action}"; use one of ${LIST_ADD_REMOVE.join(', ')}`, command);
     if (action === 'list' && arg !== undefined) throw new UsageError(`${command} list takes only NAME`, command);
     if (action !== 'list' && arg === undefined) throw new UsageError(`${command} ${action} needs ${command === 'forward' ? '[tcp|udp]:HOSTPORT:GUESTPORT' : 'HOSTDIR (or, for remove, the TAG)'}`, command);
     if (command === 'forward' && arg !== undefined && parseForward(arg) === null) {
@@ -226,32 +231,48 @@ export async function runSandbox(command: string, p: Parsed, s: Services, io: Io
     }
     return 0;
   }
-  const [action, ref, arg] = p.positionals as [string, string, string | undefined];
+  const [action, ref, arg] = p.positionals as [ListAddRemove, string, string | undefined];
   if (command === 'forward') {
     let list: readonly ForwardInfo[];
-    if (action === 'add') list = await s.sandbox.addForward(ref, parseForward(arg!)!);
-    else if (action === 'remove') list = await s.sandbox.removeForward(ref, parseForward(arg!)!);
-    else list = await s.sandbox.forwards(ref);
+    switch (action) {
+      case 'add':
+        list = await s.sandbox.addForward(ref, parseForward(arg!)!);
+        break;
+      case 'remove':
+        list = await s.sandbox.removeForward(ref, parseForward(arg!)!);
+        break;
+      case 'list':
+        list = await s.sandbox.forwards(ref);
+        break;
+      default:
+        return assertNever(action, 'forward action');
+    }
     if (asJson) out(JSON.stringify(list, null, 2));
     else if (list.length === 0) out('No port forwards.');
     else for (const f of list) out(`${f.protocol} ${f.hostAddress}:${f.hostPort} -> guest ${f.guestPort}`);
     return 0;
   }
   let list: readonly ShareInfo[];
-  if (action === 'add') {
-    // Said in the flag's words here; the engine's own check would say "Invalid request: Tag: …".
-    if (typeof p.flags.tag === 'string' && !ShareTag.safeParse(p.flags.tag).success) {
-      throw new UsageError(`--tag "${p.flags.tag}" is not a usable share tag: use 1–31 letters, digits, ".", "_" or "-", starting with a letter or digit (it becomes /mnt/TAG in the guest)`, command);
-    }
-    list = await s.sandbox.addShare(ref, {
-      hostPath: path.resolve(arg!),
-      ...(typeof p.flags.tag === 'string' ? { tag: p.flags.tag } : {}),
-      ...(p.flags.readonly === true ? { readOnly: true } : {}),
-    });
-  } else if (action === 'remove') {
-    list = await s.sandbox.removeShare(ref, arg!.includes('/') || arg === '.' ? path.resolve(arg!) : arg!);
-  } else {
-    list = await s.sandbox.shares(ref);
+  switch (action) {
+    case 'add':
+      // Said in the flag's words here; the engine's own check would say "Invalid request: Tag: …".
+      if (typeof p.flags.tag === 'string' && !ShareTag.safeParse(p.flags.tag).success) {
+        throw new UsageError(`--tag "${p.flags.tag}" is not a usable share tag: use 1–31 letters, digits, ".", "_" or "-", starting with a letter or digit (it becomes /mnt/TAG in the guest)`, command);
+      }
+      list = await s.sandbox.addShare(ref, {
+        hostPath: path.resolve(arg!),
+        ...(typeof p.flags.tag === 'string' ? { tag: p.flags.tag } : {}),
+        ...(p.flags.readonly === true ? { readOnly: true } : {}),
+      });
+      break;
+    case 'remove':
+      list = await s.sandbox.removeShare(ref, arg!.includes('/') || arg === '.' ? path.resolve(arg!) : arg!);
+      break;
+    case 'list':
+      list = await s.sandbox.shares(ref);
+      break;
+    default:
+      return assertNever(action, 'share action');
   }
   if (asJson) out(JSON.stringify(list, null, 2));
   else if (list.length === 0) out('No shared folders.');

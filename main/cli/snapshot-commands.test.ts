@@ -83,7 +83,7 @@ describe('vivarium snapshot', () => {
     expect((JSON.parse(await ok(['snapshot', 'list', 'box', '--json'])) as unknown[]).length).toBe(1);
 
     const missing = await cli(['snapshot', 'revert', 'box', 'nope']);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2); // names no snapshot: what was typed must change
     expect(missing.stderr).toMatch(/"box" has no snapshot named or with id "nope"\. Its snapshots: "clean"\./);
     for (const bad of [['snapshot'], ['snapshot', 'explode', 'box'], ['snapshot', 'revert', 'box'], ['snapshot', 'list', 'box', 'extra'], ['snapshot', 'rename', 'box', 'clean']]) {
       const r = await cli(bad);
@@ -199,7 +199,7 @@ describe('vivarium clone', () => {
 
     const refused = await cli(['delete', 'base']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/"base" cannot be deleted: "child-[ab]" \(and 1 other VM: "child-[ab]"\) uses .* as a backing image of its disk disk0\. Delete "child-[ab]" first .*`vivarium delete base --flatten-clones`/);
+    expect(refused.stderr).toMatch(/"base" cannot be deleted: "child-[ab]" \(and 1 other VM: "child-[ab]"\) uses .* as a backing image of its disk disk0\. Delete "child-[ab]" and "child-[ab]" first .*`vivarium delete base --flatten-clones`/);
 
     // A clone with snapshots of its own cannot be flattened (they read from the base): nothing changes.
     await ok(['snapshot', 'create', 'child-b', 'mine']);
@@ -336,7 +336,7 @@ describe('vivarium export / import', () => {
     expect((await cli(['export', 'traveller', file])).stderr).toMatch(/already exists/);
 
     const dup = await cli(['import', file]);
-    expect(dup.code).toBe(1);
+    expect(dup.code).toBe(2);
     expect(dup.stderr).toMatch(/A VM named "traveller" already exists/);
     const imported = JSON.parse(await ok(['import', file, '--name', 'arrived', '--json'])) as { id: string; name: string };
     expect(imported.name).toBe('arrived');
@@ -424,7 +424,7 @@ describe('import checks', () => {
     copy[bytes.length - 8192] = copy[bytes.length - 8192]! ^ 0xff;
     writeFileSync(damaged, copy);
     const clash = await cli(['import', damaged]);
-    expect(clash.code).toBe(1);
+    expect(clash.code).toBe(2);
     expect(clash.stderr).toMatch(/A VM named "carrier" already exists\. Import it under another name/);
   }, 60_000);
 

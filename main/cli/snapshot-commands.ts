@@ -5,25 +5,29 @@
 import * as path from 'node:path';
 import type { Services } from '../common/contract';
 import { SnapshotName, type SnapshotInfo } from '../common/contract/snapshots';
-import { errors } from '../common/errors';
+import { assertNever, errors } from '../common/errors';
 import { formatBytes } from '../common/format';
+import { shellArg } from '../common/shell-arg';
 import type { CommandSpec, Parsed } from './args';
 import { UsageError } from './args';
+import { localTime } from './time-text';
 
 interface Io {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
 }
 
+/** What the parser accepts (CommandSpec.actions) and what runSnapshot's switch handles, one list
+ *  (actions.test.ts runs each). */
 const ACTIONS = ['create', 'list', 'revert', 'delete', 'rename'] as const;
 type Action = (typeof ACTIONS)[number];
 
 export const SNAPSHOT_COMMANDS: Readonly<Record<string, CommandSpec>> = {
   snapshot: {
     usage:
-      'snapshot create NAME [SNAPSHOT] [--description TEXT] [--json]\n' +
+      'snapshot create NAME [SNAPSHOT] [--description TEXT] [--json]   (SNAPSHOT left out: "Snapshot N", the next free number)\n' +
       '       vivarium snapshot list NAME [--json]\n' +
-      '       vivarium snapshot revert NAME SNAPSHOT\n' +
+      '       vivarium snapshot revert NAME SNAPSHOT                         (SNAPSHOT: its name or id)\n' +
       '       vivarium snapshot delete NAME SNAPSHOT\n' +
       '       vivarium snapshot rename NAME SNAPSHOT NEWNAME',
     summary: 'Snapshots of a VM: with its memory while it runs (a revert resumes it mid-run), of its disks while it is shut down.',
@@ -61,7 +65,7 @@ export const SNAPSHOT_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     summary: 'Copy a shut-down VM: a full, independent copy, or with --linked an instant clone sharing the source\'s disks (read-only).',
     positionals: ['NAME', 'NEWNAME'],
     flags: {
-      linked: { type: 'boolean', help: 'share the source\'s current disks as a read-only base (instant; the source cannot be deleted while the clone exists)' },
+      linked: { type: 'boolean', help: 'share the source\'s current disks as a read-only base (instant; the source can then only be deleted with `vivarium delete NAME --flatten-clones`, which first gives its linked clones disk images of their own)' },
       json: { type: 'boolean', help: 'print the new VM as JSON' },
     },
   },
@@ -132,7 +136,7 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
     case 'list': {
       const list = await s.snapshots.list(vm);
       if (asJson) json(list.map(publicSnapshot));
-      else out(formatTree(list));
+      else out(formatTree(vm, list));
       return 0;
     }
     case 'revert': {
@@ -150,6 +154,8 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
       out(`Renamed to ${r.name} (${r.id}).`);
       return 0;
     }
+    default:
+      return assertNever(action, 'snapshot action');
   }
 }
 
@@ -161,10 +167,14 @@ function snapshotName(raw: string): string {
   return r.data;
 }
 
-/** The tree as indented lines, children under their parent, "you are here" marked, each
- *  description (e.g. why a snapshot was recovered from the images) on a line under its snapshot. */
-function formatTree(list: readonly SnapshotInfo[]): string {
-  if (list.length === 0) return 'No snapshots. Take one with `vivarium snapshot create NAME`.';
+/** The tree of `vm`'s snapshots as indented lines, children under their parent, "you are here"
+ *  marked, the date in local time to the minute, each description (e.g. why a snapshot was recovered
+ *  from the images) on a line under its snapshot. */
+function formatTree(vm: string, list: readonly SnapshotInfo[]): string {
+  if (list.length === 0) {
+    const create = vm.startsWith('-') ? `vivarium snapshot create -- ${shellArg(vm)}` : `vivarium snapshot create ${shellArg(vm)}`;
+    return `No snapshots. Take one with \`${create}\`.`;
+  }
   const ids = new Set(list.map((s) => s.id));
   const children = new Map<string | null, SnapshotInfo[]>();
   for (const s of list) {
@@ -175,7 +185,7 @@ function formatTree(list: readonly SnapshotInfo[]): string {
   const walk = (parent: string | null, depth: number) => {
     for (const s of children.get(parent) ?? []) {
       const what = s.withMemory ? `memory ${formatBytes(s.sizeBytes)}` : 'disks only';
-      lines.push(`${'  '.repeat(depth)}${s.current ? '* ' : '- '}${s.name.replace(/[\r\n\t]+/g, ' ')}  (${s.id}, ${s.createdAt}, ${what})${s.current ? '  <- you are here' : ''}`);
+      lines.push(`${'  '.repeat(depth)}${s.current ? '* ' : '- '}${s.name.replace(/[\r\n\t]+/g, ' ')}  (${s.id}, ${localTime(s.createdAt)}, ${what})${s.current ? '  <- you are here' : ''}`);
       if (s.description.trim() !== '') lines.push(`${'  '.repeat(depth + 2)}${s.description.replace(/[\r\n\t]+/g, ' ').trim()}`);
       walk(s.id, depth + 1);
     }

@@ -34,7 +34,7 @@ describe('usesOfFilesIn', () => {
     const uses = usesOfFilesIn(self.config.id, A, [self, clone, other, unrelated]);
     expect(uses.map((u) => `${u.vmName}: ${u.as}`)).toEqual(['clone: a backing image of its disk disk0', 'other: its disk disk1', 'other: its CD (cd1)', 'other: its initrd']);
     expect(deleteBlockedBy('base', uses)).toBe(
-      `"base" cannot be deleted: "clone" (and 1 other VM: "other") uses ${A}/disk0.qcow2 from its folder as a backing image of its disk disk0. Delete "clone" first (or give it its own copy of that file).`,
+      `"base" cannot be deleted: "clone" (and 1 other VM: "other") uses ${A}/disk0.qcow2 from its folder as a backing image of its disk disk0. Delete "clone" and "other" first (or give them their own copies of the files they use).`,
     );
     expect(deleteBlockedBy('base', [])).toBeNull();
   });

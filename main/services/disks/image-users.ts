@@ -60,5 +60,9 @@ export function deleteBlockedBy(targetName: string, uses: readonly ImageUse[]): 
   if (!first) return null;
   const others = [...new Set(uses.map((u) => u.vmName))];
   const more = others.length > 1 ? ` (and ${others.length - 1} other VM${others.length > 2 ? 's' : ''}: ${others.slice(1).map((n) => `"${n}"`).join(', ')})` : '';
-  return `"${targetName}" cannot be deleted: "${first.vmName}"${more} uses ${first.file} from its folder as ${first.as}. Delete "${first.vmName}" first (or give it its own copy of that file).`;
+  // Every VM that stands in the way is named in what to do, not only the first.
+  const quoted = others.map((n) => `"${n}"`);
+  const all = quoted.length > 1 ? `${quoted.slice(0, -1).join(', ')} and ${quoted[quoted.length - 1]!}` : quoted[0]!;
+  const copy = others.length > 1 ? 'give them their own copies of the files they use' : 'give it its own copy of that file';
+  return `"${targetName}" cannot be deleted: "${first.vmName}"${more} uses ${first.file} from its folder as ${first.as}. Delete ${all} first (or ${copy}).`;
 }
