@@ -31,6 +31,7 @@ import {
 } from '../../common/models/vm-config';
 import type { VmDetails } from '../../common/models/vm-state';
 import { checkCdImage, checkDiskImage } from '../disks/preflight';
+import { foreignDiskRefusal } from '../disks/foreign-files';
 import { QemuImg } from '../disks/qemu-img';
 import { usesOfFilesIn } from '../disks/image-users';
 import { assertReadableFile } from '../library/checks';
@@ -115,6 +116,8 @@ export class LocalDiskService implements DiskService {
       let disk: Disk;
       if (req.file !== undefined) {
         const file = path.resolve(req.file);
+        const refusal = await foreignDiskRefusal(file, 'diskPath', this.deps.layout.bundlesDir, this.deps.vms.library.entries(), { id: vm.id, config });
+        if (refusal) throw refusal;
         const other = (await this.deps.vms.list()).find((v) => v.config?.disks.some((d) => 'path' in d.source && d.source.path === file));
         if (other) throw new VivariumError(ErrorCode.AlreadyExists, `${file} is already a disk of "${other.name}"; two VMs writing one image would corrupt it. Give a copy of it instead.`, undefined, { field: 'diskPath' });
         const checked = await checkDiskImage(file, qemuImg);

@@ -13,6 +13,7 @@ import type { DiskFormat, VmConfig } from '../../common/models/vm-config';
 import { hostDefaults, newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
 import { applyPresetToSpec } from '../../common/models/presets';
 import { checkCdImage, checkDiskImage } from '../disks/preflight';
+import { foreignDiskRefusal } from '../disks/foreign-files';
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
@@ -83,6 +84,13 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
   ] as const) {
     if (p !== undefined) await assertReadableFile(field, what, p);
   }
+  // A disk used in place must not be another VM's file (its folder, a base its disks stand on):
+  // disks/foreign-files.ts. Before the image checks, whose advice would be about the wrong thing.
+  const assertNotForeign = async (file: string, field: 'diskPath' | 'import') => {
+    const refusal = await foreignDiskRefusal(file, field, layout.bundlesDir, library.entries());
+    if (refusal) throw refusal;
+  };
+  if (spec.diskPath !== undefined) await assertNotForeign(spec.diskPath, 'diskPath');
   // The CD must really be a CD image (not /etc/passwd, not a qcow2): disks/preflight.ts.
   if (spec.iso !== undefined) await checkCdImage(spec.iso);
   // An existing image must really be a disk image (not /etc/passwd, not an ISO): disks/preflight.ts.
@@ -111,6 +119,8 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
     ...settingWarnings,
   ];
   const config = cloud ? cloud.complete(made, layout.bundle(made.id).dir) : imported ? imported.complete(made) : made;
+  // An image attached in place by an import must not be another VM's file either (see above).
+  if (imported) for (const disk of config.disks) if (!disk.readOnly && 'path' in disk.source) await assertNotForeign(disk.source.path, 'import');
   // Fail before writing anything if this host can't build a command line for it.
   const plan = buildQemuArgs(config, caps, layout.paths(config.id));
   return { config, warnings, caps, plan, cloud, imported, spec: preset.spec };

@@ -1,0 +1,85 @@
+/**
+ * Whether a file someone asks to attach as a writable disk (create --disk, disk add FILE, an import
+ * attached in place) is already another VM's in a way that writing it would corrupt that VM:
+ *  - a file inside the library's VM folders (a bundle's disk, a linked clone's frozen base, UEFI
+ *    variables…), which Vivarium manages and another VM must never write;
+ *  - a base image another VM's disk stands on (a backing layer, wherever it is): a write under a
+ *    qcow2 overlay changes what the overlay's guest reads, silently.
+ * Another VM's top-level disk outside the library is not refused here: QEMU's image lock keeps two
+ * running VMs off one image, and create says so as a notice (vm-service.ts sharingDisks).
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { errors, type VivariumError } from '../../common/errors';
+import { diskImages, type VmConfig } from '../../common/models/vm-config';
+import type { BundleEntry } from '../bundles/bundle-store';
+
+async function real(p: string): Promise<string> {
+  return fsp.realpath(p).catch(() => path.resolve(p));
+}
+
+function inside(dir: string, file: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
+
+/**
+ * The refusal for attaching `file` writable, or null when no other VM would be harmed.
+ * `bundlesDir`: the library's VM folder (Layout.bundlesDir); `vms`: the library's bundles. `self`: the
+ * VM being changed (disk add), whose own folder may hold a disk file it no longer uses (a revert
+ * detached it) but not one of its disks' images. Symbolic links are followed (a link to a bundle file is that file).
+ * @returns a VivariumError invalid-argument for `field` (the setting that named the file), to throw.
+ */
+export async function foreignDiskRefusal(
+  file: string,
+  field: 'diskPath' | 'import',
+  bundlesDir: string,
+  vms: readonly BundleEntry[],
+  self?: { readonly id: string; readonly config: VmConfig },
+): Promise<VivariumError | null> {
+  const target = await real(file);
+  const library = await real(bundlesDir);
+  const own = vms.find((vm) => vm.id === self?.id);
+  if (self && own && inside(await real(own.dir), target)) {
+    // The VM's own folder: a disk file it no longer uses (detached by a revert) may come back; an
+    // image its disks use (a base under its overlay) may not.
+    for (const disk of self.config.disks) {
+      for (const layer of diskImages(disk)) {
+        const f = 'path' in layer.source ? layer.source.path : path.join(own.dir, layer.source.bundle);
+        if ((await real(f)) === target) {
+          return errors.invalid(`${file} is already an image of the disk ${disk.id} of "${self.config.name}"; it cannot be attached twice.`, undefined, { field, remedy: { kind: 'change-setting', field: 'diskPath' } });
+        }
+      }
+    }
+    return null;
+  }
+  const details = { field, remedy: { kind: 'change-setting', field: 'diskPath' } } as const;
+  if (inside(library, target)) {
+    let owner: BundleEntry | undefined;
+    for (const vm of vms) if (inside(await real(vm.dir), target)) owner = vm;
+    const name = owner ? (owner.ok ? owner.config.name : owner.name) : null;
+    const whose = owner ? `the folder of the VM "${name ?? owner.id}"` : "a VM's folder";
+    const copy = name !== null ? ` For a VM with a copy of its disk, clone "${name}".` : '';
+    return errors.invalid(
+      `${file} is inside Vivarium's library (${whose}), where Vivarium keeps that VM's disks and the base images its disks and clones stand on; writing it from another VM would corrupt them.${copy}`,
+      undefined,
+      details,
+    );
+  }
+  for (const vm of vms) {
+    if (!vm.ok) continue;
+    for (const disk of vm.config.disks) {
+      const layers = diskImages(disk);
+      for (let depth = 1; depth < layers.length; depth++) {
+        const source = layers[depth]!.source;
+        if (!('path' in source) || (await real(source.path)) !== target) continue;
+        return errors.invalid(
+          `${file} is the base image that the disk ${disk.id} of "${vm.config.name}" stands on (an overlay keeps only its changes); writing it would change what that VM reads and corrupt it. Attach a copy of the file instead.`,
+          undefined,
+          details,
+        );
+      }
+    }
+  }
+  return null;
+}
