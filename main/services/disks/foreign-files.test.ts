@@ -8,10 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useEngineHome } from '../../test-support/engine-home';
-import { foreignDiskRefusal } from './foreign-files';
+import { foreignDiskRefusal, sharedBaseRefusal } from './foreign-files';
 
 const ctx = useEngineHome();
 const small = { accel: 'tcg', cpus: 1, memoryMiB: 128, net: 'none', display: 'none' } as const;
+
+async function sharedBaseRefusalFor(file: string) {
+  return sharedBaseRefusal(file, 'cloudImage', ctx.engine.manager.library.entries());
+}
 
 async function names(): Promise<string[]> {
   return (await ctx.engine.manager.list()).map((v) => v.name).sort();
@@ -83,5 +87,20 @@ describe('attaching another VM’s file as a disk', () => {
     const other = path.join(ctx.t.home, 'other.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', other, '16M']);
     expect(await foreignDiskRefusal(other, 'diskPath', ctx.engine.layout.bundlesDir, entries)).toBeNull();
+  });
+
+  it('a cloud image that a VM writes (its disk) is refused as a sandbox base; a frozen base may be shared', async () => {
+    const { base, overlayOfA } = await linkedPair();
+    const sandbox = { ...small, net: 'user' as const, name: 'sb' };
+    await expect(ctx.engine.manager.create({ ...sandbox, cloud: { image: overlayOfA } })).rejects.toThrow(
+      /is the disk disk0 of "a", which writes it; a VM standing on it would read a disk that changes under it/,
+    );
+    const outside = path.join(ctx.t.home, 'plain.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', outside, '16M']);
+    await ctx.engine.manager.create({ ...small, name: 'p', diskPath: outside });
+    await expect(ctx.engine.manager.create({ ...sandbox, cloud: { image: outside } })).rejects.toThrow(/is the disk disk0 of "p", which writes it/);
+    expect(await names()).toEqual(['a', 'b', 'p']);
+    // a's frozen base is written by nobody: a sandbox may stand on it too.
+    expect(await sharedBaseRefusalFor(base)).toBeNull();
   });
 });

@@ -83,3 +83,28 @@ export async function foreignDiskRefusal(
   }
   return null;
 }
+
+/**
+ * The refusal for using `file` as a read-only base under a new overlay (a cloud image), or null:
+ * refused when some VM writes the file — it is the top image of a writable disk, given by path or
+ * in that VM's folder — because the overlay would then see that VM's writes and its guest would
+ * read a corrupted disk. A frozen base (a linked clone's, a cloud image's) may be shared.
+ * @returns a VivariumError invalid-argument for `field`, to throw.
+ */
+export async function sharedBaseRefusal(file: string, field: string, vms: readonly BundleEntry[]): Promise<VivariumError | null> {
+  const target = await real(file);
+  for (const vm of vms) {
+    if (!vm.ok) continue;
+    for (const disk of vm.config.disks) {
+      if (disk.readOnly) continue;
+      const top = 'path' in disk.source ? disk.source.path : path.join(vm.dir, disk.source.bundle);
+      if ((await real(top)) !== target) continue;
+      return errors.invalid(
+        `${file} is the disk ${disk.id} of "${vm.config.name}", which writes it; a VM standing on it would read a disk that changes under it and see it corrupted. Give a copy of the image instead (or clone "${vm.config.name}").`,
+        undefined,
+        { field },
+      );
+    }
+  }
+  return null;
+}

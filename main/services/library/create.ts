@@ -13,7 +13,7 @@ import type { DiskFormat, VmConfig } from '../../common/models/vm-config';
 import { hostDefaults, newConfig, unwrapSettings, type SettingIssue } from '../../common/models/vm-settings';
 import { applyPresetToSpec } from '../../common/models/presets';
 import { checkCdImage, checkDiskImage } from '../disks/preflight';
-import { foreignDiskRefusal } from '../disks/foreign-files';
+import { foreignDiskRefusal, sharedBaseRefusal } from '../disks/foreign-files';
 import { QemuImg } from '../disks/qemu-img';
 import { hostFacts } from '../host-defaults';
 import { BundleFile } from '../paths';
@@ -100,6 +100,11 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
   // command would pay (issue 7).
   const imported = spec.import ? await (await import('../imports/create-import.js')).prepareImport(spec, caps.qemuImg ?? 'qemu-img') : null;
   // --cloud-image: an overlay on the image, a cloud-init seed (main/services/sandbox/cloud-create.ts).
+  // The cloud image becomes a read-only base: no VM may be writing it (disks/foreign-files.ts).
+  if (spec.cloud) {
+    const refusal = await sharedBaseRefusal(spec.cloud.image, 'cloudImage', library.entries());
+    if (refusal) throw refusal;
+  }
   const cloud = spec.cloud ? await (await import('../sandbox/cloud-create.js')).prepareCloud(spec, caps.qemuImg) : null;
   // --preset: the OS's hardware where the spec (or the import/cloud image) leaves it open.
   const base = cloud?.spec ?? imported?.spec ?? spec;
