@@ -95,7 +95,9 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
     setError(null);
     setNotice(null);
     try {
-      await what();
+      // A revert says what it changed besides the disks (a disk detached or attached again).
+      const notices = ((await what()) as { notices?: readonly string[] } | undefined)?.notices;
+      if (notices?.length) setNotice(notices.join(' '));
       await reload();
       return true;
     } catch (e) {
@@ -258,7 +260,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
                 setAsk(null);
                 void run(async () => {
                   await services.snapshots.create(vm.id, { description: `Before reverting to ${snap.name}` });
-                  await services.snapshots.revert(vm.id, snap.id);
+                  return services.snapshots.revert(vm.id, snap.id);
                 });
               }}
             >

@@ -74,6 +74,18 @@ export interface SnapshotInfo {
   readonly hasThumbnail: boolean;
 }
 
+/** What `revert` answers: the snapshot reverted to, and what the revert changed in the VM's settings
+ *  besides its disks' data (a snapshot holds the VM's hardware settings; the fields are absent when
+ *  nothing such changed, and in answers of engines from before they existed). */
+export interface RevertResult extends SnapshotInfo {
+  /** Ids of disks the VM had that the snapshot did not (added after it): detached; files kept. */
+  readonly detachedDisks?: readonly string[];
+  /** Ids of disks the snapshot had that had been removed since: attached again. */
+  readonly restoredDisks?: readonly string[];
+  /** One sentence each, for the person: disks detached or attached again, settings put back. */
+  readonly notices?: readonly string[];
+}
+
 /** A long snapshot or clone operation's progress, for the UI. */
 export interface SnapshotProgressEvent {
   readonly vmId: string;
@@ -89,9 +101,10 @@ export interface SnapshotService {
   /** Takes a snapshot (with memory when the VM runs). Errors: invalid-state (a disk that cannot
    *  hold one, named), already-exists (name taken), busy (another job). */
   create(vm: string, spec: CreateSnapshotSpec): Promise<SnapshotInfo>;
-  /** Puts the VM back to the snapshot. A running VM needs a snapshot with memory; a stopped VM's
-   *  disks are reverted (it stays stopped). */
-  revert(vm: string, snapshot: string): Promise<SnapshotInfo>;
+  /** Puts the VM back to the snapshot: its disks, its hardware settings (RevertResult says what
+   *  changed) and, for a snapshot with memory, the running guest. A running VM needs a snapshot with
+   *  memory; a stopped VM reverted to a disks-only snapshot stays stopped. */
+  revert(vm: string, snapshot: string): Promise<RevertResult>;
   /** Deletes a snapshot; its children become children of its parent and stay revertible. */
   delete(vm: string, snapshot: string): Promise<void>;
   /** Renames a snapshot or changes its description. */

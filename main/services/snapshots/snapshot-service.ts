@@ -12,9 +12,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import type { CloneSpec, CreateSnapshotSpec, EditSnapshotSpec, SnapshotInfo, SnapshotProgressEvent, SnapshotService } from '../../common/contract/snapshots';
+import { SnapshotName, type CloneSpec, type CreateSnapshotSpec, type EditSnapshotSpec, type RevertResult, type SnapshotInfo, type SnapshotProgressEvent, type SnapshotService } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
+import { formatMiB, type Disk } from '../../common/models/vm-config';
 import type { VmInfo } from '../../common/models/vm-state';
 import { hasScreenshotter, hasSnapshotter, hasSuspender, type DriverVm, type ImageSnapshot, type Snapshotter, type VmDriver } from '../drivers/driver';
 import { Emitter } from '../emitter';
@@ -28,6 +29,7 @@ import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
 import { QemuIds } from '../qemu/argv';
 import { toVmInfo } from '../library/info';
+import { ramSizeMismatch, revertTarget, sameHardware, settingsOf, type RevertTarget } from './settings';
 import { defaultName, findSnapshot, parseTree, reconcile, removeSnapshot, TREE_FILE, type SnapshotRecord, type SnapshotTree, type TagDetails } from './tree';
 
 export interface SnapshotServiceDeps {
@@ -87,7 +89,8 @@ export class LocalSnapshotService implements SnapshotService {
       try {
         if (live) assertNoShares(entry, 'snapshot'); // before any QEMU work
         let tree = await this.loadTree(entry, driver, true, live, treeText);
-        const name = spec.name?.trim() ?? defaultName(tree);
+        // Left out: "Snapshot N". Given, it must be a name (an empty or blank one is refused, as a rename's is).
+        const name = spec.name === undefined ? defaultName(tree) : checkedName(spec.name);
         assertNameFree(tree, name, null, entry.config.name);
         const id = `snap-${randomBytes(6).toString('hex')}`;
         // Leftovers of an interrupted save take space in the images: remove them first.
@@ -125,6 +128,7 @@ export class LocalSnapshotService implements SnapshotService {
           images: plan.images.map((i) => i.file),
           thumbnail: thumbName,
           state: 'saving',
+          settings: settingsOf(entry.config),
         };
         tree = { ...tree, snapshots: [...tree.snapshots, record] };
         // The `saving` entry is written while the images take the snapshot. Complete or absent holds
@@ -162,7 +166,7 @@ export class LocalSnapshotService implements SnapshotService {
     });
   }
 
-  async revert(ref: string, snapshot: string): Promise<SnapshotInfo> {
+  async revert(ref: string, snapshot: string): Promise<RevertResult> {
     const entry = this.deps.vms.library.resolveOk(ref);
     const driver = this.driverOf(entry, true)!;
     const vm = vmOf(entry);
@@ -170,34 +174,65 @@ export class LocalSnapshotService implements SnapshotService {
       let tree = await this.loadTree(entry, driver);
       const snap = requireSnapshot(tree, snapshot, entry.config.name);
       const where = await this.where(entry, 'revert to a snapshot');
+      const live = where.kind === 'running' ? where.record : null;
       let released = false;
       try {
-        if (where.kind === 'running' && !snap.withMemory) {
+        if (live && !snap.withMemory) {
+          // The CLI and the UI add the remedy (shut it down): the sentence does not repeat it.
           throw errors.state(
-            `Snapshot "${snap.name}" was taken while "${entry.config.name}" was shut down, so it holds no memory to resume. Shut the VM down to revert its disks to it.`,
+            `Snapshot "${snap.name}" was taken while "${entry.config.name}" was shut down, so it holds no memory to resume: only the disks of a shut-down VM can go back to it.`,
             undefined,
             { remedy: { kind: 'stop-vm', vm: entry.config.name } },
           );
         }
+        // The settings the snapshot was taken with (none in records from before they were kept).
+        const target = this.revertTargetOf(entry, snap);
+        const targetVm: DriverVm = { id: entry.id, config: target.config };
+        await this.assertDiskFilesExist(entry, snap, target);
         // Every image is checked before any is touched: a revert that fails on a later disk would
         // already have reverted the earlier ones (qemu-img and snapshot-load go image by image).
-        await this.assertEveryImageHolds(entry, driver, snap, where.kind === 'running' ? where.record : null);
+        await this.assertEveryImageHolds(entry, driver, snap, targetVm, live);
+        const changed = !sameHardware(entry.config, target.config);
         this.fireProgress(entry.id, 'revert', 0, false);
-        if (where.kind === 'stopped' && snap.withMemory) {
-          // A shut-down VM back to a moment it ran: start it with its vCPUs stopped, load the
-          // snapshot (disks, memory, devices), then let it run on from there.
-          await where.release();
-          released = true;
-          await this.resumeInto(entry, driver, snap);
+        if (snap.withMemory && (!live || changed)) {
+          // Back to a moment it ran, on the hardware it ran on: a running VM whose hardware differs
+          // (memory, devices, disks) is ended first, as QEMU loads a state only into the machine it
+          // was saved from. Then it starts with its vCPUs stopped, loads the snapshot (disks,
+          // memory, devices) and runs on from there.
+          if (where.kind === 'running') await this.endForRevert(entry, driver, where.record, snap);
+          if (changed) this.deps.vms.store.save(target.config);
+          if (where.kind === 'stopped') {
+            await where.release(); // the start below takes the start lock itself
+            released = true;
+          }
+          await this.resumeInto(entry, driver, snap, targetVm).catch(async (e: unknown) => {
+            // Nothing was loaded when QEMU did not start: the settings go back to what they were.
+            if (changed && e instanceof StartFailed) this.deps.vms.store.save(entry.config);
+            throw await this.loadFailure(entry, snap, e instanceof StartFailed ? e.cause : e, false);
+          });
+        } else if (live) {
+          await driver.loadSnapshot(vm, live, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false)).catch(async (e: unknown) => {
+            throw await this.loadFailure(entry, snap, e, true);
+          });
         } else {
-          await driver.loadSnapshot(vm, where.kind === 'running' ? where.record : null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+          await driver.loadSnapshot(targetVm, null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+          if (changed) this.deps.vms.store.save(target.config);
         }
         tree = { ...tree, current: snap.id };
         await this.writeTree(entry.id, tree);
+        const notices = revertNotices(entry, snap, target, changed);
         this.deps.vms.events.append(entry.id, `reverted to snapshot "${snap.name}" (${snap.id})`);
-        const sizes = await this.sizes(entry, driver);
+        for (const n of notices) this.deps.vms.events.append(entry.id, n);
+        const sizes = await this.sizes({ ...entry, config: target.config }, driver);
         this.deps.vms.jobs.afterJobs(entry.id, () => this.changes.fire({ vmId: entry.id })); // after the job: a listener may act at once
-        return infoOf(tree, snap, sizes.get(snap.id) ?? 0);
+        const info: RevertResult = infoOf(tree, snap, sizes.get(snap.id) ?? 0);
+        if (notices.length === 0) return info;
+        return {
+          ...info,
+          ...(target.detached.length > 0 ? { detachedDisks: target.detached.map((d) => d.id) } : {}),
+          ...(target.restored.length > 0 ? { restoredDisks: target.restored.map((d) => d.id) } : {}),
+          notices,
+        };
       } finally {
         this.fireProgress(entry.id, 'revert', 1, true);
         if (where.kind === 'stopped' && !released) await where.release();
@@ -206,15 +241,89 @@ export class LocalSnapshotService implements SnapshotService {
   }
 
   /**
+   * The VM's config after a revert to `snap`: the snapshot's settings (settings.ts), or, for a
+   * record from before snapshots kept them, the present config.
+   * @throws VivariumError invalid-state when the saved settings cannot be used (named why).
+   */
+  private revertTargetOf(entry: OkEntry, snap: SnapshotRecord): RevertTarget {
+    if (!snap.settings) return { config: entry.config, restored: [], detached: [] };
+    const r = revertTarget(entry.config, snap.settings);
+    if (r.ok) return r.target;
+    throw errors.state(`Cannot revert "${entry.config.name}" to snapshot "${snap.name}": the VM settings saved with it cannot be used: ${r.why}. Nothing was changed.`, { snapshot: snap.name });
+  }
+
+  /**
+   * Refuses, changing nothing, a revert that would attach again a disk removed since the snapshot
+   * whose image file is gone (deleted with the disk, or by hand): the snapshot's data was in it.
+   * @throws VivariumError invalid-state naming each such disk and its file.
+   */
+  private async assertDiskFilesExist(entry: OkEntry, snap: SnapshotRecord, target: RevertTarget): Promise<void> {
+    const bundle = this.deps.layout.bundle(entry.id);
+    const gone: string[] = [];
+    for (const d of target.restored) {
+      for (const layer of [d.source, ...d.backing.map((b) => b.source)]) {
+        const file = 'bundle' in layer ? bundle.file(layer.bundle) : layer.path;
+        const exists = await fsp.stat(file).then((st) => st.isFile(), () => false);
+        if (!exists) gone.push(`disk ${d.id} (${'bundle' in layer ? `${layer.bundle} in its folder` : file})`);
+      }
+    }
+    if (gone.length === 0) return;
+    const n = entry.config.name;
+    throw errors.state(
+      `Cannot revert "${n}" to snapshot "${snap.name}": it had ${list(gone)}, which ${gone.length === 1 ? 'was' : 'were'} removed since and whose image ${gone.length === 1 ? 'file is' : 'files are'} gone, so the snapshot's data in ${gone.length === 1 ? 'it' : 'them'} is lost. Nothing was changed. Put the ${gone.length === 1 ? 'file' : 'files'} back to revert, or keep "${n}" as it is.`,
+      { snapshot: snap.name, disks: target.restored.map((d) => d.id) },
+    );
+  }
+
+  /** Ends the running VM whose hardware differs from `snap`'s, for a revert that starts it again
+   *  with the snapshot's settings (what it was doing is what the revert discards anyway). */
+  private async endForRevert(entry: OkEntry, driver: SnapDriver, record: RuntimeRecord, snap: SnapshotRecord): Promise<void> {
+    this.deps.vms.events.append(entry.id, `ending QEMU to revert to snapshot "${snap.name}", which was taken with other settings`);
+    await driver.stop(vmOf(entry), record, { force: true, timeoutSec: 0 });
+    this.deps.vms.runStates.get({ id: entry.id, name: entry.config.name }); // records the exit
+  }
+
+  /**
+   * A failed load of `snap`'s memory as a sentence. QEMU says only "Error -22 while loading VM
+   * state"; its log says why ("Size mismatch: pc.ram: …" when the memory size differs, which only a
+   * snapshot without saved settings can meet). `running`: the VM ran on (a live load); else it was
+   * ended again. QEMU's snapshot-load puts the disks back before it reads the memory.
+   */
+  private async loadFailure(entry: OkEntry, snap: SnapshotRecord, e: unknown, running: boolean): Promise<unknown> {
+    if (!(e instanceof VivariumError) || e.code !== ErrorCode.QemuFailed || !/loading VM state|load.*vm ?state|snapshot/i.test(e.message)) return e;
+    const n = entry.config.name;
+    const log = await fsp.readFile(this.deps.layout.bundle(entry.id).qemuLog, 'utf8').then((t) => t.slice(-16_384), () => '');
+    const ram = ramSizeMismatch(log);
+    const disks = running
+      ? `QEMU had already put its disks back to the snapshot, under the memory the guest still has: shut "${n}" down now (its disks are as the snapshot left them).`
+      : `QEMU had already put its disks back to the snapshot; "${n}" is shut down.`;
+    if (ram) {
+      return errors.state(
+        `Cannot load the memory of snapshot "${snap.name}" into "${n}": it was taken with ${formatMiB(ram.savedMiB)} of memory, and "${n}" has ${formatMiB(ram.nowMiB)} now. ${disks} Set its memory to ${formatMiB(ram.savedMiB)}, then revert again.`,
+        { snapshot: snap.name, memoryMiB: ram.savedMiB },
+        { field: 'memoryMiB', remedy: { kind: 'change-setting', field: 'memoryMiB', to: String(ram.savedMiB), vm: n } },
+      );
+    }
+    const why = e.message.replace(/^QEMU could not revert "[^"]*": /, '').replace(/\.$/, '');
+    return errors.state(
+      `Cannot load the memory of snapshot "${snap.name}" into "${n}": QEMU refused it (${why}), which happens when the VM's devices or QEMU itself differ from those it was taken with. ${disks} ${snap.settings ? 'Start it to boot afresh from the snapshot\'s disks.' : 'Set its hardware back to what it had when the snapshot was taken, then revert again.'}`,
+      { snapshot: snap.name },
+    );
+  }
+
+  /**
    * Refuses, changing nothing, a revert to `snap` when one of the images it would load does not hold
-   * it (a disk added after the snapshot, or one whose snapshot was deleted by hand). `live`: the VM's
-   * runtime record when it runs (its QEMU is asked), else null (qemu-img reads each image).
+   * it (a disk added after a snapshot from before snapshots kept settings, or one whose snapshot was
+   * deleted by hand). `vm`: the VM as the revert leaves it (its config the snapshot's settings).
+   * `live`: the VM's runtime record when it runs with those same disks (its QEMU is asked), else
+   * null (qemu-img reads each image, also one a running QEMU holds).
    * @throws VivariumError invalid-state naming each such disk and what to do.
    */
-  private async assertEveryImageHolds(entry: OkEntry, driver: SnapDriver, snap: SnapshotRecord, live: RuntimeRecord | null): Promise<void> {
-    const vm = vmOf(entry);
+  private async assertEveryImageHolds(entry: OkEntry, driver: SnapDriver, snap: SnapshotRecord, vm: DriverVm, live: RuntimeRecord | null): Promise<void> {
     const plan = driver.snapshotPlan(vm);
-    const held = await driver.imageSnapshots(vm, live);
+    // A running QEMU answers by node name: only when it runs the same disks is its answer theirs.
+    const sameDisks = live !== null && JSON.stringify(vm.config.disks) === JSON.stringify(entry.config.disks);
+    const held = await driver.imageSnapshots(vm, sameDisks ? live : null);
     const missing = plan.images.filter((i) => !(held.get(i.file) ?? []).some((s) => s.tag === snap.id));
     if (missing.length === 0) return;
     const n = entry.config.name;
@@ -237,13 +346,16 @@ export class LocalSnapshotService implements SnapshotService {
   }
 
   /**
-   * Starts the shut-down VM paused (QEMU `-S`), loads snapshot `snap` with its memory, and resumes
-   * it; a failure ends that QEMU again (the VM stays shut down, its disks as the load left them:
-   * snapshot-load reverts every image before the memory, so a retry starts from the same place).
+   * Starts the shut-down VM `vm` (its config as the revert leaves it) paused (QEMU `-S`), loads
+   * snapshot `snap` with its memory, and resumes it; a failure ends that QEMU again (the VM stays
+   * shut down, its disks as the load left them: snapshot-load reverts every image before the
+   * memory, so a retry starts from the same place).
+   * @throws StartFailed when QEMU did not start (nothing was loaded); else the load's error
    */
-  private async resumeInto(entry: OkEntry, driver: SnapDriver, snap: SnapshotRecord): Promise<void> {
-    const vm = vmOf(entry);
-    const record = await driver.start(vm, { timeoutMs: 120_000, paused: true });
+  private async resumeInto(entry: OkEntry, driver: SnapDriver, snap: SnapshotRecord, vm: DriverVm): Promise<void> {
+    const record = await driver.start(vm, { timeoutMs: 120_000, paused: true }).catch((e: unknown) => {
+      throw new StartFailed(e);
+    });
     try {
       await driver.loadSnapshot(vm, record, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
       await driver.resume(vm, record);
@@ -282,7 +394,7 @@ export class LocalSnapshotService implements SnapshotService {
     return this.job(entry, 'snapshotEdit', async () => {
       let tree = await this.loadTree(entry, driver);
       const snap = requireSnapshot(tree, snapshot, entry.config.name);
-      const name = patch.name?.trim() ?? snap.name;
+      const name = patch.name === undefined ? snap.name : checkedName(patch.name);
       assertNameFree(tree, name, snap.id, entry.config.name);
       const next = { ...snap, name, description: patch.description ?? snap.description };
       tree = { ...tree, snapshots: tree.snapshots.map((s) => (s.id === snap.id ? next : s)) };
@@ -526,6 +638,30 @@ export class LocalSnapshotService implements SnapshotService {
   }
 }
 
+/** A start for a revert that failed before anything was loaded (`cause`: the start's error). */
+class StartFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/** The sentences a revert says besides "reverted": disks detached or attached again, settings put back. */
+function revertNotices(entry: OkEntry, snap: SnapshotRecord, target: RevertTarget, changed: boolean): string[] {
+  const bundleFile = (d: Disk) => ('bundle' in d.source ? `${d.source.bundle} in its folder` : d.source.path);
+  const out: string[] = [];
+  for (const d of target.detached) {
+    out.push(`Disk ${d.id} was added after snapshot "${snap.name}" and was detached by the revert; its image file is kept (${bundleFile(d)}).`);
+  }
+  for (const d of target.restored) out.push(`Disk ${d.id}, removed after snapshot "${snap.name}", is attached again (${bundleFile(d)}).`);
+  if (changed && target.detached.length === 0 && target.restored.length === 0) {
+    out.push(`The settings of "${entry.config.name}" are back to those it had at snapshot "${snap.name}"${entry.config.memoryMiB !== target.config.memoryMiB ? ` (memory ${formatMiB(target.config.memoryMiB)})` : ''}.`);
+  } else if (changed) {
+    const others = !sameHardware({ ...entry.config, disks: [] }, { ...target.config, disks: [] });
+    if (others) out.push(`Its other settings are back to those at snapshot "${snap.name}" too${entry.config.memoryMiB !== target.config.memoryMiB ? ` (memory ${formatMiB(target.config.memoryMiB)})` : ''}.`);
+  }
+  return out;
+}
+
 /** Bytes of saved memory per snapshot id (tag), summed over the images. */
 function sizesOf(images: ReadonlyMap<string, readonly ImageSnapshot[]>): ReadonlyMap<string, number> {
   const out = new Map<string, number>();
@@ -589,8 +725,22 @@ export function assertNoShares(entry: OkEntry, what: 'snapshot' | 'suspend'): vo
   throw errors.state(`${why} ${ways}`, { vm: n, shares: shares.map((s) => s.tag) });
 }
 
+/** A snapshot name by the contract's rule (SnapshotName: trimmed, not blank, visible characters),
+ *  also for callers inside the engine. @throws VivariumError invalid-argument saying which rule */
+function checkedName(raw: string): string {
+  const r = SnapshotName.safeParse(raw);
+  if (!r.success) throw errors.invalid(`Invalid snapshot name: ${r.error.issues[0]?.message ?? 'not allowed'}. Choose another name.`, { snapshot: raw }, { field: 'name' });
+  return r.data;
+}
+
+/** Refuses a name another snapshot of the VM has, or that is another snapshot's id (a reference by
+ *  it would mean that one). @throws VivariumError already-exists */
 function assertNameFree(tree: SnapshotTree, name: string, self: string | null, vmName: string): void {
-  const clash = tree.snapshots.find((s) => s.id !== self && (s.name === name || s.id === name));
+  const byId = tree.snapshots.find((s) => s.id !== self && s.id === name);
+  if (byId) {
+    throw new VivariumError(ErrorCode.AlreadyExists, `"${name}" is the id of snapshot "${byId.name}" of "${vmName}", so it cannot name another snapshot. Choose another name.`, { snapshot: name }, { field: 'name' });
+  }
+  const clash = tree.snapshots.find((s) => s.id !== self && s.name === name);
   if (clash) {
     throw new VivariumError(ErrorCode.AlreadyExists, `"${vmName}" already has a snapshot named "${name}". Choose another name.`, { snapshot: name }, { field: 'name' });
   }

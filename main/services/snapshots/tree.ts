@@ -31,6 +31,11 @@ export const SnapshotRecord = z
     thumbnail: z.string().max(128).nullable().default(null),
     /** `saving` until every image holds it. */
     state: z.enum(['saving', 'complete']),
+    /** The VM's hardware settings when it was taken (settings.ts SnapshotSettings: config.json
+     *  without its identity and labels, with its `version`); a revert restores them. Absent in
+     *  records written before snapshots held settings, and in recovered ones. Checked as a config
+     *  (with migrations) only when used, so a newer config schema never makes the tree unreadable. */
+    settings: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 export type SnapshotRecord = z.infer<typeof SnapshotRecord>;
