@@ -56,6 +56,46 @@ const LIVE_STATUS_MS = 500;
 
 /** Settings whose change never affects a running QEMU, so they may be edited while it runs. */
 const RUNNING_EDITABLE: ReadonlySet<string> = new Set(['autostart', 'os']);
+/** Settings a suspended VM may change: none is part of QEMU's command line (the name is not: QEMU
+ *  knows the VM by its id, qemu/argv.ts identitySection), so the saved state still resumes. */
+const SUSPENDED_EDITABLE: ReadonlySet<string> = new Set(['name', 'autostart', 'os']);
+/** What each other setting of an edit is, in a sentence about a suspended VM. */
+const SETTING_WORDS: Readonly<Record<string, string>> = {
+  cpus: 'its number of CPUs',
+  memoryMiB: 'its memory size',
+  accel: 'its accelerator',
+  firmware: 'its firmware',
+  iso: 'its CD',
+  kernel: 'its kernel',
+  initrd: 'its initrd',
+  append: 'its kernel command line',
+  net: 'its network',
+  forwards: 'its port forwards',
+  display: 'its display',
+  bootOrder: 'its boot order',
+  bootMenu: 'its boot menu',
+  tpm: 'its TPM',
+  secureBoot: 'its Secure Boot setting',
+};
+
+/**
+ * Refuses an edit of a suspended VM that would keep its saved state from resuming: QEMU loads a
+ * saved state only into the machine it was saved from (drivers/qemu/suspender.ts compares the
+ * command line). A setting given with the value it has already changes nothing and is let through.
+ * @throws VivariumError invalid-state naming the settings and what can change now
+ */
+function assertSuspendedEditable(config: VmConfig, patch: EditVmSpec): void {
+  const same = (k: string, v: unknown): boolean => v === (config as unknown as Record<string, unknown>)[k];
+  const blocked = Object.entries(patch).filter(([k, v]) => v !== undefined && !SUSPENDED_EDITABLE.has(k) && !same(k, v)).map(([k]) => SETTING_WORDS[k] ?? k);
+  if (blocked.length === 0) return;
+  const what = blocked.length === 1 ? blocked[0]! : `${blocked.slice(0, -1).join(', ')} and ${blocked.at(-1)!}`;
+  // The front ends add the remedy (start it): the sentence does not repeat it.
+  throw errors.state(
+    `"${config.name}" is suspended, and its saved state resumes only on the machine it was saved from: a change to ${what} would keep it from resuming. Its name, OS label and autostart can change now; other settings once it has resumed and been shut down.`,
+    { settings: Object.keys(patch).filter((k) => !SUSPENDED_EDITABLE.has(k)) },
+    { remedy: { kind: 'start-vm', vm: config.name } },
+  );
+}
 export class LocalVmService implements VmService {
   readonly library: Library;
   readonly runStates: RunStates;
@@ -181,12 +221,11 @@ export class LocalVmService implements VmService {
   async edit(ref: string, patch: EditVmSpec): Promise<VmInfo> {
     const entry = this.library.resolveOk(ref);
     return this.job(entry, 'edit', async () => {
+      // A suspended VM resumes only on the command line it was saved from (drivers/qemu/suspender.ts):
+      // what is no part of it (its name, labels) may change.
+      if (entry.config.suspended) assertSuspendedEditable(entry.config, patch);
       // Autostart and the OS label change nothing about a running QEMU: they may be edited any time.
       if (Object.keys(patch).some((k) => !RUNNING_EDITABLE.has(k))) this.assertStopped(entry, 'change its settings');
-      // A suspended VM resumes only on the command line it was saved from (drivers/qemu/suspender.ts).
-      if (entry.config.suspended && Object.keys(patch).some((k) => k !== 'os' && k !== 'autostart')) {
-        throw errors.state(`"${entry.config.name}" is suspended: its saved state only resumes with the settings it was saved with. Start it (it resumes where it was), shut it down, then change its settings.`, undefined, { remedy: { kind: 'start-vm', vm: entry.config.name } });
-      }
       const { warnings } = await editVm({ library: this.library, host: this.deps.host }, entry, patch);
       this.events.append(entry.id, `settings changed: ${Object.keys(patch).join(', ')}`);
       const notices = warnings.map(noticeText);

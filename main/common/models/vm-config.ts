@@ -377,9 +377,10 @@ export const VmConfig = z
     autostart: z.boolean().default(false),
     /** Set while the VM is suspended to disk (issue 10): its whole state is in `file` (in the
      *  bundle), saved from a QEMU whose command line hashed to `argvSha256`; the next start resumes
-     *  from it (main/services/drivers/qemu/suspender.ts). */
+     *  from it (main/services/drivers/qemu/suspender.ts), paused when `paused` (it was paused when
+     *  suspended; absent in records from before the field: running). */
     suspended: z
-      .object({ file: BundleFileName, savedAt: z.string(), argvSha256: z.string().regex(/^[0-9a-f]{64}$/), sizeBytes: z.number().int().min(0) })
+      .object({ file: BundleFileName, savedAt: z.string(), argvSha256: z.string().regex(/^[0-9a-f]{64}$/), sizeBytes: z.number().int().min(0), paused: z.boolean().optional() })
       .strict()
       .nullable()
       .default(null),

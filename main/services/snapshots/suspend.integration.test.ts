@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
 import { qemuProcessesUnder } from '../../test-support/qemu-procs';
+import type { VivariumError } from '../../common/errors';
 import { createEngine, type Engine } from '../engine';
 
 let t: TestHome;
@@ -75,7 +76,18 @@ describe('suspend to disk', () => {
     expect((await e.manager.list()).find((v) => v.id === id)?.state).toBe('suspended');
     expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
     expect(fs.statSync(e.layout.bundle(id).file('suspend.state')).size).toBeGreaterThan(1024 * 1024);
-    await expect(e.manager.edit('sleepy', { memoryMiB: 512 })).rejects.toThrow(/is suspended: its saved state only resumes with the settings it was saved with/);
+    // Hardware that the saved state depends on stays as it is, said once, naming the setting
+    // (tester-s5 #13, #17); the name, OS label and autostart are no part of QEMU's command line.
+    const refused = await e.manager.edit('sleepy', { memoryMiB: 512 }).then(() => null, (x: VivariumError) => x);
+    expect(refused?.message).toBe(
+      '"sleepy" is suspended, and its saved state resumes only on the machine it was saved from: a change to its memory size would keep it from resuming. Its name, OS label and autostart can change now; other settings once it has resumed and been shut down.',
+    );
+    expect(refused?.remedy).toEqual({ kind: 'start-vm', vm: 'sleepy' });
+    await expect(e.manager.edit('sleepy', { name: 'dozy', cpus: 2 })).rejects.toThrow(/a change to its number of CPUs would keep it/);
+    await e.manager.edit('sleepy', { memoryMiB: 256 }); // the value it has: no change
+    const renamed = await e.manager.edit('sleepy', { name: 'dozy', os: 'Busybox' });
+    expect(renamed).toMatchObject({ name: 'dozy', state: 'suspended' });
+    await e.manager.edit('dozy', { name: 'sleepy' });
 
     await e.manager.start(id, { timeoutSec: 120 });
     const m2 = await ask(e, id, PROBE, PROBE_RE);
@@ -94,6 +106,37 @@ describe('suspend to disk', () => {
     const m3 = await ask(e, id, PROBE, PROBE_RE);
     expect(m3[1]).toBe('awake');
     expect(Number(m3[2])).toBeGreaterThanOrEqual(Number(m2[2]));
+  }, 300_000);
+
+  it('a VM paused when suspended comes back paused at start (its marker and uptime kept), and runs on when resumed', async () => {
+    const g = testGuest();
+    let e = engine();
+    const vm = await e.manager.create({ name: 'held', accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 0, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
+    const id = vm.id;
+    await e.manager.start(id, { waitSerial: g.readyMarker, timeoutSec: 120 });
+    await typeLine(e.layout.runtime(id).serial, 'echo held > /tmp/marker');
+    const up1 = Number((await ask(e, id, PROBE, PROBE_RE))[2]);
+    await e.manager.pause('held');
+    expect((await e.manager.get(id)).state).toBe('paused');
+    await e.services.snapshots.suspend('held');
+    expect((await e.manager.get(id)).state).toBe('suspended');
+    // Also across engines (the record of it is in config.json, with the saved state).
+    await e.dispose();
+    engines.pop();
+    e = engine();
+    const started = await e.manager.start(id, { timeoutSec: 120 });
+    expect(started.state).toBe('paused');
+    expect((await e.manager.get(id)).state).toBe('paused');
+    // Really paused: typed lines get no answer until it is resumed.
+    const before = (await e.manager.serialLog(id, {})).length;
+    await typeLine(e.layout.runtime(id).serial, 'echo "Q:still:Q"');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await e.manager.serialLog(id, {})).slice(before)).not.toMatch(/Q:still:Q/);
+    await e.manager.resume('held');
+    expect((await e.manager.get(id)).state).toBe('running');
+    const m = await ask(e, id, PROBE, PROBE_RE);
+    expect(m[1]).toBe('held');
+    expect(Number(m[2])).toBeGreaterThanOrEqual(up1);
   }, 300_000);
 
   it('a sandbox VM (its SSH forward gets a fresh host port each start) resumes: the saved state does not depend on host ports', async () => {

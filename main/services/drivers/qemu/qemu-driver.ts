@@ -193,7 +193,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         this.deps.runStates.recordFailedStart(vm.id, e instanceof Error ? e.message : String(e));
         throw e;
       }
-      const rec: RuntimeRecord = {
+      let rec: RuntimeRecord = {
         pid: launched.pid,
         supervisorPid: launched.supervisorPid,
         id: vm.id,
@@ -207,7 +207,12 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       writeRecord(paths.runtime, rec);
       if (resume) {
         try {
-          await resume.complete(async () => new QemuMonitor(await this.qmpFor(vm.id)));
+          const resumed = await resume.complete(async () => new QemuMonitor(await this.qmpFor(vm.id)));
+          if (resumed.paused) {
+            // Suspended while paused: it comes back paused, as the person left it.
+            rec = { ...rec, status: 'paused', pausedReason: 'paused' };
+            writeRecord(paths.runtime, rec);
+          }
         } catch (e) {
           try {
             process.kill(rec.pid, 'SIGKILL');
@@ -216,7 +221,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
           }
           throw e;
         }
-        this.deps.events.append(vm.id, 'resumed from the state saved by a suspend');
+        this.deps.events.append(vm.id, `resumed from the state saved by a suspend${rec.status === 'paused' ? ' (paused, as it was when suspended)' : ''}`);
       }
       this.deps.events.append(vm.id, `started, pid ${rec.pid}, accel ${rec.accel}`);
       return rec;

@@ -125,7 +125,8 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
   await fsp.rename(part, bundle.file(SUSPEND_FILE));
   const config: VmConfig = {
     ...vm.config,
-    suspended: { file: SUSPEND_FILE, savedAt: new Date().toISOString(), argvSha256: argvHash(record.argv), sizeBytes: size },
+    // A VM paused when suspended comes back paused (VirtualBox keeps a saved state's run state too).
+    suspended: { file: SUSPEND_FILE, savedAt: new Date().toISOString(), argvSha256: argvHash(record.argv), sizeBytes: size, ...(wasRunning ? {} : { paused: true }) },
   };
   await writeFileAtomicAsync(bundle.config, serializeConfig(config));
   writeStopRequest(rt, { by: process.pid, rung: 'quit', message: 'Suspended to disk; the next start resumes it.' });
@@ -143,9 +144,10 @@ export interface ResumePlan {
   /** The command line to launch for the resume: the VM's own (`args`, whose hash matched), without
    *  the clipboard channel (the state was saved without it), plus `-incoming`. */
   launchArgs(args: readonly string[]): readonly string[];
-  /** Streams the state in once QEMU runs, waits until it runs on, plugs the clipboard channel back,
-   *  then forgets the saved state. */
-  complete(monitor: () => Promise<Monitor & MigrationMonitor & SnapshotJobMonitor>): Promise<void>;
+  /** Streams the state in once QEMU runs, waits until it runs on (or, for a VM suspended while
+   *  paused, stays paused), plugs the clipboard channel back, then forgets the saved state.
+   *  @returns whether the VM is left paused */
+  complete(monitor: () => Promise<Monitor & MigrationMonitor & SnapshotJobMonitor>): Promise<{ readonly paused: boolean }>;
 }
 
 /** `args` without the qemu-vdagent chardev and its virtio-serial port; whether they were there. */
@@ -211,14 +213,16 @@ export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly st
         const sendError = await sent;
         if (sendError && !['ERR_STREAM_PREMATURE_CLOSE', 'EPIPE', 'ECONNRESET'].includes(sendError.code ?? '')) throw sendError;
         if (clipboard) await m.plugVdagentPort(QemuIds.clipboardChardev, QemuIds.clipboardPort, 'vser0.0', VDAGENT_PORT_NAME);
-        // The state carries the run state it was saved in (paused, for the save): run on.
-        if (!(await m.queryStatus()).running) await m.cont();
+        // The state carries the run state it was saved in (paused, for the save): run on, unless
+        // the VM was paused when it was suspended.
+        if (!s.paused && !(await m.queryStatus()).running) await m.cont();
       } catch (e) {
         conn.destroy();
         throw e;
       }
       await writeFileAtomicAsync(bundle.config, serializeConfig({ ...vm.config, suspended: null }));
       await fsp.rm(file, { force: true });
+      return { paused: s.paused === true };
     },
   };
 }
