@@ -99,6 +99,22 @@ test('the Hardware tab ejects the CD and grows the disk of a running VM', async 
     await expect(settings).toBeHidden();
     const shown = JSON.parse((await served.cli(['show', name, '--json'])).stdout) as { config: { bootOrder: string[]; bootMenu: boolean; tpm: boolean; kernel: unknown } };
     expect(shown.config).toMatchObject({ bootOrder: ['cd', 'disk', 'net'], bootMenu: true, tpm: true, kernel: null });
+
+    // Remove asks first, saying what is lost: here the system disk (its file kept). Cancel keeps it.
+    const diskFile = (await drives()).find((d) => d.id === 'disk0')?.path;
+    expect(diskFile).toBeTruthy();
+    await diskRow.getByRole('button', { name: 'Remove' }).click();
+    const ask = vmPage.getByRole('alertdialog', { name: 'Remove the disk disk0?' });
+    await expect(ask).toContainText('It is the system disk');
+    await expect(ask).toContainText('Its file stays where it is');
+    await ask.getByRole('button', { name: 'Cancel' }).click();
+    await expect(ask).toBeHidden();
+    expect((await drives()).some((d) => d.id === 'disk0')).toBe(true);
+    await diskRow.getByRole('button', { name: 'Remove' }).click();
+    await ask.getByRole('button', { name: 'Remove disk' }).click();
+    await expect.poll(async () => (await drives()).some((d) => d.id === 'disk0'), { timeout: 30_000 }).toBe(false);
+    await expect(panel.getByRole('alert')).toHaveCount(0);
+    expect(fs.existsSync(diskFile as string)).toBe(true);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -12,7 +12,8 @@ import type { VmInfo } from '../../main/common/models/vm-state';
 import { formatBytes } from '../../main/common/format';
 import { BrowseButton } from '../components/file-chooser';
 import { useServices } from '../engine';
-import { driveSizeBytes, RUNNING_NOTE } from '../lib/hardware';
+import { driveSizeBytes, removeConfirmation, RUNNING_NOTE } from '../lib/hardware';
+import { ConfirmDialog } from '../components/confirm-dialog';
 import { uiError } from '../lib/remedy';
 
 /** The VM's drive list, reloaded after each change and when the VM's state changes. */
@@ -46,6 +47,8 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const [iso, setIso] = useState('');
   const [isoDrive, setIsoDrive] = useState('');
   const [deleteFile, setDeleteFile] = useState(false);
+  // The drive whose Remove waits for the person's answer (removeConfirmation says what is lost).
+  const [removing, setRemoving] = useState<DriveInfo | null>(null);
   const growId = useId();
   const newId = useId();
   const busId = useId();
@@ -152,7 +155,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
                       className="btn btn-small"
                       disabled={busy || !stopped}
                       title={stopped ? undefined : 'Shut the VM down to remove a disk'}
-                      onClick={() => void run(() => services.disks.remove(vm.id, d.id, { deleteFile }))}
+                      onClick={() => setRemoving(d)}
                     >
                       Remove
                     </button>
@@ -176,7 +179,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
                   className="btn btn-small"
                   disabled={busy || !stopped}
                   title={stopped ? undefined : 'Shut the VM down to remove a CD drive'}
-                  onClick={() => void run(() => services.disks.remove(vm.id, cd.id))}
+                  onClick={() => setRemoving(cd)}
                 >
                   Remove
                 </button>
@@ -185,6 +188,19 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
           ))}
         </tbody>
       </table>
+      {removing && (
+        <ConfirmDialog
+          confirmation={removeConfirmation(removing, deleteFile, vm.name, vm.path)}
+          onClose={() => setRemoving(null)}
+          onConfirm={() => {
+            const drive = removing;
+            setRemoving(null);
+            // The dialog named the system disk and what removing it means: that is the confirmation
+            // the engine asks for (`force`).
+            void run(() => services.disks.remove(vm.id, drive.id, drive.kind === 'disk' ? { deleteFile, force: drive.role === 'system' } : undefined));
+          }}
+        />
+      )}
       <label className="hardware-check">
         <input type="checkbox" checked={deleteFile} onChange={(e) => setDeleteFile(e.target.checked)} disabled={!stopped} /> Remove also deletes the disk&apos;s file (only a file in the VM&apos;s folder)
       </label>
