@@ -103,4 +103,22 @@ describe('attaching another VM’s file as a disk', () => {
     // a's frozen base is written by nobody: a sandbox may stand on it too.
     expect(await sharedBaseRefusalFor(base)).toBeNull();
   });
+
+  it('start re-checks it: a VM made before the rule (its disk is another VM’s frozen base) does not start, and says why', async () => {
+    const { base } = await linkedPair();
+    const before = fs.readFileSync(base);
+    const own = path.join(ctx.t.home, 'own.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', own, '16M']);
+    const old = await ctx.engine.manager.create({ ...small, name: 'old', diskPath: own });
+    // As an older Vivarium (or a hand edit) left it: the disk is a's frozen base.
+    const file = ctx.engine.layout.bundle(old.id).config;
+    const config = JSON.parse(fs.readFileSync(file, 'utf8')) as { disks: { source: { path: string } }[] };
+    config.disks[0]!.source.path = base;
+    fs.writeFileSync(file, JSON.stringify(config));
+    await expect(ctx.engine.manager.start('old', {})).rejects.toThrow(
+      /^"old" cannot start: .* is inside Vivarium's library \(the folder of the VM "a"\).* Remove the disk disk0 from "old" and attach a copy of the file instead\.$/,
+    );
+    expect((await ctx.engine.manager.get('old')).state).toBe('stopped');
+    expect(fs.readFileSync(base).equals(before)).toBe(true);
+  });
 });

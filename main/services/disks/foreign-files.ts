@@ -108,3 +108,22 @@ export async function sharedBaseRefusal(file: string, field: string, vms: readon
   }
   return null;
 }
+
+/**
+ * Start's re-check of create's rule (issue 7: files change between create and start): a writable
+ * disk given by path must not be another VM's file or a base some VM stands on. `entries()` lists
+ * the library; it is called only when the VM has such a disk (most have none).
+ * @throws VivariumError invalid-state `"NAME" cannot start: …`, naming the other VM.
+ */
+export async function assertNoForeignDisks(config: VmConfig, bundlesDir: string, entries: () => readonly BundleEntry[]): Promise<void> {
+  const inPlace = config.disks.filter((d) => !d.readOnly && 'path' in d.source);
+  if (inPlace.length === 0) return;
+  const vms = entries();
+  for (const disk of inPlace) {
+    if (!('path' in disk.source)) continue;
+    const refusal = await foreignDiskRefusal(disk.source.path, 'diskPath', bundlesDir, vms, { id: config.id, config: { ...config, disks: config.disks.filter((d) => d !== disk) } });
+    if (refusal) {
+      throw errors.state(`"${config.name}" cannot start: ${refusal.message} Remove the disk ${disk.id} from "${config.name}" and attach a copy of the file instead.`, { disk: disk.id });
+    }
+  }
+}

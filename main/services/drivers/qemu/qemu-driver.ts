@@ -10,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { ErrorCode, errors, VivariumError } from '../../../common/errors';
 import type { HostCapabilities } from '../../../common/models/host';
+import { assertNoForeignDisks } from '../../disks/foreign-files';
 import { preflightDisks } from '../../disks/preflight';
+import { BundleStore } from '../../bundles/bundle-store';
 import { QemuImg } from '../../disks/qemu-img';
 import { ensureUefiVars } from '../../disks/uefi-vars';
 import { Emitter } from '../../emitter';
@@ -161,6 +163,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         this.deps.events.append(vm.id, uefiNotice.message);
         options.notice?.(uefiNotice.message);
       }
+      await assertNoForeignDisks(config, this.deps.layout.bundlesDir, () => new BundleStore(this.deps.layout).list());
       await preflightDisks(config, paths.bundle, qemuImg);
       for (const w of [...cdNotices, ...plan.warnings]) {
         this.deps.events.append(vm.id, `warning: ${w}`);
