@@ -7,22 +7,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTestHome, type TestHome } from '../../test-support/home';
-import { createEngine, type Engine } from '../engine';
+import { describe, expect, it } from 'vitest';
+import { useEngineHome } from '../../test-support/engine-home';
 
-let t: TestHome;
-let engine: Engine;
-
-beforeEach(() => {
-  t = makeTestHome();
-  engine = createEngine({ env: t.env, log: () => undefined });
-});
-
-afterEach(async () => {
-  await engine.dispose();
-  await t.cleanup();
-});
+const ctx = useEngineHome();
 
 const MiB = 1024 * 1024;
 
@@ -43,8 +31,8 @@ function checkClean(file: string): void {
 const mode = (file: string): number => fs.statSync(file).mode & 0o777;
 
 async function uefiVm(name: string): Promise<{ id: string; disk: string; vars: string }> {
-  const vm = await engine.manager.create({ name, accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 64 * MiB, firmware: 'uefi', net: 'none', display: 'none' });
-  const b = engine.layout.bundle(vm.id);
+  const vm = await ctx.engine.manager.create({ name, accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 64 * MiB, firmware: 'uefi', net: 'none', display: 'none' });
+  const b = ctx.engine.layout.bundle(vm.id);
   const c = vm.config!;
   const d = c.disks[0]!;
   if (!('bundle' in d.source) || !c.uefiVars) throw new Error('the UEFI VM has no bundle disk or no variable store');
@@ -55,23 +43,23 @@ describe('clone of a UEFI VM', () => {
   it('linked: both overlays check clean and read the source data, the variable store is an exact owner-only copy, and the result is what get says', async () => {
     const src = await uefiVm('uefi-src');
     io(src.disk, ['write -P 0x3c 0 64k', 'write -P 0x4d 32M 4k'], false);
-    const made = await engine.services.snapshots.clone('uefi-src', { name: 'uefi-linked', linked: true });
+    const made = await ctx.engine.services.snapshots.clone('uefi-src', { name: 'uefi-linked', linked: true });
 
-    const got = await engine.manager.get(made.id);
+    const got = await ctx.engine.manager.get(made.id);
     expect(made).toEqual({ ...got, argv: undefined });
     expect(made.error ?? null).toBeNull();
     expect(made.state).toBe('stopped');
     expect(made.name).toBe('uefi-linked');
 
-    const cloneBundle = engine.layout.bundle(made.id);
+    const cloneBundle = ctx.engine.layout.bundle(made.id);
     const cd = made.config!.disks[0]!;
     if (!('bundle' in cd.source)) throw new Error('the clone disk is not in its folder');
     const cloneDisk = cloneBundle.file(cd.source.bundle);
     expect(cd.backing).toEqual([{ source: { path: src.disk }, format: 'qcow2' }]);
-    const source = (await engine.manager.get(src.id)).config!;
+    const source = (await ctx.engine.manager.get(src.id)).config!;
     const sd = source.disks[0]!;
     if (!('bundle' in sd.source)) throw new Error('the source disk is not in its folder');
-    const sourceTop = engine.layout.bundle(src.id).file(sd.source.bundle);
+    const sourceTop = ctx.engine.layout.bundle(src.id).file(sd.source.bundle);
     expect(sourceTop).not.toBe(src.disk);
 
     for (const overlay of [cloneDisk, sourceTop]) {
@@ -93,16 +81,16 @@ describe('clone of a UEFI VM', () => {
 
   it('full, of a VM with a snapshot: the clone\'s variable store and disk hold no snapshot of the source', async () => {
     const src = await uefiVm('uefi-snap');
-    await engine.services.snapshots.create('uefi-snap', { name: 'before' });
+    await ctx.engine.services.snapshots.create('uefi-snap', { name: 'before' });
     expect(img(['snapshot', '-l', src.vars])).not.toBe(''); // the snapshot is inside the variable store
-    const made = await engine.services.snapshots.clone('uefi-snap', { name: 'uefi-full', linked: false });
-    const b = engine.layout.bundle(made.id);
+    const made = await ctx.engine.services.snapshots.clone('uefi-snap', { name: 'uefi-full', linked: false });
+    const b = ctx.engine.layout.bundle(made.id);
     const vars = b.file(made.config!.uefiVars!);
     checkClean(vars);
     expect(img(['snapshot', '-l', vars])).toBe('');
     const d = made.config!.disks[0]!;
     if (!('bundle' in d.source)) throw new Error('the clone disk is not in its folder');
     expect(img(['snapshot', '-l', b.file(d.source.bundle)])).toBe('');
-    expect(await engine.services.snapshots.list('uefi-full')).toEqual([]);
+    expect(await ctx.engine.services.snapshots.list('uefi-full')).toEqual([]);
   });
 });
