@@ -77,7 +77,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     summary: 'Shut a VM down: ACPI power button, wait, then QMP quit, SIGTERM, SIGKILL.',
     positionals: [VM],
     flags: {
-      force: { type: 'boolean', help: 'power off at once, without asking the guest' },
+      force: { type: 'boolean', help: 'power off at once, without asking the guest; of a suspended VM: discard its saved state (the next start boots afresh)' },
       timeout: { type: 'number', value: 'SECONDS', help: 'how long the guest gets to shut down (default 30)' },
       json: { type: 'boolean', help: 'print the VM as JSON' },
     },

@@ -52,11 +52,11 @@ export const SNAPSHOT_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     flags: {},
   },
   import: {
-    usage: 'import FILE [--name NEW] [--json]',
+    usage: 'import FILE [--name NEWNAME] [--json]',
     summary: 'Create a VM from a file written by `vivarium export` (checked whole before anything is written).',
     positionals: ['FILE'],
     flags: {
-      name: { type: 'string', value: 'NEW', help: 'the new VM\'s name (default: the exported VM\'s)' },
+      name: { type: 'string', value: 'NEWNAME', help: 'the new VM\'s name (default: the exported VM\'s)' },
       json: { type: 'boolean', help: 'print the new VM as JSON' },
     },
   },
