@@ -4,7 +4,7 @@
  * clones, real QEMU (TCG) guests running side by side.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -133,15 +133,32 @@ describe('vivarium snapshot, when Vivarium\'s records and the images disagree (t
     expect(log).not.toMatch(/interrupted snapshot/);
   }, 60_000);
 
-  it('a revert to a snapshot that a disk added later does not hold is refused before any disk is touched', async () => {
+  it('a disk added after the snapshot is detached by the revert (its file kept, the CLI says so); in a record without settings it refuses the revert before any disk is touched', async () => {
     const id = await createGuest('two');
     qemuIo(diskOf(id), 'write -P 0xaa 0 64k');
     await ok(['snapshot', 'create', 'two', 'A']);
     await ok(['disk', 'add', 'two', '--size', '64M']);
     qemuIo(diskOf(id), 'write -P 0xbb 0 64k');
+    qemuIo(diskOf(id, 'disk1.qcow2'), 'write -P 0x11 0 64k');
     const r = await cli(['snapshot', 'revert', 'two', 'A']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/Cannot revert "two" to snapshot "A": disk disk1 was added after snapshot "A" was taken, so it holds no state to go back to\. Nothing was changed\. To revert the other disks, remove disk disk1 from "two" first/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Reverted to A \(snap-[0-9a-f]{12}\)\.\n$/);
+    expect(r.stderr).toBe('note: Disk disk1 was added after snapshot "A" and was detached by the revert; its image file is kept (disk1.qcow2 in its folder).\n');
+    expect(qemuIo(diskOf(id), 'read -P 0xaa 0 64k')).not.toMatch(/failed/);
+    expect(qemuIo(diskOf(id, 'disk1.qcow2'), 'read -P 0x11 0 64k')).not.toMatch(/failed/); // kept as it was
+    expect(JSON.parse(await ok(['disk', 'list', 'two', '--json'])).map((d: { id: string }) => d.id)).toEqual(['disk0']);
+
+    // A snapshot record from before snapshots held settings: every disk the VM has is checked first.
+    rmSync(diskOf(id, 'disk1.qcow2'));
+    await ok(['disk', 'add', 'two', '--size', '64M']);
+    qemuIo(diskOf(id), 'write -P 0xbb 0 64k');
+    const treeFile = new Layout(t.home, t.runtimeDir).bundle(id).file('snapshots.json');
+    const tree = JSON.parse(readFileSync(treeFile, 'utf8')) as { snapshots: Record<string, unknown>[] };
+    for (const s of tree.snapshots) delete s.settings;
+    writeFileSync(treeFile, JSON.stringify(tree));
+    const old = await cli(['snapshot', 'revert', 'two', 'A']);
+    expect(old.code).toBe(1);
+    expect(old.stderr).toMatch(/Cannot revert "two" to snapshot "A": disk disk1 was added after snapshot "A" was taken, so it holds no state to go back to\. Nothing was changed\. To revert the other disks, remove disk disk1 from "two" first/);
     // disk0 still holds what was written after the snapshot (the bug had already reverted it).
     expect(qemuIo(diskOf(id), 'read -P 0xbb 0 64k')).not.toMatch(/failed/);
     expect(JSON.parse(await ok(['snapshot', 'list', 'two', '--json']))).toMatchObject([{ name: 'A', current: true }]);
@@ -465,9 +482,14 @@ describe('import checks', () => {
 });
 
 describe('wording', () => {
-  it('snapshot names are checked as snapshot names; an empty one gets the default; clone and lock refusals say what happens', async () => {
+  it('snapshot names are checked as snapshot names; a left-out one gets the default, an empty or blank one is refused as a rename\'s; clone and lock refusals say what happens', async () => {
     const id = await createGuest('words');
-    expect(await ok(['snapshot', 'create', 'words', ''])).toMatch(/^Snapshot 1 \(snap-[0-9a-f]+\), disks only/);
+    for (const blank of ['', '  ']) {
+      const r = await cli(['snapshot', 'create', 'words', blank]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('vivarium: Invalid snapshot name: a snapshot name must not be empty. Choose another name.\n');
+    }
+    expect(await ok(['snapshot', 'create', 'words'])).toMatch(/^Snapshot 1 \(snap-[0-9a-f]+\), disks only/);
     const tab = await cli(['snapshot', 'create', 'words', 'a\tb']);
     expect(tab.code).toBe(2);
     expect(tab.stderr).toBe('vivarium: Invalid snapshot name: a snapshot name must not contain control characters. Choose another name.\n');

@@ -126,8 +126,8 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
   switch (action) {
     case 'create': {
       const desc = p.flags.description;
-      // An empty SNAPSHOT is no name: the default one ("Snapshot N") is given.
-      const named = snap !== undefined && snap.trim() !== '' ? snapshotName(snap) : undefined;
+      // SNAPSHOT left out: the default ("Snapshot N"); given, even empty or blank, it is checked as a rename's NEWNAME is.
+      const named = snap !== undefined ? snapshotName(snap) : undefined;
       const made = await s.snapshots.create(vm, { ...(named !== undefined ? { name: named } : {}), ...(typeof desc === 'string' ? { description: desc } : {}) });
       if (asJson) json(publicSnapshot(made));
       else out(`${made.name} (${made.id})${made.withMemory ? ', with memory' : ', disks only'}`);
@@ -141,6 +141,7 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
     }
     case 'revert': {
       const r = await s.snapshots.revert(vm, snap!);
+      for (const n of r.notices ?? []) io.stderr.write(`note: ${n}\n`); // disks detached or attached again
       out(`Reverted to ${r.name} (${r.id}).`);
       return 0;
     }
