@@ -124,6 +124,8 @@ export function createEngine(options: EngineOptions = {}): Engine {
       // A short-lived engine (one CLI command) ends its process right after this: every line of the
       // VMs' vivarium.log appended so far must be on disk first.
       await manager.events.flushed();
+      // …and a deleted VM's files, which are removed off the event loop (BundleStore.remove).
+      await manager.library.store.settled();
       // Last, and awaited: a download stopped by the shutdown writes what has arrived before the
       // process may end (the download says so: "paused, with what has arrived kept").
       await media.dispose();

@@ -4,12 +4,18 @@
  *
  * A bundle that cannot be loaded is reported as broken with the reason; it never hides the others.
  * Parsed configs are cached by (mtime, size) so that listing a large library every second is cheap.
+ *
+ * Blocking file system calls (issue 7): list/read stay synchronous — the library's sync getters
+ * (Library.entries, VmService.listSync) are built on them; a listing is one readdir of a folder of
+ * VM folders plus two lstats and a cached parse per VM. Everything that may take long — removing a
+ * deleted VM's files (gigabytes of disks), writing a config — runs on libuv's thread pool.
  */
 import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { errors } from '../../common/errors';
 import { diskImages, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
-import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivate, PRIVATE_DIR_MODE, readFileNoFollow, symlinkError, writeFileAtomic } from '../paths';
+import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivate, mkdirPrivateAsync, PRIVATE_DIR_MODE, readFileNoFollow, symlinkError, writeFileAtomic, writeFileAtomicAsync } from '../paths';
 
 export type BundleEntry =
   | { readonly id: string; readonly dir: string; readonly ok: true; readonly config: VmConfig }
@@ -30,6 +36,8 @@ interface CacheSlot {
 export class BundleStore {
   private readonly cache = new Map<string, CacheSlot>();
   private swept = false;
+  /** Folders being removed in the background (remove, sweepStaging), by path. */
+  private readonly removing = new Map<string, Promise<void>>();
 
   constructor(private readonly layout: Layout) {}
 
@@ -42,6 +50,7 @@ export class BundleStore {
     }
     let names: string[];
     try {
+      // eslint-disable-next-line no-restricted-syntax -- list() is the library's synchronous API (see the file's comment): one readdir
       names = fs.readdirSync(this.layout.bundlesDir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
@@ -68,6 +77,7 @@ export class BundleStore {
     const b = this.layout.bundle(id);
     let st: fs.Stats;
     try {
+      // eslint-disable-next-line no-restricted-syntax -- read() serves the synchronous list(): one lstat
       const dirSt = fs.lstatSync(b.dir);
       if (dirSt.isSymbolicLink()) {
         this.cache.delete(id);
@@ -79,6 +89,7 @@ export class BundleStore {
           name: null,
         };
       }
+      // eslint-disable-next-line no-restricted-syntax -- read() serves the synchronous list(): one lstat (the cache key)
       st = fs.lstatSync(b.config);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -121,30 +132,52 @@ export class BundleStore {
    * files (disks, UEFI vars) into the staging folder.
    */
   async create(config: VmConfig, prepare: (stagingDir: string) => Promise<void>): Promise<void> {
-    mkdirPrivate(this.layout.home);
-    mkdirPrivate(this.layout.bundlesDir);
+    await mkdirPrivateAsync(this.layout.home);
+    await mkdirPrivateAsync(this.layout.bundlesDir);
     const finalDir = this.layout.bundle(config.id).dir;
     const staging = path.join(this.layout.bundlesDir, `${STAGING_PREFIX}${config.id}-${process.pid}`);
     try {
-      fs.mkdirSync(staging, { mode: PRIVATE_DIR_MODE });
-      fs.chmodSync(staging, PRIVATE_DIR_MODE);
+      await fsp.mkdir(staging, { mode: PRIVATE_DIR_MODE });
+      await fsp.chmod(staging, PRIVATE_DIR_MODE);
     } catch (e) {
       throw expectedFsError(e, staging);
     }
     try {
       await prepare(staging);
-      writeFileAtomic(path.join(staging, BundleFile.config), serializeConfig(config));
-      fs.renameSync(staging, finalDir);
+      await writeFileAtomicAsync(path.join(staging, BundleFile.config), serializeConfig(config));
+      await fsp.rename(staging, finalDir);
     } catch (e) {
-      fs.rmSync(staging, { recursive: true, force: true });
+      await fsp.rm(staging, { recursive: true, force: true });
       throw expectedFsError(e, finalDir);
     }
   }
 
+  /**
+   * Writes a VM's config.json atomically (writeFileAtomicAsync).
+   * @throws VivariumError not-found (no bundle folder), invalid-state (the folder is a link), disk-full
+   */
+  async saveAsync(config: VmConfig): Promise<void> {
+    const b = this.layout.bundle(config.id);
+    let dir: fs.Stats;
+    try {
+      dir = await fsp.lstat(b.dir);
+    } catch {
+      throw errors.notFound(config.id);
+    }
+    if (dir.isSymbolicLink()) throw symlinkError(b.dir);
+    await writeFileAtomicAsync(b.config, serializeConfig(config));
+  }
+
+  /**
+   * saveAsync that blocks the event loop (an fsync'ed write of a few KiB). Only for callers that
+   * cannot await yet. TODO(lead): library/delete.ts and snapshots/snapshot-service.ts call this;
+   * move them to saveAsync, then remove save().
+   */
   save(config: VmConfig): void {
     const b = this.layout.bundle(config.id);
     let dir: fs.Stats;
     try {
+      // eslint-disable-next-line no-restricted-syntax -- synchronous API kept for callers that cannot await yet (see above)
       dir = fs.lstatSync(b.dir);
     } catch {
       throw errors.notFound(config.id);
@@ -156,6 +189,14 @@ export class BundleStore {
   /**
    * Deletes a bundle. With keepDisks, the bundle's own disk images are first moved to
    * `<home>/kept-disks/<name>-<id8>/`; external disks (given by path) are never touched either way.
+   * Returns the kept files' new paths.
+   *
+   * The bundle leaves the library at once (renamed to a hidden `.deleting-<id>-<pid>` folder, so it
+   * never shows up half-deleted); its files — gigabytes of disks — are removed in the background,
+   * off the event loop: `settled()` waits for that (Engine.dispose awaits it before a CLI command
+   * exits), and a removal cut short (the process killed) is finished by the next sweepStaging.
+   * Synchronous because library/delete.ts calls it so (TODO(lead): an async remove it awaits); the
+   * moves are renames within one file system, one metadata write each.
    */
   remove(entry: BundleEntry, keepDisks: boolean): string[] {
     const kept: string[] = [];
@@ -167,8 +208,10 @@ export class BundleStore {
         mkdirPrivate(dest);
         for (const file of owned) {
           const from = this.layout.bundle(entry.id).file(file);
+          // eslint-disable-next-line no-restricted-syntax -- remove() is synchronous for delete.ts (see above): one stat
           if (!fs.existsSync(from)) continue;
           const to = path.join(dest, file);
+          // eslint-disable-next-line no-restricted-syntax -- remove() is synchronous for delete.ts (see above): a rename moves no data
           fs.renameSync(from, to);
           kept.push(to);
         }
@@ -176,20 +219,40 @@ export class BundleStore {
     }
     // Move aside first so a half-deleted bundle never shows up as a broken VM.
     const trash = path.join(this.layout.bundlesDir, `${DELETING_PREFIX}${entry.id}-${process.pid}`);
+    // eslint-disable-next-line no-restricted-syntax -- remove() is synchronous for delete.ts (see above): a rename moves no data
     fs.renameSync(entry.dir, trash);
-    fs.rmSync(trash, { recursive: true, force: true });
     this.cache.delete(entry.id);
+    this.removeInBackground(trash);
     return kept;
+  }
+
+  /** Resolves once every background removal started so far has ended (never rejects). */
+  async settled(): Promise<void> {
+    while (this.removing.size > 0) await Promise.all([...this.removing.values()]);
+  }
+
+  /** Removes a folder of ours (not followed if a link) off the event loop; a failure leaves it for
+   *  the next sweepStaging. */
+  private removeInBackground(p: string): void {
+    if (this.removing.has(p)) return;
+    const done = fsp
+      .rm(p, { recursive: true, force: true })
+      .catch(() => undefined)
+      .finally(() => this.removing.delete(p));
+    this.removing.set(p, done);
   }
 
   /**
    * Removes staging folders left by a create or delete that was interrupted (killed, power cut): at
    * once when the process that made one is gone (its pid is in the name), else once it is older than
    * `maxAgeMs` (a pid reused by another program). A link is removed as a link, never followed.
+   * The removals run in the background (settled() waits for them); the scan is synchronous because
+   * list() runs it (a readdir and an lstat per leftover).
    */
   sweepStaging(maxAgeMs = 10 * 60_000): void {
     let names: string[] = [];
     try {
+      // eslint-disable-next-line no-restricted-syntax -- called from the synchronous list() (see above): one readdir
       names = fs.readdirSync(this.layout.bundlesDir);
     } catch {
       return;
@@ -197,10 +260,12 @@ export class BundleStore {
     for (const n of names) {
       if (!n.startsWith(STAGING_PREFIX) && !n.startsWith(DELETING_PREFIX)) continue;
       const p = path.join(this.layout.bundlesDir, n);
+      if (this.removing.has(p)) continue;
       try {
         const pid = Number(LEFTOVER_RE.exec(n)?.[1] ?? NaN);
         const ownerGone = Number.isSafeInteger(pid) && pid !== process.pid && !processAlive(pid);
-        if (ownerGone || Date.now() - fs.lstatSync(p).mtimeMs > maxAgeMs) fs.rmSync(p, { recursive: true, force: true });
+        // eslint-disable-next-line no-restricted-syntax -- called from the synchronous list() (see above): one lstat
+        if (ownerGone || Date.now() - fs.lstatSync(p).mtimeMs > maxAgeMs) this.removeInBackground(p);
       } catch {
         // Someone else removed it first.
       }

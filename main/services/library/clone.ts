@@ -170,7 +170,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
     }
     // Only now switch the source onto its overlay, and freeze the base (no one writes it again;
     // owner-only like everything in the library: 0400).
-    library.store.save({ ...source.config, disks: sourceDisks });
+    await library.store.saveAsync({ ...source.config, disks: sourceDisks });
     for (const f of frozen) await fsp.chmod(f, 0o400).catch(() => undefined);
     deps.progress?.(1);
     return { config: base, notices };

@@ -54,6 +54,6 @@ export async function editVm(deps: EditDeps, entry: OkEntry, patch: EditVmSpec):
     }
     await makeUefiVars(new QemuImg(caps.qemuImg), uefi.varsTemplate, uefi.varsFormat, layout.bundle(c.id).file(next.uefiVars));
   }
-  library.store.save(next);
+  await library.store.saveAsync(next);
   return { config: next, warnings };
 }
