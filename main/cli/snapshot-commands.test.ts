@@ -482,6 +482,29 @@ describe('import checks', () => {
 });
 
 describe('wording', () => {
+  it('a running VM\'s disk-only revert and a suspended VM\'s hardware edit say why once, then the remedy (tester-s5 #17); a suspended VM can be renamed (#13)', async () => {
+    const g = testGuest();
+    await createGuest('once');
+    await ok(['snapshot', 'create', 'once', 'cold']);
+    await ok(['start', 'once', '--wait-serial', g.readyMarker, '--timeout', '120']);
+    try {
+      const r = await cli(['snapshot', 'revert', 'once', 'cold']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe('vivarium: Snapshot "cold" was taken while "once" was shut down, so it holds no memory to resume: only the disks of a shut-down VM can go back to it. Shut it down first: `vivarium stop once`.\n');
+      await ok(['suspend', 'once']);
+      const e = await cli(['edit', 'once', '--memory', '512M']);
+      expect(e.code).toBe(1);
+      expect(e.stderr).toBe(
+        'vivarium: "once" is suspended, and its saved state resumes only on the machine it was saved from: a change to its memory size would keep it from resuming. Its name, OS label and autostart can change now; other settings once it has resumed and been shut down. Start it first: `vivarium start once`.\n',
+      );
+      await ok(['edit', 'once', '--name', 'twice']);
+      expect(JSON.parse(await ok(['list', '--json'])).map((v: { name: string; state: string }) => [v.name, v.state])).toEqual([['twice', 'suspended']]);
+    } finally {
+      await cli(['stop', 'once', '--force']);
+      await cli(['stop', 'twice', '--force']);
+    }
+  }, 180_000);
+
   it('snapshot names are checked as snapshot names; a left-out one gets the default, an empty or blank one is refused as a rename\'s; clone and lock refusals say what happens', async () => {
     const id = await createGuest('words');
     for (const blank of ['', '  ']) {
