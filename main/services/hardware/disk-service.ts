@@ -125,13 +125,13 @@ export class LocalDiskService implements DiskService {
       } else {
         const name = bundleDiskFile(id);
         const target = this.deps.layout.bundle(vm.id).file(name);
-        if (fs.existsSync(target)) throw errors.state(`${target} already exists but no disk of "${vm.name}" uses it. Move it away and try again.`);
+        if (await fs.promises.lstat(target).then(() => true, () => false)) throw errors.state(`${target} already exists but no disk of "${vm.name}" uses it. Move it away and try again.`);
         disk = { id, role, bus, source: { bundle: name }, format: 'qcow2', readOnly: false, backing: [] };
         // The rules (a free SATA port, …) before the file is made, so a refusal leaves nothing behind.
         this.checked(vm, { ...config, disks: [...config.disks, disk] });
         await qemuImg.createQcow2(target, roundToSector(req.sizeBytes as number));
       }
-      const next = this.save(vm, { ...config, disks: [...config.disks, disk] });
+      const next = await this.save(vm, { ...config, disks: [...config.disks, disk] });
       return this.drives(vm.id, next);
     });
   }
@@ -185,7 +185,7 @@ export class LocalDiskService implements DiskService {
       if (options.deleteFile) throw errors.invalid(`${cd.id} of "${vm.name}" is a CD drive; Vivarium never deletes an ISO. Remove the drive without deleting a file.`, undefined, { field: 'iso' });
       return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
         if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'remove a CD drive');
-        const next = this.save(vm, { ...config, cdroms: config.cdroms.filter((d) => d.id !== cd.id) });
+        const next = await this.save(vm, { ...config, cdroms: config.cdroms.filter((d) => d.id !== cd.id) });
         return this.drives(vm.id, next);
       });
     }
@@ -211,8 +211,9 @@ export class LocalDiskService implements DiskService {
         const use = usesOfFilesIn(vm.id, this.deps.layout.bundle(vm.id).dir, others).find((u) => path.resolve(u.file) === path.resolve(file));
         if (use) throw errors.state(`${file} cannot be deleted: "${use.vmName}" uses it as ${use.as}. Remove the disk without deleting the file, or delete "${use.vmName}" first.`);
       }
-      const next = this.save(vm, { ...config, disks: config.disks.filter((d) => d.id !== disk.id) });
-      if (options.deleteFile) fs.rmSync(file, { force: true });
+      const next = await this.save(vm, { ...config, disks: config.disks.filter((d) => d.id !== disk.id) });
+      // Off the event loop: a disk image is gigabytes.
+      if (options.deleteFile) await fs.promises.rm(file, { force: true });
       return this.drives(vm.id, next);
     });
   }
@@ -232,7 +233,7 @@ export class LocalDiskService implements DiskService {
         });
       }
       const cdroms = config.cdroms.some((d) => d.id === cd.id) ? config.cdroms.map((d) => (d.id === cd.id ? { ...d, path: iso } : d)) : [...config.cdroms, { id: cd.id, path: iso }];
-      const next = this.save(vm, { ...config, cdroms });
+      const next = await this.save(vm, { ...config, cdroms });
       return this.drives(vm.id, next);
     });
   }
@@ -249,7 +250,7 @@ export class LocalDiskService implements DiskService {
           throw errors.qemu(`QEMU could not eject the CD in ${cd.id} of "${vm.name}": ${(e as Error).message}`);
         });
       }
-      const next = this.save(vm, { ...config, cdroms: config.cdroms.map((d) => (d.id === cd.id ? { ...d, path: null } : d)) });
+      const next = await this.save(vm, { ...config, cdroms: config.cdroms.map((d) => (d.id === cd.id ? { ...d, path: null } : d)) });
       return this.drives(vm.id, next);
     });
   }
@@ -260,7 +261,7 @@ export class LocalDiskService implements DiskService {
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'add a CD drive');
       if (config.cdroms.length >= MAX_CD_DRIVES) throw errors.invalid(`"${vm.name}" already has ${MAX_CD_DRIVES} CD drives, the most a VM can have. Change the CD in one of them instead (cd insert … --drive ID).`, undefined, { field: 'iso' });
-      const next = this.save(vm, { ...config, cdroms: [...config.cdroms, { id: nextCdDriveId(config.cdroms), path: iso }] });
+      const next = await this.save(vm, { ...config, cdroms: [...config.cdroms, { id: nextCdDriveId(config.cdroms), path: iso }] });
       return this.drives(vm.id, next);
     });
   }
@@ -333,9 +334,9 @@ export class LocalDiskService implements DiskService {
     return checked.data;
   }
 
-  private save(vm: VmDetails, config: VmConfig): VmConfig {
+  private async save(vm: VmDetails, config: VmConfig): Promise<VmConfig> {
     const next = this.checked(vm, config);
-    this.deps.vms.store.save(next);
+    await this.deps.vms.store.saveAsync(next);
     return next;
   }
 }

@@ -14,7 +14,7 @@ import * as fsp from 'node:fs/promises';
 import { errors } from '../../common/errors';
 import type { VmRuntimePaths } from '../paths';
 import { isQemuForAsync, readExitStatusAsync, readPidFileAsync } from '../runtime/records';
-import { lastLines } from '../runtime/tail';
+import { lastLinesAsync } from '../runtime/tail';
 import { QmpClient } from './qmp';
 
 /**
@@ -54,8 +54,8 @@ export interface Launched {
 }
 
 export async function launchQemu(req: LaunchRequest): Promise<Launched> {
-  for (const f of [req.logFile, ...(req.qemuWrites ?? [])]) removeIfSymlink(f);
-  const logFd = fs.openSync(req.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  for (const f of [req.logFile, ...(req.qemuWrites ?? [])]) await removeIfSymlink(f);
+  const log = await fsp.open(req.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
   let child;
   try {
     const sides = req.sides ?? [];
@@ -70,11 +70,11 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
     child = spawn('/bin/sh', ['-c', SUPERVISOR_SCRIPT, 'vivarium-supervisor', req.runtime.exitStatus, req.binary, ...req.args], {
       detached: true,
       env,
-      stdio: ['ignore', logFd, logFd],
+      stdio: ['ignore', log.fd, log.fd],
       cwd: req.runtime.dir,
     });
   } finally {
-    fs.closeSync(logFd);
+    await log.close();
   }
   const supervisorPid = child.pid;
   child.unref();
@@ -89,17 +89,17 @@ export async function launchQemu(req: LaunchRequest): Promise<Launched> {
   // greets only once initialisation is over and the main loop runs. Failed = the supervisor recorded
   // an exit status.
   const deadline = Date.now() + (req.timeoutMs ?? 30_000);
-  const failed = (status: number | null) => {
-    const last = lastLines(req.logFile, 3);
+  const failed = async (status: number | null) => {
+    const last = await lastLinesAsync(req.logFile, 3);
     const lockedImage = lockedImageOf(last);
     return errors.qemu(`QEMU refused to start: ${explainQemuError(last) || `exit status ${status}`}`, {
-      stderrTail: lastLines(req.logFile, 20),
+      stderrTail: await lastLinesAsync(req.logFile, 20),
       ...(lockedImage !== null ? { lockedImage } : {}),
     });
   };
   for (;;) {
     const status = await readExitStatusAsync(req.runtime.exitStatus);
-    if (status !== null || childExited) throw failed(status);
+    if (status !== null || childExited) throw await failed(status);
     const pid = await readPidFileAsync(req.runtime.pidfile);
     if (pid !== null && (await fileExists(req.runtime.qmp))) {
       try {
@@ -158,9 +158,9 @@ export function lockedImageOf(lines: readonly string[]): string | null {
   return /Is another process using the image \[(.+?)\]\?/.exec(text)?.[1] ?? null;
 }
 
-function removeIfSymlink(file: string): void {
+async function removeIfSymlink(file: string): Promise<void> {
   try {
-    if (fs.lstatSync(file).isSymbolicLink()) fs.rmSync(file);
+    if ((await fsp.lstat(file)).isSymbolicLink()) await fsp.rm(file);
   } catch {
     // absent: fine
   }

@@ -5,9 +5,17 @@ import * as fsp from 'node:fs/promises';
 /** Read-only, never through a symbolic link planted in a VM folder, never blocking on a FIFO. */
 const READ_NOFOLLOW = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0);
 
-/** The last `n` non-empty lines among the last `maxBytes` of a file ([] when it does not exist). */
+/**
+ * The last `n` non-empty lines among the last `maxBytes` of a file ([] when it does not exist).
+ * Blocking: for RunStates' synchronous reconciliation (a 64 KiB read); elsewhere lastLinesAsync.
+ */
 export function lastLines(file: string, n: number, maxBytes = 64 * 1024): string[] {
   return splitLast(readTail(file, maxBytes), n);
+}
+
+/** lastLines without blocking the event loop. */
+export async function lastLinesAsync(file: string, n: number, maxBytes = 64 * 1024): Promise<string[]> {
+  return splitLast(await readTailAsync(file, maxBytes), n);
 }
 
 function splitLast(text: string, n: number): string[] {
@@ -20,6 +28,7 @@ function splitLast(text: string, n: number): string[] {
 
 /** Reads the last `maxBytes` of a file as text ('' when it does not exist). */
 export function readTail(file: string, maxBytes: number): string {
+  /* eslint-disable no-restricted-syntax -- the synchronous form lastLines needs (RunStates' reconciliation); one bounded read */
   try {
     const fd = fs.openSync(file, READ_NOFOLLOW);
     try {
@@ -31,6 +40,7 @@ export function readTail(file: string, maxBytes: number): string {
     } finally {
       fs.closeSync(fd);
     }
+    /* eslint-enable no-restricted-syntax */
   } catch {
     return '';
   }

@@ -13,7 +13,7 @@ import { errors } from '../../../common/errors';
 import type { GeneratedFile, ReadyCondition, SideProcess } from '../../qemu/launch-plan';
 import { PRIVATE_FILE_MODE, writeFileAtomicAsync } from '../../paths';
 import { pidAlive } from '../../runtime/records';
-import { lastLines } from '../../runtime/tail';
+import { lastLinesAsync } from '../../runtime/tail';
 
 /** A side process that runs: what ending it needs. */
 export interface StartedSide {
@@ -64,15 +64,13 @@ export async function startSideProcesses(sides: readonly SideProcess[], cwd: str
         await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
         await fsp.chmod(dir, 0o700);
       }
-      let out: number | 'ignore' = 'ignore';
-      if (side.logFile !== null) {
-        out = fs.openSync(side.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
-      }
+      const log = side.logFile === null ? null : await fsp.open(side.logFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+      const out = log === null ? 'ignore' : log.fd;
       let child;
       try {
         child = spawn(side.binary, [...side.args], { detached: true, stdio: ['ignore', out, out], cwd });
       } finally {
-        if (typeof out === 'number') fs.closeSync(out);
+        await log?.close();
       }
       const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
       let exited: number | string | null = null;
@@ -83,7 +81,7 @@ export async function startSideProcesses(sides: readonly SideProcess[], cwd: str
       started.push({ name: side.name, pid, stopTimeoutMs: side.stopTimeoutMs });
       const deadline = Date.now() + side.readyTimeoutMs;
       while (!(await isReady(side.readyWhen))) {
-        const tail = side.logFile ? ` ${lastLines(side.logFile, 3).join(' ')}` : '';
+        const tail = side.logFile ? ` ${(await lastLinesAsync(side.logFile, 3)).join(' ')}` : '';
         if (exited !== null) throw errors.qemu(`${side.name} ended before it was ready (exit ${exited}).${tail}`, { side: side.name });
         if (Date.now() > deadline) {
           throw errors.timeout(`${side.name} was not ready within ${+(side.readyTimeoutMs / 1000).toFixed(1)} s.${tail}`, { side: side.name });
