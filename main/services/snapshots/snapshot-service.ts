@@ -208,11 +208,15 @@ export class LocalSnapshotService implements SnapshotService {
           await this.resumeInto(entry, driver, snap, targetVm).catch(async (e: unknown) => {
             // Nothing was loaded when QEMU did not start: the settings go back to what they were.
             if (changed && e instanceof StartFailed) this.deps.vms.store.save(entry.config);
-            throw await this.loadFailure(entry, snap, e instanceof StartFailed ? e.cause : e, false);
+            throw await this.loadFailure(entry, snap, e instanceof StartFailed ? e.cause : e);
           });
         } else if (live) {
           await driver.loadSnapshot(vm, live, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false)).catch(async (e: unknown) => {
-            throw await this.loadFailure(entry, snap, e, true);
+            // QEMU puts the disks back before it reads the memory, and when the memory fails it lets
+            // the guest run on over disks that are no longer the ones its memory knows (savevm.c
+            // snapshot_load_job_bh): the revert discards the present state anyway, so it is ended.
+            if (loadedDisks(e)) await this.endForRevert(entry, driver, live, snap, 'its memory could not be loaded after QEMU had put its disks back').catch(() => undefined);
+            throw await this.loadFailure(entry, snap, e);
           });
         } else {
           await driver.loadSnapshot(targetVm, null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
@@ -275,10 +279,10 @@ export class LocalSnapshotService implements SnapshotService {
     );
   }
 
-  /** Ends the running VM whose hardware differs from `snap`'s, for a revert that starts it again
-   *  with the snapshot's settings (what it was doing is what the revert discards anyway). */
-  private async endForRevert(entry: OkEntry, driver: SnapDriver, record: RuntimeRecord, snap: SnapshotRecord): Promise<void> {
-    this.deps.vms.events.append(entry.id, `ending QEMU to revert to snapshot "${snap.name}", which was taken with other settings`);
+  /** Ends the running VM for a revert to `snap` (what it was doing is what the revert discards
+   *  anyway): by default because its hardware differs and it starts again with the snapshot's. */
+  private async endForRevert(entry: OkEntry, driver: SnapDriver, record: RuntimeRecord, snap: SnapshotRecord, why = 'which was taken with other settings'): Promise<void> {
+    this.deps.vms.events.append(entry.id, `ending QEMU to revert to snapshot "${snap.name}", ${why}`);
     await driver.stop(vmOf(entry), record, { force: true, timeoutSec: 0 });
     this.deps.vms.runStates.get({ id: entry.id, name: entry.config.name }); // records the exit
   }
@@ -286,17 +290,15 @@ export class LocalSnapshotService implements SnapshotService {
   /**
    * A failed load of `snap`'s memory as a sentence. QEMU says only "Error -22 while loading VM
    * state"; its log says why ("Size mismatch: pc.ram: …" when the memory size differs, which only a
-   * snapshot without saved settings can meet). `running`: the VM ran on (a live load); else it was
-   * ended again. QEMU's snapshot-load puts the disks back before it reads the memory.
+   * snapshot without saved settings can meet). QEMU's snapshot-load puts the disks back before it
+   * reads the memory; the VM was ended (loadedDisks).
    */
-  private async loadFailure(entry: OkEntry, snap: SnapshotRecord, e: unknown, running: boolean): Promise<unknown> {
-    if (!(e instanceof VivariumError) || e.code !== ErrorCode.QemuFailed || !/loading VM state|load.*vm ?state|snapshot/i.test(e.message)) return e;
+  private async loadFailure(entry: OkEntry, snap: SnapshotRecord, e: unknown): Promise<unknown> {
+    if (!loadedDisks(e)) return e;
     const n = entry.config.name;
     const log = await fsp.readFile(this.deps.layout.bundle(entry.id).qemuLog, 'utf8').then((t) => t.slice(-16_384), () => '');
     const ram = ramSizeMismatch(log);
-    const disks = running
-      ? `QEMU had already put its disks back to the snapshot, under the memory the guest still has: shut "${n}" down now (its disks are as the snapshot left them).`
-      : `QEMU had already put its disks back to the snapshot; "${n}" is shut down.`;
+    const disks = `QEMU had already put its disks back to the snapshot, so "${n}" is shut down.`;
     if (ram) {
       return errors.state(
         `Cannot load the memory of snapshot "${snap.name}" into "${n}": it was taken with ${formatMiB(ram.savedMiB)} of memory, and "${n}" has ${formatMiB(ram.nowMiB)} now. ${disks} Set its memory to ${formatMiB(ram.savedMiB)}, then revert again.`,
@@ -304,7 +306,7 @@ export class LocalSnapshotService implements SnapshotService {
         { field: 'memoryMiB', remedy: { kind: 'change-setting', field: 'memoryMiB', to: String(ram.savedMiB), vm: n } },
       );
     }
-    const why = e.message.replace(/^QEMU could not revert "[^"]*": /, '').replace(/\.$/, '');
+    const why = (e as Error).message.replace(/^QEMU could not revert "[^"]*": /, '').replace(/\.$/, '');
     return errors.state(
       `Cannot load the memory of snapshot "${snap.name}" into "${n}": QEMU refused it (${why}), which happens when the VM's devices or QEMU itself differ from those it was taken with. ${disks} ${snap.settings ? 'Start it to boot afresh from the snapshot\'s disks.' : 'Set its hardware back to what it had when the snapshot was taken, then revert again.'}`,
       { snapshot: snap.name },
@@ -636,6 +638,12 @@ export class LocalSnapshotService implements SnapshotService {
   private fireProgress(vmId: string, operation: SnapshotProgressEvent['operation'], fraction: number, done: boolean): void {
     this.progress.fire({ vmId, operation, fraction, done });
   }
+}
+
+/** Whether `e` is QEMU failing to load a snapshot's memory ("Error -22 while loading VM state"),
+ *  which it reports after it has put the disks back (migration/savevm.c load_snapshot). */
+function loadedDisks(e: unknown): boolean {
+  return e instanceof VivariumError && e.code === ErrorCode.QemuFailed && /while loading VM state/i.test(e.message);
 }
 
 /** A start for a revert that failed before anything was loaded (`cause`: the start's error). */
