@@ -64,7 +64,9 @@ export function SettingsDialog({
   const form = useVmForm(formFromConfig(config));
   const formRef = useRef<HTMLFormElement>(null);
   // Settings apply to the next start; the engine refuses edits to a running VM, so say it first.
-  const locked = vm.state !== 'stopped';
+  // A suspended VM takes a new name or OS label (no part of its saved state); the engine refuses,
+  // naming it, a hardware change that would keep the state from resuming.
+  const locked = vm.state !== 'stopped' && vm.state !== 'suspended';
   const noteId = useId();
   const defaults = useHostDefaults(config.arch);
   // Saved, with what the engine thought worth telling (the CLI prints it as "warning: …"): the
@@ -124,6 +126,9 @@ export function SettingsDialog({
           <p id={noteId} className="notice-inline">
             Shut down the VM to change its settings.
           </p>
+        )}
+        {vm.state === 'suspended' && (
+          <p className="notice-inline">Suspended: its name and OS label can change now, its hardware once it has resumed and been shut down.</p>
         )}
         <VmFormFields
           values={form.values}
