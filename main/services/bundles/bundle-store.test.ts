@@ -140,4 +140,36 @@ describe('BundleStore', () => {
     expect(bundleNames()).toEqual([path.basename(live)]);
     expect(fs.readFileSync(path.join(target, 'keep.txt'), 'utf8')).toBe('mine');
   });
+
+  it('listAsync sees what list sees: good, broken, mislabelled and linked bundles, and changes to config.json', async () => {
+    await store.create(config(), async () => {});
+    const broken = '4b0e7c1a-5d2f-4c3e-9a8b-1234567890ab';
+    fs.mkdirSync(layout.bundle(broken).dir);
+    fs.writeFileSync(layout.bundle(broken).config, '{"name": "half", ');
+    const mislabelled = '5b0e7c1a-5d2f-4c3e-9a8b-1234567890ab';
+    fs.mkdirSync(layout.bundle(mislabelled).dir);
+    fs.writeFileSync(layout.bundle(mislabelled).config, JSON.stringify({ ...config(), name: 'gamma' }));
+    const linkedConfig = '6b0e7c1a-5d2f-4c3e-9a8b-1234567890ab';
+    fs.mkdirSync(layout.bundle(linkedConfig).dir);
+    fs.symlinkSync('/etc/passwd', layout.bundle(linkedConfig).config);
+    const linkedDir = '7b0e7c1a-5d2f-4c3e-9a8b-1234567890ab';
+    fs.mkdirSync(path.join(dir, 'real'));
+    fs.symlinkSync(path.join(dir, 'real'), layout.bundle(linkedDir).dir);
+    fs.mkdirSync(path.join(layout.bundlesDir, '8b0e7c1a-5d2f-4c3e-9a8b-1234567890ab')); // no config.json: not a VM
+    const byId = (es: readonly { id: string }[]) => [...es].sort((a, b) => a.id.localeCompare(b.id));
+    const sync = byId(new BundleStore(layout).list());
+    const async = byId(await new BundleStore(layout).listAsync());
+    expect(async).toEqual(sync);
+    expect(async.map((e) => [e.id.slice(0, 1), e.ok, e.ok ? e.config.name : e.name])).toEqual([
+      ['0', true, 'alpha'],
+      ['4', false, 'half'],
+      ['5', false, 'gamma'],
+      ['6', false, null],
+      ['7', false, null],
+    ]);
+    // A rewritten config.json is read again (the cache is keyed on mtime and size).
+    await store.listAsync();
+    await store.saveAsync({ ...config(), name: 'alpha-renamed' });
+    expect((await store.listAsync()).find((e) => e.id === ID)).toMatchObject({ ok: true, config: { name: 'alpha-renamed' } });
+  });
 });

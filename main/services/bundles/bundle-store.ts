@@ -15,7 +15,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { errors } from '../../common/errors';
 import { diskImages, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
-import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivate, mkdirPrivateAsync, PRIVATE_DIR_MODE, readFileNoFollow, symlinkError, writeFileAtomic, writeFileAtomicAsync } from '../paths';
+import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivate, mkdirPrivateAsync, PRIVATE_DIR_MODE, readFileNoFollow, readFileNoFollowAsync, symlinkError, writeFileAtomic, writeFileAtomicAsync } from '../paths';
 
 export type BundleEntry =
   | { readonly id: string; readonly dir: string; readonly ok: true; readonly config: VmConfig }
@@ -69,6 +69,65 @@ export class BundleStore {
   }
 
   /**
+   * list() without blocking the event loop (same entries, same cache): for async callers such as
+   * VmService.list (TODO(lead): vm-service.ts can switch to it through Library.entriesAsync).
+   */
+  async listAsync(): Promise<BundleEntry[]> {
+    if (!this.swept) {
+      this.swept = true;
+      this.sweepStaging();
+    }
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.layout.bundlesDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const seen = new Set<string>();
+    const out: BundleEntry[] = [];
+    for (const name of names) {
+      if (!UUID_DIR_RE.test(name)) continue;
+      seen.add(name);
+      const entry = await this.readAsync(name);
+      if (entry) out.push(entry);
+    }
+    for (const id of this.cache.keys()) if (!seen.has(id)) this.cache.delete(id);
+    return out;
+  }
+
+  /** read() without blocking the event loop. */
+  async readAsync(id: string): Promise<BundleEntry | null> {
+    const b = this.layout.bundle(id);
+    let st: fs.Stats;
+    try {
+      if ((await fsp.lstat(b.dir)).isSymbolicLink()) {
+        this.cache.delete(id);
+        return linkedFolderEntry(id, b.dir);
+      }
+      st = await fsp.lstat(b.config);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      return { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
+    }
+    if (st.isSymbolicLink()) {
+      this.cache.delete(id);
+      return { id, dir: b.dir, ok: false, error: symlinkError(b.config).message, name: null };
+    }
+    const slot = this.cache.get(id);
+    if (slot && slot.mtimeMs === st.mtimeMs && slot.size === st.size) return slot.entry;
+    let entry: BundleEntry;
+    try {
+      entry = entryFromText(id, b.dir, (await readFileNoFollowAsync(b.config)).toString('utf8'));
+    } catch (e) {
+      entry = { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
+    }
+    this.cache.set(id, { mtimeMs: st.mtimeMs, size: st.size, entry });
+    return entry;
+  }
+
+  /**
    * Reads one bundle; null when the folder has no config.json at all (not a VM). Links are never
    * followed: a VM folder that is a symbolic link, or a config.json that is one, shows as broken
    * with a sentence that holds nothing read from the link's target.
@@ -81,13 +140,7 @@ export class BundleStore {
       const dirSt = fs.lstatSync(b.dir);
       if (dirSt.isSymbolicLink()) {
         this.cache.delete(id);
-        return {
-          id,
-          dir: b.dir,
-          ok: false,
-          error: 'This VM folder is a symbolic link; Vivarium does not follow links in its library. Move the real folder into the library instead.',
-          name: null,
-        };
+        return linkedFolderEntry(id, b.dir);
       }
       // eslint-disable-next-line no-restricted-syntax -- read() serves the synchronous list(): one lstat (the cache key)
       st = fs.lstatSync(b.config);
@@ -104,21 +157,7 @@ export class BundleStore {
     if (slot && slot.mtimeMs === st.mtimeMs && slot.size === st.size) return slot.entry;
     let entry: BundleEntry;
     try {
-      const text = readFileNoFollow(b.config).toString('utf8');
-      const result = parseVmConfig(text);
-      if (result.ok && result.config.id !== id) {
-        entry = {
-          id,
-          dir: b.dir,
-          ok: false,
-          error: `config.json says its id is ${result.config.id} but its folder is ${id}. Rename the folder or fix the id.`,
-          name: result.config.name,
-        };
-      } else if (result.ok) {
-        entry = { id, dir: b.dir, ok: true, config: result.config };
-      } else {
-        entry = { id, dir: b.dir, ok: false, error: result.error, name: guessName(text) };
-      }
+      entry = entryFromText(id, b.dir, readFileNoFollow(b.config).toString('utf8'));
     } catch (e) {
       entry = { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
     }
@@ -271,6 +310,33 @@ export class BundleStore {
       }
     }
   }
+}
+
+/** The entry for a VM folder that is a symbolic link (never followed). */
+function linkedFolderEntry(id: string, dir: string): BundleEntry {
+  return {
+    id,
+    dir,
+    ok: false,
+    error: 'This VM folder is a symbolic link; Vivarium does not follow links in its library. Move the real folder into the library instead.',
+    name: null,
+  };
+}
+
+/** The entry a config.json's text makes: the config, or broken with the reason (and a guessed name). */
+function entryFromText(id: string, dir: string, text: string): BundleEntry {
+  const result = parseVmConfig(text);
+  if (result.ok && result.config.id !== id) {
+    return {
+      id,
+      dir,
+      ok: false,
+      error: `config.json says its id is ${result.config.id} but its folder is ${id}. Rename the folder or fix the id.`,
+      name: result.config.name,
+    };
+  }
+  if (result.ok) return { id, dir, ok: true, config: result.config };
+  return { id, dir, ok: false, error: result.error, name: guessName(text) };
 }
 
 function processAlive(pid: number): boolean {

@@ -116,7 +116,7 @@ export class LocalDiskService implements DiskService {
       let disk: Disk;
       if (req.file !== undefined) {
         const file = path.resolve(req.file);
-        const refusal = await foreignDiskRefusal(file, 'diskPath', this.deps.layout.bundlesDir, this.deps.vms.library.entries(), { id: vm.id, config });
+        const refusal = await foreignDiskRefusal(file, 'diskPath', this.deps.layout.bundlesDir, await this.deps.vms.library.entriesAsync(), { id: vm.id, config });
         if (refusal) throw refusal;
         const other = (await this.deps.vms.list()).find((v) => v.config?.disks.some((d) => 'path' in d.source && d.source.path === file));
         if (other) throw new VivariumError(ErrorCode.AlreadyExists, `${file} is already a disk of "${other.name}"; two VMs writing one image would corrupt it. Give a copy of it instead.`, undefined, { field: 'diskPath' });

@@ -54,7 +54,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   const { library } = deps;
   const layout = library.layout;
   // One listing of the library serves the name rule and the port forwards' moves.
-  const entries = library.entries();
+  const entries = await library.entriesAsync();
   const clash = findNameClash(
     spec.name,
     entries.flatMap((e) => {

@@ -87,7 +87,7 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
   // A disk used in place must not be another VM's file (its folder, a base its disks stand on):
   // disks/foreign-files.ts. Before the image checks, whose advice would be about the wrong thing.
   const assertNotForeign = async (file: string, field: 'diskPath' | 'import') => {
-    const refusal = await foreignDiskRefusal(file, field, layout.bundlesDir, library.entries());
+    const refusal = await foreignDiskRefusal(file, field, layout.bundlesDir, await library.entriesAsync());
     if (refusal) throw refusal;
   };
   if (spec.diskPath !== undefined) await assertNotForeign(spec.diskPath, 'diskPath');
@@ -102,7 +102,7 @@ export async function planCreate(deps: CreateDeps, spec: CreateVmSpec): Promise<
   // --cloud-image: an overlay on the image, a cloud-init seed (main/services/sandbox/cloud-create.ts).
   // The cloud image becomes a read-only base: no VM may be writing it (disks/foreign-files.ts).
   if (spec.cloud) {
-    const refusal = await sharedBaseRefusal(spec.cloud.image, 'cloudImage', library.entries());
+    const refusal = await sharedBaseRefusal(spec.cloud.image, 'cloudImage', await library.entriesAsync());
     if (refusal) throw refusal;
   }
   const cloud = spec.cloud ? await (await import('../sandbox/cloud-create.js')).prepareCloud(spec, caps.qemuImg) : null;

@@ -21,6 +21,11 @@ export class Library {
     return this.store.list();
   }
 
+  /** entries() without blocking the event loop (BundleStore.listAsync). */
+  entriesAsync(): Promise<BundleEntry[]> {
+    return this.store.listAsync();
+  }
+
   /** The VM a reference means. @throws not-found, invalid-argument (ambiguous) */
   resolve(ref: string): BundleEntry {
     return resolveRef(this.store.list(), ref);
