@@ -33,6 +33,7 @@ export interface FindFirmwareOptions extends FirmwareSearch {
 export function installPrefix(binaryPath: string): string {
   let real = binaryPath;
   try {
+    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (firmware search; see findUefiFirmware)
     real = fs.realpathSync(binaryPath);
   } catch {
     // A missing binary still has a lexical prefix; the dirs below then simply do not exist.
@@ -78,6 +79,7 @@ export function listDescriptors(dirs: readonly string[]): string[] {
   for (const dir of dirs) {
     let names: string[];
     try {
+      // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware)
       names = fs.readdirSync(dir);
     } catch {
       continue; // Most of these dirs do not exist on a given host.
@@ -92,12 +94,19 @@ export function listDescriptors(dirs: readonly string[]): string[] {
 
 function isEmptyFile(file: string): boolean {
   try {
+    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware)
     return fs.statSync(file).size === 0;
   } catch {
     return true;
   }
 }
 
+/**
+ * The UEFI build for `arch` (and `opts.machine`, Secure Boot or not) by QEMU's firmware descriptors,
+ * else well-known install locations; null when none is installed. Synchronous: it runs inside the
+ * host probe (probeLocated), once per engine and when doctor re-probes after the cached probe's
+ * fingerprint changed — a readdir of a few folders and a few small JSON files.
+ */
 export function findUefiFirmware(arch: Arch, opts: FindFirmwareOptions): UefiFirmware | null {
   const secureBoot = opts.secureBoot ?? false;
   const machine = normalizeMachine(opts.machine ?? defaultMachine(arch));
@@ -113,6 +122,7 @@ export function findUefiFirmware(arch: Arch, opts: FindFirmwareOptions): UefiFir
 
 function readDescriptor(file: string): Descriptor | null {
   try {
+    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware): a small JSON descriptor
     const parsed = Descriptor.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
     return parsed.success ? parsed.data : null;
   } catch {
@@ -172,6 +182,7 @@ export function globMatch(pattern: string, s: string): boolean {
 
 function defaultFileExists(p: string): boolean {
   try {
+    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware)
     return fs.statSync(p).isFile();
   } catch {
     return false;

@@ -23,6 +23,7 @@ let setprivWorks: boolean | null = null;
 export function canTieChildren(): boolean {
   if (setprivWorks === null) {
     setprivWorks =
+      // eslint-disable-next-line no-restricted-syntax -- once per process (memoised in setprivWorks)
       process.platform === 'linux' && fs.existsSync(SETPRIV) && spawnSync(SETPRIV, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
   }
   return setprivWorks;

@@ -25,6 +25,7 @@ export const realIdentityProbe: IdentityProbe = {
   platform: process.platform,
   readProcCmdline: (pid) => {
     try {
+      // eslint-disable-next-line no-restricted-syntax -- IdentityProbe is synchronous (isQemuFor in RunStates.get, qemu-driver.ts): /proc is in memory
       return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1');
     } catch {
       return '';

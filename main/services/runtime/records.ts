@@ -90,6 +90,7 @@ export function writeStopRequest(rt: VmRuntimePaths, request: StopRequest): void
 /** The stop request left by a ladder; a bare pid (older engines wrote just that) reads as a plain stop. */
 export function readStopRequest(rt: VmRuntimePaths): StopRequest | null {
   const text = safeRead(rt.stopRequested);
+  // eslint-disable-next-line no-restricted-syntax -- RunStates' synchronous reconciliation (run-state.ts): once per exit
   if (text === '' && !fs.existsSync(rt.stopRequested)) return null;
   try {
     const r = JSON.parse(text) as Partial<StopRequest>;
@@ -132,6 +133,7 @@ export async function readExitStatusAsync(file: string): Promise<number | null> 
 /** Removes what a previous QEMU left behind (sockets, pidfile, status, record), never the start lock. */
 export function clearRuntime(rt: VmRuntimePaths): void {
   for (const f of [rt.record, rt.pidfile, rt.exitStatus, rt.stopRequested, rt.qmp, rt.serial, rt.vnc, rt.qga]) {
+    // eslint-disable-next-line no-restricted-syntax -- RunStates' synchronous reconciliation and qemu-driver.ts (TODO(lead): async form): unlinks in the runtime folder
     fs.rmSync(f, { force: true });
   }
 }
@@ -251,6 +253,7 @@ export function recordFromProcess(pid: number, id: string, startedAtMs: number):
 
 export function safeRead(file: string): string {
   try {
+    // eslint-disable-next-line no-restricted-syntax -- the synchronous readers RunStates.get builds on (run-state.ts); safeReadAsync elsewhere
     return fs.readFileSync(file, 'utf8');
   } catch {
     return '';

@@ -13,9 +13,12 @@ import { pidAlive, safeRead, safeReadAsync } from './records';
 
 /**
  * Takes the start lock of a VM (`name` is for messages). Returns the release function.
+ * Blocking: for RunStates.get's synchronous reconciliation (run-state.ts), a few small files in the
+ * runtime folder; everything else takes acquireStartLockAsync.
  * @throws VivariumError busy — another live process (or this one) holds it.
  */
 export function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
+  /* eslint-disable no-restricted-syntax -- the synchronous lock RunStates.get needs (see above) */
   for (let attempt = 0; attempt < 3; attempt++) {
     // Written whole under a temporary name, then hard-linked into place (atomic, fails if it exists):
     // a reader never sees an empty lock and takes it for a stale one.
@@ -38,6 +41,7 @@ export function acquireStartLock(rt: VmRuntimePaths, name: string): () => void {
       fs.rmSync(tmp, { force: true });
     }
   }
+  /* eslint-enable no-restricted-syntax */
   throw errors.busy(`Could not lock "${name}" for starting. Try again.`);
 }
 

@@ -26,8 +26,13 @@ export type WorkerSource =
 
 const WORKER_BASENAME = 'host-sampler-worker';
 
-/** The compiled worker next to this module, else (tests, from sources) the .ts transpiled on the fly. */
+/**
+ * The compiled worker next to this module, else (tests, from sources) the .ts transpiled on the fly.
+ * Synchronous (a few stat()s; the read of the .ts only when running from sources): a HostSampler
+ * resolves it once, when its first worker starts (ensureWorker), and keeps the answer.
+ */
 export function defaultWorkerSource(dir: string = __dirname): WorkerSource {
+  /* eslint-disable no-restricted-syntax -- once per HostSampler (see above) */
   const js = path.join(dir, `${WORKER_BASENAME}.js`);
   // The packaged app: a worker thread cannot run from inside app.asar, so electron-builder.yml
   // unpacks it (asarUnpack) beside the archive.
@@ -36,6 +41,7 @@ export function defaultWorkerSource(dir: string = __dirname): WorkerSource {
   if (fs.existsSync(js)) return { kind: 'file', path: js };
   const ts = path.join(dir, `${WORKER_BASENAME}.ts`);
   if (fs.existsSync(ts)) return transpiledWorker(ts);
+  /* eslint-enable no-restricted-syntax */
   throw new VivariumError(ErrorCode.Internal, `The host statistics worker is missing (${js}). Rebuild Vivarium (npm run build).`);
 }
 
@@ -47,6 +53,7 @@ function transpiledWorker(tsFile: string): WorkerSource {
   } catch {
     throw new VivariumError(ErrorCode.Internal, `Cannot run ${tsFile} without the typescript package. Build Vivarium (npm run build) and run it from out/.`);
   }
+  // eslint-disable-next-line no-restricted-syntax -- tests only (running from sources), once per HostSampler
   const out = ts.transpileModule(fs.readFileSync(tsFile, 'utf8'), {
     fileName: tsFile,
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
@@ -90,6 +97,8 @@ export class HostSampler {
   private starts = 0;
   private lastStartupMs: number | null = null;
   private disposed = false;
+  /** The worker's code, found once (defaultWorkerSource stats and reads files). */
+  private source: WorkerSource | null = null;
 
   constructor(private readonly options: HostSamplerOptions = {}) {}
 
@@ -179,7 +188,7 @@ export class HostSampler {
     if (performance.now() - this.failedAt < (this.options.retryMs ?? 30_000)) return null;
     let worker: Worker;
     try {
-      const source = this.options.source ?? defaultWorkerSource();
+      const source = (this.source ??= this.options.source ?? defaultWorkerSource());
       worker =
         source.kind === 'file'
           ? new Worker(source.path, { stdout: false, stderr: false })
