@@ -112,6 +112,29 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[];
   expect(listed.find((v) => v.name === name)?.state).toBe('suspended');
 
+  // Suspended, its Settings open: a hardware change is refused with the engine's sentence, a new
+  // name is saved (no part of the saved state), and the name goes back the same way.
+  await vm.button('Settings').click();
+  for (const [from, to] of [
+    [name, 'dozing guest'],
+    ['dozing guest', name],
+  ] as const) {
+    const settings = vmPage.getByRole('dialog', { name: `Settings — ${from}` });
+    await expect(settings).toContainText('Suspended: its name and OS label can change now');
+    if (from === name) {
+      await settings.getByRole('textbox', { name: 'Memory', exact: true }).fill('320');
+      await settings.getByRole('button', { name: 'Save' }).click();
+      await expect(settings).toContainText('a change to its memory size would keep it from resuming');
+      await settings.getByRole('textbox', { name: 'Memory', exact: true }).fill('256');
+    }
+    await settings.getByRole('textbox', { name: 'Name', exact: true }).fill(to);
+    await settings.getByRole('button', { name: 'Save' }).click();
+    await expect(settings).toBeHidden({ timeout: 30_000 });
+    await expect(vmPage.locator('h1')).toHaveText(to);
+    if (from === name) await vm.button('Settings').click();
+  }
+  expect((JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[]).find((v) => v.name === name)?.state).toBe('suspended');
+
   // Start resumes it; then shut it off and clone it.
   await vm.button('Start').click();
   await expect(vmPage.locator('header').first()).toContainText('Running', { timeout: 60_000 });
@@ -125,6 +148,26 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
 
   await vmPage.close();
   expect((await served.cli(['delete', 'suspend guest twin'])).code).toBe(0);
+  expect((await served.cli(['delete', name])).code).toBe(0);
+});
+
+test('a revert that detaches a disk added after the snapshot says so in the Snapshots tab (a snapshot holds the disk list)', async ({ appPage: page, served }) => {
+  const name = 'disk list guest';
+  expect((await served.cli(['create', name, '--memory', '128M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
+  expect((await served.cli(['snapshot', 'create', name, 'before'])).code).toBe(0);
+  expect((await served.cli(['disk', 'add', name, '--size', '16M'])).code).toBe(0);
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vmPage = await library.openVm(name);
+  const vm = new VmWindowPage(vmPage);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
+  const panel = vmPage.getByRole('region', { name: 'Snapshots' });
+  await panel.getByRole('listitem', { name: 'before' }).getByRole('button', { name: 'Revert' }).click();
+  await vmPage.getByRole('alertdialog').getByRole('button', { name: 'Revert Without Saving' }).click();
+  await expect(panel.getByRole('status').filter({ hasText: 'Disk disk1' })).toContainText('Disk disk1 was added after snapshot "before" and was detached by the revert; its image file is kept (disk1.qcow2 in its folder).', { timeout: 30_000 });
+  const disks = JSON.parse((await served.cli(['disk', 'list', name, '--json'])).stdout) as { id: string }[];
+  expect(disks.map((d) => d.id)).toEqual(['disk0']);
+  await vmPage.close();
   expect((await served.cli(['delete', name])).code).toBe(0);
 });
 

@@ -32,6 +32,9 @@ describe('enabledActions', () => {
     expect([...enabledActions(vm('starting'))]).toEqual(['forceOff']);
     expect([...enabledActions(vm('stopping'))]).toEqual(['forceOff']);
   });
+  it('offers Start, Settings (its name and OS label) and Delete when suspended', () => {
+    expect([...enabledActions(vm('suspended'))].sort()).toEqual(['delete', 'settings', 'start']);
+  });
   it('only deletes a broken bundle', () => {
     expect([...enabledActions(vm('broken', null))]).toEqual(['delete']);
   });

@@ -54,7 +54,8 @@ const ACTION_STATES: Readonly<Record<VmAction, readonly VmState[]>> = {
   forceOff: ['starting', 'running', 'paused', 'stopping'],
   ctrlAltDel: ['running'],
   screenshot: ['running', 'paused'],
-  settings: ['stopped'],
+  // A suspended VM's name and OS label may change (the engine refuses hardware its state needs).
+  settings: ['stopped', 'suspended'],
   delete: ['stopped', 'broken', 'suspended'],
 };
 
