@@ -85,7 +85,7 @@ export function attachTerminal(ws: WebSocket, vmId: string, deps: TerminalStream
     if (vm.state === 'paused') throw new Error(`"${vm.name}" is paused. Resume it first.`);
     if (vm.state !== 'running') throw new Error(`"${vm.name}" is ${vm.state}. Start it first.`);
     // The forwards as they are now (a forward to 22 may have been added or moved during the run).
-    const fwd = sshForwardOf(liveForwardsOf(deps.layout.runtime(vmId).dir, vm));
+    const fwd = sshForwardOf(await liveForwardsOf(deps.layout.runtime(vmId).dir, vm));
     if (!fwd) throw new Error(`No host port forwards to "${vm.name}"'s SSH port 22. Add a forward to guest port 22: vivarium forward add ${shellArg(vm.name)} tcp:PORT:22`);
     const hint = setTimeout(() => say(`Waiting for ${vm.name}'s SSH server…`), 1000);
     try {

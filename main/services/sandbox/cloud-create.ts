@@ -47,6 +47,14 @@ function refuse(message: string, field = 'cloudImage'): never {
   throw errors.invalid(message, { field });
 }
 
+/** Whether `p` exists (links followed, as fs.existsSync), without blocking the event loop. */
+function exists(p: string): Promise<boolean> {
+  return fs.promises.access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Checks `spec.cloud` (image, files, shares) and plans the create. @throws invalid-argument */
 export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | null): Promise<PreparedCloud> {
   const cloud = spec.cloud;
@@ -62,7 +70,7 @@ export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | n
   } catch (e) {
     // The image is opened read-only: a read-only file (a shared cache) is fine.
     if (!(e instanceof Error) || !/not readable and writable/.test(e.message)) throw e;
-    fs.accessSync(cloud.image, fs.constants.R_OK);
+    await fs.promises.access(cloud.image, fs.constants.R_OK);
     const info = await qemuImg.info(cloud.image);
     if (info.format !== 'qcow2' && info.format !== 'raw') refuse(`${cloud.image} is a ${info.format} image; a cloud image must be qcow2 or raw.`);
     if (info.backingFilename !== null) refuse(`${cloud.image} is an overlay on ${info.backingFilename}; give a standalone cloud image.`);
@@ -74,13 +82,13 @@ export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | n
     refuse(`The disk size (${fmtGiB(size)}) is smaller than the image (${fmtGiB(checked.virtualSize)}). Give a --disk-size of at least ${Math.ceil(checked.virtualSize / 1024 ** 3)}G.`, 'diskSizeBytes');
   }
   for (const [f, field] of [[cloud.sshKeyFile, 'cloud.sshKeyFile'], [cloud.passwordFile, 'cloud.passwordFile'], [cloud.userDataFile, 'cloud.userDataFile']] as const) {
-    if (f !== undefined && !fs.existsSync(f)) refuse(`${f} does not exist. Check the path and try again.`, field);
+    if (f !== undefined && !(await exists(f))) refuse(`${f} does not exist. Check the path and try again.`, field);
   }
   const shares: SharedFolder[] = [];
   for (const s of cloud.shares ?? []) {
     let st: fs.Stats;
     try {
-      st = fs.statSync(s.hostPath);
+      st = await fs.promises.stat(s.hostPath);
     } catch {
       refuse(`The folder to share ${s.hostPath} does not exist. Create it or give another folder.`, 'shares');
     }
@@ -97,7 +105,7 @@ export async function prepareCloud(spec: CreateVmSpec, qemuImgBinary: string | n
   let userIdentity: string | null = null;
   if (cloud.sshKeyFile) {
     const priv = cloud.sshKeyFile.replace(/\.pub$/, '');
-    userIdentity = priv !== cloud.sshKeyFile && fs.existsSync(priv) ? priv : null;
+    userIdentity = priv !== cloud.sshKeyFile && (await exists(priv)) ? priv : null;
   }
   // The seed's own checks (the key, password and user-data files, host name, user, packages, tags),
   // writing nothing: a dry run (and so the New VM wizard's Summary) refuses what create refuses.

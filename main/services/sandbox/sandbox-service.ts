@@ -12,7 +12,7 @@ import { ErrorCode, VivariumError, errors } from '../../common/errors';
 import { defaultShareTag, MAX_SHARES } from '../../common/models/sandbox';
 import type { PortForward, VmConfig } from '../../common/models/vm-config';
 import type { VmDetails } from '../../common/models/vm-state';
-import type { Layout } from '../paths';
+import { writeFileAtomicAsync, type Layout } from '../paths';
 import { QemuIds } from '../qemu/argv';
 import { QemuMonitor } from '../qemu/monitor';
 import type { LocalVmService } from '../vm-service';
@@ -62,9 +62,9 @@ export class LocalSandboxService implements SandboxService {
         await this.monitor(vm).then((m) => m.hostfwdAdd(QemuIds.netdev, `${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`)).catch((e: unknown) => {
           throw errors.qemu(`QEMU could not forward ${forwardText(f)}: ${(e as Error).message}`);
         });
-        this.writeLive(vm.id, [...own, f]);
+        await this.writeLive(vm.id, [...own, f]);
       }
-      this.save({ ...config, network: { ...config.network, forwards: [...config.network.forwards, f] } });
+      await this.save({ ...config, network: { ...config.network, forwards: [...config.network.forwards, f] } });
       return (await this.forwardsOf(await this.deps.vms.get(vm.id))).map(info);
     });
   }
@@ -93,9 +93,9 @@ export class LocalSandboxService implements SandboxService {
         await this.monitor(vm).then((m) => m.hostfwdRemove(QemuIds.netdev, `${f.protocol}:127.0.0.1:${f.hostPort}`)).catch((e: unknown) => {
           throw errors.qemu(`QEMU could not remove the forward ${forwardText(f)}: ${(e as Error).message}`);
         });
-        this.writeLive(vm.id, own.filter((g) => !same(g)));
+        await this.writeLive(vm.id, own.filter((g) => !same(g)));
       }
-      if (saved) this.save({ ...config, network: { ...config.network, forwards: config.network.forwards.filter((g) => !same(g)) } });
+      if (saved) await this.save({ ...config, network: { ...config.network, forwards: config.network.forwards.filter((g) => !same(g)) } });
       return (await this.forwardsOf(await this.deps.vms.get(vm.id))).map(info);
     });
   }
@@ -111,7 +111,7 @@ export class LocalSandboxService implements SandboxService {
       this.assertStopped(vm, 'change its shared folders');
       let st: fs.Stats;
       try {
-        st = fs.statSync(req.hostPath);
+        st = await fs.promises.stat(req.hostPath);
       } catch {
         throw errors.invalid(`The folder ${req.hostPath} does not exist. Create it or give another folder.`, { field: 'shares' });
       }
@@ -122,7 +122,7 @@ export class LocalSandboxService implements SandboxService {
       const tag = req.tag ?? defaultShareTag(hostPath, config.shares.map((s) => s.tag));
       if (config.shares.some((s) => s.tag === tag)) throw new VivariumError(ErrorCode.AlreadyExists, `"${vm.name}" already has a shared folder tagged "${tag}". Give another --tag.`, { field: 'shares' });
       const next = { ...config, shares: [...config.shares, { hostPath, tag, readOnly: req.readOnly === true }] };
-      this.save(next);
+      await this.save(next);
       return next.shares.map(shareInfo);
     });
   }
@@ -137,7 +137,7 @@ export class LocalSandboxService implements SandboxService {
       if (keep.length === config.shares.length) {
         throw new VivariumError(ErrorCode.NotFound, `"${vm.name}" shares no folder ${hostPathOrTag}. List them with share list.`, { field: 'shares' });
       }
-      this.save({ ...config, shares: keep });
+      await this.save({ ...config, shares: keep });
       return keep.map(shareInfo);
     });
   }
@@ -246,10 +246,10 @@ export class LocalSandboxService implements SandboxService {
     return liveForwardsOf(this.deps.layout.runtime(vm.id).dir, vm);
   }
 
-  private writeLive(id: string, forwards: readonly PortForward[]): void {
+  private async writeLive(id: string, forwards: readonly PortForward[]): Promise<void> {
     const file = path.join(this.deps.layout.runtime(id).dir, LIVE_FORWARDS_FILE);
     const startedAt = this.deps.vms.listSync().find((v) => v.id === id)?.startedAt ?? null;
-    fs.writeFileSync(file, JSON.stringify({ startedAt, forwards }), { mode: 0o600 });
+    await writeFileAtomicAsync(file, JSON.stringify({ startedAt, forwards }), 0o600);
   }
 
   private async others(selfId: string): Promise<OtherVmForwards[]> {
@@ -267,8 +267,8 @@ export class LocalSandboxService implements SandboxService {
     return new QemuMonitor(await this.deps.vms.qmpFor(vm.id));
   }
 
-  private save(config: VmConfig): void {
-    this.deps.vms.store.save(config);
+  private async save(config: VmConfig): Promise<void> {
+    await this.deps.vms.store.saveAsync(config);
   }
 
   private assertStopped(vm: VmDetails, what: string): void {

@@ -83,15 +83,15 @@ describe('the SSH forward of a start', () => {
 });
 
 describe('the live forwards of a run', () => {
-  it('are the command line\'s until a forward changes during this run; a file from an earlier run is ignored', () => {
+  it('are the command line\'s until a forward changes during this run; a file from an earlier run is ignored', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'viv-live-'));
     try {
       const run = { startedAt: '2026-11-30T15:00:00.000Z', argv: ['-netdev', 'user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22'] };
-      expect(liveForwardsOf(dir, run)).toEqual([{ protocol: 'tcp', hostPort: 40022, guestPort: 22 }]);
+      expect(await liveForwardsOf(dir, run)).toEqual([{ protocol: 'tcp', hostPort: 40022, guestPort: 22 }]);
       const moved = [{ protocol: 'tcp', hostPort: 2222, guestPort: 22 }];
       fs.writeFileSync(path.join(dir, LIVE_FORWARDS_FILE), JSON.stringify({ startedAt: run.startedAt, forwards: moved }));
-      expect(sshForwardOf(liveForwardsOf(dir, run))).toEqual(moved[0]);
-      expect(liveForwardsOf(dir, { ...run, startedAt: '2026-11-30T16:00:00.000Z' })).toEqual([{ protocol: 'tcp', hostPort: 40022, guestPort: 22 }]);
+      expect(sshForwardOf(await liveForwardsOf(dir, run))).toEqual(moved[0]);
+      expect(await liveForwardsOf(dir, { ...run, startedAt: '2026-11-30T16:00:00.000Z' })).toEqual([{ protocol: 'tcp', hostPort: 40022, guestPort: 22 }]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -105,15 +105,15 @@ describe('shared folders checked at start', () => {
       const work = path.join(dir, 'work');
       fs.mkdirSync(work);
       const config = VmConfig.parse({ ...base, name: 'my box', cloudInit: access, shares: [{ hostPath: work, tag: 'work', readOnly: false }] });
-      expect(() => assertSharesPresent(config)).not.toThrow();
+      await expect(assertSharesPresent(config)).resolves.toBeUndefined();
       fs.rmdirSync(work);
       await expect(withSshForward(config)).rejects.toThrow(
         `The shared folder ${work} (tag work) no longer exists. Create it again, or remove the share: vivarium share remove 'my box' work`,
       );
       fs.writeFileSync(work, 'a file');
-      expect(() => assertSharesPresent(config)).toThrow(/no longer exists as a folder/);
+      await expect(assertSharesPresent(config)).rejects.toThrow(/no longer exists as a folder/);
       // A VM that is not a sandbox is checked too.
-      expect(() => assertSharesPresent({ ...config, cloudInit: null })).toThrow(/no longer exists/);
+      await expect(assertSharesPresent({ ...config, cloudInit: null })).rejects.toThrow(/no longer exists/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

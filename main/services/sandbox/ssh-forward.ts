@@ -56,17 +56,12 @@ export function sshForwardOf(forwards: readonly PortForward[]): PortForward | nu
  * else QEMU would refuse to start with its raw fsdev error.
  * @throws invalid-state naming the share, its tag and the two ways out.
  */
-export function assertSharesPresent(config: VmConfig): void {
+export async function assertSharesPresent(config: VmConfig): Promise<void> {
   for (const s of config.shares) {
-    let isDir = false;
-    try {
-      isDir = fs.statSync(s.hostPath).isDirectory();
-    } catch {
-      // gone
-    }
-    if (!isDir) {
+    const st = await fs.promises.stat(s.hostPath).catch(() => null);
+    if (!st?.isDirectory()) {
       throw errors.state(
-        `The shared folder ${s.hostPath} (tag ${s.tag}) no longer exists${fs.existsSync(s.hostPath) ? ' as a folder' : ''}. ` +
+        `The shared folder ${s.hostPath} (tag ${s.tag}) no longer exists${st ? ' as a folder' : ''}. ` +
           `Create it again, or remove the share: vivarium share remove ${shellQuote(config.name)} ${s.tag}`,
       );
     }
@@ -81,7 +76,7 @@ export function assertSharesPresent(config: VmConfig): void {
  * @throws invalid-state for a shared folder that no longer exists.
  */
 export async function withSshForward(config: VmConfig, avoid: ReadonlySet<number> = new Set()): Promise<VmConfig> {
-  assertSharesPresent(config);
+  await assertSharesPresent(config);
   if (config.cloudInit === null || config.network.mode !== 'user' || sshForwardOf(config.network.forwards)) return config;
   const taken = new Set([...avoid, ...config.network.forwards.map((f) => f.hostPort)]);
   const port = await freeLoopbackPort(taken);
@@ -96,9 +91,9 @@ export const LIVE_FORWARDS_FILE = 'forwards.json';
  * `forward add/remove` during this run, what `LIVE_FORWARDS_FILE` in its runtime folder says (only
  * when written for this run: its `startedAt` matches).
  */
-export function liveForwardsOf(runtimeDir: string, vm: { readonly startedAt: string | null; readonly argv: readonly string[] | null }): PortForward[] {
+export async function liveForwardsOf(runtimeDir: string, vm: { readonly startedAt: string | null; readonly argv: readonly string[] | null }): Promise<PortForward[]> {
   try {
-    const parsed = JSON.parse(fs.readFileSync(path.join(runtimeDir, LIVE_FORWARDS_FILE), 'utf8')) as { startedAt?: string; forwards?: PortForward[] };
+    const parsed = JSON.parse(await fs.promises.readFile(path.join(runtimeDir, LIVE_FORWARDS_FILE), 'utf8')) as { startedAt?: string; forwards?: PortForward[] };
     if (parsed.startedAt === vm.startedAt && Array.isArray(parsed.forwards)) return parsed.forwards;
   } catch {
     // none yet: the command line's
