@@ -30,7 +30,7 @@ import type { RpcServerOptions } from '../common/rpc/server';
 import type { Disposable, Services, VmService } from '../common/contract';
 import { createEngine } from '../services/engine';
 import type { Engine } from '../services/engine';
-import { Layout, PRIVATE_FILE_MODE, readFileNoFollow, writeFileAtomic } from '../services/paths';
+import { Layout, PRIVATE_FILE_MODE, readFileNoFollow, readFileNoFollowAsync, writeFileAtomicAsync } from '../services/paths';
 import { startHttpServer } from './http-server';
 import type { HttpServerHandle, TlsFiles } from './http-server';
 import { startAutostartVms } from '../services/autostart';
@@ -157,7 +157,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
       origin: http.url,
       openUrl: o.http.staticDir === null ? null : http.loginUrl,
     };
-    if (useSocket) writeFileAtomic(layout.engineInfo, JSON.stringify(info, null, 2) + '\n', PRIVATE_FILE_MODE);
+    if (useSocket) await writeFileAtomicAsync(layout.engineInfo, JSON.stringify(info, null, 2) + '\n', PRIVATE_FILE_MODE);
   } catch (e) {
     bridge.dispose();
     await http?.close();
@@ -189,7 +189,7 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
         bridge.dispose();
         if (unix) {
           await unix.close();
-          removeOwnInfo(layout.engineInfo);
+          await removeOwnInfo(layout.engineInfo);
         }
         await h.close();
         await hostedEngine.dispose();
@@ -200,7 +200,8 @@ export async function hostEngine(o: HostEngineOptions): Promise<HostedEngine> {
 }
 
 /** What engine.json says, or null when it is missing, unreadable, a link, or stale (its engine's
- *  process is gone: a crash left it behind). */
+ *  process is gone: a crash left it behind). Synchronous (a read of a small file): the app asks it
+ *  before it has an engine, and busyError when an engine fails to start. */
 export function readEngineInfo(layout: Layout): EngineInfo | null {
   try {
     const raw = JSON.parse(readFileNoFollow(layout.engineInfo, 64 * 1024).toString('utf8')) as Partial<EngineInfo>;
@@ -268,10 +269,10 @@ function busyError(layout: Layout): VivariumError {
   );
 }
 
-function removeOwnInfo(file: string): void {
+async function removeOwnInfo(file: string): Promise<void> {
   try {
-    const raw = JSON.parse(readFileNoFollow(file, 64 * 1024).toString('utf8')) as { pid?: unknown };
-    if (raw.pid === process.pid) fs.rmSync(file, { force: true });
+    const raw = JSON.parse((await readFileNoFollowAsync(file, 64 * 1024)).toString('utf8')) as { pid?: unknown };
+    if (raw.pid === process.pid) await fs.promises.rm(file, { force: true });
   } catch {
     // Already gone, or someone else's: leave it.
   }

@@ -51,12 +51,12 @@ export async function runServe(o: ServeOptions): Promise<number> {
     throw errors.invalid(`--port must be a whole number from 0 to 65535, not ${port}.`);
   }
   const staticDir = path.resolve(o.staticDir ?? defaultStaticDir());
-  if (!fs.existsSync(path.join(staticDir, 'index.html'))) {
+  if (!(await fs.promises.access(path.join(staticDir, 'index.html')).then(() => true, () => false))) {
     err(`the browser UI is not built (no index.html in ${staticDir}). Run \`npm run build\` first.`);
     return 1;
   }
 
-  const tls = readTlsFiles(o.tlsCert, o.tlsKey);
+  const tls = await readTlsFiles(o.tlsCert, o.tlsKey);
 
   const hosted = await hostEngine({ env: o.env, http: { host: o.host, port, staticDir, tls }, log: err, autostart: o.autostart === true });
   const lines = hosted.origins.map((u) => `${u}/?token=${hosted.token}`);
@@ -86,21 +86,21 @@ export async function runServe(o: ServeOptions): Promise<number> {
 }
 
 /** Reads --tls-cert/--tls-key (both or neither) into memory, with a sentence for each problem. */
-function readTlsFiles(cert: string | undefined, key: string | undefined): TlsFiles | null {
+async function readTlsFiles(cert: string | undefined, key: string | undefined): Promise<TlsFiles | null> {
   if (cert === undefined && key === undefined) return null;
   if (cert === undefined || key === undefined) {
     throw errors.invalid('--tls-cert and --tls-key go together: give both (a PEM certificate and its private key), or neither.');
   }
-  const read = (file: string, what: string): Buffer => {
+  const read = async (file: string, what: string): Promise<Buffer> => {
     try {
-      return fs.readFileSync(path.resolve(file));
+      return await fs.promises.readFile(path.resolve(file));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
       throw errors.invalid(`Cannot read the TLS ${what} ${file}: ${why}.`);
     }
   };
-  return { cert: read(cert, 'certificate'), key: read(key, 'key') };
+  return { cert: await read(cert, 'certificate'), key: await read(key, 'key') };
 }
 
 function sshTarget(): string {
