@@ -45,6 +45,19 @@ const Manifest = z
 
 const SSH_FILES = ['ssh/id_ed25519', 'ssh/id_ed25519.pub', 'ssh/known_hosts'] as const;
 
+/** The bundle files a snapshot's saved settings name (its disks' layers, its UEFI variables); the
+ *  settings are unchecked JSON here, so only well-formed bundle file names count. */
+function snapshotFiles(settings: unknown): string[] {
+  if (!settings || typeof settings !== 'object') return [];
+  const st = settings as { disks?: unknown; uefiVars?: unknown };
+  const out: unknown[] = [st.uefiVars];
+  for (const d of Array.isArray(st.disks) ? (st.disks as { source?: { bundle?: unknown }; backing?: unknown }[]) : []) {
+    out.push(d?.source?.bundle);
+    for (const b of Array.isArray(d?.backing) ? (d.backing as { source?: { bundle?: unknown } }[]) : []) out.push(b?.source?.bundle);
+  }
+  return out.filter((n): n is string => typeof n === 'string' && BundleFileName.safeParse(n).success);
+}
+
 /** A bundle file's path: `ssh/…` names live one folder down. */
 function memberPath(dir: string, name: string): string {
   return path.join(dir, ...name.split('/'));
@@ -63,9 +76,12 @@ async function exportFiles(entry: OkEntry, file: (n: string) => string): Promise
   for (const d of c.disks) for (const l of diskImages(d)) if ('bundle' in l.source) names.add(l.source.bundle);
   if (c.uefiVars) names.add(c.uefiVars);
   try {
-    const tree = JSON.parse(await fsp.readFile(file(TREE_FILE), 'utf8')) as { snapshots?: { thumbnail?: unknown }[] };
+    const tree = JSON.parse(await fsp.readFile(file(TREE_FILE), 'utf8')) as { snapshots?: { thumbnail?: unknown; settings?: unknown }[] };
     names.add(TREE_FILE);
     for (const s of tree.snapshots ?? []) if (typeof s.thumbnail === 'string' && BundleFileName.safeParse(s.thumbnail).success) names.add(s.thumbnail);
+    // A disk removed since a snapshot was taken comes back with a revert to it (settings.ts): its
+    // files in the folder travel too (only present ones are carried, below).
+    for (const s of tree.snapshots ?? []) for (const n of snapshotFiles(s.settings)) names.add(n);
   } catch {
     // no snapshots
   }

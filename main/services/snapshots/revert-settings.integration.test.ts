@@ -195,6 +195,29 @@ describe('a snapshot holds the disk list', () => {
   }, 120_000);
 });
 
+describe('a snapshot holds the disk list, across an export', () => {
+  it('an export carries a disk removed since a snapshot (its file kept in the folder), and the imported VM\'s revert attaches it again', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'src');
+    await e.services.disks.add('src', { sizeBytes: 16 * 1024 * 1024 });
+    qemuIo(e.layout.bundle(id).file('disk1.qcow2'), 'write -P 0x44 0 64k');
+    await e.services.snapshots.create('src', { name: 'two disks' });
+    await e.services.disks.remove('src', 'disk1');
+    qemuIo(e.layout.bundle(id).file('disk1.qcow2'), 'write -P 0x55 0 64k');
+    const file = `${t.home}/src.vivarium`;
+    await e.services.snapshots.exportVm('src', file);
+    const copy = await e.services.snapshots.importVm(file, { name: 'copy' });
+    expect(copy.id).not.toBe(id); // the original is still here: a new id, and a new MAC address
+    const r = await e.services.snapshots.revert('copy', 'two disks');
+    expect(r.restoredDisks).toEqual(['disk1']);
+    const cfg = JSON.parse(fs.readFileSync(e.layout.bundle(copy.id).config, 'utf8')) as { disks: { id: string }[]; network: { mac: string } };
+    expect(cfg.disks.map((d) => d.id)).toEqual(['disk0', 'disk1']);
+    expect(cfg.network.mac).not.toBe((JSON.parse(fs.readFileSync(e.layout.bundle(id).config, 'utf8')) as { network: { mac: string } }).network.mac);
+    expect(qemuIo(e.layout.bundle(copy.id).file('disk1.qcow2'), 'read -P 0x44 0 64k')).not.toMatch(/Pattern verification failed/);
+  }, 120_000);
+});
+
 describe('snapshot names and refusals', () => {
   it('a blank name is refused like a rename\'s, a left-out one is "Snapshot N", an id is said to be an id; a running VM\'s disk-only revert says why once', async () => {
     engine = createEngine({ env: t.env });

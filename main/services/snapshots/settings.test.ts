@@ -50,6 +50,10 @@ describe('snapshot settings', () => {
     expect(r.target.restored.map((d) => d.id)).toEqual(['disk1']);
     expect(r.target.detached.map((d) => d.id)).toEqual(['disk2']);
     expect(sameHardware(now, r.target.config)).toBe(false);
+    // The MAC address stays the VM's own (an import under a new id gets a new one).
+    const imported = revertTarget({ ...now, network: { ...now.network, mac: '52:54:00:aa:bb:cc' } }, then);
+    expect(imported.ok && imported.target.config.network.mac).toBe('52:54:00:aa:bb:cc');
+    expect(sameHardware(base, { ...base, network: { ...base.network, mac: '52:54:00:aa:bb:cc' } })).toBe(true);
     expect(sameHardware({ ...base, name: 'other', os: 'x' }, base)).toBe(true);
   });
 

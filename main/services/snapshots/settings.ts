@@ -6,7 +6,7 @@
  * loading VM state") and a disk removed since comes back.
  *
  * Kept from the present config on a revert (never taken from the snapshot): the VM's identity and
- * labels (id, name, creation date, OS label, autostart), its suspend state, its cloud-init access,
+ * labels (id, name, creation date, OS label, autostart, MAC address), its suspend state, its cloud-init access,
  * its shared folders and its extra QEMU arguments (host integration the user set on purpose; a
  * snapshots.json from an imported bundle must not bring host folders or raw QEMU arguments along).
  * Pure functions over plain data; snapshot-service.ts applies them.
@@ -53,7 +53,9 @@ export function revertTarget(current: VmConfig, settings: Readonly<Record<string
     const detail = parsed.error.replace(/^config\.json is invalid: /, '').replace(/ (Fix the file or delete the VM|Restore it from a backup or delete the VM|Update Vivarium to use this VM)\.$/, '').replace(/config\.json/g, 'the saved settings');
     return { ok: false, why: `they do not make a valid VM configuration here (${detail.replace(/\.$/, '')})` };
   }
-  const config: VmConfig = { ...parsed.config, ...(kept as Pick<VmConfig, (typeof KEPT_ON_REVERT)[number]>) };
+  // The MAC address is the VM's own too: an import under a new id gives the VM a new one, and a
+  // revert must not bring back the original VM's.
+  const config: VmConfig = { ...parsed.config, ...(kept as Pick<VmConfig, (typeof KEPT_ON_REVERT)[number]>), network: { ...parsed.config.network, mac: current.network.mac } };
   const nowPaths = new Set(current.disks.flatMap((d) => [d.source, ...d.backing.map((b) => b.source)]).flatMap((s) => ('path' in s ? [s.path] : [])));
   for (const d of config.disks) {
     for (const s of [d.source, ...d.backing.map((b) => b.source)]) {
@@ -85,9 +87,11 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Whether two configs describe the same machine (every setting a snapshot holds is equal). */
+/** Whether two configs describe the same machine (every setting a snapshot holds is equal, the
+ *  MAC address aside: a revert keeps the present one). */
 export function sameHardware(a: VmConfig, b: VmConfig): boolean {
-  return canonical(settingsOf(a)) === canonical(settingsOf(b));
+  const of = (c: VmConfig) => canonical(settingsOf({ ...c, network: { ...c.network, mac: '' } }));
+  return of(a) === of(b);
 }
 
 /** The memory size a snapshot's settings say, in MiB, or null (no settings, or no valid number). */
