@@ -8,7 +8,8 @@
  * A stopped VM's images are changed under its start lock (no start from another process slips in).
  * The tree is written before the data is made (`saving`) and after (`complete`); reading it
  * reconciles it with what the images hold (tree.ts `reconcile`), so whatever is killed in between, a
- * snapshot is either complete or absent.
+ * snapshot is either complete or absent. Each snapshot keeps the VM's hardware settings
+ * (settings.ts); a revert puts them back, restarting a running VM whose machine differs.
  */
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';

@@ -3,7 +3,8 @@
  * over plain data; main/services/snapshots/snapshot-service.ts reads and writes the file.
  *
  * The images hold the data (internal qcow2 snapshots tagged with the snapshot's id); the tree holds
- * what qcow2 cannot: parents, the "you are here" marker, names, descriptions, thumbnails. A snapshot
+ * what qcow2 cannot: parents, the "you are here" marker, names, descriptions, thumbnails, and the
+ * VM's hardware settings at that moment (settings.ts), which a revert puts back. A snapshot
  * is written to the tree as `saving` before its data is made and marked `complete` after, so
  * `reconcile` can make a half-made one either complete (every image holds it) or absent. Only what
  * the tree marks `saving` is ever removed from the images: a snapshot the images hold and the tree
