@@ -156,7 +156,7 @@ describe('BundleStore', () => {
     fs.mkdirSync(path.join(dir, 'real'));
     fs.symlinkSync(path.join(dir, 'real'), layout.bundle(linkedDir).dir);
     fs.mkdirSync(path.join(layout.bundlesDir, '8b0e7c1a-5d2f-4c3e-9a8b-1234567890ab')); // no config.json: not a VM
-    const byId = (es: readonly { id: string }[]) => [...es].sort((a, b) => a.id.localeCompare(b.id));
+    const byId = <T extends { id: string }>(es: readonly T[]): T[] => [...es].sort((a, b) => a.id.localeCompare(b.id));
     const sync = byId(new BundleStore(layout).list());
     const async = byId(await new BundleStore(layout).listAsync());
     expect(async).toEqual(sync);

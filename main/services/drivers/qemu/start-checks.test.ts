@@ -44,7 +44,7 @@ const O_DIRECT = (fs.constants as Record<string, number>).O_DIRECT;
 /** Whether `file` opens with O_DIRECT here (what QEMU's cache.direct=on needs). */
 function directOpens(file: string): boolean {
   try {
-    fs.closeSync(fs.openSync(file, fs.constants.O_RDONLY | O_DIRECT));
+    fs.closeSync(fs.openSync(file, fs.constants.O_RDONLY | (O_DIRECT ?? 0)));
     return true;
   } catch {
     return false;
