@@ -195,6 +195,23 @@ describe('a snapshot holds the disk list', () => {
   }, 120_000);
 });
 
+describe('a snapshot whose every disk was removed since', () => {
+  it('stays listed (the images it is in are outside the VM\'s disk list now) and its revert attaches the system disk again', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'bare');
+    qemuIo(e.layout.bundle(id).file('disk0.qcow2'), 'write -P 0x66 0 64k');
+    await e.services.snapshots.create('bare', { name: 'with disk' });
+    await e.services.disks.remove('bare', 'disk0', { force: true });
+    qemuIo(e.layout.bundle(id).file('disk0.qcow2'), 'write -P 0x77 0 64k');
+    expect((await e.services.snapshots.list('bare')).map((x) => x.name)).toEqual(['with disk']);
+    const r = await e.services.snapshots.revert('bare', 'with disk');
+    expect(r.restoredDisks).toEqual(['disk0']);
+    expect(configOf(e, id).disks.map((d) => d.id)).toEqual(['disk0']);
+    expect(qemuIo(e.layout.bundle(id).file('disk0.qcow2'), 'read -P 0x66 0 64k')).not.toMatch(/Pattern verification failed/);
+  }, 60_000);
+});
+
 describe('a snapshot holds the disk list, across an export', () => {
   it('an export carries a disk removed since a snapshot (its file kept in the folder), and the imported VM\'s revert attaches it again', async () => {
     engine = createEngine({ env: t.env });

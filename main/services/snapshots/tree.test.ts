@@ -86,4 +86,11 @@ describe('snapshot tree', () => {
     expect(parseTree('{').problem).toMatch(/not valid JSON/);
     expect(parseTree(null)).toEqual({ tree: { version: 1, current: null, snapshots: [] }, problem: null });
   });
+
+  it('reconcile keeps a snapshot with settings whose disks were all removed since (a revert attaches them again), not one without', () => {
+    const t: SnapshotTree = { version: 1, current: A, snapshots: [rec(A, null, { images: ['disk0.qcow2'], settings: { memoryMiB: 256 } }), rec(B, A, { images: ['disk0.qcow2'] })] };
+    const r = reconcile(t, new Map([['disk1.qcow2', []]]));
+    expect(r.tree.snapshots.map((s) => s.id)).toEqual([A]);
+    expect(r.notes).toEqual([`snapshot "n-0b" is in none of the VM's images any more; removed from the tree`]);
+  });
 });

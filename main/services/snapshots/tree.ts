@@ -113,7 +113,8 @@ export interface TagDetails {
  *   save finished, the write after it did not); one that is not whole is dropped (its children move
  *   up) and its tags are returned as strays, to delete.
  * - A complete snapshot is dropped from the tree only when no image holds it any more (deleted by
- *   hand, or its images are gone); one that
+ *   hand, or its images are gone; one with settings whose images are all outside the VM's present
+ *   disk list stays, as a revert attaches them again); one that
  *   some of its images still hold stays, with `images` narrowed to those (a revert checks every disk).
  * - A tag of Vivarium's shape that the tree does not know (snapshots.json lost, damaged, or a crash
  *   before the `saving` entry reached the disk) is adopted: the images hold a snapshot and only
@@ -143,7 +144,9 @@ export function reconcile(
         if (holding.length > 0) strays.add(s.id);
         notes.push(`snapshot "${s.name}" was interrupted while being saved; removed`);
       }
-    } else if (holding.length === 0) {
+    } else if (holding.length === 0 && (present.length > 0 || !s.settings)) {
+      // (A snapshot with settings none of whose images the VM has now keeps its record: its disks
+      // were removed since, and a revert attaches them again when their files are still there.)
       out = removeSnapshot(out, s.id);
       notes.push(`snapshot "${s.name}" is in none of the VM's images any more; removed from the tree`);
     } else if (!whole && present.length > 0) {
