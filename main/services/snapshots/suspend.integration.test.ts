@@ -126,6 +126,7 @@ describe('suspend to disk', () => {
     e = engine();
     const started = await e.manager.start(id, { timeoutSec: 120 });
     expect(started.state).toBe('paused');
+    expect(started.notices).toEqual(['"held" was paused when it was suspended, so it is back paused; resume it to run on.']);
     expect((await e.manager.get(id)).state).toBe('paused');
     // Really paused: typed lines get no answer until it is resumed.
     const before = (await e.manager.serialLog(id, {})).length;

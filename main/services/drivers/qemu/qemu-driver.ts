@@ -215,6 +215,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
             // Suspended while paused: it comes back paused, as the person left it.
             rec = { ...rec, status: 'paused', pausedReason: 'paused' };
             writeRecord(paths.runtime, rec);
+            options.notice?.(`"${config.name}" was paused when it was suspended, so it is back paused; resume it to run on.`);
           }
         } catch (e) {
           try {
