@@ -201,14 +201,14 @@ export class LocalSnapshotService implements SnapshotService {
           // was saved from. Then it starts with its vCPUs stopped, loads the snapshot (disks,
           // memory, devices) and runs on from there.
           if (where.kind === 'running') await this.endForRevert(entry, driver, where.record, snap);
-          if (changed) this.deps.vms.store.save(target.config);
+          if (changed) await this.deps.vms.store.saveAsync(target.config);
           if (where.kind === 'stopped') {
             await where.release(); // the start below takes the start lock itself
             released = true;
           }
           await this.resumeInto(entry, driver, snap, targetVm).catch(async (e: unknown) => {
             // Nothing was loaded when QEMU did not start: the settings go back to what they were.
-            if (changed && e instanceof StartFailed) this.deps.vms.store.save(entry.config);
+            if (changed && e instanceof StartFailed) await this.deps.vms.store.saveAsync(entry.config);
             throw await this.loadFailure(entry, snap, e instanceof StartFailed ? e.cause : e);
           });
         } else if (live) {
@@ -221,7 +221,7 @@ export class LocalSnapshotService implements SnapshotService {
           });
         } else {
           await driver.loadSnapshot(targetVm, null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
-          if (changed) this.deps.vms.store.save(target.config);
+          if (changed) await this.deps.vms.store.saveAsync(target.config);
         }
         tree = { ...tree, current: snap.id };
         await this.writeTree(entry.id, tree);
