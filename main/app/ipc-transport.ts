@@ -156,7 +156,7 @@ export interface ServeFileDialogOptions {
   readonly onRejected?: (reason: string, url: string) => void;
 }
 
-const FILTER_NAMES: Readonly<Record<BrowseFilter, string>> = { iso: 'CD/DVD images', disk: 'Disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys', any: 'All files', folder: 'Folders' };
+const FILTER_NAMES: Readonly<Record<BrowseFilter, string>> = { iso: 'CD/DVD images', disk: 'Disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys', any: 'All files', folder: 'Folders', vivarium: 'Vivarium exports' };
 
 /**
  * The New VM wizard's Browse in the desktop app: the system's Open dialog. The page sends

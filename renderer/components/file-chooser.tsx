@@ -87,7 +87,7 @@ export function FileChooserDialog(props: { readonly title: string; readonly filt
     }
   };
 
-  const what = { iso: 'ISO images', disk: 'disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys (.pub)', any: 'files', folder: 'nothing else' }[props.filter];
+  const what = { iso: 'ISO images', disk: 'disk images and appliances', images: 'ISO and disk images', 'ssh-key': 'SSH public keys (.pub)', any: 'files', folder: 'nothing else', vivarium: 'Vivarium exports (.vivarium)' }[props.filter];
   // Folder mode: folders open on click; the folder shown is chosen with "Choose this folder".
   const folderMode = props.filter === 'folder';
   return (

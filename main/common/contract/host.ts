@@ -17,8 +17,9 @@ export type HostDefaultsOptions = z.infer<typeof HostDefaultsOptions>;
  *  `iso` CD/DVD images; `disk` disk images and appliances (qcow2, raw, img, vmdk, vdi, vhd, vhdx,
  *  ova, ovf); `images` both; `ssh-key` SSH public keys (.pub, for a sandbox); `any` every file (a
  *  sandbox's password or user-data file, whose names follow no rule); `folder` no files: the
- *  chooser picks a folder itself (a shared folder). */
-export const BrowseFilter = z.enum(['iso', 'disk', 'images', 'ssh-key', 'any', 'folder']);
+ *  chooser picks a folder itself (a shared folder); `vivarium` Vivarium's VM export files (issue 10
+ *  import). */
+export const BrowseFilter = z.enum(['iso', 'disk', 'images', 'ssh-key', 'any', 'folder', 'vivarium']);
 export type BrowseFilter = z.infer<typeof BrowseFilter>;
 
 /** The file extensions (lower case, without the dot) each filter lists; the desktop app's Open
@@ -31,6 +32,7 @@ export const BROWSE_EXTENSIONS: Readonly<Record<BrowseFilter, readonly string[]>
   'ssh-key': ['pub'],
   any: [],
   folder: [],
+  vivarium: ['vivarium'],
 };
 
 /** The filters that do not go by extension: `any` lists every file, `folder` lists no file. */

@@ -78,7 +78,7 @@ export const FILE_DIALOG_CHANNEL = 'vivarium:choose-file';
 
 /** Which files an Open dialog offers (contract/host.ts BrowseFilter). */
 export interface FileDialogRequest {
-  readonly filter: 'iso' | 'disk' | 'images' | 'ssh-key' | 'any' | 'folder';
+  readonly filter: 'iso' | 'disk' | 'images' | 'ssh-key' | 'any' | 'folder' | 'vivarium';
   /** The dialog's title (at most 200 characters). */
   readonly title: string;
 }
