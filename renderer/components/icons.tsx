@@ -21,7 +21,11 @@ export type IconName =
   | 'pointer'
   | 'back'
   | 'open'
-  | 'chart';
+  | 'chart'
+  | 'suspend'
+  | 'copy'
+  | 'export'
+  | 'import';
 
 const PATHS: Readonly<Record<IconName, ReactNode>> = {
   play: <path d="M5 3.5v9l7-4.5z" fill="currentColor" stroke="none" />,
@@ -109,6 +113,26 @@ const PATHS: Readonly<Record<IconName, ReactNode>> = {
     <>
       <path d="M2.5 2.5v11h11" />
       <path d="M4.5 10.5 7 7.5l2 2 4-5" />
+    </>
+  ),
+  // A moon: the VM sleeps on disk.
+  suspend: <path d="M12.5 10.2A5.2 5.2 0 0 1 5.8 3.5a5.2 5.2 0 1 0 6.7 6.7z" />,
+  copy: (
+    <>
+      <rect x="5.5" y="5.5" width="8" height="8" rx="1" />
+      <path d="M10.5 5.5V3.5a1 1 0 0 0-1-1h-6a1 1 0 0 0-1 1v6a1 1 0 0 0 1 1h2" />
+    </>
+  ),
+  export: (
+    <>
+      <path d="M8 10V2.5M5 5.5l3-3 3 3" />
+      <path d="M2.5 9.5v3.5h11V9.5" />
+    </>
+  ),
+  import: (
+    <>
+      <path d="M8 2.5V10M5 7l3 3 3-3" />
+      <path d="M2.5 9.5v3.5h11V9.5" />
     </>
   ),
 };

@@ -8,6 +8,7 @@ import { useHostDefaults } from '../hooks/use-host-defaults';
 import { errorMessage } from '../lib/errors';
 import { uiError } from '../lib/remedy';
 import { formFromConfig, formWarnings, toEditPatch, type FieldErrors, type VmFormValues } from '../lib/vm-form';
+import { linkedClonesOf, namesText } from '../lib/snapshot-ui';
 import { Dialog } from './dialog';
 import { CheckboxField, FormError } from './fields';
 import { VmFormFields } from './vm-form-fields';
@@ -168,10 +169,26 @@ export function DeleteDialog({ vm, onClose, onDeleted }: { readonly vm: VmInfo; 
   const [keepDisks, setKeepDisks] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  /** Linked clones standing on this VM's disks, as the engine named them when it refused (null: none known). */
+  /** Linked clones standing on this VM's disks: from the library when the dialog opens (their disks
+   *  read files in this VM's folder), or as the engine named them when it refused. */
   const [clones, setClones] = useState<readonly string[] | null>(null);
   const [flattenClones, setFlattenClones] = useState(false);
   const descId = useId();
+  const { id: vmId, path: vmPath } = vm;
+  useEffect(() => {
+    let on = true;
+    services.vms.list().then(
+      (all) => {
+        if (!on) return;
+        const names = linkedClonesOf({ id: vmId, path: vmPath }, all);
+        setClones((known) => known ?? (names.length > 0 ? names : null));
+      },
+      () => undefined,
+    );
+    return () => {
+      on = false;
+    };
+  }, [services, vmId, vmPath]);
 
   const confirm = async (): Promise<void> => {
     setBusy(true);
@@ -181,13 +198,16 @@ export function DeleteDialog({ vm, onClose, onDeleted }: { readonly vm: VmInfo; 
       onDeleted();
     } catch (err) {
       const named = (err as { data?: { linkedClones?: unknown } } | null)?.data?.linkedClones;
-      if (Array.isArray(named) && named.every((n) => typeof n === 'string')) setClones(named as string[]);
-      setError(errorMessage(err));
+      if (Array.isArray(named) && named.every((n) => typeof n === 'string') && named.length > 0 && !flattenClones) {
+        // The engine's sentence names files and ids; the dialog's own choice says it in names.
+        setClones(named as string[]);
+        setError(`${namesText(named as string[])} ${named.length === 1 ? 'is a linked clone' : 'are linked clones'} of “${vm.name}” and ${named.length === 1 ? 'needs' : 'need'} its disks. Tick “Flatten…” above to give ${named.length === 1 ? 'it disks of its own' : 'them disks of their own'} first, or delete ${named.length === 1 ? 'it' : 'them'} first.`);
+      } else setError(errorMessage(err));
       setBusy(false);
     }
   };
 
-  const cloneList = clones?.map((n) => `“${n}”`).join(', ') ?? '';
+  const cloneList = namesText(clones ?? []);
   return (
     <Dialog title={`Delete “${vm.name}”?`} onClose={onClose} role="alertdialog" describedBy={descId} className="dialog-narrow">
       <p id={descId} className="dialog-text">
@@ -198,7 +218,10 @@ export function DeleteDialog({ vm, onClose, onDeleted }: { readonly vm: VmInfo; 
         <CheckboxField
           label={`Flatten its linked clones first (${cloneList})`}
           checked={flattenClones}
-          onChecked={setFlattenClones}
+          onChecked={(on) => {
+            setFlattenClones(on);
+            setError(null);
+          }}
           hint="Each clone gets a full copy of its disks, so it no longer needs this VM. The clones must be shut down and have no snapshots; copying takes as long as their disks are full."
         />
       ) : null}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Remedy, SettingField, VivariumError, deserializeError, errors, serializeError } from '../../main/common/errors';
 import { errorMessage } from './errors';
-import { uiError, uiRemedy, withoutCliText, withoutRequestPrefix, type UiRemedy } from './remedy';
+import { forVmState, uiError, uiRemedy, withoutCliText, withoutRequestPrefix, type UiRemedy } from './remedy';
 import { z } from 'zod';
 import { parseArgs } from '../../main/common/rpc/server';
 
@@ -85,6 +85,8 @@ describe('uiError', () => {
   it('an engine sentence that still names a CLI command loses that part in the UI', () => {
     expect(withoutCliText('"web" is running. Shut it down first (vivarium stop web), then delete it.')).toBe('"web" is running. Shut it down first, then delete it.');
     expect(withoutCliText('The ISO /x.iso no longer exists. Put it back or change it: vivarium edit web --iso PATH.')).toBe('The ISO /x.iso no longer exists.');
+    // A .vivarium file name is no command, and the dot in it ends no sentence.
+    expect(withoutCliText('/home/me/porter.vivarium already exists. Choose another file name.')).toBe('/home/me/porter.vivarium already exists. Choose another file name.');
     expect(withoutCliText('No VM named "x". Run `vivarium list` to see your VMs.')).toBe('No VM named "x".');
     expect(withoutCliText('Only a CLI hint: `vivarium doctor`.')).toBe('Only a CLI hint: `vivarium doctor`.');
     expect(withoutCliText('"web" has no display (it was created with --display none). Use its serial console.')).toBe('"web" has no display. Use its serial console.');
@@ -115,5 +117,26 @@ describe('refusals of the engine request check read as sentences (no "Invalid re
     }
     expect((thrown as Error).message).toMatch(/^Invalid request: /);
     expect(uiError(thrown).message).toBe('A disk must be at least 1 MiB.');
+  });
+});
+
+describe("a suspended VM's force-stop remedy names Discard Saved State…", () => {
+  const engine = (message: string) => new VivariumError(ErrorCode.InvalidState, message, undefined, { remedy: { kind: 'force-stop', vm: 'g1' } });
+  it('in the sentence and as the button', () => {
+    const e = forVmState(
+      uiError(engine('"g1" is suspended: its disks must stay as they were until it resumes. Start it (it resumes where it was) and shut it down, or force it off to discard its saved state (the next start then boots afresh); then take a snapshot.')),
+      'suspended',
+    );
+    expect(e.message).toContain('or discard its saved state (Discard Saved State…) (the next start then boots afresh)');
+    expect(e.message).not.toMatch(/force it off|Force Off/);
+    expect(e.remedy).toEqual({ kind: 'action', action: 'discard', label: 'Discard Saved State…', text: '' });
+    expect(forVmState(uiError(engine('"g1" is suspended. Start it and shut it down, or discard its saved state with Force Off; then export it.')), 'suspended').message).toBe(
+      '"g1" is suspended. Start it and shut it down, or discard its saved state (Discard Saved State…); then export it.',
+    );
+  });
+  it('leaves a running VM’s Force Off alone', () => {
+    const e = uiError(engine('"g1" does not respond. Force it off.'));
+    expect(forVmState(e, 'running')).toBe(e);
+    expect(e.remedy).toMatchObject({ action: 'forceOff', label: 'Force Off' });
   });
 });

@@ -51,7 +51,7 @@ export function formFieldOf(path: string | undefined): VmFormField {
 }
 
 /** Buttons a remedy can offer; the view that shows it decides how each is done. */
-export type RemedyAction = 'shutdown' | 'forceOff' | 'start' | 'settings' | 'retry' | 'host' | 'library';
+export type RemedyAction = 'shutdown' | 'forceOff' | 'discard' | 'start' | 'settings' | 'retry' | 'host' | 'library';
 
 export type UiRemedy =
   /** A message for one form field (the dialog shows it under that field). */
@@ -160,11 +160,13 @@ export function uiRemedy(r: Remedy, place: RemedyPlace = 'window'): UiRemedy {
  * unchanged if nothing else would be left.
  */
 export function withoutCliText(message: string): string {
-  const cli = /`vivarium\b|\bvivarium [a-z]+ |(^|[\s(])--[a-z]/;
+  // "vivarium" as a command, not as a file's extension ("porter.vivarium already exists").
+  const cli = /`vivarium\b|(?<![\w./-])vivarium [a-z]+ |(^|[\s(])--[a-z]/;
   // A parenthesis that holds a command or a flag goes first: "(vivarium stop web)", "(it was
   // created with --display none)"; the sentence around it stays.
   const cleaned = message.replace(/\s*\([^()]*(?:`?vivarium [a-z]|(?:^|[\s(])--[a-z])[^()]*\)/g, '');
-  const sentences = cleaned.match(/[^.!?]+(?:[.!?]+|$)/g) ?? [cleaned];
+  // A sentence ends at . ! ? before a space or the end; a dot inside a file name does not end one.
+  const sentences = cleaned.match(/(?:[^.!?]|[.!?](?!\s|$))+(?:[.!?]+|$)/g) ?? [cleaned];
   const kept = sentences.filter((s) => !cli.test(s)).join('').trim();
   return kept === '' ? message : kept;
 }
@@ -210,6 +212,25 @@ export function uiError(e: unknown, place: RemedyPlace = 'window'): UiError {
     if (e.fields.length === 0 && e.field !== undefined && formFieldOf(e.field) !== 'form') fields[formFieldOf(e.field)] = withoutCliText(e.message);
   }
   return { message: withoutRequestPrefix(withoutCliText(e.message)), remedy: e.remedy ? uiRemedy(e.remedy, place) : null, fields };
+}
+
+/** The button that discards a suspended VM's saved state (a suspended VM has no Force Off). */
+export const DISCARD_LABEL = 'Discard Saved State…';
+
+/**
+ * An error about a VM as the UI shows it for the VM's state. A suspended VM's Force Off button is
+ * "Discard Saved State…" (QEMU does not run; what a force-stop does to it is drop its saved state):
+ * the engine's front-end-neutral words for that remedy ("force it off to discard its saved state",
+ * "discard its saved state with Force Off") name that button instead, and the remedy is a button
+ * doing it. Anything else is returned unchanged.
+ */
+export function forVmState(err: UiError, state: string | undefined): UiError {
+  if (state !== 'suspended') return err;
+  const message = err.message
+    .replace(/\bforce it off to discard (its|the) saved state\b/g, `discard $1 saved state (${DISCARD_LABEL})`)
+    .replace(/\bdiscard (its|the) saved state with Force Off\b/g, `discard $1 saved state (${DISCARD_LABEL})`);
+  const remedy: UiRemedy | null = err.remedy?.kind === 'action' && err.remedy.action === 'forceOff' ? { kind: 'action', action: 'discard', label: DISCARD_LABEL, text: '' } : err.remedy;
+  return { ...err, message, remedy };
 }
 
 function joinSentences(a: string, b: string): string {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmConfig } from '../../main/common/models/vm-config';
 import { VM_STATES, type LastExit, type VmState } from '../../main/common/models/vm-state';
-import { STATE_LABELS, STATE_TONES, confirmationFor, consoleSilentText, enabledActions, serialSilentText, isActionEnabled, isLive, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
+import { STATE_LABELS, STATE_TONES, actionBlockedReason, confirmationFor, startLabel, consoleSilentText, enabledActions, serialSilentText, isActionEnabled, isLive, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, wantsThumbnail } from './vm-actions';
 
 const config = { display: 'vnc' } as VmConfig;
 const headless = { display: 'none' } as VmConfig;
@@ -17,23 +17,25 @@ describe('state tables', () => {
 });
 
 describe('enabledActions', () => {
-  it('offers only Start, Settings and Delete when stopped', () => {
-    expect([...enabledActions(vm('stopped'))].sort()).toEqual(['delete', 'settings', 'start']);
+  it('offers Start, Settings, Delete, Clone and Export when stopped', () => {
+    expect([...enabledActions(vm('stopped'))].sort()).toEqual(['clone', 'delete', 'export', 'settings', 'start']);
   });
   it('offers the power and input actions when running', () => {
     expect([...enabledActions(vm('running'))].sort()).toEqual(
-      ['ctrlAltDel', 'forceOff', 'pause', 'reset', 'screenshot', 'shutdown'].sort(),
+      ['ctrlAltDel', 'forceOff', 'pause', 'reset', 'screenshot', 'shutdown', 'suspend'].sort(),
     );
   });
   it('offers Resume, Force Off and Screenshot when paused', () => {
-    expect([...enabledActions(vm('paused'))].sort()).toEqual(['forceOff', 'resume', 'screenshot']);
+    expect([...enabledActions(vm('paused'))].sort()).toEqual(['forceOff', 'resume', 'screenshot', 'suspend']);
   });
   it('lets a hanging start or stop be forced off, nothing else', () => {
     expect([...enabledActions(vm('starting'))]).toEqual(['forceOff']);
     expect([...enabledActions(vm('stopping'))]).toEqual(['forceOff']);
   });
-  it('offers Start, Settings (its name and OS label) and Delete when suspended', () => {
-    expect([...enabledActions(vm('suspended'))].sort()).toEqual(['delete', 'settings', 'start']);
+  it('offers Start (Resume), Settings (its name and OS label), Delete and Discard Saved State when suspended', () => {
+    expect([...enabledActions(vm('suspended'))].sort()).toEqual(['delete', 'discard', 'settings', 'start']);
+    expect(startLabel(vm('suspended'))).toBe('Resume');
+    expect(startLabel(vm('stopped'))).toBe('Start');
   });
   it('only deletes a broken bundle', () => {
     expect([...enabledActions(vm('broken', null))]).toEqual(['delete']);
@@ -41,6 +43,35 @@ describe('enabledActions', () => {
   it('needs a display for screenshots', () => {
     expect(isActionEnabled('screenshot', vm('running', headless))).toBe(false);
     expect(isActionEnabled('ctrlAltDel', vm('running', headless))).toBe(true);
+  });
+});
+
+describe('actionBlockedReason', () => {
+  it('is null for what is possible', () => {
+    expect(actionBlockedReason('clone', vm('stopped'))).toBeNull();
+    expect(actionBlockedReason('suspend', vm('running'))).toBeNull();
+  });
+  it('says why Clone, Settings and Export are greyed out, by state', () => {
+    expect(actionBlockedReason('clone', vm('running'))).toBe('Shut the VM down to clone it.');
+    expect(actionBlockedReason('settings', vm('paused'))).toBe('Shut the VM down to change its settings.');
+    expect(actionBlockedReason('export', vm('suspended'))).toBe('It is suspended: resume it (Resume) and shut it down, or discard its saved state, to export it.');
+    expect(actionBlockedReason('clone', vm('starting'))).toBe('It is starting: wait, then clone it.');
+    expect(actionBlockedReason('suspend', vm('stopped'))).toBe('Start the VM to suspend it.');
+    expect(actionBlockedReason('clone', vm('broken', null))).toMatch(/only be deleted/);
+  });
+  it('names the shared folders that keep a running VM from being suspended', () => {
+    const shared = { display: 'vnc', shares: [{ tag: 'work' }, { tag: 'docs' }] } as unknown as VmConfig;
+    expect(isActionEnabled('suspend', vm('running', shared))).toBe(false);
+    expect(actionBlockedReason('suspend', vm('running', shared))).toBe('Its shared folders (work, docs) keep QEMU from saving its memory: remove them (Settings) to suspend it.');
+  });
+  it('gives every disabled action of every state a sentence', () => {
+    for (const s of VM_STATES) {
+      for (const a of ['start', 'pause', 'resume', 'reset', 'shutdown', 'forceOff', 'ctrlAltDel', 'screenshot', 'settings', 'delete', 'suspend', 'clone', 'export', 'discard'] as const) {
+        const why = actionBlockedReason(a, vm(s));
+        expect(why === null, `${a} in ${s}`).toBe(isActionEnabled(a, vm(s)));
+        if (why) expect(why).toMatch(/^[A-Z].*\.$/);
+      }
+    }
   });
 });
 

@@ -39,6 +39,12 @@ export const VM_ACTIONS = [
   'screenshot',
   'settings',
   'delete',
+  // Issue 10: from the VM window's toolbar and the library's context menu.
+  'suspend',
+  'clone',
+  'export',
+  /** A suspended VM's Force Off: drops its saved state (the next start boots afresh). */
+  'discard',
 ] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 
@@ -57,6 +63,11 @@ const ACTION_STATES: Readonly<Record<VmAction, readonly VmState[]>> = {
   // A suspended VM's name and OS label may change (the engine refuses hardware its state needs).
   settings: ['stopped', 'suspended'],
   delete: ['stopped', 'broken', 'suspended'],
+  suspend: ['running', 'paused'],
+  // The engine clones and exports a VM at rest only (its disks must not change under the copy).
+  clone: ['stopped'],
+  export: ['stopped'],
+  discard: ['suspended'],
 };
 
 /** Actions that need the VM's graphical display. */
@@ -73,7 +84,66 @@ export function isActionEnabled(action: VmAction, vm: VmFacts): boolean {
   if (!ACTION_STATES[action].includes(vm.state)) return false;
   if (vm.config === null && action !== 'delete') return false;
   if (NEEDS_DISPLAY.has(action) && !hasDisplay(vm)) return false;
+  if (action === 'suspend' && sharesOf(vm).length > 0) return false;
   return true;
+}
+
+function sharesOf(vm: VmFacts): readonly string[] {
+  return (vm.config?.shares ?? []).map((s) => s.tag);
+}
+
+/** What the Start button says: a suspended VM's start resumes it where it was (the same action). */
+export function startLabel(vm: Pick<VmInfo, 'state'>): 'Start' | 'Resume' {
+  return vm.state === 'suspended' ? 'Resume' : 'Start';
+}
+
+/** Verbs for the reasons below ("Shut the VM down to clone it"). */
+const ACTION_WORDS: Readonly<Record<VmAction, string>> = {
+  start: 'start it',
+  pause: 'pause it',
+  resume: 'resume it',
+  reset: 'reset it',
+  shutdown: 'shut it down',
+  forceOff: 'force it off',
+  ctrlAltDel: 'send keys to it',
+  screenshot: 'take a screenshot',
+  settings: 'change its settings',
+  delete: 'delete it',
+  suspend: 'suspend it',
+  clone: 'clone it',
+  export: 'export it',
+  discard: 'discard its saved state',
+};
+
+/**
+ * Why `action` is not possible for the VM as it is now, as one sentence for the disabled button's
+ * tooltip and description (the way Take Snapshot explains itself); null when it is possible.
+ */
+export function actionBlockedReason(action: VmAction, vm: VmFacts): string | null {
+  if (isActionEnabled(action, vm)) return null;
+  const what = ACTION_WORDS[action];
+  if (vm.config === null) return 'Its folder cannot be read: it can only be deleted.';
+  if (NEEDS_DISPLAY.has(action) && !hasDisplay(vm)) return 'It has no graphical display.';
+  if (action === 'suspend' && ACTION_STATES.suspend.includes(vm.state)) {
+    return `Its shared folders (${sharesOf(vm).join(', ')}) keep QEMU from saving its memory: remove them (Settings) to suspend it.`;
+  }
+  switch (vm.state) {
+    case 'running':
+    case 'paused':
+      return action === 'start' ? 'It is running.' : `Shut the VM down to ${what}.`;
+    case 'starting':
+      return `It is starting: wait, then ${what}.`;
+    case 'stopping':
+      return `It is shutting down: wait, then ${what}.`;
+    case 'suspended':
+      return action === 'suspend'
+        ? 'It is suspended already.'
+        : `It is suspended: resume it (Resume) and shut it down, or discard its saved state, to ${what}.`;
+    case 'stopped':
+      return action === 'resume' ? 'It is not paused.' : `Start the VM to ${what}.`;
+    case 'broken':
+      return 'Its settings cannot be read: it can only be deleted.';
+  }
 }
 
 export function enabledActions(vm: VmFacts): ReadonlySet<VmAction> {

@@ -1,7 +1,8 @@
 /**
  * The VM library: every VM as a card in a keyboard-navigable listbox, with filter and sort, and the
  * power actions a desktop app has there: Start / Shut Down / Force Off on the toolbar and in a
- * context menu (right-click, the Menu key or Shift+F10), Delete on the Delete key, type-ahead.
+ * context menu (right-click, the Menu key or Shift+F10), with Suspend, Clone…, Export… there too;
+ * Import… on the toolbar; Delete on the Delete key, type-ahead.
  */
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent, type ReactNode } from 'react';
 import type { MenuAction } from '../../main/common/menu-actions';
@@ -10,13 +11,14 @@ import { ConfirmDialog } from '../components/confirm-dialog';
 import { ContextMenu, type ContextMenuItem, type MenuPoint } from '../components/context-menu';
 import { Icon } from '../components/icons';
 import { DeleteDialog, NewVmDialog } from '../components/vm-dialogs';
+import { CloneDialog, ExportDialog, ImportDialog } from '../components/vm-copy-dialogs';
 import { useServices } from '../engine';
 import { useVmStatsSnapshot } from '../hooks/use-stats';
 import { useVmList } from '../hooks/use-vms';
 import { gridMove } from '../lib/keys';
 import { onMenuAction } from '../lib/menu-events';
 import { uiError, type UiError } from '../lib/remedy';
-import { confirmationFor, isActionEnabled, STATE_LABELS, type VmAction } from '../lib/vm-actions';
+import { actionBlockedReason, confirmationFor, isActionEnabled, startLabel, STATE_LABELS, type VmAction } from '../lib/vm-actions';
 import { isSortKey, isTypeAheadKey, SORT_KEYS, SORT_LABELS, STATS_SORT_KEYS, TYPE_AHEAD_EMPTY, typeAhead, visibleVms, type SortKey } from '../lib/vm-list';
 import { goToHost, openVmWindow } from '../navigation';
 import { DownloadsStrip } from './downloads-strip';
@@ -35,8 +37,8 @@ function loadSort(): SortKey {
 }
 
 /** What the library's toolbar and context menu can do to a VM. */
-type LibraryAction = 'open' | 'start' | 'shutdown' | 'reset' | 'forceOff' | 'delete';
-type PowerAction = Extract<VmAction, 'start' | 'shutdown' | 'reset' | 'forceOff'>;
+type LibraryAction = 'open' | 'start' | 'shutdown' | 'reset' | 'forceOff' | 'suspend' | 'clone' | 'export' | 'delete';
+type PowerAction = Extract<VmAction, 'start' | 'shutdown' | 'reset' | 'forceOff' | 'suspend'>;
 
 /** The context menu of `vm`: what applies now is enabled. Force Off and Reset carry no "…" although
  *  they may ask first: both Apple's and Microsoft's guidelines keep the ellipsis for commands that
@@ -50,10 +52,14 @@ function menuItems(vm: VmInfo, busy: (action: PowerAction) => boolean): readonly
   });
   return [
     { key: 'open', label: 'Open', shortcut: 'Enter', disabled: vm.config === null },
-    power('start', 'Start', { separatorBefore: true }),
+    // A suspended VM's start resumes it where it was.
+    power('start', startLabel(vm), { separatorBefore: true }),
     power('shutdown', 'Shut Down'),
     power('reset', 'Reset'),
+    power('suspend', 'Suspend'),
     power('forceOff', 'Force Off', { danger: true }),
+    { key: 'clone', label: 'Clone…', separatorBefore: true, disabled: !isActionEnabled('clone', vm) },
+    { key: 'export', label: 'Export…', disabled: !isActionEnabled('export', vm) },
     { key: 'delete', label: 'Delete…', shortcut: 'Delete', danger: true, separatorBefore: true, disabled: !isActionEnabled('delete', vm) },
   ];
 }
@@ -89,6 +95,8 @@ export function Library(): ReactNode {
   const [menu, setMenu] = useState<{ readonly id: string; readonly at: MenuPoint } | null>(null);
   const [confirming, setConfirming] = useState<{ readonly id: string; readonly action: PowerAction } | null>(null);
   const [deletingId, setDeletingId] = useState<string | null>(null);
+  /** Clone… or Export… of a VM, or Import… (no VM). */
+  const [copying, setCopying] = useState<{ readonly kind: 'clone' | 'export'; readonly id: string } | { readonly kind: 'import' } | null>(null);
   const [pending, setPending] = useState<ReadonlySet<string>>(new Set());
   const [banner, setBanner] = useState<LibraryBanner | null>(null);
   // The new VM's card takes the focus after the commit that closes the wizard (whose cleanup gives
@@ -147,7 +155,9 @@ export function Library(): ReactNode {
             ? await services.vms.stop(vm.id, {})
             : action === 'forceOff'
               ? await services.vms.stop(vm.id, { force: true })
-              : await services.vms.reset(vm.id);
+              : action === 'suspend'
+                ? await services.snapshots.suspend(vm.id)
+                : await services.vms.reset(vm.id);
       if (result) upsert(result);
       if (result?.notices?.length) setBanner({ kind: 'notice', text: `${vm.name}: ${result.notices.join(' ')}` });
     } catch (err) {
@@ -166,6 +176,11 @@ export function Library(): ReactNode {
     setMenu(null);
     if (action === 'open') {
       if (vm.config) openVmWindow(vm.id);
+      return;
+    }
+    if (action === 'clone' || action === 'export') {
+      if (isActionEnabled(action, vm)) setCopying({ kind: action, id: vm.id });
+      else setBanner({ kind: 'notice', text: `“${vm.name}”: ${actionBlockedReason(action, vm) ?? ''}` });
       return;
     }
     if (action === 'delete') {
@@ -264,9 +279,15 @@ export function Library(): ReactNode {
           Open
         </button>
         <div className="toolbar-group" role="group" aria-label="Power">
-          <button type="button" className="btn" disabled={!selected || !isActionEnabled('start', selected) || busy(selected, 'start')} onClick={() => selected && request(selected, 'start')}>
+          <button
+            type="button"
+            className="btn"
+            disabled={!selected || !isActionEnabled('start', selected) || busy(selected, 'start')}
+            title={(selected && actionBlockedReason('start', selected)) ?? undefined}
+            onClick={() => selected && request(selected, 'start')}
+          >
             <Icon name="play" />
-            Start
+            {selected ? startLabel(selected) : 'Start'}
           </button>
           <button type="button" className="btn" disabled={!selected || !isActionEnabled('shutdown', selected) || busy(selected, 'shutdown')} onClick={() => selected && request(selected, 'shutdown')}>
             <Icon name="power" />
@@ -282,6 +303,10 @@ export function Library(): ReactNode {
             Force Off
           </button>
         </div>
+        <button type="button" className="btn" onClick={() => setCopying({ kind: 'import' })} title="Bring in a VM exported to a .vivarium file">
+          <Icon name="import" />
+          Import…
+        </button>
         <button type="button" className="btn" onClick={goToHost}>
           <Icon name="chart" />
           Host
@@ -417,6 +442,32 @@ export function Library(): ReactNode {
           }}
         />
       )}
+      {copying?.kind === 'import' && (
+        <ImportDialog
+          onClose={() => setCopying(null)}
+          onImported={(vm) => {
+            setCopying(null);
+            upsert(vm);
+            setFilter('');
+            setSelectedId(vm.id);
+            setBanner({ kind: 'notice', text: `Imported “${vm.name}”.${vm.notices?.length ? ` ${vm.notices.join(' ')}` : ''}` });
+            setFocusVm(vm.id);
+          }}
+        />
+      )}
+      {copying && copying.kind !== 'import' && byId(copying.id) && copying.kind === 'clone' && (
+        <CloneDialog
+          vm={byId(copying.id)!}
+          onClose={() => setCopying(null)}
+          onOpen={(clone) => {
+            setCopying(null);
+            upsert(clone);
+            setSelectedId(clone.id);
+            openVmWindow(clone.id);
+          }}
+        />
+      )}
+      {copying && copying.kind === 'export' && byId(copying.id) && <ExportDialog vm={byId(copying.id)!} onClose={() => setCopying(null)} />}
       {creating && (
         <NewVmDialog
           {...(creating === 'sandbox' ? { initialSource: 'cloud' as const } : {})}

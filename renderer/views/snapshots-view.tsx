@@ -1,15 +1,21 @@
 /**
- * The VM window's Snapshots tab (issue 10): the snapshot tree with date, size, thumbnail and "You are
- * here"; Take Snapshot (with progress), Revert (offering to snapshot the present first), Rename and
- * Delete; Clone and Suspend. Everything goes through the engine's `snapshots` service.
+ * The VM window's Snapshots tab (issue 10): the snapshot tree with date, size, thumbnail (click to
+ * enlarge) and "You are here"; Take Snapshot (with progress), Revert (offering to snapshot the
+ * present first), Rename and Delete; Clone and Suspend. While the VM is suspended its disks must stay
+ * as they are: Take Snapshot, Revert and Delete are disabled, saying so. Everything goes through the
+ * engine's `snapshots` service.
  */
-import { useCallback, useEffect, useId, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import type { SnapshotInfo, SnapshotProgressEvent } from '../../main/common/contract/snapshots';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { Dialog } from '../components/dialog';
+import { CloneDialog, DiscardStateDialog } from '../components/vm-copy-dialogs';
 import { useServices } from '../engine';
 import { formatBytes } from '../../main/common/format';
-import { uiError } from '../lib/remedy';
+import { DISCARD_LABEL, forVmState, uiError } from '../lib/remedy';
+import { localizeIsoTimes, nextSnapshotName, snapshotDate, snapshotTreeRows } from '../lib/snapshot-ui';
+import { actionBlockedReason } from '../lib/vm-actions';
+import { openVmWindow } from '../navigation';
 
 type Ask =
   | { readonly kind: 'revert'; readonly snap: SnapshotInfo }
@@ -17,28 +23,14 @@ type Ask =
   | { readonly kind: 'rename'; readonly snap: SnapshotInfo }
   | { readonly kind: 'clone' }
   | { readonly kind: 'discard' }
+  | { readonly kind: 'picture'; readonly snap: SnapshotInfo; readonly url: string }
   | null;
 
-/** Snapshots of the VM, oldest first, as a tree: children under their parent. */
-function treeRows(list: readonly SnapshotInfo[]): { readonly snap: SnapshotInfo; readonly depth: number }[] {
-  const ids = new Set(list.map((s) => s.id));
-  const kids = new Map<string | null, SnapshotInfo[]>();
-  for (const s of list) {
-    const p = s.parentId !== null && ids.has(s.parentId) ? s.parentId : null;
-    kids.set(p, [...(kids.get(p) ?? []), s]);
-  }
-  const out: { snap: SnapshotInfo; depth: number }[] = [];
-  const walk = (p: string | null, depth: number): void => {
-    for (const s of kids.get(p) ?? []) {
-      out.push({ snap: s, depth });
-      walk(s.id, depth + 1);
-    }
-  };
-  walk(null, 0);
-  return out;
-}
+/** A date as the rows show it, in the viewer's locale. */
+const formatDate = (d: Date): string => d.toLocaleString();
 
-function Thumbnail({ vmId, snap }: { readonly vmId: string; readonly snap: SnapshotInfo }): ReactNode {
+/** The thumbnail of a snapshot: a button that shows it larger. */
+function Thumbnail({ vmId, snap, onOpen }: { readonly vmId: string; readonly snap: SnapshotInfo; readonly onOpen: (url: string) => void }): ReactNode {
   const services = useServices();
   const [url, setUrl] = useState<string | null>(null);
   useEffect(() => {
@@ -52,7 +44,11 @@ function Thumbnail({ vmId, snap }: { readonly vmId: string; readonly snap: Snaps
       live = false;
     };
   }, [services, vmId, snap.id, snap.hasThumbnail]);
-  return url ? <img className="snapshot-thumb" src={url} alt={`Screen at snapshot ${snap.name}`} width={96} /> : null;
+  return url ? (
+    <button type="button" className="snapshot-thumb-btn" onClick={() => onOpen(url)} aria-label={`Enlarge the screen at snapshot ${snap.name}`} title="Show larger">
+      <img className="snapshot-thumb" src={url} alt={`Screen at snapshot ${snap.name}`} width={96} />
+    </button>
+  ) : null;
 }
 
 export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
@@ -65,8 +61,15 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [notice, setNotice] = useState<string | null>(null);
+  // Where the focus goes once an action is done (a key of a [data-focus-key] element in the tab):
+  // the button that did it is disabled while it runs and a deleted row is gone.
+  const [focusKey, setFocusKey] = useState<string | null>(null);
+  const sectionRef = useRef<HTMLElement>(null);
   const nameId = useId();
   const descId = useId();
+  const takeWhyId = useId();
+  const errorId = useId();
+  const rowWhyId = useId();
 
   const reload = useCallback(async () => {
     try {
@@ -75,6 +78,21 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       setError(uiError(e).message);
     }
   }, [services, vm.id]);
+
+  // An error about the VM's state goes when the state changes (a suspended VM resumed, a running
+  // one shut down): its cause is gone.
+  useEffect(() => {
+    setError(null);
+  }, [vm.state]);
+
+  useEffect(() => {
+    if (focusKey === null || busy) return;
+    const el = sectionRef.current?.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`);
+    if (el && !(el as HTMLButtonElement).disabled) {
+      el.focus();
+      setFocusKey(null);
+    }
+  }, [focusKey, busy, list]);
 
   useEffect(() => {
     void reload();
@@ -90,7 +108,8 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
     };
   }, [services, vm.id, reload]);
 
-  const run = async (what: () => Promise<unknown>): Promise<boolean> => {
+  /** Runs an action; then the focus goes to the element with `focusAfter` (when one is given). */
+  const run = async (what: () => Promise<unknown>, focusAfter?: string): Promise<boolean> => {
     setBusy(true);
     setError(null);
     setNotice(null);
@@ -99,9 +118,11 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       const notices = ((await what()) as { notices?: readonly string[] } | undefined)?.notices;
       if (notices?.length) setNotice(notices.join(' '));
       await reload();
+      if (focusAfter) setFocusKey(focusAfter);
       return true;
     } catch (e) {
-      setError(uiError(e).message);
+      setError(forVmState(uiError(e), vm.state).message);
+      if (focusAfter) setFocusKey(focusAfter);
       return false;
     } finally {
       setBusy(false);
@@ -115,6 +136,20 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const shares = vm.config?.shares ?? [];
   const memoryBlocked = live && shares.length > 0;
   const canSnapshot = vm.state === 'stopped' || (live && !memoryBlocked);
+  const suspended = vm.state === 'suspended';
+  // While suspended, the disks must stay as the saved state left them (the engine refuses).
+  const rowWhy = suspended ? `The VM is suspended: its disks must stay as they are until it resumes. Resume it, or use ${DISCARD_LABEL}, first.` : null;
+  const takeWhy = memoryBlocked
+    ? `Shared folders (${shares.map((x) => x.tag).join(', ')}) keep QEMU from saving the memory of this running VM: shut it down to take a snapshot of its disks, or remove the shared folders. Suspend is not possible either.`
+    : suspended
+      ? `The VM is suspended: resume it (Resume), or use ${DISCARD_LABEL}, first.`
+      : vm.state === 'starting' || vm.state === 'stopping'
+        ? 'Wait until the VM has started or stopped.'
+        : vm.state === 'broken'
+          ? 'The VM cannot be read.'
+          : null;
+  const cloneWhy = actionBlockedReason('clone', vm);
+  const suspendWhy = actionBlockedReason('suspend', vm);
 
   /** Runs a rename or clone from its dialog: null when done, else the error to show in the dialog. */
   const runInDialog = async (what: () => Promise<unknown>): Promise<string | null> => {
@@ -128,23 +163,32 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       await reload();
       return null;
     } catch (e) {
-      return uiError(e).message;
+      return forVmState(uiError(e), vm.state).message;
     } finally {
       setBusy(false);
       setProgress(null);
     }
   };
-  const rows = treeRows(list ?? []);
+  const rows = snapshotTreeRows(list ?? []);
+  // A name refused as taken is the name field's error (the engine: 'already has a snapshot named').
+  const nameTaken = error !== null && /already has a snapshot named/.test(error);
+  const rowIndex = (id: string): number => rows.findIndex((r) => r.snap.id === id);
+  /** After a delete: the next row's Revert, else the one before, else the name field. */
+  const focusAfterDelete = (id: string): string => {
+    const i = rowIndex(id);
+    const next = rows[i + 1] ?? rows[i - 1];
+    return next ? `revert-${next.snap.id}` : 'take-name';
+  };
 
   return (
-    <section className="snapshots-view" aria-label="Snapshots">
+    <section ref={sectionRef} className="snapshots-view" aria-label="Snapshots">
       <form
         className="snapshot-take"
         onSubmit={(e) => {
           e.preventDefault();
           const sentName = name;
           const sentDescription = description;
-          void run(() => services.snapshots.create(vm.id, { ...(sentName.trim() ? { name: sentName.trim() } : {}), ...(sentDescription ? { description: sentDescription } : {}) })).then((ok) => {
+          void run(() => services.snapshots.create(vm.id, { ...(sentName.trim() ? { name: sentName.trim() } : {}), ...(sentDescription ? { description: sentDescription } : {}) }), 'take').then((ok) => {
             // Clear only what was sent: anything typed since stays.
             if (ok) {
               setName((n) => (n === sentName ? '' : n));
@@ -154,33 +198,47 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
         }}
       >
         <label htmlFor={nameId}>Snapshot name</label>
-        <input id={nameId} value={name} onChange={(e) => setName(e.target.value)} placeholder="Snapshot N" maxLength={100} readOnly={busy} aria-busy={busy} />
+        <input
+          id={nameId}
+          className="input"
+          value={name}
+          onChange={(e) => {
+            setName(e.target.value);
+            setError(null);
+          }}
+          placeholder={list ? nextSnapshotName(list) : ''}
+          maxLength={100}
+          readOnly={busy}
+          aria-busy={busy}
+          data-focus-key="take-name"
+          aria-invalid={nameTaken}
+          aria-describedby={nameTaken ? errorId : undefined}
+        />
         <label htmlFor={descId}>Description</label>
-        <input id={descId} value={description} onChange={(e) => setDescription(e.target.value)} maxLength={2000} readOnly={busy} aria-busy={busy} />
-        <button type="submit" className="btn btn-primary btn-small" disabled={busy || !canSnapshot}>
+        <input id={descId} className="input" value={description} onChange={(e) => setDescription(e.target.value)} maxLength={2000} readOnly={busy} aria-busy={busy} />
+        <button type="submit" className="btn btn-primary btn-small" disabled={busy || !canSnapshot} data-focus-key="take" title={takeWhy ?? undefined} aria-describedby={takeWhyId}>
           Take Snapshot
         </button>
-        <span className="muted">
-          {memoryBlocked
-            ? `Shared folders (${shares.map((x) => x.tag).join(', ')}) keep QEMU from saving the memory of this running VM: shut it down to take a snapshot of its disks, or remove the shared folders. Suspend is not possible either.`
-            : vm.state === 'suspended'
-              ? 'The VM is suspended: start it (it resumes) or discard its saved state first.'
-              : live
-                ? 'Includes the memory: a revert resumes the guest where it was.'
-                : 'The VM is shut down: the snapshot holds its disks.'}
+        <span id={takeWhyId} className="muted">
+          {takeWhy ?? (live ? 'Includes the memory: a revert resumes the guest where it was.' : 'The VM is shut down: the snapshot holds its disks.')}
         </span>
       </form>
       <div className="snapshot-actions">
-        <button type="button" className="btn btn-small" disabled={busy || vm.state !== 'stopped'} onClick={() => setAsk({ kind: 'clone' })}>
+        <button type="button" className="btn btn-small" disabled={busy || cloneWhy !== null} title={cloneWhy ?? undefined} onClick={() => setAsk({ kind: 'clone' })}>
           Clone…
         </button>
-        <button type="button" className="btn btn-small" disabled={busy || !live || memoryBlocked} onClick={() => void run(() => services.snapshots.suspend(vm.id))}>
+        <button type="button" className="btn btn-small" disabled={busy || suspendWhy !== null} title={suspendWhy ?? undefined} onClick={() => void run(() => services.snapshots.suspend(vm.id))}>
           Suspend
         </button>
-        {vm.state === 'suspended' && (
-          <button type="button" className="btn btn-small btn-danger" disabled={busy} onClick={() => setAsk({ kind: 'discard' })}>
-            Discard Saved State…
+        {suspended && (
+          <button type="button" className="btn btn-small btn-danger" disabled={busy} onClick={() => setAsk({ kind: 'discard' })} data-focus-key="discard">
+            {DISCARD_LABEL}
           </button>
+        )}
+        {rowWhy && (
+          <span id={rowWhyId} className="muted">
+            {rowWhy}
+          </span>
         )}
       </div>
       {progress && (
@@ -195,36 +253,57 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
         </div>
       )}
       {error && (
-        <div className="notice notice-danger" role="alert">
-          {error}
+        <div id={errorId} className="snapshot-message snapshot-error" role="alert">
+          <span>{error}</span>
+          <button type="button" className="btn btn-small btn-ghost" onClick={() => setError(null)}>
+            Dismiss
+          </button>
         </div>
       )}
       {notice && (
-        <div className="notice" role="status">
-          {notice}
+        <div className="snapshot-message" role="status">
+          <span>{notice}</span>
+          <button type="button" className="btn btn-small btn-ghost" onClick={() => setNotice(null)}>
+            Dismiss
+          </button>
         </div>
       )}
       {list !== null && rows.length === 0 && <p className="muted">No snapshots yet.</p>}
       <ul className="snapshot-tree" aria-label="Snapshot tree">
         {rows.map(({ snap, depth }) => (
-          <li key={snap.id} className="snapshot-row" style={{ marginInlineStart: `${depth * 1.5}rem` }} aria-label={snap.name} data-current={snap.current}>
-            <Thumbnail vmId={vm.id} snap={snap} />
+          <li key={snap.id} className="snapshot-row" style={{ marginInlineStart: `${Math.min(depth, 6) * 1.5}rem` }} aria-label={snap.name} data-current={snap.current}>
+            <Thumbnail vmId={vm.id} snap={snap} onOpen={(url) => setAsk({ kind: 'picture', snap, url })} />
             <div className="snapshot-text">
               <strong>{snap.name}</strong>
               {snap.current && <span className="badge">You are here</span>}
               <div className="muted">
-                {new Date(snap.createdAt).toLocaleString()} · {snap.withMemory ? `with memory, ${formatBytes(snap.sizeBytes)}` : 'disks only'}
+                {snapshotDate(snap.createdAt, formatDate)} · {snap.withMemory ? `with memory, ${formatBytes(snap.sizeBytes)}` : 'disks only'}
               </div>
-              {snap.description && <div>{snap.description}</div>}
+              {snap.description && <div className="snapshot-description">{localizeIsoTimes(snap.description, formatDate)}</div>}
             </div>
             <div className="snapshot-buttons">
-              <button type="button" className="btn btn-small" disabled={busy} onClick={() => setAsk({ kind: 'revert', snap })}>
+              <button
+                type="button"
+                className="btn btn-small"
+                disabled={busy || rowWhy !== null}
+                title={rowWhy ?? undefined}
+                aria-describedby={rowWhy ? rowWhyId : undefined}
+                data-focus-key={`revert-${snap.id}`}
+                onClick={() => setAsk({ kind: 'revert', snap })}
+              >
                 Revert
               </button>
-              <button type="button" className="btn btn-small btn-ghost" disabled={busy} onClick={() => setAsk({ kind: 'rename', snap })}>
+              <button type="button" className="btn btn-small btn-ghost" disabled={busy} data-focus-key={`rename-${snap.id}`} onClick={() => setAsk({ kind: 'rename', snap })}>
                 Rename
               </button>
-              <button type="button" className="btn btn-small btn-danger" disabled={busy} onClick={() => setAsk({ kind: 'delete', snap })}>
+              <button
+                type="button"
+                className="btn btn-small btn-danger"
+                disabled={busy || rowWhy !== null}
+                title={rowWhy ?? undefined}
+                aria-describedby={rowWhy ? rowWhyId : undefined}
+                onClick={() => setAsk({ kind: 'delete', snap })}
+              >
                 Delete
               </button>
             </div>
@@ -247,7 +326,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
               onClick={() => {
                 const snap = ask.snap;
                 setAsk(null);
-                void run(() => services.snapshots.revert(vm.id, snap.id));
+                void run(() => services.snapshots.revert(vm.id, snap.id), `revert-${snap.id}`);
               }}
             >
               Revert Without Saving
@@ -261,7 +340,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
                 void run(async () => {
                   await services.snapshots.create(vm.id, { description: `Before reverting to ${snap.name}` });
                   return services.snapshots.revert(vm.id, snap.id);
-                });
+                }, `revert-${snap.id}`);
               }}
             >
               Snapshot, Then Revert
@@ -282,7 +361,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
               onClick={() => {
                 const snap = ask.snap;
                 setAsk(null);
-                void run(() => services.snapshots.delete(vm.id, snap.id));
+                void run(() => services.snapshots.delete(vm.id, snap.id), focusAfterDelete(snap.id));
               }}
             >
               Delete Snapshot
@@ -290,37 +369,40 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
           </div>
         </Dialog>
       )}
-      {ask?.kind === 'discard' && (
-        <Dialog title={`Discard the saved state of “${vm.name}”?`} onClose={() => setAsk(null)} role="alertdialog" className="dialog-narrow">
-          <p className="dialog-text">What the VM was running when it was suspended is lost, as after a power cut. The next start boots it afresh.</p>
+      {ask?.kind === 'discard' && <DiscardStateDialog vm={vm} onClose={() => setAsk(null)} onDone={() => setFocusKey('take-name')} onError={(message) => setError(message)} />}
+      {ask?.kind === 'picture' && (
+        <Dialog title={`Screen at snapshot “${ask.snap.name}”`} onClose={() => setAsk(null)} className="dialog-picture">
+          <img className="snapshot-picture" src={ask.url} alt={`Screen at snapshot ${ask.snap.name}, enlarged`} />
           <div className="dialog-actions">
             <button type="button" className="btn" onClick={() => setAsk(null)} data-autofocus>
-              Cancel
-            </button>
-            <button
-              type="button"
-              className="btn btn-danger"
-              onClick={() => {
-                setAsk(null);
-                void run(() => services.vms.stop(vm.id, { force: true }));
-              }}
-            >
-              Discard Saved State
+              Close
             </button>
           </div>
         </Dialog>
       )}
-      {(ask?.kind === 'rename' || ask?.kind === 'clone') && (
-        <NameDialog
-          title={ask.kind === 'rename' ? `Rename “${ask.snap.name}”` : `Clone “${vm.name}”`}
-          initial={ask.kind === 'rename' ? ask.snap.name : `${vm.name} copy`}
-          linkedOption={ask.kind === 'clone'}
+      {ask?.kind === 'clone' && (
+        <CloneDialog
+          vm={vm}
           onClose={() => setAsk(null)}
-          onDone={async (value, linked) => {
+          onOpen={(clone) => {
+            setAsk(null);
+            openVmWindow(clone.id);
+          }}
+        />
+      )}
+      {ask?.kind === 'rename' && (
+        <NameDialog
+          title={`Rename “${ask.snap.name}”`}
+          initial={ask.snap.name}
+          onClose={() => setAsk(null)}
+          onDone={async (value) => {
             const a = ask;
             // The dialog stays open on an error, which it shows under the name (what was typed stays).
-            const failed = await runInDialog(() => (a.kind === 'rename' ? services.snapshots.edit(vm.id, a.snap.id, { name: value }) : services.snapshots.clone(vm.id, { name: value, linked })));
-            if (failed === null) setAsk(null);
+            const failed = await runInDialog(() => services.snapshots.edit(vm.id, a.snap.id, { name: value }));
+            if (failed === null) {
+              setAsk(null);
+              setFocusKey(`rename-${a.snap.id}`);
+            }
             return failed;
           }}
         />
@@ -332,13 +414,11 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
 function NameDialog(props: {
   readonly title: string;
   readonly initial: string;
-  readonly linkedOption: boolean;
   readonly onClose: () => void;
   /** Resolves with the error to show (the dialog stays open), or null when done. */
-  readonly onDone: (name: string, linked: boolean) => Promise<string | null>;
+  readonly onDone: (name: string) => Promise<string | null>;
 }): ReactNode {
   const [value, setValue] = useState(props.initial);
-  const [linked, setLinked] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [working, setWorking] = useState(false);
   const id = useId();
@@ -351,7 +431,7 @@ function NameDialog(props: {
           if (!value.trim() || working) return;
           setWorking(true);
           setError(null);
-          void props.onDone(value.trim(), linked).then((why) => {
+          void props.onDone(value.trim()).then((why) => {
             setWorking(false);
             setError(why);
           });
@@ -361,7 +441,11 @@ function NameDialog(props: {
         <input
           id={id}
           value={value}
-          onChange={(e) => setValue(e.target.value)}
+          onChange={(e) => {
+            setValue(e.target.value);
+            setError(null);
+          }}
+          className="input"
           maxLength={100}
           data-autofocus
           aria-invalid={error !== null}
@@ -371,11 +455,6 @@ function NameDialog(props: {
           <div id={errId} className="field-error" role="alert">
             {error}
           </div>
-        )}
-        {props.linkedOption && (
-          <label>
-            <input type="checkbox" checked={linked} onChange={(e) => setLinked(e.target.checked)} /> Linked clone (instant; shares this VM&apos;s disks read-only)
-          </label>
         )}
         <div className="dialog-actions">
           <button type="button" className="btn" onClick={props.onClose}>

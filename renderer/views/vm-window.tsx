@@ -1,20 +1,22 @@
-/** A VM's own window (#/vm/<id>): power toolbar, Display and Serial consoles, settings, delete. */
-import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
+/** A VM's own window (#/vm/<id>): power toolbar (Suspend, Clone…, Export… too), Display and Serial
+ *  consoles, settings, delete. A disabled toolbar button says why (its title and description). */
+import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { Icon, type IconName } from '../components/icons';
 import { StateBadge } from '../components/state-badge';
 import { Tabs } from '../components/tabs';
 import { DeleteDialog, SettingsDialog } from '../components/vm-dialogs';
+import { CloneDialog, DiscardStateDialog, ExportDialog } from '../components/vm-copy-dialogs';
 import { useServices } from '../engine';
 import { useVm } from '../hooks/use-vms';
-import { uiError, type RemedyAction, type UiError } from '../lib/remedy';
+import { DISCARD_LABEL, forVmState, uiError, type RemedyAction, type UiError } from '../lib/remedy';
 import { onMenuAction } from '../lib/menu-events';
 import type { MenuAction } from '../../main/common/menu-actions';
 import { base64ToBytes, formatOsArch, formatResources, screenshotFileName } from '../lib/format';
-import { confirmationFor, hasDisplay, isActionEnabled, pausedText, problemText, startTryText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
+import { actionBlockedReason, confirmationFor, hasDisplay, isActionEnabled, pausedText, problemText, startLabel, startTryText, stopOutcomeText, stopProgressText, type VmAction } from '../lib/vm-actions';
 import { routeHash } from '../lib/router';
-import { leaveVmWindow } from '../navigation';
+import { leaveVmWindow, openVmWindow } from '../navigation';
 import { DisplayConsole } from './display-console';
 import { SerialConsole } from './serial-console';
 import { SshTerminal } from './ssh-terminal';
@@ -23,7 +25,7 @@ import { SnapshotsView } from './snapshots-view';
 import { HardwareView } from './hardware-view';
 
 type ConsoleTab = 'display' | 'serial' | 'terminal' | 'stats' | 'snapshots' | 'hardware';
-type OpenDialog = 'settings' | 'delete' | null;
+type OpenDialog = 'settings' | 'delete' | 'clone' | 'export' | 'discard' | null;
 
 export function VmWindow({ id }: { readonly id: string }): ReactNode {
   const { view, apply } = useVm(id);
@@ -80,6 +82,8 @@ function remedyButton(action: RemedyAction, failed: VmAction): VmAction | 'host'
       return 'shutdown';
     case 'forceOff':
       return 'forceOff';
+    case 'discard':
+      return 'discard';
     case 'start':
       return 'start';
     case 'settings':
@@ -118,7 +122,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   // Force Off or Reset of a running guest, waiting for the person to confirm.
   const [confirming, setConfirming] = useState<'forceOff' | 'reset' | null>(null);
   const [pending, setPending] = useState<ReadonlySet<VmAction>>(new Set());
-  const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction }) | null>(null);
+  const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction; readonly state?: string }) | null>(null);
   // What the engine said is worth knowing about the last action (UEFI settings reset at start…).
   const [notices, setNotices] = useState<readonly string[]>([]);
   const [serialFocus, setSerialFocus] = useState(0);
@@ -127,6 +131,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   // few milliseconds with the same sentence, so the banner carries the try's number and time.
   const [startTry, setStartTry] = useState<{ readonly n: number; readonly at: string } | null>(null);
   const toolbarRef = useRef<HTMLDivElement>(null);
+  const whyPrefix = useId();
   const c = vm.config;
   // A start in flight hides the last failure: pressing Start again visibly retries. A failed start's
   // own banner (below, with the try's time) replaces the same sentence shown as the VM's problem.
@@ -140,6 +145,13 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   // When a stop ends (from here, the CLI or another window), say how: the guest shut down, or what
   // the engine had to do ("the guest did not respond to the power button; forced off after 30 s").
   const previous = useRef(vm.state);
+  // A refusal that depended on the VM's state ("is suspended", "is running") goes once the state
+  // has changed: its cause is gone. A failed start keeps its banner (its own try number and time).
+  const latestState = useRef(vm.state);
+  latestState.current = vm.state;
+  useEffect(() => {
+    setActionError((e) => (e && e.action !== 'start' && e.state !== undefined && e.state !== vm.state ? null : e));
+  }, [vm.state]);
   useEffect(() => {
     if (previous.current === 'stopping' && vm.state === 'stopped') setOutcome(stopOutcomeText(vm.lastExit));
     if (vm.state === 'starting' || vm.state === 'running') setOutcome(null);
@@ -159,7 +171,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
       if (result) apply(result);
       if (result?.notices) setNotices(result.notices);
     } catch (e) {
-      setActionError({ ...uiError(e, 'window'), action });
+      setActionError({ ...forVmState(uiError(e, 'window'), latestState.current), action, state: latestState.current });
     } finally {
       setPending((p) => {
         const next = new Set(p);
@@ -199,6 +211,10 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
     screenshot: () => void run('screenshot', screenshot),
     settings: () => setDialog('settings'),
     delete: () => setDialog('delete'),
+    suspend: () => void run('suspend', () => services.snapshots.suspend(vm.id)),
+    clone: () => setDialog('clone'),
+    export: () => setDialog('export'),
+    discard: () => setDialog('discard'),
   };
 
   // Commands from the app menu (Electron) act like the toolbar buttons, and only when those are enabled.
@@ -220,16 +236,23 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const pauseOrResume: ToolbarButton = vm.state === 'paused' ? { action: 'resume', label: 'Resume', icon: 'play' } : { action: 'pause', label: 'Pause', icon: 'pause' };
   const groups: readonly (readonly ToolbarButton[])[] = [
     [
-      { action: 'start', label: 'Start', icon: 'play' },
+      // A suspended VM's start resumes it where it was: the button says so.
+      { action: 'start', label: startLabel(vm), icon: 'play' },
       pauseOrResume,
       // "Reset", not "Restart": it is the hardware reset button (QMP system_reset), not a reboot.
       { action: 'reset', label: 'Reset', icon: 'reset' },
       { action: 'shutdown', label: 'Shut Down', icon: 'power' },
-      { action: 'forceOff', label: 'Force Off', icon: 'plug', danger: true },
+      // A suspended VM runs nothing to force off: its Force Off drops the saved state.
+      vm.state === 'suspended' ? { action: 'discard', label: DISCARD_LABEL, icon: 'plug', danger: true } : { action: 'forceOff', label: 'Force Off', icon: 'plug', danger: true },
     ],
     [
       { action: 'ctrlAltDel', label: 'Send Ctrl+Alt+Del', icon: 'keyboard' },
       { action: 'screenshot', label: 'Screenshot', icon: 'camera' },
+    ],
+    [
+      { action: 'suspend', label: 'Suspend', icon: 'suspend' },
+      { action: 'clone', label: 'Clone…', icon: 'copy' },
+      { action: 'export', label: 'Export…', icon: 'export' },
     ],
     [
       { action: 'settings', label: 'Settings', icon: 'sliders' },
@@ -270,6 +293,9 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
           <div className="toolbar-group" key={gi}>
             {group.map((b) => {
               const enabled = isActionEnabled(b.action, vm) && !pending.has(b.action);
+              // Why it is greyed out, as Take Snapshot says it: on hover and to assistive technology.
+              const why = pending.has(b.action) ? null : actionBlockedReason(b.action, vm);
+              const whyId = `${whyPrefix}-${b.action}`;
               return (
                 <button
                   key={b.action}
@@ -277,6 +303,8 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
                   className={`btn btn-tool ${b.danger ? 'btn-tool-danger' : ''}`}
                   disabled={!enabled}
                   aria-busy={pending.has(b.action) || undefined}
+                  title={why ?? undefined}
+                  aria-describedby={why ? whyId : undefined}
                   onClick={handlers[b.action]}
                 >
                   <Icon name={b.icon} />
@@ -286,6 +314,17 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
             })}
           </div>
         ))}
+        {/* The reasons the disabled buttons point at (outside them: not part of their names). */}
+        <div className="visually-hidden">
+          {groups.flat().map((b) => {
+            const why = pending.has(b.action) ? null : actionBlockedReason(b.action, vm);
+            return why ? (
+              <span key={b.action} id={`${whyPrefix}-${b.action}`}>
+                {why}
+              </span>
+            ) : null;
+          })}
+        </div>
       </div>
 
       {stopping && (
@@ -401,6 +440,25 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
             apply(updated);
             setDialog(null);
           }}
+        />
+      )}
+      {dialog === 'clone' && (
+        <CloneDialog
+          vm={vm}
+          onClose={() => setDialog(null)}
+          onOpen={(clone) => {
+            setDialog(null);
+            openVmWindow(clone.id);
+          }}
+        />
+      )}
+      {dialog === 'export' && <ExportDialog vm={vm} onClose={() => setDialog(null)} />}
+      {dialog === 'discard' && (
+        <DiscardStateDialog
+          vm={vm}
+          onClose={() => setDialog(null)}
+          onDone={(updated) => updated && apply(updated)}
+          onError={(message) => setActionError({ message, remedy: null, fields: {}, action: 'discard' })}
         />
       )}
       {dialog === 'delete' && (
