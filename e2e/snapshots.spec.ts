@@ -87,6 +87,15 @@ test('a snapshot of a guest with a screen shows the screen at that moment as its
   expect(size.done).toBe(true);
   expect(size.w).toBeGreaterThan(100);
   expect(size.h).toBeGreaterThan(100);
+  // A click shows it larger, in a dialog; Close gives the focus back to the thumbnail.
+  await row.getByRole('button', { name: 'Enlarge the screen at snapshot pictured' }).click();
+  const picture = vmPage.getByRole('dialog', { name: 'Screen at snapshot “pictured”' });
+  const big = picture.getByRole('img', { name: 'Screen at snapshot pictured, enlarged' });
+  await expect(big).toBeVisible();
+  expect((await big.boundingBox())!.width).toBeGreaterThan(300);
+  await picture.getByRole('button', { name: 'Close' }).click();
+  await expect(picture).toHaveCount(0);
+  await expect(row.getByRole('button', { name: 'Enlarge the screen at snapshot pictured' })).toBeFocused();
 
   await vmPage.close();
   expect((await served.cli(['stop', name, '--force'])).code).toBe(0);
@@ -98,6 +107,8 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   const created = await served.cli(['create', name, '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append, '--memory', '256M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
   expect(created.code, created.stderr).toBe(0);
   expect((await served.cli(['start', name, '--wait-serial', guest.readyMarker, '--timeout', '120'])).code).toBe(0);
+  const snapped = await served.cli(['snapshot', 'create', name, 'before sleep']);
+  expect(snapped.code, snapped.stderr).toBe(0);
 
   const library = new LibraryPage(page);
   await library.goto(served.url);
@@ -107,10 +118,31 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
   const panel = vmPage.getByRole('region', { name: 'Snapshots' });
 
-  await panel.getByRole('button', { name: 'Suspend' }).click();
+  // Greyed-out toolbar buttons say why (tester-s6 #6).
+  await expect(vm.button('Clone…')).toBeDisabled();
+  await expect(vm.button('Clone…')).toHaveAccessibleDescription('Shut the VM down to clone it.');
+  await expect(vm.button('Settings')).toHaveAttribute('title', 'Shut the VM down to change its settings.');
+
+  // Suspend from the VM window's toolbar (tester-s6 #11).
+  await vm.button('Suspend').click();
   await expect(vmPage.locator('header').first()).toContainText('Suspended', { timeout: 60_000 });
   const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[];
   expect(listed.find((v) => v.name === name)?.state).toBe('suspended');
+
+  // Suspended: its Start says Resume; Force Off's place is Discard Saved State…; the snapshot's
+  // Revert and Delete are disabled saying why and naming that button (tester-s6 #2, #11).
+  await expect(vm.button('Resume')).toBeEnabled();
+  await expect(vm.button('Discard Saved State…')).toBeEnabled();
+  await expect(vm.button('Export…')).toHaveAccessibleDescription(/^It is suspended: resume it \(Resume\) and shut it down, or discard its saved state, to export it\.$/);
+  const sleeping = panel.getByRole('listitem', { name: 'before sleep' });
+  for (const label of ['Revert', 'Delete']) {
+    const b = sleeping.getByRole('button', { name: label, exact: true });
+    await expect(b).toBeDisabled();
+    await expect(b).toHaveAccessibleDescription(/suspended: its disks must stay as they are until it resumes\. Resume it, or use Discard Saved State…, first\./);
+  }
+  await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toBeDisabled();
+  await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toHaveAccessibleDescription(/suspended: resume it \(Resume\), or use Discard Saved State…, first/);
+  await expect(panel).not.toContainText('force it off');
 
   // Suspended, its Settings open: a hardware change is refused with the engine's sentence, a new
   // name is saved (no part of the saved state), and the name goes back the same way.
@@ -135,16 +167,28 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   }
   expect((JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[]).find((v) => v.name === name)?.state).toBe('suspended');
 
-  // Start resumes it; then shut it off and clone it.
-  await vm.button('Start').click();
+  // Resume resumes it; then shut it off and clone it from the toolbar.
+  await vm.button('Resume').click();
   await expect(vmPage.locator('header').first()).toContainText('Running', { timeout: 60_000 });
+  await expect(vm.button('Start')).toBeDisabled();
   expect((await served.cli(['stop', name, '--force'])).code).toBe(0);
   await expect(vmPage.locator('header').first()).toContainText('Stopped', { timeout: 30_000 });
-  await panel.getByRole('button', { name: 'Clone…' }).click();
-  const dialog = vmPage.getByRole('dialog');
-  await dialog.getByLabel('Name').fill('suspend guest twin');
-  await dialog.getByRole('button', { name: 'OK' }).click();
-  await expect.poll(async () => ((JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name)), { timeout: 60_000 }).toContain('suspend guest twin');
+  await vm.button('Clone…').click();
+  const dialog = vmPage.getByRole('dialog', { name: `Clone “${name}”` });
+  // The VM has a snapshot: Linked is disabled up front, with one line of reason (tester-s6 #7).
+  const linked = dialog.getByRole('checkbox', { name: /Linked clone/ });
+  await expect(linked).toBeDisabled();
+  await expect(linked).toHaveAccessibleDescription(/^Not for a VM with snapshots \(it has 1\)/);
+  await dialog.getByLabel('Name of the clone').fill('suspend guest twin');
+  await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
+  // Done: it says so, and offers to open the clone (tester-s6 #13).
+  await expect(dialog.getByRole('status')).toContainText('Cloned: “suspend guest twin” is in the library', { timeout: 60_000 });
+  const opened = vmPage.context().waitForEvent('page');
+  await dialog.getByRole('button', { name: 'Open “suspend guest twin”' }).click();
+  const twinPage = await opened;
+  await expect(twinPage.locator('h1')).toHaveText('suspend guest twin', { timeout: 30_000 });
+  await twinPage.close();
+  expect((JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name)).toContain('suspend guest twin');
 
   await vmPage.close();
   expect((await served.cli(['delete', 'suspend guest twin'])).code).toBe(0);
@@ -182,11 +226,15 @@ test('deleting the source of a linked clone: the Delete dialog offers to flatten
   const vm = new VmWindowPage(vmPage);
   await vm.button('Delete').click();
   const dialog = vmPage.getByRole('alertdialog');
+  // Offered from the start (tester-s6 #8), with the clone's name; a delete without it says so in
+  // names, not the clone's folder path or id.
   const flatten = dialog.getByLabel('Flatten its linked clones first (“flat child”)');
-  await expect(flatten).toHaveCount(0); // offered once the engine names the clones
+  await expect(flatten).toBeVisible();
   await dialog.getByRole('button', { name: 'Delete VM' }).click();
-  await expect(dialog).toContainText('"flat base" cannot be deleted: "flat child" uses');
+  await expect(dialog).toContainText('“flat child” is a linked clone of “flat base” and needs its disks. Tick “Flatten…” above');
+  await expect(dialog).not.toContainText('/vms/');
   await flatten.check();
+  await expect(dialog.getByRole('alert')).toHaveCount(0);
   await dialog.getByRole('button', { name: 'Flatten Clones and Delete' }).click();
   await expect(library.vm('flat base')).toHaveCount(0, { timeout: 60_000 });
 
@@ -237,6 +285,8 @@ test('snapshot dialogs keep what was typed: the name field is locked while savin
   await rename.getByRole('button', { name: 'OK' }).click();
   await expect(rename).toHaveCount(0, { timeout: 30_000 });
   await expect(panel.getByRole('listitem', { name: 'renamed' })).toBeVisible();
+  // The focus is back on the renamed row's Rename, not lost to the page (tester-s6 #16).
+  await expect(panel.getByRole('listitem', { name: 'renamed' }).getByRole('button', { name: 'Rename' })).toBeFocused();
 
   // Revert's three buttons all show whole inside the dialog.
   await panel.getByRole('listitem', { name: 'first' }).getByRole('button', { name: 'Revert' }).click();
@@ -263,12 +313,150 @@ test('snapshot dialogs keep what was typed: the name field is locked while savin
   // A refused clone: the dialog stays open with the reason.
   await panel.getByRole('button', { name: 'Clone…' }).click();
   const clone = vmPage.getByRole('dialog');
-  await clone.getByLabel('Name').fill(name);
-  await clone.getByRole('button', { name: 'OK' }).click();
+  await clone.getByLabel('Name of the clone').fill(name);
+  await clone.getByRole('button', { name: 'Clone', exact: true }).click();
   await expect(clone.getByRole('alert')).toContainText(`A VM named "${name}" already exists. Choose another name for the clone.`);
-  await expect(clone.getByLabel('Name')).toHaveValue(name);
+  await expect(clone.getByLabel('Name of the clone')).toHaveValue(name);
+  await expect(clone.getByLabel('Name of the clone')).toHaveAttribute('aria-invalid', 'true');
+  // The error goes once the name is edited (tester-s6 #14).
+  await clone.getByLabel('Name of the clone').fill(`${name} 2`);
+  await expect(clone.getByRole('alert')).toHaveCount(0);
   await clone.getByRole('button', { name: 'Cancel' }).click();
 
   await vmPage.close();
   expect((await served.cli(['delete', name])).code).toBe(0);
+});
+
+test('a long history at 800×600: one indent for a straight chain, long text wraps with the buttons on screen, the real next name, focus after Take Snapshot and Delete', async ({ appPage: page, served }) => {
+  const name = 'long rows';
+  expect((await served.cli(['create', name, '--memory', '128M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
+  const long = `Long description: ${'lorem ipsum dolor sit amet '.repeat(12)}https://example.com/a/very/long/unbroken/url/path/that/does/not/wrap/easily/at/all/${'x'.repeat(80)}`;
+  for (const [snapName, description] of [
+    ['one', 'first'],
+    ['two', 'second'],
+    ['three', long],
+  ] as const) {
+    const r = await served.cli(['snapshot', 'create', name, snapName, '--description', description]);
+    expect(r.code, r.stderr).toBe(0);
+  }
+
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vmPage = await library.openVm(name);
+  await vmPage.setViewportSize({ width: 800, height: 600 });
+  const vm = new VmWindowPage(vmPage);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
+  const panel = vmPage.getByRole('region', { name: 'Snapshots' });
+  const rows = ['one', 'two', 'three'].map((n) => panel.getByRole('listitem', { name: n }));
+  await expect(rows[2]!).toBeVisible({ timeout: 30_000 });
+
+  // A straight chain: every row starts at the same x (tester-s6 #15).
+  const xs = await Promise.all(rows.map(async (r) => (await r.boundingBox())!.x));
+  expect(new Set(xs).size).toBe(1);
+  // The long row's buttons stay on screen; its text wraps inside the row.
+  const del = rows[2]!.getByRole('button', { name: 'Delete' });
+  const box = (await del.boundingBox())!;
+  expect(box.x + box.width).toBeLessThanOrEqual(800);
+  const rowBox = (await rows[2]!.boundingBox())!;
+  expect(rowBox.x + rowBox.width).toBeLessThanOrEqual(800);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await vmPage.screenshot({ path: path.join(ARTIFACTS, 'snapshots-800x600.png') });
+
+  // The name's placeholder is the name a blank snapshot gets (tester-s6 #17).
+  const field = panel.getByLabel('Snapshot name');
+  await expect(field).toHaveAttribute('placeholder', 'Snapshot 4');
+  await panel.getByRole('button', { name: 'Take Snapshot' }).click();
+  await expect(panel.getByRole('listitem', { name: 'Snapshot 4' })).toBeVisible({ timeout: 60_000 });
+  await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toBeFocused();
+  await expect(field).toHaveAttribute('placeholder', 'Snapshot 5');
+
+  // A duplicate name is the field's error; typing clears it (tester-s6 #14, #16).
+  await field.fill('two');
+  await panel.getByRole('button', { name: 'Take Snapshot' }).click();
+  await expect(panel.getByRole('alert')).toContainText('already has a snapshot named "two"');
+  await expect(field).toHaveAttribute('aria-invalid', 'true');
+  await expect(field).toHaveAccessibleDescription(/already has a snapshot named "two"/);
+  // A compact box: the sentence starts at its top, no empty line above it.
+  expect(await panel.getByRole('alert').evaluate((el) => parseFloat(getComputedStyle(el).paddingTop))).toBeLessThanOrEqual(10);
+  await field.fill('two b');
+  await expect(panel.getByRole('alert')).toHaveCount(0);
+  await expect(field).toHaveAttribute('aria-invalid', 'false');
+  await field.fill('');
+
+  // After Delete, the focus goes to the next row's Revert, not to the page.
+  await rows[1]!.getByRole('button', { name: 'Delete' }).click();
+  await vmPage.getByRole('alertdialog').getByRole('button', { name: 'Delete Snapshot' }).click();
+  await expect(rows[1]!).toHaveCount(0, { timeout: 60_000 });
+  await expect(rows[2]!.getByRole('button', { name: 'Revert' })).toBeFocused();
+
+  await vmPage.close();
+  expect((await served.cli(['delete', name])).code).toBe(0);
+});
+
+test('Export… writes a file that import accepts; Import… in the library brings it in as a new VM; the context menu has Clone… and Export…', async ({ appPage: page, served }) => {
+  const name = 'porter';
+  expect((await served.cli(['create', name, '--memory', '128M', '--disk-size', '64M', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
+  const folder = fs.mkdtempSync(path.join(served.home.home, 'exports-'));
+  const file = path.join(folder, 'porter.vivarium');
+
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  // The library's context menu offers Clone… and Export… where Start and Stop are (tester-s6 #11, #12).
+  await library.vm(name).click({ button: 'right' });
+  const menu = library.contextMenu(name);
+  await expect(menu.getByRole('menuitem', { name: 'Clone…' })).not.toHaveAttribute('aria-disabled', 'true');
+  await expect(menu.getByRole('menuitem', { name: 'Suspend' })).toHaveAttribute('aria-disabled', 'true');
+  await menu.getByRole('menuitem', { name: 'Export…' }).click();
+  let exporting = page.getByRole('dialog', { name: `Export “${name}”` });
+  await expect(exporting.getByLabel('File name')).toHaveValue('porter.vivarium');
+  await exporting.getByRole('button', { name: 'Cancel' }).click();
+
+  // Export from the VM window: the folder typed (the chooser shows only the home folder), the
+  // default file name.
+  const vmPage = await library.openVm(name);
+  const vm = new VmWindowPage(vmPage);
+  await vm.button('Export…').click();
+  exporting = vmPage.getByRole('dialog', { name: `Export “${name}”` });
+  await exporting.getByLabel('Folder', { exact: true }).fill(folder);
+  await exporting.getByRole('button', { name: 'Export', exact: true }).click();
+  await expect(exporting.getByRole('status')).toContainText(`Exported to ${file} (`, { timeout: 60_000 });
+  expect(fs.statSync(file).size).toBeGreaterThan(0);
+  await exporting.getByRole('button', { name: 'Done' }).click();
+  await expect(exporting).toHaveCount(0);
+
+  // The same file again: refused on the file name field, in the engine's words.
+  await vm.button('Export…').click();
+  await exporting.getByLabel('Folder', { exact: true }).fill(folder);
+  await exporting.getByRole('button', { name: 'Export', exact: true }).click();
+  await expect(exporting.getByLabel('File name')).toHaveAttribute('aria-invalid', 'true', { timeout: 30_000 });
+  await expect(exporting.getByLabel('File name')).toHaveAccessibleDescription(`${file} already exists. Choose another file name.`);
+  await exporting.getByRole('button', { name: 'Cancel' }).click();
+  await vmPage.close();
+
+  // The CLI's import accepts the file.
+  const imported = await served.cli(['import', file, '--name', 'porter cli']);
+  expect(imported.code, imported.stderr).toBe(0);
+
+  // Import… from the library's toolbar: the VM appears, selected and focused.
+  await library.toolbarButton('Import…').click();
+  const importing = page.getByRole('dialog', { name: 'Import a VM' });
+  await importing.getByLabel('File', { exact: true }).fill(file);
+  await importing.getByLabel('Name (optional)').fill('porter ui');
+  await importing.getByRole('button', { name: 'Import', exact: true }).click();
+  await expect(importing).toHaveCount(0, { timeout: 60_000 });
+  await expect(library.vm('porter ui')).toBeVisible();
+  await expect(library.vm('porter ui')).toBeFocused();
+  await expect(page.getByTestId('library-notice')).toContainText('Imported “porter ui”.');
+  // A name taken: the name field says so.
+  await library.toolbarButton('Import…').click();
+  await importing.getByLabel('File', { exact: true }).fill(file);
+  await importing.getByLabel('Name (optional)').fill('porter ui');
+  await importing.getByRole('button', { name: 'Import', exact: true }).click();
+  await expect(importing.getByLabel('Name (optional)')).toHaveAttribute('aria-invalid', 'true', { timeout: 30_000 });
+  await expect(importing.getByRole('alert')).toContainText('A VM named "porter ui" already exists.');
+  await importing.getByRole('button', { name: 'Cancel' }).click();
+
+  const names = (JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name);
+  expect(names).toEqual(expect.arrayContaining(['porter', 'porter cli', 'porter ui']));
+  for (const n of ['porter ui', 'porter cli', name]) expect((await served.cli(['delete', n])).code).toBe(0);
 });
