@@ -196,6 +196,11 @@ export class Layout {
     ensurePrivateDir(dir, this.runtimeBase, { baseGiven: this.runtimeBaseGiven });
   }
 
+  /** ensureRuntimeDir without blocking the event loop. */
+  ensureRuntimeDirAsync(dir: string): Promise<void> {
+    return ensurePrivateDirAsync(dir, this.runtimeBase, { baseGiven: this.runtimeBaseGiven });
+  }
+
   /** For clients: whether the runtime root exists, verifying it is ours before anything in it is
    *  trusted (another local user could pre-create a shared /tmp path and plant a fake engine). */
   runtimeRootIsOurs(): boolean {
@@ -299,7 +304,6 @@ function refusePrivate(dir: string, why: string, advice: string): never {
   throw new VivariumError(ErrorCode.InvalidState, `${dir} ${why}, so it is not safe for Vivarium's sockets. ${advice}`, { path: dir });
 }
 
-/* eslint-disable no-restricted-syntax -- ensureRuntimeDir is synchronous: its callers (RunStates.get, qemu-driver.ts, suspender.ts, snapshot-service.ts, delete.ts) cannot await yet (TODO(lead)); an lstat per level of a short path */
 /**
  * Checks one level: a real directory owned by us that no other user may write to. A level Vivarium
  * names itself (`given` false) is tightened to 0700 when looser; the folder the user gave as
@@ -307,7 +311,20 @@ function refusePrivate(dir: string, why: string, advice: string): never {
  * 0755, since Vivarium keeps its sockets in a 0700 folder of its own below it.
  */
 function checkPrivate(dir: string, given = false): void {
+  // eslint-disable-next-line no-restricted-syntax -- ensureRuntimeDir's synchronous form (callers that cannot await yet: qemu-driver.ts, suspender.ts, snapshot-service.ts, delete.ts, RunStates.get; TODO(lead)); one lstat
   const st = fs.lstatSync(dir);
+  // eslint-disable-next-line no-restricted-syntax -- as above
+  if (mustTighten(dir, st, given)) fs.chmodSync(dir, 0o700);
+}
+
+/** checkPrivate without blocking the event loop. */
+async function checkPrivateAsync(dir: string, given = false): Promise<void> {
+  const st = await fs.promises.lstat(dir);
+  if (mustTighten(dir, st, given)) await fs.promises.chmod(dir, 0o700);
+}
+
+/** checkPrivate's verdict on a level's lstat: a refusal (thrown), or whether to chmod it 0700. */
+function mustTighten(dir: string, st: fs.Stats, given: boolean): boolean {
   const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
   // For the given folder the user changes the variable; for a folder Vivarium names (/tmp/vivarium-UID…)
   // a stray link or file of theirs can go.
@@ -325,17 +342,16 @@ function checkPrivate(dir: string, given = false): void {
   if (given) {
     // Group members could rename Vivarium's folder away and plant their own: refused, not narrowed.
     if ((st.mode & 0o020) !== 0) refusePrivate(dir, `can be written by its group (mode ${modeText})`, SET_RUNTIME_DIR);
-    return;
+    return false;
   }
-  if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
+  return (st.mode & 0o077) !== 0;
 }
-/* eslint-enable no-restricted-syntax */
 
 function verifyPrivateChain(dir: string, base: string, baseGiven = false): void {
   for (const level of chain(dir, base)) checkPrivate(level, baseGiven && level === base);
 }
 
-/* eslint-disable no-restricted-syntax -- as checkPrivate: a mkdir per missing level, then the checks */
+/* eslint-disable no-restricted-syntax -- the synchronous form, as checkPrivate: a mkdir per missing level, then the checks */
 /**
  * Creates a private directory (0700) and every level from `base` down to it, one mkdir at a time,
  * refusing any level that is a symlink or owned by someone else — the runtime base may live in a
@@ -355,6 +371,20 @@ export function ensurePrivateDir(dir: string, base: string = dir, opts: { readon
   }
 }
 /* eslint-enable no-restricted-syntax */
+
+/** ensurePrivateDir without blocking the event loop (same levels, same checks, same errors). */
+export async function ensurePrivateDirAsync(dir: string, base: string = dir, opts: { readonly baseGiven?: boolean } = {}): Promise<void> {
+  const levels = chain(dir, base);
+  await fs.promises.mkdir(path.dirname(levels[0]!), { recursive: true });
+  for (const level of levels) {
+    try {
+      await fs.promises.mkdir(level, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    await checkPrivateAsync(level, opts.baseGiven === true && level === base);
+  }
+}
 
 
 // ---- private files ------------------------------------------------------------------------------

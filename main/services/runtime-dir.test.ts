@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLI_BIN } from '../test-support/cli';
 import { makeTestHome, type TestHome } from '../test-support/home';
-import { Layout, mkdirPrivate, tightenLibrarySync } from './paths';
+import { Layout, mkdirPrivate, mkdirPrivateAsync, tightenLibrarySync } from './paths';
 
 const mode = (p: string): number => fs.lstatSync(p).mode & 0o7777;
 let dir: string;
@@ -116,5 +116,71 @@ describe('a VIVARIUM_HOME folder of the user\'s', () => {
     fs.chmodSync(lib, 0o755);
     tightenLibrarySync(lib);
     expect(mode(lib)).toBe(0o700);
+  });
+});
+
+describe('the async forms (ensureRuntimeDirAsync, mkdirPrivateAsync: off the event loop, issue 7)', () => {
+  /** Runs `make` on a fresh folder for each form; returns [mode or error message] of both. */
+  async function both(setup: (root: string) => string, run: { sync: (d: string) => unknown; async: (d: string) => Promise<unknown> }): Promise<[string, string]> {
+    const out: string[] = [];
+    for (const form of ['sync', 'async'] as const) {
+      const root = path.join(dir, form);
+      fs.mkdirSync(root);
+      const target = setup(root);
+      try {
+        const r = form === 'sync' ? run.sync(target) : await run.async(target);
+        out.push(`${String(r)} ${mode(target).toString(8)}`);
+      } catch (e) {
+        out.push((e as Error).message.split(root).join('ROOT'));
+      }
+    }
+    return [out[0]!, out[1]!];
+  }
+  const rt = (base: string) => Layout.fromEnv({ VIVARIUM_HOME: path.join(dir, 'lib'), VIVARIUM_RUNTIME_DIR: base });
+
+  it('ensureRuntimeDirAsync makes, tightens and refuses exactly as ensureRuntimeDir', async () => {
+    const cases: ((root: string) => string)[] = [
+      (root) => root, // fresh: made 0700 below the given base
+      (root) => (fs.chmodSync(root, 0o755), root), // a given 0755 base is left alone
+      (root) => (fs.chmodSync(root, 0o775), root), // group-writable given base: refused
+      (root) => (fs.writeFileSync(path.join(root, 'f'), ''), path.join(root, 'f')), // a file: refused
+      (root) => (fs.mkdirSync(rt(root).runtimeRoot, { mode: 0o755 }), fs.chmodSync(rt(root).runtimeRoot, 0o755), root), // our level: tightened
+    ];
+    const seen: string[] = [];
+    for (const setup of cases) {
+      const [s, a] = await both(setup, {
+        sync: (base) => (rt(base).ensureRuntimeDir(rt(base).runtimeRoot), mode(rt(base).runtimeRoot).toString(8)),
+        async: async (base) => (await rt(base).ensureRuntimeDirAsync(rt(base).runtimeRoot), mode(rt(base).runtimeRoot).toString(8)),
+      });
+      expect(a).toBe(s);
+      seen.push(a);
+      fs.rmSync(path.join(dir, 'sync'), { recursive: true, force: true });
+      fs.rmSync(path.join(dir, 'async'), { recursive: true, force: true });
+    }
+    // The runtime root's mode, then the given base's: made 0700, the base left as it was.
+    expect(seen[0]).toMatch(/^700 7[05]5$/);
+    expect(seen[1]).toBe('700 755');
+    expect(seen[2]).toMatch(/can be written by its group \(mode 0775\)/);
+    expect(seen[3]).toMatch(/ROOT\/f is not a directory/);
+    expect(seen[4]).toBe('700 755');
+  });
+
+  it('mkdirPrivateAsync tightens, leaves a folder of the user\'s alone and refuses a link, as mkdirPrivate', async () => {
+    const cases: ((root: string) => string)[] = [
+      (root) => path.join(root, 'new', 'lib'),
+      (root) => (fs.mkdirSync(path.join(root, 'lib')), fs.mkdirSync(path.join(root, 'lib', 'vms')), fs.chmodSync(path.join(root, 'lib'), 0o755), path.join(root, 'lib')),
+      (root) => (fs.mkdirSync(path.join(root, 'lib')), fs.writeFileSync(path.join(root, 'lib', 'notes.txt'), ''), fs.chmodSync(path.join(root, 'lib'), 0o755), path.join(root, 'lib')),
+      (root) => (fs.mkdirSync(path.join(root, 'real')), fs.symlinkSync(path.join(root, 'real'), path.join(root, 'lib')), path.join(root, 'lib')),
+    ];
+    const seen: string[] = [];
+    for (const setup of cases) {
+      const [s, a] = await both(setup, { sync: (d) => mkdirPrivate(d), async: (d) => mkdirPrivateAsync(d) });
+      expect(a).toBe(s);
+      seen.push(a);
+      fs.rmSync(path.join(dir, 'sync'), { recursive: true, force: true });
+      fs.rmSync(path.join(dir, 'async'), { recursive: true, force: true });
+    }
+    expect(seen.slice(0, 3)).toEqual(['false 700', 'true 700', 'false 755']);
+    expect(seen[3]).toMatch(/symbolic link/);
   });
 });

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { Accel } from '../../common/models/vm-config';
 import type { StopProgress, StopRungName } from '../../common/models/vm-state';
-import { writeFileAtomic, type VmRuntimePaths } from '../paths';
+import { writeFileAtomic, writeFileAtomicAsync, type VmRuntimePaths } from '../paths';
 import { isQemuProcessFor } from './process-identity';
 
 export type { StopProgress, StopRungName };
@@ -83,6 +83,11 @@ export function writeRecord(rt: VmRuntimePaths, record: RuntimeRecord): void {
   writeFileAtomic(rt.record, JSON.stringify(record), 0o600);
 }
 
+/** writeRecord without blocking the event loop. */
+export async function writeRecordAsync(rt: VmRuntimePaths, record: RuntimeRecord): Promise<void> {
+  await writeFileAtomicAsync(rt.record, JSON.stringify(record), 0o600);
+}
+
 export function writeStopRequest(rt: VmRuntimePaths, request: StopRequest): void {
   writeFileAtomic(rt.stopRequested, `${JSON.stringify(request)}\n`, 0o600);
 }
@@ -92,6 +97,17 @@ export function readStopRequest(rt: VmRuntimePaths): StopRequest | null {
   const text = safeRead(rt.stopRequested);
   // eslint-disable-next-line no-restricted-syntax -- RunStates' synchronous reconciliation (run-state.ts): once per exit
   if (text === '' && !fs.existsSync(rt.stopRequested)) return null;
+  return parseStopRequest(text);
+}
+
+/** readStopRequest without blocking the event loop. */
+export async function readStopRequestAsync(rt: VmRuntimePaths): Promise<StopRequest | null> {
+  const text = await safeReadAsync(rt.stopRequested);
+  if (text === '' && !(await fsp.lstat(rt.stopRequested).then(() => true, () => false))) return null;
+  return parseStopRequest(text);
+}
+
+function parseStopRequest(text: string): StopRequest {
   try {
     const r = JSON.parse(text) as Partial<StopRequest>;
     if (typeof r === 'object' && r !== null && typeof r.message === 'string' && typeof r.rung === 'string') {
@@ -130,9 +146,19 @@ export async function readExitStatusAsync(file: string): Promise<number | null> 
   return Number.isInteger(n) ? n : null;
 }
 
+/** The files clearRuntime removes. */
+function leftFiles(rt: VmRuntimePaths): string[] {
+  return [rt.record, rt.pidfile, rt.exitStatus, rt.stopRequested, rt.qmp, rt.serial, rt.vnc, rt.qga];
+}
+
+/** clearRuntime without blocking the event loop. */
+export async function clearRuntimeAsync(rt: VmRuntimePaths): Promise<void> {
+  for (const f of leftFiles(rt)) await fsp.rm(f, { force: true });
+}
+
 /** Removes what a previous QEMU left behind (sockets, pidfile, status, record), never the start lock. */
 export function clearRuntime(rt: VmRuntimePaths): void {
-  for (const f of [rt.record, rt.pidfile, rt.exitStatus, rt.stopRequested, rt.qmp, rt.serial, rt.vnc, rt.qga]) {
+  for (const f of leftFiles(rt)) {
     // eslint-disable-next-line no-restricted-syntax -- RunStates' synchronous reconciliation and qemu-driver.ts (TODO(lead): async form): unlinks in the runtime folder
     fs.rmSync(f, { force: true });
   }
@@ -234,12 +260,21 @@ async function scanOnce(): Promise<ReadonlyMap<string, number>> {
   return found;
 }
 
+/** recordFromProcess without blocking the event loop. */
+export async function recordFromProcessAsync(pid: number, id: string, startedAtMs: number): Promise<RuntimeRecord> {
+  return recordOf(pid, id, startedAtMs, await safeReadAsync(`/proc/${pid}/cmdline`), await safeReadAsync(`/proc/${pid}/stat`));
+}
+
 /** The record of a QEMU found without one: rebuilt from its own command line (Linux /proc). */
 export function recordFromProcess(pid: number, id: string, startedAtMs: number): RuntimeRecord {
-  const argv = safeRead(`/proc/${pid}/cmdline`).split('\0').filter((a) => a.length > 0);
+  return recordOf(pid, id, startedAtMs, safeRead(`/proc/${pid}/cmdline`), safeRead(`/proc/${pid}/stat`));
+}
+
+function recordOf(pid: number, id: string, startedAtMs: number, cmdline: string, stat: string): RuntimeRecord {
+  const argv = cmdline.split('\0').filter((a) => a.length > 0);
   const accelArg = argv[argv.indexOf('-accel') + 1] ?? '';
   const accel: Accel = accelArg.startsWith('kvm') ? 'kvm' : accelArg.startsWith('hvf') ? 'hvf' : 'tcg';
-  const ppid = Number(safeRead(`/proc/${pid}/stat`).split(') ').pop()?.split(' ')[1]);
+  const ppid = Number(stat.split(') ').pop()?.split(' ')[1]);
   return {
     pid,
     supervisorPid: Number.isInteger(ppid) && ppid > 1 ? ppid : pid,
@@ -253,7 +288,7 @@ export function recordFromProcess(pid: number, id: string, startedAtMs: number):
 
 export function safeRead(file: string): string {
   try {
-    // eslint-disable-next-line no-restricted-syntax -- the synchronous readers RunStates.get builds on (run-state.ts); safeReadAsync elsewhere
+    // eslint-disable-next-line no-restricted-syntax -- the synchronous readers RunStates.get builds on (run-state.ts), and scanOnce's /proc reads (in memory; see there); safeReadAsync elsewhere
     return fs.readFileSync(file, 'utf8');
   } catch {
     return '';

@@ -88,3 +88,55 @@ describe('RunStates', () => {
     expect(logged.some((l) => /could not record the last exit \(failed: QEMU refused to start: no such file\)/.test(l))).toBe(true);
   });
 });
+
+describe('RunStates off the event loop (issue 7)', () => {
+  it('getLockedAsync reconciles a QEMU that is gone exactly as getLocked does', async () => {
+    const rt = layout.runtime(ID);
+    layout.ensureRuntimeDir(rt.dir);
+    writeRecord(rt, record(9_999_999)); // no such process
+    fs.writeFileSync(rt.exitStatus, '0\n');
+    fs.writeFileSync(layout.bundle(ID).qemuLog, 'qemu-system-x86_64: terminating on signal 15 from pid 1\n');
+    writeStopRequest(rt, { by: process.pid, rung: 'quit', message: 'The guest did not respond to the power button; forced off after 30 s.' });
+    expect(await states.getLockedAsync({ id: ID, name: 'web' })).toEqual({ state: 'stopped' });
+    expect(await states.lastExitAsync(ID)).toMatchObject({
+      reason: 'stopped',
+      message: 'The guest did not respond to the power button; forced off after 30 s.',
+      stderrTail: ['qemu-system-x86_64: terminating on signal 15 from pid 1'],
+    });
+    for (const f of [rt.record, rt.stopRequested, rt.exitStatus]) expect(fs.existsSync(f)).toBe(false);
+    expect(events.map((e) => e.kind)).toEqual(['exited']);
+    expect(await states.getLockedAsync({ id: ID, name: 'web' })).toEqual({ state: 'stopped' });
+    expect(events).toHaveLength(1);
+  });
+
+  it('getLockedAsync adopts a live QEMU by its pidfile, and by its identity when the folder is gone', async () => {
+    const pid = await fakeQemu();
+    const rt = layout.runtime(ID);
+    layout.ensureRuntimeDir(rt.dir);
+    fs.writeFileSync(rt.pidfile, `${pid}\n`);
+    const byPidfile = await states.getLockedAsync({ id: ID, name: 'web' });
+    expect(byPidfile.state).toBe('running');
+    expect('record' in byPidfile && byPidfile.record).toMatchObject({ pid, id: ID, status: 'running' });
+    expect(states.currentRecord(ID)?.pid).toBe(pid);
+    fs.rmSync(rt.dir, { recursive: true });
+    const byIdentity = await states.getLockedAsync({ id: ID, name: 'web' }, await scanQemuProcesses());
+    expect(byIdentity.state).toBe('running');
+    expect(events).toEqual([
+      { kind: 'adopted', id: ID, pid, how: 'pidfile' },
+      { kind: 'adopted', id: ID, pid, how: 'identity' },
+    ]);
+  });
+
+  it('getAsync says "starting" while another live process holds the start lock, touching nothing; a stale lock is taken over', async () => {
+    const holder = await fakeQemu(); // any live process other than this one
+    const rt = layout.runtime(ID);
+    layout.ensureRuntimeDir(rt.dir);
+    fs.writeFileSync(rt.startLock, `${holder}\n`);
+    expect(await states.getAsync({ id: ID, name: 'web' })).toEqual({ state: 'starting', pid: null });
+    expect(fs.readFileSync(rt.startLock, 'utf8')).toBe(`${holder}\n`);
+    // Its owner gone, the lock is stale: the VM is stopped and the lock goes.
+    fs.writeFileSync(rt.startLock, '9999999\n');
+    expect(await states.getAsync({ id: ID, name: 'web' })).toEqual({ state: 'stopped' });
+    expect(fs.existsSync(rt.startLock)).toBe(false);
+  });
+});

@@ -11,34 +11,42 @@
  * Changes travel upward as events (onDidExit, onDidAdopt); nothing here calls into a higher layer.
  *
  * get/getLocked/update are synchronous on purpose: VmService.listSync and the driver's state changes
- * build on them (TODO(lead): async forms once vm-service.ts, qemu-driver.ts, suspender.ts,
- * snapshot-service.ts and library/delete.ts can await). The common paths have getAsync; what stays
- * blocking touches small files in the runtime folder (tmpfs on most hosts) on a state transition.
+ * build on them, and get()'s check-and-act under the start lock must not be interleaved (getAsync).
+ * Listings take getAsync; holders of the start lock can take getLockedAsync (TODO(lead):
+ * qemu-driver.ts, suspender.ts, snapshot-service.ts and library/delete.ts still call the blocking
+ * forms). What stays blocking touches small files in the runtime folder on a state transition.
  */
 import * as fs from 'node:fs';
 import type { LastExit } from '../../common/models/vm-state';
 import { Emitter } from '../emitter';
 import * as fsp from 'node:fs/promises';
-import { readFileNoFollow, readFileNoFollowAsync, writeFileAtomic, type Layout, type VmRuntimePaths } from '../paths';
-import { lastLines } from './tail';
+import { readFileNoFollow, readFileNoFollowAsync, writeFileAtomic, writeFileAtomicAsync, type Layout, type VmRuntimePaths } from '../paths';
+import { lastLines, lastLinesAsync } from './tail';
 import type { EventLog } from './event-log';
 import { classifyExit, signalInQemuLog } from './exit';
 import {
   clearRuntime,
+  clearRuntimeAsync,
   isQemuFor,
   isQemuForAsync,
   parseRecord,
   safeReadAsync,
   pidAlive,
   readExitStatus,
+  readExitStatusAsync,
   readPidFile,
+  readPidFileAsync,
   readRecord,
+  readRecordAsync,
   readStopRequest,
+  readStopRequestAsync,
   recordFromProcess,
+  recordFromProcessAsync,
   writeRecord,
+  writeRecordAsync,
   type RuntimeRecord,
 } from './records';
-import { acquireStartLock, startLockHeld } from './start-lock';
+import { acquireStartLock, startLockHeld, startLockHeldAsync } from './start-lock';
 
 export type RunState =
   | { readonly state: 'stopped' }
@@ -99,16 +107,34 @@ export class RunStates {
   }
 
   /**
-   * get() without blocking the event loop on the common paths (a live QEMU with its record, a
-   * stopped VM with nothing left behind); what needs the start lock (an exit to reconcile, a QEMU to
-   * adopt, a start in progress) goes through get().
+   * get() without blocking the event loop on the paths a listing takes every second: a live QEMU
+   * with its record, a stopped VM with nothing left behind, a start in progress (its QEMU has no
+   * record yet; get() would find the lock taken and answer the same). A transition to record — an
+   * exit to reconcile, a QEMU to adopt, a stale lock to take over — goes through get(), whose
+   * check-and-act under the start lock runs within one turn of the event loop, so a start in this
+   * process never finds the lock taken by a listing midway (it would be refused as busy). That is a
+   * few small files in the runtime folder, once per transition.
    */
   async getAsync(entry: VmKey, live?: ReadonlyMap<string, number>): Promise<RunState> {
     const rt = this.deps.layout.runtime(entry.id);
     const rec = parseRecord(await safeReadAsync(rt.record));
     if (rec && rec.id === entry.id && (await isQemuForAsync(rec.pid, entry.id))) return { state: rec.status, record: rec };
     if (!rec && !live?.has(entry.id) && !(await exists(rt.startLock)) && !(await exists(rt.pidfile))) return { state: 'stopped' };
+    if (!rec && (await startLockHeldAsync(rt))) return { state: 'starting', pid: null };
     return this.get(entry, live);
+  }
+
+  /**
+   * getLocked() without blocking the event loop, for callers holding the start lock (a start, a
+   * delete, a snapshot job): the same adoption and exit reconciliation, every file on the thread
+   * pool. TODO(lead): qemu-driver.ts, library/delete.ts and snapshot-service.ts call getLocked.
+   */
+  async getLockedAsync(entry: VmKey, live?: ReadonlyMap<string, number>): Promise<RunState> {
+    const rt = this.deps.layout.runtime(entry.id);
+    const rec = await this.recordOfAsync(entry.id, rt, live);
+    if (rec && (await isQemuForAsync(rec.pid, entry.id))) return { state: rec.status, record: rec };
+    if (rec) await this.reconcileExitAsync(entry.id, rt);
+    return { state: 'stopped' };
   }
 
   /** lastExit() without blocking the event loop. */
@@ -212,6 +238,41 @@ export class RunStates {
     }
     const adopted = recordFromProcess(pid, id, startedAtMs);
     writeRecord(rt, adopted);
+    this.adopted(id, pid, how);
+    return adopted;
+  }
+
+  /** recordOf without blocking the event loop. */
+  private async recordOfAsync(id: string, rt: VmRuntimePaths, live?: ReadonlyMap<string, number>): Promise<RuntimeRecord | null> {
+    const rec = await readRecordAsync(rt);
+    if (rec) return rec.id === id ? rec : null;
+    if (await startLockHeldAsync(rt)) return null;
+    if (process.platform !== 'linux') return null;
+    const fromPidfile = await readPidFileAsync(rt.pidfile);
+    let pid: number | null = null;
+    let how: 'pidfile' | 'identity' = 'pidfile';
+    if (fromPidfile !== null && (await isQemuForAsync(fromPidfile, id))) {
+      pid = fromPidfile;
+    } else {
+      const found = live?.get(id);
+      if (found !== undefined && (await isQemuForAsync(found, id))) {
+        pid = found;
+        how = 'identity';
+      }
+    }
+    if (pid === null) return null;
+    await this.deps.layout.ensureRuntimeDirAsync(rt.dir);
+    const startedAtMs = await fsp.stat(how === 'pidfile' ? rt.pidfile : `/proc/${pid}`).then(
+      (st) => st.mtimeMs,
+      () => Date.now(),
+    );
+    const adopted = await recordFromProcessAsync(pid, id, startedAtMs);
+    await writeRecordAsync(rt, adopted);
+    this.adopted(id, pid, how);
+    return adopted;
+  }
+
+  private adopted(id: string, pid: number, how: 'pidfile' | 'identity'): void {
     this.deps.events.append(
       id,
       how === 'pidfile'
@@ -219,7 +280,38 @@ export class RunStates {
         : `adopted QEMU pid ${pid} by its process identity (its runtime folder was removed; its control sockets are gone, so it can only be forced off)`,
     );
     this.emitter.fire({ kind: 'adopted', id, pid, how });
-    return adopted;
+  }
+
+  /** reconcileExit without blocking the event loop. */
+  private async reconcileExitAsync(id: string, rt: VmRuntimePaths): Promise<void> {
+    const qemuLog = this.deps.layout.bundle(id).qemuLog;
+    const verdict = classifyExit({
+      status: await readExitStatusAsync(rt.exitStatus),
+      stopRequest: await readStopRequestAsync(rt),
+      pidfileLeft: await exists(rt.pidfile),
+      signalInLog: signalInQemuLog(await lastLinesAsync(qemuLog, 5)),
+    });
+    const exit: LastExit = { ...verdict, at: new Date().toISOString(), stderrTail: await lastLinesAsync(qemuLog, 10) };
+    await this.writeLastExitAsync(id, exit);
+    this.logExit(id, verdict);
+    await clearRuntimeAsync(rt);
+    this.emitter.fire({ kind: 'exited', id, exit });
+  }
+
+  private logExit(id: string, verdict: Pick<LastExit, 'reason' | 'signal' | 'code'>): void {
+    const { reason, signal, code } = verdict;
+    this.deps.events.append(id, `exited: ${reason}${signal ? ` (${signal})` : code !== null ? ` (status ${code})` : ''}`);
+  }
+
+  /** writeLastExit without blocking the event loop. */
+  private async writeLastExitAsync(id: string, exit: LastExit): Promise<void> {
+    const b = this.deps.layout.bundle(id);
+    if (!(await exists(b.dir))) return; // deleted meanwhile: nothing to record it in
+    try {
+      await writeFileAtomicAsync(b.lastExit, `${JSON.stringify(exit, null, 2)}\n`, 0o600);
+    } catch (e) {
+      this.deps.log?.(`[${id.slice(0, 8)}] could not record the last exit (${exit.reason}: ${exit.message}): ${(e as Error).message}`);
+    }
   }
 
   private reconcileExit(id: string, rt: VmRuntimePaths): void {
@@ -233,8 +325,7 @@ export class RunStates {
     });
     const exit: LastExit = { ...verdict, at: new Date().toISOString(), stderrTail: lastLines(qemuLog, 10) };
     this.writeLastExit(id, exit);
-    const { reason, signal, code } = verdict;
-    this.deps.events.append(id, `exited: ${reason}${signal ? ` (${signal})` : code !== null ? ` (status ${code})` : ''}`);
+    this.logExit(id, verdict);
     clearRuntime(rt);
     this.emitter.fire({ kind: 'exited', id, exit });
   }

@@ -89,6 +89,12 @@ export function startLockHeld(rt: VmRuntimePaths): boolean {
   return owner !== null && pidAlive(owner);
 }
 
+/** startLockHeld without blocking the event loop. */
+export async function startLockHeldAsync(rt: VmRuntimePaths): Promise<boolean> {
+  const owner = parseOwner(await safeReadAsync(rt.startLock));
+  return owner !== null && pidAlive(owner);
+}
+
 function lockOwner(rt: VmRuntimePaths): number | null {
   const owner = Number.parseInt(safeRead(rt.startLock), 10);
   return Number.isInteger(owner) && owner > 0 ? owner : null;
