@@ -101,6 +101,11 @@ export default tseslint.config(
           selector: "ImportDeclaration[source.value=/^(node:)?fs$/] > ImportSpecifier[imported.name=/Sync$/]",
           message: "Synchronous fs function imported into the engine: use fs.promises, or say why it must block with an eslint-disable-next-line comment.",
         },
+        {
+          // The selectors above know node:fs by the name `fs`.
+          selector: "ImportDeclaration[source.value=/^(node:)?fs$/] > :matches(ImportNamespaceSpecifier, ImportDefaultSpecifier)[local.name!='fs']",
+          message: "Import node:fs as `fs` (import * as fs from 'node:fs'), so the no-synchronous-fs rule sees its calls; or import { promises as fsp }.",
+        },
       ],
     },
   },
