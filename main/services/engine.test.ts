@@ -26,4 +26,18 @@ describe('Engine.dispose', () => {
     expect(log).toMatch(/created "logged"/);
     expect(log).toMatch(/settings changed: os/);
   });
+
+  it("resolves only once a deleted VM's files are gone (they are removed off the event loop)", async () => {
+    const layout = Layout.fromEnv(t.env);
+    const engine = createEngine({ layout, env: t.env });
+    const vm = await engine.services.vms.create({ name: 'doomed', accel: 'tcg', memoryMiB: 128, diskSizeBytes: 64 * 1024 * 1024, display: 'none', net: 'none' });
+    // Enough entries that removing them takes longer than the rest of dispose.
+    const many = `${layout.bundle(vm.id).dir}/many`;
+    fs.mkdirSync(many);
+    for (let i = 0; i < 5000; i++) fs.writeFileSync(`${many}/${i}`, '');
+    await engine.services.vms.delete(vm.name, {});
+    await engine.dispose();
+    // As a CLI process that exits next would leave it: no VM folder, no half-removed one.
+    expect(fs.readdirSync(layout.bundlesDir)).toEqual([]);
+  });
 });
