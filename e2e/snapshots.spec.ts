@@ -143,6 +143,8 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toBeDisabled();
   await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toHaveAccessibleDescription(/suspended: resume it \(Resume\), or use Discard Saved State…, first/);
   await expect(panel).not.toContainText('force it off');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await vmPage.screenshot({ path: path.join(ARTIFACTS, 'vm-window-suspended.png') });
 
   // Suspended, its Settings open: a hardware change is refused with the engine's sentence, a new
   // name is saved (no part of the saved state), and the name goes back the same way.
@@ -179,10 +181,12 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   const linked = dialog.getByRole('checkbox', { name: /Linked clone/ });
   await expect(linked).toBeDisabled();
   await expect(linked).toHaveAccessibleDescription(/^Not for a VM with snapshots \(it has 1\)/);
+  await vmPage.screenshot({ path: path.join(ARTIFACTS, 'clone-dialog.png') });
   await dialog.getByLabel('Name of the clone').fill('suspend guest twin');
   await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
   // Done: it says so, and offers to open the clone (tester-s6 #13).
   await expect(dialog.getByRole('status')).toContainText('Cloned: “suspend guest twin” is in the library', { timeout: 60_000 });
+  await vmPage.screenshot({ path: path.join(ARTIFACTS, 'clone-done.png') });
   const opened = vmPage.context().waitForEvent('page');
   await dialog.getByRole('button', { name: 'Open “suspend guest twin”' }).click();
   const twinPage = await opened;
@@ -406,9 +410,12 @@ test('Export… writes a file that import accepts; Import… in the library brin
   const menu = library.contextMenu(name);
   await expect(menu.getByRole('menuitem', { name: 'Clone…' })).not.toHaveAttribute('aria-disabled', 'true');
   await expect(menu.getByRole('menuitem', { name: 'Suspend' })).toHaveAttribute('aria-disabled', 'true');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'library-menu-export.png') });
   await menu.getByRole('menuitem', { name: 'Export…' }).click();
   let exporting = page.getByRole('dialog', { name: `Export “${name}”` });
   await expect(exporting.getByLabel('File name')).toHaveValue('porter.vivarium');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'export-dialog.png') });
   await exporting.getByRole('button', { name: 'Cancel' }).click();
 
   // Export from the VM window: the folder typed (the chooser shows only the home folder), the
@@ -420,6 +427,7 @@ test('Export… writes a file that import accepts; Import… in the library brin
   await exporting.getByLabel('Folder', { exact: true }).fill(folder);
   await exporting.getByRole('button', { name: 'Export', exact: true }).click();
   await expect(exporting.getByRole('status')).toContainText(`Exported to ${file} (`, { timeout: 60_000 });
+  await vmPage.screenshot({ path: path.join(ARTIFACTS, 'export-done.png') });
   expect(fs.statSync(file).size).toBeGreaterThan(0);
   await exporting.getByRole('button', { name: 'Done' }).click();
   await expect(exporting).toHaveCount(0);
@@ -454,9 +462,30 @@ test('Export… writes a file that import accepts; Import… in the library brin
   await importing.getByRole('button', { name: 'Import', exact: true }).click();
   await expect(importing.getByLabel('Name (optional)')).toHaveAttribute('aria-invalid', 'true', { timeout: 30_000 });
   await expect(importing.getByRole('alert')).toContainText('A VM named "porter ui" already exists.');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'import-name-taken.png') });
   await importing.getByRole('button', { name: 'Cancel' }).click();
 
   const names = (JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name);
   expect(names).toEqual(expect.arrayContaining(['porter', 'porter cli', 'porter ui']));
   for (const n of ['porter ui', 'porter cli', name]) expect((await served.cli(['delete', n])).code).toBe(0);
+});
+
+test('a VM whose disk is a raw image used in place: Take Snapshot is disabled up front, saying which disk and why', async ({ appPage: page, served }) => {
+  const name = 'raw in place';
+  const raw = path.join(fs.mkdtempSync(path.join(served.home.home, 'raw-')), 'data.img');
+  fs.writeFileSync(raw, Buffer.alloc(0));
+  fs.truncateSync(raw, 16 * 1024 * 1024);
+  const created = await served.cli(['create', name, '--disk', raw, '--memory', '128M', '--display', 'none', '--net', 'none', '--accel', 'tcg']);
+  expect(created.code, created.stderr).toBe(0);
+
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vmPage = await library.openVm(name);
+  const vm = new VmWindowPage(vmPage);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
+  const take = vmPage.getByRole('region', { name: 'Snapshots' }).getByRole('button', { name: 'Take Snapshot' });
+  await expect(take).toBeDisabled();
+  await expect(take).toHaveAccessibleDescription(`Its disk disk0 is ${raw}, used in place: snapshots are written only into disks in the VM's folder. A full clone copies the disk in.`);
+  await vmPage.close();
+  expect((await served.cli(['delete', name])).code).toBe(0);
 });

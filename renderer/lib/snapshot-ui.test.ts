@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SnapshotInfo } from '../../main/common/contract/snapshots';
 import type { Disk, VmConfig } from '../../main/common/models/vm-config';
-import { exportFileName, exportPath, linkedCloneBlock, linkedClonesOf, localizeIsoTimes, namesText, nextSnapshotName, snapshotDate, snapshotTreeRows } from './snapshot-ui';
+import { exportFileName, exportPath, linkedCloneBlock, snapshotBlock, linkedClonesOf, localizeIsoTimes, namesText, nextSnapshotName, snapshotDate, snapshotTreeRows } from './snapshot-ui';
 
 const snap = (id: string, parentId: string | null, name = id): SnapshotInfo => ({
   id,
@@ -81,6 +81,17 @@ describe('linkedCloneBlock', () => {
   });
   it('ignores read-only disks', () => {
     expect(linkedCloneBlock({ disks: [disk({ source: { path: '/iso/tools.img' }, readOnly: true })] }, 0)).toBeNull();
+  });
+});
+
+describe('snapshotBlock', () => {
+  it('says up front which disk cannot hold a snapshot', () => {
+    expect(snapshotBlock({ disks: [disk({})] })).toBeNull();
+    expect(snapshotBlock({ disks: [disk({ source: { path: '/data/raw.img' }, format: 'raw' })] })).toBe(
+      "Its disk disk0 is /data/raw.img, used in place: snapshots are written only into disks in the VM's folder. A full clone copies the disk in.",
+    );
+    expect(snapshotBlock({ disks: [disk({}), disk({ id: 'disk1', source: { bundle: 'disk1.raw' }, format: 'raw' })] })).toMatch(/^Its disk disk1 is a raw image/);
+    expect(snapshotBlock({ disks: [disk({ source: { path: '/iso/x.img' }, format: 'raw', readOnly: true })] })).toBeNull();
   });
 });
 

@@ -91,6 +91,20 @@ export function linkedCloneBlock(config: Pick<VmConfig, 'disks'> | null, snapsho
   return null;
 }
 
+/**
+ * Why the VM can never take a snapshot as its disks are, in one sentence, or null. The engine
+ * refuses the same disks (main/services/drivers/qemu/snapshotter.ts snapshotPlanOf): a writable disk
+ * used in place (a file outside the VM's folder), or a raw one (no room for a snapshot).
+ */
+export function snapshotBlock(config: Pick<VmConfig, 'disks'> | null): string | null {
+  for (const d of config?.disks ?? []) {
+    if (d.readOnly) continue;
+    if ('path' in d.source) return `Its disk ${d.id} is ${d.source.path}, used in place: snapshots are written only into disks in the VM's folder. A full clone copies the disk in.`;
+    if (d.format !== 'qcow2') return `Its disk ${d.id} is a raw image, which has no room for a snapshot: convert it to qcow2 to use snapshots.`;
+  }
+  return null;
+}
+
 /** Whether `file` lies inside the folder `dir`. */
 function inside(dir: string, file: string): boolean {
   return file.startsWith(`${dir.replace(/\/+$/, '')}/`);

@@ -13,7 +13,7 @@ import { CloneDialog, DiscardStateDialog } from '../components/vm-copy-dialogs';
 import { useServices } from '../engine';
 import { formatBytes } from '../../main/common/format';
 import { DISCARD_LABEL, forVmState, uiError } from '../lib/remedy';
-import { localizeIsoTimes, nextSnapshotName, snapshotDate, snapshotTreeRows } from '../lib/snapshot-ui';
+import { localizeIsoTimes, nextSnapshotName, snapshotBlock, snapshotDate, snapshotTreeRows } from '../lib/snapshot-ui';
 import { actionBlockedReason } from '../lib/vm-actions';
 import { openVmWindow } from '../navigation';
 
@@ -135,11 +135,15 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   // refuses with the reason): say so up front.
   const shares = vm.config?.shares ?? [];
   const memoryBlocked = live && shares.length > 0;
-  const canSnapshot = vm.state === 'stopped' || (live && !memoryBlocked);
+  // A disk that can never hold one (raw, or used in place): said before any click.
+  const diskBlocked = snapshotBlock(vm.config);
+  const canSnapshot = diskBlocked === null && (vm.state === 'stopped' || (live && !memoryBlocked));
   const suspended = vm.state === 'suspended';
   // While suspended, the disks must stay as the saved state left them (the engine refuses).
   const rowWhy = suspended ? `The VM is suspended: its disks must stay as they are until it resumes. Resume it, or use ${DISCARD_LABEL}, first.` : null;
-  const takeWhy = memoryBlocked
+  const takeWhy = diskBlocked
+    ? diskBlocked
+    : memoryBlocked
     ? `Shared folders (${shares.map((x) => x.tag).join(', ')}) keep QEMU from saving the memory of this running VM: shut it down to take a snapshot of its disks, or remove the shared folders. Suspend is not possible either.`
     : suspended
       ? `The VM is suspended: resume it (Resume), or use ${DISCARD_LABEL}, first.`
