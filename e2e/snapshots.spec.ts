@@ -410,6 +410,7 @@ test('Export… writes a file that import accepts; Import… in the library brin
   const menu = library.contextMenu(name);
   await expect(menu.getByRole('menuitem', { name: 'Clone…' })).not.toHaveAttribute('aria-disabled', 'true');
   await expect(menu.getByRole('menuitem', { name: 'Suspend' })).toHaveAttribute('aria-disabled', 'true');
+  await expect(menu.getByRole('menuitem', { name: 'Suspend' })).toHaveAccessibleDescription('Start the VM to suspend it.');
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, 'library-menu-export.png') });
   await menu.getByRole('menuitem', { name: 'Export…' }).click();

@@ -15,6 +15,8 @@ export interface ContextMenuItem<K extends string> {
   readonly key: K;
   readonly label: string;
   readonly disabled?: boolean;
+  /** Why a disabled item cannot be chosen now: its tooltip and accessible description. */
+  readonly reason?: string | null;
   /** A destructive action, drawn in the danger colour. */
   readonly danger?: boolean;
   /** A line above this item, to group items. */
@@ -173,6 +175,7 @@ export function ContextMenu<K extends string>(props: {
             role="menuitem"
             tabIndex={-1}
             aria-disabled={item.disabled || undefined}
+            title={(item.disabled && item.reason) || undefined}
             aria-keyshortcuts={item.shortcut}
             className={`context-menu-item ${item.danger ? 'context-menu-danger' : ''}`}
             onClick={() => choose(item)}

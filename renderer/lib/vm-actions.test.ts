@@ -57,6 +57,7 @@ describe('actionBlockedReason', () => {
     expect(actionBlockedReason('export', vm('suspended'))).toBe('It is suspended: resume it (Resume) and shut it down, or discard its saved state, to export it.');
     expect(actionBlockedReason('clone', vm('starting'))).toBe('It is starting: wait, then clone it.');
     expect(actionBlockedReason('suspend', vm('stopped'))).toBe('Start the VM to suspend it.');
+    expect(actionBlockedReason('shutdown', vm('stopped'))).toBe('It is not running.');
     expect(actionBlockedReason('clone', vm('broken', null))).toMatch(/only be deleted/);
   });
   it('names the shared folders that keep a running VM from being suspended', () => {

@@ -140,7 +140,7 @@ export function actionBlockedReason(action: VmAction, vm: VmFacts): string | nul
         ? 'It is suspended already.'
         : `It is suspended: resume it (Resume) and shut it down, or discard its saved state, to ${what}.`;
     case 'stopped':
-      return action === 'resume' ? 'It is not paused.' : `Start the VM to ${what}.`;
+      return action === 'resume' ? 'It is not paused.' : action === 'shutdown' || action === 'forceOff' ? 'It is not running.' : `Start the VM to ${what}.`;
     case 'broken':
       return 'Its settings cannot be read: it can only be deleted.';
   }

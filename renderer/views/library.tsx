@@ -48,6 +48,7 @@ function menuItems(vm: VmInfo, busy: (action: PowerAction) => boolean): readonly
     key,
     label,
     disabled: !isActionEnabled(key, vm) || busy(key),
+    reason: actionBlockedReason(key, vm),
     ...extra,
   });
   return [
@@ -58,8 +59,8 @@ function menuItems(vm: VmInfo, busy: (action: PowerAction) => boolean): readonly
     power('reset', 'Reset'),
     power('suspend', 'Suspend'),
     power('forceOff', 'Force Off', { danger: true }),
-    { key: 'clone', label: 'Clone…', separatorBefore: true, disabled: !isActionEnabled('clone', vm) },
-    { key: 'export', label: 'Export…', disabled: !isActionEnabled('export', vm) },
+    { key: 'clone', label: 'Clone…', separatorBefore: true, disabled: !isActionEnabled('clone', vm), reason: actionBlockedReason('clone', vm) },
+    { key: 'export', label: 'Export…', disabled: !isActionEnabled('export', vm), reason: actionBlockedReason('export', vm) },
     { key: 'delete', label: 'Delete…', shortcut: 'Delete', danger: true, separatorBefore: true, disabled: !isActionEnabled('delete', vm) },
   ];
 }
@@ -289,7 +290,13 @@ export function Library(): ReactNode {
             <Icon name="play" />
             {selected ? startLabel(selected) : 'Start'}
           </button>
-          <button type="button" className="btn" disabled={!selected || !isActionEnabled('shutdown', selected) || busy(selected, 'shutdown')} onClick={() => selected && request(selected, 'shutdown')}>
+          <button
+            type="button"
+            className="btn"
+            disabled={!selected || !isActionEnabled('shutdown', selected) || busy(selected, 'shutdown')}
+            title={(selected && actionBlockedReason('shutdown', selected)) ?? undefined}
+            onClick={() => selected && request(selected, 'shutdown')}
+          >
             <Icon name="power" />
             Shut Down
           </button>
@@ -297,6 +304,7 @@ export function Library(): ReactNode {
             type="button"
             className="btn btn-tool-danger"
             disabled={!selected || !isActionEnabled('forceOff', selected) || busy(selected, 'forceOff')}
+            title={(selected && actionBlockedReason('forceOff', selected)) ?? undefined}
             onClick={() => selected && request(selected, 'forceOff')}
           >
             <Icon name="plug" />

@@ -26,6 +26,9 @@ type Ask =
   | { readonly kind: 'picture'; readonly snap: SnapshotInfo; readonly url: string }
   | null;
 
+/** How long after a failure a change of the VM's state is taken as part of it (ms). */
+const ERROR_GRACE_MS = 3000;
+
 /** A date as the rows show it, in the viewer's locale. */
 const formatDate = (d: Date): string => d.toLocaleString();
 
@@ -54,7 +57,14 @@ function Thumbnail({ vmId, snap, onOpen }: { readonly vmId: string; readonly sna
 export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const services = useServices();
   const [list, setList] = useState<readonly SnapshotInfo[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setErrorState] = useState<string | null>(null);
+  // When the error was shown: a state change in the seconds after a failure is usually part of it
+  // (a failed revert ends the VM), not its cause going away.
+  const errorAt = useRef(0);
+  const setError = useCallback((message: string | null) => {
+    if (message !== null) errorAt.current = Date.now();
+    setErrorState(message);
+  }, []);
   const [progress, setProgress] = useState<SnapshotProgressEvent | null>(null);
   const [busy, setBusy] = useState(false);
   const [ask, setAsk] = useState<Ask>(null);
@@ -82,8 +92,8 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   // An error about the VM's state goes when the state changes (a suspended VM resumed, a running
   // one shut down): its cause is gone.
   useEffect(() => {
-    setError(null);
-  }, [vm.state]);
+    if (Date.now() - errorAt.current > ERROR_GRACE_MS) setError(null);
+  }, [vm.state, setError]);
 
   useEffect(() => {
     if (focusKey === null || busy) return;

@@ -122,7 +122,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   // Force Off or Reset of a running guest, waiting for the person to confirm.
   const [confirming, setConfirming] = useState<'forceOff' | 'reset' | null>(null);
   const [pending, setPending] = useState<ReadonlySet<VmAction>>(new Set());
-  const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction; readonly state?: string }) | null>(null);
+  const [actionError, setActionError] = useState<(UiError & { readonly action: VmAction; readonly state?: string; readonly at?: number }) | null>(null);
   // What the engine said is worth knowing about the last action (UEFI settings reset at start…).
   const [notices, setNotices] = useState<readonly string[]>([]);
   const [serialFocus, setSerialFocus] = useState(0);
@@ -147,10 +147,12 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const previous = useRef(vm.state);
   // A refusal that depended on the VM's state ("is suspended", "is running") goes once the state
   // has changed: its cause is gone. A failed start keeps its banner (its own try number and time).
+  // (Dismiss still closes any banner.)
   const latestState = useRef(vm.state);
   latestState.current = vm.state;
   useEffect(() => {
-    setActionError((e) => (e && e.action !== 'start' && e.state !== undefined && e.state !== vm.state ? null : e));
+    // A change in the seconds after the failure is usually part of it (the VM ended), not its cause going.
+    setActionError((e) => (e && e.action !== 'start' && e.state !== undefined && e.state !== vm.state && Date.now() - (e.at ?? 0) > 3000 ? null : e));
   }, [vm.state]);
   useEffect(() => {
     if (previous.current === 'stopping' && vm.state === 'stopped') setOutcome(stopOutcomeText(vm.lastExit));
@@ -171,7 +173,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
       if (result) apply(result);
       if (result?.notices) setNotices(result.notices);
     } catch (e) {
-      setActionError({ ...forVmState(uiError(e, 'window'), latestState.current), action, state: latestState.current });
+      setActionError({ ...forVmState(uiError(e, 'window'), latestState.current), action, state: latestState.current, at: Date.now() });
     } finally {
       setPending((p) => {
         const next = new Set(p);
