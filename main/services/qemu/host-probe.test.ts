@@ -29,15 +29,15 @@ function linuxFacts(kvm: { module?: boolean; pvm?: boolean; open?: string | null
   if (kvm.pvm) present.add(KVM_PVM_MODULE);
   if ((kvm.open ?? null) !== 'ENOENT') present.add(KVM_DEVICE);
   return {
-    exists: (p) => (p === KVM_MODULE || p === KVM_PVM_MODULE || p === KVM_DEVICE ? present.has(p) : fs.existsSync(p)),
-    openReadWrite: (p) => (p === KVM_DEVICE ? (kvm.open ?? null) : realHostFacts.openReadWrite(p)),
+    exists: async (p) => (p === KVM_MODULE || p === KVM_PVM_MODULE || p === KVM_DEVICE ? present.has(p) : fs.existsSync(p)),
+    openReadWrite: async (p) => (p === KVM_DEVICE ? (kvm.open ?? null) : realHostFacts.openReadWrite(p)),
     sysctl: async () => null,
     readText: realHostFacts.readText,
   };
 }
 
 function macFacts(hvSupport: string | null): HostFacts {
-  return { exists: () => false, openReadWrite: () => 'ENOENT', sysctl: async (n) => (n === 'kern.hv_support' ? hvSupport : null), readText: () => null };
+  return { exists: async () => false, openReadWrite: async () => 'ENOENT', sysctl: async (n) => (n === 'kern.hv_support' ? hvSupport : null), readText: async () => null };
 }
 
 describe('parsers', () => {
@@ -66,24 +66,24 @@ describe('parsers', () => {
 describe('accelerator status (simulated hosts)', () => {
   const linux = (facts: HostFacts) => ({ platform: 'linux' as const, hostArch: 'x86_64' as const, facts });
 
-  it('KVM usable when the module is loaded and /dev/kvm opens', () => {
-    expect(kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({})))).toMatchObject({ accel: 'kvm', usable: true });
+  it('KVM usable when the module is loaded and /dev/kvm opens', async () => {
+    expect(await kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({})))).toMatchObject({ accel: 'kvm', usable: true });
   });
 
-  it('no /dev/kvm', () => {
-    const s = kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({ open: 'ENOENT' })));
+  it('no /dev/kvm', async () => {
+    const s = await kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({ open: 'ENOENT' })));
     expect(s.usable).toBe(false);
     expect(s.reason).toMatch(/\/dev\/kvm does not exist/);
   });
 
-  it('kvm module not loaded', () => {
-    const s = kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({ module: false, open: 'ENOENT' })));
+  it('kvm module not loaded', async () => {
+    const s = await kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({ module: false, open: 'ENOENT' })));
     expect(s).toMatchObject({ usable: false });
     expect(s.reason).toMatch(/KVM kernel module not loaded/);
   });
 
-  it('EACCES says to join the kvm group', () => {
-    const s = kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({ open: 'EACCES' })));
+  it('EACCES says to join the kvm group', async () => {
+    const s = await kvmStatus('x86_64', ['tcg', 'kvm'], linux(linuxFacts({ open: 'EACCES' })));
     expect(s.usable).toBe(false);
     expect(s.reason).toContain('sudo usermod -aG kvm $USER');
     expect(s.reason).toMatch(/log in again/);
@@ -101,9 +101,9 @@ describe('accelerator status (simulated hosts)', () => {
     expect(pickAccel(caps, 'x86_64', 'kvm')).toMatchObject({ accel: 'kvm', usable: false });
   });
 
-  it('KVM never runs a foreign guest arch, nor from a build without it', () => {
-    expect(kvmStatus('aarch64', ['tcg', 'kvm'], linux(linuxFacts({}))).reason).toMatch(/only x86_64 guests/);
-    expect(kvmStatus('x86_64', ['tcg'], linux(linuxFacts({}))).reason).toMatch(/no KVM support/);
+  it('KVM never runs a foreign guest arch, nor from a build without it', async () => {
+    expect((await kvmStatus('aarch64', ['tcg', 'kvm'], linux(linuxFacts({})))).reason).toMatch(/only x86_64 guests/);
+    expect((await kvmStatus('x86_64', ['tcg'], linux(linuxFacts({})))).reason).toMatch(/no KVM support/);
   });
 
   it('darwin: hvf when kern.hv_support = 1', async () => {
@@ -154,7 +154,7 @@ describe('probeHost on this machine (real QEMU 7.2)', () => {
     expect(x86?.cpuMax).toMatchObject({ pc: 255, q35: 288, 'pc-q35-7.2': 288 });
     expect(caps.hostCpus).toBe(os.availableParallelism());
 
-    const report = hostReport(caps, LAYOUT, { osRelease: DEBIAN });
+    const report = await hostReport(caps, LAYOUT, { osRelease: DEBIAN });
     expect(report.binaries.find((b) => b.arch === 'x86_64')?.version).toMatch(/^7\.2\.\d+$/);
     expect(report.qemuImg.ok).toBe(true);
     // One UEFI firmware per installed QEMU architecture (CI installs qemu-system-arm + AAVMF too).
@@ -169,12 +169,12 @@ describe('probeHost on this machine (real QEMU 7.2)', () => {
   it('with KVM facts simulated as healthy, the real binary gets KVM', async () => {
     const caps = await probeHost({ facts: linuxFacts({}) });
     expect(pickAccel(caps, 'x86_64', 'auto')).toMatchObject({ accel: 'kvm', usable: true });
-    expect(hostReport(caps, LAYOUT, { osRelease: DEBIAN }).problems).toEqual([]);
+    expect((await hostReport(caps, LAYOUT, { osRelease: DEBIAN })).problems).toEqual([]);
   });
 
   it('with /dev/kvm not accessible, the report says how to fix it', async () => {
     const caps = await probeHost({ facts: linuxFacts({ open: 'EACCES' }) });
-    const problems = hostReport(caps, LAYOUT, { osRelease: DEBIAN }).problems;
+    const problems = (await hostReport(caps, LAYOUT, { osRelease: DEBIAN })).problems;
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain('sudo usermod -aG kvm $USER');
   });
@@ -206,7 +206,7 @@ describe('VIVARIUM_QEMU_DIR and broken binaries', () => {
     expect(caps.qemuImg).toBeNull();
     expect(caps.seccomp).toBe(false);
     expect(caps.probeProblems).toEqual([{ kind: 'qemu-dir', dir: tmp, dirExists: true, missing: ['qemu-system-x86_64', 'qemu-img'] }]);
-    const report = hostReport(caps, LAYOUT, { osRelease: DEBIAN });
+    const report = await hostReport(caps, LAYOUT, { osRelease: DEBIAN });
     expect(report.problems).toEqual([
       `VIVARIUM_QEMU_DIR is set to ${tmp}, so Vivarium looks for QEMU only there, but it has no qemu-system-x86_64 or qemu-img. Put QEMU there, or unset VIVARIUM_QEMU_DIR to use the installed QEMU.`,
     ]);
@@ -215,7 +215,7 @@ describe('VIVARIUM_QEMU_DIR and broken binaries', () => {
 
   it('a VIVARIUM_QEMU_DIR that does not exist says so', async () => {
     const caps = await probeHost({ env: { ...process.env, VIVARIUM_QEMU_DIR: path.join(tmp, 'nope') } });
-    expect(hostReport(caps, LAYOUT, { osRelease: DEBIAN }).problems[0]).toMatch(/that folder does not exist/);
+    expect((await hostReport(caps, LAYOUT, { osRelease: DEBIAN })).problems[0]).toMatch(/that folder does not exist/);
   });
 
   it('broken binaries are reported, not thrown', async () => {
@@ -228,7 +228,7 @@ describe('VIVARIUM_QEMU_DIR and broken binaries', () => {
     const broken = caps.probeProblems.filter((p): p is Extract<ProbeProblem, { kind: 'broken-binary' }> => p.kind === 'broken-binary');
     expect(broken.map((p) => p.tool).sort()).toEqual(['aarch64', 'qemu-img', 'x86_64']);
     expect(broken.find((p) => p.tool === 'x86_64')?.detail).toMatch(/libfoo\.so/);
-    const report = hostReport(caps, LAYOUT, { osRelease: DEBIAN });
+    const report = await hostReport(caps, LAYOUT, { osRelease: DEBIAN });
     expect(report.problems.some((p) => p.includes(`${tmp}/qemu-system-x86_64 is installed but does not work`) && p.includes('sudo apt install qemu-system-x86'))).toBe(true);
     expect(report.qemuImg).toEqual({ path: path.join(tmp, 'qemu-img'), ok: false });
     expect(report.binaries.find((b) => b.arch === 'x86_64')).toMatchObject({ path: path.join(tmp, 'qemu-system-x86_64'), version: null });
@@ -330,30 +330,30 @@ describe('hostReport install advice', () => {
     ['ubuntu', 'ID=ubuntu\nID_LIKE=debian\n', 'sudo apt install qemu-system-x86 qemu-utils ovmf'],
     ['fedora', 'ID=fedora\n', 'sudo dnf install qemu-kvm qemu-img edk2-ovmf'],
     ['arch', 'ID=arch\n', 'sudo pacman -S qemu-full edk2-ovmf'],
-  ])('nothing installed on %s', (_name, osRelease, cmd) => {
-    const problems = hostReport(nothing('linux'), LAYOUT, { osRelease }).problems;
+  ])('nothing installed on %s', async (_name, osRelease, cmd) => {
+    const problems = (await hostReport(nothing('linux'), LAYOUT, { osRelease })).problems;
     expect(problems).toEqual([
       `Missing: qemu-system-x86_64, qemu-img, UEFI firmware for x86_64 guests (BIOS guests still work). Install with \`${cmd}\`.`,
     ]);
   });
 
-  it('nothing installed on macOS', () => {
-    const problems = hostReport(nothing('darwin', 'aarch64'), LAYOUT).problems;
+  it('nothing installed on macOS', async () => {
+    const problems = (await hostReport(nothing('darwin', 'aarch64'), LAYOUT)).problems;
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^Missing: qemu-system-aarch64, qemu-img, UEFI firmware for aarch64 guests.*`brew install qemu`/);
   });
 
-  it('an unknown distribution gets generic advice', () => {
-    expect(hostReport(nothing('linux'), LAYOUT, { osRelease: 'ID=gentoo\n' }).problems[0]).toMatch(/your distribution's package manager/);
+  it('an unknown distribution gets generic advice', async () => {
+    expect((await hostReport(nothing('linux'), LAYOUT, { osRelease: 'ID=gentoo\n' })).problems[0]).toMatch(/your distribution's package manager/);
   });
 
-  it('names only what is missing: firmware and qemu-img present, emulator absent', () => {
+  it('names only what is missing: firmware and qemu-img present, emulator absent', async () => {
     const caps: HostCapabilities = {
       ...nothing('linux'),
       qemuImg: '/usr/bin/qemu-img',
       firmware: { x86_64: { code: '/c', codeFormat: 'raw', varsTemplate: '/v', varsFormat: 'raw', secureBoot: false, source: '/d.json' } },
     };
-    expect(hostReport(caps, LAYOUT, { osRelease: DEBIAN }).problems).toEqual([
+    expect((await hostReport(caps, LAYOUT, { osRelease: DEBIAN })).problems).toEqual([
       'Missing: qemu-system-x86_64. Install with `sudo apt install qemu-system-x86`.',
     ]);
   });

@@ -37,24 +37,25 @@ export const KVM_PVM_MODULE = '/sys/module/kvm_pvm';
 
 /** The host checks that are not "run a QEMU binary", injectable so tests can simulate any host. */
 export interface HostFacts {
-  exists(p: string): boolean;
+  exists(p: string): Promise<boolean>;
   /** Opens `p` read-write and closes it: null when that worked, else the errno code ("EACCES"). */
-  openReadWrite(p: string): string | null;
+  openReadWrite(p: string): Promise<string | null>;
   /** `sysctl -n <name>` (macOS), trimmed; null when it fails. */
   sysctl(name: string): Promise<string | null>;
-  readText(p: string): string | null;
+  /** The file's text, null when it cannot be read. */
+  readText(p: string): Promise<string | null>;
 }
 
-/* Synchronous by design (HostFacts is the probe's injectable, synchronous view of the host): a
- * handful of stat()s and one open of /dev/kvm, made when an engine first needs the host's facts and
- * when doctor probes again (the probe's answer is cached on disk by this fingerprint). */
+/** The host as it is, every check off the event loop (doctor probes again on each request). */
 export const realHostFacts: HostFacts = {
-  // eslint-disable-next-line no-restricted-syntax -- HostFacts is synchronous (see above): one stat
-  exists: (p) => fs.existsSync(p),
-  openReadWrite: (p) => {
+  exists: (p) =>
+    fs.promises.access(p).then(
+      () => true,
+      () => false,
+    ),
+  openReadWrite: async (p) => {
     try {
-      // eslint-disable-next-line no-restricted-syntax -- HostFacts is synchronous (see above): an open of /dev/kvm
-      fs.closeSync(fs.openSync(p, fs.constants.O_RDWR));
+      await (await fs.promises.open(p, fs.constants.O_RDWR)).close();
       return null;
     } catch (e) {
       return (e as NodeJS.ErrnoException).code ?? 'EIO';
@@ -64,10 +65,9 @@ export const realHostFacts: HostFacts = {
     const r = await run('sysctl', ['-n', name], process.env);
     return r.ok ? r.stdout.trim() : null;
   },
-  readText: (p) => {
+  readText: async (p) => {
     try {
-      // eslint-disable-next-line no-restricted-syntax -- HostFacts is synchronous (see above): /etc/os-release, /proc files
-      return fs.readFileSync(p, 'utf8');
+      return await fs.promises.readFile(p, 'utf8');
     } catch {
       return null;
     }
@@ -193,23 +193,22 @@ function searchPlan(env: NodeJS.ProcessEnv, platform: NodeJS.Platform): SearchPl
   return { dirs: [...new Set([...fromPath, ...extra])], qemuDir: null };
 }
 
-function isExecutableFile(p: string): boolean {
+async function isExecutableFile(p: string): Promise<boolean> {
   try {
-    /* eslint-disable no-restricted-syntax -- the probe's search of PATH (a stat per directory and name), part of the synchronous fingerprint the probe cache is keyed on */
-    if (!fs.statSync(p).isFile()) return false;
-    fs.accessSync(p, fs.constants.X_OK);
-    /* eslint-enable no-restricted-syntax */
+    if (!(await fs.promises.stat(p)).isFile()) return false;
+    await fs.promises.access(p, fs.constants.X_OK);
     return true;
   } catch {
     return false;
   }
 }
 
-function findExecutable(dirs: readonly string[], name: string, platform: NodeJS.Platform): string | null {
+/** The first `name` in `dirs` that is an executable file (a PATH search), or null. */
+async function findExecutable(dirs: readonly string[], name: string, platform: NodeJS.Platform): Promise<string | null> {
   const file = platform === 'win32' ? `${name}.exe` : name;
   for (const d of dirs) {
     const p = path.join(d, file);
-    if (isExecutableFile(p)) return p;
+    if (await isExecutableFile(p)) return p;
   }
   return null;
 }
@@ -219,18 +218,18 @@ interface Located {
   readonly img: string | null;
 }
 
-function locate(plan: SearchPlan, platform: NodeJS.Platform, hostArch: Arch): Located {
+async function locate(plan: SearchPlan, platform: NodeJS.Platform, hostArch: Arch): Promise<Located> {
   const system: Partial<Record<Arch, string>> = {};
   for (const arch of ARCHES) {
-    const p = findExecutable(plan.dirs, `qemu-system-${arch}`, platform);
+    const p = await findExecutable(plan.dirs, `qemu-system-${arch}`, platform);
     if (p) system[arch] = p;
   }
   // RHEL/CentOS ship only /usr/libexec/qemu-kvm: a system emulator for the host's own arch.
   if (!system[hostArch] && platform === 'linux') {
-    const kvm = findExecutable(plan.dirs, 'qemu-kvm', platform);
+    const kvm = await findExecutable(plan.dirs, 'qemu-kvm', platform);
     if (kvm) system[hostArch] = kvm;
   }
-  return { system, img: findExecutable(plan.dirs, 'qemu-img', platform) };
+  return { system, img: await findExecutable(plan.dirs, 'qemu-img', platform) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,28 +244,28 @@ export interface AccelContext {
 }
 
 /** KVM for a guest arch, checked in the order that gives the most useful reason. */
-export function kvmStatus(guest: Arch, binaryAccels: readonly Accel[], ctx: AccelContext): AccelStatus {
+export async function kvmStatus(guest: Arch, binaryAccels: readonly Accel[], ctx: AccelContext): Promise<AccelStatus> {
   const no = (reason: string): AccelStatus => ({ accel: 'kvm', usable: false, reason });
   if (guest !== ctx.hostArch) {
     return no(`KVM runs only ${ctx.hostArch} guests on this ${ctx.hostArch} host; ${guest} guests use TCG software emulation.`);
   }
   if (!binaryAccels.includes('kvm')) return no('This QEMU build has no KVM support; install your distribution\'s QEMU package.');
-  if (ctx.facts.exists(KVM_PVM_MODULE)) {
+  if (await ctx.facts.exists(KVM_PVM_MODULE)) {
     // kvm_pvm is a paravirtual KVM for nested use: SeaBIOS runs, but OVMF fails and stock kernels
     // hang, so `auto` must not trust /dev/kvm here (qemu-notes "These machines").
     return {
       ...no(
         '/dev/kvm is provided by kvm_pvm (a nested, paravirtual KVM) under which stock guests and UEFI firmware hang, so Vivarium uses TCG; choose the kvm accelerator explicitly to try it anyway.',
       ),
-      forceable: ctx.facts.openReadWrite(KVM_DEVICE) === null,
+      forceable: (await ctx.facts.openReadWrite(KVM_DEVICE)) === null,
     };
   }
-  if (!ctx.facts.exists(KVM_MODULE)) {
+  if (!(await ctx.facts.exists(KVM_MODULE))) {
     return no(
       'KVM kernel module not loaded: enable virtualization (VT-x/AMD-V) in the firmware settings and run `sudo modprobe kvm_intel` or `sudo modprobe kvm_amd`.',
     );
   }
-  const err = ctx.facts.openReadWrite(KVM_DEVICE);
+  const err = await ctx.facts.openReadWrite(KVM_DEVICE);
   if (err === null) return { accel: 'kvm', usable: true, reason: 'hardware virtualization with KVM.' };
   if (err === 'ENOENT') return no('/dev/kvm does not exist although the kvm module is loaded; load kvm_intel or kvm_amd (`sudo modprobe kvm_intel`).');
   if (err === 'EACCES' || err === 'EPERM') {
@@ -297,7 +296,7 @@ export function tcgStatus(binaryAccels: readonly Accel[]): AccelStatus {
 /** Hardware accelerator first, then TCG: pickAccel's `auto` takes the first usable non-TCG one. */
 export async function accelStatuses(guest: Arch, binaryAccels: readonly Accel[], ctx: AccelContext): Promise<AccelStatus[]> {
   const list: AccelStatus[] = [];
-  if (ctx.platform === 'linux') list.push(kvmStatus(guest, binaryAccels, ctx));
+  if (ctx.platform === 'linux') list.push(await kvmStatus(guest, binaryAccels, ctx));
   if (ctx.platform === 'darwin') list.push(await hvfStatus(guest, binaryAccels, ctx));
   list.push(tcgStatus(binaryAccels));
   return list;
@@ -467,7 +466,7 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
       ...(located.img ? [] : ['qemu-img']),
     ];
     if (missing.length > 0) {
-      problems.unshift({ kind: 'qemu-dir', dir: ctx.plan.qemuDir, dirExists: facts.exists(ctx.plan.qemuDir), missing });
+      problems.unshift({ kind: 'qemu-dir', dir: ctx.plan.qemuDir, dirExists: await facts.exists(ctx.plan.qemuDir), missing });
     }
   }
 
@@ -482,7 +481,7 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
     // One flag for all binaries (the type has no per-binary flag): only claim it when all have it.
     seccomp: platform === 'linux' && seccomp.length > 0 && seccomp.every(Boolean),
     nativeAio: platform === 'linux',
-    swtpm: findExecutable(ctx.plan.dirs, 'swtpm', platform),
+    swtpm: await findExecutable(ctx.plan.dirs, 'swtpm', platform),
     hostCpus: os.availableParallelism(),
     probeProblems: problems,
   };
@@ -499,11 +498,11 @@ export async function probeHost(opts: ProbeOptions = {}): Promise<ProbedCapabili
     facts: opts.facts ?? realHostFacts,
     plan: searchPlan(env, platform),
   };
-  const ctx: Context = { ...ctxBase, located: locate(ctxBase.plan, platform, ctxBase.hostArch) };
+  const ctx: Context = { ...ctxBase, located: await locate(ctxBase.plan, platform, ctxBase.hostArch) };
   const cacheFile = opts.cacheFile ?? null;
   if (!cacheFile) return probeLocated(ctx);
 
-  const fp = fingerprint(ctx);
+  const fp = await fingerprint(ctx);
   const cached = await readCache(cacheFile, fp);
   if (cached) return cached;
   const caps = await probeLocated(ctx);
@@ -514,22 +513,19 @@ export async function probeHost(opts: ProbeOptions = {}): Promise<ProbedCapabili
 // ---------------------------------------------------------------------------------------------
 // Cache
 
-function statPart(p: string): { readonly path: string; readonly real: string; readonly size: number; readonly mtimeMs: number } | null {
+async function statPart(p: string): Promise<{ readonly path: string; readonly real: string; readonly size: number; readonly mtimeMs: number } | null> {
   try {
-    /* eslint-disable no-restricted-syntax -- the probe cache's fingerprint: a few stat()s per probe, synchronous with locate() */
-    const real = fs.realpathSync(p);
-    const st = fs.statSync(real);
-    /* eslint-enable no-restricted-syntax */
+    const real = await fs.promises.realpath(p);
+    const st = await fs.promises.stat(real);
     return { path: p, real, size: st.size, mtimeMs: st.mtimeMs };
   } catch {
     return null;
   }
 }
 
-function dirMtime(d: string): number | null {
+async function dirMtime(d: string): Promise<number | null> {
   try {
-    // eslint-disable-next-line no-restricted-syntax -- the probe cache's fingerprint (see statPart)
-    return fs.statSync(d).mtimeMs;
+    return (await fs.promises.stat(d)).mtimeMs;
   } catch {
     return null;
   }
@@ -541,19 +537,20 @@ function dirMtime(d: string): number | null {
  * (including whether /dev/kvm opens: joining the kvm group must show up without deleting the
  * cache), and the firmware descriptor dirs (installing ovmf creates or touches them).
  */
-function fingerprint(ctx: Context): string {
+async function fingerprint(ctx: Context): Promise<string> {
   const { located, facts, platform } = ctx;
-  const tools = [...ARCHES.map((a) => located.system[a] ?? null), located.img].map((p) => (p ? statPart(p) : null));
-  const fwDirs = [
-    ...new Set(ARCHES.flatMap((a) => firmwareSearchDirs(ctx.env, platform, located.system[a] ?? null))),
-  ].map((d) => [d, dirMtime(d)]);
+  const tools = await Promise.all([...ARCHES.map((a) => located.system[a] ?? null), located.img].map((p) => (p ? statPart(p) : null)));
+  const fwDirs = await Promise.all(
+    [...new Set(ARCHES.flatMap((a) => firmwareSearchDirs(ctx.env, platform, located.system[a] ?? null)))].map(async (d) => [d, await dirMtime(d)]),
+  );
+  const dev = platform === 'linux' && (await facts.exists(KVM_DEVICE));
   const kvm =
     platform === 'linux'
       ? {
-          dev: facts.exists(KVM_DEVICE),
-          open: facts.exists(KVM_DEVICE) ? facts.openReadWrite(KVM_DEVICE) : null,
-          module: facts.exists(KVM_MODULE),
-          pvm: facts.exists(KVM_PVM_MODULE),
+          dev,
+          open: dev ? await facts.openReadWrite(KVM_DEVICE) : null,
+          module: await facts.exists(KVM_MODULE),
+          pvm: await facts.exists(KVM_PVM_MODULE),
         }
       : null;
   const parts = {
@@ -725,9 +722,9 @@ function installCommand(os: HostOs, distro: Distro, components: readonly Compone
 }
 
 /** The `kvm` group fix, when /dev/kvm exists (and is a real KVM) but this user may not open it. */
-export function kvmPermissionFix(os: HostOs, facts: HostFacts): HostSetup['kvmPermission'] {
-  if (os !== 'linux' || !facts.exists(KVM_DEVICE) || facts.exists(KVM_PVM_MODULE)) return null;
-  const err = facts.openReadWrite(KVM_DEVICE);
+export async function kvmPermissionFix(os: HostOs, facts: HostFacts): Promise<HostSetup['kvmPermission']> {
+  if (os !== 'linux' || !(await facts.exists(KVM_DEVICE)) || (await facts.exists(KVM_PVM_MODULE))) return null;
+  const err = await facts.openReadWrite(KVM_DEVICE);
   if (err !== 'EACCES' && err !== 'EPERM') return null;
   return {
     command: 'sudo usermod -aG kvm $USER',
@@ -768,16 +765,16 @@ export interface HostReportOptions {
   readonly facts?: HostFacts;
 }
 
-export function hostReport(
+export async function hostReport(
   caps: HostCapabilities & { readonly probeProblems?: readonly ProbeProblem[] },
   layout: { readonly home: string; readonly runtimeRoot: string },
   opts: HostReportOptions = {},
-): HostReport {
+): Promise<HostReport> {
   const probeProblems = caps.probeProblems ?? [];
   const brokenPath = (t: ProbeTool) =>
     probeProblems.find((p): p is Extract<ProbeProblem, { kind: 'broken-binary' }> => p.kind === 'broken-binary' && p.tool === t)?.path ?? null;
   const distro =
-    caps.os === 'linux' ? distroFromOsRelease(opts.osRelease !== undefined ? opts.osRelease : realHostFacts.readText('/etc/os-release')) : 'other';
+    caps.os === 'linux' ? distroFromOsRelease(opts.osRelease !== undefined ? opts.osRelease : await realHostFacts.readText('/etc/os-release')) : 'other';
   const install = (components: readonly Component[]) => installCommand(caps.os, distro, components, caps.hostArch);
 
   const problems: string[] = [];
@@ -826,7 +823,7 @@ export function hostReport(
     qemuDir: dirProblem ? { path: dirProblem.dir, exists: dirProblem.dirExists, missing: dirProblem.missing } : null,
     packageManager: packageManagerFor(caps.os, distro),
     installCommand: caps.os === 'darwin' ? (qemuFound ? null : 'brew install qemu') : installCommandLine(caps.os, distro, guideMissing, caps.hostArch),
-    kvmPermission: kvmPermissionFix(caps.os, opts.facts ?? realHostFacts),
+    kvmPermission: await kvmPermissionFix(caps.os, opts.facts ?? realHostFacts),
     hvf: hvfExplanation(caps.os, caps.accels[caps.hostArch]),
   };
 

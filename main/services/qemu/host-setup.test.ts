@@ -28,13 +28,13 @@ const OS_RELEASE = {
   nixos: 'NAME=NixOS\nID=nixos\n',
 };
 
-const NO_KVM: HostFacts = { exists: () => false, openReadWrite: () => 'ENOENT', sysctl: async () => null, readText: () => null };
+const NO_KVM: HostFacts = { exists: async () => false, openReadWrite: async () => 'ENOENT', sysctl: async () => null, readText: async () => null };
 function kvmFacts(open: string | null, pvm = false): HostFacts {
   return {
-    exists: (p) => p === KVM_DEVICE || (pvm && p === KVM_PVM_MODULE),
-    openReadWrite: (p) => (p === KVM_DEVICE ? open : 'ENOENT'),
+    exists: async (p) => p === KVM_DEVICE || (pvm && p === KVM_PVM_MODULE),
+    openReadWrite: async (p) => (p === KVM_DEVICE ? open : 'ENOENT'),
     sysctl: async () => null,
-    readText: () => null,
+    readText: async () => null,
   };
 }
 
@@ -88,43 +88,43 @@ describe('install command', () => {
     );
   });
 
-  it('is in the report when QEMU is missing, naming only what is missing', () => {
-    const r = hostReport(caps({ firmware: { x86_64: FW } }), LAYOUT, { osRelease: OS_RELEASE.ubuntu, facts: NO_KVM });
+  it('is in the report when QEMU is missing, naming only what is missing', async () => {
+    const r = await hostReport(caps({ firmware: { x86_64: FW } }), LAYOUT, { osRelease: OS_RELEASE.ubuntu, facts: NO_KVM });
     expect(r.setup).toEqual({ qemuFound: false, qemuDir: null, packageManager: 'apt', installCommand: 'sudo apt install qemu-system-x86 qemu-utils', kvmPermission: null, hvf: null });
-    const fedora = hostReport(caps(), LAYOUT, { osRelease: OS_RELEASE.fedora, facts: NO_KVM });
+    const fedora = await hostReport(caps(), LAYOUT, { osRelease: OS_RELEASE.fedora, facts: NO_KVM });
     expect(fedora.setup.installCommand).toBe('sudo dnf install qemu-kvm qemu-img edk2-ovmf');
-    const mac = hostReport(caps({ os: 'darwin', hostArch: 'aarch64' }), LAYOUT, { facts: NO_KVM });
+    const mac = await hostReport(caps({ os: 'darwin', hostArch: 'aarch64' }), LAYOUT, { facts: NO_KVM });
     expect(mac.setup).toMatchObject({ qemuFound: false, packageManager: 'brew', installCommand: 'brew install qemu' });
   });
 
-  it('is null when everything is there', () => {
+  it('is null when everything is there', async () => {
     const full = caps({ qemuImg: '/usr/bin/qemu-img', binaries: { x86_64: QEMU }, firmware: { x86_64: FW }, accels: { x86_64: [{ accel: 'kvm', usable: true, reason: 'ok' }] } });
-    const r = hostReport(full, LAYOUT, { osRelease: OS_RELEASE.debian, facts: kvmFacts(null) });
+    const r = await hostReport(full, LAYOUT, { osRelease: OS_RELEASE.debian, facts: kvmFacts(null) });
     expect(r.setup).toEqual({ qemuFound: true, qemuDir: null, packageManager: 'apt', installCommand: null, kvmPermission: null, hvf: null });
   });
 });
 
 describe('KVM present but not permitted', () => {
-  it('gives the kvm group fix for EACCES/EPERM only', () => {
+  it('gives the kvm group fix for EACCES/EPERM only', async () => {
     for (const err of ['EACCES', 'EPERM']) {
-      expect(kvmPermissionFix('linux', kvmFacts(err))).toEqual({
+      expect(await kvmPermissionFix('linux', kvmFacts(err))).toEqual({
         command: 'sudo usermod -aG kvm $USER',
         explanation: expect.stringMatching(/may not open \/dev\/kvm.*kvm group.*log out and back in/),
       });
     }
-    expect(kvmPermissionFix('linux', kvmFacts(null))).toBeNull();
-    expect(kvmPermissionFix('linux', kvmFacts('EBUSY'))).toBeNull();
-    expect(kvmPermissionFix('linux', NO_KVM)).toBeNull();
+    expect(await kvmPermissionFix('linux', kvmFacts(null))).toBeNull();
+    expect(await kvmPermissionFix('linux', kvmFacts('EBUSY'))).toBeNull();
+    expect(await kvmPermissionFix('linux', NO_KVM)).toBeNull();
     // kvm_pvm is refused for other reasons; joining a group would not help.
-    expect(kvmPermissionFix('linux', kvmFacts('EACCES', true))).toBeNull();
-    expect(kvmPermissionFix('darwin', kvmFacts('EACCES'))).toBeNull();
-    const r = hostReport(caps(), LAYOUT, { osRelease: OS_RELEASE.debian, facts: kvmFacts('EACCES') });
+    expect(await kvmPermissionFix('linux', kvmFacts('EACCES', true))).toBeNull();
+    expect(await kvmPermissionFix('darwin', kvmFacts('EACCES'))).toBeNull();
+    const r = await hostReport(caps(), LAYOUT, { osRelease: OS_RELEASE.debian, facts: kvmFacts('EACCES') });
     expect(r.setup.kvmPermission?.command).toBe('sudo usermod -aG kvm $USER');
   });
 });
 
 describe('macOS HVF', () => {
-  it('explains the hypervisor entitlement when HVF is not usable, and says nothing when it is', () => {
+  it('explains the hypervisor entitlement when HVF is not usable, and says nothing when it is', async () => {
     const hvfCaps = (usable: boolean) =>
       caps({
         os: 'darwin',
@@ -133,10 +133,10 @@ describe('macOS HVF', () => {
         binaries: { aarch64: { ...QEMU, arch: 'aarch64', path: '/opt/homebrew/bin/qemu-system-aarch64', accels: ['hvf', 'tcg'] } },
         accels: { aarch64: [{ accel: 'hvf', usable, reason: usable ? 'ok' : 'This QEMU build has no HVF support: reinstall it with `brew reinstall qemu`.' }] },
       });
-    const broken = hostReport(hvfCaps(false), LAYOUT, { facts: NO_KVM });
+    const broken = await hostReport(hvfCaps(false), LAYOUT, { facts: NO_KVM });
     expect(broken.setup.hvf?.explanation).toMatch(/com\.apple\.security\.hypervisor.*Homebrew.*HV_DENIED.*brew reinstall qemu/);
     expect(broken.setup.qemuFound).toBe(true);
-    expect(hostReport(hvfCaps(true), LAYOUT, { facts: NO_KVM }).setup.hvf).toBeNull();
+    expect((await hostReport(hvfCaps(true), LAYOUT, { facts: NO_KVM })).setup.hvf).toBeNull();
   });
 });
 
@@ -171,7 +171,7 @@ describe('this host with VIVARIUM_QEMU_DIR pointing at an empty folder', () => {
     try {
       const probed = await probeHost({ env: { ...process.env, VIVARIUM_QEMU_DIR: empty } });
       const release = fs.existsSync('/etc/os-release') ? fs.readFileSync('/etc/os-release', 'utf8') : null;
-      const r = hostReport(probed, LAYOUT);
+      const r = await hostReport(probed, LAYOUT);
       expect(r.setup.qemuFound).toBe(false);
       // The first fix is the variable, not an install.
       expect(r.setup.qemuDir).toEqual({ path: empty, exists: true, missing: ['qemu-system-x86_64', 'qemu-img'] });
