@@ -159,6 +159,8 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
       await settings.getByRole('textbox', { name: 'Memory', exact: true }).fill('320');
       await settings.getByRole('button', { name: 'Save' }).click();
       await expect(settings).toContainText('a change to its memory size would keep it from resuming');
+      // Its remedy names the button as this VM shows it: Resume, not Start.
+      await expect(settings).toContainText('Resume it first.');
       await settings.getByRole('textbox', { name: 'Memory', exact: true }).fill('256');
     }
     await settings.getByRole('textbox', { name: 'Name', exact: true }).fill(to);

@@ -6,7 +6,7 @@ import type { VmConfig } from '../../main/common/models/vm-config';
 import { useServices } from '../engine';
 import { useHostDefaults } from '../hooks/use-host-defaults';
 import { errorMessage } from '../lib/errors';
-import { uiError } from '../lib/remedy';
+import { forVmState, uiError } from '../lib/remedy';
 import { formFromConfig, formWarnings, toEditPatch, type FieldErrors, type VmFormValues } from '../lib/vm-form';
 import { linkedClonesOf, namesText } from '../lib/snapshot-ui';
 import { Dialog } from './dialog';
@@ -34,8 +34,8 @@ function useVmForm(initial: VmFormValues) {
     });
   };
   /** An engine refusal: messages on the fields it names, the sentence (and its remedy) below. */
-  const showServerError = (err: unknown): void => {
-    const e = uiError(err, 'form');
+  const showServerError = (err: unknown, vmState?: string): void => {
+    const e = forVmState(uiError(err, 'form'), vmState);
     const onFields = Object.keys(e.fields).filter((k) => k !== 'form');
     if (onFields.length > 0) setErrors((prev) => ({ ...prev, ...e.fields }));
     const remedyText = e.remedy && e.remedy.kind !== 'field' ? ` ${e.remedy.text}` : '';
@@ -104,7 +104,7 @@ export function SettingsDialog({
         setSaved(updated);
       } else onSaved(updated);
     } catch (err) {
-      form.showServerError(err);
+      form.showServerError(err, vm.state);
       form.setBusy(false);
       focusFirstInvalid(formRef.current);
     }

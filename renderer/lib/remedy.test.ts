@@ -134,6 +134,10 @@ describe("a suspended VM's force-stop remedy names Discard Saved State…", () =
       '"g1" is suspended. Start it and shut it down, or discard its saved state (Discard Saved State…); then export it.',
     );
   });
+  it('calls the start of a suspended VM Resume, as its button reads', () => {
+    const e = new VivariumError(ErrorCode.InvalidState, '"g1" is suspended: a change to the memory size would keep it from resuming.', undefined, { remedy: { kind: 'start-vm', vm: 'g1' } });
+    expect(forVmState(uiError(e), 'suspended').remedy).toEqual({ kind: 'action', action: 'start', label: 'Resume', text: 'Resume it first.' });
+  });
   it('leaves a running VM’s Force Off alone', () => {
     const e = uiError(engine('"g1" does not respond. Force it off.'));
     expect(forVmState(e, 'running')).toBe(e);

@@ -222,14 +222,21 @@ export const DISCARD_LABEL = 'Discard Saved State…';
  * "Discard Saved State…" (QEMU does not run; what a force-stop does to it is drop its saved state):
  * the engine's front-end-neutral words for that remedy ("force it off to discard its saved state",
  * "discard its saved state with Force Off") name that button instead, and the remedy is a button
- * doing it. Anything else is returned unchanged.
+ * doing it; a start-vm remedy is its Resume button. Anything else is returned unchanged.
  */
 export function forVmState(err: UiError, state: string | undefined): UiError {
   if (state !== 'suspended') return err;
   const message = err.message
     .replace(/\bforce it off to discard (its|the) saved state\b/g, `discard $1 saved state (${DISCARD_LABEL})`)
     .replace(/\bdiscard (its|the) saved state with Force Off\b/g, `discard $1 saved state (${DISCARD_LABEL})`);
-  const remedy: UiRemedy | null = err.remedy?.kind === 'action' && err.remedy.action === 'forceOff' ? { kind: 'action', action: 'discard', label: DISCARD_LABEL, text: '' } : err.remedy;
+  const action = err.remedy?.kind === 'action' ? err.remedy.action : null;
+  // Its Start button reads Resume (the start resumes it where it was).
+  const remedy: UiRemedy | null =
+    action === 'forceOff'
+      ? { kind: 'action', action: 'discard', label: DISCARD_LABEL, text: '' }
+      : action === 'start'
+        ? { kind: 'action', action: 'start', label: 'Resume', text: 'Resume it first.' }
+        : err.remedy;
   return { ...err, message, remedy };
 }
 

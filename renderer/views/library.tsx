@@ -17,7 +17,7 @@ import { useVmStatsSnapshot } from '../hooks/use-stats';
 import { useVmList } from '../hooks/use-vms';
 import { gridMove } from '../lib/keys';
 import { onMenuAction } from '../lib/menu-events';
-import { uiError, type UiError } from '../lib/remedy';
+import { forVmState, uiError, type UiError } from '../lib/remedy';
 import { actionBlockedReason, confirmationFor, isActionEnabled, startLabel, STATE_LABELS, type VmAction } from '../lib/vm-actions';
 import { isSortKey, isTypeAheadKey, SORT_KEYS, SORT_LABELS, STATS_SORT_KEYS, TYPE_AHEAD_EMPTY, typeAhead, visibleVms, type SortKey } from '../lib/vm-list';
 import { goToHost, openVmWindow } from '../navigation';
@@ -162,7 +162,7 @@ export function Library(): ReactNode {
       if (result) upsert(result);
       if (result?.notices?.length) setBanner({ kind: 'notice', text: `${vm.name}: ${result.notices.join(' ')}` });
     } catch (err) {
-      setBanner({ kind: 'error', vmName: vm.name, error: uiError(err, 'window') });
+      setBanner({ kind: 'error', vmName: vm.name, error: forVmState(uiError(err, 'window'), vm.state) });
     } finally {
       setPending((p) => {
         const next = new Set(p);
