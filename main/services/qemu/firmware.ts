@@ -25,24 +25,25 @@ export interface FindFirmwareOptions extends FirmwareSearch {
   readonly machine?: string;
   /** Ask for a Secure Boot build (which then also needs SMM). Default false. */
   readonly secureBoot?: boolean;
-  readonly fileExists?: (p: string) => boolean;
+  /** Whether a firmware image is there (a regular file). Default: stat it. */
+  readonly fileExists?: (p: string) => boolean | Promise<boolean>;
 }
 
 /** Where QEMU was installed: `<prefix>/bin/qemu-system-*` → `<prefix>`. Homebrew's bin entries are
  *  symlinks into a versioned Cellar folder, and the descriptors it installs live in that folder. */
-export function installPrefix(binaryPath: string): string {
+export async function installPrefix(binaryPath: string): Promise<string> {
   let real = binaryPath;
   try {
-    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (firmware search; see findUefiFirmware)
-    real = fs.realpathSync(binaryPath);
+    real = await fs.promises.realpath(binaryPath);
   } catch {
     // A missing binary still has a lexical prefix; the dirs below then simply do not exist.
   }
   return path.dirname(path.dirname(real));
 }
 
-export function firmwareSearchDirs(env: NodeJS.ProcessEnv, platform: NodeJS.Platform, qemuBinaryPath: string | null): string[] {
-  const prefix = qemuBinaryPath ? installPrefix(qemuBinaryPath) : null;
+/** Where QEMU's firmware descriptors are looked for, most general first (docs/interop/firmware.json). */
+export async function firmwareSearchDirs(env: NodeJS.ProcessEnv, platform: NodeJS.Platform, qemuBinaryPath: string | null): Promise<string[]> {
+  const prefix = qemuBinaryPath ? await installPrefix(qemuBinaryPath) : null;
   const dirs: string[] = [];
   if (platform !== 'win32') dirs.push('/usr/share/qemu/firmware');
   // The installing package's own share dir (Homebrew, /usr/local builds): as general as /usr/share.
@@ -74,28 +75,26 @@ const UNSUPPORTED_FEATURES: ReadonlySet<string> = new Set(['amd-sev-es', 'amd-se
 
 /** The effective descriptor files: later dirs override earlier ones by name, sorted by file name
  *  (byte order, as QEMU's spec says). Masked (empty) files are left out. */
-export function listDescriptors(dirs: readonly string[]): string[] {
+export async function listDescriptors(dirs: readonly string[]): Promise<string[]> {
   const byName = new Map<string, string>();
   for (const dir of dirs) {
     let names: string[];
     try {
-      // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware)
-      names = fs.readdirSync(dir);
+      names = await fs.promises.readdir(dir);
     } catch {
       continue; // Most of these dirs do not exist on a given host.
     }
     for (const name of names) if (name.endsWith('.json')) byName.set(name, path.join(dir, name));
   }
-  return [...byName.keys()]
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    .map((name) => byName.get(name) as string)
-    .filter((file) => !isEmptyFile(file));
+  const files = [...byName.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((name) => byName.get(name) as string);
+  const out: string[] = [];
+  for (const file of files) if (!(await isEmptyFile(file))) out.push(file);
+  return out;
 }
 
-function isEmptyFile(file: string): boolean {
+async function isEmptyFile(file: string): Promise<boolean> {
   try {
-    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware)
-    return fs.statSync(file).size === 0;
+    return (await fs.promises.stat(file)).size === 0;
   } catch {
     return true;
   }
@@ -103,27 +102,24 @@ function isEmptyFile(file: string): boolean {
 
 /**
  * The UEFI build for `arch` (and `opts.machine`, Secure Boot or not) by QEMU's firmware descriptors,
- * else well-known install locations; null when none is installed. Synchronous: it runs inside the
- * host probe (probeLocated), once per engine and when doctor re-probes after the cached probe's
- * fingerprint changed — a readdir of a few folders and a few small JSON files.
+ * else well-known install locations; null when none is installed.
  */
-export function findUefiFirmware(arch: Arch, opts: FindFirmwareOptions): UefiFirmware | null {
+export async function findUefiFirmware(arch: Arch, opts: FindFirmwareOptions): Promise<UefiFirmware | null> {
   const secureBoot = opts.secureBoot ?? false;
   const machine = normalizeMachine(opts.machine ?? defaultMachine(arch));
   const fileExists = opts.fileExists ?? defaultFileExists;
-  for (const file of listDescriptors(opts.dirs)) {
-    const d = readDescriptor(file);
+  for (const file of await listDescriptors(opts.dirs)) {
+    const d = await readDescriptor(file);
     if (!d) continue;
     const fw = matchDescriptor(d, file, arch, machine, secureBoot);
-    if (fw && fileExists(fw.code) && fileExists(fw.varsTemplate)) return fw;
+    if (fw && (await fileExists(fw.code)) && (await fileExists(fw.varsTemplate))) return fw;
   }
   return findFallback(arch, secureBoot, opts.dirs, fileExists);
 }
 
-function readDescriptor(file: string): Descriptor | null {
+async function readDescriptor(file: string): Promise<Descriptor | null> {
   try {
-    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware): a small JSON descriptor
-    const parsed = Descriptor.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    const parsed = Descriptor.safeParse(JSON.parse(await fs.promises.readFile(file, 'utf8')));
     return parsed.success ? parsed.data : null;
   } catch {
     return null; // Unreadable or not JSON: a broken descriptor must not hide the others.
@@ -180,10 +176,9 @@ export function globMatch(pattern: string, s: string): boolean {
   return new RegExp(`^${re}$`, 's').test(s);
 }
 
-function defaultFileExists(p: string): boolean {
+async function defaultFileExists(p: string): Promise<boolean> {
   try {
-    // eslint-disable-next-line no-restricted-syntax -- part of the synchronous host probe (see findUefiFirmware)
-    return fs.statSync(p).isFile();
+    return (await fs.promises.stat(p)).isFile();
   } catch {
     return false;
   }
@@ -226,8 +221,19 @@ function fallbackPairs(arch: Arch, secureBoot: boolean, dirs: readonly string[])
   ];
 }
 
-function findFallback(arch: Arch, secureBoot: boolean, dirs: readonly string[], fileExists: (p: string) => boolean): UefiFirmware | null {
-  const hit = fallbackPairs(arch, secureBoot, dirs).find((p) => fileExists(p.code) && fileExists(p.vars));
+async function findFallback(
+  arch: Arch,
+  secureBoot: boolean,
+  dirs: readonly string[],
+  fileExists: (p: string) => boolean | Promise<boolean>,
+): Promise<UefiFirmware | null> {
+  let hit: FallbackPair | undefined;
+  for (const p of fallbackPairs(arch, secureBoot, dirs)) {
+    if ((await fileExists(p.code)) && (await fileExists(p.vars))) {
+      hit = p;
+      break;
+    }
+  }
   if (!hit) return null;
   return {
     code: hit.code,

@@ -439,14 +439,14 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
     binaries[arch] = r.binary;
     seccomp.push(r.seccomp);
     accels[arch] = await accelStatuses(arch, r.binary.accels, accelCtx);
-    const fw = findUefiFirmware(arch, {
-      dirs: firmwareSearchDirs(env, platform, r.binary.path),
+    const fw = await findUefiFirmware(arch, {
+      dirs: await firmwareSearchDirs(env, platform, r.binary.path),
       machine: defaultMachine(arch, r.binary.version),
     });
     if (fw) firmware[arch] = fw;
     // Descriptors sort by name and distros number the enrolled build first (40-…-secure-enrolled).
-    const secure = findUefiFirmware(arch, {
-      dirs: firmwareSearchDirs(env, platform, r.binary.path),
+    const secure = await findUefiFirmware(arch, {
+      dirs: await firmwareSearchDirs(env, platform, r.binary.path),
       machine: defaultMachine(arch, r.binary.version),
       secureBoot: true,
     });
@@ -456,7 +456,7 @@ async function probeLocated(ctx: Context): Promise<ProbedCapabilities> {
   if (!binaries[hostArch]) {
     // No usable emulator yet: still say whether the firmware is installed, so the doctor's install
     // command names only what is missing.
-    const fw = findUefiFirmware(hostArch, { dirs: firmwareSearchDirs(env, platform, null) });
+    const fw = await findUefiFirmware(hostArch, { dirs: await firmwareSearchDirs(env, platform, null) });
     if (fw) firmware[hostArch] = fw;
   }
 
@@ -541,7 +541,7 @@ async function fingerprint(ctx: Context): Promise<string> {
   const { located, facts, platform } = ctx;
   const tools = await Promise.all([...ARCHES.map((a) => located.system[a] ?? null), located.img].map((p) => (p ? statPart(p) : null)));
   const fwDirs = await Promise.all(
-    [...new Set(ARCHES.flatMap((a) => firmwareSearchDirs(ctx.env, platform, located.system[a] ?? null)))].map(async (d) => [d, await dirMtime(d)]),
+    [...new Set((await Promise.all(ARCHES.map((a) => firmwareSearchDirs(ctx.env, platform, located.system[a] ?? null)))).flat())].map(async (d) => [d, await dirMtime(d)]),
   );
   const dev = platform === 'linux' && (await facts.exists(KVM_DEVICE));
   const kvm =
