@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect, test } from './fixtures';
@@ -491,4 +492,30 @@ test('a VM whose disk is a raw image used in place: Take Snapshot is disabled up
   await expect(take).toHaveAccessibleDescription(`Its disk disk0 is ${raw}, used in place: snapshots are written only into disks in the VM's folder. A full clone copies the disk in.`);
   await vmPage.close();
   expect((await served.cli(['delete', name])).code).toBe(0);
+});
+
+test('a full clone in progress: the dialog shows the copy and does not pretend to cancel it; when done it offers the clone', async ({ appPage: page, served }) => {
+  const name = 'full source';
+  expect((await served.cli(['create', name, '--memory', '128M', '--disk-size', '2G', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
+  // 1 GiB of data in its disk, so the copy takes a moment (qemu-img copies only what is written).
+  const shown = JSON.parse((await served.cli(['show', name, '--json'])).stdout) as { path: string; config: { disks: { source: { bundle: string } }[] } };
+  const disk = path.join(shown.path, shown.config.disks[0]!.source.bundle);
+  execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 1G', disk], { stdio: 'ignore' });
+
+  const library = new LibraryPage(page);
+  await library.goto(served.url);
+  const vmPage = await library.openVm(name);
+  const vm = new VmWindowPage(vmPage);
+  await vm.button('Clone…').click();
+  const dialog = vmPage.getByRole('dialog', { name: `Clone “${name}”` });
+  await dialog.getByLabel('Name of the clone').fill('full copy');
+  await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
+  await expect(dialog.getByRole('button', { name: 'Close (the copy goes on)' })).toBeVisible();
+  await expect(dialog).toContainText('A full copy cannot be stopped once it has begun');
+  await expect(dialog.getByRole('button', { name: 'Cancel' })).toHaveCount(0);
+  await expect(dialog.getByRole('status')).toContainText('Cloned: “full copy” is in the library, with disks of its own.', { timeout: 120_000 });
+  await expect(dialog.getByRole('button', { name: 'Open “full copy”' })).toBeFocused();
+  await dialog.getByRole('button', { name: 'Close', exact: true }).click();
+  await vmPage.close();
+  for (const n of ['full copy', name]) expect((await served.cli(['delete', n])).code).toBe(0);
 });
