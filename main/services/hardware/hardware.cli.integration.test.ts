@@ -215,6 +215,15 @@ describe('disks of a stopped VM', () => {
     const id = (JSON.parse(created.stdout) as { id: string }).id;
     const bundle = path.join(t.home, 'vms', id);
 
+    // A stray file where the new disk would go is never overwritten (nor written through, as a link).
+    const stray = path.join(bundle, 'disk1.qcow2');
+    fs.symlinkSync(path.join(files, 'nowhere'), stray);
+    const clash = await cli(['disk', 'add', 'st', '--size', '16M']);
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toContain(`${stray} already exists but no disk of "st" uses it. Move it away and try again.`);
+    expect(fs.existsSync(path.join(files, 'nowhere'))).toBe(false);
+    fs.rmSync(stray);
+
     const mine = path.join(files, 'data.raw');
     execFileSync('qemu-img', ['create', '-q', '-f', 'raw', mine, '8M']);
     let list = await json<Drive[]>(['disk', 'add', 'st', '--size', '16M']);
