@@ -37,6 +37,8 @@ describe('snapshotTreeRows', () => {
       ['x', 1],
       ['y', 1],
     ]);
+    // The second branch says where it starts: its parent is not the row above it.
+    expect(rows.map((r) => r.after)).toEqual([null, null, null, 'a', null]);
   });
   it('shows a snapshot whose parent is gone, and several roots, at the left edge', () => {
     const rows = snapshotTreeRows([snap('a', null), snap('r', 'gone'), snap('b', 'a')]);

@@ -16,6 +16,9 @@ const MAX_BACKING_LAYERS = 8;
 export interface TreeRow {
   readonly snap: SnapshotInfo;
   readonly depth: number;
+  /** The parent's name when the row above is not the parent (a branch that starts further up),
+   *  so the tree reads without lines; null otherwise. */
+  readonly after: string | null;
 }
 
 /**
@@ -33,6 +36,7 @@ export function snapshotTreeRows(list: readonly SnapshotInfo[]): TreeRow[] {
   }
   const out: TreeRow[] = [];
   const seen = new Set<string>();
+  const byId = new Map(list.map((s) => [s.id, s]));
   const walk = (p: string | null, depth: number): void => {
     const children = kids.get(p) ?? [];
     // Several roots (a recovered snapshot) are siblings at the left edge, not a branch.
@@ -40,7 +44,8 @@ export function snapshotTreeRows(list: readonly SnapshotInfo[]): TreeRow[] {
     for (const s of children) {
       if (seen.has(s.id)) continue;
       seen.add(s.id);
-      out.push({ snap: s, depth: childDepth });
+      const above = out[out.length - 1]?.snap.id ?? null;
+      out.push({ snap: s, depth: childDepth, after: p !== null && p !== above ? (byId.get(p)?.name ?? null) : null });
       walk(s.id, childDepth);
     }
   };

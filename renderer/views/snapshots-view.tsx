@@ -284,7 +284,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       )}
       {list !== null && rows.length === 0 && <p className="muted">No snapshots yet.</p>}
       <ul className="snapshot-tree" aria-label="Snapshot tree">
-        {rows.map(({ snap, depth }) => (
+        {rows.map(({ snap, depth, after }) => (
           <li key={snap.id} className="snapshot-row" style={{ marginInlineStart: `${Math.min(depth, 6) * 1.5}rem` }} aria-label={snap.name} data-current={snap.current}>
             <Thumbnail vmId={vm.id} snap={snap} onOpen={(url) => setAsk({ kind: 'picture', snap, url })} />
             <div className="snapshot-text">
@@ -292,6 +292,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
               {snap.current && <span className="badge">You are here</span>}
               <div className="muted">
                 {snapshotDate(snap.createdAt, formatDate)} · {snap.withMemory ? `with memory, ${formatBytes(snap.sizeBytes)}` : 'disks only'}
+                {after !== null ? ` · after “${after}”` : ''}
               </div>
               {snap.description && <div className="snapshot-description">{localizeIsoTimes(snap.description, formatDate)}</div>}
             </div>
