@@ -122,6 +122,21 @@ describe('BundleStore', () => {
     expect(bundleNames()).toEqual([]);
   });
 
+  it('removeAsync resolves with the files gone, keeping the bundle disks when asked, as remove does', async () => {
+    await store.create(withBundleDisk(), async (staging) => {
+      fs.writeFileSync(path.join(staging, 'disk0.qcow2'), 'the guest data');
+      fs.writeFileSync(path.join(staging, 'serial.log'), 'boot');
+    });
+    const [entry] = await store.listAsync();
+    const kept = await store.removeAsync(entry!, true);
+    const expected = path.join(layout.home, KEPT_DISKS_DIR, `alpha-${ID.slice(0, 8)}`, 'disk0.qcow2');
+    expect(kept).toEqual([expected]);
+    expect(fs.readFileSync(expected, 'utf8')).toBe('the guest data');
+    // Nothing left to wait for: the folder is gone when it resolves.
+    expect(bundleNames()).toEqual([]);
+    expect(await store.listAsync()).toEqual([]);
+  });
+
   it('sweepStaging removes what a dead process left (through list), never a link target, and keeps a fresh one of a live process', async () => {
     fs.mkdirSync(layout.bundlesDir, { recursive: true });
     // A pid that cannot be alive (above pid_max's ceiling of 2^22).

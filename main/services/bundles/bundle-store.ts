@@ -241,7 +241,7 @@ export class BundleStore {
     const kept: string[] = [];
     if (keepDisks && entry.ok) {
       // Every image of every disk's chain that lives in the bundle (a linked clone's base layers too).
-      const owned = [...new Set(entry.config.disks.flatMap((d) => diskImages(d).flatMap((l) => ('bundle' in l.source ? [l.source.bundle] : []))))];
+      const owned = ownDiskFiles(entry.config);
       if (owned.length > 0) {
         const dest = path.join(this.layout.home, KEPT_DISKS_DIR, `${safeFileStem(entry.config.name)}-${entry.id.slice(0, 8)}`);
         mkdirPrivate(dest);
@@ -262,6 +262,33 @@ export class BundleStore {
     fs.renameSync(entry.dir, trash);
     this.cache.delete(entry.id);
     this.removeInBackground(trash);
+    return kept;
+  }
+
+  /**
+   * remove() without blocking the event loop at all: the same moves (fs.promises), then the bundle's
+   * files removed before it resolves. Returns the kept files' new paths. TODO(lead): library/delete.ts
+   * can switch to it (`kept = await deps.library.store.removeAsync(…)`).
+   */
+  async removeAsync(entry: BundleEntry, keepDisks: boolean): Promise<string[]> {
+    const kept: string[] = [];
+    const owned = keepDisks && entry.ok ? ownDiskFiles(entry.config) : [];
+    if (owned.length > 0 && entry.ok) {
+      const dest = path.join(this.layout.home, KEPT_DISKS_DIR, `${safeFileStem(entry.config.name)}-${entry.id.slice(0, 8)}`);
+      await mkdirPrivateAsync(dest);
+      for (const file of owned) {
+        const from = this.layout.bundle(entry.id).file(file);
+        if (!(await fsp.access(from).then(() => true, () => false))) continue; // as fs.existsSync in remove()
+        const to = path.join(dest, file);
+        await fsp.rename(from, to);
+        kept.push(to);
+      }
+    }
+    const trash = path.join(this.layout.bundlesDir, `${DELETING_PREFIX}${entry.id}-${process.pid}`);
+    await fsp.rename(entry.dir, trash);
+    this.cache.delete(entry.id);
+    this.removeInBackground(trash);
+    await this.removing.get(trash);
     return kept;
   }
 
@@ -310,6 +337,11 @@ export class BundleStore {
       }
     }
   }
+}
+
+/** Every image of every disk's chain that lives in the bundle (a linked clone's base layers too). */
+function ownDiskFiles(config: VmConfig): string[] {
+  return [...new Set(config.disks.flatMap((d) => diskImages(d).flatMap((l) => ('bundle' in l.source ? [l.source.bundle] : []))))];
 }
 
 /** The entry for a VM folder that is a symbolic link (never followed). */

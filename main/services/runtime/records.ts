@@ -92,6 +92,11 @@ export function writeStopRequest(rt: VmRuntimePaths, request: StopRequest): void
   writeFileAtomic(rt.stopRequested, `${JSON.stringify(request)}\n`, 0o600);
 }
 
+/** writeStopRequest without blocking the event loop. */
+export async function writeStopRequestAsync(rt: VmRuntimePaths, request: StopRequest): Promise<void> {
+  await writeFileAtomicAsync(rt.stopRequested, `${JSON.stringify(request)}\n`, 0o600);
+}
+
 /** The stop request left by a ladder; a bare pid (older engines wrote just that) reads as a plain stop. */
 export function readStopRequest(rt: VmRuntimePaths): StopRequest | null {
   const text = safeRead(rt.stopRequested);

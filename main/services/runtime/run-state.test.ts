@@ -127,6 +127,28 @@ describe('RunStates off the event loop (issue 7)', () => {
     ]);
   });
 
+  it('recordFailedStartAsync records the refusal with the log tail, clears the runtime folder, and logs a failed write', async () => {
+    const rt = layout.runtime(ID);
+    layout.ensureRuntimeDir(rt.dir);
+    writeRecord(rt, record(9_999_999));
+    fs.writeFileSync(rt.pidfile, '9999999\n');
+    fs.writeFileSync(layout.bundle(ID).qemuLog, "qemu-system-x86_64: -netdev user: Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'\n");
+    await states.recordFailedStartAsync(ID, 'QEMU refused to start: host port 2222 (tcp) is already in use by another program');
+    expect(await states.lastExitAsync(ID)).toMatchObject({
+      reason: 'failed',
+      message: expect.stringContaining('host port 2222 (tcp) is already in use'),
+      stderrTail: ["qemu-system-x86_64: -netdev user: Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'"],
+    });
+    expect(states.lastExit(ID)).toEqual(await states.lastExitAsync(ID));
+    for (const f of [rt.record, rt.pidfile]) expect(fs.existsSync(f)).toBe(false);
+    expect(await states.currentRecordAsync(ID)).toBeNull();
+    // A folder where last-exit.json should go: the failure is logged, not dropped.
+    fs.rmSync(layout.bundle(ID).lastExit);
+    fs.mkdirSync(layout.bundle(ID).lastExit);
+    await states.recordFailedStartAsync(ID, 'QEMU refused to start: no such file');
+    expect(logged.some((l) => /could not record the last exit \(failed: QEMU refused to start: no such file\)/.test(l))).toBe(true);
+  });
+
   it('getAsync says "starting" while another live process holds the start lock, touching nothing; a stale lock is taken over', async () => {
     const holder = await fakeQemu(); // any live process other than this one
     const rt = layout.runtime(ID);

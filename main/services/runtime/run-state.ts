@@ -174,6 +174,13 @@ export class RunStates {
     return rec && rec.id === id ? rec : null;
   }
 
+  /** currentRecord() without blocking the event loop. (update() has no async twin: its
+   *  read-modify-write of the record must not interleave with another in this process.) */
+  async currentRecordAsync(id: string): Promise<RuntimeRecord | null> {
+    const rec = await readRecordAsync(this.deps.layout.runtime(id));
+    return rec && rec.id === id ? rec : null;
+  }
+
   /** Records the end of a start that QEMU refused, and clears what it left. */
   recordFailedStart(id: string, message: string): void {
     const rt = this.deps.layout.runtime(id);
@@ -187,6 +194,21 @@ export class RunStates {
     });
     this.writeLastExit(id, { ...verdict, at: new Date().toISOString(), stderrTail: lastLines(qemuLog, 10) });
     clearRuntime(rt);
+  }
+
+  /** recordFailedStart() without blocking the event loop (the caller holds the start lock). */
+  async recordFailedStartAsync(id: string, message: string): Promise<void> {
+    const rt = this.deps.layout.runtime(id);
+    const qemuLog = this.deps.layout.bundle(id).qemuLog;
+    const verdict = classifyExit({
+      status: await readExitStatusAsync(rt.exitStatus),
+      stopRequest: null,
+      pidfileLeft: false,
+      signalInLog: null,
+      startFailure: message,
+    });
+    await this.writeLastExitAsync(id, { ...verdict, at: new Date().toISOString(), stderrTail: await lastLinesAsync(qemuLog, 10) });
+    await clearRuntimeAsync(rt);
   }
 
   /** The last exit recorded for a VM, or null. */
