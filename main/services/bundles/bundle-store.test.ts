@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, VivariumError } from '../../common/errors';
+import { ErrorCode, type VivariumError } from '../../common/errors';
 import { parseVmConfig, type VmConfig } from '../../common/models/vm-config';
 import { KEPT_DISKS_DIR, Layout } from '../paths';
 import { BundleStore } from './bundle-store';
