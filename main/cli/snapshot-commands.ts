@@ -110,13 +110,42 @@ export async function runSnapshot(command: string, p: Parsed, s: Services, io: I
   if (command === 'import') {
     const name = p.flags.name;
     const info = await s.snapshots.importVm(path.resolve(p.positionals[0]!), typeof name === 'string' ? { name } : {});
-    if (asJson) json({ name: info.name, id: info.id, state: info.state });
+    for (const n of info.notices ?? []) io.stderr.write(`note: ${n}\n`);
+    if (asJson) json({ name: info.name, id: info.id, state: info.state, notices: info.notices ?? [] });
     else out(info.id);
     return 0;
   }
   if (command === 'clone') {
     const [vm, newName] = p.positionals as [string, string];
-    const info = await s.snapshots.clone(vm, { name: newName, linked: p.flags.linked === true });
+    // Ctrl-C cancels a full copy in the engine (which may outlive this command: the app or
+    // `vivarium serve`): its qemu-img ends and the half-made clone is removed. A second Ctrl-C quits.
+    let interrupted = false;
+    let settled = false;
+    const onSigint = () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      // The copy may not have begun yet (the engine is still checking): ask until it is cancelled
+      // or the clone has ended either way.
+      const ask = (): void => {
+        if (settled) return;
+        void s.snapshots.cancel(vm).then(
+          (cancelled) => (cancelled ? undefined : void setTimeout(ask, 200)),
+          () => undefined,
+        );
+      };
+      ask();
+    };
+    process.on('SIGINT', onSigint);
+    let info;
+    try {
+      info = await s.snapshots.clone(vm, { name: newName, linked: p.flags.linked === true }).finally(() => (settled = true));
+    } catch (e) {
+      if (!interrupted) throw e;
+      io.stderr.write(`vivarium: interrupted; the clone was cancelled and nothing of it was kept.\n`);
+      return 130;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
     for (const n of info.notices ?? []) io.stderr.write(`note: ${n}\n`);
     if (asJson) json({ name: info.name, id: info.id, state: info.state, linked: p.flags.linked === true, notices: info.notices ?? [] });
     else out(info.id);

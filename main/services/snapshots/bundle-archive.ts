@@ -27,7 +27,9 @@ import { writeSeedIso } from '../provisioning/seed-iso';
 import type { Library, OkEntry } from '../library/library';
 import { BundleFile } from '../paths';
 import { onInterrupt } from '../qemu/tied-child';
-import { TREE_FILE } from './tree';
+import { hostFileTrust, quotedName, screenHostAccess, screenMachine, shown } from '../imports/untrusted-config';
+import { revertTarget, settingsOf } from './settings';
+import { SnapshotTree, TREE_FILE } from './tree';
 
 export const MANIFEST = 'vivarium-manifest.json';
 const BLOCK = 512;
@@ -274,6 +276,11 @@ async function sliceSha256(file: string, offset: number, size: number): Promise<
 
 /**
  * Imports an export file as a new VM. Checks everything first; writes the bundle whole or not at all.
+ * The file is untrusted (imports/untrusted-config.ts): host files this machine does not trust
+ * (kernel, initrd, ISOs, an SSH key), shared folders and extra QEMU arguments are not taken, from the
+ * config and from every snapshot's saved settings alike, each said in `notices`; a VM using disks
+ * outside the export, or a suspended one, is refused.
+ * @returns the new VM's config and one sentence per setting dropped
  * @throws invalid-argument (partial, corrupt or not an export, with the reason), already-exists (name)
  */
 export async function importVm(
@@ -282,7 +289,7 @@ export async function importVm(
   options: { readonly name?: string },
   qemuImg: string | null,
   progress?: (f: number) => void,
-): Promise<VmConfig> {
+): Promise<{ readonly config: VmConfig; readonly notices: readonly string[] }> {
   // What the file is, before reading it as an archive: said plainly, never as an error code.
   const st = await fsp.stat(file).catch((e: NodeJS.ErrnoException) => e);
   if (st instanceof Error) {
@@ -350,6 +357,8 @@ export async function importVm(
   if (!parsed.ok) throw refuse(file, parsed.error.replace(/[. ]*(Restore it from a backup or delete the VM|Fix the file or delete the VM)\.*$/, ''));
   const outside = parsed.config.disks.flatMap((d) => diskImages(d)).some((l) => !('bundle' in l.source));
   if (outside) throw refuse(file, 'its VM uses files outside its folder');
+  // An export never holds a suspended VM (exportFiles refuses one): such a file was made by hand.
+  if (parsed.config.suspended) throw refuse(file, 'its VM is suspended, and an export never holds a saved state (it was not written by Vivarium)');
   const taken = library.entries().some((e) => e.id === parsed.config.id);
   const name = (options.name ?? parsed.config.name).trim();
   const clash = findNameClash(name, libraryNames(library));
@@ -372,21 +381,30 @@ export async function importVm(
   const finalDir = library.layout.bundle(id).dir;
   const carried = new Set(manifest.files.map((f) => f.name));
   const ci = parsed.config.cloudInit;
-  const config: VmConfig = {
-    ...parsed.config,
-    id,
-    name,
-    network: taken ? { ...parsed.config.network, mac: randomMac() } : parsed.config.network,
-    // A sandbox's key and known_hosts are its own files in its new folder (the paths in the file
-    // named the exporter's folder); a key of the user's elsewhere stays as it was.
-    cloudInit: ci
-      ? {
-          ...ci,
-          identityFile: ci.identityFile && carried.has('ssh/id_ed25519') && ci.identityFile.endsWith('/ssh/id_ed25519') ? memberPath(finalDir, 'ssh/id_ed25519') : ci.identityFile,
-          knownHostsFile: memberPath(finalDir, 'ssh/known_hosts'),
-        }
-      : null,
-  };
+  // A sandbox's key and known_hosts are its own files in its new folder (the paths in the file
+  // named the exporter's folder); a key elsewhere is kept only when this machine trusts it.
+  const ownKey = ci?.identityFile && carried.has('ssh/id_ed25519') && ci.identityFile.endsWith('/ssh/id_ed25519') ? memberPath(finalDir, 'ssh/id_ed25519') : null;
+  const trust = hostFileTrust(
+    library.entries().flatMap((e) => (e.ok ? [e.config] : [])),
+    library.layout.mediaDir,
+  );
+  const machine = screenMachine(
+    {
+      ...parsed.config,
+      id,
+      name,
+      network: taken ? { ...parsed.config.network, mac: randomMac() } : parsed.config.network,
+      cloudInit: ci ? { ...ci, knownHostsFile: memberPath(finalDir, 'ssh/known_hosts') } : null,
+    },
+    trust,
+    null,
+  );
+  const access = screenHostAccess(machine.config, trust, ownKey);
+  const config: VmConfig = access.config;
+  const notices = [...machine.notices, ...access.notices];
+  // The snapshot tree (checked against its checksum above): each snapshot's saved settings are
+  // what a revert puts back, so they pass the same screening, and its file names stay in the folder.
+  const treeText = carried.has(TREE_FILE) ? await screenTree(file, byName.get(TREE_FILE)!, config, trust, notices) : null;
   let copied = 0;
   await library.store.create(config, async (dir) => {
     if ([...carried].some((n) => n.startsWith('ssh/'))) await fsp.mkdir(path.join(dir, 'ssh'), { mode: 0o700 });
@@ -394,7 +412,8 @@ export async function importVm(
       if (f.name === BundleFile.config) continue;
       const m = byName.get(f.name)!;
       const out = memberPath(dir, f.name);
-      if (m.size === 0) await fsp.writeFile(out, '', { mode: 0o600 });
+      if (f.name === TREE_FILE && treeText !== null) await fsp.writeFile(out, treeText, { mode: 0o600 });
+      else if (m.size === 0) await fsp.writeFile(out, '', { mode: 0o600 });
       else await pipeline(fs.createReadStream(file, { start: m.offset, end: m.offset + m.size - 1 }), fs.createWriteStream(out, { mode: 0o600 }));
       copied += f.size;
       progress?.(0.5 + (total > 0 ? (copied / total) * 0.5 : 0.5));
@@ -409,7 +428,48 @@ export async function importVm(
       await writeSeedIso(seedFile, seed);
     }
   });
-  return config;
+  return { config, notices };
+}
+
+/**
+ * The imported snapshots.json as it is written into the new folder: the tree checked (its shape,
+ * and every image and thumbnail a plain file name of the folder), each snapshot's saved settings
+ * checked as a config is (settings.ts revertTarget against the imported `config`: a disk outside the
+ * folder is refused) and screened as the config was, sentences for what was dropped added to
+ * `notices`. @throws VivariumError invalid-argument (refuse) naming the snapshot
+ */
+async function screenTree(file: string, member: { readonly offset: number; readonly size: number }, config: VmConfig, trust: ReturnType<typeof hostFileTrust>, notices: string[]): Promise<string> {
+  const text = Buffer.alloc(member.size);
+  const fh = await fsp.open(file, 'r');
+  try {
+    await fh.read(text, 0, member.size, member.offset);
+  } finally {
+    await fh.close();
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text.toString('utf8'));
+  } catch {
+    throw refuse(file, `its ${TREE_FILE} is not valid JSON`);
+  }
+  const parsed = SnapshotTree.safeParse(raw);
+  if (!parsed.success) throw refuse(file, `its ${TREE_FILE} is not a snapshot tree (${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'})`);
+  const snapshots = [];
+  for (const s of parsed.data.snapshots) {
+    const named = quotedName(s.name);
+    const badFile = [...s.images, ...(s.thumbnail !== null ? [s.thumbnail] : [])].find((n) => !BundleFileName.safeParse(n).success);
+    if (badFile !== undefined) throw refuse(file, `its ${TREE_FILE} names ${shown(badFile)} for snapshot ${named}, which is not a file of a VM's folder`);
+    if (!s.settings) {
+      snapshots.push(s);
+      continue;
+    }
+    const target = revertTarget(config, s.settings);
+    if (!target.ok) throw refuse(file, `the saved settings of snapshot ${named} cannot be used: ${target.why}`);
+    const screened = screenMachine(target.target.config, trust, s.name);
+    notices.push(...screened.notices);
+    snapshots.push({ ...s, settings: settingsOf(screened.config) });
+  }
+  return `${JSON.stringify({ ...parsed.data, snapshots }, null, 2)}\n`;
 }
 
 /** A member name as read from an untrusted archive, fit for a sentence: printable, at most 100 characters. */
