@@ -293,7 +293,7 @@ test('snapshot dialogs keep what was typed: the name field is locked while savin
   await expect(rename).toHaveCount(0, { timeout: 30_000 });
   await expect(panel.getByRole('listitem', { name: 'renamed' })).toBeVisible();
   // The focus is back on the renamed row's Rename, not lost to the page (tester-s6 #16).
-  await expect(panel.getByRole('listitem', { name: 'renamed' }).getByRole('button', { name: 'Rename' })).toBeFocused();
+  await expect(panel.getByRole('listitem', { name: 'renamed' }).getByRole('button', { name: 'Rename' })).toBeFocused({ timeout: 30_000 });
 
   // Revert's three buttons all show whole inside the dialog.
   await panel.getByRole('listitem', { name: 'first' }).getByRole('button', { name: 'Revert' }).click();
@@ -374,7 +374,8 @@ test('a long history at 800×600: one indent for a straight chain, long text wra
   await expect(field).toHaveAttribute('placeholder', 'Snapshot 4');
   await panel.getByRole('button', { name: 'Take Snapshot' }).click();
   await expect(panel.getByRole('listitem', { name: 'Snapshot 4' })).toBeVisible({ timeout: 60_000 });
-  await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toBeFocused();
+  // (The row may show before the call returns: the list follows the engine's change event.)
+  await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toBeFocused({ timeout: 30_000 });
   await expect(field).toHaveAttribute('placeholder', 'Snapshot 5');
 
   // A duplicate name is the field's error; typing clears it (tester-s6 #14, #16).
@@ -383,6 +384,7 @@ test('a long history at 800×600: one indent for a straight chain, long text wra
   await expect(panel.getByRole('alert')).toContainText('already has a snapshot named "two"');
   await expect(field).toHaveAttribute('aria-invalid', 'true');
   await expect(field).toHaveAccessibleDescription(/already has a snapshot named "two"/);
+  await expect(field).toBeFocused({ timeout: 30_000 });
   // A compact box: the sentence starts at its top, no empty line above it.
   expect(await panel.getByRole('alert').evaluate((el) => parseFloat(getComputedStyle(el).paddingTop))).toBeLessThanOrEqual(10);
   await field.fill('two b');
@@ -394,7 +396,7 @@ test('a long history at 800×600: one indent for a straight chain, long text wra
   await rows[1]!.getByRole('button', { name: 'Delete' }).click();
   await vmPage.getByRole('alertdialog').getByRole('button', { name: 'Delete Snapshot' }).click();
   await expect(rows[1]!).toHaveCount(0, { timeout: 60_000 });
-  await expect(rows[2]!.getByRole('button', { name: 'Revert' })).toBeFocused();
+  await expect(rows[2]!.getByRole('button', { name: 'Revert' })).toBeFocused({ timeout: 30_000 });
 
   await vmPage.close();
   expect((await served.cli(['delete', name])).code).toBe(0);

@@ -12,6 +12,7 @@ import { Dialog } from '../components/dialog';
 import { CloneDialog, DiscardStateDialog } from '../components/vm-copy-dialogs';
 import { useServices } from '../engine';
 import { formatBytes } from '../../main/common/format';
+import { isVivariumError } from '../../main/common/errors';
 import { DISCARD_LABEL, forVmState, uiError } from '../lib/remedy';
 import { localizeIsoTimes, nextSnapshotName, snapshotBlock, snapshotDate, snapshotTreeRows } from '../lib/snapshot-ui';
 import { actionBlockedReason } from '../lib/vm-actions';
@@ -58,12 +59,14 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const services = useServices();
   const [list, setList] = useState<readonly SnapshotInfo[] | null>(null);
   const [error, setErrorState] = useState<string | null>(null);
+  const [errorOnName, setErrorOnName] = useState(false);
   // When the error was shown: a state change in the seconds after a failure is usually part of it
   // (a failed revert ends the VM), not its cause going away.
   const errorAt = useRef(0);
   const setError = useCallback((message: string | null) => {
     if (message !== null) errorAt.current = Date.now();
     setErrorState(message);
+    setErrorOnName(false);
   }, []);
   const [progress, setProgress] = useState<SnapshotProgressEvent | null>(null);
   const [busy, setBusy] = useState(false);
@@ -131,8 +134,13 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       if (focusAfter) setFocusKey(focusAfter);
       return true;
     } catch (e) {
-      setError(forVmState(uiError(e), vm.state).message);
-      if (focusAfter) setFocusKey(focusAfter);
+      const message = forVmState(uiError(e), vm.state).message;
+      // A name refused (taken, not allowed) is the name field's: it describes the field, which
+      // takes the focus back.
+      const onName = isVivariumError(e) && e.field === 'name';
+      setError(message);
+      setErrorOnName(onName);
+      if (focusAfter) setFocusKey(onName ? 'take-name' : focusAfter);
       return false;
     } finally {
       setBusy(false);
@@ -185,7 +193,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   };
   const rows = snapshotTreeRows(list ?? []);
   // A name refused as taken is the name field's error (the engine: 'already has a snapshot named').
-  const nameTaken = error !== null && /already has a snapshot named/.test(error);
+  const nameTaken = error !== null && errorOnName;
   const rowIndex = (id: string): number => rows.findIndex((r) => r.snap.id === id);
   /** After a delete: the next row's Revert, else the one before, else the name field. */
   const focusAfterDelete = (id: string): string => {
