@@ -494,9 +494,11 @@ export class LocalSnapshotService implements SnapshotService {
 
   async importVm(path: string, options: { readonly name?: string }): Promise<VmInfo> {
     const { importVm } = await import('./bundle-archive.js');
-    const config = await importVm(this.deps.vms.library, path, options, (await this.deps.host()).qemuImg);
+    const { config, notices } = await importVm(this.deps.vms.library, path, options, (await this.deps.host()).qemuImg);
     this.deps.vms.events.append(config.id, `imported from ${path}`);
-    return this.deps.vms.get(config.id);
+    for (const n of notices) this.deps.vms.events.append(config.id, n);
+    const vm = await this.deps.vms.get(config.id);
+    return notices.length > 0 ? { ...vm, notices: [...(vm.notices ?? []), ...notices] } : vm;
   }
 
   dispose(): void {
