@@ -100,6 +100,13 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
 
   useEffect(() => {
     if (focusKey === null || busy) return;
+    // Only focus that was lost (its button disabled while the action ran, its row deleted) is put
+    // back: where the person has moved it since stays.
+    const active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) {
+      setFocusKey(null);
+      return;
+    }
     const el = sectionRef.current?.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`);
     if (el && !(el as HTMLButtonElement).disabled) {
       el.focus();
