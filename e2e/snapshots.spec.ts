@@ -139,7 +139,7 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   for (const label of ['Revert', 'Delete']) {
     const b = sleeping.getByRole('button', { name: label, exact: true });
     await expect(b).toBeDisabled();
-    await expect(b).toHaveAccessibleDescription(/suspended: its disks must stay as they are until it resumes\. Resume it, or use Discard Saved State…, first\./);
+    await expect(b).toHaveAccessibleDescription(/^before sleep The VM is suspended: its disks must stay as they are until it resumes\. Resume it, or use Discard Saved State…, first\.$/);
   }
   await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toBeDisabled();
   await expect(panel.getByRole('button', { name: 'Take Snapshot' })).toHaveAccessibleDescription(/suspended: resume it \(Resume\), or use Discard Saved State…, first/);
@@ -358,6 +358,8 @@ test('a long history at 800×600: one indent for a straight chain, long text wra
   await expect(rows[2]!).toBeVisible({ timeout: 30_000 });
 
   // A straight chain: every row starts at the same x (tester-s6 #15).
+  // Each row's buttons name their snapshot to assistive technology (not a list of bare "Revert"s).
+  await expect(rows[0]!.getByRole('button', { name: 'Revert' })).toHaveAccessibleDescription('one');
   const xs = await Promise.all(rows.map(async (r) => (await r.boundingBox())!.x));
   expect(new Set(xs).size).toBe(1);
   // The long row's buttons stay on screen; its text wraps inside the row.

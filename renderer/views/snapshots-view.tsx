@@ -83,6 +83,10 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const takeWhyId = useId();
   const errorId = useId();
   const rowWhyId = useId();
+  const rowNameId = useId();
+  /** A row button's description: the snapshot it acts on (screen readers hear "Revert, first"
+   *  rather than a list of identical "Revert"s), and why it is disabled. */
+  const describe = (snap: SnapshotInfo, why: boolean): string => `${rowNameId}-${snap.id}${why ? ` ${rowWhyId}` : ''}`;
 
   const reload = useCallback(async () => {
     try {
@@ -303,7 +307,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
           <li key={snap.id} className="snapshot-row" style={{ marginInlineStart: `${Math.min(depth, 6) * 1.5}rem` }} aria-label={snap.name} data-current={snap.current}>
             <Thumbnail vmId={vm.id} snap={snap} onOpen={(url) => setAsk({ kind: 'picture', snap, url })} />
             <div className="snapshot-text">
-              <strong>{snap.name}</strong>
+              <strong id={`${rowNameId}-${snap.id}`}>{snap.name}</strong>
               {snap.current && <span className="badge">You are here</span>}
               <div className="muted">
                 {snapshotDate(snap.createdAt, formatDate)} · {snap.withMemory ? `with memory, ${formatBytes(snap.sizeBytes)}` : 'disks only'}
@@ -317,13 +321,13 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
                 className="btn btn-small"
                 disabled={busy || rowWhy !== null}
                 title={rowWhy ?? undefined}
-                aria-describedby={rowWhy ? rowWhyId : undefined}
+                aria-describedby={describe(snap, rowWhy !== null)}
                 data-focus-key={`revert-${snap.id}`}
                 onClick={() => setAsk({ kind: 'revert', snap })}
               >
                 Revert
               </button>
-              <button type="button" className="btn btn-small btn-ghost" disabled={busy} data-focus-key={`rename-${snap.id}`} onClick={() => setAsk({ kind: 'rename', snap })}>
+              <button type="button" className="btn btn-small btn-ghost" disabled={busy} aria-describedby={describe(snap, false)} data-focus-key={`rename-${snap.id}`} onClick={() => setAsk({ kind: 'rename', snap })}>
                 Rename
               </button>
               <button
@@ -331,7 +335,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
                 className="btn btn-small btn-danger"
                 disabled={busy || rowWhy !== null}
                 title={rowWhy ?? undefined}
-                aria-describedby={rowWhy ? rowWhyId : undefined}
+                aria-describedby={describe(snap, rowWhy !== null)}
                 onClick={() => setAsk({ kind: 'delete', snap })}
               >
                 Delete
