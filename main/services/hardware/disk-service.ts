@@ -37,6 +37,8 @@ import { usesOfFilesIn } from '../disks/image-users';
 import { assertReadableFile } from '../library/checks';
 import type { Layout } from '../paths';
 import { QemuMonitor } from '../qemu/monitor';
+import { settingsDisks } from '../snapshots/settings';
+import { parseTree, TREE_FILE } from '../snapshots/tree';
 import type { LocalVmService } from '../vm-service';
 
 export interface DiskServiceDeps {
@@ -79,6 +81,42 @@ export function assertDiskSize(bytes: number, what: 'new' | 'grow'): void {
   }
 }
 
+/** What a VM's snapshots still hold on to (snapshots.json): disk ids their saved settings name, and
+ *  per bundle file the names of the snapshots whose settings name it or whose data is in it. */
+interface SnapshotHolds {
+  readonly ids: ReadonlySet<string>;
+  readonly files: ReadonlyMap<string, readonly string[]>;
+}
+
+/**
+ * The id for a new disk made in the bundle: the lowest `diskN` that no disk of `config` has, that no
+ * snapshot's saved settings name (a revert attaches that disk again) and whose file `diskN.qcow2`
+ * neither exists in the folder (a disk a revert detached keeps its file there) nor is named by a
+ * snapshot. @returns null when disk0..disk99 are all taken
+ */
+export async function freeBundleDiskId(config: Pick<VmConfig, 'disks'>, holds: SnapshotHolds, exists: (file: string) => Promise<boolean>): Promise<string | null> {
+  const used = new Set(config.disks.map((d) => d.id));
+  const files = new Set(config.disks.flatMap((d) => [d.source, ...d.backing.map((b) => b.source)]).flatMap((src) => ('bundle' in src ? [src.bundle] : [])));
+  for (let i = 0; i < 100; i++) {
+    const id = `disk${i}`;
+    const file = bundleDiskFile(id);
+    if (used.has(id) || holds.ids.has(id) || files.has(file) || holds.files.has(file)) continue;
+    if (await exists(file)) continue;
+    return id;
+  }
+  return null;
+}
+
+/** The sentence refusing a change to a suspended VM's disks (the snapshot service's words, with the
+ *  same remedy: resume and shut down, or force it off). */
+function suspendedRefusal(name: string, what: string, why: string): VivariumError {
+  return errors.state(
+    `"${name}" is suspended: its disks must stay as they were until it resumes${why}. Start it (it resumes where it was) and shut it down, or force it off to discard its saved state (the next start then boots afresh); then ${what}.`,
+    undefined,
+    { field: 'disks', remedy: { kind: 'force-stop', vm: name } },
+  );
+}
+
 function requireConfig(vm: VmDetails): VmConfig {
   if (!vm.config) throw errors.state(`"${vm.name}" has a broken config (${vm.error ?? 'unreadable'}); fix or delete it first.`);
   return vm.config;
@@ -108,9 +146,17 @@ export class LocalDiskService implements DiskService {
     if (req.sizeBytes !== undefined) assertDiskSize(req.sizeBytes, 'new');
     const bus: DiskBus = req.bus ?? 'virtio';
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      if (config.suspended) throw suspendedRefusal(vm.name, 'add the disk', '');
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'add a disk');
       if (config.disks.length >= MAX_DISKS) throw errors.invalid(`"${vm.name}" already has ${MAX_DISKS} disks, the most a VM can have. Remove one first.`, undefined, { field: 'disks' });
-      const id = nextDiskId(config.disks);
+      const bundle = this.deps.layout.bundle(vm.id);
+      // A file made in the folder takes an id no snapshot still holds and whose file is free (a
+      // revert detaches a disk added since and keeps its file as diskN.qcow2).
+      const id =
+        req.file !== undefined
+          ? nextDiskId(config.disks)
+          : await freeBundleDiskId(config, await this.snapshotHolds(vm.id), (f) => fs.promises.lstat(bundle.file(f)).then(() => true, () => false));
+      if (id === null) throw errors.state(`"${vm.name}" has no free disk name left in its folder (disk0.qcow2 to disk99.qcow2 are all taken, by its disks, its snapshots or files kept there). Delete snapshots or move kept disk files away, then try again.`, undefined, { field: 'disks' });
       const role = config.disks.some((d) => d.role === 'system') ? 'data' : 'system';
       const qemuImg = new QemuImg((await this.deps.host()).qemuImg);
       let disk: Disk;
@@ -142,6 +188,12 @@ export class LocalDiskService implements DiskService {
     const disk = this.disk(vm, config, diskId);
     assertDiskSize(sizeBytes, 'grow');
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      // Its saved state holds the guest's view of the disk: grown now, the resumed guest would still
+      // see the old size (tester-s6 #9).
+      const now = await this.deps.vms.get(vm.id);
+      if ((now.config ?? config).suspended) {
+        throw suspendedRefusal(vm.name, `grow ${disk.id}`, ' (grown now, the resumed guest would still see the old size)');
+      }
       if (disk.readOnly) throw errors.invalid(`${disk.id} of "${vm.name}" is read-only, so it cannot grow.`, undefined, { field: 'disks' });
       const file = this.imagePath(vm.id, disk.source);
       const caps = await this.deps.host();
@@ -154,7 +206,6 @@ export class LocalDiskService implements DiskService {
           { field: 'disks' },
         );
       }
-      const now = await this.deps.vms.get(vm.id);
       if (running(now)) {
         // QEMU's nvme device takes the disk without sharing the `resize` permission (QEMU 7.2 to
         // 9.x: hw/nvme/ns.c), so block_resize fails with a permission conflict: say so before trying.
@@ -191,6 +242,7 @@ export class LocalDiskService implements DiskService {
     }
     const disk = this.disk(vm, config, diskId);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
+      if (config.suspended) throw suspendedRefusal(vm.name, 'remove the disk', '');
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'remove a disk');
       // As virt-manager and UTM warn: without it the VM has nothing to boot from.
       if (disk.role === 'system' && options.force !== true) {
@@ -210,6 +262,17 @@ export class LocalDiskService implements DiskService {
           .map((v) => ({ config: v.config as VmConfig, dir: this.deps.layout.bundle(v.id).dir }));
         const use = usesOfFilesIn(vm.id, this.deps.layout.bundle(vm.id).dir, others).find((u) => path.resolve(u.file) === path.resolve(file));
         if (use) throw errors.state(`${file} cannot be deleted: "${use.vmName}" uses it as ${use.as}. Remove the disk without deleting the file, or delete "${use.vmName}" first.`);
+        // A snapshot that names the disk (a revert attaches it again) or holds data in its file
+        // would lose it: the revert would then be refused.
+        const held = (await this.snapshotHolds(vm.id)).files.get(disk.source.bundle) ?? [];
+        if (held.length > 0) {
+          const names = held.map((n) => `"${n}"`).join(', ');
+          throw errors.state(
+            `${disk.source.bundle} of "${vm.name}" cannot be deleted: ${held.length === 1 ? `snapshot ${names} holds` : `snapshots ${names} hold`} ${disk.id} (a revert attaches it again with its data of that moment). Nothing was removed. Remove the disk without deleting its file (it stays in the VM's folder for ${held.length === 1 ? 'that snapshot' : 'those snapshots'}), or delete ${held.length === 1 ? 'the snapshot' : 'the snapshots'} first.`,
+            { snapshots: held },
+            { field: 'disks' },
+          );
+        }
       }
       const next = await this.save(vm, { ...config, disks: config.disks.filter((d) => d.id !== disk.id) });
       // Off the event loop: a disk image is gigabytes.
@@ -226,6 +289,8 @@ export class LocalDiskService implements DiskService {
     const iso = await checkedIso(isoPath);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       const now = await this.deps.vms.get(vm.id);
+      // The CD is part of the command line its saved state resumes on.
+      if (now.config?.suspended) throw suspendedRefusal(vm.name, 'change the CD', ' and its CD drives hold what they held');
       if (running(now)) {
         const monitor = await this.liveCd(now, cd.id);
         await monitor.blockdevChangeMedium(cd.id, iso, 'raw').catch((e: unknown) => {
@@ -244,6 +309,7 @@ export class LocalDiskService implements DiskService {
     const cd = driveId === undefined ? (config.cdroms.find((d) => d.path !== null) ?? this.cdDrive(vm, config, undefined)) : this.cdDrive(vm, config, driveId);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       const now = await this.deps.vms.get(vm.id);
+      if (now.config?.suspended) throw suspendedRefusal(vm.name, 'eject the CD', ' and its CD drives hold what they held');
       if (running(now)) {
         const monitor = await this.liveCd(now, cd.id);
         await monitor.eject(cd.id, true).catch((e: unknown) => {
@@ -267,6 +333,26 @@ export class LocalDiskService implements DiskService {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  /** What the VM's snapshots hold on to (SnapshotHolds), from its snapshots.json (none when absent or unreadable). */
+  private async snapshotHolds(id: string): Promise<SnapshotHolds> {
+    const text = await fs.promises.readFile(this.deps.layout.bundle(id).file(TREE_FILE), 'utf8').catch(() => null);
+    const { tree } = parseTree(text);
+    const ids = new Set<string>();
+    const files = new Map<string, string[]>();
+    const hold = (file: string, snapshot: string) => {
+      const list = files.get(file) ?? [];
+      if (!list.includes(snapshot)) files.set(file, [...list, snapshot]);
+    };
+    for (const s of tree.snapshots) {
+      for (const d of settingsDisks(s.settings)) {
+        if (d.id !== null) ids.add(d.id);
+        for (const f of d.files) hold(f, s.name);
+      }
+      for (const f of s.images) hold(f, s.name);
+    }
+    return { ids, files };
+  }
 
   private imagePath(id: string, source: ImageSource): string {
     return 'bundle' in source ? this.deps.layout.bundle(id).file(source.bundle) : source.path;

@@ -182,9 +182,12 @@ describe('a snapshot holds the disk list', () => {
     expect(configOf(e, id).disks.map((d) => d.id)).toEqual(['disk0', 'disk1']);
     expect(qemuIo(b.file('disk2.qcow2'), 'read -P 0x33 0 64k')).not.toMatch(/Pattern verification failed/);
 
-    // Removed with its file: refused before anything is touched.
+    // Removed with its file (deleted by hand: Vivarium refuses to delete a file a snapshot holds):
+    // refused before anything is touched.
     qemuIo(b.file('disk0.qcow2'), 'write -P 0xcc 0 64k');
-    await e.services.disks.remove('d', 'disk1', { deleteFile: true });
+    await expect(e.services.disks.remove('d', 'disk1', { deleteFile: true })).rejects.toThrow(/^disk1\.qcow2 of "d" cannot be deleted: snapshot "A" holds disk1/);
+    await e.services.disks.remove('d', 'disk1');
+    fs.rmSync(b.file('disk1.qcow2'));
     await e.manager.edit('d', { memoryMiB: 320 });
     const before = fs.readFileSync(b.config, 'utf8');
     await expect(e.services.snapshots.revert('d', 'A')).rejects.toThrow(

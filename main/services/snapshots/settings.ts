@@ -112,3 +112,24 @@ export function ramSizeMismatch(log: string): { readonly savedMiB: number; reado
   if (!m) return null;
   return { savedMiB: Math.round(parseInt(m[2]!, 16) / 1024 / 1024), nowMiB: Math.round(parseInt(m[3]!, 16) / 1024 / 1024) };
 }
+
+/**
+ * The disks a snapshot's saved settings name (unchecked JSON: only well-formed entries count): each
+ * disk's id and the bundle file names of its layers. A revert to the snapshot attaches them again,
+ * so a new disk must not take one of these ids or files, and such a file must not be deleted.
+ */
+export function settingsDisks(settings: unknown): readonly { readonly id: string | null; readonly files: readonly string[] }[] {
+  if (!settings || typeof settings !== 'object') return [];
+  const disks = (settings as { disks?: unknown }).disks;
+  if (!Array.isArray(disks)) return [];
+  const bundleName = (s: unknown): string[] => {
+    const b = s && typeof s === 'object' ? (s as { bundle?: unknown }).bundle : undefined;
+    return typeof b === 'string' && b.length > 0 ? [b] : [];
+  };
+  return disks.flatMap((d: unknown) => {
+    if (!d || typeof d !== 'object') return [];
+    const disk = d as { id?: unknown; source?: unknown; backing?: unknown };
+    const files = [...bundleName(disk.source), ...(Array.isArray(disk.backing) ? disk.backing.flatMap((b: unknown) => bundleName(b && typeof b === 'object' ? (b as { source?: unknown }).source : undefined)) : [])];
+    return [{ id: typeof disk.id === 'string' ? disk.id : null, files }];
+  });
+}
