@@ -27,6 +27,18 @@ type Ask =
   | { readonly kind: 'picture'; readonly snap: SnapshotInfo; readonly url: string }
   | null;
 
+/** What the tab says while the engine reports progress of an operation on this VM (the Clone and
+ *  Export dialogs, or another window, may have started it). */
+const PROGRESS_LABELS: Readonly<Record<SnapshotProgressEvent['operation'], string>> = {
+  create: 'Saving snapshot',
+  revert: 'Reverting',
+  delete: 'Deleting snapshot',
+  clone: 'Cloning',
+  suspend: 'Suspending',
+  export: 'Exporting',
+  import: 'Importing',
+};
+
 /** How long after a failure a change of the VM's state is taken as part of it (ms). */
 const ERROR_GRACE_MS = 3000;
 
@@ -276,7 +288,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       </div>
       {progress && (
         <div role="status" className="snapshot-progress">
-          {progress.operation === 'create' ? 'Saving snapshot' : progress.operation === 'revert' ? 'Reverting' : progress.operation === 'suspend' ? 'Suspending' : progress.operation === 'clone' ? 'Cloning' : 'Deleting snapshot'}
+          {PROGRESS_LABELS[progress.operation]}
           … <progress max={1} value={progress.fraction} aria-label="Progress" /> {Math.round(progress.fraction * 100)}%
         </div>
       )}
