@@ -147,7 +147,7 @@ export class LocalVmService implements VmService {
    *  program may have paused it); a long-lived one hears that as events. */
   async list(): Promise<readonly VmInfo[]> {
     const live = await scanQemuProcesses();
-    const entries = this.library.entries();
+    const entries = await this.library.entriesAsync();
     const infos = await Promise.all(
       entries.map(async (e) => {
         const rs = await this.runStateAsync(e, live);
@@ -387,7 +387,7 @@ export class LocalVmService implements VmService {
     const live = await scanQemuProcesses();
     const now = new Map<string, string>();
     const infos: VmInfo[] = [];
-    for (const entry of this.library.entries()) {
+    for (const entry of await this.library.entriesAsync()) {
       const info = await this.infoOfAsync(entry, await this.runStateAsync(entry, live));
       infos.push(info);
       const key = JSON.stringify(info);
@@ -534,7 +534,7 @@ export class LocalVmService implements VmService {
     const real = async (p: string) => fsp.realpath(p).catch(() => path.resolve(p));
     const mineReal = new Map(await Promise.all(mine.map(async (p) => [await real(p), p] as const)));
     const found: { image: string; vm: string; id: string }[] = [];
-    for (const e of this.library.entries()) {
+    for (const e of await this.library.entriesAsync()) {
       if (!e.ok || e.id === config.id) continue;
       for (const d of e.config.disks) {
         if (!('path' in d.source) || d.readOnly) continue;
@@ -562,7 +562,7 @@ export class LocalVmService implements VmService {
     const lockedReal = await fsp.realpath(locked).catch(() => path.resolve(locked));
     for (const s of await this.sharingDisks(entry.config)) {
       if ((await fsp.realpath(s.image).catch(() => path.resolve(s.image))) !== lockedReal) continue;
-      const other = this.library.entries().find((x) => x.id === s.id);
+      const other = (await this.library.entriesAsync()).find((x) => x.id === s.id);
       if (!other) continue;
       const rs = this.runState(other, live);
       if (rs.state === 'stopped') continue;

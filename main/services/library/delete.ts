@@ -65,22 +65,22 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: De
   const layout = deps.library.layout;
   const name = nameOf(entry) ?? entry.id;
   const rt = layout.runtime(entry.id);
-  layout.ensureRuntimeDir(rt.dir);
+  await layout.ensureRuntimeDirAsync(rt.dir);
   const live = await scanQemuProcesses();
   const release = await acquireStartLockAsync(rt, name);
   let kept: string[];
   const flattened: string[] = [];
   try {
-    const rs = deps.runStates.getLocked({ id: entry.id, name }, live);
+    const rs = await deps.runStates.getLockedAsync({ id: entry.id, name }, live);
     if (rs.state !== 'stopped') {
       throw errors.mustStop(name, rs.state, 'delete it');
     }
     // Another VM using a file from this folder (a linked clone's base, a disk by path) keeps it here.
-    const usesNow = () => {
-      const others = deps.library.entries().flatMap((e) => (e.ok && e.id !== entry.id ? [{ config: e.config, dir: e.dir }] : []));
+    const usesNow = async () => {
+      const others = (await deps.library.entriesAsync()).flatMap((e) => (e.ok && e.id !== entry.id ? [{ config: e.config, dir: e.dir }] : []));
       return usesOfFilesIn(entry.id, entry.dir, others);
     };
-    let uses = usesNow();
+    let uses = await usesNow();
     const clones = [...new Set(uses.filter(isDiskUse).map((u) => u.vmId))];
     if (options.flattenClones && clones.length > 0) {
       const blocking = uses.filter((u) => !isDiskUse(u));
@@ -90,7 +90,7 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: De
       const held: { readonly clone: OkEntry; readonly release: () => Promise<void> }[] = [];
       try {
         for (const id of clones) {
-          const clone = deps.library.entries().find((e): e is OkEntry => e.ok && e.id === id);
+          const clone = (await deps.library.entriesAsync()).find((e): e is OkEntry => e.ok && e.id === id);
           if (clone) held.push({ clone, release: await lockForFlatten(deps, clone, name) });
         }
         const dropped: string[] = [];
@@ -106,14 +106,14 @@ export async function deleteVm(deps: DeleteDeps, entry: BundleEntry, options: De
       } finally {
         for (const h of held) await h.release();
       }
-      uses = usesNow();
+      uses = await usesNow();
     }
     const blocked = deleteBlockedBy(name, uses);
     if (blocked) {
       const data: LinkedClonesData | undefined = uses.every(isDiskUse) ? { linkedClones: [...new Set(uses.map((u) => u.vmName))] } : undefined;
       throw errors.state(blocked, data);
     }
-    kept = deps.library.store.remove(entry, options.keepDisks ?? false);
+    kept = await deps.library.store.removeAsync(entry, options.keepDisks ?? false);
   } finally {
     await release();
   }
@@ -134,11 +134,11 @@ async function lockForFlatten(deps: DeleteDeps, clone: OkEntry, sourceName: stri
   const layout = deps.library.layout;
   const cname = clone.config.name;
   const crt = layout.runtime(clone.id);
-  layout.ensureRuntimeDir(crt.dir);
+  await layout.ensureRuntimeDirAsync(crt.dir);
   const live = await scanQemuProcesses();
   const release = await acquireStartLockAsync(crt, cname);
   try {
-    const rs = deps.runStates.getLocked({ id: clone.id, name: cname }, live);
+    const rs = await deps.runStates.getLockedAsync({ id: clone.id, name: cname }, live);
     if (rs.state !== 'stopped') throw errors.mustStop(cname, rs.state, `flatten it before "${sourceName}" is deleted`);
     if (clone.config.suspended) {
       throw errors.state(`"${cname}" is suspended on disks that stand on "${sourceName}": start it and shut it down, then delete "${sourceName}" again.`, undefined, {
@@ -205,7 +205,7 @@ async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string,
     throw e;
   }
   const next: VmConfig = { ...clone.config, disks };
-  deps.library.store.save(next);
+  await deps.library.store.saveAsync(next);
   for (const f of old) await fsp.rm(f, { force: true });
   deps.events?.append(clone.id, `flattened: its disks got images of their own, so that "${sourceName}" (its linked clone source) could be deleted`);
   return { name: cname, dropped };
@@ -220,7 +220,7 @@ async function flattenClone(deps: DeleteDeps, clone: OkEntry, sourceDir: string,
 async function removeUnused(deps: DeleteDeps, deletedId: string, files: readonly string[]): Promise<void> {
   if (files.length === 0) return;
   const used = new Set<string>();
-  for (const e of deps.library.entries()) {
+  for (const e of await deps.library.entriesAsync()) {
     if (e.id === deletedId) continue;
     // A VM whose config does not load might stand on any of them: keep them all.
     if (!e.ok) return;
