@@ -339,8 +339,9 @@ export function ExportDialog({ vm, onClose }: { readonly vm: VmInfo; readonly on
         <FormError message={errors.form ?? null} />
         {working && <ProgressLine label="Writing the export" fraction={progress} />}
         <div className="dialog-actions">
-          <button type="button" className="btn" onClick={onClose} disabled={working} title={working ? 'An export cannot be stopped once it has begun.' : undefined}>
-            Cancel
+          {/* An export cannot be stopped once it has begun: closing leaves it to finish. */}
+          <button type="button" className="btn" onClick={onClose}>
+            {working ? 'Close (the export goes on)' : 'Cancel'}
           </button>
           <button type="submit" className="btn btn-primary" disabled={working}>
             {working ? 'Exporting…' : 'Export'}
@@ -470,8 +471,10 @@ export function ImportDialog({ onClose, onImported }: { readonly onClose: () => 
         <FormError message={errors.form ?? null} />
         {working && <ProgressLine label="Checking and importing" fraction={null} />}
         <div className="dialog-actions">
-          <button type="button" className="btn" onClick={onClose} disabled={working} title={working ? 'An import cannot be stopped once it has begun.' : undefined}>
-            Cancel
+          {/* An import cannot be stopped once it has begun: closing leaves it to finish (the VM then
+              appears in the library). */}
+          <button type="button" className="btn" onClick={onClose}>
+            {working ? 'Close (the import goes on)' : 'Cancel'}
           </button>
           <button type="submit" className="btn btn-primary" disabled={working}>
             {working ? 'Importing…' : 'Import'}
