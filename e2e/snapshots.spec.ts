@@ -473,8 +473,19 @@ test('Export… writes a file that import accepts; Import… in the library brin
   await page.screenshot({ path: path.join(ARTIFACTS, 'import-name-taken.png') });
   await importing.getByRole('button', { name: 'Cancel' }).click();
 
+  // A file cut short: refused with the engine's sentence, nothing imported.
+  const cut = path.join(folder, 'cut.vivarium');
+  fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, Math.floor(fs.statSync(file).size / 2)));
+  await library.toolbarButton('Import…').click();
+  await importing.getByLabel('File', { exact: true }).fill(cut);
+  await importing.getByRole('button', { name: 'Import', exact: true }).click();
+  await expect(importing.getByRole('alert')).toContainText(`${cut} cannot be imported:`, { timeout: 30_000 });
+  await expect(importing.getByRole('alert')).toContainText('Nothing was imported');
+  await importing.getByRole('button', { name: 'Cancel' }).click();
+
   const names = (JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name);
   expect(names).toEqual(expect.arrayContaining(['porter', 'porter cli', 'porter ui']));
+  expect(names.filter((n) => n.startsWith('porter'))).toHaveLength(3);
   for (const n of ['porter ui', 'porter cli', name]) expect((await served.cli(['delete', n])).code).toBe(0);
 });
 
