@@ -215,13 +215,18 @@ describe('disks of a stopped VM', () => {
     const id = (JSON.parse(created.stdout) as { id: string }).id;
     const bundle = path.join(t.home, 'vms', id);
 
-    // A stray file where the new disk would go is never overwritten (nor written through, as a link).
+    // A stray file where the new disk would go (such as one a revert detached) is never overwritten
+    // (nor written through, as a link): the new disk takes the next free name.
     const stray = path.join(bundle, 'disk1.qcow2');
     fs.symlinkSync(path.join(files, 'nowhere'), stray);
-    const clash = await cli(['disk', 'add', 'st', '--size', '16M']);
-    expect(clash.code).not.toBe(0);
-    expect(clash.stderr).toContain(`${stray} already exists but no disk of "st" uses it. Move it away and try again.`);
+    const skipped = await json<Drive[]>(['disk', 'add', 'st', '--size', '16M']);
+    expect(skipped.map((d) => [d.id, d.path])).toEqual([
+      ['disk0', path.join(bundle, 'disk0.qcow2')],
+      ['disk2', path.join(bundle, 'disk2.qcow2')],
+    ]);
+    expect(fs.lstatSync(stray).isSymbolicLink()).toBe(true);
     expect(fs.existsSync(path.join(files, 'nowhere'))).toBe(false);
+    await json<Drive[]>(['disk', 'remove', 'st', 'disk2', '--delete-file']);
     fs.rmSync(stray);
 
     const mine = path.join(files, 'data.raw');
