@@ -27,6 +27,7 @@ import { writeSeedIso } from '../provisioning/seed-iso';
 import type { Library, OkEntry } from '../library/library';
 import { BundleFile } from '../paths';
 import { onInterrupt } from '../qemu/tied-child';
+import { SUSPEND_FILE } from '../drivers/qemu/suspender';
 import { hostFileTrust, quotedName, screenHostAccess, screenMachine, shown } from '../imports/untrusted-config';
 import { revertTarget, settingsOf } from './settings';
 import { SnapshotTree, TREE_FILE } from './tree';
@@ -264,6 +265,25 @@ async function cannotWrite(e: unknown, folder: string, vm: string, need: number)
   }
 }
 
+/** Files of a VM's folder that hold Vivarium's own records (and the export's manifest): never an image. */
+const RECORD_FILES: ReadonlySet<string> = new Set([...Object.values(BundleFile), TREE_FILE, MANIFEST, SUSPEND_FILE]);
+
+/**
+ * The first image of `config` (a disk's layer, the UEFI variables, a cloud-init seed) that is one of
+ * Vivarium's record files or a snapshot thumbnail, said as "uses NAME as …", or null. Attached as a
+ * writable disk, config.json or snapshots.json would be the guest's to write, and with it every
+ * setting an import screens (extra QEMU arguments, host paths).
+ */
+function recordFileAsImage(config: Pick<VmConfig, 'disks' | 'uefiVars' | 'cloudInit'>): string | null {
+  const own = (n: string) => RECORD_FILES.has(n) || /^snap-[0-9a-f]{12}\.png$/.test(n);
+  for (const d of config.disks) {
+    for (const l of diskImages(d)) if ('bundle' in l.source && own(l.source.bundle)) return `uses ${l.source.bundle}, a file Vivarium keeps its own records in, as an image of disk ${d.id}`;
+  }
+  if (config.uefiVars && own(config.uefiVars)) return `uses ${config.uefiVars}, a file Vivarium keeps its own records in, as its UEFI variables`;
+  if (config.cloudInit && own(config.cloudInit.seed)) return `uses ${config.cloudInit.seed}, a file Vivarium keeps its own records in, as its cloud-init seed`;
+  return null;
+}
+
 function refuse(file: string, why: string): VivariumError {
   return errors.invalid(`${file} cannot be imported: ${why}. Nothing was imported; export the VM again or use another copy of the file.`);
 }
@@ -357,6 +377,8 @@ export async function importVm(
   if (!parsed.ok) throw refuse(file, parsed.error.replace(/[. ]*(Restore it from a backup or delete the VM|Fix the file or delete the VM)\.*$/, ''));
   const outside = parsed.config.disks.flatMap((d) => diskImages(d)).some((l) => !('bundle' in l.source));
   if (outside) throw refuse(file, 'its VM uses files outside its folder');
+  const record = recordFileAsImage(parsed.config);
+  if (record) throw refuse(file, `its VM ${record}`);
   // An export never holds a suspended VM (exportFiles refuses one): such a file was made by hand.
   if (parsed.config.suspended) throw refuse(file, 'its VM is suspended, and an export never holds a saved state (it was not written by Vivarium)');
   const taken = library.entries().some((e) => e.id === parsed.config.id);
@@ -457,14 +479,18 @@ async function screenTree(file: string, member: { readonly offset: number; reado
   const snapshots = [];
   for (const s of parsed.data.snapshots) {
     const named = quotedName(s.name);
-    const badFile = [...s.images, ...(s.thumbnail !== null ? [s.thumbnail] : [])].find((n) => !BundleFileName.safeParse(n).success);
+    const badFile = s.images.find((n) => !BundleFileName.safeParse(n).success);
     if (badFile !== undefined) throw refuse(file, `its ${TREE_FILE} names ${shown(badFile)} for snapshot ${named}, which is not a file of a VM's folder`);
+    // A thumbnail is `<snapshot id>.png` (snapshot-service.ts); deleting the snapshot deletes it.
+    if (s.thumbnail !== null && s.thumbnail !== `${s.id}.png`) throw refuse(file, `its ${TREE_FILE} names ${shown(s.thumbnail)} as the thumbnail of snapshot ${named}, which is not a thumbnail's name`);
     if (!s.settings) {
       snapshots.push(s);
       continue;
     }
     const target = revertTarget(config, s.settings);
     if (!target.ok) throw refuse(file, `the saved settings of snapshot ${named} cannot be used: ${target.why}`);
+    const recordInSettings = recordFileAsImage(target.target.config);
+    if (recordInSettings) throw refuse(file, `the saved settings of snapshot ${named} cannot be used: the VM they describe ${recordInSettings}`);
     const screened = screenMachine(target.target.config, trust, s.name);
     notices.push(...screened.notices);
     snapshots.push({ ...s, settings: settingsOf(screened.config) });

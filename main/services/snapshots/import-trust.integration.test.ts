@@ -174,7 +174,7 @@ describe('import of a crafted file: host settings reset with a notice', () => {
 });
 
 describe('import of a crafted file: refused with a sentence, nothing left', () => {
-  it('a disk outside the export, in the config or in a snapshot\'s settings; a suspended VM; a snapshot file name outside the folder', async () => {
+  it('a disk outside the export, in the config or in a snapshot\'s settings; a suspended VM; a snapshot file name outside the folder; a record file of the VM as an image', async () => {
     const src = await exported('src');
     const tail = 'Nothing was imported; export the VM again or use another copy of the file.';
     const disk = craft(src, 'disk', { config: (c) => ((c.disks as Json[])[0]!.source = { path: '/dev/sda' }) });
@@ -191,7 +191,27 @@ describe('import of a crafted file: refused with a sentence, nothing left', () =
     expect(await refused(suspended)).toBe(`${suspended} cannot be imported: its VM is suspended, and an export never holds a saved state (it was not written by Vivarium). ${tail}`);
 
     const thumb = craft(src, 'thumb', { tree: (tr) => (tr.snapshots[0]!.thumbnail = '../../../etc/passwd') });
-    expect(await refused(thumb)).toBe(`${thumb} cannot be imported: its snapshots.json names ../../../etc/passwd for snapshot "A", which is not a file of a VM's folder. ${tail}`);
+    expect(await refused(thumb)).toBe(`${thumb} cannot be imported: its snapshots.json names ../../../etc/passwd as the thumbnail of snapshot "A", which is not a thumbnail's name. ${tail}`);
+    // (Deleting the snapshot deletes its thumbnail: never the VM's disk.)
+    const thumbDisk = craft(src, 'thumbdisk', { tree: (tr) => (tr.snapshots[0]!.thumbnail = 'disk0.qcow2') });
+    expect(await refused(thumbDisk)).toMatch(/names disk0\.qcow2 as the thumbnail of snapshot "A", which is not a thumbnail's name\./);
+    const image = craft(src, 'image', { tree: (tr) => (tr.snapshots[0]!.images = ['../disk0.qcow2']) });
+    expect(await refused(image)).toMatch(/its snapshots\.json names \.\.\/disk0\.qcow2 for snapshot "A", which is not a file of a VM's folder\./);
+
+    // Its own config.json (or snapshots.json) as a writable disk would be the guest's to rewrite,
+    // extra QEMU arguments and host paths included.
+    const recordDisk = craft(src, 'recorddisk', {
+      config: (c) => (c.disks as Json[]).push({ id: 'disk1', role: 'data', bus: 'virtio', source: { bundle: 'config.json' }, format: 'raw', readOnly: false, backing: [] }),
+    });
+    expect(await refused(recordDisk)).toBe(`${recordDisk} cannot be imported: its VM uses config.json, a file Vivarium keeps its own records in, as an image of disk disk1. ${tail}`);
+    const recordInSnap = craft(src, 'recordsnap', {
+      tree: (tr) => ((tr.snapshots[0]!.settings as Json).disks as Json[]).push({ id: 'disk1', role: 'data', bus: 'virtio', source: { bundle: 'snapshots.json' }, format: 'raw', readOnly: false, backing: [] }),
+    });
+    expect(await refused(recordInSnap)).toBe(
+      `${recordInSnap} cannot be imported: the saved settings of snapshot "A" cannot be used: the VM they describe uses snapshots.json, a file Vivarium keeps its own records in, as an image of disk disk1. ${tail}`,
+    );
+    const recordVars = craft(src, 'recordvars', { config: (c) => (c.uefiVars = 'vivarium.log') });
+    expect(await refused(recordVars)).toMatch(/its VM uses vivarium\.log, a file Vivarium keeps its own records in, as its UEFI variables\./);
 
     const badTree = craft(src, 'badtree', { tree: (tr) => ((tr as unknown as Json).version = 9) });
     expect(await refused(badTree)).toMatch(new RegExp(`^${badTree} cannot be imported: its snapshots\\.json is not a snapshot tree \\(version: `));
