@@ -265,8 +265,9 @@ async function cannotWrite(e: unknown, folder: string, vm: string, need: number)
   }
 }
 
-/** Files of a VM's folder that hold Vivarium's own records (and the export's manifest): never an image. */
-const RECORD_FILES: ReadonlySet<string> = new Set([...Object.values(BundleFile), TREE_FILE, MANIFEST, SUSPEND_FILE]);
+/** Files of a VM's folder that hold Vivarium's own records (and the export's manifest): never an
+ *  image (the UEFI variables' file is one, but only as the UEFI variables). */
+const RECORD_FILES: ReadonlySet<string> = new Set([...Object.values(BundleFile).filter((n) => n !== BundleFile.uefiVars), TREE_FILE, MANIFEST, SUSPEND_FILE]);
 
 /**
  * The first image of `config` (a disk's layer, the UEFI variables, a cloud-init seed) that is one of
@@ -277,7 +278,11 @@ const RECORD_FILES: ReadonlySet<string> = new Set([...Object.values(BundleFile),
 function recordFileAsImage(config: Pick<VmConfig, 'disks' | 'uefiVars' | 'cloudInit'>): string | null {
   const own = (n: string) => RECORD_FILES.has(n) || /^snap-[0-9a-f]{12}\.png$/.test(n);
   for (const d of config.disks) {
-    for (const l of diskImages(d)) if ('bundle' in l.source && own(l.source.bundle)) return `uses ${l.source.bundle}, a file Vivarium keeps its own records in, as an image of disk ${d.id}`;
+    for (const l of diskImages(d)) {
+      if (!('bundle' in l.source)) continue;
+      if (own(l.source.bundle)) return `uses ${l.source.bundle}, a file Vivarium keeps its own records in, as an image of disk ${d.id}`;
+      if (l.source.bundle === config.uefiVars || l.source.bundle === BundleFile.uefiVars) return `uses ${l.source.bundle}, its UEFI variables, as an image of disk ${d.id}`;
+    }
   }
   if (config.uefiVars && own(config.uefiVars)) return `uses ${config.uefiVars}, a file Vivarium keeps its own records in, as its UEFI variables`;
   if (config.cloudInit && own(config.cloudInit.seed)) return `uses ${config.cloudInit.seed}, a file Vivarium keeps its own records in, as its cloud-init seed`;

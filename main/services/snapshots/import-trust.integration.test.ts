@@ -220,6 +220,17 @@ describe('import of a crafted file: refused with a sentence, nothing left', () =
 });
 
 describe('the plain round trip', () => {
+  it('a UEFI VM keeps its UEFI variables (efivars.qcow2 is its own file, not a record file)', async () => {
+    await engine.manager.create({ name: 'efi', accel: 'tcg', cpus: 1, memoryMiB: 128, diskSizeBytes: 16 * MiB, firmware: 'uefi', net: 'none', display: 'none' });
+    await engine.services.snapshots.create('efi', { name: 'A' });
+    const file = path.join(t.home, 'efi.vivarium');
+    await engine.services.snapshots.exportVm('efi', file);
+    const copy = await engine.services.snapshots.importVm(file, { name: 'efi copy' });
+    expect(copy.notices ?? []).toEqual([]);
+    expect(configOf(copy.id)).toMatchObject({ firmware: 'uefi', uefiVars: 'efivars.qcow2' });
+    expect(fs.existsSync(engine.layout.bundle(copy.id).file('efivars.qcow2'))).toBe(true);
+  }, 60_000);
+
   it('keeps a kernel a VM here uses and the imported VM boots; imported after the source is gone, the kernel is dropped with a notice', async () => {
     const g = testGuest();
     await engine.manager.create({ name: 'src', accel: 'tcg', cpus: 1, memoryMiB: 128, diskSizeBytes: 16 * MiB, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
