@@ -210,6 +210,10 @@ describe('import of a crafted file: refused with a sentence, nothing left', () =
     expect(await refused(recordInSnap)).toBe(
       `${recordInSnap} cannot be imported: the saved settings of snapshot "A" cannot be used: the VM they describe uses snapshots.json, a file Vivarium keeps its own records in, as an image of disk disk1. ${tail}`,
     );
+    const varsDisk = craft(src, 'varsdisk', {
+      config: (c) => (c.disks as Json[]).push({ id: 'disk1', role: 'data', bus: 'virtio', source: { bundle: 'efivars.qcow2' }, format: 'qcow2', readOnly: false, backing: [] }),
+    });
+    expect(await refused(varsDisk)).toBe(`${varsDisk} cannot be imported: its VM uses efivars.qcow2, its UEFI variables, as an image of disk disk1. ${tail}`);
     const recordVars = craft(src, 'recordvars', { config: (c) => (c.uefiVars = 'vivarium.log') });
     expect(await refused(recordVars)).toMatch(/its VM uses vivarium\.log, a file Vivarium keeps its own records in, as its UEFI variables\./);
 
