@@ -21,7 +21,6 @@ import {
   MAX_CD_DRIVES,
   MAX_DISKS,
   nextCdDriveId,
-  nextDiskId,
   VmConfig as VmConfigSchema,
   type CdDrive,
   type Disk,
@@ -150,12 +149,9 @@ export class LocalDiskService implements DiskService {
       if (vm.state !== 'stopped') throw errors.mustStop(vm.name, vm.state, 'add a disk');
       if (config.disks.length >= MAX_DISKS) throw errors.invalid(`"${vm.name}" already has ${MAX_DISKS} disks, the most a VM can have. Remove one first.`, undefined, { field: 'disks' });
       const bundle = this.deps.layout.bundle(vm.id);
-      // A file made in the folder takes an id no snapshot still holds and whose file is free (a
-      // revert detaches a disk added since and keeps its file as diskN.qcow2).
-      const id =
-        req.file !== undefined
-          ? nextDiskId(config.disks)
-          : await freeBundleDiskId(config, await this.snapshotHolds(vm.id), (f) => fs.promises.lstat(bundle.file(f)).then(() => true, () => false));
+      // An id no snapshot still holds and whose file is free in the folder (a revert detaches a
+      // disk added since and keeps its file as diskN.qcow2).
+      const id = await freeBundleDiskId(config, await this.snapshotHolds(vm.id), (f) => fs.promises.lstat(bundle.file(f)).then(() => true, () => false));
       if (id === null) throw errors.state(`"${vm.name}" has no free disk name left in its folder (disk0.qcow2 to disk99.qcow2 are all taken, by its disks, its snapshots or files kept there). Delete snapshots or move kept disk files away, then try again.`, undefined, { field: 'disks' });
       const role = config.disks.some((d) => d.role === 'system') ? 'data' : 'system';
       const qemuImg = new QemuImg((await this.deps.host()).qemuImg);
