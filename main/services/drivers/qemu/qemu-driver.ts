@@ -125,6 +125,10 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
   private readonly monitors = new Map<string, Promise<Monitor>>();
   private readonly emitter = new Emitter<DriverEvent>();
   readonly onDidChange = this.emitter.event;
+  /** VMs whose QEMU main loop is held by a snapshot job of this driver (snapshot-save/-load/-delete
+   *  run in QEMU's main loop, so its monitor answers nothing until they end), with the job as a
+   *  clause ("a snapshot was being saved"). A Force Off of such a VM does not wait on the monitor. */
+  private readonly busyMonitors = new Map<string, string>();
 
   constructor(private readonly deps: QemuDriverDeps) {}
 
@@ -171,7 +175,9 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       }
       // A suspended VM resumes from its saved state (./suspender.ts): checked before anything runs.
       const resume = await resumePlan(this.deps.layout, vm, [plan.binary, ...plan.args]);
-      await resetSerialLog(paths.bundle.serialLog);
+      // A resume is the same boot, so its console output goes on after what the guest printed before
+      // the suspend (tester-s6 #18); every other start begins a new boot and a new log.
+      if (!resume) await resetSerialLog(paths.bundle.serialLog);
       let launched;
       let sides: StartedSide[] = [];
       try {
@@ -239,6 +245,8 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
     const { pid } = record;
     const rt = this.deps.layout.runtime(id);
     let cause: StopCause = options.force ? { kind: 'force' } : record.status === 'paused' ? { kind: 'paused' } : { kind: 'asked' };
+    const busy = this.busyMonitors.get(id);
+    if (options.force && busy !== undefined) return this.killBusy(vm, record, busy);
     let monitor: Monitor | null = null;
     try {
       monitor = await this.monitor(id, pid);
@@ -307,14 +315,56 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
     return { message: outcome.message, rung: outcome.rung, escalated: outcome.escalated };
   }
 
+  /**
+   * Force Off of a VM whose QEMU is inside a snapshot job (busyMonitors): its main loop runs the job,
+   * so neither the monitor (QMP quit) nor SIGTERM would act before the job ends (seconds for a large
+   * guest). It is killed at once; the snapshot service then keeps a snapshot every image holds and
+   * removes one that some hold (complete or absent, issue 10).
+   */
+  private async killBusy(vm: DriverVm, record: RuntimeRecord, busy: string): Promise<StopOutcome> {
+    const { id } = vm;
+    const rt = this.deps.layout.runtime(id);
+    const message = `Forced off by Vivarium while ${busy}; QEMU was busy with it, so it was ended at once.`;
+    this.deps.events.append(id, `stop: forced off while ${busy}; QEMU's monitor is busy with it, so sending SIGKILL`);
+    const startedAt = new Date().toISOString();
+    this.deps.runStates.update(id, record.pid, { status: 'stopping', stopping: { startedAt, deadline: null, rung: 'SIGKILL' } });
+    try {
+      writeStopRequest(rt, { by: process.pid, rung: 'SIGKILL', message });
+    } catch (e) {
+      this.deps.log?.(`[${id.slice(0, 8)}] could not record the stop request: ${(e as Error).message}`);
+    }
+    this.emitter.fire({ kind: 'changed', id });
+    try {
+      process.kill(record.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+    const exited = await waitForExit(record.pid, id, 5_000);
+    this.forget(id);
+    if (!exited) throw errors.qemu(`QEMU (pid ${record.pid}) survived SIGKILL. Check the process with your system tools.`);
+    await waitForFile(rt.exitStatus, 2_000);
+    return { message, rung: 'SIGKILL', escalated: true };
+  }
+
+  /** Runs `fn`, a snapshot job that holds a running VM's QEMU main loop, marked in busyMonitors. */
+  private async holdingMonitor<T>(id: string, record: RuntimeRecord | null, doing: string, fn: () => Promise<T>): Promise<T> {
+    if (record === null) return fn();
+    this.busyMonitors.set(id, doing);
+    try {
+      return await fn();
+    } finally {
+      if (this.busyMonitors.get(id) === doing) this.busyMonitors.delete(id);
+    }
+  }
+
   async pause(vm: DriverVm, record: RuntimeRecord): Promise<void> {
-    await (await this.monitor(vm.id, record.pid)).stop();
+    await whileRunning(vm, 'it was being paused', async () => (await this.monitor(vm.id, record.pid)).stop());
     this.deps.runStates.update(vm.id, record.pid, { status: 'paused', pausedReason: 'paused' });
   }
 
   async resume(vm: DriverVm, record: RuntimeRecord): Promise<void> {
     const monitor = await this.monitor(vm.id, record.pid);
-    await monitor.cont();
+    await whileRunning(vm, 'it was being resumed', () => monitor.cont());
     this.deps.runStates.update(vm.id, record.pid, { status: 'running', pausedReason: null });
     // QEMU retries the failed writes at once on `cont`: when their cause remains (a full disk with
     // werror=enospc/stop), it pauses again within milliseconds. Look briefly, and say so.
@@ -330,7 +380,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
   }
 
   async reset(vm: DriverVm, record: RuntimeRecord): Promise<void> {
-    await (await this.monitor(vm.id, record.pid)).systemReset();
+    await whileRunning(vm, 'it was being reset', async () => (await this.monitor(vm.id, record.pid)).systemReset());
   }
 
   async liveStatus(vm: DriverVm, record: RuntimeRecord, timeoutMs: number): Promise<LiveStatus> {
@@ -349,14 +399,14 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
   }
 
   async sendKeys(vm: DriverVm, record: RuntimeRecord, qcodes: readonly string[]): Promise<void> {
-    await (await this.monitor(vm.id, record.pid)).sendKey(qcodes);
+    await whileRunning(vm, 'keys were being sent to it', async () => (await this.monitor(vm.id, record.pid)).sendKey(qcodes));
   }
 
   async screenshot(vm: DriverVm, record: RuntimeRecord): Promise<{ readonly png: Buffer; readonly width: number; readonly height: number }> {
     const rt = this.deps.layout.runtime(vm.id);
     const file = `${rt.dir}/screen-${randomBytes(4).toString('hex')}.png`;
     try {
-      await (await this.monitor(vm.id, record.pid)).screendump(file);
+      await whileRunning(vm, 'its screen was being captured', async () => (await this.monitor(vm.id, record.pid)).screendump(file));
       const png = await fsp.readFile(file);
       if (png.length < 24 || png.readUInt32BE(0) !== 0x89504e47) throw errors.qemu('QEMU wrote an invalid screenshot.');
       return { png, width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
@@ -382,15 +432,15 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
   }
 
   saveSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void> {
-    return this.snapshotter.save(vm, record, tag, progress);
+    return this.holdingMonitor(vm.id, record, 'a snapshot was being saved', () => this.snapshotter.save(vm, record, tag, progress));
   }
 
   loadSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string, progress?: SnapshotProgress): Promise<void> {
-    return this.snapshotter.load(vm, record, tag, progress);
+    return this.holdingMonitor(vm.id, record, 'it was being reverted to a snapshot', () => this.snapshotter.load(vm, record, tag, progress));
   }
 
   deleteSnapshot(vm: DriverVm, record: RuntimeRecord | null, tag: string): Promise<void> {
-    return this.snapshotter.delete(vm, record, tag);
+    return this.holdingMonitor(vm.id, record, 'a snapshot was being deleted', () => this.snapshotter.delete(vm, record, tag));
   }
 
   imageSnapshots(vm: DriverVm, record?: RuntimeRecord | null): Promise<ReadonlyMap<string, readonly ImageSnapshot[]>> {
@@ -530,6 +580,22 @@ export async function qmpClientConnected(socketPath: string): Promise<boolean | 
     const cols = line.trim().split(/\s+/);
     return cols.length >= 8 && cols.slice(7).join(' ') === socketPath && cols[5] === '03';
   });
+}
+
+/**
+ * Runs `fn` (a monitor command); when QEMU went away under it (forced off, killed, crashed), QMP's
+ * 'Interrupted while running "stop": …', which names a QEMU command, becomes a sentence:
+ * '"web" stopped (forced off, or QEMU ended) while it was being paused.'
+ */
+async function whileRunning<T>(vm: DriverVm, doing: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof VivariumError && /^Interrupted while running "/.test(e.message)) {
+      throw errors.state(`"${vm.config.name}" stopped (forced off, or QEMU ended) while ${doing}.`, { qemuEnded: true });
+    }
+    throw e;
+  }
 }
 
 async function waitForFile(file: string, timeoutMs: number): Promise<void> {

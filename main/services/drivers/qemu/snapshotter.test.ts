@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { errors } from '../../../common/errors';
 import { VmConfig, type VmConfigInput } from '../../../common/models/vm-config';
 import { Layout } from '../../paths';
 import type { JobInfo } from '../../qemu/monitor';
 import type { QmpCloseInfo, QmpEvent } from '../../qemu/qmp';
 import type { RuntimeRecord } from '../../runtime/records';
-import { parseNodeSnapshots, QemuSnapshotter, snapshotPlanOf, type JobMonitor } from './snapshotter';
+import { isQemuEnded, parseNodeSnapshots, QemuSnapshotter, snapshotPlanOf, type JobMonitor } from './snapshotter';
 import { argvHash } from './suspender';
 
 const base: VmConfigInput = {
@@ -194,8 +195,18 @@ describe('QemuSnapshotter, a running VM', () => {
       event('running');
       close();
     });
-    await expect(snapshotterWith(killed.m).save(diskVm, running, 'snap-0123456789ab')).rejects.toThrow(/"plan" stopped while Vivarium was trying to save the snapshot of it/);
+    await expect(snapshotterWith(killed.m).save(diskVm, running, 'snap-0123456789ab')).rejects.toThrow(/^"plan" stopped \(forced off, or QEMU ended\) while a snapshot of it was being saved\.$/);
     expect(killed.listeners()).toBe(0);
+  });
+
+  it('QEMU gone after the job concluded but before query-jobs answered: no QEMU command name, and the error says QEMU ended (tester-s6 #1)', async () => {
+    const f = fakeMonitor(async ({ event }) => event('concluded'));
+    // What QmpClient says to every pending command when QEMU exits (qmp.ts lostError).
+    f.m.queryJobs = () => Promise.reject(errors.state('Interrupted while running "query-jobs": QEMU shut down.'));
+    const e = await snapshotterWith(f.m).save(diskVm, running, 'snap-0123456789ab').then(() => null, (x: unknown) => x);
+    expect(isQemuEnded(e)).toBe(true);
+    expect((e as Error).message).not.toMatch(/query-jobs|"query-|snapshot-save/);
+    expect(f.listeners()).toBe(0);
   });
 
   it("reads what the images hold from QEMU's block nodes, by bundle file", async () => {

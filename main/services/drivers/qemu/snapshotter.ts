@@ -34,7 +34,7 @@ export interface QemuSnapshotterDeps {
 }
 
 /** What the snapshotter asks of a running VM's monitor: the job commands and the job's events. */
-export type JobMonitor = SnapshotJobMonitor & Pick<Monitor, 'onEvent' | 'onClose'>;
+export type JobMonitor = SnapshotJobMonitor & Pick<Monitor, 'onEvent' | 'onClose'> & { readonly closed?: boolean };
 
 /** How long one snapshot job may run before Vivarium gives up waiting (a large guest on TCG). */
 const JOB_TIMEOUT_MS = 30 * 60_000;
@@ -143,6 +143,32 @@ export async function withoutClipboard<T>(m: SnapshotJobMonitor, fn: () => Promi
   }
 }
 
+/**
+ * The error of a snapshot job whose QEMU went away under it (forced off, killed, crashed): a
+ * sentence without QEMU's command names, with `data.qemuEnded: true` so the snapshot service can say
+ * what became of the snapshot (kept or not) in its place.
+ */
+export function qemuEndedError(vmName: string, kind: 'save' | 'load' | 'delete'): Error {
+  const doing = kind === 'save' ? 'a snapshot of it was being saved' : kind === 'load' ? 'it was being reverted to a snapshot' : 'a snapshot of it was being deleted';
+  return errors.state(`"${vmName}" stopped (forced off, or QEMU ended) while ${doing}.`, { qemuEnded: true, job: kind });
+}
+
+/** Whether `e` says that a snapshot job's QEMU went away under it (qemuEndedError). */
+export function isQemuEnded(e: unknown): boolean {
+  return isVivariumError(e) && (e.data as { qemuEnded?: unknown } | undefined)?.qemuEnded === true;
+}
+
+/** Runs `fn` (monitor commands around a snapshot job); when QEMU went away meanwhile, its error
+ *  (QMP's 'Interrupted while running "query-chardev"…') becomes qemuEndedError's sentence. */
+async function asSentence<T>(vm: DriverVm, m: JobMonitor, kind: 'save' | 'load' | 'delete', fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!isQemuEnded(e) && (m.closed === true || (e instanceof Error && /^Interrupted while running "/.test(e.message)))) throw qemuEndedError(vm.config.name, kind);
+    throw e;
+  }
+}
+
 export class QemuSnapshotter {
   constructor(private readonly deps: QemuSnapshotterDeps) {}
 
@@ -155,7 +181,7 @@ export class QemuSnapshotter {
     if (record) {
       if (!plan.vmstate) throw errors.state(`"${vm.config.name}" has no qcow2 disk to hold its memory, so it cannot take a snapshot while running.`);
       const m = await this.deps.monitor(vm.id);
-      await withoutClipboard(m, () => this.runJob(vm, m, 'save', (id) => m.snapshotSave(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress));
+      await asSentence(vm, m, 'save', () => withoutClipboard(m, () => this.runJob(vm, m, 'save', (id) => m.snapshotSave(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress)));
       return;
     }
     await this.offline(vm, plan, ['-c', tag], 'save the snapshot', true);
@@ -166,7 +192,7 @@ export class QemuSnapshotter {
     if (record) {
       if (!plan.vmstate) throw errors.state(`"${vm.config.name}" has no qcow2 disk holding memory.`);
       const m = await this.deps.monitor(vm.id);
-      await withoutClipboard(m, () => this.runJob(vm, m, 'load', (id) => m.snapshotLoad(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress));
+      await asSentence(vm, m, 'load', () => withoutClipboard(m, () => this.runJob(vm, m, 'load', (id) => m.snapshotLoad(id, tag, plan.vmstate!.node, plan.images.map((i) => i.node)), progress)));
       return;
     }
     await this.offline(vm, plan, ['-a', tag], 'revert to the snapshot', false);
@@ -286,7 +312,11 @@ export class QemuSnapshotter {
   ): Promise<void> {
     const jobId = `viv-${kind}-${randomBytes(4).toString('hex')}`;
     const verb = kind === 'save' ? 'save the snapshot of' : kind === 'load' ? 'revert' : 'delete the snapshot of';
-    const stopped = () => errors.state(`"${vm.config.name}" stopped while Vivarium was trying to ${verb} it.`);
+    const stopped = () => qemuEndedError(vm.config.name, kind);
+    // Whether the monitor closed under the job (Force Off, QEMU killed or crashed): every command
+    // pending then fails with QMP's own words ('Interrupted while running "query-jobs"…'), which
+    // name a QEMU command; the person gets stopped()'s sentence instead.
+    let closed = m.closed === true;
     let onEvent: { dispose(): void } | undefined;
     let onClose: { dispose(): void } | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -294,7 +324,10 @@ export class QemuSnapshotter {
       onEvent = m.onEvent((e) => {
         if (e.event === 'JOB_STATUS_CHANGE' && e.data.id === jobId && e.data.status === 'concluded') resolve();
       });
-      onClose = m.onClose(() => reject(stopped()));
+      onClose = m.onClose(() => {
+        closed = true;
+        reject(stopped());
+      });
       timer = setTimeout(() => reject(errors.timeout(`QEMU did not ${verb} "${vm.config.name}" within ${JOB_TIMEOUT_MS / 60_000} minutes.`)), JOB_TIMEOUT_MS);
     });
     concluded.catch(() => undefined); // observed below; a failed start must not leave it unhandled
@@ -310,7 +343,7 @@ export class QemuSnapshotter {
       progress?.(1);
     } catch (e) {
       // Forced off (or crashed) in the middle: the monitor closed under the job.
-      if (e instanceof Error && /closed|not connected|ECONNRESET|EPIPE/i.test(e.message) && !(isVivariumError(e) && e.code === 'qemu-failed')) {
+      if (closed || m.closed === true || (e instanceof Error && /closed|not connected|ECONNRESET|EPIPE|^Interrupted while/i.test(e.message) && !(isVivariumError(e) && e.code === 'qemu-failed'))) {
         throw stopped();
       }
       throw e;

@@ -96,10 +96,24 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
     wrote = pipeline(conn, fs.createWriteStream(part, { mode: 0o600 })).then(() => null, (e: unknown) => e as Error);
   });
   await new Promise<void>((resolve, reject) => server.listen(sock, resolve).once('error', reject));
-  const wasRunning = (await m.queryStatus()).running;
-  // The clipboard channel blocks migration (./snapshotter.ts withoutClipboard): the state is saved
-  // without it, and a resume starts QEMU without it and plugs it back (resumePlan).
-  const hadClipboard = await m.hasChardev(QemuIds.clipboardChardev);
+  // QEMU gone under the suspend (Force Off, killed, crashed): every pending command fails in QMP's
+  // words ('Interrupted while running "query-migrate"…'); the person gets a sentence instead.
+  const ended = (e: unknown): unknown =>
+    m.closed
+      ? errors.state(`"${vm.config.name}" stopped (forced off, or QEMU ended) while it was being suspended: the suspend did not finish and nothing was saved, so its next start boots afresh.`, { qemuEnded: true, job: 'suspend' })
+      : e;
+  let wasRunning = false;
+  let hadClipboard = false;
+  try {
+    wasRunning = (await m.queryStatus()).running;
+    // The clipboard channel blocks migration (./snapshotter.ts withoutClipboard): the state is saved
+    // without it, and a resume starts QEMU without it and plugs it back (resumePlan).
+    hadClipboard = await m.hasChardev(QemuIds.clipboardChardev);
+  } catch (e) {
+    server.close();
+    await fsp.rm(sock, { force: true });
+    throw ended(e);
+  }
   try {
     await m.migrateSetMaxBandwidth(Number.MAX_SAFE_INTEGER);
     if (wasRunning) await m.stop();
@@ -117,7 +131,7 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
     await fsp.rm(part, { force: true });
     if (hadClipboard) await m.plugVdagentPort(QemuIds.clipboardChardev, QemuIds.clipboardPort, 'vser0.0', VDAGENT_PORT_NAME).catch(() => undefined);
     if (wasRunning) await m.cont().catch(() => undefined);
-    throw e;
+    throw ended(e);
   } finally {
     await fsp.rm(sock, { force: true });
   }
@@ -218,6 +232,8 @@ export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly st
         if (!s.paused && !(await m.queryStatus()).running) await m.cont();
       } catch (e) {
         conn.destroy();
+        // QEMU gone under the resume: a sentence, not QMP's 'Interrupted while running "query-migrate"'.
+        if (m.closed) throw errors.state(`"${vm.config.name}" stopped (forced off, or QEMU ended) while it was resuming; its saved state is kept, so the next start resumes it again.`, { qemuEnded: true, job: 'resume' });
         throw e;
       }
       await writeFileAtomicAsync(bundle.config, serializeConfig({ ...vm.config, suspended: null }));
