@@ -90,9 +90,33 @@ export interface RevertResult extends SnapshotInfo {
 export interface SnapshotProgressEvent {
   readonly vmId: string;
   readonly operation: 'create' | 'revert' | 'delete' | 'clone' | 'suspend' | 'export' | 'import';
-  /** 0..1 */
+  /** 0..1; 0 while `indeterminate`. */
   readonly fraction: number;
   readonly done: boolean;
+  /** True when the engine cannot know how far along it is (QEMU's snapshot-save/-load/-delete jobs
+   *  hold its main loop and report no progress until they end): show a spinner, not a percentage.
+   *  Absent (from engines before it existed, and for operations that do move) means `fraction` counts. */
+  readonly indeterminate?: boolean;
+  /** operation "create": the snapshot being saved (it is in `list` only once complete). */
+  readonly snapshot?: { readonly id: string; readonly name: string };
+}
+
+/**
+ * A long operation under way on a VM in this engine, as `jobs` answers it: what a page opened or
+ * reloaded in the middle of a save, revert, suspend, clone or export shows (its progress, what to
+ * disable) until the matching `onDidProgress` event with `done` arrives.
+ */
+export interface SnapshotJobInfo {
+  readonly vmId: string;
+  readonly operation: SnapshotProgressEvent['operation'];
+  /** 0..1, or null when not known (see SnapshotProgressEvent.indeterminate). */
+  readonly fraction: number | null;
+  /** ISO 8601: when the operation began. */
+  readonly startedAt: string;
+  /** operation "create": the snapshot being saved, to draw as "saving…" in the tree. */
+  readonly snapshot?: { readonly id: string; readonly name: string };
+  /** Whether `cancel` can stop it (a full clone). */
+  readonly cancellable: boolean;
 }
 
 export interface SnapshotService {
@@ -122,6 +146,15 @@ export interface SnapshotService {
   /** Imports an export file as a new VM (a new id if one with its id exists). A partial or corrupt
    *  file is refused with a sentence; nothing half-imported is left. */
   importVm(path: string, options: { readonly name?: string }): Promise<VmInfo>;
+  /** The long operations under way on a VM in this engine (at most one: they exclude each other),
+   *  for a page opened in the middle of one. Empty when none. */
+  jobs(vm: string): Promise<readonly SnapshotJobInfo[]>;
+  /** Stops the VM's cancellable operation (a full clone: its copy is ended and the half-made clone
+   *  removed, so nothing is left and the library is as before) and resolves once it has ended. The
+   *  operation's own call then fails with invalid-state ("… was cancelled …"). Resolves false when no
+   *  cancellable operation runs on the VM (none, or one that cannot be cancelled, such as a
+   *  snapshot save: force the VM off to end that). */
+  cancel(vm: string): Promise<boolean>;
   /** A VM's snapshot list changed. */
   onDidChange: Event<{ readonly vmId: string }>;
   onDidProgress: Event<SnapshotProgressEvent>;
@@ -139,6 +172,8 @@ export const snapshotsSchema: ServiceSchema<SnapshotService> = {
     suspend: () => z.tuple([VmRef]),
     exportVm: () => z.tuple([VmRef, AbsPath]),
     importVm: () => z.tuple([AbsPath, z.object({ name: NewVmName.optional() }).strict()]),
+    jobs: () => z.tuple([VmRef]),
+    cancel: () => z.tuple([VmRef]),
   }),
   events: ['onDidChange', 'onDidProgress'],
 };

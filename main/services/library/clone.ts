@@ -40,6 +40,9 @@ export interface CloneDeps {
   readonly host: () => Promise<HostCapabilities>;
   /** 0..1 over the whole copy (full clones). */
   readonly progress?: (fraction: number) => void;
+  /** Aborting it cancels a full clone: the running qemu-img convert is ended, the half-made clone's
+   *  folder removed, and cloneVm fails with invalid-state ("… was cancelled …"). */
+  readonly signal?: AbortSignal;
 }
 
 /** The file Vivarium keeps a VM's snapshot tree in (main/services/snapshots/tree.ts). */
@@ -181,15 +184,19 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   let done = 0;
   const step = (f: number) => deps.progress?.(Math.min(1, (done + f) / Math.max(1, total)));
   const disks: Disk[] = [];
+  const cancelled = () => errors.state(`The clone "${base.name}" of "${source.config.name}" was cancelled; nothing of it was kept.`, { cancelled: true });
+  const { signal } = deps;
   await library.store.create(base, async (dir) => {
     for (const d of source.config.disks) {
+      if (signal?.aborted) throw cancelled();
       if (isSeed(d)) {
         disks.push(d); // the clone gets a seed of its own (ownSandbox)
         done++;
         continue;
       }
       const out = bundleDiskFile(d.id);
-      await copyStandalone(qemuImg, abs(d.source), d.format, `${dir}/${out}`, diskImages(d).slice(1).map((l) => ({ file: abs(l.source), format: l.format })), step);
+      await copyStandalone(qemuImg, abs(d.source), d.format, `${dir}/${out}`, diskImages(d).slice(1).map((l) => ({ file: abs(l.source), format: l.format })), step, signal);
+      if (signal?.aborted) throw cancelled();
       disks.push({ ...d, source: { bundle: out }, format: 'qcow2', backing: [], readOnly: d.readOnly });
       done++;
     }
@@ -199,6 +206,11 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
     }
     Object.assign(base, { disks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
     await ownSandbox(dir);
+    // The last moment a cancel can still leave nothing: after this the folder becomes the VM.
+    if (signal?.aborted) throw cancelled();
+  }).catch((e: unknown) => {
+    // A copy ended by the cancel fails in qemu-img's words: the cancel is what happened.
+    throw signal?.aborted ? cancelled() : e;
   });
   deps.progress?.(1);
   return { config: base, notices };
@@ -364,7 +376,8 @@ function chainSpec(top: { file: string; format: string }, below: readonly { file
 /**
  * `qemu-img convert -p` of a chain into one standalone qcow2 at `out` (internal snapshots are not
  * copied). `below` lists the layers under `file`, nearest first, each opened as said (never by the
- * names in the headers). @throws VivariumError qemu-failed
+ * names in the headers). Aborting `signal` kills the qemu-img (the copy then fails).
+ * @throws VivariumError qemu-failed
  */
 export function copyStandalone(
   qemuImg: string,
@@ -373,11 +386,20 @@ export function copyStandalone(
   out: string,
   below: readonly { file: string; format: string }[],
   progress?: (fraction: number) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const src = `json:${JSON.stringify(chainSpec({ file, format }, below))}`;
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(errors.state('The copy was cancelled.', { cancelled: true }));
+      return;
+    }
     // Tied to this process: a CLI killed mid-copy takes its qemu-img along (qemu/tied-child.ts).
     const child = spawnTied(qemuImg, ['convert', '-p', '-O', 'qcow2', '-o', 'cluster_size=65536', src, out]);
+    // Cancelled: qemu-img is killed (its output is removed with the clone's folder by the caller).
+    const onAbort = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('close', () => signal?.removeEventListener('abort', onAbort));
     child.stdin.end();
     let err = '';
     child.stdout.on('data', (b: Buffer) => {

@@ -11,9 +11,10 @@
  * snapshot is either complete or absent. Each snapshot keeps the VM's hardware settings
  * (settings.ts); a revert puts them back, restarting a running VM whose machine differs.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import { SnapshotName, type CloneSpec, type CreateSnapshotSpec, type EditSnapshotSpec, type RevertResult, type SnapshotInfo, type SnapshotProgressEvent, type SnapshotService } from '../../common/contract/snapshots';
+import { SnapshotName, type CloneSpec, type CreateSnapshotSpec, type EditSnapshotSpec, type RevertResult, type SnapshotInfo, type SnapshotJobInfo, type SnapshotProgressEvent, type SnapshotService } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
 import { formatMiB, type Disk } from '../../common/models/vm-config';
@@ -24,7 +25,8 @@ import type { OkEntry } from '../library/library';
 import { writeFileAtomicAsync, type Layout } from '../paths';
 import type { JobName } from '../runtime/jobs';
 import type { RuntimeRecord } from '../runtime/records';
-import { isQemuForAsync, scanQemuProcesses } from '../runtime/records';
+import { isQemuForAsync, readStopRequestAsync, scanQemuProcesses } from '../runtime/records';
+import { isQemuEnded } from '../drivers/qemu/snapshotter';
 import { acquireStartLockAsync, type LockDoing } from '../runtime/start-lock';
 import type { LocalVmService } from '../vm-service';
 import { cloneVm } from '../library/clone';
@@ -42,6 +44,19 @@ export interface SnapshotServiceDeps {
 
 type SnapDriver = VmDriver & Snapshotter;
 
+/** A long operation under way on a VM (LocalSnapshotService.jobs/cancel). */
+interface Op {
+  readonly operation: SnapshotProgressEvent['operation'];
+  /** 0..1, or null when not known. */
+  fraction: number | null;
+  readonly startedAt: string;
+  readonly snapshot?: { readonly id: string; readonly name: string };
+  /** Set when the operation can be cancelled. */
+  readonly abort: AbortController | null;
+  readonly ended: Promise<void>;
+  readonly end: () => void;
+}
+
 /** Where the VM is, for a snapshot operation. */
 type Where = { readonly kind: 'running'; readonly record: RuntimeRecord } | { readonly kind: 'stopped'; readonly release: () => Promise<void> };
 
@@ -56,7 +71,35 @@ export class LocalSnapshotService implements SnapshotService {
    *  tag the tree does not know: those are adopted (tree.ts reconcile). */
   private readonly strays = new Map<string, readonly string[]>();
 
+  /** The long operation under way on each VM (by id), for `jobs` and `cancel`. */
+  private readonly ops = new Map<string, Op>();
+
   constructor(private readonly deps: SnapshotServiceDeps) {}
+
+  async jobs(ref: string): Promise<readonly SnapshotJobInfo[]> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const op = this.ops.get(entry.id);
+    if (!op) return [];
+    return [
+      {
+        vmId: entry.id,
+        operation: op.operation,
+        fraction: op.fraction,
+        startedAt: op.startedAt,
+        ...(op.snapshot ? { snapshot: op.snapshot } : {}),
+        cancellable: op.abort !== null,
+      },
+    ];
+  }
+
+  async cancel(ref: string): Promise<boolean> {
+    const entry = this.deps.vms.library.resolveOk(ref);
+    const op = this.ops.get(entry.id);
+    if (!op?.abort) return false;
+    op.abort.abort();
+    await op.ended;
+    return true;
+  }
 
   async list(ref: string): Promise<readonly SnapshotInfo[]> {
     const entry = this.deps.vms.library.resolveOk(ref);
@@ -141,23 +184,38 @@ export class LocalSnapshotService implements SnapshotService {
           () => null,
           (e: unknown) => e,
         );
-        this.fireProgress(entry.id, 'create', 0, false);
+        // QEMU's snapshot-save holds its main loop and says nothing until it ends (7.2: its job's
+        // progress goes 0/1 → 1/1), so how far it is cannot be known: indeterminate, not a stuck 0 %.
+        const snapshot = { id, name };
+        this.fireProgress(entry.id, 'create', null, false, snapshot);
+        let endedBy: 'qemu-ended' | null = null;
+        /** Whether the images were already made to agree (settleFailedSave). */
+        let settledImages = false;
         try {
-          await driver.saveSnapshot(vm, live, id, (f) => this.fireProgress(entry.id, 'create', f, false));
+          let saveError: unknown = null;
+          await driver.saveSnapshot(vm, live, id).catch((e: unknown) => (saveError = e ?? new Error('the save failed')));
+          if (saveError !== null) {
+            // Complete or absent, by what the images hold once nothing writes them (tester-s6 #1).
+            const outcome = await this.settleFailedSave(entry, driver, vm, live, id, name, saveError);
+            settledImages = true;
+            if (!outcome.kept) throw outcome.error;
+            endedBy = 'qemu-ended';
+          }
           const failed = await savingWritten;
           if (failed) throw failed;
         } catch (e) {
-          // Complete or absent: take back what was made, then the tree entry.
+          // Complete or absent: take back what was made (settleFailedSave did when the save failed),
+          // then the tree entry.
           await savingWritten;
-          await driver.deleteSnapshot(vm, live, id).catch(() => undefined);
+          if (!settledImages) await driver.deleteSnapshot(vm, live, id).catch(() => undefined);
           await this.writeTree(entry.id, removeSnapshot(tree, id)).catch(() => undefined); // else reconcile drops the entry
           if (thumbName && (await thumbDone)) await fsp.rm(bundle.file(thumbName), { force: true });
           throw e;
         }
         const thumbnail = thumbName && (await thumbDone) ? thumbName : null;
         tree = { ...tree, current: id, snapshots: tree.snapshots.map((s) => (s.id === id ? { ...s, thumbnail, state: 'complete' as const } : s)) };
-        const [sizes] = await Promise.all([this.sizes(entry, driver, live), this.writeTree(entry.id, tree)]);
-        this.deps.vms.events.append(entry.id, `snapshot "${name}" (${id}) taken${record.withMemory ? ' with memory' : ''}`);
+        const [sizes] = await Promise.all([this.sizes(entry, driver, endedBy ? null : live), this.writeTree(entry.id, tree)]);
+        this.deps.vms.events.append(entry.id, `snapshot "${name}" (${id}) taken${record.withMemory ? ' with memory' : ''}${endedBy ? '; QEMU ended as the save finished, and every image holds the snapshot, so it was kept' : ''}`);
         this.deps.vms.jobs.afterJobs(entry.id, () => this.changes.fire({ vmId: entry.id })); // after the job: a listener may act at once
         return infoOf(tree, tree.snapshots.find((s) => s.id === id)!, sizes.get(id) ?? 0);
       } finally {
@@ -194,7 +252,7 @@ export class LocalSnapshotService implements SnapshotService {
         // already have reverted the earlier ones (qemu-img and snapshot-load go image by image).
         await this.assertEveryImageHolds(entry, driver, snap, targetVm, live);
         const changed = !sameHardware(entry.config, target.config);
-        this.fireProgress(entry.id, 'revert', 0, false);
+        this.fireProgress(entry.id, 'revert', null, false); // snapshot-load reports no progress either
         if (snap.withMemory && (!live || changed)) {
           // Back to a moment it ran, on the hardware it ran on: a running VM whose hardware differs
           // (memory, devices, disks) is ended first, as QEMU loads a state only into the machine it
@@ -212,7 +270,7 @@ export class LocalSnapshotService implements SnapshotService {
             throw await this.loadFailure(entry, snap, e instanceof StartFailed ? e.cause : e);
           });
         } else if (live) {
-          await driver.loadSnapshot(vm, live, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false)).catch(async (e: unknown) => {
+          await driver.loadSnapshot(vm, live, snap.id).catch(async (e: unknown) => {
             // QEMU puts the disks back before it reads the memory, and when the memory fails it lets
             // the guest run on over disks that are no longer the ones its memory knows (savevm.c
             // snapshot_load_job_bh): the revert discards the present state anyway, so it is ended.
@@ -220,7 +278,7 @@ export class LocalSnapshotService implements SnapshotService {
             throw await this.loadFailure(entry, snap, e);
           });
         } else {
-          await driver.loadSnapshot(targetVm, null, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+          await driver.loadSnapshot(targetVm, null, snap.id);
           if (changed) await this.deps.vms.store.saveAsync(target.config);
         }
         tree = { ...tree, current: snap.id };
@@ -295,6 +353,13 @@ export class LocalSnapshotService implements SnapshotService {
    * reads the memory; the VM was ended (loadedDisks).
    */
   private async loadFailure(entry: OkEntry, snap: SnapshotRecord, e: unknown): Promise<unknown> {
+    if (isQemuEnded(e)) {
+      const how = (await this.forcedOff(entry)) ? 'was forced off' : 'stopped (QEMU ended: it crashed or was killed)';
+      return errors.state(
+        `"${entry.config.name}" ${how} while it was being reverted to snapshot "${snap.name}": the revert did not finish, and its disks may be partly back at the snapshot. Revert to "${snap.name}" again to finish it.`,
+        { snapshot: snap.name, qemuEnded: true },
+      );
+    }
     if (!loadedDisks(e)) return e;
     const n = entry.config.name;
     const log = await fsp.readFile(this.deps.layout.bundle(entry.id).qemuLog, 'utf8').then((t) => t.slice(-16_384), () => '');
@@ -360,7 +425,7 @@ export class LocalSnapshotService implements SnapshotService {
       throw new StartFailed(e);
     });
     try {
-      await driver.loadSnapshot(vm, record, snap.id, (f) => this.fireProgress(entry.id, 'revert', f, false));
+      await driver.loadSnapshot(vm, record, snap.id);
       await driver.resume(vm, record);
     } catch (e) {
       await driver.stop(vm, record, { force: true, timeoutSec: 0 }).catch(() => undefined);
@@ -378,8 +443,12 @@ export class LocalSnapshotService implements SnapshotService {
       const snap = requireSnapshot(tree, snapshot, entry.config.name);
       const where = await this.where(entry, 'delete a snapshot');
       try {
-        this.fireProgress(entry.id, 'delete', 0, false);
-        await driver.deleteSnapshot(vm, where.kind === 'running' ? where.record : null, snap.id);
+        this.fireProgress(entry.id, 'delete', null, false);
+        await driver.deleteSnapshot(vm, where.kind === 'running' ? where.record : null, snap.id).catch(async (e: unknown) => {
+          if (!isQemuEnded(e)) throw e;
+          const how = (await this.forcedOff(entry)) ? 'was forced off' : 'stopped (QEMU ended: it crashed or was killed)';
+          throw errors.state(`"${entry.config.name}" ${how} while snapshot "${snap.name}" was being deleted: the delete may not have finished. Delete "${snap.name}" again if it is still listed.`, { snapshot: snap.name, qemuEnded: true });
+        });
         await this.writeTree(entry.id, removeSnapshot(tree, snap.id));
         if (snap.thumbnail) await fsp.rm(this.deps.layout.bundle(entry.id).file(snap.thumbnail), { force: true });
         this.deps.vms.events.append(entry.id, `snapshot "${snap.name}" (${snap.id}) deleted`);
@@ -425,13 +494,19 @@ export class LocalSnapshotService implements SnapshotService {
   async clone(ref: string, spec: CloneSpec): Promise<VmInfo> {
     const entry = this.deps.vms.library.resolveOk(ref);
     const info = await this.job(entry, 'clone', async () => {
-      const where = await this.where(entry, 'clone it');
+      // A full copy can be cancelled (cancel()): its qemu-img is ended and the half-made clone removed.
+      const abort = spec.linked ? null : new AbortController();
+      this.fireProgress(entry.id, 'clone', 0, false, undefined, abort);
+      const where = await this.where(entry, 'clone it').catch((e: unknown) => {
+        this.fireProgress(entry.id, 'clone', 1, true);
+        throw e;
+      });
       try {
         if (where.kind === 'running') {
           throw errors.mustStop(entry.config.name, 'running', 'clone it');
         }
         return await cloneVm(
-          { library: this.deps.vms.library, host: this.deps.host, progress: (f) => this.fireProgress(entry.id, 'clone', f, false) },
+          { library: this.deps.vms.library, host: this.deps.host, progress: (f) => this.fireProgress(entry.id, 'clone', f, false), ...(abort ? { signal: abort.signal } : {}) },
           entry,
           spec,
         );
@@ -463,6 +538,7 @@ export class LocalSnapshotService implements SnapshotService {
       }
       assertNoShares(entry, 'suspend');
       try {
+        this.fireProgress(entry.id, 'suspend', 0, false);
         await driver.suspend(vm, rs.record, (f) => this.fireProgress(entry.id, 'suspend', f, false));
       } finally {
         this.fireProgress(entry.id, 'suspend', 1, true);
@@ -482,6 +558,7 @@ export class LocalSnapshotService implements SnapshotService {
         const bundle = this.deps.layout.bundle(entry.id);
         // Loaded when used: the archive code (tar, the seed ISO writer, yaml) is no part of any other command.
         const { exportVm } = await import('./bundle-archive.js');
+        this.fireProgress(entry.id, 'export', 0, false);
         const r = await exportVm(entry, (n) => bundle.file(n), path, (f) => this.fireProgress(entry.id, 'export', f, false));
         this.deps.vms.events.append(entry.id, `exported to ${path}`);
         return { path, bytes: r.bytes };
@@ -638,8 +715,125 @@ export class LocalSnapshotService implements SnapshotService {
     }
   }
 
-  private fireProgress(vmId: string, operation: SnapshotProgressEvent['operation'], fraction: number, done: boolean): void {
-    this.progress.fire({ vmId, operation, fraction, done });
+  /**
+   * Tells the UI how far `operation` on VM `vmId` is (`fraction` null: not known) and keeps it for
+   * `jobs` (a page opened meanwhile); `done` ends it. The first call of an operation registers it,
+   * with its snapshot (create) and its AbortController when it can be cancelled.
+   */
+  private fireProgress(
+    vmId: string,
+    operation: SnapshotProgressEvent['operation'],
+    fraction: number | null,
+    done: boolean,
+    snapshot?: { readonly id: string; readonly name: string },
+    abort: AbortController | null = null,
+  ): void {
+    let op = this.ops.get(vmId);
+    if (done) {
+      if (op?.operation === operation) {
+        this.ops.delete(vmId);
+        op.end();
+      }
+    } else if (!op || op.operation !== operation) {
+      let end!: () => void;
+      const ended = new Promise<void>((r) => (end = r));
+      op = { operation, fraction, startedAt: new Date().toISOString(), abort, ended, end, ...(snapshot ? { snapshot } : {}) };
+      this.ops.set(vmId, op);
+    } else {
+      op.fraction = fraction;
+    }
+    const snap = snapshot ?? op?.snapshot;
+    const f = done ? 1 : fraction;
+    this.progress.fire({ vmId, operation, fraction: f ?? 0, done, ...(f === null ? { indeterminate: true } : {}), ...(snap ? { snapshot: snap } : {}) });
+  }
+
+  /**
+   * `qemu-img check -r leaks` on the VM's bundle images `files` (after QEMU was killed in the middle
+   * of writing a snapshot's memory: the clusters it had allocated for it belong to nothing, which
+   * `qemu-img check` reports as leaks; repairing leaks frees them and touches no data). Only while
+   * nothing has the images open (the caller holds the VM's job, QEMU is gone). The header's backing
+   * file is not opened. Failures are logged, not thrown: leaks waste space, they lose nothing.
+   */
+  private async repairLeaks(entry: OkEntry, files: readonly string[]): Promise<void> {
+    const qemuImg = (await this.deps.host()).qemuImg;
+    if (!qemuImg) return;
+    const bundle = this.deps.layout.bundle(entry.id);
+    for (const f of files) {
+      const spec = `json:${JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: bundle.file(f) } })}`;
+      await new Promise<void>((resolve) => {
+        execFile(qemuImg, ['check', '-q', '-r', 'leaks', spec], { timeout: 120_000 }, (err, _out, stderr) => {
+          // Exit 0: clean or repaired; anything else is said in the log (the next check shows it too).
+          if (err) this.deps.log?.(`qemu-img check -r leaks of ${f} (${entry.config.name}): ${String(stderr).trim() || err.message}`);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Whether the VM's QEMU was ended by a Force Off (this engine's, or another process's stop
+   *  request in the runtime folder) rather than by a crash or a kill from outside. */
+  private async forcedOff(entry: OkEntry): Promise<boolean> {
+    if (this.deps.vms.jobs.running(entry.id).some((j) => j.name === 'forceOff')) return true;
+    // (Not the last exit on record: it may still be the previous run's while this one's is written.)
+    return (await readStopRequestAsync(this.deps.layout.runtime(entry.id)).catch(() => null)) !== null;
+  }
+
+  /**
+   * After a snapshot save that failed (`e`): makes snapshot `id` complete or absent by what the
+   * images hold (issue 10: "a half-made snapshot is either complete or absent").
+   * - QEMU still runs (it refused the save, with its reason): what it made is removed through it.
+   * - QEMU ended (Force Off, killed, crashed; `live` given) or the VM is shut down: once the process
+   *   is gone, every writable image is read (qemu-img). Every one holds the tag → kept, complete,
+   *   with its name, description and settings (`kept: true`). Some hold it → the tag is deleted
+   *   from those and the entry dropped. None → the entry is dropped.
+   * @returns kept, or the error to throw (the images agree with it either way)
+   */
+  private async settleFailedSave(
+    entry: OkEntry,
+    driver: SnapDriver,
+    vm: DriverVm,
+    live: RuntimeRecord | null,
+    id: string,
+    snapName: string,
+    e: unknown,
+  ): Promise<{ kept: true } | { kept: false; error: unknown }> {
+    // Asked first: a Force Off's job and stop request are gone once it has recorded the exit.
+    const forced = live !== null && (await this.forcedOff(entry));
+    const qemuEnded = live !== null && (isQemuEnded(e) || !(await isQemuForAsync(live.pid, entry.id)));
+    if (live && !qemuEnded) {
+      await driver.deleteSnapshot(vm, live, id).catch(() => undefined);
+      return { kept: false, error: e };
+    }
+    if (live) {
+      // The images are read and written only once QEMU has let go of them.
+      for (let waited = 0; waited < 15_000 && (await isQemuForAsync(live.pid, entry.id)); waited += 50) await new Promise((r) => setTimeout(r, 50));
+    }
+    const plan = driver.snapshotPlan(vm);
+    const held = await driver.imageSnapshots(vm, null).catch(() => null);
+    const holding = held ? plan.images.filter((i) => (held.get(i.file) ?? []).some((s) => s.tag === id)) : [];
+    if (held && plan.images.length > 0 && holding.length === plan.images.length) {
+      if (qemuEnded) await this.repairLeaks(entry, plan.images.map((i) => i.file));
+      return { kept: true };
+    }
+    let removed = holding.length === 0;
+    if (holding.length > 0) {
+      removed = await driver.deleteSnapshot(vm, null, id).then(
+        () => true,
+        (err: unknown) => {
+          this.deps.log?.(`could not remove the half-made snapshot ${id} of ${entry.config.name}: ${(err as Error).message}`);
+          return false;
+        },
+      );
+    }
+    if (holding.length > 0) this.deps.vms.events.append(entry.id, `snapshot ${id} was in ${holding.length} of ${plan.images.length} images when the save ended; ${removed ? 'removed from them' : 'left for the next snapshot to remove'}`);
+    if (!removed) this.strays.set(entry.id, [...(this.strays.get(entry.id) ?? []), id]);
+    if (!qemuEnded) return { kept: false, error: e };
+    await this.repairLeaks(entry, plan.images.map((i) => i.file));
+    const how = forced ? 'was forced off' : 'stopped (QEMU ended: it crashed or was killed)';
+    return {
+      kept: false,
+      error: errors.state(`"${entry.config.name}" ${how} while snapshot "${snapName}" was being saved: the save did not finish, so the snapshot was not kept.`, { snapshot: snapName, qemuEnded: true }),
+    };
   }
 }
 
