@@ -28,8 +28,19 @@ test('the Snapshots tab takes, reverts and deletes a snapshot of a running guest
   const tab = vm.tabs.getByRole('tab', { name: 'Snapshots' });
   await tab.click();
   const panel = vmPage.getByRole('region', { name: 'Snapshots' });
+  // A second window on the same VM: while this one saves, it shows the save and waits (tester-s6 #5).
+  const other = await vmPage.context().newPage();
+  await other.goto(vmPage.url());
+  await other.getByRole('tablist', { name: 'Consoles' }).getByRole('tab', { name: 'Snapshots' }).click();
+  const otherPanel = other.getByRole('region', { name: 'Snapshots' });
+  await expect(otherPanel.getByRole('button', { name: 'Take Snapshot' })).toBeEnabled();
   await panel.getByLabel('Snapshot name').fill('first');
   await panel.getByRole('button', { name: 'Take Snapshot' }).click();
+  await expect(otherPanel.getByRole('status')).toContainText('Saving snapshot “first”…');
+  await expect(otherPanel.getByRole('button', { name: 'Take Snapshot' })).toBeDisabled();
+  await expect(otherPanel.getByRole('listitem', { name: 'first' })).toBeVisible({ timeout: 60_000 });
+  await expect(otherPanel.getByRole('button', { name: 'Take Snapshot' })).toBeEnabled();
+  await other.close();
   const row = panel.getByRole('listitem', { name: 'first' });
   await expect(row).toBeVisible({ timeout: 60_000 });
   await expect(row).toContainText('You are here');
@@ -273,6 +284,11 @@ test('snapshot dialogs keep what was typed: the name field is locked while savin
   await field.fill('first');
   await panel.getByRole('button', { name: 'Take Snapshot' }).click();
   await expect(field).toHaveAttribute('readonly', '');
+  // QEMU's save reports nothing until it ends: a moving bar with the snapshot's name, not a stuck
+  // "0%" (tester-s6 #10).
+  const saving = panel.getByRole('status').filter({ hasText: 'Saving snapshot “first”…' });
+  await expect(saving.locator('progress:not([value])')).toHaveCount(1);
+  await expect(saving).not.toContainText('%');
   await expect(panel.getByRole('listitem', { name: 'first' })).toBeVisible({ timeout: 60_000 });
   await expect(field).not.toHaveAttribute('readonly', '');
   await expect(field).toHaveValue('');
@@ -509,7 +525,7 @@ test('a VM whose disk is a raw image used in place: Take Snapshot is disabled up
   expect((await served.cli(['delete', name])).code).toBe(0);
 });
 
-test('a full clone in progress: the dialog shows the copy and does not pretend to cancel it; when done it offers the clone', async ({ appPage: page, served }) => {
+test('a full clone in progress: Cancel stops it and leaves nothing; uncancelled, when done it offers the clone', async ({ appPage: page, served }) => {
   const name = 'full source';
   expect((await served.cli(['create', name, '--memory', '128M', '--disk-size', '2G', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
   // 1 GiB of data in its disk, so the copy takes a moment (qemu-img copies only what is written).
@@ -523,11 +539,22 @@ test('a full clone in progress: the dialog shows the copy and does not pretend t
   const vm = new VmWindowPage(vmPage);
   await vm.button('Clone…').click();
   const dialog = vmPage.getByRole('dialog', { name: `Clone “${name}”` });
+  const names = async (): Promise<string[]> => (JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string }[]).map((v) => v.name);
+  const folders = fs.readdirSync(path.join(served.home.home, 'vms')).length;
   await dialog.getByLabel('Name of the clone').fill('full copy');
   await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
-  await expect(dialog.getByRole('button', { name: 'Close (the copy goes on)' })).toBeVisible();
-  await expect(dialog).toContainText('A full copy cannot be stopped once it has begun');
-  await expect(dialog.getByRole('button', { name: 'Cancel' })).toHaveCount(0);
+  // Cancel stops the copy (tester-s6 #3): the dialog says so, no VM and no folder is left.
+  await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
+  await expect(dialog.getByRole('status')).toContainText('Cancelled: the copy was stopped and nothing of it is left.', { timeout: 60_000 });
+  expect(await names()).not.toContain('full copy');
+  expect(fs.readdirSync(path.join(served.home.home, 'vms')).length).toBe(folders);
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  // Again, left to finish.
+  await vm.button('Clone…').click();
+  await dialog.getByLabel('Name of the clone').fill('full copy');
+  await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
+  await expect(dialog.getByRole('button', { name: 'Cancel', exact: true })).toBeVisible();
   await expect(dialog.getByRole('status')).toContainText('Cloned: “full copy” is in the library, with disks of its own.', { timeout: 120_000 });
   await expect(dialog.getByRole('button', { name: 'Open “full copy”' })).toBeFocused();
   await dialog.getByRole('button', { name: 'Close', exact: true }).click();

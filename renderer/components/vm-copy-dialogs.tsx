@@ -46,9 +46,10 @@ function ProgressLine({ label, fraction }: { readonly label: string; readonly fr
 
 /**
  * Clone…: a name, linked or full. "Linked" is disabled up front with its reason when the engine
- * would refuse it (snapshots, a disk outside the folder). A full clone shows the engine's progress;
- * the engine cannot stop a clone, so while one runs the dialog's other button says the copy goes on
- * when it closes. When done, it says so and offers to open the clone.
+ * would refuse it (snapshots, a disk outside the folder). A full clone shows the engine's progress,
+ * and Cancel stops it (`snapshots.cancel`: the engine ends the copy and removes the half-made clone);
+ * if the engine says it could not, the button says the copy goes on when the dialog closes. When
+ * done, it says so and offers to open the clone.
  */
 export function CloneDialog({ vm, onClose, onOpen }: { readonly vm: VmInfo; readonly onClose: () => void; readonly onOpen: (clone: VmInfo) => void }): ReactNode {
   const services = useServices();
@@ -58,6 +59,9 @@ export function CloneDialog({ vm, onClose, onOpen }: { readonly vm: VmInfo; read
   const [error, setError] = useState<string | null>(null);
   const [working, setWorking] = useState(false);
   const [made, setMade] = useState<VmInfo | null>(null);
+  // Cancel of a full copy: asked (waiting for the engine), refused (it could not stop it), or done.
+  const [cancel, setCancel] = useState<'asked' | 'refused' | 'done' | null>(null);
+  const cancelled = useRef(false);
   const progress = useProgress(working ? vm.id : null, 'clone');
   const nameId = useId();
   const errId = useId();
@@ -94,6 +98,8 @@ export function CloneDialog({ vm, onClose, onOpen }: { readonly vm: VmInfo; read
     if (!name.trim() || working) return;
     setWorking(true);
     setError(null);
+    setCancel(null);
+    cancelled.current = false;
     services.snapshots.clone(vm.id, { name: name.trim(), linked: linked && !linkedWhy }).then(
       (clone) => {
         if (!live.current) return;
@@ -103,10 +109,44 @@ export function CloneDialog({ vm, onClose, onOpen }: { readonly vm: VmInfo; read
       (e: unknown) => {
         if (!live.current) return;
         setWorking(false);
-        setError(forVmState(uiError(e), vm.state).message);
+        // The clone's own call fails once a cancel has ended it: that is the cancel's success.
+        if (cancelled.current) setCancel('done');
+        else setError(forVmState(uiError(e), vm.state).message);
       },
     );
   };
+
+  const stop = (): void => {
+    setCancel('asked');
+    cancelled.current = true;
+    services.snapshots.cancel(vm.id).then(
+      (stopped) => {
+        if (!live.current || stopped) return;
+        cancelled.current = false;
+        setCancel('refused');
+      },
+      () => {
+        if (!live.current) return;
+        cancelled.current = false;
+        setCancel('refused');
+      },
+    );
+  };
+
+  if (cancel === 'done') {
+    return (
+      <Dialog title={`Clone “${vm.name}”`} onClose={onClose} className="dialog-narrow">
+        <p className="dialog-text" role="status">
+          Cancelled: the copy was stopped and nothing of it is left.
+        </p>
+        <div className="dialog-actions">
+          <button type="button" className="btn btn-primary" onClick={onClose} data-autofocus>
+            Close
+          </button>
+        </div>
+      </Dialog>
+    );
+  }
 
   if (made) {
     return (
@@ -128,8 +168,10 @@ export function CloneDialog({ vm, onClose, onOpen }: { readonly vm: VmInfo; read
   }
 
   const fullRunning = working && !linked;
+  // A full copy can be cancelled until the engine says it could not be; Escape is its Cancel.
+  const cancellable = fullRunning && cancel !== 'refused';
   return (
-    <Dialog title={`Clone “${vm.name}”`} onClose={onClose} className="dialog-narrow">
+    <Dialog title={`Clone “${vm.name}”`} onClose={cancellable ? () => cancel === null && stop() : onClose} className="dialog-narrow">
       <form
         className="copy-form"
         onSubmit={(e) => {
@@ -168,11 +210,17 @@ export function CloneDialog({ vm, onClose, onOpen }: { readonly vm: VmInfo; read
           </p>
         )}
         {working && <ProgressLine label={linked ? 'Making the linked clone' : 'Copying the disks'} fraction={progress} />}
-        {fullRunning && <p className="field-hint">A full copy cannot be stopped once it has begun: closing this dialog lets it finish in the background.</p>}
+        {fullRunning && cancel === 'refused' && <p className="field-hint">The copy could not be stopped: closing this dialog lets it finish in the background.</p>}
         <div className="dialog-actions">
-          <button type="button" className="btn" onClick={onClose}>
-            {fullRunning ? 'Close (the copy goes on)' : 'Cancel'}
-          </button>
+          {cancellable ? (
+            <button type="button" className="btn" onClick={stop} disabled={cancel === 'asked'}>
+              {cancel === 'asked' ? 'Cancelling…' : 'Cancel'}
+            </button>
+          ) : (
+            <button type="button" className="btn" onClick={onClose}>
+              {fullRunning ? 'Close (the copy goes on)' : 'Cancel'}
+            </button>
+          )}
           <button type="submit" className="btn btn-primary" disabled={!name.trim() || working}>
             {working ? 'Cloning…' : 'Clone'}
           </button>

@@ -82,6 +82,9 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   }, []);
   const [progress, setProgress] = useState<SnapshotProgressEvent | null>(null);
   const [busy, setBusy] = useState(false);
+  // An operation of this page or of another (a second window, the CLI's through the same engine):
+  // the engine runs one at a time per VM, so the tab's actions wait.
+  const working = busy || progress !== null;
   const [ask, setAsk] = useState<Ask>(null);
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
@@ -115,7 +118,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
   }, [vm.state, setError]);
 
   useEffect(() => {
-    if (focusKey === null || busy) return;
+    if (focusKey === null || working) return;
     // Only focus that was lost (its button disabled while the action ran, its row deleted) is put
     // back: where the person has moved it since stays.
     const active = document.activeElement;
@@ -128,17 +131,33 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       el.focus();
       setFocusKey(null);
     }
-  }, [focusKey, busy, list]);
+  }, [focusKey, working, list]);
 
   useEffect(() => {
     void reload();
+    // A page opened (or reloaded) in the middle of a save, revert, clone…: its progress, from the
+    // engine's list of what runs, until the progress events take over.
+    let on = true;
+    // Events seen before the answer are newer than it (a job that ended meanwhile stays ended).
+    let evented = false;
+    services.snapshots.jobs(vm.id).then(
+      (jobs) => {
+        const j = jobs[0];
+        if (!on || !j || evented) return;
+        setProgress((p) => p ?? { vmId: j.vmId, operation: j.operation, fraction: j.fraction ?? 0, done: false, ...(j.fraction === null ? { indeterminate: true } : {}), ...(j.snapshot ? { snapshot: j.snapshot } : {}) });
+      },
+      () => undefined, // an engine from before `jobs`
+    );
     const a = services.snapshots.onDidChange((e) => {
       if (e.vmId === vm.id) void reload();
     });
     const b = services.snapshots.onDidProgress((e) => {
-      if (e.vmId === vm.id) setProgress(e.done ? null : e);
+      if (e.vmId !== vm.id) return;
+      evented = true;
+      setProgress(e.done ? null : e);
     });
     return () => {
+      on = false;
       a.dispose();
       b.dispose();
     };
@@ -261,7 +280,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
         />
         <label htmlFor={descId}>Description</label>
         <input id={descId} className="input" value={description} onChange={(e) => setDescription(e.target.value)} maxLength={2000} readOnly={busy} aria-busy={busy} />
-        <button type="submit" className="btn btn-primary btn-small" disabled={busy || !canSnapshot} data-focus-key="take" title={takeWhy ?? undefined} aria-describedby={takeWhyId}>
+        <button type="submit" className="btn btn-primary btn-small" disabled={working || !canSnapshot} data-focus-key="take" title={takeWhy ?? undefined} aria-describedby={takeWhyId}>
           Take Snapshot
         </button>
         <span id={takeWhyId} className="muted">
@@ -269,14 +288,14 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
         </span>
       </form>
       <div className="snapshot-actions">
-        <button type="button" className="btn btn-small" disabled={busy || cloneWhy !== null} title={cloneWhy ?? undefined} onClick={() => setAsk({ kind: 'clone' })}>
+        <button type="button" className="btn btn-small" disabled={working || cloneWhy !== null} title={cloneWhy ?? undefined} onClick={() => setAsk({ kind: 'clone' })}>
           Clone…
         </button>
-        <button type="button" className="btn btn-small" disabled={busy || suspendWhy !== null} title={suspendWhy ?? undefined} onClick={() => void run(() => services.snapshots.suspend(vm.id))}>
+        <button type="button" className="btn btn-small" disabled={working || suspendWhy !== null} title={suspendWhy ?? undefined} onClick={() => void run(() => services.snapshots.suspend(vm.id))}>
           Suspend
         </button>
         {suspended && (
-          <button type="button" className="btn btn-small btn-danger" disabled={busy} onClick={() => setAsk({ kind: 'discard' })} data-focus-key="discard">
+          <button type="button" className="btn btn-small btn-danger" disabled={working} onClick={() => setAsk({ kind: 'discard' })} data-focus-key="discard">
             {DISCARD_LABEL}
           </button>
         )}
@@ -289,7 +308,15 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       {progress && (
         <div role="status" className="snapshot-progress">
           {PROGRESS_LABELS[progress.operation]}
-          … <progress max={1} value={progress.fraction} aria-label="Progress" /> {Math.round(progress.fraction * 100)}%
+          {progress.operation === 'create' && progress.snapshot ? ` “${progress.snapshot.name}”` : ''}…{' '}
+          {/* QEMU's snapshot jobs report nothing until they end: a moving bar, not a stuck 0 %. */}
+          {progress.indeterminate ? (
+            <progress aria-label="Progress" />
+          ) : (
+            <>
+              <progress max={1} value={progress.fraction} aria-label="Progress" /> {Math.round(progress.fraction * 100)}%
+            </>
+          )}
         </div>
       )}
       {busy && !progress && (
@@ -331,7 +358,7 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
               <button
                 type="button"
                 className="btn btn-small"
-                disabled={busy || rowWhy !== null}
+                disabled={working || rowWhy !== null}
                 title={rowWhy ?? undefined}
                 aria-describedby={describe(snap, rowWhy !== null)}
                 data-focus-key={`revert-${snap.id}`}
@@ -339,13 +366,13 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
               >
                 Revert
               </button>
-              <button type="button" className="btn btn-small btn-ghost" disabled={busy} aria-describedby={describe(snap, false)} data-focus-key={`rename-${snap.id}`} onClick={() => setAsk({ kind: 'rename', snap })}>
+              <button type="button" className="btn btn-small btn-ghost" disabled={working} aria-describedby={describe(snap, false)} data-focus-key={`rename-${snap.id}`} onClick={() => setAsk({ kind: 'rename', snap })}>
                 Rename
               </button>
               <button
                 type="button"
                 className="btn btn-small btn-danger"
-                disabled={busy || rowWhy !== null}
+                disabled={working || rowWhy !== null}
                 title={rowWhy ?? undefined}
                 aria-describedby={describe(snap, rowWhy !== null)}
                 onClick={() => setAsk({ kind: 'delete', snap })}
