@@ -140,6 +140,46 @@ describe('Force Off during a live snapshot save', () => {
   }, 900_000);
 });
 
+describe('Force Off during a revert and during a suspend', () => {
+  it('each fails with a sentence saying what became of the VM, naming no QEMU command; the VM starts afterwards', async () => {
+    engine = createEngine({ env: t.env });
+    const e = engine;
+    const id = await createGuest(e, 'rs', 640);
+    await bootFilled(e, id, 240);
+    const snap = await e.services.snapshots.create('rs', { name: 'base' });
+    const reverting = e.services.snapshots.revert('rs', snap.id).then(
+      () => 'reverted',
+      (err: Error) => err.message,
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    await e.manager.stop(id, { force: true });
+    const r = await reverting;
+    // (On a fast host the revert may finish before the Force Off lands.)
+    if (r !== 'reverted') expect(r).toBe('"rs" was forced off while it was being reverted to snapshot "base": the revert did not finish, and its disks may be partly back at the snapshot. Revert to "base" again to finish it.');
+    expect((await e.manager.get(id)).state).toBe('stopped');
+    expect(checkExit(e.layout.bundle(id).file('disk0.qcow2'))).toBe(0);
+
+    await bootFilled(e, id, 240);
+    const suspending = e.services.snapshots.suspend('rs').then(
+      () => 'suspended',
+      (err: Error) => err.message,
+    );
+    // Once the state is on its way to the file.
+    const part = e.layout.bundle(id).file('suspend.state.part');
+    const deadline = Date.now() + 60_000;
+    while (!(fs.existsSync(part) && fs.statSync(part).size > 4 * 1024 * 1024) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    await e.manager.stop(id, { force: true });
+    const s2 = await suspending;
+    if (s2 !== 'suspended') {
+      expect(s2).toBe('"rs" was forced off while it was being suspended: the suspend did not finish and nothing was saved, so its next start boots afresh.');
+      expect((await e.manager.get(id)).state).toBe('stopped');
+      expect(fs.existsSync(part)).toBe(false);
+      await e.manager.start(id, { waitSerial: testGuest().readyMarker, timeoutSec: 180 });
+    }
+    console.log(`force off during revert: ${r === 'reverted' ? 'too late' : 'interrupted'}; during suspend: ${s2 === 'suspended' ? 'too late' : 'interrupted'}`);
+  }, 600_000);
+});
+
 describe('a save seen from a second caller', () => {
   it('jobs() names the snapshot being saved, with no progress figure, and is empty once it is done', async () => {
     engine = createEngine({ env: t.env });

@@ -539,7 +539,11 @@ export class LocalSnapshotService implements SnapshotService {
       assertNoShares(entry, 'suspend');
       try {
         this.fireProgress(entry.id, 'suspend', 0, false);
-        await driver.suspend(vm, rs.record, (f) => this.fireProgress(entry.id, 'suspend', f, false));
+        await driver.suspend(vm, rs.record, (f) => this.fireProgress(entry.id, 'suspend', f, false)).catch(async (e: unknown) => {
+          // QEMU gone under the migration: Force Off says so in the VM's words (the driver cannot tell why).
+          if (!isQemuEnded(e) || !(await this.forcedOff(entry))) throw e;
+          throw errors.state(`"${entry.config.name}" was forced off while it was being suspended: the suspend did not finish and nothing was saved, so its next start boots afresh.`, { qemuEnded: true });
+        });
       } finally {
         this.fireProgress(entry.id, 'suspend', 1, true);
       }
