@@ -17,8 +17,9 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
-import { BundleFileName, diskImages, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
+import { BundleFileName, diskImages, NewVmName, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
 import { findNameClash } from '../../common/models/vm-settings';
+import { SnapshotName } from '../../common/contract/snapshots';
 import { formatBytes } from '../../common/format';
 import { listTar } from '../imports/tar';
 import { libraryNames, randomMac } from '../library/checks';
@@ -388,6 +389,18 @@ export async function importVm(
   if (parsed.config.suspended) throw refuse(file, 'its VM is suspended, and an export never holds a saved state (it was not written by Vivarium)');
   const taken = library.entries().some((e) => e.id === parsed.config.id);
   const name = (options.name ?? parsed.config.name).trim();
+  // Text from the file reaches terminals and lists: a name that could pass for another (invisible
+  // or direction characters) or for an id is not taken as the new VM's; a host name shown by
+  // `ssh-info` must be one.
+  const nameCheck = NewVmName.safeParse(name);
+  if (!nameCheck.success) {
+    throw errors.invalid(`The VM in ${file} is named ${quotedName(name)}, which a new VM may not be (${nameCheck.error.issues[0]?.message ?? 'invalid'}). Import it under another name.`, undefined, {
+      field: 'name',
+    });
+  }
+  if (parsed.config.cloudInit && !/^(?=.{1,63}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/.test(parsed.config.cloudInit.hostname)) {
+    throw refuse(file, `its VM's cloud-init host name ${quotedName(parsed.config.cloudInit.hostname)} is not a host name`);
+  }
   const clash = findNameClash(name, libraryNames(library));
   if (clash) {
     throw new VivariumError(ErrorCode.AlreadyExists, `A VM named "${clash.name}" already exists. Import it under another name.`, undefined, {
@@ -484,6 +497,9 @@ async function screenTree(file: string, member: { readonly offset: number; reado
   const snapshots = [];
   for (const s of parsed.data.snapshots) {
     const named = quotedName(s.name);
+    const nameCheck = SnapshotName.safeParse(s.name);
+    if (!nameCheck.success || nameCheck.data !== s.name) throw refuse(file, `its ${TREE_FILE} names a snapshot ${named}, which is not a snapshot name (${nameCheck.success ? 'spaces around it' : (nameCheck.error.issues[0]?.message ?? 'invalid')})`);
+    if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s.description)) throw refuse(file, `its ${TREE_FILE} gives snapshot ${named} a description with control characters`);
     const badFile = s.images.find((n) => !BundleFileName.safeParse(n).success);
     if (badFile !== undefined) throw refuse(file, `its ${TREE_FILE} names ${shown(badFile)} for snapshot ${named}, which is not a file of a VM's folder`);
     // A thumbnail is `<snapshot id>.png` (snapshot-service.ts); deleting the snapshot deletes it.

@@ -85,6 +85,15 @@ function folders(): string[] {
   return fs.readdirSync(engine.layout.bundlesDir).sort();
 }
 
+async function failure(p: Promise<unknown>): Promise<{ code: string; message: string; field?: string }> {
+  const e = (await p.then(
+    () => null,
+    (x: unknown) => x,
+  )) as { code: string; message: string; field?: string } | null;
+  if (!e) throw new Error('it succeeded');
+  return e;
+}
+
 async function refused(file: string): Promise<string> {
   const before = folders();
   const e = (await engine.services.snapshots.importVm(file, { name: 'crafted' }).then(
@@ -174,7 +183,7 @@ describe('import of a crafted file: host settings reset with a notice', () => {
 });
 
 describe('import of a crafted file: refused with a sentence, nothing left', () => {
-  it('a disk outside the export, in the config or in a snapshot\'s settings; a suspended VM; a snapshot file name outside the folder; a record file of the VM as an image', async () => {
+  it('a disk outside the export, in the config or in a snapshot\'s settings; a suspended VM; a snapshot file name outside the folder; a record file of the VM as an image; control or direction characters in names', async () => {
     const src = await exported('src');
     const tail = 'Nothing was imported; export the VM again or use another copy of the file.';
     const disk = craft(src, 'disk', { config: (c) => ((c.disks as Json[])[0]!.source = { path: '/dev/sda' }) });
@@ -214,6 +223,23 @@ describe('import of a crafted file: refused with a sentence, nothing left', () =
       config: (c) => (c.disks as Json[]).push({ id: 'disk1', role: 'data', bus: 'virtio', source: { bundle: 'efivars.qcow2' }, format: 'qcow2', readOnly: false, backing: [] }),
     });
     expect(await refused(varsDisk)).toBe(`${varsDisk} cannot be imported: its VM uses efivars.qcow2, its UEFI variables, as an image of disk disk1. ${tail}`);
+    // Text that reaches terminals and lists: control or direction characters are not taken.
+    const escName = craft(src, 'escname', { tree: (tr) => (tr.snapshots[0]!.name = 'A\u001b[2J') });
+    expect(await refused(escName)).toMatch(/its snapshots\.json names a snapshot "A\?\[2J", which is not a snapshot name \(a snapshot name must not contain control characters\)\./);
+    const escDesc = craft(src, 'escdesc', { tree: (tr) => (tr.snapshots[0]!.description = 'line one\nline two\u001b]0;owned\u0007') });
+    expect(await refused(escDesc)).toMatch(/gives snapshot "A" a description with control characters\./);
+    const spoof = craft(src, 'spoof', { config: (c) => (c.name = 'src\u202e') });
+    const named = await failure(engine.services.snapshots.importVm(spoof, {}));
+    expect(named).toMatchObject({ code: 'invalid-argument', field: 'name' });
+    expect(named.message).toMatch(new RegExp(`^The VM in ${spoof} is named "src\\?", which a new VM may not be \\(name must not contain invisible or text-direction characters .*\\)\\. Import it under another name\\.$`));
+    const underOther = await engine.services.snapshots.importVm(spoof, { name: 'plain' });
+    expect(underOther.name).toBe('plain');
+    await engine.services.vms.delete('plain', {});
+    const host = craft(src, 'host', {
+      config: (c) => (c.cloudInit = { user: 'dev', hostname: 'x\u001b[31m', identityFile: null, knownHostsFile: '/k', seed: 'seed.iso', passwordSet: false }),
+    });
+    expect(await refused(host)).toMatch(/its VM's cloud-init host name "x\?\[31m" is not a host name\./);
+
     const recordVars = craft(src, 'recordvars', { config: (c) => (c.uefiVars = 'vivarium.log') });
     expect(await refused(recordVars)).toMatch(/its VM uses vivarium\.log, a file Vivarium keeps its own records in, as its UEFI variables\./);
 
