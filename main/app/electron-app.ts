@@ -480,7 +480,10 @@ export function startApp(electron: ElectronApi, deps: AppDeps): AppController {
    *  opens; a partial or corrupt file is refused with the engine's sentence, and nothing is left. */
   async function importVmFile(file: string): Promise<void> {
     try {
-      showVm((await importUnderFreeName(file)).id);
+      const vm = await importUnderFreeName(file);
+      showVm(vm.id);
+      // What the file asked for and was not taken (host files, shared folders, extra QEMU arguments).
+      if (vm.notices?.length) void dialog.showMessageBox({ type: 'warning', message: `“${vm.name}” was imported without some of its settings`, detail: vm.notices.join('\n\n') });
     } catch (err) {
       showLibrary();
       dialog.showErrorBox(`Could not import ${path.basename(file)}`, err instanceof VivariumError ? err.message : String(err));
