@@ -3,7 +3,7 @@ import { errors } from '../../../common/errors';
 import { VmConfig, type VmConfigInput } from '../../../common/models/vm-config';
 import { Layout } from '../../paths';
 import type { JobInfo } from '../../qemu/monitor';
-import type { QmpCloseInfo, QmpEvent } from '../../qemu/qmp';
+import { QmpError, type QmpCloseInfo, type QmpEvent } from '../../qemu/qmp';
 import type { RuntimeRecord } from '../../runtime/records';
 import { isQemuEnded, parseNodeSnapshots, QemuSnapshotter, snapshotPlanOf, type JobMonitor } from './snapshotter';
 import { argvHash } from './suspender';
@@ -197,6 +197,14 @@ describe('QemuSnapshotter, a running VM', () => {
     });
     await expect(snapshotterWith(killed.m).save(diskVm, running, 'snap-0123456789ab')).rejects.toThrow(/^"plan" stopped \(forced off, or QEMU ended\) while a snapshot of it was being saved\.$/);
     expect(killed.listeners()).toBe(0);
+  });
+
+  it("QEMU's refusal of the job command is its reason, without the command's name", async () => {
+    const f = fakeMonitor(async () => {
+      throw new QmpError('GenericError', "Device 'disk0' is writable but does not support snapshots", 'snapshot-save');
+    });
+    await expect(snapshotterWith(f.m).save(diskVm, running, 'snap-0123456789ab')).rejects.toThrow(/^QEMU could not save the snapshot of "plan": Device 'disk0' is writable but does not support snapshots$/);
+    expect(f.listeners()).toBe(0);
   });
 
   it('QEMU gone after the job concluded but before query-jobs answered: no QEMU command name, and the error says QEMU ended (tester-s6 #1)', async () => {

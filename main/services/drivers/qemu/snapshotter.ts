@@ -22,6 +22,7 @@ import type { VmConfig } from '../../../common/models/vm-config';
 import type { Layout } from '../../paths';
 import { QemuIds, VDAGENT_PORT_NAME, escapeOptionValue } from '../../qemu/argv';
 import type { Monitor, SnapshotJobMonitor } from '../../qemu/monitor';
+import { QmpError } from '../../qemu/qmp';
 import type { RuntimeRecord } from '../../runtime/records';
 import type { DriverVm, ImageSnapshot, SnapshotImage, SnapshotPlan, SnapshotProgress } from '../driver';
 
@@ -165,6 +166,11 @@ async function asSentence<T>(vm: DriverVm, m: JobMonitor, kind: 'save' | 'load' 
     return await fn();
   } catch (e) {
     if (!isQemuEnded(e) && (m.closed === true || (e instanceof Error && /^Interrupted while running "/.test(e.message)))) throw qemuEndedError(vm.config.name, kind);
+    // QEMU refused a command ('"snapshot-save" failed: …'): its reason, without the command's name.
+    if (e instanceof QmpError) {
+      const verb = kind === 'save' ? 'save the snapshot of' : kind === 'load' ? 'revert' : 'delete the snapshot of';
+      throw errors.qemu(`QEMU could not ${verb} "${vm.config.name}": ${e.desc}`, { class: e.errorClass });
+    }
     throw e;
   }
 }

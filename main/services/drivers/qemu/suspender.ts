@@ -29,6 +29,7 @@ import { writeFileAtomicAsync } from '../../paths';
 import { QemuIds, VDAGENT_PORT_NAME } from '../../qemu/argv';
 import type { MigrationMonitor, Monitor, SnapshotJobMonitor } from '../../qemu/monitor';
 import { sleep } from '../../qemu/process';
+import { QmpError } from '../../qemu/qmp';
 import type { RuntimeRecord } from '../../runtime/records';
 import { writeStopRequest } from '../../runtime/records';
 import { acquireStartLockAsync } from '../../runtime/start-lock';
@@ -98,10 +99,13 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
   await new Promise<void>((resolve, reject) => server.listen(sock, resolve).once('error', reject));
   // QEMU gone under the suspend (Force Off, killed, crashed): every pending command fails in QMP's
   // words ('Interrupted while running "query-migrate"…'); the person gets a sentence instead.
+  // A refusal ('"migrate" failed: …', a device that cannot be migrated) is QEMU's reason without the command's name.
   const ended = (e: unknown): unknown =>
     m.closed
       ? errors.state(`"${vm.config.name}" stopped (forced off, or QEMU ended) while it was being suspended: the suspend did not finish and nothing was saved, so its next start boots afresh.`, { qemuEnded: true, job: 'suspend' })
-      : e;
+      : e instanceof QmpError
+        ? errors.qemu(`QEMU could not suspend "${vm.config.name}": ${e.desc}`, { class: e.errorClass })
+        : e;
   let wasRunning = false;
   let hadClipboard = false;
   try {
@@ -234,6 +238,7 @@ export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly st
         conn.destroy();
         // QEMU gone under the resume: a sentence, not QMP's 'Interrupted while running "query-migrate"'.
         if (m.closed) throw errors.state(`"${vm.config.name}" stopped (forced off, or QEMU ended) while it was resuming; its saved state is kept, so the next start resumes it again.`, { qemuEnded: true, job: 'resume' });
+        if (e instanceof QmpError) throw errors.qemu(`QEMU could not resume "${vm.config.name}": ${e.desc}`, { class: e.errorClass });
         throw e;
       }
       await writeFileAtomicAsync(bundle.config, serializeConfig({ ...vm.config, suspended: null }));
