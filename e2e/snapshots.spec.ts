@@ -157,6 +157,13 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   await expect(panel).not.toContainText('force it off');
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await vmPage.screenshot({ path: path.join(ARTIFACTS, 'vm-window-suspended.png') });
+  // Its Hardware tab says its drives wait too; Grow… is disabled with that reason (tester-s6 #9).
+  await vm.tabs.getByRole('tab', { name: 'Hardware' }).click();
+  const hardware = vmPage.getByRole('region', { name: 'Hardware' });
+  await expect(hardware.getByTestId('hardware-running-note')).toHaveText('Suspended: its drives must stay as they are until it resumes. Resume it, or use Discard Saved State…, first.');
+  await expect(hardware.getByRole('button', { name: 'Grow…' }).first()).toBeDisabled();
+  await expect(hardware.getByRole('button', { name: 'Grow…' }).first()).toHaveAttribute('title', /^Suspended: its drives must stay/);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
 
   // Suspended, its Settings open: a hardware change is refused with the engine's sentence, a new
   // name is saved (no part of the saved state), and the name goes back the same way.

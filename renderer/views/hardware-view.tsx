@@ -14,7 +14,7 @@ import { BrowseButton } from '../components/file-chooser';
 import { useServices } from '../engine';
 import { driveSizeBytes, removeConfirmation, RUNNING_NOTE } from '../lib/hardware';
 import { ConfirmDialog } from '../components/confirm-dialog';
-import { uiError } from '../lib/remedy';
+import { DISCARD_LABEL, forVmState, uiError } from '../lib/remedy';
 
 /** The VM's drive list, reloaded after each change and when the VM's state changes. */
 export function useDrives(vm: Pick<VmInfo, 'id' | 'state'>): { readonly drives: readonly DriveInfo[] | null; readonly error: string | null; readonly reload: () => Promise<void> } {
@@ -58,6 +58,10 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
   const growHintId = useId();
   const newHintId = useId();
   const stopped = vm.state === 'stopped';
+  // A suspended VM's drives stay as its saved state left them (the engine refuses any change): the
+  // grown disk or the changed CD would not be what the resumed guest sees (tester-s6 #9).
+  const suspended = vm.state === 'suspended';
+  const suspendedWhy = suspended ? `Suspended: its drives must stay as they are until it resumes. Resume it, or use ${DISCARD_LABEL}, first.` : null;
 
   const run = async (what: () => Promise<unknown>): Promise<boolean> => {
     setBusy(true);
@@ -67,7 +71,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
       await reload();
       return true;
     } catch (e) {
-      setError(uiError(e).message);
+      setError(forVmState(uiError(e), vm.state).message);
       return false;
     } finally {
       setBusy(false);
@@ -97,7 +101,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
       )}
       {!stopped && (
         <p className="notice-inline hardware-note" data-testid="hardware-running-note">
-          {RUNNING_NOTE}
+          {suspendedWhy ?? RUNNING_NOTE}
         </p>
       )}
       <table className="hardware-list" aria-labelledby={listId}>
@@ -147,14 +151,14 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
                   </form>
                 ) : (
                   <span className="hardware-actions">
-                    <button type="button" className="btn btn-small" disabled={busy || d.readOnly} onClick={() => (setGrowing(d.id), setGrowTo(''))}>
+                    <button type="button" className="btn btn-small" disabled={busy || d.readOnly || suspended} title={suspendedWhy ?? undefined} onClick={() => (setGrowing(d.id), setGrowTo(''))}>
                       Grow…
                     </button>
                     <button
                       type="button"
                       className="btn btn-small"
                       disabled={busy || !stopped}
-                      title={stopped ? undefined : 'Shut the VM down to remove a disk'}
+                      title={stopped ? undefined : (suspendedWhy ?? 'Shut the VM down to remove a disk')}
                       onClick={() => setRemoving(d)}
                     >
                       Remove
@@ -171,14 +175,14 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
               <td>{cd.path ? formatBytes(cd.virtualSizeBytes) : '—'}</td>
               <td className="path">{cd.path ?? <span className="muted">empty</span>}</td>
               <td className="hardware-actions">
-                <button type="button" className="btn btn-small" disabled={busy || !cd.path} onClick={() => void run(() => services.disks.ejectCd(vm.id, cd.id))}>
+                <button type="button" className="btn btn-small" disabled={busy || !cd.path || suspended} title={suspendedWhy ?? undefined} onClick={() => void run(() => services.disks.ejectCd(vm.id, cd.id))}>
                   Eject
                 </button>
                 <button
                   type="button"
                   className="btn btn-small"
                   disabled={busy || !stopped}
-                  title={stopped ? undefined : 'Shut the VM down to remove a CD drive'}
+                  title={stopped ? undefined : (suspendedWhy ?? 'Shut the VM down to remove a CD drive')}
                   onClick={() => setRemoving(cd)}
                 >
                   Remove
@@ -233,20 +237,20 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
         </select>
         </div>
         <span className="hardware-buttons">
-        <button type="submit" className="btn btn-small" disabled={busy || !stopped} title={stopped ? undefined : 'Shut the VM down to add a disk'}>
+        <button type="submit" className="btn btn-small" disabled={busy || !stopped} title={stopped ? undefined : (suspendedWhy ?? 'Shut the VM down to add a disk')}>
           Add Disk
         </button>
         <button
           type="button"
           className="btn btn-small"
           disabled={busy || !stopped}
-          title={stopped ? 'An empty CD drive (for a driver ISO, say)' : 'Shut the VM down to add a CD drive'}
+          title={stopped ? 'An empty CD drive (for a driver ISO, say)' : (suspendedWhy ?? 'Shut the VM down to add a CD drive')}
           onClick={() => void run(() => services.disks.add(vm.id, { cdrom: true }))}
         >
           Add CD Drive
         </button>
         </span>
-        {!stopped && <p className="field-hint hardware-why">Shut the VM down to add a drive.</p>}
+        {!stopped && !suspended && <p className="field-hint hardware-why">Shut the VM down to add a drive.</p>}
       </form>
       <h3 className="hardware-heading">Insert a CD</h3>
       <form
@@ -276,7 +280,7 @@ export function HardwareView({ vm }: { readonly vm: VmInfo }): ReactNode {
             </select>
           </>
         )}
-        <button type="submit" className="btn btn-small" disabled={busy || !iso.trim()}>
+        <button type="submit" className="btn btn-small" disabled={busy || !iso.trim() || suspended} title={suspendedWhy ?? undefined}>
           {target?.path ? 'Change CD' : 'Insert CD'}
         </button>
       </form>
