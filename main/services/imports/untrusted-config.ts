@@ -17,6 +17,7 @@
  * - extra QEMU arguments: never taken;
  * - cloud-init SSH key outside the export: kept only when a VM here already uses it; else none
  *   (ssh's own keys and agent);
+ * - port forwards (host ports on 127.0.0.1 only): kept, and said;
  * - a suspended state: refused by the caller (an export never holds one).
  * Firmware is chosen by kind (bios/uefi) from this host's own descriptors; the config holds no
  * firmware path, and the UEFI variables are a file of the export.
@@ -124,7 +125,7 @@ export function screenMachine(config: VmConfig, trust: HostFileTrust, snapshot: 
 /**
  * An imported VM's host access taken out: shared folders and extra QEMU arguments always (each
  * said), the cloud-init SSH key unless `ownKey` (the key carried in the export, moved into the new
- * folder) or trusted.
+ * folder) or trusted. Port forwards are kept and said.
  */
 export function screenHostAccess(config: VmConfig, trust: HostFileTrust, ownKey: string | null): Screened {
   const notices: string[] = [];
@@ -134,6 +135,14 @@ export function screenHostAccess(config: VmConfig, trust: HostFileTrust, ownKey:
   if (config.extraArgs.length > 0) {
     notices.push(
       `The extra QEMU arguments of the exported VM (${config.extraArgs.map(shown).join(' ')}) were not taken: they can open files and sockets on this machine. Add them to its config.json yourself if you trust them.`,
+    );
+  }
+  // Kept (loopback only, and what the VM is for), but never unsaid: a program here that connects to
+  // such a port reaches the guest.
+  const fwd = config.network.mode === 'user' ? config.network.forwards : [];
+  if (fwd.length > 0) {
+    notices.push(
+      `The imported VM forwards ${fwd.map((f) => `${f.protocol} 127.0.0.1:${f.hostPort} → guest ${f.guestPort}`).join(', ')}, as the exported VM did: while it runs, programs on this machine that connect to ${fwd.length === 1 ? 'that port' : 'those ports'} reach its guest. Remove ${fwd.length === 1 ? 'it' : 'them'} in its port forwards if you did not expect ${fwd.length === 1 ? 'it' : 'them'}.`,
     );
   }
   let cloudInit = config.cloudInit;
@@ -147,6 +156,18 @@ export function screenHostAccess(config: VmConfig, trust: HostFileTrust, ownKey:
     }
   }
   return { config: { ...config, shares: [], extraArgs: [], cloudInit }, notices };
+}
+
+/**
+ * The sentence for port forwards a snapshot's saved settings hold that the imported VM itself does
+ * not (a revert puts them back), or null when there are none.
+ */
+export function snapshotForwardsNotice(vm: VmConfig, snapshotConfig: VmConfig, snapshot: string): string | null {
+  if (snapshotConfig.network.mode !== 'user') return null;
+  const now = new Set(vm.network.mode === 'user' ? vm.network.forwards.map((f) => `${f.protocol}:${f.hostPort}:${f.guestPort}`) : []);
+  const more = snapshotConfig.network.forwards.filter((f) => !now.has(`${f.protocol}:${f.hostPort}:${f.guestPort}`));
+  if (more.length === 0) return null;
+  return `A revert to snapshot ${quotedName(snapshot)} makes the VM forward ${more.map((f) => `${f.protocol} 127.0.0.1:${f.hostPort} → guest ${f.guestPort}`).join(', ')} as well (its saved settings hold ${more.length === 1 ? 'that forward' : 'those forwards'}): while it runs, programs on this machine that connect to ${more.length === 1 ? 'that port' : 'those ports'} reach its guest.`;
 }
 
 function cap(s: string): string {

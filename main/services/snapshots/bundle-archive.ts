@@ -29,7 +29,7 @@ import type { Library, OkEntry } from '../library/library';
 import { BundleFile } from '../paths';
 import { onInterrupt } from '../qemu/tied-child';
 import { SUSPEND_FILE } from '../drivers/qemu/suspender';
-import { hostFileTrust, quotedName, screenHostAccess, screenMachine, shown } from '../imports/untrusted-config';
+import { hostFileTrust, quotedName, screenHostAccess, screenMachine, shown, snapshotForwardsNotice } from '../imports/untrusted-config';
 import { revertTarget, settingsOf } from './settings';
 import { SnapshotTree, TREE_FILE } from './tree';
 
@@ -514,6 +514,8 @@ async function screenTree(file: string, member: { readonly offset: number; reado
     if (recordInSettings) throw refuse(file, `the saved settings of snapshot ${named} cannot be used: the VM they describe ${recordInSettings}`);
     const screened = screenMachine(target.target.config, trust, s.name);
     notices.push(...screened.notices);
+    const forwards = snapshotForwardsNotice(config, screened.config, s.name);
+    if (forwards) notices.push(forwards);
     snapshots.push({ ...s, settings: settingsOf(screened.config) });
   }
   return `${JSON.stringify({ ...parsed.data, snapshots }, null, 2)}\n`;

@@ -107,7 +107,7 @@ async function refused(file: string): Promise<string> {
 }
 
 describe('import of a crafted file: host settings reset with a notice', () => {
-  it('kernel and initrd, CD ISOs, shared folders, extra QEMU arguments, an SSH key: none taken, each said; a trusted ISO stays', async () => {
+  it('kernel and initrd, CD ISOs, shared folders, extra QEMU arguments, an SSH key: none taken, each said; a trusted ISO stays; port forwards stay, said', async () => {
     const src = await exported('src');
     fs.mkdirSync(engine.layout.mediaDir, { recursive: true });
     const downloaded = path.join(engine.layout.mediaDir, 'debian-12.iso');
@@ -123,6 +123,7 @@ describe('import of a crafted file: host settings reset with a notice', () => {
         c.shares = [{ hostPath: '/', tag: 'root', readOnly: false }];
         c.extraArgs = ['-drive', 'file=/etc/shadow,if=virtio', '-chardev', 'socket,id=x,path=/tmp/x\nsneaky'];
         c.cloudInit = { user: 'dev', hostname: 'dev', identityFile: '/root/.ssh/id_rsa', knownHostsFile: '/elsewhere/known_hosts', seed: 'seed.iso', passwordSet: false };
+        c.network = { ...(c.network as Json), mode: 'user', forwards: [{ protocol: 'tcp', hostPort: 5432, guestPort: 5432 }] };
       },
     });
     const vm = await engine.services.snapshots.importVm(file, { name: 'crafted' });
@@ -132,9 +133,11 @@ describe('import of a crafted file: host settings reset with a notice', () => {
       `The ISO ${engine.layout.mediaDir}/../vms/x.iso in CD drive cd2 of the exported VM is not a file a VM here already uses that way, nor a download in Vivarium's media folder, so that drive is empty; insert an ISO you trust.`,
       'The shared folder / (tag root) of the exported VM was not taken: an import never gives a guest a folder of this machine. Share one again if you mean to.',
       'The extra QEMU arguments of the exported VM (-drive file=/etc/shadow,if=virtio -chardev socket,id=x,path=/tmp/x?sneaky) were not taken: they can open files and sockets on this machine. Add them to its config.json yourself if you trust them.',
+      'The imported VM forwards tcp 127.0.0.1:5432 → guest 5432, as the exported VM did: while it runs, programs on this machine that connect to that port reach its guest. Remove it in its port forwards if you did not expect it.',
       'The SSH key /root/.ssh/id_rsa of the exported VM is not one a VM here already uses, so it was not taken: ssh uses its own keys and agent for the imported VM.',
     ]);
     const c = configOf(vm.id);
+    expect(c.network.forwards).toEqual([{ protocol: 'tcp', hostPort: 5432, guestPort: 5432 }]);
     expect(c.kernel).toBeNull();
     expect(c.cdroms).toEqual([
       { id: 'cd0', path: null },
@@ -163,12 +166,14 @@ describe('import of a crafted file: host settings reset with a notice', () => {
         st.cdroms = [{ id: 'cd0', path: '/dev/sda' }];
         st.shares = [{ hostPath: '/', tag: 'root', readOnly: false }];
         st.extraArgs = ['-monitor', 'unix:/tmp/m,server'];
+        st.network = { ...(st.network as Json), mode: 'user', forwards: [{ protocol: 'udp', hostPort: 5353, guestPort: 53 }] };
       },
     });
     const vm = await engine.services.snapshots.importVm(file, { name: 'crafted' });
     expect(vm.notices).toEqual([
       'The kernel /boot/vmlinuz-evil of snapshot "A" is not a file a VM here already uses that way, nor a download in Vivarium\'s media folder, so a revert to snapshot "A" leaves the VM without a kernel; set one in its settings if you trust the file.',
       'The ISO /dev/sda in CD drive cd0 of snapshot "A" is not a file a VM here already uses that way, nor a download in Vivarium\'s media folder, so a revert to snapshot "A" leaves that drive empty; insert an ISO you trust.',
+      'A revert to snapshot "A" makes the VM forward udp 127.0.0.1:5353 → guest 53 as well (its saved settings hold that forward): while it runs, programs on this machine that connect to that port reach its guest.',
     ]);
     const tree = fs.readFileSync(engine.layout.bundle(vm.id).file('snapshots.json'), 'utf8');
     expect(tree).not.toMatch(/vmlinuz-evil|\/dev\/sda|"shares"|"extraArgs"|\/tmp\/m/);
