@@ -135,9 +135,13 @@ test('Suspend and Clone from the VM window', async ({ appPage: page, served, gue
   await expect(vm.button('Clone…')).toHaveAccessibleDescription('Shut the VM down to clone it.');
   await expect(vm.button('Settings')).toHaveAttribute('title', 'Shut the VM down to change its settings.');
 
-  // Suspend from the VM window's toolbar (tester-s6 #11).
+  // Suspend from the VM window's toolbar (tester-s6 #11); its progress shows on any tab.
+  await vm.openTab('Serial');
   await vm.button('Suspend').click();
+  await expect(vmPage.getByTestId('operation-progress')).toContainText('Suspending…');
   await expect(vmPage.locator('header').first()).toContainText('Suspended', { timeout: 60_000 });
+  await expect(vmPage.getByTestId('operation-progress')).toHaveCount(0);
+  await vm.tabs.getByRole('tab', { name: 'Snapshots' }).click();
   const listed = JSON.parse((await served.cli(['list', '--json'])).stdout) as { name: string; state: string }[];
   expect(listed.find((v) => v.name === name)?.state).toBe('suspended');
 

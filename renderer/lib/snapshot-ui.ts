@@ -4,13 +4,25 @@
  * which VMs are linked clones of a VM, and export file names. No React, no engine: unit-tested in
  * snapshot-ui.test.ts.
  */
-import type { SnapshotInfo } from '../../main/common/contract/snapshots';
+import type { SnapshotInfo, SnapshotProgressEvent } from '../../main/common/contract/snapshots';
 import type { VmConfig } from '../../main/common/models/vm-config';
 import type { VmInfo } from '../../main/common/models/vm-state';
 
 /** The most read-only layers a disk's chain may have (models/vm-config.ts MAX_BACKING_LAYERS;
  *  repeated to keep zod out of this module's imports). */
 const MAX_BACKING_LAYERS = 8;
+
+/** What the UI says while the engine reports progress of an operation on a VM (started by this
+ *  page, a dialog, another window or the CLI through the same engine). */
+export const PROGRESS_LABELS: Readonly<Record<SnapshotProgressEvent['operation'], string>> = {
+  create: 'Saving snapshot',
+  revert: 'Reverting',
+  delete: 'Deleting snapshot',
+  clone: 'Cloning',
+  suspend: 'Suspending',
+  export: 'Exporting',
+  import: 'Importing',
+};
 
 /** One row of the snapshot tree: the snapshot and how many steps it is indented. */
 export interface TreeRow {

@@ -14,7 +14,7 @@ import { useServices } from '../engine';
 import { formatBytes } from '../../main/common/format';
 import { isVivariumError } from '../../main/common/errors';
 import { DISCARD_LABEL, forVmState, uiError } from '../lib/remedy';
-import { localizeIsoTimes, nextSnapshotName, snapshotBlock, snapshotDate, snapshotTreeRows } from '../lib/snapshot-ui';
+import { localizeIsoTimes, nextSnapshotName, PROGRESS_LABELS, snapshotBlock, snapshotDate, snapshotTreeRows } from '../lib/snapshot-ui';
 import { actionBlockedReason } from '../lib/vm-actions';
 import { openVmWindow } from '../navigation';
 
@@ -26,18 +26,6 @@ type Ask =
   | { readonly kind: 'discard' }
   | { readonly kind: 'picture'; readonly snap: SnapshotInfo; readonly url: string }
   | null;
-
-/** What the tab says while the engine reports progress of an operation on this VM (the Clone and
- *  Export dialogs, or another window, may have started it). */
-const PROGRESS_LABELS: Readonly<Record<SnapshotProgressEvent['operation'], string>> = {
-  create: 'Saving snapshot',
-  revert: 'Reverting',
-  delete: 'Deleting snapshot',
-  clone: 'Cloning',
-  suspend: 'Suspending',
-  export: 'Exporting',
-  import: 'Importing',
-};
 
 /** How long after a failure a change of the VM's state is taken as part of it (ms). */
 const ERROR_GRACE_MS = 3000;

@@ -22,6 +22,8 @@ import { SerialConsole } from './serial-console';
 import { SshTerminal } from './ssh-terminal';
 import { VmStatsPanel } from './vm-stats';
 import { SnapshotsView } from './snapshots-view';
+import { PROGRESS_LABELS } from '../lib/snapshot-ui';
+import type { SnapshotProgressEvent } from '../../main/common/contract/snapshots';
 import { HardwareView } from './hardware-view';
 
 type ConsoleTab = 'display' | 'serial' | 'terminal' | 'stats' | 'snapshots' | 'hardware';
@@ -126,6 +128,15 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   // What the engine said is worth knowing about the last action (UEFI settings reset at start…).
   const [notices, setNotices] = useState<readonly string[]>([]);
   const [serialFocus, setSerialFocus] = useState(0);
+  // A suspend, snapshot save, clone or export running on this VM (from the toolbar, a dialog or
+  // another window): said above the consoles, so it shows whichever tab is open.
+  const [operation, setOperation] = useState<SnapshotProgressEvent | null>(null);
+  useEffect(() => {
+    const sub = services.snapshots.onDidProgress((e) => {
+      if (e.vmId === vm.id) setOperation(e.done ? null : e);
+    });
+    return () => sub.dispose();
+  }, [services, vm.id]);
   const [outcome, setOutcome] = useState<{ readonly text: string; readonly escalated: boolean } | null>(null);
   // Each press of Start, numbered and timed: a start the engine refuses before QEMU runs fails in a
   // few milliseconds with the same sentence, so the banner carries the try's number and time.
@@ -356,6 +367,21 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
           <button type="button" className="btn btn-small btn-ghost" onClick={() => setNotices([])}>
             Dismiss
           </button>
+        </div>
+      )}
+      {operation && tab !== 'snapshots' && (
+        <div className="banner banner-busy" role="status" data-testid="operation-progress">
+          <span>
+            {PROGRESS_LABELS[operation.operation]}
+            {operation.operation === 'create' && operation.snapshot ? ` “${operation.snapshot.name}”` : ''}…{' '}
+            {operation.indeterminate ? (
+              <progress aria-label="Progress" />
+            ) : (
+              <>
+                <progress max={1} value={operation.fraction} aria-label="Progress" /> {Math.round(operation.fraction * 100)}%
+              </>
+            )}
+          </span>
         </div>
       )}
       {paused && (
