@@ -132,10 +132,26 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   // another window): said above the consoles, so it shows whichever tab is open.
   const [operation, setOperation] = useState<SnapshotProgressEvent | null>(null);
   useEffect(() => {
+    let evented = false;
+    let on = true;
+    // Opened (or reloaded) in the middle of one: what runs, until its events take over.
+    services.snapshots.jobs(vm.id).then(
+      (jobs) => {
+        const j = jobs[0];
+        if (!on || !j || evented) return;
+        setOperation({ vmId: j.vmId, operation: j.operation, fraction: j.fraction ?? 0, done: false, ...(j.fraction === null ? { indeterminate: true } : {}), ...(j.snapshot ? { snapshot: j.snapshot } : {}) });
+      },
+      () => undefined, // an engine from before `jobs`
+    );
     const sub = services.snapshots.onDidProgress((e) => {
-      if (e.vmId === vm.id) setOperation(e.done ? null : e);
+      if (e.vmId !== vm.id) return;
+      evented = true;
+      setOperation(e.done ? null : e);
     });
-    return () => sub.dispose();
+    return () => {
+      on = false;
+      sub.dispose();
+    };
   }, [services, vm.id]);
   const [outcome, setOutcome] = useState<{ readonly text: string; readonly escalated: boolean } | null>(null);
   // Each press of Start, numbered and timed: a start the engine refuses before QEMU runs fails in a
