@@ -6,11 +6,12 @@
  * engine's `snapshots` service.
  */
 import { useCallback, useEffect, useId, useRef, useState, type ReactNode } from 'react';
-import type { SnapshotInfo, SnapshotProgressEvent } from '../../main/common/contract/snapshots';
+import type { SnapshotInfo } from '../../main/common/contract/snapshots';
 import type { VmInfo } from '../../main/common/models/vm-state';
 import { Dialog } from '../components/dialog';
 import { CloneDialog, DiscardStateDialog } from '../components/vm-copy-dialogs';
 import { useServices } from '../engine';
+import { useVmOperation } from '../hooks/use-vm-operation';
 import { formatBytes } from '../../main/common/format';
 import { isVivariumError } from '../../main/common/errors';
 import { DISCARD_LABEL, forVmState, uiError } from '../lib/remedy';
@@ -68,7 +69,8 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
     setErrorState(message);
     setErrorOnName(false);
   }, []);
-  const [progress, setProgress] = useState<SnapshotProgressEvent | null>(null);
+  // What runs on the VM (this tab's action, a dialog's, another window's), live.
+  const progress = useVmOperation(vm.id);
   const [busy, setBusy] = useState(false);
   // An operation of this page or of another (a second window, the CLI's through the same engine):
   // the engine runs one at a time per VM, so the tab's actions wait.
@@ -123,31 +125,11 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
 
   useEffect(() => {
     void reload();
-    // A page opened (or reloaded) in the middle of a save, revert, clone…: its progress, from the
-    // engine's list of what runs, until the progress events take over.
-    let on = true;
-    // Events seen before the answer are newer than it (a job that ended meanwhile stays ended).
-    let evented = false;
-    services.snapshots.jobs(vm.id).then(
-      (jobs) => {
-        const j = jobs[0];
-        if (!on || !j || evented) return;
-        setProgress((p) => p ?? { vmId: j.vmId, operation: j.operation, fraction: j.fraction ?? 0, done: false, ...(j.fraction === null ? { indeterminate: true } : {}), ...(j.snapshot ? { snapshot: j.snapshot } : {}) });
-      },
-      () => undefined, // an engine from before `jobs`
-    );
     const a = services.snapshots.onDidChange((e) => {
       if (e.vmId === vm.id) void reload();
     });
-    const b = services.snapshots.onDidProgress((e) => {
-      if (e.vmId !== vm.id) return;
-      evented = true;
-      setProgress(e.done ? null : e);
-    });
     return () => {
-      on = false;
       a.dispose();
-      b.dispose();
     };
   }, [services, vm.id, reload]);
 
@@ -174,7 +156,6 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       return false;
     } finally {
       setBusy(false);
-      setProgress(null);
     }
   };
 
@@ -218,7 +199,6 @@ export function SnapshotsView({ vm }: { readonly vm: VmInfo }): ReactNode {
       return forVmState(uiError(e), vm.state).message;
     } finally {
       setBusy(false);
-      setProgress(null);
     }
   };
   const rows = snapshotTreeRows(list ?? []);

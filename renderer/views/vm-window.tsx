@@ -23,7 +23,7 @@ import { SshTerminal } from './ssh-terminal';
 import { VmStatsPanel } from './vm-stats';
 import { SnapshotsView } from './snapshots-view';
 import { PROGRESS_LABELS } from '../lib/snapshot-ui';
-import type { SnapshotProgressEvent } from '../../main/common/contract/snapshots';
+import { useVmOperation } from '../hooks/use-vm-operation';
 import { HardwareView } from './hardware-view';
 
 type ConsoleTab = 'display' | 'serial' | 'terminal' | 'stats' | 'snapshots' | 'hardware';
@@ -130,29 +130,7 @@ function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm
   const [serialFocus, setSerialFocus] = useState(0);
   // A suspend, snapshot save, clone or export running on this VM (from the toolbar, a dialog or
   // another window): said above the consoles, so it shows whichever tab is open.
-  const [operation, setOperation] = useState<SnapshotProgressEvent | null>(null);
-  useEffect(() => {
-    let evented = false;
-    let on = true;
-    // Opened (or reloaded) in the middle of one: what runs, until its events take over.
-    services.snapshots.jobs(vm.id).then(
-      (jobs) => {
-        const j = jobs[0];
-        if (!on || !j || evented) return;
-        setOperation({ vmId: j.vmId, operation: j.operation, fraction: j.fraction ?? 0, done: false, ...(j.fraction === null ? { indeterminate: true } : {}), ...(j.snapshot ? { snapshot: j.snapshot } : {}) });
-      },
-      () => undefined, // an engine from before `jobs`
-    );
-    const sub = services.snapshots.onDidProgress((e) => {
-      if (e.vmId !== vm.id) return;
-      evented = true;
-      setOperation(e.done ? null : e);
-    });
-    return () => {
-      on = false;
-      sub.dispose();
-    };
-  }, [services, vm.id]);
+  const operation = useVmOperation(vm.id);
   const [outcome, setOutcome] = useState<{ readonly text: string; readonly escalated: boolean } | null>(null);
   // Each press of Start, numbered and timed: a start the engine refuses before QEMU runs fails in a
   // few milliseconds with the same sentence, so the banner carries the try's number and time.
