@@ -151,9 +151,10 @@ export interface SnapshotService {
   jobs(vm: string): Promise<readonly SnapshotJobInfo[]>;
   /** Stops the VM's cancellable operation (a full clone: its copy is ended and the half-made clone
    *  removed, so nothing is left and the library is as before) and resolves once it has ended. The
-   *  operation's own call then fails with invalid-state ("… was cancelled …"). Resolves false when no
-   *  cancellable operation runs on the VM (none, or one that cannot be cancelled, such as a
-   *  snapshot save: force the VM off to end that). */
+   *  operation's own call then fails with invalid-state ("… was cancelled …"; `data.cancelled`).
+   *  Resolves true when it ended cancelled; false when no cancellable operation runs on the VM (none,
+   *  or one that cannot be cancelled, such as a snapshot save: force the VM off to end that), or
+   *  when it finished before the cancel reached it (the clone then exists). */
   cancel(vm: string): Promise<boolean>;
   /** A VM's snapshot list changed. */
   onDidChange: Event<{ readonly vmId: string }>;

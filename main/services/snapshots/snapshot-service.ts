@@ -53,6 +53,8 @@ interface Op {
   readonly snapshot?: { readonly id: string; readonly name: string };
   /** Set when the operation can be cancelled. */
   readonly abort: AbortController | null;
+  /** Whether it ended because it was cancelled (not: it finished before the cancel reached it). */
+  cancelled: boolean;
   readonly ended: Promise<void>;
   readonly end: () => void;
 }
@@ -98,7 +100,7 @@ export class LocalSnapshotService implements SnapshotService {
     if (!op?.abort) return false;
     op.abort.abort();
     await op.ended;
-    return true;
+    return op.cancelled;
   }
 
   async list(ref: string): Promise<readonly SnapshotInfo[]> {
@@ -509,7 +511,11 @@ export class LocalSnapshotService implements SnapshotService {
           { library: this.deps.vms.library, host: this.deps.host, progress: (f) => this.fireProgress(entry.id, 'clone', f, false), ...(abort ? { signal: abort.signal } : {}) },
           entry,
           spec,
-        );
+        ).catch((e: unknown) => {
+          const op = this.ops.get(entry.id);
+          if (op && abort?.signal.aborted) op.cancelled = true; // cloneVm failed after the cancel: it removed what it made
+          throw e;
+        });
       } finally {
         this.fireProgress(entry.id, 'clone', 1, true);
         if (where.kind === 'stopped') await where.release();
@@ -741,7 +747,7 @@ export class LocalSnapshotService implements SnapshotService {
     } else if (!op || op.operation !== operation) {
       let end!: () => void;
       const ended = new Promise<void>((r) => (end = r));
-      op = { operation, fraction, startedAt: new Date().toISOString(), abort, ended, end, ...(snapshot ? { snapshot } : {}) };
+      op = { operation, fraction, startedAt: new Date().toISOString(), abort, cancelled: false, ended, end, ...(snapshot ? { snapshot } : {}) };
       this.ops.set(vmId, op);
     } else {
       op.fraction = fraction;
