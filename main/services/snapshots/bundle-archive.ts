@@ -444,7 +444,8 @@ export async function importVm(
   const notices = [...machine.notices, ...access.notices];
   // The snapshot tree (checked against its checksum above): each snapshot's saved settings are
   // what a revert puts back, so they pass the same screening, and its file names stay in the folder.
-  const treeText = carried.has(TREE_FILE) ? await screenTree(file, byName.get(TREE_FILE)!, config, trust, notices) : null;
+  const tree = carried.has(TREE_FILE) ? await screenTree(file, byName.get(TREE_FILE)!, config, trust, notices) : null;
+  const treeText = tree?.text ?? null;
   let copied = 0;
   await library.store.create(config, async (dir) => {
     if ([...carried].some((n) => n.startsWith('ssh/'))) await fsp.mkdir(path.join(dir, 'ssh'), { mode: 0o700 });
@@ -459,7 +460,7 @@ export async function importVm(
       progress?.(0.5 + (total > 0 ? (copied / total) * 0.5 : 0.5));
     }
     // Images name only their own layers, and those by their place in this folder.
-    await checkImages(qemuImg, config, dir, finalDir, file);
+    await checkImages(qemuImg, config, dir, finalDir, file, (tree?.images ?? []).filter((i) => carried.has(i)));
     // Imported as a copy next to the original (its id was taken): a new instance for cloud-init too,
     // as a clone gets (library/clone-sandbox.ts).
     if (ci && taken && carried.has(ci.seed)) {
@@ -478,7 +479,13 @@ export async function importVm(
  * folder is refused) and screened as the config was, sentences for what was dropped added to
  * `notices`. @throws VivariumError invalid-argument (refuse) naming the snapshot
  */
-async function screenTree(file: string, member: { readonly offset: number; readonly size: number }, config: VmConfig, trust: ReturnType<typeof hostFileTrust>, notices: string[]): Promise<string> {
+async function screenTree(
+  file: string,
+  member: { readonly offset: number; readonly size: number },
+  config: VmConfig,
+  trust: ReturnType<typeof hostFileTrust>,
+  notices: string[],
+): Promise<{ readonly text: string; readonly images: readonly string[] }> {
   const text = Buffer.alloc(member.size);
   const fh = await fsp.open(file, 'r');
   try {
@@ -495,6 +502,7 @@ async function screenTree(file: string, member: { readonly offset: number; reado
   const parsed = SnapshotTree.safeParse(raw);
   if (!parsed.success) throw refuse(file, `its ${TREE_FILE} is not a snapshot tree (${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'})`);
   const snapshots = [];
+  const images = new Set<string>();
   for (const s of parsed.data.snapshots) {
     const named = quotedName(s.name);
     const nameCheck = SnapshotName.safeParse(s.name);
@@ -516,9 +524,11 @@ async function screenTree(file: string, member: { readonly offset: number; reado
     notices.push(...screened.notices);
     const forwards = snapshotForwardsNotice(config, screened.config, s.name);
     if (forwards) notices.push(forwards);
+    for (const d of screened.config.disks) for (const l of diskImages(d)) if (l.format === 'qcow2' && 'bundle' in l.source) images.add(l.source.bundle);
+    if (screened.config.uefiVars) images.add(screened.config.uefiVars);
     snapshots.push({ ...s, settings: settingsOf(screened.config) });
   }
-  return `${JSON.stringify({ ...parsed.data, snapshots }, null, 2)}\n`;
+  return { text: `${JSON.stringify({ ...parsed.data, snapshots }, null, 2)}\n`, images: [...images] };
 }
 
 /** A member name as read from an untrusted archive, fit for a sentence: printable, at most 100 characters. */
@@ -545,17 +555,23 @@ function qemuImgRun(binary: string, args: readonly string[]): Promise<{ readonly
  * opened as the format the config says (`qemu-img info -f`, never probed, never following a
  * backing file), the bottom of each chain and the UEFI variables naming no backing file, every
  * other layer naming the next one of its chain (by file name: the header holds the exporter's
- * absolute path), which is then rewritten to the layer's path in `finalDir` (`rebase -u`).
+ * absolute path), which is then rewritten to the layer's path in `finalDir` (`rebase -u`); no
+ * image (nor one only `snapshotImages`, the qcow2 images of snapshots' saved settings, name) with an
+ * external data file.
  * @throws VivariumError invalid-argument (refuse) for an image that names a file outside the export
  */
-async function checkImages(binary: string | null, config: VmConfig, dir: string, finalDir: string, file: string): Promise<void> {
-  const qcow2 = config.disks.flatMap((d) => diskImages(d)).some((l) => l.format === 'qcow2') || config.uefiVars !== null;
+async function checkImages(binary: string | null, config: VmConfig, dir: string, finalDir: string, file: string, snapshotImages: readonly string[] = []): Promise<void> {
+  const qcow2 = config.disks.flatMap((d) => diskImages(d)).some((l) => l.format === 'qcow2') || config.uefiVars !== null || snapshotImages.length > 0;
   if (!qcow2) return;
   if (!binary) throw errors.qemu('qemu-img was not found, and an import checks its images with it. Install QEMU, then import again.', undefined, { remedy: { kind: 'check-host' } });
   const backingOf = async (name: string): Promise<string | null> => {
     const r = await qemuImgRun(binary, ['info', '-U', '-f', 'qcow2', '--output=json', memberPath(dir, name)]);
     if (!r.ok) throw refuse(file, `${name} is not a qcow2 image (${unstaged(r.out, dir)})`);
-    const j = JSON.parse(r.out) as { 'backing-filename'?: unknown };
+    const j = JSON.parse(r.out) as { 'backing-filename'?: unknown; 'format-specific'?: { data?: { 'data-file'?: unknown } } };
+    // An external data file (qcow2's data_file) is opened by QEMU from the header, whatever the
+    // command line says of backing files: it would give the guest any file of this machine.
+    const dataFile = j['format-specific']?.data?.['data-file'];
+    if (typeof dataFile === 'string') throw refuse(file, `${name} keeps its data in another file, ${shown(dataFile)}, outside the export (Vivarium never opens such a file)`);
     return typeof j['backing-filename'] === 'string' ? j['backing-filename'] : null;
   };
   const seen = new Set<string>();
@@ -581,5 +597,10 @@ async function checkImages(binary: string | null, config: VmConfig, dir: string,
   if (config.uefiVars) {
     const named = await backingOf(config.uefiVars);
     if (named !== null) throw refuse(file, `${config.uefiVars} names ${named} as its backing file, a file outside the export`);
+    seen.add(config.uefiVars);
   }
+  // Images only a snapshot's saved settings name (a disk removed since, attached again by a revert):
+  // qcow2 images without an external data file (their backing files are given on QEMU's command
+  // line, never taken from their headers).
+  for (const name of snapshotImages) if (!seen.has(name)) await backingOf(name);
 }

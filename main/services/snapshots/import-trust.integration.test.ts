@@ -52,7 +52,7 @@ async function exported(name: string): Promise<string> {
  * A copy of export `src` with config.json and snapshots.json changed by `edit`, its manifest's
  * sizes and checksums made to match, packed again in the manifest's order (manifest last).
  */
-function craft(src: string, label: string, edit: { config?: (c: Json) => void; tree?: (tr: { snapshots: Json[] }) => void }): string {
+function craft(src: string, label: string, edit: { config?: (c: Json) => void; tree?: (tr: { snapshots: Json[] }) => void; files?: (dir: string) => string[] }): string {
   const dir = fs.mkdtempSync(path.join(t.home, `craft-${label}-`));
   execFileSync('tar', ['-xf', src, '-C', dir]);
   const rewrite = (name: string, fn: ((v: never) => void) | undefined) => {
@@ -65,6 +65,7 @@ function craft(src: string, label: string, edit: { config?: (c: Json) => void; t
   rewrite('config.json', edit.config);
   rewrite('snapshots.json', edit.tree);
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST), 'utf8')) as { files: { name: string; size: number; sha256: string }[] };
+  for (const name of edit.files?.(dir) ?? []) if (!manifest.files.some((f) => f.name === name)) manifest.files.push({ name, size: 0, sha256: '' });
   for (const f of manifest.files) {
     const bytes = fs.readFileSync(path.join(dir, f.name));
     f.size = bytes.length;
@@ -188,7 +189,7 @@ describe('import of a crafted file: host settings reset with a notice', () => {
 });
 
 describe('import of a crafted file: refused with a sentence, nothing left', () => {
-  it('a disk outside the export, in the config or in a snapshot\'s settings; a suspended VM; a snapshot file name outside the folder; a record file of the VM as an image; control or direction characters in names', async () => {
+  it('a disk outside the export, in the config or in a snapshot\'s settings; a suspended VM; a snapshot file name outside the folder; a record file of the VM as an image; a qcow2 with an external data file; control or direction characters in names', async () => {
     const src = await exported('src');
     const tail = 'Nothing was imported; export the VM again or use another copy of the file.';
     const disk = craft(src, 'disk', { config: (c) => ((c.disks as Json[])[0]!.source = { path: '/dev/sda' }) });
@@ -244,6 +245,21 @@ describe('import of a crafted file: refused with a sentence, nothing left', () =
       config: (c) => (c.cloudInit = { user: 'dev', hostname: 'x\u001b[31m', identityFile: null, knownHostsFile: '/k', seed: 'seed.iso', passwordSet: false }),
     });
     expect(await refused(host)).toMatch(/its VM's cloud-init host name "x\?\[31m" is not a host name\./);
+
+    // A qcow2 whose header keeps its data in another file: QEMU would open that file for the guest.
+    const secret = path.join(t.home, 'secret.raw');
+    fs.writeFileSync(secret, Buffer.alloc(MiB, 0x5e));
+    const withDataFile = (dir: string, name: string) => {
+      fs.rmSync(path.join(dir, name), { force: true });
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${secret},data_file_raw=on`, path.join(dir, name), '1M']);
+    };
+    const dataDisk = craft(src, 'datafile', { files: (dir) => (withDataFile(dir, 'disk0.qcow2'), []) });
+    expect(await refused(dataDisk)).toBe(`${dataDisk} cannot be imported: disk0.qcow2 keeps its data in another file, ${secret}, outside the export (Vivarium never opens such a file). ${tail}`);
+    const dataInSnap = craft(src, 'datasnap', {
+      tree: (tr) => ((tr.snapshots[0]!.settings as Json).disks as Json[]).push({ id: 'disk1', role: 'data', bus: 'virtio', source: { bundle: 'disk1.qcow2' }, format: 'qcow2', readOnly: false, backing: [] }),
+      files: (dir) => (withDataFile(dir, 'disk1.qcow2'), ['disk1.qcow2']),
+    });
+    expect(await refused(dataInSnap)).toBe(`${dataInSnap} cannot be imported: disk1.qcow2 keeps its data in another file, ${secret}, outside the export (Vivarium never opens such a file). ${tail}`);
 
     const recordVars = craft(src, 'recordvars', { config: (c) => (c.uefiVars = 'vivarium.log') });
     expect(await refused(recordVars)).toMatch(/its VM uses vivarium\.log, a file Vivarium keeps its own records in, as its UEFI variables\./);
