@@ -536,13 +536,13 @@ test('a VM whose disk is a raw image used in place: Take Snapshot is disabled up
   expect((await served.cli(['delete', name])).code).toBe(0);
 });
 
-test('a full clone in progress: Cancel stops it and leaves nothing; uncancelled, when done it offers the clone', async ({ appPage: page, served }) => {
+test('a full clone in progress: Cancel stops it and leaves nothing; a reload mid-copy shows it; uncancelled, when done it offers the clone', async ({ appPage: page, served }) => {
   const name = 'full source';
-  expect((await served.cli(['create', name, '--memory', '128M', '--disk-size', '2G', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
-  // 1 GiB of data in its disk, so the copy takes a moment (qemu-img copies only what is written).
+  expect((await served.cli(['create', name, '--memory', '128M', '--disk-size', '3G', '--display', 'none', '--net', 'none', '--accel', 'tcg'])).code).toBe(0);
+  // 2 GiB of data in its disk, so the copy takes a moment (qemu-img copies only what is written).
   const shown = JSON.parse((await served.cli(['show', name, '--json'])).stdout) as { path: string; config: { disks: { source: { bundle: string } }[] } };
   const disk = path.join(shown.path, shown.config.disks[0]!.source.bundle);
-  execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 1G', disk], { stdio: 'ignore' });
+  execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 1G', '-c', 'write -P 0x5a 1G 1G', disk], { stdio: 'ignore' });
 
   const library = new LibraryPage(page);
   await library.goto(served.url);
@@ -560,6 +560,18 @@ test('a full clone in progress: Cancel stops it and leaves nothing; uncancelled,
   expect(await names()).not.toContain('full copy');
   expect(fs.readdirSync(path.join(served.home.home, 'vms')).length).toBe(folders);
   await dialog.getByRole('button', { name: 'Close' }).click();
+
+  // A page reloaded in the middle of a copy shows it (snapshots.jobs), until it ends (tester-s6 #5).
+  await vm.button('Clone…').click();
+  await dialog.getByLabel('Name of the clone').fill('reload copy');
+  await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
+  await expect(dialog.getByRole('button', { name: 'Cancel', exact: true })).toBeVisible();
+  await vmPage.reload();
+  await expect(vmPage.getByTestId('operation-progress')).toContainText('Cloning…');
+  await expect(vm.button('Clone…')).toBeVisible();
+  await expect(vmPage.getByTestId('operation-progress')).toHaveCount(0, { timeout: 120_000 });
+  await expect.poll(names, { timeout: 30_000 }).toContain('reload copy');
+  expect((await served.cli(['delete', 'reload copy'])).code).toBe(0);
 
   // Again, left to finish.
   await vm.button('Clone…').click();
