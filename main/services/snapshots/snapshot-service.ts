@@ -177,11 +177,11 @@ export class LocalSnapshotService implements SnapshotService {
           settings: settingsOf(entry.config),
         };
         tree = { ...tree, snapshots: [...tree.snapshots, record] };
-        // The `saving` entry is written while the images take the snapshot. Complete or absent holds
-        // in every order but one: a crash before the entry is on disk leaves a tag that no snapshot
-        // claims, which the next reconcile adopts as "Recovered N" (it may be a whole snapshot: only
-        // Vivarium's own `saving` mark allows deleting one); a crash after it leaves a `saving`
-        // entry that reconcile completes or drops (tree.ts).
+        // The `saving` entry is on disk before QEMU is asked for anything: a tag in the images then
+        // always has its entry, so whatever ends the save (the engine killed, the host's power) the
+        // next reconcile completes it under its name or drops it (tree.ts); a tag no entry claims
+        // would come back as a nameless "Recovered N" (tester-s6 #1). The write is one small
+        // atomic file, milliseconds against the save's seconds.
         const savingWritten = this.writeTree(entry.id, tree).then(
           () => null,
           (e: unknown) => e,
@@ -194,6 +194,8 @@ export class LocalSnapshotService implements SnapshotService {
         /** Whether the images were already made to agree (settleFailedSave). */
         let settledImages = false;
         try {
+          const notWritten = await savingWritten;
+          if (notWritten) throw notWritten;
           let saveError: unknown = null;
           await driver.saveSnapshot(vm, live, id).catch((e: unknown) => (saveError = e ?? new Error('the save failed')));
           if (saveError !== null) {
@@ -203,8 +205,6 @@ export class LocalSnapshotService implements SnapshotService {
             if (!outcome.kept) throw outcome.error;
             endedBy = 'qemu-ended';
           }
-          const failed = await savingWritten;
-          if (failed) throw failed;
         } catch (e) {
           // Complete or absent: take back what was made (settleFailedSave did when the save failed),
           // then the tree entry.
