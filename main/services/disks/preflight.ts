@@ -114,6 +114,8 @@ export async function checkDiskImage(file: string, qemuImg: QemuImg): Promise<Di
         );
       }
       if (info.corrupt) throw invalidDisk(corruptSentence(file));
+      // QEMU opens an external data file from the header: any file of this machine, for the guest.
+      if (info.dataFile !== null) throw invalidDisk(`${file} keeps its data in another file (${info.dataFile}), which Vivarium never opens. Make a standalone copy with qemu-img convert -O qcow2 "${file}" standalone.qcow2 and use that.`);
       return { format: 'qcow2', virtualSize: info.virtualSize };
     case 'raw':
       if (st.isFile()) {
@@ -267,6 +269,9 @@ async function checkOne(img: ImageToCheck, qemuImg: QemuImg, locked?: Set<string
     if (why) return `${what(img)} ${why}: it was replaced since the VM was made. Put the original image back, then start the VM again.`;
   }
   if (info.corrupt) return corruptSentence(img.file);
+  if (img.layer.format === 'qcow2' && info.dataFile !== null) {
+    return `${what(img)} now keeps its data in another file (${info.dataFile}), and Vivarium never opens such a file (QEMU would give it to the guest). Make it standalone (qemu-img convert -O qcow2 "${img.file}" standalone.qcow2) and use that, or restore the original image.`;
+  }
   if (img.layer.format === 'qcow2') {
     const named = info.fullBackingFilename ?? info.backingFilename;
     if (named !== null && img.declaredBacking === null) {

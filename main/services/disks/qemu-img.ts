@@ -20,6 +20,9 @@ export interface ImageInfo {
   /** qcow2 only: QEMU marked the image corrupt after a failed consistency check (it then refuses
    *  to open it writable). null for formats without the flag. */
   readonly corrupt: boolean | null;
+  /** qcow2 only: the external data file its header names (`data_file`), or null. QEMU opens it from
+   *  the header whatever the command line says of backing files. */
+  readonly dataFile: string | null;
 }
 
 /** The outcome of a qemu-img run that is allowed to fail: its stderr's last line, without the
@@ -57,7 +60,7 @@ async function run(qemuImg: string, args: readonly string[], timeoutMs = 120_000
 export function parseImageInfo(json: string): ImageInfo {
   const j = JSON.parse(json) as Record<string, unknown>;
   if (typeof j.format !== 'string' || typeof j['virtual-size'] !== 'number') throw new Error(`unexpected qemu-img info output: ${json.slice(0, 200)}`);
-  const specific = j['format-specific'] as { type?: unknown; data?: { corrupt?: unknown } } | undefined;
+  const specific = j['format-specific'] as { type?: unknown; data?: { corrupt?: unknown; 'data-file'?: unknown } } | undefined;
   const str = (k: string) => (typeof j[k] === 'string' ? (j[k] as string) : null);
   return {
     format: j.format,
@@ -67,6 +70,7 @@ export function parseImageInfo(json: string): ImageInfo {
     fullBackingFilename: str('full-backing-filename'),
     backingFormat: str('backing-filename-format'),
     corrupt: specific?.type === 'qcow2' ? specific.data?.corrupt === true : null,
+    dataFile: specific?.type === 'qcow2' && typeof specific.data?.['data-file'] === 'string' ? specific.data['data-file'] : null,
   };
 }
 

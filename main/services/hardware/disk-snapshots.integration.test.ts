@@ -129,3 +129,22 @@ describe('a suspended VM', () => {
     expect(virtualSize(disk)).toBe(64 * MiB);
   }, 240_000);
 });
+
+describe('a qcow2 image that keeps its data in another file (data_file)', () => {
+  it('is refused as disk add --file, and a VM whose disk became one does not start (QEMU would open that file for the guest)', async () => {
+    const secret = `${t.home}/secret.raw`;
+    const image = `${t.home}/external.qcow2`;
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${secret},data_file_raw=on`, image, '1M']);
+    const vm = await engine.manager.create({ name: 'x', accel: 'tcg', cpus: 1, memoryMiB: 128, diskSizeBytes: 16 * MiB, net: 'none', display: 'none' });
+    const e = await failure(engine.services.disks.add('x', { file: image }));
+    expect(e.message).toBe(`${image} keeps its data in another file (${secret}), which Vivarium never opens. Make a standalone copy with qemu-img convert -O qcow2 "${image}" standalone.qcow2 and use that.`);
+    expect(configOf(vm.id).disks.map((d) => d.id)).toEqual(['disk0']);
+
+    const disk = engine.layout.bundle(vm.id).file('disk0.qcow2');
+    fs.rmSync(disk);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${secret},data_file_raw=on`, disk, '16M']);
+    const start = await failure(engine.manager.start(vm.id, { timeoutSec: 30 }));
+    expect(start.message).toMatch(new RegExp(`^"x" cannot start: .*disk0.* now keeps its data in another file \\(${secret.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\), and Vivarium never opens such a file`));
+    expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  }, 60_000);
+});
