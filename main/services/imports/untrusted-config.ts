@@ -3,9 +3,9 @@
  * raw QEMU arguments were chosen on another machine, or by whoever crafted the file. Imported as
  * they are, an initrd of /etc/shadow or a CD of /dev/sda would let the guest read host files, a
  * shared folder of / would let it write them, and extra QEMU arguments can open files, chardevs and
- * sockets. As VirtualBox's OVA import (attachments outside the appliance come in empty) and UTM's
- * import (security-scoped bookmarks of another Mac resolve to nothing) do, such settings are not
- * taken; each one dropped is said in a notice.
+ * sockets. As an appliance in VirtualBox's OVA format carries no host media (its DVD drives come
+ * in empty) and a UTM bundle's drive bookmarks from another Mac resolve to nothing, such settings
+ * are not taken; each one dropped is said in a notice.
  *
  * Decisions, field by field (the README's "Export and import" says the same):
  * - disks: only files inside the export (refused otherwise, by bundle-archive.ts);
@@ -18,7 +18,9 @@
  * - cloud-init SSH key outside the export: kept only when a VM here already uses it; else none
  *   (ssh's own keys and agent);
  * - port forwards (host ports on 127.0.0.1 only): kept, and said;
- * - a suspended state: refused by the caller (an export never holds one).
+ * - a suspended state: refused by the caller (an export never holds one); so are (bundle-archive.ts)
+ *   a disk, UEFI variables or seed that is one of Vivarium's record files (config.json…), a qcow2
+ *   image with an external data file, and names with control or direction characters.
  * Firmware is chosen by kind (bios/uefi) from this host's own descriptors; the config holds no
  * firmware path, and the UEFI variables are a file of the export.
  *
