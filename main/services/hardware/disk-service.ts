@@ -108,9 +108,9 @@ export async function freeBundleDiskId(config: Pick<VmConfig, 'disks'>, holds: S
 
 /** The sentence refusing a change to a suspended VM's disks (the snapshot service's words, with the
  *  same remedy: resume and shut down, or force it off). */
-function suspendedRefusal(name: string, what: string, why: string): VivariumError {
+function suspendedRefusal(name: string, what: string, why: string, drives = 'its disks'): VivariumError {
   return errors.state(
-    `"${name}" is suspended: its disks must stay as they were until it resumes${why}. Start it (it resumes where it was) and shut it down, or force it off to discard its saved state (the next start then boots afresh); then ${what}.`,
+    `"${name}" is suspended: ${drives} must stay as they were until it resumes${why}. Start it (it resumes where it was) and shut it down, or force it off to discard its saved state (the next start then boots afresh); then ${what}.`,
     undefined,
     { field: 'disks', remedy: { kind: 'force-stop', vm: name } },
   );
@@ -286,7 +286,7 @@ export class LocalDiskService implements DiskService {
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       const now = await this.deps.vms.get(vm.id);
       // The CD is part of the command line its saved state resumes on.
-      if (now.config?.suspended) throw suspendedRefusal(vm.name, 'change the CD', ' and its CD drives hold what they held');
+      if (now.config?.suspended) throw suspendedRefusal(vm.name, 'change the CD', '', 'its disks and CD drives');
       if (running(now)) {
         const monitor = await this.liveCd(now, cd.id);
         await monitor.blockdevChangeMedium(cd.id, iso, 'raw').catch((e: unknown) => {
@@ -305,7 +305,7 @@ export class LocalDiskService implements DiskService {
     const cd = driveId === undefined ? (config.cdroms.find((d) => d.path !== null) ?? this.cdDrive(vm, config, undefined)) : this.cdDrive(vm, config, driveId);
     return this.deps.vms.jobs.run(vm.id, vm.name, 'edit', async () => {
       const now = await this.deps.vms.get(vm.id);
-      if (now.config?.suspended) throw suspendedRefusal(vm.name, 'eject the CD', ' and its CD drives hold what they held');
+      if (now.config?.suspended) throw suspendedRefusal(vm.name, 'eject the CD', '', 'its disks and CD drives');
       if (running(now)) {
         const monitor = await this.liveCd(now, cd.id);
         await monitor.eject(cd.id, true).catch((e: unknown) => {

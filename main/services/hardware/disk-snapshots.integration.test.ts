@@ -118,7 +118,7 @@ describe('a suspended VM', () => {
     expect(virtualSize(disk)).toBe(32 * MiB);
     if (g.grubRescueIso) {
       const cd = await failure(engine.services.disks.insertCd('sleepy', g.grubRescueIso));
-      expect(cd.message).toMatch(/^"sleepy" is suspended: its disks must stay as they were until it resumes and its CD drives hold what they held\. .* then change the CD\.$/);
+      expect(cd.message).toMatch(/^"sleepy" is suspended: its disks and CD drives must stay as they were until it resumes\. .* then change the CD\.$/);
     }
     expect(configOf(vm.id).suspended).not.toBeNull();
 
