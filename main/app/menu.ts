@@ -52,10 +52,15 @@ export const VM_COMMANDS: readonly (VmCommand | null)[] = [
   null,
   { action: 'shutdown', label: 'Shut Down', accelerator: 'CmdOrCtrl+Shift+E' },
   { action: 'force-off', label: 'Force Off', accelerator: 'CmdOrCtrl+Alt+Shift+E' },
+  // Save the whole state to disk and end QEMU; Start resumes it (issue 10).
+  { action: 'suspend', label: 'Suspend', accelerator: 'CmdOrCtrl+Alt+Shift+Z' },
   null,
   // Ctrl+Alt+End is what Remote Desktop and Hyper-V use; the real Ctrl+Alt+Del belongs to the host.
   { action: 'ctrl-alt-del', label: 'Send Ctrl+Alt+Del', accelerator: 'CmdOrCtrl+Alt+End' },
   { action: 'screenshot', label: 'Screenshot', accelerator: 'CmdOrCtrl+Alt+S' },
+  null,
+  { action: 'clone', label: 'Clone…', accelerator: 'CmdOrCtrl+Alt+Shift+D' },
+  { action: 'export', label: 'Export…', accelerator: 'CmdOrCtrl+Alt+Shift+X' },
 ];
 
 const SEPARATOR: MenuItemConstructorOptions = { type: 'separator' };

@@ -4,7 +4,7 @@
  */
 export const MENU_EVENT = 'vivarium:menu';
 
-export const MENU_ACTIONS = ['new-vm', 'new-sandbox', 'start', 'pause', 'resume', 'restart', 'shutdown', 'force-off', 'ctrl-alt-del', 'screenshot'] as const;
+export const MENU_ACTIONS = ['new-vm', 'new-sandbox', 'start', 'pause', 'resume', 'restart', 'shutdown', 'force-off', 'suspend', 'ctrl-alt-del', 'screenshot', 'clone', 'export'] as const;
 export type MenuAction = (typeof MENU_ACTIONS)[number];
 
 export function isMenuAction(x: unknown): x is MenuAction {

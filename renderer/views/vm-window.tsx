@@ -115,6 +115,9 @@ const MENU_TO_ACTION: Readonly<Partial<Record<MenuAction, VmAction>>> = {
   'force-off': 'forceOff',
   'ctrl-alt-del': 'ctrlAltDel',
   screenshot: 'screenshot',
+  suspend: 'suspend',
+  clone: 'clone',
+  export: 'export',
 };
 
 function VmWindowReady({ vm, apply }: { readonly vm: VmInfo; readonly apply: (vm: VmInfo) => void }): ReactNode {
