@@ -64,8 +64,9 @@ export interface VmInfo {
   readonly pausedReason?: string | null;
   /** State "stopping": the stop ladder's progress; null otherwise. */
   readonly stopping?: StopProgress | null;
-  /** Only on the result of create, edit and start: sentences worth telling the person who asked
-   *  (settings that work but are unwise, state Vivarium rebuilt, the launch plan's warnings). Each
+  /** Only on the result of an action (create, edit, start, clone, import): sentences worth telling
+   *  the person who asked (settings that work but are unwise, state Vivarium rebuilt, the launch
+   *  plan's warnings, what an import dropped from an untrusted file). Each
    *  front end shows them as warnings; they are not stored (vivarium.log keeps them). */
   readonly notices?: readonly string[];
 }
