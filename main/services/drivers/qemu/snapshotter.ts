@@ -212,7 +212,7 @@ export class QemuSnapshotter {
     if (holding.length === 0) return;
     if (record) {
       const m = await this.deps.monitor(vm.id);
-      await this.runJob(vm, m, 'delete', (id) => m.snapshotDelete(id, tag, holding.map((i) => i.node)));
+      await asSentence(vm, m, 'delete', () => this.runJob(vm, m, 'delete', (id) => m.snapshotDelete(id, tag, holding.map((i) => i.node))));
       return;
     }
     await this.offline(vm, { images: holding, vmstate: null }, ['-d', tag], 'delete the snapshot', false);
