@@ -14,6 +14,12 @@
  * A cloud-init sandbox's clone also gets a seed, key pair copy and known_hosts of its own
  * (./clone-sandbox.ts): a new instance-id, so cloud-init makes new SSH host keys at its first boot.
  *
+ * A VM with a TPM: both kinds of clone get a copy of its TPM state (swtpm's files in `tpm/`,
+ * copyTpmState). A clone is a copy of the machine, as VMware Workstation and UTM copy the vTPM with
+ * it: a guest that sealed a key to the TPM (BitLocker, LUKS with systemd-cryptenroll) boots the clone
+ * without its recovery key. The clone therefore has the same TPM identity (endorsement key) as the
+ * source; a guest that must be told apart by its TPM needs the clone's TPM reset in the guest.
+ *
  * A linked clone of a VM with snapshots is refused: internal snapshots live inside the image that
  * would become the frozen base, and QEMU (7.2) can neither open an internal snapshot as a backing
  * node nor revert or delete one without writing the image; the VM would keep snapshots it could
@@ -21,7 +27,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import type { CloneSpec } from '../../common/contract/snapshots';
 import { ErrorCode, errors, VivariumError } from '../../common/errors';
 import type { HostCapabilities } from '../../common/models/host';
@@ -165,6 +173,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
         }
         if (source.config.uefiVars) await copyUefiVars(qemuImg, src.file(source.config.uefiVars), `${dir}/${BundleFile.uefiVars}`);
         Object.assign(base, { disks: cloneDisks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
+        if (source.config.tpm) await copyTpmState(src.dir, dir);
         await ownSandbox(dir);
       });
     } catch (e) {
@@ -205,6 +214,7 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
       done++;
     }
     Object.assign(base, { disks, uefiVars: source.config.uefiVars ? BundleFile.uefiVars : null });
+    if (source.config.tpm) await copyTpmState(src.dir, dir);
     await ownSandbox(dir);
     // The last moment a cancel can still leave nothing: after this the folder becomes the VM.
     if (signal?.aborted) throw cancelled();
@@ -214,6 +224,49 @@ export async function cloneVm(deps: CloneDeps, source: OkEntry, spec: CloneSpec)
   });
   deps.progress?.(1);
   return { config: base, notices };
+}
+
+/**
+ * The files swtpm keeps a TPM 2.0's state in, inside a VM's folder (`tpm/`, qemu/argv.ts tpmPaths):
+ * the persistent state (seeds, NV indexes, persistent keys) and, when swtpm was told to save them,
+ * the volatile and suspend states (swtpm(8) `--tpmstate dir=`; libtpms names them
+ * `tpm2-00.permall`, `tpm2-00.volatilestate`, `tpm2-00.savestate`). swtpm's lock file and log are not
+ * state.
+ */
+export const TPM_STATE_FILES = ['tpm/tpm2-00.permall', 'tpm/tpm2-00.volatilestate', 'tpm/tpm2-00.savestate'] as const;
+
+/** The most bytes one TPM state file may hold (4 MiB; swtpm's are tens of KiB): a bound on what an
+ *  export carries and an import takes. */
+export const TPM_STATE_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The TPM state files of the VM folder `dir` that exist as plain files (no link is followed), by
+ * their names under the folder (TPM_STATE_FILES).
+ */
+export async function tpmStateFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of TPM_STATE_FILES) {
+    const st = await fsp.lstat(path.join(dir, ...n.split('/'))).catch(() => null);
+    if (st?.isFile()) out.push(n);
+  }
+  return out;
+}
+
+/**
+ * Copies the source VM's TPM state (its plain TPM_STATE_FILES in `sourceDir`) into the clone's folder
+ * `dir`: `tpm/` made 0700, each file 0600 (as swtpm keeps them), never overwriting. A source that
+ * never started has no state: the clone's swtpm then makes a new TPM at its first start, as the
+ * source's would.
+ */
+export async function copyTpmState(sourceDir: string, dir: string): Promise<void> {
+  const files = await tpmStateFiles(sourceDir);
+  if (files.length === 0) return;
+  await fsp.mkdir(path.join(dir, 'tpm'), { mode: 0o700 });
+  for (const n of files) {
+    const out = path.join(dir, ...n.split('/'));
+    await fsp.copyFile(path.join(sourceDir, ...n.split('/')), out, fsConstants.COPYFILE_EXCL);
+    await fsp.chmod(out, 0o600);
+  }
 }
 
 /** The lowest port a moved forward may take (below are the well-known and registered ports of the host). */

@@ -1,6 +1,8 @@
 /**
  * Export and import of a whole VM (issue 10): one file (`.vivarium`) holding its bundle — config,
- * disks, UEFI variables, snapshot tree and thumbnails (internal snapshots live inside the disks).
+ * disks, UEFI variables, snapshot tree and thumbnails (internal snapshots live inside the disks), a
+ * sandbox's own SSH files (`ssh/…`) and a TPM's state (`tpm/…`: swtpm's files, so a guest that sealed
+ * a key to its TPM, such as Windows with BitLocker, does not ask for its recovery key after import).
  *
  * Format: a POSIX ustar archive (read back with imports/tar.ts). Its last member is
  * `vivarium-manifest.json`: `{format: "vivarium-export", version: 1, vm: {id, name}, files: [{name,
@@ -23,6 +25,7 @@ import { SnapshotName } from '../../common/contract/snapshots';
 import { formatBytes } from '../../common/format';
 import { listTar } from '../imports/tar';
 import { libraryNames, randomMac } from '../library/checks';
+import { TPM_STATE_FILES, TPM_STATE_MAX_BYTES, tpmStateFiles } from '../library/clone';
 import { readSeedImage, reissueSeed } from '../library/clone-sandbox';
 import { writeSeedIso } from '../provisioning/seed-iso';
 import type { Library, OkEntry } from '../library/library';
@@ -38,12 +41,14 @@ const BLOCK = 512;
 
 /** A sandbox's own SSH files, kept in its folder's `ssh/` (provisioning/provision.ts CloudInitFiles). */
 const SshFileName = z.string().regex(/^ssh\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
+/** A TPM's state files, kept in its folder's `tpm/` (library/clone.ts TPM_STATE_FILES): those names only. */
+const TpmFileName = z.enum(TPM_STATE_FILES);
 const Manifest = z
   .object({
     format: z.literal('vivarium-export'),
     version: z.literal(1),
     vm: z.object({ id: z.string(), name: z.string() }).strict(),
-    files: z.array(z.object({ name: z.union([BundleFileName, SshFileName]), size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()).min(1).max(2000),
+    files: z.array(z.object({ name: z.union([BundleFileName, SshFileName, TpmFileName]), size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()).min(1).max(2000),
   })
   .strict();
 
@@ -62,7 +67,7 @@ function snapshotFiles(settings: unknown): string[] {
   return out.filter((n): n is string => typeof n === 'string' && BundleFileName.safeParse(n).success);
 }
 
-/** A bundle file's path: `ssh/…` names live one folder down. */
+/** A bundle file's path: `ssh/…` and `tpm/…` names live one folder down. */
 function memberPath(dir: string, name: string): string {
   return path.join(dir, ...name.split('/'));
 }
@@ -95,6 +100,15 @@ async function exportFiles(entry: OkEntry, file: (n: string) => string): Promise
   // its SSH access.
   if (c.cloudInit) {
     for (const n of SSH_FILES) if (await fsp.access(memberPath(entry.dir, n)).then(() => true, () => false)) present.push(n);
+  }
+  // A TPM's state (swtpm's plain files in tpm/; none before its first start): the imported VM has
+  // the same TPM, so what the guest sealed to it (BitLocker's key) still unseals.
+  if (c.tpm) {
+    for (const n of await tpmStateFiles(entry.dir)) {
+      const size = (await fsp.stat(memberPath(entry.dir, n))).size;
+      if (size > TPM_STATE_MAX_BYTES) throw errors.state(`The TPM state file ${n} of "${c.name}" holds ${formatBytes(size)}, more than a TPM's state can (${formatBytes(TPM_STATE_MAX_BYTES)}), so it is not swtpm's. Remove it from the VM's folder, then export again.`);
+      present.push(n);
+    }
   }
   return present;
 }
@@ -408,6 +422,12 @@ export async function importVm(
       remedy: { kind: 'rename', taken: clash.name },
     });
   }
+  // A TPM's state travels only with a VM that has a TPM, and is small (TPM_STATE_MAX_BYTES).
+  for (const f of manifest.files) {
+    if (!f.name.startsWith('tpm/')) continue;
+    if (!parsed.config.tpm) throw refuse(file, `it holds ${f.name}, TPM state, but its VM has no TPM`);
+    if (f.size > TPM_STATE_MAX_BYTES) throw refuse(file, `its TPM state file ${f.name} is ${formatBytes(f.size)}, more than a TPM's state can be (${formatBytes(TPM_STATE_MAX_BYTES)})`);
+  }
   const total = manifest.files.reduce((a, f) => a + f.size, 0);
   let checked = 0;
   for (const f of manifest.files) {
@@ -449,6 +469,7 @@ export async function importVm(
   let copied = 0;
   await library.store.create(config, async (dir) => {
     if ([...carried].some((n) => n.startsWith('ssh/'))) await fsp.mkdir(path.join(dir, 'ssh'), { mode: 0o700 });
+    if ([...carried].some((n) => n.startsWith('tpm/'))) await fsp.mkdir(path.join(dir, 'tpm'), { mode: 0o700 });
     for (const f of manifest.files) {
       if (f.name === BundleFile.config) continue;
       const m = byName.get(f.name)!;
