@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VivariumError } from '../../common/errors';
 import { LineFramer, LineTooLongError } from './json-lines';
-import { QmpClient, QmpError, hmpErrorText, parseQmpMessage, type QmpCloseInfo, type QmpEvent } from './qmp';
+import { isQmpLost, QmpClient, QmpError, hmpErrorText, parseQmpMessage, type QmpCloseInfo, type QmpEvent } from './qmp';
 
 interface TestVm {
   readonly proc: ChildProcess;
@@ -301,7 +301,11 @@ describe('QmpClient against QEMU', () => {
     const err = await pending;
     expect(err).toMatchObject({ code: 'invalid-state' });
     expect((err as Error).message).toMatch(/exited unexpectedly/);
+    // Recognised by its data, and a sentence without the QEMU command's name (it reaches people).
+    expect(isQmpLost(err)).toBe(true);
+    expect((err as Error).message).not.toMatch(/query-status/);
     expect(await waiting).toMatchObject({ code: 'invalid-state' });
+    expect(isQmpLost(await waiting)).toBe(true);
     await expect(quitting).resolves.toEqual({});
 
     // The socket file stays behind after a crash; nobody listens on it any more.

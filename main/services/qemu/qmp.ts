@@ -434,14 +434,18 @@ export class QmpClient {
   }
 
   private lostError(what: string, info: QmpCloseInfo): VivariumError {
+    // A sentence a person may read (no QEMU command name: those reach nobody); the command is in
+    // `data.lostWhile` for logs, and `isQmpLost` recognises the error without reading its words.
     const why = this.closedByUs
-      ? 'Vivarium closed the connection to QEMU'
+      ? 'Vivarium had closed its connection to QEMU'
       : info.sawShutdown
         ? 'QEMU shut down'
         : info.error
           ? `the connection to QEMU failed (${info.error.message})`
           : 'QEMU exited unexpectedly (it crashed or was killed)';
-    return errors.state(`Interrupted while ${what}: ${why}.`, {
+    return errors.state(`The action did not finish: ${why}.`, {
+      qmpLost: true,
+      lostWhile: what,
       sawShutdown: info.sawShutdown,
       shutdownReason: info.shutdownReason,
     });
@@ -470,4 +474,13 @@ export class QmpClient {
     this.eventListeners.clear();
     for (const listener of listeners) safeCall(listener, info);
   }
+}
+
+/**
+ * Whether `e` is QmpClient's error for a command (or an awaited event) that QEMU's going away cut
+ * short: forced off, killed, crashed, or the connection closed. Callers turn it into their own
+ * sentence ("… was forced off while it was being paused").
+ */
+export function isQmpLost(e: unknown): e is VivariumError {
+  return e instanceof VivariumError && (e.data as { qmpLost?: unknown } | undefined)?.qmpLost === true;
 }

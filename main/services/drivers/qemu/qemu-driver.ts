@@ -21,7 +21,7 @@ import type { Layout, VmRuntimePaths } from '../../paths';
 import { buildQemuArgs, uefiFirmwareFor } from '../../qemu/argv';
 import { QemuMonitor, type Monitor } from '../../qemu/monitor';
 import { launchQemu, sleep, waitForExit } from '../../qemu/process';
-import { QmpClient } from '../../qemu/qmp';
+import { isQmpLost, QmpClient } from '../../qemu/qmp';
 import type { EventLog } from '../../runtime/event-log';
 import {
   clearRuntime,
@@ -584,14 +584,14 @@ export async function qmpClientConnected(socketPath: string): Promise<boolean | 
 
 /**
  * Runs `fn` (a monitor command); when QEMU went away under it (forced off, killed, crashed), QMP's
- * 'Interrupted while running "stop": …', which names a QEMU command, becomes a sentence:
+ * error (qmp.ts isQmpLost: "The action did not finish: QEMU shut down.") becomes a sentence:
  * '"web" stopped (forced off, or QEMU ended) while it was being paused.'
  */
 async function whileRunning<T>(vm: DriverVm, doing: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof VivariumError && /^Interrupted while running "/.test(e.message)) {
+    if (isQmpLost(e)) {
       throw errors.state(`"${vm.config.name}" stopped (forced off, or QEMU ended) while ${doing}.`, { qemuEnded: true });
     }
     throw e;

@@ -210,7 +210,7 @@ describe('QemuSnapshotter, a running VM', () => {
   it('QEMU gone after the job concluded but before query-jobs answered: no QEMU command name, and the error says QEMU ended (tester-s6 #1)', async () => {
     const f = fakeMonitor(async ({ event }) => event('concluded'));
     // What QmpClient says to every pending command when QEMU exits (qmp.ts lostError).
-    f.m.queryJobs = () => Promise.reject(errors.state('Interrupted while running "query-jobs": QEMU shut down.'));
+    f.m.queryJobs = () => Promise.reject(errors.state('The action did not finish: QEMU shut down.', { qmpLost: true, lostWhile: 'running "query-jobs"' }));
     const e = await snapshotterWith(f.m).save(diskVm, running, 'snap-0123456789ab').then(() => null, (x: unknown) => x);
     expect(isQemuEnded(e)).toBe(true);
     expect((e as Error).message).not.toMatch(/query-jobs|"query-|snapshot-save/);

@@ -22,7 +22,7 @@ import type { VmConfig } from '../../../common/models/vm-config';
 import type { Layout } from '../../paths';
 import { QemuIds, VDAGENT_PORT_NAME, escapeOptionValue } from '../../qemu/argv';
 import type { Monitor, SnapshotJobMonitor } from '../../qemu/monitor';
-import { QmpError } from '../../qemu/qmp';
+import { isQmpLost, QmpError } from '../../qemu/qmp';
 import type { RuntimeRecord } from '../../runtime/records';
 import type { DriverVm, ImageSnapshot, SnapshotImage, SnapshotPlan, SnapshotProgress } from '../driver';
 
@@ -160,12 +160,12 @@ export function isQemuEnded(e: unknown): boolean {
 }
 
 /** Runs `fn` (monitor commands around a snapshot job); when QEMU went away meanwhile, its error
- *  (QMP's 'Interrupted while running "query-chardev"…') becomes qemuEndedError's sentence. */
+ *  (qmp.ts isQmpLost) becomes qemuEndedError's sentence. */
 async function asSentence<T>(vm: DriverVm, m: JobMonitor, kind: 'save' | 'load' | 'delete', fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (!isQemuEnded(e) && (m.closed === true || (e instanceof Error && /^Interrupted while running "/.test(e.message)))) throw qemuEndedError(vm.config.name, kind);
+    if (!isQemuEnded(e) && (m.closed === true || isQmpLost(e))) throw qemuEndedError(vm.config.name, kind);
     // QEMU refused a command ('"snapshot-save" failed: …'): its reason, without the command's name.
     if (e instanceof QmpError) {
       const verb = kind === 'save' ? 'save the snapshot of' : kind === 'load' ? 'revert' : 'delete the snapshot of';
@@ -320,7 +320,7 @@ export class QemuSnapshotter {
     const verb = kind === 'save' ? 'save the snapshot of' : kind === 'load' ? 'revert' : 'delete the snapshot of';
     const stopped = () => qemuEndedError(vm.config.name, kind);
     // Whether the monitor closed under the job (Force Off, QEMU killed or crashed): every command
-    // pending then fails with QMP's own words ('Interrupted while running "query-jobs"…'), which
+    // pending then fails with QmpClient's lost-connection error (isQmpLost), which
     // name a QEMU command; the person gets stopped()'s sentence instead.
     let closed = m.closed === true;
     let onEvent: { dispose(): void } | undefined;
@@ -349,7 +349,7 @@ export class QemuSnapshotter {
       progress?.(1);
     } catch (e) {
       // Forced off (or crashed) in the middle: the monitor closed under the job.
-      if (closed || m.closed === true || (e instanceof Error && /closed|not connected|ECONNRESET|EPIPE|^Interrupted while/i.test(e.message) && !(isVivariumError(e) && e.code === 'qemu-failed'))) {
+      if (closed || m.closed === true || isQmpLost(e) || (e instanceof Error && /closed|not connected|ECONNRESET|EPIPE/i.test(e.message) && !(isVivariumError(e) && e.code === 'qemu-failed'))) {
         throw stopped();
       }
       throw e;

@@ -97,8 +97,8 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
     wrote = pipeline(conn, fs.createWriteStream(part, { mode: 0o600 })).then(() => null, (e: unknown) => e as Error);
   });
   await new Promise<void>((resolve, reject) => server.listen(sock, resolve).once('error', reject));
-  // QEMU gone under the suspend (Force Off, killed, crashed): every pending command fails in QMP's
-  // words ('Interrupted while running "query-migrate"…'); the person gets a sentence instead.
+  // QEMU gone under the suspend (Force Off, killed, crashed): every pending command fails with
+  // QmpClient's lost-connection error (isQmpLost); the person gets a sentence naming the suspend instead.
   // A refusal ('"migrate" failed: …', a device that cannot be migrated) is QEMU's reason without the command's name.
   const ended = (e: unknown): unknown =>
     m.closed
@@ -236,7 +236,7 @@ export async function resumePlan(layout: Layout, vm: DriverVm, argv: readonly st
         if (!s.paused && !(await m.queryStatus()).running) await m.cont();
       } catch (e) {
         conn.destroy();
-        // QEMU gone under the resume: a sentence, not QMP's 'Interrupted while running "query-migrate"'.
+        // QEMU gone under the resume: a sentence, not QmpClient's bare lost-connection error.
         if (m.closed) throw errors.state(`"${vm.config.name}" stopped (forced off, or QEMU ended) while it was resuming; its saved state is kept, so the next start resumes it again.`, { qemuEnded: true, job: 'resume' });
         if (e instanceof QmpError) throw errors.qemu(`QEMU could not resume "${vm.config.name}": ${e.desc}`, { class: e.errorClass });
         throw e;
