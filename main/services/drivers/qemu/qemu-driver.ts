@@ -24,11 +24,11 @@ import { launchQemu, sleep, waitForExit } from '../../qemu/process';
 import { isQmpLost, QmpClient } from '../../qemu/qmp';
 import type { EventLog } from '../../runtime/event-log';
 import {
-  clearRuntime,
+  clearRuntimeAsync,
   isQemuFor,
   processState,
   scanQemuProcesses,
-  writeRecord,
+  writeRecordAsync,
   writeStopRequest,
   type RuntimeRecord,
 } from '../../runtime/records';
@@ -56,7 +56,7 @@ import { withSshForward } from '../../sandbox/ssh-forward';
 import { agentShutdown } from '../../sandbox/agent-shutdown';
 import { startSideProcesses, stopSideProcesses, transientFiles, writeGeneratedFiles, type StartedSide } from './side-processes';
 import { nameVmHoldingPort } from './port-holder';
-import { assertMediaPresent, assertSocketPathsFit, withDirectIoWhereSupported, withMissingCdsEmptied } from './start-checks';
+import { assertMediaPresentAsync, assertSocketPathsFit, withDirectIoWhereSupportedAsync, withMissingCdsEmptiedAsync } from './start-checks';
 import { planStop, runStopLadder, type LadderPort, type StopCause } from './stop-ladder';
 
 export interface QemuDriverDeps {
@@ -134,7 +134,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
 
   async commandLine(vm: DriverVm): Promise<readonly string[]> {
     const paths = this.deps.layout.paths(vm.id);
-    const caps = withDirectIoWhereSupported(await this.deps.host(), vm.config, paths.bundle.file.bind(paths.bundle));
+    const caps = await withDirectIoWhereSupportedAsync(await this.deps.host(), vm.config, paths.bundle.file.bind(paths.bundle));
     const plan = buildQemuArgs(vm.config, caps, paths);
     return [plan.binary, ...plan.args];
   }
@@ -142,23 +142,23 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
   async start(vm: DriverVm, options: DriverStartOptions): Promise<RuntimeRecord> {
     // A cloud-init sandbox gets a free loopback port forwarded to its sshd (sandbox/ssh-forward.ts).
     // An ISO deleted since (the installer, once installed): its drive starts empty, with a notice.
-    const { config, notices: cdNotices } = withMissingCdsEmptied(await withSshForward(vm.config));
+    const { config, notices: cdNotices } = await withMissingCdsEmptiedAsync(await withSshForward(vm.config));
     const paths = this.deps.layout.paths(vm.id);
-    const caps = withDirectIoWhereSupported(await this.deps.host(), config, paths.bundle.file.bind(paths.bundle));
+    const caps = await withDirectIoWhereSupportedAsync(await this.deps.host(), config, paths.bundle.file.bind(paths.bundle));
     const plan = buildQemuArgs(config, caps, paths, { startPaused: options.paused === true });
-    assertMediaPresent(config);
+    await assertMediaPresentAsync(config);
     assertSocketPathsFit(paths.runtime);
-    this.deps.layout.ensureRuntimeDir(paths.runtime.dir);
+    await this.deps.layout.ensureRuntimeDirAsync(paths.runtime.dir);
     const live = await scanQemuProcesses();
     const release = await acquireStartLockAsync(paths.runtime, config.name);
     try {
       this.emitter.fire({ kind: 'changed', id: vm.id });
-      const rs = this.deps.runStates.getLocked({ id: vm.id, name: config.name }, live);
+      const rs = await this.deps.runStates.getLockedAsync({ id: vm.id, name: config.name }, live);
       if (rs.state !== 'stopped') {
         const pid = 'record' in rs ? ` (pid ${rs.record.pid})` : '';
         throw errors.state(`"${config.name}" is already ${rs.state}${pid}. Stop it first or open its console.`);
       }
-      clearRuntime(paths.runtime);
+      await clearRuntimeAsync(paths.runtime);
       // Re-check what create checked, rebuild what Vivarium generated, start the serial log afresh
       // (disks/preflight.ts, disks/uefi-vars.ts, logs/serial-log.ts).
       const qemuImg = new QemuImg(caps.qemuImg);
@@ -199,7 +199,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       } catch (caught) {
         await stopSideProcesses(sides);
         const e = await nameVmHoldingPort(this.deps.layout, vm.id, config.name, caught); // a port another VM forwards: name it
-        this.deps.runStates.recordFailedStart(vm.id, e instanceof Error ? e.message : String(e));
+        await this.deps.runStates.recordFailedStartAsync(vm.id, e instanceof Error ? e.message : String(e));
         throw e;
       }
       let rec: RuntimeRecord = {
@@ -213,14 +213,14 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         pausedReason: null,
         stopping: null,
       };
-      writeRecord(paths.runtime, rec);
+      await writeRecordAsync(paths.runtime, rec);
       if (resume) {
         try {
           const resumed = await resume.complete(async () => new QemuMonitor(await this.qmpFor(vm.id)));
           if (resumed.paused) {
             // Suspended while paused: it comes back paused, as the person left it.
             rec = { ...rec, status: 'paused', pausedReason: 'paused' };
-            writeRecord(paths.runtime, rec);
+            await writeRecordAsync(paths.runtime, rec);
             options.notice?.(`"${config.name}" was paused when it was suspended, so it is back paused; resume it to run on.`);
           }
         } catch (e) {
