@@ -10,7 +10,6 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SnapshotProgressEvent } from '../../common/contract/snapshots';
 import { CLI_BIN } from '../../test-support/cli';
@@ -19,6 +18,7 @@ import { makeTestHome, type TestHome } from '../../test-support/home';
 import { processesMentioning, qemuProcessesUnder } from '../../test-support/qemu-procs';
 import { createEngine, type Engine } from '../engine';
 import { Layout } from '../paths';
+import { ask as askSerial } from '../../test-support/serial-talk';
 
 let t: TestHome;
 let engine: Engine | null = null;
@@ -45,25 +45,8 @@ async function createGuest(e: Engine, name: string, memoryMiB = 256, diskSizeByt
   return vm.id;
 }
 
-function typeLine(socketPath: string, line: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(socketPath, () => s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 200)));
-    s.on('error', reject);
-  });
-}
-
-/** Types `line` on the serial console and waits for `pattern` in what the log gains after it. */
-async function ask(e: Engine, id: string, line: string, pattern: RegExp, timeoutMs = 120_000): Promise<RegExpExecArray> {
-  const before = (await e.manager.serialLog(id, {})).length;
-  await typeLine(e.layout.runtime(id).serial, line);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = pattern.exec((await e.manager.serialLog(id, {})).slice(before));
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`no ${pattern} after typing ${line}; serial tail: ${(await e.manager.serialLog(id, {})).slice(-500)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Longer than serial-talk's default: these guests fill hundreds of MiB first. */
+const ask = (e: Engine, id: string, line: string, pattern: RegExp, timeoutMs = 120_000) => askSerial(e, id, line, pattern, timeoutMs);
 
 /** The snapshot tags a qcow2 image holds (qemu-img info). */
 function tagsOf(file: string): string[] {

@@ -8,13 +8,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
 import { qemuProcessesUnder } from '../../test-support/qemu-procs';
 import type { VivariumError } from '../../common/errors';
 import { createEngine, type Engine } from '../engine';
+import { ask, typeLine } from '../../test-support/serial-talk';
 
 let t: TestHome;
 let engine: Engine | null = null;
@@ -39,26 +39,6 @@ async function createGuest(e: Engine, name: string): Promise<string> {
   const g = testGuest();
   const vm = await e.manager.create({ name, accel: 'tcg', cpus: 1, memoryMiB: 256, diskSizeBytes: 64 * 1024 * 1024, kernel: g.kernel, initrd: g.initrd, append: g.append, net: 'none', display: 'none' });
   return vm.id;
-}
-
-function typeLine(socketPath: string, line: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(socketPath, () => s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 200)));
-    s.on('error', reject);
-  });
-}
-
-/** Types `line` and waits for `pattern` to appear in the serial log after what was there before. */
-async function ask(e: Engine, id: string, line: string, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
-  const before = (await e.manager.serialLog(id, {})).length;
-  await typeLine(e.layout.runtime(id).serial, line);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = pattern.exec((await e.manager.serialLog(id, {})).slice(before));
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`no ${pattern} after typing ${line}; serial tail: ${(await e.manager.serialLog(id, {})).slice(-500)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The guest's RAM fs marker and its memory size as the kernel sees it (MemTotal, KiB). */

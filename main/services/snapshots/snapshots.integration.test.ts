@@ -6,7 +6,6 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLI_BIN } from '../../test-support/cli';
@@ -14,6 +13,7 @@ import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
 import { processesMentioning, qemuProcessesUnder } from '../../test-support/qemu-procs';
 import { createEngine, type Engine } from '../engine';
+import { ask } from '../../test-support/serial-talk';
 
 let t: TestHome;
 let engine: Engine | null = null;
@@ -50,26 +50,6 @@ async function createGuest(e: Engine, name: string, extra: { firmware?: 'uefi' |
     ...extra,
   });
   return vm.id;
-}
-
-function typeLine(socketPath: string, line: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(socketPath, () => s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 200)));
-    s.on('error', reject);
-  });
-}
-
-/** Types `line` and waits for `pattern` to appear in the serial log after what was there before. */
-async function ask(e: Engine, id: string, line: string, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
-  const before = (await e.manager.serialLog(id, {})).length;
-  await typeLine(e.layout.runtime(id).serial, line);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = pattern.exec((await e.manager.serialLog(id, {})).slice(before));
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`no ${pattern} after typing ${line}; serial tail: ${(await e.manager.serialLog(id, {})).slice(-500)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const UPTIME = 'echo "UP:$(cut -d. -f1 /proc/uptime):UP"';

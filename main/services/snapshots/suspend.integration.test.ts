@@ -11,6 +11,7 @@ import { makeTestHome, type TestHome } from '../../test-support/home';
 import { qemuProcessesUnder } from '../../test-support/qemu-procs';
 import type { VivariumError } from '../../common/errors';
 import { createEngine, type Engine } from '../engine';
+import { ask, typeLine } from '../../test-support/serial-talk';
 
 let t: TestHome;
 const engines: Engine[] = [];
@@ -35,25 +36,6 @@ function engine(): Engine {
   const e = createEngine({ env: t.env });
   engines.push(e);
   return e;
-}
-
-function typeLine(socketPath: string, line: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(socketPath, () => s.write(`${line}\n`, () => setTimeout(() => (s.end(), resolve()), 200)));
-    s.on('error', reject);
-  });
-}
-
-async function ask(e: Engine, id: string, line: string, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
-  const before = (await e.manager.serialLog(id, {})).length;
-  await typeLine(e.layout.runtime(id).serial, line);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = pattern.exec((await e.manager.serialLog(id, {})).slice(before));
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`no ${pattern} after typing ${line}; serial tail: ${(await e.manager.serialLog(id, {})).slice(-500)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const PROBE = 'echo "M:$(cat /tmp/marker):M UP:$(cut -d. -f1 /proc/uptime):UP"';
