@@ -291,12 +291,15 @@ describe('preflight at every start', () => {
     holder = h;
     let stderr = '';
     h.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    // Wait until QEMU holds the lock (qemu-img without -U then fails).
+    // Wait until QEMU holds the lock, seen in /proc/locks (QEMU takes OFD byte-range locks on the
+    // image): probing with qemu-img instead took a lock itself and, on a loaded host, made QEMU's own
+    // start fail with 'Failed to get "write" lock'.
+    const ino = fs.statSync(f).ino;
+    const heldByQemu = () => fs.readFileSync('/proc/locks', 'utf8').split('\n').some((l) => l.includes('OFDLCK') && l.split(/\s+/).some((w) => w.endsWith(`:${ino}`)));
     const deadline = Date.now() + 10_000;
     let locked = false;
     while (!locked && Date.now() < deadline && h.exitCode === null) {
-      const r = await qemuImg.tryInfo(f, { format: 'qcow2', shareLock: false });
-      locked = !r.ok;
+      locked = heldByQemu();
       if (!locked) await new Promise((res) => setTimeout(res, 50));
     }
     expect(locked, `QEMU exit ${h.exitCode}, stderr: ${stderr}`).toBe(true);
