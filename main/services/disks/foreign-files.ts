@@ -115,10 +115,10 @@ export async function sharedBaseRefusal(file: string, field: string, vms: readon
  * the library; it is called only when the VM has such a disk (most have none).
  * @throws VivariumError invalid-state `"NAME" cannot start: …`, naming the other VM.
  */
-export async function assertNoForeignDisks(config: VmConfig, bundlesDir: string, entries: () => readonly BundleEntry[]): Promise<void> {
+export async function assertNoForeignDisks(config: VmConfig, bundlesDir: string, entries: () => Promise<readonly BundleEntry[]>): Promise<void> {
   const inPlace = config.disks.filter((d) => !d.readOnly && 'path' in d.source);
   if (inPlace.length === 0) return;
-  const vms = entries();
+  const vms = await entries();
   for (const disk of inPlace) {
     if (!('path' in disk.source)) continue;
     const refusal = await foreignDiskRefusal(disk.source.path, 'diskPath', bundlesDir, vms, { id: config.id, config: { ...config, disks: config.disks.filter((d) => d !== disk) } });

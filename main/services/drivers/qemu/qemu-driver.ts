@@ -167,7 +167,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
         this.deps.events.append(vm.id, uefiNotice.message);
         options.notice?.(uefiNotice.message);
       }
-      await assertNoForeignDisks(config, this.deps.layout.bundlesDir, () => new BundleStore(this.deps.layout).list());
+      await assertNoForeignDisks(config, this.deps.layout.bundlesDir, () => new BundleStore(this.deps.layout).listAsync());
       await preflightDisks(config, paths.bundle, qemuImg);
       for (const w of [...cdNotices, ...plan.warnings]) {
         this.deps.events.append(vm.id, `warning: ${w}`);
