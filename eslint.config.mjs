@@ -73,10 +73,25 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [{ name: 'electron', message: 'services are node-only; Electron lives in main/app.' }],
+          paths: [
+            { name: 'electron', message: 'services are node-only; Electron lives in main/app.' },
+            // One HTTPS client, which knows what to trust (media/tls-trust.ts): the launcher keeps
+            // NODE_EXTRA_CA_CERTS from Node, so another client would not trust a proxy's authority.
+            { name: 'node:https', message: 'Make HTTP(S) requests with media/http-get.ts (it adds the certificates NODE_EXTRA_CA_CERTS names: media/tls-trust.ts).' },
+            { name: 'https', message: 'Make HTTP(S) requests with media/http-get.ts (it adds the certificates NODE_EXTRA_CA_CERTS names: media/tls-trust.ts).' },
+          ],
           patterns: [{ group: ['**/app/**', '**/server/**', '**/cli/**', '**/renderer/**'], message: 'services must not import front ends.' }],
         },
       ],
+    },
+  },
+  {
+    // fetch does not trust the certificates NODE_EXTRA_CA_CERTS names once the `vivarium` launcher has
+    // kept the variable from Node (media/tls-trust.ts says why): requests go through media/http-get.ts.
+    files: ['main/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-globals': ['error', { name: 'fetch', message: 'Make HTTP(S) requests with main/services/media/http-get.ts (httpGet, httpGetBytes): it trusts what NODE_EXTRA_CA_CERTS names.' }],
     },
   },
   {

@@ -9,9 +9,15 @@
  *
  * Redirects (301, 302, 303, 307, 308) are followed up to `maxRedirects`, to http: and https: only,
  * as fetch's `redirect: "follow"` does; the response carries the final URL.
+ *
+ * This is Vivarium's only HTTPS client (lint: no `fetch`, no other `node:https` import): its requests
+ * trust what tls-trust.ts says, which includes NODE_EXTRA_CA_CERTS's certificates even though the
+ * `vivarium` launcher keeps that variable from Node itself (tls-trust.ts says why).
  */
 import * as http from 'node:http';
+// eslint-disable-next-line no-restricted-imports -- this is the one HTTPS client (see above)
 import * as https from 'node:https';
+import { httpsTrust, isUntrustedCertificate } from './tls-trust';
 
 export interface HttpGetOptions {
   readonly headers?: Readonly<Record<string, string>>;
@@ -40,11 +46,12 @@ export function httpGet(url: string, options: HttpGetOptions = {}): Promise<Http
   return get(new URL(url), options, options.maxRedirects ?? 10);
 }
 
-function get(url: URL, options: HttpGetOptions, redirectsLeft: number): Promise<HttpGetResponse> {
+async function get(url: URL, options: HttpGetOptions, redirectsLeft: number): Promise<HttpGetResponse> {
   const client = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : null;
-  if (!client) return Promise.reject(new Error(`cannot download from a ${url.protocol} address`));
+  if (!client) throw new Error(`cannot download from a ${url.protocol} address`);
+  const trust = client === https ? await httpsTrust() : null;
   return new Promise((resolve, reject) => {
-    const req = client.get(url, { headers: { ...options.headers }, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
+    const req = client.get(url, { headers: { ...options.headers }, ...(options.signal ? { signal: options.signal } : {}), ...(trust?.ca ? { ca: [...trust.ca] } : {}) }, (res) => {
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
       if ([301, 302, 303, 307, 308].includes(status) && location) {
@@ -75,6 +82,49 @@ function get(url: URL, options: HttpGetOptions, redirectsLeft: number): Promise<
         cancel: () => res.destroy(),
       });
     });
-    req.on('error', reject);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      // A certificate no trusted authority vouches for, while the file meant to add one was not
+      // used: the error says so (describeNetworkError words it).
+      if (trust?.problem && isUntrustedCertificate(e.code)) Object.assign(e, { trustProblem: trust.problem });
+      reject(e);
+    });
   });
+}
+
+/** A whole small response (httpGetBytes). */
+export interface HttpBytesResponse {
+  readonly status: number;
+  readonly statusText: string;
+  /** The body; empty for a status of 400 or more (not read). */
+  readonly body: Uint8Array;
+}
+
+/** The body was longer than httpGetBytes's `maxBytes`. */
+export class BodyTooLarge extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the response is larger than ${maxBytes} bytes`);
+  }
+}
+
+/**
+ * GET a small file (a SUMS file, a signature) whole, following redirects like httpGet.
+ * @throws BodyTooLarge past `maxBytes` (bytes); Node's network errors as httpGet.
+ */
+export async function httpGetBytes(url: string, options: HttpGetOptions & { readonly maxBytes: number }): Promise<HttpBytesResponse> {
+  const res = await httpGet(url, options);
+  if (res.status >= 400) {
+    res.cancel();
+    return { status: res.status, statusText: res.statusText, body: new Uint8Array(0) };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > options.maxBytes) {
+      res.cancel();
+      throw new BodyTooLarge(options.maxBytes);
+    }
+    chunks.push(chunk);
+  }
+  return { status: res.status, statusText: res.statusText, body: new Uint8Array(Buffer.concat(chunks, size)) };
 }

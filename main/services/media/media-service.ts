@@ -37,6 +37,7 @@ import { MediaStore, type MediaMeta, type PartialState } from './store';
 import type { FileHasher } from './file-hasher';
 import { BadSignature, readShippedKeyring, spacedFingerprint, verifySums } from './signature';
 import type { HttpGetResponse } from './http-get';
+import { isUntrustedCertificate } from './tls-trust';
 import { findDigest } from './sums';
 
 export interface MediaManagerOptions {
@@ -507,6 +508,18 @@ interface JobOptions {
 /** A failure that retrying will not fix (404, wrong checksum, not in the SUMS file). */
 class Permanent extends Error {}
 
+/** A failure that retrying will not fix but that keeps what was downloaded, for a resume once the
+ *  cause is fixed (a server certificate no trusted authority signs: NODE_EXTRA_CA_CERTS). */
+class NotRetried extends Error {}
+
+/** The error for a request that did not get a response: NotRetried for an untrusted certificate,
+ *  else a plain Error (retried). */
+function unreachable(url: string, e: unknown): Error {
+  const message = `could not reach ${new URL(url).host}: ${describeFetchError(e)}.`;
+  const err = e as { code?: string; cause?: { code?: string } };
+  return isUntrustedCertificate(err.cause?.code ?? err.code) ? new NotRetried(message) : new Error(message);
+}
+
 class Job {
   readonly id: string;
   readonly done: Promise<MediaItem>;
@@ -610,12 +623,13 @@ class Job {
         this.error = e.message;
         this.fail('failed', new VivariumError(ErrorCode.InvalidState, e.message, { id: this.id }));
       } else {
-        // Retries exhausted: keep the partial for a later resume.
+        // Retries exhausted, or not worth one: keep the partial for a later resume.
         this.error = `${(e as Error).message}`;
         await this.save({ running: false, error: this.error }).catch(() => undefined);
+        const why = e instanceof NotRetried ? 'stopped' : 'paused after repeated failures';
         this.fail(
           'paused',
-          errors.state(`The download of ${name} paused after repeated failures: ${this.error} The partial file is kept; resume it (id ${this.id}) to go on.`, {
+          errors.state(`The download of ${name} ${why}: ${this.error} The partial file is kept; resume it (id ${this.id}) to go on.`, {
             id: this.id,
           }),
         );
@@ -679,35 +693,32 @@ class Job {
       return await httpGet(url, { headers, signal: this.abort.signal });
     } catch (e) {
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
-      throw new Error(`could not reach ${new URL(url).host}: ${describeFetchError(e)}.`);
-    }
-  }
-
-  private async fetchChecked(url: string, init: RequestInit = {}): Promise<Response> {
-    try {
-      return await fetch(url, { ...init, signal: this.abort.signal, redirect: 'follow' });
-    } catch (e) {
-      if (this.stopReason !== null) throw new Stopped(this.stopReason);
-      throw new Error(`could not reach ${new URL(url).host}: ${describeFetchError(e)}.`);
+      throw unreachable(url, e);
     }
   }
 
   /** A small file (a SUMS file, a signature): retried like the download, at most 4 MiB. */
   private async fetchSmall(url: string, what: string): Promise<Uint8Array> {
+    const { httpGetBytes, BodyTooLarge } = await import('./http-get.js');
     let lastError: unknown = null;
     for (let attempt = 0; attempt <= this.o.maxRetries; attempt++) {
       if (attempt > 0) await this.delay(attempt);
       try {
-        const res = await this.fetchChecked(url);
+        let res;
+        try {
+          res = await httpGetBytes(url, { signal: this.abort.signal, maxBytes: MAX_SMALL_FILE_BYTES });
+        } catch (e) {
+          if (e instanceof BodyTooLarge) throw new Permanent(`${url} is too large to be a ${what}.`);
+          if (this.stopReason !== null) throw new Stopped(this.stopReason);
+          throw unreachable(url, e);
+        }
         if (res.status >= 400 && res.status < 500) {
           throw new Permanent(`The ${what} ${url} could not be fetched (${res.status} ${res.statusText}). Check the address, or give the checksum itself.`);
         }
-        if (!res.ok) throw new Error(`${url} answered ${res.status} ${res.statusText}.`);
-        const body = new Uint8Array(await res.arrayBuffer());
-        if (body.length > 4 * 1024 * 1024) throw new Permanent(`${url} is too large to be a ${what}.`);
-        return body;
+        if (res.status < 200 || res.status >= 300) throw new Error(`${url} answered ${res.status} ${res.statusText}.`);
+        return res.body;
       } catch (e) {
-        if (e instanceof Permanent || e instanceof Stopped) throw e;
+        if (e instanceof Permanent || e instanceof Stopped || e instanceof NotRetried) throw e;
         lastError = e;
       }
     }
@@ -774,7 +785,7 @@ class Job {
         const complete = await this.attempt();
         if (complete) return;
       } catch (e) {
-        if (e instanceof Permanent || e instanceof Stopped || this.stopReason !== null) throw e;
+        if (e instanceof Permanent || e instanceof Stopped || e instanceof NotRetried || this.stopReason !== null) throw e;
         failures = this.received > before ? 1 : failures + 1;
         this.o.log?.(`media: ${this.state.name}: ${(e as Error).message} (attempt ${failures} of ${this.o.maxRetries})`);
         if (failures > this.o.maxRetries) throw e;
@@ -957,16 +968,21 @@ const NETWORK_WORDS: Readonly<Record<string, string>> = {
   ETIMEDOUT: 'the connection timed out',
   EHOSTUNREACH: 'the host is unreachable',
   ENETUNREACH: 'the network is unreachable',
-  UND_ERR_CONNECT_TIMEOUT: 'the connection timed out',
-  UND_ERR_HEADERS_TIMEOUT: 'the server did not answer in time',
-  UND_ERR_BODY_TIMEOUT: 'the server stopped sending',
-  UND_ERR_SOCKET: 'the connection closed',
 };
 
-/** A network failure in words (undici puts the system error in `cause`). */
+/** A small file's limit (a SUMS file, a signature). */
+const MAX_SMALL_FILE_BYTES = 4 * 1024 * 1024;
+
+/** A network failure in words (http-get.ts's errors are Node's, with `code`; some wrap a `cause`). */
 function describeFetchError(e: unknown): string {
-  const err = e as { message?: string; code?: string; cause?: { code?: string; message?: string } };
+  const err = e as { message?: string; code?: string; cause?: { code?: string; message?: string }; trustProblem?: string };
   const code = err.cause?.code ?? err.code;
   if (code && NETWORK_WORDS[code]) return `${NETWORK_WORDS[code]} (${code})`;
+  if (isUntrustedCertificate(code)) {
+    const fix = err.trustProblem
+      ? `${err.trustProblem}`
+      : 'if a proxy or a private mirror signs with its own authority, name that certificate file (PEM) in NODE_EXTRA_CA_CERTS';
+    return `its certificate is not signed by an authority this computer trusts (${code}); ${fix}`;
+  }
   return [err.message ?? String(e), err.cause?.message].filter(Boolean).join(': ');
 }
