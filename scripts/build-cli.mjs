@@ -146,12 +146,13 @@ for (const f of files) {
 
 // The code caches: each compiled in a separate Node with the V8 flags it will be used under (V8
 // refuses a cache made under other flags): none (`node bin/vivarium.js`, and `vivarium` today), and
-// those of bin/vivarium.js's first line if it ever names any (`#!/usr/bin/env -S node FLAGS`). A
+// any that bin/vivarium.js's sh launcher (its second line) gives Node in `node FLAGS "$0" "$@"`. A
 // 16 MB young generation (--min-semi-space-size=16) was tried there and dropped: it saved ~6
 // scavenges but cost 30-40 ms of fresh pages per command.
-const shebang = fs.readFileSync(path.join(REPO, 'bin', 'vivarium.js'), 'utf8').split('\n', 1)[0];
-const binFlags = (/^#!\/usr\/bin\/env -S node((?: --[^ ]+)*)\s*$/.exec(shebang)?.[1] ?? '').trim().split(' ').filter(Boolean);
-for (const flags of [[], ...(binFlags.length > 0 ? [binFlags] : [])]) recordCache(flags);
+const launcher = fs.readFileSync(path.join(REPO, 'bin', 'vivarium.js'), 'utf8').split('\n', 2)[1] ?? '';
+const launcherFlags = [...launcher.matchAll(/\bnode((?: --?[^ "]+)*) "\$0" "\$@"/g)].map((m) => m[1].trim().split(' ').filter(Boolean));
+const flagSets = new Map([[[].join(' '), []], ...launcherFlags.map((f) => [f.join(' '), f])]);
+for (const flags of flagSets.values()) recordCache(flags);
 
 function recordCache(flags) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-build-'));
