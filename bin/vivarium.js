@@ -19,6 +19,13 @@ const fs = require('node:fs');
 const vm = require('node:vm');
 const Module = require('node:module');
 
+// The launcher kept NODE_EXTRA_CA_CERTS from this Node only (Node reads it once, at start-up, so
+// setting it now changes nothing here): the programs Vivarium starts — a terminal's shell, ssh, QEMU's
+// helpers, another Node — get it back as the person set it.
+if (process.env.VIVARIUM_EXTRA_CA_CERTS && process.env.NODE_EXTRA_CA_CERTS === undefined) {
+  process.env.NODE_EXTRA_CA_CERTS = process.env.VIVARIUM_EXTRA_CA_CERTS;
+}
+
 const BUNDLE = path.join(__dirname, '..', 'out', 'main', 'cli', 'vivarium.js');
 
 /**

@@ -111,6 +111,20 @@ describe('NODE_EXTRA_CA_CERTS', () => {
     expect(downloaded()).toEqual([]);
   });
 
+  it('programs Vivarium starts (here QEMU) get it back as the person set it', async () => {
+    const vm = ['--accel', 'tcg', '--memory', '64M', '--cpus', '1', '--display', 'none', '--net', 'none', '--disk-size', '0'];
+    expect((await run([CLI_BIN, 'create', 'env-probe', ...vm], caFile)).code).toBe(0);
+    const started = await run([CLI_BIN, 'start', 'env-probe', '--json'], caFile);
+    expect(started.code).toBe(0);
+    const pid = (JSON.parse(started.stdout) as { pid: number }).pid;
+    try {
+      const environ = fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+      expect(environ).toContain(`NODE_EXTRA_CA_CERTS=${caFile}`);
+    } finally {
+      expect((await run([CLI_BIN, 'stop', 'env-probe', '--force'], caFile)).code).toBe(0);
+    }
+  });
+
   it('a file it names that cannot be read is said, and Node does not warn about it first', async () => {
     const missing = path.join(dir, 'no-such-bundle.pem');
     const r = await run([CLI_BIN, ...download()], missing);

@@ -10,8 +10,10 @@
  * third of a `vivarium start`'s own cost, paid by every command (issue 7). So bin/vivarium.js's
  * launcher line moves the variable to VIVARIUM_EXTRA_CA_CERTS before Node starts, and an HTTPS
  * request (http-get.ts, the only client that makes them) adds those certificates here, the first
- * time one is made. Run as `node bin/vivarium.js` (no launcher), Node loads NODE_EXTRA_CA_CERTS
- * itself and VIVARIUM_EXTRA_CA_CERTS is unset: nothing is added.
+ * time one is made (bin/vivarium.js puts NODE_EXTRA_CA_CERTS back into process.env for the programs
+ * Vivarium starts; Node does not read it again). Run as `node bin/vivarium.js` (no launcher), Node
+ * loads NODE_EXTRA_CA_CERTS itself and VIVARIUM_EXTRA_CA_CERTS is unset: nothing is added (a child
+ * that inherits both adds the same certificates twice, which changes nothing).
  */
 import * as fsp from 'node:fs/promises';
 
