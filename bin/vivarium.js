@@ -1,8 +1,8 @@
 #!/bin/sh
-':' //; if [ -n "${NODE_EXTRA_CA_CERTS-}" ]; then exec env -u NODE_EXTRA_CA_CERTS VIVARIUM_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS" node "$0" "$@"; fi; exec node "$0" "$@"
+':' //; if [ -n "${NODE_EXTRA_CA_CERTS-}" ]; then VIVARIUM_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export VIVARIUM_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; fi; exec node "$0" "$@"
 'use strict';
-// The two lines above are the launcher, read by sh (for sh, line 2 is `:` and two commands; for
-// JavaScript, a string and a comment). Node 20 parses the file NODE_EXTRA_CA_CERTS names before
+// The two lines above are the launcher, read by sh (for sh, line 2 is `:` and shell built-ins, then
+// node; for JavaScript, a string and a comment). Node 20 parses the file NODE_EXTRA_CA_CERTS names before
 // any JavaScript runs, in every process: with a system bundle that is ~38 ms of every command
 // (issue 7). The launcher moves it to VIVARIUM_EXTRA_CA_CERTS, whose certificates Vivarium's HTTPS
 // client adds when it makes a request (main/services/media/tls-trust.ts), and runs Node without

@@ -39,7 +39,8 @@ function makeCertificates(): { ca: string; key: string; cert: string } {
 }
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium-extra-ca-'));
+  // A space in the path: the launcher must pass the variable's value on whole.
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vivarium extra-ca-'));
   const { ca, key, cert } = makeCertificates();
   caFile = ca;
   data = randomBytes(SIZE);
