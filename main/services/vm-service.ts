@@ -38,7 +38,7 @@ import type { QmpClient } from './qemu/qmp';
 import { compileSerialPattern, waitForSerial, type SerialPattern } from './runtime/serial-wait';
 import { EventLog } from './runtime/event-log';
 import { Jobs, JOBS, type JobName } from './runtime/jobs';
-import { isQemuFor, processStateAsync, scanQemuProcesses, type RuntimeRecord } from './runtime/records';
+import { isQemuFor, processState, processStateAsync, scanQemuProcesses, type RuntimeRecord } from './runtime/records';
 import { RunStates, type RunState } from './runtime/run-state';
 import { SerialLogKeeper, readSerialLogTail } from './logs/serial-log';
 
@@ -144,7 +144,11 @@ export class LocalVmService implements VmService {
   // ---- queries ---------------------------------------------------------------------------------
 
   /** Every VM. A short-lived host also asks each running QEMU whether it is really running (another
-   *  program may have paused it); a long-lived one hears that as events. */
+   *  program may have paused it); a long-lived one hears that as events. A long-lived host also
+   *  announces what this read finds changed (as its watcher would), so a client never holds a state
+   *  that was not announced: a QEMU stopped (kill -STOP) and continued between two watcher passes
+   *  would otherwise stay "not responding" in a window that listed it meanwhile, as its recovery is
+   *  no change from what the watcher last announced. */
   async list(): Promise<readonly VmInfo[]> {
     const live = await scanQemuProcesses();
     const entries = await this.library.entriesAsync();
@@ -158,6 +162,7 @@ export class LocalVmService implements VmService {
         return this.infoOfAsync(e, rs);
       }),
     );
+    if (this.watching) for (const info of infos) this.announceIfChanged(info);
     // No long-lived engine keeps serial logs bounded: a short-lived one trims them as it passes.
     if (!this.watching) await this.serialLogKeeper.pass(this.serialLogsOf(infos));
     return infos.sort(byName);
@@ -382,26 +387,28 @@ export class LocalVmService implements VmService {
     return infos.filter((i) => i.state === 'running' || i.state === 'paused').map((i) => this.deps.layout.bundle(i.id).serialLog);
   }
 
-  /** Re-reads the library and fires a change for every VM that differs from last time. */
+  /** Re-reads the library and fires a change for every VM that differs from what was last announced. */
   async refresh(): Promise<void> {
     const live = await scanQemuProcesses();
-    const now = new Map<string, string>();
+    // Taken before the listing: a VM created while this pass reads (announced by create) is not
+    // in the listing, and must not be announced as removed.
+    const announced = new Set(this.lastSeen.keys());
+    const listed = new Set<string>();
     const infos: VmInfo[] = [];
     for (const entry of await this.library.entriesAsync()) {
       const info = await this.infoOfAsync(entry, await this.runStateAsync(entry, live));
       infos.push(info);
-      const key = JSON.stringify(info);
-      // A resting state of a VM a job holds is announced when the job ends (emitInfo), never midway:
-      // a listener acting on it (stopped, during Force Off) would be refused as busy.
-      const held = heldAtRest(this.jobs, info);
-      now.set(info.id, held ? (this.lastSeen.get(info.id) ?? '') : key);
-      if (!held && this.lastSeen.get(info.id) !== key) this.changes.fire({ kind: 'updated', vm: info });
+      listed.add(info.id);
+      this.announceIfChanged(info);
       if (this.watching && (info.state === 'running' || info.state === 'paused') && !this.driver.holds(info.id)) {
         this.driver.watch(info.id);
       }
     }
-    for (const id of this.lastSeen.keys()) if (!now.has(id)) this.changes.fire({ kind: 'removed', id });
-    this.lastSeen = now;
+    for (const id of announced) {
+      if (listed.has(id) || !this.lastSeen.has(id)) continue;
+      this.lastSeen.delete(id);
+      this.changes.fire({ kind: 'removed', id });
+    }
     this.lastInfos = new Map(infos.map((i) => [i.id, i]));
     this.runningSerialLogs = this.serialLogsOf(infos);
   }
@@ -464,12 +471,8 @@ export class LocalVmService implements VmService {
   }
 
   private async infoOfAsync(entry: BundleEntry, rs: RunState): Promise<VmInfo> {
-    let error: string | null = null;
-    if ('record' in rs && (rs.state === 'running' || rs.state === 'paused')) {
-      // Stopped by a signal (kill -STOP): it cannot answer anyone, whoever holds its monitor.
-      const st = await processStateAsync(rs.record.pid);
-      if (st === 'T' || st === 't') error = `QEMU ${notRespondingWhy(rs.record.pid, 'is stopped')}. Continue its process (SIGCONT), or force the VM off.`;
-    }
+    const pid = runningPid(rs);
+    const error = pid === null ? null : stoppedError(pid, await processStateAsync(pid));
     return toVmInfo(entry, rs, await this.runStates.lastExitAsync(entry.id), error);
   }
 
@@ -478,8 +481,12 @@ export class LocalVmService implements VmService {
   }
 
   private infoOf(entry: BundleEntry, rs: RunState): VmInfo {
+    // The same error as infoOfAsync (one read of /proc, in memory): a change announced from here
+    // (emitInfo) or an answer (get) must not drop the "not responding" a list shows.
+    const pid = runningPid(rs);
+    const error = pid === null ? null : stoppedError(pid, processState(pid));
     // The run state first: it may just have recorded an exit that lastExit must show.
-    return toVmInfo(entry, rs, this.runStates.lastExit(entry.id));
+    return toVmInfo(entry, rs, this.runStates.lastExit(entry.id), error);
   }
 
   /** Info after asking QEMU: its record was brought up to date by the probe. */
@@ -487,6 +494,24 @@ export class LocalVmService implements VmService {
     const info = await this.infoOfAsync(entry, await this.runStateAsync(entry));
     if (status.kind === 'not-responding') return { ...info, error: `QEMU ${status.why}.` };
     return info;
+  }
+
+  /**
+   * Announces `info` when it differs from what was last announced for its VM (lastSeen). The
+   * comparison, the record and the event happen in one step, so lastSeen is always what listeners
+   * last heard, whichever read (a watcher pass, a list, an action) found the change: a pass that
+   * read a VM before a list announced a newer state only announces its older one again, and the
+   * next pass corrects it. A resting state of a VM a job holds is announced when the job ends
+   * (emitInfo), never midway: a listener acting on it (stopped, during Force Off) would be refused
+   * as busy.
+   */
+  private announceIfChanged(info: VmInfo): void {
+    if (heldAtRest(this.jobs, info)) return;
+    const key = JSON.stringify(info);
+    if (this.lastSeen.get(info.id) === key) return;
+    this.lastSeen.set(info.id, key);
+    this.lastInfos?.set(info.id, info);
+    this.changes.fire({ kind: 'updated', vm: info });
   }
 
   /** The VM's info now, announced as a change. A resting state (stopped, running, paused…) reached
@@ -601,6 +626,20 @@ const TRANSITIONAL: ReadonlySet<VmState> = new Set<VmState>(['starting', 'stoppi
  *  until the job ends (see emitInfo). */
 export function heldAtRest(jobs: Pick<Jobs, 'holds'>, info: Pick<VmInfo, 'id' | 'state'>): boolean {
   return jobs.holds(info.id) && !TRANSITIONAL.has(info.state);
+}
+
+/** QEMU's pid when the VM runs (or is paused), else null. */
+function runningPid(rs: RunState): number | null {
+  return 'record' in rs && (rs.state === 'running' || rs.state === 'paused') ? rs.record.pid : null;
+}
+
+/**
+ * The VM's error when QEMU `pid` is stopped by a signal (kill -STOP): it cannot answer anyone,
+ * whoever holds its monitor. `state` is the kernel's word for the process (records.ts processState:
+ * "T" stopped, "t" traced); null when it is not stopped.
+ */
+function stoppedError(pid: number, state: string | null): string | null {
+  return state === 'T' || state === 't' ? `QEMU ${notRespondingWhy(pid, 'is stopped')}. Continue its process (SIGCONT), or force the VM off.` : null;
 }
 
 function vmOf(entry: BundleEntry): DriverVm {
