@@ -30,25 +30,6 @@ export async function withDirectIoWhereSupportedAsync(caps: HostCapabilities, c:
   return caps;
 }
 
-/**
- * withDirectIoWhereSupportedAsync, blocking. TODO(lead): qemu-driver.ts (not editable in this
- * change) calls this one; switch it to the async form, then remove this.
- */
-export function withDirectIoWhereSupported(caps: HostCapabilities, c: VmConfig, bundleFile: (name: string) => string): HostCapabilities {
-  const O_DIRECT = (fs.constants as Record<string, number>).O_DIRECT;
-  if (!caps.nativeAio || O_DIRECT === undefined) return caps;
-  for (const d of c.disks) {
-    const file = 'bundle' in d.source ? bundleFile(d.source.bundle) : d.source.path;
-    try {
-      // eslint-disable-next-line no-restricted-syntax -- TODO(lead): make async (qemu-driver.ts → withDirectIoWhereSupportedAsync)
-      fs.closeSync(fs.openSync(file, fs.constants.O_RDONLY | O_DIRECT));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EINVAL') return { ...caps, nativeAio: false };
-    }
-  }
-  return caps;
-}
-
 /** Unix socket paths are capped at 108 bytes on Linux and 104 on macOS. */
 export function assertSocketPathsFit(rt: VmRuntimePaths): void {
   const longest = [rt.qmp, rt.serial, rt.vnc, rt.qga].reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a));
@@ -64,19 +45,12 @@ export function assertSocketPathsFit(rt: VmRuntimePaths): void {
  * stop a start: that drive starts empty, as VMware, VirtualBox and UTM do, and a notice says so.
  * The saved config keeps the path (put the file back and the next start has it again); `cd insert`
  * or `cd eject` changes it. Returns the config to start with and the notices (none when every ISO
- * is there). Missing disks, kernels and initrds still refuse the start (`assertMediaPresent`).
+ * is there). Missing disks, kernels and initrds still refuse the start (`assertMediaPresentAsync`).
  */
 export async function withMissingCdsEmptiedAsync(c: VmConfig): Promise<{ readonly config: VmConfig; readonly notices: readonly string[] }> {
   const missing = new Set<string>();
   for (const d of c.cdroms) if (d.path !== null && !(await exists(d.path))) missing.add(d.path);
   return cdsEmptied(c, (p) => !missing.has(p));
-}
-
-/** withMissingCdsEmptiedAsync, blocking. TODO(lead): qemu-driver.ts calls this one; switch it to
- *  the async form, then remove this. */
-export function withMissingCdsEmptied(c: VmConfig): { readonly config: VmConfig; readonly notices: readonly string[] } {
-  // eslint-disable-next-line no-restricted-syntax -- TODO(lead): make async (qemu-driver.ts → withMissingCdsEmptiedAsync)
-  return cdsEmptied(c, (p) => fs.existsSync(p));
 }
 
 function cdsEmptied(c: VmConfig, present: (p: string) => boolean): { readonly config: VmConfig; readonly notices: readonly string[] } {
@@ -96,13 +70,6 @@ function cdsEmptied(c: VmConfig, present: (p: string) => boolean): { readonly co
  *  @throws VivariumError invalid-state naming the missing file and how to fix it. */
 export async function assertMediaPresentAsync(c: VmConfig): Promise<void> {
   for (const m of externalMedia(c)) if (!(await exists(m.path))) throw mediaGone(m);
-}
-
-/** assertMediaPresentAsync, blocking. TODO(lead): qemu-driver.ts calls this one; switch it to the
- *  async form, then remove this. */
-export function assertMediaPresent(c: VmConfig): void {
-  // eslint-disable-next-line no-restricted-syntax -- TODO(lead): make async (qemu-driver.ts → assertMediaPresentAsync)
-  for (const m of externalMedia(c)) if (!fs.existsSync(m.path)) throw mediaGone(m);
 }
 
 interface ExternalMedium {
