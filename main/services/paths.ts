@@ -311,7 +311,7 @@ function refusePrivate(dir: string, why: string, advice: string): never {
  * 0755, since Vivarium keeps its sockets in a 0700 folder of its own below it.
  */
 function checkPrivate(dir: string, given = false): void {
-  // eslint-disable-next-line no-restricted-syntax -- ensureRuntimeDir's synchronous form (callers that cannot await yet: qemu-driver.ts, suspender.ts, snapshot-service.ts, delete.ts, RunStates.get; TODO(lead)); one lstat
+  // eslint-disable-next-line no-restricted-syntax -- the synchronous forms' check (ensureRuntimeDir: RunStates.get's one-turn reconciliation and adoption, engine-host.ts once before the engine serves; runtimeRootIsOurs: clients only); one lstat
   const st = fs.lstatSync(dir);
   // eslint-disable-next-line no-restricted-syntax -- as above
   if (mustTighten(dir, st, given)) fs.chmodSync(dir, 0o700);
@@ -527,7 +527,7 @@ function fsyncDir(dir: string): void {
 }
 /* eslint-enable no-restricted-syntax */
 
-/* eslint-disable no-restricted-syntax -- the synchronous form for callers that cannot await (BundleStore.save, runtime records under RunStates.get); writeFileAtomicAsync elsewhere */
+/* eslint-disable no-restricted-syntax -- the synchronous form for callers that cannot await (runtime records under RunStates.get, the driver's stop ladder); writeFileAtomicAsync elsewhere */
 /**
  * Atomic write: a new temp file in the same folder (O_EXCL|O_NOFOLLOW, mode `mode`, fchmod'ed so the
  * umask cannot loosen or tighten it), fsync, rename over `file`, fsync the folder. A failure at any
@@ -721,7 +721,7 @@ export function assertNotLink(file: string): void {
   if (st.isSymbolicLink()) throw symlinkError(file);
 }
 
-/* eslint-disable no-restricted-syntax -- the synchronous form (BundleStore.remove for delete.ts); mkdirPrivateAsync elsewhere */
+/* eslint-disable no-restricted-syntax -- the synchronous form, called by tests only since BundleStore.remove went (TODO(lead): drop it with its tests); the engine takes mkdirPrivateAsync */
 /**
  * Creates `dir` (and missing parents) owner-only, or checks an existing one: a symbolic link is
  * refused (symlinkError), a folder of ours that others can read is tightened to 0700. Returns true

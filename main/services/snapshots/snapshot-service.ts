@@ -124,12 +124,14 @@ export class LocalSnapshotService implements SnapshotService {
     return this.job(entry, 'snapshotSave', async () => {
       // Where the VM is comes first: a running VM's images are then read through its QEMU, on the
       // monitor connection the save needs anyway (no qemu-img run before or after the save). When
-      // the VM has a runtime record, that connection is opened while where() scans the processes.
-      // The tree file is read meanwhile too.
-      if (this.deps.vms.runStates.currentRecord(entry.id)) driver.watch(vm.id);
+      // the VM has a runtime record, that connection is opened while where() scans the processes
+      // (where() takes the record read here rather than reading it again). The tree file is read
+      // meanwhile too.
+      const recorded = await this.deps.vms.runStates.currentRecordAsync(entry.id);
+      if (recorded) driver.watch(vm.id);
       const treeText = this.readTreeText(entry.id);
       treeText.catch(() => undefined); // awaited below; where() may throw first
-      const where = await this.where(entry, 'take a snapshot');
+      const where = await this.where(entry, 'take a snapshot', recorded);
       const live = where.kind === 'running' ? where.record : null;
       const bundle = this.deps.layout.bundle(entry.id);
       try {
@@ -345,7 +347,7 @@ export class LocalSnapshotService implements SnapshotService {
   private async endForRevert(entry: OkEntry, driver: SnapDriver, record: RuntimeRecord, snap: SnapshotRecord, why = 'which was taken with other settings'): Promise<void> {
     this.deps.vms.events.append(entry.id, `ending QEMU to revert to snapshot "${snap.name}", ${why}`);
     await driver.stop(vmOf(entry), record, { force: true, timeoutSec: 0 });
-    this.deps.vms.runStates.get({ id: entry.id, name: entry.config.name }); // records the exit
+    await this.deps.vms.runStates.getAsync({ id: entry.id, name: entry.config.name }); // records the exit (a transition: getAsync hands it to RunStates.get, see run-state.ts)
   }
 
   /**
@@ -528,7 +530,8 @@ export class LocalSnapshotService implements SnapshotService {
     // its command line: a clone is made in milliseconds, issue 10).
     const made = this.deps.layout.bundle(info.config.id);
     const key = { id: info.config.id, name: info.config.name };
-    const vm = toVmInfo({ id: key.id, dir: made.dir, ok: true, config: info.config }, this.deps.vms.runStates.get(key), this.deps.vms.runStates.lastExit(key.id));
+    const [rs, lastExit] = await Promise.all([this.deps.vms.runStates.getAsync(key), this.deps.vms.runStates.lastExitAsync(key.id)]);
+    const vm = toVmInfo({ id: key.id, dir: made.dir, ok: true, config: info.config }, rs, lastExit);
     return info.notices.length > 0 ? { ...vm, notices: [...(vm.notices ?? []), ...info.notices] } : vm;
   }
 
@@ -538,7 +541,7 @@ export class LocalSnapshotService implements SnapshotService {
     const driver = this.deps.vms.driverFor(vm);
     if (!hasSuspender(driver)) throw new VivariumError(ErrorCode.Unsupported, `"${entry.config.name}" cannot be suspended by its ${driver.name} driver.`);
     await this.job(entry, 'suspend', async () => {
-      const rs = this.deps.vms.runStates.get({ id: entry.id, name: entry.config.name }, await scanQemuProcesses());
+      const rs = await this.deps.vms.runStates.getAsync({ id: entry.id, name: entry.config.name }, await scanQemuProcesses());
       if ((rs.state !== 'running' && rs.state !== 'paused') || !('record' in rs)) {
         throw errors.state(`"${entry.config.name}" is ${entry.config.suspended ? 'suspended already' : rs.state}. Only a running VM can be suspended.`);
       }
@@ -553,7 +556,7 @@ export class LocalSnapshotService implements SnapshotService {
       } finally {
         this.fireProgress(entry.id, 'suspend', 1, true);
       }
-      this.deps.vms.runStates.get({ id: entry.id, name: entry.config.name }); // records the exit
+      await this.deps.vms.runStates.getAsync({ id: entry.id, name: entry.config.name }); // records the exit (a transition: getAsync hands it to RunStates.get, see run-state.ts)
       this.deps.vms.events.append(entry.id, 'suspended to disk');
     });
     return this.deps.vms.get(entry.id);
@@ -606,8 +609,11 @@ export class LocalSnapshotService implements SnapshotService {
     throw new VivariumError(ErrorCode.Unsupported, `"${entry.config.name}" cannot take snapshots with its ${driver.name} driver.`);
   }
 
-  /** Running (with its record) or stopped (holding the start lock: release it when done). */
-  private async where(entry: OkEntry, what: string): Promise<Where> {
+  /**
+   * Running (with its record) or stopped (holding the start lock: release it when done).
+   * `recorded`: the VM's runtime record as the caller just read it (currentRecordAsync), when it did.
+   */
+  private async where(entry: OkEntry, what: string, recorded?: RuntimeRecord | null): Promise<Where> {
     if (entry.config.suspended) {
       // Both ways out in front-end-neutral words; each front end words the force-off remedy (CLI: `vivarium stop NAME --force`).
       throw errors.state(
@@ -617,20 +623,22 @@ export class LocalSnapshotService implements SnapshotService {
     const vmKey = { id: entry.id, name: entry.config.name };
     // A running VM is known by its record and its QEMU's command line (RunStates.get's first look);
     // the scan of every process below is for the rest (a QEMU whose runtime folder vanished).
-    const rec = this.deps.vms.runStates.currentRecord(entry.id);
+    const rec = recorded === undefined ? await this.deps.vms.runStates.currentRecordAsync(entry.id) : recorded;
     if (rec && (rec.status === 'running' || rec.status === 'paused') && (await isQemuForAsync(rec.pid, entry.id))) return { kind: 'running', record: rec };
     // One scan of the host's processes serves both looks (it is most of a quick clone's time); a
     // QEMU started after it cannot be ours: starts take the lock taken below.
     const live = await scanQemuProcesses();
-    const rs = this.deps.vms.runStates.get(vmKey, live);
+    const rs = await this.deps.vms.runStates.getAsync(vmKey, live);
     if ((rs.state === 'running' || rs.state === 'paused') && 'record' in rs) return { kind: 'running', record: rs.record };
     if (rs.state !== 'stopped') throw errors.state(`"${entry.config.name}" is ${rs.state}. Wait for it to finish, then ${what}.`);
     const rt = this.deps.layout.runtime(entry.id);
-    this.deps.layout.ensureRuntimeDir(rt.dir);
+    await this.deps.layout.ensureRuntimeDirAsync(rt.dir);
     const doing: LockDoing = what === 'clone it' ? 'cloned' : what === 'export it' ? 'exported' : what === 'revert to a snapshot' ? 'reverted' : what === 'take a snapshot' ? 'snapshotted' : 'changed';
     const release = await acquireStartLockAsync(rt, entry.config.name, doing);
     try {
-      const locked = this.deps.vms.runStates.getLocked(vmKey, live);
+      // Under the lock, as the driver's start() looks (qemu-driver.ts): the lock keeps every start
+      // out until it is released, so this look may await.
+      const locked = await this.deps.vms.runStates.getLockedAsync(vmKey, live);
       if (locked.state !== 'stopped') throw errors.state(`"${entry.config.name}" was just started. Try again to ${what}.`);
     } catch (e) {
       await release();

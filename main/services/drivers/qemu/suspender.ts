@@ -31,7 +31,7 @@ import type { MigrationMonitor, Monitor, SnapshotJobMonitor } from '../../qemu/m
 import { sleep } from '../../qemu/process';
 import { QmpError } from '../../qemu/qmp';
 import type { RuntimeRecord } from '../../runtime/records';
-import { writeStopRequest } from '../../runtime/records';
+import { writeStopRequestAsync } from '../../runtime/records';
 import { acquireStartLockAsync } from '../../runtime/start-lock';
 import type { DriverVm, SnapshotProgress } from '../driver';
 
@@ -147,7 +147,7 @@ export async function suspendVm(deps: SuspenderDeps, vm: DriverVm, record: Runti
     suspended: { file: SUSPEND_FILE, savedAt: new Date().toISOString(), argvSha256: argvHash(record.argv), sizeBytes: size, ...(wasRunning ? {} : { paused: true }) },
   };
   await writeFileAtomicAsync(bundle.config, serializeConfig(config));
-  writeStopRequest(rt, { by: process.pid, rung: 'quit', message: 'Suspended to disk; the next start resumes it.' });
+  await writeStopRequestAsync(rt, { by: process.pid, rung: 'quit', message: 'Suspended to disk; the next start resumes it.' });
   await m.quit({ timeoutMs: 10_000 }).catch(() => undefined);
   if (!(await deps.waitForExit(record.pid, vm.id, 15_000))) process.kill(record.pid, 'SIGKILL');
   // The supervising shell records QEMU's exit status a moment later; the run state reads it.
@@ -274,7 +274,7 @@ export async function discardSuspendedState(layout: Layout, vm: DriverVm): Promi
   const s = vm.config.suspended;
   if (!s) return false;
   const rt = layout.runtime(vm.id);
-  layout.ensureRuntimeDir(rt.dir);
+  await layout.ensureRuntimeDirAsync(rt.dir);
   const release = await acquireStartLockAsync(rt, vm.config.name);
   try {
     const bundle = layout.bundle(vm.id);
