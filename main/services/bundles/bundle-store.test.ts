@@ -1,6 +1,6 @@
 /**
- * BundleStore against real folders: create/save/remove/sweep keep their behaviour now that the slow
- * parts (removing a deleted VM's files, writing a config) run off the event loop (issue 7).
+ * BundleStore against real folders: create/saveAsync/removeAsync/sweep keep their behaviour now that
+ * the slow parts (removing a deleted VM's files, writing a config) run off the event loop (issue 7).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -94,35 +94,21 @@ describe('BundleStore', () => {
     expect(fs.readdirSync(elsewhere)).toEqual([]);
   });
 
-  it('remove takes the VM out of the library at once; its files are gone once settled()', async () => {
+  it('removeAsync takes the VM out of the library and resolves with its files gone', async () => {
     await store.create(withBundleDisk(), async (staging) => {
       fs.writeFileSync(path.join(staging, 'disk0.qcow2'), Buffer.alloc(4 * 1024 * 1024, 1));
       fs.mkdirSync(path.join(staging, 'ssh'));
       fs.writeFileSync(path.join(staging, 'ssh', 'id'), 'key');
     });
     const [entry] = store.list();
-    expect(store.remove(entry!, false)).toEqual([]);
-    // Whatever the background removal has done so far, the VM is no longer listed, not even broken.
+    expect(await store.removeAsync(entry!, false)).toEqual([]);
+    // Nothing left to wait for: not listed, not even broken, and the folder is gone.
     expect(store.list()).toEqual([]);
-    expect(bundleNames().filter((n) => !n.startsWith('.deleting-'))).toEqual([]);
-    await store.settled();
     expect(bundleNames()).toEqual([]);
+    expect(fs.existsSync(path.join(layout.home, KEPT_DISKS_DIR))).toBe(false);
   });
 
-  it('remove with keepDisks moves the bundle disks to kept-disks/<name>-<id8>/ before the rest goes', async () => {
-    await store.create(withBundleDisk(), async (staging) => {
-      fs.writeFileSync(path.join(staging, 'disk0.qcow2'), 'the guest data');
-    });
-    const [entry] = store.list();
-    const kept = store.remove(entry!, true);
-    const expected = path.join(layout.home, KEPT_DISKS_DIR, `alpha-${ID.slice(0, 8)}`, 'disk0.qcow2');
-    expect(kept).toEqual([expected]);
-    await store.settled();
-    expect(fs.readFileSync(expected, 'utf8')).toBe('the guest data');
-    expect(bundleNames()).toEqual([]);
-  });
-
-  it('removeAsync resolves with the files gone, keeping the bundle disks when asked, as remove does', async () => {
+  it('removeAsync with keepDisks moves the bundle disks to kept-disks/<name>-<id8>/ before the rest goes', async () => {
     await store.create(withBundleDisk(), async (staging) => {
       fs.writeFileSync(path.join(staging, 'disk0.qcow2'), 'the guest data');
       fs.writeFileSync(path.join(staging, 'serial.log'), 'boot');
@@ -132,7 +118,7 @@ describe('BundleStore', () => {
     const expected = path.join(layout.home, KEPT_DISKS_DIR, `alpha-${ID.slice(0, 8)}`, 'disk0.qcow2');
     expect(kept).toEqual([expected]);
     expect(fs.readFileSync(expected, 'utf8')).toBe('the guest data');
-    // Nothing left to wait for: the folder is gone when it resolves.
+    expect(fs.readdirSync(path.dirname(expected))).toEqual(['disk0.qcow2']); // the rest of the bundle is not kept
     expect(bundleNames()).toEqual([]);
     expect(await store.listAsync()).toEqual([]);
   });

@@ -15,7 +15,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { errors } from '../../common/errors';
 import { diskImages, parseVmConfig, type VmConfig } from '../../common/models/vm-config';
-import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivate, mkdirPrivateAsync, PRIVATE_DIR_MODE, readFileNoFollow, readFileNoFollowAsync, symlinkError, writeFileAtomic, writeFileAtomicAsync } from '../paths';
+import { BundleFile, KEPT_DISKS_DIR, type Layout, expectedFsError, mkdirPrivateAsync, PRIVATE_DIR_MODE, readFileNoFollow, readFileNoFollowAsync, symlinkError, writeFileAtomicAsync } from '../paths';
 
 export type BundleEntry =
   | { readonly id: string; readonly dir: string; readonly ok: true; readonly config: VmConfig }
@@ -208,82 +208,29 @@ export class BundleStore {
   }
 
   /**
-   * saveAsync that blocks the event loop (an fsync'ed write of a few KiB). Only for callers that
-   * cannot await yet. TODO(lead): library/delete.ts and snapshots/snapshot-service.ts call this;
-   * move them to saveAsync, then remove save().
-   */
-  save(config: VmConfig): void {
-    const b = this.layout.bundle(config.id);
-    let dir: fs.Stats;
-    try {
-      // eslint-disable-next-line no-restricted-syntax -- synchronous API kept for callers that cannot await yet (see above)
-      dir = fs.lstatSync(b.dir);
-    } catch {
-      throw errors.notFound(config.id);
-    }
-    if (dir.isSymbolicLink()) throw symlinkError(b.dir);
-    writeFileAtomic(b.config, serializeConfig(config));
-  }
-
-  /**
    * Deletes a bundle. With keepDisks, the bundle's own disk images are first moved to
    * `<home>/kept-disks/<name>-<id8>/`; external disks (given by path) are never touched either way.
-   * Returns the kept files' new paths.
-   *
    * The bundle leaves the library at once (renamed to a hidden `.deleting-<id>-<pid>` folder, so it
-   * never shows up half-deleted); its files — gigabytes of disks — are removed in the background,
-   * off the event loop: `settled()` waits for that (Engine.dispose awaits it before a CLI command
-   * exits), and a removal cut short (the process killed) is finished by the next sweepStaging.
-   * Synchronous because library/delete.ts calls it so (TODO(lead): an async remove it awaits); the
-   * moves are renames within one file system, one metadata write each.
-   */
-  remove(entry: BundleEntry, keepDisks: boolean): string[] {
-    const kept: string[] = [];
-    if (keepDisks && entry.ok) {
-      // Every image of every disk's chain that lives in the bundle (a linked clone's base layers too).
-      const owned = ownDiskFiles(entry.config);
-      if (owned.length > 0) {
-        const dest = path.join(this.layout.home, KEPT_DISKS_DIR, `${safeFileStem(entry.config.name)}-${entry.id.slice(0, 8)}`);
-        mkdirPrivate(dest);
-        for (const file of owned) {
-          const from = this.layout.bundle(entry.id).file(file);
-          // eslint-disable-next-line no-restricted-syntax -- remove() is synchronous for delete.ts (see above): one stat
-          if (!fs.existsSync(from)) continue;
-          const to = path.join(dest, file);
-          // eslint-disable-next-line no-restricted-syntax -- remove() is synchronous for delete.ts (see above): a rename moves no data
-          fs.renameSync(from, to);
-          kept.push(to);
-        }
-      }
-    }
-    // Move aside first so a half-deleted bundle never shows up as a broken VM.
-    const trash = path.join(this.layout.bundlesDir, `${DELETING_PREFIX}${entry.id}-${process.pid}`);
-    // eslint-disable-next-line no-restricted-syntax -- remove() is synchronous for delete.ts (see above): a rename moves no data
-    fs.renameSync(entry.dir, trash);
-    this.cache.delete(entry.id);
-    this.removeInBackground(trash);
-    return kept;
-  }
-
-  /**
-   * remove() without blocking the event loop at all: the same moves (fs.promises), then the bundle's
-   * files removed before it resolves. Returns the kept files' new paths. TODO(lead): library/delete.ts
-   * can switch to it (`kept = await deps.library.store.removeAsync(…)`).
+   * never shows up half-deleted); its files — gigabytes of disks — are then removed on libuv's
+   * thread pool, and the promise resolves once that has ended. A removal that failed or was cut
+   * short (the process killed) is finished by the next sweepStaging. Returns the kept files' new paths.
    */
   async removeAsync(entry: BundleEntry, keepDisks: boolean): Promise<string[]> {
     const kept: string[] = [];
+    // Every image of every disk's chain that lives in the bundle (a linked clone's base layers too).
     const owned = keepDisks && entry.ok ? ownDiskFiles(entry.config) : [];
     if (owned.length > 0 && entry.ok) {
       const dest = path.join(this.layout.home, KEPT_DISKS_DIR, `${safeFileStem(entry.config.name)}-${entry.id.slice(0, 8)}`);
       await mkdirPrivateAsync(dest);
       for (const file of owned) {
         const from = this.layout.bundle(entry.id).file(file);
-        if (!(await fsp.access(from).then(() => true, () => false))) continue; // as fs.existsSync in remove()
+        if (!(await fsp.access(from).then(() => true, () => false))) continue; // a disk file already gone
         const to = path.join(dest, file);
         await fsp.rename(from, to);
         kept.push(to);
       }
     }
+    // Moved aside first, so a half-deleted bundle never shows up as a broken VM.
     const trash = path.join(this.layout.bundlesDir, `${DELETING_PREFIX}${entry.id}-${process.pid}`);
     await fsp.rename(entry.dir, trash);
     this.cache.delete(entry.id);
