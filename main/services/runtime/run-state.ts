@@ -12,9 +12,8 @@
  *
  * get/getLocked/update are synchronous on purpose: VmService.listSync and the driver's state changes
  * build on them, and get()'s check-and-act under the start lock must not be interleaved (getAsync).
- * Listings take getAsync; holders of the start lock can take getLockedAsync (TODO(lead):
- * qemu-driver.ts, suspender.ts, snapshot-service.ts and library/delete.ts still call the blocking
- * forms). What stays blocking touches small files in the runtime folder on a state transition.
+ * Listings take getAsync; holders of the start lock take getLockedAsync (getLocked serves get()
+ * alone). What stays blocking touches small files in the runtime folder on a state transition.
  */
 import * as fs from 'node:fs';
 import type { LastExit } from '../../common/models/vm-state';
@@ -127,7 +126,7 @@ export class RunStates {
   /**
    * getLocked() without blocking the event loop, for callers holding the start lock (a start, a
    * delete, a snapshot job): the same adoption and exit reconciliation, every file on the thread
-   * pool. TODO(lead): qemu-driver.ts, library/delete.ts and snapshot-service.ts call getLocked.
+   * pool.
    */
   async getLockedAsync(entry: VmKey, live?: ReadonlyMap<string, number>): Promise<RunState> {
     const rt = this.deps.layout.runtime(entry.id);
@@ -146,8 +145,8 @@ export class RunStates {
     }
   }
 
-  /** Same as get, for callers already holding the start lock. */
-  getLocked(entry: VmKey, live?: ReadonlyMap<string, number>): RunState {
+  /** Same as get, once get() holds the start lock (others holding it take getLockedAsync). */
+  private getLocked(entry: VmKey, live?: ReadonlyMap<string, number>): RunState {
     const rt = this.deps.layout.runtime(entry.id);
     const rec = this.recordOf(entry.id, rt, live);
     if (rec && isQemuFor(rec.pid, entry.id)) return { state: rec.status, record: rec };
