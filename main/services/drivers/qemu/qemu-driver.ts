@@ -504,7 +504,18 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       })
       .then(async (client) => {
         const monitor = new QemuMonitor(client);
-        const uuid = await monitor.queryUuid();
+        let uuid: string;
+        try {
+          // Within the connection's own time: a QEMU stopped (kill -STOP) right after it greeted
+          // must not hold every caller of this pool for the command timeout.
+          uuid = await withTimeout(monitor.queryUuid(), timeoutMs);
+        } catch (e) {
+          // Never left open: QEMU serves one QMP client, so a connection abandoned here would hold
+          // its monitor for good once it answers again, and every later connection (this engine's
+          // too) would be refused as "another program is connected".
+          monitor.close();
+          throw e;
+        }
         if (uuid !== id) {
           monitor.close();
           throw errors.state(`The control socket of VM ${id} belongs to another VM (${uuid}).`);
