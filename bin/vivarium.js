@@ -20,18 +20,25 @@ const vm = require('node:vm');
 const Module = require('node:module');
 
 // The launcher kept NODE_EXTRA_CA_CERTS from this Node only (Node reads it once, at start-up, so
-// setting it now changes nothing here): the programs Vivarium starts — a terminal's shell, ssh, QEMU's
-// helpers, another Node — get it back as the person set it.
-if (process.env.VIVARIUM_EXTRA_CA_CERTS && process.env.NODE_EXTRA_CA_CERTS === undefined) {
-  process.env.NODE_EXTRA_CA_CERTS = process.env.VIVARIUM_EXTRA_CA_CERTS;
+// setting it now changes nothing here): the programs Vivarium starts (ssh, QEMU and its helpers,
+// another Node) get it back as the person set it, and not VIVARIUM_EXTRA_CA_CERTS. Vivarium's HTTPS
+// client finds the file under this global (main/services/media/tls-trust.ts, MOVED_EXTRA_CA_CERTS).
+{
+  const moved = process.env.VIVARIUM_EXTRA_CA_CERTS;
+  delete process.env.VIVARIUM_EXTRA_CA_CERTS;
+  if (moved && process.env.NODE_EXTRA_CA_CERTS === undefined) {
+    process.env.NODE_EXTRA_CA_CERTS = moved;
+    Object.defineProperty(globalThis, Symbol.for('vivarium.movedExtraCaCerts'), { value: moved });
+  }
 }
 
 const BUNDLE = path.join(__dirname, '..', 'out', 'main', 'cli', 'vivarium.js');
 
 /**
  * Where the code cache for `file` is, for the V8 flags this Node runs with: V8 refuses a cache made
- * under other flags, so `node bin/vivarium.js` (no flags) and `vivarium` (the first line's flags)
- * each have one (scripts/build-cli.mjs records both).
+ * under other flags, so each set of flags Node may run this file with has its own (today only none:
+ * `node bin/vivarium.js` and the launcher's `node "$0"`; scripts/build-cli.mjs records one for each
+ * set the launcher line names).
  * @param {string} file
  * @param {readonly string[]} [execArgv]
  */

@@ -48,7 +48,7 @@ describe('bin/vivarium.js', () => {
       expect(execFileSync('vivarium', ['--version'], { encoding: 'utf8', cwd: os.tmpdir(), env }).trim()).toBe(pkg.version);
       // Arguments reach the command as typed (spaces, quotes, a leading dash after --).
       const r = spawnSync('vivarium', ['show', '--', "-a b 'c\""], { encoding: 'utf8', env: { ...env, VIVARIUM_HOME: dir, VIVARIUM_RUNTIME_DIR: path.join(dir, 'run') } });
-      expect(r.stderr).toContain(`No VM named or with id "-a b 'c\""`);
+      expect(r.stderr).toContain(`No VM named or with id "-a b 'c""`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -17,7 +17,7 @@
 import * as http from 'node:http';
 // eslint-disable-next-line no-restricted-imports -- this is the one HTTPS client (see above)
 import * as https from 'node:https';
-import { httpsTrust, isUntrustedCertificate } from './tls-trust';
+import { httpsTrust } from './tls-trust';
 
 export interface HttpGetOptions {
   readonly headers?: Readonly<Record<string, string>>;
@@ -40,31 +40,52 @@ export interface HttpGetResponse {
   cancel(): void;
 }
 
+/**
+ * What a failed request's error carries besides Node's own `code` and message (Object.assign'd onto
+ * Node's error, or on an Error made here): the URL that failed (after redirects), and what the HTTPS
+ * trust was (tls-trust.ts) so a certificate error can say what to do.
+ */
+export interface RequestFailure {
+  readonly url: string;
+  /** ERR_TOO_MANY_REDIRECTS, ERR_REDIRECT_INVALID, ERR_UNSUPPORTED_SCHEME for what this file refuses. */
+  readonly code?: string;
+  /** The NODE_EXTRA_CA_CERTS file Vivarium added to what HTTPS trusts, or null. */
+  readonly trustFile?: string | null;
+  /** Why that file was not used (tls-trust.ts HttpsTrust.problem), or null. */
+  readonly trustProblem?: string | null;
+}
+
 /** GET `url`; resolves once the response's headers are in. Rejects on network errors (Node's
- *  error, with its `code`), on a redirect loop and on a redirect to another scheme. */
+ *  error, with its `code`), on a redirect loop and on a redirect to another scheme (codes above);
+ *  every rejection carries RequestFailure's fields. */
 export function httpGet(url: string, options: HttpGetOptions = {}): Promise<HttpGetResponse> {
   return get(new URL(url), options, options.maxRedirects ?? 10);
 }
 
+function failure(message: string, fields: RequestFailure): Error {
+  return Object.assign(new Error(message), fields);
+}
+
 async function get(url: URL, options: HttpGetOptions, redirectsLeft: number): Promise<HttpGetResponse> {
   const client = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : null;
-  if (!client) throw new Error(`cannot download from a ${url.protocol} address`);
+  if (!client) throw failure(`cannot download from a ${url.protocol} address (only http:// and https://)`, { url: url.toString(), code: 'ERR_UNSUPPORTED_SCHEME' });
   const trust = client === https ? await httpsTrust() : null;
   return new Promise((resolve, reject) => {
-    const req = client.get(url, { headers: { ...options.headers }, ...(options.signal ? { signal: options.signal } : {}), ...(trust?.ca ? { ca: [...trust.ca] } : {}) }, (res) => {
+    const tlsOptions = trust?.secureContext ? { secureContext: trust.secureContext } : {};
+    const req = client.get(url, { headers: { ...options.headers }, ...(options.signal ? { signal: options.signal } : {}), ...tlsOptions }, (res) => {
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
       if ([301, 302, 303, 307, 308].includes(status) && location) {
         res.resume();
         if (redirectsLeft <= 0) {
-          reject(new Error('too many redirects'));
+          reject(failure('it redirected too many times (a redirect loop?)', { url: url.toString(), code: 'ERR_TOO_MANY_REDIRECTS' }));
           return;
         }
         let next: URL;
         try {
           next = new URL(location, url);
         } catch {
-          reject(new Error(`the server redirected to an invalid address (${location})`));
+          reject(failure(`it redirected to an invalid address (${location})`, { url: url.toString(), code: 'ERR_REDIRECT_INVALID' }));
           return;
         }
         get(next, options, redirectsLeft - 1).then(resolve, reject);
@@ -83,10 +104,10 @@ async function get(url: URL, options: HttpGetOptions, redirectsLeft: number): Pr
       });
     });
     req.on('error', (e: NodeJS.ErrnoException) => {
-      // A certificate no trusted authority vouches for, while the file meant to add one was not
-      // used: the error says so (describeNetworkError words it).
-      if (trust?.problem && isUntrustedCertificate(e.code)) Object.assign(e, { trustProblem: trust.problem });
-      reject(e);
+      // Which address failed, and what HTTPS trusted: a certificate error can then say what to do
+      // (media-service.ts describeFetchError).
+      const fields: RequestFailure = { url: url.toString(), trustFile: trust?.file ?? null, trustProblem: trust?.problem ?? null };
+      reject(Object.assign(e, fields));
     });
   });
 }

@@ -8,46 +8,59 @@
  * https://github.com/openssl/openssl/issues/16871): with the system bundle (~140 certificates)
  * named there, Node took 60 ms instead of 22 ms to reach its first line on these machines — a
  * third of a `vivarium start`'s own cost, paid by every command (issue 7). So bin/vivarium.js's
- * launcher line moves the variable to VIVARIUM_EXTRA_CA_CERTS before Node starts, and an HTTPS
- * request (http-get.ts, the only client that makes them) adds those certificates here, the first
- * time one is made (bin/vivarium.js puts NODE_EXTRA_CA_CERTS back into process.env for the programs
- * Vivarium starts; Node does not read it again). Run as `node bin/vivarium.js` (no launcher), Node
- * loads NODE_EXTRA_CA_CERTS itself and VIVARIUM_EXTRA_CA_CERTS is unset: nothing is added (a child
- * that inherits both adds the same certificates twice, which changes nothing).
+ * launcher line moves the variable to VIVARIUM_EXTRA_CA_CERTS before Node starts; bin/vivarium.js
+ * then puts NODE_EXTRA_CA_CERTS back into process.env for the programs Vivarium starts (Node does not
+ * read it again), drops VIVARIUM_EXTRA_CA_CERTS, and leaves the file's name here
+ * (MOVED_EXTRA_CA_CERTS); an HTTPS request (http-get.ts, the only client that makes them) adds its
+ * certificates, the first time one is made. Run as `node bin/vivarium.js` (no launcher), or as the
+ * app, Node loads NODE_EXTRA_CA_CERTS itself and nothing is added here.
  */
 import * as fsp from 'node:fs/promises';
+import type * as Tls from 'node:tls';
+import type { SecureContext } from 'node:tls';
 
-/** The variable bin/vivarium.js's launcher line moves NODE_EXTRA_CA_CERTS's value to. */
-export const MOVED_EXTRA_CA_CERTS = 'VIVARIUM_EXTRA_CA_CERTS';
+/**
+ * Where bin/vivarium.js puts the file its launcher kept from Node (a global, not an environment
+ * variable, so the programs Vivarium starts see only NODE_EXTRA_CA_CERTS, as the person set it).
+ */
+export const MOVED_EXTRA_CA_CERTS = Symbol.for('vivarium.movedExtraCaCerts');
+
+/** The file the launcher kept from this Node, or null (none named, or Node loaded it itself). */
+export function movedExtraCaCerts(): string | null {
+  const v = (globalThis as Record<symbol, unknown>)[MOVED_EXTRA_CA_CERTS];
+  return typeof v === 'string' && v !== '' ? v : null;
+}
 
 /** A certificate bundle larger than this is not read (the system bundle is ~200 KiB). */
 const MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
 
 export interface HttpsTrust {
-  /** For https.request's `ca`: Node's bundled roots and the extra file's PEM text; undefined →
-   *  Node's default store (nothing was moved). */
-  readonly ca?: readonly string[];
+  /** The file NODE_EXTRA_CA_CERTS names when Vivarium (not Node) added it, else null. */
+  readonly file: string | null;
+  /** For https.request's `secureContext`: the default trust (Node's bundled authorities, or the
+   *  system's under --use-openssl-ca) plus the file's; undefined → Node's default. */
+  readonly secureContext?: SecureContext;
   /** Why the named file was not used (unreadable, too large, no certificate in it), as a clause for
    *  an error message; null when it was used or none was named. Node itself warns and goes on in
    *  that case; so does a download, and a certificate error then names this. */
   readonly problem: string | null;
 }
 
-const cache = new Map<string, Promise<HttpsTrust>>();
+/** Successes only: a file that could not be used is read again by the next download (the person
+ *  may have fixed it), one that was used is kept for the process's life, as Node keeps its own. */
+const cache = new Map<string, HttpsTrust>();
 
 /**
- * What an HTTPS request trusts, from `env` (default process.env). Read once per file and process.
- * Never rejects.
+ * What an HTTPS request trusts. Building it parses every bundled authority and the file's (~100 ms,
+ * once per process, on the first HTTPS request — what Node would have spent at start-up). Never rejects.
  */
-export function httpsTrust(env: NodeJS.ProcessEnv = process.env): Promise<HttpsTrust> {
-  const file = env[MOVED_EXTRA_CA_CERTS];
-  if (!file) return Promise.resolve({ problem: null });
-  let p = cache.get(file);
-  if (!p) {
-    p = readTrust(file);
-    cache.set(file, p);
-  }
-  return p;
+export async function httpsTrust(file: string | null = movedExtraCaCerts()): Promise<HttpsTrust> {
+  if (!file) return { file: null, problem: null };
+  const known = cache.get(file);
+  if (known) return known;
+  const trust = await readTrust(file);
+  if (trust.secureContext) cache.set(file, trust);
+  return trust;
 }
 
 async function readTrust(file: string): Promise<HttpsTrust> {
@@ -55,29 +68,36 @@ async function readTrust(file: string): Promise<HttpsTrust> {
   let pem: string;
   try {
     const st = await fsp.stat(file);
-    if (st.size > MAX_BUNDLE_BYTES) return { problem: `${named} is larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB, so it was not used` };
+    if (!st.isFile()) return { file, problem: `${named} is not a file, so it was not used` };
+    if (st.size > MAX_BUNDLE_BYTES) return { file, problem: `${named} is larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB, so it was not used` };
     pem = await fsp.readFile(file, 'latin1');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { problem: `${named} could not be read (${code ?? (e as Error).message}), so it was not used` };
+    return { file, problem: `${named} could not be read (${code ?? (e as Error).message}), so it was not used` };
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return { problem: `${named} holds no PEM certificate, so it was not used` };
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return { file, problem: `${named} holds no PEM certificate, so it was not used` };
   // node:tls only now: loading it costs every command that never downloads (media-service imports this file).
-  const { rootCertificates } = await import('node:tls');
-  return { ca: [...rootCertificates, pem], problem: null };
+  const tls = await import('node:tls');
+  try {
+    return { file, secureContext: withExtraAuthorities(tls, pem), problem: null };
+  } catch (e) {
+    return { file, problem: `${named} could not be parsed (${(e as Error).message}), so it was not used` };
+  }
 }
 
-/** OpenSSL's codes for a server certificate the trusted authorities do not vouch for. */
-const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_UNTRUSTED',
-]);
-
-/** Whether `code` (a TLS error's) says the server's certificate chain is not trusted. */
-export function isUntrustedCertificate(code: string | undefined): boolean {
-  return code !== undefined && UNTRUSTED_CERT_CODES.has(code);
+/**
+ * The default secure context plus the authorities in `pem`. Node's documented `ca` option replaces
+ * the default authorities (which would drop the system store a person chose with --use-openssl-ca),
+ * so the certificates are added to a default context the way Node adds NODE_EXTRA_CA_CERTS itself:
+ * the native context's addCACert (lib/internal/tls/secure-context.js; present since Node 0.x), which
+ * copies the default store before adding. Without it, bundled authorities + `pem`.
+ */
+function withExtraAuthorities(tls: typeof Tls, pem: string): SecureContext {
+  const ctx = tls.createSecureContext();
+  const native = (ctx as unknown as { context?: { addCACert?: (cert: string) => void } }).context;
+  if (typeof native?.addCACert === 'function') {
+    native.addCACert(pem);
+    return ctx;
+  }
+  return tls.createSecureContext({ ca: [...tls.rootCertificates, pem] });
 }
