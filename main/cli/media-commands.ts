@@ -8,7 +8,7 @@
  * same `media download` command goes on from there.
  */
 import * as path from 'node:path';
-import type { DownloadInfo, DownloadRequest, MediaItem } from '../common/contract/media';
+import { downloadUrlProblem, type DownloadInfo, type DownloadRequest, type MediaItem } from '../common/contract/media';
 import type { Services } from '../common/contract';
 import { assertNever, errors, isVivariumError } from '../common/errors';
 import { CONNECTION_LOST_MESSAGE } from '../common/rpc/client';
@@ -83,6 +83,9 @@ export function prepareMedia(command: string, p: Parsed): void {
   if (typeof sha256 === 'string' && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new UsageError('--sha256 must be 64 hexadecimal digits', command);
   const sha512 = p.flags.sha512;
   if (typeof sha512 === 'string' && !/^[0-9a-fA-F]{128}$/.test(sha512)) throw new UsageError('--sha512 must be 128 hexadecimal digits', command);
+  const sums = p.flags.sums;
+  const sumsProblem = typeof sums === 'string' ? downloadUrlProblem(sums) : null;
+  if (sumsProblem !== null) throw new UsageError(`--sums must be the URL of a SHA256SUMS, SHA512SUMS or CHECKSUM file: ${sumsProblem} (for a file you have, give --sha256 with its checksum instead)`, command);
 }
 
 /** Runs a create and, when it converts an import, shows how far on stderr (`Importing app.ova: 42%`). */

@@ -89,6 +89,10 @@ describe('uiError', () => {
     expect(withoutCliText('/home/me/porter.vivarium already exists. Choose another file name.')).toBe('/home/me/porter.vivarium already exists. Choose another file name.');
     expect(withoutCliText('No VM named "x". Run `vivarium list` to see your VMs.')).toBe('No VM named "x".');
     expect(withoutCliText('Only a CLI hint: `vivarium doctor`.')).toBe('Only a CLI hint: `vivarium doctor`.');
+    // A download's certificate failure (main/services/media/request-failure.ts) names no command, so the UI shows it whole.
+    const cert =
+      "did not trust mirror.example for the file: its certificate is not signed by an authority this computer trusts (SELF_SIGNED_CERT_IN_CHAIN); if a proxy or a private mirror signs with its own authority, name that authority's certificate file (PEM) in NODE_EXTRA_CA_CERTS for the process that downloads: the command, or the app or server when one runs (restart it)";
+    expect(withoutCliText(`The download of x.iso failed: ${cert}. Nothing was downloaded; run the same download again once that is fixed.`)).toContain(cert);
     expect(withoutCliText('"web" has no display (it was created with --display none). Use its serial console.')).toBe('"web" has no display. Use its serial console.');
     expect(errorMessage(errors.notFound('x'))).toBe('No VM named or with id "x".');
     expect(uiError(errors.mustStop('web', 'running', 'delete it')).remedy).toMatchObject({ action: 'shutdown' });

@@ -28,14 +28,32 @@ export type ChecksumAlgorithm = z.infer<typeof ChecksumAlgorithm>;
 export const DownloadUrl = z
   .string()
   .max(2048)
-  .refine((u) => {
-    try {
-      const url = new URL(u);
-      return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
-    } catch {
-      return false;
-    }
-  }, 'must be an http:// or https:// URL without a user name or password');
+  .superRefine((u, ctx) => {
+    const problem = downloadUrlProblem(u);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: `must be an http:// or https:// URL: ${problem}` });
+  });
+
+/**
+ * Why `u` cannot be downloaded from, as a clause ("its port must be 1–65535"), or null when it can:
+ * an http:// or https:// URL (WHATWG URL syntax) with a host and without a user name or password
+ * (credentials in a URL end up in logs and in the download's state file).
+ */
+export function downloadUrlProblem(u: string): string | null {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(u)?.[1]?.toLowerCase();
+  if (scheme === undefined) return `"${u}" is not a URL (it needs http:// or https:// in front)`;
+  if (scheme !== 'http' && scheme !== 'https') return `only http:// and https:// addresses can be downloaded, not ${scheme}:`;
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    const port = /^[a-z]+:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/i.exec(u)?.[1];
+    if (port !== undefined && Number(port) > 65535) return `its port (${port}) must be 1–65535`;
+    return /^[a-z]+:\/\/(?:[/?#]|$)/i.test(u) ? 'it names no host' : `"${u}" is not a valid URL (check the host name and the port)`;
+  }
+  if (url.hostname === '') return 'it names no host';
+  if (url.username !== '' || url.password !== '') return 'it must not hold a user name or password';
+  return null;
+}
 
 /** A file name in `resources/keys/` (an OpenPGP keyring Vivarium ships). */
 const KeyringFile = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/);

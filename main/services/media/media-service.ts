@@ -17,8 +17,9 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { formatBytes } from '../../common/format';
 import {
-  DownloadUrl,
+  downloadUrlProblem,
   type CatalogEntry,
   type CatalogQuery,
   type ChecksumAlgorithm,
@@ -37,7 +38,7 @@ import { MediaStore, type MediaMeta, type PartialState } from './store';
 import type { FileHasher } from './file-hasher';
 import { BadSignature, readShippedKeyring, spacedFingerprint, verifySums } from './signature';
 import type { HttpGetResponse } from './http-get';
-import { isUntrustedCertificate } from './tls-trust';
+import { describeRequestFailure } from './request-failure';
 import { findDigest } from './sums';
 
 export interface MediaManagerOptions {
@@ -392,8 +393,8 @@ export class MediaManager implements MediaService {
     let url: string;
     let entry: CatalogEntry | null = null;
     if (isUrl) {
-      const ok = DownloadUrl.safeParse(r.source);
-      if (!ok.success) throw errors.invalid(`"${r.source}" cannot be downloaded: only http:// and https:// URLs without a user name or password are.`);
+      const problem = downloadUrlProblem(r.source);
+      if (problem !== null) throw errors.invalid(`"${r.source}" cannot be downloaded: ${problem}.`);
       url = new URL(r.source).toString();
     } else {
       entry = (await this.entries()).find((e) => e.id === r.source) ?? null;
@@ -512,12 +513,12 @@ class Permanent extends Error {}
  *  cause is fixed (a server certificate no trusted authority signs: NODE_EXTRA_CA_CERTS). */
 class NotRetried extends Error {}
 
-/** The error for a request that did not get a response: NotRetried for an untrusted certificate,
- *  else a plain Error (retried). */
-function unreachable(url: string, e: unknown): Error {
-  const message = `could not reach ${new URL(url).host}: ${describeFetchError(e)}.`;
-  const err = e as { code?: string; cause?: { code?: string } };
-  return isUntrustedCertificate(err.cause?.code ?? err.code) ? new NotRetried(message) : new Error(message);
+/** The error for a request that did not get a response (request-failure.ts): NotRetried when
+ *  waiting cannot help (a certificate, a port that does not speak HTTPS, a redirect loop), else a
+ *  plain Error, which is retried. `role`: what was being fetched ("the file", "the checksum file"). */
+function unreachable(url: string, e: unknown, role: string): Error {
+  const { message, retry } = describeRequestFailure(e, url, role);
+  return retry ? new Error(`${message}.`) : new NotRetried(`${message}.`);
 }
 
 class Job {
@@ -623,16 +624,21 @@ class Job {
         this.error = e.message;
         this.fail('failed', new VivariumError(ErrorCode.InvalidState, e.message, { id: this.id }));
       } else {
-        // Retries exhausted, or not worth one: keep the partial for a later resume.
+        // Retries exhausted: keep the download paused for a resume (the network may come back; the
+        // UI offers Resume). Not worth a retry (a certificate, a port that is not HTTPS): the person
+        // must change something first, so with nothing downloaded no paused entry is left to
+        // discard (tester-s7 #9); a partial file is kept either way.
         this.error = `${(e as Error).message}`;
-        await this.save({ running: false, error: this.error }).catch(() => undefined);
-        const why = e instanceof NotRetried ? 'stopped' : 'paused after repeated failures';
-        this.fail(
-          'paused',
-          errors.state(`The download of ${name} ${why}: ${this.error} The partial file is kept; resume it (id ${this.id}) to go on.`, {
-            id: this.id,
-          }),
-        );
+        const kept = (await fs.stat(this.store.part(this.id)).catch(() => null))?.size ?? 0;
+        if (kept === 0 && e instanceof NotRetried) {
+          await this.store.removePartial(this.id);
+          this.fail('failed', errors.state(`The download of ${name} failed: ${this.error} Nothing was downloaded; run the same download again once that is fixed.`, { id: this.id }));
+        } else {
+          await this.save({ running: false, error: this.error }).catch(() => undefined);
+          const why = e instanceof NotRetried ? 'stopped' : 'paused after repeated failures';
+          const then = kept === 0 ? `Nothing was downloaded yet; resume it (id ${this.id}) when that is fixed.` : `The partial file (${formatBytes(kept)}) is kept; resume it (id ${this.id}) to go on.`;
+          this.fail('paused', errors.state(`The download of ${name} ${why}: ${this.error} ${then}`, { id: this.id }));
+        }
       }
     } finally {
       this.dropHasher();
@@ -693,7 +699,7 @@ class Job {
       return await httpGet(url, { headers, signal: this.abort.signal });
     } catch (e) {
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
-      throw unreachable(url, e);
+      throw unreachable(url, e, 'the file');
     }
   }
 
@@ -710,7 +716,7 @@ class Job {
         } catch (e) {
           if (e instanceof BodyTooLarge) throw new Permanent(`${url} is too large to be a ${what}.`);
           if (this.stopReason !== null) throw new Stopped(this.stopReason);
-          throw unreachable(url, e);
+          throw unreachable(url, e, `the ${what}`);
         }
         if (res.status >= 400 && res.status < 500) {
           throw new Permanent(`The ${what} ${url} could not be fetched (${res.status} ${res.statusText}). Check the address, or give the checksum itself.`);
@@ -886,7 +892,7 @@ class Job {
       await writer.close().catch(() => undefined);
       if (this.stopReason !== null) throw new Stopped(this.stopReason);
       if (failed) throw new Permanent(`${part} could not be written (${failed.message}).`);
-      throw new Error(`the connection broke at ${this.received} bytes (${describeFetchError(e)}).`);
+      throw new Error(`the connection broke at ${this.received} bytes (${describeRequestFailure(e, this.state.url, 'the file').words}).`);
     }
     try {
       size = await writer.close();
@@ -960,29 +966,6 @@ class Job {
   }
 }
 
-const NETWORK_WORDS: Readonly<Record<string, string>> = {
-  ENOTFOUND: 'the host name does not resolve; check the network connection',
-  EAI_AGAIN: 'the host name could not be resolved just now; check the network connection',
-  ECONNREFUSED: 'the server refused the connection',
-  ECONNRESET: 'the connection was reset',
-  ETIMEDOUT: 'the connection timed out',
-  EHOSTUNREACH: 'the host is unreachable',
-  ENETUNREACH: 'the network is unreachable',
-};
-
 /** A small file's limit (a SUMS file, a signature). */
 const MAX_SMALL_FILE_BYTES = 4 * 1024 * 1024;
 
-/** A network failure in words (http-get.ts's errors are Node's, with `code`; some wrap a `cause`). */
-function describeFetchError(e: unknown): string {
-  const err = e as { message?: string; code?: string; cause?: { code?: string; message?: string }; trustProblem?: string };
-  const code = err.cause?.code ?? err.code;
-  if (code && NETWORK_WORDS[code]) return `${NETWORK_WORDS[code]} (${code})`;
-  if (isUntrustedCertificate(code)) {
-    const fix = err.trustProblem
-      ? `${err.trustProblem}`
-      : 'if a proxy or a private mirror signs with its own authority, name that certificate file (PEM) in NODE_EXTRA_CA_CERTS';
-    return `its certificate is not signed by an authority this computer trusts (${code}); ${fix}`;
-  }
-  return [err.message ?? String(e), err.cause?.message].filter(Boolean).join(': ');
-}
