@@ -514,7 +514,7 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
           // its monitor for good once it answers again, and every later connection (this engine's
           // too) would be refused as "another program is connected".
           monitor.close();
-          throw e;
+          throw this.explainSilent(e, id, pid, timeoutMs);
         }
         if (uuid !== id) {
           monitor.close();
@@ -554,6 +554,15 @@ export class QemuDriver implements VmDriver, Screenshotter, KeySender, Snapshott
       this.deps.events.append(id, live.kind === 'paused' ? `paused (QEMU says: ${live.reason})` : 'running again');
       this.emitter.fire({ kind: 'changed', id });
     }
+  }
+
+  /** A monitor that greeted, then did not answer within `timeoutMs`: a QEMU not responding (said
+   *  as the stop ladder's liveness check says it), so a stop goes on to the signals with that cause. */
+  private explainSilent(e: unknown, id: string, pid: number | null, timeoutMs: number): unknown {
+    const qemuPid = pid ?? this.deps.runStates.currentRecord(id)?.pid ?? null;
+    if (qemuPid === null || !(e instanceof VivariumError) || e.code !== ErrorCode.Timeout) return e;
+    const why = notRespondingWhy(qemuPid, `did not answer its monitor within ${timeoutMs / 1000} s`);
+    return errors.timeout(`QEMU ${why}.`, { notResponding: true, why });
   }
 
   private async explainUnreachable(e: unknown, id: string, pid: number | null, rt: VmRuntimePaths): Promise<unknown> {
