@@ -9,6 +9,7 @@ import { testGuest } from '../test-support/guest';
 import { makeTestHome, type TestHome } from '../test-support/home';
 import { qemuProcessesUnder } from '../test-support/qemu-procs';
 import { createEngine, type Engine } from './engine';
+import { processState } from './runtime/records';
 
 let t: TestHome;
 let engine: Engine | null = null;
@@ -221,6 +222,9 @@ describe('a QEMU that stops answering while a long-lived engine holds its monito
     await new Promise((r) => setTimeout(r, 2_500));
     process.kill(pid, 'SIGSTOP');
     try {
+      // The kernel marks the process stopped ("T") once its threads take the signal, which on a
+      // loaded host can be after a read that follows kill() at once.
+      for (let i = 0; i < 200 && processState(pid) !== 'T'; i++) await new Promise((r) => setTimeout(r, 10));
       const vm = (await e.manager.list())[0]!;
       expect(vm.state).toBe('running');
       expect(vm.error).toBe(`QEMU (pid ${pid}) is not responding: its process is stopped (SIGSTOP). Continue its process (SIGCONT), or force the VM off.`);
