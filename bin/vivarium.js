@@ -4,9 +4,10 @@
 // The two lines above are the launcher, read by sh (for sh, line 2 is `:` and shell built-ins, then
 // node; for JavaScript, a string and a comment). Node 20 parses the file NODE_EXTRA_CA_CERTS names before
 // any JavaScript runs, in every process: with a system bundle that is ~38 ms of every command
-// (issue 7). The launcher moves it to VIVARIUM_EXTRA_CA_CERTS, whose certificates Vivarium's HTTPS
-// client adds when it makes a request (main/services/media/tls-trust.ts), and runs Node without
-// flags (the code cache below is recorded for none). `node bin/vivarium.js` skips the launcher:
+// (issue 7). The launcher moves it to VIVARIUM_EXTRA_CA_CERTS for the lines below, which hand the
+// file to Vivarium's HTTPS client (it adds the certificates when it makes a request:
+// main/services/media/tls-trust.ts), and runs Node without flags (the code cache below is recorded
+// for none). `node bin/vivarium.js` skips the launcher:
 // Node then loads NODE_EXTRA_CA_CERTS itself.
 // The `vivarium` command. `npm run build` (also run by `npm install` through `prepare`) bundles the
 // TypeScript sources into out/main/cli/vivarium.js (scripts/build-cli.mjs) and stores V8's compiled
