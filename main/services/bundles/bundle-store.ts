@@ -99,32 +99,23 @@ export class BundleStore {
   /** read() without blocking the event loop. */
   async readAsync(id: string): Promise<BundleEntry | null> {
     const b = this.layout.bundle(id);
+    let dirSt: fs.Stats;
     let st: fs.Stats;
     try {
-      if ((await fsp.lstat(b.dir)).isSymbolicLink()) {
-        this.cache.delete(id);
-        return linkedFolderEntry(id, b.dir);
-      }
-      st = await fsp.lstat(b.config);
+      dirSt = await fsp.lstat(b.dir);
+      st = dirSt.isSymbolicLink() ? dirSt : await fsp.lstat(b.config);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-      return { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
+      return missingOrBroken(id, b.dir, e);
     }
-    if (st.isSymbolicLink()) {
-      this.cache.delete(id);
-      return { id, dir: b.dir, ok: false, error: symlinkError(b.config).message, name: null };
-    }
-    const slot = this.cache.get(id);
-    if (slot && slot.mtimeMs === st.mtimeMs && slot.size === st.size) return slot.entry;
-    let entry: BundleEntry;
+    const known = this.known(id, b, dirSt, st);
+    if (known !== undefined) return known;
+    let text: string | Error;
     try {
-      entry = entryFromText(id, b.dir, (await readFileNoFollowAsync(b.config)).toString('utf8'));
+      text = (await readFileNoFollowAsync(b.config)).toString('utf8');
     } catch (e) {
-      entry = { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
+      text = e as Error;
     }
-    this.cache.set(id, { mtimeMs: st.mtimeMs, size: st.size, entry });
-    return entry;
+    return this.remember(id, b.dir, st, text);
   }
 
   /**
@@ -134,32 +125,50 @@ export class BundleStore {
    */
   read(id: string): BundleEntry | null {
     const b = this.layout.bundle(id);
+    let dirSt: fs.Stats;
     let st: fs.Stats;
     try {
       // eslint-disable-next-line no-restricted-syntax -- read() serves the synchronous list(): one lstat
-      const dirSt = fs.lstatSync(b.dir);
-      if (dirSt.isSymbolicLink()) {
-        this.cache.delete(id);
-        return linkedFolderEntry(id, b.dir);
-      }
+      dirSt = fs.lstatSync(b.dir);
       // eslint-disable-next-line no-restricted-syntax -- read() serves the synchronous list(): one lstat (the cache key)
-      st = fs.lstatSync(b.config);
+      st = dirSt.isSymbolicLink() ? dirSt : fs.lstatSync(b.config);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-      return { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
+      return missingOrBroken(id, b.dir, e);
+    }
+    const known = this.known(id, b, dirSt, st);
+    if (known !== undefined) return known;
+    let text: string | Error;
+    try {
+      text = readFileNoFollow(b.config).toString('utf8');
+    } catch (e) {
+      text = e as Error;
+    }
+    return this.remember(id, b.dir, st, text);
+  }
+
+  /** What read()/readAsync() answer from the folder's and config.json's lstat alone — a link, or
+   *  the cached entry of an unchanged config.json — or undefined: config.json must be read. */
+  private known(id: string, b: { readonly dir: string; readonly config: string }, dirSt: fs.Stats, st: fs.Stats): BundleEntry | undefined {
+    if (dirSt.isSymbolicLink()) {
+      this.cache.delete(id);
+      return linkedFolderEntry(id, b.dir);
     }
     if (st.isSymbolicLink()) {
       this.cache.delete(id);
       return { id, dir: b.dir, ok: false, error: symlinkError(b.config).message, name: null };
     }
     const slot = this.cache.get(id);
-    if (slot && slot.mtimeMs === st.mtimeMs && slot.size === st.size) return slot.entry;
+    return slot && slot.mtimeMs === st.mtimeMs && slot.size === st.size ? slot.entry : undefined;
+  }
+
+  /** The entry for config.json's text (or the error reading it), cached under its lstat. */
+  private remember(id: string, dir: string, st: fs.Stats, text: string | Error): BundleEntry {
     let entry: BundleEntry;
     try {
-      entry = entryFromText(id, b.dir, readFileNoFollow(b.config).toString('utf8'));
+      if (text instanceof Error) throw text;
+      entry = entryFromText(id, dir, text);
     } catch (e) {
-      entry = { id, dir: b.dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
+      entry = { id, dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
     }
     this.cache.set(id, { mtimeMs: st.mtimeMs, size: st.size, entry });
     return entry;
@@ -350,4 +359,12 @@ export function safeFileStem(name: string): string {
     .replace(/^[-.]+|[-.]+$/g, '')
     .slice(0, 40);
   return stem || 'vm';
+}
+
+/** A bundle whose folder or config.json could not be looked at: none (no such folder or file: not
+ *  a VM), or a broken entry that says why. */
+function missingOrBroken(id: string, dir: string, e: unknown): BundleEntry | null {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+  return { id, dir, ok: false, error: `Cannot read config.json: ${(e as Error).message}`, name: null };
 }
