@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { VmInfo } from '../common/models/vm-state';
 import { testGuest } from '../test-support/guest';
 import { makeTestHome, type TestHome } from '../test-support/home';
-import { qemuProcessesUnder } from '../test-support/qemu-procs';
+import { endEngineTest } from '../test-support/engine-home';
 import { processState } from './runtime/records';
 import { createEngine, type Engine } from './engine';
 
@@ -30,15 +30,8 @@ afterEach(async () => {
     }
     stoppedPid = null;
   }
-  if (engine) {
-    for (const vm of engine.manager.listSync()) {
-      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-    }
-    await engine.dispose();
-    engine = null;
-  }
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
+  engine = null;
 });
 
 const NOT_RESPONDING = /^QEMU \(pid \d+\) is not responding: its process is stopped \(SIGSTOP\)\. Continue its process \(SIGCONT\), or force the VM off\.$/;

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VivariumError } from '../common/errors';
 import { testGuest } from '../test-support/guest';
 import { makeTestHome, type TestHome } from '../test-support/home';
-import { qemuProcessesUnder } from '../test-support/qemu-procs';
+import { endEngineTest } from '../test-support/engine-home';
 import { createEngine, type Engine } from './engine';
 import { processState } from './runtime/records';
 
@@ -19,15 +19,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  if (engine) {
-    for (const vm of engine.manager.listSync()) {
-      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-    }
-    await engine.dispose();
-    engine = null;
-  }
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
+  engine = null;
 });
 
 async function startGuest(e: Engine, name: string): Promise<string> {

@@ -5,9 +5,10 @@
  *   const ctx = useEngineHome();
  *   it('…', async () => { await ctx.engine.manager.create({ … }); });
  */
-import { afterEach, beforeEach } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import { createEngine, type Engine } from '../services/engine';
 import { makeTestHome, type TestHome } from './home';
+import { qemuProcessesUnder } from './qemu-procs';
 
 export interface EngineHome {
   /** The current test's home (VIVARIUM_HOME, runtime folder, env). */
@@ -42,4 +43,21 @@ export function useEngineHome(): EngineHome {
       return need(engine, 'engine');
     },
   };
+}
+
+/**
+ * A test's teardown for an engine it made itself: forces off every VM that has a QEMU (a suspended
+ * VM has none; its saved state stays), disposes the engine (null: none was made), cleans the home,
+ * and checks that no QEMU of the home is left. Errors of the Force Off are ignored: the home's
+ * cleanup kills what survives, and the check says so.
+ */
+export async function endEngineTest(engine: Engine | null, t: TestHome): Promise<void> {
+  if (engine) {
+    for (const vm of engine.manager.listSync()) {
+      if (vm.state !== 'stopped' && vm.state !== 'suspended') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
+    }
+    await engine.dispose();
+  }
+  await t.cleanup();
+  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
 }

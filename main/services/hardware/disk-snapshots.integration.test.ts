@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
+import { endEngineTest } from '../../test-support/engine-home';
 import { qemuProcessesUnder } from '../../test-support/qemu-procs';
 import type { VmConfig } from '../../common/models/vm-config';
 import { createEngine, type Engine } from '../engine';
@@ -25,12 +26,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const vm of engine.manager.listSync()) {
-    if (vm.state !== 'stopped' && vm.state !== 'suspended') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-  }
-  await engine.dispose();
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
 });
 
 const MiB = 1024 * 1024;

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
-import { qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { endEngineTest } from '../../test-support/engine-home';
 import { createEngine, type Engine } from '../engine';
 import { SERIAL_LOG_CAP_BYTES, SERIAL_LOG_LIMITS, olderSerialLog } from './serial-log';
 
@@ -18,15 +18,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  if (engine) {
-    for (const vm of engine.manager.listSync()) {
-      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-    }
-    await engine.dispose();
-    engine = null;
-  }
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
+  engine = null;
 });
 
 it('rotates a running VM\'s serial.log once it passes the threshold, keeping the newest output', async () => {

@@ -15,7 +15,8 @@ import type { SnapshotProgressEvent } from '../../common/contract/snapshots';
 import { CLI_BIN } from '../../test-support/cli';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
-import { processesMentioning, qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { endEngineTest } from '../../test-support/engine-home';
+import { processesMentioning } from '../../test-support/qemu-procs';
 import { createEngine, type Engine } from '../engine';
 import { Layout } from '../paths';
 import { ask as askSerial } from '../../test-support/serial-talk';
@@ -28,15 +29,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  if (engine) {
-    for (const vm of engine.manager.listSync()) {
-      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-    }
-    await engine.dispose();
-    engine = null;
-  }
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
+  engine = null;
 });
 
 async function createGuest(e: Engine, name: string, memoryMiB = 256, diskSizeBytes = 64 * 1024 * 1024): Promise<string> {

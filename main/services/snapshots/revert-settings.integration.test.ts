@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
-import { qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { endEngineTest } from '../../test-support/engine-home';
 import type { VivariumError } from '../../common/errors';
 import { createEngine, type Engine } from '../engine';
 import { ask, typeLine } from '../../test-support/serial-talk';
@@ -24,15 +24,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  if (engine) {
-    for (const vm of engine.manager.listSync()) {
-      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-    }
-    await engine.dispose();
-    engine = null;
-  }
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
+  engine = null;
 });
 
 async function createGuest(e: Engine, name: string): Promise<string> {

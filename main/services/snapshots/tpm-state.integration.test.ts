@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
-import { processesMentioning, qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { endEngineTest } from '../../test-support/engine-home';
+import { processesMentioning } from '../../test-support/qemu-procs';
 import { createEngine, type Engine } from '../engine';
 import { listTar } from '../imports/tar';
 import { MANIFEST } from './bundle-archive';
@@ -26,12 +27,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const vm of engine.manager.listSync()) {
-    if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-  }
-  await engine.dispose();
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
 });
 
 const MiB = 1024 * 1024;

@@ -9,7 +9,7 @@ import type { StatsSample, VmStats } from '../../common/models/stats';
 import { runCli, runCliJson } from '../../test-support/cli';
 import { testGuest } from '../../test-support/guest';
 import { makeTestHome, type TestHome } from '../../test-support/home';
-import { qemuProcessesUnder } from '../../test-support/qemu-procs';
+import { endEngineTest } from '../../test-support/engine-home';
 import { createEngine, type Engine } from '../engine';
 import { HostSampler } from './host-sampler';
 import { StatsEngine } from './stats-service';
@@ -68,15 +68,8 @@ afterEach(async () => {
   serial = null;
   stats?.dispose();
   stats = null;
-  if (engine) {
-    for (const vm of engine.manager.listSync()) {
-      if (vm.state !== 'stopped') await engine.manager.stop(vm.id, { force: true }).catch(() => undefined);
-    }
-    await engine.dispose();
-    engine = null;
-  }
-  await t.cleanup();
-  expect(qemuProcessesUnder(t.runtimeDir)).toEqual([]);
+  await endEngineTest(engine, t);
+  engine = null;
 });
 
 function vmOf(s: StatsSample, id: string): VmStats {
